@@ -1,0 +1,14 @@
+/* pr_version: what built this library, for self-describing output. */
+#ifndef PR_VERSION_H
+#define PR_VERSION_H
+
+#include <stdio.h>
+
+const char *pr_version(void);      /* e.g. "0.1.0" */
+const char *pr_git_commit(void);   /* git describe of the source tree, or "unknown" */
+const char *pr_build_type(void);   /* meson buildtype */
+/* One line per fact, each starting with prefix (e.g. "# "): version, commit, build type,
+ * compiler, and the versions of GMP, MPFR, FLINT, Arb, FFTW and OpenBLAS. */
+void pr_version_fprint(FILE *f, const char *prefix);
+
+#endif

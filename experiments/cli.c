@@ -1,0 +1,162 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pr_status.h"
+#include "cli.h"
+
+int pr_cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "polyrope %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 2;
+}
+
+int pr_cli_fail_status(const char *cmd, int st, const char *what)
+{
+    return pr_cli_fail(cmd, "%s: %s", what, pr_strerror(st));
+}
+
+static int choice_ok(const char *choices, const char *v)
+{
+    size_t len = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, v, n) == 0)
+            return 1;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static int set_value(const char *cmd, pr_opt_t *o, const char *v)
+{
+    char *end;
+    int checked = o->lo != o->hi;
+    switch (o->type) {
+    case PR_OPT_INT: {
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end)
+            return pr_cli_fail(cmd, "--%s expects an integer, got '%s'", o->name, v);
+        if (checked && (x < o->lo || x > o->hi))
+            return pr_cli_fail(cmd, "--%s must lie in [%.0f, %.0f], got %ld", o->name, o->lo, o->hi, x);
+        *(long *)o->dest = x;
+        break;
+    }
+    case PR_OPT_DOUBLE: {
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x))
+            return pr_cli_fail(cmd, "--%s expects a finite number, got '%s'", o->name, v);
+        if (checked && (x < o->lo || x > o->hi))
+            return pr_cli_fail(cmd, "--%s must lie in [%g, %g], got %g", o->name, o->lo, o->hi, x);
+        *(double *)o->dest = x;
+        break;
+    }
+    case PR_OPT_CHOICE:
+        if (!choice_ok(o->choices, v))
+            return pr_cli_fail(cmd, "--%s must be one of %s, got '%s'", o->name, o->choices, v);
+        /* fall through */
+    case PR_OPT_STRING:
+        *(const char **)o->dest = v;
+        break;
+    case PR_OPT_FLAG:
+        *(int *)o->dest = 1;
+        break;
+    }
+    o->given = 1;
+    return 0;
+}
+
+int pr_cli_parse(pr_cmd_spec_t *spec, int argc, char **argv, char **pos, int *npos)
+{
+    *npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv[i];
+        if (only_pos || arg[0] != '-' || arg[1] == '\0') {
+            pos[(*npos)++] = arg;
+            continue;
+        }
+        if (!strcmp(arg, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            pr_cli_help(stdout, spec);
+            return -1;
+        }
+        if (arg[1] != '-')
+            return pr_cli_fail(spec->name, "unknown option '%s' (see polyrope %s --help)", arg, spec->name);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        pr_opt_t *o = 0;
+        for (int k = 0; k < spec->nopts; k++)
+            if (strlen(spec->opts[k].name) == len && !strncmp(spec->opts[k].name, name, len))
+                o = &spec->opts[k];
+        if (!o)
+            return pr_cli_fail(spec->name, "unknown option '--%.*s' (see polyrope %s --help)",
+                               (int)len, name, spec->name);
+        const char *v = 0;
+        if (o->type == PR_OPT_FLAG) {
+            if (eq)
+                return pr_cli_fail(spec->name, "--%s takes no value", o->name);
+        } else if (eq) {
+            v = eq + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            return pr_cli_fail(spec->name, "--%s needs a value", o->name);
+        }
+        if (set_value(spec->name, o, v))
+            return 2;
+    }
+    return 0;
+}
+
+void pr_cli_help(FILE *f, const pr_cmd_spec_t *spec)
+{
+    fprintf(f, "usage: polyrope %s [options]%s%s\n\n%s\n", spec->name, spec->args[0] ? " " : "",
+            spec->args, spec->summary);
+    if (spec->details)
+        fprintf(f, "\n%s\n", spec->details);
+    fprintf(f, "\noptions:\n");
+    for (int k = 0; k < spec->nopts; k++) {
+        const pr_opt_t *o = &spec->opts[k];
+        char lhs[96];
+        const char *meta = o->type == PR_OPT_INT ? " N" : o->type == PR_OPT_DOUBLE ? " X"
+                         : o->type == PR_OPT_FLAG ? "" : o->type == PR_OPT_CHOICE ? " " : " S";
+        snprintf(lhs, sizeof lhs, "--%s%s%s", o->name, meta, o->type == PR_OPT_CHOICE ? o->choices : "");
+        fprintf(f, "  %-34s %s", lhs, o->help);
+        /* the default is whatever dest holds before parsing */
+        switch (o->type) {
+        case PR_OPT_INT: fprintf(f, " (default %ld)", *(long *)o->dest); break;
+        case PR_OPT_DOUBLE: fprintf(f, " (default %g)", *(double *)o->dest); break;
+        case PR_OPT_STRING:
+        case PR_OPT_CHOICE:
+            if (*(const char **)o->dest)
+                fprintf(f, " (default %s)", *(const char **)o->dest);
+            break;
+        case PR_OPT_FLAG: break;
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-34s %s\n", "--help", "print this help and exit");
+}
+
+int pr_cli_given(const pr_cmd_spec_t *spec, const char *name)
+{
+    for (int k = 0; k < spec->nopts; k++)
+        if (!strcmp(spec->opts[k].name, name))
+            return spec->opts[k].given;
+    return 0;
+}

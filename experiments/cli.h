@@ -1,0 +1,52 @@
+/* cli: option tables for the polyrope subcommands. The --help text is generated from the
+ * same table that parses, so it cannot drift from what the command accepts. */
+#ifndef PR_CLI_H
+#define PR_CLI_H
+
+#include <stdio.h>
+
+typedef enum {
+    PR_OPT_INT,      /* long, dest: long*, checked against [lo, hi] */
+    PR_OPT_DOUBLE,   /* finite double, dest: double*, checked against [lo, hi] */
+    PR_OPT_STRING,   /* dest: const char** */
+    PR_OPT_CHOICE,   /* dest: const char**, one of choices "a|b|c" */
+    PR_OPT_FLAG      /* dest: int*, set to 1 */
+} pr_opt_type_t;
+
+typedef struct {
+    const char *name;      /* without the leading -- */
+    pr_opt_type_t type;
+    void *dest;
+    const char *help;
+    const char *choices;   /* PR_OPT_CHOICE only */
+    double lo, hi;         /* PR_OPT_INT / PR_OPT_DOUBLE; lo == hi means unchecked */
+    int given;             /* set by the parser */
+} pr_opt_t;
+
+typedef struct {
+    const char *name;      /* e.g. "attn" */
+    const char *args;      /* positional synopsis, e.g. "[NAME...]" or "" */
+    const char *summary;   /* one line */
+    const char *details;   /* extra paragraphs for --help, or NULL */
+    pr_opt_t *opts;
+    int nopts;
+} pr_cmd_spec_t;
+
+/* Parses argv[1..argc) (argv[0] is the command name). Positional arguments are
+ * returned in pos[0..*npos) (pointers into argv; pos must hold argc entries).
+ * Returns 0 on success, 2 after printing a one-line error to stderr, or -1 after
+ * printing --help to stdout (the caller then exits 0). */
+int pr_cli_parse(pr_cmd_spec_t *spec, int argc, char **argv, char **pos, int *npos);
+
+void pr_cli_help(FILE *f, const pr_cmd_spec_t *spec);
+
+/* Prints "polyrope CMD: message" to stderr and returns exit status 2 (bad usage or input). */
+int pr_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A status from the library as a one-line error: "polyrope CMD: what: pr_strerror(st)". */
+int pr_cli_fail_status(const char *cmd, int st, const char *what);
+
+/* 1 when option `name` was given on the command line */
+int pr_cli_given(const pr_cmd_spec_t *spec, const char *name);
+
+#endif

@@ -1,0 +1,7 @@
+#include "cli.h"
+#include "commands.h"
+
+int pr_cmd_plot(int argc, char **argv)
+{
+    return pr_cli_fail("plot", "not built yet");
+}
