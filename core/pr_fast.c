@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_fast.h"
@@ -357,6 +358,18 @@ static void *alloc_doubles(size_t count)
     return count <= SIZE_MAX / sizeof(double) ? malloc(sizeof(double) * (count ? count : 1)) : NULL;
 }
 
+/* The large arrays (spectra, powers): 2 MiB aligned and backed by transparent huge pages where
+ * the kernel allows, since first-touch page faults otherwise dominate planning on virtual
+ * machines. Not zeroed: every entry is written before it is read. */
+static double *alloc_big(size_t count)
+{
+    void *p = NULL;
+    if (count > SIZE_MAX / sizeof(double) || posix_memalign(&p, (size_t)2 << 20, sizeof(double) * (count ? count : 1)))
+        return NULL;
+    madvise(p, sizeof(double) * count, MADV_HUGEPAGE);
+    return p;
+}
+
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
                  size_t mem_budget, long max_terms)
 {
@@ -393,18 +406,19 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
         return st;
     }
     F->bias = alloc_doubles(L);
-    F->pw = alloc_doubles((size_t)s * g * L);
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    F->pw = alloc_big((size_t)s * g * L);
     F->tbuf = alloc_doubles((size_t)(s + 1) * L);
     F->uv = alloc_doubles((size_t)(g + 1) * n);
     F->vx = alloc_doubles(n);
     F->col = alloc_doubles(n);
     F->num = alloc_doubles((size_t)n * (d + 1));
-    F->xhat = pr_toeplitz_spec_alloc(F->tp, (size_t)T->bm->count * (d + 1));
+    F->xhat = alloc_big(sl * T->bm->count * (d + 1));
     F->acc = pr_toeplitz_spec_alloc(F->tp, (size_t)(d + 2));   /* the last one: a leaf spectrum */
     F->rstart = malloc(sizeof(int) * (T->da + 1));
     F->ecur = calloc(s, 1);
     if (!F->streamed)
-        F->spec = pr_toeplitz_spec_alloc(F->tp, (size_t)T->nterms);
+        F->spec = alloc_big(sl * T->nterms);
     if (!F->bias || !F->pw || !F->tbuf || !F->uv || !F->vx || !F->col || !F->num || !F->xhat
         || !F->acc || !F->rstart || !F->ecur || (!F->streamed && !F->spec)) {
         pr_fast_destroy(F);
@@ -445,8 +459,8 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
 void pr_fast_destroy(pr_fast_plan_t F)
 {
     pr_fast_terms_clear(F->terms);
-    pr_toeplitz_spec_free(F->spec);
-    pr_toeplitz_spec_free(F->xhat);
+    free(F->spec);
+    free(F->xhat);
     pr_toeplitz_spec_free(F->acc);
     free(F->rstart); free(F->ecur);
     free(F->pw); free(F->bias); free(F->tbuf); free(F->uv); free(F->vx); free(F->col); free(F->num);
@@ -661,9 +675,9 @@ static void poly_bound(pr_fast_info_t *info, const pr_expoly_t p, double rho, do
     info->degree = p->degree;
     info->poly_err = p->eps_A + p->conv_err;
     info->ops_factor = rho * (per_degree * p->degree + log_ops);
-    double f = pr_expoly_floor(p->c, p->degree, info->R_floor, info->poly_err) * info->ops_factor;
-    info->floor = f < 1.0 ? 2.0 * info->vnorm * f / (1.0 - f) : INFINITY;
     double e = info->poly_err;
+    double f = e < 1.0 ? pr_expoly_floor(p->c, p->degree, info->R_floor, e) * info->ops_factor : INFINITY;
+    info->floor = f < 1.0 ? 2.0 * info->vnorm * f / (1.0 - f) : INFINITY;
     info->bound = e < 1.0 ? 2.0 * e / (1.0 - e) * info->vnorm + info->floor : INFINITY;
 }
 
@@ -673,6 +687,12 @@ int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_
     double eps = o->eps, V = info->vnorm;
     if (!(eps > 0.0) || !isfinite(eps))
         return PR_EINVAL;
+    /* a priori, before any fit: Σ_k |c_k| R^k >= P(R) ≈ e^R, so no P does better than
+     * u e^{2R} times the engine's factor at g = 0 */
+    double f0 = 0x1p-53 * exp(2.0 * info->R_floor) * rho * log_ops;
+    info->floor = f0 < 1.0 ? 2.0 * V * f0 / (1.0 - f0) : INFINITY;
+    if (!(info->floor <= 0.5 * eps))
+        return PR_EFLOOR;
     /* C9: ‖Õ - O‖∞ <= 2ε_A/(1-ε_A)‖V‖∞ = eps' for ε_A = eps'/(2‖V‖∞ + eps') */
     double target = eps;
     for (int pass = 0; pass < 2; pass++) {
