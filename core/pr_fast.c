@@ -7,6 +7,8 @@
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_fast.h"
+#include "pr_dense.h"
+#include "pr_lowrank.h"
 
 static double now(void)
 {
@@ -505,6 +507,34 @@ static void mac_term(pr_fast_plan_struct *F, const double *that, long term)
         pr_toeplitz_spec_mac(F->acc + c * sl, that, xh + c * sl, 1.0, F->tp);
 }
 
+/* The kept spectra of group m against x̂, by blocks of frequencies so that the accumulators and
+ * the x̂ blocks stay in cache and each symbol's spectrum streams from memory once. Spectra are
+ * interleaved complex (pr_toeplitz.h). */
+enum { FBLOCK = 256 };
+
+static void mac_group(pr_fast_plan_struct *F, long m)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
+    long nfreq = F->tp->nfreq;
+    for (long f0 = 0; f0 < nfreq; f0 += FBLOCK) {
+        long nb = nfreq - f0 < FBLOCK ? nfreq - f0 : FBLOCK;
+        for (long term = T->gstart[m]; term < T->gstart[m + 1]; term++) {
+            const double *A = F->spec + (size_t)term * sl + 2 * f0;
+            const double *X = F->xhat + (size_t)T->bmi[term] * cols * sl + 2 * f0;
+            for (size_t c = 0; c < cols; c++) {
+                double *Y = F->acc + c * sl + 2 * f0;
+                const double *B = X + c * sl;
+                for (long k = 0; k < nb; k++) {
+                    double ar = A[2 * k], ai = A[2 * k + 1], br = B[2 * k], bi = B[2 * k + 1];
+                    Y[2 * k] += ar * br - ai * bi;
+                    Y[2 * k + 1] += ar * bi + ai * br;
+                }
+            }
+        }
+    }
+}
+
 static int mac_leaf(void *ctx, long term)
 {
     pr_fast_plan_struct *F = ctx;
@@ -553,8 +583,7 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
         if (F->streamed)
             st = walk_group(&w, m);
         else
-            for (long term = T->gstart[m]; term < T->gstart[m + 1]; term++)
-                mac_term(F, F->spec + (size_t)term * sl, term);
+            mac_group(F, m);
         for (int c = 0; c <= d && !st; c++) {
             t0 = F->timing ? now() : 0.0;
             st = pr_toeplitz_spec_inverse(F->col, 1, F->acc + c * sl, F->tp, F->ws);
@@ -743,4 +772,102 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
     }
     pr_expoly_clear(p);
     return st;
+}
+
+/* ---- --algo auto ---- */
+
+const char *pr_fast_algo_name(pr_fast_algo_t algo)
+{
+    return algo == PR_FAST_ALGO_DENSE ? "exact" : algo == PR_FAST_ALGO_LOWRANK ? "lowrank" : "fft";
+}
+
+/* W restricted to offsets |ℓ| < m (the leading m×m block of every Toeplitz matrix) */
+static int posw_lead(pr_posw_t S, const pr_posw_t W, int m)
+{
+    int st = pr_posw_init(S, m, W->d, W->s);
+    if (st)
+        return st;
+    memcpy(S->a, W->a, sizeof(int) * W->s);
+    memcpy(S->b, W->b, sizeof(int) * W->s);
+    for (int k = 0; k < W->s; k++)
+        memcpy(pr_posw_seq(S, k), pr_posw_seq(W, k) + (W->n - m), sizeof(double) * (2 * (size_t)m - 1));
+    S->kind = W->kind;
+    S->rope_base = W->rope_base;
+    return PR_OK;
+}
+
+static double fft_work(int n)
+{
+    double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
+    return L * log2(L);
+}
+
+int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
+                 const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o)
+{
+    memset(a, 0, sizeof(*a));
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    int m = n < 1024 ? n : 1024;
+    a->n_cal = m;
+    size_t md = (size_t)m * d;
+    pr_posw_t S;
+    double *O = malloc(sizeof(double) * md), *beta = opts->beta ? malloc(sizeof(double) * (2 * (size_t)m - 1)) : NULL;
+    if (!O || (opts->beta && !beta) || (st = posw_lead(S, W, m))) {
+        free(O);
+        free(beta);
+        return st ? st : PR_ENOMEM;
+    }
+    pr_attn_opts_t so = *opts;
+    if (beta) {
+        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+        so.beta = beta;
+    }
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    double t0 = now();
+    a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
+    a->t_cal[0] = now() - t0;
+    for (int path = 1; path <= 2; path++) {
+        pr_fast_info_t info;
+        int lr = path == 1;
+        st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
+             : pr_fast_data_info(&info, Q, K, V, W, n, d, opts, o, lr);
+        if (!st)
+            st = lr ? pr_fast_choose_poly(p, &info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n))
+                    : pr_fast_choose_poly(p, &info, o, pr_fast_rho(n, opts), 2.0,
+                                          3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+        pr_attn_opts_t po = so;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        t0 = now();
+        if (!st && lr) {
+            st = pr_lowrank_execute(O, Q, K, V, S, m, d, &po, o->mem_budget, o->max_terms);
+        } else if (!st) {
+            pr_fast_plan_t F;
+            /* the budget is checked at the full size; here only the calibration runs */
+            size_t full = pr_fast_plan_bytes(n, d, W->s, p->degree, d, d, 1);
+            st = full && full <= o->mem_budget ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms) : PR_EBUDGET;
+            if (!st) {
+                st = pr_fast_execute(O, F, Q, K, V);
+                pr_fast_destroy(F);
+            }
+        }
+        a->t_cal[path] = now() - t0;
+        a->status[path] = st;
+    }
+    double r = (double)n / m;
+    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * r * r;
+    a->t[1] = a->status[1] ? INFINITY : a->t_cal[1] * r;
+    a->t[2] = a->status[2] ? INFINITY : a->t_cal[2] * fft_work(n) / fft_work(m);
+    a->pick = PR_FAST_ALGO_DENSE;
+    for (int k = 1; k <= 2; k++)
+        if (a->t[k] < a->t[a->pick])
+            a->pick = (pr_fast_algo_t)k;
+    pr_expoly_clear(p);
+    pr_posw_clear(S);
+    free(O);
+    free(beta);
+    return PR_OK;
 }

@@ -186,6 +186,25 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o);
 
+/* ---- --algo auto ---- */
+
+typedef enum { PR_FAST_ALGO_DENSE = 0, PR_FAST_ALGO_LOWRANK = 1, PR_FAST_ALGO_FFT = 2 } pr_fast_algo_t;
+
+typedef struct {
+    int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
+    double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
+    double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT ∝ L log L;
+                               INFINITY where the path does not apply or refuses the target */
+    int status[3];          /* why a path was ruled out (PR_OK when it was timed) */
+    pr_fast_algo_t pick;    /* the least predicted time */
+} pr_fast_auto_t;
+
+/* Cost model calibrated on this machine: runs each applicable path on the leading n_cal <= 1024
+ * rows (with the degrees the full problem needs for o->eps), times it, and scales. */
+int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
+                 const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o);
+const char *pr_fast_algo_name(pr_fast_algo_t algo);
+
 #ifdef __cplusplus
 }
 #endif
