@@ -100,20 +100,14 @@ static int load(double **x, const char *path, const char *opt, int ndim, const l
     return 0;
 }
 
-/* the shape (rows, cols) of a 2-D .npy, to size the problem from the first input file */
-static int peek_2d(long *rows, long *cols, const char *path, const char *opt)
+/* the shape of an .npy, to size the problem from the first input file */
+static int peek(int *nd, long *shape, const char *path, const char *opt)
 {
     double *x;
-    int nd;
-    long shape[PR_NPY_MAXDIM];
-    int st = pr_npy_read(&x, &nd, shape, path);
+    int st = pr_npy_read(&x, nd, shape, path);
     free(x);
     if (st)
         return pr_cli_fail(CMD, "--%s %s: %s", opt, path, st == PR_EIO ? strerror(errno) : pr_strerror(st));
-    if (nd != 2)
-        return pr_cli_fail(CMD, "--%s %s: a %d-D array; an n x d matrix (2-D) is expected", opt, path, nd);
-    *rows = shape[0];
-    *cols = shape[1];
     return 0;
 }
 
@@ -198,14 +192,20 @@ int pr_cmd_attn(int argc, char **argv)
         return pr_cli_fail(CMD, "--w gives a general W; drop --pos %s (or use --pos general)", pos);
     if (wf)
         pos = "general";
+    if (dof && !backward)
+        return pr_cli_fail(CMD, "--do %s is the upstream gradient of the backward pass: add --backward", dof);
 
     /* sizes: from the first input file, else --n and --d */
     const char *sizer = qf ? "q" : kf ? "k" : vf ? "v" : dof ? "do" : 0;
     const char *sizer_path = qf ? qf : kf ? kf : vf ? vf : dof;
     if (sizer) {
-        long rows = 0, cols = 0;
-        if ((rc = peek_2d(&rows, &cols, sizer_path, sizer)))
+        int nd;
+        long shape[PR_NPY_MAXDIM];
+        if ((rc = peek(&nd, shape, sizer_path, sizer)))
             return rc;
+        if (nd != 2)
+            return pr_cli_fail(CMD, "--%s %s: a %d-D array; an n x d matrix (2-D) is expected", sizer, sizer_path, nd);
+        long rows = shape[0], cols = shape[1];
         if ((pr_cli_given(&spec, "n") && rows != n) || (pr_cli_given(&spec, "d") && cols != d))
             return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld) disagrees with --n %ld --d %ld; drop --n/--d",
                                sizer, sizer_path, rows, cols, n, d);
@@ -217,13 +217,10 @@ int pr_cmd_attn(int argc, char **argv)
             return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld) too large", sizer, sizer_path, n, d);
     } else if (wf) {
         /* a W file alone fixes n and d too */
-        double *x;
         int nd;
         long shape[PR_NPY_MAXDIM];
-        int st = pr_npy_read(&x, &nd, shape, wf);
-        free(x);
-        if (st)
-            return pr_cli_fail(CMD, "--w %s: %s", wf, st == PR_EIO ? strerror(errno) : pr_strerror(st));
+        if ((rc = peek(&nd, shape, wf, "w")))
+            return rc;
         if (nd != 3 || shape[0] % 2 == 0 || shape[1] != shape[2] || shape[1] < 1)
             return pr_cli_fail(CMD, "--w %s: a W array has shape (2n-1, d, d)", wf);
         n = (shape[0] + 1) / 2;

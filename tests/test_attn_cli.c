@@ -173,6 +173,7 @@ int main(void)
         fclose(f);
         bad("attn --q cli_trunc.npy", "cli_trunc.npy: .npy file is shorter than its header says");
         bad("attn --q no_such_file.npy", "no_such_file.npy");
+        bad("attn --do cli_do.npy", "add --backward");
         pr_posw_clear(W);
         free(Q); free(K); free(V); free(dO); free(O); free(lse); free(dQ); free(dK); free(dV);
         free(beta); free(w3); free(dw);
