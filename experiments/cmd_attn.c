@@ -116,15 +116,6 @@ static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const 
     return st;
 }
 
-static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
-{
-    job->bound = info->bound;
-    job->degree_used = info->degree;
-    job->terms = (long)info->terms;
-    job->R = info->R;
-    job->floor = info->floor;
-}
-
 static int fast_prepare(attn_job_t *job, pr_fast_opts_t *o)
 {
     if (job->backward) {
@@ -134,7 +125,7 @@ static int fast_prepare(attn_job_t *job, pr_fast_opts_t *o)
     return fast_opts(o, job);
 }
 
-static int algo_lowrank(attn_job_t *job)
+static int algo_fast(attn_job_t *job, int lowrank)
 {
     pr_fast_opts_t o;
     pr_fast_info_t info;
@@ -142,32 +133,26 @@ static int algo_lowrank(attn_job_t *job)
     if (st)
         return st;
     double t = now();
-    st = pr_lowrank_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
+    st = (lowrank ? pr_lowrank_forward : pr_fast_forward)(job->O, &info, job->Q, job->K, job->V, job->W, job->n,
+                                                          job->d, &job->opts, &o);
     job->time_s = now() - t;
     if (st)
-        return fast_fail(job, st, &info, "lowrank");
-    fast_report(job, &info);
+        return fast_fail(job, st, &info, lowrank ? "lowrank" : "fft");
+    job->bound = info.bound;
+    job->degree_used = info.degree;
+    job->terms = (long)info.terms;
+    job->R = info.R;
+    job->floor = info.floor;
+    if (!lowrank) {
+        job->transforms = info.transforms + info.plan_transforms;
+        job->plan_s = info.plan_seconds;
+        job->streamed = info.streamed;
+    }
     return PR_OK;
 }
 
-static int algo_fft(attn_job_t *job)
-{
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
-    int st = fast_prepare(job, &o);
-    if (st)
-        return st;
-    double t = now();
-    st = pr_fast_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
-    job->time_s = now() - t;
-    if (st)
-        return fast_fail(job, st, &info, "fft");
-    fast_report(job, &info);
-    job->transforms = info.transforms + info.plan_transforms;
-    job->plan_s = info.plan_seconds;
-    job->streamed = info.streamed;
-    return PR_OK;
-}
+static int algo_lowrank(attn_job_t *job) { return algo_fast(job, 1); }
+static int algo_fft(attn_job_t *job) { return algo_fast(job, 0); }
 
 /* the cost model (calibrated by timing each path on the leading rows) picks; exact when no fast
  * path meets the target */
