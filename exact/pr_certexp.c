@@ -293,14 +293,16 @@ int pr_certexp_sup_d(pr_certexp_t r, const double *c, int g, pr_expoly_setting_t
         return PR_EINVAL;
     arb_poly_t P;
     arb_poly_init(P);
+    arb_poly_fit_length(P, g + 1);
     for (int k = 0; k <= g; k++) {
         if (!isfinite(c[k])) {
             arb_poly_clear(P);
             return PR_ENONFINITE;
         }
-        arb_poly_set_coeff_si(P, k, 0);
         arb_set_d(P->coeffs + k, c[k]);
     }
+    _arb_poly_set_length(P, g + 1);
+    _arb_poly_normalise(P);
     int st = pr_certexp_sup(r, P, setting, R, thresh, prec);
     arb_poly_clear(P);
     return st;
