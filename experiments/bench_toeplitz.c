@@ -264,7 +264,7 @@ int pr_bench_toeplitz(int argc, char **argv)
     double worst = 0;
     for (int a = 0; a < nn && !st; a++) {
         bench_size_t b;
-        double ratio, tb, te;
+        double ratio = NAN, tb = NAN, te = NAN;
         what = "setting up the engine and the baseline";
         st = size_init(&b, ns[a], batch, flags, rng);
         if (!st) {
