@@ -262,19 +262,26 @@ static double row_weights(double *srow, const prep_t *p, int i, int j0, int mj, 
     return sum;
 }
 
+/* x[c] += b[c] (b may be NULL) for c < len; returns max x[c] (-inf for len = 0) */
+PR_CLONES
+static double vadd_max(double *x, const double *b, int len)
+{
+    double mx = -INFINITY;
+    if (b) {
+#pragma omp simd
+        for (int c = 0; c < len; c++)
+            x[c] += b[c];
+    }
+#pragma omp simd reduction(max : mx)
+    for (int c = 0; c < len; c++)
+        mx = x[c] > mx ? x[c] : mx;
+    return mx;
+}
+
 /* exp path: adds β to the unmasked part of the row and returns its max (-inf if none) */
 static double row_bias_max(double *srow, const prep_t *p, int i, int j0, int mj)
 {
-    int len = row_len(p, i, j0, mj);
-    if (p->brev) {
-        const double *br = p->brev + rev_at(p, i, j0);
-        for (int c = 0; c < len; c++)
-            srow[c] += br[c];
-    }
-    double mx = -INFINITY;
-    for (int c = 0; c < len; c++)
-        mx = srow[c] > mx ? srow[c] : mx;
-    return mx;
+    return vadd_max(srow, p->brev ? p->brev + rev_at(p, i, j0) : 0, row_len(p, i, j0, mj));
 }
 
 /* keys [0, key_end) can be unmasked for queries [i0, i0 + mi) */
