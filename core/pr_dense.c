@@ -335,8 +335,8 @@ static int forward_block(double *O, double *lse, const double *V, const prep_t *
     return PR_OK;
 }
 
-/* Runs body over the blocks in an OpenMP region with OpenBLAS single-threaded inside it (so
- * the two levels do not oversubscribe); restores OpenBLAS's thread count afterwards. */
+/* OpenBLAS runs single-threaded inside our OpenMP regions, so that the two levels of threads
+ * do not oversubscribe the cores; its thread count is restored afterwards. */
 static void blas_serial_begin(int *saved)
 {
     *saved = openblas_get_num_threads();
@@ -387,8 +387,8 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
     return shared;
 }
 
-/* Backward on one tile, dM in dP on return. GEMM mode accumulates into dqf += dM·K' and
- * dkf += dMᵀ·(σQ'); LOOP mode into dq (n×d), dkt (d×BK, this key block) and dwrev. */
+/* LOOP-mode gradients of one tile from dM: dq (n×d) += Σ_j dM·σw·K, dkt (d×BK, this key
+ * block, transposed) += Σ_i dM·σw·Q, dwrev += dM·Q·K (σ is applied at the end) */
 PR_CLONES
 static void loop_backward(double *dq, double *dkt, double *dwrev, const double *dM, const prep_t *p,
                           int i0, int mi, int j0, int mj)
@@ -421,6 +421,9 @@ typedef struct {
     double *dV;
 } bwd_in_t;
 
+/* Backward on one tile: recomputes P from lse, adds Pᵀ dO to dV, forms dM (in dP) and
+ * accumulates dq and dk: GEMM mode dq += dM·K' and dk += dMᵀ·(σQ') (dk is BK×d), LOOP mode
+ * through loop_backward (dk is d×BK). */
 static void backward_tile(const prep_t *p, const bwd_in_t *in, int i0, int mi, int j0, int mj,
                           double *S, double *dP, double *dq, double *dk, double *dwrev)
 {

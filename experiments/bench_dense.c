@@ -125,7 +125,7 @@ int pr_bench_dense(int argc, char **argv)
         {"n", PR_OPT_INT, &n, "sequence length of the timed forward", 0, 1, 1 << 20, 0},
         {"d", PR_OPT_INT, &d, "head dimension (even: RoPE)", 0, 2, 4096, 0},
         {"reps", PR_OPT_INT, &reps, "runs of each measurement; the fastest counts", 0, 1, 100, 0},
-        {"memory", PR_OPT_FLAG, &memory, "also run the forward at --mem-n × --d and report the process's peak RSS", 0, 0, 0, 0},
+        {"memory", PR_OPT_FLAG, &memory, "first run the forward at --mem-n x --d and report its memory (a full run: minutes)", 0, 0, 0, 0},
         {"mem-n", PR_OPT_INT, &mem_n, "sequence length of the --memory run", 0, 1, 1 << 22, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
