@@ -32,8 +32,9 @@
  * Direct path. For small n a direct O(n²) loop beats the FFT. pr_toeplitz_plan times both for
  * the given n (unless a path is forced) and the apply functions below use the faster one; the
  * frequency-domain functions always use the FFT. The two paths agree to rounding (see
- * exact/pr_xtoeplitz.h for the certified error of either). Force a path for bit-for-bit
- * reproducible results across runs. */
+ * exact/pr_xtoeplitz.h for the certified error of either). For bit-for-bit reproducible
+ * results across runs, force a path and plan with PR_TOEPLITZ_ESTIMATE (measuring may pick
+ * another length or FFTW algorithm each run). */
 #ifndef PR_TOEPLITZ_H
 #define PR_TOEPLITZ_H
 
@@ -61,7 +62,8 @@ enum {
 
 /* Per-thread scratch and counters. Counters accumulate; reset them by assigning 0. */
 typedef struct {
-    double *real;           /* L doubles, aligned: padded input / inverse output */
+    double *real;           /* L doubles, aligned: padded vector (entries n..L-1 stay zero) */
+    double *real2;          /* L doubles, aligned: embedded symbol / inverse output */
     double *spec;           /* spec_len doubles, aligned: spectrum scratch */
     double *spec2;          /* spec_len doubles, aligned: second spectrum scratch */
     long n_forward;         /* r2c transforms done with this workspace */
@@ -139,7 +141,9 @@ int pr_toeplitz_spec_inverse(double *y, long incy, double *Yhat,
 int pr_toeplitz_spec_inverse_sym(double *c, double *Yhat,
                                  const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
 
-/* ---- products (direct or FFT as the plan chose) ---- */
+/* ---- products (direct or FFT as the plan chose) ----
+ * Inputs are checked as they are read: on PR_ENONFINITE (NaN/Inf input) or PR_EDOMAIN (a finite
+ * input whose product overflows) the outputs are unspecified. */
 
 /* y = op(T) x for one symbol t and one x. */
 int pr_toeplitz_apply(double *y, long incy, const double *t, const double *x, long incx,
@@ -169,9 +173,14 @@ int pr_toeplitz_correlate(double *c, const double *x, long incx, const double *y
 int pr_toeplitz_wisdom_import(const char *path);
 /* Exports all accumulated wisdom to path. PR_EIO on failure. */
 int pr_toeplitz_wisdom_export(const char *path);
-/* The environment variable the command line reads: if set, wisdom is imported from that file
- * before planning (a missing file is not an error) and exported to it afterwards. */
+/* The environment variable the command line reads: if set, every polyrope command imports
+ * wisdom from that file before it runs (a missing file is not an error) and exports to it after. */
 #define PR_TOEPLITZ_WISDOM_ENV "POLYROPE_FFTW_WISDOM"
+/* Import from $POLYROPE_FFTW_WISDOM: PR_OK if unset, empty or the file does not exist yet;
+ * PR_EIO if it exists but cannot be read as wisdom. */
+int pr_toeplitz_wisdom_env_import(void);
+/* Export to $POLYROPE_FFTW_WISDOM if set and not empty: PR_OK or PR_EIO. */
+int pr_toeplitz_wisdom_env_export(void);
 
 #ifdef __cplusplus
 }

@@ -264,7 +264,7 @@ int pr_cmd_attn(int argc, char **argv)
         {"k", PR_OPT_STRING, &kf, "read K from FILE.npy, shape (n, d)", 0, 0, 0, 0},
         {"v", PR_OPT_STRING, &vf, "read V from FILE.npy, shape (n, d)", 0, 0, 0, 0},
         {"w", PR_OPT_STRING, &wf, "read a general W from FILE.npy, shape (2n-1, d, d), indexed by l+n-1", 0, 0, 0, 0},
-        {"do", PR_OPT_STRING, &dof, "read the upstream gradient dO from FILE.npy, shape (n, d)", 0, 0, 0, 0},
+        {"do", PR_OPT_STRING, &dof, "read the upstream gradient dO from FILE.npy, shape (n, d) (with --backward)", 0, 0, 0, 0},
         {"pos", PR_OPT_CHOICE, &pos, "position matrices W", "rope|rope-neox|general|identity", 0, 0, 0},
         {"rope-base", PR_OPT_DOUBLE, &rope_base, "RoPE angle base (> 1)", 0, 0, 0, 0},
         {"algo", PR_OPT_CHOICE, &algo, "algorithm", "exact|lowrank|fft|auto", 0, 0, 0},
@@ -275,7 +275,7 @@ int pr_cmd_attn(int argc, char **argv)
         {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
         {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W)", 0, 0, 0, 0},
-        {"check", PR_OPT_FLAG, &check, "compare with the dense reference even for large n", 0, 0, 0, 0},
+        {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
