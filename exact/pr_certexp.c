@@ -712,7 +712,7 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
     /* log of f(mid) times the largest weight: the scale of both remainders */
     double base = (setting == PR_EXPOLY_EXPNEG_ABS ? -mid : mid) + (setting == PR_EXPOLY_EXP_REL ? R : 0);
-    for (int g = 0; g < 100000; g++) {
+    for (int g = 0; g < 1000000; g++) {
         /* Taylor: rad^{g+1}/(g+1)!; Chebyshev: 2 I_{g+1}(rad) ≈ 2 (rad/2)^{g+1}/(g+1)! e^{rad²/(4(g+2))} */
         double lerr = kind == PR_EXPOLY_TAYLOR
             ? (g + 1) * log(rad) - lgamma(g + 2.0) + base
@@ -725,7 +725,7 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
             return g > 0 ? g : 0;
         }
     }
-    return 0;
+    return 1000000;
 }
 
 static int certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
@@ -761,6 +761,8 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
         || max_degree < 0)
         return PR_EINVAL;
     int g = g_hint >= 0 ? g_hint : degree_guess(kind, setting, R, eps);
+    if (g > max_degree + 8)
+        return PR_EDOMAIN;   /* far past the budget: do not build a huge polynomial to find out */
     g = g > max_degree ? max_degree : g;
     d->degree = -1;
     d->verdict = PR_CERT_UNKNOWN;

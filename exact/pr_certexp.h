@@ -83,7 +83,8 @@ void pr_certexp_degree_clear(pr_certexp_degree_t d);
  * (C7 for EXP_REL/EXP_ABS, C8 for EXPNEG_ABS): g certified and g - 1 refuted by a witness, with
  * the constructions run in Arb (pr_certexp_construct), so no double rounding enters.
  * g_hint >= 0 starts the search there (e.g. pr_expoly_fit_eps's degree); -1 estimates one.
- * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps. */
+ * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps
+ * (or the estimated degree is already past it). */
 int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                             double R, double eps, int g_hint, int max_degree);
 

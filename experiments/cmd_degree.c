@@ -28,6 +28,7 @@ int pr_cmd_degree(int argc, char **argv)
     double R = 4, eps = 1e-6;
     const char *poly = "chebyshev", *setting_s = "exp-rel";
     int certify = 0, json = 0;
+    long max_degree = 1000;
     pr_opt_t opts[] = {
         {"R", PR_OPT_DOUBLE, &R, "half-width of [-R, R] (exp-rel), or length of [0, R]", 0, 0, 0, 0},
         {"eps", PR_OPT_DOUBLE, &eps, "target error, in (0, 1)", 0, 0, 0, 0},
@@ -35,6 +36,7 @@ int pr_cmd_degree(int argc, char **argv)
         {"setting", PR_OPT_CHOICE, &setting_s,
          "exp-rel: e^x on [-R,R] relative; exp-abs: e^x on [0,R] additive; expneg-abs: e^-x on [0,R] additive",
          "exp-rel|exp-abs|expneg-abs", 0, 0, 0},
+        {"max-degree", PR_OPT_INT, &max_degree, "with --certify: give up past this degree", 0, 1, 100000, 0},
         {"certify", PR_OPT_FLAG, &certify, "certify in Arb: least g proved, g-1 refuted by a witness", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
@@ -63,7 +65,8 @@ int pr_cmd_degree(int argc, char **argv)
     pr_expoly_setting_parse(&setting, setting_s);
     double aa = pr_expoly_aa22_setting(setting, R, eps), t0 = now_s();
     int degree, certified = 0, st;
-    double err_ub, witness = NAN;
+    double err_ub, err_lb = NAN, witness = NAN;
+    clock_t c0 = clock();
     const char *verdict = "estimate";
 
     pr_expoly_t p;
@@ -81,7 +84,13 @@ int pr_cmd_degree(int argc, char **argv)
     } else {
         pr_certexp_degree_t d;
         pr_certexp_degree_init(d);
-        st = pr_certexp_least_degree(d, kind, setting, R, eps, st ? -1 : p->degree, 100000);
+        st = pr_certexp_least_degree(d, kind, setting, R, eps, st ? -1 : p->degree, (int)max_degree);
+        if (st == PR_EDOMAIN) {
+            pr_certexp_degree_clear(d);
+            pr_expoly_clear(p);
+            return pr_cli_fail("degree", "R = %g, eps = %g needs a degree past --max-degree %ld: raise it",
+                               R, eps, max_degree);
+        }
         if (st) {
             pr_certexp_degree_clear(d);
             pr_expoly_clear(p);
@@ -94,30 +103,37 @@ int pr_cmd_degree(int argc, char **argv)
         arf_init(u);
         arb_get_ubound_arf(u, d->at->bound, 64);
         err_ub = degree >= 0 ? arf_get_d(u, ARF_RND_UP) : NAN;
-        arf_clear(u);
         witness = d->below->verdict == PR_CERT_REFUTED ? d->below->witness : NAN;
+        if (degree >= 0) {
+            arb_get_lbound_arf(u, d->at->lower, 64);
+            err_lb = arf_get_d(u, ARF_RND_DOWN);
+        }
+        arf_clear(u);
         pr_certexp_degree_clear(d);
     }
     pr_expoly_clear(p);
-    double secs = now_s() - t0;
+    double secs = now_s() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     if (json) {
         printf("{\"R\": %.17g, \"eps\": %.17g, \"poly\": \"%s\", \"setting\": \"%s\", \"degree\": %d",
                R, eps, poly, setting_s, degree);
         jnum("err_ub", err_ub);
+        jnum("err_lb", err_lb);
         printf(", \"certified\": %s, \"verdict\": \"%s\"", certified ? "true" : "false", verdict);
         jnum("aa22", aa);
         jnum("floor", setting == PR_EXPOLY_EXP_REL && degree >= 0 ? pr_expoly_floor_taylor(R, degree) : NAN);
         jnum("witness", witness);
-        printf(", \"time_s\": %.6f", secs);
+        printf(", \"time_s\": %.6f, \"cpu_s\": %.6f", secs, cpu);
         printf("}\n");
     } else {
         printf("%s, %s, R = %g, eps = %g\n", poly, setting_s, R, eps);
         printf("least degree   %d (%s)\n", degree, verdict);
         printf("error <=       %.6g%s\n", err_ub, certified ? " (certified, Arb)" : " (estimate)");
+        if (isfinite(err_lb))
+            printf("error >=       %.6g (certified: attained at a point)\n", err_lb);
         if (isfinite(witness))
             printf("degree %d      refuted at x = %.17g\n", degree - 1, witness);
         printf("aa22           %.4g\n", aa);
-        printf("time           %.3f s\n", secs);
+        printf("time           %.3f s (cpu %.3f s)\n", secs, cpu);
     }
     return certify && !certified ? 1 : 0;
 }
