@@ -103,6 +103,7 @@ double pr_expoly_err_at(pr_expoly_setting_t setting, double x, double y)
     }
 }
 
+/* F1: the derivation is in pr_expoly.h */
 double pr_expoly_floor(const double *c, int g, double R, double eps_A)
 {
     double S = 0;
@@ -120,6 +121,7 @@ double pr_expoly_floor_taylor(double R, int g)
     return U_ROUND * S * exp(R);
 }
 
+/* C7, C8: the Aggarwal–Alman degree formulas (constants fitted by the experiments) */
 static double aa22_second(double L, double l)
 {
     return l / log(fmax(M_E, l / L));

@@ -124,7 +124,9 @@ static void tm_coeffs(arb_ptr e, const tm_t *c, const arb_t x, int K, slong prec
 }
 
 /* Upper bound of |E| on [x0 - h, x0 + h] from the coefficients e[0..m] and the remainder:
- * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k. */
+ * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k.
+ * Taylor's theorem with Lagrange remainder; the bound behind the certified eps_A of C7/C8 and,
+ * through ||Õ - O|| <= 2 eps_A/(1 - eps_A) ||V||, of C9. */
 static void piece_bound(arb_t ub, const tm_t *c, arb_srcptr e, const arb_t x0, const arb_t h, slong prec)
 {
     int m = c->m;
@@ -190,7 +192,8 @@ static void piece_centre(arb_t x0, arb_t h, double a, double b)
     arb_mul_2exp_si(h, h, -1);
 }
 
-/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th */
+/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th.
+ * A witness refutes degree g - 1 in the certified least degree (C7, C8). */
 static int note_centre(pr_certexp_t r, const arb_t x0, const arb_t e0, const arb_t th, slong prec)
 {
     arb_t a;
