@@ -731,9 +731,11 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     return 1000000;
 }
 
-static int certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
-                          double R, double eps, int g)
+int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                              double R, double eps, int g)
 {
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || g < 0)
+        return PR_EINVAL;
     double lo, hi;
     pr_expoly_interval(&lo, &hi, setting, R);
     double X = fmax(fabs(lo), fabs(hi));
@@ -780,7 +782,7 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
     for (int step = 0; step < 4 * max_degree + 8; step++) {
         pr_certexp_t r;
         pr_certexp_init(r);
-        if ((st = certify_degree(r, Q, kind, setting, R, eps, g))) {
+        if ((st = pr_certexp_certify_degree(r, Q, kind, setting, R, eps, g))) {
             pr_certexp_clear(r);
             break;
         }

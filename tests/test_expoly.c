@@ -281,6 +281,11 @@ int main(void)
     }
     int lines;
     PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --certify --json", &lines) == 0, "certified run");
+    PR_CHECK(run_cli("degree --R 2 --degree 200", &lines) == 2 && lines == 1, "degree past double");
+    PR_CHECK(run_cli("degree --R 2 --degree -1", &lines) == 2 && lines == 1, "negative degree");
+    /* R = 2, eps = 1e-8: Chebyshev needs 12 (certified above), so degree 11 is refuted, 12 certified */
+    PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 11 --certify", &lines) == 1, "degree 11 refuted");
+    PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 12 --certify", &lines) == 0, "degree 12 certified");
     remove("test_expoly.err");
     return pr_test_finish("test_expoly");
 }
