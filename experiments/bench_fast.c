@@ -234,8 +234,8 @@ int pr_bench_fast(int argc, char **argv)
     long dense_max = c.dense_max;
     pr_opt_t opts[] = {
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
-        {"quick", PR_OPT_FLAG, &quick, "sizes up to 2^14 only, no 2^20 run (seconds, not minutes)", 0, 0, 0, 0},
-        {"skip-big", PR_OPT_FLAG, &skip_big, "skip the streamed n = 2^20 run (about 5 GiB, a minute)", 0, 0, 0, 0},
+        {"quick", PR_OPT_FLAG, &quick, "general W up to 2^14, low-rank up to 2^12, no 2^20 run (about a minute)", 0, 0, 0, 0},
+        {"skip-big", PR_OPT_FLAG, &skip_big, "skip the streamed n = 2^20 run (about 4.5 GiB and several minutes)", 0, 0, 0, 0},
         {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
         {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
