@@ -937,6 +937,31 @@ static int posw_lead(pr_posw_t S, const pr_posw_t W, int m)
     return PR_OK;
 }
 
+/* the faster of two dense runs on the leading m rows (the first pays for thread start-up) */
+static int time_dense(double *t, const double *Q, const double *K, const double *V, const pr_posw_t W,
+                      int n, int d, const pr_attn_opts_t *opts, int m)
+{
+    pr_posw_t S;
+    double *O = malloc(sizeof(double) * m * d), *beta = opts->beta ? malloc(sizeof(double) * (2 * (size_t)m - 1)) : NULL;
+    int st = !O || (opts->beta && !beta) ? PR_ENOMEM : posw_lead(S, W, m);
+    pr_attn_opts_t so = *opts;
+    if (beta) {
+        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+        so.beta = beta;
+    }
+    *t = INFINITY;
+    for (int rep = 0; rep < 2 && !st; rep++) {
+        double t0 = now();
+        st = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
+        *t = fmin(*t, now() - t0);
+    }
+    if (O && (!opts->beta || beta))   /* posw_lead ran: S is set or zeroed */
+        pr_posw_clear(S);
+    free(O);
+    free(beta);
+    return st;
+}
+
 static double fft_work(int n)
 {
     double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
@@ -967,13 +992,14 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
     }
     pr_expoly_t p;
     pr_expoly_init(p);
-    /* each timing is the faster of two runs: the first pays for thread start-up and page faults */
+    /* the dense reference is timed at sizes doubling from m until a run takes 30 ms: shorter runs
+     * are dominated by thread start-up and do not scale as n² */
     double t0;
-    a->t_cal[0] = INFINITY;
-    for (int rep = 0; rep < 2 && !a->status[0]; rep++) {
-        t0 = now();
-        a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
-        a->t_cal[0] = fmin(a->t_cal[0], now() - t0);
+    a->n_cal_dense = m;
+    a->status[0] = time_dense(&a->t_cal[0], Q, K, V, W, n, d, opts, m);
+    while (!a->status[0] && a->t_cal[0] < 0.03 && 2 * a->n_cal_dense <= n) {
+        a->n_cal_dense *= 2;
+        a->status[0] = time_dense(&a->t_cal[0], Q, K, V, W, n, d, opts, a->n_cal_dense);
     }
     for (int path = 1; path <= 2; path++) {
         pr_fast_info_t info;
@@ -1013,8 +1039,8 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         a->t_cal[path] = plan + best;
         a->status[path] = st;
     }
-    double r = (double)n / m;
-    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * r * r;
+    double r = (double)n / m, rd = (double)n / a->n_cal_dense;
+    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * rd * rd;
     a->t[1] = a->status[1] ? INFINITY : a->t_cal[1] * r;
     a->t[2] = a->status[2] ? INFINITY : a->t_cal[2] * fft_work(n) / fft_work(m);
     a->pick = PR_FAST_ALGO_DENSE;

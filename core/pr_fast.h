@@ -212,6 +212,7 @@ typedef enum { PR_FAST_ALGO_DENSE = 0, PR_FAST_ALGO_LOWRANK = 1, PR_FAST_ALGO_FF
 
 typedef struct {
     int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
+    int n_cal_dense;        /* the dense reference's: doubled from n_cal until a run takes 30 ms */
     double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
     double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT ∝ L log L;
                                INFINITY where the path does not apply or refuses the target */
