@@ -130,6 +130,93 @@ static int factorise_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     return 2;
 }
 
+/* ------------------------------------------------------------------ degree (C7, C8) */
+
+enum { DG_DEGREE, DG_CERTIFIED, DG_ERR_BOUND, DG_AA, DG_DOUBLE_DEGREE };
+
+/* the certified least degree (g certified, g - 1 refuted, both in Arb) of the construction named
+ * by poly for the setting named by fn, beside the Aggarwal–Alman value and double's estimate */
+static int degree_row(double *out, const pr_cfg_t *cfg)
+{
+    pr_expoly_kind_t kind;
+    pr_expoly_setting_t setting;
+    double R = pr_cfg_double(cfg, "R"), eps = pr_cfg_double(cfg, "eps");
+    int st = pr_expoly_kind_parse(&kind, pr_cfg_str(cfg, "poly"));
+    if (!st)
+        st = pr_expoly_setting_parse(&setting, pr_cfg_str(cfg, "fn"));
+    if (st)
+        return st;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    int hint = -1;
+    /* double's estimate is only a starting point for the certified search */
+    if (!pr_expoly_fit_eps(p, kind, setting, R, eps)) {
+        hint = p->degree;
+        out[DG_DOUBLE_DEGREE] = p->degree;
+    }
+    pr_expoly_clear(p);
+    pr_certexp_degree_t d;
+    pr_certexp_degree_init(d);
+    st = pr_certexp_least_degree(d, kind, setting, R, eps, hint, 400);
+    if (!st) {
+        out[DG_DEGREE] = d->degree;
+        out[DG_CERTIFIED] = d->verdict == PR_CERT_CERTIFIED;
+        if (d->degree >= 0) {
+            arf_t ub;
+            arf_init(ub);
+            arb_get_ubound_arf(ub, d->at->bound, 64);
+            out[DG_ERR_BOUND] = arf_get_d(ub, ARF_RND_UP);
+            arf_clear(ub);
+        }
+        out[DG_AA] = pr_expoly_aa22_setting(setting, R, eps);
+    }
+    pr_certexp_degree_clear(d);
+    return st;
+}
+
+/* Θ(aa) on the sweep: the ratio degree/aa must stay within a bounded band while aa itself
+ * varies; the band and the least-squares constant c (degree ≈ c·aa) are reported. */
+static void degree_claim(pr_claim_result_t *res, const char *claim, const char *fn, const pr_csv_t *t)
+{
+    double lo = INFINITY, hi = 0, amin = INFINITY, amax = 0, sga = 0, saa = 0;
+    long rows = 0, uncertified = 0, failed = 0;
+    res->claim = claim;
+    for (long r = 0; r < t->nrows; r++) {
+        const char *f = pr_csv_str(t, r, "fn");
+        if (!f || strcmp(f, fn))
+            continue;
+        double g = pr_csv_num(t, r, "degree"), a = pr_csv_num(t, r, "aa"), c = pr_csv_num(t, r, "certified");
+        if (isnan(g) || isnan(a)) {
+            failed++;
+            continue;
+        }
+        uncertified += c != 1;
+        rows++;
+        lo = fmin(lo, g / a), hi = fmax(hi, g / a);
+        amin = fmin(amin, a), amax = fmax(amax, a);
+        sga += g * a, saa += a * a;
+    }
+    /* a band of 3 while aa grows tenfold is what Θ(·) with modest constants looks like here */
+    if (!rows || amax < 10 * amin) {
+        res->verdict = PR_VERDICT_INCONCLUSIVE;
+        snprintf(res->detail, sizeof res->detail, "%s: %ld rows, AA value range %.3g..%.3g too narrow to judge", fn,
+                 rows, amin, amax);
+        return;
+    }
+    res->verdict = uncertified || failed ? PR_VERDICT_INCONCLUSIVE : hi <= 3 * lo ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
+    snprintf(res->detail, sizeof res->detail,
+             "%s: certified least degree / AA value in [%.3g, %.3g] over %ld rows (AA %.3g..%.3g); fitted degree = "
+             "%.3g·AA; %ld not certified, %ld failed",
+             fn, lo, hi, rows, amin, amax, sga / saa, uncertified, failed);
+}
+
+static int degree_verdict(pr_claim_result_t *res, const pr_csv_t *t)
+{
+    degree_claim(&res[0], "C7", "exp-abs", t);
+    degree_claim(&res[1], "C8", "expneg-abs", t);
+    return 2;
+}
+
 /* ------------------------------------------------------------------ the table */
 
 const pr_preset_t pr_presets[] = {
@@ -152,12 +239,15 @@ const pr_preset_t pr_presets[] = {
         .claims = "C7 C8",
         .summary = "certified least degree for e^x on [-R,R] and e^-x on [0,L] against Aggarwal-Alman",
         .needs = "core/pr_expoly and exact/pr_certexp (issue 3)",
-        .built = 0,
+        .built = 1,
         .axes = "R,eps,fn,poly",
-        .grid_tiny = "R=1,2;eps=1e-3;fn=exp;poly=chebyshev",
-        .grid_quick = "R=0.5..16*2;eps=1e-2,1e-4,1e-8;fn=exp,expneg;poly=chebyshev",
-        .grid_full = "R=0.25..64*2;eps=1e-2,1e-4,1e-6,1e-8,1e-12;fn=exp,expneg;poly=chebyshev,minimax",
-        .columns = "degree,err_bound,aa",
+        .grid_tiny = "R=1,16;eps=1e-3;fn=exp-abs,expneg-abs;poly=chebyshev",
+        .grid_quick = "R=0.25..64*2;eps=1e-2,1e-4,1e-8,1e-12;fn=exp-abs,expneg-abs;poly=chebyshev",
+        .grid_full = "R=0.125..256*1.4142135623731;eps=1e-2,1e-3,1e-4,1e-6,1e-8,1e-10,1e-12;"
+                     "fn=exp-abs,expneg-abs,exp-rel;poly=chebyshev,minimax",
+        .columns = "degree,certified,err_bound,aa,double_degree",
+        .row = degree_row,
+        .verdict = degree_verdict,
     },
     {
         .name = "error",

@@ -29,7 +29,7 @@ static const struct {
     const char *name, *choices; /* choices NULL: a number; "int": an integer */
 } known_axes[] = {
     {"n", "int"}, {"d", "int"}, {"B", 0}, {"Bs", 0}, {"eps", 0}, {"R", 0},
-    {"fn", "exp|expneg"}, {"pos", "rope|rope-neox|general|identity"},
+    {"fn", "exp-rel|exp-abs|expneg-abs"}, {"pos", "rope|rope-neox|general|identity"},
     {"algo", "dense|exact|lowrank|fft|auto"}, {"poly", "taylor|chebyshev|minimax"}, {"seed", "int"},
 };
 enum { NKNOWN = sizeof known_axes / sizeof known_axes[0] };

@@ -7,8 +7,8 @@ set datafile columnheaders
 set datafile missing NaN
 # the rows of one series; NaN elsewhere, which "missing NaN" makes gnuplot skip without
 # breaking lines
-dmax = word(d_values, words(d_values)) + 0
-sel(dv, p) = (column("d") == dv && strcol("pos") eq p)
+dmax = word(d_values, words(d_values))
+sel(dv, p) = (strcol("d") eq dv && strcol("pos") eq p)
 do for [t in "png pdf"] {
   if (t eq "png") { set terminal pngcairo size 1200,500 enhanced font ",10" } \
   else { set terminal pdfcairo size 12in,5in enhanced font ",10" }
@@ -22,12 +22,12 @@ do for [t in "png pdf"] {
   set xlabel "sequence length n (tokens)"
   set ylabel "max_{ij} |M via W_{i-j} - M via (R_iQ_i)(R_jK_j)|   (score units)"
   set title "C11: RoPE factorises; measured error and its rounding bound"
-  plot for [dv in d_values] csv using "n":(sel(dv+0, "rope") ? column("err") : NaN) \
+  plot for [dv in d_values] csv using "n":(sel(dv, "rope") ? column("err") : NaN) \
          with points pt 7 ps 0.8 title sprintf("rope, d = %s", dv), \
-       for [dv in d_values] csv using "n":(sel(dv+0, "rope-neox") ? column("err") : NaN) \
+       for [dv in d_values] csv using "n":(sel(dv, "rope-neox") ? column("err") : NaN) \
          with points pt 6 ps 1.2 title sprintf("rope-neox, d = %s", dv), \
-       for [bv in B_values] csv using "n":(sel(dmax, "rope") && column("B") == bv+0 ? column("bound") : NaN) \
-         with lines lw 1.5 dt 2 title sprintf("bound σB^2d·u(24n+8d+40), B = %s, d = %d", bv, dmax)
+       for [bv in B_values] csv using "n":(sel(dmax, "rope") && strcol("B") eq bv ? column("bound") : NaN) \
+         with lines lw 1.5 dt 2 title sprintf("bound σB^2d·u(24n+8d+40), B = %s, d = %s", bv, dmax)
   unset logscale
   set logscale xy 10
   set format y "%g"
