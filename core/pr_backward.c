@@ -401,6 +401,12 @@ fail:
     return st;
 }
 
+void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
+{
+    for (int i = 0; i < F->n; i++)
+        lse[i] = log(F->num[(size_t)i * (F->d + 1) + F->d]);
+}
+
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
 {
     info->terms = p->nf;

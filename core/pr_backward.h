@@ -14,6 +14,7 @@
 #define PR_BACKWARD_H
 
 #include "pr_attn.h"
+#include "pr_fast.h"
 
 /* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
  * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
@@ -33,6 +34,9 @@ int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *
                         const double *O, const double *lse, const double *dO);
 
 void pr_backward_destroy(pr_backward_plan *plan);
+
+/* lse_i = log D̃_i from the last pr_fast_execute of F (its Ã·1 column), the input execute needs. */
+void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and
  * b-marginals, the bytes allocated, and the FFTs the last execute ran. */
