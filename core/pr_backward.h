@@ -19,12 +19,17 @@
 /* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
  * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
  * buffer; execute allocates nothing. opts->poly (degree g ≥ 0) is required; opts->beta and
- * opts->causal fold into the symbols. want_dw = 0 skips dw (its correlations cost about
- * 40% of the run). Fails with PR_EBUDGET past max_bytes of memory (0: no limit). */
+ * opts->causal fold into the symbols.
+ * F: the forward plan made for the same W, opts and n (or NULL). The backward then runs on F's
+ * Toeplitz plan and takes the spectra of the terms with |f| ≤ g from F when F keeps them (no
+ * second planning of those symbols); only the C(s+g, g+1) symbols of degree g+1 are transformed
+ * in each execute. F must outlive the backward plan.
+ * want_dw = 0 skips dw. PR_EBUDGET past max_bytes of memory (0: no limit). */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_posw_struct *W, int n, int d,
-                         const pr_attn_opts_t *opts, int want_dw, double max_bytes);
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes);
 
 /* dQ, dK, dV: n×d; dw: s×(2n-1) as in pr_posw (NULL to skip; must be NULL if the plan was made
  * without dw); kappa: NULL or n entries κ_j = Σ_i P̃_ij ‖dO_i‖₁, the column weight that
@@ -39,9 +44,11 @@ void pr_backward_destroy(pr_backward_plan *plan);
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and
- * b-marginals, the bytes allocated, and the FFTs the last execute ran. */
+ * b-marginals and of (a, b)-marginal pairs, the bytes allocated (not counting F), and the
+ * transforms the last execute ran. */
 typedef struct {
     long terms, a_marginals, b_marginals, ab_pairs;
+    long reused_spectra;    /* terms whose spectrum came from the forward plan */
     double bytes;
     long transforms;
 } pr_backward_info_t;

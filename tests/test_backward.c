@@ -143,6 +143,7 @@ int main(void)
     pr_rng_init(rng, pr_test_seed("test_backward", 20261124));
     double worst_g3 = 0.0, worst_g4 = 0.0, worst_fd = 0.0;
     int skipped = 0, ran_fft[2] = {0, 0};
+    long reused_terms = 0;
 
     for (int trial = 0; trial < 48; trial++) {
         inst_t in;
@@ -181,6 +182,7 @@ int main(void)
 
         double *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n);
         double *Oe = malloc(sizeof(double) * nd), *lsee = malloc(sizeof(double) * n);
+        double *Of = malloc(sizeof(double) * nd), *lsef = malloc(sizeof(double) * n);
         double *g_ref[4], *g_ex[4], *g_fast[4];
         size_t len[4] = {nd, nd, nd, (size_t)W->s * L};
         for (int t = 0; t < 4; t++) {
@@ -192,8 +194,11 @@ int main(void)
         oracle(O, lse, g_ref[0], g_ref[1], g_ref[2], g_ref[3], Q, K, V, W, dO, n, d, &o, 1);
         oracle(Oe, lsee, g_ex[0], g_ex[1], g_ex[2], g_ex[3], Q, K, V, W, dO, n, d, &o, 0);
 
-        /* both paths where they apply: FFT always, low-rank for RoPE without a bias */
-        for (int path = 0; path < 2; path++) {
+        /* paths: 0 FFT on its own plan with the oracle's Õ and lse; 2 FFT on the forward's plan
+         * (pr_fast_plan, spectra kept or streamed by turns) with the forward's Õ and lse;
+         * 1 low-rank for RoPE (no bias) */
+        for (int pi = 0; pi < 3; pi++) {
+            int path = pi == 2 ? 0 : pi, reuse = pi == 2;
             if (path == 1 && (in.pos >= 2))
                 continue;
             long terms;
@@ -207,17 +212,32 @@ int main(void)
                     skipped++;
                     continue;
                 }
-                ran_fft[d == 2 ? 0 : 1]++;
+                ran_fft[d == 2 ? 0 : 1] += !reuse;
                 pr_backward_plan *p;
-                PR_CHECK_OK(pr_backward_plan_fft(&p, W, n, d, &o, 1, 0));
+                pr_fast_plan_t F;
+                double *Ou = O, *lseu = lse;
+                if (reuse) {
+                    size_t kept = pr_fast_plan_bytes(n, d, W->s, g, d, d, 0);
+                    PR_CHECK_OK(pr_fast_plan(F, W, &o, trial % 2 ? kept : kept - 1, 1000000));
+                    PR_CHECK_OK(pr_fast_execute(Of, F, Q, K, V));
+                    pr_backward_lse_from_fast(lsef, F);
+                    Ou = Of;
+                    lseu = lsef;
+                }
+                PR_CHECK_OK(pr_backward_plan_fft(&p, reuse ? F : NULL, W, &o, 1, 0));
                 if (!p)
                     continue;
                 PR_CHECK_OK(pr_backward_execute(p, g_fast[0], g_fast[1], g_fast[2], g_fast[3], kappa,
-                                                 Q, K, V, O, lse, dO));
+                                                 Q, K, V, Ou, lseu, dO));
                 pr_backward_info_t info;
                 pr_backward_info(&info, p);
                 terms = info.terms;
+                /* kept spectra serve every term with |f| ≤ g and α_f ≠ 0 */
+                if (reuse && !F->streamed)
+                    reused_terms += info.reused_spectra;
                 pr_backward_destroy(p);
+                if (reuse)
+                    pr_fast_destroy(F);
             } else {
                 PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
                                                 O, lse, dO, n, d, &o));
@@ -250,7 +270,7 @@ int main(void)
                 worst_g3 = fmax(worst_g3, err / tol);
                 PR_CHECK(err <= tol,
                          "G3 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g g=%d err=%.3g tol=%.3g",
-                         nm[t], path ? "lowrank" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
+                         nm[t], path ? "lowrank" : reuse ? "fft-on-forward-plan" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
                          in.B, g, err, tol);
             }
             /* G4: against the exact (exp) backward within the propagated bound */
@@ -263,7 +283,7 @@ int main(void)
                 worst_g4 = fmax(worst_g4, err / tol);
                 PR_CHECK(err <= tol,
                          "G4 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g eps_A=%.3g g=%d err=%.3g bound=%.3g",
-                         nm[t], path ? "lowrank" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
+                         nm[t], path ? "lowrank" : reuse ? "fft-on-forward-plan" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
                          in.B, epsA, g, err, bnds[t]);
             }
         }
@@ -272,13 +292,15 @@ int main(void)
             free(g_ex[t]);
             free(g_fast[t]);
         }
-        free(Q); free(K); free(V); free(dO); free(beta); free(O); free(lse); free(Oe); free(lsee);
+        free(Q); free(K); free(V); free(dO); free(beta); free(O); free(lse); free(Oe); free(lsee); free(Of); free(lsef);
         free(kappa);
         pr_posw_clear(W);
     }
     printf("test_backward: worst G3 err/tol %.3g, worst G4 err/(bound+tol) %.3g; FFT runs d=2: %d, d=4: %d, "
            "skipped (too many terms): %d\n", worst_g3, worst_g4, ran_fft[0], ran_fft[1], skipped);
     PR_CHECK(ran_fft[1] >= 3, "too few d=4 FFT-path instances: %d", ran_fft[1]);
+    PR_CHECK(reused_terms > 0, "no forward spectrum was reused");
+    printf("test_backward: %ld term spectra taken from forward plans\n", reused_terms);
     (void)worst_fd;
     return pr_test_finish("test_backward");
 }
