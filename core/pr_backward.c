@@ -756,7 +756,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     if (d % 2)
         return PR_EODD;
     size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
+    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
         return PR_ENONFINITE;
     int g = opts->poly_degree, G = g + 1;
     if (d > 255 || G > 255)
@@ -772,9 +772,9 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     double *alpha = malloc(sizeof(double) * F), *ahat = malloc(sizeof(double) * F);
     double *S = calloc((size_t)F * (d + 1), sizeof(double)), *T = calloc((size_t)F * (d + 2), sizeof(double));
     double *mon = malloc(sizeof(double) * F), *Qr = malloc(sizeof(double) * nd), *Kr = malloc(sizeof(double) * nd);
-    double *xc = malloc(sizeof(double) * (d + 2));
+    double *xc = malloc(sizeof(double) * (d + 2)), *rinv = malloc(sizeof(double) * n);
     st = PR_ENOMEM;
-    if (!mono || !cur || !drop || !first || !alpha || !ahat || !S || !T || !mon || !Qr || !Kr || !xc)
+    if (!mono || !cur || !drop || !first || !alpha || !ahat || !S || !T || !mon || !Qr || !Kr || !xc || !rinv)
         goto done;
     long cnt = 0;
     enum_multisets(mono, &cnt, cur, 0, d, G);
@@ -807,7 +807,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     /* S[α][c] = Σ_j y_c(j) k'^α_j over the j a row i sees; T[α][c] = Σ_i x_c(i) q'^α_i */
 #define XCOLS(i)                                                                     \
     do {                                                                             \
-        double inv_d_ = exp(-lse[i]), r_ = 0.0, l1_ = 0.0;                           \
+        double inv_d_ = rinv[i], r_ = 0.0, l1_ = 0.0;                                \
         for (int c = 0; c < d; c++) {                                                \
             double g_ = dO[(size_t)(i) * d + c];                                      \
             r_ += g_ * O[(size_t)(i) * d + c];                                        \
@@ -835,8 +835,21 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                 S[t * (d + 1) + d] += mon[t];
             }
         }
-        XCOLS(i);
         monomials(mon, Qr + (size_t)i * d, drop, first, F, d);
+        if (lse)
+            rinv[i] = exp(-lse[i]);
+        else {
+            /* D̃_i = Σ_α α_α q'^α_i Σ_j k'^α_j over the j row i sees */
+            double D = 0.0;
+            for (long t = 0; t < F; t++)
+                D += alpha[t] * mon[t] * S[t * (d + 1) + d];
+            if (!(D > 0.0) || !isfinite(D)) {
+                st = PR_EDOMAIN;
+                goto done;
+            }
+            rinv[i] = 1.0 / D;
+        }
+        XCOLS(i);
         for (long t = 1; t < F; t++) {
             double z = 0.0;
             for (int c = 0; c <= d; c++)
@@ -893,7 +906,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     st = PR_OK;
 done:
     free(mono); free(cur); free(drop); free(first); free(alpha); free(ahat); free(S); free(T);
-    free(mon); free(Qr); free(Kr); free(xc);
+    free(mon); free(Qr); free(Kr); free(xc); free(rinv);
     return st;
 }
 

@@ -59,7 +59,9 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *plan);
  * K, differentiates P(σ q'·k') through symmetric-monomial features of degree ≤ g+1, and maps the
  * gradients back with the rotation's adjoint R_iᵀ (pr_rope_rotate(..., -1)). Causal by prefix
  * and suffix sums. An additive bias opts->beta does not factorise: PR_EINVAL. Arguments as in
- * pr_backward_execute (no dw: W is fixed for RoPE). */
+ * pr_backward_execute (no dw: W is fixed for RoPE), except that lse may be NULL: the row sums D̃
+ * are then recomputed from the same features (pr_lowrank_execute does not return them);
+ * PR_EDOMAIN if one is not positive. */
 int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                         const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                         const double *O, const double *lse, const double *dO,

@@ -137,6 +137,148 @@ static double g3_tol(double scale, int n, long terms, double mpert)
     return 8.0 * U * (lg + terms + n) * scale + mpert * scale;
 }
 
+
+/* dL/dX = A1ᵀ dQ against central differences of the fast loss L̃(X) = ½‖Õ(A1 X) - E‖²_F.
+ * The backward differentiates with P where the true derivative of L̃ has P': with Taylor P,
+ * P - P' = x^g/g! exactly, so |dQ_true - dQ|_ia ≤ σ Σ_j |M_ij|^g/g! e^{β}/D̃_i |G̃_ij| Σ_{a_k=a} |w_k K_{j b_k}|
+ * (G̃_ij = <dO_i, V_j - Õ_i>), and |A1|ᵀ of that bounds the dX difference. The central
+ * difference D_{h/2} errs by about |D_h - D_{h/2}|/3 (truncation, h² law) plus the forward's
+ * rounding: ‖Õ - E‖₁ errO / h, errO from g3_tol's scale. */
+static void fd_check(pr_rng_t rng, int trial, double *worst)
+{
+    int pos = trial % 3 == 0 ? 0 : 2;   /* rope (low-rank) or general (FFT) */
+    int n = 2 + (int)pr_rng_below(rng, 7), d = 2 + 2 * (int)pr_rng_below(rng, pos == 0 ? 2 : 1);
+    size_t nd = (size_t)n * d;
+    pr_posw_t W;
+    PR_CHECK_OK(make_w(W, pos, n, d, rng));
+    double *A1 = malloc(sizeof(double) * nd), *X = malloc(sizeof(double) * d * d), *Q = malloc(sizeof(double) * nd);
+    double *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd), *E = malloc(sizeof(double) * nd);
+    double *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n), *dO = malloc(sizeof(double) * nd);
+    double *dQ = malloc(sizeof(double) * nd), *dK = malloc(sizeof(double) * nd), *dV = malloc(sizeof(double) * nd);
+    double *dX = malloc(sizeof(double) * d * d), *tolQ = calloc(nd, sizeof(double));
+    pr_rng_fill(A1, nd, 1.0, rng);
+    pr_rng_fill(X, d * d, 1.0 / d, rng);
+    pr_rng_fill(K, nd, 1.0, rng);
+    pr_rng_fill(V, nd, 1.0, rng);
+    pr_rng_fill(E, nd, 1.0, rng);
+    pr_attn_opts_t o;
+    pr_attn_opts_default(&o, d);
+    o.causal = trial % 2;
+    /* Q = A1 X has |entries| ≤ 1: R ≤ σ·1·1·rowsum */
+    double R = o.sigma * pr_posw_max_rowsum(W), c[64], epsA;
+    int g = taylor(c, R, 1e-12, &epsA);
+    o.poly = c;
+    o.poly_degree = g;
+    pr_fast_plan_t F;
+    if (pos)
+        PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000));
+#define LOSS(Xm, out)                                                                       \
+    do {                                                                                    \
+        for (int i = 0; i < n; i++)                                                         \
+            for (int b = 0; b < d; b++) {                                                   \
+                double z = 0;                                                               \
+                for (int a = 0; a < d; a++)                                                 \
+                    z += A1[i * d + a] * (Xm)[a * d + b];                                   \
+                Q[i * d + b] = z;                                                           \
+            }                                                                               \
+        oracle(O, lse, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &o, 1);              \
+        double l_ = 0;                                                                      \
+        for (size_t q = 0; q < nd; q++)                                                     \
+            l_ += 0.5 * (O[q] - E[q]) * (O[q] - E[q]);                                      \
+        out = l_;                                                                           \
+    } while (0)
+    double L0;
+    LOSS(X, L0);
+    (void)L0;
+    /* the backward runs on the fast forward's Õ (and row sums) at X */
+    if (pos)
+        PR_CHECK_OK(pr_fast_execute(O, F, Q, K, V));
+    else
+        PR_CHECK_OK(pr_lowrank_execute(O, Q, K, V, W, n, d, &o, (size_t)1 << 30, 1000000));
+    for (size_t q = 0; q < nd; q++)
+        dO[q] = O[q] - E[q];
+    if (pos) {
+        pr_backward_plan *p;
+        pr_backward_lse_from_fast(lse, F);
+        PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 0, 0));
+        PR_CHECK_OK(pr_backward_execute(p, dQ, dK, dV, NULL, NULL, Q, K, V, O, lse, dO));
+        pr_backward_destroy(p);
+    } else {
+        PR_CHECK_OK(pr_backward_lowrank(dQ, dK, dV, NULL, Q, K, V, W, O, NULL, dO, n, d, &o));
+        double Ox[64 * 8];
+        oracle(Ox, lse, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &o, 1);
+    }
+    PR_CHECK_OK(pr_backward_dx(dX, A1, dQ, n, d));
+    /* model tolerance on dQ, entry by entry */
+    double gfact = 1.0, l1 = 0.0;
+    for (int k = 1; k <= g; k++)
+        gfact *= k;
+    for (int i = 0; i < n; i++) {
+        double Dinv = exp(-lse[i]);
+        for (int j = 0; j < n; j++) {
+            double lb = pr_attn_log_bias(&o, n, i - j);
+            if (isinf(lb))
+                continue;
+            double M = score(Q, K, W, i, j, d, o.sigma), G = 0.0;
+            for (int cc = 0; cc < d; cc++)
+                G += dO[i * d + cc] * (V[j * d + cc] - O[i * d + cc]);
+            double f = o.sigma * pow(fabs(M), g) / gfact * exp(lb) * Dinv * fabs(G);
+            for (int k = 0; k < W->s; k++)
+                tolQ[i * d + W->a[k]] += f * fabs(pr_posw_at(W, k, i - j) * K[j * d + W->b[k]]);
+        }
+    }
+    for (size_t q = 0; q < nd; q++)
+        l1 += fabs(dO[q]);
+    /* the definition's Õ errs by ≤ (n+g+d)u of its absolute scale P_abs(R)/P_min·V∞ (V∞ ≤ 1);
+     * the backward's dQ by g3_tol (as in main) */
+    long terms = pos ? F->terms->nterms : (long)pr_fast_binom(d, g + 1);
+    double pmin = exp(-R) - epsA, pa = poly_abs(c, g, R);
+    double errO = 8.0 * U * (n + g + d) * pa / pmin, numax = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r1 = 0.0;
+        for (int cc = 0; cc < d; cc++)
+            r1 += fabs(dO[i * d + cc]);
+        numax = fmax(numax, r1);
+    }
+    double mpert = pos ? 0.0 : 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
+    double bwd = g3_tol(n * pa / pmin * o.sigma * pr_posw_max_rowsum(W) * pr_vec_max_abs(K, nd) * 2 * numax *
+                        pr_vec_max_abs(V, nd), n, terms, mpert);
+    double h = 1e-3, Xp[64];
+    for (int a = 0; a < d; a++)
+        for (int b = 0; b < d; b++) {
+            double Dh[2];
+            for (int hh = 0; hh < 2; hh++) {
+                double st = hh ? h / 2 : h, Lp, Lm;
+                memcpy(Xp, X, sizeof(double) * d * d);
+                Xp[a * d + b] += st;
+                LOSS(Xp, Lp);
+                Xp[a * d + b] -= 2 * st;
+                LOSS(Xp, Lm);
+                Dh[hh] = (Lp - Lm) / (2 * st);
+            }
+            double model = 0.0, a1 = 0.0;
+            for (int i = 0; i < n; i++) {
+                model += fabs(A1[i * d + a]) * tolQ[i * d + b];
+                a1 += fabs(A1[i * d + a]);
+            }
+            double tol = model + a1 * bwd + fabs(Dh[0] - Dh[1]) + 2 * l1 * errO / h;
+            double err = fabs(dX[a * d + b] - Dh[1]);
+            *worst = fmax(*worst, err / tol);
+            if (getenv("PR_VERBOSE"))
+                printf("dX %s n=%d err %.3g model %.3g bwd %.3g trunc %.3g round %.3g\n", pos ? "fft" : "lowrank",
+                       n, err, model, a1 * bwd, fabs(Dh[0] - Dh[1]), 2 * l1 * errO / h);
+            PR_CHECK(err <= tol, "dL/dX[%d][%d] %s n=%d d=%d causal=%d g=%d: backward %.17g, central "
+                     "difference %.17g (h %.3g: %.17g), tol %.3g (model %.3g)", a, b,
+                     pos ? "fft" : "lowrank", n, d, o.causal, g, dX[a * d + b], Dh[1], h, Dh[0], tol, model);
+        }
+#undef LOSS
+    if (pos)
+        pr_fast_destroy(F);
+    pr_posw_clear(W);
+    free(A1); free(X); free(Q); free(K); free(V); free(E); free(O); free(lse); free(dO);
+    free(dQ); free(dK); free(dV); free(dX); free(tolQ);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -239,8 +381,15 @@ int main(void)
                 if (reuse)
                     pr_fast_destroy(F);
             } else {
-                PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
-                                                O, lse, dO, n, d, &o));
+                /* by turns: the oracle's Õ and lse, or the low-rank forward's Õ and lse = NULL
+                 * (row sums recomputed by the backward) */
+                if (trial % 2) {
+                    PR_CHECK_OK(pr_lowrank_execute(Of, Q, K, V, W, n, d, &o, (size_t)1 << 30, 1000000));
+                    PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
+                                                    Of, NULL, dO, n, d, &o));
+                } else
+                    PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
+                                                    O, lse, dO, n, d, &o));
                 terms = 1;
                 for (int t = 1; t <= g + 1; t++)
                     terms = terms * (d + t) / t;
@@ -296,11 +445,13 @@ int main(void)
         free(kappa);
         pr_posw_clear(W);
     }
+    for (int trial = 0; trial < 12; trial++)
+        fd_check(rng, trial, &worst_fd);
+    printf("test_backward: worst dL/dX err/tol %.3g\n", worst_fd);
     printf("test_backward: worst G3 err/tol %.3g, worst G4 err/(bound+tol) %.3g; FFT runs d=2: %d, d=4: %d, "
            "skipped (too many terms): %d\n", worst_g3, worst_g4, ran_fft[0], ran_fft[1], skipped);
     PR_CHECK(ran_fft[1] >= 3, "too few d=4 FFT-path instances: %d", ran_fft[1]);
     PR_CHECK(reused_terms > 0, "no forward spectrum was reused");
     printf("test_backward: %ld term spectra taken from forward plans\n", reused_terms);
-    (void)worst_fd;
     return pr_test_finish("test_backward");
 }
