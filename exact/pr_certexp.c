@@ -4,7 +4,7 @@
 #include "pr_status.h"
 #include "pr_certexp.h"
 
-#define TM_ORDER 12   /* Taylor-model order m on each piece */
+#define TM_ORDER 16   /* Taylor-model order m on each piece */
 
 /* z = x op d for a double d, at precision prec (ARF_PREC_EXACT for exact) */
 static void add_d(arb_t z, const arb_t x, double d, slong prec)
@@ -322,7 +322,7 @@ int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setti
         return PR_EINVAL;
     if (prec <= 0)
         prec = auto_prec(P, setting, R, thresh);
-    int n0 = 2 * (int)arb_poly_length(P) + 8;
+    int n0 = (int)arb_poly_length(P) / 2 + 8;
     for (int attempt = 0; attempt < 3; attempt++, prec *= 2)
         if (!sup_at_prec(r, P, setting, R, thresh, prec, n0))
             break;
