@@ -291,7 +291,7 @@ static int cmp_term(const void *x, const void *y, void *ctx)
     return memcmp(T->e + (size_t)i * T->s, T->e + (size_t)j * T->s, (size_t)T->s);
 }
 
-/* fspec[t] = the forward plan's kept spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
+/* fspec[t] = the forward plan's kept (planar) spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
 static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F)
 {
     const pr_fast_terms_struct *T = F->terms;
@@ -653,7 +653,13 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     if (!T || C)
                         symbol_and_dw(p, f, ah, C, dw);
                     if (T) {
-                        /* the forward's spectrum holds α_f t̂_f */
+                        /* the forward's planar spectrum of α_f t̂_f, interleaved for the engine */
+                        long nq = tp->nfreq;
+                        for (long q = 0; q < nq; q++) {
+                            p->That[2 * q] = T[q];
+                            p->That[2 * q + 1] = T[nq + q];
+                        }
+                        T = p->That;
                         ah /= al;
                         al = 1.0;
                     } else {
