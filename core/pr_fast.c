@@ -862,9 +862,14 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
     }
     pr_expoly_t p;
     pr_expoly_init(p);
-    double t0 = now();
-    a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
-    a->t_cal[0] = now() - t0;
+    /* each timing is the faster of two runs: the first pays for thread start-up and page faults */
+    double t0;
+    a->t_cal[0] = INFINITY;
+    for (int rep = 0; rep < 2 && !a->status[0]; rep++) {
+        t0 = now();
+        a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
+        a->t_cal[0] = fmin(a->t_cal[0], now() - t0);
+    }
     for (int path = 1; path <= 2; path++) {
         pr_fast_info_t info;
         int lr = path == 1;
@@ -877,20 +882,29 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         pr_attn_opts_t po = so;
         po.poly = p->c;
         po.poly_degree = p->degree;
-        t0 = now();
+        double best = INFINITY, plan = 0.0;
         if (!st && lr) {
-            st = pr_lowrank_execute(O, Q, K, V, S, m, d, &po, o->mem_budget, o->max_terms);
+            for (int rep = 0; rep < 2 && !st; rep++) {
+                t0 = now();
+                st = pr_lowrank_execute(O, Q, K, V, S, m, d, &po, o->mem_budget, o->max_terms);
+                best = fmin(best, now() - t0);
+            }
         } else if (!st) {
             pr_fast_plan_t F;
             /* the budget is checked at the full size; here only the calibration runs */
             size_t full = pr_fast_plan_bytes(n, d, W->s, p->degree, d, d, 1);
             st = full && full <= o->mem_budget ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms) : PR_EBUDGET;
             if (!st) {
-                st = pr_fast_execute(O, F, Q, K, V);
+                plan = F->plan_seconds;
+                for (int rep = 0; rep < 2 && !st; rep++) {
+                    t0 = now();
+                    st = pr_fast_execute(O, F, Q, K, V);
+                    best = fmin(best, now() - t0);
+                }
                 pr_fast_destroy(F);
             }
         }
-        a->t_cal[path] = now() - t0;
+        a->t_cal[path] = plan + best;
         a->status[path] = st;
     }
     double r = (double)n / m;
