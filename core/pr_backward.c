@@ -53,10 +53,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cblas.h>
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_rope.h"
+#include "pr_lowrank.h"
 #include "pr_backward.h"
 
 /* ---- multisets of S and their marginals ------------------------------------------------------- */
@@ -757,9 +759,10 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
-    if (!pr_posw_is_factorised(W) || !opts->poly || opts->beta)
+    if (!pr_lowrank_applies(W) || !opts->poly || opts->beta)
         return PR_EINVAL;
-    if (d % 2)
+    int rope = pr_posw_is_factorised(W);
+    if (rope && d % 2)
         return PR_EODD;
     size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
@@ -804,8 +807,11 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
         alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
     }
-    if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, layout, 1)) ||
-        (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1)))
+    if (!rope) {
+        memcpy(Qr, Q, sizeof(double) * nd);
+        memcpy(Kr, K, sizeof(double) * nd);
+    } else if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, layout, 1)) ||
+               (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1)))
         goto done;
     memset(dQ, 0, sizeof(double) * nd);
     memset(dK, 0, sizeof(double) * nd);
@@ -906,8 +912,8 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     }
 #undef XCOLS
     /* back through the rotation: dQ = R_iᵀ dQ'_i */
-    if ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
-        (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1)))
+    if (rope && ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
+                 (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1))))
         goto done;
     st = PR_OK;
 done:
@@ -951,6 +957,100 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
     bound->dv = eta * kapmax / (1.0 - eta);
     bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * nusum;
     return PR_OK;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
+                     pr_fast_info_t *info, pr_backward_report_t *rep,
+                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_fast_opts_t *o, int lowrank)
+{
+    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+        return PR_EINVAL;
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (pr_vec_check_finite(dO, (size_t)n * d))
+        return PR_ENONFINITE;
+    memset(rep, 0, sizeof(*rep));
+    double t0 = now();
+    /* error control exactly as the forward alone does it (pr_fast_forward, pr_lowrank_forward) */
+    if ((st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, lowrank)))
+        return st;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    if (lowrank)
+        st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
+    else
+        st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0,
+                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+    info->terms = pr_fast_binom(lowrank ? d : W->s, info->degree);
+    if (st) {
+        pr_expoly_clear(p);
+        return st;
+    }
+    pr_attn_opts_t po = *opts;
+    po.poly = p->c;
+    po.poly_degree = p->degree;
+    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
+    pr_fast_plan_t F;
+    pr_backward_plan *bp = NULL;
+    int planned = 0;
+    st = PR_ENOMEM;
+    if (!kappa || !lse)
+        goto done;
+    if (lowrank) {
+        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+        rep->forward_s = now() - t0;
+        t0 = now();
+        if (!st)
+            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
+        rep->terms = (long)pr_fast_binom(d, p->degree + 1);
+    } else {
+        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms)))
+            goto done;
+        planned = 1;
+        if ((st = pr_fast_execute(O, F, Q, K, V)))
+            goto done;
+        info->streamed = F->streamed;
+        info->transforms = F->transforms;
+        info->plan_transforms = F->plan_transforms;
+        info->plan_seconds = F->plan_seconds;
+        rep->forward_s = now() - t0;
+        t0 = now();
+        pr_backward_lse_from_fast(lse, F);
+        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
+            goto done;
+        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
+            goto done;
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        rep->terms = bi.terms;
+        rep->transforms = bi.transforms;
+    }
+    rep->backward_s = now() - t0;
+    if (!st) {
+        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
+        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
+        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa, n, d, opts->sigma);
+        if (lowrank || !dw)
+            rep->bound.dw = NAN;
+    }
+done:
+    pr_backward_destroy(bp);
+    if (planned)
+        pr_fast_destroy(F);
+    pr_expoly_clear(p);
+    free(kappa);
+    free(lse);
+    return st;
 }
 
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d)

@@ -55,8 +55,8 @@ typedef struct {
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *plan);
 
-/* Factorised RoPE (W of kind PR_POS_ROPE or PR_POS_ROPE_NEOX): the low-rank path. Rotates Q and
- * K, differentiates P(σ q'·k') through symmetric-monomial features of degree ≤ g+1, and maps the
+/* Factorised W (RoPE of either layout, or the identity: pr_lowrank_applies): the low-rank path.
+ * Rotates Q and K (RoPE), differentiates P(σ q'·k') through symmetric-monomial features of degree ≤ g+1, and maps the
  * gradients back with the rotation's adjoint R_iᵀ (pr_rope_rotate(..., -1)). Causal by prefix
  * and suffix sums. An additive bias opts->beta does not factorise: PR_EINVAL. Arguments as in
  * pr_backward_execute (no dw: W is fixed for RoPE), except that lse may be NULL: the row sums D̃
@@ -77,6 +77,24 @@ typedef struct {
 int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
                       const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                       const double *dO, const double *kappa, int n, int d, double sigma);
+
+/* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
+ * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept
+ * for the backward), then dQ, dK, dV (and dw for the FFT path when dw != NULL) for the upstream
+ * dO, and the propagated bound (pr_backward_bound with eps_A = P's error plus the forward's
+ * relative floor, so that the rounding the floor accounts for is covered too). */
+typedef struct {
+    pr_backward_bound_t bound;
+    double forward_s, backward_s;   /* wall time of the forward (plan + execute) and backward */
+    long terms;                     /* backward terms (FFT: C(s+g+1, g+1)) or features (C(d+g+1, g+1)) */
+    long transforms;                /* FFT path: transforms of the backward's execute */
+} pr_backward_report_t;
+
+int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
+                     pr_fast_info_t *info, pr_backward_report_t *rep,
+                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_fast_opts_t *o, int lowrank);
 
 /* The papers' objective L(X) = ½‖O - E‖²_F with Q = A1·X (A1: n×d, X: d×d): with dO = O - E
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */
