@@ -102,6 +102,8 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
     }
 }
 
+enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
+
 struct pr_backward_plan_s {
     int n, d, s, g, G, want_dw;
     size_t sl;                   /* doubles per spectrum */
@@ -129,6 +131,7 @@ struct pr_backward_plan_s {
     double *qpow, *kpow;         /* d × (G+1) × n */
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
     double *tsym, *csym;         /* 2n-1: a symbol, a correlation */
+    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;  /* spectra */
 };
@@ -176,7 +179,7 @@ void pr_backward_destroy(pr_backward_plan *p)
     free(p->alpha); free(p->ahat); free(p->fspec); free(p->mu); free(p->nu); free(p->mu_start);
     free(p->nu_size_start);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
-    free(p->csym); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
+    free(p->csym); free(p->preb); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
     pr_toeplitz_spec_free(p->That); pr_toeplitz_spec_free(p->Xhat); pr_toeplitz_spec_free(p->accQ);
     pr_toeplitz_spec_free(p->Yhat); pr_toeplitz_spec_free(p->accK); pr_toeplitz_spec_free(p->accV);
     pr_toeplitz_spec_free(p->corr);
@@ -417,6 +420,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->xc = dalloc(p, (size_t)(d + 2) * n);
     p->tsym = dalloc(p, L);
     p->csym = dalloc(p, L);
+    p->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
     p->rbuf = dalloc(p, (size_t)n);
     p->zbuf = dalloc(p, (size_t)n);
     p->ycol = dalloc(p, (size_t)n);
@@ -428,7 +432,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
     p->accK = salloc(p, (size_t)(d + 1) * maxnu);
     p->accV = salloc(p, (size_t)(d + 1) * maxnu);
-    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym ||
+    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb ||
         !p->rbuf || !p->zbuf || !p->ycol || !p->tmp || !p->That || !p->Xhat || !p->accQ ||
         !p->corr || !p->Yhat || !p->accK || !p->accV)
         goto fail;
@@ -534,33 +538,83 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
 }
 
 /* t_f = bias · Π_k w_k^{f_k} into p->tsym, and, when C != NULL, dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ)
- * (prefix and suffix products give every t_{f-k} in O(s) per offset) */
+ * (prefix and suffix products give every t_{f-k} in O(s) per offset), by blocks of SYM_BLK
+ * offsets so that the loops over ℓ vectorise */
 static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah, const double *C,
                           double *dw)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
-    for (size_t li = 0; li < L; li++) {
-        double b = p->bias[li];
-        if (b == 0.0) {
-            p->tsym[li] = 0.0;
-            continue;
-        }
-        double pre[257], pw[256];
-        pre[0] = b;
+    double *pre = p->preb, suf[SYM_BLK], hc[SYM_BLK];
+    for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
+        size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
+        memcpy(pre, p->bias + l0, sizeof(double) * m);
         for (int k = 0; k < s; k++) {
-            pw[k] = p->wpow[((size_t)k * (G + 1) + f[k]) * L + li];
-            pre[k + 1] = pre[k] * pw[k];
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
+            for (size_t q = 0; q < m; q++)
+                out[q] = in[q] * w[q];
         }
-        p->tsym[li] = pre[s];
-        if (C) {
-            double suf = 1.0, hc = ah * C[li];
-            for (int k = s - 1; k >= 0; k--) {
-                if (f[k])
-                    dw[(size_t)k * L + li] += hc * f[k] * pre[k] * suf *
-                                              p->wpow[((size_t)k * (G + 1) + f[k] - 1) * L + li];
-                suf *= pw[k];
+        memcpy(p->tsym + l0, pre + (size_t)s * SYM_BLK, sizeof(double) * m);
+        if (!C)
+            continue;
+        for (size_t q = 0; q < m; q++) {
+            suf[q] = 1.0;
+            hc[q] = ah * C[l0 + q];
+        }
+        for (int k = s - 1; k >= 0; k--) {
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            if (f[k]) {
+                const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
+                const double *pk = pre + (size_t)k * SYM_BLK;
+                double *o = dw + (size_t)k * L + l0, fk = f[k];
+                for (size_t q = 0; q < m; q++)
+                    o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
             }
+            for (size_t q = 0; q < m; q++)
+                suf[q] *= w[q];
+        }
+    }
+}
+
+/* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
+ * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
+ *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d. Accumulators are interleaved (the
+ * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
+static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
+                     double al, const double *Y, double *aK, double *aV)
+{
+    int d = p->d;
+    long nq = p->tp->nfreq;
+    size_t sl = p->sl;
+    enum { BLK = 512 };
+    double tr[BLK], ti[BLK];
+    for (long q0 = 0; q0 < nq; q0 += BLK) {
+        long m = nq - q0 < BLK ? nq - q0 : BLK;
+        for (long q = 0; q < m; q++) {
+            tr[q] = T[(q0 + q) * tstride];
+            ti[q] = T[toff + (q0 + q) * tstride];
+        }
+        for (int c = 0; c <= d; c++) {
+            const double *y = Y + (size_t)c * sl + 2 * q0, *x = p->Xhat + (size_t)c * sl + 2 * q0;
+            double *aq = p->accQ + (size_t)c * sl + 2 * q0, *ak = aK + (size_t)c * sl + 2 * q0;
+            if (ah != 0.0)
+                for (long q = 0; q < m; q++) {
+                    double a = ah * tr[q], b = ah * ti[q];
+                    aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
+                    aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
+                    ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
+                    ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
+                }
+            const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
+            double *av = aV + (size_t)c * sl + 2 * q0;
+            if (al != 0.0)
+                for (long q = 0; q < m; q++) {
+                    double a = al * tr[q], b = al * ti[q];
+                    av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
+                    av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
+                }
         }
     }
 }
@@ -654,29 +708,18 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     const double *T = p->fspec[t];
                     if (!T || C)
                         symbol_and_dw(p, f, ah, C, dw);
+                    long tstride = 1, toff = (long)tp->nfreq;
                     if (T) {
-                        /* the forward's planar spectrum of α_f t̂_f, interleaved for the engine */
-                        long nq = tp->nfreq;
-                        for (long q = 0; q < nq; q++) {
-                            p->That[2 * q] = T[q];
-                            p->That[2 * q + 1] = T[nq + q];
-                        }
-                        T = p->That;
+                        /* the forward's planar spectrum holds α_f t̂_f */
                         ah /= al;
                         al = 1.0;
                     } else {
                         TRY(pr_toeplitz_symbol_spec(p->That, p->tsym, PR_TOEPLITZ_FULL, tp, p->ws));
                         T = p->That;
+                        tstride = 2;
+                        toff = 1;
                     }
-                    if (ah != 0.0)
-                        for (int c = 0; c <= d; c++) {
-                            pr_toeplitz_spec_mac(p->accQ + (size_t)c * sl, T, Y + (size_t)c * sl, ah, tp);
-                            pr_toeplitz_spec_mac_conj(aK + (size_t)c * sl, p->Xhat + (size_t)c * sl, T, ah, tp);
-                        }
-                    if (al != 0.0)
-                        for (int c = 0; c <= d; c++)
-                            pr_toeplitz_spec_mac_conj(aV + (size_t)c * sl,
-                                                      p->Xhat + (size_t)(c < d ? c : d + 1) * sl, T, al, tp);
+                    mac_term(p, T, toff, tstride, ah, al, Y, aK, aV);
                 }
             }
             if (m >= 1) {
