@@ -1,4 +1,5 @@
-/* pr_npy: .npy files of little-endian float64 in C order, format versions 1.0-3.0. */
+/* pr_npy: .npy files of little-endian float64 in C order; reads format versions 1.0-3.0,
+ * writes 1.0. */
 #ifndef PR_NPY_H
 #define PR_NPY_H
 
