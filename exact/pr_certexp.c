@@ -1,1 +1,697 @@
+#include <math.h>
+#include <stdlib.h>
+#include <arb_mat.h>
+#include "pr_status.h"
 #include "pr_certexp.h"
+
+#define TM_ORDER 12   /* Taylor-model order m on each piece */
+
+/* z = x op d for a double d, at precision prec (ARF_PREC_EXACT for exact) */
+static void add_d(arb_t z, const arb_t x, double d, slong prec)
+{
+    arb_t t;
+    arb_init(t);
+    arb_set_d(t, d);
+    arb_add(z, x, t, prec);
+    arb_clear(t);
+}
+
+static void mul_d(arb_t z, const arb_t x, double d, slong prec)
+{
+    arb_t t;
+    arb_init(t);
+    arb_set_d(t, d);
+    arb_mul(z, x, t, prec);
+    arb_clear(t);
+}
+
+const char *pr_cert_verdict_name(pr_cert_verdict_t v)
+{
+    return v == PR_CERT_CERTIFIED ? "certified" : v == PR_CERT_REFUTED ? "refuted" : "unknown";
+}
+
+void pr_certexp_init(pr_certexp_t r)
+{
+    r->verdict = PR_CERT_UNKNOWN;
+    arb_init(r->bound);
+    arb_init(r->witness_x);
+    arb_init(r->witness_err);
+    r->witness = NAN;
+    r->pieces = 0;
+    r->prec = 0;
+}
+
+void pr_certexp_clear(pr_certexp_t r)
+{
+    arb_clear(r->bound);
+    arb_clear(r->witness_x);
+    arb_clear(r->witness_err);
+}
+
+/* ---- derivatives of the error E in closed form ----
+ * EXP_REL:  E = e^{-x} P - 1, E^{(k)} = e^{-x} D_k with D_0 = P, D_{k+1} = D_k' - D_k.
+ * additive: E = P - e^{σx},   E^{(k)} = D_k - σ^k e^{σx} with D_k = P^{(k)}. */
+typedef struct {
+    pr_expoly_setting_t setting;
+    int sigma, m;
+    arb_poly_struct D[TM_ORDER + 2];
+} tm_t;
+
+static void tm_init(tm_t *c, const arb_poly_t P, pr_expoly_setting_t setting, int m, slong prec)
+{
+    c->setting = setting;
+    c->sigma = setting == PR_EXPOLY_EXPNEG_ABS ? -1 : 1;
+    c->m = m;
+    for (int k = 0; k <= m + 1; k++)
+        arb_poly_init(c->D + k);
+    arb_poly_set(c->D, P);
+    for (int k = 1; k <= m + 1; k++) {
+        arb_poly_derivative(c->D + k, c->D + k - 1, prec);
+        if (setting == PR_EXPOLY_EXP_REL)
+            arb_poly_sub(c->D + k, c->D + k, c->D + k - 1, prec);
+    }
+}
+
+static void tm_clear(tm_t *c)
+{
+    for (int k = 0; k <= c->m + 1; k++)
+        arb_poly_clear(c->D + k);
+}
+
+/* E^{(k)}(x)/k! for one k; x may be a ball (then an enclosure over it) */
+static void tm_deriv(arb_t y, const tm_t *c, int k, const arb_t x, const arb_t fx, slong prec)
+{
+    arb_poly_evaluate_horner(y, c->D + k, x, prec);
+    if (c->setting == PR_EXPOLY_EXP_REL) {
+        arb_mul(y, y, fx, prec);
+        if (k == 0)
+            arb_sub_ui(y, y, 1, prec);
+    } else if (c->sigma < 0 && k % 2) {
+        arb_add(y, y, fx, prec);
+    } else {
+        arb_sub(y, y, fx, prec);
+    }
+    if (k >= 2) {
+        arb_t f;
+        arb_init(f);
+        arb_fac_ui(f, k, prec);
+        arb_div(y, y, f, prec);
+        arb_clear(f);
+    }
+}
+
+/* the exponential factor: e^{-x} (EXP_REL) or e^{σx} */
+static void tm_expfac(arb_t f, const tm_t *c, const arb_t x, slong prec)
+{
+    if (c->setting == PR_EXPOLY_EXP_REL || c->sigma < 0)
+        arb_neg(f, x);
+    else
+        arb_set(f, x);
+    arb_exp(f, f, prec);
+}
+
+/* e[0..K]: Taylor coefficients of E at x */
+static void tm_coeffs(arb_ptr e, const tm_t *c, const arb_t x, int K, slong prec)
+{
+    arb_t f;
+    arb_init(f);
+    tm_expfac(f, c, x, prec);
+    for (int k = 0; k <= K; k++)
+        tm_deriv(e + k, c, k, x, f, prec);
+    arb_clear(f);
+}
+
+/* Upper bound of |E| on [x0 - h, x0 + h] from the coefficients e[0..m] and the remainder:
+ * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k. */
+static void piece_bound(arb_t ub, const tm_t *c, arb_srcptr e, const arb_t x0, const arb_t h, slong prec)
+{
+    int m = c->m;
+    arb_t q, t, hk, ball, f;
+    arb_init(q); arb_init(t); arb_init(hk); arb_init(ball); arb_init(f);
+    if (arb_contains_zero(e + 2)) {
+        arb_abs(ub, e + 0);
+        arb_abs(t, e + 1); arb_mul(t, t, h, prec); arb_add(ub, ub, t, prec);
+        arb_abs(t, e + 2); arb_mul(t, t, h, prec); arb_mul(t, t, h, prec); arb_add(ub, ub, t, prec);
+    } else {
+        for (int sgn = -1; sgn <= 1; sgn += 2) {
+            arb_mul_si(t, h, sgn, prec);
+            arb_mul(q, e + 2, t, prec);
+            arb_add(q, q, e + 1, prec);
+            arb_mul(q, q, t, prec);
+            arb_add(q, q, e + 0, prec);
+            arb_abs(q, q);
+            if (sgn < 0) arb_set(ub, q); else arb_max(ub, ub, q, prec);
+        }
+        /* vertex s* = -e1/(2 e2), unless it certainly lies outside [-h, h] */
+        arb_div(t, e + 1, e + 2, prec);
+        arb_mul_2exp_si(t, t, -1);
+        arb_abs(t, t);
+        if (!arb_gt(t, h)) {
+            arb_sqr(q, e + 1, prec);
+            arb_div(q, q, e + 2, prec);
+            arb_mul_2exp_si(q, q, -2);
+            arb_sub(q, e + 0, q, prec);
+            arb_abs(q, q);
+            arb_max(ub, ub, q, prec);
+        }
+    }
+    arb_mul(hk, h, h, prec);
+    for (int k = 3; k <= m; k++) {
+        arb_mul(hk, hk, h, prec);
+        arb_abs(t, e + k);
+        arb_addmul(ub, t, hk, prec);
+    }
+    /* remainder: sup over the piece of |E^{(m+1)}|/(m+1)! times h^{m+1} */
+    arb_set(ball, x0);
+    arb_add_error(ball, h);
+    tm_expfac(f, c, ball, prec);
+    tm_deriv(t, c, m + 1, ball, f, prec);
+    arb_abs(t, t);
+    arb_mul(hk, hk, h, prec);
+    arb_addmul(ub, t, hk, prec);
+    arb_clear(q); arb_clear(t); arb_clear(hk); arb_clear(ball); arb_clear(f);
+}
+
+typedef struct {
+    double a, b;
+    int depth;
+} piece_t;
+
+/* one attempt at precision prec; returns 1 if the precision was visibly too low */
+static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
+                       double thresh, slong prec, int npieces0)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    tm_t c;
+    tm_init(&c, P, setting, TM_ORDER, prec);
+    int cap = npieces0 + 64 * 2 + 16, top = 0, unknown = 0, short_prec = 0;
+    piece_t *st = malloc(sizeof(piece_t) * cap);
+    arb_ptr e = _arb_vec_init(TM_ORDER + 1);
+    arb_t x0, h, ub, th, ae;
+    arb_init(x0); arb_init(h); arb_init(ub); arb_init(th); arb_init(ae);
+    arb_set_d(th, thresh);
+    arb_zero(r->bound);
+    r->verdict = PR_CERT_UNKNOWN;
+    r->pieces = 0;
+    r->prec = prec;
+    /* Chebyshev-graded pieces: the error oscillates fastest near the ends */
+    double mid = (lo + hi) / 2, rad = (hi - lo) / 2, prev = hi;
+    for (int j = 1; j <= npieces0; j++) {
+        double x = j == npieces0 ? lo : mid + rad * cos(M_PI * j / npieces0);
+        st[top++] = (piece_t){x, prev, 0};
+        prev = x;
+    }
+    while (top > 0) {
+        piece_t pc = st[--top];
+        r->pieces++;
+        arb_set_d(x0, pc.a);
+        add_d(x0, x0, pc.b, ARF_PREC_EXACT);
+        arb_mul_2exp_si(x0, x0, -1);
+        arb_set_d(h, pc.b);
+        add_d(h, h, -pc.a, ARF_PREC_EXACT);
+        arb_mul_2exp_si(h, h, -1);
+        tm_coeffs(e, &c, x0, TM_ORDER, prec);
+        arb_abs(ae, e);
+        if (arb_gt(ae, th)) {
+            r->verdict = PR_CERT_REFUTED;
+            arb_set(r->witness_x, x0);
+            arb_set(r->witness_err, e);
+            r->witness = arf_get_d(arb_midref(x0), ARF_RND_NEAR);
+            goto done;
+        }
+        if (mag_cmp_2exp_si(arb_radref(e), (slong)floor(log2(thresh)) - 8) > 0)
+            short_prec = 1;
+        piece_bound(ub, &c, e, x0, h, prec);
+        if (arb_lt(ub, th)) {
+            arb_union(r->bound, r->bound, ub, prec);
+            continue;
+        }
+        double m2 = pc.a + (pc.b - pc.a) / 2;
+        if (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap) {
+            arb_union(r->bound, r->bound, ub, prec);
+            unknown = 1;
+            continue;
+        }
+        st[top++] = (piece_t){m2, pc.b, pc.depth + 1};
+        st[top++] = (piece_t){pc.a, m2, pc.depth + 1};
+    }
+    if (!unknown)
+        r->verdict = PR_CERT_CERTIFIED;
+done:
+    /* the bound is [0, max ub] */
+    {
+        arf_t u;
+        arf_init(u);
+        arb_get_ubound_arf(u, r->bound, prec);
+        arb_zero(r->bound);
+        arb_set_arf(ae, u);
+        arb_union(r->bound, r->bound, ae, prec);
+        arf_clear(u);
+    }
+    arb_clear(x0); arb_clear(h); arb_clear(ub); arb_clear(th); arb_clear(ae);
+    _arb_vec_clear(e, TM_ORDER + 1);
+    free(st);
+    tm_clear(&c);
+    return short_prec && r->verdict == PR_CERT_UNKNOWN;
+}
+
+/* bits needed: the evaluation cancels from Σ|c_k| X^k down to thresh·(min weight factor) */
+static slong auto_prec(const arb_poly_t P, pr_expoly_setting_t setting, double R, double thresh)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    double X = fmax(fabs(lo), fabs(hi)), l2S = -1100;
+    for (slong k = 0; k < arb_poly_length(P); k++) {
+        double ck = arf_get_d(arb_midref(P->coeffs + k), ARF_RND_UP);
+        if (ck != 0)
+            l2S = fmax(l2S, log2(fabs(ck)) + k * log2(X) + log2((double)arb_poly_length(P)));
+    }
+    double wl = setting == PR_EXPOLY_EXP_REL ? R / M_LN2 : 0;
+    return 96 + (slong)ceil(fmax(l2S, 0) + wl - log2(thresh));
+}
+
+int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
+                   double thresh, slong prec)
+{
+    if (!(R > 0) || !isfinite(R) || !(thresh > 0) || !isfinite(thresh) || arb_poly_length(P) == 0
+        || (unsigned)setting > 2)
+        return PR_EINVAL;
+    if (prec <= 0)
+        prec = auto_prec(P, setting, R, thresh);
+    int n0 = 2 * (int)arb_poly_length(P) + 8;
+    for (int attempt = 0; attempt < 3; attempt++, prec *= 2)
+        if (!sup_at_prec(r, P, setting, R, thresh, prec, n0))
+            break;
+    return PR_OK;
+}
+
+int pr_certexp_sup_d(pr_certexp_t r, const double *c, int g, pr_expoly_setting_t setting, double R,
+                     double thresh, slong prec)
+{
+    if (g < 0)
+        return PR_EINVAL;
+    arb_poly_t P;
+    arb_poly_init(P);
+    for (int k = 0; k <= g; k++) {
+        if (!isfinite(c[k])) {
+            arb_poly_clear(P);
+            return PR_ENONFINITE;
+        }
+        arb_poly_set_coeff_si(P, k, 0);
+        arb_set_d(P->coeffs + k, c[k]);
+    }
+    int st = pr_certexp_sup(r, P, setting, R, thresh, prec);
+    arb_poly_clear(P);
+    return st;
+}
+
+/* ---- constructions in Arb ---- */
+
+void pr_certexp_taylor_fmpq(fmpq_poly_t P, int g, int sign)
+{
+    fmpz_t den, num;
+    fmpz_init(den);
+    fmpz_init(num);
+    fmpz_fac_ui(den, (ulong)g);
+    fmpq_poly_zero(P);
+    fmpq_poly_fit_length(P, g + 1);
+    /* Σ (±1)^k (g!/k!) x^k / g! */
+    for (int k = 0; k <= g; k++) {
+        fmpz_fac_ui(num, (ulong)g);
+        fmpz_t kf;
+        fmpz_init(kf);
+        fmpz_fac_ui(kf, (ulong)k);
+        fmpz_divexact(num, num, kf);
+        fmpz_clear(kf);
+        if (sign < 0 && k % 2)
+            fmpz_neg(num, num);
+        fmpz_set(P->coeffs + k, num);
+    }
+    fmpz_set(P->den, den);
+    _fmpq_poly_set_length(P, g + 1);
+    fmpq_poly_canonicalise(P);
+    fmpz_clear(den);
+    fmpz_clear(num);
+}
+
+/* Σ a_k T_k((x - mid)/rad) in the power basis of x, coefficients rounded to midpoints */
+static void cheb_to_x(arb_poly_t P, arb_srcptr a, int g, double mid, double rad, slong prec)
+{
+    arb_poly_t Tm, Tc, Tn, twot;
+    arb_poly_init(Tm); arb_poly_init(Tc); arb_poly_init(Tn); arb_poly_init(twot);
+    arb_poly_one(Tm);
+    arb_poly_zero(P);
+    arb_poly_scalar_mul(P, Tm, a + 0, prec);
+    arb_poly_set_coeff_si(Tc, 1, 1);
+    arb_poly_set_coeff_si(twot, 1, 2);
+    for (int k = 1; k <= g; k++) {
+        if (k >= 2) {
+            arb_poly_mul(Tn, twot, Tc, prec);
+            arb_poly_sub(Tn, Tn, Tm, prec);
+            arb_poly_swap(Tm, Tc);
+            arb_poly_swap(Tc, Tn);
+        }
+        arb_poly_scalar_mul(Tn, Tc, a + k, prec);
+        arb_poly_add(P, P, Tn, prec);
+    }
+    /* t = (x - mid)/rad: scale by rad^{-k}, then shift by -mid */
+    arb_t s, rk;
+    arb_init(s); arb_init(rk);
+    arb_one(rk);
+    arb_set_d(s, rad);
+    arb_inv(s, s, prec);
+    for (slong k = 0; k < arb_poly_length(P); k++) {
+        arb_mul(P->coeffs + k, P->coeffs + k, rk, prec);
+        arb_mul(rk, rk, s, prec);
+    }
+    arb_set_d(s, -mid);
+    arb_poly_taylor_shift(P, P, s, prec);
+    for (slong k = 0; k < arb_poly_length(P); k++)
+        arb_get_mid_arb(P->coeffs + k, P->coeffs + k);
+    arb_clear(s); arb_clear(rk);
+    arb_poly_clear(Tm); arb_poly_clear(Tc); arb_poly_clear(Tn); arb_poly_clear(twot);
+}
+
+static void fval_arb(arb_t y, pr_expoly_setting_t setting, const arb_t x, slong prec)
+{
+    if (setting == PR_EXPOLY_EXPNEG_ABS)
+        arb_neg(y, x), arb_exp(y, y, prec);
+    else
+        arb_exp(y, x, prec);
+}
+
+static void cheb_interp_arb(arb_ptr a, int g, pr_expoly_setting_t setting, double mid, double rad, slong prec)
+{
+    int n = g + 1;
+    /* cos(π i/(2n)) for i in [0, 4n): the DCT angles πk(j+½)/n = π k(2j+1)/(2n) */
+    arb_ptr cs = _arb_vec_init(4 * n), fx = _arb_vec_init(n);
+    arb_t x;
+    arb_init(x);
+    for (int i = 0; i < 4 * n; i++) {
+        fmpq_t q;
+        fmpq_init(q);
+        fmpq_set_si(q, i, 2 * n);
+        arb_cos_pi_fmpq(cs + i, q, prec);
+        fmpq_clear(q);
+    }
+    for (int j = 0; j < n; j++) {
+        arb_set_d(x, rad);
+        arb_mul(x, x, cs + (2 * j + 1), prec);
+        add_d(x, x, mid, prec);
+        fval_arb(fx + j, setting, x, prec);
+    }
+    for (int k = 0; k <= g; k++) {
+        arb_zero(a + k);
+        for (int j = 0; j < n; j++)
+            arb_addmul(a + k, fx + j, cs + ((long)k * (2 * j + 1)) % (4 * n), prec);
+        arb_mul_si(a + k, a + k, 2, prec);
+        arb_div_si(a + k, a + k, n, prec);
+    }
+    arb_mul_2exp_si(a + 0, a + 0, -1);
+    arb_clear(x);
+    _arb_vec_clear(cs, 4 * n);
+    _arb_vec_clear(fx, n);
+}
+
+/* e(x) and its sign at the points xs[0..N) into es */
+static void err_at(arb_ptr es, const tm_t *c, arb_srcptr xs, int N, slong prec)
+{
+    arb_t f;
+    arb_init(f);
+    for (int j = 0; j < N; j++) {
+        tm_expfac(f, c, xs + j, prec);
+        tm_deriv(es + j, c, 0, xs + j, f, prec);
+    }
+    arb_clear(f);
+}
+
+static double arbd(const arb_t x)
+{
+    return arf_get_d(arb_midref(x), ARF_RND_NEAR);
+}
+
+/* Remez exchange in Arb with midpoint arithmetic (the result is exact once rounded to midpoints;
+ * only its quality, not its certification, depends on convergence). Extrema: dense sample, then
+ * Newton steps on E' using E''. a[0..g] in/out (Chebyshev coefficients in t). */
+static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting, double mid, double rad,
+                     slong prec)
+{
+    int n = g + 2, N = 8 * (g + 2) + 16, st = PR_OK;
+    double *ref = malloc(sizeof(double) * n), *tx = malloc(sizeof(double) * N);
+    double *ex = malloc(sizeof(double) * N), *ts = malloc(sizeof(double) * N), *es = malloc(sizeof(double) * N);
+    arb_mat_t A, b, sol;
+    arb_mat_init(A, n, n); arb_mat_init(b, n, 1); arb_mat_init(sol, n, 1);
+    arb_ptr xs = _arb_vec_init(N), ev = _arb_vec_init(N), e3 = _arb_vec_init(3);
+    arb_t t, T0, T1, Tn, f, x;
+    arb_init(t); arb_init(T0); arb_init(T1); arb_init(Tn); arb_init(f); arb_init(x);
+    for (int i = 0; i < n; i++)
+        ref[i] = -cos(M_PI * i / (n - 1));
+    for (int it = 0; it < 30; it++) {
+        for (int i = 0; i < n; i++) {
+            arb_set_d(t, ref[i]);
+            arb_one(T0);
+            arb_set(T1, t);
+            for (int k = 0; k <= g; k++) {
+                if (k == 0) arb_one(arb_mat_entry(A, i, 0));
+                else if (k == 1) arb_set(arb_mat_entry(A, i, 1), t);
+                else {
+                    arb_mul(Tn, T1, t, prec); arb_mul_2exp_si(Tn, Tn, 1); arb_sub(Tn, Tn, T0, prec);
+                    arb_swap(T0, T1); arb_swap(T1, Tn);
+                    arb_set(arb_mat_entry(A, i, k), T1);
+                }
+            }
+            mul_d(x, t, rad, prec);
+            add_d(x, x, mid, prec);
+            fval_arb(f, setting, x, prec);
+            arb_set(arb_mat_entry(b, i, 0), f);
+            /* P(t_i) - f(t_i) = (-1)^i E / w(t_i) */
+            if (setting == PR_EXPOLY_EXP_REL) arb_set(T0, f); else arb_one(T0);
+            if (i % 2 == 0) arb_neg(T0, T0);
+            arb_set(arb_mat_entry(A, i, g + 1), T0);
+        }
+        if (!arb_mat_approx_solve(sol, A, b, prec)) {
+            st = PR_ECONVERGE;
+            break;
+        }
+        for (int k = 0; k <= g; k++)
+            arb_get_mid_arb(a + k, arb_mat_entry(sol, k, 0));
+        cheb_to_x(P, a, g, mid, rad, prec);
+        tm_t c;
+        tm_init(&c, P, setting, 2, prec);
+        for (int j = 0; j < N; j++) {
+            tx[j] = mid - rad * cos(M_PI * j / (N - 1));
+            arb_set_d(xs + j, tx[j]);
+        }
+        err_at(ev, &c, xs, N, prec);
+        int m = 0;
+        for (int j = 0; j < N; j++) {
+            double v = fabs(arbd(ev + j));
+            if ((j > 0 && v < fabs(arbd(ev + j - 1))) || (j < N - 1 && v < fabs(arbd(ev + j + 1))))
+                continue;
+            double xj = tx[j], ej = arbd(ev + j);
+            if (j > 0 && j < N - 1) {
+                /* Newton on E'(x) = 0, kept inside the sample bracket */
+                arb_set_d(x, xj);
+                for (int s = 0; s < 6; s++) {
+                    tm_coeffs(e3, &c, x, 2, prec);
+                    arb_div(t, e3 + 1, e3 + 2, prec);
+                    arb_mul_2exp_si(t, t, -1);
+                    arb_sub(t, x, t, prec);
+                    double xn = arbd(t);
+                    if (!(xn > tx[j - 1] && xn < tx[j + 1]))
+                        break;
+                    arb_get_mid_arb(x, t);
+                }
+                tm_coeffs(e3, &c, x, 0, prec);
+                if (fabs(arbd(e3)) > fabs(ej)) {
+                    xj = arbd(x);
+                    ej = arbd(e3);
+                }
+            }
+            ts[m] = xj;
+            ex[m++] = ej;
+        }
+        tm_clear(&c);
+        int k = 0;
+        for (int i = 0; i < m; i++) {
+            if (k > 0 && (ex[i] > 0) == (es[k - 1] > 0)) {
+                if (fabs(ex[i]) > fabs(es[k - 1])) { ts[k - 1] = ts[i]; es[k - 1] = ex[i]; }
+            } else {
+                ts[k] = ts[i]; es[k++] = ex[i];
+            }
+        }
+        if (k < n)
+            break;   /* error at the precision's noise: keep this iterate */
+        int lo = 0, hi = k - 1;
+        while (hi - lo + 1 > n) {
+            if (fabs(es[lo]) < fabs(es[hi])) lo++; else hi--;
+        }
+        double mx = 0, mn = INFINITY;
+        for (int i = 0; i < n; i++) {
+            ref[i] = (ts[lo + i] - mid) / rad;
+            mx = fmax(mx, fabs(es[lo + i]));
+            mn = fmin(mn, fabs(es[lo + i]));
+        }
+        if (mx - mn <= 1e-6 * mx)
+            break;
+    }
+    cheb_to_x(P, a, g, mid, rad, prec);
+    arb_clear(t); arb_clear(T0); arb_clear(T1); arb_clear(Tn); arb_clear(f); arb_clear(x);
+    _arb_vec_clear(xs, N); _arb_vec_clear(ev, N); _arb_vec_clear(e3, 3);
+    arb_mat_clear(A); arb_mat_clear(b); arb_mat_clear(sol);
+    free(ref); free(tx); free(ex); free(ts); free(es);
+    return st;
+}
+
+int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
+                         int g, slong prec)
+{
+    if (!(R > 0) || !isfinite(R) || g < 0 || (unsigned)kind > 2 || (unsigned)setting > 2 || prec < 32)
+        return PR_EINVAL;
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
+    if (kind == PR_EXPOLY_TAYLOR) {
+        /* balls containing the exact Taylor polynomial: certification then covers it */
+        int sigma = setting == PR_EXPOLY_EXPNEG_ABS ? -1 : 1;
+        fmpq_poly_t q;
+        fmpq_poly_init(q);
+        pr_certexp_taylor_fmpq(q, g, sigma);
+        arb_poly_set_fmpq_poly(P, q, prec);
+        fmpq_poly_clear(q);
+        if (mid != 0) {
+            arb_t s;
+            arb_init(s);
+            arb_set_d(s, sigma * mid);
+            arb_exp(s, s, prec);
+            arb_poly_scalar_mul(P, P, s, prec);
+            arb_set_d(s, -mid);
+            arb_poly_taylor_shift(P, P, s, prec);
+            arb_clear(s);
+        }
+        return PR_OK;
+    }
+    arb_ptr a = _arb_vec_init(g + 1);
+    cheb_interp_arb(a, g, setting, mid, rad, prec);
+    for (int k = 0; k <= g; k++)
+        arb_get_mid_arb(a + k, a + k);
+    int st = PR_OK;
+    if (kind == PR_EXPOLY_CHEBYSHEV || g == 0)
+        cheb_to_x(P, a, g, mid, rad, prec);
+    else
+        st = remez_arb(a, P, g, setting, mid, rad, prec);
+    _arb_vec_clear(a, g + 1);
+    return st;
+}
+
+/* ---- certified least degree ---- */
+
+void pr_certexp_degree_init(pr_certexp_degree_t d)
+{
+    d->degree = -1;
+    d->verdict = PR_CERT_UNKNOWN;
+    pr_certexp_init(d->at);
+    pr_certexp_init(d->below);
+    arb_poly_init(d->poly);
+    d->constructions = 0;
+}
+
+void pr_certexp_degree_clear(pr_certexp_degree_t d)
+{
+    pr_certexp_clear(d->at);
+    pr_certexp_clear(d->below);
+    arb_poly_clear(d->poly);
+}
+
+/* a rough starting degree: where the Chebyshev (or Taylor) coefficient bound times the
+ * weight drops below eps; only the search's speed depends on it */
+static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R, double eps)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
+    double lw = setting == PR_EXPOLY_EXP_REL ? R : 0;
+    double lf = setting == PR_EXPOLY_EXPNEG_ABS ? rad - mid : mid + rad;   /* log max f */
+    for (int g = 0; g < 100000; g++) {
+        double lerr = kind == PR_EXPOLY_TAYLOR
+            ? (g + 1) * log(rad) - lgamma(g + 2.0) + (setting == PR_EXPOLY_EXP_REL ? R : lf)
+            : log(2.0) + (g + 1) * log(rad / 2) - lgamma(g + 2.0) + rad * rad / (4 * (g + 2)) + lf - rad + lw;
+        if (lerr < log(eps))
+            return g;
+    }
+    return 0;
+}
+
+static int certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                          double R, double eps, int g)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    double X = fmax(fabs(lo), fabs(hi));
+    slong prec = 96 + (slong)ceil((2 * X - log(eps)) / M_LN2);
+    int st = pr_certexp_construct(P, kind, setting, R, g, prec);
+    if (!st)
+        st = pr_certexp_sup(r, P, setting, R, eps, 0);
+    return st;
+}
+
+int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                            double R, double eps, int g_hint, int max_degree)
+{
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || (unsigned)kind > 2 || (unsigned)setting > 2
+        || max_degree < 0)
+        return PR_EINVAL;
+    int g = g_hint >= 0 ? g_hint : degree_guess(kind, setting, R, eps);
+    if (g > max_degree)
+        g = max_degree;
+    d->degree = -1;
+    d->verdict = PR_CERT_UNKNOWN;
+    d->constructions = 0;
+    arb_poly_t Q;
+    arb_poly_init(Q);
+    int st = PR_OK, have_at = 0;
+    for (;;) {
+        /* invariant: every degree above a certified one has been certified or is untried */
+        pr_certexp_t r;
+        pr_certexp_init(r);
+        st = certify_degree(r, Q, kind, setting, R, eps, g);
+        d->constructions++;
+        if (st) {
+            pr_certexp_clear(r);
+            break;
+        }
+        if (r->verdict == PR_CERT_CERTIFIED) {
+            pr_certexp_clear(d->at);
+            *d->at = *r;
+            arb_poly_swap(d->poly, Q);
+            d->degree = g;
+            have_at = 1;
+            if (g == 0) {
+                d->verdict = PR_CERT_CERTIFIED;
+                break;
+            }
+            g--;
+            continue;
+        }
+        if (r->verdict == PR_CERT_REFUTED && have_at) {
+            pr_certexp_clear(d->below);
+            *d->below = *r;
+            d->verdict = PR_CERT_CERTIFIED;
+            break;
+        }
+        if (r->verdict == PR_CERT_UNKNOWN) {
+            /* the least degree is not decided: report the certified one above, if any */
+            pr_certexp_clear(d->below);
+            *d->below = *r;
+            break;
+        }
+        pr_certexp_clear(r);
+        if (++g > max_degree) {
+            st = PR_EDOMAIN;
+            break;
+        }
+    }
+    arb_poly_clear(Q);
+    return st;
+}

@@ -1,5 +1,93 @@
-/* pr_certexp: certified error of exp polynomials, certified least degree (issue 3) */
+/* pr_certexp: certified error of polynomial approximations of exp, certified least degree,
+ * and the constructions in Arb for the range where double is not sound (issue 3).
+ *
+ * Claims: C7 (least degree for e^x vs Aggarwal–Alman), C8 (e^{-x} on [0, L]), C9 (a certified
+ * eps_A feeds the output bound 2 eps_A/(1 - eps_A) ||V||). Settings and kinds are those of
+ * pr_expoly.h. A double never certifies here: every bound is an Arb ball's upper end. */
 #ifndef PR_CERTEXP_H
 #define PR_CERTEXP_H
 
+#include <arb.h>
+#include <arb_poly.h>
+#include <flint/fmpq_poly.h>
+#include "pr_expoly.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    PR_CERT_CERTIFIED = 0,  /* sup |E| < threshold, proved */
+    PR_CERT_REFUTED = 1,    /* |E(witness)| > threshold, proved */
+    PR_CERT_UNKNOWN = 2     /* neither within the subdivision/precision budget */
+} pr_cert_verdict_t;
+
+typedef struct {
+    pr_cert_verdict_t verdict;
+    arb_t bound;        /* certified: [0, ub] with sup_x |E(x)| <= ub; refuted/unknown: the bound
+                           over the pieces examined (a lower bound comes from witness_err) */
+    arb_t witness_x;    /* refuted: an exact point of the interval ... */
+    arb_t witness_err;  /* ... and the ball E(witness_x), with |E| > threshold */
+    double witness;     /* witness_x rounded to double, for printing */
+    long pieces;        /* subintervals bounded */
+    slong prec;         /* working precision used */
+} pr_certexp_struct;
+typedef pr_certexp_struct pr_certexp_t[1];
+
+void pr_certexp_init(pr_certexp_t r);
+void pr_certexp_clear(pr_certexp_t r);
+
+/* Certified sup over the setting's interval of the error E of P (power basis in x; each
+ * coefficient ball is honoured, so exact coefficients give exact claims), compared with thresh:
+ *   E = P e^{-x} - 1 (EXP_REL), P - e^x (EXP_ABS), P - e^{-x} (EXPNEG_ABS).
+ * Method (C7/C8): Chebyshev-graded subdivision; on each piece [x0 - h, x0 + h] a Taylor model
+ *   E(x0 + s) = Σ_{k<=m} e_k s^k + rem, e_k = E^{(k)}(x0)/k!, |rem| <= sup|E^{(m+1)}| h^{m+1}/(m+1)!,
+ * with the derivatives in closed form (EXP_REL: E^{(k)} = e^{-x}(D - 1)^k P) and the remainder's
+ * derivative bounded by interval evaluation over the piece; the quadratic part is maximised
+ * exactly, the rest by Σ|e_k| h^k. Pieces whose bound is not below thresh are bisected; a
+ * centre with |E| > thresh refutes. prec <= 0 chooses a precision from R and thresh.
+ * PR_EINVAL for bad R, thresh <= 0 or empty P. */
+int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
+                   double thresh, slong prec);
+/* the same for exact double coefficients c[0..g] (as built by pr_expoly) */
+int pr_certexp_sup_d(pr_certexp_t r, const double *c, int g, pr_expoly_setting_t setting, double R,
+                     double thresh, slong prec);
+
+/* The construction of pr_expoly in Arb at precision prec, power basis in x, coefficients rounded
+ * to their midpoints (so the polynomial is exact and is what gets certified): Taylor at the
+ * interval's centre (exact rationals for EXP_REL), Chebyshev interpolation at first-kind nodes,
+ * minimax by Remez exchange with midpoint arithmetic. Sound for any R: nothing is rounded to
+ * double. PR_EINVAL for bad R or g < 0; PR_ECONVERGE if Remez fails. */
+int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
+                         int g, slong prec);
+
+/* Exact Taylor polynomial Σ_{k<=g} (±x)^k/k! of e^{±x} at 0 (sign = +1 or -1), for exact-mode runs. */
+void pr_certexp_taylor_fmpq(fmpq_poly_t P, int g, int sign);
+
+typedef struct {
+    int degree;               /* least g certified (g - 1 refuted), or -1 if unknown */
+    pr_cert_verdict_t verdict;/* CERTIFIED when both the degree g and the refutation of g - 1 are proved */
+    pr_certexp_t at;          /* certification of degree g (bound = certified eps_A) */
+    pr_certexp_t below;       /* refutation of degree g - 1 (witness), when g > 0 */
+    arb_poly_t poly;          /* the certified polynomial of degree g */
+    int constructions;        /* degrees tried */
+} pr_certexp_degree_struct;
+typedef pr_certexp_degree_struct pr_certexp_degree_t[1];
+
+void pr_certexp_degree_init(pr_certexp_degree_t d);
+void pr_certexp_degree_clear(pr_certexp_degree_t d);
+
+/* Certified least degree g of the given construction with sup|E| < eps on the setting's interval
+ * (C7 for EXP_REL/EXP_ABS, C8 for EXPNEG_ABS): g certified and g - 1 refuted by a witness, with
+ * the constructions run in Arb (pr_certexp_construct), so no double rounding enters.
+ * g_hint >= 0 starts the search there (e.g. pr_expoly_fit_eps's degree); -1 estimates one.
+ * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps. */
+int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                            double R, double eps, int g_hint, int max_degree);
+
+const char *pr_cert_verdict_name(pr_cert_verdict_t v);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,7 +1,123 @@
+/* polyrope degree: least polynomial degree for exp to a target error (DESIGN.md §3; C7, C8). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* a JSON number, or null for NaN/Inf */
+static void jnum(const char *key, double v)
+{
+    if (isfinite(v))
+        printf(", \"%s\": %.17g", key, v);
+    else
+        printf(", \"%s\": null", key);
+}
+
 int pr_cmd_degree(int argc, char **argv)
 {
-    return pr_cli_fail("degree", "not built yet");
+    double R = 4, eps = 1e-6;
+    const char *poly = "chebyshev", *setting_s = "exp-rel";
+    int certify = 0, json = 0;
+    pr_opt_t opts[] = {
+        {"R", PR_OPT_DOUBLE, &R, "half-width of [-R, R] (exp-rel), or length of [0, R]", 0, 0, 0, 0},
+        {"eps", PR_OPT_DOUBLE, &eps, "target error, in (0, 1)", 0, 0, 0, 0},
+        {"poly", PR_OPT_CHOICE, &poly, "construction", "taylor|chebyshev|minimax", 0, 0, 0},
+        {"setting", PR_OPT_CHOICE, &setting_s,
+         "exp-rel: e^x on [-R,R] relative; exp-abs: e^x on [0,R] additive; expneg-abs: e^-x on [0,R] additive",
+         "exp-rel|exp-abs|expneg-abs", 0, 0, 0},
+        {"certify", PR_OPT_FLAG, &certify, "certify in Arb: least g proved, g-1 refuted by a witness", 0, 0, 0, 0},
+        {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
+    };
+    pr_cmd_spec_t spec = {"degree", "", "Least degree of a polynomial approximating exp to error eps.",
+        "Without --certify the construction runs in double and the error is an estimate; the double\n"
+        "construction refuses (exit 2) where its power-basis coefficients cannot be represented\n"
+        "(large R or small eps). With --certify the construction runs in Arb and the least degree\n"
+        "is proved: the error of degree g is certified below eps and degree g-1 is refuted at a\n"
+        "witness point. aa22 is the Aggarwal-Alman value max{L, ln(1/eps)/ln(ln(1/eps)/L)} (L = 2R\n"
+        "for exp-rel; for expneg-abs max{sqrt(L ln(1/eps)), ...}), constants omitted.\n"
+        "Exit status: 0 done, 1 certification undecided, 2 bad input.",
+        opts, (int)(sizeof opts / sizeof opts[0])};
+    char *pos[argc > 0 ? argc : 1];
+    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (npos)
+        return pr_cli_fail("degree", "unexpected argument '%s' (see polyrope degree --help)", pos[0]);
+    if (!(R > 0))
+        return pr_cli_fail("degree", "--R must be > 0, got %g", R);
+    if (!(eps > 0 && eps < 1))
+        return pr_cli_fail("degree", "--eps must lie in (0, 1), got %g", eps);
+    pr_expoly_kind_t kind;
+    pr_expoly_setting_t setting;
+    pr_expoly_kind_parse(&kind, poly);
+    pr_expoly_setting_parse(&setting, setting_s);
+    double aa = pr_expoly_aa22_setting(setting, R, eps), t0 = now_s();
+    int degree, certified = 0, st;
+    double err_ub, witness = NAN;
+    const char *verdict = "estimate";
+
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    st = pr_expoly_fit_eps(p, kind, setting, R, eps);
+    if (!certify) {
+        if (st == PR_EDOMAIN)
+            return pr_cli_fail("degree", "R = %g, eps = %g is past what double can represent (power-basis "
+                               "coefficients span too many magnitudes, or degree > %d): rerun with --certify "
+                               "for the Arb construction", R, eps, PR_EXPOLY_MAX_DEGREE);
+        if (st)
+            return pr_cli_fail_status("degree", st, "double construction");
+        degree = p->degree;
+        err_ub = p->eps_A + p->conv_err;
+    } else {
+        pr_certexp_degree_t d;
+        pr_certexp_degree_init(d);
+        st = pr_certexp_least_degree(d, kind, setting, R, eps, st ? -1 : p->degree, 100000);
+        if (st) {
+            pr_certexp_degree_clear(d);
+            pr_expoly_clear(p);
+            return pr_cli_fail_status("degree", st, "certified least degree");
+        }
+        degree = d->degree;
+        certified = d->verdict == PR_CERT_CERTIFIED;
+        verdict = pr_cert_verdict_name(d->verdict);
+        arf_t u;
+        arf_init(u);
+        arb_get_ubound_arf(u, d->at->bound, 64);
+        err_ub = degree >= 0 ? arf_get_d(u, ARF_RND_UP) : NAN;
+        arf_clear(u);
+        witness = d->below->verdict == PR_CERT_REFUTED ? d->below->witness : NAN;
+        pr_certexp_degree_clear(d);
+    }
+    pr_expoly_clear(p);
+    double secs = now_s() - t0;
+    if (json) {
+        printf("{\"R\": %.17g, \"eps\": %.17g, \"poly\": \"%s\", \"setting\": \"%s\", \"degree\": %d",
+               R, eps, poly, setting_s, degree);
+        jnum("err_ub", err_ub);
+        printf(", \"certified\": %s, \"verdict\": \"%s\"", certified ? "true" : "false", verdict);
+        jnum("aa22", aa);
+        jnum("floor", setting == PR_EXPOLY_EXP_REL && degree >= 0 ? pr_expoly_floor_taylor(R, degree) : NAN);
+        jnum("witness", witness);
+        printf(", \"time_s\": %.6f", secs);
+        printf("}\n");
+    } else {
+        printf("%s, %s, R = %g, eps = %g\n", poly, setting_s, R, eps);
+        printf("least degree   %d (%s)\n", degree, verdict);
+        printf("error <=       %.6g%s\n", err_ub, certified ? " (certified, Arb)" : " (estimate)");
+        if (isfinite(witness))
+            printf("degree %d      refuted at x = %.17g\n", degree - 1, witness);
+        printf("aa22           %.4g\n", aa);
+        printf("time           %.3f s\n", secs);
+    }
+    return certify && !certified ? 1 : 0;
 }
