@@ -1,1 +1,581 @@
+#include <fftw3.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "pr_status.h"
 #include "pr_toeplitz.h"
+#include "pr_vec.h"
+
+/* FFTW's planner, wisdom and plan destruction are not thread-safe: every call of ours goes
+ * through this lock. */
+static pthread_mutex_t pr_fftw_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Above this order the direct path is not timed: its n² multiply-adds (≥ 4·10⁶) cost far more
+ * than a transform of length ~2n, and the bench's measured crossover is orders of magnitude
+ * lower (see `polyrope bench toeplitz`). */
+enum { PR_TOEPLITZ_DIRECT_TIME_MAX = 2048 };
+
+static double pr_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+long pr_toeplitz_good_size(long m, int maxp, int even)
+{
+    if (m < 1)
+        m = 1;
+    if (m > LONG_MAX / 8 || (maxp != 2 && maxp != 3 && maxp != 5 && maxp != 7))
+        return 0;
+    /* smallest 2^a·3^b·5^c·7^d ≥ m: for each odd part o = 3^b 5^c 7^d < 2m, the least power of
+     * two p with o·p ≥ m (p ≥ 2 when even). At most log³ m candidates. */
+    long best = LONG_MAX;
+    for (long o7 = 1; o7 < 2 * m; o7 = maxp >= 7 ? 7 * o7 : 2 * m)
+        for (long o5 = o7; o5 < 2 * m; o5 = maxp >= 5 ? 5 * o5 : 2 * m)
+            for (long o3 = o5; o3 < 2 * m; o3 = maxp >= 3 ? 3 * o3 : 2 * m) {
+                long v = o3 * (even ? 2 : 1);
+                while (v < m)
+                    v *= 2;
+                if (v < best)
+                    best = v;
+            }
+    return best;
+}
+
+size_t pr_toeplitz_spec_len(const pr_toeplitz_plan_t P)
+{
+    return 2 * (size_t)P->nfreq;
+}
+
+static int pr_aligned(const void *p)
+{
+    return fftw_alignment_of((double *)p) == 0;
+}
+
+double *pr_toeplitz_spec_alloc(const pr_toeplitz_plan_t P, size_t count)
+{
+    size_t len, bytes;
+    if (count == 0 || pr_size_mul(&len, count, pr_toeplitz_spec_len(P))
+        || pr_size_mul(&bytes, len, sizeof(double)))
+        return NULL;
+    double *s = fftw_malloc(bytes);
+    if (s)
+        memset(s, 0, bytes);
+    return s;
+}
+
+void pr_toeplitz_spec_free(double *spec)
+{
+    fftw_free(spec);
+}
+
+void pr_toeplitz_work_clear(pr_toeplitz_work_t ws)
+{
+    fftw_free(ws->real);
+    fftw_free(ws->spec);
+    fftw_free(ws->spec2);
+    memset(ws, 0, sizeof *ws);
+}
+
+static int pr_work_alloc(pr_toeplitz_work_struct *ws, long L, size_t spec_len)
+{
+    memset(ws, 0, sizeof *ws);
+    ws->real = fftw_malloc(sizeof(double) * (size_t)L);
+    ws->spec = fftw_malloc(sizeof(double) * spec_len);
+    ws->spec2 = fftw_malloc(sizeof(double) * spec_len);
+    if (!ws->real || !ws->spec || !ws->spec2) {
+        pr_toeplitz_work_clear(ws);
+        return PR_ENOMEM;
+    }
+    return PR_OK;
+}
+
+int pr_toeplitz_work_init(pr_toeplitz_work_t ws, const pr_toeplitz_plan_t P)
+{
+    return pr_work_alloc(ws, P->L, pr_toeplitz_spec_len(P));
+}
+
+/* ---- transforms on a workspace ---- */
+
+static pr_toeplitz_work_struct *pr_ws(const pr_toeplitz_plan_struct *P, pr_toeplitz_work_struct *ws)
+{
+    return ws ? ws : (pr_toeplitz_work_struct *)&P->own;
+}
+
+/* out = r2c(ws->real) */
+static void pr_forward(double *out, const pr_toeplitz_plan_struct *P, pr_toeplitz_work_struct *ws)
+{
+    if (pr_aligned(out)) {
+        fftw_execute_dft_r2c((fftw_plan)P->fwd, ws->real, (fftw_complex *)out);
+    } else {
+        fftw_execute_dft_r2c((fftw_plan)P->fwd, ws->real, (fftw_complex *)ws->spec);
+        memcpy(out, ws->spec, sizeof(double) * pr_toeplitz_spec_len(P));
+    }
+    ws->n_forward++;
+}
+
+/* ws->real = c2r(Yhat) unscaled; Yhat destroyed */
+static void pr_inverse(double *Yhat, const pr_toeplitz_plan_struct *P, pr_toeplitz_work_struct *ws)
+{
+    if (!pr_aligned(Yhat)) {
+        memcpy(ws->spec, Yhat, sizeof(double) * pr_toeplitz_spec_len(P));
+        Yhat = ws->spec;
+    }
+    fftw_execute_dft_c2r((fftw_plan)P->inv, (fftw_complex *)Yhat, ws->real);
+    ws->n_inverse++;
+}
+
+static int pr_check_strided(const double *x, long n, long inc)
+{
+    for (long i = 0; i < n; i++)
+        if (!isfinite(x[i * inc]))
+            return PR_ENONFINITE;
+    return PR_OK;
+}
+
+/* ws->real = circular embedding of op(t) */
+static void pr_embed_symbol(double *r, const double *t, unsigned op, long n, long L)
+{
+    memset(r, 0, sizeof(double) * (size_t)L);
+    int causal = op & PR_TOEPLITZ_CAUSAL, trans = op & PR_TOEPLITZ_TRANS;
+    /* ℓ ≥ 0 goes to position ℓ (position -ℓ mod L when transposed), ℓ < 0 likewise */
+    for (long l = 0; l < n; l++)
+        r[trans ? (l ? L - l : 0) : l] = t[l + n - 1];
+    if (!causal)
+        for (long l = 1; l < n; l++)
+            r[trans ? l : L - l] = t[n - 1 - l];
+}
+
+int pr_toeplitz_symbol_spec(double *that, const double *t, unsigned op,
+                            const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if (op & ~3u)
+        return PR_EINVAL;
+    if (pr_vec_check_finite(t, 2 * (size_t)P->n - 1))
+        return PR_ENONFINITE;
+    ws = pr_ws(P, ws);
+    pr_embed_symbol(ws->real, t, op, P->n, P->L);
+    pr_forward(that, P, ws);
+    return PR_OK;
+}
+
+int pr_toeplitz_vec_spec(double *xhat, const double *x, long incx,
+                         const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if (incx < 1)
+        return PR_EINVAL;
+    if (pr_check_strided(x, P->n, incx))
+        return PR_ENONFINITE;
+    ws = pr_ws(P, ws);
+    long n = P->n;
+    for (long j = 0; j < n; j++)
+        ws->real[j] = x[j * incx];
+    memset(ws->real + n, 0, sizeof(double) * (size_t)(P->L - n));
+    pr_forward(xhat, P, ws);
+    return PR_OK;
+}
+
+void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double scale,
+                          const pr_toeplitz_plan_t P)
+{
+    for (long k = 0; k < P->nfreq; k++) {
+        double ar = A[2 * k], ai = A[2 * k + 1], br = B[2 * k], bi = B[2 * k + 1];
+        Y[2 * k] += scale * (ar * br - ai * bi);
+        Y[2 * k + 1] += scale * (ar * bi + ai * br);
+    }
+}
+
+void pr_toeplitz_spec_mac_conj(double *Y, const double *A, const double *B, double scale,
+                               const pr_toeplitz_plan_t P)
+{
+    for (long k = 0; k < P->nfreq; k++) {
+        double ar = A[2 * k], ai = A[2 * k + 1], br = B[2 * k], bi = B[2 * k + 1];
+        Y[2 * k] += scale * (ar * br + ai * bi);
+        Y[2 * k + 1] += scale * (ai * br - ar * bi);
+    }
+}
+
+void pr_toeplitz_spec_zero(double *Y, const pr_toeplitz_plan_t P)
+{
+    memset(Y, 0, sizeof(double) * pr_toeplitz_spec_len(P));
+}
+
+/* A ∘= B, or A ∘= conj(B) */
+static void pr_spec_mul(double *A, const double *B, int conj, long nfreq)
+{
+    double sg = conj ? -1.0 : 1.0;
+    for (long k = 0; k < nfreq; k++) {
+        double ar = A[2 * k], ai = A[2 * k + 1], br = B[2 * k], bi = sg * B[2 * k + 1];
+        A[2 * k] = ar * br - ai * bi;
+        A[2 * k + 1] = ar * bi + ai * br;
+    }
+}
+
+/* Finite finite-input results can still overflow to Inf: a status, not a wrong number. */
+static int pr_check_out(const double *y, long n, long inc)
+{
+    return pr_check_strided(y, n, inc) ? PR_EDOMAIN : PR_OK;
+}
+
+int pr_toeplitz_spec_inverse(double *y, long incy, double *Yhat,
+                             const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if (incy < 1)
+        return PR_EINVAL;
+    ws = pr_ws(P, ws);
+    pr_inverse(Yhat, P, ws);
+    double s = 1.0 / (double)P->L;
+    for (long i = 0; i < P->n; i++)
+        y[i * incy] = s * ws->real[i];
+    return pr_check_out(y, P->n, incy);
+}
+
+int pr_toeplitz_spec_inverse_sym(double *c, double *Yhat,
+                                 const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    ws = pr_ws(P, ws);
+    pr_inverse(Yhat, P, ws);
+    long n = P->n, L = P->L;
+    double s = 1.0 / (double)L;
+    for (long l = -(n - 1); l < n; l++)
+        c[l + n - 1] = s * ws->real[l < 0 ? L + l : l];
+    return pr_check_out(c, 2 * n - 1, 1);
+}
+
+/* ---- direct path ---- */
+
+/* Σ_k a[k] b[k] with four partial sums (any order satisfies the γ_len bound of pr_xtoeplitz). */
+static double pr_dot(const double *a, const double *b, long len)
+{
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    long k = 0;
+    for (; k + 4 <= len; k += 4) {
+        s0 += a[k] * b[k];
+        s1 += a[k + 1] * b[k + 1];
+        s2 += a[k + 2] * b[k + 2];
+        s3 += a[k + 3] * b[k + 3];
+    }
+    for (; k < len; k++)
+        s0 += a[k] * b[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* y = op(T) x directly; ws->real holds a contiguous copy of x */
+static void pr_direct(double *y, long incy, const double *t, const double *x, long incx,
+                      unsigned op, long n, pr_toeplitz_work_struct *ws)
+{
+    double *xc = ws->real;
+    int causal = op & PR_TOEPLITZ_CAUSAL;
+    if (op & PR_TOEPLITZ_TRANS) {
+        /* y_j = Σ_i t[(n-1-j) + i] x_i, causal: i ≥ j */
+        for (long i = 0; i < n; i++)
+            xc[i] = x[i * incx];
+        for (long j = 0; j < n; j++) {
+            long i0 = causal ? j : 0;
+            y[j * incy] = pr_dot(t + (n - 1 - j) + i0, xc + i0, n - i0);
+        }
+    } else {
+        /* with xr[k] = x_{n-1-k}: y_i = Σ_k t[i+k] xr[k], causal: k ≥ n-1-i */
+        for (long k = 0; k < n; k++)
+            xc[k] = x[(n - 1 - k) * incx];
+        for (long i = 0; i < n; i++) {
+            long k0 = causal ? n - 1 - i : 0;
+            y[i * incy] = pr_dot(t + i + k0, xc + k0, n - k0);
+        }
+    }
+    ws->n_direct++;
+}
+
+/* ---- products ---- */
+
+int pr_toeplitz_apply_many(double *Y, long incy, long ldy, const double *t,
+                           const double *X, long incx, long ldx, long count, unsigned op,
+                           const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if ((op & ~3u) || incx < 1 || incy < 1 || count < 0)
+        return PR_EINVAL;
+    long n = P->n;
+    if (pr_vec_check_finite(t, 2 * (size_t)n - 1))
+        return PR_ENONFINITE;
+    for (long k = 0; k < count; k++)
+        if (pr_check_strided(X + k * ldx, n, incx))
+            return PR_ENONFINITE;
+    ws = pr_ws(P, ws);
+    if (P->use_direct) {
+        for (long k = 0; k < count; k++)
+            pr_direct(Y + k * ldy, incy, t, X + k * ldx, incx, op, n, ws);
+    } else {
+        pr_embed_symbol(ws->real, t, op, n, P->L);
+        pr_forward(ws->spec2, P, ws);
+        double s = 1.0 / (double)P->L;
+        for (long k = 0; k < count; k++) {
+            const double *x = X + k * ldx;
+            double *y = Y + k * ldy;
+            for (long j = 0; j < n; j++)
+                ws->real[j] = x[j * incx];
+            memset(ws->real + n, 0, sizeof(double) * (size_t)(P->L - n));
+            pr_forward(ws->spec, P, ws);
+            pr_spec_mul(ws->spec, ws->spec2, 0, P->nfreq);
+            pr_inverse(ws->spec, P, ws);
+            for (long i = 0; i < n; i++)
+                y[i * incy] = s * ws->real[i];
+        }
+    }
+    for (long k = 0; k < count; k++)
+        if (pr_check_out(Y + k * ldy, n, incy))
+            return PR_EDOMAIN;
+    return PR_OK;
+}
+
+int pr_toeplitz_apply(double *y, long incy, const double *t, const double *x, long incx,
+                      unsigned op, const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    return pr_toeplitz_apply_many(y, incy, 0, t, x, incx, 0, 1, op, P, ws);
+}
+
+int pr_toeplitz_apply_symbols(double *Y, long incy, long ldy, const double *ts, long ldt,
+                              const double *x, long incx, long count, unsigned op,
+                              const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    long n = P->n;
+    if ((op & ~3u) || incx < 1 || incy < 1 || count < 0 || (count > 1 && ldt < 2 * n - 1))
+        return PR_EINVAL;
+    if (P->use_direct || count == 1) {
+        for (long k = 0; k < count; k++) {
+            int st = pr_toeplitz_apply_many(Y + k * ldy, incy, 0, ts + k * ldt, x, incx, 0, 1,
+                                            op, P, ws);
+            if (st)
+                return st;
+        }
+        return PR_OK;
+    }
+    if (pr_check_strided(x, n, incx))
+        return PR_ENONFINITE;
+    for (long k = 0; k < count; k++)
+        if (pr_vec_check_finite(ts + k * ldt, 2 * (size_t)n - 1))
+            return PR_ENONFINITE;
+    ws = pr_ws(P, ws);
+    pr_toeplitz_vec_spec(ws->spec2, x, incx, P, ws);
+    for (long k = 0; k < count; k++) {
+        pr_embed_symbol(ws->real, ts + k * ldt, op, n, P->L);
+        pr_forward(ws->spec, P, ws);
+        pr_spec_mul(ws->spec, ws->spec2, 0, P->nfreq);
+        int st = pr_toeplitz_spec_inverse(Y + k * ldy, incy, ws->spec, P, ws);
+        if (st)
+            return st;
+    }
+    return PR_OK;
+}
+
+int pr_toeplitz_correlate(double *c, const double *x, long incx, const double *y, long incy,
+                          const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if (incx < 1 || incy < 1)
+        return PR_EINVAL;
+    long n = P->n;
+    if (pr_check_strided(x, n, incx) || pr_check_strided(y, n, incy))
+        return PR_ENONFINITE;
+    ws = pr_ws(P, ws);
+    if (P->use_direct) {
+        /* c(ℓ) = Σ_j x_{j+ℓ} y_j over 0 ≤ j, j+ℓ < n */
+        double *xc = ws->real, *yc = ws->spec;
+        for (long i = 0; i < n; i++) {
+            xc[i] = x[i * incx];
+            yc[i] = y[i * incy];
+        }
+        for (long l = -(n - 1); l < n; l++)
+            c[l + n - 1] = l >= 0 ? pr_dot(xc + l, yc, n - l) : pr_dot(xc, yc - l, n + l);
+        ws->n_direct++;
+        return pr_check_out(c, 2 * n - 1, 1);
+    }
+    pr_toeplitz_vec_spec(ws->spec2, y, incy, P, ws);
+    pr_toeplitz_vec_spec(ws->spec, x, incx, P, ws);
+    pr_spec_mul(ws->spec, ws->spec2, 1, P->nfreq);
+    return pr_toeplitz_spec_inverse_sym(c, ws->spec, P, ws);
+}
+
+/* ---- plans ---- */
+
+static void pr_destroy_fftw(void *fwd, void *inv)
+{
+    pthread_mutex_lock(&pr_fftw_lock);
+    if (fwd)
+        fftw_destroy_plan((fftw_plan)fwd);
+    if (inv)
+        fftw_destroy_plan((fftw_plan)inv);
+    pthread_mutex_unlock(&pr_fftw_lock);
+}
+
+void pr_toeplitz_destroy(pr_toeplitz_plan_t P)
+{
+    pr_destroy_fftw(P->fwd, P->inv);
+    pr_toeplitz_work_clear(&P->own);
+    memset(P, 0, sizeof *P);
+}
+
+/* PR_ESIZE unless a workspace for length L fits in size_t, in FFTW's int, and in physical memory. */
+static int pr_check_fits(long L)
+{
+    size_t spec_len, bytes;
+    if (L > INT_MAX || pr_size_mul(&spec_len, 2, (size_t)(L / 2 + 1))
+        || pr_size_mul(&bytes, (size_t)L + 2 * spec_len, 2 * sizeof(double)))
+        return PR_ESIZE;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psize > 0 && bytes / (size_t)psize > (size_t)pages)
+        return PR_ESIZE;
+    return PR_OK;
+}
+
+/* Makes P->fwd and P->inv for length L on P->own (allocated here). */
+static int pr_make_fftw(pr_toeplitz_plan_struct *P, long L, unsigned fftw_flags)
+{
+    int st = pr_work_alloc(&P->own, L, 2 * (size_t)(L / 2 + 1));
+    if (st)
+        return st;
+    P->L = L;
+    P->nfreq = L / 2 + 1;
+    pthread_mutex_lock(&pr_fftw_lock);
+    P->fwd = fftw_plan_dft_r2c_1d((int)L, P->own.real, (fftw_complex *)P->own.spec, fftw_flags);
+    P->inv = fftw_plan_dft_c2r_1d((int)L, (fftw_complex *)P->own.spec, P->own.real, fftw_flags);
+    pthread_mutex_unlock(&pr_fftw_lock);
+    if (!P->fwd || !P->inv) {
+        pr_destroy_fftw(P->fwd, P->inv);
+        P->fwd = P->inv = NULL;
+        pr_toeplitz_work_clear(&P->own);
+        return PR_EFFTW;
+    }
+    return PR_OK;
+}
+
+/* Seconds per call of one forward and one inverse transform (best of a few runs). */
+static double pr_time_transforms(pr_toeplitz_plan_struct *P)
+{
+    memset(P->own.real, 0, sizeof(double) * (size_t)P->L);
+    double best = INFINITY;
+    for (int round = 0; round < 3; round++) {
+        long reps = 0;
+        double t0 = pr_now(), el;
+        do {
+            fftw_execute_dft_r2c((fftw_plan)P->fwd, P->own.real, (fftw_complex *)P->own.spec);
+            fftw_execute_dft_c2r((fftw_plan)P->inv, (fftw_complex *)P->own.spec, P->own.real);
+            reps++;
+        } while ((el = pr_now() - t0) < 2e-3);
+        best = fmin(best, el / reps);
+    }
+    return best;
+}
+
+/* Seconds per pr_toeplitz_apply on P with the direct (1) or FFT (0) path. */
+static double pr_time_apply(pr_toeplitz_plan_struct *P, int direct, double *t, double *x, double *y)
+{
+    P->use_direct = direct;
+    double best = INFINITY;
+    for (int round = 0; round < 3; round++) {
+        long reps = 0;
+        double t0 = pr_now(), el;
+        do {
+            pr_toeplitz_apply(y, 1, t, x, 1, PR_TOEPLITZ_FULL, P, NULL);
+            reps++;
+        } while ((el = pr_now() - t0) < 1e-3);
+        best = fmin(best, el / reps);
+    }
+    return best;
+}
+
+int pr_toeplitz_plan(pr_toeplitz_plan_t P, long n, unsigned flags)
+{
+    memset(P, 0, sizeof *P);
+    if (n < 1 || (flags & ~15u)
+        || ((flags & PR_TOEPLITZ_FORCE_FFT) && (flags & PR_TOEPLITZ_FORCE_DIRECT)))
+        return PR_EINVAL;
+    if (n > LONG_MAX / 16)
+        return PR_ESIZE;
+    long m = 2 * n - 1;
+    unsigned fftw_flags = (flags & PR_TOEPLITZ_MEASURE ? FFTW_MEASURE : FFTW_ESTIMATE)
+                          | (flags & PR_TOEPLITZ_WISDOM_ONLY ? FFTW_WISDOM_ONLY : 0);
+    long cand[4] = {pr_toeplitz_good_size(m, 5, 1), pr_toeplitz_good_size(m, 7, 1),
+                    pr_toeplitz_good_size(m, 3, 1), pr_toeplitz_good_size(m, 2, 1)};
+    /* FFTW's codelets for 2, 3, 5 are the fast ones: estimating takes the smallest 5-smooth
+     * even length; measuring times the smallest even 7-, 5-, 3- and 2-smooth lengths. */
+    int ncand = flags & PR_TOEPLITZ_MEASURE ? 4 : 1;
+    int st = pr_check_fits(cand[0]);
+    if (st)
+        return st;
+    long bestL = 0;
+    double best = INFINITY;
+    for (int c = 0; c < ncand; c++) {
+        int dup = 0;
+        for (int e = 0; e < c; e++)
+            dup |= cand[e] == cand[c];
+        if (dup || pr_check_fits(cand[c]))
+            continue;
+        st = pr_make_fftw(P, cand[c], fftw_flags);
+        if (st == PR_ENOMEM)
+            return st;
+        if (st)
+            continue;
+        double tc = ncand > 1 ? pr_time_transforms(P) : 0;
+        if (tc < best) {
+            best = tc;
+            bestL = cand[c];
+        }
+        pr_toeplitz_destroy(P);
+    }
+    if (!bestL)
+        return PR_EFFTW;
+    P->n = n;
+    P->flags = flags;
+    if ((st = pr_make_fftw(P, bestL, fftw_flags))) {
+        memset(P, 0, sizeof *P);
+        return st;
+    }
+    if (flags & (PR_TOEPLITZ_FORCE_FFT | PR_TOEPLITZ_FORCE_DIRECT)) {
+        P->use_direct = (flags & PR_TOEPLITZ_FORCE_DIRECT) != 0;
+        return PR_OK;
+    }
+    if (n > PR_TOEPLITZ_DIRECT_TIME_MAX)
+        return PR_OK;
+    /* Time both paths on this n with a fixed, finite input. */
+    double *buf = fftw_malloc(sizeof(double) * (size_t)(4 * n));
+    if (!buf) {
+        pr_toeplitz_destroy(P);
+        return PR_ENOMEM;
+    }
+    double *t = buf, *x = buf + 2 * n, *y = buf + 3 * n;
+    for (long k = 0; k < 2 * n; k++)
+        t[k] = (double)(k % 7) - 3.0;
+    for (long k = 0; k < n; k++)
+        x[k] = (double)(k % 5) - 2.0;
+    P->t_direct = pr_time_apply(P, 1, t, x, y);
+    P->t_fft = pr_time_apply(P, 0, t, x, y);
+    fftw_free(buf);
+    P->use_direct = P->t_direct < P->t_fft;
+    P->own.n_forward = P->own.n_inverse = P->own.n_direct = 0;
+    return PR_OK;
+}
+
+/* ---- wisdom ---- */
+
+int pr_toeplitz_wisdom_import(const char *path)
+{
+    if (!path)
+        return PR_EINVAL;
+    pthread_mutex_lock(&pr_fftw_lock);
+    int ok = fftw_import_wisdom_from_filename(path);
+    pthread_mutex_unlock(&pr_fftw_lock);
+    return ok ? PR_OK : PR_EIO;
+}
+
+int pr_toeplitz_wisdom_export(const char *path)
+{
+    if (!path)
+        return PR_EINVAL;
+    pthread_mutex_lock(&pr_fftw_lock);
+    int ok = fftw_export_wisdom_to_filename(path);
+    pthread_mutex_unlock(&pr_fftw_lock);
+    return ok ? PR_OK : PR_EIO;
+}

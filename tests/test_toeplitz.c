@@ -1,0 +1,387 @@
+/* The Toeplitz engine (core/pr_toeplitz) against exact FLINT products (exact/pr_xtoeplitz,
+ * claim C4), against the dense matrix, and by its algebraic properties; threads; bad input.
+ *
+ * Tolerances. Each float result is within its a-priori bound (pr_xtoeplitz_apriori_bound:
+ * Percival's FFT bound or γ_n|T||x| for the direct path) of the exact value, and the certifier
+ * checks exactly that against FLINT. Property checks compare two float results, so their
+ * tolerance is the sum of the two sides' bounds. With small-integer data every exact value is
+ * an integer below 2^53, so a dense double loop is exact and is an independent oracle for the
+ * index conventions (transpose, causal, correlation). */
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <flint/fmpz_vec.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+static const unsigned ops[4] = {PR_TOEPLITZ_FULL, PR_TOEPLITZ_CAUSAL, PR_TOEPLITZ_TRANS,
+                                PR_TOEPLITZ_CAUSAL | PR_TOEPLITZ_TRANS};
+
+/* the a-priori bound of op(T) x on P, as a double rounded up (a test tolerance, not a proof) */
+static double bound_of(const double *t, const double *x, unsigned op, const pr_toeplitz_plan_t P)
+{
+    arb_t b;
+    arf_t u;
+    arb_init(b);
+    arf_init(u);
+    int st = pr_xtoeplitz_apriori_bound(b, t, x, op, P);
+    arb_get_ubound_arf(u, b, 64);
+    double r = st ? INFINITY : arf_get_d(u, ARF_RND_UP);
+    arb_clear(b);
+    arf_clear(u);
+    return r;
+}
+
+/* y = op(T) x by the dense matrix: T_ij = t(i-j), trans uses T_ji, causal keeps i-j ≥ 0 */
+static void dense_apply(double *y, const double *t, const double *x, long n, unsigned op)
+{
+    for (long r = 0; r < n; r++) {
+        double s = 0;
+        for (long c = 0; c < n; c++) {
+            long i = op & PR_TOEPLITZ_TRANS ? c : r, j = op & PR_TOEPLITZ_TRANS ? r : c;
+            if (!((op & PR_TOEPLITZ_CAUSAL) && i < j))
+                s += t[i - j + n - 1] * x[c];
+        }
+        y[r] = s;
+    }
+}
+
+static void fill_int(double *v, long len, int b, pr_rng_t rng)
+{
+    for (long k = 0; k < len; k++)
+        v[k] = (double)((long)pr_rng_below(rng, 2 * (uint64_t)b + 1) - b);
+}
+
+/* entries in [-1,1) times 2^e with e uniform in [-emax, emax]: a wide dynamic range */
+static void fill_wide(double *v, long len, int emax, pr_rng_t rng)
+{
+    for (long k = 0; k < len; k++)
+        v[k] = ldexp(pr_rng_range(rng, -1, 1), (int)pr_rng_below(rng, 2 * emax + 1) - emax);
+}
+
+static const char *path_name(const pr_toeplitz_plan_t P) { return P->use_direct ? "direct" : "fft"; }
+
+int main(void)
+{
+    pr_rng_t rng;
+    uint64_t seed = pr_test_seed("test_toeplitz", 20261123);
+    pr_rng_init(rng, seed);
+
+    /* good sizes: ≥ m, even, only allowed primes, and no smaller such number exists */
+    for (long m = 1; m <= 600; m++)
+        for (int p = 2; p <= 7; p += (p == 2 ? 1 : 2)) {
+            long g = pr_toeplitz_good_size(m, p, 1), r = g, smaller = 0;
+            for (int q = 2; q <= p; q++)
+                while (r % q == 0)
+                    r /= q;
+            for (long c = m; c < g && !smaller; c += 1) {
+                long s = c;
+                for (int q = 2; q <= p; q++)
+                    while (s % q == 0)
+                        s /= q;
+                smaller = s == 1 && c % 2 == 0;
+            }
+            PR_CHECK(g >= m && g % 2 == 0 && r == 1 && !smaller, "good_size(%ld,%d)=%ld", m, p, g);
+        }
+
+    /* float engine against exact FLINT products: all paths, ops, lengths incl. primes */
+    static const long ns[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 64, 97, 100, 127, 211, 256, 509, 1000};
+    static const unsigned pflags[3] = {PR_TOEPLITZ_FORCE_FFT, PR_TOEPLITZ_FORCE_DIRECT, 0};
+    for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
+        long n = ns[a];
+        double *t = malloc(sizeof(double) * (2 * n - 1)), *x = malloc(sizeof(double) * n);
+        for (int pf = 0; pf < 3; pf++) {
+            pr_toeplitz_plan_t P;
+            PR_CHECK_OK(pr_toeplitz_plan(P, n, pflags[pf] | (a % 2 ? PR_TOEPLITZ_MEASURE : 0)));
+            PR_CHECK(P->L >= 2 * n - 1 && P->nfreq == P->L / 2 + 1, "n=%ld L=%ld", n, P->L);
+            for (int trial = 0; trial < 2; trial++) {
+                if (trial) {
+                    fill_wide(t, 2 * n - 1, 30, rng);
+                    fill_wide(x, n, 30, rng);
+                } else {
+                    pr_rng_fill(t, 2 * n - 1, 1.0, rng);
+                    pr_rng_fill(x, n, 1.0, rng);
+                }
+                for (int o = 0; o < 4; o++) {
+                    pr_xtoeplitz_verdict_t v;
+                    arb_t err, bnd;
+                    arb_init(err);
+                    arb_init(bnd);
+                    PR_CHECK_OK(pr_xtoeplitz_certify(&v, err, bnd, t, x, ops[o], P));
+                    PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED,
+                             "C4 product n=%ld L=%ld path=%s op=%u trial=%d: err %s bound %s (%s)",
+                             n, P->L, path_name(P), ops[o], trial, arb_get_str(err, 10, 0),
+                             arb_get_str(bnd, 10, 0), pr_xtoeplitz_verdict_name(v));
+                    arb_clear(err);
+                    arb_clear(bnd);
+                }
+                pr_xtoeplitz_verdict_t v;
+                arb_t err, bnd;
+                arb_init(err);
+                arb_init(bnd);
+                PR_CHECK_OK(pr_xtoeplitz_certify_correlate(&v, err, bnd, t, x, P));
+                PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED, "C4 correlation n=%ld path=%s trial=%d: err %s bound %s",
+                         n, path_name(P), trial, arb_get_str(err, 10, 0), arb_get_str(bnd, 10, 0));
+                arb_clear(err);
+                arb_clear(bnd);
+            }
+            pr_toeplitz_destroy(P);
+        }
+        free(t);
+        free(x);
+    }
+
+    /* index conventions against the dense matrix and a direct correlation loop (integer data:
+     * the dense loop is exact, and the engine's bound is < 1/2 so rounding recovers it) */
+    for (long n = 1; n <= 40; n += (n < 10 ? 1 : 7)) {
+        double t[80], x[40], y[40], yd[40], c[80], cd[80];
+        fill_int(t, 2 * n - 1, 8, rng);
+        fill_int(x, n, 8, rng);
+        for (int pf = 0; pf < 2; pf++) {
+            pr_toeplitz_plan_t P;
+            PR_CHECK_OK(pr_toeplitz_plan(P, n, pflags[pf]));
+            for (int o = 0; o < 4; o++) {
+                PR_CHECK_OK(pr_toeplitz_apply(y, 1, t, x, 1, ops[o], P, NULL));
+                dense_apply(yd, t, x, n, ops[o]);
+                double tol = bound_of(t, x, ops[o], P);
+                PR_CHECK(tol < 0.5 && pr_vec_max_abs_diff(y, yd, n) <= tol,
+                         "dense n=%ld op=%u path=%s diff=%g tol=%g", n, ops[o], path_name(P),
+                         pr_vec_max_abs_diff(y, yd, n), tol);
+            }
+            PR_CHECK_OK(pr_toeplitz_correlate(c, t, 1, x, 1, P, NULL));
+            for (long l = -(n - 1); l < n; l++) {
+                cd[l + n - 1] = 0;
+                for (long i = 0; i < n; i++)
+                    for (long j = 0; j < n; j++)
+                        if (i - j == l)
+                            cd[l + n - 1] += t[i] * x[j];
+            }
+            double cdiff = pr_vec_max_abs_diff(c, cd, 2 * n - 1);
+            PR_CHECK(cdiff < 0.5, "correlation loop n=%ld path=%s diff=%g", n, path_name(P), cdiff);
+            pr_toeplitz_destroy(P);
+        }
+    }
+
+    /* linearity, shift, impulse, and the frequency-domain sum (FFT path, random data) */
+    for (long n = 5; n <= 300; n = n * 3 + 1) {
+        pr_toeplitz_plan_t P;
+        PR_CHECK_OK(pr_toeplitz_plan(P, n, PR_TOEPLITZ_FORCE_FFT));
+        double *t = malloc(sizeof(double) * (2 * n - 1)), *t2 = malloc(sizeof(double) * (2 * n - 1));
+        double *x = malloc(sizeof(double) * n), *x2 = malloc(sizeof(double) * n), *xs = malloc(sizeof(double) * n);
+        double *y1 = malloc(sizeof(double) * n), *y2 = malloc(sizeof(double) * n), *y3 = malloc(sizeof(double) * n);
+        pr_rng_fill(t, 2 * n - 1, 1.0, rng);
+        pr_rng_fill(t2, 2 * n - 1, 1.0, rng);
+        pr_rng_fill(x, n, 1.0, rng);
+        pr_rng_fill(x2, n, 1.0, rng);
+        /* T(x + 2 x2) = T x + 2 T x2: exact sums of dyadic values in [-3, 3) */
+        for (long j = 0; j < n; j++)
+            xs[j] = x[j] + 2 * x2[j];
+        PR_CHECK_OK(pr_toeplitz_apply(y1, 1, t, x, 1, PR_TOEPLITZ_FULL, P, NULL));
+        PR_CHECK_OK(pr_toeplitz_apply(y2, 1, t, x2, 1, PR_TOEPLITZ_FULL, P, NULL));
+        PR_CHECK_OK(pr_toeplitz_apply(y3, 1, t, xs, 1, PR_TOEPLITZ_FULL, P, NULL));
+        /* tolerance: the three bounds, plus the rounding of y1 + 2 y2 (|.| ≤ 3n, 2 roundings) */
+        double tol = bound_of(t, xs, 0, P) + bound_of(t, x, 0, P) + 2 * bound_of(t, x2, 0, P)
+                     + 2 * DBL_EPSILON * 3 * n, worst = 0;
+        for (long i = 0; i < n; i++)
+            worst = fmax(worst, fabs(y3[i] - (y1[i] + 2 * y2[i])));
+        PR_CHECK(worst <= tol, "linearity n=%ld worst=%g tol=%g", n, worst, tol);
+
+        /* shift: with x_{n-1} = 0, (T Sx)_i = (T x)_{i-1} for i ≥ 1 */
+        x[n - 1] = 0;
+        xs[0] = 0;
+        for (long j = 1; j < n; j++)
+            xs[j] = x[j - 1];
+        PR_CHECK_OK(pr_toeplitz_apply(y1, 1, t, x, 1, PR_TOEPLITZ_FULL, P, NULL));
+        PR_CHECK_OK(pr_toeplitz_apply(y2, 1, t, xs, 1, PR_TOEPLITZ_FULL, P, NULL));
+        tol = 2 * bound_of(t, x, 0, P);
+        worst = pr_vec_max_abs_diff(y2 + 1, y1, n - 1);
+        PR_CHECK(worst <= tol, "shift n=%ld worst=%g tol=%g", n, worst, tol);
+
+        /* impulse: T e_j = column j, (T e_j)_i = t(i-j) */
+        long j0 = (long)pr_rng_below(rng, n);
+        memset(xs, 0, sizeof(double) * n);
+        xs[j0] = 1;
+        PR_CHECK_OK(pr_toeplitz_apply(y1, 1, t, xs, 1, PR_TOEPLITZ_FULL, P, NULL));
+        tol = bound_of(t, xs, 0, P);
+        worst = 0;
+        for (long i = 0; i < n; i++)
+            worst = fmax(worst, fabs(y1[i] - t[i - j0 + n - 1]));
+        PR_CHECK(worst <= tol, "impulse n=%ld j=%ld worst=%g tol=%g", n, j0, worst, tol);
+
+        /* frequency domain: 3 T x + 2 T2ᵀ x2 with one inverse, against the two products.
+         * The Percival bound is linear in the inputs, so the sum's error is within
+         * 3 bound(T, x) + 2 bound(T2ᵀ, x2); each product adds its own bound and the float sum
+         * two roundings of a value ≤ 5n. */
+        double *sp = pr_toeplitz_spec_alloc(P, 5);
+        size_t sl = pr_toeplitz_spec_len(P);
+        PR_CHECK(sp != NULL && sl == 2 * (size_t)P->nfreq, "spec_alloc");
+        pr_toeplitz_work_t ws;
+        PR_CHECK_OK(pr_toeplitz_work_init(ws, P));
+        PR_CHECK_OK(pr_toeplitz_symbol_spec(sp, t, PR_TOEPLITZ_FULL, P, ws));
+        PR_CHECK_OK(pr_toeplitz_symbol_spec(sp + sl, t2, PR_TOEPLITZ_FULL, P, ws));
+        PR_CHECK_OK(pr_toeplitz_vec_spec(sp + 2 * sl, x, 1, P, ws));
+        PR_CHECK_OK(pr_toeplitz_vec_spec(sp + 3 * sl, x2, 1, P, ws));
+        pr_toeplitz_spec_zero(sp + 4 * sl, P);
+        pr_toeplitz_spec_mac(sp + 4 * sl, sp, sp + 2 * sl, 3.0, P);
+        pr_toeplitz_spec_mac_conj(sp + 4 * sl, sp + 3 * sl, sp + sl, 2.0, P);
+        PR_CHECK_OK(pr_toeplitz_spec_inverse(y3, 1, sp + 4 * sl, P, ws));
+        PR_CHECK(ws->n_forward == 4 && ws->n_inverse == 1 && ws->n_direct == 0,
+                 "counters %ld %ld %ld", ws->n_forward, ws->n_inverse, ws->n_direct);
+        PR_CHECK_OK(pr_toeplitz_apply(y1, 1, t, x, 1, PR_TOEPLITZ_FULL, P, ws));
+        PR_CHECK_OK(pr_toeplitz_apply(y2, 1, t2, x2, 1, PR_TOEPLITZ_TRANS, P, ws));
+        tol = 2 * (3 * bound_of(t, x, 0, P) + 2 * bound_of(t2, x2, PR_TOEPLITZ_TRANS, P))
+              + 2 * DBL_EPSILON * 5 * n;
+        worst = 0;
+        for (long i = 0; i < n; i++)
+            worst = fmax(worst, fabs(y3[i] - (3 * y1[i] + 2 * y2[i])));
+        PR_CHECK(worst <= tol, "spectral sum n=%ld worst=%g tol=%g", n, worst, tol);
+        /* the transposed symbol's spectrum is the conjugate of the symbol's: the same bits */
+        PR_CHECK_OK(pr_toeplitz_symbol_spec(sp + 4 * sl, t2, PR_TOEPLITZ_TRANS, P, ws));
+        worst = 0;
+        for (long k = 0; k < P->nfreq; k++)
+            worst = fmax(worst, fabs(sp[4 * sl + 2 * k] - sp[sl + 2 * k])
+                                    + fabs(sp[4 * sl + 2 * k + 1] + sp[sl + 2 * k + 1]));
+        tol = 2 * bound_of(t2, x2, 0, P); /* a loose, derived cap: each differs from exact by far less */
+        PR_CHECK(worst <= tol, "transposed spectrum n=%ld worst=%g", n, worst);
+        /* inverse_sym of a symbol's spectrum returns the symbol */
+        PR_CHECK_OK(pr_toeplitz_symbol_spec(sp + 4 * sl, t, PR_TOEPLITZ_FULL, P, ws));
+        PR_CHECK_OK(pr_toeplitz_spec_inverse_sym(t2, sp + 4 * sl, P, ws));
+        worst = pr_vec_max_abs_diff(t2, t, 2 * n - 1);
+        PR_CHECK(worst <= bound_of(t, xs, 0, P), "symbol round trip n=%ld worst=%g", n, worst);
+
+        /* apply_many / apply_symbols with strides = one product at a time, bit for bit */
+        long cnt = 3;
+        double *X = malloc(sizeof(double) * n * cnt), *Y = malloc(sizeof(double) * n * cnt);
+        double *TS = malloc(sizeof(double) * (2 * n) * cnt);
+        pr_rng_fill(X, n * cnt, 1.0, rng);
+        pr_rng_fill(TS, 2 * n * cnt, 1.0, rng);
+        ws->n_forward = ws->n_inverse = 0;
+        PR_CHECK_OK(pr_toeplitz_apply_many(Y, cnt, 1, t, X, cnt, 1, cnt, PR_TOEPLITZ_CAUSAL, P, ws));
+        PR_CHECK(ws->n_forward == cnt + 1 && ws->n_inverse == cnt, "apply_many counters");
+        int same = 1;
+        for (long k = 0; k < cnt; k++) {
+            PR_CHECK_OK(pr_toeplitz_apply(y1, 1, t, X + k, cnt, PR_TOEPLITZ_CAUSAL, P, ws));
+            for (long i = 0; i < n; i++)
+                same &= y1[i] == Y[i * cnt + k];
+        }
+        PR_CHECK(same, "apply_many n=%ld", n);
+        PR_CHECK_OK(pr_toeplitz_apply_symbols(Y, 1, n, TS, 2 * n, x, 1, cnt, PR_TOEPLITZ_TRANS, P, ws));
+        same = 1;
+        for (long k = 0; k < cnt; k++) {
+            PR_CHECK_OK(pr_toeplitz_apply(y1, 1, TS + 2 * n * k, x, 1, PR_TOEPLITZ_TRANS, P, ws));
+            for (long i = 0; i < n; i++)
+                same &= y1[i] == Y[k * n + i];
+        }
+        PR_CHECK(same, "apply_symbols n=%ld", n);
+        free(X); free(Y); free(TS);
+        pr_toeplitz_work_clear(ws);
+        pr_toeplitz_spec_free(sp);
+        free(t); free(t2); free(x); free(x2); free(xs); free(y1); free(y2); free(y3);
+        pr_toeplitz_destroy(P);
+    }
+
+    /* many threads executing on one plan, each with its own workspace: same bits as serial */
+    {
+        long n = 777, nv = 64;
+        pr_toeplitz_plan_t P;
+        PR_CHECK_OK(pr_toeplitz_plan(P, n, PR_TOEPLITZ_FORCE_FFT));
+        double *t = malloc(sizeof(double) * (2 * n - 1)), *X = malloc(sizeof(double) * n * nv);
+        double *Ys = malloc(sizeof(double) * n * nv), *Yp = malloc(sizeof(double) * n * nv);
+        pr_rng_fill(t, 2 * n - 1, 1.0, rng);
+        pr_rng_fill(X, n * nv, 1.0, rng);
+        for (long k = 0; k < nv; k++)
+            PR_CHECK_OK(pr_toeplitz_apply(Ys + k * n, 1, t, X + k * n, 1, (unsigned)(k % 4), P, NULL));
+        long fwd = 0, bad = 0;
+#pragma omp parallel num_threads(4) reduction(+ : fwd, bad)
+        {
+            pr_toeplitz_work_t ws;
+            if (pr_toeplitz_work_init(ws, P))
+                bad++;
+            else {
+#pragma omp for schedule(dynamic, 1)
+                for (long k = 0; k < nv; k++)
+                    bad += pr_toeplitz_apply(Yp + k * n, 1, t, X + k * n, 1, (unsigned)(k % 4), P, ws) != 0;
+                fwd += ws->n_forward;
+                pr_toeplitz_work_clear(ws);
+            }
+        }
+        PR_CHECK(bad == 0 && fwd == 2 * nv, "threads: bad=%ld forward=%ld", bad, fwd);
+        PR_CHECK(memcmp(Ys, Yp, sizeof(double) * n * nv) == 0, "threads: results differ from serial");
+        free(t); free(X); free(Ys); free(Yp);
+        pr_toeplitz_destroy(P);
+    }
+
+    /* the plan-time choice of path is a measurement */
+    {
+        pr_toeplitz_plan_t P;
+        PR_CHECK_OK(pr_toeplitz_plan(P, 50, 0));
+        PR_CHECK(P->t_direct > 0 && P->t_fft > 0 && P->use_direct == (P->t_direct < P->t_fft),
+                 "auto path: direct %g fft %g use_direct %d", P->t_direct, P->t_fft, P->use_direct);
+        pr_toeplitz_destroy(P);
+    }
+
+    /* wisdom round trip */
+    {
+        char path[64];
+        snprintf(path, sizeof path, "test_toeplitz_wisdom_%ld.txt", (long)getpid());
+        PR_CHECK_OK(pr_toeplitz_wisdom_export(path));
+        PR_CHECK_OK(pr_toeplitz_wisdom_import(path));
+        remove(path);
+        PR_CHECK(pr_toeplitz_wisdom_import("/nonexistent/wisdom") == PR_EIO, "missing wisdom file");
+    }
+
+    /* bad input: statuses, not crashes */
+    {
+        pr_toeplitz_plan_t P;
+        PR_CHECK(pr_toeplitz_plan(P, 0, 0) == PR_EINVAL, "n = 0");
+        PR_CHECK(pr_toeplitz_plan(P, -3, 0) == PR_EINVAL, "n < 0");
+        PR_CHECK(pr_toeplitz_plan(P, 8, 1u << 10) == PR_EINVAL, "bad flags");
+        PR_CHECK(pr_toeplitz_plan(P, 8, PR_TOEPLITZ_FORCE_FFT | PR_TOEPLITZ_FORCE_DIRECT) == PR_EINVAL,
+                 "both paths forced");
+        PR_CHECK(pr_toeplitz_plan(P, LONG_MAX, 0) == PR_ESIZE, "n = LONG_MAX");
+        PR_CHECK(pr_toeplitz_plan(P, 1L << 40, 0) == PR_ESIZE, "L beyond FFTW's int");
+        /* n = physical bytes / 8 needs ≥ 3·2n doubles of workspace: more than the machine has
+         * (or, on a big machine, a length beyond FFTW's int) */
+        long phys = sysconf(_SC_PHYS_PAGES) * (sysconf(_SC_PAGESIZE) / 8);
+        PR_CHECK(pr_toeplitz_plan(P, phys < (1L << 30) ? phys : (1L << 30), 0) == PR_ESIZE,
+                 "buffers beyond physical memory");
+        pr_toeplitz_destroy(P);
+        long n = 9;
+        PR_CHECK_OK(pr_toeplitz_plan(P, n, PR_TOEPLITZ_FORCE_FFT));
+        double t[17], x[9], y[9], c[17];
+        pr_rng_fill(t, 17, 1.0, rng);
+        pr_rng_fill(x, 9, 1.0, rng);
+        double *sp = pr_toeplitz_spec_alloc(P, 1);
+        t[4] = NAN;
+        PR_CHECK(pr_toeplitz_symbol_spec(sp, t, 0, P, NULL) == PR_ENONFINITE, "NaN symbol spec");
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, P, NULL) == PR_ENONFINITE, "NaN symbol apply");
+        PR_CHECK(pr_toeplitz_apply_symbols(y, 1, 9, t, 17, x, 1, 1, 0, P, NULL) == PR_ENONFINITE,
+                 "NaN symbol apply_symbols");
+        t[4] = 0.5;
+        x[8] = -INFINITY;
+        PR_CHECK(pr_toeplitz_vec_spec(sp, x, 1, P, NULL) == PR_ENONFINITE, "Inf vector spec");
+        PR_CHECK(pr_toeplitz_correlate(c, x, 1, t, 1, P, NULL) == PR_ENONFINITE, "Inf correlate");
+        x[8] = 0.25;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 4, P, NULL) == PR_EINVAL, "bad op");
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 0, 0, P, NULL) == PR_EINVAL, "incx = 0");
+        PR_CHECK(pr_toeplitz_symbol_spec(sp, t, 8, P, NULL) == PR_EINVAL, "bad op symbol");
+        for (int k = 0; k < 17; k++)
+            t[k] = 1e300;
+        for (int k = 0; k < 9; k++)
+            x[k] = 1e300;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, P, NULL) == PR_EDOMAIN, "overflow");
+        pr_toeplitz_spec_free(sp);
+        pr_toeplitz_destroy(P);
+        fmpz *ye = _fmpz_vec_init(9);
+        slong e;
+        PR_CHECK(pr_xtoeplitz_apply(ye, &e, t, x, 0, 0) == PR_EINVAL, "exact n = 0");
+        t[0] = NAN;
+        PR_CHECK(pr_xtoeplitz_apply(ye, &e, t, x, 9, 0) == PR_ENONFINITE, "exact NaN");
+        _fmpz_vec_clear(ye, 9);
+    }
+    return pr_test_finish("test_toeplitz");
+}
