@@ -4,15 +4,6 @@
 #include "pr_vec.h"
 #include "pr_hiprec.h"
 
-const char *pr_hiprec_verdict_name(pr_hiprec_verdict_t v)
-{
-    switch (v) {
-    case PR_HIPREC_CERTIFIED: return "certified";
-    case PR_HIPREC_REFUTED: return "refuted";
-    default: return "unknown";
-    }
-}
-
 void pr_hiprec_set_d_vec(arb_ptr y, const double *x, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -308,13 +299,13 @@ void pr_hiprec_max_error(arb_t err, const double *x, arb_srcptr ref, size_t len,
     arb_clear(t);
 }
 
-pr_hiprec_verdict_t pr_hiprec_verdict(const arb_t quantity, const arb_t threshold)
+pr_cert_verdict_t pr_hiprec_verdict(const arb_t quantity, const arb_t threshold)
 {
     if (arb_le(quantity, threshold))
-        return PR_HIPREC_CERTIFIED;
+        return PR_CERT_CERTIFIED;
     if (arb_gt(quantity, threshold))
-        return PR_HIPREC_REFUTED;
-    return PR_HIPREC_UNKNOWN;
+        return PR_CERT_REFUTED;
+    return PR_CERT_UNKNOWN;
 }
 
 double pr_hiprec_ubound_d(const arb_t x)

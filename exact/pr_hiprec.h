@@ -11,16 +11,9 @@
 
 #include <arb.h>
 #include "pr_attn.h"
+#include "pr_certexp.h"
 
 #define PR_HIPREC_MIN_PREC 128
-
-typedef enum {
-    PR_HIPREC_CERTIFIED = 0,  /* the quantity is certainly ≤ the threshold */
-    PR_HIPREC_REFUTED,        /* the quantity is certainly > the threshold */
-    PR_HIPREC_UNKNOWN         /* the enclosure straddles the threshold: raise prec */
-} pr_hiprec_verdict_t;
-
-const char *pr_hiprec_verdict_name(pr_hiprec_verdict_t v);
 
 /* Forward with ball inputs: O (n×d). If P != NULL it receives the n×n weights A_ij / D_i.
  * Q, K, V are n×d; w is s×(2n-1) laid out as W->w; W supplies the support and sizes only. */
@@ -60,8 +53,10 @@ void pr_hiprec_max_error(arb_t err, const double *x, arb_srcptr ref, size_t len,
 /* err ∋ max_i |x_i - y_i| for the exact values enclosed by two ball vectors */
 void pr_hiprec_max_diff(arb_t err, arb_srcptr x, arb_srcptr y, size_t len, slong prec);
 
-/* Three-way verdict of "quantity ≤ threshold" for a ball enclosing the quantity. */
-pr_hiprec_verdict_t pr_hiprec_verdict(const arb_t quantity, const arb_t threshold);
+/* Three-way verdict of "quantity ≤ threshold" for balls enclosing both: certified when every
+ * point of quantity is ≤ every point of threshold, refuted when every point is >, else
+ * unknown (raise prec). */
+pr_cert_verdict_t pr_hiprec_verdict(const arb_t quantity, const arb_t threshold);
 
 /* An upper bound of |x| (every point of the ball) rounded up to a double; +Inf if unbounded. */
 double pr_hiprec_ubound_d(const arb_t x);

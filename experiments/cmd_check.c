@@ -55,9 +55,10 @@ int pr_cmd_check(int argc, char **argv)
         }
         const pr_check_t *c = pr_check_find(pos[p]);
         if (!c) {
+            rc = pr_cli_fail("check", "unknown claim '%s' (see polyrope check --list)", pos[p]);
             free(run);
             free(pos);
-            return pr_cli_fail("check", "unknown claim '%s' (see polyrope check --list)", pos[p]);
+            return rc;
         }
         run[nrun++] = c;
     }
