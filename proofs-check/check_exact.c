@@ -130,7 +130,7 @@ static int check_expand(pr_check_result_t *res, const pr_check_opts_t *opts, int
                 double ratio = qd_max_err(Yd, Y2, (size_t)n * m) / (u * n * Phat * pr_vec_max_abs(Xd, (size_t)n * m));
                 double bound = N / (1 - N * u);
                 snprintf(cfg, sizeof cfg, "%s/float", I.config);
-                pr_check_observe(res, cfg, ratio, bound, ratio <= bound);
+                pr_check_observe_part(res, cfg, ratio, bound, ratio <= bound);
                 arb_clear(R);
             }
             pr_xexpand_clear(Ex);

@@ -304,11 +304,29 @@ int pr_check_c14(pr_check_result_t *res, const pr_check_opts_t *opts)
                 arb_div(Op + (size_t)i * d + c, t, D, PREC);
             }
         }
+        double *Od = malloc(sizeof(double) * nd);
+        if (!st)
+            st = pr_dense_forward(Od, NULL, I.Q, I.K, I.V, I.W, n, d, &I.opts);
         if (!st) {
+            /* reference with W = I against plain attention: equal to 2^-100 (certified) */
             pr_hiprec_max_diff(diff, O, Op, nd, PREC);
             tiny(tn);
-            pr_check_observe(res, I.config, pr_hiprec_ubound_d(diff), ldexp(1.0, TINY_EXP), le3(diff, tn));
+            int ok = le3(diff, tn);
+            double ra = ratio_ub(diff, tn);
+            /* the dense double path with W = I against plain attention: within its rounding */
+            arb_t tol;
+            arb_init(tol);
+            arb_set_d(tol, pr_check_dense_tol(I.B * I.B, I.B, I.W->s, n, 0));
+            pr_hiprec_max_error(diff, Od, Op, nd, PREC);
+            int okd = le3(diff, tol);
+            double rd = ratio_ub(diff, tol);
+            arb_clear(tol);
+            char cfg[PR_CHECK_CONFIG_LEN + 8];
+            pr_check_observe(res, I.config, ra, 1.0, ok);
+            snprintf(cfg, sizeof cfg, "%s/dense", I.config);
+            pr_check_observe_part(res, cfg, rd, 1.0, okd);
         }
+        free(Od);
         arb_clear(S); arb_clear(D); arb_clear(t); arb_clear(diff); arb_clear(tn);
         _arb_vec_clear(O, (slong)nd);
         _arb_vec_clear(Op, (slong)nd);
@@ -320,7 +338,7 @@ int pr_check_c14(pr_check_result_t *res, const pr_check_opts_t *opts)
         if (st)
             return st;
     }
-    pr_check_note(res, "dense double path not built yet: reference only");
+    pr_check_note(res, "max(|ref(W=I) - plain| / 2^-100, |dense(W=I) - plain| / rounding tol)");
     return PR_OK;
 }
 
@@ -418,6 +436,30 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
         pr_hiprec_set_d_vec(dO, tmp, nd);
         st = pr_hiprec_backward_arb(g, g + nd, g + 2 * nd, g + 3 * nd, NULL, x, x + nd, x + 2 * nd,
                                     x + 3 * nd, dO, I.W, n, d, &I.opts, PREC);
+        /* the dense double backward against the closed form in Arb */
+        double *gd = malloc(sizeof(double) * len), *Od = malloc(sizeof(double) * nd);
+        double *lse = malloc(sizeof(double) * n), rd = INFINITY;
+        int okd = 0;
+        if (!st)
+            st = pr_dense_forward(Od, lse, I.Q, I.K, I.V, I.W, n, d, &I.opts);
+        if (!st)
+            st = pr_dense_backward(gd, gd + nd, gd + 2 * nd, gd + 3 * nd, I.Q, I.K, I.V, I.W, Od, lse,
+                                   tmp, n, d, &I.opts);
+        if (!st) {
+            arb_t err, tol;
+            arb_init(err);
+            arb_init(tol);
+            arb_set_d(tol, pr_check_dense_tol(pr_posw_max_rowsum(I.W) * I.opts.sigma * I.B * I.B, I.B,
+                                              I.W->s, n, 1));
+            pr_hiprec_max_error(err, gd, g, len, PREC);
+            okd = le3(err, tol);
+            rd = ratio_ub(err, tol);
+            arb_clear(err);
+            arb_clear(tol);
+        }
+        free(gd);
+        free(Od);
+        free(lse);
         if (!st) {
             if (opts->fault == PR_FAULT_GRAD_SIGN)
                 _arb_vec_neg(g, g, (slong)nd);
@@ -427,7 +469,10 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
             g1_ctx c = {&I, x, u, dO, nd, sw};
             double ratio = INFINITY;
             int ok = cdiff_compare(&ratio, g1_loss, &c, gu);
+            char cfg[PR_CHECK_CONFIG_LEN + 8];
             pr_check_observe(res, I.config, ratio, 1.0, ok);
+            snprintf(cfg, sizeof cfg, "%s/dense", I.config);
+            pr_check_observe_part(res, cfg, rd, 1.0, okd);
             arb_clear(gu);
         }
         free(tmp);
@@ -439,7 +484,8 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
         if (st)
             return st;
     }
-    pr_check_note(res, "directional derivative along random u over (Q,K,V,w); dense double backward not built yet");
+    pr_check_note(res, "max(central-difference error / tol along random u over (Q,K,V,w), "
+                       "|dense double backward - Arb closed form| / rounding tol)");
     return PR_OK;
 }
 
@@ -496,19 +542,21 @@ int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
         arb_ptr K = _arb_vec_init((slong)nd), V = _arb_vec_init((slong)nd), E = _arb_vec_init((slong)nd);
         arb_ptr w = _arb_vec_init((slong)sw), Q = _arb_vec_init((slong)nd), O = _arb_vec_init((slong)nd);
         arb_ptr dQ = _arb_vec_init((slong)nd), dM = _arb_vec_init((slong)n * n), Y = _arb_vec_init((slong)dd);
-        double *tmp = malloc(sizeof(double) * (nd > dd ? nd : dd));
+        double *Xd = malloc(sizeof(double) * dd), *Yd = malloc(sizeof(double) * dd);
+        double *Ud = malloc(sizeof(double) * dd), *Ed = malloc(sizeof(double) * nd);
+        double *dXd = malloc(sizeof(double) * dd), loss;
         /* A1, A3 entries in [-B, B] (the instance's Q and V), X, Y, U, E in [-1, 1] */
         pr_hiprec_set_d_vec(A1, I.Q, nd);
         pr_hiprec_set_d_vec(K, I.K, nd);
         pr_hiprec_set_d_vec(w, I.W->w, sw);
-        pr_rng_fill(tmp, (long)dd, 1.0, rng);
-        pr_hiprec_set_d_vec(X, tmp, dd);
-        pr_rng_fill(tmp, (long)dd, 1.0, rng);
-        pr_hiprec_set_d_vec(Y, tmp, dd);
-        pr_rng_fill(tmp, (long)dd, 1.0, rng);
-        pr_hiprec_set_d_vec(U, tmp, dd);
-        pr_rng_fill(tmp, (long)nd, 1.0, rng);
-        pr_hiprec_set_d_vec(E, tmp, nd);
+        pr_rng_fill(Xd, (long)dd, 1.0, rng);
+        pr_rng_fill(Yd, (long)dd, 1.0, rng);
+        pr_rng_fill(Ud, (long)dd, 1.0, rng);
+        pr_rng_fill(Ed, (long)nd, 1.0, rng);
+        pr_hiprec_set_d_vec(X, Xd, dd);
+        pr_hiprec_set_d_vec(Y, Yd, dd);
+        pr_hiprec_set_d_vec(U, Ud, dd);
+        pr_hiprec_set_d_vec(E, Ed, nd);
         arb_t zero, gu, t, rs, mx, tn;
         arb_init(zero); arb_init(gu); arb_init(t); arb_init(rs); arb_init(mx); arb_init(tn);
         /* V = A3 Y with A3 = the instance's V */
@@ -537,20 +585,36 @@ int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
             }
             tiny(tn);
             int ok_rows = le3(mx, tn);
-            /* <A1ᵀ dQ, U> = Σ_{a,b} (Σ_i A1_ia dQ_ib) U_ab */
-            arb_zero(gu);
+            /* gX = A1ᵀ dQ; <gX, U> */
+            arb_ptr gX = _arb_vec_init((slong)dd);
             for (int a = 0; a < d; a++)
-                for (int b = 0; b < d; b++) {
-                    arb_dot(t, NULL, 0, A1 + a, d, dQ + b, d, n, PREC);
-                    arb_addmul(gu, t, U + (size_t)a * d + b, PREC);
-                }
+                for (int b = 0; b < d; b++)
+                    arb_dot(gX + (size_t)a * d + b, NULL, 0, A1 + a, d, dQ + b, d, n, PREC);
+            arb_dot(gu, NULL, 0, gX, 1, U, 1, (slong)dd, PREC);
             double ratio = INFINITY;
             int ok_dx = cdiff_compare(&ratio, g2_loss, &c, gu);
-            int ok = ok_rows == 0 || ok_dx == 0 ? 0 : ok_rows < 0 || ok_dx < 0 ? -1 : 1;
-            pr_check_observe(res, I.config, fmax(ratio, ratio_ub(mx, tn)), 1.0, ok);
+            /* the dense double dL/dX: inputs bounded by Bv = max(B, d B) (V = A3 Y) and
+             * |dO| ≤ Bv + 1; dX = A1ᵀ dQ adds a factor n B and its own n-term rounding */
+            int ok_dd = 0;
+            double rdd = INFINITY;
+            if (!(st = pr_dense_loss_x(&loss, dXd, I.Q, Xd, I.K, I.V, Yd, Ed, I.W, n, d, &I.opts))) {
+                double Bv = I.B * d + 1, R = I.opts.sigma * Bv * Bv * pr_posw_max_rowsum(I.W);
+                arb_set_d(t, 2.0 * n * I.B * pr_check_dense_tol(R, Bv, I.W->s, n, 1));
+                pr_hiprec_max_error(rs, dXd, gX, dd, PREC);
+                ok_dd = le3(rs, t);
+                rdd = ratio_ub(rs, t);
+            }
+            _arb_vec_clear(gX, (slong)dd);
+            char cfg[PR_CHECK_CONFIG_LEN + 8];
+            snprintf(cfg, sizeof cfg, "%s/rowsum", I.config);
+            pr_check_observe(res, cfg, ratio_ub(mx, tn), 1.0, ok_rows);
+            snprintf(cfg, sizeof cfg, "%s/dLdX", I.config);
+            pr_check_observe_part(res, cfg, ratio, 1.0, ok_dx);
+            snprintf(cfg, sizeof cfg, "%s/dense", I.config);
+            pr_check_observe_part(res, cfg, rdd, 1.0, ok_dd);
         }
         arb_clear(zero); arb_clear(gu); arb_clear(t); arb_clear(rs); arb_clear(mx); arb_clear(tn);
-        free(tmp);
+        free(Xd); free(Yd); free(Ud); free(Ed); free(dXd);
         _arb_vec_clear(A1, (slong)nd); _arb_vec_clear(X, (slong)dd); _arb_vec_clear(U, (slong)dd);
         _arb_vec_clear(K, (slong)nd); _arb_vec_clear(V, (slong)nd); _arb_vec_clear(E, (slong)nd);
         _arb_vec_clear(w, (slong)sw); _arb_vec_clear(Q, (slong)nd); _arb_vec_clear(O, (slong)nd);

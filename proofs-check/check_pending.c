@@ -1,24 +1,9 @@
 /* Claims whose modules have not landed on this branch yet: each says so, and checks nothing. */
 #include "check_impl.h"
 
-int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
-{
-    return pr_check_not_built(res, "the FFT Toeplitz engine (core/pr_toeplitz, exact/pr_xtoeplitz)");
-}
-
 int pr_check_c5(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     return pr_check_not_built(res, "the fast forward (core/pr_fast) for timing");
-}
-
-int pr_check_c7(pr_check_result_t *res, const pr_check_opts_t *opts)
-{
-    return pr_check_not_built(res, "the certified least degree (exact/pr_certexp)");
-}
-
-int pr_check_c8(pr_check_result_t *res, const pr_check_opts_t *opts)
-{
-    return pr_check_not_built(res, "the certified least degree (exact/pr_certexp)");
 }
 
 int pr_check_c10(pr_check_result_t *res, const pr_check_opts_t *opts)

@@ -65,6 +65,9 @@ int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opt
 /* One trial's observation: updates the worst, the per-configuration worst, and the verdict
  * (ok = 1 within bound, 0 exceeded, -1 undecided). */
 void pr_check_observe(pr_check_result_t *res, const char *config, double value, double bound, int ok);
+/* The same without counting a trial: a further quantity of the trial just observed, kept under
+ * its own configuration so the baseline follows each quantity separately. */
+void pr_check_observe_part(pr_check_result_t *res, const char *config, double value, double bound, int ok);
 void pr_check_note(pr_check_result_t *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* marks a claim whose module has not landed */
 int pr_check_not_built(pr_check_result_t *res, const char *what);
@@ -72,6 +75,16 @@ int pr_check_not_built(pr_check_result_t *res, const char *what);
 void pr_check_print_header(FILE *f);
 void pr_check_print(FILE *f, const pr_check_result_t *res);
 const char *pr_check_verdict_name(pr_check_verdict_t v);
+
+/* Tolerance for the dense double reference (pr_dense) against the Arb reference, for inputs
+ * bounded by B (Q, K, V and dO), R = σB² max_ℓ Σ|w(ℓ)|, s support entries, n tokens.
+ * Derivation: M_ij is a sum of s products of size ≤ B² (RoPE: rotated rows, angle error
+ * ≤ n u per entry), so |ΔM| ≤ 2(s + 4n + 8)u(R + 1); exp and the row normalisation add
+ * ≤ (n + 8)u relative per weight; O is a convex combination of rows of V, so
+ * |ΔO| ≤ 2(|ΔM| + (n + 8)u)B. A gradient carries at most three such factors times
+ * (B + 1)³ s n (sums over j of dM_ij times w K, each dM_ij a product of P_ij and a
+ * difference of size ≤ 2B²): grad = 1 allows 64 × that. */
+double pr_check_dense_tol(double R, double B, int s, int n, int grad);
 
 /* Accuracy regression. The record file has one line per claim and configuration:
  *   CLAIM CONFIG WORST

@@ -39,7 +39,8 @@ int main(void)
 
     /* broken inputs: each must make its check fail */
     static const struct { const char *id; pr_check_fault_t fault; } broken[] = {
-        {"C1", PR_FAULT_SYMBOL}, {"C2", PR_FAULT_POLY_COEF}, {"G1", PR_FAULT_GRAD_SIGN},
+        {"C1", PR_FAULT_SYMBOL}, {"C4", PR_FAULT_SYMBOL}, {"C2", PR_FAULT_POLY_COEF},
+        {"G1", PR_FAULT_GRAD_SIGN},
     };
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         pr_check_result_t r;

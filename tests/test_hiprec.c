@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "polyrope.h"
+#include "proofs-check/checks.h"
 #include "pr_test.h"
 
 #define PREC 128
@@ -15,7 +16,6 @@ int main(void)
 {
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_hiprec", 20261123));
-    const double u = DBL_EPSILON / 2;
 
     for (int trial = 0; trial < 24; trial++) {
         int n = 1 + (int)pr_rng_below(rng, 12), d = 2 * (1 + (int)pr_rng_below(rng, 3));
@@ -52,15 +52,9 @@ int main(void)
         for (size_t i = 0; i < nd; i++)
             PR_CHECK(arb_rel_accuracy_bits(Oa + i) >= 100 || mag_cmp_2exp_si(arb_radref(Oa + i), -110) < 0,
                      "wide ball O[%zu]: %ld bits, n=%d d=%d", i, (long)arb_rel_accuracy_bits(Oa + i), n, d);
-        /* The dense double path against the enclosures. Derivation: M_ij is a sum of s products
-         * of size ≤ B² (RoPE: rotated rows, angle error ≤ n u per entry), so |ΔM| ≤ (s + 4n + 8) u σ s B²·2;
-         * exp and the row normalisation add ≤ (n + 8) u relative per weight; O is a convex
-         * combination of rows of V, so |ΔO| ≤ 2(|ΔM| + (n + 8) u)‖V‖∞. Gradients carry at most
-         * three such factors times ‖dO‖∞ ‖V‖∞ (B + 1)² s: we allow 64 × that product. */
+        /* the dense double path against the enclosures, within pr_check_dense_tol */
         double R = opts.sigma * B * B * pr_posw_max_rowsum(W);
-        double dM = 2.0 * (W->s + 4 * n + 8) * u * (R + 1.0);
-        double tolO = 2.0 * (dM + (n + 8) * u) * B;
-        double tolG = 64.0 * (dM + (n + 8) * u) * (B + 1) * (B + 1) * (B + 1) * W->s * n;
+        double tolO = pr_check_dense_tol(R, B, W->s, n, 0), tolG = pr_check_dense_tol(R, B, W->s, n, 1);
         arb_t err, thr;
         arb_init(err);
         arb_init(thr);
