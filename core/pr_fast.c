@@ -1,1 +1,873 @@
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include "pr_status.h"
+#include "pr_vec.h"
 #include "pr_fast.h"
+#include "pr_dense.h"
+#include "pr_lowrank.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+double pr_fast_binom(int m, int k)
+{
+    double r = 1.0;
+    for (int i = 1; i <= k; i++)
+        r = r * (m + i) / i;
+    return r;
+}
+
+/* ---- marginals: multisets of D values, |m| <= g, depth first ---- */
+
+static void marg_walk(pr_fast_marg_struct *M, long *pos, long parent, int last, int depth,
+                      unsigned char *cur)
+{
+    long idx = (*pos)++;
+    memcpy(M->cnt + (size_t)idx * M->D, cur, M->D);
+    M->deg[idx] = depth;
+    M->parent[idx] = parent;
+    M->last[idx] = last;
+    if (depth == M->g)
+        return;
+    for (int v = last < 0 ? 0 : last; v < M->D; v++) {
+        cur[v]++;
+        marg_walk(M, pos, idx, v, depth + 1, cur);
+        cur[v]--;
+    }
+}
+
+static int marg_cmp(const void *x, const void *y, void *ctx)
+{
+    const pr_fast_marg_struct *M = ctx;
+    return memcmp(M->cnt + (size_t)*(const long *)x * M->D, M->cnt + (size_t)*(const long *)y * M->D,
+                  M->D);
+}
+
+int pr_fast_marg_init(pr_fast_marg_t M, int D, int g, long max_count)
+{
+    memset(M, 0, sizeof(*M));
+    if (D < 1 || g < 0 || g > 255)
+        return PR_EINVAL;
+    double c = pr_fast_binom(D, g);
+    if (!(c <= (double)max_count))
+        return PR_ESIZE;
+    M->D = D;
+    M->g = g;
+    M->count = (long)c;
+    size_t cn = (size_t)M->count;
+    M->cnt = malloc(cn * D);
+    M->deg = malloc(cn * sizeof(int));
+    M->parent = malloc(cn * sizeof(long));
+    M->last = malloc(cn * sizeof(int));
+    M->sorted = malloc(cn * sizeof(long));
+    unsigned char *cur = calloc(D, 1);
+    if (!M->cnt || !M->deg || !M->parent || !M->last || !M->sorted || !cur) {
+        free(cur);
+        pr_fast_marg_clear(M);
+        return PR_ENOMEM;
+    }
+    long pos = 0;
+    marg_walk(M, &pos, -1, -1, 0, cur);
+    free(cur);
+    for (long i = 0; i < M->count; i++)
+        M->sorted[i] = i;
+    qsort_r(M->sorted, cn, sizeof(long), marg_cmp, M);
+    return PR_OK;
+}
+
+void pr_fast_marg_clear(pr_fast_marg_t M)
+{
+    free(M->cnt);
+    free(M->deg);
+    free(M->parent);
+    free(M->last);
+    free(M->sorted);
+    memset(M, 0, sizeof(*M));
+}
+
+long pr_fast_marg_find(const pr_fast_marg_t M, const unsigned char *cnt)
+{
+    long lo = 0, hi = M->count;
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        int c = memcmp(M->cnt + (size_t)M->sorted[mid] * M->D, cnt, M->D);
+        if (c == 0)
+            return M->sorted[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* ---- the walk over the terms of one a-marginal group ----
+ * Slot positions p < s visit the support sorted by (a, b); row r owns [rstart[r], rstart[r+1]).
+ * At the last slot of a row the multiplicity is forced (the rest of the row's count). */
+
+typedef struct {
+    const pr_fast_terms_struct *T;
+    const int *rstart;          /* da + 1 */
+    const unsigned char *mu;    /* the group's a-marginal, per row */
+    unsigned char *e;           /* current multiplicities by support entry */
+    long next;                  /* index of the next term */
+    /* table mode */
+    const double *c;
+    double sigma;
+    unsigned char *bcnt;
+    /* symbol mode (F != NULL) */
+    pr_fast_plan_struct *F;
+    double *leafspec;           /* where the leaf's spectrum goes, or NULL: F->spec[term] */
+    int (*leaf)(void *, long);  /* called after each leaf spectrum in streamed execute */
+    void *leafctx;
+} walk_t;
+
+static double multinomial(const unsigned char *e, int s)
+{
+    double r = 1.0;
+    int tot = 0;
+    for (int k = 0; k < s; k++)
+        for (int i = 1; i <= e[k]; i++)
+            r = r * (++tot) / i;
+    return r;
+}
+
+static int walk_leaf(walk_t *w, const double *t)
+{
+    const pr_fast_terms_struct *T = w->T;
+    long term = w->next++;
+    if (!w->F) {
+        int s = T->s, deg = 0;
+        memcpy(T->e + (size_t)term * s, w->e, s);
+        memset(w->bcnt, 0, T->db);
+        for (int k = 0; k < s; k++) {
+            deg += w->e[k];
+            w->bcnt[T->bcol[k]] += w->e[k];
+        }
+        T->deg[term] = deg;
+        T->alpha[term] = w->c[deg] * multinomial(w->e, s) * pow(w->sigma, deg);
+        T->bmi[term] = pr_fast_marg_find(T->bm, w->bcnt);
+        return PR_OK;
+    }
+    pr_fast_plan_struct *F = w->F;
+    long L = 2L * F->n - 1;
+    double *leaf = F->tbuf + (size_t)T->s * L, a = T->alpha[term];
+    for (long l = 0; l < L; l++)
+        leaf[l] = a * (t ? t[l] : 1.0) * F->bias[l];
+    double *out = w->leafspec ? w->leafspec : F->spec + (size_t)term * pr_toeplitz_spec_len(F->tp);
+    double t0 = F->timing ? now() : 0.0;
+    int st = pr_toeplitz_symbol_spec(out, leaf, PR_TOEPLITZ_FULL, F->tp, F->ws);
+    if (F->timing)
+        F->fftw_seconds += now() - t0;
+    if (st)
+        return st;
+    return w->leaf ? w->leaf(w->leafctx, term) : PR_OK;
+}
+
+static int walk(walk_t *w, int p, int row, int rem, const double *t)
+{
+    const pr_fast_terms_struct *T = w->T;
+    if (p == T->s)
+        return walk_leaf(w, t);
+    int k = T->slot[p];
+    int lastinrow = p + 1 == w->rstart[row + 1];
+    int lo = lastinrow ? rem : 0;
+    for (int x = lo; x <= rem; x++) {
+        w->e[k] = (unsigned char)x;
+        const double *tn = t;
+        if (w->F && x > 0) {
+            pr_fast_plan_struct *F = w->F;
+            long L = 2L * F->n - 1;
+            const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
+            double *buf = F->tbuf + (size_t)p * L;
+            if (t)
+                for (long l = 0; l < L; l++)
+                    buf[l] = t[l] * pw[l];
+            else
+                memcpy(buf, pw, sizeof(double) * L);
+            tn = buf;
+        }
+        int nrow = lastinrow ? row + 1 : row;
+        int nrem = lastinrow ? (nrow < T->da ? w->mu[nrow] : 0) : rem - x;
+        int st = walk(w, p + 1, nrow, nrem, tn);
+        if (st)
+            return st;
+    }
+    w->e[k] = 0;
+    return PR_OK;
+}
+
+/* rows of the sorted support: rstart[r] = first slot position of row r */
+static void row_starts(int *rstart, const pr_fast_terms_struct *T)
+{
+    int r = 0;
+    rstart[0] = 0;
+    for (int p = 0; p < T->s; p++)
+        while (T->arow[T->slot[p]] > r)
+            rstart[++r] = p;
+    while (r < T->da)
+        rstart[++r] = T->s;
+}
+
+static int walk_group(walk_t *w, long m)
+{
+    const pr_fast_terms_struct *T = w->T;
+    w->mu = T->am->cnt + (size_t)m * T->da;
+    w->next = T->gstart[m];
+    memset(w->e, 0, T->s);
+    return walk(w, 0, 0, w->mu[0], NULL);
+}
+
+/* ---- terms ---- */
+
+static int distinct(int *val, int *idx, const int *x, int s)
+{
+    int D = 0;
+    for (int k = 0; k < s; k++) {
+        int seen = 0;
+        for (int i = 0; i < D; i++)
+            seen |= val[i] == x[k];
+        if (!seen)
+            val[D++] = x[k];
+    }
+    for (int i = 1; i < D; i++)
+        for (int j = i; j > 0 && val[j - 1] > val[j]; j--) {
+            int tmp = val[j];
+            val[j] = val[j - 1];
+            val[j - 1] = tmp;
+        }
+    for (int k = 0; k < s; k++)
+        for (int i = 0; i < D; i++)
+            if (val[i] == x[k])
+                idx[k] = i;
+    return D;
+}
+
+int pr_fast_terms_init(pr_fast_terms_t T, const int *a, const int *b, int s, const double *c, int g,
+                       double sigma, long max_terms)
+{
+    memset(T, 0, sizeof(*T));
+    if (s < 1 || g < 0 || g > 255)
+        return PR_EINVAL;
+    double nt = pr_fast_binom(s, g);
+    if (!(nt <= (double)max_terms))
+        return PR_EBUDGET;
+    T->s = s;
+    T->g = g;
+    T->nterms = (long)nt;
+    T->aval = malloc(sizeof(int) * s);
+    T->bval = malloc(sizeof(int) * s);
+    T->arow = malloc(sizeof(int) * s);
+    T->bcol = malloc(sizeof(int) * s);
+    T->slot = malloc(sizeof(int) * s);
+    size_t n = (size_t)T->nterms;
+    T->e = malloc(n * s);
+    T->deg = malloc(n * sizeof(int));
+    T->alpha = malloc(n * sizeof(double));
+    T->bmi = malloc(n * sizeof(long));
+    if (!T->aval || !T->bval || !T->arow || !T->bcol || !T->slot || !T->e || !T->deg || !T->alpha
+        || !T->bmi) {
+        pr_fast_terms_clear(T);
+        return PR_ENOMEM;
+    }
+    for (int k = 0; k < s; k++)
+        if (a[k] < 0 || b[k] < 0) {
+            pr_fast_terms_clear(T);
+            return PR_EINVAL;
+        }
+    T->da = distinct(T->aval, T->arow, a, s);
+    T->db = distinct(T->bval, T->bcol, b, s);
+    for (int k = 0; k < s; k++)
+        T->slot[k] = k;
+    for (int i = 1; i < s; i++)   /* insertion sort of the support by (a, b) */
+        for (int j = i; j > 0; j--) {
+            int p = T->slot[j - 1], q = T->slot[j];
+            if (a[p] < a[q] || (a[p] == a[q] && b[p] <= b[q]))
+                break;
+            T->slot[j - 1] = q;
+            T->slot[j] = p;
+        }
+    int st = pr_fast_marg_init(T->am, T->da, g, max_terms);
+    if (!st)
+        st = pr_fast_marg_init(T->bm, T->db, g, max_terms);
+    if (!st && !(T->gstart = malloc(sizeof(long) * (T->am->count + 1))))
+        st = PR_ENOMEM;
+    if (st) {
+        pr_fast_terms_clear(T);
+        return st;
+    }
+    /* group m holds Π_r C(|row r| + μ_r - 1, μ_r) terms */
+    int *rstart = malloc(sizeof(int) * (T->da + 1));
+    unsigned char *e = calloc(s, 1), *bcnt = calloc(T->db, 1);
+    if (!rstart || !e || !bcnt) {
+        free(rstart); free(e); free(bcnt);
+        pr_fast_terms_clear(T);
+        return PR_ENOMEM;
+    }
+    row_starts(rstart, T);
+    T->gstart[0] = 0;
+    for (long m = 0; m < T->am->count; m++) {
+        double cnt = 1.0;
+        for (int r = 0; r < T->da; r++) {
+            int len = rstart[r + 1] - rstart[r], mu = T->am->cnt[(size_t)m * T->da + r];
+            cnt *= pr_fast_binom(len - 1, mu);
+        }
+        T->gstart[m + 1] = T->gstart[m] + (long)cnt;
+    }
+    walk_t w = {.T = T, .rstart = rstart, .e = e, .c = c, .sigma = sigma, .bcnt = bcnt};
+    for (long m = 0; m < T->am->count && !st; m++)
+        st = walk_group(&w, m);
+    free(rstart); free(e); free(bcnt);
+    if (!st && T->gstart[T->am->count] != T->nterms)
+        st = PR_EINVAL;   /* cannot happen: Σ_μ Π_r C(...) = C(s+g, g) */
+    if (st)
+        pr_fast_terms_clear(T);
+    return st;
+}
+
+void pr_fast_terms_clear(pr_fast_terms_t T)
+{
+    free(T->aval); free(T->bval); free(T->arow); free(T->bcol); free(T->slot);
+    free(T->e); free(T->deg); free(T->alpha); free(T->bmi); free(T->gstart);
+    pr_fast_marg_clear(T->am);
+    pr_fast_marg_clear(T->bm);
+    memset(T, 0, sizeof(*T));
+}
+
+/* ---- plan ---- */
+
+size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+{
+    double L = 2.0 * n - 1, nf = pr_toeplitz_good_size(2L * n - 1, 5, 1) / 2 + 1;
+    double spec = 16.0 * (nf + 8);
+    double bytes = spec * (pr_fast_binom(db, g) * (d + 1) + d + 2)   /* xhat, acc, leaf */
+                 + 8.0 * (L * (s + 2) + n * (g + 1 + 2 + d + 1))      /* tbuf, bias, uv, vx, col, num */
+                 + (double)pr_fast_binom(s, g) * (s + 24.0);           /* term tables */
+    bytes += streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g);
+    return bytes < 0.5 * SIZE_MAX ? (size_t)bytes : 0;
+}
+
+static void *alloc_doubles(size_t count)
+{
+    return count <= SIZE_MAX / sizeof(double) ? malloc(sizeof(double) * (count ? count : 1)) : NULL;
+}
+
+/* The large arrays (spectra, powers): 2 MiB aligned and backed by transparent huge pages where
+ * the kernel allows, since first-touch page faults otherwise dominate planning on virtual
+ * machines. Not zeroed: every entry is written before it is read. */
+static double *alloc_big(size_t count)
+{
+    void *p = NULL;
+    if (count > SIZE_MAX / sizeof(double) || posix_memalign(&p, (size_t)2 << 20, sizeof(double) * (count ? count : 1)))
+        return NULL;
+    madvise(p, sizeof(double) * count, MADV_HUGEPAGE);
+    return p;
+}
+
+int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
+                 size_t mem_budget, long max_terms)
+{
+    double t0 = now();
+    memset(F, 0, sizeof(*F));
+    if (!opts->poly || opts->poly_degree < 0 || W->s < 1)
+        return PR_EINVAL;
+    if (!(opts->sigma > 0.0) || !isfinite(opts->sigma))
+        return PR_EINVAL;
+    int n = W->n, d = W->d, s = W->s, g = opts->poly_degree;
+    long L = 2L * n - 1;
+    if (pr_vec_check_finite(W->w, (size_t)s * L) || pr_vec_check_finite(opts->poly, g + 1)
+        || (opts->beta && pr_vec_check_finite(opts->beta, L)))
+        return PR_ENONFINITE;
+    int st = pr_fast_terms_init(F->terms, W->a, W->b, s, opts->poly, g, opts->sigma, max_terms);
+    if (st)
+        return st;
+    const pr_fast_terms_struct *T = F->terms;
+    F->n = n;
+    F->d = d;
+    F->s = s;
+    F->g = g;
+    size_t kept = pr_fast_plan_bytes(n, d, s, g, T->da, T->db, 0);
+    size_t streamed = pr_fast_plan_bytes(n, d, s, g, T->da, T->db, 1);
+    if (!streamed || streamed > mem_budget) {
+        pr_fast_destroy(F);
+        return PR_EBUDGET;
+    }
+    F->streamed = !kept || kept > mem_budget;
+    F->bytes = F->streamed ? streamed : kept;
+    if ((st = pr_toeplitz_plan(F->tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))
+        || (st = pr_toeplitz_work_init(F->ws, F->tp))) {
+        pr_fast_destroy(F);
+        return st;
+    }
+    F->bias = alloc_doubles(L);
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    F->pw = alloc_big((size_t)s * g * L);
+    F->tbuf = alloc_doubles((size_t)(s + 1) * L);
+    F->uv = alloc_doubles((size_t)(g + 1) * n);
+    F->vx = alloc_doubles(n);
+    F->col = alloc_doubles(n);
+    F->num = alloc_doubles((size_t)n * (d + 1));
+    F->xhat = alloc_big(sl * T->bm->count * (d + 1));
+    F->acc = pr_toeplitz_spec_alloc(F->tp, (size_t)(d + 2));   /* the last one: a leaf spectrum */
+    F->rstart = malloc(sizeof(int) * (T->da + 1));
+    F->ecur = calloc(s, 1);
+    if (!F->streamed)
+        F->spec = alloc_big(sl * T->nterms);
+    if (!F->bias || !F->pw || !F->tbuf || !F->uv || !F->vx || !F->col || !F->num || !F->xhat
+        || !F->acc || !F->rstart || !F->ecur || (!F->streamed && !F->spec)) {
+        pr_fast_destroy(F);
+        return PR_ENOMEM;
+    }
+    for (long l = -(n - 1); l <= n - 1; l++)
+        F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
+    /* powers w_k^p, each from the previous one */
+    for (int k = 0; k < s; k++) {
+        const double *w = pr_posw_seq(W, k);
+        for (int p = 1; p <= g; p++) {
+            double *dst = F->pw + ((size_t)k * g + p - 1) * L;
+            if (p == 1)
+                memcpy(dst, w, sizeof(double) * L);
+            else
+                for (long l = 0; l < L; l++)
+                    dst[l] = dst[l - L] * w[l];
+        }
+    }
+    row_starts(F->rstart, T);
+    if (!F->streamed) {
+        walk_t w = {.T = T, .rstart = F->rstart, .e = F->ecur, .F = F};
+        long f0 = F->ws->n_forward;
+        for (long m = 0; m < T->am->count && !st; m++)
+            st = walk_group(&w, m);
+        F->plan_transforms = F->ws->n_forward - f0;
+        free(F->pw);   /* the powers are only needed to stream */
+        F->pw = NULL;
+        if (st) {
+            pr_fast_destroy(F);
+            return st;
+        }
+    }
+    F->plan_seconds = now() - t0;
+    return PR_OK;
+}
+
+void pr_fast_destroy(pr_fast_plan_t F)
+{
+    pr_fast_terms_clear(F->terms);
+    free(F->spec);
+    free(F->xhat);
+    pr_toeplitz_spec_free(F->acc);
+    free(F->rstart); free(F->ecur);
+    free(F->pw); free(F->bias); free(F->tbuf); free(F->uv); free(F->vx); free(F->col); free(F->num);
+    if (F->tp->fwd || F->tp->inv)
+        pr_toeplitz_work_clear(F->ws);
+    pr_toeplitz_destroy(F->tp);
+    memset(F, 0, sizeof(*F));
+}
+
+const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term)
+{
+    if (F->streamed || term < 0 || term >= F->terms->nterms)
+        return NULL;
+    return F->spec + (size_t)term * pr_toeplitz_spec_len(F->tp);
+}
+
+/* ---- execute ---- */
+
+/* the marginal product along the depth-first path: uv[deg] = uv[deg-1] ∘ X[:, val[last]] */
+static void marg_step(double *uv, const pr_fast_marg_struct *M, long m, const double *X, int d,
+                      const int *val, int n)
+{
+    int k = M->deg[m];
+    double *dst = uv + (size_t)k * n;
+    if (k == 0) {
+        for (int i = 0; i < n; i++)
+            dst[i] = 1.0;
+        return;
+    }
+    const double *src = dst - n;
+    int c = val[M->last[m]];
+    for (int i = 0; i < n; i++)
+        dst[i] = src[i] * X[(size_t)i * d + c];
+}
+
+/* acc[c] += t̂_e ∘ x̂[ν(e)][c] for c <= d */
+static void mac_term(pr_fast_plan_struct *F, const double *that, long term)
+{
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    const double *xh = F->xhat + (size_t)F->terms->bmi[term] * (F->d + 1) * sl;
+    for (int c = 0; c <= F->d; c++)
+        pr_toeplitz_spec_mac(F->acc + c * sl, that, xh + c * sl, 1.0, F->tp);
+}
+
+/* The kept spectra of group m against x̂, by blocks of frequencies so that the accumulators and
+ * the x̂ blocks stay in cache and each symbol's spectrum streams from memory once. Spectra are
+ * interleaved complex (pr_toeplitz.h). */
+enum { FBLOCK = 256 };
+
+static void mac_group(pr_fast_plan_struct *F, long m)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
+    long nfreq = F->tp->nfreq;
+    for (long f0 = 0; f0 < nfreq; f0 += FBLOCK) {
+        long nb = nfreq - f0 < FBLOCK ? nfreq - f0 : FBLOCK;
+        for (long term = T->gstart[m]; term < T->gstart[m + 1]; term++) {
+            const double *A = F->spec + (size_t)term * sl + 2 * f0;
+            const double *X = F->xhat + (size_t)T->bmi[term] * cols * sl + 2 * f0;
+            for (size_t c = 0; c < cols; c++) {
+                double *Y = F->acc + c * sl + 2 * f0;
+                const double *B = X + c * sl;
+                for (long k = 0; k < nb; k++) {
+                    double ar = A[2 * k], ai = A[2 * k + 1], br = B[2 * k], bi = B[2 * k + 1];
+                    Y[2 * k] += ar * br - ai * bi;
+                    Y[2 * k + 1] += ar * bi + ai * br;
+                }
+            }
+        }
+    }
+}
+
+static int mac_leaf(void *ctx, long term)
+{
+    pr_fast_plan_struct *F = ctx;
+    mac_term(F, F->acc + (size_t)(F->d + 1) * pr_toeplitz_spec_len(F->tp), term);
+    return PR_OK;
+}
+
+int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V)
+{
+    int n = F->n, d = F->d, st = PR_OK;
+    size_t nd = (size_t)n * d, sl = pr_toeplitz_spec_len(F->tp);
+    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd))
+        return PR_ENONFINITE;
+    const pr_fast_terms_struct *T = F->terms;
+    long f0 = F->ws->n_forward, i0 = F->ws->n_inverse;
+    F->fftw_seconds = 0.0;
+    double t0;
+    /* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1] */
+    for (long m = 0; m < T->bm->count; m++) {
+        marg_step(F->uv, T->bm, m, K, d, T->bval, n);
+        const double *v = F->uv + (size_t)T->bm->deg[m] * n;
+        double *xh = F->xhat + (size_t)m * (d + 1) * sl;
+        for (int c = 0; c <= d && !st; c++) {
+            const double *x = v;
+            if (c < d) {
+                for (int j = 0; j < n; j++)
+                    F->vx[j] = v[j] * V[(size_t)j * d + c];
+                x = F->vx;
+            }
+            t0 = F->timing ? now() : 0.0;
+            st = pr_toeplitz_vec_spec(xh + c * sl, x, 1, F->tp, F->ws);
+            if (F->timing)
+                F->fftw_seconds += now() - t0;
+        }
+        if (st)
+            return st;
+    }
+    memset(F->num, 0, sizeof(double) * n * (d + 1));
+    walk_t w = {.T = T, .rstart = F->rstart, .e = F->ecur, .F = F, .leaf = mac_leaf, .leafctx = F,
+                .leafspec = F->acc + (size_t)(d + 1) * sl};
+    for (long m = 0; m < T->am->count && !st; m++) {
+        marg_step(F->uv, T->am, m, Q, d, T->aval, n);
+        const double *u = F->uv + (size_t)T->am->deg[m] * n;
+        for (int c = 0; c <= d; c++)
+            pr_toeplitz_spec_zero(F->acc + c * sl, F->tp);
+        if (F->streamed)
+            st = walk_group(&w, m);
+        else
+            mac_group(F, m);
+        for (int c = 0; c <= d && !st; c++) {
+            t0 = F->timing ? now() : 0.0;
+            st = pr_toeplitz_spec_inverse(F->col, 1, F->acc + c * sl, F->tp, F->ws);
+            if (F->timing)
+                F->fftw_seconds += now() - t0;
+            for (int i = 0; i < n; i++)
+                F->num[(size_t)i * (d + 1) + c] += u[i] * F->col[i];
+        }
+    }
+    F->fwd_transforms = F->ws->n_forward - f0;
+    F->inv_transforms = F->ws->n_inverse - i0;
+    F->transforms = F->fwd_transforms + F->inv_transforms;
+    if (st)
+        return st;
+    for (int i = 0; i < n; i++) {
+        const double *r = F->num + (size_t)i * (d + 1);
+        if (!(r[d] > 0.0) || !isfinite(r[d]))
+            return PR_EDOMAIN;
+        for (int c = 0; c < d; c++)
+            O[(size_t)i * d + c] = r[c] / r[d];
+    }
+    return PR_OK;
+}
+
+/* ---- error control ---- */
+
+void pr_fast_opts_default(pr_fast_opts_t *o)
+{
+    o->eps = 1e-6;
+    o->B = 0.0;
+    o->widen = 0;
+    o->kind = PR_EXPOLY_CHEBYSHEV;
+    o->degree = 0;
+    o->mem_budget = (size_t)6 << 30;
+    o->max_terms = 2000000;
+}
+
+int pr_fast_data_info(pr_fast_info_t *info, const double *Q, const double *K, const double *V,
+                      const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                      const pr_fast_opts_t *o, int lowrank)
+{
+    memset(info, 0, sizeof(*info));
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (!(o->eps > 0.0) || !isfinite(o->eps) || o->B < 0.0 || !isfinite(o->B))
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d;
+    info->vnorm = pr_vec_max_abs(V, nd);
+    info->data_max = fmax(info->vnorm, fmax(pr_vec_max_abs(Q, nd), pr_vec_max_abs(K, nd)));
+    if (o->B > 0.0 && info->data_max > o->B) {
+        if (!o->widen)
+            return PR_EBOUND;
+        info->widened = 1;
+    }
+    double *mq = calloc(2 * (size_t)d, sizeof(double));
+    if (!mq)
+        return PR_ENOMEM;
+    double *mk = mq + d, sigma = opts->sigma, nq = 0.0, nk = 0.0;
+    for (int i = 0; i < n; i++) {
+        double sq = 0.0, sk = 0.0;
+        for (int a = 0; a < d; a++) {
+            double q = Q[(size_t)i * d + a], k = K[(size_t)i * d + a];
+            mq[a] = fmax(mq[a], fabs(q));
+            mk[a] = fmax(mk[a], fabs(k));
+            sq += q * q;
+            sk += k * k;
+        }
+        nq = fmax(nq, sq);
+        nk = fmax(nk, sk);
+    }
+    /* |M_ij| <= σ Σ_k |Q_{i a_k}| |w_k(i-j)| |K_{j b_k}| <= σ max_ℓ Σ_k mq[a_k] |w_k(ℓ)| mk[b_k] */
+    long L = 2L * n - 1;
+    double R = 0.0, Rf = 0.0;
+    for (long l = 0; l < L; l++) {
+        double r = 0.0;
+        for (int k = 0; k < W->s; k++)
+            r += mq[W->a[k]] * fabs(W->w[(size_t)k * L + l]) * mk[W->b[k]];
+        R = fmax(R, r);
+    }
+    for (int k = 0; k < W->s; k++)
+        Rf += mq[W->a[k]] * pr_vec_max_abs(pr_posw_seq(W, k), L) * mk[W->b[k]];
+    R *= sigma;
+    Rf *= sigma;
+    if (lowrank) {
+        /* after rotation M_ij = σ q'_i·k'_j and rotations keep 2-norms (claim C11) */
+        R = fmin(R, sigma * sqrt(nq) * sqrt(nk));
+        Rf = sigma * sqrt(nq) * sqrt(nk);
+    }
+    free(mq);
+    /* the polynomial needs an interval of positive width; any R >= max|M| is valid */
+    info->R = fmax(R, 0x1p-20);
+    info->R_floor = fmax(Rf, info->R);
+    return PR_OK;
+}
+
+double pr_fast_rho(int n, const pr_attn_opts_t *opts)
+{
+    /* min over rows of Σ_j b_{i-j}: row i sees offsets ℓ ∈ [i-n+1, i], a sliding window */
+    double s2 = 0.0, win = 0.0, minrow = INFINITY;
+    for (long l = -(n - 1); l <= n - 1; l++) {
+        double b = exp(pr_attn_log_bias(opts, n, l));
+        s2 += b * b;
+    }
+    for (long l = -(n - 1); l <= 0; l++)
+        win += exp(pr_attn_log_bias(opts, n, l));
+    for (long i = 0; i < n; i++) {
+        if (i > 0)
+            win += exp(pr_attn_log_bias(opts, n, i)) - exp(pr_attn_log_bias(opts, n, i - n));
+        minrow = fmin(minrow, win);
+    }
+    return sqrt(s2) * sqrt((double)n) / minrow;
+}
+
+static void poly_bound(pr_fast_info_t *info, const pr_expoly_t p, double rho, double per_degree,
+                       double log_ops)
+{
+    info->degree = p->degree;
+    info->poly_err = p->eps_A + p->conv_err;
+    info->ops_factor = rho * (per_degree * p->degree + log_ops);
+    double e = info->poly_err;
+    double f = e < 1.0 ? pr_expoly_floor(p->c, p->degree, info->R_floor, e) * info->ops_factor : INFINITY;
+    info->floor = f < 1.0 ? 2.0 * info->vnorm * f / (1.0 - f) : INFINITY;
+    info->bound = e < 1.0 ? 2.0 * e / (1.0 - e) * info->vnorm + info->floor : INFINITY;
+}
+
+int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_t *o,
+                        double rho, double per_degree, double log_ops)
+{
+    double eps = o->eps, V = info->vnorm;
+    if (!(eps > 0.0) || !isfinite(eps))
+        return PR_EINVAL;
+    /* a priori, before any fit: Σ_k |c_k| R^k >= P(R) ≈ e^R, so no P does better than
+     * u e^{2R} times the engine's factor at g = 0 */
+    double f0 = 0x1p-53 * exp(2.0 * info->R_floor) * rho * log_ops;
+    info->floor = f0 < 1.0 ? 2.0 * V * f0 / (1.0 - f0) : INFINITY;
+    if (!(info->floor <= 0.5 * eps))
+        return PR_EFLOOR;
+    /* C9: ‖Õ - O‖∞ <= 2ε_A/(1-ε_A)‖V‖∞ = eps' for ε_A = eps'/(2‖V‖∞ + eps') */
+    double target = eps;
+    for (int pass = 0; pass < 2; pass++) {
+        info->eps_A = fmin(target / (2.0 * V + target), 0.5);
+        int st = o->degree > 0 ? pr_expoly_fit(p, o->kind, PR_EXPOLY_EXP_REL, info->R, o->degree)
+                               : pr_expoly_fit_eps(p, o->kind, PR_EXPOLY_EXP_REL, info->R, info->eps_A);
+        if (st)
+            return st;
+        poly_bound(info, p, rho, per_degree, log_ops);
+        if (!(info->floor <= 0.5 * eps))
+            return PR_EFLOOR;
+        if (info->bound <= eps || o->degree > 0)
+            return PR_OK;
+        target = eps - info->floor;   /* leave room for the floor, and refit */
+    }
+    return PR_OK;
+}
+
+int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
+                    const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                    const pr_fast_opts_t *o)
+{
+    pr_fast_info_t own;
+    if (!info)
+        info = &own;
+    int st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, 0);
+    if (st)
+        return st;
+    double log_ops = 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1));
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0, log_ops);
+    info->terms = pr_fast_binom(W->s, info->degree);
+    if (!st) {
+        pr_attn_opts_t po = *opts;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        pr_fast_plan_t F;
+        st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms);
+        if (!st) {
+            st = pr_fast_execute(O, F, Q, K, V);
+            info->streamed = F->streamed;
+            info->transforms = F->transforms;
+            info->plan_transforms = F->plan_transforms;
+            info->plan_seconds = F->plan_seconds;
+            pr_fast_destroy(F);
+        }
+    }
+    pr_expoly_clear(p);
+    return st;
+}
+
+/* ---- --algo auto ---- */
+
+const char *pr_fast_algo_name(pr_fast_algo_t algo)
+{
+    return algo == PR_FAST_ALGO_DENSE ? "exact" : algo == PR_FAST_ALGO_LOWRANK ? "lowrank" : "fft";
+}
+
+/* W restricted to offsets |ℓ| < m (the leading m×m block of every Toeplitz matrix) */
+static int posw_lead(pr_posw_t S, const pr_posw_t W, int m)
+{
+    int st = pr_posw_init(S, m, W->d, W->s);
+    if (st)
+        return st;
+    memcpy(S->a, W->a, sizeof(int) * W->s);
+    memcpy(S->b, W->b, sizeof(int) * W->s);
+    for (int k = 0; k < W->s; k++)
+        memcpy(pr_posw_seq(S, k), pr_posw_seq(W, k) + (W->n - m), sizeof(double) * (2 * (size_t)m - 1));
+    S->kind = W->kind;
+    S->rope_base = W->rope_base;
+    return PR_OK;
+}
+
+static double fft_work(int n)
+{
+    double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
+    return L * log2(L);
+}
+
+int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
+                 const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o)
+{
+    memset(a, 0, sizeof(*a));
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    int m = n < 1024 ? n : 1024;
+    a->n_cal = m;
+    size_t md = (size_t)m * d;
+    pr_posw_t S;
+    double *O = malloc(sizeof(double) * md), *beta = opts->beta ? malloc(sizeof(double) * (2 * (size_t)m - 1)) : NULL;
+    if (!O || (opts->beta && !beta) || (st = posw_lead(S, W, m))) {
+        free(O);
+        free(beta);
+        return st ? st : PR_ENOMEM;
+    }
+    pr_attn_opts_t so = *opts;
+    if (beta) {
+        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+        so.beta = beta;
+    }
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    double t0 = now();
+    a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
+    a->t_cal[0] = now() - t0;
+    for (int path = 1; path <= 2; path++) {
+        pr_fast_info_t info;
+        int lr = path == 1;
+        st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
+             : pr_fast_data_info(&info, Q, K, V, W, n, d, opts, o, lr);
+        if (!st)
+            st = lr ? pr_fast_choose_poly(p, &info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n))
+                    : pr_fast_choose_poly(p, &info, o, pr_fast_rho(n, opts), 2.0,
+                                          3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+        pr_attn_opts_t po = so;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        t0 = now();
+        if (!st && lr) {
+            st = pr_lowrank_execute(O, Q, K, V, S, m, d, &po, o->mem_budget, o->max_terms);
+        } else if (!st) {
+            pr_fast_plan_t F;
+            /* the budget is checked at the full size; here only the calibration runs */
+            size_t full = pr_fast_plan_bytes(n, d, W->s, p->degree, d, d, 1);
+            st = full && full <= o->mem_budget ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms) : PR_EBUDGET;
+            if (!st) {
+                st = pr_fast_execute(O, F, Q, K, V);
+                pr_fast_destroy(F);
+            }
+        }
+        a->t_cal[path] = now() - t0;
+        a->status[path] = st;
+    }
+    double r = (double)n / m;
+    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * r * r;
+    a->t[1] = a->status[1] ? INFINITY : a->t_cal[1] * r;
+    a->t[2] = a->status[2] ? INFINITY : a->t_cal[2] * fft_work(n) / fft_work(m);
+    a->pick = PR_FAST_ALGO_DENSE;
+    for (int k = 1; k <= 2; k++)
+        if (a->t[k] < a->t[a->pick])
+            a->pick = (pr_fast_algo_t)k;
+    pr_expoly_clear(p);
+    pr_posw_clear(S);
+    free(O);
+    free(beta);
+    return PR_OK;
+}

@@ -1,5 +1,211 @@
-/* pr_fast: general-W polynomial-method + FFT forward (issue 5) */
+/* pr_fast: the general-W forward pass by the polynomial method and the FFT (Alman–Song 2025;
+ * DESIGN.md §1 "Rescaled-Toeplitz expansion", "Floating-point floor"; claims C2, C3, C5, C9).
+ *
+ * With P(x) = Σ_k c_k x^k of degree g, expand P(M) over the multisets e of the support S,
+ * |e| <= g:
+ *     P(M) = Σ_e α_e diag(u_e) T_e diag(v_e),   α_e = c_|e| · multinomial(e) · σ^|e|,
+ *     u_e(i) = Π Q_ia^e_ab,  v_e(j) = Π K_jb^e_ab,  t_e(ℓ) = Π w_ab(ℓ)^e_ab.
+ * The causal mask and a Toeplitz bias fold into the symbols: t_e(ℓ)·e^{β_ℓ}, 0 where masked.
+ * Then Õ = diag(Ã 1)^{-1} Ã V with Ã = Σ_e α_e diag(u_e) T_e diag(v_e) computed column by
+ * column of X = [V | 1] as
+ *     Ã X_c = Σ_μ diag(u_μ) · inverse( Σ_{e: a-marg(e)=μ} α_e t̂_e ∘ FFT(v_{b-marg(e)} ∘ X_c) ):
+ * one forward transform per b-marginal and column, products summed in the frequency domain per
+ * a-marginal, one inverse transform per a-marginal and column.
+ *
+ * Order of the terms. Terms are grouped by a-marginal μ (groups in the order of the a-marginal
+ * enumeration below); inside a group, by a depth-first walk over the support sorted by (a, b)
+ * that gives each row a the μ_a copies. Each node of that walk multiplies its parent's symbol by
+ * one precomputed power w_ab^p, so every symbol costs O(n) from its parent, and a group is
+ * contiguous (one accumulator live at a time). Marginals (multisets of the distinct a, resp. b,
+ * values of S) are enumerated depth first: marginal m is its parent plus one copy of value
+ * last[m] (the largest), so u and v are built from their parents, O(n) each.
+ *
+ * The backward (issue 6) reuses pr_fast_terms_t and a plan's spectra (pr_fast_plan_spectrum). */
 #ifndef PR_FAST_H
 #define PR_FAST_H
 
+#include <stddef.h>
+#include "pr_attn.h"
+#include "pr_toeplitz.h"
+#include "pr_expoly.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Multisets of D values with at most g elements, depth first. */
+typedef struct {
+    int D, g;
+    long count;             /* C(D+g, g) */
+    unsigned char *cnt;     /* count × D multiplicities */
+    int *deg;               /* size of each multiset */
+    long *parent;           /* -1 for the empty multiset */
+    int *last;              /* value added to the parent (the largest), -1 for the empty one */
+    long *sorted;           /* indices sorted by cnt, for pr_fast_marg_find */
+} pr_fast_marg_struct;
+typedef pr_fast_marg_struct pr_fast_marg_t[1];
+
+/* The terms of the expansion for a support S (s pairs (a_k, b_k)) and degree g. */
+typedef struct {
+    int s, g;
+    int da, db;             /* distinct a values, distinct b values in S */
+    int *aval, *bval;       /* those values (columns of Q, resp. K), increasing */
+    int *arow, *bcol;       /* s: index of a_k in aval, of b_k in bval */
+    int *slot;              /* s: support entries sorted by (a, b) */
+    pr_fast_marg_t am, bm;  /* a-marginals (over aval) and b-marginals (over bval) */
+    long nterms;            /* C(s+g, g) (claim C3) */
+    unsigned char *e;       /* nterms × s multiplicities, indexed by support entry k */
+    int *deg;               /* |e| */
+    double *alpha;          /* c_|e| · multinomial(e) · σ^|e| */
+    long *bmi;              /* b-marginal index of each term */
+    long *gstart;           /* am.count + 1: terms of a-marginal m are [gstart[m], gstart[m+1]) */
+} pr_fast_terms_struct;
+typedef pr_fast_terms_struct pr_fast_terms_t[1];
+
+/* C(m+k, k) as a double (exact below 2^53); +Inf past DBL_MAX. */
+double pr_fast_binom(int m, int k);
+
+/* The marginal enumeration; PR_ESIZE if C(D+g, g) passes max_count. */
+int pr_fast_marg_init(pr_fast_marg_t M, int D, int g, long max_count);
+void pr_fast_marg_clear(pr_fast_marg_t M);
+/* index of the multiset with multiplicities cnt[0..D), or -1 */
+long pr_fast_marg_find(const pr_fast_marg_t M, const unsigned char *cnt);
+
+/* Enumerates the terms for W's support, degree g = poly_degree, coefficients c[0..g] and score
+ * scale sigma. PR_EBUDGET if C(s+g, g) passes max_terms. */
+int pr_fast_terms_init(pr_fast_terms_t T, const int *a, const int *b, int s, const double *c, int g,
+                       double sigma, long max_terms);
+void pr_fast_terms_clear(pr_fast_terms_t T);
+
+/* A plan: everything that depends on W, the mask/bias, σ and P but not on Q, K, V. */
+typedef struct {
+    int n, d, s, g;
+    pr_fast_terms_t terms;
+    pr_toeplitz_plan_t tp;
+    pr_toeplitz_work_t ws;
+    int streamed;           /* 0: all symbols' spectra kept; 1: recomputed in each execute */
+    double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked) */
+    double *pw;             /* streamed: s × g × (2n-1) powers w_k^p, p = 1..g */
+    double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
+    double *tbuf;           /* (s+1) × (2n-1): symbol prefixes of the walk, and the leaf */
+    double *xhat;           /* bm.count × (d+1) spectra of v_ν ∘ X_c */
+    double *acc;            /* (d+1) spectra: the running sum of one a-marginal */
+    double *uv;             /* (g+1) × n: u (or v) of the marginals on the current path */
+    double *vx;             /* n: v_ν ∘ X_c, one column at a time */
+    double *num;            /* n × (d+1): Ã [V | 1] */
+    double *col;            /* n: one inverse transform's output */
+    int *rstart;            /* da + 1: first slot of each row of the sorted support */
+    unsigned char *ecur;    /* s: the walk's current multiplicities */
+    size_t bytes;           /* memory the plan holds */
+    double plan_seconds;    /* wall time of pr_fast_plan */
+    long plan_transforms;   /* symbol transforms done while planning */
+    long transforms;        /* forward + inverse transforms of the last execute */
+    long fwd_transforms, inv_transforms;
+    double fftw_seconds;    /* time inside transforms in the last execute (0 unless timing) */
+    int timing;             /* set to 1 to measure fftw_seconds (costs two clock reads each) */
+} pr_fast_plan_struct;
+typedef pr_fast_plan_struct pr_fast_plan_t[1];
+
+/* Bytes a plan for these sizes would hold, kept and streamed (0 if it overflows). */
+size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed);
+
+/* Plans the expansion of opts->poly (required: the fast paths approximate P, not exp) for W of
+ * order n, under opts' σ, causal mask and bias. The symbols' spectra are kept when the plan then
+ * fits in mem_budget bytes, else streamed; PR_EBUDGET if even the streamed plan does not fit or
+ * the term count passes max_terms. PR_EINVAL without opts->poly. */
+int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
+                 size_t mem_budget, long max_terms);
+void pr_fast_destroy(pr_fast_plan_t F);
+
+/* O (n×d) = diag(Ã 1)^{-1} Ã V for this plan. Allocates nothing. PR_ENONFINITE for NaN/Inf in
+ * Q, K, V; PR_EDOMAIN if a row sum of Ã is not positive (P's relative error is then not < 1,
+ * or rounding exceeded the floor). */
+int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V);
+
+/* Spectrum of α_e t_e e^β for term e (kept plans only; NULL when streamed). */
+const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
+
+/* ---- error control (shared by the FFT and low-rank paths) ---- */
+
+typedef struct {
+    double eps;             /* target ‖Õ - O‖∞ (> 0) */
+    double B;               /* declared bound on |Q|, |K|, |V| entries; 0 = none declared */
+    int widen;              /* entries past B: 0 refuse with PR_EBOUND, 1 proceed (R is from the data) */
+    pr_expoly_kind_t kind;  /* polynomial construction */
+    int degree;             /* > 0: use this degree instead of the least one for eps */
+    size_t mem_budget;      /* bytes a plan may hold */
+    long max_terms;         /* largest term (or feature) count accepted */
+} pr_fast_opts_t;
+
+void pr_fast_opts_default(pr_fast_opts_t *o);
+
+/* What the error control chose and what holds. All estimates in double (DESIGN.md: a double may
+ * choose a parameter, not certify); exact/ certifies. */
+typedef struct {
+    double R;               /* max |M_ij| <= R, from the data (claim C6) */
+    double R_floor;         /* σ Σ_ab max|Q_a| max|w_ab| max|K_b|: bounds each term's size */
+    double vnorm;           /* ‖V‖∞ */
+    double data_max;        /* max(|Q|, |K|, |V|) entries, against the declared B */
+    int widened;            /* 1 when entries passed B and widen was set */
+    double eps_A;           /* relative error asked of P on [-R, R] */
+    double poly_err;        /* P's estimated relative error (pr_expoly eps_A + conv_err) */
+    int degree;
+    double terms;           /* C(s+g, g) for the FFT path, C(d+g, g) features for low-rank */
+    double floor;           /* a-priori floating-point floor on ‖Õ - O‖∞ */
+    double bound;           /* 2 poly_err/(1 - poly_err) ‖V‖∞ + floor (claim C9 + floor) */
+    double ops_factor;      /* the engine's rounding factor the floor was multiplied by */
+    int streamed;           /* FFT path: 1 when the symbols' spectra were streamed */
+    long transforms;        /* FFT path: transforms done by the execute (planning not counted) */
+    long plan_transforms;   /* FFT path: symbol transforms done by the plan */
+    double plan_seconds;    /* FFT path: planning time */
+} pr_fast_info_t;
+
+/* Sets the data part of info (R, R_floor, vnorm, data_max, widened) for the FFT path (R from W's
+ * row sums) or the low-rank path (lowrank = 1: R = σ max‖Q_i‖₂ max‖K_j‖₂, valid for RoPE).
+ * PR_EBOUND when entries pass o->B and o->widen is 0. */
+int pr_fast_data_info(pr_fast_info_t *info, const double *Q, const double *K, const double *V,
+                      const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                      const pr_fast_opts_t *o, int lowrank);
+
+/* Chooses P for the target o->eps given info's data part and the engine's rounding factor
+ * ρ·(per_degree·g + log_ops) (FFT path: ρ = pr_fast_rho, per_degree = 2, log_ops = 3 log2 L; the
+ * low-rank path its own): eps_A = eps'/(2‖V‖∞ + eps') with eps' = eps less the floor, the least
+ * degree of the kind (or o->degree), then floor = 2‖V‖∞ f/(1-f) with
+ * f = pr_expoly_floor(c, g, R_floor, eps_A)·ρ(per_degree·g + log_ops), and bound.
+ * PR_EFLOOR when the floor is above eps/2 (info->floor says it), PR_EDOMAIN when double cannot
+ * fit P. */
+int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_t *o,
+                        double rho, double per_degree, double log_ops);
+
+/* ρ = √(Σ_ℓ b_ℓ²)·√n / min_i Σ_j b_{i-j} (b = e^β, 0 where masked): turns the 2-norm error
+ * bound of an FFT convolution into a fraction of the smallest row sum. √2 unmasked, n causal. */
+double pr_fast_rho(int n, const pr_attn_opts_t *opts);
+
+/* The whole FFT path: check, choose P, plan, execute. info may be NULL. */
+int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
+                    const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                    const pr_fast_opts_t *o);
+
+/* ---- --algo auto ---- */
+
+typedef enum { PR_FAST_ALGO_DENSE = 0, PR_FAST_ALGO_LOWRANK = 1, PR_FAST_ALGO_FFT = 2 } pr_fast_algo_t;
+
+typedef struct {
+    int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
+    double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
+    double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT ∝ L log L;
+                               INFINITY where the path does not apply or refuses the target */
+    int status[3];          /* why a path was ruled out (PR_OK when it was timed) */
+    pr_fast_algo_t pick;    /* the least predicted time */
+} pr_fast_auto_t;
+
+/* Cost model calibrated on this machine: runs each applicable path on the leading n_cal <= 1024
+ * rows (with the degrees the full problem needs for o->eps), times it, and scales. */
+int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
+                 const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o);
+const char *pr_fast_algo_name(pr_fast_algo_t algo);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,1 +1,158 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include "pr_status.h"
+#include "pr_vec.h"
+#include "pr_expoly.h"
 #include "pr_lowrank.h"
+
+enum { BLOCK = 128 };   /* rows per block: the causal diagonal squares cost BLOCK/2 (d + g) per row */
+
+int pr_lowrank_applies(const pr_posw_t W)
+{
+    return pr_posw_is_factorised(W) || W->kind == PR_POS_IDENTITY;
+}
+
+/* f[m] for the rows x[0..rows): f_root = 1, f_m = f_parent · x[last], then times coef (if any) */
+static void features(double *f, const double *x, int rows, int d, const pr_fast_marg_t M,
+                     const double *coef)
+{
+    long F = M->count;
+    for (int i = 0; i < rows; i++) {
+        double *fi = f + (size_t)i * F;
+        const double *xi = x + (size_t)i * d;
+        fi[0] = 1.0;
+        for (long m = 1; m < F; m++)
+            fi[m] = fi[M->parent[m]] * xi[M->last[m]];
+        if (coef)
+            for (long m = 0; m < F; m++)
+                fi[m] *= coef[m];
+    }
+}
+
+/* X block = [V | 1] rows r0 .. r0+rows */
+static void xblock(double *X, const double *V, long r0, int rows, int d)
+{
+    for (int i = 0; i < rows; i++) {
+        memcpy(X + (size_t)i * (d + 1), V + (size_t)(r0 + i) * d, sizeof(double) * d);
+        X[(size_t)i * (d + 1) + d] = 1.0;
+    }
+}
+
+int pr_lowrank_execute(double *O, const double *Q, const double *K, const double *V,
+                       const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                       size_t mem_budget, long max_features)
+{
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (!opts->poly || !pr_lowrank_applies(W) || opts->beta)
+        return PR_EINVAL;
+    int g = opts->poly_degree, d1 = d + 1;
+    pr_fast_marg_t M;
+    if ((st = pr_fast_marg_init(M, d, g, max_features)))
+        return st == PR_ESIZE ? PR_EBUDGET : st;
+    long F = M->count;
+    double bytes = 8.0 * ((double)F * (2.0 * BLOCK + d1 + 1) + 2.0 * n * d + BLOCK * 2.0 * d1)
+                 + (double)F * (d + 24.0);
+    if (bytes > (double)mem_budget) {
+        pr_fast_marg_clear(M);
+        return PR_EBUDGET;
+    }
+    double *coef = malloc(sizeof(double) * F), *Z = calloc((size_t)F * d1, sizeof(double));
+    double *Phi = malloc(sizeof(double) * F * BLOCK), *Psi = malloc(sizeof(double) * F * BLOCK);
+    double *Qr = malloc(sizeof(double) * n * d), *Kr = malloc(sizeof(double) * n * d);
+    double *Xb = malloc(sizeof(double) * BLOCK * d1), *Nb = malloc(sizeof(double) * BLOCK * d1);
+    if (!coef || !Z || !Phi || !Psi || !Qr || !Kr || !Xb || !Nb) {
+        st = PR_ENOMEM;
+        goto done;
+    }
+    /* coef_m = c_|m| σ^|m| multinomial(m): multinomial(m) = multinomial(parent)·|m| / m_last */
+    coef[0] = 1.0;
+    for (long m = 1; m < F; m++)
+        coef[m] = coef[M->parent[m]] * M->deg[m] / M->cnt[(size_t)m * d + M->last[m]];
+    for (long m = 0; m < F; m++)
+        coef[m] *= opts->poly[M->deg[m]] * pow(opts->sigma, M->deg[m]);
+    if (W->kind == PR_POS_IDENTITY) {
+        memcpy(Qr, Q, sizeof(double) * n * d);
+        memcpy(Kr, K, sizeof(double) * n * d);
+    } else {
+        pr_rope_layout_t lay = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
+        if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, lay, 1))
+            || (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, lay, 1)))
+            goto done;
+    }
+    if (!opts->causal) {
+        for (long r0 = 0; r0 < n; r0 += BLOCK) {
+            int rows = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
+            features(Psi, Kr + r0 * d, rows, d, M, NULL);
+            xblock(Xb, V, r0, rows, d);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)F, d1, rows, 1.0, Psi, (int)F,
+                        Xb, d1, 1.0, Z, d1);
+        }
+    }
+    for (long r0 = 0; r0 < n; r0 += BLOCK) {
+        int rows = n - r0 < BLOCK ? (int)(n - r0) : BLOCK;
+        features(Phi, Qr + r0 * d, rows, d, M, coef);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d1, (int)F, 1.0, Phi, (int)F,
+                    Z, d1, 0.0, Nb, d1);
+        if (opts->causal) {
+            /* the block's own lower triangle directly, then its rows join the prefix sum */
+            xblock(Xb, V, r0, rows, d);
+            for (int i = 0; i < rows; i++)
+                for (int j = 0; j <= i; j++) {
+                    double dot = 0.0;
+                    for (int a = 0; a < d; a++)
+                        dot += Qr[(r0 + i) * d + a] * Kr[(r0 + j) * d + a];
+                    double A = pr_expoly_horner(opts->poly, g, opts->sigma * dot);
+                    for (int c = 0; c < d1; c++)
+                        Nb[(size_t)i * d1 + c] += A * Xb[(size_t)j * d1 + c];
+                }
+            features(Psi, Kr + r0 * d, rows, d, M, NULL);
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)F, d1, rows, 1.0, Psi, (int)F,
+                        Xb, d1, 1.0, Z, d1);
+        }
+        for (int i = 0; i < rows; i++) {
+            const double *r = Nb + (size_t)i * d1;
+            if (!(r[d] > 0.0) || !isfinite(r[d])) {
+                st = PR_EDOMAIN;
+                goto done;
+            }
+            for (int c = 0; c < d; c++)
+                O[(r0 + i) * d + c] = r[c] / r[d];
+        }
+    }
+done:
+    free(coef); free(Z); free(Phi); free(Psi); free(Qr); free(Kr); free(Xb); free(Nb);
+    pr_fast_marg_clear(M);
+    return st;
+}
+
+int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
+                       const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_fast_opts_t *o)
+{
+    pr_fast_info_t own;
+    if (!info)
+        info = &own;
+    if (!pr_lowrank_applies(W) || opts->beta)
+        return PR_EINVAL;
+    int st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, 1);
+    if (st)
+        return st;
+    /* rounding: g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked
+     * order; relative to each row's own sum, so ρ = 1 causal or not */
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
+    info->terms = pr_fast_binom(d, info->degree);
+    if (!st) {
+        pr_attn_opts_t po = *opts;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+    }
+    pr_expoly_clear(p);
+    return st;
+}

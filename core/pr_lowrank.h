@@ -1,5 +1,42 @@
-/* pr_lowrank: low-rank path for factorised RoPE (issue 5) */
+/* pr_lowrank: the forward pass for factorised position matrices (RoPE, identity) by the
+ * polynomial method (Alman–Song 2023 after rotating Q and K; DESIGN.md §1 "Low-rank path";
+ * claims C11, C12).
+ *
+ * With q'_i = R_i Q_i and k'_j = R_j K_j, M_ij = σ q'_i·k'_j and
+ *     P(σ q·k) = Σ_k c_k σ^k (q·k)^k = Σ_m φ_m(q) ψ_m(k),
+ *     φ_m(q) = c_|m| σ^|m| multinomial(m) q^m,  ψ_m(k) = k^m,
+ * over the multisets m of [d] with |m| <= g: C(d+g, g) symmetric-monomial features, each built
+ * from its parent (pr_fast_marg_t order), one multiplication per row. Then Ã[V | 1] = Φ (Ψᵀ [V | 1])
+ * by blocks of rows (dgemm); causal: the prefix sums Z_b = Σ_{blocks < b} Ψᵀ[V | 1] serve the
+ * rows of block b, and the entries inside a block's diagonal square are P(σ q'_i·k'_j) directly. */
 #ifndef PR_LOWRANK_H
 #define PR_LOWRANK_H
 
+#include <stddef.h>
+#include "pr_attn.h"
+#include "pr_fast.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when W's scores factorise so that this path applies: the RoPE kinds and the identity */
+int pr_lowrank_applies(const pr_posw_t W);
+
+/* O (n×d) = diag(Ã 1)^{-1} Ã V with Ã_ij = P(M_ij) (0 above the diagonal when causal), P from
+ * opts->poly (required). PR_EINVAL when W does not factorise or opts->beta is set (a general bias
+ * does not factorise: use the FFT path), PR_EBUDGET when C(d+g, g) passes max_features or the
+ * buffers pass mem_budget, PR_EDOMAIN if a row sum of Ã is not positive. */
+int pr_lowrank_execute(double *O, const double *Q, const double *K, const double *V,
+                       const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                       size_t mem_budget, long max_features);
+
+/* The whole low-rank path: check, choose P for o->eps (pr_fast_choose_poly), execute. */
+int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
+                       const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_fast_opts_t *o);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,7 +1,372 @@
+/* polyrope bench fast: the fast forward paths against the dense reference, in one run.
+ * General W (d = 2): execute with the W plan made once, planning time beside it, dense/fast time
+ * ratio, crossover n*, log-log slope over 2^12..2^18, the time share inside FFTW transforms, and
+ * one streamed run at n = 2^20 with its memory. Low-rank RoPE (d = 4): ratio and crossover.
+ * The auto cost model's predictions beside the measured times. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double peak_rss_gib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+typedef struct {
+    int n;
+    double fast, plan, dense, fftw_frac, pred_fast, pred_dense, mem_gib;
+    int dense_measured, degree, streamed;
+    long transforms;
+    double terms;
+} row_t;
+
+typedef struct {
+    double B, eps;
+    long seed;
+    int dense_max;          /* largest n the dense reference is run at; beyond, n² extrapolation */
+} cfg_t;
+
+/* time of fn repeated until 0.2 s have passed (at least once): per call */
+#define TIMED(out, call)                                                        \
+    do {                                                                        \
+        int reps_ = 0;                                                          \
+        double t0_ = now(), el_;                                                \
+        do {                                                                    \
+            if ((st = (call)))                                                  \
+                break;                                                          \
+            reps_++;                                                            \
+        } while ((el_ = now() - t0_) < 0.2);                                    \
+        out = reps_ ? el_ / reps_ : 0.0;                                        \
+    } while (0)
+
+typedef struct {
+    double *Q, *K, *V, *O;
+    pr_posw_t W;
+    pr_attn_opts_t opts;
+} inst_t;
+
+static int inst_init(inst_t *I, int n, int d, pr_pos_kind_t kind, const cfg_t *c)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)c->seed + n);
+    size_t nd = (size_t)n * d;
+    I->Q = malloc(sizeof(double) * nd * 4);
+    if (!I->Q)
+        return PR_ENOMEM;
+    I->K = I->Q + nd;
+    I->V = I->K + nd;
+    I->O = I->V + nd;
+    pr_rng_fill(I->Q, (long)nd, c->B, rng);
+    pr_rng_fill(I->K, (long)nd, c->B, rng);
+    pr_rng_fill(I->V, (long)nd, c->B, rng);
+    pr_attn_opts_default(&I->opts, d);
+    int st = kind == PR_POS_GENERAL ? pr_posw_init_general(I->W, n, d, rng)
+                                    : pr_posw_init_rope(I->W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED);
+    if (st)
+        free(I->Q);
+    return st;
+}
+
+static void inst_clear(inst_t *I)
+{
+    free(I->Q);
+    pr_posw_clear(I->W);
+}
+
+/* dense time at n, measured up to dense_max, else extrapolated ∝ n² from the last measurement */
+static int dense_time(row_t *r, inst_t *I, int d, const cfg_t *c, double *last_t, int *last_n)
+{
+    int st = PR_OK;
+    if (r->n <= c->dense_max) {
+        TIMED(r->dense, pr_dense_forward(I->O, NULL, I->Q, I->K, I->V, I->W, r->n, d, &I->opts));
+        r->dense_measured = 1;
+        *last_t = r->dense;
+        *last_n = r->n;
+    } else {
+        double q = (double)r->n / *last_n;
+        r->dense = *last_t * q * q;
+    }
+    return st;
+}
+
+static int run_general(row_t *r, const cfg_t *c, int d, size_t budget, int predict)
+{
+    inst_t I;
+    int n = r->n, st = inst_init(&I, n, d, PR_POS_GENERAL, c);
+    if (st)
+        return st;
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    fo.eps = c->eps;
+    fo.B = c->B;
+    fo.mem_budget = budget;
+    pr_fast_info_t info;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    pr_fast_plan_t F;
+    memset(F, 0, sizeof(F));
+    if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 0))
+        && !(st = pr_fast_choose_poly(p, &info, &fo, pr_fast_rho(n, &I.opts), 2.0,
+                                      3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1))))) {
+        pr_attn_opts_t po = I.opts;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms);
+    }
+    if (!st) {
+        r->plan = F->plan_seconds;
+        r->degree = F->g;
+        r->terms = (double)F->terms->nterms;
+        r->streamed = F->streamed;
+        r->mem_gib = F->bytes / 1073741824.0;
+        TIMED(r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
+        F->timing = 1;   /* one more run, with the clock around every transform */
+        double t0 = now();
+        if (!st)
+            st = pr_fast_execute(I.O, F, I.Q, I.K, I.V);
+        r->fftw_frac = F->fftw_seconds / (now() - t0);
+        r->transforms = F->transforms;
+    }
+    if (!st && predict) {
+        pr_fast_auto_t a;
+        if (!(st = pr_fast_auto(&a, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo))) {
+            r->pred_fast = a.t[2];
+            r->pred_dense = a.t[0];
+        }
+    }
+    pr_fast_destroy(F);
+    pr_expoly_clear(p);
+    inst_clear(&I);
+    return st;
+}
+
+static int run_lowrank(row_t *r, const cfg_t *c, int d, int predict)
+{
+    inst_t I;
+    int n = r->n, st = inst_init(&I, n, d, PR_POS_ROPE, c);
+    if (st)
+        return st;
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    fo.eps = c->eps;
+    fo.B = c->B;
+    pr_fast_info_t info;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 1))
+        && !(st = pr_fast_choose_poly(p, &info, &fo, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n)))) {
+        pr_attn_opts_t po = I.opts;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        r->degree = p->degree;
+        r->terms = pr_fast_binom(d, p->degree);
+        TIMED(r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
+    }
+    if (!st && predict) {
+        pr_fast_auto_t a;
+        if (!(st = pr_fast_auto(&a, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo))) {
+            r->pred_fast = a.t[1];
+            r->pred_dense = a.t[0];
+        }
+    }
+    pr_expoly_clear(p);
+    inst_clear(&I);
+    return st;
+}
+
+/* smallest measured n from which the fast path stays faster, interpolated in log n between the
+ * bracketing sizes; 0 if it never is */
+static double crossover(const row_t *r, int cnt)
+{
+    int k = cnt;
+    while (k > 0 && r[k - 1].fast < r[k - 1].dense)
+        k--;
+    if (k == cnt)
+        return 0.0;
+    if (k == 0)
+        return r[0].n;
+    /* log(dense/fast) crosses 0 between k-1 and k */
+    double y0 = log(r[k - 1].dense / r[k - 1].fast), y1 = log(r[k].dense / r[k].fast);
+    double x0 = log2(r[k - 1].n), x1 = log2(r[k].n);
+    return exp2(x0 + (x1 - x0) * y0 / (y0 - y1));
+}
+
+/* least-squares slope of log t against log n over lo <= n <= hi */
+static double slope(const row_t *r, int cnt, int lo, int hi)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int m = 0;
+    for (int k = 0; k < cnt; k++)
+        if (r[k].n >= lo && r[k].n <= hi) {
+            double x = log((double)r[k].n), y = log(r[k].fast);
+            sx += x; sy += y; sxx += x * x; sxy += x * y;
+            m++;
+        }
+    return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
+}
+
+static void print_rows(const char *name, const row_t *r, int cnt, int json)
+{
+    for (int k = 0; k < cnt; k++) {
+        if (json) {
+            printf("%s{\"n\": %d, \"fast_s\": %.6g, \"plan_s\": %.6g, \"dense_s\": %.6g, \"dense_measured\": %s, "
+                   "\"ratio_dense_over_fast\": %.4g, \"fftw_fraction\": %.3f, \"degree\": %d, \"terms\": %.0f, "
+                   "\"transforms\": %ld, \"streamed\": %s, \"plan_gib\": %.3f, \"pred_fast_s\": %.6g, "
+                   "\"pred_dense_s\": %.6g}", k ? ", " : "", r[k].n, r[k].fast, r[k].plan, r[k].dense,
+                   r[k].dense_measured ? "true" : "false", r[k].dense / r[k].fast, r[k].fftw_frac, r[k].degree,
+                   r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false", r[k].mem_gib, r[k].pred_fast,
+                   r[k].pred_dense);
+        } else {
+            printf("  %-8d %10.4g %10.4g %10.4g%c %9.3g %6.2f %4d %7.0f %6ld %6.2f %10.3g %10.3g\n", r[k].n, r[k].fast,
+                   r[k].plan, r[k].dense, r[k].dense_measured ? ' ' : '*', r[k].dense / r[k].fast, r[k].fftw_frac,
+                   r[k].degree, r[k].terms, r[k].transforms, r[k].mem_gib, r[k].pred_fast, r[k].pred_dense);
+        }
+    }
+    (void)name;
+}
+
 int pr_bench_fast(int argc, char **argv)
 {
-    return pr_cli_fail("bench fast", "not built yet");
+    int json = 0, quick = 0, skip_big = 0;
+    long seed = 1, max_log2 = 18;
+    cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384};
+    long dense_max = c.dense_max;
+    pr_opt_t opts[] = {
+        {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
+        {"quick", PR_OPT_FLAG, &quick, "sizes up to 2^14 only, no 2^20 run (seconds, not minutes)", 0, 0, 0, 0},
+        {"skip-big", PR_OPT_FLAG, &skip_big, "skip the streamed n = 2^20 run (about 5 GiB, a minute)", 0, 0, 0, 0},
+        {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
+        {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
+        {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
+    };
+    pr_cmd_spec_t spec = {"bench fast", "", "the fast forward paths against the dense reference: ratios, crossover n*, slope",
+        "General W (random entries on the RoPE support), d = 2, B = 1, eps = 1e-6: fast execute time with\n"
+        "the W plan made once (planning time beside it), dense time, their ratio, the crossover n*, the\n"
+        "log-log slope over n = 2^12..2^18, the time share inside FFTW transforms, and a streamed run at\n"
+        "n = 2^20 (symbols' spectra recomputed per execute) with its memory. Low-rank path on RoPE, d = 4,\n"
+        "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.",
+        opts, sizeof opts / sizeof opts[0]};
+    char *pos[argc > 0 ? argc : 1];
+    int npos, r = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    if (r)
+        return r < 0 ? 0 : r;
+    if (npos)
+        return pr_cli_fail("bench fast", "unexpected argument '%s'", pos[0]);
+    c.seed = seed;
+    c.dense_max = (int)dense_max;
+    if (quick) {
+        max_log2 = max_log2 < 14 ? max_log2 : 14;
+        skip_big = 1;
+    }
+    const size_t budget = (size_t)6 << 30;
+    int st = PR_OK;
+    /* general W */
+    row_t gen[16];
+    int ng = 0, last_n = 0;
+    double last_t = 0.0;
+    for (int l2 = 8; l2 <= max_log2 && !st; l2++) {
+        row_t *g = &gen[ng];
+        memset(g, 0, sizeof(*g));
+        g->n = 1 << l2;
+        if (!(st = run_general(g, &c, 2, budget, l2 % 2 == 0))) {
+            inst_t I;
+            if (!(st = inst_init(&I, g->n, 2, PR_POS_GENERAL, &c))) {
+                st = dense_time(g, &I, 2, &c, &last_t, &last_n);
+                inst_clear(&I);
+            }
+        }
+        if (!st)
+            ng++;
+        if (!json)
+            fprintf(stderr, "general n=%d done\n", 1 << l2);
+    }
+    row_t big = {.n = 1 << 20};
+    double big_rss = 0.0, big_wall = 0.0;
+    if (!st && !skip_big) {
+        double t0 = now();
+        st = run_general(&big, &c, 2, budget, 0);
+        big_wall = now() - t0;
+        big_rss = peak_rss_gib();
+        double q = (double)big.n / last_n;
+        big.dense = last_t * q * q;
+    }
+    /* low-rank RoPE */
+    row_t lr[16];
+    int nl = 0;
+    last_n = 0;
+    for (int l2 = 6; l2 <= (quick ? 12 : 14) && !st; l2++) {
+        row_t *x = &lr[nl];
+        memset(x, 0, sizeof(*x));
+        x->n = 1 << l2;
+        if (!(st = run_lowrank(x, &c, 4, l2 % 2 == 0))) {
+            inst_t I;
+            if (!(st = inst_init(&I, x->n, 4, PR_POS_ROPE, &c))) {
+                st = dense_time(x, &I, 4, &c, &last_t, &last_n);
+                inst_clear(&I);
+            }
+        }
+        if (!st)
+            nl++;
+    }
+    if (st)
+        return pr_cli_fail_status("bench fast", st, "benchmark run");
+    double ncross_g = crossover(gen, ng), ncross_l = crossover(lr, nl);
+    double sl = slope(gen, ng, 1 << 12, 1 << 18);
+    double fftw = 0.0;
+    int nf = 0;
+    for (int k = 0; k < ng; k++)
+        if (gen[k].n >= 1 << 12) {
+            fftw += gen[k].fftw_frac;
+            nf++;
+        }
+    fftw = nf ? fftw / nf : NAN;
+    if (json) {
+        printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"general\": {\"d\": 2, \"rows\": [",
+               c.B, c.eps, seed);
+        print_rows("general", gen, ng, 1);
+        printf("], \"crossover_n\": %.0f, \"slope_2e12_2e18\": %.4f, \"fftw_fraction\": %.3f", ncross_g, sl, fftw);
+        if (!skip_big)
+            printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
+                   "\"plan_gib\": %.3f, \"peak_rss_gib\": %.3f, \"transforms\": %ld, \"degree\": %d, \"terms\": %.0f, "
+                   "\"fftw_fraction\": %.3f, \"dense_extrapolated_s\": %.4g}",
+                   big.fast, big.plan, big_wall, big.streamed ? "true" : "false", big.mem_gib, big_rss,
+                   big.transforms, big.degree, big.terms, big.fftw_frac, big.dense);
+        printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
+        print_rows("lowrank", lr, nl, 1);
+        printf("], \"crossover_n\": %.0f}}\n", ncross_l);
+    } else {
+        printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once; * = dense extrapolated)\n",
+               c.B, c.eps);
+        printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
+               "dense/fast", "fftw", "g", "terms", "transf", "GiB", "pred_fast", "pred_dense");
+        print_rows("general", gen, ng, 0);
+        printf("  crossover n* = %.0f   log-log slope 2^12..2^18 = %.3f   FFTW share (n >= 2^12) = %.2f\n",
+               ncross_g, sl, fftw);
+        if (!skip_big)
+            printf("  n = 2^20: execute %.3g s (streamed %s, degree %d, %.0f terms, %ld transforms), plan %.3g s,"
+                   " plan memory %.2f GiB, peak RSS %.2f GiB, FFTW share %.2f, dense extrapolated %.3g s\n",
+                   big.fast, big.streamed ? "yes" : "no", big.degree, big.terms, big.transforms, big.plan,
+                   big.mem_gib, big_rss, big.fftw_frac, big.dense);
+        printf("low-rank, RoPE, d = 4, B = %g, eps = %g\n", c.B, c.eps);
+        printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
+               "dense/fast", "fftw", "g", "feats", "transf", "GiB", "pred_fast", "pred_dense");
+        print_rows("lowrank", lr, nl, 0);
+        printf("  crossover n* = %.0f\n", ncross_l);
+    }
+    return 0;
 }

@@ -1,0 +1,339 @@
+/* The fast forward paths (issue 5): term enumeration (C3, C12), the expansion against the dense
+ * P(M) to rounding for every kind of W, causal or not, with a bias (C2), output error against
+ * exact attention within eps (C9), identity W = plain attention's low-rank path (C14), low-rank =
+ * FFT on RoPE in both layouts, kept = streamed spectra, and bad input. */
+#include <math.h>
+#include <float.h>
+#include <string.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+/* Independent oracle: A_ij = f(M_ij) e^{β}, summed in the textbook order, O(n² s). */
+static void naive(double *O, const double *Q, const double *K, const double *V,
+                  const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *o)
+{
+    double *num = malloc(sizeof(double) * d);
+    for (int i = 0; i < n; i++) {
+        double den = 0.0;
+        memset(num, 0, sizeof(double) * d);
+        for (int j = 0; j < n; j++) {
+            double lb = pr_attn_log_bias(o, n, i - j), m = 0.0;
+            if (lb == -INFINITY)
+                continue;
+            for (int k = 0; k < W->s; k++)
+                m += Q[i * d + W->a[k]] * pr_posw_at(W, k, i - j) * K[j * d + W->b[k]];
+            m *= o->sigma;
+            double A = (o->poly ? pr_expoly_horner(o->poly, o->poly_degree, m) : exp(m)) * exp(lb);
+            den += A;
+            for (int c = 0; c < d; c++)
+                num[c] += A * V[j * d + c];
+        }
+        for (int c = 0; c < d; c++)
+            O[i * d + c] = num[c] / den;
+    }
+    free(num);
+}
+
+static const char *kind_names[] = {"rope", "rope-neox", "general", "identity", "custom"};
+
+static int make_w(pr_posw_t W, int kind, int n, int d, pr_rng_t rng)
+{
+    switch (kind) {
+    case 0: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED);
+    case 1: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_NEOX);
+    case 2: return pr_posw_init_general(W, n, d, rng);
+    case 3: return pr_posw_init_identity(W, n, d);
+    default: {
+        /* a random sparse support, entries in [-1, 1] */
+        size_t L = 2 * (size_t)n - 1, dd = (size_t)d * d;
+        double *w3 = calloc(L * dd, sizeof(double));
+        int used = 0;
+        for (size_t ab = 0; ab < dd; ab++)
+            if (pr_rng_below(rng, 3) == 0 || (ab == dd - 1 && !used)) {
+                used = 1;
+                for (size_t l = 0; l < L; l++)
+                    w3[l * dd + ab] = pr_rng_range(rng, -1.0, 1.0);
+            }
+        int st = pr_posw_init_dense(W, w3, n, d);
+        free(w3);
+        return st;
+    }
+    }
+}
+
+static void test_terms(pr_rng_t rng)
+{
+    for (int trial = 0; trial < 30; trial++) {
+        int s = 1 + (int)pr_rng_below(rng, 8), g = (int)pr_rng_below(rng, 7), d = 1 + (int)pr_rng_below(rng, 4);
+        int a[8], b[8];
+        for (int k = 0; k < s; k++) {   /* distinct pairs not needed by the algebra: allow repeats */
+            a[k] = (int)pr_rng_below(rng, d);
+            b[k] = (int)pr_rng_below(rng, d);
+        }
+        double c[8], sigma = pr_rng_range(rng, 0.1, 1.0);
+        for (int k = 0; k <= g; k++)
+            c[k] = pr_rng_range(rng, -1.0, 1.0);
+        pr_fast_terms_t T;
+        PR_CHECK_OK(pr_fast_terms_init(T, a, b, s, c, g, sigma, 1000000));
+        PR_CHECK(T->nterms == (long)pr_fast_binom(s, g), "C3: s=%d g=%d nterms=%ld", s, g, T->nterms);
+        long bydeg[8] = {0};
+        double x[8], lhs[8] = {0}, sx = 0.0;
+        for (int k = 0; k < s; k++)
+            sx += (x[k] = pr_rng_range(rng, -1.0, 1.0));
+        for (long t = 0; t < T->nterms; t++) {
+            const unsigned char *e = T->e + (size_t)t * s;
+            int deg = 0;
+            double mono = 1.0;
+            unsigned char am[8] = {0}, bm[8] = {0};
+            for (int k = 0; k < s; k++) {
+                deg += e[k];
+                mono *= pow(x[k], e[k]);
+                am[T->arow[k]] += e[k];
+                bm[T->bcol[k]] += e[k];
+            }
+            PR_CHECK(deg == T->deg[t] && deg <= g, "term %ld deg %d/%d", t, deg, T->deg[t]);
+            bydeg[deg]++;
+            lhs[deg] += T->alpha[t] * mono;
+            /* grouped by a-marginal, and the b-marginal index right */
+            long m = 0;
+            while (T->gstart[m + 1] <= t)
+                m++;
+            PR_CHECK(!memcmp(am, T->am->cnt + (size_t)m * T->da, T->da), "term %ld a-marginal", t);
+            PR_CHECK(!memcmp(bm, T->bm->cnt + (size_t)T->bmi[t] * T->db, T->db), "term %ld b-marginal", t);
+            for (long u = 0; u < t && trial < 5; u++)
+                PR_CHECK(memcmp(e, T->e + (size_t)u * s, s), "terms %ld and %ld equal", t, u);
+        }
+        for (int k = 0; k <= g; k++) {
+            PR_CHECK(bydeg[k] == (long)pr_fast_binom(s - 1, k), "C3: degree-%d part %ld != C(s+k-1,k) s=%d",
+                     k, bydeg[k], s);
+            /* multinomial theorem: Σ_{|e|=k} α_e x^e = c_k σ^k (Σ x)^k */
+            double rhs = c[k] * pow(sigma * sx, k);
+            PR_CHECK(fabs(lhs[k] - rhs) <= 1e-12 * (1 + pow(8.0, k)), "alpha: k=%d %g vs %g s=%d", k, lhs[k], rhs, s);
+        }
+        /* marginals: each from its parent plus one copy of its last value, and found again */
+        for (long m = 1; m < T->bm->count; m++) {
+            unsigned char cnt[8];
+            memcpy(cnt, T->bm->cnt + (size_t)T->bm->parent[m] * T->db, T->db);
+            cnt[T->bm->last[m]]++;
+            PR_CHECK(!memcmp(cnt, T->bm->cnt + (size_t)m * T->db, T->db), "marginal %ld parent", m);
+            PR_CHECK(pr_fast_marg_find(T->bm, cnt) == m, "marginal %ld find", m);
+        }
+        pr_fast_terms_clear(T);
+    }
+    /* C12: low-rank features C(d+g, g) against Toeplitz terms C(2d+g, g) */
+    pr_fast_marg_t M;
+    PR_CHECK_OK(pr_fast_marg_init(M, 4, 6, 100000));
+    PR_CHECK(M->count == 210 && pr_fast_binom(8, 6) == 3003, "C12 counts %ld", M->count);
+    pr_fast_marg_clear(M);
+}
+
+/* P of degree >= fo->degree (raised until P's relative error is below 1/2, so that P > 0 and the
+ * row sums are positive), with info's floor for it */
+static int fit_positive(pr_expoly_t p, pr_fast_info_t *info, pr_fast_opts_t *fo, int n,
+                        const pr_attn_opts_t *o)
+{
+    long L = pr_toeplitz_good_size(2L * n - 1, 5, 1);
+    for (;; fo->degree++) {
+        int st = pr_fast_choose_poly(p, info, fo, pr_fast_rho(n, o), 2.0, 3.0 * log2((double)L));
+        if ((st && st != PR_EFLOOR) || info->poly_err < 0.5)
+            return st;
+    }
+}
+
+static void fill(double *Q, double *K, double *V, int n, int d, double B, pr_rng_t rng)
+{
+    pr_rng_fill(Q, (long)n * d, B, rng);
+    pr_rng_fill(K, (long)n * d, B, rng);
+    pr_rng_fill(V, (long)n * d, B, rng);
+}
+
+/* C2: plan + execute = the dense P(M) of the same polynomial, to the floor estimate */
+static void test_c2(pr_rng_t rng)
+{
+    for (int trial = 0; trial < 40; trial++) {
+        int kind = trial % 5, causal = (trial / 5) % 2, alibi = trial % 7 == 3;
+        int d = kind == 4 ? 1 + (int)pr_rng_below(rng, 3) : 2 * (1 + (int)pr_rng_below(rng, 2));
+        int n = 1 + (int)pr_rng_below(rng, 48), g = 1 + (int)pr_rng_below(rng, d == 4 ? 5 : 8);
+        double B = pr_rng_range(rng, 0.3, 1.5);
+        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d, *beta = malloc(sizeof(double) * (2 * n - 1));
+        fill(Q, K, V, n, d, B, rng);
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, kind, n, d, rng));
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = causal;
+        if (alibi) {
+            PR_CHECK_OK(pr_bias_alibi(beta, n, 0.1));
+            o.beta = beta;
+        }
+        pr_fast_opts_t fo;
+        pr_fast_opts_default(&fo);
+        fo.degree = g;
+        fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
+        pr_fast_info_t info;
+        pr_expoly_t p;
+        pr_expoly_init(p);
+        PR_CHECK_OK(pr_fast_data_info(&info, Q, K, V, W, n, d, &o, &fo, 0));
+        PR_CHECK_OK(fit_positive(p, &info, &fo, n, &o));
+        pr_attn_opts_t po = o;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        pr_fast_plan_t F;
+        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
+        PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
+        naive(O2, Q, K, V, W, n, d, &po);
+        /* tolerance: the floor estimate (the fast path's rounding) plus the oracle's own rounding,
+         * n summands of relative error (g + 2s) u each: 4 (n + g + 2s) u ‖V‖∞ covers it */
+        double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
+        double tol = info.floor + 4.0 * (n + g + 2 * W->s) * DBL_EPSILON * info.vnorm;
+        PR_CHECK(err <= tol, "C2 %s n=%d d=%d g=%d B=%g causal=%d alibi=%d: err %g > tol %g",
+                 kind_names[kind], n, d, g, B, causal, alibi, err, tol);
+        PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count + F->terms->bm->count),
+                 "transforms %ld: one forward per b-marginal and column, one inverse per a-marginal and column",
+                 F->transforms);
+        /* streamed spectra: the same walk, the same sums, the same bits */
+        pr_fast_plan_t Fs;
+        g = p->degree;
+        size_t need = pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 1);
+        PR_CHECK_OK(pr_fast_plan(Fs, W, &po, need, 1000000));
+        PR_CHECK(Fs->streamed || need >= pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 0),
+                 "plan with budget %zu not streamed", need);
+        PR_CHECK_OK(pr_fast_execute(O2, Fs, Q, K, V));
+        PR_CHECK(pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0, "kept != streamed n=%d d=%d g=%d", n, d, g);
+        pr_fast_destroy(Fs);
+        pr_fast_destroy(F);
+        pr_expoly_clear(p);
+        pr_posw_clear(W);
+        free(Q);
+        free(beta);
+    }
+}
+
+/* C9: the output against exact attention, within eps and within the reported bound */
+static void test_eps(pr_rng_t rng)
+{
+    const double epss[] = {1e-2, 1e-4, 1e-6, 1e-9};
+    for (int trial = 0; trial < 24; trial++) {
+        int kind = trial % 4, causal = trial % 3 == 1, d = 2 * (1 + (int)pr_rng_below(rng, 2));
+        int n = 2 + (int)pr_rng_below(rng, 40);
+        double B = pr_rng_range(rng, 0.25, 1.25), eps = epss[trial % 4];
+        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d;
+        fill(Q, K, V, n, d, B, rng);
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, kind, n, d, rng));
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = causal;
+        pr_fast_opts_t fo;
+        pr_fast_opts_default(&fo);
+        fo.eps = eps;
+        fo.B = B;
+        naive(O2, Q, K, V, W, n, d, &o);
+        pr_fast_info_t info;
+        int st = pr_fast_forward(O1, &info, Q, K, V, W, n, d, &o, &fo);
+        PR_CHECK(st == PR_OK, "fft %s n=%d d=%d B=%g eps=%g: %s", kind_names[kind], n, d, B, eps, pr_strerror(st));
+        double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
+        PR_CHECK(err <= info.bound && info.bound <= eps, "fft %s n=%d d=%d B=%g eps=%g causal=%d: err %g bound %g",
+                 kind_names[kind], n, d, B, eps, causal, err, info.bound);
+        if (pr_lowrank_applies(W)) {
+            st = pr_lowrank_forward(O1, &info, Q, K, V, W, n, d, &o, &fo);
+            PR_CHECK(st == PR_OK, "lowrank: %s", pr_strerror(st));
+            err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
+            PR_CHECK(err <= info.bound && info.bound <= eps,
+                     "lowrank %s n=%d d=%d B=%g eps=%g causal=%d: err %g bound %g", kind_names[kind], n, d,
+                     B, eps, causal, err, info.bound);
+        }
+        pr_posw_clear(W);
+        free(Q);
+    }
+}
+
+/* The same polynomial through the low-rank and the FFT path: RoPE in both layouts, and the
+ * identity, where the low-rank path is plain attention's fast path (C14). Each path rounds to
+ * within its floor; the oracle between them is each other. */
+static void test_agree(pr_rng_t rng)
+{
+    for (int trial = 0; trial < 18; trial++) {
+        int kind = trial % 3 == 2 ? 3 : trial % 3, causal = trial % 2, d = 2 * (1 + (int)pr_rng_below(rng, 2));
+        int n = 1 + (int)pr_rng_below(rng, 300), g = 2 + (int)pr_rng_below(rng, d == 4 ? 4 : 7);
+        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d;
+        fill(Q, K, V, n, d, 1.0, rng);
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, kind, n, d, rng));
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = causal;
+        pr_fast_opts_t fo;
+        pr_fast_opts_default(&fo);
+        fo.degree = g;
+        fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
+        pr_fast_info_t info;
+        pr_expoly_t p;
+        pr_expoly_init(p);
+        PR_CHECK_OK(pr_fast_data_info(&info, Q, K, V, W, n, d, &o, &fo, 0));
+        PR_CHECK_OK(fit_positive(p, &info, &fo, n, &o));
+        double tol = 2.0 * info.floor;   /* the FFT floor is the larger of the two (ρ >= 1) */
+        pr_attn_opts_t po = o;
+        po.poly = p->c;
+        po.poly_degree = p->degree;
+        pr_fast_plan_t F;
+        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
+        PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
+        PR_CHECK_OK(pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)1 << 30, 1000000));
+        double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
+        PR_CHECK(err <= tol, "lowrank vs fft %s n=%d d=%d g=%d causal=%d: %g > %g", kind_names[kind], n, d,
+                 g, causal, err, tol);
+        pr_fast_destroy(F);
+        pr_expoly_clear(p);
+        pr_posw_clear(W);
+        free(Q);
+    }
+}
+
+static void test_bad(pr_rng_t rng)
+{
+    int n = 16, d = 2;
+    double Q[32], K[32], V[32], O[32];
+    fill(Q, K, V, n, d, 1.0, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, n, d, rng));
+    pr_attn_opts_t o;
+    pr_attn_opts_default(&o, d);
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    pr_fast_info_t info;
+    fo.eps = 0.0;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "eps = 0");
+    fo.eps = 1e-6;
+    fo.B = 0.5;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBOUND, "entries past B");
+    fo.widen = 1;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_OK && info.widened, "widen");
+    fo.B = 0.0;
+    fo.eps = 1e-15;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EFLOOR && info.floor > 5e-16,
+             "below the floor: floor %g", info.floor);
+    fo.eps = 1e-6;
+    fo.max_terms = 100;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET, "term budget");
+    pr_fast_opts_default(&fo);
+    Q[5] = NAN;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_ENONFINITE, "NaN");
+    PR_CHECK(pr_lowrank_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "lowrank on general W");
+    pr_posw_clear(W);
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_fast", 20261123));
+    test_terms(rng);
+    test_c2(rng);
+    test_eps(rng);
+    test_agree(rng);
+    test_bad(rng);
+    return pr_test_finish("test_fast");
+}
