@@ -61,7 +61,8 @@ enum {
 
 /* Per-thread scratch and counters. Counters accumulate; reset them by assigning 0. */
 typedef struct {
-    double *real;           /* L doubles, aligned: padded input / inverse output */
+    double *real;           /* L doubles, aligned: padded vector (entries n..L-1 stay zero) */
+    double *real2;          /* L doubles, aligned: embedded symbol / inverse output */
     double *spec;           /* spec_len doubles, aligned: spectrum scratch */
     double *spec2;          /* spec_len doubles, aligned: second spectrum scratch */
     long n_forward;         /* r2c transforms done with this workspace */
@@ -139,7 +140,9 @@ int pr_toeplitz_spec_inverse(double *y, long incy, double *Yhat,
 int pr_toeplitz_spec_inverse_sym(double *c, double *Yhat,
                                  const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
 
-/* ---- products (direct or FFT as the plan chose) ---- */
+/* ---- products (direct or FFT as the plan chose) ----
+ * Inputs are checked as they are read: on PR_ENONFINITE (NaN/Inf input) or PR_EDOMAIN (a finite
+ * input whose product overflows) the outputs are unspecified. */
 
 /* y = op(T) x for one symbol t and one x. */
 int pr_toeplitz_apply(double *y, long incy, const double *t, const double *x, long incx,

@@ -34,6 +34,7 @@ void pr_certexp_init(pr_certexp_t r)
 {
     r->verdict = PR_CERT_UNKNOWN;
     arb_init(r->bound);
+    arb_init(r->lower);
     arb_init(r->witness_x);
     arb_init(r->witness_err);
     r->witness = NAN;
@@ -44,6 +45,7 @@ void pr_certexp_init(pr_certexp_t r)
 void pr_certexp_clear(pr_certexp_t r)
 {
     arb_clear(r->bound);
+    arb_clear(r->lower);
     arb_clear(r->witness_x);
     arb_clear(r->witness_err);
 }
@@ -177,6 +179,48 @@ typedef struct {
     int depth;
 } piece_t;
 
+/* centre x0 and radius h of [a, b], exactly */
+static void piece_centre(arb_t x0, arb_t h, double a, double b)
+{
+    arb_set_d(x0, a);
+    add_d(x0, x0, b, ARF_PREC_EXACT);
+    arb_mul_2exp_si(x0, x0, -1);
+    arb_set_d(h, b);
+    add_d(h, h, -a, ARF_PREC_EXACT);
+    arb_mul_2exp_si(h, h, -1);
+}
+
+/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th */
+static int note_centre(pr_certexp_t r, const arb_t x0, const arb_t e0, const arb_t th, slong prec)
+{
+    arb_t a;
+    arb_init(a);
+    arb_abs(a, e0);
+    arb_max(r->lower, r->lower, a, prec);
+    int refuted = arb_gt(a, th);
+    if (refuted) {
+        r->verdict = PR_CERT_REFUTED;
+        arb_set(r->witness_x, x0);
+        arb_set(r->witness_err, e0);
+        r->witness = arf_get_d(arb_midref(x0), ARF_RND_NEAR);
+    }
+    arb_clear(a);
+    return refuted;
+}
+
+/* 9/8 of the upper end of the lower bound, into t */
+static arb_srcptr lower_tight(arb_t t, const arb_t lower, slong prec)
+{
+    arf_t u;
+    arf_init(u);
+    arb_get_ubound_arf(u, lower, prec);
+    arb_set_arf(t, u);
+    arb_mul_ui(t, t, 9, prec);
+    arb_mul_2exp_si(t, t, -3);
+    arf_clear(u);
+    return t;
+}
+
 /* one attempt at precision prec; returns 1 if the precision was visibly too low */
 static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
                        double thresh, slong prec, int npieces0)
@@ -192,6 +236,7 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
     arb_init(x0); arb_init(h); arb_init(ub); arb_init(th); arb_init(ae);
     arb_set_d(th, thresh);
     arb_zero(r->bound);
+    arb_zero(r->lower);
     r->verdict = PR_CERT_UNKNOWN;
     r->pieces = 0;
     r->prec = prec;
@@ -202,35 +247,33 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
         st[top++] = (piece_t){x, prev, 0};
         prev = x;
     }
+    /* first pass over the centres: a lower bound of sup|E| (and a witness, if one is there) */
+    for (int j = 0; j < top; j++) {
+        piece_centre(x0, h, st[j].a, st[j].b);
+        tm_coeffs(e, &c, x0, 0, prec);
+        if (note_centre(r, x0, e, th, prec))
+            goto done;
+    }
     while (top > 0) {
         piece_t pc = st[--top];
         r->pieces++;
-        arb_set_d(x0, pc.a);
-        add_d(x0, x0, pc.b, ARF_PREC_EXACT);
-        arb_mul_2exp_si(x0, x0, -1);
-        arb_set_d(h, pc.b);
-        add_d(h, h, -pc.a, ARF_PREC_EXACT);
-        arb_mul_2exp_si(h, h, -1);
+        piece_centre(x0, h, pc.a, pc.b);
         tm_coeffs(e, &c, x0, TM_ORDER, prec);
-        arb_abs(ae, e);
-        if (arb_gt(ae, th)) {
-            r->verdict = PR_CERT_REFUTED;
-            arb_set(r->witness_x, x0);
-            arb_set(r->witness_err, e);
-            r->witness = arf_get_d(arb_midref(x0), ARF_RND_NEAR);
+        if (note_centre(r, x0, e, th, prec))
             goto done;
-        }
         if (mag_cmp_2exp_si(arb_radref(e), (slong)floor(log2(thresh)) - 8) > 0)
             short_prec = 1;
         piece_bound(ub, &c, e, x0, h, prec);
-        if (arb_lt(ub, th)) {
+        /* accept a piece below the threshold once its bound is within 1/8 of the largest error
+         * seen (so the reported bound is tight), or after 40 halvings */
+        if (arb_lt(ub, th) && (pc.depth >= 40 || arb_le(ub, lower_tight(ae, r->lower, prec)))) {
             arb_union(r->bound, r->bound, ub, prec);
             continue;
         }
         double m2 = pc.a + (pc.b - pc.a) / 2;
         if (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap) {
             arb_union(r->bound, r->bound, ub, prec);
-            unknown = 1;
+            unknown = !arb_lt(ub, th);
             continue;
         }
         st[top++] = (piece_t){m2, pc.b, pc.depth + 1};
@@ -293,14 +336,16 @@ int pr_certexp_sup_d(pr_certexp_t r, const double *c, int g, pr_expoly_setting_t
         return PR_EINVAL;
     arb_poly_t P;
     arb_poly_init(P);
+    arb_poly_fit_length(P, g + 1);
     for (int k = 0; k <= g; k++) {
         if (!isfinite(c[k])) {
             arb_poly_clear(P);
             return PR_ENONFINITE;
         }
-        arb_poly_set_coeff_si(P, k, 0);
         arb_set_d(P->coeffs + k, c[k]);
     }
+    _arb_poly_set_length(P, g + 1);
+    _arb_poly_normalise(P);
     int st = pr_certexp_sup(r, P, setting, R, thresh, prec);
     arb_poly_clear(P);
     return st;
@@ -611,12 +656,13 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     double lo, hi;
     pr_expoly_interval(&lo, &hi, setting, R);
     double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
-    double lw = setting == PR_EXPOLY_EXP_REL ? R : 0;
-    double lf = setting == PR_EXPOLY_EXPNEG_ABS ? rad - mid : mid + rad;   /* log max f */
+    /* log of f(mid) times the largest weight: the scale of both remainders */
+    double base = (setting == PR_EXPOLY_EXPNEG_ABS ? -mid : mid) + (setting == PR_EXPOLY_EXP_REL ? R : 0);
     for (int g = 0; g < 100000; g++) {
+        /* Taylor: rad^{g+1}/(g+1)!; Chebyshev: 2 I_{g+1}(rad) ≈ 2 (rad/2)^{g+1}/(g+1)! e^{rad²/(4(g+2))} */
         double lerr = kind == PR_EXPOLY_TAYLOR
-            ? (g + 1) * log(rad) - lgamma(g + 2.0) + (setting == PR_EXPOLY_EXP_REL ? R : lf)
-            : log(2.0) + (g + 1) * log(rad / 2) - lgamma(g + 2.0) + rad * rad / (4 * (g + 2)) + lf - rad + lw;
+            ? (g + 1) * log(rad) - lgamma(g + 2.0) + base
+            : log(2.0) + (g + 1) * log(rad / 2) - lgamma(g + 2.0) + rad * rad / (4 * (g + 2)) + base;
         if (lerr < log(eps))
             return g;
     }

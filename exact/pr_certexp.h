@@ -26,6 +26,7 @@ typedef struct {
     pr_cert_verdict_t verdict;
     arb_t bound;        /* certified: [0, ub] with sup_x |E(x)| <= ub; refuted/unknown: the bound
                            over the pieces examined (a lower bound comes from witness_err) */
+    arb_t lower;        /* max |E| at the points evaluated: its lower end is a lower bound of sup|E| */
     arb_t witness_x;    /* refuted: an exact point of the interval ... */
     arb_t witness_err;  /* ... and the ball E(witness_x), with |E| > threshold */
     double witness;     /* witness_x rounded to double, for printing */
@@ -44,8 +45,9 @@ void pr_certexp_clear(pr_certexp_t r);
  *   E(x0 + s) = Σ_{k<=m} e_k s^k + rem, e_k = E^{(k)}(x0)/k!, |rem| <= sup|E^{(m+1)}| h^{m+1}/(m+1)!,
  * with the derivatives in closed form (EXP_REL: E^{(k)} = e^{-x}(D - 1)^k P) and the remainder's
  * derivative bounded by interval evaluation over the piece; the quadratic part is maximised
- * exactly, the rest by Σ|e_k| h^k. Pieces whose bound is not below thresh are bisected; a
- * centre with |E| > thresh refutes. prec <= 0 chooses a precision from R and thresh.
+ * exactly, the rest by Σ|e_k| h^k. Pieces whose bound is not below thresh, or not within 1/8
+ * of the largest |E| seen (so that the bound is tight), are bisected; a centre with |E| > thresh
+ * refutes. prec <= 0 chooses a precision from R and thresh.
  * PR_EINVAL for bad R, thresh <= 0 or empty P. */
 int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
                    double thresh, slong prec);
