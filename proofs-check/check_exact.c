@@ -121,9 +121,7 @@ static int check_expand(pr_check_result_t *res, const pr_check_opts_t *opts, int
                 arb_t R;
                 arb_init(R);
                 pr_inst_R_arb(R, &I, PREC);
-                double Rd = pr_hiprec_ubound_d(R), Phat = 0.0, T = 1.0;
-                for (int k = g; k >= 0; k--)
-                    Phat = Phat * Rd + fabs(cd[k]);
+                double Rd = pr_hiprec_ubound_d(R), Phat = pr_poly_abs(cd, g, Rd), T = 1.0;
                 for (int k = 1; k <= g; k++)
                     T = T * (I.W->s + k) / k;
                 double N = T + n + 3 * g + 8, u = DBL_EPSILON / 2;
@@ -236,16 +234,6 @@ int pr_check_c12(pr_check_result_t *res, const pr_check_opts_t *opts)
     return PR_OK;
 }
 
-/* least g with e^R R^{g+1}/(g+1)! ≤ 1/4 (a double choosing a parameter) */
-static int taylor_degree(double R)
-{
-    double t = exp(R);
-    int g = 0;
-    for (double term = R; t * term > 0.25; term *= R / (g + 2))
-        g++;
-    return g;
-}
-
 /* F1: the expansion in double against the same expansion in rationals, for R up to ~6.
  * Half the trials are adversarial (W = I, Q = B, K = -B: every M_ij = -R, where the Taylor
  * sum cancels most). Bound, in units of u e^{2R} ‖V‖∞: with D_i ≥ n_i(1-ε_A)e^{-R} (P ≥
@@ -276,7 +264,7 @@ int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts)
         arb_init(Ra);
         pr_inst_R_arb(Ra, &I, PREC);
         double R = pr_hiprec_ubound_d(Ra);
-        int g = taylor_degree(R);
+        int g = pr_taylor_degree(R, 0.25);
         double *cd = malloc(sizeof(double) * (g + 1)), *Of = malloc(sizeof(double) * n * d);
         fmpq *c = _fmpq_vec_init(g + 1), *Ox = _fmpq_vec_init(n * d);
         pr_taylor_d(cd, g);

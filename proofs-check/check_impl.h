@@ -53,6 +53,15 @@ int pr_inst_int(pr_rng_t rng, int lo, int hi);
 /* R = σ·max(‖Q‖∞,‖K‖∞)²·max_ℓ Σ|w(ℓ)| in Arb from the data (DESIGN.md §1, claim C6) */
 void pr_inst_R_arb(arb_t R, const pr_inst_t *I, slong prec);
 
+/* Certified ε_A of the double polynomial c[0..g] against 1/k! on [-R, R] (relative):
+ * for x ∈ [-R, R], |e^x - T_g(x)|/e^x ≤ e^R R^{g+1}/(g+1)! (Lagrange remainder, ξ - x ≤ R),
+ * and the coefficients' rounding adds ≤ e^R Σ_k |c_k - 1/k!| R^k. */
+void pr_taylor_eps_A(arb_t epsA, const double *c, int g, const arb_t R, slong prec);
+/* least g with e^R R^{g+1}/(g+1)! ≤ target (a double choosing a parameter) */
+int pr_taylor_degree(double R, double target);
+/* Σ_k |c_k| R^k */
+double pr_poly_abs(const double *c, int g, double R);
+
 /* Exact Taylor coefficients 1/k!, k = 0..g, and their nearest doubles. */
 void pr_taylor_fmpq(fmpq *c, int g);
 void pr_taylor_d(double *c, int g);

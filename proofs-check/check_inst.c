@@ -125,3 +125,48 @@ void pr_taylor_d(double *c, int g)
         c[k] = fmpq_get_d(e + k); /* rounds: the checks use the double's exact value */
     _fmpq_vec_clear(e, g + 1);
 }
+
+void pr_taylor_eps_A(arb_t epsA, const double *c, int g, const arb_t R, slong prec)
+{
+    arb_t t, ck, Rk;
+    arb_init(t);
+    arb_init(ck);
+    arb_init(Rk);
+    arb_pow_ui(epsA, R, (ulong)g + 1, prec);
+    arb_fac_ui(t, (ulong)g + 1, prec);
+    arb_div(epsA, epsA, t, prec);
+    arb_one(Rk);
+    for (int k = 0; k <= g; k++) {
+        arb_fac_ui(t, (ulong)k, prec);
+        arb_inv(t, t, prec);
+        arb_set_d(ck, c[k]);
+        arb_sub(t, ck, t, prec);
+        arb_abs(t, t);
+        arb_addmul(epsA, t, Rk, prec);
+        arb_mul(Rk, Rk, R, prec);
+    }
+    arb_exp(t, R, prec);
+    arb_mul(epsA, epsA, t, prec);
+    arb_clear(t);
+    arb_clear(ck);
+    arb_clear(Rk);
+}
+
+int pr_taylor_degree(double R, double target)
+{
+    double t = exp(R) * R;
+    int g = 0;
+    while (t > target && g < 400) {
+        g++;
+        t *= R / (g + 1);
+    }
+    return g;
+}
+
+double pr_poly_abs(const double *c, int g, double R)
+{
+    double y = 0.0;
+    for (int k = g; k >= 0; k--)
+        y = y * R + fabs(c[k]);
+    return y;
+}
