@@ -162,19 +162,6 @@ int pr_check_g4(pr_check_result_t *res, const pr_check_opts_t *opts)
     return check_backward(res, opts, 1);
 }
 
-/* least-squares slope of y on x */
-static double slope(const double *x, const double *y, int m)
-{
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (int i = 0; i < m; i++) {
-        sx += x[i];
-        sy += y[i];
-        sxx += x[i] * x[i];
-        sxy += x[i] * y[i];
-    }
-    return (m * sxy - sx * sy) / (m * sxx - sx * sx);
-}
-
 /* Timing of a fast path against the dense reference at n = 256 .. 4096, one thread each (best
  * of up to 3 runs, fast and dense alternating so that noise hits both alike). Prints the fitted log-log
  * slopes and the crossover n* where the fitted lines cross; never fails on noise (info). */
@@ -251,7 +238,7 @@ static int check_timing(pr_check_result_t *res, const pr_check_opts_t *opts, int
     omp_set_num_threads(threads);
     if (st)
         return st;
-    double sf = slope(lx, lf, NS), sd = slope(lx, ld, NS);
+    double sf = pr_check_slope(lx, lf, NS), sd = pr_check_slope(lx, ld, NS);
     double af = (lf[0] + lf[NS - 1]) / 2 - sf * (lx[0] + lx[NS - 1]) / 2;
     double ad = (ld[0] + ld[NS - 1]) / 2 - sd * (lx[0] + lx[NS - 1]) / 2;
     double nstar = sd > sf ? exp((af - ad) / (sd - sf)) : INFINITY;

@@ -170,3 +170,15 @@ double pr_poly_abs(const double *c, int g, double R)
         y = y * R + fabs(c[k]);
     return y;
 }
+
+double pr_check_slope(const double *x, const double *y, int m)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < m; i++) {
+        sx += x[i];
+        sy += y[i];
+        sxx += x[i] * x[i];
+        sxy += x[i] * y[i];
+    }
+    return (m * sxy - sx * sy) / (m * sxx - sx * sx);
+}
