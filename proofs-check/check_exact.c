@@ -68,13 +68,11 @@ static int check_expand(pr_check_result_t *res, const pr_check_opts_t *opts, int
     pr_rng_init(rng, opts->seed ^ (is_c1 ? 0xC1 : 0xC2));
     double worst_exact = 0.0;
     for (long trial = 0; trial < opts->trials; trial++) {
-        int n = pr_inst_int(rng, 2, is_c1 ? 12 : 7), d = is_c1 ? 2 * pr_inst_int(rng, 1, 3) : 2;
-        int g = is_c1 ? 1 : pr_inst_int(rng, 0, 4), m = 2;
         pr_inst_t I;
-        int st = pr_inst_init(&I, n, d, pr_rng_range(rng, 0.5, 2.0), pr_inst_random_kind(rng),
-                              pr_inst_random_mask(rng, 0), rng);
+        int st = pr_inst_random(&I, rng, is_c1 ? 12 : 7, is_c1 ? 3 : 1, 0.5, 2.0, 0);
         if (st)
             return st;
+        int n = I.n, d = I.d, g = is_c1 ? 1 : pr_inst_int(rng, 0, 4), m = 2;
         fmpq *c = _fmpq_vec_init(g + 1), *cx = _fmpq_vec_init(g + 1);
         double *cd = malloc(sizeof(double) * (g + 1)), *Xd = malloc(sizeof(double) * n * m);
         double *Yd = malloc(sizeof(double) * n * m);

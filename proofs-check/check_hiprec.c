@@ -127,12 +127,11 @@ int pr_check_c9(pr_check_result_t *res, const pr_check_opts_t *opts)
     pr_rng_init(rng, opts->seed ^ 0xC9);
     long refused = 0;
     for (long trial = 0; trial < opts->trials; trial++) {
-        int n = pr_inst_int(rng, 2, 12), d = 2 * pr_inst_int(rng, 1, 2);
         pr_inst_t I;
-        int st = pr_inst_init(&I, n, d, pr_rng_range(rng, 0.3, 1.6), pr_inst_random_kind(rng),
-                              pr_inst_random_mask(rng, 1), rng);
+        int st = pr_inst_random(&I, rng, 12, 2, 0.3, 1.6, 1);
         if (st)
             return st;
+        int n = I.n, d = I.d;
         arb_t R, epsA, t, bound, diff;
         arb_init(R);
         arb_init(epsA);
@@ -442,12 +441,11 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
     pr_rng_t rng;
     pr_rng_init(rng, opts->seed ^ 0x61);
     for (long trial = 0; trial < opts->trials; trial++) {
-        int n = pr_inst_int(rng, 2, 6), d = 2 * pr_inst_int(rng, 1, 2);
         pr_inst_t I;
-        int st = pr_inst_init(&I, n, d, pr_rng_range(rng, 0.3, 1.5), pr_inst_random_kind(rng),
-                              pr_inst_random_mask(rng, 1), rng);
+        int st = pr_inst_random(&I, rng, 6, 2, 0.3, 1.5, 1);
         if (st)
             return st;
+        int n = I.n, d = I.d;
         size_t nd = (size_t)n * d, sw = (size_t)I.W->s * (2 * (size_t)n - 1), len = 3 * nd + sw;
         arb_ptr x = _arb_vec_init((slong)len), u = _arb_vec_init((slong)len), g = _arb_vec_init((slong)len);
         arb_ptr dO = _arb_vec_init((slong)nd);
@@ -557,12 +555,11 @@ int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
     pr_rng_t rng;
     pr_rng_init(rng, opts->seed ^ 0x62);
     for (long trial = 0; trial < opts->trials; trial++) {
-        int n = pr_inst_int(rng, 2, 6), d = 2 * pr_inst_int(rng, 1, 2);
         pr_inst_t I;
-        int st = pr_inst_init(&I, n, d, pr_rng_range(rng, 0.3, 1.2), pr_inst_random_kind(rng),
-                              pr_inst_random_mask(rng, 1), rng);
+        int st = pr_inst_random(&I, rng, 6, 2, 0.3, 1.2, 1);
         if (st)
             return st;
+        int n = I.n, d = I.d;
         size_t nd = (size_t)n * d, dd = (size_t)d * d, sw = (size_t)I.W->s * (2 * (size_t)n - 1);
         arb_ptr A1 = _arb_vec_init((slong)nd), X = _arb_vec_init((slong)dd), U = _arb_vec_init((slong)dd);
         arb_ptr K = _arb_vec_init((slong)nd), V = _arb_vec_init((slong)nd), E = _arb_vec_init((slong)nd);

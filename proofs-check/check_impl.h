@@ -43,6 +43,10 @@ typedef struct {
 int pr_inst_init(pr_inst_t *I, int n, int d, double B, pr_pos_kind_t kind, pr_mask_t mask,
                  pr_rng_t rng);
 void pr_inst_clear(pr_inst_t *I);
+/* n ∈ [2, nmax], d = 2·[1, dhalf_max], B uniform in [Blo, Bhi], a random kind and mask
+ * (ALiBi only if bias_ok) */
+int pr_inst_random(pr_inst_t *I, pr_rng_t rng, int nmax, int dhalf_max, double Blo, double Bhi,
+                   int bias_ok);
 /* a uniformly chosen kind among rope, rope-neox, general, identity */
 pr_pos_kind_t pr_inst_random_kind(pr_rng_t rng);
 /* a uniformly chosen mask: none, causal, or (if bias_ok) ALiBi */

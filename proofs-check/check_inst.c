@@ -68,6 +68,15 @@ int pr_inst_init(pr_inst_t *I, int n, int d, double B, pr_pos_kind_t kind, pr_ma
     return PR_OK;
 }
 
+int pr_inst_random(pr_inst_t *I, pr_rng_t rng, int nmax, int dhalf_max, double Blo, double Bhi,
+                   int bias_ok)
+{
+    int n = pr_inst_int(rng, 2, nmax), d = 2 * pr_inst_int(rng, 1, dhalf_max);
+    double B = pr_rng_range(rng, Blo, Bhi);
+    pr_pos_kind_t kind = pr_inst_random_kind(rng);
+    return pr_inst_init(I, n, d, B, kind, pr_inst_random_mask(rng, bias_ok), rng);
+}
+
 void pr_inst_clear(pr_inst_t *I)
 {
     free(I->Q);
