@@ -79,7 +79,11 @@ int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opt
     res->verdict = PR_CHECK_PASS;
     if (opts->trials < 1)
         return PR_EINVAL;
-    return c->run(res, opts);
+    int st = c->run(res, opts);
+    if (res->first_fail)
+        pr_check_note(res, "first failure: trial %ld, %s; replay: polyrope check %s --seed %llu --trials %ld",
+                      res->first_fail, res->fail_config, c->id, (unsigned long long)opts->seed, res->first_fail);
+    return st;
 }
 
 void pr_check_observe(pr_check_result_t *res, const char *config, double value, double bound, int ok)
@@ -90,12 +94,22 @@ void pr_check_observe(pr_check_result_t *res, const char *config, double value, 
 
 void pr_check_observe_part(pr_check_result_t *res, const char *config, double value, double bound, int ok)
 {
-    if (!(value <= res->worst) || res->nconfig == 0) {
+    int failed = ok == 0 || isnan(value);
+    /* failures take precedence in the worst/bound columns */
+    if (failed && !res->first_fail) {
+        res->worst = value;
+        res->bound = bound;
+    } else if ((failed || !res->first_fail) && (!(value <= res->worst) || res->nconfig == 0)) {
         res->worst = value;
         res->bound = bound;
     }
-    if (ok == 0 || isnan(value))
+    if (failed) {
         res->verdict = PR_CHECK_FAIL;
+        if (!res->first_fail) {
+            res->first_fail = res->trials > 0 ? res->trials : 1;
+            snprintf(res->fail_config, sizeof res->fail_config, "%s", config);
+        }
+    }
     else if (ok < 0 && res->verdict == PR_CHECK_PASS)
         res->verdict = PR_CHECK_UNKNOWN;
     int k = 0;

@@ -38,10 +38,13 @@ typedef struct {
     long trials;
     double worst, bound;   /* worst observed and the bound it is compared with */
     pr_check_verdict_t verdict;
-    char note[200];
+    char note[400];
     int nconfig;
     char config[PR_CHECK_MAX_CONFIGS][PR_CHECK_CONFIG_LEN];
     double config_worst[PR_CHECK_MAX_CONFIGS];
+    long first_fail;       /* trial (from 1) of the first failure, 0 if none; worst and
+                              bound then show the worst failing observation */
+    char fail_config[PR_CHECK_CONFIG_LEN];
 } pr_check_result_t;
 
 typedef int (*pr_check_fn)(pr_check_result_t *res, const pr_check_opts_t *opts);

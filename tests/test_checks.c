@@ -49,6 +49,9 @@ int main(void)
         pr_check_verdict_t v = run(broken[i].id, &b, &r);
         PR_CHECK(v == PR_CHECK_FAIL, "%s with fault %d: verdict %s, worst %g", broken[i].id,
                  broken[i].fault, pr_check_verdict_name(v), r.worst);
+        PR_CHECK(r.first_fail > 0 && strstr(r.note, "replay: polyrope check"), "%s: no replay line", broken[i].id);
+        printf("broken input (fault %d): %s %s, worst %.3g vs bound %.3g; %s\n", broken[i].fault, r.id,
+               pr_check_verdict_name(v), r.worst, r.bound, r.note);
     }
 
     /* record, then compare: identical results do not regress; a smaller recorded value does */
