@@ -262,19 +262,26 @@ static double row_weights(double *srow, const prep_t *p, int i, int j0, int mj, 
     return sum;
 }
 
+/* x[c] += b[c] (b may be NULL) for c < len; returns max x[c] (-inf for len = 0) */
+PR_CLONES
+static double vadd_max(double *x, const double *b, int len)
+{
+    double mx = -INFINITY;
+    if (b) {
+#pragma omp simd
+        for (int c = 0; c < len; c++)
+            x[c] += b[c];
+    }
+#pragma omp simd reduction(max : mx)
+    for (int c = 0; c < len; c++)
+        mx = x[c] > mx ? x[c] : mx;
+    return mx;
+}
+
 /* exp path: adds β to the unmasked part of the row and returns its max (-inf if none) */
 static double row_bias_max(double *srow, const prep_t *p, int i, int j0, int mj)
 {
-    int len = row_len(p, i, j0, mj);
-    if (p->brev) {
-        const double *br = p->brev + rev_at(p, i, j0);
-        for (int c = 0; c < len; c++)
-            srow[c] += br[c];
-    }
-    double mx = -INFINITY;
-    for (int c = 0; c < len; c++)
-        mx = srow[c] > mx ? srow[c] : mx;
-    return mx;
+    return vadd_max(srow, p->brev ? p->brev + rev_at(p, i, j0) : 0, row_len(p, i, j0, mj));
 }
 
 /* keys [0, key_end) can be unmasked for queries [i0, i0 + mi) */
@@ -322,14 +329,17 @@ static int forward_block(double *O, double *lse, const double *V, const prep_t *
         double inv = 1.0 / l[r];
         for (int c = 0; c < d; c++)
             O[(size_t)(i0 + r) * d + c] = acc[(size_t)r * d + c] * inv;
+        /* huge V can overflow the weighted sums: refuse rather than return Inf */
+        if (pr_vec_check_finite(O + (size_t)(i0 + r) * d, d))
+            return PR_EDOMAIN;
         if (lse)
             lse[i0 + r] = (p->poly ? 0.0 : m[r]) + log(l[r]);
     }
     return PR_OK;
 }
 
-/* Runs body over the blocks in an OpenMP region with OpenBLAS single-threaded inside it (so
- * the two levels do not oversubscribe); restores OpenBLAS's thread count afterwards. */
+/* OpenBLAS runs single-threaded inside our OpenMP regions, so that the two levels of threads
+ * do not oversubscribe the cores; its thread count is restored afterwards. */
 static void blas_serial_begin(int *saved)
 {
     *saved = openblas_get_num_threads();
@@ -380,8 +390,8 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
     return shared;
 }
 
-/* Backward on one tile, dM in dP on return. GEMM mode accumulates into dqf += dM·K' and
- * dkf += dMᵀ·(σQ'); LOOP mode into dq (n×d), dkt (d×BK, this key block) and dwrev. */
+/* LOOP-mode gradients of one tile from dM: dq (n×d) += Σ_j dM·σw·K, dkt (d×BK, this key
+ * block, transposed) += Σ_i dM·σw·Q, dwrev += dM·Q·K (σ is applied at the end) */
 PR_CLONES
 static void loop_backward(double *dq, double *dkt, double *dwrev, const double *dM, const prep_t *p,
                           int i0, int mi, int j0, int mj)
@@ -414,6 +424,9 @@ typedef struct {
     double *dV;
 } bwd_in_t;
 
+/* Backward on one tile: recomputes P from lse, adds Pᵀ dO to dV, forms dM (in dP) and
+ * accumulates dq and dk: GEMM mode dq += dM·K' and dk += dMᵀ·(σQ') (dk is BK×d), LOOP mode
+ * through loop_backward (dk is d×BK). */
 static void backward_tile(const prep_t *p, const bwd_in_t *in, int i0, int mi, int j0, int mj,
                           double *S, double *dP, double *dq, double *dk, double *dwrev)
 {
@@ -548,6 +561,10 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
             }
         }
     }
+    /* sums of huge entries can overflow: refuse rather than return Inf */
+    if (!shared && (pr_vec_check_finite(dQ, nd) || pr_vec_check_finite(dK, nd) || pr_vec_check_finite(dV, nd) ||
+                    (dw && pr_vec_check_finite(dw, wlen))))
+        shared = PR_EDOMAIN;
     free(dqall);
     free(dwall);
     free(rr);

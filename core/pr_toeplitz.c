@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -608,4 +609,18 @@ int pr_toeplitz_wisdom_export(const char *path)
     int ok = fftw_export_wisdom_to_filename(path);
     pthread_mutex_unlock(&pr_fftw_lock);
     return ok ? PR_OK : PR_EIO;
+}
+
+int pr_toeplitz_wisdom_env_import(void)
+{
+    const char *path = getenv(PR_TOEPLITZ_WISDOM_ENV);
+    if (!path || !*path || access(path, F_OK) != 0)
+        return PR_OK;
+    return pr_toeplitz_wisdom_import(path);
+}
+
+int pr_toeplitz_wisdom_env_export(void)
+{
+    const char *path = getenv(PR_TOEPLITZ_WISDOM_ENV);
+    return path && *path ? pr_toeplitz_wisdom_export(path) : PR_OK;
 }

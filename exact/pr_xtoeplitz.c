@@ -13,10 +13,10 @@ const char *pr_xtoeplitz_verdict_name(pr_xtoeplitz_verdict_t v)
     return v == PR_XTOEPLITZ_CERTIFIED ? "certified" : v == PR_XTOEPLITZ_REFUTED ? "refuted" : "unknown";
 }
 
-/* p = Σ_k m_k z^k with v[k] = m_k·2^e exactly (|v[k]| when absval); returns e. Each finite
- * double is f·2^q with f·2^53 an integer, so e = min over nonzeros of q - 53 makes all m_k
- * integers. */
-static slong pr_dyadic_poly(fmpz_poly_t p, const double *v, long len, int absval)
+/* m[k] = integers with v[k] = m[k]·2^e exactly (|v[k]| when absval); returns e. Each finite
+ * double is f·2^q with f·2^53 an integer, so e = min over nonzeros of q - 53 makes every m[k]
+ * an integer. */
+static slong pr_dyadic_vec(fmpz *m, const double *v, long len, int absval)
 {
     slong e = WORD_MAX;
     for (long k = 0; k < len; k++)
@@ -26,32 +26,43 @@ static slong pr_dyadic_poly(fmpz_poly_t p, const double *v, long len, int absval
             if (q - 53 < e)
                 e = q - 53;
         }
-    fmpz_poly_zero(p);
-    if (e == WORD_MAX)
-        return 0;
-    fmpz_t m;
-    fmpz_init(m);
-    for (long k = 0; k < len; k++)
-        if (v[k] != 0) {
-            int q;
-            double f = frexp(absval ? fabs(v[k]) : v[k], &q);
-            fmpz_set_d(m, ldexp(f, 53)); /* an integer of at most 53 bits: exact */
-            fmpz_mul_2exp(m, m, (ulong)(q - 53 - e));
-            fmpz_poly_set_coeff_fmpz(p, k, m);
-        }
-    fmpz_clear(m);
-    return e;
+    for (long k = 0; k < len; k++) {
+        int q;
+        double f = frexp(absval ? fabs(v[k]) : v[k], &q);
+        fmpz_set_d(m + k, ldexp(f, 53)); /* an integer of at most 53 bits: exact */
+        if (v[k] != 0)
+            fmpz_mul_2exp(m + k, m + k, (ulong)(q - 53 - e));
+    }
+    return e == WORD_MAX ? 0 : e;
 }
 
-/* out[k] = coefficient off+k of A·B, k < len, where A, B are the dyadic polynomials of a, b
- * (of |a|, |b| when absval); the value is out[k]·2^(*exp). */
-static void pr_xconv(fmpz *out, slong *exp, const double *a, long la, const double *b, long lb,
-                     long off, long len, int absval)
+/* Index in t of entry ℓ'+n-1 of the symbol of op(T), or -1 if that entry is zero: trans maps
+ * ℓ to -ℓ, causal drops the original ℓ < 0. */
+static long pr_op_src(long pos, long n, unsigned op)
 {
-    fmpz_poly_t A, B;
-    fmpz_poly_init(A);
-    fmpz_poly_init(B);
-    *exp = pr_dyadic_poly(A, a, la, absval) + pr_dyadic_poly(B, b, lb, absval);
+    long l = pos - (n - 1), orig = (op & PR_TOEPLITZ_TRANS) ? -l : l;
+    return ((op & PR_TOEPLITZ_CAUSAL) && orig < 0) ? -1 : orig + n - 1;
+}
+
+/* p = Σ_k v[src(k)] z^k, k < len, with src the identity, a reversal, or the op-symbol map */
+static void pr_poly_from(fmpz_poly_t p, const fmpz *v, long len, long n, int reverse, int op_map,
+                         unsigned op)
+{
+    fmpz_poly_fit_length(p, len);
+    for (long k = 0; k < len; k++) {
+        long src = op_map ? pr_op_src(k, n, op) : reverse ? len - 1 - k : k;
+        if (src < 0)
+            fmpz_zero(p->coeffs + k);
+        else
+            fmpz_set(p->coeffs + k, v + src);
+    }
+    _fmpz_poly_set_length(p, len);
+    _fmpz_poly_normalise(p);
+}
+
+/* out[k] = coefficient off+k of A·B, k < len; clears A and B */
+static void pr_zmul_out(fmpz *out, fmpz_poly_t A, fmpz_poly_t B, long off, long len)
+{
     fmpz_poly_mul(A, A, B);
     for (long k = 0; k < len; k++)
         fmpz_poly_get_coeff_fmpz(out + k, A, off + k);
@@ -59,64 +70,61 @@ static void pr_xconv(fmpz *out, slong *exp, const double *a, long la, const doub
     fmpz_poly_clear(B);
 }
 
-/* ts = the symbol of op(T): causal drops the original ℓ < 0, trans maps ℓ to -ℓ. */
-static void pr_op_symbol(double *ts, const double *t, long n, unsigned op)
-{
-    for (long k = 0; k < 2 * n - 1; k++)
-        ts[k] = 0;
-    for (long l = -(n - 1); l < n; l++)
-        if (!((op & PR_TOEPLITZ_CAUSAL) && l < 0))
-            ts[((op & PR_TOEPLITZ_TRANS) ? -l : l) + n - 1] = t[l + n - 1];
-}
-
-/* Validates (t, x, n, op) and returns the op-symbol in a new array (*ts), or a status. */
-static int pr_prepare(double **ts, const double *t, const double *x, long n, unsigned op)
+int pr_xtoeplitz_apply_fmpz(fmpz *y, const fmpz *t, const fmpz *x, long n, unsigned op)
 {
     if (n < 1 || (op & ~3u))
         return PR_EINVAL;
-    if (pr_vec_check_finite(t, 2 * (size_t)n - 1) || pr_vec_check_finite(x, (size_t)n))
-        return PR_ENONFINITE;
-    if (!(*ts = malloc(sizeof(double) * (2 * (size_t)n - 1))))
-        return PR_ENOMEM;
-    pr_op_symbol(*ts, t, n, op);
+    fmpz_poly_t A, B;
+    fmpz_poly_init(A);
+    fmpz_poly_init(B);
+    /* y_i = Σ_j ts[i-j+n-1] x_j: coefficient i+n-1 of the product */
+    pr_poly_from(A, t, 2 * n - 1, n, 0, 1, op);
+    pr_poly_from(B, x, n, n, 0, 0, 0);
+    pr_zmul_out(y, A, B, n - 1, n);
     return PR_OK;
+}
+
+int pr_xtoeplitz_correlate_fmpz(fmpz *c, const fmpz *x, const fmpz *y, long n)
+{
+    if (n < 1)
+        return PR_EINVAL;
+    fmpz_poly_t A, B;
+    fmpz_poly_init(A);
+    fmpz_poly_init(B);
+    /* with y reversed, c(ℓ) = Σ x_i y_j (i-j = ℓ) is coefficient ℓ+n-1 */
+    pr_poly_from(A, x, n, n, 0, 0, 0);
+    pr_poly_from(B, y, n, n, 1, 0, 0);
+    pr_zmul_out(c, A, B, 0, 2 * n - 1);
+    return PR_OK;
+}
+
+/* The exact product (correlate = 0) or correlation (1) of doubles a (la) and b (n), of their
+ * absolute values when absval: out (n or 2n-1 fmpz) times 2^(*exp). */
+static int pr_xrun(fmpz *out, slong *exp, const double *a, const double *b, long n, unsigned op,
+                   int correlate, int absval)
+{
+    long la = correlate ? n : 2 * n - 1;
+    if (n < 1 || (op & ~3u))
+        return PR_EINVAL;
+    if (pr_vec_check_finite(a, (size_t)la) || pr_vec_check_finite(b, (size_t)n))
+        return PR_ENONFINITE;
+    fmpz *ma = _fmpz_vec_init(la), *mb = _fmpz_vec_init(n);
+    *exp = pr_dyadic_vec(ma, a, la, absval) + pr_dyadic_vec(mb, b, n, absval);
+    int st = correlate ? pr_xtoeplitz_correlate_fmpz(out, ma, mb, n)
+                       : pr_xtoeplitz_apply_fmpz(out, ma, mb, n, op);
+    _fmpz_vec_clear(ma, la);
+    _fmpz_vec_clear(mb, n);
+    return st;
 }
 
 int pr_xtoeplitz_apply(fmpz *y, slong *exp, const double *t, const double *x, long n, unsigned op)
 {
-    double *ts;
-    int st = pr_prepare(&ts, t, x, n, op);
-    if (st)
-        return st;
-    /* y_i = Σ_j ts[i-j+n-1] x_j: coefficient i+n-1 of the product */
-    pr_xconv(y, exp, ts, 2 * n - 1, x, n, n - 1, n, 0);
-    free(ts);
-    return PR_OK;
-}
-
-/* yr = y reversed, so that c(ℓ) = Σ x_i yr_{n-1-j} is coefficient ℓ+n-1 of X·Yr */
-static int pr_reversed(double **yr, const double *x, const double *y, long n)
-{
-    if (n < 1)
-        return PR_EINVAL;
-    if (pr_vec_check_finite(x, (size_t)n) || pr_vec_check_finite(y, (size_t)n))
-        return PR_ENONFINITE;
-    if (!(*yr = malloc(sizeof(double) * (size_t)n)))
-        return PR_ENOMEM;
-    for (long j = 0; j < n; j++)
-        (*yr)[n - 1 - j] = y[j];
-    return PR_OK;
+    return pr_xrun(y, exp, t, x, n, op, 0, 0);
 }
 
 int pr_xtoeplitz_correlate(fmpz *c, slong *exp, const double *x, const double *y, long n)
 {
-    double *yr;
-    int st = pr_reversed(&yr, x, y, n);
-    if (st)
-        return st;
-    pr_xconv(c, exp, x, n, yr, n, 0, 2 * n - 1, 0);
-    free(yr);
-    return PR_OK;
+    return pr_xrun(c, exp, x, y, n, 0, 1, 0);
 }
 
 void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong exp, long len)
@@ -198,48 +206,58 @@ static void pr_fft_bound(arb_t bound, const double *a, long la, const double *b,
 /* Direct path: each output is a dot product of at most n terms, so (Higham, Accuracy and
  * Stability of Numerical Algorithms, 2nd ed., §3.1, (3.5), any summation order)
  *     |ŷ_i − y_i| ≤ γ_n (|A| |b|)_i,   γ_n = n u / (1 − n u).
- * (|A||b|)_i is computed exactly (the same FLINT product on absolute values). */
-static void pr_direct_bound(arb_t bound, const double *a, long la, const double *b, long lb,
-                            long off, long len, long n)
+ * max_i (|A||b|)_i is computed exactly (the same FLINT product on absolute values). */
+static int pr_direct_bound(arb_t bound, const double *a, const double *b, long n, unsigned op,
+                           int correlate)
 {
     slong prec = PR_XT_PREC, exp;
+    long len = correlate ? 2 * n - 1 : n;
     fmpz *s = _fmpz_vec_init(len);
-    pr_xconv(s, &exp, a, la, b, lb, off, len, 1);
-    fmpz_t mx, e;
-    fmpz_init(mx);
-    fmpz_init_set_si(e, exp);
-    for (long k = 0; k < len; k++)
-        if (fmpz_cmp(s + k, mx) > 0)
-            fmpz_set(mx, s + k);
-    arb_t g, d;
-    arb_init(g);
-    arb_init(d);
-    arb_set_ui(g, (ulong)n);
-    arb_mul_2exp_si(g, g, -53);
-    arb_sub_ui(d, g, 1, prec);
-    arb_neg(d, d);
-    arb_div(g, g, d, prec); /* γ_n */
-    arb_set_fmpz_2exp(d, mx, e);
-    arb_mul(bound, g, d, prec);
-    arb_clear(g);
-    arb_clear(d);
-    fmpz_clear(mx);
-    fmpz_clear(e);
+    int st = pr_xrun(s, &exp, a, b, n, op, correlate, 1);
+    if (!st) {
+        fmpz_t mx, e;
+        fmpz_init(mx);
+        fmpz_init_set_si(e, exp);
+        for (long k = 0; k < len; k++)
+            if (fmpz_cmp(s + k, mx) > 0)
+                fmpz_set(mx, s + k);
+        arb_t g, d;
+        arb_init(g);
+        arb_init(d);
+        arb_set_ui(g, (ulong)n);
+        arb_mul_2exp_si(g, g, -53);
+        arb_sub_ui(d, g, 1, prec);
+        arb_neg(d, d);
+        arb_div(g, g, d, prec); /* γ_n */
+        arb_set_fmpz_2exp(d, mx, e);
+        arb_mul(bound, g, d, prec);
+        arb_clear(g);
+        arb_clear(d);
+        fmpz_clear(mx);
+        fmpz_clear(e);
+    }
     _fmpz_vec_clear(s, len);
+    return st;
 }
 
 int pr_xtoeplitz_apriori_bound(arb_t bound, const double *t, const double *x, unsigned op,
                                const pr_toeplitz_plan_t P)
 {
     long n = P->n;
-    double *ts;
-    int st = pr_prepare(&ts, t, x, n, op);
-    if (st)
-        return st;
     if (P->use_direct)
-        pr_direct_bound(bound, ts, 2 * n - 1, x, n, n - 1, n, n);
-    else
-        pr_fft_bound(bound, ts, 2 * n - 1, x, n, P->L);
+        return pr_direct_bound(bound, t, x, n, op, 0);
+    if (op & ~3u)
+        return PR_EINVAL;
+    if (pr_vec_check_finite(t, 2 * (size_t)n - 1) || pr_vec_check_finite(x, (size_t)n))
+        return PR_ENONFINITE;
+    double *ts = malloc(sizeof(double) * (2 * (size_t)n - 1));
+    if (!ts)
+        return PR_ENOMEM;
+    for (long k = 0; k < 2 * n - 1; k++) {
+        long src = pr_op_src(k, n, op);
+        ts[k] = src < 0 ? 0 : t[src];
+    }
+    pr_fft_bound(bound, ts, 2 * n - 1, x, n, P->L);
     free(ts);
     return PR_OK;
 }
@@ -248,15 +266,11 @@ int pr_xtoeplitz_apriori_bound_correlate(arb_t bound, const double *x, const dou
                                          const pr_toeplitz_plan_t P)
 {
     long n = P->n;
-    double *yr;
-    int st = pr_reversed(&yr, x, y, n);
-    if (st)
-        return st;
     if (P->use_direct)
-        pr_direct_bound(bound, x, n, yr, n, 0, 2 * n - 1, n);
-    else
-        pr_fft_bound(bound, x, n, yr, n, P->L);
-    free(yr);
+        return pr_direct_bound(bound, x, y, n, 0, 1);
+    if (pr_vec_check_finite(x, (size_t)n) || pr_vec_check_finite(y, (size_t)n))
+        return PR_ENONFINITE;
+    pr_fft_bound(bound, x, n, y, n, P->L);
     return PR_OK;
 }
 

@@ -32,6 +32,11 @@ int pr_xtoeplitz_apply(fmpz *y, slong *exp, const double *t, const double *x, lo
 /* Exact correlation c(ℓ) = Σ_{i-j=ℓ} x_i y_j = c[ℓ+n-1]·2^(*exp); c holds 2n-1 fmpz. */
 int pr_xtoeplitz_correlate(fmpz *c, slong *exp, const double *x, const double *y, long n);
 
+/* The same on integers (rational data: scale by a common denominator first): y = op(T) x for
+ * a symbol t of 2n-1 fmpz and x of n fmpz; c(ℓ) = c[ℓ+n-1]. Exact, any size. PR_EINVAL. */
+int pr_xtoeplitz_apply_fmpz(fmpz *y, const fmpz *t, const fmpz *x, long n, unsigned op);
+int pr_xtoeplitz_correlate_fmpz(fmpz *c, const fmpz *x, const fmpz *y, long n);
+
 /* err = max_i |yf[i] - y[i]·2^exp| exactly (a ball of radius 0). */
 void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong exp, long len);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "cli.h"
 #include "commands.h"
 #include "polyrope.h"
@@ -191,7 +192,7 @@ int pr_bench_toeplitz(int argc, char **argv)
 {
     const char *cmd = "bench toeplitz";
     const char *sizes = "127,1000,4096,10007,65536", *xsizes = "2,4,8,12,16,24,32,48,64,96,128,192,256,384,512";
-    const char *wisdom = getenv(PR_TOEPLITZ_WISDOM_ENV);
+    const char *wisdom = NULL;
     long batch = 32, seed = 1;
     double budget = 0.3;
     int json = 0, measure = 0;
@@ -201,7 +202,7 @@ int pr_bench_toeplitz(int argc, char **argv)
         {"batch", PR_OPT_INT, &batch, "vectors per batch (one symbol, many x)", 0, 1, 4096, 0},
         {"time", PR_OPT_DOUBLE, &budget, "seconds of alternating timing per size", 0, 1e-3, 60, 0},
         {"measure", PR_OPT_FLAG, &measure, "plan with FFTW_MEASURE (and time candidate lengths)", 0, 0, 0, 0},
-        {"wisdom", PR_OPT_STRING, &wisdom, "FFTW wisdom file, imported if it exists and exported at the end; $" PR_TOEPLITZ_WISDOM_ENV " sets the default", 0, 0, 0, 0},
+        {"wisdom", PR_OPT_STRING, &wisdom, "FFTW wisdom file, imported if it exists and exported at the end (every command also uses $" PR_TOEPLITZ_WISDOM_ENV ")", 0, 0, 0, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the random inputs", 0, 0, 1e15, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
     };
@@ -216,7 +217,9 @@ int pr_bench_toeplitz(int argc, char **argv)
         "--crossover-sizes, times one product on the direct and the FFT path (alternating the same\n"
         "way) and prints the crossover n* (the smallest tested n from which FFT is faster at every\n"
         "larger tested n), and the path pr_toeplitz_plan picks by its own plan-time timing.\n"
-        "FFTW wisdom: --wisdom FILE or the environment variable " PR_TOEPLITZ_WISDOM_ENV ".",
+        "FFTW wisdom: --wisdom FILE, or for every polyrope command the environment variable\n"
+        PR_TOEPLITZ_WISDOM_ENV " (imported before the command if the file exists, exported after).\n"
+        "Use it with --measure: FFTW_MEASURE plans are then made once and reused.",
         opts, sizeof opts / sizeof opts[0]};
     char **pos = malloc(sizeof(char *) * (size_t)argc);
     int npos, rc = pos ? pr_cli_parse(&spec, argc, argv, pos, &npos) : 2;
@@ -231,14 +234,11 @@ int pr_bench_toeplitz(int argc, char **argv)
         return pr_cli_fail(cmd, "--sizes must be up to 64 comma-separated integers in [1, 2^24], got '%s'", sizes);
     if (nx < 1)
         return pr_cli_fail(cmd, "--crossover-sizes must be up to 64 comma-separated integers in [1, 2^14], got '%s'", xsizes);
-    if (wisdom && *wisdom) {
-        FILE *f = fopen(wisdom, "r");
-        if (f) {
-            fclose(f);
-            int st = pr_toeplitz_wisdom_import(wisdom);
-            if (st)
-                return pr_cli_fail_status(cmd, st, wisdom);
-        }
+    /* $POLYROPE_FFTW_WISDOM is handled for every command by main; --wisdom adds a file */
+    if (wisdom && access(wisdom, F_OK) == 0) {
+        int st = pr_toeplitz_wisdom_import(wisdom);
+        if (st)
+            return pr_cli_fail_status(cmd, st, wisdom);
     }
     unsigned flags = measure ? PR_TOEPLITZ_MEASURE : PR_TOEPLITZ_ESTIMATE;
     pr_rng_t rng;
@@ -264,7 +264,7 @@ int pr_bench_toeplitz(int argc, char **argv)
     double worst = 0;
     for (int a = 0; a < nn && !st; a++) {
         bench_size_t b;
-        double ratio, tb, te;
+        double ratio = NAN, tb = NAN, te = NAN;
         what = "setting up the engine and the baseline";
         st = size_init(&b, ns[a], batch, flags, rng);
         if (!st) {
@@ -339,7 +339,7 @@ int pr_bench_toeplitz(int argc, char **argv)
     else if (!st)
         fprintf(out, "crossover n* = %ld (FFT faster at every tested n >= n*; -1: not within the sizes)\n"
                      "pr_toeplitz_plan's own timing switches to FFT at n = %ld\n", nstar, nplan);
-    if (!st && wisdom && *wisdom) {
+    if (!st && wisdom) {
         what = wisdom;
         st = pr_toeplitz_wisdom_export(wisdom);
     }

@@ -1,7 +1,422 @@
+/* polyrope attn: one attention run (DESIGN.md §3). Inputs are generated from --seed or read
+ * from .npy files; each algorithm is one function behind the dispatch table `algos`; the
+ * dense reference (`exact`) is also what the others are compared with for err_inf. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <omp.h>
+#include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
 
+static const char *CMD = "attn";
+
+/* One problem and what an algorithm returns for it. */
+typedef struct {
+    int n, d, backward;
+    const double *Q, *K, *V, *dO;
+    const pr_posw_struct *W;
+    pr_attn_opts_t opts;
+    double eps;
+    long degree;            /* 0: the algorithm chooses */
+    const char *poly;
+    /* outputs (n×d each; dw s×(2n-1) for a general W) */
+    double *O, *dQ, *dK, *dV, *dw;
+    /* what the algorithm reports; NAN / -1 where it does not apply */
+    double bound;           /* a-priori bound on ‖Õ - O‖∞ */
+    long degree_used, terms;
+    double time_s, time_backward_s;
+} attn_job_t;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* the dense reference: exact up to rounding */
+static int algo_exact(attn_job_t *job)
+{
+    int n = job->n, d = job->d;
+    double *lse = malloc(sizeof(double) * n);
+    if (!lse)
+        return PR_ENOMEM;
+    double t = now();
+    int st = pr_dense_forward(job->O, lse, job->Q, job->K, job->V, job->W, n, d, &job->opts);
+    job->time_s = now() - t;
+    if (!st && job->backward) {
+        t = now();
+        st = pr_dense_backward(job->dQ, job->dK, job->dV, job->dw, job->Q, job->K, job->V, job->W,
+                               job->O, lse, job->dO, n, d, &job->opts);
+        job->time_backward_s = now() - t;
+    }
+    free(lse);
+    job->bound = NAN;
+    job->degree_used = job->terms = -1;
+    return st;
+}
+
+/* NULL: not built yet */
+static const struct {
+    const char *name;
+    int (*run)(attn_job_t *);
+} algos[] = {
+    {"exact", algo_exact},
+    {"lowrank", 0},
+    {"fft", 0},
+    {"auto", 0},
+};
+
+/* A read .npy must have the given shape; on any problem a one-line error naming the file. */
+static int load(double **x, const char *path, const char *opt, int ndim, const long *want)
+{
+    int nd;
+    long shape[PR_NPY_MAXDIM];
+    int st = pr_npy_read(x, &nd, shape, path);
+    if (st)
+        return pr_cli_fail(CMD, "--%s %s: %s", opt, path, st == PR_EIO ? strerror(errno) : pr_strerror(st));
+    int same = nd == ndim;
+    for (int i = 0; same && i < nd; i++)
+        same = shape[i] == want[i];
+    if (!same) {
+        char got[160] = "(", wants[160] = "(";
+        for (int i = 0; i < nd; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%ld%s", shape[i], i + 1 < nd ? ", " : "");
+        for (int i = 0; i < ndim; i++)
+            snprintf(wants + strlen(wants), sizeof wants - strlen(wants), "%ld%s", want[i], i + 1 < ndim ? ", " : "");
+        free(*x);
+        *x = 0;
+        return pr_cli_fail(CMD, "--%s %s: shape %s), expected %s) to match the other inputs", opt, path, got, wants);
+    }
+    size_t len = 1;
+    for (int i = 0; i < nd; i++)
+        len *= (size_t)shape[i];
+    if (pr_vec_check_finite(*x, len))
+        return pr_cli_fail(CMD, "--%s %s: contains NaN or Inf; every entry must be finite", opt, path);
+    return 0;
+}
+
+/* the shape of an .npy, to size the problem from the first input file */
+static int peek(int *nd, long *shape, const char *path, const char *opt)
+{
+    double *x;
+    int st = pr_npy_read(&x, nd, shape, path);
+    free(x);
+    if (st)
+        return pr_cli_fail(CMD, "--%s %s: %s", opt, path, st == PR_EIO ? strerror(errno) : pr_strerror(st));
+    return 0;
+}
+
+static int write_out(const char *dir, const char *name, const double *x, int ndim, const long *shape)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int st = pr_npy_write(path, x, ndim, shape);
+    if (st)
+        return pr_cli_fail(CMD, "--out: cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static void json_num(const char *key, double v, const char *sep)
+{
+    if (isfinite(v))
+        printf("\"%s\": %.17g%s", key, v, sep);
+    else
+        printf("\"%s\": null%s", key, sep);
+}
+
+static void json_int(const char *key, long v, const char *sep)
+{
+    if (v >= 0)
+        printf("\"%s\": %ld%s", key, v, sep);
+    else
+        printf("\"%s\": null%s", key, sep);
+}
+
 int pr_cmd_attn(int argc, char **argv)
 {
-    return pr_cli_fail("attn", "not built yet");
+    long n = 256, d = 16, seed = 1, degree = 0;
+    double B = 1.0, eps = 1e-6, rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0;
+    const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
+    const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d";
+    int causal = 0, backward = 0, json = 0, check = 0;
+    pr_opt_t opts[] = {
+        {"n", PR_OPT_INT, &n, "sequence length (generated inputs)", 0, 1, 1 << 26, 0},
+        {"d", PR_OPT_INT, &d, "head dimension (generated inputs; even for RoPE)", 0, 1, 1 << 16, 0},
+        {"B", PR_OPT_DOUBLE, &B, "generated Q, K, V uniform in [-B, B)", 0, 0, 1e150, 0},
+        {"seed", PR_OPT_INT, &seed, "seed of the generated inputs (Q, K, V, then W, then dO)", 0, 0, 9e18, 0},
+        {"q", PR_OPT_STRING, &qf, "read Q from FILE.npy, shape (n, d)", 0, 0, 0, 0},
+        {"k", PR_OPT_STRING, &kf, "read K from FILE.npy, shape (n, d)", 0, 0, 0, 0},
+        {"v", PR_OPT_STRING, &vf, "read V from FILE.npy, shape (n, d)", 0, 0, 0, 0},
+        {"w", PR_OPT_STRING, &wf, "read a general W from FILE.npy, shape (2n-1, d, d), indexed by l+n-1", 0, 0, 0, 0},
+        {"do", PR_OPT_STRING, &dof, "read the upstream gradient dO from FILE.npy, shape (n, d) (with --backward)", 0, 0, 0, 0},
+        {"pos", PR_OPT_CHOICE, &pos, "position matrices W", "rope|rope-neox|general|identity", 0, 0, 0},
+        {"rope-base", PR_OPT_DOUBLE, &rope_base, "RoPE angle base (> 1)", 0, 0, 0, 0},
+        {"algo", PR_OPT_CHOICE, &algo, "algorithm", "exact|lowrank|fft|auto", 0, 0, 0},
+        {"eps", PR_OPT_DOUBLE, &eps, "target output error of the fast paths", 0, 1e-300, 1, 0},
+        {"poly", PR_OPT_CHOICE, &poly, "polynomial for e^x in the fast paths", "taylor|chebyshev|minimax", 0, 0, 0},
+        {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: least meeting --eps)", 0, 0, 1000, 0},
+        {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
+        {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
+        {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
+        {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W)", 0, 0, 0, 0},
+        {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
+        {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
+        {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
+    };
+    pr_cmd_spec_t spec = {"attn", "", "One attention run O = softmax(M + bias) V, optionally with its gradients.",
+        "Inputs are generated uniformly in [-B, B) from --seed (dO in [-1, 1)), or read from\n"
+        "little-endian float64 C-order .npy files; n and d then come from the files. W: --pos, or\n"
+        "a general W from --w. Times are wall-clock seconds. With --json one object is printed;\n"
+        "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
+        "Example: polyrope attn --n 1024 --d 16 --B 2 --causal --backward --out run1 --json",
+        opts, sizeof opts / sizeof opts[0]};
+    char *posargs[argc > 0 ? argc : 1];
+    int npos, rc = pr_cli_parse(&spec, argc, argv, posargs, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (npos)
+        return pr_cli_fail(CMD, "unexpected argument '%s' (see polyrope attn --help)", posargs[0]);
+    if (!(rope_base > 1.0))
+        return pr_cli_fail(CMD, "--rope-base must be greater than 1, got %g", rope_base);
+    int ai = 0;
+    while (strcmp(algos[ai].name, algo))
+        ai++;
+    if (!algos[ai].run)
+        return pr_cli_fail(CMD, "--algo %s: not built yet; use --algo exact", algo);
+    if (wf && pr_cli_given(&spec, "pos") && strcmp(pos, "general"))
+        return pr_cli_fail(CMD, "--w gives a general W; drop --pos %s (or use --pos general)", pos);
+    if (wf)
+        pos = "general";
+    if (dof && !backward)
+        return pr_cli_fail(CMD, "--do %s is the upstream gradient of the backward pass: add --backward", dof);
+
+    /* sizes: from the first input file, else --n and --d */
+    const char *sizer = qf ? "q" : kf ? "k" : vf ? "v" : dof ? "do" : 0;
+    const char *sizer_path = qf ? qf : kf ? kf : vf ? vf : dof;
+    if (sizer) {
+        int nd;
+        long shape[PR_NPY_MAXDIM];
+        if ((rc = peek(&nd, shape, sizer_path, sizer)))
+            return rc;
+        if (nd != 2)
+            return pr_cli_fail(CMD, "--%s %s: a %d-D array; an n x d matrix (2-D) is expected", sizer, sizer_path, nd);
+        long rows = shape[0], cols = shape[1];
+        if ((pr_cli_given(&spec, "n") && rows != n) || (pr_cli_given(&spec, "d") && cols != d))
+            return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld) disagrees with --n %ld --d %ld; drop --n/--d",
+                               sizer, sizer_path, rows, cols, n, d);
+        n = rows;
+        d = cols;
+        if (n < 1 || d < 1)
+            return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld): n and d must be at least 1", sizer, sizer_path, n, d);
+        if (n > INT32_MAX / 2 || d > INT32_MAX)
+            return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld) too large", sizer, sizer_path, n, d);
+    } else if (wf) {
+        /* a W file alone fixes n and d too */
+        int nd;
+        long shape[PR_NPY_MAXDIM];
+        if ((rc = peek(&nd, shape, wf, "w")))
+            return rc;
+        if (nd != 3 || shape[0] % 2 == 0 || shape[1] != shape[2] || shape[1] < 1)
+            return pr_cli_fail(CMD, "--w %s: a W array has shape (2n-1, d, d)", wf);
+        n = (shape[0] + 1) / 2;
+        d = shape[1];
+    }
+    int is_rope = !strcmp(pos, "rope") || !strcmp(pos, "rope-neox");
+    if ((is_rope || !strcmp(pos, "general")) && !wf && d % 2)
+        return pr_cli_fail(CMD, "d = %ld: --pos %s needs an even head dimension d", d, pos);
+
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
+    double *dO = malloc(sizeof(double) * nd), *O = malloc(sizeof(double) * nd), *beta = 0;
+    double *dQ = 0, *dK = 0, *dV = 0, *dw = 0, *w3 = 0;
+    double *fq = 0, *fk = 0, *fv = 0, *fdo = 0;
+    pr_posw_t W;
+    memset(W, 0, sizeof W);
+    rc = 0;
+    if (!Q || !K || !V || !dO || !O) {
+        rc = pr_cli_fail(CMD, "n = %ld, d = %ld: out of memory for the inputs", n, d);
+        goto done;
+    }
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)seed);
+    pr_rng_fill(Q, (long)nd, B, rng);
+    pr_rng_fill(K, (long)nd, B, rng);
+    pr_rng_fill(V, (long)nd, B, rng);
+    long want2[2] = {n, d}, want3[3] = {(long)L, d, d};
+    const char *files[4] = {qf, kf, vf, dof}, *names[4] = {"q", "k", "v", "do"};
+    double **loaded[4] = {&fq, &fk, &fv, &fdo}, *dst[4] = {Q, K, V, dO};
+    for (int t = 0; t < 3; t++)
+        if (files[t]) {
+            if ((rc = load(loaded[t], files[t], names[t], 2, want2)))
+                goto done;
+            memcpy(dst[t], *loaded[t], sizeof(double) * nd);
+        }
+    int st;
+    if (wf) {
+        if ((rc = load(&w3, wf, "w", 3, want3)))
+            goto done;
+        st = pr_posw_init_dense(W, w3, (int)n, (int)d);
+    } else if (is_rope) {
+        st = pr_posw_init_rope(W, (int)n, (int)d, rope_base, strcmp(pos, "rope") ? PR_ROPE_NEOX : PR_ROPE_INTERLEAVED);
+    } else if (!strcmp(pos, "general")) {
+        st = pr_posw_init_general(W, (int)n, (int)d, rng);
+    } else {
+        st = pr_posw_init_identity(W, (int)n, (int)d);
+    }
+    if (st) {
+        rc = pr_cli_fail_status(CMD, st, "position matrices W");
+        goto done;
+    }
+    pr_rng_fill(dO, (long)nd, 1.0, rng);
+    if (dof) {
+        if ((rc = load(&fdo, dof, "do", 2, want2)))
+            goto done;
+        memcpy(dO, fdo, sizeof(double) * nd);
+    }
+
+    attn_job_t job;
+    memset(&job, 0, sizeof job);
+    job.n = (int)n;
+    job.d = (int)d;
+    job.backward = backward;
+    job.Q = Q;
+    job.K = K;
+    job.V = V;
+    job.dO = dO;
+    job.W = W;
+    job.eps = eps;
+    job.degree = degree;
+    job.poly = poly;
+    job.O = O;
+    pr_attn_opts_default(&job.opts, (int)d);
+    job.opts.sigma = pr_scale_sigma(strcmp(scale, "inv-d") ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, (int)d);
+    job.opts.causal = causal;
+    if (alibi > 0) {
+        if (!(beta = malloc(sizeof(double) * L)) || (st = pr_bias_alibi(beta, (int)n, alibi))) {
+            rc = pr_cli_fail(CMD, "--alibi: out of memory");
+            goto done;
+        }
+        job.opts.beta = beta;
+    }
+    int general = !strcmp(pos, "general");
+    if (backward) {
+        dQ = job.dQ = malloc(sizeof(double) * nd);
+        dK = job.dK = malloc(sizeof(double) * nd);
+        dV = job.dV = malloc(sizeof(double) * nd);
+        if (general)
+            dw = job.dw = malloc(sizeof(double) * W->s * L);
+        if (!dQ || !dK || !dV || (general && !dw)) {
+            rc = pr_cli_fail(CMD, "n = %ld, d = %ld: out of memory for the gradients", n, d);
+            goto done;
+        }
+    }
+    if ((st = algos[ai].run(&job))) {
+        rc = pr_cli_fail_status(CMD, st, algo);
+        goto done;
+    }
+    /* err_inf against the dense reference (null for exact: it is the reference) */
+    double err_inf = NAN, grad_err_inf = NAN;
+    if (algos[ai].run != algo_exact && (check || n <= 4096)) {
+        attn_job_t ref = job;
+        double *buf = malloc(sizeof(double) * (4 * nd + (general ? W->s * L : 0)));
+        if (!buf) {
+            rc = pr_cli_fail(CMD, "out of memory for the reference run; drop --check");
+            goto done;
+        }
+        ref.O = buf;
+        ref.dQ = buf + nd;
+        ref.dK = buf + 2 * nd;
+        ref.dV = buf + 3 * nd;
+        ref.dw = general && backward ? buf + 4 * nd : 0;
+        if ((st = algo_exact(&ref))) {
+            free(buf);
+            rc = pr_cli_fail_status(CMD, st, "dense reference");
+            goto done;
+        }
+        err_inf = pr_vec_max_abs_diff(O, ref.O, nd);
+        if (backward) {
+            grad_err_inf = fmax(pr_vec_max_abs_diff(dQ, ref.dQ, nd),
+                                fmax(pr_vec_max_abs_diff(dK, ref.dK, nd), pr_vec_max_abs_diff(dV, ref.dV, nd)));
+            if (dw)
+                grad_err_inf = fmax(grad_err_inf, pr_vec_max_abs_diff(dw, ref.dw, W->s * L));
+        }
+        free(buf);
+    }
+
+    if (out) {
+        if (mkdir(out, 0777) && errno != EEXIST) {
+            rc = pr_cli_fail(CMD, "--out %s: cannot create the directory: %s", out, strerror(errno));
+            goto done;
+        }
+        if ((rc = write_out(out, "o.npy", O, 2, want2)))
+            goto done;
+        if (backward && ((rc = write_out(out, "dq.npy", dQ, 2, want2)) || (rc = write_out(out, "dk.npy", dK, 2, want2)) ||
+                         (rc = write_out(out, "dv.npy", dV, 2, want2))))
+            goto done;
+        if (dw) {
+            pr_posw_struct G = *W;
+            G.w = dw;
+            if (!(w3 = w3 ? w3 : malloc(sizeof(double) * L * d * d))) {
+                rc = pr_cli_fail(CMD, "out of memory for dw.npy");
+                goto done;
+            }
+            pr_posw_to_dense(w3, &G);
+            if ((rc = write_out(out, "dw.npy", w3, 3, want3)))
+                goto done;
+        }
+    }
+
+    /* B: the generating bound, or the data's when any of Q, K, V came from a file */
+    double Bout = qf || kf || vf ? fmax(pr_vec_max_abs(Q, nd), fmax(pr_vec_max_abs(K, nd), pr_vec_max_abs(V, nd))) : B;
+    double R = job.opts.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * pr_posw_max_rowsum(W);
+    int exact = algos[ai].run == algo_exact;
+    if (json) {
+        printf("{\"cmd\": \"attn\", ");
+        json_int("n", n, ", ");
+        json_int("d", d, ", ");
+        json_num("B", Bout, ", ");
+        json_num("eps", exact ? NAN : eps, ", ");
+        printf("\"algo\": \"%s\", \"pos\": \"%s\", ", algo, pos);
+        json_int("degree", job.degree_used, ", ");
+        json_int("terms", job.terms, ", ");
+        json_num("R", R, ", ");
+        json_num("time_s", job.time_s, ", ");
+        json_num("err_inf", err_inf, ", ");
+        json_num("bound", job.bound, ", ");
+        json_num("grad_err_inf", grad_err_inf, ", ");
+        json_num("time_backward_s", backward ? job.time_backward_s : NAN, ", ");
+        json_num("sigma", job.opts.sigma, ", ");
+        printf("\"scale\": \"%s\", \"causal\": %s, ", scale, causal ? "true" : "false");
+        json_num("alibi", alibi, ", ");
+        json_num("rope_base", is_rope ? rope_base : NAN, ", ");
+        json_int("seed", seed, ", ");
+        printf("\"backward\": %s, ", backward ? "true" : "false");
+        json_num("max_abs_o", pr_vec_max_abs(O, nd), ", ");
+        if (out)
+            printf("\"out\": \"%s\", ", out);
+        printf("\"threads\": %d}\n", omp_get_max_threads());
+    } else {
+        printf("attn: n=%ld d=%ld pos=%s algo=%s scale=%s%s%s\n", n, d, pos, algo, scale, causal ? " causal" : "",
+               alibi > 0 ? " alibi" : "");
+        printf("  B = %g, R = %.6g (sigma max|Q| max|K| max_l sum|w_l|)\n", Bout, R);
+        printf("  forward %.6f s, max|O| = %.6g\n", job.time_s, pr_vec_max_abs(O, nd));
+        if (!exact)
+            printf("  degree %ld, terms %ld, bound %.3g, err_inf %.3g\n", job.degree_used, job.terms, job.bound, err_inf);
+        if (backward)
+            printf("  backward %.6f s, max|dQ| = %.6g, max|dK| = %.6g, max|dV| = %.6g\n", job.time_backward_s,
+                   pr_vec_max_abs(dQ, nd), pr_vec_max_abs(dK, nd), pr_vec_max_abs(dV, nd));
+        if (out)
+            printf("  wrote %s/o.npy%s%s\n", out, backward ? ", dq.npy, dk.npy, dv.npy" : "", dw ? ", dw.npy" : "");
+    }
+done:
+    free(Q); free(K); free(V); free(dO); free(O); free(beta);
+    free(dQ); free(dK); free(dV); free(dw); free(w3);
+    free(fq); free(fk); free(fv); free(fdo);
+    pr_posw_clear(W);
+    return rc;
 }

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "pr_version.h"
+#include "pr_status.h"
+#include "pr_toeplitz.h"
 #include "commands.h"
 
 static const struct {
@@ -43,8 +45,21 @@ int main(int argc, char **argv)
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            /* FFTW wisdom for every command, from and to $POLYROPE_FFTW_WISDOM */
+            int st = pr_toeplitz_wisdom_env_import(), rc;
+            if (st) {
+                fprintf(stderr, "polyrope: $%s: %s (remove the file or unset the variable)\n",
+                        PR_TOEPLITZ_WISDOM_ENV, pr_strerror(st));
+                return 2;
+            }
+            rc = commands[i].run(argc - 1, argv + 1);
+            if ((st = pr_toeplitz_wisdom_env_export())) {
+                fprintf(stderr, "polyrope: $%s: %s\n", PR_TOEPLITZ_WISDOM_ENV, pr_strerror(st));
+                return rc ? rc : 2;
+            }
+            return rc;
+        }
     fprintf(stderr, "polyrope: unknown command '%s' (see polyrope --help)\n", argv[1]);
     return 2;
 }

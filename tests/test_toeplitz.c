@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <flint/fmpz_vec.h>
 #include "polyrope.h"
 #include "pr_test.h"
@@ -65,6 +66,17 @@ static void fill_wide(double *v, long len, int emax, pr_rng_t rng)
 
 static const char *path_name(const pr_toeplitz_plan_t P) { return P->use_direct ? "direct" : "fft"; }
 
+/* err/bound as a double, for the printed summary only (the verdict is what is checked) */
+static double ratio_of(const arb_t err, const arb_t bnd)
+{
+    arb_t r;
+    arb_init(r);
+    arb_div(r, err, bnd, 64);
+    double v = arf_get_d(arb_midref(r), ARF_RND_NEAR);
+    arb_clear(r);
+    return v;
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -91,6 +103,7 @@ int main(void)
     /* float engine against exact FLINT products: all paths, ops, lengths incl. primes */
     static const long ns[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 64, 97, 100, 127, 211, 256, 509, 1000};
     static const unsigned pflags[3] = {PR_TOEPLITZ_FORCE_FFT, PR_TOEPLITZ_FORCE_DIRECT, 0};
+    double worst_ratio[2] = {0, 0}; /* [direct?] */
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
         long n = ns[a];
         double *t = malloc(sizeof(double) * (2 * n - 1)), *x = malloc(sizeof(double) * n);
@@ -116,6 +129,7 @@ int main(void)
                              "C4 product n=%ld L=%ld path=%s op=%u trial=%d: err %s bound %s (%s)",
                              n, P->L, path_name(P), ops[o], trial, arb_get_str(err, 10, 0),
                              arb_get_str(bnd, 10, 0), pr_xtoeplitz_verdict_name(v));
+                    worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                     arb_clear(err);
                     arb_clear(bnd);
                 }
@@ -126,6 +140,7 @@ int main(void)
                 PR_CHECK_OK(pr_xtoeplitz_certify_correlate(&v, err, bnd, t, x, P));
                 PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED, "C4 correlation n=%ld path=%s trial=%d: err %s bound %s",
                          n, path_name(P), trial, arb_get_str(err, 10, 0), arb_get_str(bnd, 10, 0));
+                worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                 arb_clear(err);
                 arb_clear(bnd);
             }
@@ -134,6 +149,9 @@ int main(void)
         free(t);
         free(x);
     }
+
+    printf("C4: worst observed error / a-priori bound: fft path %.3g, direct path %.3g\n",
+           worst_ratio[0], worst_ratio[1]);
 
     /* index conventions against the dense matrix and a direct correlation loop (integer data:
      * the dense loop is exact, and the engine's bound is < 1/2 so rounding recovers it) */
@@ -334,6 +352,91 @@ int main(void)
         PR_CHECK(pr_toeplitz_wisdom_import("/nonexistent/wisdom") == PR_EIO, "missing wisdom file");
     }
 
+    /* exact integer products against a direct fmpz loop, with entries far beyond 2^53 */
+    for (long n = 1; n <= 12; n++)
+        for (int o = 0; o < 4; o++) {
+            fmpz *t = _fmpz_vec_init(2 * n - 1), *x = _fmpz_vec_init(n), *y = _fmpz_vec_init(n);
+            fmpz *c = _fmpz_vec_init(2 * n - 1);
+            fmpz_t s, p;
+            fmpz_init(s);
+            fmpz_init(p);
+            for (long k = 0; k < 2 * n - 1; k++) {
+                fmpz_set_si(t + k, (slong)pr_rng_below(rng, 2001) - 1000);
+                fmpz_mul_2exp(t + k, t + k, 100);
+            }
+            for (long k = 0; k < n; k++)
+                fmpz_set_si(x + k, (slong)pr_rng_below(rng, 2001) - 1000);
+            PR_CHECK_OK(pr_xtoeplitz_apply_fmpz(y, t, x, n, ops[o]));
+            int ok = 1;
+            for (long r = 0; r < n; r++) {
+                fmpz_zero(s);
+                for (long cc = 0; cc < n; cc++) {
+                    long i = ops[o] & PR_TOEPLITZ_TRANS ? cc : r, j = ops[o] & PR_TOEPLITZ_TRANS ? r : cc;
+                    if (!((ops[o] & PR_TOEPLITZ_CAUSAL) && i < j))
+                        fmpz_addmul(s, t + (i - j + n - 1), x + cc);
+                }
+                ok &= fmpz_equal(s, y + r);
+            }
+            PR_CHECK(ok, "apply_fmpz n=%ld op=%u", n, ops[o]);
+            PR_CHECK_OK(pr_xtoeplitz_correlate_fmpz(c, t, x, n));
+            ok = 1;
+            for (long l = -(n - 1); l < n; l++) {
+                fmpz_zero(s);
+                for (long j = 0; j < n; j++)
+                    if (j + l >= 0 && j + l < n)
+                        fmpz_addmul(s, t + j + l, x + j);
+                ok &= fmpz_equal(s, c + l + n - 1);
+            }
+            PR_CHECK(ok, "correlate_fmpz n=%ld", n);
+            fmpz_clear(s);
+            fmpz_clear(p);
+            _fmpz_vec_clear(t, 2 * n - 1);
+            _fmpz_vec_clear(x, n);
+            _fmpz_vec_clear(y, n);
+            _fmpz_vec_clear(c, 2 * n - 1);
+        }
+
+    /* wisdom-only planning: what was measured plans again, a new length does not */
+    {
+        pr_toeplitz_plan_t P;
+        PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_FORCE_FFT));
+        long L = P->L;
+        pr_toeplitz_destroy(P);
+        PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY | PR_TOEPLITZ_FORCE_FFT));
+        PR_CHECK(P->L == L, "wisdom-only L %ld vs %ld", P->L, L);
+        pr_toeplitz_destroy(P);
+        /* no length near 2·98305 has been planned in this process */
+        PR_CHECK(pr_toeplitz_plan(P, 98304 + 1, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY) == PR_EFFTW,
+                 "wisdom-only without wisdom");
+    }
+
+    /* the command line: bench toeplitz in JSON, a bad option, and the wisdom variable */
+    const char *exe = getenv("POLYROPE");
+    if (exe) {
+        char cmd[1024], line[4096];
+        char wis[64];
+        snprintf(wis, sizeof wis, "test_toeplitz_cli_wisdom_%ld.txt", (long)getpid());
+        snprintf(cmd, sizeof cmd, "%s=%s '%s' bench toeplitz --json --sizes 50,300 --crossover-sizes 4,200 "
+                 "--time 0.005 --batch 4", PR_TOEPLITZ_WISDOM_ENV, wis, exe);
+        FILE *f = popen(cmd, "r");
+        size_t got = f ? fread(line, 1, sizeof line - 1, f) : 0;
+        line[got] = 0;
+        int rc = f ? pclose(f) : -1;
+        PR_CHECK(rc == 0 && strstr(line, "\"crossover_n\"") && strstr(line, "\"ratio\"")
+                 && strstr(line, "\"transforms_per_batch\": 9"), "bench json: rc=%d out=%s", rc, line);
+        FILE *w = fopen(wis, "r");
+        PR_CHECK(w != NULL, "bench did not export wisdom to $%s", PR_TOEPLITZ_WISDOM_ENV);
+        if (w)
+            fclose(w);
+        remove(wis);
+        snprintf(cmd, sizeof cmd, "'%s' bench toeplitz --sizes 0 2>&1", exe);
+        f = popen(cmd, "r");
+        got = f ? fread(line, 1, sizeof line - 1, f) : 0;
+        line[got] = 0;
+        rc = f ? pclose(f) : -1;
+        PR_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2 && strstr(line, "--sizes"), "bad --sizes: %s", line);
+    }
+
     /* bad input: statuses, not crashes */
     {
         pr_toeplitz_plan_t P;
@@ -366,6 +469,23 @@ int main(void)
         PR_CHECK(pr_toeplitz_vec_spec(sp, x, 1, P, NULL) == PR_ENONFINITE, "Inf vector spec");
         PR_CHECK(pr_toeplitz_correlate(c, x, 1, t, 1, P, NULL) == PR_ENONFINITE, "Inf correlate");
         x[8] = 0.25;
+        x[3] = INFINITY;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 3, 0, P, NULL) == PR_ENONFINITE, "+Inf strided x");
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, P, NULL) == PR_ENONFINITE, "+Inf x");
+        x[3] = DBL_MAX;
+        PR_CHECK(pr_toeplitz_vec_spec(sp, x, 1, P, NULL) == PR_OK, "DBL_MAX is finite");
+        x[3] = 0.125;
+        pr_toeplitz_plan_t D;
+        PR_CHECK_OK(pr_toeplitz_plan(D, n, PR_TOEPLITZ_FORCE_DIRECT));
+        x[0] = NAN;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, PR_TOEPLITZ_TRANS, D, NULL) == PR_ENONFINITE, "NaN x direct");
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, D, NULL) == PR_ENONFINITE, "NaN x direct");
+        PR_CHECK(pr_toeplitz_correlate(c, x, 1, t, 1, D, NULL) == PR_ENONFINITE, "NaN correlate direct");
+        x[0] = 1;
+        t[0] = -INFINITY;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, D, NULL) == PR_ENONFINITE, "Inf symbol direct");
+        t[0] = 0.5;
+        pr_toeplitz_destroy(D);
         PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 4, P, NULL) == PR_EINVAL, "bad op");
         PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 0, 0, P, NULL) == PR_EINVAL, "incx = 0");
         PR_CHECK(pr_toeplitz_symbol_spec(sp, t, 8, P, NULL) == PR_EINVAL, "bad op symbol");

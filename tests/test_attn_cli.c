@@ -1,0 +1,196 @@
+/* polyrope attn through the built binary ($POLYROPE): outputs equal the library's on the same
+ * generated or .npy inputs; every bad input (NaN/Inf, odd d with RoPE, n = 0, mismatched
+ * shapes, bad .npy, unbuilt algorithms) is one line on stderr and exit status 2. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+static const char *bin;
+static char out_text[1 << 16], err_text[1 << 16];
+
+static void slurp(char *buf, size_t cap, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    size_t len = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[len] = 0;
+    if (f)
+        fclose(f);
+}
+
+/* runs polyrope with args; returns the exit status, stdout and stderr in out_text, err_text */
+static int run(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >cli.out 2>cli.err", bin, args);
+    int ws = system(cmd);
+    slurp(out_text, sizeof out_text, "cli.out");
+    slurp(err_text, sizeof err_text, "cli.err");
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static int lines(const char *s)
+{
+    int k = 0;
+    for (; *s; s++)
+        k += *s == '\n';
+    return k;
+}
+
+/* a bad invocation: exit 2, exactly one line on stderr containing `must` */
+static void bad(const char *args, const char *must)
+{
+    int rc = run(args);
+    PR_CHECK(rc == 2 && lines(err_text) == 1 && strstr(err_text, must) && !out_text[0],
+             "polyrope %s: exit %d, stderr '%s' (want exit 2, one line containing '%s')", args, rc, err_text, must);
+}
+
+static void write2(const char *path, const double *x, long r, long c)
+{
+    long shape[2] = {r, c};
+    if (pr_npy_write(path, x, 2, shape))
+        abort();
+}
+
+static double *read_expect(const char *path, int ndim, const long *shape)
+{
+    double *x;
+    int st = pr_npy_read_shape(&x, path, ndim, shape);
+    PR_CHECK(st == PR_OK, "%s: %s", path, pr_strerror(st));
+    return x;
+}
+
+int main(void)
+{
+    bin = getenv("POLYROPE");
+    if (!bin) {
+        fprintf(stderr, "test_attn_cli: set POLYROPE to the polyrope binary (meson test does)\n");
+        return 1;
+    }
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_attn_cli", 20261123));
+
+    /* generated inputs: the binary's outputs equal the library's on the same stream */
+    {
+        int n = 37, d = 6;
+        size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+        int rc = run("attn --n 37 --d 6 --B 1.5 --seed 7 --pos general --causal --alibi 0.2 --backward "
+                     "--out cli_gen --json");
+        PR_CHECK(rc == 0 && !err_text[0], "generated run: exit %d, stderr %s", rc, err_text);
+        PR_CHECK(lines(out_text) == 1 && out_text[0] == '{' && strstr(out_text, "\"n\": 37") &&
+                 strstr(out_text, "\"algo\": \"exact\"") && strstr(out_text, "\"eps\": null") &&
+                 strstr(out_text, "\"grad_err_inf\": null") && strstr(out_text, "\"time_s\": "),
+                 "json: %s", out_text);
+        double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
+        double *dO = malloc(sizeof(double) * nd), *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n);
+        double *dQ = malloc(sizeof(double) * nd), *dK = malloc(sizeof(double) * nd), *dV = malloc(sizeof(double) * nd);
+        double *beta = malloc(sizeof(double) * L), *w3 = malloc(sizeof(double) * L * d * d);
+        pr_rng_t gen;
+        pr_rng_init(gen, 7);
+        pr_rng_fill(Q, (long)nd, 1.5, gen);
+        pr_rng_fill(K, (long)nd, 1.5, gen);
+        pr_rng_fill(V, (long)nd, 1.5, gen);
+        pr_posw_t W;
+        PR_CHECK_OK(pr_posw_init_general(W, n, d, gen));
+        pr_rng_fill(dO, (long)nd, 1.0, gen);
+        double *dw = malloc(sizeof(double) * W->s * L);
+        pr_attn_opts_t opts;
+        pr_attn_opts_default(&opts, d);
+        opts.causal = 1;
+        PR_CHECK_OK(pr_bias_alibi(beta, n, 0.2));
+        opts.beta = beta;
+        PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, n, d, &opts));
+        PR_CHECK_OK(pr_dense_backward(dQ, dK, dV, dw, Q, K, V, W, O, lse, dO, n, d, &opts));
+        long s2[2] = {n, d}, s3[3] = {(long)L, d, d};
+        double *o = read_expect("cli_gen/o.npy", 2, s2), *dq = read_expect("cli_gen/dq.npy", 2, s2);
+        double *dk = read_expect("cli_gen/dk.npy", 2, s2), *dv = read_expect("cli_gen/dv.npy", 2, s2);
+        double *dwf = read_expect("cli_gen/dw.npy", 3, s3);
+        /* the forward is deterministic (one thread per query block); the backward's dQ and dw
+         * sum per-thread parts, whose split may differ: a few rounding steps of the largest
+         * gradient entry */
+        PR_CHECK(o && !memcmp(o, O, sizeof(double) * nd), "o.npy differs from the library's O");
+        pr_posw_struct G = *W;
+        G.w = dw;
+        pr_posw_to_dense(w3, &G);
+        double scale = fmax(pr_vec_max_abs(dQ, nd), fmax(pr_vec_max_abs(dK, nd), pr_vec_max_abs(dw, W->s * L)));
+        double tol = 16 * n * (DBL_EPSILON / 2) * fmax(scale, 1);
+        if (dq && dk && dv && dwf) {
+            double e = fmax(fmax(pr_vec_max_abs_diff(dq, dQ, nd), pr_vec_max_abs_diff(dk, dK, nd)),
+                            fmax(pr_vec_max_abs_diff(dv, dV, nd), pr_vec_max_abs_diff(dwf, w3, L * d * d)));
+            PR_CHECK(e <= tol, "gradient files differ from the library's: %g > %g", e, tol);
+        }
+        free(o); free(dq); free(dk); free(dv); free(dwf);
+
+        /* the same problem from .npy files (Q, K, V, W, dO): same O */
+        write2("cli_q.npy", Q, n, d);
+        write2("cli_k.npy", K, n, d);
+        write2("cli_v.npy", V, n, d);
+        write2("cli_do.npy", dO, n, d);
+        pr_posw_to_dense(w3, W);
+        PR_CHECK_OK(pr_npy_write("cli_w.npy", w3, 3, s3));
+        rc = run("attn --q cli_q.npy --k cli_k.npy --v cli_v.npy --w cli_w.npy --do cli_do.npy --causal --alibi 0.2 "
+                 "--backward --out cli_file");
+        PR_CHECK(rc == 0 && !err_text[0] && strstr(out_text, "wrote cli_file/o.npy"), "file run: exit %d, %s %s", rc,
+                 out_text, err_text);
+        o = read_expect("cli_file/o.npy", 2, s2);
+        PR_CHECK(o && !memcmp(o, O, sizeof(double) * nd), "o.npy from files differs from the library's O");
+        free(o);
+
+        /* bad files and bad values, each named in its one-line error */
+        Q[5] = NAN;
+        write2("cli_qnan.npy", Q, n, d);
+        Q[5] = 0;
+        bad("attn --q cli_qnan.npy --k cli_k.npy --v cli_v.npy", "cli_qnan.npy: contains NaN or Inf");
+        w3[17] = INFINITY;
+        PR_CHECK_OK(pr_npy_write("cli_winf.npy", w3, 3, s3));
+        bad("attn --q cli_q.npy --w cli_winf.npy", "cli_winf.npy: contains NaN or Inf");
+        V[0] = -INFINITY;
+        write2("cli_vinf.npy", V, n, d);
+        bad("attn --v cli_vinf.npy", "cli_vinf.npy: contains NaN");
+        write2("cli_k5.npy", K, n - 1, d);
+        bad("attn --q cli_q.npy --k cli_k5.npy", "cli_k5.npy: shape (36, 6), expected (37, 6)");
+        write2("cli_do5.npy", dO, n, d - 1);
+        bad("attn --q cli_q.npy --do cli_do5.npy --backward", "cli_do5.npy: shape");
+        bad("attn --q cli_q.npy --w cli_do.npy", "--w cli_do.npy: shape (37, 6), expected (73, 6, 6)");
+        bad("attn --q cli_q.npy --n 12", "disagrees with --n");
+        write2("cli_odd.npy", Q, n * 2, 3);
+        bad("attn --q cli_odd.npy", "even head dimension");
+        write2("cli_empty.npy", Q, 0, d);
+        bad("attn --q cli_empty.npy", "at least 1");
+        FILE *f = fopen("cli_junk.npy", "wb");
+        fputs("this is not an npy file", f);
+        fclose(f);
+        bad("attn --k cli_junk.npy", "cli_junk.npy: not an .npy file");
+        f = fopen("cli_trunc.npy", "wb");
+        FILE *g = fopen("cli_q.npy", "rb");
+        char buf[200];
+        size_t got = fread(buf, 1, sizeof buf, g);
+        fwrite(buf, 1, got, f);
+        fclose(g);
+        fclose(f);
+        bad("attn --q cli_trunc.npy", "cli_trunc.npy: .npy file is shorter than its header says");
+        bad("attn --q no_such_file.npy", "no_such_file.npy");
+        bad("attn --do cli_do.npy", "add --backward");
+        pr_posw_clear(W);
+        free(Q); free(K); free(V); free(dO); free(O); free(lse); free(dQ); free(dK); free(dV);
+        free(beta); free(w3); free(dw);
+    }
+    bad("attn --d 3", "even head dimension");
+    bad("attn --d 5 --pos general", "even head dimension");
+    PR_CHECK(run("attn --d 5 --n 9 --pos identity") == 0, "odd d without RoPE is fine: %s", err_text);
+    bad("attn --n 0", "--n must lie in");
+    bad("attn --algo fft", "not built yet");
+    bad("attn --algo lowrank", "not built yet");
+    bad("attn --algo auto", "not built yet");
+    bad("attn --pos nope", "--pos must be one of");
+    bad("attn --eps 0", "--eps must lie in");
+    bad("attn --rope-base 1", "--rope-base");
+    bad("attn --frobnicate", "unknown option");
+    bad("attn --B nan", "--B expects a finite number");
+    PR_CHECK(run("attn --help") == 0 && strstr(out_text, "--alibi") && strstr(out_text, "--backward"),
+             "--help: %s", out_text);
+    return pr_test_finish("test_attn_cli");
+}
