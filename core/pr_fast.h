@@ -84,12 +84,15 @@ typedef struct {
     pr_toeplitz_plan_t tp;
     pr_toeplitz_work_t ws;
     int streamed;           /* 0: all symbols' spectra kept; 1: recomputed in each execute */
-    double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked) */
+    double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked), each
+                               planar: nfreq real parts then nfreq imaginary parts, stride
+                               pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
     double *pw;             /* streamed: s × g × (2n-1) powers w_k^p, p = 1..g */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
     double *tbuf;           /* (s+1) × (2n-1): symbol prefixes of the walk, and the leaf */
-    double *xhat;           /* bm.count × (d+1) spectra of v_ν ∘ X_c */
-    double *acc;            /* (d+1) spectra: the running sum of one a-marginal */
+    double *xhat;           /* bm.count × (d+1) planar spectra of v_ν ∘ X_c */
+    double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
+                               interleaved scratch for FFTW, a planar leaf spectrum */
     double *uv;             /* (g+1) × n: u (or v) of the marginals on the current path */
     double *vx;             /* n: v_ν ∘ X_c, one column at a time */
     double *num;            /* n × (d+1): Ã [V | 1] */
@@ -122,7 +125,7 @@ void pr_fast_destroy(pr_fast_plan_t F);
  * or rounding exceeded the floor). */
 int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V);
 
-/* Spectrum of α_e t_e e^β for term e (kept plans only; NULL when streamed). */
+/* Planar spectrum of α_e t_e e^β for term e (kept plans only; NULL when streamed). */
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
 
 /* ---- error control (shared by the FFT and low-rank paths) ---- */

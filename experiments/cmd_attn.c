@@ -29,6 +29,14 @@ typedef struct {
     double bound;           /* a-priori bound on ‖Õ - O‖∞ */
     long degree_used, terms;
     double time_s, time_backward_s;
+    /* the fast paths' report (NAN / -1 where it does not apply) */
+    double B_declared;      /* --B when given with input files: the bound the data must meet */
+    double R, floor, plan_s;
+    long transforms;
+    int streamed;
+    const char *algo_used;  /* what --algo auto picked */
+    double predicted[3];    /* auto: predicted seconds for exact, lowrank, fft */
+    char msg[400];          /* a one-line error of the algorithm's own, if any */
 } attn_job_t;
 
 static double now(void)
@@ -60,15 +68,133 @@ static int algo_exact(attn_job_t *job)
     return st;
 }
 
-/* NULL: not built yet */
+/* ---- the fast paths (pr_fast, pr_lowrank): error control, then one forward ---- */
+
+static int fast_opts(pr_fast_opts_t *o, const attn_job_t *job)
+{
+    pr_fast_opts_default(o);
+    o->eps = job->eps;
+    o->B = job->B_declared;
+    o->degree = (int)job->degree;
+    return pr_expoly_kind_parse(&o->kind, job->poly);
+}
+
+/* the error control's refusals as one line saying what to change */
+static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const char *algo)
+{
+    char *m = job->msg;
+    size_t len = sizeof job->msg;
+    switch (st) {
+    case PR_EFLOOR:
+        snprintf(m, len, "--eps %g is below the floating-point floor %.3g of the %s expansion (R = %.4g from the "
+                 "data, |V| <= %.3g): use --eps %.2g or more, or inputs with smaller entries", job->eps, info->floor,
+                 algo, info->R, info->vnorm, 2.0 * info->floor);
+        break;
+    case PR_EBOUND:
+        snprintf(m, len, "an entry of Q, K or V has magnitude %.6g > --B %g, so the bound does not hold: raise --B to "
+                 "at least %.6g (or drop --B to take R from the data)", info->data_max, job->B_declared, info->data_max);
+        break;
+    case PR_EBUDGET:
+        snprintf(m, len, "%s: degree %d needs %.4g %s, past the memory budget: raise --eps, use inputs with smaller "
+                 "entries (lower R = %.4g), or --algo exact", algo, info->degree, info->terms,
+                 strcmp(algo, "fft") ? "features" : "terms", info->R);
+        break;
+    case PR_EDOMAIN:
+        snprintf(m, len, "%s: no polynomial for e^x on [-%.4g, %.4g] reaches relative error %.3g in double: raise "
+                 "--eps or use inputs with smaller entries", algo, info->R, info->R, info->eps_A);
+        break;
+    case PR_EINVAL:
+        if (!strcmp(algo, "lowrank")) {
+            snprintf(m, len, "--algo lowrank needs factorised position matrices (--pos rope, rope-neox or identity) "
+                     "and no --alibi: use --algo fft for this W");
+            break;
+        }
+        /* fall through */
+    default:
+        snprintf(m, len, "%s: %s", algo, pr_strerror(st));
+    }
+    return st;
+}
+
+static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
+{
+    job->bound = info->bound;
+    job->degree_used = info->degree;
+    job->terms = (long)info->terms;
+    job->R = info->R;
+    job->floor = info->floor;
+}
+
+static int fast_prepare(attn_job_t *job, pr_fast_opts_t *o)
+{
+    if (job->backward) {
+        snprintf(job->msg, sizeof job->msg, "--backward with the fast paths is not built yet: use --algo exact");
+        return PR_ENOTBUILT;
+    }
+    return fast_opts(o, job);
+}
+
+static int algo_lowrank(attn_job_t *job)
+{
+    pr_fast_opts_t o;
+    pr_fast_info_t info;
+    int st = fast_prepare(job, &o);
+    if (st)
+        return st;
+    double t = now();
+    st = pr_lowrank_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
+    job->time_s = now() - t;
+    if (st)
+        return fast_fail(job, st, &info, "lowrank");
+    fast_report(job, &info);
+    return PR_OK;
+}
+
+static int algo_fft(attn_job_t *job)
+{
+    pr_fast_opts_t o;
+    pr_fast_info_t info;
+    int st = fast_prepare(job, &o);
+    if (st)
+        return st;
+    double t = now();
+    st = pr_fast_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
+    job->time_s = now() - t;
+    if (st)
+        return fast_fail(job, st, &info, "fft");
+    fast_report(job, &info);
+    job->transforms = info.transforms + info.plan_transforms;
+    job->plan_s = info.plan_seconds;
+    job->streamed = info.streamed;
+    return PR_OK;
+}
+
+/* the cost model (calibrated by timing each path on the leading rows) picks; exact when no fast
+ * path meets the target */
+static int algo_auto(attn_job_t *job)
+{
+    pr_fast_opts_t o;
+    pr_fast_auto_t a;
+    int st = fast_opts(&o, job);
+    if (!st && job->backward)
+        a.pick = PR_FAST_ALGO_DENSE;
+    else if (!st && (st = pr_fast_auto(&a, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o)))
+        return st;
+    for (int k = 0; k < 3; k++)
+        job->predicted[k] = job->backward ? NAN : a.t[k];
+    job->algo_used = pr_fast_algo_name(a.pick);
+    return a.pick == PR_FAST_ALGO_DENSE ? algo_exact(job) : a.pick == PR_FAST_ALGO_LOWRANK ? algo_lowrank(job)
+                                                                                          : algo_fft(job);
+}
+
 static const struct {
     const char *name;
     int (*run)(attn_job_t *);
 } algos[] = {
     {"exact", algo_exact},
-    {"lowrank", 0},
-    {"fft", 0},
-    {"auto", 0},
+    {"lowrank", algo_lowrank},
+    {"fft", algo_fft},
+    {"auto", algo_auto},
 };
 
 /* A read .npy must have the given shape; on any problem a one-line error naming the file. */
@@ -293,6 +419,10 @@ int pr_cmd_attn(int argc, char **argv)
     job.degree = degree;
     job.poly = poly;
     job.O = O;
+    job.B_declared = (qf || kf || vf) && pr_cli_given(&spec, "B") ? B : 0.0;
+    job.R = job.floor = job.plan_s = NAN;
+    job.transforms = -1;
+    job.predicted[0] = job.predicted[1] = job.predicted[2] = NAN;
     pr_attn_opts_default(&job.opts, (int)d);
     job.opts.sigma = pr_scale_sigma(strcmp(scale, "inv-d") ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, (int)d);
     job.opts.causal = causal;
@@ -316,7 +446,7 @@ int pr_cmd_attn(int argc, char **argv)
         }
     }
     if ((st = algos[ai].run(&job))) {
-        rc = pr_cli_fail_status(CMD, st, algo);
+        rc = job.msg[0] ? pr_cli_fail(CMD, "%s", job.msg) : pr_cli_fail_status(CMD, st, algo);
         goto done;
     }
     /* err_inf against the dense reference (null for exact: it is the reference) */
@@ -373,8 +503,9 @@ int pr_cmd_attn(int argc, char **argv)
 
     /* B: the generating bound, or the data's when any of Q, K, V came from a file */
     double Bout = qf || kf || vf ? fmax(pr_vec_max_abs(Q, nd), fmax(pr_vec_max_abs(K, nd), pr_vec_max_abs(V, nd))) : B;
-    double R = job.opts.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * pr_posw_max_rowsum(W);
-    int exact = algos[ai].run == algo_exact;
+    double R = isfinite(job.R) ? job.R
+             : job.opts.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * pr_posw_max_rowsum(W);
+    int exact = algos[ai].run == algo_exact || (job.algo_used && !strcmp(job.algo_used, "exact"));
     if (json) {
         printf("{\"cmd\": \"attn\", ");
         json_int("n", n, ", ");
@@ -388,6 +519,17 @@ int pr_cmd_attn(int argc, char **argv)
         json_num("time_s", job.time_s, ", ");
         json_num("err_inf", err_inf, ", ");
         json_num("bound", job.bound, ", ");
+        json_num("floor", job.floor, ", ");
+        json_int("transforms", job.transforms, ", ");
+        json_num("plan_s", job.plan_s, ", ");
+        if (job.transforms >= 0)
+            printf("\"streamed\": %s, ", job.streamed ? "true" : "false");
+        if (job.algo_used) {
+            printf("\"algo_used\": \"%s\", ", job.algo_used);
+            json_num("predicted_exact_s", job.predicted[0], ", ");
+            json_num("predicted_lowrank_s", job.predicted[1], ", ");
+            json_num("predicted_fft_s", job.predicted[2], ", ");
+        }
         json_num("grad_err_inf", grad_err_inf, ", ");
         json_num("time_backward_s", backward ? job.time_backward_s : NAN, ", ");
         json_num("sigma", job.opts.sigma, ", ");
@@ -405,8 +547,15 @@ int pr_cmd_attn(int argc, char **argv)
                alibi > 0 ? " alibi" : "");
         printf("  B = %g, R = %.6g (sigma max|Q| max|K| max_l sum|w_l|)\n", Bout, R);
         printf("  forward %.6f s, max|O| = %.6g\n", job.time_s, pr_vec_max_abs(O, nd));
+        if (job.algo_used)
+            printf("  auto: %s (predicted exact %.3g s, lowrank %.3g s, fft %.3g s)\n", job.algo_used,
+                   job.predicted[0], job.predicted[1], job.predicted[2]);
         if (!exact)
-            printf("  degree %ld, terms %ld, bound %.3g, err_inf %.3g\n", job.degree_used, job.terms, job.bound, err_inf);
+            printf("  degree %ld, terms %ld, bound %.3g (floor %.3g), err_inf %.3g\n", job.degree_used, job.terms,
+                   job.bound, job.floor, err_inf);
+        if (job.transforms >= 0)
+            printf("  %ld transforms (plan %.3f s%s)\n", job.transforms, job.plan_s,
+                   job.streamed ? ", symbols' spectra streamed" : "");
         if (backward)
             printf("  backward %.6f s, max|dQ| = %.6g, max|dK| = %.6g, max|dV| = %.6g\n", job.time_backward_s,
                    pr_vec_max_abs(dQ, nd), pr_vec_max_abs(dK, nd), pr_vec_max_abs(dV, nd));

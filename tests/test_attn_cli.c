@@ -1,6 +1,6 @@
 /* polyrope attn through the built binary ($POLYROPE): outputs equal the library's on the same
  * generated or .npy inputs; every bad input (NaN/Inf, odd d with RoPE, n = 0, mismatched
- * shapes, bad .npy, unbuilt algorithms) is one line on stderr and exit status 2. */
+ * shapes, bad .npy, the fast paths' refusals) is one line on stderr and exit status 2. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -46,6 +46,15 @@ static void bad(const char *args, const char *must)
     int rc = run(args);
     PR_CHECK(rc == 2 && lines(err_text) == 1 && strstr(err_text, must) && !out_text[0],
              "polyrope %s: exit %d, stderr '%s' (want exit 2, one line containing '%s')", args, rc, err_text, must);
+}
+
+/* a number of the --json object in out_text (NAN for null or missing) */
+static double json_field(const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(out_text, pat);
+    return p && strncmp(p + strlen(pat), "null", 4) ? strtod(p + strlen(pat), NULL) : NAN;
 }
 
 static void write2(const char *path, const double *x, long r, long c)
@@ -174,6 +183,8 @@ int main(void)
         bad("attn --q cli_trunc.npy", "cli_trunc.npy: .npy file is shorter than its header says");
         bad("attn --q no_such_file.npy", "no_such_file.npy");
         bad("attn --do cli_do.npy", "add --backward");
+        bad("attn --algo fft --q cli_q.npy --k cli_k.npy --v cli_v.npy --B 0.01", "raise --B");
+        bad("attn --algo lowrank --q cli_qnan.npy --k cli_k.npy --v cli_v.npy", "contains NaN");
         pr_posw_clear(W);
         free(Q); free(K); free(V); free(dO); free(O); free(lse); free(dQ); free(dK); free(dV);
         free(beta); free(w3); free(dw);
@@ -182,9 +193,29 @@ int main(void)
     bad("attn --d 5 --pos general", "even head dimension");
     PR_CHECK(run("attn --d 5 --n 9 --pos identity") == 0, "odd d without RoPE is fine: %s", err_text);
     bad("attn --n 0", "--n must lie in");
-    bad("attn --algo fft", "not built yet");
-    bad("attn --algo lowrank", "not built yet");
-    bad("attn --algo auto", "not built yet");
+    /* the fast paths (issue 5): refusals say what to change; runs stay within their bound */
+    bad("attn --algo fft", "past the memory budget");
+    bad("attn --algo fft --pos general --d 2 --n 64 --eps 1e-15", "below the floating-point floor");
+    bad("attn --algo lowrank --pos general --d 2 --n 64", "factorised");
+    bad("attn --algo fft --pos general --d 2 --eps 0", "--eps must lie in");
+    bad("attn --algo fft --pos general --d 2 --n 64 --backward", "not built yet");
+    const char *fast_runs[] = {
+        "--algo fft --pos general --d 2 --n 200 --causal",
+        "--algo fft --pos identity --d 2 --n 100 --alibi 0.1 --poly taylor",
+        "--algo lowrank --pos rope-neox --d 4 --n 300 --causal --eps 1e-4",
+        "--algo fft --pos rope --d 2 --n 150 --B 0.5 --eps 1e-9 --poly minimax",
+        "--algo auto --pos rope --d 4 --n 300",
+    };
+    for (int r = 0; r < 5; r++) {
+        char args[256];
+        snprintf(args, sizeof args, "attn %s --json", fast_runs[r]);
+        int rc = run(args);
+        double err = json_field("err_inf"), bound = json_field("bound"), eps = json_field("eps");
+        int exact = strstr(out_text, "\"algo_used\": \"exact\"") != NULL;
+        PR_CHECK(rc == 0 && (exact || (err <= bound && bound <= eps && json_field("degree") >= 0
+                 && json_field("floor") < bound)), "polyrope %s: exit %d err_inf %g bound %g eps %g %s", args, rc, err,
+                 bound, eps, err_text);
+    }
     bad("attn --pos nope", "--pos must be one of");
     bad("attn --eps 0", "--eps must lie in");
     bad("attn --rope-base 1", "--rope-base");
