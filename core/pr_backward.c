@@ -26,9 +26,10 @@
  *     b-marginal ν. One forward FFT per (ν, c) for y_c v_ν and per (μ, c) for x_c u_μ; the dQ
  *     products are summed in the frequency domain per μ (one inverse FFT per (μ, c)), the dK and
  *     dV products per ν (one inverse per (ν, c)); C_f depends only on (μ, ν): one inverse per pair,
- *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it. Each symbol t_f is built once from the power
- *     tables of the w_k and transformed once per execute (its spectrum is not stored: at large n
- *     the C(s+g+1, g+1) spectra do not fit in memory; streaming them costs one FFT each).
+ *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it. The spectra of the terms with |f| ≤ g are the
+ *     forward plan's (it keeps α_f t̂_f; α̂_f t̂_f is that times α̂_f/α_f), so only the
+ *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
+ *     the power tables of the w_k, and transformed in each execute.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
  *     the memory by (#ν of one size)·3(d+1) spectra.
  *
@@ -48,19 +49,17 @@
  * (each row meets a diagonal once and P_ij ≤ 1). κ is computed by the fast path in double, so the
  * bound is an estimate that chooses nothing and certifies nothing (DESIGN.md §2); it holds to
  * within the double floor of the run (F1). */
-#include <complex.h>
-#include <fftw3.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cblas.h>
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_rope.h"
+#include "pr_lowrank.h"
 #include "pr_backward.h"
-
-typedef double complex cplx;
 
 /* ---- multisets of S and their marginals ------------------------------------------------------- */
 
@@ -103,30 +102,38 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
     }
 }
 
+enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
+
 struct pr_backward_plan_s {
-    int n, d, s, g, G, N, Nc, Ncs, want_dw;
-    double sigma;
+    int n, d, s, g, G, want_dw;
+    size_t sl;                   /* doubles per spectrum */
     int *wa, *wb;                /* support pairs */
     long nf;                     /* multisets, sorted by (|f|, μ, ν) */
     unsigned char *f;            /* nf × s */
     int *fmu, *fnu;              /* marginal ids */
-    double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0), both / N */
+    double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    const double **fspec;        /* the forward's spectrum of α_f t_f, or NULL: transform t_f */
     int nmu, nnu;
     unsigned char *mu, *nu;      /* nmu × d, nnu × d exponent vectors */
     long *mu_start;              /* first f of each μ (nmu+1 entries) */
     int *nu_size_start;          /* first ν of each size (G+2 entries); ν sorted by (|ν|, ν) */
-    long npairs;
+    long npairs, reused;
     double bytes;
     long transforms;
-    /* tables and buffers */
-    double *wpow;                /* s × (G+1) × N, w_k^p in circular layout */
-    double *bias;                /* N: e^{β_ℓ}, 0 where masked or outside [-(n-1), n-1] */
+    /* engine: the forward's Toeplitz plan, or our own */
+    const pr_toeplitz_plan_struct *tp;
+    pr_toeplitz_plan_t own_tp;
+    int has_own_tp;
+    pr_toeplitz_work_t ws;
+    /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
+    double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
+    double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
     double *qpow, *kpow;         /* d × (G+1) × n */
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
-    double *rbuf, *zbuf, *tsym;  /* N reals */
-    double *wsum;                /* n reals */
-    cplx *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;
-    fftw_plan r2c, c2r;
+    double *tsym, *csym;         /* 2n-1: a symbol, a correlation */
+    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;  /* spectra */
 };
 
 static int cmp_vec(const unsigned char *x, const unsigned char *y, int d)
@@ -169,16 +176,16 @@ void pr_backward_destroy(pr_backward_plan *p)
     if (!p)
         return;
     free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
-    free(p->alpha); free(p->ahat); free(p->mu); free(p->nu); free(p->mu_start);
+    free(p->alpha); free(p->ahat); free(p->fspec); free(p->mu); free(p->nu); free(p->mu_start);
     free(p->nu_size_start);
-    fftw_free(p->wpow); fftw_free(p->bias); fftw_free(p->qpow); fftw_free(p->kpow);
-    fftw_free(p->xc); fftw_free(p->rbuf); fftw_free(p->zbuf); fftw_free(p->tsym);
-    fftw_free(p->wsum); fftw_free(p->That); fftw_free(p->Xhat); fftw_free(p->accQ);
-    fftw_free(p->Yhat); fftw_free(p->accK); fftw_free(p->accV); fftw_free(p->corr);
-    if (p->r2c)
-        fftw_destroy_plan(p->r2c);
-    if (p->c2r)
-        fftw_destroy_plan(p->c2r);
+    free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
+    free(p->csym); free(p->preb); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
+    pr_toeplitz_spec_free(p->That); pr_toeplitz_spec_free(p->Xhat); pr_toeplitz_spec_free(p->accQ);
+    pr_toeplitz_spec_free(p->Yhat); pr_toeplitz_spec_free(p->accK); pr_toeplitz_spec_free(p->accV);
+    pr_toeplitz_spec_free(p->corr);
+    pr_toeplitz_work_clear(p->ws);
+    if (p->has_own_tp)
+        pr_toeplitz_destroy(p->own_tp);
     free(p);
 }
 
@@ -269,23 +276,70 @@ static int vec_size(const unsigned char *x, int d)
     return t;
 }
 
-static void *falloc(pr_backward_plan *p, size_t count, size_t size)
+static double *dalloc(pr_backward_plan *p, size_t count)
 {
-    p->bytes += (double)count * size;
-    void *x = fftw_malloc(count * size);
-    if (x)
-        memset(x, 0, count * size);
-    return x;
+    p->bytes += 8.0 * count;
+    return calloc(count ? count : 1, sizeof(double));
 }
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_posw_struct *W, int n, int d,
-                         const pr_attn_opts_t *opts, int want_dw, double max_bytes)
+static double *salloc(pr_backward_plan *p, size_t count)
+{
+    p->bytes += 8.0 * p->sl * count;
+    return pr_toeplitz_spec_alloc(p->tp, count);
+}
+
+/* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
+static int cmp_term(const void *x, const void *y, void *ctx)
+{
+    const pr_fast_terms_struct *T = ctx;
+    long i = *(const long *)x, j = *(const long *)y;
+    return memcmp(T->e + (size_t)i * T->s, T->e + (size_t)j * T->s, (size_t)T->s);
+}
+
+/* fspec[t] = the forward plan's kept (planar) spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
+static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    long *ord = malloc(sizeof(long) * (T->nterms ? T->nterms : 1));
+    if (!ord)
+        return PR_ENOMEM;
+    for (long i = 0; i < T->nterms; i++)
+        ord[i] = i;
+    qsort_r(ord, (size_t)T->nterms, sizeof(long), cmp_term, (void *)T);
+    for (long t = 0; t < p->nf; t++) {
+        const unsigned char *f = p->f + (size_t)t * p->s;
+        if (p->alpha[t] == 0.0)
+            continue;
+        long lo = 0, hi = T->nterms - 1;
+        while (lo <= hi) {
+            long mid = (lo + hi) / 2;
+            int c = memcmp(T->e + (size_t)ord[mid] * p->s, f, (size_t)p->s);
+            if (!c) {
+                p->fspec[t] = pr_fast_plan_spectrum(F, ord[mid]);
+                p->reused += p->fspec[t] != NULL;
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+    }
+    free(ord);
+    return PR_OK;
+}
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes)
 {
     *plan = NULL;
-    if (n <= 0 || d <= 0 || !opts->poly || opts->poly_degree < 0 || !(opts->sigma > 0.0) ||
-        !isfinite(opts->sigma))
+    int n = W->n, d = W->d;
+    if (!opts->poly || opts->poly_degree < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
         return PR_EINVAL;
-    if (W->n != n || W->d != d || W->s <= 0)
+    if (W->s <= 0)
+        return PR_ESHAPE;
+    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != opts->poly_degree))
         return PR_ESHAPE;
     if (d > 255 || opts->poly_degree > 253)
         return PR_EBUDGET;
@@ -295,28 +349,36 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_posw_struct *W, int n
         (opts->beta && pr_vec_check_finite(opts->beta, 2 * (size_t)n - 1)))
         return PR_ENONFINITE;
     double nfd = binom_count(s, G);
-    if (n > (1 << 28) || nfd > 1e8)
+    if (nfd > 1e8)
         return PR_EBUDGET;
-    int N = 2;
-    while (N < 2 * n - 1)
-        N *= 2;
-    int Nc = N / 2 + 1, Ncs = (Nc + 3) & ~3;
-    /* memory estimate before allocating: power tables, spectra of one size class */
-    double nu_one_size = binom_count(d - 1, G); /* vectors of size G over d slots */
-    double est = 8.0 * ((double)s * (G + 1) * N + 2.0 * d * (G + 1) * n + (d + 2.0) * n + 4.0 * N) +
-                 16.0 * Ncs * ((d + 3.0) + (d + 1.0) + 1 + nu_one_size * 3.0 * (d + 1)) +
-                 nfd * (s + 24.0);
-    if (max_bytes > 0 && est > max_bytes)
-        return PR_EBUDGET;
-
     pr_backward_plan *p = calloc(1, sizeof(*p));
     if (!p)
         return PR_ENOMEM;
-    p->n = n; p->d = d; p->s = s; p->g = g; p->G = G; p->N = N; p->Nc = Nc; p->Ncs = Ncs;
+    int st;
+    if (F)
+        p->tp = F->tp;
+    else {
+        if ((st = pr_toeplitz_plan(p->own_tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))) {
+            free(p);
+            return st;
+        }
+        p->has_own_tp = 1;
+        p->tp = p->own_tp;
+    }
+    p->sl = pr_toeplitz_spec_len(p->tp);
+    /* memory before allocating: power tables and the spectra of one size class of ν */
+    double nu_one_size = binom_count(d - 1, G);
+    double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 8.0) * n) +
+                 8.0 * p->sl * ((d + 2.0) + (d + 1.0) + 2.0 + nu_one_size * 3.0 * (d + 1)) +
+                 nfd * (s + 32.0);
+    if (max_bytes > 0 && est > max_bytes) {
+        pr_backward_destroy(p);
+        return PR_EBUDGET;
+    }
+    p->n = n; p->d = d; p->s = s; p->g = g; p->G = G;
     p->want_dw = want_dw;
-    p->sigma = opts->sigma;
     p->nf = (long)nfd;
-    int st = PR_ENOMEM;
+    st = PR_ENOMEM;
     p->wa = malloc(sizeof(int) * s);
     p->wb = malloc(sizeof(int) * s);
     unsigned char *fraw = malloc((size_t)p->nf * s), *cur = calloc((size_t)s, 1);
@@ -326,69 +388,69 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_posw_struct *W, int n
     memcpy(p->wb, W->b, sizeof(int) * s);
     long cnt = 0;
     enum_multisets(fraw, &cnt, cur, 0, s, G);
-    st = build_groups(p, fraw);
-    if (st)
+    if ((st = build_groups(p, fraw)))
         goto fail;
     st = PR_ENOMEM;
     p->alpha = malloc(sizeof(double) * p->nf);
     p->ahat = malloc(sizeof(double) * p->nf);
-    if (!p->alpha || !p->ahat)
+    p->fspec = calloc((size_t)p->nf, sizeof(*p->fspec));
+    if (!p->alpha || !p->ahat || !p->fspec)
         goto fail;
     for (long t = 0; t < p->nf; t++) {
         int f[256], m = 0;
         for (int k = 0; k < s; k++)
             m += f[k] = p->f[(size_t)t * s + k];
         double mult = multinomial(f, s), sm = pow(opts->sigma, m);
-        p->alpha[t] = m <= g ? opts->poly[m] * mult * sm / N : 0.0;
-        p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm / N : 0.0;
+        p->alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
+        p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
     }
+    if (F && !F->streamed && (st = map_forward_spectra(p, F)))
+        goto fail;
+    st = PR_ENOMEM;
     int maxnu = 0;
     for (int m = 0; m <= G; m++)
         if (p->nu_size_start[m + 1] - p->nu_size_start[m] > maxnu)
             maxnu = p->nu_size_start[m + 1] - p->nu_size_start[m];
-    p->bytes = (double)p->nf * (s + 24.0);
-    p->wpow = falloc(p, (size_t)s * (G + 1) * N, sizeof(double));
-    p->bias = falloc(p, (size_t)N, sizeof(double));
-    p->qpow = falloc(p, (size_t)d * (G + 1) * n, sizeof(double));
-    p->kpow = falloc(p, (size_t)d * (G + 1) * n, sizeof(double));
-    p->xc = falloc(p, (size_t)(d + 2) * n, sizeof(double));
-    p->rbuf = falloc(p, (size_t)N, sizeof(double));
-    p->zbuf = falloc(p, (size_t)N, sizeof(double));
-    p->tsym = falloc(p, (size_t)N, sizeof(double));
-    p->wsum = falloc(p, (size_t)n, sizeof(double));
-    p->That = falloc(p, (size_t)Ncs, sizeof(cplx));
-    p->Xhat = falloc(p, (size_t)Ncs * (d + 2), sizeof(cplx));
-    p->accQ = falloc(p, (size_t)Ncs * (d + 1), sizeof(cplx));
-    p->corr = falloc(p, (size_t)Ncs, sizeof(cplx));
-    p->Yhat = falloc(p, (size_t)Ncs * (d + 1) * maxnu, sizeof(cplx));
-    p->accK = falloc(p, (size_t)Ncs * (d + 1) * maxnu, sizeof(cplx));
-    p->accV = falloc(p, (size_t)Ncs * (d + 1) * maxnu, sizeof(cplx));
-    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->rbuf || !p->zbuf ||
-        !p->tsym || !p->wsum || !p->That || !p->Xhat || !p->accQ || !p->corr || !p->Yhat ||
-        !p->accK || !p->accV)
+    size_t L = 2 * (size_t)n - 1;
+    p->bytes += (double)p->nf * (s + 32.0);
+    p->wpow = dalloc(p, (size_t)s * (G + 1) * L);
+    p->bias = dalloc(p, L);
+    p->qpow = dalloc(p, (size_t)d * (G + 1) * n);
+    p->kpow = dalloc(p, (size_t)d * (G + 1) * n);
+    p->xc = dalloc(p, (size_t)(d + 2) * n);
+    p->tsym = dalloc(p, L);
+    p->csym = dalloc(p, L);
+    p->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
+    p->rbuf = dalloc(p, (size_t)n);
+    p->zbuf = dalloc(p, (size_t)n);
+    p->ycol = dalloc(p, (size_t)n);
+    p->tmp = dalloc(p, (size_t)n);
+    p->That = salloc(p, 1);
+    p->Xhat = salloc(p, (size_t)d + 2);
+    p->accQ = salloc(p, (size_t)d + 1);
+    p->corr = salloc(p, 1);
+    p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
+    p->accK = salloc(p, (size_t)(d + 1) * maxnu);
+    p->accV = salloc(p, (size_t)(d + 1) * maxnu);
+    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb ||
+        !p->rbuf || !p->zbuf || !p->ycol || !p->tmp || !p->That || !p->Xhat || !p->accQ ||
+        !p->corr || !p->Yhat || !p->accK || !p->accV)
         goto fail;
-    if (max_bytes > 0 && p->bytes > max_bytes) {
-        st = PR_EBUDGET;
+    if ((st = pr_toeplitz_work_init(p->ws, p->tp)))
         goto fail;
-    }
-    /* symbol tables: bias (mask folded in) and w_k^p, circular layout ℓ mod N */
+    st = PR_EBUDGET;
+    if (max_bytes > 0 && p->bytes > max_bytes)
+        goto fail;
     for (long l = -(n - 1); l <= n - 1; l++) {
-        long ci = l < 0 ? N + l : l;
-        double lb = pr_attn_log_bias(opts, n, l);
-        p->bias[ci] = exp(lb);
+        size_t li = (size_t)(l + n - 1);
+        p->bias[li] = exp(pr_attn_log_bias(opts, n, l));
         for (int k = 0; k < s; k++) {
             double w = pr_posw_at(W, k, l), acc = 1.0;
             for (int e = 0; e <= G; e++) {
-                p->wpow[((size_t)k * (G + 1) + e) * N + ci] = acc;
+                p->wpow[((size_t)k * (G + 1) + e) * L + li] = acc;
                 acc *= w;
             }
         }
-    }
-    p->r2c = fftw_plan_dft_r2c_1d(N, p->rbuf, (fftw_complex *)p->That, FFTW_ESTIMATE);
-    p->c2r = fftw_plan_dft_c2r_1d(N, (fftw_complex *)p->corr, p->zbuf, FFTW_ESTIMATE);
-    if (!p->r2c || !p->c2r) {
-        st = PR_EFFTW;
-        goto fail;
     }
     free(fraw);
     free(cur);
@@ -413,6 +475,7 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->a_marginals = p->nmu;
     info->b_marginals = p->nnu;
     info->ab_pairs = p->npairs;
+    info->reused_spectra = p->reused;
     info->bytes = p->bytes;
     info->transforms = p->transforms;
 }
@@ -435,21 +498,18 @@ static void marg_product(double *out, const double *pw, const unsigned char *e, 
     }
 }
 
-/* forward transform of x ∘ y (n entries, zero-padded to N) into out */
-static void fwd(pr_backward_plan *p, cplx *out, const double *x, const double *y)
+/* spectrum of x ∘ y (n entries) into out */
+static int fwd(pr_backward_plan *p, double *out, const double *x, const double *y)
 {
     for (int i = 0; i < p->n; i++)
         p->rbuf[i] = x[i] * y[i];
-    memset(p->rbuf + p->n, 0, sizeof(double) * (p->N - p->n));
-    fftw_execute_dft_r2c(p->r2c, p->rbuf, (fftw_complex *)out);
-    p->transforms++;
+    return pr_toeplitz_vec_spec(out, p->rbuf, 1, p->tp, p->ws);
 }
 
-/* inverse transform of in (destroyed) into p->zbuf */
-static void inv(pr_backward_plan *p, cplx *in)
+/* p->zbuf = the product held by spectrum in (destroyed) */
+static int inv(pr_backward_plan *p, double *in)
 {
-    fftw_execute_dft_c2r(p->c2r, (fftw_complex *)in, p->zbuf);
-    p->transforms++;
+    return pr_toeplitz_spec_inverse(p->zbuf, 1, in, p->tp, p->ws);
 }
 
 static void powers(double *pw, const double *X, int n, int d, int G)
@@ -477,18 +537,108 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
     }
 }
 
+/* t_f = bias · Π_k w_k^{f_k} into p->tsym, and, when C != NULL, dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ)
+ * (prefix and suffix products give every t_{f-k} in O(s) per offset), by blocks of SYM_BLK
+ * offsets so that the loops over ℓ vectorise */
+static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah, const double *C,
+                          double *dw)
+{
+    int n = p->n, s = p->s, G = p->G;
+    size_t L = 2 * (size_t)n - 1;
+    double *pre = p->preb, suf[SYM_BLK], hc[SYM_BLK];
+    for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
+        size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
+        memcpy(pre, p->bias + l0, sizeof(double) * m);
+        for (int k = 0; k < s; k++) {
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
+            for (size_t q = 0; q < m; q++)
+                out[q] = in[q] * w[q];
+        }
+        memcpy(p->tsym + l0, pre + (size_t)s * SYM_BLK, sizeof(double) * m);
+        if (!C)
+            continue;
+        for (size_t q = 0; q < m; q++) {
+            suf[q] = 1.0;
+            hc[q] = ah * C[l0 + q];
+        }
+        for (int k = s - 1; k >= 0; k--) {
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            if (f[k]) {
+                const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
+                const double *pk = pre + (size_t)k * SYM_BLK;
+                double *o = dw + (size_t)k * L + l0, fk = f[k];
+                for (size_t q = 0; q < m; q++)
+                    o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+            }
+            for (size_t q = 0; q < m; q++)
+                suf[q] *= w[q];
+        }
+    }
+}
+
+/* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
+ * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
+ *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d. Accumulators are interleaved (the
+ * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
+static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
+                     double al, const double *Y, double *aK, double *aV)
+{
+    int d = p->d;
+    long nq = p->tp->nfreq;
+    size_t sl = p->sl;
+    enum { BLK = 512 };
+    double tr[BLK], ti[BLK];
+    for (long q0 = 0; q0 < nq; q0 += BLK) {
+        long m = nq - q0 < BLK ? nq - q0 : BLK;
+        for (long q = 0; q < m; q++) {
+            tr[q] = T[(q0 + q) * tstride];
+            ti[q] = T[toff + (q0 + q) * tstride];
+        }
+        for (int c = 0; c <= d; c++) {
+            const double *y = Y + (size_t)c * sl + 2 * q0, *x = p->Xhat + (size_t)c * sl + 2 * q0;
+            double *aq = p->accQ + (size_t)c * sl + 2 * q0, *ak = aK + (size_t)c * sl + 2 * q0;
+            if (ah != 0.0)
+                for (long q = 0; q < m; q++) {
+                    double a = ah * tr[q], b = ah * ti[q];
+                    aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
+                    aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
+                    ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
+                    ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
+                }
+            const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
+            double *av = aV + (size_t)c * sl + 2 * q0;
+            if (al != 0.0)
+                for (long q = 0; q < m; q++) {
+                    double a = al * tr[q], b = al * ti[q];
+                    av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
+                    av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
+                }
+        }
+    }
+}
+
+#define TRY(call)             \
+    do {                      \
+        if ((st = (call)))    \
+            return st;        \
+    } while (0)
+
 int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
                         double *kappa, const double *Q, const double *K, const double *V,
                         const double *O, const double *lse, const double *dO)
 {
-    int n = p->n, d = p->d, s = p->s, G = p->G, N = p->N, Ncs = p->Ncs, Nc = p->Nc;
+    int n = p->n, d = p->d, s = p->s, G = p->G, st;
+    size_t sl = p->sl;
+    const pr_toeplitz_plan_struct *tp = p->tp;
     if (dw && !p->want_dw)
         return PR_EINVAL;
     size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd) ||
         pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
         return PR_ENONFINITE;
-    p->transforms = 0;
+    long f0 = p->ws->n_forward, i0 = p->ws->n_inverse;
     /* x columns: dO_c/D̃, -r/D̃, ‖dO‖₁/D̃ */
     for (int i = 0; i < n; i++) {
         double inv_d = exp(-lse[i]), r = 0.0, l1 = 0.0;
@@ -510,21 +660,21 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         memset(dw, 0, sizeof(double) * (size_t)s * (2 * (size_t)n - 1));
     if (kappa)
         memset(kappa, 0, sizeof(double) * n);
-    /* y columns: V_c and 1, read through a strided copy into tsym */
-    double *ycol = p->tsym, *tmp = p->wsum;
+    double *ycol = p->ycol, *tmp = p->tmp;
     long t = 0;
     for (int m = 0; m <= G; m++) {
         int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
-        size_t nsz = (size_t)(nu1 - nu0) * (d + 1) * Ncs;
-        memset(p->accK, 0, sizeof(cplx) * nsz);
-        memset(p->accV, 0, sizeof(cplx) * nsz);
+        for (size_t q = 0; q < (size_t)(nu1 - nu0) * (d + 1); q++) {
+            pr_toeplitz_spec_zero(p->accK + q * sl, tp);
+            pr_toeplitz_spec_zero(p->accV + q * sl, tp);
+        }
         if (m >= 1)
             for (int v = nu0; v < nu1; v++) {
                 marg_product(tmp, p->kpow, p->nu + (size_t)v * d, -1, d, G, n);
                 for (int c = 0; c <= d; c++) {
                     for (int j = 0; j < n; j++)
                         ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
-                    fwd(p, p->Yhat + ((size_t)(v - nu0) * (d + 1) + c) * Ncs, ycol, tmp);
+                    TRY(fwd(p, p->Yhat + ((size_t)(v - nu0) * (d + 1) + c) * sl, ycol, tmp));
                 }
             }
         while (t < p->nf && vec_size(p->mu + (size_t)p->fmu[t] * d, d) == m) {
@@ -532,85 +682,51 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
             const unsigned char *muv = p->mu + (size_t)mu * d;
             marg_product(tmp, p->qpow, muv, -1, d, G, n);
             for (int c = 0; c < d + 2; c++)
-                fwd(p, p->Xhat + (size_t)c * Ncs, p->xc + (size_t)c * n, tmp);
-            memset(p->accQ, 0, sizeof(cplx) * (d + 1) * Ncs);
+                TRY(fwd(p, p->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, tmp));
+            for (int c = 0; c <= d; c++)
+                pr_toeplitz_spec_zero(p->accQ + (size_t)c * sl, tp);
             long tend = p->mu_start[mu + 1];
             while (t < tend) {
                 int nuid = p->fnu[t];
                 long rend = t;
                 while (rend < tend && p->fnu[rend] == nuid)
                     rend++;
-                size_t vo = (size_t)(nuid - nu0) * (d + 1) * Ncs;
-                const cplx *Y = p->Yhat + vo;
-                cplx *aK = p->accK + vo, *aV = p->accV + vo;
-                double *C = NULL;
+                size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
+                const double *Y = p->Yhat + vo;
+                double *aK = p->accK + vo, *aV = p->accV + vo, *C = NULL;
                 if (dw && m >= 1) {
-                    for (int q = 0; q < Nc; q++) {
-                        cplx z = 0;
-                        for (int c = 0; c <= d; c++)
-                            z += p->Xhat[(size_t)c * Ncs + q] * conj(Y[(size_t)c * Ncs + q]);
-                        p->corr[q] = z;
-                    }
-                    inv(p, p->corr);
-                    C = p->zbuf;
+                    /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
+                    pr_toeplitz_spec_zero(p->corr, tp);
+                    for (int c = 0; c <= d; c++)
+                        pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
+                    TRY(pr_toeplitz_spec_inverse_sym(p->csym, p->corr, tp, p->ws));
+                    C = p->csym;
                 }
                 for (; t < rend; t++) {
                     const unsigned char *f = p->f + (size_t)t * s;
                     double ah = p->ahat[t], al = p->alpha[t];
-                    /* t_f = bias · Π_k w_k^{f_k}, and dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ) */
-                    for (long l = -(n - 1); l <= n - 1; l++) {
-                        long ci = l < 0 ? N + l : l;
-                        double b = p->bias[ci];
-                        if (b == 0.0) {
-                            p->rbuf[ci] = 0.0;
-                            continue;
-                        }
-                        double pre[257], pw[256];
-                        pre[0] = b;
-                        for (int k = 0; k < s; k++) {
-                            pw[k] = p->wpow[((size_t)k * (G + 1) + f[k]) * N + ci];
-                            pre[k + 1] = pre[k] * pw[k];
-                        }
-                        p->rbuf[ci] = pre[s];
-                        if (C && ah != 0.0) {
-                            /* ah carries 1/N and C the c2r factor N */
-                            double suf = 1.0, hc = ah * C[ci];
-                            for (int k = s - 1; k >= 0; k--) {
-                                if (f[k])
-                                    dw[(size_t)k * (2 * (size_t)n - 1) + (size_t)(l + n - 1)] +=
-                                        hc * f[k] * pre[k] * suf *
-                                        p->wpow[((size_t)k * (G + 1) + f[k] - 1) * N + ci];
-                                suf *= pw[k];
-                            }
-                        }
+                    const double *T = p->fspec[t];
+                    if (!T || C)
+                        symbol_and_dw(p, f, ah, C, dw);
+                    long tstride = 1, toff = (long)tp->nfreq;
+                    if (T) {
+                        /* the forward's planar spectrum holds α_f t̂_f */
+                        ah /= al;
+                        al = 1.0;
+                    } else {
+                        TRY(pr_toeplitz_symbol_spec(p->That, p->tsym, PR_TOEPLITZ_FULL, tp, p->ws));
+                        T = p->That;
+                        tstride = 2;
+                        toff = 1;
                     }
-                    for (long ci = n; ci < N - (n - 1); ci++)
-                        p->rbuf[ci] = 0.0;
-                    fftw_execute_dft_r2c(p->r2c, p->rbuf, (fftw_complex *)p->That);
-                    p->transforms++;
-                    if (ah != 0.0)
-                        for (int q = 0; q < Nc; q++) {
-                            cplx tq = ah * p->That[q], tk = conj(tq);
-                            for (int c = 0; c <= d; c++) {
-                                p->accQ[(size_t)c * Ncs + q] += tq * Y[(size_t)c * Ncs + q];
-                                aK[(size_t)c * Ncs + q] += tk * p->Xhat[(size_t)c * Ncs + q];
-                            }
-                        }
-                    if (al != 0.0)
-                        for (int q = 0; q < Nc; q++) {
-                            cplx tv = al * conj(p->That[q]);
-                            for (int c = 0; c < d; c++)
-                                aV[(size_t)c * Ncs + q] += tv * p->Xhat[(size_t)c * Ncs + q];
-                            aV[(size_t)d * Ncs + q] += tv * p->Xhat[(size_t)(d + 1) * Ncs + q];
-                        }
+                    mac_term(p, T, toff, tstride, ah, al, Y, aK, aV);
                 }
             }
             if (m >= 1) {
                 /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
-                for (int i = 0; i < n; i++)
-                    ycol[i] = 0.0;
+                memset(ycol, 0, sizeof(double) * n);
                 for (int c = 0; c <= d; c++) {
-                    inv(p, p->accQ + (size_t)c * Ncs);
+                    TRY(inv(p, p->accQ + (size_t)c * sl));
                     for (int i = 0; i < n; i++)
                         ycol[i] += p->xc[(size_t)c * n + i] * p->zbuf[i];
                 }
@@ -619,12 +735,11 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         }
         for (int v = nu0; v < nu1; v++) {
             const unsigned char *nuv = p->nu + (size_t)v * d;
-            size_t vo = (size_t)(v - nu0) * (d + 1) * Ncs;
+            size_t vo = (size_t)(v - nu0) * (d + 1) * sl;
             if (m >= 1) {
-                for (int j = 0; j < n; j++)
-                    ycol[j] = 0.0;
+                memset(ycol, 0, sizeof(double) * n);
                 for (int c = 0; c <= d; c++) {
-                    inv(p, p->accK + vo + (size_t)c * Ncs);
+                    TRY(inv(p, p->accK + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++)
                         ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * p->zbuf[j];
                 }
@@ -635,7 +750,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                 for (int c = 0; c <= d; c++) {
                     if (c == d && !kappa)
                         break;
-                    inv(p, p->accV + vo + (size_t)c * Ncs);
+                    TRY(inv(p, p->accV + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++) {
                         double z = tmp[j] * p->zbuf[j];
                         if (c < d)
@@ -647,8 +762,10 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
             }
         }
     }
+    p->transforms = (p->ws->n_forward - f0) + (p->ws->n_inverse - i0);
     return PR_OK;
 }
+#undef TRY
 
 /* ---- low-rank path for factorised RoPE --------------------------------------------------------- */
 
@@ -685,12 +802,13 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
-    if (!pr_posw_is_factorised(W) || !opts->poly || opts->beta)
+    if (!pr_lowrank_applies(W) || !opts->poly || opts->beta)
         return PR_EINVAL;
-    if (d % 2)
+    int rope = pr_posw_is_factorised(W);
+    if (rope && d % 2)
         return PR_EODD;
     size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
+    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
         return PR_ENONFINITE;
     int g = opts->poly_degree, G = g + 1;
     if (d > 255 || G > 255)
@@ -706,9 +824,9 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     double *alpha = malloc(sizeof(double) * F), *ahat = malloc(sizeof(double) * F);
     double *S = calloc((size_t)F * (d + 1), sizeof(double)), *T = calloc((size_t)F * (d + 2), sizeof(double));
     double *mon = malloc(sizeof(double) * F), *Qr = malloc(sizeof(double) * nd), *Kr = malloc(sizeof(double) * nd);
-    double *xc = malloc(sizeof(double) * (d + 2));
+    double *xc = malloc(sizeof(double) * (d + 2)), *rinv = malloc(sizeof(double) * n);
     st = PR_ENOMEM;
-    if (!mono || !cur || !drop || !first || !alpha || !ahat || !S || !T || !mon || !Qr || !Kr || !xc)
+    if (!mono || !cur || !drop || !first || !alpha || !ahat || !S || !T || !mon || !Qr || !Kr || !xc || !rinv)
         goto done;
     long cnt = 0;
     enum_multisets(mono, &cnt, cur, 0, d, G);
@@ -732,8 +850,11 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
         alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
     }
-    if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, layout, 1)) ||
-        (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1)))
+    if (!rope) {
+        memcpy(Qr, Q, sizeof(double) * nd);
+        memcpy(Kr, K, sizeof(double) * nd);
+    } else if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, layout, 1)) ||
+               (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1)))
         goto done;
     memset(dQ, 0, sizeof(double) * nd);
     memset(dK, 0, sizeof(double) * nd);
@@ -741,7 +862,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     /* S[α][c] = Σ_j y_c(j) k'^α_j over the j a row i sees; T[α][c] = Σ_i x_c(i) q'^α_i */
 #define XCOLS(i)                                                                     \
     do {                                                                             \
-        double inv_d_ = exp(-lse[i]), r_ = 0.0, l1_ = 0.0;                           \
+        double inv_d_ = rinv[i], r_ = 0.0, l1_ = 0.0;                                \
         for (int c = 0; c < d; c++) {                                                \
             double g_ = dO[(size_t)(i) * d + c];                                      \
             r_ += g_ * O[(size_t)(i) * d + c];                                        \
@@ -769,8 +890,21 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                 S[t * (d + 1) + d] += mon[t];
             }
         }
-        XCOLS(i);
         monomials(mon, Qr + (size_t)i * d, drop, first, F, d);
+        if (lse)
+            rinv[i] = exp(-lse[i]);
+        else {
+            /* D̃_i = Σ_α α_α q'^α_i Σ_j k'^α_j over the j row i sees */
+            double D = 0.0;
+            for (long t = 0; t < F; t++)
+                D += alpha[t] * mon[t] * S[t * (d + 1) + d];
+            if (!(D > 0.0) || !isfinite(D)) {
+                st = PR_EDOMAIN;
+                goto done;
+            }
+            rinv[i] = 1.0 / D;
+        }
+        XCOLS(i);
         for (long t = 1; t < F; t++) {
             double z = 0.0;
             for (int c = 0; c <= d; c++)
@@ -821,13 +955,13 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     }
 #undef XCOLS
     /* back through the rotation: dQ = R_iᵀ dQ'_i */
-    if ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
-        (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1)))
+    if (rope && ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
+                 (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1))))
         goto done;
     st = PR_OK;
 done:
     free(mono); free(cur); free(drop); free(first); free(alpha); free(ahat); free(S); free(T);
-    free(mon); free(Qr); free(Kr); free(xc);
+    free(mon); free(Qr); free(Kr); free(xc); free(rinv);
     return st;
 }
 
@@ -866,6 +1000,100 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
     bound->dv = eta * kapmax / (1.0 - eta);
     bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * nusum;
     return PR_OK;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
+                     pr_fast_info_t *info, pr_backward_report_t *rep,
+                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_fast_opts_t *o, int lowrank)
+{
+    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+        return PR_EINVAL;
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (pr_vec_check_finite(dO, (size_t)n * d))
+        return PR_ENONFINITE;
+    memset(rep, 0, sizeof(*rep));
+    double t0 = now();
+    /* error control exactly as the forward alone does it (pr_fast_forward, pr_lowrank_forward) */
+    if ((st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, lowrank)))
+        return st;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    if (lowrank)
+        st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
+    else
+        st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0,
+                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+    info->terms = pr_fast_binom(lowrank ? d : W->s, info->degree);
+    if (st) {
+        pr_expoly_clear(p);
+        return st;
+    }
+    pr_attn_opts_t po = *opts;
+    po.poly = p->c;
+    po.poly_degree = p->degree;
+    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
+    pr_fast_plan_t F;
+    pr_backward_plan *bp = NULL;
+    int planned = 0;
+    st = PR_ENOMEM;
+    if (!kappa || !lse)
+        goto done;
+    if (lowrank) {
+        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+        rep->forward_s = now() - t0;
+        t0 = now();
+        if (!st)
+            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
+        rep->terms = (long)pr_fast_binom(d, p->degree + 1);
+    } else {
+        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms)))
+            goto done;
+        planned = 1;
+        if ((st = pr_fast_execute(O, F, Q, K, V)))
+            goto done;
+        info->streamed = F->streamed;
+        info->transforms = F->transforms;
+        info->plan_transforms = F->plan_transforms;
+        info->plan_seconds = F->plan_seconds;
+        rep->forward_s = now() - t0;
+        t0 = now();
+        pr_backward_lse_from_fast(lse, F);
+        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
+            goto done;
+        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
+            goto done;
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        rep->terms = bi.terms;
+        rep->transforms = bi.transforms;
+    }
+    rep->backward_s = now() - t0;
+    if (!st) {
+        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
+        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
+        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa, n, d, opts->sigma);
+        if (lowrank || !dw)
+            rep->bound.dw = NAN;
+    }
+done:
+    pr_backward_destroy(bp);
+    if (planned)
+        pr_fast_destroy(F);
+    pr_expoly_clear(p);
+    free(kappa);
+    free(lse);
+    return st;
 }
 
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d)

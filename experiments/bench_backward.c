@@ -95,7 +95,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     if (!st) {
         pr_backward_lse_from_fast(lse, F);
         double t0 = now();
-        st = pr_backward_plan_fft(&bp, W, n, d, &opts, c->want_dw, 0);
+        st = pr_backward_plan_fft(&bp, F, W, &opts, c->want_dw, 0);
         r->bwd_plan = now() - t0;
     }
     if (!st) {
