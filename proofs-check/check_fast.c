@@ -92,13 +92,13 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
         scale[2] = n * pa * numax / dmin;
         scale[3] = n * pa * I.opts.sigma * qn * kn * 2 * numax * vinf / dmin;
         for (int path = 0; !st && path < 2; path++) {
-            if (path == 1 && (!pr_lowrank_applies(I.W) || I.opts.beta || I.kind == PR_POS_IDENTITY))
+            if (path == 1 && (!pr_lowrank_applies(I.W) || I.opts.beta))
                 continue;
             long terms;
             double mpert = 0.0;
             if (path == 0) {
                 pr_backward_plan *p;
-                if ((st = pr_backward_plan_fft(&p, I.W, n, d, &po, 1, 0)))
+                if ((st = pr_backward_plan_fft(&p, NULL, I.W, &po, 1, 0)))
                     break;
                 st = pr_backward_execute(p, gfp[0], gfp[1], gfp[2], gfp[3], kappa, I.Q, I.K, I.V, O, lse, dO);
                 pr_backward_info_t info;
@@ -126,8 +126,9 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
                 double tl = bnds[t] * (1 + 1e-6) + g3_tol(scale[t], n, terms, mpert);
                 arb_set_d(tol, tl);
                 pr_cert_verdict_t v = pr_hiprec_verdict(err, tol);
-                char cfg[PR_CHECK_CONFIG_LEN];
-                snprintf(cfg, sizeof cfg, "%s/%s", path ? "lowrank" : "fft", grad_name[t]);
+                char cfg[PR_CHECK_CONFIG_LEN + 16];
+                snprintf(cfg, sizeof cfg, "%s/%s/%s", path ? "lowrank" : "fft", pr_pos_kind_name(I.kind),
+                         grad_name[t]);
                 double r = pr_hiprec_ubound_d(err) / tl;
                 (path == 0 && t == 0 ? pr_check_observe : pr_check_observe_part)(
                     res, cfg, r, 1.0, v == PR_CERT_CERTIFIED ? 1 : v == PR_CERT_REFUTED ? 0 : -1);
@@ -195,7 +196,7 @@ static int check_timing(pr_check_result_t *res, const pr_check_opts_t *opts, int
             double t0 = now();
             if (backward) {
                 pr_backward_plan *p;
-                st = pr_backward_plan_fft(&p, I.W, n, d, &po, 0, 0);
+                st = pr_backward_plan_fft(&p, NULL, I.W, &po, 0, 0);
                 if (!st) {
                     st = pr_dense_forward(O, lse, I.Q, I.K, I.V, I.W, n, d, &po);
                     t0 = now();
