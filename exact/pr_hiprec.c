@@ -272,6 +272,41 @@ int pr_hiprec_backward(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw,
     return st;
 }
 
+int pr_hiprec_certify(arb_t err_O, arb_t err_grad, const double *O, const double *dQ,
+                      const double *dK, const double *dV, const double *dw,
+                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                      const double *dO, int n, int d, const pr_attn_opts_t *opts, slong prec)
+{
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    size_t nd = (size_t)n * d, sw = (size_t)W->s * (2 * (size_t)n - 1);
+    if (pr_vec_check_finite(O, nd) || (dQ && (pr_vec_check_finite(dQ, nd) || pr_vec_check_finite(dK, nd) ||
+                                              pr_vec_check_finite(dV, nd) || pr_vec_check_finite(dO, nd) ||
+                                              (dw && pr_vec_check_finite(dw, sw)))))
+        return PR_ENONFINITE;
+    arb_ptr ref = _arb_vec_init((slong)(3 * nd + sw));
+    st = pr_hiprec_forward(ref, Q, K, V, W, n, d, opts, prec);
+    if (!st)
+        pr_hiprec_max_error(err_O, O, ref, nd, prec);
+    if (!st && dQ) {
+        st = pr_hiprec_backward(ref, ref + nd, ref + 2 * nd, ref + 3 * nd, Q, K, V, W, dO, n, d, opts, prec);
+        const double *g[4] = {dQ, dK, dV, dw};
+        size_t len[4] = {nd, nd, nd, sw};
+        arb_t e;
+        arb_init(e);
+        arb_zero(err_grad);
+        for (int t = 0; !st && t < 4; t++)
+            if (g[t]) {
+                pr_hiprec_max_error(e, g[t], ref + t * nd, len[t], prec);
+                arb_max(err_grad, err_grad, e, prec);
+            }
+        arb_clear(e);
+    }
+    _arb_vec_clear(ref, (slong)(3 * nd + sw));
+    return st;
+}
+
 void pr_hiprec_max_diff(arb_t err, arb_srcptr x, arb_srcptr y, size_t len, slong prec)
 {
     arb_t t;

@@ -43,6 +43,15 @@ int pr_hiprec_backward(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw,
 int pr_hiprec_scores(arb_ptr M, const double *Q, const double *K, const pr_posw_struct *W,
                      int n, int d, const pr_attn_opts_t *opts, slong prec);
 
+/* Certified errors of double outputs of one problem (what `polyrope attn --certify` prints):
+ * err_O ∋ max_i |O[i] - O_i|; if dQ != NULL (with dK, dV and, when dw != NULL, dw, for the
+ * upstream dO), err_grad ∋ the largest entry error over the gradients given. The reference is
+ * exact attention (opts->poly NULL) or P-attention (opts->poly set). */
+int pr_hiprec_certify(arb_t err_O, arb_t err_grad, const double *O, const double *dQ,
+                      const double *dK, const double *dV, const double *dw,
+                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                      const double *dO, int n, int d, const pr_attn_opts_t *opts, slong prec);
+
 /* x[0..len) as exact balls */
 void pr_hiprec_set_d_vec(arb_ptr y, const double *x, size_t len);
 
