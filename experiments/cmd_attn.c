@@ -305,7 +305,7 @@ int pr_cmd_attn(int argc, char **argv)
     double B = 1.0, eps = 1e-6, rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0;
     const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
     const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d";
-    int causal = 0, backward = 0, json = 0, check = 0;
+    int causal = 0, backward = 0, json = 0, check = 0, certify = 0;
     pr_opt_t opts[] = {
         {"n", PR_OPT_INT, &n, "sequence length (generated inputs)", 0, 1, 1 << 26, 0},
         {"d", PR_OPT_INT, &d, "head dimension (generated inputs; even for RoPE)", 0, 1, 1 << 16, 0},
@@ -326,6 +326,7 @@ int pr_cmd_attn(int argc, char **argv)
         {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
         {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W)", 0, 0, 0, 0},
+        {"certify", PR_OPT_FLAG, &certify, "certified err_inf (and grad_err_inf) against an Arb reference, n <= 512", 0, 0, 0, 0},
         {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
@@ -516,6 +517,36 @@ int pr_cmd_attn(int argc, char **argv)
         free(buf);
     }
 
+    /* --certify: the outputs' errors against the Arb reference of exact attention (issue 7) */
+    double cert_err = NAN, cert_grad = NAN;
+    const char *cert_verdict = 0;
+    if (certify) {
+        if (n > 512) {
+            rc = pr_cli_fail(CMD, "--certify runs an O(n^2 s) Arb reference: use --n 512 or less");
+            goto done;
+        }
+        arb_t e1, e2, b;
+        arb_init(e1);
+        arb_init(e2);
+        arb_init(b);
+        st = pr_hiprec_certify(e1, e2, O, backward ? dQ : 0, dK, dV, dw, Q, K, V, W, dO, (int)n, (int)d,
+                               &job.opts, PR_HIPREC_MIN_PREC);
+        if (!st) {
+            cert_err = pr_hiprec_ubound_d(e1);
+            cert_grad = backward ? pr_hiprec_ubound_d(e2) : NAN;
+            arb_set_d(b, job.bound);
+            if (isfinite(job.bound))
+                cert_verdict = pr_cert_verdict_name(pr_hiprec_verdict(e1, b));
+        }
+        arb_clear(e1);
+        arb_clear(e2);
+        arb_clear(b);
+        if (st) {
+            rc = pr_cli_fail_status(CMD, st, "certified reference");
+            goto done;
+        }
+    }
+
     if (out) {
         if (mkdir(out, 0777) && errno != EEXIST) {
             rc = pr_cli_fail(CMD, "--out %s: cannot create the directory: %s", out, strerror(errno));
@@ -569,6 +600,10 @@ int pr_cmd_attn(int argc, char **argv)
             json_num("predicted_fft_s", job.predicted[2], ", ");
         }
         json_num("grad_err_inf", grad_err_inf, ", ");
+        json_num("certified_err_inf", cert_err, ", ");
+        json_num("certified_grad_err_inf", cert_grad, ", ");
+        if (cert_verdict)
+            printf("\"certified_verdict\": \"%s\", ", cert_verdict);
         /* the bound on grad_err_inf: the largest of the per-gradient bounds (dw's when computed) */
         double gb = fmax(job.grad_bound[0], fmax(job.grad_bound[1], job.grad_bound[2]));
         json_num("grad_bound", isnan(job.grad_bound[3]) ? gb : fmax(gb, job.grad_bound[3]), ", ");
@@ -607,6 +642,11 @@ int pr_cmd_attn(int argc, char **argv)
         if (backward && !exact)
             printf("  gradient bounds dQ %.3g, dK %.3g, dV %.3g, dw %.3g; grad_err_inf %.3g\n", job.grad_bound[0],
                    job.grad_bound[1], job.grad_bound[2], job.grad_bound[3], grad_err_inf);
+        if (certify)
+            printf("  certified (Arb, %d bits): err_inf <= %.3g%s%s\n", PR_HIPREC_MIN_PREC, cert_err,
+                   cert_verdict ? ", err_inf <= bound: " : "", cert_verdict ? cert_verdict : "");
+        if (certify && backward)
+            printf("  certified (Arb): grad_err_inf <= %.3g\n", cert_grad);
         if (out)
             printf("  wrote %s/o.npy%s%s\n", out, backward ? ", dq.npy, dk.npy, dv.npy" : "", dw ? ", dw.npy" : "");
     }
