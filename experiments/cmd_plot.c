@@ -55,32 +55,59 @@ static int find_script(char *buf, size_t len, const char *preset)
 }
 
 /* The script's "# series: COL COL" line names the columns whose distinct values make the
- * legend's series; they reach gnuplot as COL_values='v1 v2 ...' (in CSV order). */
+ * legend's series; they reach gnuplot as COL_values='v1 v2 ...' (in CSV order), and the
+ * combinations present in rows whose status is ok as combos='v1:w1 v2:w2 ...', so a script
+ * draws no empty series. */
+static int seen_before(const pr_csv_t *t, long r, const int *cols, int ncols, int need_ok)
+{
+    int st = pr_csv_col(t, "status");
+    for (long q = 0; q < r; q++) {
+        if (need_ok && st >= 0 && strcmp(t->rows[q][st], "ok"))
+            continue;
+        int same = 1;
+        for (int k = 0; k < ncols && same; k++)
+            same = !strcmp(t->rows[q][cols[k]], t->rows[r][cols[k]]);
+        if (same)
+            return 1;
+    }
+    return 0;
+}
+
 static void series_vars(FILE *f, const char *script, const pr_csv_t *t)
 {
     FILE *s = fopen(script, "r");
     char line[512];
+    int cols[8], ncols = 0, st = pr_csv_col(t, "status");
     if (!s)
         return;
-    while (fgets(line, sizeof line, s)) {
-        if (strncmp(line, "# series:", 9))
-            continue;
-        char *save = 0;
-        for (char *col = strtok_r(line + 9, " \t\n", &save); col; col = strtok_r(0, " \t\n", &save)) {
-            int c = pr_csv_col(t, col);
-            fprintf(f, "%s_values='", col);
-            for (long r = 0; c >= 0 && r < t->nrows; r++) {
-                long q = 0;
-                while (q < r && strcmp(t->rows[q][c], t->rows[r][c]))
-                    q++;
-                if (q == r)
-                    fprintf(f, "%s%s", r ? " " : "", t->rows[r][c]);
-            }
-            fprintf(f, "'; ");
-        }
-        break;
-    }
+    while (fgets(line, sizeof line, s))
+        if (!strncmp(line, "# series:", 9))
+            break;
     fclose(s);
+    if (strncmp(line, "# series:", 9))
+        return;
+    char *save = 0;
+    for (char *col = strtok_r(line + 9, " \t\n", &save); col && ncols < 8; col = strtok_r(0, " \t\n", &save)) {
+        int c = pr_csv_col(t, col);
+        fprintf(f, "%s_values='", col);
+        for (long r = 0, first = 1; c >= 0 && r < t->nrows; r++)
+            if (!seen_before(t, r, &c, 1, 0)) {
+                fprintf(f, "%s%s", first ? "" : " ", t->rows[r][c]);
+                first = 0;
+            }
+        fprintf(f, "'; ");
+        if (c >= 0)
+            cols[ncols++] = c;
+    }
+    fprintf(f, "combos='");
+    for (long r = 0, first = 1; ncols && r < t->nrows; r++) {
+        if ((st >= 0 && strcmp(t->rows[r][st], "ok")) || seen_before(t, r, cols, ncols, 1))
+            continue;
+        for (int k = 0; k < ncols; k++)
+            fprintf(f, "%s%s", k ? ":" : first ? "" : " ", t->rows[r][cols[k]]);
+        first = 0;
+    }
+    fprintf(f, "'; ");
 }
 
 int pr_plot_csv(const char *csv)

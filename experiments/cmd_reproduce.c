@@ -43,9 +43,10 @@ enum { NCLAIMS = sizeof claims / sizeof claims[0] };
 
 typedef struct {
     pr_verdict_t verdict;
-    char detail[320];
+    char detail[640];
     char figure[128];
 } outcome_t;
+
 
 static void stderr_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void stderr_note(const char *fmt, ...)
@@ -122,18 +123,13 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
     }
 }
 
-/* `polyrope check ID` as a child process, its output kept in dir/check-ID.txt */
-static void run_check(outcome_t *oc, const char *id, const char *dir, const char *trials)
+/* `polyrope check` on every claim as one child process, its table kept in dir/check.txt; each
+ * claim's row gives its verdict (pass, FAIL, unknown, not built yet, info). Returns 0, or -1
+ * when the check could not run at all. */
+static int run_checks(outcome_t *chk, const char *dir, const char *trials)
 {
-    char out[4096], self[4096];
-    snprintf(out, sizeof out, "%s/check-%s.txt", dir, id);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) {
-        oc->verdict = PR_VERDICT_INCONCLUSIVE;
-        snprintf(oc->detail, sizeof oc->detail, "cannot find the polyrope binary to run polyrope check");
-        return;
-    }
-    self[n] = 0;
+    char out[4096];
+    snprintf(out, sizeof out, "%s/check.txt", dir);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -143,31 +139,51 @@ static void run_check(outcome_t *oc, const char *id, const char *dir, const char
             _exit(126);
         dup2(fd, 1);
         dup2(fd, 2);
+        /* this very binary, even if a rebuild has replaced the file since it started */
         if (trials)
-            execl(self, "polyrope", "check", id, "--trials", trials, (char *)0);
+            execl("/proc/self/exe", "polyrope", "check", "all", "--trials", trials, (char *)0);
         else
-            execl(self, "polyrope", "check", id, (char *)0);
+            execl("/proc/self/exe", "polyrope", "check", "all", (char *)0);
         _exit(127);
     }
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
-        oc->verdict = PR_VERDICT_INCONCLUSIVE;
-        snprintf(oc->detail, sizeof oc->detail, "polyrope check %s did not run to the end", id);
-        return;
-    }
-    /* "not built yet" in its output tells a missing check from a failed one */
-    int not_built = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        return -1;
     FILE *f = fopen(out, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        not_built |= strstr(line, "not built yet") != 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+        char id[16], trials_s[32], worst[32], bound[32], verdict[32];
+        if (sscanf(line, "%15s %31s %31s %31s %31s", id, trials_s, worst, bound, verdict) != 5)
+            continue;
+        int k = claim_index(id);
+        if (k < 0)
+            continue;
+        chk[k].verdict = !strcmp(verdict, "pass") ? PR_VERDICT_PASSED : !strcmp(verdict, "FAIL") ? PR_VERDICT_FAILED
+                       : !strcmp(verdict, "not") ? PR_VERDICT_NOT_BUILT : PR_VERDICT_INCONCLUSIVE;
+        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: %s%s, worst %s against bound %s (check.txt)", id,
+                 verdict, !strcmp(verdict, "not") ? " built yet" : "", worst, bound);
+    }
     if (f)
         fclose(f);
-    int code = WEXITSTATUS(status);
-    oc->verdict = code == 0 ? PR_VERDICT_PASSED : not_built ? PR_VERDICT_NOT_BUILT
-                : code == 1 ? PR_VERDICT_FAILED : PR_VERDICT_INCONCLUSIVE;
-    snprintf(oc->detail, sizeof oc->detail, "polyrope check %s%s%s: exit %d (output in check-%s.txt)", id,
-             trials ? " --trials " : "", trials ? trials : "", code, id);
+    return 0;
+}
+
+/* One verdict from the experiment's and the check's: a failure of either fails the claim, a
+ * pass of either (without failure) passes it; "not built yet" only when neither ran. */
+static void combine(outcome_t *oc, const outcome_t *chk, int has_experiment)
+{
+    if (!has_experiment) {
+        snprintf(oc->detail, sizeof oc->detail, "%s", chk->detail);
+        oc->verdict = chk->verdict;
+        return;
+    }
+    pr_verdict_t a = oc->verdict, b = chk->verdict;
+    oc->verdict = a == PR_VERDICT_FAILED || b == PR_VERDICT_FAILED ? PR_VERDICT_FAILED
+                : a == PR_VERDICT_PASSED || b == PR_VERDICT_PASSED ? PR_VERDICT_PASSED
+                : a == PR_VERDICT_INCONCLUSIVE || b == PR_VERDICT_INCONCLUSIVE ? PR_VERDICT_INCONCLUSIVE
+                : PR_VERDICT_NOT_BUILT;
+    size_t len = strlen(oc->detail);
+    snprintf(oc->detail + len, sizeof oc->detail - len, "; %s", chk->detail);
 }
 
 /* a table cell: '|' would end the cell, so it is escaped */
@@ -235,8 +251,9 @@ int pr_cmd_reproduce(int argc, char **argv)
     };
     pr_cmd_spec_t spec = {"reproduce", "", "Run every experiment; write CSVs, figures and REPORT.md with each claim's verdict.",
                           "Writes DIR/PRESET.csv, DIR/PRESET.png and DIR/PRESET.pdf for each preset (polyrope sweep\n"
-                          "--list), DIR/check-ID.txt for the claims checked by polyrope check, and DIR/REPORT.md with\n"
-                          "one line per claim: id, statement, verdict, evidence, figure. Progress goes to stderr.\n"
+                          "--list), DIR/check.txt from polyrope check all (--trials 3 unless --full), and DIR/REPORT.md\n"
+                          "with one line per claim: id, statement, verdict (the experiment's and the check's together),\n"
+                          "evidence, figure. Progress goes to stderr.\n"
                           "Exit status 1 if any claim FAILED; a claim not built yet is reported as such, not passed.",
                           opts, sizeof opts / sizeof opts[0]};
     char *pos[1 + argc];
@@ -261,12 +278,16 @@ int pr_cmd_reproduce(int argc, char **argv)
                     p->built ? "running" : "not built yet, skipped");
         run_preset(oc, p, out, size, resume, cmdline);
     }
-    const char *trials = full ? 0 : "3";
+    outcome_t chk[NCLAIMS];
+    for (int k = 0; k < NCLAIMS; k++) {
+        chk[k].verdict = PR_VERDICT_INCONCLUSIVE;
+        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: no row in check.txt", claims[k].id);
+    }
+    stderr_note("polyrope check all (proofs-check, output in %s/check.txt)", out);
+    if (run_checks(chk, out, full ? 0 : "3"))
+        stderr_note("polyrope check did not run to the end (see %s/check.txt)", out);
     for (int k = 0; k < NCLAIMS; k++)
-        if (!strcmp(claims[k].source, "check")) {
-            stderr_note("polyrope check %s", claims[k].id);
-            run_check(&oc[k], claims[k].id, out, trials);
-        }
+        combine(&oc[k], &chk[k], strcmp(claims[k].source, "check") != 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     rc = write_report(out, oc, size, cmdline, (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
     stderr_note("report in %s/REPORT.md, figures and CSVs beside it", out);

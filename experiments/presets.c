@@ -690,8 +690,8 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     res[0].claim = "C10";
     /* three values of Bs per n at least: one point on each side of the threshold is no trend */
     res[0].verdict = !ns || few ? PR_VERDICT_INCONCLUSIVE : ok == ns ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
-    /* F1 needs the exact-mode run of the expansion (exact/pr_xexpand); here only the a-priori
-     * floor is measured, so it cannot be decided from this sweep */
+    /* F1 is decided by the exact-mode run of the expansion (polyrope check F1); this sweep
+     * measures only the a-priori floor, so it cannot decide it */
     double lo = INFINITY, hi = 0;
     long rows = 0;
     for (long r = 0; r < t->nrows; r++) {
@@ -705,7 +705,7 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     res[1].verdict = PR_VERDICT_INCONCLUSIVE;
     snprintf(res[1].detail, sizeof res[1].detail,
              "a-priori floor only: lost bits / (2R/ln 2) in [%.3g, %.3g] over %ld rows; the exact-mode run against "
-             "the float run (exact/pr_xexpand) is not in this build",
+             "the float run is polyrope check F1",
              lo, hi, rows);
     return 2;
 }
