@@ -253,7 +253,8 @@ long pr_grid_count(const pr_grid_t *g)
     return g->naxes ? c : 0;
 }
 
-char *pr_grid_text(const pr_grid_t *g)
+/* "AXIS=V,V;AXIS=V" of g, or with one value per axis (val) a configuration's key; caller frees */
+static char *axes_text(const pr_grid_t *g, const char *const *val)
 {
     char *buf = 0;
     size_t len = 0;
@@ -262,11 +263,16 @@ char *pr_grid_text(const pr_grid_t *g)
         return 0;
     for (int i = 0; i < g->naxes; i++) {
         fprintf(f, "%s%s=", i ? ";" : "", g->ax[i].name);
-        for (int k = 0; k < g->ax[i].nv; k++)
-            fprintf(f, "%s%s", k ? "," : "", g->ax[i].v[k]);
+        for (int k = 0; k < (val ? 1 : g->ax[i].nv); k++)
+            fprintf(f, "%s%s", k ? "," : "", val ? val[i] : g->ax[i].v[k]);
     }
     fclose(f);
     return buf;
+}
+
+char *pr_grid_text(const pr_grid_t *g)
+{
+    return axes_text(g, 0);
 }
 
 void pr_cfg_at(pr_cfg_t *c, const pr_grid_t *g, long idx)
@@ -301,15 +307,7 @@ long pr_cfg_long(const pr_cfg_t *c, const char *axis)
 
 char *pr_cfg_key(const pr_cfg_t *c)
 {
-    char *buf = 0;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return 0;
-    for (int i = 0; i < c->grid->naxes; i++)
-        fprintf(f, "%s%s=%s", i ? ";" : "", c->grid->ax[i].name, c->val[i]);
-    fclose(f);
-    return buf;
+    return axes_text(c->grid, c->val);
 }
 
 const char *pr_verdict_name(pr_verdict_t v)
