@@ -794,7 +794,7 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         free(line);
         count++;
         double t = now_s();
-        if (show && (t - last > 0.2 || count == mine)) {
+        if (show && t - last > 0.2 && count < mine) {
             progress_line(p, count, mine, count - skipped, t - t0, 0);
             last = t;
         }
