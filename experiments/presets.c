@@ -736,7 +736,7 @@ const pr_preset_t pr_presets[] = {
         .axes = "R,eps,fn,poly",
         .grid_tiny = "R=1,16;eps=1e-3;fn=exp-abs,expneg-abs;poly=chebyshev",
         .grid_quick = "R=0.25..64*2;eps=1e-2,1e-4,1e-8,1e-12;fn=exp-abs,expneg-abs;poly=chebyshev",
-        .grid_full = "R=0.125..256*1.4142135623731;eps=1e-2,1e-3,1e-4,1e-6,1e-8,1e-10,1e-12;"
+        .grid_full = "R=0.125..128*1.4142135623731;eps=1e-2,1e-3,1e-4,1e-6,1e-8,1e-10,1e-12;"
                      "fn=exp-abs,expneg-abs,exp-rel;poly=chebyshev,minimax",
         .columns = "degree,certified,err_bound,aa,double_degree",
         .row = degree_row,
