@@ -29,7 +29,7 @@ static const char details[] =
     "many machines: --shard K/N runs configurations idx with idx mod N = K-1; then merge:\n"
     "  parallel polyrope sweep scaling --shard {}/4 --out part{}.csv --resume ::: 1 2 3 4\n"
     "  polyrope sweep --merge scaling.csv part1.csv part2.csv part3.csv part4.csv\n"
-    "Slurm job array (experiments/sweep-slurm.sh in the source tree):\n"
+    "Slurm job array (experiments/sweep-slurm.sh; installed in <datadir>/polyrope):\n"
     "  sbatch --array=1-16 experiments/sweep-slurm.sh scaling 16 out/    then\n"
     "  polyrope sweep --merge scaling.csv out/scaling-*.csv\n"
     "\n"

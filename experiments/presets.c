@@ -764,7 +764,7 @@ const pr_preset_t pr_presets[] = {
         .built = 1,
         .axes = "n,d,B,eps,pos,algo,seed",
         .grid_tiny = "n=32,64;d=2;B=0.5;eps=1e-2;pos=general;algo=dense,fft;seed=1",
-        .grid_quick = "n=128..32768*2;d=2;B=0.5;eps=1e-3;pos=general;algo=dense,fft;seed=1",
+        .grid_quick = "n=128..32768*2;d=2;B=0.5;eps=1e-3;pos=rope,general;algo=dense,fft,lowrank;seed=1",
         .grid_full = "n=128..65536*2;d=2,4;B=0.5;eps=1e-3,1e-6;pos=rope,general;algo=dense,fft,lowrank;seed=1",
         .columns = "degree,terms,time_s,back_time_s,model",
         .row = scaling_row,

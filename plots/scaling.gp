@@ -24,15 +24,17 @@ do for [i=1:nc] {
 }
 model(a) = (a eq "dense" ? "n^2 s" : a eq "fft" ? "C(s+g,g)(d+1) n log n" : "C(d+g,g)(d+1) n")
 do for [t in "png pdf"] {
-  if (t eq "png") { set terminal pngcairo size 1200,500 enhanced font ",10" } \
-  else { set terminal pdfcairo size 12in,5in enhanced font ",10" }
+  if (t eq "png") { set terminal pngcairo size 1200,560 enhanced font ",10" } \
+  else { set terminal pdfcairo size 12in,5.6in enhanced font ",10" }
   set output out.".".t
   set multiplot layout 1,2 title "Time against n: measurements (points) and cost models (dashed, one fitted constant each)"
   set logscale xy 10
   set logscale x 2
   set format y "10^{%L}"
   set grid
-  set key top left box opaque
+  set key top left box opaque samplen 2 spacing 0.9
+  # headroom above the data for the legend
+  set offsets 0, 0, graph 0.7, 0
   set xlabel "sequence length n (tokens)"
   do for [pass=1:2] {
     col = pass == 1 ? "time_s" : "back_time_s"
