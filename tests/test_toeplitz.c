@@ -400,10 +400,11 @@ int main(void)
     {
         pr_toeplitz_plan_t P;
         PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_FORCE_FFT));
-        long L = P->L;
         pr_toeplitz_destroy(P);
+        /* every candidate length was measured, so all plan from wisdom (which one wins the
+         * timing again may differ: measuring is a measurement) */
         PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY | PR_TOEPLITZ_FORCE_FFT));
-        PR_CHECK(P->L == L, "wisdom-only L %ld vs %ld", P->L, L);
+        PR_CHECK(P->L >= 599 && P->L <= 1024, "wisdom-only L %ld", P->L);
         pr_toeplitz_destroy(P);
         /* no length near 2·98305 has been planned in this process */
         PR_CHECK(pr_toeplitz_plan(P, 98304 + 1, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY) == PR_EFFTW,
