@@ -124,7 +124,9 @@ static void tm_coeffs(arb_ptr e, const tm_t *c, const arb_t x, int K, slong prec
 }
 
 /* Upper bound of |E| on [x0 - h, x0 + h] from the coefficients e[0..m] and the remainder:
- * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k. */
+ * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k.
+ * Taylor's theorem with Lagrange remainder; the bound behind the certified eps_A of C7/C8 and,
+ * through ||Õ - O|| <= 2 eps_A/(1 - eps_A) ||V||, of C9. */
 static void piece_bound(arb_t ub, const tm_t *c, arb_srcptr e, const arb_t x0, const arb_t h, slong prec)
 {
     int m = c->m;
@@ -190,7 +192,8 @@ static void piece_centre(arb_t x0, arb_t h, double a, double b)
     arb_mul_2exp_si(h, h, -1);
 }
 
-/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th */
+/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th.
+ * A witness refutes degree g - 1 in the certified least degree (C7, C8). */
 static int note_centre(pr_certexp_t r, const arb_t x0, const arb_t e0, const arb_t th, slong prec)
 {
     arb_t a;
@@ -712,7 +715,7 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
     /* log of f(mid) times the largest weight: the scale of both remainders */
     double base = (setting == PR_EXPOLY_EXPNEG_ABS ? -mid : mid) + (setting == PR_EXPOLY_EXP_REL ? R : 0);
-    for (int g = 0; g < 100000; g++) {
+    for (int g = 0; g < 1000000; g++) {
         /* Taylor: rad^{g+1}/(g+1)!; Chebyshev: 2 I_{g+1}(rad) ≈ 2 (rad/2)^{g+1}/(g+1)! e^{rad²/(4(g+2))} */
         double lerr = kind == PR_EXPOLY_TAYLOR
             ? (g + 1) * log(rad) - lgamma(g + 2.0) + base
@@ -725,12 +728,14 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
             return g > 0 ? g : 0;
         }
     }
-    return 0;
+    return 1000000;
 }
 
-static int certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
-                          double R, double eps, int g)
+int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                              double R, double eps, int g)
 {
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || g < 0)
+        return PR_EINVAL;
     double lo, hi;
     pr_expoly_interval(&lo, &hi, setting, R);
     double X = fmax(fabs(lo), fabs(hi));
@@ -761,6 +766,8 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
         || max_degree < 0)
         return PR_EINVAL;
     int g = g_hint >= 0 ? g_hint : degree_guess(kind, setting, R, eps);
+    if (g > max_degree + 8)
+        return PR_EDOMAIN;   /* far past the budget: do not build a huge polynomial to find out */
     g = g > max_degree ? max_degree : g;
     d->degree = -1;
     d->verdict = PR_CERT_UNKNOWN;
@@ -775,7 +782,7 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
     for (int step = 0; step < 4 * max_degree + 8; step++) {
         pr_certexp_t r;
         pr_certexp_init(r);
-        if ((st = certify_degree(r, Q, kind, setting, R, eps, g))) {
+        if ((st = pr_certexp_certify_degree(r, Q, kind, setting, R, eps, g))) {
             pr_certexp_clear(r);
             break;
         }
