@@ -114,6 +114,7 @@ struct pr_backward_plan_s {
     unsigned char *f;            /* nf × s */
     int *fmu, *fnu;              /* marginal ids */
     double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    double *poly;                /* c_0..c_g */
     const double **fspec;        /* the forward's spectrum of α_f t_f, or NULL: transform t_f */
     int nmu, nnu;
     unsigned char *mu, *nu;      /* nmu × d, nnu × d exponent vectors */
@@ -180,7 +181,7 @@ void pr_backward_destroy(pr_backward_plan *p)
     if (!p)
         return;
     free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
-    free(p->alpha); free(p->ahat); free(p->fspec); free(p->mu); free(p->nu); free(p->mu_start);
+    free(p->alpha); free(p->ahat); free(p->fspec); free(p->poly); free(p->mu); free(p->nu); free(p->mu_start);
     free(p->nu_size_start);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
     free(p->csym); free(p->preb); free(p->cnu); free(p->kappa_w); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
@@ -398,8 +399,10 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->alpha = malloc(sizeof(double) * p->nf);
     p->ahat = malloc(sizeof(double) * p->nf);
     p->fspec = calloc((size_t)p->nf, sizeof(*p->fspec));
-    if (!p->alpha || !p->ahat || !p->fspec)
+    p->poly = malloc(sizeof(double) * (g + 1));
+    if (!p->alpha || !p->ahat || !p->fspec || !p->poly)
         goto fail;
+    memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
     for (long t = 0; t < p->nf; t++) {
         int f[256], m = 0;
         for (int k = 0; k < s; k++)
@@ -592,10 +595,11 @@ static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah
 /* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
  * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
  *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
- * with c' = c for c < d and the ‖dO‖₁ column for c = d. Accumulators are interleaved (the
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
+ * from accK, see pr_backward_execute). Accumulators are interleaved (the
  * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
 static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
-                     double al, const double *Y, double *aK, double *aV)
+                     double al, int vshare, const double *Y, double *aK, double *aV)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
@@ -621,7 +625,7 @@ static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstri
                 }
             const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
             double *av = aV + (size_t)c * sl + 2 * q0;
-            if (al != 0.0)
+            if (al != 0.0 && (c == d || !vshare))
                 for (long q = 0; q < m; q++) {
                     double a = al * tr[q], b = al * ti[q];
                     av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
@@ -673,11 +677,16 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
     if (kappa)
         memset(kappa, 0, sizeof(double) * n);
     memset(p->kappa_w, 0, sizeof(double) * (2 * (size_t)n - 1));
-    p->has_kappa_w = dw != NULL;
+    p->has_kappa_w = dw && kappa;
     double *ycol = p->ycol, *tmp = p->tmp;
     long t = 0;
     for (int m = 0; m <= G; m++) {
         int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
+        /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
+         * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
+         * by vscale instead of accumulating its own */
+        int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
+        double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
         for (size_t q = 0; q < (size_t)(nu1 - nu0) * (d + 1); q++) {
             pr_toeplitz_spec_zero(p->accK + q * sl, tp);
             pr_toeplitz_spec_zero(p->accV + q * sl, tp);
@@ -716,7 +725,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     TRY(pr_toeplitz_spec_inverse_sym(p->csym, p->corr, tp, p->ws));
                     C = p->csym;
                 }
-                if (dw && m <= p->g) {
+                if (dw && kappa && m <= p->g) {
                     /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
                     pr_toeplitz_spec_zero(p->corr, tp);
                     pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
@@ -726,7 +735,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     const unsigned char *f = p->f + (size_t)t * s;
                     double ah = p->ahat[t], al = p->alpha[t];
                     const double *T = p->fspec[t];
-                    int kw = dw && m <= p->g && al != 0.0;
+                    int kw = dw && kappa && m <= p->g && al != 0.0;
                     if (!T || C || kw)
                         symbol_and_dw(p, f, ah, C, dw);
                     if (kw)
@@ -743,7 +752,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                         tstride = 2;
                         toff = 1;
                     }
-                    mac_term(p, T, toff, tstride, ah, al, Y, aK, aV);
+                    mac_term(p, T, toff, tstride, ah, al, vshare, Y, aK, aV);
                 }
             }
             if (m >= 1) {
@@ -760,23 +769,30 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         for (int v = nu0; v < nu1; v++) {
             const unsigned char *nuv = p->nu + (size_t)v * d;
             size_t vo = (size_t)(v - nu0) * (d + 1) * sl;
+            double *vnu = p->rbuf;
+            if (m <= p->g)
+                marg_product(vnu, p->kpow, nuv, -1, d, G, n);
             if (m >= 1) {
                 memset(ycol, 0, sizeof(double) * n);
                 for (int c = 0; c <= d; c++) {
                     TRY(inv(p, p->accK + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++)
                         ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * p->zbuf[j];
+                    if (vshare && c < d)
+                        for (int j = 0; j < n; j++)
+                            dV[(size_t)j * d + c] += vscale * vnu[j] * p->zbuf[j];
                 }
                 add_marg_grad(dK, ycol, p->kpow, nuv, tmp, d, G, n);
             }
             if (m <= p->g) {
-                marg_product(tmp, p->kpow, nuv, -1, d, G, n);
                 for (int c = 0; c <= d; c++) {
                     if (c == d && !kappa)
                         break;
+                    if (c < d && vshare)
+                        continue;
                     TRY(inv(p, p->accV + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++) {
-                        double z = tmp[j] * p->zbuf[j];
+                        double z = vnu[j] * p->zbuf[j];
                         if (c < d)
                             dV[(size_t)j * d + c] += z;
                         else

@@ -40,8 +40,8 @@ int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *
 
 void pr_backward_destroy(pr_backward_plan *plan);
 
-/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 from the last execute that computed dw (else
- * NULL): the diagonal weights of dw's bound. */
+/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 from the last execute that computed dw and kappa
+ * (else NULL): the diagonal weights of dw's bound (one more correlation per (μ, ν)). */
 const double *pr_backward_kappa_w(const pr_backward_plan *plan);
 
 /* lse_i = log D̃_i from the last pr_fast_execute of F (its Ã·1 column), the input execute needs. */
