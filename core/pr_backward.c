@@ -31,7 +31,8 @@
  *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
  *     the power tables of the w_k, and transformed in each execute.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·3(d+1) spectra.
+ *     the memory by (#ν of one size)·3(d+1) spectra. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
  * ---- Propagated error bound (claim G4) -------------------------------------------------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
