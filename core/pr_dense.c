@@ -329,6 +329,9 @@ static int forward_block(double *O, double *lse, const double *V, const prep_t *
         double inv = 1.0 / l[r];
         for (int c = 0; c < d; c++)
             O[(size_t)(i0 + r) * d + c] = acc[(size_t)r * d + c] * inv;
+        /* huge V can overflow the weighted sums: refuse rather than return Inf */
+        if (pr_vec_check_finite(O + (size_t)(i0 + r) * d, d))
+            return PR_EDOMAIN;
         if (lse)
             lse[i0 + r] = (p->poly ? 0.0 : m[r]) + log(l[r]);
     }
@@ -558,6 +561,10 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
             }
         }
     }
+    /* sums of huge entries can overflow: refuse rather than return Inf */
+    if (!shared && (pr_vec_check_finite(dQ, nd) || pr_vec_check_finite(dK, nd) || pr_vec_check_finite(dV, nd) ||
+                    (dw && pr_vec_check_finite(dw, wlen))))
+        shared = PR_EDOMAIN;
     free(dqall);
     free(dwall);
     free(rr);

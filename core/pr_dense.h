@@ -11,8 +11,9 @@
 #include "pr_attn.h"
 
 /* O (n×d) and, if lse != NULL, lse[i] = log Σ_j A_ij (the backward's recomputation needs it).
- * PR_EDOMAIN when a polynomial row sum Σ_j A_ij is not positive and finite, or when
- * σ·max|Q|·max|K|·max_ℓ Σ_k|w_k(ℓ)| is so large that scores could overflow. */
+ * PR_EDOMAIN when a polynomial row sum Σ_j A_ij is not positive and finite, when
+ * σ·max|Q|·max|K|·max_ℓ Σ_k|w_k(ℓ)| is so large that scores could overflow, or when an
+ * output overflows. */
 int pr_dense_forward(double *O, double *lse,
                      const double *Q, const double *K, const double *V, const pr_posw_t W,
                      int n, int d, const pr_attn_opts_t *opts);
@@ -21,7 +22,9 @@ int pr_dense_forward(double *O, double *lse,
  *   P = D^{-1}A, dV = Pᵀ dO, r_i = <dO_i, O_i>, dM = P ∘ (dO Vᵀ - r 1ᵀ),
  *   dQ_ia = σ Σ_j dM_ij Σ_b w_ab(i-j) K_jb,  dK_jb = σ Σ_i dM_ij Σ_a Q_ia w_ab(i-j),
  *   dw_k(ℓ) = σ Σ_{i-j=ℓ} dM_ij Q_{i a_k} K_{j b_k}  (dw: s×(2n-1), may be NULL; when
- *   given, the O(n² s) loop runs whatever the kind of W). */
+ *   given, the O(n² s) loop runs whatever the kind of W). With a polynomial these are the
+ *   formulas above evaluated with its A, not the derivative of its forward. Statuses as the
+ *   forward's, and PR_ENONFINITE for a non-finite O, lse or dO. */
 int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw,
                       const double *Q, const double *K, const double *V, const pr_posw_t W,
                       const double *O, const double *lse, const double *dO,

@@ -103,6 +103,7 @@ double pr_expoly_err_at(pr_expoly_setting_t setting, double x, double y)
     }
 }
 
+/* F1: the derivation is in pr_expoly.h */
 double pr_expoly_floor(const double *c, int g, double R, double eps_A)
 {
     double S = 0;
@@ -120,6 +121,7 @@ double pr_expoly_floor_taylor(double R, int g)
     return U_ROUND * S * exp(R);
 }
 
+/* C7, C8: the Aggarwal–Alman degree formulas (constants fitted by the experiments) */
 static double aa22_second(double L, double l)
 {
     return l / log(fmax(M_E, l / L));
@@ -290,7 +292,7 @@ static int solve(double *A, double *b, int n)
  * to 1e-6 relative; keeps the iterate with the smallest max error. a[0..g] in/out. */
 static int remez(double *a, int g, pr_expoly_setting_t setting, double mid, double rad)
 {
-    int n = g + 2, cap = 16 * (g + 2) + 32, st = PR_ENOMEM;
+    int n = g + 2, cap = 17 * (g + 2) + 32, st = PR_ENOMEM;
     double *A = malloc(sizeof(double) * n * n), *b = malloc(sizeof(double) * n);
     double *ref = malloc(sizeof(double) * n), *best = malloc(sizeof(double) * (g + 1));
     double *te = malloc(sizeof(double) * cap), *ee = malloc(sizeof(double) * cap);
@@ -300,8 +302,16 @@ static int remez(double *a, int g, pr_expoly_setting_t setting, double mid, doub
     werr_t w = {setting, mid, rad, g, a, 0};
     double best_err = max_abs_err(&w);
     memcpy(best, a, sizeof(double) * (g + 1));
-    for (int i = 0; i < n; i++)
-        ref[i] = -cos(M_PI * i / (n - 1));
+    /* first reference: quantiles of the equilibrium density ∝ (1 - α t)/√(1 - t²) of the
+     * weighted problem (α ≈ R/g for the relative error, 0 otherwise: the Chebyshev extrema);
+     * see pr_certexp.c, which runs the same exchange in Arb */
+    double alpha = setting == PR_EXPOLY_EXP_REL && g > 0 ? fmin(rad / g, 0.95) : 0;
+    for (int i = 0; i < n; i++) {
+        double u = M_PI * i / (n - 1), th = u;
+        for (int s = 0; s < 50; s++)
+            th -= (th + alpha * sin(th) - u) / (1 + alpha * cos(th));
+        ref[i] = i == 0 ? -1 : i == n - 1 ? 1 : -cos(th);
+    }
     st = PR_OK;
     for (int it = 0; it < 40; it++) {
         for (int i = 0; i < n; i++) {
@@ -325,8 +335,19 @@ static int remez(double *a, int g, pr_expoly_setting_t setting, double mid, doub
             break;
         }
         memcpy(a, b, sizeof(double) * (g + 1));
-        int m = extrema(&w, te, ee, cap);
+        int m = extrema(&w, te, ee, cap - n);
         if (m < 0) { st = PR_ENOMEM; break; }
+        /* merge the old reference in (it alternates by construction, so >= n alternations) */
+        for (int i = 0; i < n; i++) {
+            int j = m++;
+            while (j > 0 && te[j - 1] > ref[i]) {
+                te[j] = te[j - 1];
+                ee[j] = ee[j - 1];
+                j--;
+            }
+            te[j] = ref[i];
+            ee[j] = werr(&w, ref[i]);
+        }
         /* keep one extremum per run of equal sign (the largest), then trim the ends to n */
         int k = 0;
         for (int i = 0; i < m; i++) {

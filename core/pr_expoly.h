@@ -6,7 +6,10 @@
  *   PR_EXPOLY_EXP_ABS     e^x on [0, R], additive:   |P(x) - e^x| <= eps          (Aggarwal–Alman, C7)
  *   PR_EXPOLY_EXPNEG_ABS  e^{-x} on [0, R], additive: |P(x) - e^{-x}| <= eps      (Aggarwal–Alman, C8)
  * and three constructions: truncated Taylor at the interval's centre, Chebyshev interpolation
- * (first-kind nodes), and minimax (Remez exchange on the setting's weighted error).
+ * (first-kind nodes), and minimax (Remez exchange on the setting's weighted error). For the
+ * relative error the minimax needs markedly fewer degrees than Chebyshev interpolation once R
+ * is large (about 0.8 R fewer: at R = 32, eps = 1e-15 it is 66 against 90, Taylor 137), because
+ * it spends its error where e^x is small.
  *
  * Everything here is double and estimates; exact/pr_certexp certifies, and runs the same
  * constructions in Arb where double is not sound (large R). A double construction whose
@@ -45,7 +48,9 @@ typedef struct {
                          conversion adds: max over the interval of |Σ (c_k - c_k*) x^k|·weight */
     double eps_A;     /* estimated error of Horner(c) in the setting's measure, from a dense sample
                          (an estimate, not a bound: pr_certexp certifies) */
-    double floor;     /* a-priori floating-point floor of the expansion with these c (pr_expoly_floor) */
+    double floor;     /* floating-point floor of the expansion with these c, in the setting's measure:
+                         pr_expoly_floor(c, g, max|x|, eps_A) for EXP_REL; u Σ|c_k| R^k (absolute)
+                         for the additive settings */
 } pr_expoly_struct;
 typedef pr_expoly_struct pr_expoly_t[1];
 

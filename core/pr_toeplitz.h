@@ -32,8 +32,9 @@
  * Direct path. For small n a direct O(n²) loop beats the FFT. pr_toeplitz_plan times both for
  * the given n (unless a path is forced) and the apply functions below use the faster one; the
  * frequency-domain functions always use the FFT. The two paths agree to rounding (see
- * exact/pr_xtoeplitz.h for the certified error of either). Force a path for bit-for-bit
- * reproducible results across runs. */
+ * exact/pr_xtoeplitz.h for the certified error of either). For bit-for-bit reproducible
+ * results across runs, force a path and plan with PR_TOEPLITZ_ESTIMATE (measuring may pick
+ * another length or FFTW algorithm each run). */
 #ifndef PR_TOEPLITZ_H
 #define PR_TOEPLITZ_H
 

@@ -124,7 +124,9 @@ static void tm_coeffs(arb_ptr e, const tm_t *c, const arb_t x, int K, slong prec
 }
 
 /* Upper bound of |E| on [x0 - h, x0 + h] from the coefficients e[0..m] and the remainder:
- * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k. */
+ * the quadratic part maximised exactly (endpoints and vertex), the rest by Σ|e_k| h^k.
+ * Taylor's theorem with Lagrange remainder; the bound behind the certified eps_A of C7/C8 and,
+ * through ||Õ - O|| <= 2 eps_A/(1 - eps_A) ||V||, of C9. */
 static void piece_bound(arb_t ub, const tm_t *c, arb_srcptr e, const arb_t x0, const arb_t h, slong prec)
 {
     int m = c->m;
@@ -190,15 +192,24 @@ static void piece_centre(arb_t x0, arb_t h, double a, double b)
     arb_mul_2exp_si(h, h, -1);
 }
 
-/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th */
+/* records |E(x0)| = |e0| in the lower bound; 1 (refuted, witness set) if it exceeds th.
+ * A witness refutes degree g - 1 in the certified least degree (C7, C8). */
 static int note_centre(pr_certexp_t r, const arb_t x0, const arb_t e0, const arb_t th, slong prec)
 {
     arb_t a;
     arb_init(a);
     arb_abs(a, e0);
     arb_max(r->lower, r->lower, a, prec);
-    int refuted = arb_gt(a, th);
-    if (refuted) {
+    int refuted = arb_gt(a, th), larger = 1;
+    if (refuted && r->verdict == PR_CERT_REFUTED) {
+        arb_t w;
+        arb_init(w);
+        arb_abs(w, r->witness_err);
+        larger = arb_gt(a, w);
+        arb_clear(w);
+    }
+    /* keep the witness with the largest |E| */
+    if (refuted && larger) {
         r->verdict = PR_CERT_REFUTED;
         arb_set(r->witness_x, x0);
         arb_set(r->witness_err, e0);
@@ -247,13 +258,15 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
         st[top++] = (piece_t){x, prev, 0};
         prev = x;
     }
-    /* first pass over the centres: a lower bound of sup|E| (and a witness, if one is there) */
+    /* first pass over the centres: a lower bound of sup|E| near it (the least-degree search
+     * extrapolates from it), and the largest witness if there is one */
     for (int j = 0; j < top; j++) {
         piece_centre(x0, h, st[j].a, st[j].b);
         tm_coeffs(e, &c, x0, 0, prec);
-        if (note_centre(r, x0, e, th, prec))
-            goto done;
+        note_centre(r, x0, e, th, prec);
     }
+    if (r->verdict == PR_CERT_REFUTED)
+        goto done;
     while (top > 0) {
         piece_t pc = st[--top];
         r->pieces++;
@@ -476,35 +489,139 @@ static double arbd(const arb_t x)
     return arf_get_d(arb_midref(x), ARF_RND_NEAR);
 }
 
+/* The next Remez reference from the error of P: local extrema of |E| on a dense graded sample,
+ * refined by Newton steps on E' (using E''), one per sign run, trimmed to n at the ends.
+ * Returns 0 with ref[0..n) (in t) and the spread (max - min)/max of |E| there, or 1 when E has
+ * fewer than n alternations (the error is at the precision's noise). */
+static int remez_reference(double *ref, double *spread, const arb_poly_t P, int g, pr_expoly_setting_t setting,
+                           double mid, double rad, slong prec)
+{
+    int n = g + 2, N = 8 * (g + 2) + 16, m = 0, k = 0, res = 1;
+    double *tx = malloc(sizeof(double) * N), *ex = malloc(sizeof(double) * N);
+    double *ts = malloc(sizeof(double) * (N + n)), *es = malloc(sizeof(double) * (N + n)), *px = malloc(sizeof(double) * N);
+    arb_ptr xs = _arb_vec_init(N), ev = _arb_vec_init(N), e3 = _arb_vec_init(3);
+    arb_t t, x;
+    arb_init(t); arb_init(x);
+    tm_t c;
+    tm_init(&c, P, setting, 2, prec);
+    for (int j = 0; j < N; j++) {
+        tx[j] = mid - rad * cos(M_PI * j / (N - 1));
+        arb_set_d(xs + j, tx[j]);
+    }
+    err_at(ev, &c, xs, N, prec);
+    for (int j = 0; j < N; j++) {
+        double v = fabs(arbd(ev + j));
+        if ((j > 0 && v < fabs(arbd(ev + j - 1))) || (j < N - 1 && v < fabs(arbd(ev + j + 1))))
+            continue;
+        double xj = tx[j], ej = arbd(ev + j);
+        if (j > 0 && j < N - 1) {
+            arb_set_d(x, xj);
+            for (int s = 0; s < 6; s++) {
+                tm_coeffs(e3, &c, x, 2, prec);
+                arb_div(t, e3 + 1, e3 + 2, prec);
+                arb_mul_2exp_si(t, t, -1);
+                arb_sub(t, x, t, prec);
+                double xn = arbd(t);
+                if (!(xn > tx[j - 1] && xn < tx[j + 1]))
+                    break;
+                arb_get_mid_arb(x, t);
+            }
+            tm_coeffs(e3, &c, x, 0, prec);
+            if (fabs(arbd(e3)) > fabs(ej)) {
+                xj = arbd(x);
+                ej = arbd(e3);
+            }
+        }
+        px[m] = xj;
+        ex[m++] = ej;
+    }
+    /* the old reference alternates by construction: merging it in keeps >= n alternations */
+    int mr = 0;
+    double *qx = malloc(sizeof(double) * (m + n)), *qe = malloc(sizeof(double) * (m + n));
+    for (int i = 0, j = 0; i < m || j < n;) {
+        double xr = j < n ? mid + rad * ref[j] : INFINITY;
+        if (i < m && px[i] <= xr) {
+            qx[mr] = px[i]; qe[mr++] = ex[i++];
+        } else {
+            arb_set_d(x, xr);
+            tm_coeffs(e3, &c, x, 0, prec);
+            qx[mr] = xr; qe[mr++] = arbd(e3);
+            j++;
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        if (k > 0 && (qe[i] > 0) == (es[k - 1] > 0)) {
+            if (fabs(qe[i]) > fabs(es[k - 1])) { ts[k - 1] = qx[i]; es[k - 1] = qe[i]; }
+        } else {
+            ts[k] = qx[i]; es[k++] = qe[i];
+        }
+    }
+    free(qx);
+    free(qe);
+    if (k >= n) {
+        int lo = 0, hi = k - 1;
+        while (hi - lo + 1 > n) {
+            if (fabs(es[lo]) < fabs(es[hi])) lo++; else hi--;
+        }
+        double mx = 0, mn = INFINITY;
+        for (int i = 0; i < n; i++) {
+            ref[i] = (ts[lo + i] - mid) / rad;
+            mx = fmax(mx, fabs(es[lo + i]));
+            mn = fmin(mn, fabs(es[lo + i]));
+        }
+        *spread = (mx - mn) / mx;
+        res = 0;
+    }
+    tm_clear(&c);
+    arb_clear(t); arb_clear(x);
+    _arb_vec_clear(xs, N); _arb_vec_clear(ev, N); _arb_vec_clear(e3, 3);
+    free(tx); free(ex); free(ts); free(es); free(px);
+    return res;
+}
+
 /* Remez exchange in Arb with midpoint arithmetic (the result is exact once rounded to midpoints;
- * only its quality, not its certification, depends on convergence). Extrema: dense sample, then
- * Newton steps on E' using E''. a[0..g] in/out (Chebyshev coefficients in t). */
+ * only its quality, not its certification, depends on convergence). Starts from the reference of
+ * the Chebyshev interpolant's error, which is already near-equioscillating. a[0..g] in
+ * (Chebyshev coefficients in t), P out. */
 static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting, double mid, double rad,
                      slong prec)
 {
-    int n = g + 2, N = 8 * (g + 2) + 16, st = PR_OK;
-    double *ref = malloc(sizeof(double) * n), *tx = malloc(sizeof(double) * N);
-    double *ex = malloc(sizeof(double) * N), *ts = malloc(sizeof(double) * N), *es = malloc(sizeof(double) * N);
+    int n = g + 2, st = PR_OK;
+    double *ref = malloc(sizeof(double) * n), spread = 1;
     arb_mat_t A, b, sol;
     arb_mat_init(A, n, n); arb_mat_init(b, n, 1); arb_mat_init(sol, n, 1);
-    arb_ptr xs = _arb_vec_init(N), ev = _arb_vec_init(N), e3 = _arb_vec_init(3);
     arb_t t, T0, T1, Tn, f, x;
     arb_init(t); arb_init(T0); arb_init(T1); arb_init(Tn); arb_init(f); arb_init(x);
+    cheb_to_x(P, a, g, mid, rad, prec);
     for (int i = 0; i < n; i++)
         ref[i] = -cos(M_PI * i / (n - 1));
-    for (int it = 0; it < 30; it++) {
+    /* First reference. For the relative error the weighted polynomial e^{-x} P(x) equioscillates
+     * like the equilibrium measure of [-1, 1] in the linear external field of strength α ≈ R/g,
+     * density ∝ (1 - α t)/√(1 - t²): with t = -cos θ, its quantiles solve θ + α sin θ = π u.
+     * (Fitted against converged references; α = 0 gives the Chebyshev extrema.) */
+    double alpha = setting == PR_EXPOLY_EXP_REL ? fmin(rad / g, 0.95) : 0;
+    for (int i = 0; i < n; i++) {
+        double u = M_PI * i / (n - 1), th = u;
+        for (int s = 0; s < 50; s++)
+            th -= (th + alpha * sin(th) - u) / (1 + alpha * cos(th));
+        ref[i] = i == 0 ? -1 : i == n - 1 ? 1 : -cos(th);
+    }
+    for (int it = 0; it < 40; it++) {
+        if (it > 0) {
+            if (remez_reference(ref, &spread, P, g, setting, mid, rad, prec) || spread <= 1e-6)
+                break;
+        }
         for (int i = 0; i < n; i++) {
             arb_set_d(t, ref[i]);
             arb_one(T0);
             arb_set(T1, t);
-            for (int k = 0; k <= g; k++) {
-                if (k == 0) arb_one(arb_mat_entry(A, i, 0));
-                else if (k == 1) arb_set(arb_mat_entry(A, i, 1), t);
-                else {
-                    arb_mul(Tn, T1, t, prec); arb_mul_2exp_si(Tn, Tn, 1); arb_sub(Tn, Tn, T0, prec);
-                    arb_swap(T0, T1); arb_swap(T1, Tn);
-                    arb_set(arb_mat_entry(A, i, k), T1);
-                }
+            arb_one(arb_mat_entry(A, i, 0));
+            if (g >= 1)
+                arb_set(arb_mat_entry(A, i, 1), t);
+            for (int k = 2; k <= g; k++) {
+                arb_mul(Tn, T1, t, prec); arb_mul_2exp_si(Tn, Tn, 1); arb_sub(Tn, Tn, T0, prec);
+                arb_swap(T0, T1); arb_swap(T1, Tn);
+                arb_set(arb_mat_entry(A, i, k), T1);
             }
             mul_d(x, t, rad, prec);
             add_d(x, x, mid, prec);
@@ -522,70 +639,10 @@ static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting
         for (int k = 0; k <= g; k++)
             arb_get_mid_arb(a + k, arb_mat_entry(sol, k, 0));
         cheb_to_x(P, a, g, mid, rad, prec);
-        tm_t c;
-        tm_init(&c, P, setting, 2, prec);
-        for (int j = 0; j < N; j++) {
-            tx[j] = mid - rad * cos(M_PI * j / (N - 1));
-            arb_set_d(xs + j, tx[j]);
-        }
-        err_at(ev, &c, xs, N, prec);
-        int m = 0;
-        for (int j = 0; j < N; j++) {
-            double v = fabs(arbd(ev + j));
-            if ((j > 0 && v < fabs(arbd(ev + j - 1))) || (j < N - 1 && v < fabs(arbd(ev + j + 1))))
-                continue;
-            double xj = tx[j], ej = arbd(ev + j);
-            if (j > 0 && j < N - 1) {
-                /* Newton on E'(x) = 0, kept inside the sample bracket */
-                arb_set_d(x, xj);
-                for (int s = 0; s < 6; s++) {
-                    tm_coeffs(e3, &c, x, 2, prec);
-                    arb_div(t, e3 + 1, e3 + 2, prec);
-                    arb_mul_2exp_si(t, t, -1);
-                    arb_sub(t, x, t, prec);
-                    double xn = arbd(t);
-                    if (!(xn > tx[j - 1] && xn < tx[j + 1]))
-                        break;
-                    arb_get_mid_arb(x, t);
-                }
-                tm_coeffs(e3, &c, x, 0, prec);
-                if (fabs(arbd(e3)) > fabs(ej)) {
-                    xj = arbd(x);
-                    ej = arbd(e3);
-                }
-            }
-            ts[m] = xj;
-            ex[m++] = ej;
-        }
-        tm_clear(&c);
-        int k = 0;
-        for (int i = 0; i < m; i++) {
-            if (k > 0 && (ex[i] > 0) == (es[k - 1] > 0)) {
-                if (fabs(ex[i]) > fabs(es[k - 1])) { ts[k - 1] = ts[i]; es[k - 1] = ex[i]; }
-            } else {
-                ts[k] = ts[i]; es[k++] = ex[i];
-            }
-        }
-        if (k < n)
-            break;   /* error at the precision's noise: keep this iterate */
-        int lo = 0, hi = k - 1;
-        while (hi - lo + 1 > n) {
-            if (fabs(es[lo]) < fabs(es[hi])) lo++; else hi--;
-        }
-        double mx = 0, mn = INFINITY;
-        for (int i = 0; i < n; i++) {
-            ref[i] = (ts[lo + i] - mid) / rad;
-            mx = fmax(mx, fabs(es[lo + i]));
-            mn = fmin(mn, fabs(es[lo + i]));
-        }
-        if (mx - mn <= 1e-6 * mx)
-            break;
     }
-    cheb_to_x(P, a, g, mid, rad, prec);
     arb_clear(t); arb_clear(T0); arb_clear(T1); arb_clear(Tn); arb_clear(f); arb_clear(x);
-    _arb_vec_clear(xs, N); _arb_vec_clear(ev, N); _arb_vec_clear(e3, 3);
     arb_mat_clear(A); arb_mat_clear(b); arb_mat_clear(sol);
-    free(ref); free(tx); free(ex); free(ts); free(es);
+    free(ref);
     return st;
 }
 
@@ -658,28 +715,48 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     double mid = (lo + hi) / 2, rad = (hi - lo) / 2;
     /* log of f(mid) times the largest weight: the scale of both remainders */
     double base = (setting == PR_EXPOLY_EXPNEG_ABS ? -mid : mid) + (setting == PR_EXPOLY_EXP_REL ? R : 0);
-    for (int g = 0; g < 100000; g++) {
+    for (int g = 0; g < 1000000; g++) {
         /* Taylor: rad^{g+1}/(g+1)!; Chebyshev: 2 I_{g+1}(rad) ≈ 2 (rad/2)^{g+1}/(g+1)! e^{rad²/(4(g+2))} */
         double lerr = kind == PR_EXPOLY_TAYLOR
             ? (g + 1) * log(rad) - lgamma(g + 2.0) + base
             : log(2.0) + (g + 1) * log(rad / 2) - lgamma(g + 2.0) + rad * rad / (4 * (g + 2)) + base;
-        if (lerr < log(eps))
-            return g;
+        if (lerr < log(eps)) {
+            /* the relative minimax spends its error where e^x is small: about 0.8 R degrees
+             * fewer than Chebyshev interpolation (observed for R in [2, 32]) */
+            if (kind == PR_EXPOLY_MINIMAX && setting == PR_EXPOLY_EXP_REL)
+                g -= (int)(0.8 * R);
+            return g > 0 ? g : 0;
+        }
     }
-    return 0;
+    return 1000000;
 }
 
-static int certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
-                          double R, double eps, int g)
+int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                              double R, double eps, int g)
 {
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || g < 0)
+        return PR_EINVAL;
     double lo, hi;
     pr_expoly_interval(&lo, &hi, setting, R);
     double X = fmax(fabs(lo), fabs(hi));
-    slong prec = 96 + (slong)ceil((2 * X - log(eps)) / M_LN2);
+    /* the target's cancellation (e^{2X}/eps) plus the basis conversion's growth: T_k has
+     * coefficients up to (1+√2)^k, and the shift to x = mid + rad t up to 2^k more */
+    slong prec = 96 + (slong)ceil((2 * X - log(eps)) / M_LN2 + 2.5 * g);
     int st = pr_certexp_construct(P, kind, setting, R, g, prec);
     if (!st)
         st = pr_certexp_sup(r, P, setting, R, eps, 0);
     return st;
+}
+
+/* log of the error estimate of a result: the largest |E| seen (a lower bound, close to sup|E|
+ * after the pass over all piece centres), or the certified bound */
+static double log_err(const pr_certexp_t r)
+{
+    const arb_struct *v = arf_is_zero(arb_midref(r->lower)) ? r->bound : r->lower;
+    double x = arf_get_d(arb_midref(v), ARF_RND_NEAR);
+    if (x == 0)
+        x = mag_get_d(arb_radref(v));
+    return x > 0 ? log(x) : -INFINITY;
 }
 
 int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
@@ -689,55 +766,65 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
         || max_degree < 0)
         return PR_EINVAL;
     int g = g_hint >= 0 ? g_hint : degree_guess(kind, setting, R, eps);
-    if (g > max_degree)
-        g = max_degree;
+    if (g > max_degree + 8)
+        return PR_EDOMAIN;   /* far past the budget: do not build a huge polynomial to find out */
+    g = g > max_degree ? max_degree : g;
     d->degree = -1;
     d->verdict = PR_CERT_UNKNOWN;
     d->constructions = 0;
+    /* The search keeps the least certified degree hi and the largest refuted degree lo; it is
+     * done when hi = lo + 1. Each step extrapolates log sup|E| linearly in g from the last two
+     * degrees tried (the error decays about geometrically in g), then clamps into (lo, hi). */
+    int lo = -1, hi = -1, st = PR_OK, gp = -1;
+    double lp = 0, le = log(eps);
     arb_poly_t Q;
     arb_poly_init(Q);
-    int st = PR_OK, have_at = 0;
-    for (;;) {
-        /* invariant: every degree above a certified one has been certified or is untried */
+    for (int step = 0; step < 4 * max_degree + 8; step++) {
         pr_certexp_t r;
         pr_certexp_init(r);
-        st = certify_degree(r, Q, kind, setting, R, eps, g);
+        if ((st = pr_certexp_certify_degree(r, Q, kind, setting, R, eps, g))) {
+            pr_certexp_clear(r);
+            break;
+        }
         d->constructions++;
-        if (st) {
+        double l = log_err(r);
+        if (r->verdict == PR_CERT_UNKNOWN) {
             pr_certexp_clear(r);
             break;
         }
         if (r->verdict == PR_CERT_CERTIFIED) {
+            hi = g;
             pr_certexp_clear(d->at);
             *d->at = *r;
             arb_poly_swap(d->poly, Q);
-            d->degree = g;
-            have_at = 1;
-            if (g == 0) {
-                d->verdict = PR_CERT_CERTIFIED;
-                break;
-            }
-            g--;
-            continue;
-        }
-        if (r->verdict == PR_CERT_REFUTED && have_at) {
+        } else {
+            lo = g;
             pr_certexp_clear(d->below);
             *d->below = *r;
+        }
+        if (hi == 0 || (hi >= 0 && hi == lo + 1)) {
             d->verdict = PR_CERT_CERTIFIED;
             break;
         }
-        if (r->verdict == PR_CERT_UNKNOWN) {
-            /* the least degree is not decided: report the certified one above, if any */
-            pr_certexp_clear(d->below);
-            *d->below = *r;
-            break;
+        /* next degree: extrapolate, or step by one without a usable slope */
+        int next = hi >= 0 && lo < 0 ? g - 1 : g + 1;
+        if (gp >= 0 && gp != g && isfinite(l) && isfinite(lp) && (l - lp) / (g - gp) < 0) {
+            double slope = (l - lp) / (g - gp);
+            next = (int)ceil(g + (le - l) / slope);
         }
-        pr_certexp_clear(r);
-        if (++g > max_degree) {
+        if (hi >= 0 && next >= hi)
+            next = hi - 1;
+        if (next <= lo)
+            next = lo + 1;
+        if (next > max_degree) {
             st = PR_EDOMAIN;
             break;
         }
+        gp = g;
+        lp = l;
+        g = next;
     }
+    d->degree = hi;
     arb_poly_clear(Q);
     return st;
 }

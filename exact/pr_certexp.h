@@ -63,6 +63,12 @@ int pr_certexp_sup_d(pr_certexp_t r, const double *c, int g, pr_expoly_setting_t
 int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
                          int g, slong prec);
 
+/* The construction of degree g in Arb (precision chosen from R, eps and g) into P, and its
+ * certification against eps into r: one step of the least-degree search, for error-versus-degree
+ * curves (C7, C8). PR_EINVAL for bad R, eps or g. */
+int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                              double R, double eps, int g);
+
 /* Exact Taylor polynomial Σ_{k<=g} (±x)^k/k! of e^{±x} at 0 (sign = +1 or -1), for exact-mode runs. */
 void pr_certexp_taylor_fmpq(fmpq_poly_t P, int g, int sign);
 
@@ -83,7 +89,8 @@ void pr_certexp_degree_clear(pr_certexp_degree_t d);
  * (C7 for EXP_REL/EXP_ABS, C8 for EXPNEG_ABS): g certified and g - 1 refuted by a witness, with
  * the constructions run in Arb (pr_certexp_construct), so no double rounding enters.
  * g_hint >= 0 starts the search there (e.g. pr_expoly_fit_eps's degree); -1 estimates one.
- * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps. */
+ * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps
+ * (or the estimated degree is already past it). */
 int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                             double R, double eps, int g_hint, int max_degree);
 

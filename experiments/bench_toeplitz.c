@@ -219,7 +219,9 @@ int pr_bench_toeplitz(int argc, char **argv)
         "larger tested n), and the path pr_toeplitz_plan picks by its own plan-time timing.\n"
         "FFTW wisdom: --wisdom FILE, or for every polyrope command the environment variable\n"
         PR_TOEPLITZ_WISDOM_ENV " (imported before the command if the file exists, exported after).\n"
-        "Use it with --measure: FFTW_MEASURE plans are then made once and reused.",
+        "Use it with --measure: FFTW_MEASURE plans are then made once and reused.\n"
+        "Exit status 0 whether or not the target is met (timings on a shared machine are a\n"
+        "measurement, not a check); \"within_target\" in --json says whether it was.",
         opts, sizeof opts / sizeof opts[0]};
     char **pos = malloc(sizeof(char *) * (size_t)argc);
     int npos, rc = pos ? pr_cli_parse(&spec, argc, argv, pos, &npos) : 2;

@@ -555,6 +555,11 @@ static void check_bad_input(void)
     Q[0] = K[0] = 1e200;
     PR_CHECK(pr_dense_forward(O, lse, Q, K, V, W, n, d, &opts) == PR_EDOMAIN, "scores overflow");
     Q[0] = K[0] = 0;
+    for (int x = 0; x < 16; x++)
+        V[x] = 1e308;
+    PR_CHECK(pr_dense_forward(O, lse, Q, K, V, W, n, d, &opts) == PR_EDOMAIN, "output overflows");
+    for (int x = 0; x < 16; x++)
+        V[x] = 0;
     /* a polynomial whose row sums vanish: P = x on scores that are all 0 */
     double px[2] = {0, 1};
     opts.poly = px;

@@ -170,6 +170,62 @@ int main(void)
         }
     }
 
+    /* 4b. in the range where double is sound, its least degree agrees with the certified one
+     * (they may differ by one only when the error lands within conv_err or the sampling gap of
+     * eps); the certified minimax never needs more degrees than Chebyshev, nor Chebyshev than
+     * Taylor, since each certified error is within 1/8 of the true sup and the kinds' errors
+     * are ordered at every degree */
+    for (int trial = 0; trial < 6; trial++) {
+        double R = pr_rng_range(rng, 0.5, 6.0), eps = pow(10, -pr_rng_range(rng, 3, 8));
+        int deg[3];
+        for (int kind = 0; kind < 3; kind++) {
+            pr_expoly_t p;
+            pr_certexp_degree_t d;
+            pr_expoly_init(p);
+            pr_certexp_degree_init(d);
+            PR_CHECK_OK(pr_expoly_fit_eps(p, (pr_expoly_kind_t)kind, PR_EXPOLY_EXP_REL, R, eps));
+            PR_CHECK_OK(pr_certexp_least_degree(d, (pr_expoly_kind_t)kind, PR_EXPOLY_EXP_REL, R, eps, -1, 1000));
+            PR_CHECK(d->verdict == PR_CERT_CERTIFIED && abs(d->degree - p->degree) <= 1,
+                     "double vs certified kind=%d R=%.17g eps=%.17g: %d vs %d", kind, R, eps, p->degree, d->degree);
+            deg[kind] = d->degree;
+            pr_certexp_degree_clear(d);
+            pr_expoly_clear(p);
+        }
+        PR_CHECK(deg[2] <= deg[1] && deg[1] <= deg[0], "R=%.17g eps=%.17g taylor %d chebyshev %d minimax %d",
+                 R, eps, deg[0], deg[1], deg[2]);
+    }
+
+    /* 4c. at R = 32 (no double construction) the Arb minimax is certified, its bound contains
+     * the error at random points (256 bits) and its lower bound is below the bound */
+    {
+        double R = 32, eps = 1e-12;
+        pr_certexp_degree_t d;
+        pr_certexp_degree_init(d);
+        PR_CHECK_OK(pr_certexp_least_degree(d, PR_EXPOLY_MINIMAX, PR_EXPOLY_EXP_REL, R, eps, -1, 1000));
+        PR_CHECK(d->verdict == PR_CERT_CERTIFIED, "R=32 minimax verdict %d", d->verdict);
+        arb_t x, y, f, lb;
+        arb_init(x); arb_init(y); arb_init(f); arb_init(lb);
+        for (int i = 0; i < 50 && d->degree >= 0; i++) {
+            double xd = pr_rng_range(rng, -R, R);
+            arb_set_d(x, xd);
+            arb_poly_evaluate(y, d->poly, x, 256);
+            arb_neg(f, x);
+            arb_exp(f, f, 256);
+            arb_mul(y, y, f, 256);
+            arb_sub_ui(y, y, 1, 256);
+            arb_abs(y, y);
+            PR_CHECK(!arb_gt(y, d->at->bound), "R=32 containment x=%.17g", xd);
+        }
+        arf_t ub;
+        arf_init(ub);
+        arb_get_ubound_arf(ub, d->at->bound, 64);
+        arb_set_arf(lb, ub);
+        PR_CHECK(arb_le(d->at->lower, lb) && arb_contains_zero(d->at->bound), "lower <= bound");
+        arf_clear(ub);
+        arb_clear(x); arb_clear(y); arb_clear(f); arb_clear(lb);
+        pr_certexp_degree_clear(d);
+    }
+
     /* 5. e^{-x} on [0, L] needs fewer degrees than e^x on [0, L] where the Aggarwal–Alman values
      * say so: L = 32, δ = 1e-10 gives √(L ln 1/δ) ≈ 27 < L = 32 */
     {
@@ -225,6 +281,11 @@ int main(void)
     }
     int lines;
     PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --certify --json", &lines) == 0, "certified run");
+    PR_CHECK(run_cli("degree --R 2 --degree 200", &lines) == 2 && lines == 1, "degree past double");
+    PR_CHECK(run_cli("degree --R 2 --degree -1", &lines) == 2 && lines == 1, "negative degree");
+    /* R = 2, eps = 1e-8: Chebyshev needs 12 (certified above), so degree 11 is refuted, 12 certified */
+    PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 11 --certify", &lines) == 1, "degree 11 refuted");
+    PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 12 --certify", &lines) == 0, "degree 12 certified");
     remove("test_expoly.err");
     return pr_test_finish("test_expoly");
 }

@@ -66,6 +66,17 @@ static void fill_wide(double *v, long len, int emax, pr_rng_t rng)
 
 static const char *path_name(const pr_toeplitz_plan_t P) { return P->use_direct ? "direct" : "fft"; }
 
+/* err/bound as a double, for the printed summary only (the verdict is what is checked) */
+static double ratio_of(const arb_t err, const arb_t bnd)
+{
+    arb_t r;
+    arb_init(r);
+    arb_div(r, err, bnd, 64);
+    double v = arf_get_d(arb_midref(r), ARF_RND_NEAR);
+    arb_clear(r);
+    return v;
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -92,6 +103,7 @@ int main(void)
     /* float engine against exact FLINT products: all paths, ops, lengths incl. primes */
     static const long ns[] = {1, 2, 3, 5, 7, 8, 13, 16, 31, 64, 97, 100, 127, 211, 256, 509, 1000};
     static const unsigned pflags[3] = {PR_TOEPLITZ_FORCE_FFT, PR_TOEPLITZ_FORCE_DIRECT, 0};
+    double worst_ratio[2] = {0, 0}; /* [direct?] */
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
         long n = ns[a];
         double *t = malloc(sizeof(double) * (2 * n - 1)), *x = malloc(sizeof(double) * n);
@@ -117,6 +129,7 @@ int main(void)
                              "C4 product n=%ld L=%ld path=%s op=%u trial=%d: err %s bound %s (%s)",
                              n, P->L, path_name(P), ops[o], trial, arb_get_str(err, 10, 0),
                              arb_get_str(bnd, 10, 0), pr_xtoeplitz_verdict_name(v));
+                    worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                     arb_clear(err);
                     arb_clear(bnd);
                 }
@@ -127,6 +140,7 @@ int main(void)
                 PR_CHECK_OK(pr_xtoeplitz_certify_correlate(&v, err, bnd, t, x, P));
                 PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED, "C4 correlation n=%ld path=%s trial=%d: err %s bound %s",
                          n, path_name(P), trial, arb_get_str(err, 10, 0), arb_get_str(bnd, 10, 0));
+                worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                 arb_clear(err);
                 arb_clear(bnd);
             }
@@ -135,6 +149,9 @@ int main(void)
         free(t);
         free(x);
     }
+
+    printf("C4: worst observed error / a-priori bound: fft path %.3g, direct path %.3g\n",
+           worst_ratio[0], worst_ratio[1]);
 
     /* index conventions against the dense matrix and a direct correlation loop (integer data:
      * the dense loop is exact, and the engine's bound is < 1/2 so rounding recovers it) */
@@ -383,10 +400,11 @@ int main(void)
     {
         pr_toeplitz_plan_t P;
         PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_FORCE_FFT));
-        long L = P->L;
         pr_toeplitz_destroy(P);
+        /* every candidate length was measured, so all plan from wisdom (which one wins the
+         * timing again may differ: measuring is a measurement) */
         PR_CHECK_OK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY | PR_TOEPLITZ_FORCE_FFT));
-        PR_CHECK(P->L == L, "wisdom-only L %ld vs %ld", P->L, L);
+        PR_CHECK(P->L >= 599 && P->L <= 1024, "wisdom-only L %ld", P->L);
         pr_toeplitz_destroy(P);
         /* no length near 2·98305 has been planned in this process */
         PR_CHECK(pr_toeplitz_plan(P, 98304 + 1, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY) == PR_EFFTW,
