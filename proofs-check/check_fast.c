@@ -115,7 +115,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
                 break;
             pr_backward_bound_t bd = {0, 0, 0, 0};
             if (g4 && (st = pr_backward_bound(&bd, pr_hiprec_ubound_d(epsA), I.Q, I.K, I.V, I.W, dO,
-                                              kappa, n, d, I.opts.sigma)))
+                                              kappa, NULL, n, d, I.opts.sigma)))
                 break;
             double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
