@@ -31,7 +31,8 @@
  *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
  *     the power tables of the w_k, and transformed in each execute.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·3(d+1) spectra.
+ *     the memory by (#ν of one size)·3(d+1) spectra. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
  * ---- Propagated error bound (claim G4) -------------------------------------------------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
@@ -45,8 +46,10 @@
  *   |ΔdQ_ia| ≤ σ Σ_j |ΔdM_ij| ‖K‖∞ ρ_a ≤ 3η σ V∞ ‖K‖∞ ρ_a ν_i,
  *   |ΔdK_jb| ≤ 3η σ V∞ ‖Q‖∞ ρ'_b Σ_i ν_i P_ij ≤ 3η σ V∞ ‖Q‖∞ ρ'_b κ_j/(1-η),
  *   |ΔdV_jc| ≤ Σ_i |P̃_ij - P_ij| |dO_ic| ≤ η κ_j/(1-η),
- *   |Δdw_k(ℓ)| ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ Σ_{i-j=ℓ} ν_i P_ij ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ Σ_i ν_i
- * (each row meets a diagonal once and P_ij ≤ 1). κ is computed by the fast path in double, so the
+ *   |Δdw_k(ℓ)| ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ Σ_{i-j=ℓ} ν_i P_ij ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ κ^w(ℓ)/(1-η),
+ * κ^w(ℓ) = Σ_{i-j=ℓ} ν_i P̃_ij = Σ_f α_f t_f(ℓ) Σ_{i-j=ℓ} (ν_i/D̃_i) u_f(i) v_f(j): one more
+ * correlation per (μ, ν) from spectra already made (without it: κ^w ≤ Σ_i ν_i, as each row meets
+ * a diagonal once and P_ij ≤ 1). κ and κ^w are computed by the fast path in double, so the
  * bound is an estimate that chooses nothing and certifies nothing (DESIGN.md §2); it holds to
  * within the double floor of the run (F1). */
 #include <math.h>
@@ -112,6 +115,7 @@ struct pr_backward_plan_s {
     unsigned char *f;            /* nf × s */
     int *fmu, *fnu;              /* marginal ids */
     double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    double *poly;                /* c_0..c_g */
     const double **fspec;        /* the forward's spectrum of α_f t_f, or NULL: transform t_f */
     int nmu, nnu;
     unsigned char *mu, *nu;      /* nmu × d, nnu × d exponent vectors */
@@ -132,6 +136,8 @@ struct pr_backward_plan_s {
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
     double *tsym, *csym;         /* 2n-1: a symbol, a correlation */
     double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *cnu, *kappa_w;       /* 2n-1: a correlation; Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw) */
+    int has_kappa_w;
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;  /* spectra */
 };
@@ -176,10 +182,10 @@ void pr_backward_destroy(pr_backward_plan *p)
     if (!p)
         return;
     free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
-    free(p->alpha); free(p->ahat); free(p->fspec); free(p->mu); free(p->nu); free(p->mu_start);
+    free(p->alpha); free(p->ahat); free(p->fspec); free(p->poly); free(p->mu); free(p->nu); free(p->mu_start);
     free(p->nu_size_start);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
-    free(p->csym); free(p->preb); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
+    free(p->csym); free(p->preb); free(p->cnu); free(p->kappa_w); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
     pr_toeplitz_spec_free(p->That); pr_toeplitz_spec_free(p->Xhat); pr_toeplitz_spec_free(p->accQ);
     pr_toeplitz_spec_free(p->Yhat); pr_toeplitz_spec_free(p->accK); pr_toeplitz_spec_free(p->accV);
     pr_toeplitz_spec_free(p->corr);
@@ -394,8 +400,10 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->alpha = malloc(sizeof(double) * p->nf);
     p->ahat = malloc(sizeof(double) * p->nf);
     p->fspec = calloc((size_t)p->nf, sizeof(*p->fspec));
-    if (!p->alpha || !p->ahat || !p->fspec)
+    p->poly = malloc(sizeof(double) * (g + 1));
+    if (!p->alpha || !p->ahat || !p->fspec || !p->poly)
         goto fail;
+    memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
     for (long t = 0; t < p->nf; t++) {
         int f[256], m = 0;
         for (int k = 0; k < s; k++)
@@ -421,6 +429,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->tsym = dalloc(p, L);
     p->csym = dalloc(p, L);
     p->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
+    p->cnu = dalloc(p, L);
+    p->kappa_w = dalloc(p, L);
     p->rbuf = dalloc(p, (size_t)n);
     p->zbuf = dalloc(p, (size_t)n);
     p->ycol = dalloc(p, (size_t)n);
@@ -432,7 +442,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
     p->accK = salloc(p, (size_t)(d + 1) * maxnu);
     p->accV = salloc(p, (size_t)(d + 1) * maxnu);
-    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb ||
+    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb || !p->cnu ||
+        !p->kappa_w ||
         !p->rbuf || !p->zbuf || !p->ycol || !p->tmp || !p->That || !p->Xhat || !p->accQ ||
         !p->corr || !p->Yhat || !p->accK || !p->accV)
         goto fail;
@@ -467,6 +478,11 @@ void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
 {
     for (int i = 0; i < F->n; i++)
         lse[i] = log(F->num[(size_t)i * (F->d + 1) + F->d]);
+}
+
+const double *pr_backward_kappa_w(const pr_backward_plan *p)
+{
+    return p->has_kappa_w ? p->kappa_w : NULL;
 }
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
@@ -580,10 +596,11 @@ static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah
 /* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
  * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
  *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
- * with c' = c for c < d and the ‖dO‖₁ column for c = d. Accumulators are interleaved (the
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
+ * from accK, see pr_backward_execute). Accumulators are interleaved (the
  * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
 static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
-                     double al, const double *Y, double *aK, double *aV)
+                     double al, int vshare, const double *Y, double *aK, double *aV)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
@@ -609,7 +626,7 @@ static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstri
                 }
             const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
             double *av = aV + (size_t)c * sl + 2 * q0;
-            if (al != 0.0)
+            if (al != 0.0 && (c == d || !vshare))
                 for (long q = 0; q < m; q++) {
                     double a = al * tr[q], b = al * ti[q];
                     av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
@@ -660,15 +677,22 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         memset(dw, 0, sizeof(double) * (size_t)s * (2 * (size_t)n - 1));
     if (kappa)
         memset(kappa, 0, sizeof(double) * n);
+    memset(p->kappa_w, 0, sizeof(double) * (2 * (size_t)n - 1));
+    p->has_kappa_w = dw && kappa;
     double *ycol = p->ycol, *tmp = p->tmp;
     long t = 0;
     for (int m = 0; m <= G; m++) {
         int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
+        /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
+         * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
+         * by vscale instead of accumulating its own */
+        int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
+        double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
         for (size_t q = 0; q < (size_t)(nu1 - nu0) * (d + 1); q++) {
             pr_toeplitz_spec_zero(p->accK + q * sl, tp);
             pr_toeplitz_spec_zero(p->accV + q * sl, tp);
         }
-        if (m >= 1)
+        if (m >= 1 || dw)
             for (int v = nu0; v < nu1; v++) {
                 marg_product(tmp, p->kpow, p->nu + (size_t)v * d, -1, d, G, n);
                 for (int c = 0; c <= d; c++) {
@@ -702,12 +726,22 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     TRY(pr_toeplitz_spec_inverse_sym(p->csym, p->corr, tp, p->ws));
                     C = p->csym;
                 }
+                if (dw && kappa && m <= p->g) {
+                    /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+                    pr_toeplitz_spec_zero(p->corr, tp);
+                    pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
+                    TRY(pr_toeplitz_spec_inverse_sym(p->cnu, p->corr, tp, p->ws));
+                }
                 for (; t < rend; t++) {
                     const unsigned char *f = p->f + (size_t)t * s;
                     double ah = p->ahat[t], al = p->alpha[t];
                     const double *T = p->fspec[t];
-                    if (!T || C)
+                    int kw = dw && kappa && m <= p->g && al != 0.0;
+                    if (!T || C || kw)
                         symbol_and_dw(p, f, ah, C, dw);
+                    if (kw)
+                        for (size_t li = 0; li < 2 * (size_t)n - 1; li++)
+                            p->kappa_w[li] += al * p->tsym[li] * p->cnu[li];
                     long tstride = 1, toff = (long)tp->nfreq;
                     if (T) {
                         /* the forward's planar spectrum holds α_f t̂_f */
@@ -719,7 +753,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                         tstride = 2;
                         toff = 1;
                     }
-                    mac_term(p, T, toff, tstride, ah, al, Y, aK, aV);
+                    mac_term(p, T, toff, tstride, ah, al, vshare, Y, aK, aV);
                 }
             }
             if (m >= 1) {
@@ -736,23 +770,30 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         for (int v = nu0; v < nu1; v++) {
             const unsigned char *nuv = p->nu + (size_t)v * d;
             size_t vo = (size_t)(v - nu0) * (d + 1) * sl;
+            double *vnu = p->rbuf;
+            if (m <= p->g)
+                marg_product(vnu, p->kpow, nuv, -1, d, G, n);
             if (m >= 1) {
                 memset(ycol, 0, sizeof(double) * n);
                 for (int c = 0; c <= d; c++) {
                     TRY(inv(p, p->accK + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++)
                         ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * p->zbuf[j];
+                    if (vshare && c < d)
+                        for (int j = 0; j < n; j++)
+                            dV[(size_t)j * d + c] += vscale * vnu[j] * p->zbuf[j];
                 }
                 add_marg_grad(dK, ycol, p->kpow, nuv, tmp, d, G, n);
             }
             if (m <= p->g) {
-                marg_product(tmp, p->kpow, nuv, -1, d, G, n);
                 for (int c = 0; c <= d; c++) {
                     if (c == d && !kappa)
                         break;
+                    if (c < d && vshare)
+                        continue;
                     TRY(inv(p, p->accV + vo + (size_t)c * sl));
                     for (int j = 0; j < n; j++) {
-                        double z = tmp[j] * p->zbuf[j];
+                        double z = vnu[j] * p->zbuf[j];
                         if (c < d)
                             dV[(size_t)j * d + c] += z;
                         else
@@ -969,7 +1010,8 @@ done:
 
 int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
                       const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                      const double *dO, const double *kappa, int n, int d, double sigma)
+                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                      double sigma)
 {
     if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d)
         return PR_EINVAL;
@@ -998,7 +1040,8 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
     bound->dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
     bound->dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta);
     bound->dv = eta * kapmax / (1.0 - eta);
-    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * nusum;
+    double diag = kappa_w ? pr_vec_max_abs(kappa_w, L) / (1.0 - eta) : nusum;
+    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * diag;
     return PR_OK;
 }
 
@@ -1082,7 +1125,8 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
     if (!st) {
         /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
         double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa, n, d, opts->sigma);
+        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
+                               bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
         if (lowrank || !dw)
             rep->bound.dw = NAN;
     }

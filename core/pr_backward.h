@@ -40,6 +40,10 @@ int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *
 
 void pr_backward_destroy(pr_backward_plan *plan);
 
+/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 from the last execute that computed dw and kappa
+ * (else NULL): the diagonal weights of dw's bound (one more correlation per (μ, ν)). */
+const double *pr_backward_kappa_w(const pr_backward_plan *plan);
+
 /* lse_i = log D̃_i from the last pr_fast_execute of F (its Ã·1 column), the input execute needs. */
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
@@ -69,14 +73,16 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
 
 /* Propagated bound (claim G4) on |fast gradient - exact gradient| entrywise, for a polynomial
  * with |P(x) - eˣ| ≤ eps_A·eˣ on [-R, R] and the same dO; see pr_backward.c for the derivation.
- * kappa from the fast run; W and σ of the problem. Each field is the max over the entries. */
+ * kappa from the fast run; kappa_w (2n-1, from pr_backward_kappa_w) tightens dw's bound, or NULL.
+ * W and σ of the problem. Each field is the max over the entries. */
 typedef struct {
     double dq, dk, dv, dw;
 } pr_backward_bound_t;
 
 int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
                       const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                      const double *dO, const double *kappa, int n, int d, double sigma);
+                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                      double sigma);
 
 /* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
  * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept

@@ -776,6 +776,24 @@ int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_
     return PR_OK;
 }
 
+int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const double *K,
+                   const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                   const pr_fast_opts_t *o, int lowrank)
+{
+    int st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, lowrank);
+    if (st)
+        return st;
+    if (lowrank)
+        /* g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked order,
+         * relative to each row's own sum: ρ = 1, causal or not */
+        st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
+    else
+        st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0,
+                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+    info->terms = pr_fast_binom(lowrank ? d : W->s, info->degree);
+    return st;
+}
+
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o)
@@ -783,14 +801,9 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
     pr_fast_info_t own;
     if (!info)
         info = &own;
-    int st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, 0);
-    if (st)
-        return st;
-    double log_ops = 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1));
     pr_expoly_t p;
     pr_expoly_init(p);
-    st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0, log_ops);
-    info->terms = pr_fast_binom(W->s, info->degree);
+    int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 0);
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;
@@ -874,11 +887,7 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         pr_fast_info_t info;
         int lr = path == 1;
         st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
-             : pr_fast_data_info(&info, Q, K, V, W, n, d, opts, o, lr);
-        if (!st)
-            st = lr ? pr_fast_choose_poly(p, &info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n))
-                    : pr_fast_choose_poly(p, &info, o, pr_fast_rho(n, opts), 2.0,
-                                          3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
+             : pr_fast_choose(p, &info, Q, K, V, W, n, d, opts, o, lr);
         pr_attn_opts_t po = so;
         po.poly = p->c;
         po.poly_degree = p->degree;

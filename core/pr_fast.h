@@ -184,6 +184,12 @@ int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_
  * bound of an FFT convolution into a fraction of the smallest row sum. √2 unmasked, n causal. */
 double pr_fast_rho(int n, const pr_attn_opts_t *opts);
 
+/* pr_fast_data_info then pr_fast_choose_poly with the rounding factor of the FFT path
+ * (lowrank = 0) or of the low-rank path (lowrank = 1); info->terms for the degree chosen. */
+int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const double *K,
+                   const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                   const pr_fast_opts_t *o, int lowrank);
+
 /* The whole FFT path: check, choose P, plan, execute. info may be NULL. */
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,

@@ -138,15 +138,9 @@ int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const d
         info = &own;
     if (!pr_lowrank_applies(W) || opts->beta)
         return PR_EINVAL;
-    int st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, 1);
-    if (st)
-        return st;
-    /* rounding: g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked
-     * order; relative to each row's own sum, so ρ = 1 causal or not */
     pr_expoly_t p;
     pr_expoly_init(p);
-    st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
-    info->terms = pr_fast_binom(d, info->degree);
+    int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 1);
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;

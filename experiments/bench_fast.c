@@ -30,6 +30,7 @@ static double peak_rss_gib(void)
 typedef struct {
     int n;
     double fast, plan, dense, fftw_frac, pred_fast, pred_dense, mem_gib;
+    double xhat_gib, spec_gib, pw_gib;   /* where the plan's memory goes */
     int dense_measured, degree, streamed;
     long transforms;
     double terms;
@@ -104,86 +105,71 @@ static int dense_time(row_t *r, inst_t *I, int d, const cfg_t *c, double *last_t
     return st;
 }
 
-static int run_general(row_t *r, const cfg_t *c, int d, size_t budget, int predict)
+/* the instance at r->n and its polynomial for c->eps (the degree the path needs) */
+static int setup(inst_t *I, pr_expoly_t p, pr_fast_opts_t *fo, const row_t *r, const cfg_t *c, int d,
+                 size_t budget, int lowrank)
 {
-    inst_t I;
-    int n = r->n, st = inst_init(&I, n, d, PR_POS_GENERAL, c);
+    int st = inst_init(I, r->n, d, lowrank ? PR_POS_ROPE : PR_POS_GENERAL, c);
     if (st)
         return st;
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    fo.eps = c->eps;
-    fo.B = c->B;
-    fo.mem_budget = budget;
+    pr_fast_opts_default(fo);
+    fo->eps = c->eps;
+    fo->B = c->B;
+    fo->mem_budget = budget;
     pr_fast_info_t info;
-    pr_expoly_t p;
     pr_expoly_init(p);
+    if ((st = pr_fast_choose(p, &info, I->Q, I->K, I->V, I->W, r->n, d, &I->opts, fo, lowrank))) {
+        pr_expoly_clear(p);
+        inst_clear(I);
+    }
+    return st;
+}
+
+/* execute time (plan made once), plan time, FFTW share; lowrank: execute time */
+static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int predict)
+{
+    inst_t I;
+    pr_expoly_t p;
+    pr_fast_opts_t fo;
+    int n = r->n, st = setup(&I, p, &fo, r, c, d, budget, lowrank);
+    if (st)
+        return st;
+    pr_attn_opts_t po = I.opts;
+    po.poly = p->c;
+    po.poly_degree = p->degree;
+    r->degree = p->degree;
+    r->terms = pr_fast_binom(lowrank ? d : I.W->s, p->degree);
     pr_fast_plan_t F;
     memset(F, 0, sizeof(F));
-    if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 0))
-        && !(st = pr_fast_choose_poly(p, &info, &fo, pr_fast_rho(n, &I.opts), 2.0,
-                                      3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1))))) {
-        pr_attn_opts_t po = I.opts;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
-        st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms);
-    }
-    if (!st) {
+    if (lowrank) {
+        TIMED(r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
+    } else if (!(st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms))) {
         r->plan = F->plan_seconds;
-        r->degree = F->g;
-        r->terms = (double)F->terms->nterms;
         r->streamed = F->streamed;
         r->mem_gib = F->bytes / 1073741824.0;
-        TIMED(r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
-        F->timing = 1;   /* one more run, with the clock around every transform */
+        double sl_gib = pr_toeplitz_spec_len(F->tp) * 8.0 / 1073741824.0;
+        r->xhat_gib = sl_gib * F->terms->bm->count * (d + 1);
+        r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->nterms;
+        r->pw_gib = F->streamed ? 8.0 * F->s * F->g * (2.0 * n - 1) / 1073741824.0 : 0.0;
+        if (!F->streamed)   /* a streamed execute takes a minute: once is enough */
+            TIMED(r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
+        F->timing = 1;      /* one more run, with the clock around every transform */
         double t0 = now();
         if (!st)
             st = pr_fast_execute(I.O, F, I.Q, I.K, I.V);
-        r->fftw_frac = F->fftw_seconds / (now() - t0);
+        double el = now() - t0;
+        r->fast = F->streamed ? el : r->fast;
+        r->fftw_frac = F->fftw_seconds / el;
         r->transforms = F->transforms;
     }
     if (!st && predict) {
         pr_fast_auto_t a;
         if (!(st = pr_fast_auto(&a, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo))) {
-            r->pred_fast = a.t[2];
+            r->pred_fast = a.t[lowrank ? 1 : 2];
             r->pred_dense = a.t[0];
         }
     }
     pr_fast_destroy(F);
-    pr_expoly_clear(p);
-    inst_clear(&I);
-    return st;
-}
-
-static int run_lowrank(row_t *r, const cfg_t *c, int d, int predict)
-{
-    inst_t I;
-    int n = r->n, st = inst_init(&I, n, d, PR_POS_ROPE, c);
-    if (st)
-        return st;
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    fo.eps = c->eps;
-    fo.B = c->B;
-    pr_fast_info_t info;
-    pr_expoly_t p;
-    pr_expoly_init(p);
-    if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 1))
-        && !(st = pr_fast_choose_poly(p, &info, &fo, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n)))) {
-        pr_attn_opts_t po = I.opts;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
-        r->degree = p->degree;
-        r->terms = pr_fast_binom(d, p->degree);
-        TIMED(r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
-    }
-    if (!st && predict) {
-        pr_fast_auto_t a;
-        if (!(st = pr_fast_auto(&a, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo))) {
-            r->pred_fast = a.t[1];
-            r->pred_dense = a.t[0];
-        }
-    }
     pr_expoly_clear(p);
     inst_clear(&I);
     return st;
@@ -283,7 +269,7 @@ int pr_bench_fast(int argc, char **argv)
         row_t *g = &gen[ng];
         memset(g, 0, sizeof(*g));
         g->n = 1 << l2;
-        if (!(st = run_general(g, &c, 2, budget, l2 % 2 == 0))) {
+        if (!(st = run(g, &c, 2, budget, 0, l2 % 2 == 0))) {
             inst_t I;
             if (!(st = inst_init(&I, g->n, 2, PR_POS_GENERAL, &c))) {
                 st = dense_time(g, &I, 2, &c, &last_t, &last_n);
@@ -299,7 +285,7 @@ int pr_bench_fast(int argc, char **argv)
     double big_rss = 0.0, big_wall = 0.0;
     if (!st && !skip_big) {
         double t0 = now();
-        st = run_general(&big, &c, 2, budget, 0);
+        st = run(&big, &c, 2, budget, 0, 0);
         big_wall = now() - t0;
         big_rss = peak_rss_gib();
         double q = (double)big.n / last_n;
@@ -313,7 +299,7 @@ int pr_bench_fast(int argc, char **argv)
         row_t *x = &lr[nl];
         memset(x, 0, sizeof(*x));
         x->n = 1 << l2;
-        if (!(st = run_lowrank(x, &c, 4, l2 % 2 == 0))) {
+        if (!(st = run(x, &c, 4, budget, 1, l2 % 2 == 0))) {
             inst_t I;
             if (!(st = inst_init(&I, x->n, 4, PR_POS_ROPE, &c))) {
                 st = dense_time(x, &I, 4, &c, &last_t, &last_n);
@@ -343,9 +329,11 @@ int pr_bench_fast(int argc, char **argv)
         if (!skip_big)
             printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
                    "\"plan_gib\": %.3f, \"peak_rss_gib\": %.3f, \"transforms\": %ld, \"degree\": %d, \"terms\": %.0f, "
-                   "\"fftw_fraction\": %.3f, \"dense_extrapolated_s\": %.4g}",
+                   "\"fftw_fraction\": %.3f, \"dense_extrapolated_s\": %.4g, \"xhat_gib\": %.3f, "
+                   "\"powers_gib\": %.3f, \"kept_spectra_gib\": %.3f}",
                    big.fast, big.plan, big_wall, big.streamed ? "true" : "false", big.mem_gib, big_rss,
-                   big.transforms, big.degree, big.terms, big.fftw_frac, big.dense);
+                   big.transforms, big.degree, big.terms, big.fftw_frac, big.dense, big.xhat_gib, big.pw_gib,
+                   big.spec_gib);
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
         print_rows("lowrank", lr, nl, 1);
         printf("], \"crossover_n\": %.0f}}\n", ncross_l);
@@ -362,6 +350,10 @@ int pr_bench_fast(int argc, char **argv)
                    " plan memory %.2f GiB, peak RSS %.2f GiB, FFTW share %.2f, dense extrapolated %.3g s\n",
                    big.fast, big.streamed ? "yes" : "no", big.degree, big.terms, big.transforms, big.plan,
                    big.mem_gib, big_rss, big.fftw_frac, big.dense);
+        if (!skip_big)
+            printf("  memory at 2^20: %.2f GiB spectra of v*X per b-marginal and column, %.2f GiB powers w^p for "
+                   "streaming the symbols, %.2f GiB kept symbol spectra (they would need %.1f GiB)\n", big.xhat_gib,
+                   big.pw_gib, big.spec_gib, big.terms * 16.0 * (big.n + 1) / 1073741824.0);
         printf("low-rank, RoPE, d = 4, B = %g, eps = %g\n", c.B, c.eps);
         printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "feats", "transf", "GiB", "pred_fast", "pred_dense");

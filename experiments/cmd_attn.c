@@ -151,49 +151,32 @@ static int fast_backward(attn_job_t *job, const pr_fast_opts_t *o, int lowrank)
     return PR_OK;
 }
 
-static int fast_prepare(attn_job_t *job, pr_fast_opts_t *o)
-{
-    return fast_opts(o, job);
-}
-
-static int algo_lowrank(attn_job_t *job)
+static int algo_fast(attn_job_t *job, int lowrank)
 {
     pr_fast_opts_t o;
     pr_fast_info_t info;
-    int st = fast_prepare(job, &o);
+    int st = fast_opts(&o, job);
     if (st)
         return st;
     if (job->backward)
-        return fast_backward(job, &o, 1);
+        return fast_backward(job, &o, lowrank);
     double t = now();
-    st = pr_lowrank_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
+    st = (lowrank ? pr_lowrank_forward : pr_fast_forward)(job->O, &info, job->Q, job->K, job->V, job->W, job->n,
+                                                          job->d, &job->opts, &o);
     job->time_s = now() - t;
     if (st)
-        return fast_fail(job, st, &info, "lowrank");
+        return fast_fail(job, st, &info, lowrank ? "lowrank" : "fft");
     fast_report(job, &info);
+    if (!lowrank) {
+        job->transforms = info.transforms + info.plan_transforms;
+        job->plan_s = info.plan_seconds;
+        job->streamed = info.streamed;
+    }
     return PR_OK;
 }
 
-static int algo_fft(attn_job_t *job)
-{
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
-    int st = fast_prepare(job, &o);
-    if (st)
-        return st;
-    if (job->backward)
-        return fast_backward(job, &o, 0);
-    double t = now();
-    st = pr_fast_forward(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o);
-    job->time_s = now() - t;
-    if (st)
-        return fast_fail(job, st, &info, "fft");
-    fast_report(job, &info);
-    job->transforms = info.transforms + info.plan_transforms;
-    job->plan_s = info.plan_seconds;
-    job->streamed = info.streamed;
-    return PR_OK;
-}
+static int algo_lowrank(attn_job_t *job) { return algo_fast(job, 1); }
+static int algo_fft(attn_job_t *job) { return algo_fast(job, 0); }
 
 /* the cost model (calibrated by timing each path on the leading rows) picks; exact when no fast
  * path meets the target */
@@ -205,9 +188,9 @@ static int algo_auto(attn_job_t *job)
     if (!st && (st = pr_fast_auto(&a, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o)))
         return st;
     if (job->backward) {
-        /* forward + backward = (1 + backward/forward) × the forward's prediction, with the ratios
-         * `polyrope bench backward` and `polyrope attn --backward` measure (dense 1.5 to 2.5, FFT 1.5 counting its planning,
-         * low-rank 2 at n = 4096 on the development machine) */
+        /* forward + backward = (1 + backward/forward) × the forward's prediction, with the
+         * ratios `polyrope attn --backward` measures at n = 4096 on the development machine
+         * (dense 1.5 to 2.5, FFT 1.5 counting its planning, low-rank 2) */
         static const double bwd_over_fwd[3] = {2.0, 2.0, 1.5};
         a.pick = PR_FAST_ALGO_DENSE;
         for (int k = 0; k < 3; k++) {

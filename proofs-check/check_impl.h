@@ -69,8 +69,7 @@ double pr_poly_abs(const double *c, int g, double R);
 /* least-squares slope of y on x[0..m) */
 double pr_check_slope(const double *x, const double *y, int m);
 
-/* Exact Taylor coefficients 1/k!, k = 0..g, and their nearest doubles. */
-void pr_taylor_fmpq(fmpq *c, int g);
+/* Taylor coefficients 1/k!, k = 0..g, as doubles (from pr_certexp's exact ones). */
 void pr_taylor_d(double *c, int g);
 
 #endif

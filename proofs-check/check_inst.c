@@ -113,26 +113,20 @@ void pr_inst_R_arb(arb_t R, const pr_inst_t *I, slong prec)
     arb_clear(rs);
 }
 
-void pr_taylor_fmpq(fmpq *c, int g)
-{
-    fmpz_t f, one;
-    fmpz_init(f);
-    fmpz_init_set_ui(one, 1);
-    for (int k = 0; k <= g; k++) {
-        fmpz_fac_ui(f, (ulong)k);
-        fmpq_set_fmpz_frac(c + k, one, f);
-    }
-    fmpz_clear(f);
-    fmpz_clear(one);
-}
-
 void pr_taylor_d(double *c, int g)
 {
-    fmpq *e = _fmpq_vec_init(g + 1);
-    pr_taylor_fmpq(e, g);
-    for (int k = 0; k <= g; k++)
-        c[k] = fmpq_get_d(e + k); /* rounds: the checks use the double's exact value */
-    _fmpq_vec_clear(e, g + 1);
+    /* the exact 1/k! of pr_certexp, rounded: the checks then use each double's exact value */
+    fmpq_poly_t P;
+    fmpq_t q;
+    fmpq_poly_init(P);
+    fmpq_init(q);
+    pr_certexp_taylor_fmpq(P, g, 1);
+    for (int k = 0; k <= g; k++) {
+        fmpq_poly_get_coeff_fmpq(q, P, k);
+        c[k] = fmpq_get_d(q);
+    }
+    fmpq_clear(q);
+    fmpq_poly_clear(P);
 }
 
 void pr_taylor_eps_A(arb_t epsA, const double *c, int g, const arb_t R, slong prec)

@@ -398,7 +398,7 @@ int main(void)
             g_ex[t] = malloc(sizeof(double) * len[t]);
             g_fast[t] = malloc(sizeof(double) * len[t]);
         }
-        double *kappa = malloc(sizeof(double) * n);
+        double *kappa = malloc(sizeof(double) * n), *kappa_w = malloc(sizeof(double) * L);
         oracle(O, lse, g_ref[0], g_ref[1], g_ref[2], g_ref[3], Q, K, V, W, dO, n, d, &o, 1);
         oracle(Oe, lsee, g_ex[0], g_ex[1], g_ex[2], g_ex[3], Q, K, V, W, dO, n, d, &o, 0);
 
@@ -437,6 +437,7 @@ int main(void)
                     continue;
                 PR_CHECK_OK(pr_backward_execute(p, g_fast[0], g_fast[1], g_fast[2], g_fast[3], kappa,
                                                  Q, K, V, Ou, lseu, dO));
+                memcpy(kappa_w, pr_backward_kappa_w(p), sizeof(double) * L);
                 pr_backward_info_t info;
                 pr_backward_info(&info, p);
                 terms = info.terms;
@@ -490,7 +491,8 @@ int main(void)
             }
             /* G4: against the exact (exp) backward within the propagated bound */
             pr_backward_bound_t bd;
-            PR_CHECK_OK(pr_backward_bound(&bd, epsA, Q, K, V, W, dO, kappa, n, d, o.sigma));
+            PR_CHECK_OK(pr_backward_bound(&bd, epsA, Q, K, V, W, dO, kappa, path == 0 ? kappa_w : NULL, n, d,
+                                          o.sigma));
             double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
                 double err = pr_vec_max_abs_diff(g_fast[t], g_ex[t], len[t]);
@@ -509,6 +511,7 @@ int main(void)
         }
         free(Q); free(K); free(V); free(dO); free(beta); free(O); free(lse); free(Oe); free(lsee); free(Of); free(lsef);
         free(kappa);
+        free(kappa_w);
         pr_posw_clear(W);
     }
     for (int trial = 0; trial < 12; trial++)

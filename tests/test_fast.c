@@ -127,16 +127,21 @@ static void test_terms(pr_rng_t rng)
     pr_fast_marg_clear(M);
 }
 
-/* P of degree >= fo->degree (raised until P's relative error is below 1/2, so that P > 0 and the
- * row sums are positive), with info's floor for it */
-static int fit_positive(pr_expoly_t p, pr_fast_info_t *info, pr_fast_opts_t *fo, int n,
-                        const pr_attn_opts_t *o)
+/* The FFT path's polynomial of degree >= g for this instance, raised until its relative error is
+ * below 1/2 (so P > 0 and the row sums are positive), with info's floor for it; po gets P. */
+static int fit_positive(pr_expoly_t p, pr_fast_info_t *info, pr_attn_opts_t *po, const double *Q,
+                        const double *K, const double *V, const pr_posw_t W, int n, int d, int g)
 {
-    long L = pr_toeplitz_good_size(2L * n - 1, 5, 1);
-    for (;; fo->degree++) {
-        int st = pr_fast_choose_poly(p, info, fo, pr_fast_rho(n, o), 2.0, 3.0 * log2((double)L));
-        if ((st && st != PR_EFLOOR) || info->poly_err < 0.5)
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
+    for (fo.degree = g;; fo.degree++) {
+        int st = pr_fast_choose(p, info, Q, K, V, W, n, d, po, &fo, 0);
+        if ((st && st != PR_EFLOOR) || info->poly_err < 0.5) {
+            po->poly = p->c;
+            po->poly_degree = p->degree;
             return st;
+        }
     }
 }
 
@@ -167,18 +172,12 @@ static void test_c2(pr_rng_t rng)
             PR_CHECK_OK(pr_bias_alibi(beta, n, 0.1));
             o.beta = beta;
         }
-        pr_fast_opts_t fo;
-        pr_fast_opts_default(&fo);
-        fo.degree = g;
-        fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
         pr_fast_info_t info;
         pr_expoly_t p;
         pr_expoly_init(p);
-        PR_CHECK_OK(pr_fast_data_info(&info, Q, K, V, W, n, d, &o, &fo, 0));
-        PR_CHECK_OK(fit_positive(p, &info, &fo, n, &o));
         pr_attn_opts_t po = o;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
+        PR_CHECK_OK(fit_positive(p, &info, &po, Q, K, V, W, n, d, g));
+        g = p->degree;
         pr_fast_plan_t F;
         PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
         PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
@@ -194,7 +193,6 @@ static void test_c2(pr_rng_t rng)
                  F->transforms);
         /* streamed spectra: the same walk, the same sums, the same bits */
         pr_fast_plan_t Fs;
-        g = p->degree;
         size_t need = pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 1);
         PR_CHECK_OK(pr_fast_plan(Fs, W, &po, need, 1000000));
         PR_CHECK(Fs->streamed || need >= pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 0),
@@ -266,19 +264,12 @@ static void test_agree(pr_rng_t rng)
         pr_attn_opts_t o;
         pr_attn_opts_default(&o, d);
         o.causal = causal;
-        pr_fast_opts_t fo;
-        pr_fast_opts_default(&fo);
-        fo.degree = g;
-        fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
         pr_fast_info_t info;
         pr_expoly_t p;
         pr_expoly_init(p);
-        PR_CHECK_OK(pr_fast_data_info(&info, Q, K, V, W, n, d, &o, &fo, 0));
-        PR_CHECK_OK(fit_positive(p, &info, &fo, n, &o));
-        double tol = 2.0 * info.floor;   /* the FFT floor is the larger of the two (ρ >= 1) */
         pr_attn_opts_t po = o;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
+        PR_CHECK_OK(fit_positive(p, &info, &po, Q, K, V, W, n, d, g));
+        double tol = 2.0 * info.floor;   /* the FFT floor is the larger of the two (ρ >= 1) */
         pr_fast_plan_t F;
         PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
         PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
