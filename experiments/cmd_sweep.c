@@ -16,7 +16,7 @@ static const char details[] =
     "  A..B*F        geometric, A, A*F, ... up to B:   n=64..4096*2\n"
     "  A..B+S        arithmetic, A, A+S, ... up to B:  B=0.5..2+0.5\n"
     "axes: n d (integers), B, Bs (B/sqrt(ln n)), eps, R (numbers), fn exp-rel|exp-abs|expneg-abs,\n"
-    "  pos rope|rope-neox|general|identity, algo dense|exact|lowrank|fft|auto,\n"
+    "  pos rope|rope-neox|general|identity, algo dense|lowrank|fft,\n"
     "  poly taylor|chebyshev|minimax, seed (integer). The last axis varies fastest.\n"
     "\n"
     "CSV: '#' lines (version, git commit, build type, libraries, machine, preset, grid, shard,\n"

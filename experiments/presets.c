@@ -284,7 +284,8 @@ static int error_row(double *out, const pr_cfg_t *cfg)
 {
     int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
     double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps");
-    if (n < 1 || d < 2 || !(B > 0) || !(eps > 0))
+    /* the error of the fast paths: the dense path is the reference itself */
+    if (n < 1 || d < 2 || !(B > 0) || !(eps > 0) || !(algo_is(cfg, "fft") || algo_is(cfg, "lowrank")))
         return PR_EINVAL;
     problem_t p;
     int st = problem_make(&p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pr_cfg_str(cfg, "pos"), 1);

@@ -30,7 +30,7 @@ static const struct {
 } known_axes[] = {
     {"n", "int"}, {"d", "int"}, {"B", 0}, {"Bs", 0}, {"eps", 0}, {"R", 0},
     {"fn", "exp-rel|exp-abs|expneg-abs"}, {"pos", "rope|rope-neox|general|identity"},
-    {"algo", "dense|exact|lowrank|fft|auto"}, {"poly", "taylor|chebyshev|minimax"}, {"seed", "int"},
+    {"algo", "dense|lowrank|fft"}, {"poly", "taylor|chebyshev|minimax"}, {"seed", "int"},
 };
 enum { NKNOWN = sizeof known_axes / sizeof known_axes[0] };
 
