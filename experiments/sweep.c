@@ -593,6 +593,20 @@ static char *header_text(const pr_preset_t *p, const pr_grid_t *g, const pr_swee
     return buf;
 }
 
+/* 1 if the file is what a run killed while writing the header leaves: shorter than a header,
+ * starting as every sweep's first line does (pr_csv_read has found no header row in it) */
+static int torn_header(const char *path, const char *header)
+{
+    char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t first = strcspn(header, "\n");
+    return n < strlen(header) && !memcmp(buf, header, n < first ? n : first);
+}
+
 /* Does the existing file belong to this sweep? Compares the tagged lines and the header row. */
 static int same_sweep(const pr_csv_t *t, const char *header, char *why, size_t len)
 {
@@ -679,8 +693,9 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     for (const char *c = p->columns; c; c = strchr(c, ','), c = c ? c + 1 : 0)
         ncols++;
 
-    char **done = 0;
+    char **done = 0; /* finished keys, pointing into keys */
     long ndone = 0;
+    pr_csv_t keys = {0};
     struct stat sb;
     int exists = stat(o->out, &sb) == 0;
     int rc = 0;
@@ -694,8 +709,9 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     if (exists) {
         pr_csv_t t;
         char err[512], why[128];
-        int st = pr_csv_read(&t, o->out, 1, err, sizeof err);
-        if (st == PR_EINVAL && sb.st_size < (off_t)strlen(header) && !strncmp(header, "# polyrope sweep", 16)) {
+        /* look before cutting anything: only a file of this very sweep is touched */
+        int st = pr_csv_read(&t, o->out, 0, err, sizeof err);
+        if (st == PR_EINVAL && torn_header(o->out, header)) {
             fresh = 1; /* killed while writing the header: nothing to keep */
         } else if (st) {
             fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, err);
@@ -708,12 +724,22 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
             free(header);
             return 2;
         } else {
-            int kc = pr_csv_col(&t, "key");
-            done = malloc(sizeof(char *) * (t.nrows + 1));
-            for (long r = 0; done && r < t.nrows; r++)
-                done[ndone++] = strdup(t.rows[r][kc]);
-            qsort(done, ndone, sizeof(char *), key_cmp);
+            /* ours: read it again, now cutting a torn last line off the file */
             pr_csv_clear(&t);
+            st = pr_csv_read(&t, o->out, 1, err, sizeof err);
+            done = st ? 0 : malloc(sizeof(char *) * (t.nrows + 1));
+            if (!done) {
+                fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, st ? err : "out of memory");
+                if (!st)
+                    pr_csv_clear(&t);
+                free(header);
+                return st ? 2 : 1;
+            }
+            int kc = pr_csv_col(&t, "key");
+            for (long r = 0; r < t.nrows; r++)
+                done[ndone++] = t.rows[r][kc];
+            qsort(done, ndone, sizeof(char *), key_cmp);
+            keys = t;
         }
     }
     int fd = open(o->out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
@@ -805,9 +831,8 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
 out:
     if (fd >= 0)
         close(fd);
-    for (long i = 0; i < ndone; i++)
-        free(done[i]);
     free(done);
+    pr_csv_clear(&keys);
     free(header);
     return rc;
 }

@@ -161,6 +161,18 @@ int main(void)
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--size", "tiny", "--out", part[0], "--resume", 0}) == 2,
              "resume of a shard as a whole sweep");
 
+    /* --resume on a file that is not this driver's leaves it alone */
+    char foreign[256];
+    snprintf(foreign, sizeof foreign, "%s/foreign.csv", dir);
+    FILE *ff = fopen(foreign, "w");
+    fputs("a,b\n1,2\nno newline", ff);
+    fclose(ff);
+    PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--size", "tiny", "--out", foreign, "--resume", 0}) == 2,
+             "resumed a foreign file");
+    char *ftext = slurp(foreign, 0);
+    PR_CHECK(ftext && !strcmp(ftext, "a,b\n1,2\nno newline"), "a foreign file was changed: '%s'", ftext ? ftext : "");
+    free(ftext);
+
     /* a preset whose module has not landed fails with "not built yet" and writes nothing */
     pr_preset_t unbuilt = pr_presets[0];
     unbuilt.built = 0;
