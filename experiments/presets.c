@@ -507,7 +507,9 @@ static void scaling_claim(pr_claim_result_t *res, const char *claim, const pr_cs
                 bad += slope > 1.4;
                 unknown += isnan(slope);
             }
-            m = snprintf(w, left, " %s %.2f%s", algo, slope, strcmp(algo, "dense") ? "" : " (dense)");
+            const char *pos = pr_csv_str(t, r, "pos");
+            m = snprintf(w, left, " %s%s%s %.2f%s", algo, pos ? " on " : "", pos ? pos : "", slope,
+                         strcmp(algo, "dense") ? "" : ";");
             w += m, left -= m;
             if (strcmp(algo, "dense") && left > 40) {
                 m = isnan(nstar) ? snprintf(w, left, ", n* > %.0f;", nmax) : snprintf(w, left, ", n* = %.0f;", nstar);
