@@ -27,12 +27,15 @@ do for [t in "png pdf"] {
   set logscale y 10
   set format y "10^{%L}"
   set ylabel "forward wall time (s)"
+  # headroom above the data for the legend
+  set offsets 0, 0, graph 0.8, 0
   set title "C10: time; FFT path (filled) only while terms ≤ 20000, dense (open)"
   plot for [i=1:nn] csv using "Bs":(sel(word(n_values, i)) && column("ran") == 1 ? column("time_s") : NaN) \
          with linespoints pt 7 lc i title sprintf("FFT, n = %s", word(n_values, i)), \
        for [i=1:nn] csv using "Bs":(sel(word(n_values, i)) ? column("dense_time_s") : NaN) \
          with linespoints pt 6 dt 2 lc i title sprintf("dense, n = %s", word(n_values, i))
   unset logscale y
+  set offsets 0, 0, 0, 0
   set format y "%g"
   unset arrow 1
   set xlabel "R = max |M| bound from the data (score units)"
