@@ -28,7 +28,7 @@ int main(void)
     char out[256], log[256], path[512];
     snprintf(out, sizeof out, "%s/results", dir);
     snprintf(log, sizeof log, "%s/log.txt", dir);
-    int rc = run_polyrope(log, (char *[]){"reproduce", "--tiny", "--out", out, 0});
+    int rc = run_polyrope(log, (char *[]){"reproduce", "--tiny", "--out", out, 0}), repro_rc = rc;
     /* 1 says a claim FAILED somewhere in the library (test_checks owns that); the job itself
      * must still finish and write everything */
     PR_CHECK(rc == 0 || rc == 1, "reproduce --tiny exited %d (log %s)", rc, log);
@@ -98,7 +98,7 @@ int main(void)
 
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (!pr_test_failed_count && system(cmd))
+    if (!pr_test_failed_count && repro_rc == 0 && system(cmd))
         return 1;
     return pr_test_finish("test_reproduce");
 }
