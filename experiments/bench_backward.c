@@ -88,9 +88,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     pr_backward_plan *bp = NULL;
     if (c->want_dw && !dw)
         st = PR_ENOMEM;
-    if (!st && !(st = pr_fast_data_info(&info, Q, K, V, W, n, d, &opts, &fo, 0)) &&
-        !(st = pr_fast_choose_poly(p, &info, &fo, pr_fast_rho(n, &opts), 2.0,
-                                   3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1))))) {
+    if (!st && !(st = pr_fast_choose(p, &info, Q, K, V, W, n, d, &opts, &fo, 0))) {
         opts.poly = p->c;
         opts.poly_degree = p->degree;
         r->degree = p->degree;
