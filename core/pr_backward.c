@@ -477,7 +477,7 @@ fail:
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
 {
     for (int i = 0; i < F->n; i++)
-        lse[i] = log(F->num[(size_t)i * (F->d + 1) + F->d]);
+        lse[i] = log(F->thr[0].num[(size_t)i * (F->d + 1) + F->d]);
 }
 
 const double *pr_backward_kappa_w(const pr_backward_plan *p)
