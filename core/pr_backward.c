@@ -477,7 +477,7 @@ fail:
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
 {
     for (int i = 0; i < F->n; i++)
-        lse[i] = log(F->num[(size_t)i * (F->d + 1) + F->d]);
+        lse[i] = log(F->thr[0].num[(size_t)i * (F->d + 1) + F->d]);
 }
 
 const double *pr_backward_kappa_w(const pr_backward_plan *p)
@@ -1067,18 +1067,10 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
         return PR_ENONFINITE;
     memset(rep, 0, sizeof(*rep));
     double t0 = now();
-    /* error control exactly as the forward alone does it (pr_fast_forward, pr_lowrank_forward) */
-    if ((st = pr_fast_data_info(info, Q, K, V, W, n, d, opts, o, lowrank)))
-        return st;
+    /* error control exactly as the forward alone does it */
     pr_expoly_t p;
     pr_expoly_init(p);
-    if (lowrank)
-        st = pr_fast_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
-    else
-        st = pr_fast_choose_poly(p, info, o, pr_fast_rho(n, opts), 2.0,
-                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
-    info->terms = pr_fast_binom(lowrank ? d : W->s, info->degree);
-    if (st) {
+    if ((st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank))) {
         pr_expoly_clear(p);
         return st;
     }

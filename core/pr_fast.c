@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_fast.h"
@@ -125,9 +126,8 @@ typedef struct {
     unsigned char *bcnt;
     /* symbol mode (F != NULL) */
     pr_fast_plan_struct *F;
-    double *leafspec;           /* where the leaf's spectrum goes, or NULL: F->spec[term] */
-    int (*leaf)(void *, long);  /* called after each leaf spectrum in streamed execute */
-    void *leafctx;
+    pr_fast_thread_struct *th;
+    int accumulate;             /* streamed execute: add each leaf into th->acc; else keep it */
 } walk_t;
 
 static double multinomial(const unsigned char *e, int s)
@@ -175,6 +175,16 @@ static void mac_planar(double *restrict Y, const double *restrict A, const doubl
     }
 }
 
+/* acc[c] += t̂_e ∘ x̂[ν(e)][c] for c <= d, all frequencies (streamed plans) */
+static void mac_term(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const double *that, long term)
+{
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    long nfreq = F->tp->nfreq;
+    const double *xh = F->xhat + (size_t)F->terms->bmi[term] * (F->d + 1) * sl;
+    for (int c = 0; c <= F->d; c++)
+        mac_planar(th->acc + c * sl, that, xh + c * sl, nfreq, nfreq);
+}
+
 static int walk_leaf(walk_t *w, const double *t)
 {
     const pr_fast_terms_struct *T = w->T;
@@ -193,21 +203,24 @@ static int walk_leaf(walk_t *w, const double *t)
         return PR_OK;
     }
     pr_fast_plan_struct *F = w->F;
+    pr_fast_thread_struct *th = w->th;
     long L = 2L * F->n - 1;
-    double *leaf = F->tbuf + (size_t)T->s * L, a = T->alpha[term];
+    double *leaf = th->tbuf + (size_t)T->s * L, a = T->alpha[term];
     for (long l = 0; l < L; l++)
         leaf[l] = a * (t ? t[l] : 1.0) * F->bias[l];
     size_t sl = pr_toeplitz_spec_len(F->tp);
-    double *out = w->leafspec ? w->leafspec : F->spec + (size_t)term * sl;
-    double *inter = F->acc + (F->d + 1) * sl;
+    double *out = w->accumulate ? th->acc + (F->d + 2) * sl : F->spec + (size_t)term * sl;
+    double *inter = th->acc + (F->d + 1) * sl;
     double t0 = F->timing ? now() : 0.0;
-    int st = pr_toeplitz_symbol_spec(inter, leaf, PR_TOEPLITZ_FULL, F->tp, F->ws);
+    int st = pr_toeplitz_symbol_spec(inter, leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
     if (F->timing)
-        F->fftw_seconds += now() - t0;
+        th->fftw_seconds += now() - t0;
     if (st)
         return st;
     to_planar(out, inter, F->tp->nfreq);
-    return w->leaf ? w->leaf(w->leafctx, term) : PR_OK;
+    if (w->accumulate)
+        mac_term(F, th, out, term);
+    return PR_OK;
 }
 
 static int walk(walk_t *w, int p, int row, int rem, const double *t)
@@ -225,7 +238,7 @@ static int walk(walk_t *w, int p, int row, int rem, const double *t)
             pr_fast_plan_struct *F = w->F;
             long L = 2L * F->n - 1;
             const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
-            double *buf = F->tbuf + (size_t)p * L;
+            double *buf = w->th->tbuf + (size_t)p * L;
             if (t)
                 for (long l = 0; l < L; l++)
                     buf[l] = t[l] * pw[l];
@@ -386,9 +399,10 @@ size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int stream
 {
     double L = 2.0 * n - 1, nf = pr_toeplitz_good_size(2L * n - 1, 5, 1) / 2 + 1;
     double spec = 16.0 * (nf + 8);
-    double bytes = spec * (pr_fast_binom(db, g) * (d + 1) + d + 3)   /* xhat, acc, scratch, leaf */
-                 + 8.0 * (L * (s + 2) + n * (g + 1 + 2 + d + 1))      /* tbuf, bias, uv, vx, col, num */
-                 + (double)pr_fast_binom(s, g) * (s + 24.0);           /* term tables */
+    double thread = spec * (d + 3) + 8.0 * (L * (s + 1) + n * (g + 1 + 2 + d + 1));  /* acc, tbuf, uv, vx, col, num */
+    double bytes = spec * pr_fast_binom(db, g) * (d + 1) + 8.0 * L                   /* xhat, bias */
+                 + thread * omp_get_max_threads()
+                 + (double)pr_fast_binom(s, g) * (s + 24.0);                          /* term tables */
     bytes += streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g);
     return bytes < 0.5 * SIZE_MAX ? (size_t)bytes : 0;
 }
@@ -408,6 +422,24 @@ static double *alloc_big(size_t count)
         return NULL;
     madvise(p, sizeof(double) * count, MADV_HUGEPAGE);
     return p;
+}
+
+/* transforms done by all threads' workspaces: forward (inverse = 0) or inverse (1) */
+static long transforms(const pr_fast_plan_struct *F, int inverse)
+{
+    long c = 0;
+    for (int t = 0; t < F->nthreads; t++)
+        c += inverse ? F->thr[t].ws->n_inverse : F->thr[t].ws->n_forward;
+    return c;
+}
+
+/* first a-marginal group of thread id of nth: contiguous chunks of about nterms/nth terms */
+static long group_chunk(const pr_fast_terms_struct *T, int id, int nth)
+{
+    long m = 0;
+    while (m < T->am->count && (double)T->gstart[m] * nth < (double)T->nterms * id)
+        m++;
+    return m;
 }
 
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
@@ -440,30 +472,38 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     }
     F->streamed = !kept || kept > mem_budget;
     F->bytes = F->streamed ? streamed : kept;
-    if ((st = pr_toeplitz_plan(F->tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))
-        || (st = pr_toeplitz_work_init(F->ws, F->tp))) {
+    if ((st = pr_toeplitz_plan(F->tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))) {
         pr_fast_destroy(F);
         return st;
     }
-    F->bias = alloc_doubles(L);
+    int nt = omp_get_max_threads();
+    F->nthreads = nt < T->am->count ? nt : (int)T->am->count;
+    F->thr = calloc(F->nthreads, sizeof(pr_fast_thread_struct));
     size_t sl = pr_toeplitz_spec_len(F->tp);
+    F->bias = alloc_doubles(L);
     F->pw = alloc_big((size_t)s * g * L);
-    F->tbuf = alloc_doubles((size_t)(s + 1) * L);
-    F->uv = alloc_doubles((size_t)(g + 1) * n);
-    F->vx = alloc_doubles(n);
-    F->col = alloc_doubles(n);
-    F->num = alloc_doubles((size_t)n * (d + 1));
     F->xhat = alloc_big(sl * T->bm->count * (d + 1));
-    /* d+1 accumulators, an interleaved scratch for FFTW, a planar leaf spectrum */
-    F->acc = pr_toeplitz_spec_alloc(F->tp, (size_t)(d + 3));
     F->rstart = malloc(sizeof(int) * (T->da + 1));
-    F->ecur = calloc(s, 1);
     if (!F->streamed)
         F->spec = alloc_big(sl * T->nterms);
-    if (!F->bias || !F->pw || !F->tbuf || !F->uv || !F->vx || !F->col || !F->num || !F->xhat
-        || !F->acc || !F->rstart || !F->ecur || (!F->streamed && !F->spec)) {
+    st = F->thr && F->bias && F->pw && F->xhat && F->rstart && (F->streamed || F->spec) ? PR_OK : PR_ENOMEM;
+    for (int t = 0; t < F->nthreads && !st; t++) {
+        pr_fast_thread_struct *th = &F->thr[t];
+        if ((st = pr_toeplitz_work_init(th->ws, F->tp)))
+            break;
+        th->tbuf = alloc_doubles((size_t)(s + 1) * L);
+        th->uv = alloc_doubles((size_t)(g + 1) * n);
+        th->vx = alloc_doubles(n);
+        th->col = alloc_doubles(n);
+        th->num = alloc_doubles((size_t)n * (d + 1));
+        th->acc = pr_toeplitz_spec_alloc(F->tp, (size_t)(d + 3));
+        th->ecur = calloc(s, 1);
+        if (!th->tbuf || !th->uv || !th->vx || !th->col || !th->num || !th->acc || !th->ecur)
+            st = PR_ENOMEM;
+    }
+    if (st) {
         pr_fast_destroy(F);
-        return PR_ENOMEM;
+        return st;
     }
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
@@ -481,11 +521,19 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     }
     row_starts(F->rstart, T);
     if (!F->streamed) {
-        walk_t w = {.T = T, .rstart = F->rstart, .e = F->ecur, .F = F};
-        long f0 = F->ws->n_forward;
-        for (long m = 0; m < T->am->count && !st; m++)
-            st = walk_group(&w, m);
-        F->plan_transforms = F->ws->n_forward - f0;
+        long f0 = transforms(F, 0);
+#pragma omp parallel num_threads(F->nthreads)
+        {
+            int id = omp_get_thread_num(), nth = omp_get_num_threads();
+            pr_fast_thread_struct *th = &F->thr[id];
+            walk_t w = {.T = T, .rstart = F->rstart, .e = th->ecur, .F = F, .th = th};
+            th->st = PR_OK;
+            for (long m = group_chunk(T, id, nth); m < group_chunk(T, id + 1, nth) && !th->st; m++)
+                th->st = walk_group(&w, m);
+        }
+        for (int t = 0; t < F->nthreads; t++)
+            st = st ? st : F->thr[t].st;
+        F->plan_transforms = transforms(F, 0) - f0;
         free(F->pw);   /* the powers are only needed to stream */
         F->pw = NULL;
         if (st) {
@@ -502,11 +550,15 @@ void pr_fast_destroy(pr_fast_plan_t F)
     pr_fast_terms_clear(F->terms);
     free(F->spec);
     free(F->xhat);
-    pr_toeplitz_spec_free(F->acc);
-    free(F->rstart); free(F->ecur);
-    free(F->pw); free(F->bias); free(F->tbuf); free(F->uv); free(F->vx); free(F->col); free(F->num);
-    if (F->tp->fwd || F->tp->inv)
-        pr_toeplitz_work_clear(F->ws);
+    for (int t = 0; F->thr && t < F->nthreads; t++) {
+        pr_fast_thread_struct *th = &F->thr[t];
+        pr_toeplitz_spec_free(th->acc);
+        free(th->tbuf); free(th->uv); free(th->vx); free(th->col); free(th->num); free(th->ecur);
+        if (th->ws->real)
+            pr_toeplitz_work_clear(th->ws);
+    }
+    free(F->thr);
+    free(F->rstart); free(F->pw); free(F->bias);
     pr_toeplitz_destroy(F->tp);
     memset(F, 0, sizeof(*F));
 }
@@ -537,21 +589,11 @@ static void marg_step(double *uv, const pr_fast_marg_struct *M, long m, const do
         dst[i] = src[i] * X[(size_t)i * d + c];
 }
 
-/* acc[c] += t̂_e ∘ x̂[ν(e)][c] for c <= d, all frequencies (streamed plans) */
-static void mac_term(pr_fast_plan_struct *F, const double *that, long term)
-{
-    size_t sl = pr_toeplitz_spec_len(F->tp);
-    long nfreq = F->tp->nfreq;
-    const double *xh = F->xhat + (size_t)F->terms->bmi[term] * (F->d + 1) * sl;
-    for (int c = 0; c <= F->d; c++)
-        mac_planar(F->acc + c * sl, that, xh + c * sl, nfreq, nfreq);
-}
-
 /* The kept spectra of group m against x̂, by blocks of frequencies so that the accumulators and
  * the x̂ blocks stay in cache and each symbol's spectrum streams from memory once. */
 enum { FBLOCK = 512 };
 
-static void mac_group(pr_fast_plan_struct *F, long m)
+static void mac_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long m)
 {
     const pr_fast_terms_struct *T = F->terms;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
@@ -562,80 +604,130 @@ static void mac_group(pr_fast_plan_struct *F, long m)
             const double *A = F->spec + (size_t)term * sl + f0;
             const double *X = F->xhat + (size_t)T->bmi[term] * cols * sl + f0;
             for (size_t c = 0; c < cols; c++)
-                mac_planar(F->acc + c * sl + f0, A, X + c * sl, nb, nfreq);
+                mac_planar(th->acc + c * sl + f0, A, X + c * sl, nb, nfreq);
         }
     }
 }
 
-static int mac_leaf(void *ctx, long term)
+/* uv[deg m] = the product of marginal m, with its ancestors' products below it (a thread starts
+ * its chunk here; after that each marginal follows its parent, marg_step) */
+static void marg_path(double *uv, const pr_fast_marg_struct *M, long m, const double *X, int d,
+                      const int *val, int n)
 {
-    pr_fast_plan_struct *F = ctx;
-    mac_term(F, F->acc + (size_t)(F->d + 2) * pr_toeplitz_spec_len(F->tp), term);
+    long chain[256];
+    int k = 0;
+    for (long a = m; a >= 0; a = M->parent[a])
+        chain[k++] = a;
+    while (k > 0)
+        marg_step(uv, M, chain[--k], X, d, val, n);
+}
+
+/* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1], for the b-marginals [lo, hi) */
+static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo, long hi,
+                      const double *K, const double *V)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    int n = F->n, d = F->d;
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    double *inter = th->acc + (size_t)(d + 1) * sl;
+    for (long m = lo; m < hi; m++) {
+        if (m == lo)
+            marg_path(th->uv, T->bm, m, K, d, T->bval, n);
+        else
+            marg_step(th->uv, T->bm, m, K, d, T->bval, n);
+        const double *v = th->uv + (size_t)T->bm->deg[m] * n;
+        for (int c = 0; c <= d; c++) {
+            const double *x = v;
+            if (c < d) {
+                for (int j = 0; j < n; j++)
+                    th->vx[j] = v[j] * V[(size_t)j * d + c];
+                x = th->vx;
+            }
+            double t0 = F->timing ? now() : 0.0;
+            int st = pr_toeplitz_vec_spec(inter, x, 1, F->tp, th->ws);
+            if (F->timing)
+                th->fftw_seconds += now() - t0;
+            if (st)
+                return st;
+            to_planar(F->xhat + ((size_t)m * (d + 1) + c) * sl, inter, F->tp->nfreq);
+        }
+    }
     return PR_OK;
+}
+
+/* th->num = Σ_μ diag(u_μ) inverse(Σ_{e in group μ} α_e t̂_e ∘ x̂) over the groups [lo, hi) */
+static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo, long hi,
+                      const double *Q)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    int n = F->n, d = F->d, st = PR_OK;
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    double *inter = th->acc + (size_t)(d + 1) * sl;
+    walk_t w = {.T = T, .rstart = F->rstart, .e = th->ecur, .F = F, .th = th, .accumulate = 1};
+    memset(th->num, 0, sizeof(double) * n * (d + 1));
+    for (long m = lo; m < hi && !st; m++) {
+        if (m == lo)
+            marg_path(th->uv, T->am, m, Q, d, T->aval, n);
+        else
+            marg_step(th->uv, T->am, m, Q, d, T->aval, n);
+        const double *u = th->uv + (size_t)T->am->deg[m] * n;
+        memset(th->acc, 0, sizeof(double) * sl * (d + 1));
+        if (F->streamed)
+            st = walk_group(&w, m);
+        else
+            mac_group(F, th, m);
+        for (int c = 0; c <= d && !st; c++) {
+            to_interleaved(inter, th->acc + c * sl, F->tp->nfreq);
+            double t0 = F->timing ? now() : 0.0;
+            st = pr_toeplitz_spec_inverse(th->col, 1, inter, F->tp, th->ws);
+            if (F->timing)
+                th->fftw_seconds += now() - t0;
+            for (int i = 0; i < n; i++)
+                th->num[(size_t)i * (d + 1) + c] += u[i] * th->col[i];
+        }
+    }
+    return st;
 }
 
 int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V)
 {
     int n = F->n, d = F->d, st = PR_OK;
-    size_t nd = (size_t)n * d, sl = pr_toeplitz_spec_len(F->tp);
+    size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd))
         return PR_ENONFINITE;
     const pr_fast_terms_struct *T = F->terms;
-    long f0 = F->ws->n_forward, i0 = F->ws->n_inverse;
+    long f0 = transforms(F, 0), i0 = transforms(F, 1);
+    int used = 1;
+#pragma omp parallel num_threads(F->nthreads)
+    {
+        int id = omp_get_thread_num(), nth = omp_get_num_threads();
+        pr_fast_thread_struct *th = &F->thr[id];
+        th->fftw_seconds = 0.0;
+        long nb = T->bm->count;
+        th->st = xhat_chunk(F, th, nb * id / nth, nb * (id + 1) / nth, K, V);
+#pragma omp barrier
+        if (!th->st)
+            th->st = groups_run(F, th, group_chunk(T, id, nth), group_chunk(T, id + 1, nth), Q);
+        if (id == 0)
+            used = nth;
+    }
     F->fftw_seconds = 0.0;
-    double t0;
-    /* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1] */
-    for (long m = 0; m < T->bm->count; m++) {
-        marg_step(F->uv, T->bm, m, K, d, T->bval, n);
-        const double *v = F->uv + (size_t)T->bm->deg[m] * n;
-        double *xh = F->xhat + (size_t)m * (d + 1) * sl;
-        for (int c = 0; c <= d && !st; c++) {
-            const double *x = v;
-            if (c < d) {
-                for (int j = 0; j < n; j++)
-                    F->vx[j] = v[j] * V[(size_t)j * d + c];
-                x = F->vx;
-            }
-            double *inter = F->acc + (size_t)(d + 1) * sl;
-            t0 = F->timing ? now() : 0.0;
-            st = pr_toeplitz_vec_spec(inter, x, 1, F->tp, F->ws);
-            if (F->timing)
-                F->fftw_seconds += now() - t0;
-            to_planar(xh + c * sl, inter, F->tp->nfreq);
-        }
-        if (st)
-            return st;
+    for (int t = 0; t < used; t++) {
+        st = st ? st : F->thr[t].st;
+        F->fftw_seconds += F->thr[t].fftw_seconds / used;
     }
-    memset(F->num, 0, sizeof(double) * n * (d + 1));
-    walk_t w = {.T = T, .rstart = F->rstart, .e = F->ecur, .F = F, .leaf = mac_leaf, .leafctx = F,
-                .leafspec = F->acc + (size_t)(d + 2) * sl};
-    for (long m = 0; m < T->am->count && !st; m++) {
-        marg_step(F->uv, T->am, m, Q, d, T->aval, n);
-        const double *u = F->uv + (size_t)T->am->deg[m] * n;
-        for (int c = 0; c <= d; c++)
-            memset(F->acc + c * sl, 0, sizeof(double) * sl);
-        if (F->streamed)
-            st = walk_group(&w, m);
-        else
-            mac_group(F, m);
-        for (int c = 0; c <= d && !st; c++) {
-            t0 = F->timing ? now() : 0.0;
-            double *inter = F->acc + (size_t)(d + 1) * sl;
-            to_interleaved(inter, F->acc + c * sl, F->tp->nfreq);
-            st = pr_toeplitz_spec_inverse(F->col, 1, inter, F->tp, F->ws);
-            if (F->timing)
-                F->fftw_seconds += now() - t0;
-            for (int i = 0; i < n; i++)
-                F->num[(size_t)i * (d + 1) + c] += u[i] * F->col[i];
-        }
-    }
-    F->fwd_transforms = F->ws->n_forward - f0;
-    F->inv_transforms = F->ws->n_inverse - i0;
+    F->fwd_transforms = transforms(F, 0) - f0;
+    F->inv_transforms = transforms(F, 1) - i0;
     F->transforms = F->fwd_transforms + F->inv_transforms;
     if (st)
         return st;
+    /* the threads' parts in thread order: the same sums whatever the scheduling */
+    double *num = F->thr[0].num;
+    for (int t = 1; t < used; t++)
+        for (size_t k = 0; k < (size_t)n * (d + 1); k++)
+            num[k] += F->thr[t].num[k];
     for (int i = 0; i < n; i++) {
-        const double *r = F->num + (size_t)i * (d + 1);
+        const double *r = num + (size_t)i * (d + 1);
         if (!(r[d] > 0.0) || !isfinite(r[d]))
             return PR_EDOMAIN;
         for (int c = 0; c < d; c++)
@@ -845,6 +937,31 @@ static int posw_lead(pr_posw_t S, const pr_posw_t W, int m)
     return PR_OK;
 }
 
+/* the faster of two dense runs on the leading m rows (the first pays for thread start-up) */
+static int time_dense(double *t, const double *Q, const double *K, const double *V, const pr_posw_t W,
+                      int n, int d, const pr_attn_opts_t *opts, int m)
+{
+    pr_posw_t S;
+    double *O = malloc(sizeof(double) * m * d), *beta = opts->beta ? malloc(sizeof(double) * (2 * (size_t)m - 1)) : NULL;
+    int st = !O || (opts->beta && !beta) ? PR_ENOMEM : posw_lead(S, W, m);
+    pr_attn_opts_t so = *opts;
+    if (beta) {
+        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+        so.beta = beta;
+    }
+    *t = INFINITY;
+    for (int rep = 0; rep < 2 && !st; rep++) {
+        double t0 = now();
+        st = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
+        *t = fmin(*t, now() - t0);
+    }
+    if (O && (!opts->beta || beta))   /* posw_lead ran: S is set or zeroed */
+        pr_posw_clear(S);
+    free(O);
+    free(beta);
+    return st;
+}
+
 static double fft_work(int n)
 {
     double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
@@ -875,19 +992,25 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
     }
     pr_expoly_t p;
     pr_expoly_init(p);
-    /* each timing is the faster of two runs: the first pays for thread start-up and page faults */
+    /* the dense reference is timed at sizes doubling from m until a run takes 30 ms: shorter runs
+     * are dominated by thread start-up and do not scale as n² */
     double t0;
-    a->t_cal[0] = INFINITY;
-    for (int rep = 0; rep < 2 && !a->status[0]; rep++) {
-        t0 = now();
-        a->status[0] = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
-        a->t_cal[0] = fmin(a->t_cal[0], now() - t0);
+    a->n_cal_dense = m;
+    a->status[0] = time_dense(&a->t_cal[0], Q, K, V, W, n, d, opts, m);
+    while (!a->status[0] && a->t_cal[0] < 0.03 && 2 * a->n_cal_dense <= n) {
+        a->n_cal_dense *= 2;
+        a->status[0] = time_dense(&a->t_cal[0], Q, K, V, W, n, d, opts, a->n_cal_dense);
     }
     for (int path = 1; path <= 2; path++) {
         pr_fast_info_t info;
         int lr = path == 1;
         st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
              : pr_fast_choose(p, &info, Q, K, V, W, n, d, opts, o, lr);
+        /* not worth timing when its operation count is 8 times the dense one's, n² (s + d) */
+        double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
+        double ops = lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L);
+        if (!st && ops > 8.0 * (double)n * n * (W->s + d))
+            st = PR_EBUDGET;
         pr_attn_opts_t po = so;
         po.poly = p->c;
         po.poly_degree = p->degree;
@@ -916,8 +1039,8 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         a->t_cal[path] = plan + best;
         a->status[path] = st;
     }
-    double r = (double)n / m;
-    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * r * r;
+    double r = (double)n / m, rd = (double)n / a->n_cal_dense;
+    a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * rd * rd;
     a->t[1] = a->status[1] ? INFINITY : a->t_cal[1] * r;
     a->t[2] = a->status[2] ? INFINITY : a->t_cal[2] * fft_work(n) / fft_work(m);
     a->pick = PR_FAST_ALGO_DENSE;

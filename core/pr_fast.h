@@ -77,39 +77,50 @@ int pr_fast_terms_init(pr_fast_terms_t T, const int *a, const int *b, int s, con
                        double sigma, long max_terms);
 void pr_fast_terms_clear(pr_fast_terms_t T);
 
-/* A plan: everything that depends on W, the mask/bias, σ and P but not on Q, K, V. */
+/* One thread's scratch: the walk's symbol buffers, spectra, marginal products, partial sums. */
+typedef struct {
+    pr_toeplitz_work_t ws;
+    double *tbuf;           /* (s+1) × (2n-1): symbol prefixes of the walk, and the leaf */
+    double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
+                               interleaved scratch for FFTW, a planar leaf spectrum */
+    double *uv;             /* (g+1) × n: u (or v) of the marginals on the current path */
+    double *vx;             /* n: v_ν ∘ X_c, one column at a time */
+    double *col;            /* n: one inverse transform's output */
+    double *num;            /* n × (d+1): this thread's part of Ã [V | 1] */
+    unsigned char *ecur;    /* s: the walk's current multiplicities */
+    double fftw_seconds;
+    int st;
+} pr_fast_thread_struct;
+
+/* A plan: everything that depends on W, the mask/bias, σ and P but not on Q, K, V. Execute splits
+ * the b-marginals, then the a-marginal groups (balanced by term count), over nthreads OpenMP
+ * threads; for a given thread count the result does not depend on scheduling. */
 typedef struct {
     int n, d, s, g;
     pr_fast_terms_t terms;
     pr_toeplitz_plan_t tp;
-    pr_toeplitz_work_t ws;
+    int nthreads;
+    pr_fast_thread_struct *thr;
     int streamed;           /* 0: all symbols' spectra kept; 1: recomputed in each execute */
     double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked), each
                                planar: nfreq real parts then nfreq imaginary parts, stride
                                pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
     double *pw;             /* streamed: s × g × (2n-1) powers w_k^p, p = 1..g */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *tbuf;           /* (s+1) × (2n-1): symbol prefixes of the walk, and the leaf */
     double *xhat;           /* bm.count × (d+1) planar spectra of v_ν ∘ X_c */
-    double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
-                               interleaved scratch for FFTW, a planar leaf spectrum */
-    double *uv;             /* (g+1) × n: u (or v) of the marginals on the current path */
-    double *vx;             /* n: v_ν ∘ X_c, one column at a time */
-    double *num;            /* n × (d+1): Ã [V | 1] */
-    double *col;            /* n: one inverse transform's output */
     int *rstart;            /* da + 1: first slot of each row of the sorted support */
-    unsigned char *ecur;    /* s: the walk's current multiplicities */
     size_t bytes;           /* memory the plan holds */
     double plan_seconds;    /* wall time of pr_fast_plan */
     long plan_transforms;   /* symbol transforms done while planning */
     long transforms;        /* forward + inverse transforms of the last execute */
     long fwd_transforms, inv_transforms;
-    double fftw_seconds;    /* time inside transforms in the last execute (0 unless timing) */
+    double fftw_seconds;    /* per thread, time inside transforms in the last execute (if timing) */
     int timing;             /* set to 1 to measure fftw_seconds (costs two clock reads each) */
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 
-/* Bytes a plan for these sizes would hold, kept and streamed (0 if it overflows). */
+/* Bytes a plan for these sizes would hold, kept and streamed, with omp_get_max_threads() threads'
+ * scratch (0 if it overflows). */
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed);
 
 /* Plans the expansion of opts->poly (required: the fast paths approximate P, not exp) for W of
@@ -201,6 +212,7 @@ typedef enum { PR_FAST_ALGO_DENSE = 0, PR_FAST_ALGO_LOWRANK = 1, PR_FAST_ALGO_FF
 
 typedef struct {
     int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
+    int n_cal_dense;        /* the dense reference's: doubled from n_cal until a run takes 30 ms */
     double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
     double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT ∝ L log L;
                                INFINITY where the path does not apply or refuses the target */
@@ -209,7 +221,9 @@ typedef struct {
 } pr_fast_auto_t;
 
 /* Cost model calibrated on this machine: runs each applicable path on the leading n_cal <= 1024
- * rows (with the degrees the full problem needs for o->eps), times it, and scales. */
+ * rows (with the degrees the full problem needs for o->eps), times it, and scales. A fast path
+ * whose operation count (low-rank 4 n F (d+1); FFT terms (d+2) 3 L log2 L, planning included)
+ * passes 8 times the dense n² (s + d) is not timed (status PR_EBUDGET). */
 int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
                  const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o);
 const char *pr_fast_algo_name(pr_fast_algo_t algo);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <omp.h>
 #include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
@@ -88,9 +89,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     pr_backward_plan *bp = NULL;
     if (c->want_dw && !dw)
         st = PR_ENOMEM;
-    if (!st && !(st = pr_fast_data_info(&info, Q, K, V, W, n, d, &opts, &fo, 0)) &&
-        !(st = pr_fast_choose_poly(p, &info, &fo, pr_fast_rho(n, &opts), 2.0,
-                                   3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1))))) {
+    if (!st && !(st = pr_fast_choose(p, &info, Q, K, V, W, n, d, &opts, &fo, 0))) {
         opts.poly = p->c;
         opts.poly_degree = p->degree;
         r->degree = p->degree;
@@ -127,11 +126,13 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         if (!st)
             TIMED(r->dense, r->dense_cpu, pr_dense_backward(dQ, dK, dV, dw, Q, K, V, W, Od, lse, dO, n, d, &opts));
         r->dense_measured = 1;
-        *last_t = r->dense;
+        last_t[0] = r->dense;
+        last_t[1] = r->dense_cpu;
         *last_n = n;
     } else if (!st) {
         double q = (double)n / *last_n;
-        r->dense = *last_t * q * q;
+        r->dense = last_t[0] * q * q;
+        r->dense_cpu = last_t[1] * q * q;
     }
     pr_expoly_clear(p);
     pr_posw_clear(W);
@@ -193,32 +194,37 @@ int pr_bench_backward(int argc, char **argv)
     c.want_dw = !no_dw;
     int s = 2 * c.d, nr = 0;
     row_t rows[32];
-    double last_t = 0.0;
-    int last_n = 0;
+    double last_t[2] = {0.0, 0.0};
+    int last_n = 0, threads = omp_get_max_threads();
     if (!json)
         printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s\n"
-               "%9s %4s %7s %11s %11s %11s %9s %9s %11s %9s\n", c.d, s, c.B, c.eps,
+               "%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
                c.want_dw ? ", with dw" : "", "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
-               "dense/bwd", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
+               "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
     for (long n = nmin; n <= nmax && nr < 32; n *= 2) {
         row_t *r = &rows[nr];
         memset(r, 0, sizeof *r);
         r->n = (int)n;
-        int st = run_size(r, &c, &last_t, &last_n);
+        int st = run_size(r, &c, last_t, &last_n);
         if (st)
             return pr_cli_fail_status("bench backward", st, "at this size (lower --nmax or raise --eps)");
         if (!json) {
             printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f %9.3f %11.4g %9.1f\n", r->n, r->degree,
                    r->terms, r->fwd, r->bwd, r->dense, r->dense_measured ? " " : "*",
-                   r->dense / r->bwd, r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
+                   r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
             fflush(stdout);
         }
         nr++;
     }
-    /* crossover: the least n from which the fast backward is faster at every larger tested n */
-    long nstar = -1;
-    for (int i = nr - 1; i >= 0 && rows[i].dense > rows[i].bwd; i--)
+    /* crossover: the least n from which the fast backward is faster at every larger tested n.
+     * CPU times are what other jobs on a shared machine do not inflate; the dense backward runs on
+     * `threads` threads, so its CPU time over threads is its wall time on an idle machine, against
+     * the single-threaded fast backward's CPU time. The wall-clock crossover is printed beside. */
+    long nstar = -1, nstar_wall = -1;
+    for (int i = nr - 1; i >= 0 && rows[i].dense_cpu / threads > rows[i].bwd_cpu; i--)
         nstar = rows[i].n;
+    for (int i = nr - 1; i >= 0 && rows[i].dense > rows[i].bwd; i--)
+        nstar_wall = rows[i].n;
     /* Both fast paths are single-threaded: their CPU times are what the other jobs on a shared
      * machine do not inflate, so slope and backward/forward use them (wall times beside). The
      * dense backward runs on all threads: the crossover compares wall times. */
@@ -236,22 +242,23 @@ int pr_bench_backward(int argc, char **argv)
             const row_t *r = &rows[i];
             printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
                    "\"fwd_s\": %.6g, \"bwd_s\": %.6g, \"dense_bwd_s\": %.6g, \"fwd_cpu_s\": %.6g, "
-                   "\"bwd_cpu_s\": %.6g, \"dense_measured\": %s, \"dense_over_bwd\": %.4g, "
+                   "\"bwd_cpu_s\": %.6g, \"dense_cpu_s\": %.6g, \"dense_measured\": %s, \"dense_over_bwd\": %.4g, "
                    "\"bwd_over_fwd\": %.4g, \"bwd_over_fwd_wall\": %.4g, \"fwd_plan_s\": %.4g, "
                    "\"bwd_plan_s\": %.4g, \"bwd_mib\": %.1f}", i ? ", " : "", r->n, r->degree, r->terms,
-                   r->fwd_terms, r->transforms, r->fwd, r->bwd, r->dense, r->fwd_cpu, r->bwd_cpu,
-                   r->dense_measured ? "true" : "false", r->dense / r->bwd, r->bwd_cpu / r->fwd_cpu,
+                   r->fwd_terms, r->transforms, r->fwd, r->bwd, r->dense, r->fwd_cpu, r->bwd_cpu, r->dense_cpu,
+                   r->dense_measured ? "true" : "false", r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
                    r->bwd / r->fwd, r->fwd_plan, r->bwd_plan, r->bwd_mib);
         }
-        printf("], \"crossover_n\": %ld, \"slope\": %.4f, \"slope_wall\": %.4f, \"slope_range\": [%ld, %ld], "
+        printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, \"slope\": %.4f, \"slope_wall\": %.4f, \"slope_range\": [%ld, %ld], "
                "\"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, \"ceiling_bwd_over_fwd\": %d, "
-               "\"targets_met\": %s}\n", nstar, slope, slope_wall, slope_min, nmax, worst, worst_wall, 2 * s + 2,
+               "\"targets_met\": %s}\n", threads, nstar, nstar_wall, slope, slope_wall, slope_min, nmax, worst, worst_wall, 2 * s + 2,
                ok ? "true" : "false");
     } else {
-        printf("(* dense time extrapolated as n^2 from the largest measured n; bwd/fwd* in CPU time)\n"
-               "crossover n* = %ld (target <= 32768; -1: not within the sizes)\n"
+        printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, the dense one per thread)\n"
+               "crossover n* = %ld (dense CPU time / %d threads vs backward CPU time; target <= 32768; "
+               "-1: not within the sizes; wall clock: %ld)\n"
                "log-log slope of the backward's CPU time over [%ld, %ld] = %.3f (target <= 1.2; wall %.3f)\n"
-               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", nstar, slope_min, nmax,
+               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", nstar, threads, nstar_wall, slope_min, nmax,
                slope, slope_wall, worst, 2 * s + 2, worst_wall);
     }
     return 0;

@@ -206,17 +206,27 @@ static double slope(const row_t *r, int cnt, int lo, int hi)
     return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
 }
 
+/* JSON has no inf or nan: null (a prediction not made, or a path the model rules out) */
+static void json_num(const char *key, double v, const char *after)
+{
+    if (isfinite(v))
+        printf("\"%s\": %.6g%s", key, v, after);
+    else
+        printf("\"%s\": null%s", key, after);
+}
+
 static void print_rows(const char *name, const row_t *r, int cnt, int json)
 {
     for (int k = 0; k < cnt; k++) {
         if (json) {
             printf("%s{\"n\": %d, \"fast_s\": %.6g, \"plan_s\": %.6g, \"dense_s\": %.6g, \"dense_measured\": %s, "
                    "\"ratio_dense_over_fast\": %.4g, \"fftw_fraction\": %.3f, \"degree\": %d, \"terms\": %.0f, "
-                   "\"transforms\": %ld, \"streamed\": %s, \"plan_gib\": %.3f, \"pred_fast_s\": %.6g, "
-                   "\"pred_dense_s\": %.6g}", k ? ", " : "", r[k].n, r[k].fast, r[k].plan, r[k].dense,
-                   r[k].dense_measured ? "true" : "false", r[k].dense / r[k].fast, r[k].fftw_frac, r[k].degree,
-                   r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false", r[k].mem_gib, r[k].pred_fast,
-                   r[k].pred_dense);
+                   "\"transforms\": %ld, \"streamed\": %s, \"plan_gib\": %.3f, ", k ? ", " : "", r[k].n,
+                   r[k].fast, r[k].plan, r[k].dense, r[k].dense_measured ? "true" : "false", r[k].dense / r[k].fast,
+                   r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
+                   r[k].mem_gib);
+            json_num("pred_fast_s", r[k].pred_fast, ", ");
+            json_num("pred_dense_s", r[k].pred_dense, "}");
         } else {
             printf("  %-8d %10.4g %10.4g %10.4g%c %9.3g %6.2f %4d %7.0f %6ld %6.2f %10.3g %10.3g\n", r[k].n, r[k].fast,
                    r[k].plan, r[k].dense, r[k].dense_measured ? ' ' : '*', r[k].dense / r[k].fast, r[k].fftw_frac,
@@ -234,8 +244,8 @@ int pr_bench_fast(int argc, char **argv)
     long dense_max = c.dense_max;
     pr_opt_t opts[] = {
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
-        {"quick", PR_OPT_FLAG, &quick, "sizes up to 2^14 only, no 2^20 run (seconds, not minutes)", 0, 0, 0, 0},
-        {"skip-big", PR_OPT_FLAG, &skip_big, "skip the streamed n = 2^20 run (about 5 GiB, a minute)", 0, 0, 0, 0},
+        {"quick", PR_OPT_FLAG, &quick, "general W up to 2^14, low-rank up to 2^12, no 2^20 run (about a minute)", 0, 0, 0, 0},
+        {"skip-big", PR_OPT_FLAG, &skip_big, "skip the streamed n = 2^20 run (about 4.5 GiB and several minutes)", 0, 0, 0, 0},
         {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
         {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
@@ -269,6 +279,7 @@ int pr_bench_fast(int argc, char **argv)
         row_t *g = &gen[ng];
         memset(g, 0, sizeof(*g));
         g->n = 1 << l2;
+        g->pred_fast = g->pred_dense = NAN;
         if (!(st = run(g, &c, 2, budget, 0, l2 % 2 == 0))) {
             inst_t I;
             if (!(st = inst_init(&I, g->n, 2, PR_POS_GENERAL, &c))) {
@@ -299,6 +310,7 @@ int pr_bench_fast(int argc, char **argv)
         row_t *x = &lr[nl];
         memset(x, 0, sizeof(*x));
         x->n = 1 << l2;
+        x->pred_fast = x->pred_dense = NAN;
         if (!(st = run(x, &c, 4, budget, 1, l2 % 2 == 0))) {
             inst_t I;
             if (!(st = inst_init(&I, x->n, 4, PR_POS_ROPE, &c))) {
@@ -325,7 +337,10 @@ int pr_bench_fast(int argc, char **argv)
         printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"general\": {\"d\": 2, \"rows\": [",
                c.B, c.eps, seed);
         print_rows("general", gen, ng, 1);
-        printf("], \"crossover_n\": %.0f, \"slope_2e12_2e18\": %.4f, \"fftw_fraction\": %.3f", ncross_g, sl, fftw);
+        printf("], ");
+        json_num("crossover_n", ncross_g, ", ");
+        json_num("slope_2e12_2e18", sl, ", ");
+        json_num("fftw_fraction", fftw, "");
         if (!skip_big)
             printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
                    "\"plan_gib\": %.3f, \"peak_rss_gib\": %.3f, \"transforms\": %ld, \"degree\": %d, \"terms\": %.0f, "
@@ -336,7 +351,8 @@ int pr_bench_fast(int argc, char **argv)
                    big.spec_gib);
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
         print_rows("lowrank", lr, nl, 1);
-        printf("], \"crossover_n\": %.0f}}\n", ncross_l);
+        printf("], ");
+        json_num("crossover_n", ncross_l, "}}\n");
     } else {
         printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once; * = dense extrapolated)\n",
                c.B, c.eps);

@@ -608,7 +608,8 @@ int pr_cmd_attn(int argc, char **argv)
     } else {
         printf("attn: n=%ld d=%ld pos=%s algo=%s scale=%s%s%s\n", n, d, pos, algo, scale, causal ? " causal" : "",
                alibi > 0 ? " alibi" : "");
-        printf("  B = %g, R = %.6g (sigma max|Q| max|K| max_l sum|w_l|)\n", Bout, R);
+        printf("  B = %g, R = %.6g (%s)\n", Bout, R, isfinite(job.R) ? "the fast path's bound on max|M_ij| from the data"
+                                                   : "sigma max|Q| max|K| max_l sum|w_l|");
         printf("  forward %.6f s, max|O| = %.6g\n", job.time_s, pr_vec_max_abs(O, nd));
         if (job.algo_used)
             printf("  auto: %s (predicted exact %.3g s, lowrank %.3g s, fft %.3g s)\n", job.algo_used,

@@ -145,11 +145,17 @@ static int fit_positive(pr_expoly_t p, pr_fast_info_t *info, pr_attn_opts_t *po,
     }
 }
 
-static void fill(double *Q, double *K, double *V, int n, int d, double B, pr_rng_t rng)
+/* Q, K, V uniform in [-B, B), then room for two outputs O1, O2, in one block (free Q frees all);
+ * W of the kind; σ = 1/d, causal or not */
+static double *instance(pr_posw_t W, pr_attn_opts_t *o, int kind, int n, int d, double B, int causal,
+                        pr_rng_t rng)
 {
-    pr_rng_fill(Q, (long)n * d, B, rng);
-    pr_rng_fill(K, (long)n * d, B, rng);
-    pr_rng_fill(V, (long)n * d, B, rng);
+    double *Q = malloc(sizeof(double) * n * d * 5);
+    pr_rng_fill(Q, 3L * n * d, B, rng);
+    PR_CHECK_OK(make_w(W, kind, n, d, rng));
+    pr_attn_opts_default(o, d);
+    o->causal = causal;
+    return Q;
 }
 
 /* C2: plan + execute = the dense P(M) of the same polynomial, to the floor estimate */
@@ -160,14 +166,10 @@ static void test_c2(pr_rng_t rng)
         int d = kind == 4 ? 1 + (int)pr_rng_below(rng, 3) : 2 * (1 + (int)pr_rng_below(rng, 2));
         int n = 1 + (int)pr_rng_below(rng, 48), g = 1 + (int)pr_rng_below(rng, d == 4 ? 5 : 8);
         double B = pr_rng_range(rng, 0.3, 1.5);
-        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
-        double *O1 = V + n * d, *O2 = O1 + n * d, *beta = malloc(sizeof(double) * (2 * n - 1));
-        fill(Q, K, V, n, d, B, rng);
         pr_posw_t W;
-        PR_CHECK_OK(make_w(W, kind, n, d, rng));
         pr_attn_opts_t o;
-        pr_attn_opts_default(&o, d);
-        o.causal = causal;
+        double *Q = instance(W, &o, kind, n, d, B, causal, rng), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d, *beta = malloc(sizeof(double) * (2 * n - 1));
         if (alibi) {
             PR_CHECK_OK(pr_bias_alibi(beta, n, 0.1));
             o.beta = beta;
@@ -216,14 +218,10 @@ static void test_eps(pr_rng_t rng)
         int kind = trial % 4, causal = trial % 3 == 1, d = 2 * (1 + (int)pr_rng_below(rng, 2));
         int n = 2 + (int)pr_rng_below(rng, 40);
         double B = pr_rng_range(rng, 0.25, 1.25), eps = epss[trial % 4];
-        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
-        double *O1 = V + n * d, *O2 = O1 + n * d;
-        fill(Q, K, V, n, d, B, rng);
         pr_posw_t W;
-        PR_CHECK_OK(make_w(W, kind, n, d, rng));
         pr_attn_opts_t o;
-        pr_attn_opts_default(&o, d);
-        o.causal = causal;
+        double *Q = instance(W, &o, kind, n, d, B, causal, rng), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d;
         pr_fast_opts_t fo;
         pr_fast_opts_default(&fo);
         fo.eps = eps;
@@ -256,14 +254,10 @@ static void test_agree(pr_rng_t rng)
     for (int trial = 0; trial < 18; trial++) {
         int kind = trial % 3 == 2 ? 3 : trial % 3, causal = trial % 2, d = 2 * (1 + (int)pr_rng_below(rng, 2));
         int n = 1 + (int)pr_rng_below(rng, 300), g = 2 + (int)pr_rng_below(rng, d == 4 ? 4 : 7);
-        double *Q = malloc(sizeof(double) * n * d * 5), *K = Q + n * d, *V = K + n * d;
-        double *O1 = V + n * d, *O2 = O1 + n * d;
-        fill(Q, K, V, n, d, 1.0, rng);
         pr_posw_t W;
-        PR_CHECK_OK(make_w(W, kind, n, d, rng));
         pr_attn_opts_t o;
-        pr_attn_opts_default(&o, d);
-        o.causal = causal;
+        double *Q = instance(W, &o, kind, n, d, 1.0, causal, rng), *K = Q + n * d, *V = K + n * d;
+        double *O1 = V + n * d, *O2 = O1 + n * d;
         pr_fast_info_t info;
         pr_expoly_t p;
         pr_expoly_init(p);
@@ -287,12 +281,9 @@ static void test_agree(pr_rng_t rng)
 static void test_bad(pr_rng_t rng)
 {
     int n = 16, d = 2;
-    double Q[32], K[32], V[32], O[32];
-    fill(Q, K, V, n, d, 1.0, rng);
     pr_posw_t W;
-    PR_CHECK_OK(pr_posw_init_general(W, n, d, rng));
     pr_attn_opts_t o;
-    pr_attn_opts_default(&o, d);
+    double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d, *O = V + n * d;
     pr_fast_opts_t fo;
     pr_fast_opts_default(&fo);
     pr_fast_info_t info;
@@ -315,6 +306,7 @@ static void test_bad(pr_rng_t rng)
     PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_ENONFINITE, "NaN");
     PR_CHECK(pr_lowrank_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "lowrank on general W");
     pr_posw_clear(W);
+    free(Q);
 }
 
 int main(void)
