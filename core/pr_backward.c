@@ -1,1 +1,1141 @@
+/* The fast backward (DESIGN.md §1 "Backward", "Rescaled-Toeplitz expansion"; claims G3, G4, G5).
+ *
+ * ---- Derivation: dM̃ ∘ T^{(a,b)} as rescaled Toeplitz sums ------------------------------------
+ * The forward expands Ã = Σ_e α_e diag(u_e) T_e diag(v_e) over multisets e of S, |e| ≤ g, with
+ * α_e = c_|e| mult(e) σ^|e|, u_e(i) = Π Q_{i a}^{e_ab}, v_e(j) = Π K_{j b}^{e_ab} and T_e the
+ * Toeplitz matrix of t_e(ℓ) = e^{β_ℓ} Π w_ab(ℓ)^{e_ab} (0 where masked).
+ * (1) dM̃ has rank-(d+1) rescalings of the same terms. With x_c(i) = dO_ic / D̃_i, y_c(j) = V_jc
+ *     for c < d, and x_d(i) = -r_i / D̃_i, y_d(j) = 1:
+ *       dM̃_ij = P̃_ij (Σ_c dO_ic V_jc - r_i) = Ã_ij Σ_{c≤d} x_c(i) y_c(j),
+ *       dM̃ = Σ_e α_e Σ_{c≤d} diag(x_c u_e) T_e diag(y_c v_e)      ((d+1) × the forward's terms).
+ * (2) dM̃ ∘ T^{(a,b)}: the Hadamard product of two Toeplitz matrices is Toeplitz with the product
+ *     symbol, t_e·w_k = t_{e+k} (k = (a,b) ∈ S), and u_e(i) Q_{i a} = u_{e+k}(i),
+ *     v_e(j) K_{j b} = v_{e+k}(j). So
+ *       dQ_ia = σ Σ_{k: a_k = a} Σ_e α_e Σ_c x_c(i) u_e(i) [T_{e+k} (y_c v_{e+k})](i).
+ *     Substituting f = e + k (1 ≤ |f| ≤ g+1) and using mult(f - k) = mult(f)·f_k/|f|:
+ *       σ α_{f-k} = α̂_f · f_k,  with α̂_f := (c_{|f|-1}/|f|) mult(f) σ^{|f|},
+ *     and Σ_{k ∈ f, a_k = a} f_k u_{f-k}(i) = ∂u_f/∂Q_ia (i). Hence
+ *       dQ_ia = Σ_f α̂_f (∂u_f/∂Q_ia)(i) Σ_c x_c(i) [T_f (y_c v_f)](i),
+ *       dK_jb = Σ_f α̂_f (∂v_f/∂K_jb)(j) Σ_c y_c(j) [T_fᵀ (x_c u_f)](j),
+ *       dw_k(ℓ) = Σ_f α̂_f f_k t_{f-k}(ℓ) Σ_c C_{f,c}(ℓ),  C_{f,c}(ℓ) = Σ_{i-j=ℓ} x_c u_f(i) y_c v_f(j),
+ *     i.e. the gradient of Σ_ij G_ij P̂(M_ij) e^{β} with P̂' = P (P̂ has coefficients c_{k-1}/k)
+ *     and G_ij = Σ_c x_c(i) y_c(j) held fixed: every (a,b) ∈ S is absorbed into one expansion of
+ *     degree g+1, C(s+g+1, g+1) rescaled Toeplitz terms instead of s·C(s+g, g).
+ *     And dV_jc = Σ_e α_e v_e(j) [T_eᵀ (u_e dO_c / D̃)](j) (transposed products).
+ * (3) Sharing by marginals: u_f and ∂u_f/∂Q depend only on the a-marginal μ of f, v_f only on its
+ *     b-marginal ν. One forward FFT per (ν, c) for y_c v_ν and per (μ, c) for x_c u_μ; the dQ
+ *     products are summed in the frequency domain per μ (one inverse FFT per (μ, c)), the dK and
+ *     dV products per ν (one inverse per (ν, c)); C_f depends only on (μ, ν): one inverse per pair,
+ *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it. The spectra of the terms with |f| ≤ g are the
+ *     forward plan's (it keeps α_f t̂_f; α̂_f t̂_f is that times α̂_f/α_f), so only the
+ *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
+ *     the power tables of the w_k, and transformed in each execute.
+ *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
+ *     the memory by (#ν of one size)·3(d+1) spectra. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
+ *
+ * ---- Propagated error bound (claim G4) -------------------------------------------------------
+ * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
+ * η = 2ε_A/(1-ε_A). Then (C9's argument) D̃_i/D_i ∈ [1-ε_A, 1+ε_A] and |P̃_ij - P_ij| ≤ η P_ij,
+ * and P̃ is row-stochastic and nonnegative (P > 0 on [-R, R] when ε_A < 1). With ν_i = ‖dO_i‖₁,
+ * V∞ = ‖V‖∞, G_ij = <dO_i, V_j> - r_i:
+ *   |r̃_i - r_i| ≤ ν_i ‖Õ_i - O_i‖∞ ≤ η ν_i V∞;   |G̃_ij| ≤ ν_i V∞ + ν_i ‖Õ_i‖∞ ≤ 2 ν_i V∞;
+ *   |dM̃_ij - dM_ij| ≤ |P̃_ij - P_ij| |G̃_ij| + P_ij |r̃_i - r_i| ≤ 3η ν_i V∞ P_ij.
+ * With ρ_a = max_ℓ Σ_{b:(a,b)∈S} |w_ab(ℓ)|, ρ'_b = max_ℓ Σ_{a:(a,b)∈S} |w_ab(ℓ)|, Σ_j P_ij = 1 and
+ * P_ij ≤ P̃_ij/(1-η) (since (1-ε_A)/(1+ε_A) ≥ 1-η), κ_j = Σ_i P̃_ij ν_i:
+ *   |ΔdQ_ia| ≤ σ Σ_j |ΔdM_ij| ‖K‖∞ ρ_a ≤ 3η σ V∞ ‖K‖∞ ρ_a ν_i,
+ *   |ΔdK_jb| ≤ 3η σ V∞ ‖Q‖∞ ρ'_b Σ_i ν_i P_ij ≤ 3η σ V∞ ‖Q‖∞ ρ'_b κ_j/(1-η),
+ *   |ΔdV_jc| ≤ Σ_i |P̃_ij - P_ij| |dO_ic| ≤ η κ_j/(1-η),
+ *   |Δdw_k(ℓ)| ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ Σ_{i-j=ℓ} ν_i P_ij ≤ 3η σ V∞ ‖Q‖∞ ‖K‖∞ κ^w(ℓ)/(1-η),
+ * κ^w(ℓ) = Σ_{i-j=ℓ} ν_i P̃_ij = Σ_f α_f t_f(ℓ) Σ_{i-j=ℓ} (ν_i/D̃_i) u_f(i) v_f(j): one more
+ * correlation per (μ, ν) from spectra already made (without it: κ^w ≤ Σ_i ν_i, as each row meets
+ * a diagonal once and P_ij ≤ 1). κ and κ^w are computed by the fast path in double, so the
+ * bound is an estimate that chooses nothing and certifies nothing (DESIGN.md §2); it holds to
+ * within the double floor of the run (F1). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cblas.h>
+#include "pr_status.h"
+#include "pr_vec.h"
+#include "pr_rope.h"
+#include "pr_lowrank.h"
 #include "pr_backward.h"
+
+/* ---- multisets of S and their marginals ------------------------------------------------------- */
+
+/* mult(f) = |f|! / Π f_k! as a product of binomials, exact in double while it stays below 2^53 */
+static double multinomial(const int *f, int s)
+{
+    double m = 1.0;
+    int tot = 0;
+    for (int k = 0; k < s; k++)
+        for (int t = 1; t <= f[k]; t++) {
+            tot++;
+            m = m * tot / t;
+        }
+    return m;
+}
+
+/* C(a+b, b) in double; INFINITY past 2^62 */
+static double binom_count(int a, int b)
+{
+    double c = 1.0;
+    for (int t = 1; t <= b; t++) {
+        c = c * (a + t) / t;
+        if (c > 0x1p62)
+            return INFINITY;
+    }
+    return c;
+}
+
+/* Writes every multiset of size ≤ G over s slots (as exponent vectors) into f[cnt*s...]. */
+static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int k, int s, int left)
+{
+    if (k == s) {
+        memcpy(f + (size_t)(*cnt) * s, cur, (size_t)s);
+        (*cnt)++;
+        return;
+    }
+    for (int e = 0; e <= left; e++) {
+        cur[k] = (unsigned char)e;
+        enum_multisets(f, cnt, cur, k + 1, s, left - e);
+    }
+}
+
+enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
+
+struct pr_backward_plan_s {
+    int n, d, s, g, G, want_dw;
+    size_t sl;                   /* doubles per spectrum */
+    int *wa, *wb;                /* support pairs */
+    long nf;                     /* multisets, sorted by (|f|, μ, ν) */
+    unsigned char *f;            /* nf × s */
+    int *fmu, *fnu;              /* marginal ids */
+    double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    double *poly;                /* c_0..c_g */
+    const double **fspec;        /* the forward's spectrum of α_f t_f, or NULL: transform t_f */
+    int nmu, nnu;
+    unsigned char *mu, *nu;      /* nmu × d, nnu × d exponent vectors */
+    long *mu_start;              /* first f of each μ (nmu+1 entries) */
+    int *nu_size_start;          /* first ν of each size (G+2 entries); ν sorted by (|ν|, ν) */
+    long npairs, reused;
+    double bytes;
+    long transforms;
+    /* engine: the forward's Toeplitz plan, or our own */
+    const pr_toeplitz_plan_struct *tp;
+    pr_toeplitz_plan_t own_tp;
+    int has_own_tp;
+    pr_toeplitz_work_t ws;
+    /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
+    double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
+    double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
+    double *qpow, *kpow;         /* d × (G+1) × n */
+    double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
+    double *tsym, *csym;         /* 2n-1: a symbol, a correlation */
+    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *cnu, *kappa_w;       /* 2n-1: a correlation; Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw) */
+    int has_kappa_w;
+    double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;  /* spectra */
+};
+
+static int cmp_vec(const unsigned char *x, const unsigned char *y, int d)
+{
+    int sx = 0, sy = 0;
+    for (int a = 0; a < d; a++) {
+        sx += x[a];
+        sy += y[a];
+    }
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    return memcmp(x, y, (size_t)d);
+}
+
+typedef struct {
+    unsigned char *mu, *nu;
+    int d;
+} marg_ctx;
+
+static int cmp_f(const void *p, const void *q, void *ctx)
+{
+    const marg_ctx *c = ctx;
+    long i = *(const long *)p, j = *(const long *)q;
+    int r = cmp_vec(c->mu + i * c->d, c->mu + j * c->d, c->d);
+    if (!r)
+        r = memcmp(c->nu + i * c->d, c->nu + j * c->d, (size_t)c->d);
+    return r ? r : (i < j ? -1 : i > j);
+}
+
+static int cmp_nu(const void *p, const void *q, void *ctx)
+{
+    const marg_ctx *c = ctx;
+    long i = *(const long *)p, j = *(const long *)q;
+    int r = cmp_vec(c->nu + i * c->d, c->nu + j * c->d, c->d);
+    return r ? r : (i < j ? -1 : i > j);
+}
+
+void pr_backward_destroy(pr_backward_plan *p)
+{
+    if (!p)
+        return;
+    free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
+    free(p->alpha); free(p->ahat); free(p->fspec); free(p->poly); free(p->mu); free(p->nu); free(p->mu_start);
+    free(p->nu_size_start);
+    free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
+    free(p->csym); free(p->preb); free(p->cnu); free(p->kappa_w); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
+    pr_toeplitz_spec_free(p->That); pr_toeplitz_spec_free(p->Xhat); pr_toeplitz_spec_free(p->accQ);
+    pr_toeplitz_spec_free(p->Yhat); pr_toeplitz_spec_free(p->accK); pr_toeplitz_spec_free(p->accV);
+    pr_toeplitz_spec_free(p->corr);
+    pr_toeplitz_work_clear(p->ws);
+    if (p->has_own_tp)
+        pr_toeplitz_destroy(p->own_tp);
+    free(p);
+}
+
+/* Sorts the multisets by (|f|, μ, ν) and numbers the distinct marginals. */
+static int build_groups(pr_backward_plan *p, const unsigned char *fraw)
+{
+    int d = p->d, s = p->s;
+    long nf = p->nf;
+    unsigned char *mu = malloc((size_t)nf * d), *nu = malloc((size_t)nf * d);
+    long *ord = malloc(sizeof(long) * nf), *nord = malloc(sizeof(long) * nf);
+    int *nuid = malloc(sizeof(int) * nf);
+    int st = PR_ENOMEM;
+    if (!mu || !nu || !ord || !nord || !nuid)
+        goto done;
+    memset(mu, 0, (size_t)nf * d);
+    memset(nu, 0, (size_t)nf * d);
+    for (long t = 0; t < nf; t++) {
+        for (int k = 0; k < s; k++) {
+            mu[t * d + p->wa[k]] += fraw[t * s + k];
+            nu[t * d + p->wb[k]] += fraw[t * s + k];
+        }
+        ord[t] = nord[t] = t;
+    }
+    marg_ctx ctx = {mu, nu, d};
+    qsort_r(ord, (size_t)nf, sizeof(long), cmp_f, &ctx);
+    qsort_r(nord, (size_t)nf, sizeof(long), cmp_nu, &ctx);
+    /* ν ids in (|ν|, ν) order */
+    p->nnu = 0;
+    for (long t = 0; t < nf; t++) {
+        if (t == 0 || cmp_vec(nu + nord[t] * d, nu + nord[t - 1] * d, d))
+            p->nnu++;
+        nuid[nord[t]] = p->nnu - 1;
+    }
+    p->nu = malloc((size_t)p->nnu * d);
+    p->nu_size_start = calloc((size_t)p->G + 2, sizeof(int));
+    p->f = malloc((size_t)nf * s);
+    p->fmu = malloc(sizeof(int) * nf);
+    p->fnu = malloc(sizeof(int) * nf);
+    if (!p->nu || !p->nu_size_start || !p->f || !p->fmu || !p->fnu)
+        goto done;
+    for (long t = 0; t < nf; t++)
+        memcpy(p->nu + (size_t)nuid[nord[t]] * d, nu + nord[t] * d, (size_t)d);
+    for (int m = 0, v = 0; m <= p->G + 1; m++) {
+        while (v < p->nnu) {
+            int sz = 0;
+            for (int a = 0; a < d; a++)
+                sz += p->nu[(size_t)v * d + a];
+            if (sz >= m)
+                break;
+            v++;
+        }
+        p->nu_size_start[m] = v;
+    }
+    p->nmu = 0;
+    p->npairs = 0;
+    for (long t = 0; t < nf; t++) {
+        long o = ord[t];
+        int newmu = t == 0 || cmp_vec(mu + o * d, mu + ord[t - 1] * d, d);
+        if (newmu)
+            p->nmu++;
+        if (newmu || nuid[o] != nuid[ord[t - 1]])
+            p->npairs++;
+        memcpy(p->f + (size_t)t * s, fraw + (size_t)o * s, (size_t)s);
+        p->fmu[t] = p->nmu - 1;
+        p->fnu[t] = nuid[o];
+    }
+    p->mu = malloc((size_t)p->nmu * d);
+    p->mu_start = malloc(sizeof(long) * ((size_t)p->nmu + 1));
+    if (!p->mu || !p->mu_start)
+        goto done;
+    for (long t = 0; t < nf; t++)
+        if (t == 0 || p->fmu[t] != p->fmu[t - 1]) {
+            memcpy(p->mu + (size_t)p->fmu[t] * d, mu + ord[t] * d, (size_t)d);
+            p->mu_start[p->fmu[t]] = t;
+        }
+    p->mu_start[p->nmu] = nf;
+    st = PR_OK;
+done:
+    free(mu); free(nu); free(ord); free(nord); free(nuid);
+    return st;
+}
+
+static int vec_size(const unsigned char *x, int d)
+{
+    int t = 0;
+    for (int a = 0; a < d; a++)
+        t += x[a];
+    return t;
+}
+
+static double *dalloc(pr_backward_plan *p, size_t count)
+{
+    p->bytes += 8.0 * count;
+    return calloc(count ? count : 1, sizeof(double));
+}
+
+static double *salloc(pr_backward_plan *p, size_t count)
+{
+    p->bytes += 8.0 * p->sl * count;
+    return pr_toeplitz_spec_alloc(p->tp, count);
+}
+
+/* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
+static int cmp_term(const void *x, const void *y, void *ctx)
+{
+    const pr_fast_terms_struct *T = ctx;
+    long i = *(const long *)x, j = *(const long *)y;
+    return memcmp(T->e + (size_t)i * T->s, T->e + (size_t)j * T->s, (size_t)T->s);
+}
+
+/* fspec[t] = the forward plan's kept (planar) spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
+static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F)
+{
+    const pr_fast_terms_struct *T = F->terms;
+    long *ord = malloc(sizeof(long) * (T->nterms ? T->nterms : 1));
+    if (!ord)
+        return PR_ENOMEM;
+    for (long i = 0; i < T->nterms; i++)
+        ord[i] = i;
+    qsort_r(ord, (size_t)T->nterms, sizeof(long), cmp_term, (void *)T);
+    for (long t = 0; t < p->nf; t++) {
+        const unsigned char *f = p->f + (size_t)t * p->s;
+        if (p->alpha[t] == 0.0)
+            continue;
+        long lo = 0, hi = T->nterms - 1;
+        while (lo <= hi) {
+            long mid = (lo + hi) / 2;
+            int c = memcmp(T->e + (size_t)ord[mid] * p->s, f, (size_t)p->s);
+            if (!c) {
+                p->fspec[t] = pr_fast_plan_spectrum(F, ord[mid]);
+                p->reused += p->fspec[t] != NULL;
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid - 1;
+        }
+    }
+    free(ord);
+    return PR_OK;
+}
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes)
+{
+    *plan = NULL;
+    int n = W->n, d = W->d;
+    if (!opts->poly || opts->poly_degree < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
+        return PR_EINVAL;
+    if (W->s <= 0)
+        return PR_ESHAPE;
+    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != opts->poly_degree))
+        return PR_ESHAPE;
+    if (d > 255 || opts->poly_degree > 253)
+        return PR_EBUDGET;
+    int s = W->s, g = opts->poly_degree, G = g + 1;
+    if (pr_vec_check_finite(opts->poly, (size_t)g + 1) ||
+        pr_vec_check_finite(W->w, (size_t)s * (2 * (size_t)n - 1)) ||
+        (opts->beta && pr_vec_check_finite(opts->beta, 2 * (size_t)n - 1)))
+        return PR_ENONFINITE;
+    double nfd = binom_count(s, G);
+    if (nfd > 1e8)
+        return PR_EBUDGET;
+    pr_backward_plan *p = calloc(1, sizeof(*p));
+    if (!p)
+        return PR_ENOMEM;
+    int st;
+    if (F)
+        p->tp = F->tp;
+    else {
+        if ((st = pr_toeplitz_plan(p->own_tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))) {
+            free(p);
+            return st;
+        }
+        p->has_own_tp = 1;
+        p->tp = p->own_tp;
+    }
+    p->sl = pr_toeplitz_spec_len(p->tp);
+    /* memory before allocating: power tables and the spectra of one size class of ν */
+    double nu_one_size = binom_count(d - 1, G);
+    double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 8.0) * n) +
+                 8.0 * p->sl * ((d + 2.0) + (d + 1.0) + 2.0 + nu_one_size * 3.0 * (d + 1)) +
+                 nfd * (s + 32.0);
+    if (max_bytes > 0 && est > max_bytes) {
+        pr_backward_destroy(p);
+        return PR_EBUDGET;
+    }
+    p->n = n; p->d = d; p->s = s; p->g = g; p->G = G;
+    p->want_dw = want_dw;
+    p->nf = (long)nfd;
+    st = PR_ENOMEM;
+    p->wa = malloc(sizeof(int) * s);
+    p->wb = malloc(sizeof(int) * s);
+    unsigned char *fraw = malloc((size_t)p->nf * s), *cur = calloc((size_t)s, 1);
+    if (!p->wa || !p->wb || !fraw || !cur)
+        goto fail;
+    memcpy(p->wa, W->a, sizeof(int) * s);
+    memcpy(p->wb, W->b, sizeof(int) * s);
+    long cnt = 0;
+    enum_multisets(fraw, &cnt, cur, 0, s, G);
+    if ((st = build_groups(p, fraw)))
+        goto fail;
+    st = PR_ENOMEM;
+    p->alpha = malloc(sizeof(double) * p->nf);
+    p->ahat = malloc(sizeof(double) * p->nf);
+    p->fspec = calloc((size_t)p->nf, sizeof(*p->fspec));
+    p->poly = malloc(sizeof(double) * (g + 1));
+    if (!p->alpha || !p->ahat || !p->fspec || !p->poly)
+        goto fail;
+    memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
+    for (long t = 0; t < p->nf; t++) {
+        int f[256], m = 0;
+        for (int k = 0; k < s; k++)
+            m += f[k] = p->f[(size_t)t * s + k];
+        double mult = multinomial(f, s), sm = pow(opts->sigma, m);
+        p->alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
+        p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
+    }
+    if (F && !F->streamed && (st = map_forward_spectra(p, F)))
+        goto fail;
+    st = PR_ENOMEM;
+    int maxnu = 0;
+    for (int m = 0; m <= G; m++)
+        if (p->nu_size_start[m + 1] - p->nu_size_start[m] > maxnu)
+            maxnu = p->nu_size_start[m + 1] - p->nu_size_start[m];
+    size_t L = 2 * (size_t)n - 1;
+    p->bytes += (double)p->nf * (s + 32.0);
+    p->wpow = dalloc(p, (size_t)s * (G + 1) * L);
+    p->bias = dalloc(p, L);
+    p->qpow = dalloc(p, (size_t)d * (G + 1) * n);
+    p->kpow = dalloc(p, (size_t)d * (G + 1) * n);
+    p->xc = dalloc(p, (size_t)(d + 2) * n);
+    p->tsym = dalloc(p, L);
+    p->csym = dalloc(p, L);
+    p->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
+    p->cnu = dalloc(p, L);
+    p->kappa_w = dalloc(p, L);
+    p->rbuf = dalloc(p, (size_t)n);
+    p->zbuf = dalloc(p, (size_t)n);
+    p->ycol = dalloc(p, (size_t)n);
+    p->tmp = dalloc(p, (size_t)n);
+    p->That = salloc(p, 1);
+    p->Xhat = salloc(p, (size_t)d + 2);
+    p->accQ = salloc(p, (size_t)d + 1);
+    p->corr = salloc(p, 1);
+    p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
+    p->accK = salloc(p, (size_t)(d + 1) * maxnu);
+    p->accV = salloc(p, (size_t)(d + 1) * maxnu);
+    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb || !p->cnu ||
+        !p->kappa_w ||
+        !p->rbuf || !p->zbuf || !p->ycol || !p->tmp || !p->That || !p->Xhat || !p->accQ ||
+        !p->corr || !p->Yhat || !p->accK || !p->accV)
+        goto fail;
+    if ((st = pr_toeplitz_work_init(p->ws, p->tp)))
+        goto fail;
+    st = PR_EBUDGET;
+    if (max_bytes > 0 && p->bytes > max_bytes)
+        goto fail;
+    for (long l = -(n - 1); l <= n - 1; l++) {
+        size_t li = (size_t)(l + n - 1);
+        p->bias[li] = exp(pr_attn_log_bias(opts, n, l));
+        for (int k = 0; k < s; k++) {
+            double w = pr_posw_at(W, k, l), acc = 1.0;
+            for (int e = 0; e <= G; e++) {
+                p->wpow[((size_t)k * (G + 1) + e) * L + li] = acc;
+                acc *= w;
+            }
+        }
+    }
+    free(fraw);
+    free(cur);
+    *plan = p;
+    return PR_OK;
+fail:
+    free(fraw);
+    free(cur);
+    pr_backward_destroy(p);
+    return st;
+}
+
+void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
+{
+    for (int i = 0; i < F->n; i++)
+        lse[i] = log(F->thr[0].num[(size_t)i * (F->d + 1) + F->d]);
+}
+
+const double *pr_backward_kappa_w(const pr_backward_plan *p)
+{
+    return p->has_kappa_w ? p->kappa_w : NULL;
+}
+
+void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
+{
+    info->terms = p->nf;
+    info->a_marginals = p->nmu;
+    info->b_marginals = p->nnu;
+    info->ab_pairs = p->npairs;
+    info->reused_spectra = p->reused;
+    info->bytes = p->bytes;
+    info->transforms = p->transforms;
+}
+
+/* ---- execute ---------------------------------------------------------------------------------- */
+
+/* out[i] = Π_a pw[a][e_a][i] (pw: d × (G+1) × n); skip = -1, or a slot whose exponent is lowered by one */
+static void marg_product(double *out, const double *pw, const unsigned char *e, int skip,
+                         int d, int G, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = 1.0;
+    for (int a = 0; a < d; a++) {
+        int p = e[a] - (a == skip);
+        if (p == 0)
+            continue;
+        const double *x = pw + ((size_t)a * (G + 1) + p) * n;
+        for (int i = 0; i < n; i++)
+            out[i] *= x[i];
+    }
+}
+
+/* spectrum of x ∘ y (n entries) into out */
+static int fwd(pr_backward_plan *p, double *out, const double *x, const double *y)
+{
+    for (int i = 0; i < p->n; i++)
+        p->rbuf[i] = x[i] * y[i];
+    return pr_toeplitz_vec_spec(out, p->rbuf, 1, p->tp, p->ws);
+}
+
+/* p->zbuf = the product held by spectrum in (destroyed) */
+static int inv(pr_backward_plan *p, double *in)
+{
+    return pr_toeplitz_spec_inverse(p->zbuf, 1, in, p->tp, p->ws);
+}
+
+static void powers(double *pw, const double *X, int n, int d, int G)
+{
+    for (int a = 0; a < d; a++) {
+        double *base = pw + (size_t)a * (G + 1) * n;
+        for (int i = 0; i < n; i++)
+            base[i] = 1.0;
+        for (int e = 1; e <= G; e++)
+            for (int i = 0; i < n; i++)
+                base[(size_t)e * n + i] = base[(size_t)(e - 1) * n + i] * X[(size_t)i * d + a];
+    }
+}
+
+/* dX[i][a] += z[i] · ∂(Π_a X_ia^{e_a})/∂X_ia for every a with e_a > 0 */
+static void add_marg_grad(double *dX, const double *z, const double *pw, const unsigned char *e,
+                          double *tmp, int d, int G, int n)
+{
+    for (int a = 0; a < d; a++) {
+        if (!e[a])
+            continue;
+        marg_product(tmp, pw, e, a, d, G, n);
+        for (int i = 0; i < n; i++)
+            dX[(size_t)i * d + a] += e[a] * tmp[i] * z[i];
+    }
+}
+
+/* t_f = bias · Π_k w_k^{f_k} into p->tsym, and, when C != NULL, dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ)
+ * (prefix and suffix products give every t_{f-k} in O(s) per offset), by blocks of SYM_BLK
+ * offsets so that the loops over ℓ vectorise */
+static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah, const double *C,
+                          double *dw)
+{
+    int n = p->n, s = p->s, G = p->G;
+    size_t L = 2 * (size_t)n - 1;
+    double *pre = p->preb, suf[SYM_BLK], hc[SYM_BLK];
+    for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
+        size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
+        memcpy(pre, p->bias + l0, sizeof(double) * m);
+        for (int k = 0; k < s; k++) {
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
+            for (size_t q = 0; q < m; q++)
+                out[q] = in[q] * w[q];
+        }
+        memcpy(p->tsym + l0, pre + (size_t)s * SYM_BLK, sizeof(double) * m);
+        if (!C)
+            continue;
+        for (size_t q = 0; q < m; q++) {
+            suf[q] = 1.0;
+            hc[q] = ah * C[l0 + q];
+        }
+        for (int k = s - 1; k >= 0; k--) {
+            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+            if (f[k]) {
+                const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
+                const double *pk = pre + (size_t)k * SYM_BLK;
+                double *o = dw + (size_t)k * L + l0, fk = f[k];
+                for (size_t q = 0; q < m; q++)
+                    o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+            }
+            for (size_t q = 0; q < m; q++)
+                suf[q] *= w[q];
+        }
+    }
+}
+
+/* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
+ * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
+ *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
+ * from accK, see pr_backward_execute). Accumulators are interleaved (the
+ * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
+static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
+                     double al, int vshare, const double *Y, double *aK, double *aV)
+{
+    int d = p->d;
+    long nq = p->tp->nfreq;
+    size_t sl = p->sl;
+    enum { BLK = 512 };
+    double tr[BLK], ti[BLK];
+    for (long q0 = 0; q0 < nq; q0 += BLK) {
+        long m = nq - q0 < BLK ? nq - q0 : BLK;
+        for (long q = 0; q < m; q++) {
+            tr[q] = T[(q0 + q) * tstride];
+            ti[q] = T[toff + (q0 + q) * tstride];
+        }
+        for (int c = 0; c <= d; c++) {
+            const double *y = Y + (size_t)c * sl + 2 * q0, *x = p->Xhat + (size_t)c * sl + 2 * q0;
+            double *aq = p->accQ + (size_t)c * sl + 2 * q0, *ak = aK + (size_t)c * sl + 2 * q0;
+            if (ah != 0.0)
+                for (long q = 0; q < m; q++) {
+                    double a = ah * tr[q], b = ah * ti[q];
+                    aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
+                    aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
+                    ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
+                    ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
+                }
+            const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
+            double *av = aV + (size_t)c * sl + 2 * q0;
+            if (al != 0.0 && (c == d || !vshare))
+                for (long q = 0; q < m; q++) {
+                    double a = al * tr[q], b = al * ti[q];
+                    av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
+                    av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
+                }
+        }
+    }
+}
+
+#define TRY(call)             \
+    do {                      \
+        if ((st = (call)))    \
+            return st;        \
+    } while (0)
+
+int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
+                        double *kappa, const double *Q, const double *K, const double *V,
+                        const double *O, const double *lse, const double *dO)
+{
+    int n = p->n, d = p->d, s = p->s, G = p->G, st;
+    size_t sl = p->sl;
+    const pr_toeplitz_plan_struct *tp = p->tp;
+    if (dw && !p->want_dw)
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd) ||
+        pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
+        return PR_ENONFINITE;
+    long f0 = p->ws->n_forward, i0 = p->ws->n_inverse;
+    /* x columns: dO_c/D̃, -r/D̃, ‖dO‖₁/D̃ */
+    for (int i = 0; i < n; i++) {
+        double inv_d = exp(-lse[i]), r = 0.0, l1 = 0.0;
+        for (int c = 0; c < d; c++) {
+            double g = dO[(size_t)i * d + c];
+            r += g * O[(size_t)i * d + c];
+            l1 += fabs(g);
+            p->xc[(size_t)c * n + i] = g * inv_d;
+        }
+        p->xc[(size_t)d * n + i] = -r * inv_d;
+        p->xc[(size_t)(d + 1) * n + i] = l1 * inv_d;
+    }
+    powers(p->qpow, Q, n, d, G);
+    powers(p->kpow, K, n, d, G);
+    memset(dQ, 0, sizeof(double) * nd);
+    memset(dK, 0, sizeof(double) * nd);
+    memset(dV, 0, sizeof(double) * nd);
+    if (dw)
+        memset(dw, 0, sizeof(double) * (size_t)s * (2 * (size_t)n - 1));
+    if (kappa)
+        memset(kappa, 0, sizeof(double) * n);
+    memset(p->kappa_w, 0, sizeof(double) * (2 * (size_t)n - 1));
+    p->has_kappa_w = dw && kappa;
+    double *ycol = p->ycol, *tmp = p->tmp;
+    long t = 0;
+    for (int m = 0; m <= G; m++) {
+        int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
+        /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
+         * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
+         * by vscale instead of accumulating its own */
+        int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
+        double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
+        for (size_t q = 0; q < (size_t)(nu1 - nu0) * (d + 1); q++) {
+            pr_toeplitz_spec_zero(p->accK + q * sl, tp);
+            pr_toeplitz_spec_zero(p->accV + q * sl, tp);
+        }
+        if (m >= 1 || dw)
+            for (int v = nu0; v < nu1; v++) {
+                marg_product(tmp, p->kpow, p->nu + (size_t)v * d, -1, d, G, n);
+                for (int c = 0; c <= d; c++) {
+                    for (int j = 0; j < n; j++)
+                        ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
+                    TRY(fwd(p, p->Yhat + ((size_t)(v - nu0) * (d + 1) + c) * sl, ycol, tmp));
+                }
+            }
+        while (t < p->nf && vec_size(p->mu + (size_t)p->fmu[t] * d, d) == m) {
+            int mu = p->fmu[t];
+            const unsigned char *muv = p->mu + (size_t)mu * d;
+            marg_product(tmp, p->qpow, muv, -1, d, G, n);
+            for (int c = 0; c < d + 2; c++)
+                TRY(fwd(p, p->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, tmp));
+            for (int c = 0; c <= d; c++)
+                pr_toeplitz_spec_zero(p->accQ + (size_t)c * sl, tp);
+            long tend = p->mu_start[mu + 1];
+            while (t < tend) {
+                int nuid = p->fnu[t];
+                long rend = t;
+                while (rend < tend && p->fnu[rend] == nuid)
+                    rend++;
+                size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
+                const double *Y = p->Yhat + vo;
+                double *aK = p->accK + vo, *aV = p->accV + vo, *C = NULL;
+                if (dw && m >= 1) {
+                    /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
+                    pr_toeplitz_spec_zero(p->corr, tp);
+                    for (int c = 0; c <= d; c++)
+                        pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
+                    TRY(pr_toeplitz_spec_inverse_sym(p->csym, p->corr, tp, p->ws));
+                    C = p->csym;
+                }
+                if (dw && kappa && m <= p->g) {
+                    /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+                    pr_toeplitz_spec_zero(p->corr, tp);
+                    pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
+                    TRY(pr_toeplitz_spec_inverse_sym(p->cnu, p->corr, tp, p->ws));
+                }
+                for (; t < rend; t++) {
+                    const unsigned char *f = p->f + (size_t)t * s;
+                    double ah = p->ahat[t], al = p->alpha[t];
+                    const double *T = p->fspec[t];
+                    int kw = dw && kappa && m <= p->g && al != 0.0;
+                    if (!T || C || kw)
+                        symbol_and_dw(p, f, ah, C, dw);
+                    if (kw)
+                        for (size_t li = 0; li < 2 * (size_t)n - 1; li++)
+                            p->kappa_w[li] += al * p->tsym[li] * p->cnu[li];
+                    long tstride = 1, toff = (long)tp->nfreq;
+                    if (T) {
+                        /* the forward's planar spectrum holds α_f t̂_f */
+                        ah /= al;
+                        al = 1.0;
+                    } else {
+                        TRY(pr_toeplitz_symbol_spec(p->That, p->tsym, PR_TOEPLITZ_FULL, tp, p->ws));
+                        T = p->That;
+                        tstride = 2;
+                        toff = 1;
+                    }
+                    mac_term(p, T, toff, tstride, ah, al, vshare, Y, aK, aV);
+                }
+            }
+            if (m >= 1) {
+                /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
+                memset(ycol, 0, sizeof(double) * n);
+                for (int c = 0; c <= d; c++) {
+                    TRY(inv(p, p->accQ + (size_t)c * sl));
+                    for (int i = 0; i < n; i++)
+                        ycol[i] += p->xc[(size_t)c * n + i] * p->zbuf[i];
+                }
+                add_marg_grad(dQ, ycol, p->qpow, muv, tmp, d, G, n);
+            }
+        }
+        for (int v = nu0; v < nu1; v++) {
+            const unsigned char *nuv = p->nu + (size_t)v * d;
+            size_t vo = (size_t)(v - nu0) * (d + 1) * sl;
+            double *vnu = p->rbuf;
+            if (m <= p->g)
+                marg_product(vnu, p->kpow, nuv, -1, d, G, n);
+            if (m >= 1) {
+                memset(ycol, 0, sizeof(double) * n);
+                for (int c = 0; c <= d; c++) {
+                    TRY(inv(p, p->accK + vo + (size_t)c * sl));
+                    for (int j = 0; j < n; j++)
+                        ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * p->zbuf[j];
+                    if (vshare && c < d)
+                        for (int j = 0; j < n; j++)
+                            dV[(size_t)j * d + c] += vscale * vnu[j] * p->zbuf[j];
+                }
+                add_marg_grad(dK, ycol, p->kpow, nuv, tmp, d, G, n);
+            }
+            if (m <= p->g) {
+                for (int c = 0; c <= d; c++) {
+                    if (c == d && !kappa)
+                        break;
+                    if (c < d && vshare)
+                        continue;
+                    TRY(inv(p, p->accV + vo + (size_t)c * sl));
+                    for (int j = 0; j < n; j++) {
+                        double z = vnu[j] * p->zbuf[j];
+                        if (c < d)
+                            dV[(size_t)j * d + c] += z;
+                        else
+                            kappa[j] += z;
+                    }
+                }
+            }
+        }
+    }
+    p->transforms = (p->ws->n_forward - f0) + (p->ws->n_inverse - i0);
+    return PR_OK;
+}
+#undef TRY
+
+/* ---- low-rank path for factorised RoPE --------------------------------------------------------- */
+
+/* index of exponent vector x among the sorted (lexicographic) vectors mono[0..F) */
+static long mono_index(const unsigned char *mono, long F, const unsigned char *x, int d)
+{
+    long lo = 0, hi = F - 1;
+    while (lo <= hi) {
+        long mid = (lo + hi) / 2;
+        int c = memcmp(mono + (size_t)mid * d, x, (size_t)d);
+        if (!c)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* mon[α] = Π x_a^{α_a} for every α, each from a parent of lower index */
+static void monomials(double *mon, const double *x, const long *drop, const int *first, long F, int d)
+{
+    mon[0] = 1.0;
+    for (long t = 1; t < F; t++)
+        mon[t] = mon[drop[t * d + first[t]]] * x[first[t]];
+}
+
+int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *O, const double *lse, const double *dO,
+                        int n, int d, const pr_attn_opts_t *opts)
+{
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (!pr_lowrank_applies(W) || !opts->poly || opts->beta)
+        return PR_EINVAL;
+    int rope = pr_posw_is_factorised(W);
+    if (rope && d % 2)
+        return PR_EODD;
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
+        return PR_ENONFINITE;
+    int g = opts->poly_degree, G = g + 1;
+    if (d > 255 || G > 255)
+        return PR_EBUDGET;
+    double Fd = binom_count(d, G);
+    if (Fd > 1e7)
+        return PR_EBUDGET;
+    long F = (long)Fd;
+    pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
+    unsigned char *mono = malloc((size_t)F * d), *cur = calloc((size_t)d, 1);
+    long *drop = malloc(sizeof(long) * F * d);
+    int *first = malloc(sizeof(int) * F);
+    double *alpha = malloc(sizeof(double) * F), *ahat = malloc(sizeof(double) * F);
+    double *S = calloc((size_t)F * (d + 1), sizeof(double)), *T = calloc((size_t)F * (d + 2), sizeof(double));
+    double *mon = malloc(sizeof(double) * F), *Qr = malloc(sizeof(double) * nd), *Kr = malloc(sizeof(double) * nd);
+    double *xc = malloc(sizeof(double) * (d + 2)), *rinv = malloc(sizeof(double) * n);
+    st = PR_ENOMEM;
+    if (!mono || !cur || !drop || !first || !alpha || !ahat || !S || !T || !mon || !Qr || !Kr || !xc || !rinv)
+        goto done;
+    long cnt = 0;
+    enum_multisets(mono, &cnt, cur, 0, d, G);
+    for (long t = 0; t < F; t++) {
+        unsigned char *x = cur;
+        memcpy(x, mono + (size_t)t * d, (size_t)d);
+        int e[256], m = 0;
+        first[t] = -1;
+        for (int a = 0; a < d; a++) {
+            m += e[a] = x[a];
+            drop[t * d + a] = -1;
+            if (x[a]) {
+                if (first[t] < 0)
+                    first[t] = a;
+                x[a]--;
+                drop[t * d + a] = mono_index(mono, F, x, d);
+                x[a]++;
+            }
+        }
+        double mult = multinomial(e, d), sm = pow(opts->sigma, m);
+        alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
+        ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
+    }
+    if (!rope) {
+        memcpy(Qr, Q, sizeof(double) * nd);
+        memcpy(Kr, K, sizeof(double) * nd);
+    } else if ((st = pr_rope_rotate(Qr, Q, n, d, W->rope_base, layout, 1)) ||
+               (st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1)))
+        goto done;
+    memset(dQ, 0, sizeof(double) * nd);
+    memset(dK, 0, sizeof(double) * nd);
+    memset(dV, 0, sizeof(double) * nd);
+    /* S[α][c] = Σ_j y_c(j) k'^α_j over the j a row i sees; T[α][c] = Σ_i x_c(i) q'^α_i */
+#define XCOLS(i)                                                                     \
+    do {                                                                             \
+        double inv_d_ = rinv[i], r_ = 0.0, l1_ = 0.0;                                \
+        for (int c = 0; c < d; c++) {                                                \
+            double g_ = dO[(size_t)(i) * d + c];                                      \
+            r_ += g_ * O[(size_t)(i) * d + c];                                        \
+            l1_ += fabs(g_);                                                         \
+            xc[c] = g_ * inv_d_;                                                     \
+        }                                                                            \
+        xc[d] = -r_ * inv_d_;                                                        \
+        xc[d + 1] = l1_ * inv_d_;                                                    \
+    } while (0)
+    if (!opts->causal)
+        for (int j = 0; j < n; j++) {
+            monomials(mon, Kr + (size_t)j * d, drop, first, F, d);
+            for (long t = 0; t < F; t++) {
+                for (int c = 0; c < d; c++)
+                    S[t * (d + 1) + c] += V[(size_t)j * d + c] * mon[t];
+                S[t * (d + 1) + d] += mon[t];
+            }
+        }
+    for (int i = 0; i < n; i++) {
+        if (opts->causal) {
+            monomials(mon, Kr + (size_t)i * d, drop, first, F, d);
+            for (long t = 0; t < F; t++) {
+                for (int c = 0; c < d; c++)
+                    S[t * (d + 1) + c] += V[(size_t)i * d + c] * mon[t];
+                S[t * (d + 1) + d] += mon[t];
+            }
+        }
+        monomials(mon, Qr + (size_t)i * d, drop, first, F, d);
+        if (lse)
+            rinv[i] = exp(-lse[i]);
+        else {
+            /* D̃_i = Σ_α α_α q'^α_i Σ_j k'^α_j over the j row i sees */
+            double D = 0.0;
+            for (long t = 0; t < F; t++)
+                D += alpha[t] * mon[t] * S[t * (d + 1) + d];
+            if (!(D > 0.0) || !isfinite(D)) {
+                st = PR_EDOMAIN;
+                goto done;
+            }
+            rinv[i] = 1.0 / D;
+        }
+        XCOLS(i);
+        for (long t = 1; t < F; t++) {
+            double z = 0.0;
+            for (int c = 0; c <= d; c++)
+                z += xc[c] * S[t * (d + 1) + c];
+            z *= ahat[t];
+            for (int a = 0; a < d; a++)
+                if (drop[t * d + a] >= 0)
+                    dQ[(size_t)i * d + a] += z * mono[(size_t)t * d + a] * mon[drop[t * d + a]];
+        }
+    }
+    if (!opts->causal)
+        for (int i = 0; i < n; i++) {
+            XCOLS(i);
+            monomials(mon, Qr + (size_t)i * d, drop, first, F, d);
+            for (long t = 0; t < F; t++)
+                for (int c = 0; c < d + 2; c++)
+                    T[t * (d + 2) + c] += xc[c] * mon[t];
+        }
+    for (int j = n - 1; j >= 0; j--) {
+        if (opts->causal) {
+            XCOLS(j);
+            monomials(mon, Qr + (size_t)j * d, drop, first, F, d);
+            for (long t = 0; t < F; t++)
+                for (int c = 0; c < d + 2; c++)
+                    T[t * (d + 2) + c] += xc[c] * mon[t];
+        }
+        monomials(mon, Kr + (size_t)j * d, drop, first, F, d);
+        double kap = 0.0;
+        for (long t = 0; t < F; t++) {
+            const double *Tt = T + t * (d + 2);
+            if (alpha[t] != 0.0) {
+                for (int c = 0; c < d; c++)
+                    dV[(size_t)j * d + c] += alpha[t] * mon[t] * Tt[c];
+                kap += alpha[t] * mon[t] * Tt[d + 1];
+            }
+            if (t == 0)
+                continue;
+            double z = Tt[d];
+            for (int c = 0; c < d; c++)
+                z += V[(size_t)j * d + c] * Tt[c];
+            z *= ahat[t];
+            for (int b = 0; b < d; b++)
+                if (drop[t * d + b] >= 0)
+                    dK[(size_t)j * d + b] += z * mono[(size_t)t * d + b] * mon[drop[t * d + b]];
+        }
+        if (kappa)
+            kappa[j] = kap;
+    }
+#undef XCOLS
+    /* back through the rotation: dQ = R_iᵀ dQ'_i */
+    if (rope && ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
+                 (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1))))
+        goto done;
+    st = PR_OK;
+done:
+    free(mono); free(cur); free(drop); free(first); free(alpha); free(ahat); free(S); free(T);
+    free(mon); free(Qr); free(Kr); free(xc); free(rinv);
+    return st;
+}
+
+/* ---- error bound and the papers' dL/dX --------------------------------------------------------- */
+
+int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
+                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                      double sigma)
+{
+    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d)
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    double eta = 2.0 * eps_A / (1.0 - eps_A);
+    double qinf = pr_vec_max_abs(Q, nd), kinf = pr_vec_max_abs(K, nd), vinf = pr_vec_max_abs(V, nd);
+    double rho = 0.0, rhop = 0.0, numax = 0.0, nusum = 0.0, kapmax = pr_vec_max_abs(kappa, n);
+    for (int a = 0; a < d; a++)
+        for (size_t l = 0; l < L; l++) {
+            double ra = 0.0, rb = 0.0;
+            for (int k = 0; k < W->s; k++) {
+                double w = fabs(W->w[(size_t)k * L + l]);
+                ra += W->a[k] == a ? w : 0.0;
+                rb += W->b[k] == a ? w : 0.0;
+            }
+            rho = fmax(rho, ra);
+            rhop = fmax(rhop, rb);
+        }
+    for (int i = 0; i < n; i++) {
+        double l1 = 0.0;
+        for (int c = 0; c < d; c++)
+            l1 += fabs(dO[(size_t)i * d + c]);
+        numax = fmax(numax, l1);
+        nusum += l1;
+    }
+    bound->dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
+    bound->dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta);
+    bound->dv = eta * kapmax / (1.0 - eta);
+    double diag = kappa_w ? pr_vec_max_abs(kappa_w, L) / (1.0 - eta) : nusum;
+    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * diag;
+    return PR_OK;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
+                     pr_fast_info_t *info, pr_backward_report_t *rep,
+                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_fast_opts_t *o, int lowrank)
+{
+    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+        return PR_EINVAL;
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (pr_vec_check_finite(dO, (size_t)n * d))
+        return PR_ENONFINITE;
+    memset(rep, 0, sizeof(*rep));
+    double t0 = now();
+    /* error control exactly as the forward alone does it */
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    if ((st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank))) {
+        pr_expoly_clear(p);
+        return st;
+    }
+    pr_attn_opts_t po = *opts;
+    po.poly = p->c;
+    po.poly_degree = p->degree;
+    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
+    pr_fast_plan_t F;
+    pr_backward_plan *bp = NULL;
+    int planned = 0;
+    st = PR_ENOMEM;
+    if (!kappa || !lse)
+        goto done;
+    if (lowrank) {
+        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+        rep->forward_s = now() - t0;
+        t0 = now();
+        if (!st)
+            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
+        rep->terms = (long)pr_fast_binom(d, p->degree + 1);
+    } else {
+        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms)))
+            goto done;
+        planned = 1;
+        if ((st = pr_fast_execute(O, F, Q, K, V)))
+            goto done;
+        info->streamed = F->streamed;
+        info->transforms = F->transforms;
+        info->plan_transforms = F->plan_transforms;
+        info->plan_seconds = F->plan_seconds;
+        rep->forward_s = now() - t0;
+        t0 = now();
+        pr_backward_lse_from_fast(lse, F);
+        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
+            goto done;
+        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
+            goto done;
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        rep->terms = bi.terms;
+        rep->transforms = bi.transforms;
+    }
+    rep->backward_s = now() - t0;
+    if (!st) {
+        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
+        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
+        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
+                               bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
+        if (lowrank || !dw)
+            rep->bound.dw = NAN;
+    }
+done:
+    pr_backward_destroy(bp);
+    if (planned)
+        pr_fast_destroy(F);
+    pr_expoly_clear(p);
+    free(kappa);
+    free(lse);
+    return st;
+}
+
+int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d)
+{
+    if (n <= 0 || d <= 0)
+        return PR_EINVAL;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0, A1, d, dQ, d, 0.0, dX, d);
+    return PR_OK;
+}

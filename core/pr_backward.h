@@ -1,5 +1,110 @@
-/* pr_backward: fast backward (issue 6) */
+/* pr_backward: the fast backward pass of polynomial RoPE attention (Chen, Huo, Li, Liang, Shi,
+ * Song, arXiv 2412.17316; DESIGN.md §1 "Backward", claims G3, G4, G5).
+ *
+ * Given the fast forward's output Õ, its row sums D̃_i = Σ_j Ã_ij (passed as lse_i = log D̃_i, as
+ * pr_dense_forward returns them) and the upstream gradient dO, with P̃ = D̃⁻¹Ã and
+ * Ã_ij = P(M_ij)·e^{β_{i-j}}:
+ *   dV = P̃ᵀ dO,  r_i = <dO_i, Õ_i>,  dM̃ = P̃ ∘ (dO Vᵀ - r 1ᵀ),
+ *   dQ_ia = σ Σ_j dM̃_ij Σ_b w_ab(i-j) K_jb,  dK_jb = σ Σ_i dM̃_ij Σ_a Q_ia w_ab(i-j),
+ *   dw_k(ℓ) = σ Σ_{i-j=ℓ} dM̃_ij Q_{i a_k} K_{j b_k},
+ * i.e. exactly what pr_dense_backward computes with opts->poly = P (claim G3), in time
+ * C(s+g+1, g+1)·O(n log n) (general W, FFT path) or C(d+g+1, g+1)·O(n d) (RoPE, low-rank path).
+ * The derivation (dM̃ ∘ T^{(a,b)} as rescaled Toeplitz sums) is at the top of pr_backward.c. */
 #ifndef PR_BACKWARD_H
 #define PR_BACKWARD_H
+
+#include "pr_attn.h"
+#include "pr_fast.h"
+
+/* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
+ * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
+ * buffer; execute allocates nothing. opts->poly (degree g ≥ 0) is required; opts->beta and
+ * opts->causal fold into the symbols.
+ * F: the forward plan made for the same W, opts and n (or NULL). The backward then runs on F's
+ * Toeplitz plan and takes the spectra of the terms with |f| ≤ g from F when F keeps them (no
+ * second planning of those symbols); only the C(s+g, g+1) symbols of degree g+1 are transformed
+ * in each execute. F must outlive the backward plan.
+ * want_dw = 0 skips dw. PR_EBUDGET past max_bytes of memory (0: no limit). */
+typedef struct pr_backward_plan_s pr_backward_plan;
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes);
+
+/* dQ, dK, dV: n×d; dw: s×(2n-1) as in pr_posw (NULL to skip; must be NULL if the plan was made
+ * without dw); kappa: NULL or n entries κ_j = Σ_i P̃_ij ‖dO_i‖₁, the column weight that
+ * pr_backward_bound needs. Q, K, V, O, lse, dO as in the header comment. */
+int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
+                        double *kappa, const double *Q, const double *K, const double *V,
+                        const double *O, const double *lse, const double *dO);
+
+void pr_backward_destroy(pr_backward_plan *plan);
+
+/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 from the last execute that computed dw and kappa
+ * (else NULL): the diagonal weights of dw's bound (one more correlation per (μ, ν)). */
+const double *pr_backward_kappa_w(const pr_backward_plan *plan);
+
+/* lse_i = log D̃_i from the last pr_fast_execute of F (the Ã·1 column of its summed threads'
+ * parts, thr[0].num), the input execute needs. */
+void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
+
+/* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and
+ * b-marginals and of (a, b)-marginal pairs, the bytes allocated (not counting F), and the
+ * transforms the last execute ran. */
+typedef struct {
+    long terms, a_marginals, b_marginals, ab_pairs;
+    long reused_spectra;    /* terms whose spectrum came from the forward plan */
+    double bytes;
+    long transforms;
+} pr_backward_info_t;
+
+void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *plan);
+
+/* Factorised W (RoPE of either layout, or the identity: pr_lowrank_applies): the low-rank path.
+ * Rotates Q and K (RoPE), differentiates P(σ q'·k') through symmetric-monomial features of degree ≤ g+1, and maps the
+ * gradients back with the rotation's adjoint R_iᵀ (pr_rope_rotate(..., -1)). Causal by prefix
+ * and suffix sums. An additive bias opts->beta does not factorise: PR_EINVAL. Arguments as in
+ * pr_backward_execute (no dw: W is fixed for RoPE), except that lse may be NULL: the row sums D̃
+ * are then recomputed from the same features (pr_lowrank_execute does not return them);
+ * PR_EDOMAIN if one is not positive. */
+int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *O, const double *lse, const double *dO,
+                        int n, int d, const pr_attn_opts_t *opts);
+
+/* Propagated bound (claim G4) on |fast gradient - exact gradient| entrywise, for a polynomial
+ * with |P(x) - eˣ| ≤ eps_A·eˣ on [-R, R] and the same dO; see pr_backward.c for the derivation.
+ * kappa from the fast run; kappa_w (2n-1, from pr_backward_kappa_w) tightens dw's bound, or NULL.
+ * W and σ of the problem. Each field is the max over the entries. */
+typedef struct {
+    double dq, dk, dv, dw;
+} pr_backward_bound_t;
+
+int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
+                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                      double sigma);
+
+/* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
+ * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept
+ * for the backward), then dQ, dK, dV (and dw for the FFT path when dw != NULL) for the upstream
+ * dO, and the propagated bound (pr_backward_bound with eps_A = P's error plus the forward's
+ * relative floor, so that the rounding the floor accounts for is covered too). */
+typedef struct {
+    pr_backward_bound_t bound;
+    double forward_s, backward_s;   /* wall time of the forward (plan + execute) and backward */
+    long terms;                     /* backward terms (FFT: C(s+g+1, g+1)) or features (C(d+g+1, g+1)) */
+    long transforms;                /* FFT path: transforms of the backward's execute */
+} pr_backward_report_t;
+
+int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
+                     pr_fast_info_t *info, pr_backward_report_t *rep,
+                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_fast_opts_t *o, int lowrank);
+
+/* The papers' objective L(X) = ½‖O - E‖²_F with Q = A1·X (A1: n×d, X: d×d): with dO = O - E
+ * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */
+int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d);
 
 #endif

@@ -1,7 +1,265 @@
+/* polyrope bench backward: the fast backward (general W, FFT path) against the dense backward and
+ * against the fast forward at the same size, in one run (claim G5). Both fast plans are made once
+ * (as a plan for W is reused across heads and calls); the planning times are printed beside.
+ * Reports the backward/dense time ratio, crossover n*, log-log slope over [slope-min, nmax], and
+ * the backward/forward ratio against the issue's ceiling 2s+2. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <omp.h>
+#include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* per-call wall time of `call` (and its process CPU time into cpu), repeated until 0.2 s have
+ * passed (at least once) */
+#define TIMED(out, cpu, call)                                                   \
+    do {                                                                        \
+        int reps_ = 0;                                                          \
+        double t0_ = now(), c0_ = cpu_now(), el_;                               \
+        do {                                                                    \
+            if ((st = (call)))                                                  \
+                break;                                                          \
+            reps_++;                                                            \
+        } while ((el_ = now() - t0_) < 0.2);                                    \
+        out = reps_ ? el_ / reps_ : 0.0;                                        \
+        cpu = reps_ ? (cpu_now() - c0_) / reps_ : 0.0;                          \
+    } while (0)
+
+typedef struct {
+    int n, degree, dense_measured;
+    long terms, fwd_terms, transforms;
+    double fwd, bwd, dense, fwd_cpu, bwd_cpu, dense_cpu, fwd_plan, bwd_plan, bwd_mib;
+} row_t;
+
+typedef struct {
+    int d, dense_max, want_dw;
+    double B, eps;
+    long seed;
+} cfg_t;
+
+static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
+{
+    int n = r->n, d = c->d, st;
+    size_t nd = (size_t)n * d;
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)c->seed + n);
+    double *buf = malloc(sizeof(double) * (nd * 9 + 2 * (size_t)n));
+    pr_posw_t W;
+    if (!buf)
+        return PR_ENOMEM;
+    double *Q = buf, *K = Q + nd, *V = K + nd, *O = V + nd, *dO = O + nd, *dQ = dO + nd;
+    double *dK = dQ + nd, *dV = dK + nd, *Od = dV + nd, *lse = Od + nd;
+    pr_rng_fill(Q, (long)nd, c->B, rng);
+    pr_rng_fill(K, (long)nd, c->B, rng);
+    pr_rng_fill(V, (long)nd, c->B, rng);
+    pr_rng_fill(dO, (long)nd, 1.0, rng);
+    if ((st = pr_posw_init_general(W, n, d, rng))) {
+        free(buf);
+        return st;
+    }
+    double *dw = c->want_dw ? malloc(sizeof(double) * W->s * (2 * (size_t)n - 1)) : NULL;
+    pr_attn_opts_t opts;
+    pr_attn_opts_default(&opts, d);
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    fo.eps = c->eps;
+    fo.B = c->B;
+    pr_fast_info_t info;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    pr_fast_plan_t F;
+    memset(F, 0, sizeof(F));
+    pr_backward_plan *bp = NULL;
+    if (c->want_dw && !dw)
+        st = PR_ENOMEM;
+    if (!st && !(st = pr_fast_choose(p, &info, Q, K, V, W, n, d, &opts, &fo, 0))) {
+        opts.poly = p->c;
+        opts.poly_degree = p->degree;
+        r->degree = p->degree;
+        st = pr_fast_plan(F, W, &opts, fo.mem_budget, fo.max_terms);
+    }
+    if (!st) {
+        r->fwd_plan = F->plan_seconds;
+        r->fwd_terms = F->terms->nterms;
+        TIMED(r->fwd, r->fwd_cpu, pr_fast_execute(O, F, Q, K, V));
+    }
+    if (!st) {
+        pr_backward_lse_from_fast(lse, F);
+        double t0 = now();
+        st = pr_backward_plan_fft(&bp, F, W, &opts, c->want_dw, 0);
+        r->bwd_plan = now() - t0;
+    }
+    if (!st) {
+        /* the gradients only: kappa (the bound's weights) is not asked for */
+        TIMED(r->bwd, r->bwd_cpu, pr_backward_execute(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse, dO));
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        r->terms = bi.terms;
+        r->transforms = bi.transforms;
+        r->bwd_mib = bi.bytes / 1048576.0;
+    }
+    pr_backward_destroy(bp);
+    if (F->terms->nterms)
+        pr_fast_destroy(F);
+    /* the dense backward of the exact problem, with its own forward's O and lse */
+    opts.poly = NULL;
+    opts.poly_degree = 0;
+    if (!st && n <= c->dense_max) {
+        st = pr_dense_forward(Od, lse, Q, K, V, W, n, d, &opts);
+        if (!st)
+            TIMED(r->dense, r->dense_cpu, pr_dense_backward(dQ, dK, dV, dw, Q, K, V, W, Od, lse, dO, n, d, &opts));
+        r->dense_measured = 1;
+        last_t[0] = r->dense;
+        last_t[1] = r->dense_cpu;
+        *last_n = n;
+    } else if (!st) {
+        double q = (double)n / *last_n;
+        r->dense = last_t[0] * q * q;
+        r->dense_cpu = last_t[1] * q * q;
+    }
+    pr_expoly_clear(p);
+    pr_posw_clear(W);
+    free(dw);
+    free(buf);
+    return st;
+}
+
+/* least-squares slope of log t against log n over rows with n in [lo, hi] (cpu: CPU times) */
+static double loglog_slope(const row_t *r, int nr, int lo, int hi, int cpu)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int m = 0;
+    for (int i = 0; i < nr; i++)
+        if (r[i].n >= lo && r[i].n <= hi) {
+            double x = log((double)r[i].n), y = log(cpu ? r[i].bwd_cpu : r[i].bwd);
+            sx += x; sy += y; sxx += x * x; sxy += x * y;
+            m++;
+        }
+    return m >= 2 ? (m * sxy - sx * sy) / (m * sxx - sx * sx) : NAN;
+}
+
 int pr_bench_backward(int argc, char **argv)
 {
-    return pr_cli_fail("bench backward", "not built yet");
+    cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
+    long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1;
+    int json = 0, no_dw = 0;
+    pr_opt_t opts[] = {
+        {"nmin", PR_OPT_INT, &nmin, "smallest n (powers of 2 from here)", 0, 2, 1L << 22, 0},
+        {"nmax", PR_OPT_INT, &nmax, "largest n", 0, 2, 1L << 22, 0},
+        {"slope-min", PR_OPT_INT, &slope_min, "fit the log-log slope over [slope-min, nmax]", 0, 2, 1L << 22, 0},
+        {"d", PR_OPT_INT, &d, "head dimension (even)", 0, 2, 16, 0},
+        {"B", PR_OPT_DOUBLE, &c.B, "entries of Q, K, V uniform in [-B, B]", 0, 1e-3, 10, 0},
+        {"eps", PR_OPT_DOUBLE, &c.eps, "target output error of the forward", 0, 1e-14, 0.1, 0},
+        {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense backward runs at; beyond it, n² extrapolation", 0, 2, 1L << 20, 0},
+        {"no-dw", PR_OPT_FLAG, &no_dw, "skip dw (W's gradient) in both backwards", 0, 0, 0, 0},
+        {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
+        {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
+    };
+    pr_cmd_spec_t spec = {"bench backward", "",
+        "fast backward (general W, FFT path) against the dense backward and the fast forward",
+        "Default: general W, d = 2, B = 1, eps = 1e-6, n = 2^10..2^18; targets: crossover n* <= 32768,\n"
+        "slope over 2^12..2^18 <= 1.2, backward <= (2s+2) x the fast forward at every n.\n"
+        "Times are per execute with the plans made once; the ratios are measured in one run.",
+        opts, (int)(sizeof opts / sizeof opts[0])};
+    char *pos[argc > 0 ? argc : 1];
+    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (npos)
+        return pr_cli_fail("bench backward", "unexpected argument '%s'", pos[0]);
+    if (d % 2)
+        return pr_cli_fail("bench backward", "--d must be even (the general W has the RoPE block support)");
+    if (nmin > nmax)
+        return pr_cli_fail("bench backward", "--nmin %ld exceeds --nmax %ld", nmin, nmax);
+    c.d = (int)d;
+    c.dense_max = (int)dense_max;
+    c.seed = seed;
+    c.want_dw = !no_dw;
+    int s = 2 * c.d, nr = 0;
+    row_t rows[32];
+    double last_t[2] = {0.0, 0.0};
+    int last_n = 0, threads = omp_get_max_threads();
+    if (!json)
+        printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s\n"
+               "%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
+               c.want_dw ? ", with dw" : "", "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
+               "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
+    for (long n = nmin; n <= nmax && nr < 32; n *= 2) {
+        row_t *r = &rows[nr];
+        memset(r, 0, sizeof *r);
+        r->n = (int)n;
+        int st = run_size(r, &c, last_t, &last_n);
+        if (st)
+            return pr_cli_fail_status("bench backward", st, "at this size (lower --nmax or raise --eps)");
+        if (!json) {
+            printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f %9.3f %11.4g %9.1f\n", r->n, r->degree,
+                   r->terms, r->fwd, r->bwd, r->dense, r->dense_measured ? " " : "*",
+                   r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
+            fflush(stdout);
+        }
+        nr++;
+    }
+    /* crossover: the least n from which the fast backward is faster at every larger tested n.
+     * CPU times are what other jobs on a shared machine do not inflate; the dense backward runs on
+     * `threads` threads, so its CPU time over threads is its wall time on an idle machine, against
+     * the single-threaded fast backward's CPU time. The wall-clock crossover is printed beside. */
+    long nstar = -1, nstar_wall = -1;
+    for (int i = nr - 1; i >= 0 && rows[i].dense_cpu / threads > rows[i].bwd_cpu; i--)
+        nstar = rows[i].n;
+    for (int i = nr - 1; i >= 0 && rows[i].dense > rows[i].bwd; i--)
+        nstar_wall = rows[i].n;
+    /* Both fast paths are single-threaded: their CPU times are what the other jobs on a shared
+     * machine do not inflate, so slope and backward/forward use them (wall times beside). The
+     * dense backward runs on all threads: the crossover compares wall times. */
+    double slope = loglog_slope(rows, nr, (int)slope_min, (int)nmax, 1);
+    double slope_wall = loglog_slope(rows, nr, (int)slope_min, (int)nmax, 0), worst = 0.0, worst_wall = 0.0;
+    for (int i = 0; i < nr; i++) {
+        worst = fmax(worst, rows[i].bwd_cpu / rows[i].fwd_cpu);
+        worst_wall = fmax(worst_wall, rows[i].bwd / rows[i].fwd);
+    }
+    int ok = nstar > 0 && nstar <= 32768 && slope <= 1.2 && worst <= 2 * s + 2;
+    if (json) {
+        printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
+               "\"dw\": %s, \"rows\": [", c.d, s, c.B, c.eps, c.want_dw ? "true" : "false");
+        for (int i = 0; i < nr; i++) {
+            const row_t *r = &rows[i];
+            printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
+                   "\"fwd_s\": %.6g, \"bwd_s\": %.6g, \"dense_bwd_s\": %.6g, \"fwd_cpu_s\": %.6g, "
+                   "\"bwd_cpu_s\": %.6g, \"dense_cpu_s\": %.6g, \"dense_measured\": %s, \"dense_over_bwd\": %.4g, "
+                   "\"bwd_over_fwd\": %.4g, \"bwd_over_fwd_wall\": %.4g, \"fwd_plan_s\": %.4g, "
+                   "\"bwd_plan_s\": %.4g, \"bwd_mib\": %.1f}", i ? ", " : "", r->n, r->degree, r->terms,
+                   r->fwd_terms, r->transforms, r->fwd, r->bwd, r->dense, r->fwd_cpu, r->bwd_cpu, r->dense_cpu,
+                   r->dense_measured ? "true" : "false", r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
+                   r->bwd / r->fwd, r->fwd_plan, r->bwd_plan, r->bwd_mib);
+        }
+        printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, \"slope\": %.4f, \"slope_wall\": %.4f, \"slope_range\": [%ld, %ld], "
+               "\"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, \"ceiling_bwd_over_fwd\": %d, "
+               "\"targets_met\": %s}\n", threads, nstar, nstar_wall, slope, slope_wall, slope_min, nmax, worst, worst_wall, 2 * s + 2,
+               ok ? "true" : "false");
+    } else {
+        printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, the dense one per thread)\n"
+               "crossover n* = %ld (dense CPU time / %d threads vs backward CPU time; target <= 32768; "
+               "-1: not within the sizes; wall clock: %ld)\n"
+               "log-log slope of the backward's CPU time over [%ld, %ld] = %.3f (target <= 1.2; wall %.3f)\n"
+               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", nstar, threads, nstar_wall, slope_min, nmax,
+               slope, slope_wall, worst, 2 * s + 2, worst_wall);
+    }
+    return 0;
 }

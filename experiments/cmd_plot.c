@@ -1,7 +1,201 @@
+/* polyrope plot: draws PNG and PDF figures from sweep CSVs with the gnuplot script of their
+ * preset (plots/<preset>.gp), run as a child process. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "cli.h"
 #include "commands.h"
+#include "sweep.h"
+
+#ifndef PR_SOURCE_ROOT
+#define PR_SOURCE_ROOT "."
+#endif
+#ifndef PR_DATADIR
+#define PR_DATADIR "/usr/local/share/polyrope"
+#endif
+
+static int is_file(const char *path, mode_t mode_bits)
+{
+    struct stat sb;
+    return !stat(path, &sb) && S_ISREG(sb.st_mode) && (sb.st_mode & mode_bits) == mode_bits;
+}
+
+/* the gnuplot executable on PATH, into buf; 0 if none */
+static int find_gnuplot(char *buf, size_t len)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        return 0;
+    char *copy = strdup(path), *save = 0;
+    int found = 0;
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(0, ":", &save)) {
+        snprintf(buf, len, "%s/gnuplot", *dir ? dir : ".");
+        found = is_file(buf, S_IXUSR);
+    }
+    free(copy);
+    return found;
+}
+
+/* the script plots/<preset>.gp: from the source tree when built in place, else installed */
+static int find_script(char *buf, size_t len, const char *preset)
+{
+    const char *env = getenv("POLYROPE_PLOTS");
+    const char *dirs[] = {env, PR_SOURCE_ROOT "/plots", PR_DATADIR "/plots"};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i])
+            continue;
+        snprintf(buf, len, "%s/%s.gp", dirs[i], preset);
+        if (is_file(buf, S_IRUSR))
+            return 1;
+    }
+    return 0;
+}
+
+/* The script's "# series: COL COL" line names the columns whose distinct values make the
+ * legend's series; they reach gnuplot as COL_values='v1 v2 ...' (in CSV order), and the
+ * combinations present in rows whose status is ok as combos='v1:w1 v2:w2 ...', so a script
+ * draws no empty series. */
+static int seen_before(const pr_csv_t *t, long r, const int *cols, int ncols, int need_ok)
+{
+    int st = pr_csv_col(t, "status");
+    for (long q = 0; q < r; q++) {
+        if (need_ok && st >= 0 && strcmp(t->rows[q][st], "ok"))
+            continue;
+        int same = 1;
+        for (int k = 0; k < ncols && same; k++)
+            same = !strcmp(t->rows[q][cols[k]], t->rows[r][cols[k]]);
+        if (same)
+            return 1;
+    }
+    return 0;
+}
+
+static void series_vars(FILE *f, const char *script, const pr_csv_t *t)
+{
+    FILE *s = fopen(script, "r");
+    char line[512];
+    int cols[8], ncols = 0, st = pr_csv_col(t, "status");
+    if (!s)
+        return;
+    while (fgets(line, sizeof line, s))
+        if (!strncmp(line, "# series:", 9))
+            break;
+    fclose(s);
+    if (strncmp(line, "# series:", 9))
+        return;
+    char *save = 0;
+    for (char *col = strtok_r(line + 9, " \t\n", &save); col && ncols < 8; col = strtok_r(0, " \t\n", &save)) {
+        int c = pr_csv_col(t, col);
+        fprintf(f, "%s_values='", col);
+        for (long r = 0, first = 1; c >= 0 && r < t->nrows; r++)
+            if (!seen_before(t, r, &c, 1, 0)) {
+                fprintf(f, "%s%s", first ? "" : " ", t->rows[r][c]);
+                first = 0;
+            }
+        fprintf(f, "'; ");
+        if (c >= 0)
+            cols[ncols++] = c;
+    }
+    fprintf(f, "combos='");
+    for (long r = 0, first = 1; ncols && r < t->nrows; r++) {
+        if ((st >= 0 && strcmp(t->rows[r][st], "ok")) || seen_before(t, r, cols, ncols, 1))
+            continue;
+        for (int k = 0; k < ncols; k++)
+            fprintf(f, "%s%s", k ? ":" : first ? "" : " ", t->rows[r][cols[k]]);
+        first = 0;
+    }
+    fprintf(f, "'; ");
+}
+
+int pr_plot_csv(const char *csv)
+{
+    const char *cmd = "plot";
+    char gp[4096], script[4096], err[512];
+    if (!find_gnuplot(gp, sizeof gp))
+        return pr_cli_fail(cmd, "gnuplot not found on PATH; install it (Debian: apt-get install gnuplot-nox) "
+                                "and run polyrope plot again");
+    size_t len = strlen(csv);
+    if (len < 5 || strcmp(csv + len - 4, ".csv"))
+        return pr_cli_fail(cmd, "%s: expected a .csv file written by polyrope sweep", csv);
+    if (strchr(csv, '\''))
+        return pr_cli_fail(cmd, "%s: a path with a single quote cannot be passed to gnuplot; rename it", csv);
+    pr_csv_t t;
+    if (pr_csv_read(&t, csv, 0, err, sizeof err))
+        return pr_cli_fail(cmd, "%s", err);
+    const char *preset = pr_csv_comment(&t, "preset");
+    if (!preset) {
+        pr_csv_clear(&t);
+        return pr_cli_fail(cmd, "%s has no '# preset:' line: not written by polyrope sweep", csv);
+    }
+    if (!t.nrows) {
+        pr_csv_clear(&t);
+        return pr_cli_fail(cmd, "%s has no data rows yet: run the sweep first", csv);
+    }
+    if (!find_script(script, sizeof script, preset)) {
+        pr_csv_clear(&t);
+        return pr_cli_fail(cmd, "no gnuplot script %s.gp in %s/plots or %s/plots (set POLYROPE_PLOTS to its folder)",
+                           preset, PR_SOURCE_ROOT, PR_DATADIR);
+    }
+    char *vars = 0, *base = strndup(csv, len - 4);
+    size_t vlen = 0;
+    FILE *f = open_memstream(&vars, &vlen);
+    if (!f || !base) {
+        pr_csv_clear(&t);
+        free(base);
+        return pr_cli_fail(cmd, "out of memory");
+    }
+    fprintf(f, "csv='%s'; out='%s'; ", csv, base);
+    series_vars(f, script, &t);
+    fclose(f);
+    pr_csv_clear(&t);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(gp, "gnuplot", "-e", vars, script, (char *)0);
+        _exit(127);
+    }
+    int status = 0, rc = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0) {
+        rc = pr_cli_fail(cmd, "cannot run %s: %s", gp, strerror(errno));
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        fprintf(stderr, "polyrope plot: gnuplot failed on %s with %s (its messages are above)\n", csv, script);
+        rc = 1;
+    } else {
+        static const char *const ext[] = {".png", ".pdf"};
+        for (int i = 0; i < 2 && !rc; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s%s", base, ext[i]);
+            struct stat sb;
+            if (stat(path, &sb) || sb.st_size == 0) {
+                fprintf(stderr, "polyrope plot: gnuplot wrote no %s\n", path);
+                rc = 1;
+            } else {
+                printf("%s\n", path);
+            }
+        }
+    }
+    free(vars);
+    free(base);
+    return rc;
+}
 
 int pr_cmd_plot(int argc, char **argv)
 {
-    return pr_cli_fail("plot", "not built yet");
+    pr_cmd_spec_t spec = {"plot", "CSV...", "Draw PNG and PDF figures from sweep CSVs (FILE.csv -> FILE.png, FILE.pdf).",
+                          "The script is plots/<preset>.gp for the CSV's '# preset:' line, found in the source\n"
+                          "tree, then the installed data folder, or in $POLYROPE_PLOTS. Each script reads only the\n"
+                          "CSV; gnuplot (pngcairo and pdfcairo terminals) must be on PATH. Prints the files written.\n"
+                          "example: polyrope sweep factorise --size tiny --out f.csv && polyrope plot f.csv",
+                          0, 0};
+    char **pos = malloc(sizeof(char *) * (argc + 1));
+    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    if (!rc && !npos)
+        rc = pr_cli_fail("plot", "give one or more CSV files (polyrope plot --help)");
+    for (int i = 0; !rc && i < npos; i++)
+        rc = pr_plot_csv(pos[i]);
+    free(pos);
+    return rc < 0 ? 0 : rc;
 }

@@ -1,5 +1,101 @@
-/* proofs-check: one seeded randomised check per claim of DESIGN.md §4 (issue 7). */
+/* proofs-check: one seeded randomised check per claim of DESIGN.md §4 (issue 7).
+ * Each check draws instances over a range of n, d, B, eps and kinds of W, and reports the worst
+ * observed quantity against its bound, with a verdict. Worst values are also kept per
+ * configuration, for the accuracy-regression baseline (--record / --baseline). */
 #ifndef PR_CHECKS_H
 #define PR_CHECKS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    PR_CHECK_PASS = 0,     /* every trial within its bound (certified where the check says so) */
+    PR_CHECK_FAIL,         /* some trial exceeded its bound */
+    PR_CHECK_UNKNOWN,      /* an enclosure straddled the bound: undecided, not a failure */
+    PR_CHECK_NOTBUILT,     /* the module the claim needs has not landed: nothing was checked */
+    PR_CHECK_INFO          /* a timing check: slope and crossover printed, never fails on noise */
+} pr_check_verdict_t;
+
+/* Deliberately broken inputs, to show that the checks can fail (tests only). */
+typedef enum {
+    PR_FAULT_NONE = 0,
+    PR_FAULT_POLY_COEF,    /* one polynomial coefficient perturbed on the expansion side (C2) */
+    PR_FAULT_SYMBOL,       /* one Toeplitz symbol entry wrong on the expansion side (C1) */
+    PR_FAULT_GRAD_SIGN     /* the closed-form gradient with a flipped sign (G1) */
+} pr_check_fault_t;
+
+typedef struct {
+    long trials;           /* trials per check (each check scales its own sizes) */
+    uint64_t seed;
+    pr_check_fault_t fault;
+} pr_check_opts_t;
+
+#define PR_CHECK_MAX_CONFIGS 32
+#define PR_CHECK_CONFIG_LEN 48
+
+typedef struct {
+    const char *id, *statement, *units;
+    long trials;
+    double worst, bound;   /* worst observed and the bound it is compared with */
+    pr_check_verdict_t verdict;
+    char note[400];
+    int nconfig;
+    char config[PR_CHECK_MAX_CONFIGS][PR_CHECK_CONFIG_LEN];
+    double config_worst[PR_CHECK_MAX_CONFIGS];
+    long first_fail;       /* trial (from 1) of the first failure, 0 if none; worst and
+                              bound then show the worst failing observation */
+    char fail_config[PR_CHECK_CONFIG_LEN];
+} pr_check_result_t;
+
+typedef int (*pr_check_fn)(pr_check_result_t *res, const pr_check_opts_t *opts);
+
+typedef struct {
+    const char *id;
+    const char *statement;
+    const char *units;     /* what "worst" and "bound" measure */
+    pr_check_fn run;
+} pr_check_t;
+
+extern const pr_check_t pr_checks[];
+extern const int pr_ncheck;
+
+/* the check with this id (case-insensitive), or NULL */
+const pr_check_t *pr_check_find(const char *id);
+
+/* Runs one check into res; returns a status from pr_status.h (a library error, not a verdict). */
+int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opts_t *opts);
+
+/* One trial's observation: updates the worst, the per-configuration worst, and the verdict
+ * (ok = 1 within bound, 0 exceeded, -1 undecided). */
+void pr_check_observe(pr_check_result_t *res, const char *config, double value, double bound, int ok);
+/* The same without counting a trial: a further quantity of the trial just observed, kept under
+ * its own configuration so the baseline follows each quantity separately. */
+void pr_check_observe_part(pr_check_result_t *res, const char *config, double value, double bound, int ok);
+void pr_check_note(pr_check_result_t *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* marks a claim whose module has not landed */
+int pr_check_not_built(pr_check_result_t *res, const char *what);
+
+void pr_check_print_header(FILE *f);
+void pr_check_print(FILE *f, const pr_check_result_t *res);
+const char *pr_check_verdict_name(pr_check_verdict_t v);
+
+/* Tolerance for the dense double reference (pr_dense) against the Arb reference, for inputs
+ * bounded by B (Q, K, V and dO), R = σB² max_ℓ Σ|w(ℓ)|, s support entries, n tokens.
+ * Derivation: M_ij is a sum of s products of size ≤ B² (RoPE: rotated rows, angle error
+ * ≤ n u per entry), so |ΔM| ≤ 2(s + 4n + 8)u(R + 1); exp and the row normalisation add
+ * ≤ (n + 8)u relative per weight; O is a convex combination of rows of V, so
+ * |ΔO| ≤ 2(|ΔM| + (n + 8)u)B. A gradient carries at most three such factors times
+ * (B + 1)³ s n (sums over j of dM_ij times w K, each dM_ij a product of P_ij and a
+ * difference of size ≤ 2B²): grad = 1 allows 64 × that. */
+double pr_check_dense_tol(double R, double B, int s, int n, int grad);
+
+/* Accuracy regression. The record file has one line per claim and configuration:
+ *   CLAIM CONFIG WORST
+ * and '#' comments (seed and trials). */
+int pr_check_record(FILE *f, const pr_check_result_t *res, int nres, const pr_check_opts_t *opts);
+/* Compares with a recorded file: a configuration regresses when its worst grew beyond
+ * recorded·(1 + margin) (and beyond recorded when that was 0). Prints each regression to out,
+ * returns the number of regressions, or -1 if the file cannot be parsed. */
+int pr_check_compare(FILE *out, FILE *baseline, const pr_check_result_t *res, int nres, double margin);
 
 #endif

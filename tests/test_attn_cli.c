@@ -198,7 +198,6 @@ int main(void)
     bad("attn --algo fft --pos general --d 2 --n 64 --eps 1e-15", "below the floating-point floor");
     bad("attn --algo lowrank --pos general --d 2 --n 64", "factorised");
     bad("attn --algo fft --pos general --d 2 --eps 0", "--eps must lie in");
-    bad("attn --algo fft --pos general --d 2 --n 64 --backward", "not built yet");
     const char *fast_runs[] = {
         "--algo fft --pos general --d 2 --n 200 --causal",
         "--algo fft --pos identity --d 2 --n 100 --alibi 0.1 --poly taylor",

@@ -1,0 +1,537 @@
+/* Fast backward (issue 6): claims G3 (fast = dense backward on the same polynomial, to rounding),
+ * G4 (error against the exact backward within the propagated bound), and dL/dX = A1ᵀ dQ against
+ * central differences of the polynomial ("fast") loss. The oracle is the O(n²) definition,
+ * written out below independently of the library. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <sys/wait.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+#define U DBL_EPSILON
+
+/* f(x) = exp(x) (poly == NULL) or P(x) */
+static double fval(const double *poly, int g, double x)
+{
+    if (!poly)
+        return exp(x);
+    double y = 0.0;
+    for (int k = g; k >= 0; k--)
+        y = y * x + poly[k];
+    return y;
+}
+
+static double score(const double *Q, const double *K, const pr_posw_struct *W, int i, int j, int d,
+                    double sigma)
+{
+    double m = 0.0;
+    for (int k = 0; k < W->s; k++)
+        m += Q[i * d + W->a[k]] * pr_posw_at(W, k, i - j) * K[j * d + W->b[k]];
+    return sigma * m;
+}
+
+/* The definition: A_ij = f(M_ij) e^{β}, O = D⁻¹AV, lse = log D, then the backward formulas of
+ * DESIGN.md §1 "Backward". */
+static void oracle(double *O, double *lse, double *dQ, double *dK, double *dV, double *dw,
+                   const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                   const double *dO, int n, int d, const pr_attn_opts_t *o, int use_poly)
+{
+    const double *poly = use_poly ? o->poly : NULL;
+    double *A = malloc(sizeof(double) * n * n);
+    memset(O, 0, sizeof(double) * n * d);
+    for (int i = 0; i < n; i++) {
+        double D = 0.0;
+        for (int j = 0; j < n; j++) {
+            double lb = pr_attn_log_bias(o, n, i - j);
+            A[i * n + j] = isinf(lb) ? 0.0 : fval(poly, o->poly_degree, score(Q, K, W, i, j, d, o->sigma)) * exp(lb);
+            D += A[i * n + j];
+        }
+        for (int j = 0; j < n; j++) {
+            A[i * n + j] /= D;
+            for (int c = 0; c < d; c++)
+                O[i * d + c] += A[i * n + j] * V[j * d + c];
+        }
+        lse[i] = log(D);
+    }
+    if (!dQ) {
+        free(A);
+        return;
+    }
+    memset(dQ, 0, sizeof(double) * n * d);
+    memset(dK, 0, sizeof(double) * n * d);
+    memset(dV, 0, sizeof(double) * n * d);
+    memset(dw, 0, sizeof(double) * W->s * (2 * n - 1));
+    for (int i = 0; i < n; i++) {
+        double r = 0.0;
+        for (int c = 0; c < d; c++)
+            r += dO[i * d + c] * O[i * d + c];
+        for (int j = 0; j < n; j++) {
+            double p = A[i * n + j], gv = -r;
+            for (int c = 0; c < d; c++) {
+                gv += dO[i * d + c] * V[j * d + c];
+                dV[j * d + c] += p * dO[i * d + c];
+            }
+            double dm = o->sigma * p * gv;
+            for (int k = 0; k < W->s; k++) {
+                double w = pr_posw_at(W, k, i - j);
+                dQ[i * d + W->a[k]] += dm * w * K[j * d + W->b[k]];
+                dK[j * d + W->b[k]] += dm * w * Q[i * d + W->a[k]];
+                dw[k * (2 * n - 1) + (i - j + n - 1)] += dm * Q[i * d + W->a[k]] * K[j * d + W->b[k]];
+            }
+        }
+    }
+    free(A);
+}
+
+/* Taylor coefficients 1/k! and the least degree with relative error ≤ eps on [-R, R]:
+ * |eˣ - T_g(x)| ≤ R^{g+1}/(g+1)!·max(eˣ, 1), so relative ≤ R^{g+1} e^R/(g+1)!. */
+static int taylor(double *c, double R, double eps, double *epsA)
+{
+    double t = R * exp(R);
+    int g = 0;
+    c[0] = 1.0;
+    while (t > eps && g < 60) {
+        g++;
+        c[g] = c[g - 1] / g;
+        t = t * R / (g + 1);
+    }
+    *epsA = t;
+    return g;
+}
+
+static double poly_abs(const double *c, int g, double R)
+{
+    double y = 0.0;
+    for (int k = g; k >= 0; k--)
+        y = y * R + fabs(c[k]);
+    return y;
+}
+
+typedef struct {
+    int n, d, causal, alibi, pos, g;
+    double B;
+} inst_t;
+
+static const char *posname[] = {"rope", "rope-neox", "general", "identity"};
+
+static int make_w(pr_posw_t W, int pos, int n, int d, pr_rng_t rng)
+{
+    switch (pos) {
+    case 0: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED);
+    case 1: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_NEOX);
+    case 2: return pr_posw_init_general(W, n, d, rng);
+    default: return pr_posw_init_identity(W, n, d);
+    }
+}
+
+/* Rounding tolerance for fast vs definition on the same P (claim G3). Every term of every
+ * gradient entry is bounded through the absolute expansion: Σ_f |α̂_f ∂u_f t_f v_f| ≤
+ * σ ρ ‖·‖∞ P_abs(R) e^{β_max}, with P_abs(x) = Σ|c_k| x^k, times Σ_c |x_c(i) y_c(j)| ≤ 2ν_i V∞/D̃_i,
+ * summed over ≤ n positions. FFT products err by ≤ ~u·log2 N of the 2-norm product
+ * (≤ √2 × the absolute sum), the frequency-domain sums of `terms` products by terms·u, the
+ * definition's sums by n·u; the factor 8 covers √2 and the (d+2) column sums. The low-rank path
+ * also sees the rotation's angle error (test_rope: 64·2d(n+4)u on M), amplified by P'_abs. */
+static double g3_tol(double scale, int n, long terms, double mpert)
+{
+    double lg = log2(2.0 * n + 2);
+    return 8.0 * U * (lg + terms + n) * scale + mpert * scale;
+}
+
+
+/* dL/dX = A1ᵀ dQ against central differences of the fast loss L̃(X) = ½‖Õ(A1 X) - E‖²_F.
+ * The backward differentiates with P where the true derivative of L̃ has P': with Taylor P,
+ * P - P' = x^g/g! exactly, so |dQ_true - dQ|_ia ≤ σ Σ_j |M_ij|^g/g! e^{β}/D̃_i |G̃_ij| Σ_{a_k=a} |w_k K_{j b_k}|
+ * (G̃_ij = <dO_i, V_j - Õ_i>), and |A1|ᵀ of that bounds the dX difference. The central
+ * difference D_{h/2} errs by about |D_h - D_{h/2}|/3 (truncation, h² law) plus the forward's
+ * rounding: ‖Õ - E‖₁ errO / h, errO from g3_tol's scale. */
+static void fd_check(pr_rng_t rng, int trial, double *worst)
+{
+    int pos = trial % 3 == 0 ? 0 : 2;   /* rope (low-rank) or general (FFT) */
+    int n = 2 + (int)pr_rng_below(rng, 7), d = 2 + 2 * (int)pr_rng_below(rng, pos == 0 ? 2 : 1);
+    size_t nd = (size_t)n * d;
+    pr_posw_t W;
+    PR_CHECK_OK(make_w(W, pos, n, d, rng));
+    double *A1 = malloc(sizeof(double) * nd), *X = malloc(sizeof(double) * d * d), *Q = malloc(sizeof(double) * nd);
+    double *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd), *E = malloc(sizeof(double) * nd);
+    double *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n), *dO = malloc(sizeof(double) * nd);
+    double *dQ = malloc(sizeof(double) * nd), *dK = malloc(sizeof(double) * nd), *dV = malloc(sizeof(double) * nd);
+    double *dX = malloc(sizeof(double) * d * d), *tolQ = calloc(nd, sizeof(double));
+    pr_rng_fill(A1, nd, 1.0, rng);
+    pr_rng_fill(X, d * d, 1.0 / d, rng);
+    pr_rng_fill(K, nd, 1.0, rng);
+    pr_rng_fill(V, nd, 1.0, rng);
+    pr_rng_fill(E, nd, 1.0, rng);
+    pr_attn_opts_t o;
+    pr_attn_opts_default(&o, d);
+    o.causal = trial % 2;
+    /* Q = A1 X has |entries| ≤ 1: R ≤ σ·1·1·rowsum */
+    double R = o.sigma * pr_posw_max_rowsum(W), c[64], epsA;
+    int g = taylor(c, R, 1e-12, &epsA);
+    o.poly = c;
+    o.poly_degree = g;
+    pr_fast_plan_t F;
+    if (pos)
+        PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000));
+#define LOSS(Xm, out)                                                                       \
+    do {                                                                                    \
+        for (int i = 0; i < n; i++)                                                         \
+            for (int b = 0; b < d; b++) {                                                   \
+                double z = 0;                                                               \
+                for (int a = 0; a < d; a++)                                                 \
+                    z += A1[i * d + a] * (Xm)[a * d + b];                                   \
+                Q[i * d + b] = z;                                                           \
+            }                                                                               \
+        oracle(O, lse, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &o, 1);              \
+        double l_ = 0;                                                                      \
+        for (size_t q = 0; q < nd; q++)                                                     \
+            l_ += 0.5 * (O[q] - E[q]) * (O[q] - E[q]);                                      \
+        out = l_;                                                                           \
+    } while (0)
+    double L0;
+    LOSS(X, L0);
+    (void)L0;
+    /* the backward runs on the fast forward's Õ (and row sums) at X */
+    if (pos)
+        PR_CHECK_OK(pr_fast_execute(O, F, Q, K, V));
+    else
+        PR_CHECK_OK(pr_lowrank_execute(O, Q, K, V, W, n, d, &o, (size_t)1 << 30, 1000000));
+    for (size_t q = 0; q < nd; q++)
+        dO[q] = O[q] - E[q];
+    if (pos) {
+        pr_backward_plan *p;
+        pr_backward_lse_from_fast(lse, F);
+        PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 0, 0));
+        PR_CHECK_OK(pr_backward_execute(p, dQ, dK, dV, NULL, NULL, Q, K, V, O, lse, dO));
+        pr_backward_destroy(p);
+    } else {
+        PR_CHECK_OK(pr_backward_lowrank(dQ, dK, dV, NULL, Q, K, V, W, O, NULL, dO, n, d, &o));
+        double Ox[64 * 8];
+        oracle(Ox, lse, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &o, 1);
+    }
+    PR_CHECK_OK(pr_backward_dx(dX, A1, dQ, n, d));
+    /* model tolerance on dQ, entry by entry */
+    double gfact = 1.0, l1 = 0.0;
+    for (int k = 1; k <= g; k++)
+        gfact *= k;
+    for (int i = 0; i < n; i++) {
+        double Dinv = exp(-lse[i]);
+        for (int j = 0; j < n; j++) {
+            double lb = pr_attn_log_bias(&o, n, i - j);
+            if (isinf(lb))
+                continue;
+            double M = score(Q, K, W, i, j, d, o.sigma), G = 0.0;
+            for (int cc = 0; cc < d; cc++)
+                G += dO[i * d + cc] * (V[j * d + cc] - O[i * d + cc]);
+            double f = o.sigma * pow(fabs(M), g) / gfact * exp(lb) * Dinv * fabs(G);
+            for (int k = 0; k < W->s; k++)
+                tolQ[i * d + W->a[k]] += f * fabs(pr_posw_at(W, k, i - j) * K[j * d + W->b[k]]);
+        }
+    }
+    for (size_t q = 0; q < nd; q++)
+        l1 += fabs(dO[q]);
+    /* the definition's Õ errs by ≤ (n+g+d)u of its absolute scale P_abs(R)/P_min·V∞ (V∞ ≤ 1);
+     * the backward's dQ by g3_tol (as in main) */
+    long terms = pos ? F->terms->nterms : (long)pr_fast_binom(d, g + 1);
+    double pmin = exp(-R) - epsA, pa = poly_abs(c, g, R);
+    double errO = 8.0 * U * (n + g + d) * pa / pmin, numax = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r1 = 0.0;
+        for (int cc = 0; cc < d; cc++)
+            r1 += fabs(dO[i * d + cc]);
+        numax = fmax(numax, r1);
+    }
+    double mpert = pos ? 0.0 : 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
+    double bwd = g3_tol(n * pa / pmin * o.sigma * pr_posw_max_rowsum(W) * pr_vec_max_abs(K, nd) * 2 * numax *
+                        pr_vec_max_abs(V, nd), n, terms, mpert);
+    double h = 1e-3, Xp[64];
+    for (int a = 0; a < d; a++)
+        for (int b = 0; b < d; b++) {
+            double Dh[2];
+            for (int hh = 0; hh < 2; hh++) {
+                double st = hh ? h / 2 : h, Lp, Lm;
+                memcpy(Xp, X, sizeof(double) * d * d);
+                Xp[a * d + b] += st;
+                LOSS(Xp, Lp);
+                Xp[a * d + b] -= 2 * st;
+                LOSS(Xp, Lm);
+                Dh[hh] = (Lp - Lm) / (2 * st);
+            }
+            double model = 0.0, a1 = 0.0;
+            for (int i = 0; i < n; i++) {
+                model += fabs(A1[i * d + a]) * tolQ[i * d + b];
+                a1 += fabs(A1[i * d + a]);
+            }
+            double tol = model + a1 * bwd + fabs(Dh[0] - Dh[1]) + 2 * l1 * errO / h;
+            double err = fabs(dX[a * d + b] - Dh[1]);
+            *worst = fmax(*worst, err / tol);
+            if (getenv("PR_VERBOSE"))
+                printf("dX %s n=%d err %.3g model %.3g bwd %.3g trunc %.3g round %.3g\n", pos ? "fft" : "lowrank",
+                       n, err, model, a1 * bwd, fabs(Dh[0] - Dh[1]), 2 * l1 * errO / h);
+            PR_CHECK(err <= tol, "dL/dX[%d][%d] %s n=%d d=%d causal=%d g=%d: backward %.17g, central "
+                     "difference %.17g (h %.3g: %.17g), tol %.3g (model %.3g)", a, b,
+                     pos ? "fft" : "lowrank", n, d, o.causal, g, dX[a * d + b], Dh[1], h, Dh[0], tol, model);
+        }
+#undef LOSS
+    if (pos)
+        pr_fast_destroy(F);
+    pr_posw_clear(W);
+    free(A1); free(X); free(Q); free(K); free(V); free(E); free(O); free(lse); free(dO);
+    free(dQ); free(dK); free(dV); free(dX); free(tolQ);
+}
+
+/* polyrope attn --backward on the fast paths, through the built binary ($POLYROPE): the gradients'
+ * error against the dense backward (grad_err_inf) stays within grad_bound, dw.npy is written for a
+ * general W, and the refusals are one line with exit 2. */
+static char cli_out[1 << 16], cli_err[1 << 16];
+
+static int cli_run(const char *args)
+{
+    const char *bin = getenv("POLYROPE");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s >bwd_cli.out 2>bwd_cli.err", bin, args);
+    int ws = system(cmd);
+    const char *files[2] = {"bwd_cli.out", "bwd_cli.err"};
+    char *bufs[2] = {cli_out, cli_err};
+    for (int t = 0; t < 2; t++) {
+        FILE *f = fopen(files[t], "rb");
+        size_t len = f ? fread(bufs[t], 1, sizeof cli_out - 1, f) : 0;
+        bufs[t][len] = 0;
+        if (f)
+            fclose(f);
+    }
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static double cli_field(const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(cli_out, pat);
+    return p && strncmp(p + strlen(pat), "null", 4) ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static void cli_checks(void)
+{
+    if (!getenv("POLYROPE")) {
+        printf("test_backward: POLYROPE not set, command-line checks skipped\n");
+        return;
+    }
+    const char *runs[] = {
+        "--algo fft --pos general --d 2 --n 200 --causal --out bwd_cli_dir",
+        "--algo fft --pos identity --d 2 --n 100 --alibi 0.1 --poly taylor",
+        "--algo fft --pos rope-neox --d 2 --n 150 --B 0.5 --eps 1e-9",
+        "--algo lowrank --pos rope --d 4 --n 300 --causal --eps 1e-4",
+        "--algo lowrank --pos identity --d 4 --n 120",
+        "--algo auto --pos general --d 2 --n 300",
+    };
+    for (int r = 0; r < 6; r++) {
+        char args[256];
+        snprintf(args, sizeof args, "attn %s --backward --json", runs[r]);
+        int rc = cli_run(args);
+        double ge = cli_field("grad_err_inf"), gb = cli_field("grad_bound");
+        int exact = strstr(cli_out, "\"algo_used\": \"exact\"") != NULL;
+        PR_CHECK(rc == 0 && (exact || (ge <= gb && cli_field("time_backward_s") >= 0)),
+                 "polyrope %s: exit %d grad_err_inf %g grad_bound %g %s", args, rc, ge, gb, cli_err);
+    }
+    FILE *f = fopen("bwd_cli_dir/dw.npy", "rb");
+    PR_CHECK(f != NULL, "attn --backward --algo fft --pos general --out: no dw.npy");
+    if (f)
+        fclose(f);
+    int rc = cli_run("attn --algo lowrank --pos general --d 2 --n 64 --backward");
+    PR_CHECK(rc == 2 && strstr(cli_err, "factorised") && !strchr(cli_err, '\n')[1],
+             "lowrank --backward on a general W: exit %d stderr '%s'", rc, cli_err);
+    rc = cli_run("attn --algo fft --pos general --d 2 --n 64 --eps 1e-15 --backward");
+    PR_CHECK(rc == 2 && strstr(cli_err, "floor"), "fft --backward below the floor: exit %d stderr '%s'", rc, cli_err);
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_backward", 20261124));
+    double worst_g3 = 0.0, worst_g4 = 0.0, worst_fd = 0.0;
+    int skipped = 0, ran_fft[2] = {0, 0};
+    long reused_terms = 0;
+
+    for (int trial = 0; trial < 48; trial++) {
+        inst_t in;
+        in.pos = trial % 4;
+        in.d = (in.pos >= 2 && trial % 3) ? 2 : 2 * (1 + (int)pr_rng_below(rng, 2));
+        in.n = 1 + (int)pr_rng_below(rng, 24);
+        in.causal = (trial / 4) % 2;
+        in.alibi = in.pos >= 2 && (trial / 8) % 2;
+        double Bs[] = {0.5, 1.0, 1.5};
+        in.B = Bs[trial % 3];
+        double epss[] = {1e-3, 1e-6, 1e-9};
+        double eps = epss[(trial / 3) % 3];
+        int n = in.n, d = in.d;
+        size_t nd = (size_t)n * d;
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, in.pos, n, d, rng));
+        size_t L = 2 * (size_t)n - 1;
+        double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
+        double *dO = malloc(sizeof(double) * nd), *beta = malloc(sizeof(double) * L);
+        pr_rng_fill(Q, nd, in.B, rng);
+        pr_rng_fill(K, nd, in.B, rng);
+        pr_rng_fill(V, nd, in.B, rng);
+        pr_rng_fill(dO, nd, 1.0, rng);
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = in.causal;
+        if (in.alibi) {
+            PR_CHECK_OK(pr_bias_alibi(beta, n, 0.1));
+            o.beta = beta;
+        }
+        double R = o.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * pr_posw_max_rowsum(W);
+        double c[64], epsA;
+        int g = taylor(c, R, eps / (2 * pr_vec_max_abs(V, nd) + eps), &epsA);
+        /* every 8th trial: P = cosh-like 1 + x²/2 + x⁴/24 (positive, zero odd coefficients) for
+         * G3 only: terms with α_f = 0 and sizes whose dV cannot borrow dK's sums (c_{m-1} = 0) */
+        int even = trial % 8 == 7;
+        if (even) {
+            double ce[5] = {1, 0, 0.5, 0, 1.0 / 24};
+            memcpy(c, ce, sizeof ce);
+            g = 4;
+        }
+        o.poly = c;
+        o.poly_degree = g;
+
+        double *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n);
+        double *Oe = malloc(sizeof(double) * nd), *lsee = malloc(sizeof(double) * n);
+        double *Of = malloc(sizeof(double) * nd), *lsef = malloc(sizeof(double) * n);
+        double *g_ref[4], *g_ex[4], *g_fast[4];
+        size_t len[4] = {nd, nd, nd, (size_t)W->s * L};
+        for (int t = 0; t < 4; t++) {
+            g_ref[t] = malloc(sizeof(double) * len[t]);
+            g_ex[t] = malloc(sizeof(double) * len[t]);
+            g_fast[t] = malloc(sizeof(double) * len[t]);
+        }
+        double *kappa = malloc(sizeof(double) * n), *kappa_w = malloc(sizeof(double) * L);
+        oracle(O, lse, g_ref[0], g_ref[1], g_ref[2], g_ref[3], Q, K, V, W, dO, n, d, &o, 1);
+        oracle(Oe, lsee, g_ex[0], g_ex[1], g_ex[2], g_ex[3], Q, K, V, W, dO, n, d, &o, 0);
+
+        /* paths: 0 FFT on its own plan with the oracle's Õ and lse; 2 FFT on the forward's plan
+         * (pr_fast_plan, spectra kept or streamed by turns) with the forward's Õ and lse;
+         * 1 low-rank for RoPE (no bias) */
+        for (int pi = 0; pi < 3; pi++) {
+            int path = pi == 2 ? 0 : pi, reuse = pi == 2;
+            if (path == 1 && (in.pos >= 2))
+                continue;
+            long terms;
+            double mpert = 0.0;
+            if (path == 0) {
+                /* keep the fast suite fast: C(s+g+1, g+1) past 20000 terms is left to the bench */
+                double cnt = 1;
+                for (int t = 1; t <= g + 1; t++)
+                    cnt = cnt * (W->s + t) / t;
+                if (cnt > 20000) {
+                    skipped++;
+                    continue;
+                }
+                ran_fft[d == 2 ? 0 : 1] += !reuse;
+                pr_backward_plan *p;
+                pr_fast_plan_t F;
+                double *Ou = O, *lseu = lse;
+                if (reuse) {
+                    size_t kept = pr_fast_plan_bytes(n, d, W->s, g, d, d, 0);
+                    PR_CHECK_OK(pr_fast_plan(F, W, &o, trial % 2 ? kept : kept - 1, 1000000));
+                    PR_CHECK_OK(pr_fast_execute(Of, F, Q, K, V));
+                    pr_backward_lse_from_fast(lsef, F);
+                    Ou = Of;
+                    lseu = lsef;
+                }
+                PR_CHECK_OK(pr_backward_plan_fft(&p, reuse ? F : NULL, W, &o, 1, 0));
+                if (!p)
+                    continue;
+                PR_CHECK_OK(pr_backward_execute(p, g_fast[0], g_fast[1], g_fast[2], g_fast[3], kappa,
+                                                 Q, K, V, Ou, lseu, dO));
+                memcpy(kappa_w, pr_backward_kappa_w(p), sizeof(double) * L);
+                pr_backward_info_t info;
+                pr_backward_info(&info, p);
+                terms = info.terms;
+                /* kept spectra serve every term with |f| ≤ g and α_f ≠ 0 */
+                if (reuse && !F->streamed)
+                    reused_terms += info.reused_spectra;
+                pr_backward_destroy(p);
+                if (reuse)
+                    pr_fast_destroy(F);
+            } else {
+                /* by turns: the oracle's Õ and lse, or the low-rank forward's Õ and lse = NULL
+                 * (row sums recomputed by the backward) */
+                if (trial % 2) {
+                    PR_CHECK_OK(pr_lowrank_execute(Of, Q, K, V, W, n, d, &o, (size_t)1 << 30, 1000000));
+                    PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
+                                                    Of, NULL, dO, n, d, &o));
+                } else
+                    PR_CHECK_OK(pr_backward_lowrank(g_fast[0], g_fast[1], g_fast[2], kappa, Q, K, V, W,
+                                                    O, lse, dO, n, d, &o));
+                terms = 1;
+                for (int t = 1; t <= g + 1; t++)
+                    terms = terms * (d + t) / t;
+                /* |δM| ≤ 64·2d(n+4)u·σ Q∞K∞·d relative to R's scale, times P'_abs/P_abs ≤ g+1 */
+                mpert = 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
+            }
+            /* scale of every entry (see g3_tol) */
+            double vinf = pr_vec_max_abs(V, nd), numax = 0.0, dmin = INFINITY;
+            for (int i = 0; i < n; i++) {
+                double l1 = 0.0;
+                for (int cc = 0; cc < d; cc++)
+                    l1 += fabs(dO[i * d + cc]);
+                numax = fmax(numax, l1);
+                dmin = fmin(dmin, exp(lse[i]));
+            }
+            double bmax = in.alibi ? 1.0 : 1.0;
+            double pa = poly_abs(c, g, R) * bmax;
+            double qk = o.sigma * pr_posw_max_rowsum(W) * fmax(pr_vec_max_abs(Q, nd), pr_vec_max_abs(K, nd));
+            double scale[4];
+            scale[0] = scale[1] = n * pa * qk * 2 * numax * vinf / dmin;
+            scale[2] = n * pa * numax / dmin;
+            scale[3] = n * pa * o.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * 2 * numax * vinf / dmin;
+            const char *nm[4] = {"dQ", "dK", "dV", "dw"};
+            for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
+                double err = pr_vec_max_abs_diff(g_fast[t], g_ref[t], len[t]);
+                double tol = g3_tol(scale[t], n, terms, mpert);
+                worst_g3 = fmax(worst_g3, err / tol);
+                PR_CHECK(err <= tol,
+                         "G3 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g g=%d err=%.3g tol=%.3g",
+                         nm[t], path ? "lowrank" : reuse ? "fft-on-forward-plan" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
+                         in.B, g, err, tol);
+            }
+            if (even)
+                continue;
+            /* G4: against the exact (exp) backward within the propagated bound */
+            pr_backward_bound_t bd;
+            PR_CHECK_OK(pr_backward_bound(&bd, epsA, Q, K, V, W, dO, kappa, path == 0 ? kappa_w : NULL, n, d,
+                                          o.sigma));
+            double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
+            for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
+                double err = pr_vec_max_abs_diff(g_fast[t], g_ex[t], len[t]);
+                double tol = bnds[t] * (1 + 1e-6) + g3_tol(scale[t], n, terms, mpert);
+                worst_g4 = fmax(worst_g4, err / tol);
+                PR_CHECK(err <= tol,
+                         "G4 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g eps_A=%.3g g=%d err=%.3g bound=%.3g",
+                         nm[t], path ? "lowrank" : reuse ? "fft-on-forward-plan" : "fft", n, d, posname[in.pos], in.causal, in.alibi,
+                         in.B, epsA, g, err, bnds[t]);
+            }
+        }
+        for (int t = 0; t < 4; t++) {
+            free(g_ref[t]);
+            free(g_ex[t]);
+            free(g_fast[t]);
+        }
+        free(Q); free(K); free(V); free(dO); free(beta); free(O); free(lse); free(Oe); free(lsee); free(Of); free(lsef);
+        free(kappa);
+        free(kappa_w);
+        pr_posw_clear(W);
+    }
+    for (int trial = 0; trial < 12; trial++)
+        fd_check(rng, trial, &worst_fd);
+    cli_checks();
+    printf("test_backward: worst dL/dX err/tol %.3g\n", worst_fd);
+    printf("test_backward: worst G3 err/tol %.3g, worst G4 err/(bound+tol) %.3g; FFT runs d=2: %d, d=4: %d, "
+           "skipped (too many terms): %d\n", worst_g3, worst_g4, ran_fft[0], ran_fft[1], skipped);
+    PR_CHECK(ran_fft[1] >= 3, "too few d=4 FFT-path instances: %d", ran_fft[1]);
+    PR_CHECK(reused_terms > 0, "no forward spectrum was reused");
+    printf("test_backward: %ld term spectra taken from forward plans\n", reused_terms);
+    return pr_test_finish("test_backward");
+}
