@@ -809,8 +809,10 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
         /* next degree: extrapolate, or step by one without a usable slope */
         int next = hi >= 0 && lo < 0 ? g - 1 : g + 1;
         if (gp >= 0 && gp != g && isfinite(l) && isfinite(lp) && (l - lp) / (g - gp) < 0) {
-            double slope = (l - lp) / (g - gp);
-            next = (int)ceil(g + (le - l) / slope);
+            /* the pre-asymptotic errors (near 1) decay slowly and would send the extrapolation
+             * far: move at most max(4, g/2) degrees per step */
+            double slope = (l - lp) / (g - gp), step = fmax(4, g / 2), jump = (le - l) / slope;
+            next = g + (int)ceil(fmax(-step, fmin(step, jump)));
         }
         if (hi >= 0 && next >= hi)
             next = hi - 1;
