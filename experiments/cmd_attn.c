@@ -623,9 +623,12 @@ int pr_cmd_attn(int argc, char **argv)
         if (backward)
             printf("  backward %.6f s, max|dQ| = %.6g, max|dK| = %.6g, max|dV| = %.6g\n", job.time_backward_s,
                    pr_vec_max_abs(dQ, nd), pr_vec_max_abs(dK, nd), pr_vec_max_abs(dV, nd));
-        if (backward && !exact)
-            printf("  gradient bounds dQ %.3g, dK %.3g, dV %.3g, dw %.3g; grad_err_inf %.3g\n", job.grad_bound[0],
-                   job.grad_bound[1], job.grad_bound[2], job.grad_bound[3], grad_err_inf);
+        if (backward && !exact) {
+            printf("  gradient bounds dQ %.3g, dK %.3g, dV %.3g", job.grad_bound[0], job.grad_bound[1], job.grad_bound[2]);
+            if (isfinite(job.grad_bound[3]))
+                printf(", dw %.3g", job.grad_bound[3]);
+            printf("; grad_err_inf %.3g\n", grad_err_inf);
+        }
         if (certify)
             printf("  certified (Arb, %d bits): err_inf <= %.3g%s%s\n", PR_HIPREC_MIN_PREC, cert_err,
                    cert_verdict ? ", err_inf <= bound: " : "", cert_verdict ? cert_verdict : "");
