@@ -5,13 +5,9 @@
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_xtoeplitz.h"
+#include "pr_hiprec.h"
 
 enum { PR_XT_PREC = 256 };
-
-const char *pr_xtoeplitz_verdict_name(pr_xtoeplitz_verdict_t v)
-{
-    return v == PR_XTOEPLITZ_CERTIFIED ? "certified" : v == PR_XTOEPLITZ_REFUTED ? "refuted" : "unknown";
-}
 
 /* m[k] = integers with v[k] = m[k]·2^e exactly (|v[k]| when absval); returns e. Each finite
  * double is f·2^q with f·2^53 an integer, so e = min over nonzeros of q - 53 makes every m[k]
@@ -274,14 +270,8 @@ int pr_xtoeplitz_apriori_bound_correlate(arb_t bound, const double *x, const dou
     return PR_OK;
 }
 
-static pr_xtoeplitz_verdict_t pr_verdict(const arb_t err, const arb_t bound)
-{
-    return arb_le(err, bound) ? PR_XTOEPLITZ_CERTIFIED
-         : arb_gt(err, bound) ? PR_XTOEPLITZ_REFUTED : PR_XTOEPLITZ_UNKNOWN;
-}
-
 /* Runs the engine into yf (len doubles) and the exact product into y (len fmpz). */
-static int pr_certify_run(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t bound,
+static int pr_certify_run(pr_cert_verdict_t *verdict, arb_t err, arb_t bound,
                           const double *t, const double *x, unsigned op, int correlate,
                           const pr_toeplitz_plan_t P)
 {
@@ -311,7 +301,7 @@ static int pr_certify_run(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t boun
     }
     if (!st) {
         pr_xtoeplitz_max_error(err, yf, y, exp, len);
-        *verdict = pr_verdict(err, bound);
+        *verdict = pr_hiprec_verdict(err, bound);
     }
     pr_toeplitz_work_clear(ws);
     free(yf);
@@ -319,14 +309,14 @@ static int pr_certify_run(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t boun
     return st;
 }
 
-int pr_xtoeplitz_certify(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t bound,
+int pr_xtoeplitz_certify(pr_cert_verdict_t *verdict, arb_t err, arb_t bound,
                          const double *t, const double *x, unsigned op,
                          const pr_toeplitz_plan_t P)
 {
     return pr_certify_run(verdict, err, bound, t, x, op, 0, P);
 }
 
-int pr_xtoeplitz_certify_correlate(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t bound,
+int pr_xtoeplitz_certify_correlate(pr_cert_verdict_t *verdict, arb_t err, arb_t bound,
                                    const double *x, const double *y,
                                    const pr_toeplitz_plan_t P)
 {

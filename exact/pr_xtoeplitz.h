@@ -11,18 +11,11 @@
 #include <flint/fmpz.h>
 #include <arb.h>
 #include "pr_toeplitz.h"
+#include "pr_certexp.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum {
-    PR_XTOEPLITZ_CERTIFIED = 0, /* observed error ≤ bound, proven */
-    PR_XTOEPLITZ_REFUTED,       /* observed error > bound, proven */
-    PR_XTOEPLITZ_UNKNOWN        /* the enclosures overlap */
-} pr_xtoeplitz_verdict_t;
-
-const char *pr_xtoeplitz_verdict_name(pr_xtoeplitz_verdict_t v);
 
 /* Exact y = op(T) x: y_i = y[i]·2^(*exp), i < n. y holds n initialised fmpz.
  * PR_EINVAL (n < 1, bad op), PR_ENONFINITE. */
@@ -49,12 +42,13 @@ int pr_xtoeplitz_apriori_bound_correlate(arb_t bound, const double *x, const dou
                                          const pr_toeplitz_plan_t P);
 
 /* Runs the float engine (pr_toeplitz_apply on P) on (t, x), computes the exact product, and
- * returns its max error err (exact), the a-priori bound, and the verdict err ≤ bound. */
-int pr_xtoeplitz_certify(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t bound,
+ * returns its max error err (exact), the a-priori bound, and the verdict err ≤ bound
+ * (certified: proven; refuted: err > bound proven; unknown: the enclosures overlap). */
+int pr_xtoeplitz_certify(pr_cert_verdict_t *verdict, arb_t err, arb_t bound,
                          const double *t, const double *x, unsigned op,
                          const pr_toeplitz_plan_t P);
 /* The same for pr_toeplitz_correlate. */
-int pr_xtoeplitz_certify_correlate(pr_xtoeplitz_verdict_t *verdict, arb_t err, arb_t bound,
+int pr_xtoeplitz_certify_correlate(pr_cert_verdict_t *verdict, arb_t err, arb_t bound,
                                    const double *x, const double *y,
                                    const pr_toeplitz_plan_t P);
 

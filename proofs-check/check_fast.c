@@ -131,7 +131,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
                          grad_name[t]);
                 double r = pr_hiprec_ubound_d(err) / tl;
                 (path == 0 && t == 0 ? pr_check_observe : pr_check_observe_part)(
-                    res, cfg, r, 1.0, v == PR_CERT_CERTIFIED ? 1 : v == PR_CERT_REFUTED ? 0 : -1);
+                    res, cfg, r, 1.0, pr_check_ok(v));
                 arb_clear(err);
                 arb_clear(tol);
             }

@@ -12,8 +12,7 @@
 /* ok flag from a three-way verdict of "x ≤ y" */
 static int le3(const arb_t x, const arb_t y)
 {
-    pr_cert_verdict_t v = pr_hiprec_verdict(x, y);
-    return v == PR_CERT_CERTIFIED ? 1 : v == PR_CERT_REFUTED ? 0 : -1;
+    return pr_check_ok(pr_hiprec_verdict(x, y));
 }
 
 /* upper bound of x / y as a double */

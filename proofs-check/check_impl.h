@@ -25,6 +25,10 @@ int pr_check_g4(pr_check_result_t *res, const pr_check_opts_t *opts);
 int pr_check_g5(pr_check_result_t *res, const pr_check_opts_t *opts);
 int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts);
 
+/* The ok flag of pr_check_observe for a certified verdict: certified → 1 (pass),
+ * refuted → 0 (FAIL), unknown → -1 (unknown). */
+int pr_check_ok(pr_cert_verdict_t v);
+
 typedef enum { PR_MASK_NONE = 0, PR_MASK_CAUSAL, PR_MASK_ALIBI, PR_MASK_COUNT } pr_mask_t;
 
 /* One random attention problem: Q, K, V uniform in [-B, B], W of the given kind. */

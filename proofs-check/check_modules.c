@@ -45,7 +45,7 @@ int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
                     pr_xtoeplitz_max_error(err, y, ye, e, n);
                 _fmpz_vec_clear(ye, n);
             } else {
-                pr_xtoeplitz_verdict_t v;
+                pr_cert_verdict_t v;
                 st = which < 4 ? pr_xtoeplitz_certify(&v, err, bound, t, x, ops[which], P)
                                : pr_xtoeplitz_certify_correlate(&v, err, bound, x, t, P);
             }
@@ -56,10 +56,9 @@ int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
             arb_t r;
             arb_init(r);
             arb_div(r, err, bound, 128);
-            pr_cert_verdict_t v = pr_hiprec_verdict(err, bound);
             /* a zero bound with zero error (n = 1, direct) is a pass, not a 0/0 */
             double ratio = arb_is_zero(err) ? 0.0 : pr_hiprec_ubound_d(r);
-            pr_check_observe(res, cfg, ratio, 1.0, v == PR_CERT_CERTIFIED ? 1 : v == PR_CERT_REFUTED ? 0 : -1);
+            pr_check_observe(res, cfg, ratio, 1.0, pr_check_ok(pr_hiprec_verdict(err, bound)));
             arb_clear(r);
         }
         arb_clear(err);
@@ -100,7 +99,7 @@ static int check_degree(pr_check_result_t *res, const pr_check_opts_t *opts, pr_
             Ls[m] = L;
             ds[m] = delta;
             gs[m] = D->degree;
-            ok[m] = D->verdict == PR_CERT_CERTIFIED ? 1 : -1;
+            ok[m] = pr_check_ok(D->verdict);
             /* g = 0 or 1 is below the formula's resolution: use g + 1 against A + 1 */
             ratio[m] = (D->degree + 1) / (A + 1);
             slog += log(ratio[m]);

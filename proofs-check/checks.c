@@ -70,6 +70,11 @@ const char *pr_check_verdict_name(pr_check_verdict_t v)
     }
 }
 
+int pr_check_ok(pr_cert_verdict_t v)
+{
+    return v == PR_CERT_CERTIFIED ? 1 : v == PR_CERT_REFUTED ? 0 : -1;
+}
+
 int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opts_t *opts)
 {
     memset(res, 0, sizeof(*res));

@@ -120,25 +120,25 @@ int main(void)
                     pr_rng_fill(x, n, 1.0, rng);
                 }
                 for (int o = 0; o < 4; o++) {
-                    pr_xtoeplitz_verdict_t v;
+                    pr_cert_verdict_t v;
                     arb_t err, bnd;
                     arb_init(err);
                     arb_init(bnd);
                     PR_CHECK_OK(pr_xtoeplitz_certify(&v, err, bnd, t, x, ops[o], P));
-                    PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED,
+                    PR_CHECK(v == PR_CERT_CERTIFIED,
                              "C4 product n=%ld L=%ld path=%s op=%u trial=%d: err %s bound %s (%s)",
                              n, P->L, path_name(P), ops[o], trial, arb_get_str(err, 10, 0),
-                             arb_get_str(bnd, 10, 0), pr_xtoeplitz_verdict_name(v));
+                             arb_get_str(bnd, 10, 0), pr_cert_verdict_name(v));
                     worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                     arb_clear(err);
                     arb_clear(bnd);
                 }
-                pr_xtoeplitz_verdict_t v;
+                pr_cert_verdict_t v;
                 arb_t err, bnd;
                 arb_init(err);
                 arb_init(bnd);
                 PR_CHECK_OK(pr_xtoeplitz_certify_correlate(&v, err, bnd, t, x, P));
-                PR_CHECK(v == PR_XTOEPLITZ_CERTIFIED, "C4 correlation n=%ld path=%s trial=%d: err %s bound %s",
+                PR_CHECK(v == PR_CERT_CERTIFIED, "C4 correlation n=%ld path=%s trial=%d: err %s bound %s",
                          n, path_name(P), trial, arb_get_str(err, 10, 0), arb_get_str(bnd, 10, 0));
                 worst_ratio[P->use_direct] = fmax(worst_ratio[P->use_direct], ratio_of(err, bnd));
                 arb_clear(err);
