@@ -7,40 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <omp.h>
 #include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-/* per-call wall time of `call` (and its process CPU time into cpu), repeated until 0.2 s have
- * passed (at least once) */
-#define TIMED(out, cpu, call)                                                   \
-    do {                                                                        \
-        int reps_ = 0;                                                          \
-        double t0_ = now(), c0_ = cpu_now(), el_;                               \
-        do {                                                                    \
-            if ((st = (call)))                                                  \
-                break;                                                          \
-            reps_++;                                                            \
-        } while ((el_ = now() - t0_) < 0.2);                                    \
-        out = reps_ ? el_ / reps_ : 0.0;                                        \
-        cpu = reps_ ? (cpu_now() - c0_) / reps_ : 0.0;                          \
-    } while (0)
 
 typedef struct {
     int n, degree, dense_measured;
@@ -98,17 +68,17 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     if (!st) {
         r->fwd_plan = F->plan_seconds;
         r->fwd_terms = F->terms->nterms;
-        TIMED(r->fwd, r->fwd_cpu, pr_fast_execute(O, F, Q, K, V));
+        PR_TIMED_CPU(st, r->fwd, r->fwd_cpu, pr_fast_execute(O, F, Q, K, V));
     }
     if (!st) {
         pr_backward_lse_from_fast(lse, F);
-        double t0 = now();
+        double t0 = pr_timing_wall();
         st = pr_backward_plan_fft(&bp, F, W, &opts, c->want_dw, 0);
-        r->bwd_plan = now() - t0;
+        r->bwd_plan = pr_timing_wall() - t0;
     }
     if (!st) {
         /* the gradients only: kappa (the bound's weights) is not asked for */
-        TIMED(r->bwd, r->bwd_cpu, pr_backward_execute(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse, dO));
+        PR_TIMED_CPU(st, r->bwd, r->bwd_cpu, pr_backward_execute(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse, dO));
         pr_backward_info_t bi;
         pr_backward_info(&bi, bp);
         r->terms = bi.terms;
@@ -124,7 +94,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     if (!st && n <= c->dense_max) {
         st = pr_dense_forward(Od, lse, Q, K, V, W, n, d, &opts);
         if (!st)
-            TIMED(r->dense, r->dense_cpu, pr_dense_backward(dQ, dK, dV, dw, Q, K, V, W, Od, lse, dO, n, d, &opts));
+            PR_TIMED_CPU(st, r->dense, r->dense_cpu, pr_dense_backward(dQ, dK, dV, dw, Q, K, V, W, Od, lse, dO, n, d, &opts));
         r->dense_measured = 1;
         last_t[0] = r->dense;
         last_t[1] = r->dense_cpu;

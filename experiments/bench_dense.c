@@ -4,39 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <cblas.h>
 #include <omp.h>
 #include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
-}
-
-/* resident memory now (Linux /proc), NAN where unavailable */
-static double rss_now_mib(void)
-{
-    long pages_total, pages_res;
-    FILE *f = fopen("/proc/self/statm", "r");
-    int ok = f && fscanf(f, "%ld %ld", &pages_total, &pages_res) == 2;
-    if (f)
-        fclose(f);
-    return ok ? pages_res * (double)sysconf(_SC_PAGESIZE) / 1048576.0 : NAN;
-}
 
 /* dgemm on square matrices of side m with OpenBLAS's own threads (all cores) */
 typedef struct {
@@ -70,9 +42,9 @@ static double gemm_time(gemm_t *g)
 {
     int m = g->m;
     openblas_set_num_threads(omp_get_max_threads());
-    double t = now();
+    double t = pr_timing_wall();
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, m, 1.0, g->A, m, g->B, m, 0.0, g->C, m);
-    return now() - t;
+    return pr_timing_wall() - t;
 }
 
 /* dgemm at the forward's own shapes: all scores Q Kᵀ (2 n² d flop) as 128-row panels
@@ -82,7 +54,7 @@ static int panel_time(double *secs, const double *Q, const double *K, int n, int
     enum { ROWS = 128 };
     int nb = (n + ROWS - 1) / ROWS, ok = 1, saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    double t = now();
+    double t = pr_timing_wall();
 #pragma omp parallel reduction(&& : ok)
     {
         double *C = malloc(sizeof(double) * ROWS * (size_t)n);
@@ -96,7 +68,7 @@ static int panel_time(double *secs, const double *Q, const double *K, int n, int
         }
         free(C);
     }
-    *secs = now() - t;
+    *secs = pr_timing_wall() - t;
     openblas_set_num_threads(saved);
     return ok ? PR_OK : PR_ENOMEM;
 }
@@ -137,9 +109,9 @@ static int fwd_time(double *secs, fwd_t *f)
 {
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, f->d);
-    double t = now();
+    double t = pr_timing_wall();
     int st = pr_dense_forward(f->O, 0, f->Q, f->K, f->V, f->W, f->n, f->d, &opts);
-    *secs = now() - t;
+    *secs = pr_timing_wall() - t;
     return st;
 }
 
@@ -184,13 +156,13 @@ int pr_bench_dense(int argc, char **argv)
     int st = PR_OK;
     if (memory) {
         if (!(st = fwd_init(&f, (int)mem_n, (int)d))) {
-            before_mib = rss_now_mib();
+            before_mib = pr_timing_rss_mib();
             st = fwd_time(&mem_s, &f);
         }
         fwd_clear(&f);
         if (st)
             return pr_cli_fail_status(spec.name, st, "dense forward, --memory run");
-        mem_mib = peak_rss_mib();
+        mem_mib = pr_timing_peak_rss_mib();
     }
     /* the two measurements alternate, so that both see the same load on a shared machine */
     enum { SIDE = 2048 };

@@ -7,25 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/resource.h>
 #include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double peak_rss_gib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / (1024.0 * 1024.0);
-}
 
 typedef struct {
     int n;
@@ -41,19 +25,6 @@ typedef struct {
     long seed;
     int dense_max;          /* largest n the dense reference is run at; beyond, n² extrapolation */
 } cfg_t;
-
-/* time of fn repeated until 0.2 s have passed (at least once): per call */
-#define TIMED(out, call)                                                        \
-    do {                                                                        \
-        int reps_ = 0;                                                          \
-        double t0_ = now(), el_;                                                \
-        do {                                                                    \
-            if ((st = (call)))                                                  \
-                break;                                                          \
-            reps_++;                                                            \
-        } while ((el_ = now() - t0_) < 0.2);                                    \
-        out = reps_ ? el_ / reps_ : 0.0;                                        \
-    } while (0)
 
 typedef struct {
     double *Q, *K, *V, *O;
@@ -94,7 +65,7 @@ static int dense_time(row_t *r, inst_t *I, int d, const cfg_t *c, double *last_t
 {
     int st = PR_OK;
     if (r->n <= c->dense_max) {
-        TIMED(r->dense, pr_dense_forward(I->O, NULL, I->Q, I->K, I->V, I->W, r->n, d, &I->opts));
+        PR_TIMED(st, r->dense, pr_dense_forward(I->O, NULL, I->Q, I->K, I->V, I->W, r->n, d, &I->opts));
         r->dense_measured = 1;
         *last_t = r->dense;
         *last_n = r->n;
@@ -142,7 +113,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
     pr_fast_plan_t F;
     memset(F, 0, sizeof(F));
     if (lowrank) {
-        TIMED(r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
+        PR_TIMED(st, r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
     } else if (!(st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms))) {
         r->plan = F->plan_seconds;
         r->streamed = F->streamed;
@@ -152,12 +123,12 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->nterms;
         r->pw_gib = F->streamed ? 8.0 * F->s * F->g * (2.0 * n - 1) / 1073741824.0 : 0.0;
         if (!F->streamed)   /* a streamed execute takes a minute: once is enough */
-            TIMED(r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
+            PR_TIMED(st, r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
         F->timing = 1;      /* one more run, with the clock around every transform */
-        double t0 = now();
+        double t0 = pr_timing_wall();
         if (!st)
             st = pr_fast_execute(I.O, F, I.Q, I.K, I.V);
-        double el = now() - t0;
+        double el = pr_timing_wall() - t0;
         r->fast = F->streamed ? el : r->fast;
         r->fftw_frac = F->fftw_seconds / el;
         r->transforms = F->transforms;
@@ -295,10 +266,10 @@ int pr_bench_fast(int argc, char **argv)
     row_t big = {.n = 1 << 20};
     double big_rss = 0.0, big_wall = 0.0;
     if (!st && !skip_big) {
-        double t0 = now();
+        double t0 = pr_timing_wall();
         st = run(&big, &c, 2, budget, 0, 0);
-        big_wall = now() - t0;
-        big_rss = peak_rss_gib();
+        big_wall = pr_timing_wall() - t0;
+        big_rss = pr_timing_peak_rss_mib() / 1024.0;
         double q = (double)big.n / last_n;
         big.dense = last_t * q * q;
     }

@@ -5,20 +5,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 #include "commands.h"
 #include "polyrope.h"
 
 static const double target_ratio = 1.25;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* Everything one size needs: the engine's plan and the bare FFTW baseline's buffers. */
 typedef struct {
@@ -145,24 +137,24 @@ static int time_pair(double *ratio, double *ta, double *tb, int (*fa)(void *), v
     long reps = 1;
     int st = 0;
     for (;;) {
-        double t0 = now();
+        double t0 = pr_timing_wall();
         for (long r = 0; r < reps && !st; r++)
             st = fa(ca);
-        if (st || now() - t0 >= 2e-5 || reps > (1L << 20))
+        if (st || pr_timing_wall() - t0 >= 2e-5 || reps > (1L << 20))
             break;
         reps *= 2;
     }
     *ta = *tb = INFINITY;
     long np = 0;
-    double t_end = now() + budget;
-    while (!st && np < maxpairs && (np < 16 || now() < t_end)) {
+    double t_end = pr_timing_wall() + budget;
+    while (!st && np < maxpairs && (np < 16 || pr_timing_wall() < t_end)) {
         double d[2];
         for (int h = 0; h < 2; h++) {
             int first_a = (np % 2) == 0, use_a = h == 0 ? first_a : !first_a;
-            double t0 = now();
+            double t0 = pr_timing_wall();
             for (long r = 0; r < reps && !st; r++)
                 st = use_a ? fa(ca) : fb(cb);
-            d[use_a ? 0 : 1] = (now() - t0) / (double)reps;
+            d[use_a ? 0 : 1] = (pr_timing_wall() - t0) / (double)reps;
         }
         *ta = fmin(*ta, d[0]);
         *tb = fmin(*tb, d[1]);

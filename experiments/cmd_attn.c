@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <omp.h>
 #include "polyrope.h"
@@ -40,13 +39,6 @@ typedef struct {
     double grad_bound[4];   /* fast paths with --backward: propagated bounds on dQ, dK, dV, dw */
 } attn_job_t;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 /* the dense reference: exact up to rounding */
 static int algo_exact(attn_job_t *job)
 {
@@ -54,14 +46,14 @@ static int algo_exact(attn_job_t *job)
     double *lse = malloc(sizeof(double) * n);
     if (!lse)
         return PR_ENOMEM;
-    double t = now();
+    double t = pr_timing_wall();
     int st = pr_dense_forward(job->O, lse, job->Q, job->K, job->V, job->W, n, d, &job->opts);
-    job->time_s = now() - t;
+    job->time_s = pr_timing_wall() - t;
     if (!st && job->backward) {
-        t = now();
+        t = pr_timing_wall();
         st = pr_dense_backward(job->dQ, job->dK, job->dV, job->dw, job->Q, job->K, job->V, job->W,
                                job->O, lse, job->dO, n, d, &job->opts);
-        job->time_backward_s = now() - t;
+        job->time_backward_s = pr_timing_wall() - t;
     }
     free(lse);
     job->bound = NAN;
@@ -160,10 +152,10 @@ static int algo_fast(attn_job_t *job, int lowrank)
         return st;
     if (job->backward)
         return fast_backward(job, &o, lowrank);
-    double t = now();
+    double t = pr_timing_wall();
     st = (lowrank ? pr_lowrank_forward : pr_fast_forward)(job->O, &info, job->Q, job->K, job->V, job->W, job->n,
                                                           job->d, &job->opts, &o);
-    job->time_s = now() - t;
+    job->time_s = pr_timing_wall() - t;
     if (st)
         return fast_fail(job, st, &info, lowrank ? "lowrank" : "fft");
     fast_report(job, &info);

@@ -7,13 +7,6 @@
 #include "cli.h"
 #include "commands.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* ends of a ball as doubles, rounded outward */
 static double ubound_d(const arb_t x)
 {
@@ -92,7 +85,7 @@ int pr_cmd_degree(int argc, char **argv)
     pr_expoly_setting_t setting;
     pr_expoly_kind_parse(&kind, poly);
     pr_expoly_setting_parse(&setting, setting_s);
-    double aa = pr_expoly_aa22_setting(setting, R, eps), t0 = now_s();
+    double aa = pr_expoly_aa22_setting(setting, R, eps), t0 = pr_timing_wall();
     int degree, certified = 0, st;
     double err_ub = NAN, err_lb = NAN, witness = NAN;
     clock_t c0 = clock();
@@ -155,7 +148,7 @@ int pr_cmd_degree(int argc, char **argv)
         pr_certexp_degree_clear(d);
     }
     pr_expoly_clear(p);
-    double secs = now_s() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    double secs = pr_timing_wall() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     if (json) {
         printf("{\"R\": %.17g, \"eps\": %.17g, \"poly\": \"%s\", \"setting\": \"%s\", \"degree\": %d",
                R, eps, poly, setting_s, degree);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "pr_timing.h"
 #include "pr_version.h"
 #include "cli.h"
 #include "commands.h"
@@ -268,8 +269,7 @@ int pr_cmd_reproduce(int argc, char **argv)
     if (mkdir(out, 0755) && errno != EEXIST)
         return pr_cli_fail("reproduce", "cannot create %s: %s", out, strerror(errno));
     char *cmdline = pr_sweep_cmdline(argc, argv);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = pr_timing_wall();
     outcome_t oc[NCLAIMS];
     memset(oc, 0, sizeof oc);
     for (int i = 0; i < pr_npresets; i++) {
@@ -288,8 +288,7 @@ int pr_cmd_reproduce(int argc, char **argv)
         stderr_note("polyrope check did not run to the end (see %s/check.txt)", out);
     for (int k = 0; k < NCLAIMS; k++)
         combine(&oc[k], &chk[k], strcmp(claims[k].source, "check") != 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    rc = write_report(out, oc, size, cmdline, (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec));
+    rc = write_report(out, oc, size, cmdline, pr_timing_wall() - t0);
     stderr_note("report in %s/REPORT.md, figures and CSVs beside it", out);
     free(cmdline);
     return rc;

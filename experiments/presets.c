@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "polyrope.h"
 #include "sweep.h"
 
@@ -63,13 +62,6 @@ static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, con
     if (st)
         problem_free(p);
     return st;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 /* ------------------------------------------------------------------ factorise (C11, C6) */
@@ -376,13 +368,13 @@ static int scaling_row(double *out, const pr_cfg_t *cfg)
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
     if (algo_is(cfg, "dense")) {
-        double t0 = now_s();
+        double t0 = pr_timing_wall();
         st = pr_dense_forward(O, lse, p.Q, p.K, p.V, p.W, n, d, &opts);
-        double t1 = now_s();
+        double t1 = pr_timing_wall();
         if (!st)
             st = pr_dense_backward(dQ, dK, dV, NULL, p.Q, p.K, p.V, p.W, O, lse, p.dO, n, d, &opts);
         out[SC_TIME] = t1 - t0;
-        out[SC_BACK_TIME] = now_s() - t1;
+        out[SC_BACK_TIME] = pr_timing_wall() - t1;
         out[SC_MODEL] = (double)n * n * p.W->s;
     } else {
         pr_fast_opts_t o;
@@ -554,16 +546,16 @@ static int rope_general_row(double *out, const pr_cfg_t *cfg)
     st = !O || !Or ? PR_ENOMEM : fast_options(&o, cfg, eps, B);
     if (!st)
         st = dense_reference(Or, NULL, &p, &opts);
-    double t0 = now_s();
+    double t0 = pr_timing_wall();
     if (!st)
         st = pr_lowrank_forward(O, &il, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
-    double t1 = now_s();
+    double t1 = pr_timing_wall();
     if (!st) {
         out[RG_DEG_LR] = il.degree, out[RG_FEATURES] = il.terms, out[RG_T_LR] = t1 - t0;
         out[RG_ERR_LR] = pr_vec_max_abs_diff(O, Or, nd), out[RG_BOUND_LR] = il.bound;
-        t0 = now_s();
+        t0 = pr_timing_wall();
         st = pr_fast_forward(O, &iff, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
-        t1 = now_s();
+        t1 = pr_timing_wall();
     }
     if (!st) {
         out[RG_DEG_FFT] = iff.degree, out[RG_TERMS] = iff.terms, out[RG_T_FFT] = t1 - t0;
@@ -624,9 +616,9 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
     o.max_terms = 20000;
     out[TH_D] = d, out[TH_EPS] = eps, out[TH_B] = B;
     if (!st) {
-        double t0 = now_s();
+        double t0 = pr_timing_wall();
         int fs = pr_fast_forward(O, &info, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
-        double t1 = now_s();
+        double t1 = pr_timing_wall();
         out[TH_R] = info.R;
         if (info.degree > 0) {
             out[TH_DEGREE] = info.degree;
@@ -639,10 +631,10 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
         out[TH_LOST_BITS] = info.floor > 0 ? log2(info.floor / (DBL_EPSILON / 2)) : NAN;
         if (fs != PR_OK && fs != PR_EBUDGET && fs != PR_EFLOOR && fs != PR_EDOMAIN)
             st = fs;
-        t0 = now_s();
+        t0 = pr_timing_wall();
         if (!st)
             st = pr_dense_forward(O, NULL, p.Q, p.K, p.V, p.W, n, d, &opts);
-        out[TH_DENSE_TIME] = now_s() - t0;
+        out[TH_DENSE_TIME] = pr_timing_wall() - t0;
     }
     free(O);
     problem_free(&p);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "pr_status.h"
+#include "pr_timing.h"
 #include "pr_version.h"
 #include "sweep.h"
 
@@ -656,13 +657,6 @@ static void progress_line(const pr_preset_t *p, long done, long total, long comp
     fflush(stderr);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 static int in_shard(long idx, const pr_sweep_opts_t *o)
 {
     return o->shard_n <= 1 || idx % o->shard_n == o->shard_k - 1;
@@ -754,7 +748,7 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         goto out;
     }
     int show = o->progress < 0 ? isatty(2) : o->progress;
-    double t0 = now_s(), last = 0;
+    double t0 = pr_timing_wall(), last = 0;
     long count = 0, skipped = 0;
     double *vals = malloc(sizeof(double) * ncols);
     if (!vals) {
@@ -819,14 +813,14 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         }
         free(line);
         count++;
-        double t = now_s();
+        double t = pr_timing_wall();
         if (show && t - last > 0.2 && count < mine) {
             progress_line(p, count, mine, count - skipped, t - t0, 0);
             last = t;
         }
     }
     if (show && !rc)
-        progress_line(p, count, mine, count - skipped, now_s() - t0, 1);
+        progress_line(p, count, mine, count - skipped, pr_timing_wall() - t0, 1);
     free(vals);
 out:
     if (fd >= 0)

@@ -4,19 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <omp.h>
 #include "check_impl.h"
 
 #define PREC 128
 #define MAX_BACKWARD_TERMS 20000
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* Rounding tolerance of a fast gradient entry against its exact value on the same P
  * (the derivation of tests/test_backward.c, claim G3): every term is bounded through the
@@ -218,21 +210,21 @@ static int check_timing(pr_check_result_t *res, const pr_check_opts_t *opts, int
             terms = info.terms;
         }
         for (int r = 0; !st && r < reps; r++) {
-            double t0 = now();
+            double t0 = pr_timing_wall();
             st = backward ? pr_backward_execute(p, G, G + nd, G + 2 * nd, NULL, NULL, I.Q, I.K, I.V, O, lse, dO)
                           : pr_fast_execute(O, F, I.Q, I.K, I.V);
-            tf = fmin(tf, now() - t0);
+            tf = fmin(tf, pr_timing_wall() - t0);
             if (st || k >= ND)
                 continue;
             double *Od = G + 3 * nd; /* the dense side's own output, O and lse stay the fast ones */
             double *lsed = malloc(sizeof(double) * n);
-            t0 = now();
+            t0 = pr_timing_wall();
             st = pr_dense_forward(Od, lsed, I.Q, I.K, I.V, I.W, n, d, &I.opts);
             if (!st && backward) {
-                t0 = now();
+                t0 = pr_timing_wall();
                 st = pr_dense_backward(G, G + nd, G + 2 * nd, NULL, I.Q, I.K, I.V, I.W, Od, lsed, dO, n, d, &I.opts);
             }
-            td = fmin(td, now() - t0);
+            td = fmin(td, pr_timing_wall() - t0);
             free(lsed);
         }
         if (p)

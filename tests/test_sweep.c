@@ -58,13 +58,6 @@ static void same_rows(const char *a, const char *b, const char *what)
     free(ra), free(rb), free(ba), free(bb);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 int main(void)
 {
     pr_rng_t rng;
@@ -82,10 +75,10 @@ int main(void)
     /* deterministic rows (no timing column), a second or so in all */
     char *grid = "n=64..512*2;d=2,4,8;B=1;pos=rope,rope-neox;seed=1..8+1";
 
-    double t0 = now_s();
+    double t0 = pr_timing_wall();
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--grid", grid, "--out", ref, 0}) == 0,
              "uninterrupted sweep failed (%s)", log);
-    double T = now_s() - t0;
+    double T = pr_timing_wall() - t0;
     printf("uninterrupted sweep: %.2f s\n", T);
 
     /* killed three times at random moments, resumed after each, then finished */
