@@ -148,12 +148,9 @@ int pr_bench_backward(int argc, char **argv)
         "slope over 2^12..2^18 <= 1.2, backward <= (2s+2) x the fast forward at every n.\n"
         "Times are per execute with the plans made once; the ratios are measured in one run.",
         opts, (int)(sizeof opts / sizeof opts[0])};
-    char *pos[argc > 0 ? argc : 1];
-    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail("bench backward", "unexpected argument '%s'", pos[0]);
     if (d % 2)
         return pr_cli_fail("bench backward", "--d must be even (the general W has the RoPE block support)");
     if (nmin > nmax)

@@ -137,12 +137,9 @@ int pr_bench_dense(int argc, char **argv)
         "the forward also runs at n = --mem-n: its own memory (peak RSS over the RSS before the\n"
         "call; target < 256 MiB at 65536 x 64) and the whole process's peak RSS are reported.",
         opts, sizeof opts / sizeof opts[0]};
-    char *pos[argc > 0 ? argc : 1];
-    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail(spec.name, "unexpected argument '%s' (see polyrope bench dense --help)", pos[0]);
     if (d % 2)
         return pr_cli_fail(spec.name, "--d %ld: RoPE needs an even head dimension d", d);
 

@@ -228,12 +228,9 @@ int pr_bench_fast(int argc, char **argv)
         "n = 2^20 (symbols' spectra recomputed per execute) with its memory. Low-rank path on RoPE, d = 4,\n"
         "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.",
         opts, sizeof opts / sizeof opts[0]};
-    char *pos[argc > 0 ? argc : 1];
-    int npos, r = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)
         return r < 0 ? 0 : r;
-    if (npos)
-        return pr_cli_fail("bench fast", "unexpected argument '%s'", pos[0]);
     c.seed = seed;
     c.dense_max = (int)dense_max;
     if (quick) {

@@ -215,13 +215,9 @@ int pr_bench_toeplitz(int argc, char **argv)
         "Exit status 0 whether or not the target is met (timings on a shared machine are a\n"
         "measurement, not a check); \"within_target\" in --json says whether it was.",
         opts, sizeof opts / sizeof opts[0]};
-    char **pos = malloc(sizeof(char *) * (size_t)argc);
-    int npos, rc = pos ? pr_cli_parse(&spec, argc, argv, pos, &npos) : 2;
-    free(pos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail(cmd, "takes no positional arguments (see polyrope %s --help)", cmd);
     long ns[64], xs[64];
     int nn = parse_sizes(ns, 64, sizes, 1, 1L << 24), nx = parse_sizes(xs, 64, xsizes, 1, 1L << 14);
     if (nn < 1)

@@ -123,6 +123,15 @@ int pr_cli_parse(pr_cmd_spec_t *spec, int argc, char **argv, char **pos, int *np
     return 0;
 }
 
+int pr_cli_parse_nopos(pr_cmd_spec_t *spec, int argc, char **argv)
+{
+    char *pos[argc > 0 ? argc : 1];
+    int npos, rc = pr_cli_parse(spec, argc, argv, pos, &npos);
+    if (!rc && npos)
+        rc = pr_cli_fail(spec->name, "unexpected argument '%s' (see polyrope %s --help)", pos[0], spec->name);
+    return rc;
+}
+
 void pr_cli_help(FILE *f, const pr_cmd_spec_t *spec)
 {
     fprintf(f, "usage: polyrope %s [options]%s%s\n\n%s\n", spec->name, spec->args[0] ? " " : "",

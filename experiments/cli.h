@@ -38,6 +38,10 @@ typedef struct {
  * printing --help to stdout (the caller then exits 0). */
 int pr_cli_parse(pr_cmd_spec_t *spec, int argc, char **argv, char **pos, int *npos);
 
+/* The same for a command that takes no positional arguments: one is a usage error
+ * ("unexpected argument", exit status 2). */
+int pr_cli_parse_nopos(pr_cmd_spec_t *spec, int argc, char **argv);
+
 void pr_cli_help(FILE *f, const pr_cmd_spec_t *spec);
 
 /* Prints "polyrope CMD: message" to stderr and returns exit status 2 (bad usage or input). */

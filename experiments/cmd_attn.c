@@ -313,12 +313,9 @@ int pr_cmd_attn(int argc, char **argv)
         "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
         "Example: polyrope attn --n 1024 --d 16 --B 2 --causal --backward --out run1 --json",
         opts, sizeof opts / sizeof opts[0]};
-    char *posargs[argc > 0 ? argc : 1];
-    int npos, rc = pr_cli_parse(&spec, argc, argv, posargs, &npos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail(CMD, "unexpected argument '%s' (see polyrope attn --help)", posargs[0]);
     if (!(rope_base > 1.0))
         return pr_cli_fail(CMD, "--rope-base must be greater than 1, got %g", rope_base);
     int ai = 0;

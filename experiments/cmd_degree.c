@@ -70,12 +70,9 @@ int pr_cmd_degree(int argc, char **argv)
         "for exp-rel; for expneg-abs max{sqrt(L ln(1/eps)), ...}), constants omitted.\n"
         "Exit status: 0 done, 1 not certified (undecided, or refuted with --degree), 2 bad input.",
         opts, (int)(sizeof opts / sizeof opts[0])};
-    char *pos[argc > 0 ? argc : 1];
-    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail("degree", "unexpected argument '%s' (see polyrope degree --help)", pos[0]);
     if (!(R > 0))
         return pr_cli_fail("degree", "--R must be > 0, got %g", R);
     if (!(eps > 0 && eps < 1))

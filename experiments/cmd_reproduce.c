@@ -257,12 +257,9 @@ int pr_cmd_reproduce(int argc, char **argv)
                           "evidence, figure. Progress goes to stderr.\n"
                           "Exit status 1 if any claim FAILED; a claim not built yet is reported as such, not passed.",
                           opts, sizeof opts / sizeof opts[0]};
-    char *pos[1 + argc];
-    int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (npos)
-        return pr_cli_fail("reproduce", "unexpected argument '%s' (polyrope reproduce --help)", pos[0]);
     if (quick + full + tiny > 1)
         return pr_cli_fail("reproduce", "give one of --quick, --full, --tiny");
     const char *size = full ? "full" : tiny ? "tiny" : "quick";
