@@ -177,15 +177,6 @@ static double slope(const row_t *r, int cnt, int lo, int hi)
     return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
 }
 
-/* JSON has no inf or nan: null (a prediction not made, or a path the model rules out) */
-static void json_num(const char *key, double v, const char *after)
-{
-    if (isfinite(v))
-        printf("\"%s\": %.6g%s", key, v, after);
-    else
-        printf("\"%s\": null%s", key, after);
-}
-
 static void print_rows(const char *name, const row_t *r, int cnt, int json)
 {
     for (int k = 0; k < cnt; k++) {
@@ -196,8 +187,8 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json)
                    r[k].fast, r[k].plan, r[k].dense, r[k].dense_measured ? "true" : "false", r[k].dense / r[k].fast,
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
-            json_num("pred_fast_s", r[k].pred_fast, ", ");
-            json_num("pred_dense_s", r[k].pred_dense, "}");
+            pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
+            pr_cli_json_num("pred_dense_s", r[k].pred_dense, 6, "}");
         } else {
             printf("  %-8d %10.4g %10.4g %10.4g%c %9.3g %6.2f %4d %7.0f %6ld %6.2f %10.3g %10.3g\n", r[k].n, r[k].fast,
                    r[k].plan, r[k].dense, r[k].dense_measured ? ' ' : '*', r[k].dense / r[k].fast, r[k].fftw_frac,
@@ -306,9 +297,9 @@ int pr_bench_fast(int argc, char **argv)
                c.B, c.eps, seed);
         print_rows("general", gen, ng, 1);
         printf("], ");
-        json_num("crossover_n", ncross_g, ", ");
-        json_num("slope_2e12_2e18", sl, ", ");
-        json_num("fftw_fraction", fftw, "");
+        pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
+        pr_cli_json_num("slope_2e12_2e18", sl, 6, ", ");
+        pr_cli_json_num("fftw_fraction", fftw, 6, "");
         if (!skip_big)
             printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
                    "\"plan_gib\": %.3f, \"peak_rss_gib\": %.3f, \"transforms\": %ld, \"degree\": %d, \"terms\": %.0f, "
@@ -320,7 +311,7 @@ int pr_bench_fast(int argc, char **argv)
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
         print_rows("lowrank", lr, nl, 1);
         printf("], ");
-        json_num("crossover_n", ncross_l, "}}\n");
+        pr_cli_json_num("crossover_n", ncross_l, 6, "}}\n");
     } else {
         printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once; * = dense extrapolated)\n",
                c.B, c.eps);

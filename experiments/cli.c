@@ -162,6 +162,22 @@ void pr_cli_help(FILE *f, const pr_cmd_spec_t *spec)
     fprintf(f, "  %-34s %s\n", "--help", "print this help and exit");
 }
 
+void pr_cli_json_num(const char *key, double v, int digits, const char *sep)
+{
+    if (isfinite(v))
+        printf("\"%s\": %.*g%s", key, digits, v, sep);
+    else
+        printf("\"%s\": null%s", key, sep);
+}
+
+void pr_cli_json_int(const char *key, long v, const char *sep)
+{
+    if (v >= 0)
+        printf("\"%s\": %ld%s", key, v, sep);
+    else
+        printf("\"%s\": null%s", key, sep);
+}
+
 int pr_cli_given(const pr_cmd_spec_t *spec, const char *name)
 {
     for (int k = 0; k < spec->nopts; k++)

@@ -50,6 +50,12 @@ int pr_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 /* A status from the library as a one-line error: "polyrope CMD: what: pr_strerror(st)". */
 int pr_cli_fail_status(const char *cmd, int st, const char *what);
 
+/* JSON output. JSON has no inf or nan: those print as null. Prints "key": v then sep, v with
+ * `digits` significant digits (%.*g). */
+void pr_cli_json_num(const char *key, double v, int digits, const char *sep);
+/* "key": v then sep; a negative v (does not apply) prints as null */
+void pr_cli_json_int(const char *key, long v, const char *sep);
+
 /* 1 when option `name` was given on the command line */
 int pr_cli_given(const pr_cmd_spec_t *spec, const char *name);
 

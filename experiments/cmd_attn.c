@@ -258,22 +258,6 @@ static int write_out(const char *dir, const char *name, const double *x, int ndi
     return 0;
 }
 
-static void json_num(const char *key, double v, const char *sep)
-{
-    if (isfinite(v))
-        printf("\"%s\": %.17g%s", key, v, sep);
-    else
-        printf("\"%s\": null%s", key, sep);
-}
-
-static void json_int(const char *key, long v, const char *sep)
-{
-    if (v >= 0)
-        printf("\"%s\": %ld%s", key, v, sep);
-    else
-        printf("\"%s\": null%s", key, sep);
-}
-
 int pr_cmd_attn(int argc, char **argv)
 {
     long n = 256, d = 16, seed = 1, degree = 0;
@@ -549,48 +533,48 @@ int pr_cmd_attn(int argc, char **argv)
     int exact = algos[ai].run == algo_exact || (job.algo_used && !strcmp(job.algo_used, "exact"));
     if (json) {
         printf("{\"cmd\": \"attn\", ");
-        json_int("n", n, ", ");
-        json_int("d", d, ", ");
-        json_num("B", Bout, ", ");
-        json_num("eps", exact ? NAN : eps, ", ");
+        pr_cli_json_int("n", n, ", ");
+        pr_cli_json_int("d", d, ", ");
+        pr_cli_json_num("B", Bout, 17, ", ");
+        pr_cli_json_num("eps", exact ? NAN : eps, 17, ", ");
         printf("\"algo\": \"%s\", \"pos\": \"%s\", ", algo, pos);
-        json_int("degree", job.degree_used, ", ");
-        json_int("terms", job.terms, ", ");
-        json_num("R", R, ", ");
-        json_num("time_s", job.time_s, ", ");
-        json_num("err_inf", err_inf, ", ");
-        json_num("bound", job.bound, ", ");
-        json_num("floor", job.floor, ", ");
-        json_int("transforms", job.transforms, ", ");
-        json_num("plan_s", job.plan_s, ", ");
+        pr_cli_json_int("degree", job.degree_used, ", ");
+        pr_cli_json_int("terms", job.terms, ", ");
+        pr_cli_json_num("R", R, 17, ", ");
+        pr_cli_json_num("time_s", job.time_s, 17, ", ");
+        pr_cli_json_num("err_inf", err_inf, 17, ", ");
+        pr_cli_json_num("bound", job.bound, 17, ", ");
+        pr_cli_json_num("floor", job.floor, 17, ", ");
+        pr_cli_json_int("transforms", job.transforms, ", ");
+        pr_cli_json_num("plan_s", job.plan_s, 17, ", ");
         if (job.transforms >= 0)
             printf("\"streamed\": %s, ", job.streamed ? "true" : "false");
         if (job.algo_used) {
             printf("\"algo_used\": \"%s\", ", job.algo_used);
-            json_num("predicted_exact_s", job.predicted[0], ", ");
-            json_num("predicted_lowrank_s", job.predicted[1], ", ");
-            json_num("predicted_fft_s", job.predicted[2], ", ");
+            pr_cli_json_num("predicted_exact_s", job.predicted[0], 17, ", ");
+            pr_cli_json_num("predicted_lowrank_s", job.predicted[1], 17, ", ");
+            pr_cli_json_num("predicted_fft_s", job.predicted[2], 17, ", ");
         }
-        json_num("grad_err_inf", grad_err_inf, ", ");
-        json_num("certified_err_inf", cert_err, ", ");
-        json_num("certified_grad_err_inf", cert_grad, ", ");
+        pr_cli_json_num("grad_err_inf", grad_err_inf, 17, ", ");
+        pr_cli_json_num("certified_err_inf", cert_err, 17, ", ");
+        pr_cli_json_num("certified_grad_err_inf", cert_grad, 17, ", ");
         if (cert_verdict)
             printf("\"certified_verdict\": \"%s\", ", cert_verdict);
         /* the bound on grad_err_inf: the largest of the per-gradient bounds (dw's when computed) */
         double gb = fmax(job.grad_bound[0], fmax(job.grad_bound[1], job.grad_bound[2]));
-        json_num("grad_bound", isnan(job.grad_bound[3]) ? gb : fmax(gb, job.grad_bound[3]), ", ");
-        json_num("grad_bound_dq", job.grad_bound[0], ", ");
-        json_num("grad_bound_dk", job.grad_bound[1], ", ");
-        json_num("grad_bound_dv", job.grad_bound[2], ", ");
-        json_num("grad_bound_dw", job.grad_bound[3], ", ");
-        json_num("time_backward_s", backward ? job.time_backward_s : NAN, ", ");
-        json_num("sigma", job.opts.sigma, ", ");
+        pr_cli_json_num("grad_bound", isnan(job.grad_bound[3]) ? gb : fmax(gb, job.grad_bound[3]), 17, ", ");
+        pr_cli_json_num("grad_bound_dq", job.grad_bound[0], 17, ", ");
+        pr_cli_json_num("grad_bound_dk", job.grad_bound[1], 17, ", ");
+        pr_cli_json_num("grad_bound_dv", job.grad_bound[2], 17, ", ");
+        pr_cli_json_num("grad_bound_dw", job.grad_bound[3], 17, ", ");
+        pr_cli_json_num("time_backward_s", backward ? job.time_backward_s : NAN, 17, ", ");
+        pr_cli_json_num("sigma", job.opts.sigma, 17, ", ");
         printf("\"scale\": \"%s\", \"causal\": %s, ", scale, causal ? "true" : "false");
-        json_num("alibi", alibi, ", ");
-        json_num("rope_base", is_rope ? rope_base : NAN, ", ");
-        json_int("seed", seed, ", ");
+        pr_cli_json_num("alibi", alibi, 17, ", ");
+        pr_cli_json_num("rope_base", is_rope ? rope_base : NAN, 17, ", ");
+        pr_cli_json_int("seed", seed, ", ");
         printf("\"backward\": %s, ", backward ? "true" : "false");
-        json_num("max_abs_o", pr_vec_max_abs(O, nd), ", ");
+        pr_cli_json_num("max_abs_o", pr_vec_max_abs(O, nd), 17, ", ");
         if (out)
             printf("\"out\": \"%s\", ", out);
         printf("\"threads\": %d}\n", omp_get_max_threads());

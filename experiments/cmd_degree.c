@@ -32,15 +32,6 @@ static double lbound_d(const arb_t x)
     return d;
 }
 
-/* a JSON number, or null for NaN/Inf */
-static void jnum(const char *key, double v)
-{
-    if (isfinite(v))
-        printf(", \"%s\": %.17g", key, v);
-    else
-        printf(", \"%s\": null", key);
-}
-
 int pr_cmd_degree(int argc, char **argv)
 {
     double R = 4, eps = 1e-6;
@@ -147,16 +138,16 @@ int pr_cmd_degree(int argc, char **argv)
     pr_expoly_clear(p);
     double secs = pr_timing_wall() - t0, cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     if (json) {
-        printf("{\"R\": %.17g, \"eps\": %.17g, \"poly\": \"%s\", \"setting\": \"%s\", \"degree\": %d",
+        printf("{\"R\": %.17g, \"eps\": %.17g, \"poly\": \"%s\", \"setting\": \"%s\", \"degree\": %d, ",
                R, eps, poly, setting_s, degree);
-        jnum("err_ub", err_ub);
-        jnum("err_lb", err_lb);
-        printf(", \"certified\": %s, \"verdict\": \"%s\"", certified ? "true" : "false", verdict);
-        jnum("aa22", aa);
-        jnum("floor", setting == PR_EXPOLY_EXP_REL && degree >= 0 ? pr_expoly_floor_taylor(R, degree) : NAN);
-        jnum("witness", witness);
-        printf(", \"time_s\": %.6f, \"cpu_s\": %.6f", secs, cpu);
-        printf("}\n");
+        pr_cli_json_num("err_ub", err_ub, 17, ", ");
+        pr_cli_json_num("err_lb", err_lb, 17, ", ");
+        printf("\"certified\": %s, \"verdict\": \"%s\", ", certified ? "true" : "false", verdict);
+        pr_cli_json_num("aa22", aa, 17, ", ");
+        pr_cli_json_num("floor", setting == PR_EXPOLY_EXP_REL && degree >= 0 ? pr_expoly_floor_taylor(R, degree) : NAN,
+                        17, ", ");
+        pr_cli_json_num("witness", witness, 17, ", ");
+        printf("\"time_s\": %.6f, \"cpu_s\": %.6f}\n", secs, cpu);
     } else {
         printf("%s, %s, R = %g, eps = %g\n", poly, setting_s, R, eps);
         printf("%s   %d (%s)\n", given_degree ? "degree      " : "least degree", degree, verdict);
