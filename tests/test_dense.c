@@ -13,34 +13,43 @@ static const double u = DBL_EPSILON / 2;
 
 typedef long double ld;
 
-/* textbook: M_ij = σ Q_i W_{i-j} K_jᵀ from the dense W, A_ij = f(M_ij)·e^{β}, O = D⁻¹AV;
- * no streaming, no max subtraction, all in long double */
+/* row i of the textbook's A: A_ij = f(M_ij)·e^{β} with M_ij = σ Q_i W_{i-j} K_jᵀ from the
+ * dense W (0 where masked), in long double; returns the row sum l_i */
+static ld textbook_row(ld *A, const ld *Q, const ld *K, const ld *w3, int n, int d,
+                       const pr_attn_opts_t *opts, int i)
+{
+    ld l = 0;
+    for (int j = 0; j < n; j++) {
+        const ld *Wl = w3 + (size_t)(i - j + n - 1) * d * d;
+        ld m = 0;
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++)
+                m += Q[i * d + a] * Wl[a * d + b] * K[j * d + b];
+        m *= opts->sigma;
+        ld f;
+        if (opts->poly) {
+            f = opts->poly[opts->poly_degree];
+            for (int t = opts->poly_degree - 1; t >= 0; t--)
+                f = f * m + opts->poly[t];
+            if (opts->beta)
+                f *= expl(opts->beta[i - j + n - 1]);
+        } else {
+            f = expl(m + (opts->beta ? opts->beta[i - j + n - 1] : 0));
+        }
+        A[j] = opts->causal && j > i ? 0 : f;
+        l += A[j];
+    }
+    return l;
+}
+
+/* textbook: O = D⁻¹AV with A from textbook_row; no streaming, no max subtraction, all in
+ * long double */
 static void textbook(ld *O, const ld *Q, const ld *K, const ld *V, const ld *w3, int n, int d,
                      const pr_attn_opts_t *opts)
 {
     ld *A = malloc(sizeof(ld) * n);
     for (int i = 0; i < n; i++) {
-        ld l = 0;
-        for (int j = 0; j < n; j++) {
-            const ld *Wl = w3 + (size_t)(i - j + n - 1) * d * d;
-            ld m = 0;
-            for (int a = 0; a < d; a++)
-                for (int b = 0; b < d; b++)
-                    m += Q[i * d + a] * Wl[a * d + b] * K[j * d + b];
-            m *= opts->sigma;
-            ld f;
-            if (opts->poly) {
-                f = opts->poly[opts->poly_degree];
-                for (int t = opts->poly_degree - 1; t >= 0; t--)
-                    f = f * m + opts->poly[t];
-                if (opts->beta)
-                    f *= expl(opts->beta[i - j + n - 1]);
-            } else {
-                f = expl(m + (opts->beta ? opts->beta[i - j + n - 1] : 0));
-            }
-            A[j] = opts->causal && j > i ? 0 : f;
-            l += A[j];
-        }
+        ld l = textbook_row(A, Q, K, w3, n, d, opts, i);
         for (int c = 0; c < d; c++) {
             ld o = 0;
             for (int j = 0; j < n; j++)
@@ -63,27 +72,7 @@ static void textbook_backward(ld *dQ, ld *dK, ld *dV, ld *dw, const ld *Q, const
     textbook(O, Q, K, V, w3, n, d, opts);
     /* P from the same scores: rebuild A row by row */
     for (int i = 0; i < n; i++) {
-        ld l = 0;
-        for (int j = 0; j < n; j++) {
-            const ld *Wl = w3 + (size_t)(i - j + n - 1) * d * d;
-            ld m = 0;
-            for (int a = 0; a < d; a++)
-                for (int b = 0; b < d; b++)
-                    m += Q[i * d + a] * Wl[a * d + b] * K[j * d + b];
-            m *= opts->sigma;
-            ld f;
-            if (opts->poly) {
-                f = opts->poly[opts->poly_degree];
-                for (int t = opts->poly_degree - 1; t >= 0; t--)
-                    f = f * m + opts->poly[t];
-                if (opts->beta)
-                    f *= expl(opts->beta[i - j + n - 1]);
-            } else {
-                f = expl(m + (opts->beta ? opts->beta[i - j + n - 1] : 0));
-            }
-            P[i * n + j] = opts->causal && j > i ? 0 : f;
-            l += P[i * n + j];
-        }
+        ld l = textbook_row(P + (size_t)i * n, Q, K, w3, n, d, opts, i);
         for (int j = 0; j < n; j++)
             P[i * n + j] /= l;
     }
