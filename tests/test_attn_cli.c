@@ -5,56 +5,17 @@
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include "polyrope.h"
 #include "pr_test.h"
-
-static const char *bin;
-static char out_text[1 << 16], err_text[1 << 16];
-
-static void slurp(char *buf, size_t cap, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    size_t len = f ? fread(buf, 1, cap - 1, f) : 0;
-    buf[len] = 0;
-    if (f)
-        fclose(f);
-}
-
-/* runs polyrope with args; returns the exit status, stdout and stderr in out_text, err_text */
-static int run(const char *args)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >cli.out 2>cli.err", bin, args);
-    int ws = system(cmd);
-    slurp(out_text, sizeof out_text, "cli.out");
-    slurp(err_text, sizeof err_text, "cli.err");
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-}
-
-static int lines(const char *s)
-{
-    int k = 0;
-    for (; *s; s++)
-        k += *s == '\n';
-    return k;
-}
+#include "pr_test_cli.h"
 
 /* a bad invocation: exit 2, exactly one line on stderr containing `must` */
 static void bad(const char *args, const char *must)
 {
-    int rc = run(args);
-    PR_CHECK(rc == 2 && lines(err_text) == 1 && strstr(err_text, must) && !out_text[0],
-             "polyrope %s: exit %d, stderr '%s' (want exit 2, one line containing '%s')", args, rc, err_text, must);
-}
-
-/* a number of the --json object in out_text (NAN for null or missing) */
-static double json_field(const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(out_text, pat);
-    return p && strncmp(p + strlen(pat), "null", 4) ? strtod(p + strlen(pat), NULL) : NAN;
+    int rc = pr_test_cli_run("cli", args);
+    PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && strstr(pr_test_cli_err, must) && !pr_test_cli_out[0],
+             "polyrope %s: exit %d, stderr '%s' (want exit 2, one line containing '%s')", args, rc, pr_test_cli_err,
+             must);
 }
 
 static void write2(const char *path, const double *x, long r, long c)
@@ -74,8 +35,7 @@ static double *read_expect(const char *path, int ndim, const long *shape)
 
 int main(void)
 {
-    bin = getenv("POLYROPE");
-    if (!bin) {
+    if (!getenv("POLYROPE")) {
         fprintf(stderr, "test_attn_cli: set POLYROPE to the polyrope binary (meson test does)\n");
         return 1;
     }
@@ -86,13 +46,13 @@ int main(void)
     {
         int n = 37, d = 6;
         size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
-        int rc = run("attn --n 37 --d 6 --B 1.5 --seed 7 --pos general --causal --alibi 0.2 --backward "
+        int rc = pr_test_cli_run("cli", "attn --n 37 --d 6 --B 1.5 --seed 7 --pos general --causal --alibi 0.2 --backward "
                      "--out cli_gen --json");
-        PR_CHECK(rc == 0 && !err_text[0], "generated run: exit %d, stderr %s", rc, err_text);
-        PR_CHECK(lines(out_text) == 1 && out_text[0] == '{' && strstr(out_text, "\"n\": 37") &&
-                 strstr(out_text, "\"algo\": \"exact\"") && strstr(out_text, "\"eps\": null") &&
-                 strstr(out_text, "\"grad_err_inf\": null") && strstr(out_text, "\"time_s\": "),
-                 "json: %s", out_text);
+        PR_CHECK(rc == 0 && !pr_test_cli_err[0], "generated run: exit %d, stderr %s", rc, pr_test_cli_err);
+        PR_CHECK(pr_test_lines(pr_test_cli_out) == 1 && pr_test_cli_out[0] == '{' && strstr(pr_test_cli_out, "\"n\": 37") &&
+                 strstr(pr_test_cli_out, "\"algo\": \"exact\"") && strstr(pr_test_cli_out, "\"eps\": null") &&
+                 strstr(pr_test_cli_out, "\"grad_err_inf\": null") && strstr(pr_test_cli_out, "\"time_s\": "),
+                 "json: %s", pr_test_cli_out);
         double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
         double *dO = malloc(sizeof(double) * nd), *O = malloc(sizeof(double) * nd), *lse = malloc(sizeof(double) * n);
         double *dQ = malloc(sizeof(double) * nd), *dK = malloc(sizeof(double) * nd), *dV = malloc(sizeof(double) * nd);
@@ -140,10 +100,10 @@ int main(void)
         write2("cli_do.npy", dO, n, d);
         pr_posw_to_dense(w3, W);
         PR_CHECK_OK(pr_npy_write("cli_w.npy", w3, 3, s3));
-        rc = run("attn --q cli_q.npy --k cli_k.npy --v cli_v.npy --w cli_w.npy --do cli_do.npy --causal --alibi 0.2 "
+        rc = pr_test_cli_run("cli", "attn --q cli_q.npy --k cli_k.npy --v cli_v.npy --w cli_w.npy --do cli_do.npy --causal --alibi 0.2 "
                  "--backward --out cli_file");
-        PR_CHECK(rc == 0 && !err_text[0] && strstr(out_text, "wrote cli_file/o.npy"), "file run: exit %d, %s %s", rc,
-                 out_text, err_text);
+        PR_CHECK(rc == 0 && !pr_test_cli_err[0] && strstr(pr_test_cli_out, "wrote cli_file/o.npy"), "file run: exit %d, %s %s", rc,
+                 pr_test_cli_out, pr_test_cli_err);
         o = read_expect("cli_file/o.npy", 2, s2);
         PR_CHECK(o && !memcmp(o, O, sizeof(double) * nd), "o.npy from files differs from the library's O");
         free(o);
@@ -191,7 +151,7 @@ int main(void)
     }
     bad("attn --d 3", "even head dimension");
     bad("attn --d 5 --pos general", "even head dimension");
-    PR_CHECK(run("attn --d 5 --n 9 --pos identity") == 0, "odd d without RoPE is fine: %s", err_text);
+    PR_CHECK(pr_test_cli_run("cli", "attn --d 5 --n 9 --pos identity") == 0, "odd d without RoPE is fine: %s", pr_test_cli_err);
     bad("attn --n 0", "--n must lie in");
     /* the fast paths (issue 5): refusals say what to change; runs stay within their bound */
     bad("attn --algo fft", "past the memory budget");
@@ -208,19 +168,19 @@ int main(void)
     for (int r = 0; r < 5; r++) {
         char args[256];
         snprintf(args, sizeof args, "attn %s --json", fast_runs[r]);
-        int rc = run(args);
-        double err = json_field("err_inf"), bound = json_field("bound"), eps = json_field("eps");
-        int exact = strstr(out_text, "\"algo_used\": \"exact\"") != NULL;
-        PR_CHECK(rc == 0 && (exact || (err <= bound && bound <= eps && json_field("degree") >= 0
-                 && json_field("floor") < bound)), "polyrope %s: exit %d err_inf %g bound %g eps %g %s", args, rc, err,
-                 bound, eps, err_text);
+        int rc = pr_test_cli_run("cli", args);
+        double err = pr_test_cli_json("err_inf"), bound = pr_test_cli_json("bound"), eps = pr_test_cli_json("eps");
+        int exact = strstr(pr_test_cli_out, "\"algo_used\": \"exact\"") != NULL;
+        PR_CHECK(rc == 0 && (exact || (err <= bound && bound <= eps && pr_test_cli_json("degree") >= 0
+                 && pr_test_cli_json("floor") < bound)), "polyrope %s: exit %d err_inf %g bound %g eps %g %s", args, rc, err,
+                 bound, eps, pr_test_cli_err);
     }
     bad("attn --pos nope", "--pos must be one of");
     bad("attn --eps 0", "--eps must lie in");
     bad("attn --rope-base 1", "--rope-base");
     bad("attn --frobnicate", "unknown option");
     bad("attn --B nan", "--B expects a finite number");
-    PR_CHECK(run("attn --help") == 0 && strstr(out_text, "--alibi") && strstr(out_text, "--backward"),
-             "--help: %s", out_text);
+    PR_CHECK(pr_test_cli_run("cli", "attn --help") == 0 && strstr(pr_test_cli_out, "--alibi") && strstr(pr_test_cli_out, "--backward"),
+             "--help: %s", pr_test_cli_out);
     return pr_test_finish("test_attn_cli");
 }

@@ -5,9 +5,9 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
-#include <sys/wait.h>
 #include "polyrope.h"
 #include "pr_test.h"
+#include "pr_test_cli.h"
 
 #define U DBL_EPSILON
 
@@ -283,34 +283,6 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
 /* polyrope attn --backward on the fast paths, through the built binary ($POLYROPE): the gradients'
  * error against the dense backward (grad_err_inf) stays within grad_bound, dw.npy is written for a
  * general W, and the refusals are one line with exit 2. */
-static char cli_out[1 << 16], cli_err[1 << 16];
-
-static int cli_run(const char *args)
-{
-    const char *bin = getenv("POLYROPE");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s >bwd_cli.out 2>bwd_cli.err", bin, args);
-    int ws = system(cmd);
-    const char *files[2] = {"bwd_cli.out", "bwd_cli.err"};
-    char *bufs[2] = {cli_out, cli_err};
-    for (int t = 0; t < 2; t++) {
-        FILE *f = fopen(files[t], "rb");
-        size_t len = f ? fread(bufs[t], 1, sizeof cli_out - 1, f) : 0;
-        bufs[t][len] = 0;
-        if (f)
-            fclose(f);
-    }
-    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-}
-
-static double cli_field(const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(cli_out, pat);
-    return p && strncmp(p + strlen(pat), "null", 4) ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
 static void cli_checks(void)
 {
     if (!getenv("POLYROPE")) {
@@ -328,21 +300,21 @@ static void cli_checks(void)
     for (int r = 0; r < 6; r++) {
         char args[256];
         snprintf(args, sizeof args, "attn %s --backward --json", runs[r]);
-        int rc = cli_run(args);
-        double ge = cli_field("grad_err_inf"), gb = cli_field("grad_bound");
-        int exact = strstr(cli_out, "\"algo_used\": \"exact\"") != NULL;
-        PR_CHECK(rc == 0 && (exact || (ge <= gb && cli_field("time_backward_s") >= 0)),
-                 "polyrope %s: exit %d grad_err_inf %g grad_bound %g %s", args, rc, ge, gb, cli_err);
+        int rc = pr_test_cli_run("bwd_cli", args);
+        double ge = pr_test_cli_json("grad_err_inf"), gb = pr_test_cli_json("grad_bound");
+        int exact = strstr(pr_test_cli_out, "\"algo_used\": \"exact\"") != NULL;
+        PR_CHECK(rc == 0 && (exact || (ge <= gb && pr_test_cli_json("time_backward_s") >= 0)),
+                 "polyrope %s: exit %d grad_err_inf %g grad_bound %g %s", args, rc, ge, gb, pr_test_cli_err);
     }
     FILE *f = fopen("bwd_cli_dir/dw.npy", "rb");
     PR_CHECK(f != NULL, "attn --backward --algo fft --pos general --out: no dw.npy");
     if (f)
         fclose(f);
-    int rc = cli_run("attn --algo lowrank --pos general --d 2 --n 64 --backward");
-    PR_CHECK(rc == 2 && strstr(cli_err, "factorised") && !strchr(cli_err, '\n')[1],
-             "lowrank --backward on a general W: exit %d stderr '%s'", rc, cli_err);
-    rc = cli_run("attn --algo fft --pos general --d 2 --n 64 --eps 1e-15 --backward");
-    PR_CHECK(rc == 2 && strstr(cli_err, "floor"), "fft --backward below the floor: exit %d stderr '%s'", rc, cli_err);
+    int rc = pr_test_cli_run("bwd_cli", "attn --algo lowrank --pos general --d 2 --n 64 --backward");
+    PR_CHECK(rc == 2 && strstr(pr_test_cli_err, "factorised") && !strchr(pr_test_cli_err, '\n')[1],
+             "lowrank --backward on a general W: exit %d stderr '%s'", rc, pr_test_cli_err);
+    rc = pr_test_cli_run("bwd_cli", "attn --algo fft --pos general --d 2 --n 64 --eps 1e-15 --backward");
+    PR_CHECK(rc == 2 && strstr(pr_test_cli_err, "floor"), "fft --backward below the floor: exit %d stderr '%s'", rc, pr_test_cli_err);
 }
 
 int main(void)

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include "polyrope.h"
 #include "pr_test.h"
+#include "pr_test_cli.h"
 
 /* |E(x)| at 256 bits, for a double point x */
 static void true_err(arb_t y, const double *c, int g, pr_expoly_setting_t s, double x)
@@ -37,17 +37,9 @@ static void true_err(arb_t y, const double *c, int g, pr_expoly_setting_t s, dou
 /* exit status and number of stderr lines of `$POLYROPE args` */
 static int run_cli(const char *args, int *lines)
 {
-    const char *bin = getenv("POLYROPE");
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>test_expoly.err", bin ? bin : "polyrope", args);
-    int rc = system(cmd);
-    FILE *f = fopen("test_expoly.err", "r");
-    *lines = 0;
-    for (int ch; f && (ch = fgetc(f)) != EOF;)
-        *lines += ch == '\n';
-    if (f)
-        fclose(f);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    int rc = pr_test_cli_run("test_expoly", args);
+    *lines = pr_test_lines(pr_test_cli_err);
+    return rc;
 }
 
 int main(void)
@@ -286,6 +278,7 @@ int main(void)
     /* R = 2, eps = 1e-8: Chebyshev needs 12 (certified above), so degree 11 is refuted, 12 certified */
     PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 11 --certify", &lines) == 1, "degree 11 refuted");
     PR_CHECK(run_cli("degree --R 2 --eps 1e-8 --degree 12 --certify", &lines) == 0, "degree 12 certified");
+    remove("test_expoly.out");
     remove("test_expoly.err");
     return pr_test_finish("test_expoly");
 }
