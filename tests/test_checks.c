@@ -6,6 +6,7 @@
 #include "polyrope.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
+#include "pr_test_cli.h"
 
 static pr_check_verdict_t run(const char *id, const pr_check_opts_t *o, pr_check_result_t *r)
 {
@@ -81,22 +82,20 @@ int main(void)
     fclose(null);
 
     /* command line: unknown claim is bad usage; a failing check exits 1 */
-    const char *exe = getenv("POLYROPE");
-    if (exe) {
-        char cmd[4096];
-        snprintf(cmd, sizeof cmd, "%s check C99 2>/dev/null >/dev/null", exe);
-        PR_CHECK(WEXITSTATUS(system(cmd)) == 2, "unknown claim: %s", cmd);
-        snprintf(cmd, sizeof cmd, "%s check C3 C12 --trials 2 --record checks_rec.txt >/dev/null", exe);
-        PR_CHECK(WEXITSTATUS(system(cmd)) == 0, "%s", cmd);
+    if (getenv("POLYROPE")) {
+        const char *args = "check C99";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 2, "unknown claim: polyrope %s", args);
+        args = "check C3 C12 --trials 2 --record checks_rec.txt";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
         f = fopen("checks_rec.txt", "a");
         if (f) {
             fprintf(f, "C3 s<=8 -1\n"); /* a recorded value no run can meet */
             fclose(f);
         }
-        snprintf(cmd, sizeof cmd, "%s check C3 --trials 2 --baseline checks_rec.txt >/dev/null", exe);
-        PR_CHECK(WEXITSTATUS(system(cmd)) == 1, "regression not reported: %s", cmd);
-        snprintf(cmd, sizeof cmd, "%s check --baseline no/such/file 2>/dev/null >/dev/null", exe);
-        PR_CHECK(WEXITSTATUS(system(cmd)) == 2, "%s", cmd);
+        args = "check C3 --trials 2 --baseline checks_rec.txt";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 1, "regression not reported: polyrope %s", args);
+        args = "check --baseline no/such/file";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 2, "polyrope %s", args);
     }
     free(res);
     return pr_test_finish("test_checks");

@@ -9,6 +9,7 @@
 #include "polyrope.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
+#include "pr_test_cli.h"
 
 #define PREC 128
 
@@ -142,17 +143,13 @@ int main(void)
         _fmpz_vec_clear(by, 3);
     }
     /* polyrope attn --certify: the fast path's error is certified within its reported bound */
-    const char *exe = getenv("POLYROPE");
-    if (exe) {
-        char cmd[4096], buf[8192] = {0};
-        snprintf(cmd, sizeof cmd, "%s attn --n 40 --d 4 --pos general --algo fft --eps 1e-4 --backward --certify --json", exe);
-        FILE *p = popen(cmd, "r");
-        size_t got = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
-        int rc = p ? pclose(p) : -1;
-        PR_CHECK(rc == 0 && got > 0 && strstr(buf, "\"certified_verdict\": \"certified\"") &&
-                 !strstr(buf, "\"certified_grad_err_inf\": null"), "%s gave: %s", cmd, buf);
-        snprintf(cmd, sizeof cmd, "%s attn --n 600 --certify >/dev/null 2>&1", exe);
-        PR_CHECK(WEXITSTATUS(system(cmd)) == 2, "--certify past n = 512 accepted");
+    if (getenv("POLYROPE")) {
+        const char *args = "attn --n 40 --d 4 --pos general --algo fft --eps 1e-4 --backward --certify --json";
+        int rc = pr_test_cli_run("test_hiprec", args);
+        PR_CHECK(rc == 0 && pr_test_cli_out[0] && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") &&
+                 !strstr(pr_test_cli_out, "\"certified_grad_err_inf\": null"), "polyrope %s gave: %s", args,
+                 pr_test_cli_out);
+        PR_CHECK(pr_test_cli_run("test_hiprec", "attn --n 600 --certify") == 2, "--certify past n = 512 accepted");
     }
     return pr_test_finish("test_hiprec");
 }
