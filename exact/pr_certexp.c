@@ -7,21 +7,13 @@
 #define TM_ORDER 16   /* Taylor-model order m on each piece */
 
 /* z = x op d for a double d, at precision prec (ARF_PREC_EXACT for exact) */
-static void add_d(arb_t z, const arb_t x, double d, slong prec)
+static void op_d(void (*op)(arb_t, const arb_t, const arb_t, slong), arb_t z, const arb_t x, double d,
+                 slong prec)
 {
     arb_t t;
     arb_init(t);
     arb_set_d(t, d);
-    arb_add(z, x, t, prec);
-    arb_clear(t);
-}
-
-static void mul_d(arb_t z, const arb_t x, double d, slong prec)
-{
-    arb_t t;
-    arb_init(t);
-    arb_set_d(t, d);
-    arb_mul(z, x, t, prec);
+    op(z, x, t, prec);
     arb_clear(t);
 }
 
@@ -185,10 +177,10 @@ typedef struct {
 static void piece_centre(arb_t x0, arb_t h, double a, double b)
 {
     arb_set_d(x0, a);
-    add_d(x0, x0, b, ARF_PREC_EXACT);
+    op_d(arb_add, x0, x0, b, ARF_PREC_EXACT);
     arb_mul_2exp_si(x0, x0, -1);
     arb_set_d(h, b);
-    add_d(h, h, -a, ARF_PREC_EXACT);
+    op_d(arb_add, h, h, -a, ARF_PREC_EXACT);
     arb_mul_2exp_si(h, h, -1);
 }
 
@@ -456,7 +448,7 @@ static void cheb_interp_arb(arb_ptr a, int g, pr_expoly_setting_t setting, doubl
     for (int j = 0; j < n; j++) {
         arb_set_d(x, rad);
         arb_mul(x, x, cs + (2 * j + 1), prec);
-        add_d(x, x, mid, prec);
+        op_d(arb_add, x, x, mid, prec);
         fval_arb(fx + j, setting, x, prec);
     }
     for (int k = 0; k <= g; k++) {
@@ -623,8 +615,8 @@ static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting
                 arb_swap(T0, T1); arb_swap(T1, Tn);
                 arb_set(arb_mat_entry(A, i, k), T1);
             }
-            mul_d(x, t, rad, prec);
-            add_d(x, x, mid, prec);
+            op_d(arb_mul, x, t, rad, prec);
+            op_d(arb_add, x, x, mid, prec);
             fval_arb(f, setting, x, prec);
             arb_set(arb_mat_entry(b, i, 0), f);
             /* P(t_i) - f(t_i) = (-1)^i E / w(t_i) */

@@ -146,6 +146,16 @@ void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong ex
     fmpz_clear(e);
 }
 
+/* s = Σ a[i]² (t is scratch) */
+static void pr_sumsq(arb_t s, const double *a, long len, arb_t t, slong prec)
+{
+    arb_zero(s);
+    for (long i = 0; i < len; i++) {
+        arb_set_d(t, a[i]);
+        arb_addmul(s, t, t, prec);
+    }
+}
+
 /* Claim C4, FFT path. The standard a-priori bound for a product computed as
  * ifft(fft(a) ∘ fft(b)) (Percival, "Rapid multiplication modulo the sum and difference of
  * highly composite numbers", Math. Comp. 72 (2003) 387–395, Theorem 5.1; used by
@@ -179,16 +189,8 @@ static void pr_fft_bound(arb_t bound, const double *a, long la, const double *b,
     arb_pow_ui(f, f, (ulong)(3 * k + 1), prec);
     arb_mul(g, g, f, prec);
     arb_sub_ui(g, g, 1, prec);
-    arb_zero(na);
-    for (long i = 0; i < la; i++) {
-        arb_set_d(f, a[i]);
-        arb_addmul(na, f, f, prec);
-    }
-    arb_zero(nb);
-    for (long i = 0; i < lb; i++) {
-        arb_set_d(f, b[i]);
-        arb_addmul(nb, f, f, prec);
-    }
+    pr_sumsq(na, a, la, f, prec);
+    pr_sumsq(nb, b, lb, f, prec);
     arb_mul(na, na, nb, prec);
     arb_sqrt(na, na, prec);
     arb_mul(bound, na, g, prec);
