@@ -354,3 +354,17 @@ double pr_hiprec_ubound_d(const arb_t x)
     arf_clear(u);
     return r;
 }
+
+double pr_hiprec_lbound_d(const arb_t x)
+{
+    arb_t a;
+    arf_t u;
+    arb_init(a);
+    arf_init(u);
+    arb_abs(a, x);
+    arb_get_lbound_arf(u, a, 64);
+    double d = arf_get_d(u, ARF_RND_DOWN);
+    arf_clear(u);
+    arb_clear(a);
+    return d;
+}

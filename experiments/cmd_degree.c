@@ -7,31 +7,6 @@
 #include "cli.h"
 #include "commands.h"
 
-/* ends of a ball as doubles, rounded outward */
-static double ubound_d(const arb_t x)
-{
-    arf_t u;
-    arf_init(u);
-    arb_get_ubound_arf(u, x, 64);
-    double d = arf_get_d(u, ARF_RND_UP);
-    arf_clear(u);
-    return d;
-}
-
-static double lbound_d(const arb_t x)
-{
-    arb_t a;
-    arf_t u;
-    arb_init(a);
-    arf_init(u);
-    arb_abs(a, x);
-    arb_get_lbound_arf(u, a, 64);
-    double d = arf_get_d(u, ARF_RND_DOWN);
-    arf_clear(u);
-    arb_clear(a);
-    return d;
-}
-
 int pr_cmd_degree(int argc, char **argv)
 {
     double R = 4, eps = 1e-6;
@@ -101,8 +76,8 @@ int pr_cmd_degree(int argc, char **argv)
         degree = (int)gdeg;
         certified = r->verdict == PR_CERT_CERTIFIED;
         verdict = pr_cert_verdict_name(r->verdict);
-        err_ub = certified ? ubound_d(r->bound) : NAN;
-        err_lb = lbound_d(r->verdict == PR_CERT_REFUTED ? r->witness_err : r->lower);
+        err_ub = certified ? pr_hiprec_ubound_d(r->bound) : NAN;
+        err_lb = pr_hiprec_lbound_d(r->verdict == PR_CERT_REFUTED ? r->witness_err : r->lower);
         witness = r->verdict == PR_CERT_REFUTED ? r->witness : NAN;
         arb_poly_clear(P);
         pr_certexp_clear(r);
@@ -129,8 +104,8 @@ int pr_cmd_degree(int argc, char **argv)
         certified = d->verdict == PR_CERT_CERTIFIED;
         verdict = pr_cert_verdict_name(d->verdict);
         if (degree >= 0) {
-            err_ub = ubound_d(d->at->bound);
-            err_lb = lbound_d(d->at->lower);
+            err_ub = pr_hiprec_ubound_d(d->at->bound);
+            err_lb = pr_hiprec_lbound_d(d->at->lower);
         }
         witness = d->below->verdict == PR_CERT_REFUTED ? d->below->witness : NAN;
         pr_certexp_degree_clear(d);
