@@ -10,6 +10,26 @@
 #define PREC 128
 #define MAX_BACKWARD_TERMS 20000
 
+void pr_check_g3_scales(double scale[4], double pa, double sigma, const double *Q, const double *K,
+                        const double *V, const double *dO, const double *lse, const pr_posw_struct *W,
+                        int n, int d)
+{
+    size_t nd = (size_t)n * d;
+    double numax = 0.0, dmin = INFINITY;
+    for (int i = 0; i < n; i++) {
+        double l1 = 0.0;
+        for (int cc = 0; cc < d; cc++)
+            l1 += fabs(dO[i * d + cc]);
+        numax = fmax(numax, l1);
+        dmin = fmin(dmin, exp(lse[i]));
+    }
+    double vinf = pr_vec_max_abs(V, nd), qn = pr_vec_max_abs(Q, nd), kn = pr_vec_max_abs(K, nd);
+    double qk = sigma * pr_posw_max_rowsum(W) * fmax(qn, kn);
+    scale[0] = scale[1] = n * pa * qk * 2 * numax * vinf / dmin;
+    scale[2] = n * pa * numax / dmin;
+    scale[3] = n * pa * sigma * qn * kn * 2 * numax * vinf / dmin;
+}
+
 /* Rounding tolerance of a fast gradient entry against its exact value on the same P
  * (the derivation of tests/test_backward.c, claim G3): every term is bounded through the
  * absolute expansion by `scale`; FFT products err by ≤ u log2 N of the 2-norm product, the
@@ -68,21 +88,8 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
         if (!st)
             st = pr_hiprec_backward(ga, ga + nd, ga + 2 * nd, ga + 3 * nd, I.Q, I.K, I.V, I.W, dO, n, d,
                                     g4 ? &I.opts : &po, PREC);
-        /* scale of every entry, as in g3_tol */
-        double numax = 0.0, dmin = INFINITY;
-        for (int i = 0; i < n; i++) {
-            double l1 = 0.0;
-            for (int cc = 0; cc < d; cc++)
-                l1 += fabs(dO[i * d + cc]);
-            numax = fmax(numax, l1);
-            dmin = fmin(dmin, exp(lse[i]));
-        }
-        double qn = pr_vec_max_abs(I.Q, nd), kn = pr_vec_max_abs(I.K, nd);
-        double pa = pr_poly_abs(c, g, R), qk = I.opts.sigma * pr_posw_max_rowsum(I.W) * fmax(qn, kn);
         double scale[4];
-        scale[0] = scale[1] = n * pa * qk * 2 * numax * vinf / dmin;
-        scale[2] = n * pa * numax / dmin;
-        scale[3] = n * pa * I.opts.sigma * qn * kn * 2 * numax * vinf / dmin;
+        pr_check_g3_scales(scale, pr_poly_abs(c, g, R), I.opts.sigma, I.Q, I.K, I.V, dO, lse, I.W, n, d);
         for (int path = 0; !st && path < 2; path++) {
             if (path == 1 && (!pr_lowrank_applies(I.W) || I.opts.beta))
                 continue;

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "pr_posw.h"
 
 typedef enum {
     PR_CHECK_PASS = 0,     /* every trial within its bound (certified where the check says so) */
@@ -88,6 +89,14 @@ const char *pr_check_verdict_name(pr_check_verdict_t v);
  * (B + 1)³ s n (sums over j of dM_ij times w K, each dM_ij a product of P_ij and a
  * difference of size ≤ 2B²): grad = 1 allows 64 × that. */
 double pr_check_dense_tol(double R, double B, int s, int n, int grad);
+
+/* The scale of every entry of dQ, dK, dV, dw (scale[0..3]) in the G3 rounding tolerance of a fast
+ * gradient against its exact value on the same P (derivation: g3_tol in tests/test_backward.c):
+ * n P_abs(R) times 2ν V∞/D_min (dV: ν/D_min) times σ ρ max(Q∞, K∞) for dQ, dK and σ Q∞ K∞ for dw,
+ * with pa = P_abs(R) = Σ|c_k| R^k, ρ = max_ℓ Σ|w(ℓ)|, ν = max_i Σ_c |dO_ic|, D_min = min_i e^{lse_i}. */
+void pr_check_g3_scales(double scale[4], double pa, double sigma, const double *Q, const double *K,
+                        const double *V, const double *dO, const double *lse, const pr_posw_struct *W,
+                        int n, int d);
 
 /* Accuracy regression. The record file has one line per claim and configuration:
  *   CLAIM CONFIG WORST

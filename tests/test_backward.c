@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "polyrope.h"
+#include "proofs-check/checks.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"
 
@@ -444,21 +445,8 @@ int main(void)
                 mpert = 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
             }
             /* scale of every entry (see g3_tol) */
-            double vinf = pr_vec_max_abs(V, nd), numax = 0.0, dmin = INFINITY;
-            for (int i = 0; i < n; i++) {
-                double l1 = 0.0;
-                for (int cc = 0; cc < d; cc++)
-                    l1 += fabs(dO[i * d + cc]);
-                numax = fmax(numax, l1);
-                dmin = fmin(dmin, exp(lse[i]));
-            }
-            double bmax = in.alibi ? 1.0 : 1.0;
-            double pa = poly_abs(c, g, R) * bmax;
-            double qk = o.sigma * pr_posw_max_rowsum(W) * fmax(pr_vec_max_abs(Q, nd), pr_vec_max_abs(K, nd));
             double scale[4];
-            scale[0] = scale[1] = n * pa * qk * 2 * numax * vinf / dmin;
-            scale[2] = n * pa * numax / dmin;
-            scale[3] = n * pa * o.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * 2 * numax * vinf / dmin;
+            pr_check_g3_scales(scale, poly_abs(c, g, R), o.sigma, Q, K, V, dO, lse, W, n, d);
             const char *nm[4] = {"dQ", "dK", "dV", "dw"};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
                 double err = pr_vec_max_abs_diff(g_fast[t], g_ref[t], len[t]);
