@@ -198,6 +198,24 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json)
     (void)name;
 }
 
+/* one row: the fast path (run) and the dense reference (dense_time) at size n */
+static int measure(row_t *r, int n, int d, pr_pos_kind_t kind, int lowrank, const cfg_t *c, size_t budget,
+                   int predict, double *last_t, int *last_n)
+{
+    memset(r, 0, sizeof(*r));
+    r->n = n;
+    r->pred_fast = r->pred_dense = NAN;
+    int st = run(r, c, d, budget, lowrank, predict);
+    if (!st) {
+        inst_t I;
+        if (!(st = inst_init(&I, n, d, kind, c))) {
+            st = dense_time(r, &I, d, c, last_t, last_n);
+            inst_clear(&I);
+        }
+    }
+    return st;
+}
+
 int pr_bench_fast(int argc, char **argv)
 {
     int json = 0, quick = 0, skip_big = 0;
@@ -235,17 +253,7 @@ int pr_bench_fast(int argc, char **argv)
     int ng = 0, last_n = 0;
     double last_t = 0.0;
     for (int l2 = 8; l2 <= max_log2 && !st; l2++) {
-        row_t *g = &gen[ng];
-        memset(g, 0, sizeof(*g));
-        g->n = 1 << l2;
-        g->pred_fast = g->pred_dense = NAN;
-        if (!(st = run(g, &c, 2, budget, 0, l2 % 2 == 0))) {
-            inst_t I;
-            if (!(st = inst_init(&I, g->n, 2, PR_POS_GENERAL, &c))) {
-                st = dense_time(g, &I, 2, &c, &last_t, &last_n);
-                inst_clear(&I);
-            }
-        }
+        st = measure(&gen[ng], 1 << l2, 2, PR_POS_GENERAL, 0, &c, budget, l2 % 2 == 0, &last_t, &last_n);
         if (!st)
             ng++;
         if (!json)
@@ -266,17 +274,7 @@ int pr_bench_fast(int argc, char **argv)
     int nl = 0;
     last_n = 0;
     for (int l2 = 6; l2 <= (quick ? 12 : 14) && !st; l2++) {
-        row_t *x = &lr[nl];
-        memset(x, 0, sizeof(*x));
-        x->n = 1 << l2;
-        x->pred_fast = x->pred_dense = NAN;
-        if (!(st = run(x, &c, 4, budget, 1, l2 % 2 == 0))) {
-            inst_t I;
-            if (!(st = inst_init(&I, x->n, 4, PR_POS_ROPE, &c))) {
-                st = dense_time(x, &I, 4, &c, &last_t, &last_n);
-                inst_clear(&I);
-            }
-        }
+        st = measure(&lr[nl], 1 << l2, 4, PR_POS_ROPE, 1, &c, budget, l2 % 2 == 0, &last_t, &last_n);
         if (!st)
             nl++;
     }
