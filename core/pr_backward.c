@@ -31,7 +31,10 @@
  *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
  *     the power tables of the w_k, and transformed in each execute.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·3(d+1) spectra. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
+ *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
+ *     batches of TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
+ *     for the products) with the terms inside, so the accumulators stay in cache. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
  *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
  * ---- Propagated error bound (claim G4) -------------------------------------------------------
