@@ -110,14 +110,14 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
 }
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
-enum { TBATCH = 8 };        /* terms of one (μ, ν) run whose symbols and products are blocked together */
+enum { TBATCH = 8 };        /* terms of one a-marginal group whose symbols and products are blocked together */
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). */
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tsym;                /* TBATCH × (2n-1): the symbols of one batch */
-    double *csym, *cnu;          /* 2n-1: correlations of one (μ, ν) */
+    double *csym, *cnu;          /* TBATCH × (2n-1): correlations of the (μ, ν) of one batch */
     double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That, *Xhat, *accQ, *corr, *accK, *accV;  /* spectra */
@@ -410,7 +410,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     int nt = omp_get_max_threads();
     double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
                  8.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
-                 nt * (8.0 * ((TBATCH + 2.0 + s) * 2.0 * n + (3.0 * d + 5) * n) +
+                 nt * (8.0 * ((3.0 * TBATCH + s) * 2.0 * n + (3.0 * d + 5) * n) +
                        8.0 * p->sl * (TBATCH + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
     if (max_bytes > 0 && est > max_bytes) {
         pr_backward_destroy(p);
@@ -473,8 +473,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         bw_thread *th = &p->thr[i];
         size_t nd = (size_t)n * d;
         th->tsym = dalloc(p, (size_t)TBATCH * L);
-        th->csym = dalloc(p, L);
-        th->cnu = dalloc(p, L);
+        th->csym = dalloc(p, (size_t)TBATCH * L);
+        th->cnu = dalloc(p, (size_t)TBATCH * L);
         th->kappa_w = dalloc(p, L);
         th->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
         th->rbuf = dalloc(p, (size_t)n);
@@ -609,13 +609,13 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
     }
 }
 
-/* For the nb terms t0.. of one (μ, ν) run, by blocks of SYM_BLK offsets outside and terms inside
- * (so that dw's and κ^w's blocks stay in cache across the batch):
+/* For the nb terms t0.. of one a-marginal group, by blocks of SYM_BLK offsets outside and terms
+ * inside (so that dw's and κ^w's blocks stay in cache across the batch):
  *   th->tsym[i] = t_f = bias · Π_k w_k^{f_k} when sym[i],
- *   dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ) when C != NULL (prefix and suffix products give every
- *   t_{f-k} in O(s) per offset),  κ^w(ℓ) += α_f t_f(ℓ) cnu(ℓ) when kw[i]. */
+ *   dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C_i(ℓ) when Cs[i] != NULL (prefix and suffix products give
+ *   every t_{f-k} in O(s) per offset),  κ^w(ℓ) += α_f t_f(ℓ) N_i(ℓ) when Ns[i] != NULL. */
 static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int nb, const int *sym,
-                          const int *kw, const double *C, double *dw)
+                          const double *const *Cs, const double *const *Ns, double *dw)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
@@ -624,7 +624,8 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
         for (int i = 0; i < nb; i++) {
             const unsigned char *f = p->f + (size_t)(t0 + i) * s;
-            if (!sym[i] && !kw[i] && !C)
+            const double *C = Cs[i];
+            if (!sym[i] && !Ns[i] && !C)
                 continue;
             memcpy(pre, p->bias + l0, sizeof(double) * m);
             for (int k = 0; k < s; k++) {
@@ -636,10 +637,10 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
             const double *ts = pre + (size_t)s * SYM_BLK;
             if (sym[i])
                 memcpy(th->tsym + (size_t)i * L + l0, ts, sizeof(double) * m);
-            if (kw[i]) {
+            if (Ns[i]) {
                 double al = p->alpha[t0 + i];
                 for (size_t q = 0; q < m; q++)
-                    th->kappa_w[l0 + q] += al * ts[q] * th->cnu[l0 + q];
+                    th->kappa_w[l0 + q] += al * ts[q] * Ns[i][l0 + q];
             }
             if (!C)
                 continue;
@@ -669,12 +670,13 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
  * interleaved one) is read once:
  *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
  * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
- * from accK, see pr_backward_execute). Accumulators are interleaved (the engine's layout, for its
+ * from accK, see pr_backward_execute); Ŷ and the dK/dV sums are those of term i's ν. Accumulators
+ * are interleaved (the engine's layout, for its
  * inverse transforms). Frequency blocks outside, terms inside: the accumulators' and the input
  * spectra's blocks stay in cache across the batch. */
 static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const double *const *T,
                       const long *toff, const long *tstride, const double *ah, const double *al,
-                      int vshare, const double *Y, double *aK, double *aV)
+                      int vshare, const double *const *Ys, double *const *aKs, double *const *aVs)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
@@ -689,8 +691,8 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
                 ti[q] = T[i][toff[i] + (q0 + q) * tstride[i]];
             }
             for (int c = 0; c <= d; c++) {
-                const double *y = Y + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
-                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aK + (size_t)c * sl + 2 * q0;
+                const double *y = Ys[i] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
+                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aKs[i] + (size_t)c * sl + 2 * q0;
                 if (ah[i] != 0.0)
                     for (long q = 0; q < m; q++) {
                         double a = ah[i] * tr[q], b = ah[i] * ti[q];
@@ -700,7 +702,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
                         ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
                     }
                 const double *xv = th->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
-                double *av = aV + (size_t)c * sl + 2 * q0;
+                double *av = aVs[i] + (size_t)c * sl + 2 * q0;
                 if (al[i] != 0.0 && (c == d || !vshare))
                     for (long q = 0; q < m; q++) {
                         double a = al[i] * tr[q], b = al[i] * ti[q];
@@ -735,61 +737,75 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
         pr_toeplitz_spec_zero(th->accQ + (size_t)c * sl, tp);
     long t = p->mu_start[mu], tend = p->mu_start[mu + 1];
     int kwm = want_dw && want_kappa && m <= p->g;
-    while (t < tend) {
-        int nuid = p->fnu[t];
-        long rend = t;
-        while (rend < tend && p->fnu[rend] == nuid)
-            rend++;
-        size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
-        const double *Y = p->Yhat + vo;
-        double *aK = th->accK + vo, *aV = th->accV + vo, *C = NULL;
-        if (want_dw && m >= 1) {
-            /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
-            pr_toeplitz_spec_zero(th->corr, tp);
-            for (int c = 0; c <= d; c++)
-                pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
-            TRY(pr_toeplitz_spec_inverse_sym(th->csym, th->corr, tp, th->ws));
-            C = th->csym;
-        }
-        if (kwm) {
-            /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
-            pr_toeplitz_spec_zero(th->corr, tp);
-            pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
-            TRY(pr_toeplitz_spec_inverse_sym(th->cnu, th->corr, tp, th->ws));
-        }
-        for (int nb; t < rend; t += nb) {
-            int sym[TBATCH], kw[TBATCH], any = 0;
-            nb = rend - t < TBATCH ? (int)(rend - t) : TBATCH;
-            const double *T[TBATCH];
-            long toff[TBATCH], tstride[TBATCH];
-            double ah[TBATCH], al[TBATCH];
-            for (int i = 0; i < nb; i++) {
-                T[i] = p->fspec[t + i];
-                ah[i] = p->ahat[t + i];
-                al[i] = p->alpha[t + i];
-                sym[i] = !T[i];
-                kw[i] = kwm && al[i] != 0.0;
-                any |= sym[i] || kw[i];
-            }
-            if (any || C)
-                symbols_batch(p, th, t, nb, sym, kw, C, dw);
-            for (int i = 0; i < nb; i++) {
-                if (T[i]) {
-                    /* the forward's planar spectrum holds α_f t̂_f */
-                    ah[i] /= al[i];
-                    al[i] = 1.0;
-                    tstride[i] = 1;
-                    toff[i] = (long)tp->nfreq;
+    int wantC = want_dw && m >= 1, lastnu = -1;
+    for (int nb; t < tend; t += nb) {
+        nb = tend - t < TBATCH ? (int)(tend - t) : TBATCH;
+        int sym[TBATCH], any = wantC || kwm, slot = -1;
+        const double *T[TBATCH], *Ys[TBATCH], *Cs[TBATCH], *Ns[TBATCH];
+        double *aKs[TBATCH], *aVs[TBATCH];
+        long toff[TBATCH], tstride[TBATCH];
+        double ah[TBATCH], al[TBATCH];
+        for (int i = 0; i < nb; i++) {
+            int nuid = p->fnu[t + i];
+            size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
+            if (i == 0 || nuid != p->fnu[t + i - 1]) {
+                double *C = th->csym + (size_t)++slot * L, *N = th->cnu + (size_t)slot * L;
+                if (nuid == lastnu) {
+                    /* the run goes on from the previous batch: its correlations are in the last slot */
+                    memcpy(C, th->csym + (size_t)(TBATCH - 1) * L, sizeof(double) * L * wantC);
+                    memcpy(N, th->cnu + (size_t)(TBATCH - 1) * L, sizeof(double) * L * kwm);
                 } else {
-                    double *Ti = th->That + (size_t)i * sl;
-                    TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
-                    T[i] = Ti;
-                    tstride[i] = 2;
-                    toff[i] = 1;
+                    const double *Y = p->Yhat + vo;
+                    if (wantC) {
+                        /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
+                        pr_toeplitz_spec_zero(th->corr, tp);
+                        for (int c = 0; c <= d; c++)
+                            pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
+                        TRY(pr_toeplitz_spec_inverse_sym(C, th->corr, tp, th->ws));
+                    }
+                    if (kwm) {
+                        /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+                        pr_toeplitz_spec_zero(th->corr, tp);
+                        pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
+                        TRY(pr_toeplitz_spec_inverse_sym(N, th->corr, tp, th->ws));
+                    }
                 }
             }
-            mac_batch(p, th, nb, T, toff, tstride, ah, al, vshare, Y, aK, aV);
+            T[i] = p->fspec[t + i];
+            ah[i] = p->ahat[t + i];
+            al[i] = p->alpha[t + i];
+            sym[i] = !T[i];
+            any |= sym[i];
+            Ys[i] = p->Yhat + vo;
+            aKs[i] = th->accK + vo;
+            aVs[i] = th->accV + vo;
+            Cs[i] = wantC ? th->csym + (size_t)slot * L : NULL;
+            Ns[i] = kwm && al[i] != 0.0 ? th->cnu + (size_t)slot * L : NULL;
         }
+        /* keep the last ν's correlations for a run that goes on into the next batch */
+        lastnu = p->fnu[t + nb - 1];
+        if (slot != TBATCH - 1) {
+            memcpy(th->csym + (size_t)(TBATCH - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
+            memcpy(th->cnu + (size_t)(TBATCH - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
+        }
+        if (any)
+            symbols_batch(p, th, t, nb, sym, Cs, Ns, dw);
+        for (int i = 0; i < nb; i++) {
+            if (T[i]) {
+                /* the forward's planar spectrum holds α_f t̂_f */
+                ah[i] /= al[i];
+                al[i] = 1.0;
+                tstride[i] = 1;
+                toff[i] = (long)tp->nfreq;
+            } else {
+                double *Ti = th->That + (size_t)i * sl;
+                TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
+                T[i] = Ti;
+                tstride[i] = 2;
+                toff[i] = 1;
+            }
+        }
+        mac_batch(p, th, nb, T, toff, tstride, ah, al, vshare, Ys, aKs, aVs);
     }
     if (m >= 1) {
         /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
