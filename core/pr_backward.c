@@ -153,7 +153,8 @@ struct pr_backward_plan_s {
     double *qpow, *kpow;         /* d × (G+1) × n */
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
     int has_kappa_w;             /* thr[0].kappa_w = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw and kappa) */
-    double *Yhat;                /* spectra of y_c v_ν for the ν of one size, shared */
+    double *Yhat;                /* spectra of y_c v_ν for the ν of two sizes (m even, m odd), shared */
+    size_t ysize;                /* doubles per size class of Yhat */
     int nthreads;
     bw_thread *thr;
 };
@@ -409,7 +410,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     double nu_one_size = binom_count(d - 1, G);
     int nt = omp_get_max_threads();
     double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
-                 8.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
+                 16.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
                  nt * (8.0 * ((3.0 * TBATCH + s) * 2.0 * n + (3.0 * d + 5) * n) +
                        8.0 * p->sl * (TBATCH + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
     if (max_bytes > 0 && est > max_bytes) {
@@ -461,7 +462,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->qpow = dalloc(p, (size_t)d * (G + 1) * n);
     p->kpow = dalloc(p, (size_t)d * (G + 1) * n);
     p->xc = dalloc(p, (size_t)(d + 2) * n);
-    p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
+    p->ysize = (size_t)(d + 1) * maxnu * p->sl;
+    p->Yhat = salloc(p, 2 * (size_t)(d + 1) * maxnu);
     if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->Yhat)
         goto fail;
     /* no more threads than a-marginals of the largest size: the μ loop is what is split */
@@ -755,7 +757,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
                     memcpy(C, th->csym + (size_t)(TBATCH - 1) * L, sizeof(double) * L * wantC);
                     memcpy(N, th->cnu + (size_t)(TBATCH - 1) * L, sizeof(double) * L * kwm);
                 } else {
-                    const double *Y = p->Yhat + vo;
+                    const double *Y = p->Yhat + (m & 1) * p->ysize + vo;
                     if (wantC) {
                         /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
                         pr_toeplitz_spec_zero(th->corr, tp);
@@ -776,7 +778,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
             al[i] = p->alpha[t + i];
             sym[i] = !T[i];
             any |= sym[i];
-            Ys[i] = p->Yhat + vo;
+            Ys[i] = p->Yhat + (m & 1) * p->ysize + vo;
             aKs[i] = th->accK + vo;
             aVs[i] = th->accV + vo;
             Cs[i] = wantC ? th->csym + (size_t)slot * L : NULL;
@@ -820,9 +822,9 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
     return PR_OK;
 }
 
-/* dK, dV (and κ) of b-marginal ν (size m) from the summed accumulators acc (thread 0's). */
-static int do_nu(const pr_backward_plan *p, bw_thread *th, int v, int m, int vshare, double vscale,
-                 const double *V, double *dK, double *dV, double *kappa, int want_kappa)
+/* dK, dV (and κ) of b-marginal ν (size m) from the threads' summed accumulators. */
+static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m, int vshare,
+                 double vscale, const double *V, double *dK, double *dV, double *kappa, int want_kappa)
 {
     int n = p->n, d = p->d, G = p->G, st;
     size_t sl = p->sl;
@@ -830,6 +832,12 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int v, int m, int vsh
     size_t vo = (size_t)(v - p->nu_size_start[m]) * (d + 1) * sl;
     double *vnu = th->rbuf, *ycol = th->ycol;
     double *accK = p->thr[0].accK, *accV = p->thr[0].accV;
+    /* the threads' sums of this ν into thread 0's, in thread order */
+    for (int t = 1; t < nth; t++)
+        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++) {
+            accK[q] += p->thr[t].accK[q];
+            accV[q] += p->thr[t].accV[q];
+        }
     if (m <= p->g)
         marg_product(vnu, p->kpow, nuv, -1, d, G, n);
     if (m >= 1) {
@@ -862,6 +870,17 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int v, int m, int vsh
     return PR_OK;
 }
 #undef TRY
+
+/* Ŷ item q of size m: the spectrum of y_c v_ν (c = q mod (d+1), ν the (q div (d+1))-th of size m) */
+static int yhat_item(const pr_backward_plan *p, bw_thread *th, int m, long q, const double *V)
+{
+    int n = p->n, d = p->d, c = (int)(q % (d + 1));
+    int v = p->nu_size_start[m] + (int)(q / (d + 1));
+    marg_product(th->tmp, p->kpow, p->nu + (size_t)v * d, -1, d, p->G, n);
+    for (int j = 0; j < n; j++)
+        th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
+    return fwd(p, th, p->Yhat + (m & 1) * p->ysize + (size_t)q * p->sl, th->ycol, th->tmp);
+}
 
 /* first a-marginal of thread id's share of the size-m ones, balanced by term count */
 static int mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
@@ -923,9 +942,18 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         memset(th->kappa_w, 0, sizeof(double) * L);
         if (id == 0)
             used = nth;
+        /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
+         * previous size's inverse transforms, in the other half of Yhat */
+        if (want_dw) {
+#pragma omp for schedule(static)
+            for (long q = 0; q < (long)(d + 1); q++)
+                if (!th->st)
+                    th->st = yhat_item(p, th, 0, q, V);
+        }
         for (int m = 0; m <= G; m++) {
             int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
             size_t nacc = (size_t)(nu1 - nu0) * (d + 1);
+            long nnext = m < G ? (long)(p->nu_size_start[m + 2] - nu1) * (d + 1) : 0;
             /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
              * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
              * by vscale instead of accumulating its own */
@@ -933,35 +961,18 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
             memset(th->accK, 0, sizeof(double) * nacc * sl);
             memset(th->accV, 0, sizeof(double) * nacc * sl);
-            if (m >= 1 || want_dw) {
-#pragma omp for schedule(static)
-                for (long q = 0; q < (long)nacc; q++) {
-                    int v = nu0 + (int)(q / (d + 1)), c = (int)(q % (d + 1));
-                    if (th->st)
-                        continue;
-                    marg_product(th->tmp, p->kpow, p->nu + (size_t)v * d, -1, d, G, n);
-                    for (int j = 0; j < n; j++)
-                        th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
-                    th->st = fwd(p, th, p->Yhat + (size_t)q * sl, th->ycol, th->tmp);
-                }
-            }
             for (int mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
                 th->st = do_mu(p, th, mu, m, vshare, want_dw, want_kappa, tQ, tdw);
 #pragma omp barrier
-            /* the threads' accumulators into thread 0's, in thread order */
-            if (nth > 1) {
-                long tot = (long)(nacc * sl);
 #pragma omp for schedule(static)
-                for (long q = 0; q < tot; q++)
-                    for (int t = 1; t < nth; t++) {
-                        p->thr[0].accK[q] += p->thr[t].accK[q];
-                        p->thr[0].accV[q] += p->thr[t].accV[q];
-                    }
+            for (long q = 0; q < (nu1 - nu0) + nnext; q++) {
+                if (th->st)
+                    continue;
+                if (q < nu1 - nu0)
+                    th->st = do_nu(p, th, nth, nu0 + (int)q, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
+                else
+                    th->st = yhat_item(p, th, m + 1, q - (nu1 - nu0), V);
             }
-#pragma omp for schedule(static)
-            for (int v = nu0; v < nu1; v++)
-                if (!th->st)
-                    th->st = do_nu(p, th, v, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
         }
     }
     long tr1 = 0;
