@@ -316,16 +316,24 @@ done:
 }
 
 
+/* Buffers are written once here so that their pages are mapped by the plan, not by the first
+ * execute. */
 static double *dalloc(pr_backward_plan *p, size_t count)
 {
     p->bytes += 8.0 * count;
-    return calloc(count ? count : 1, sizeof(double));
+    double *x = malloc(sizeof(double) * (count ? count : 1));
+    if (x)
+        memset(x, 0, sizeof(double) * count);
+    return x;
 }
 
 static double *salloc(pr_backward_plan *p, size_t count)
 {
     p->bytes += 8.0 * p->sl * count;
-    return pr_toeplitz_spec_alloc(p->tp, count);
+    double *x = pr_toeplitz_spec_alloc(p->tp, count);
+    if (x)
+        memset(x, 0, sizeof(double) * p->sl * count);
+    return x;
 }
 
 /* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
