@@ -31,7 +31,10 @@
  *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
  *     the power tables of the w_k, and transformed in each execute.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·3(d+1) spectra. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
+ *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
+ *     batches of TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
+ *     for the products) with the terms inside, so the accumulators stay in cache. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
  *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
  * ---- Propagated error bound (claim G4) -------------------------------------------------------
@@ -58,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
+#include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_rope.h"
@@ -106,6 +110,20 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
 }
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
+enum { TBATCH = 8 };        /* terms of one a-marginal group whose symbols and products are blocked together */
+
+/* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
+ * others' parts are added in thread order, so the sums do not depend on scheduling). */
+typedef struct {
+    pr_toeplitz_work_t ws;
+    double *tsym;                /* TBATCH × (2n-1): the symbols of one batch */
+    double *csym, *cnu;          /* TBATCH × (2n-1): correlations of the (μ, ν) of one batch */
+    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *That, *Xhat, *accQ, *corr, *accK, *accV;  /* spectra */
+    double *dQ, *dK, *dV, *kappa, *dw, *kappa_w;      /* this thread's part (thread 0: kappa_w only) */
+    int st;
+} bw_thread;
 
 struct pr_backward_plan_s {
     int n, d, s, g, G, want_dw;
@@ -125,21 +143,20 @@ struct pr_backward_plan_s {
     double bytes;
     long transforms;
     /* engine: the forward's Toeplitz plan, or our own */
+    int *mu_size_start;          /* first μ of each size (G+2 entries); μ ids are sorted by size */
     const pr_toeplitz_plan_struct *tp;
     pr_toeplitz_plan_t own_tp;
     int has_own_tp;
-    pr_toeplitz_work_t ws;
     /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
     double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
     double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
     double *qpow, *kpow;         /* d × (G+1) × n */
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
-    double *tsym, *csym;         /* 2n-1: a symbol, a correlation */
-    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
-    double *cnu, *kappa_w;       /* 2n-1: a correlation; Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw) */
-    int has_kappa_w;
-    double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
-    double *That, *Xhat, *accQ, *Yhat, *accK, *accV, *corr;  /* spectra */
+    int has_kappa_w;             /* thr[0].kappa_w = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw and kappa) */
+    double *Yhat;                /* spectra of y_c v_ν for the ν of two sizes (m even, m odd), shared */
+    size_t ysize;                /* doubles per size class of Yhat */
+    int nthreads;
+    bw_thread *thr;
 };
 
 static int cmp_vec(const unsigned char *x, const unsigned char *y, int d)
@@ -184,15 +201,31 @@ void pr_backward_destroy(pr_backward_plan *p)
     free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
     free(p->alpha); free(p->ahat); free(p->fspec); free(p->poly); free(p->mu); free(p->nu); free(p->mu_start);
     free(p->nu_size_start);
-    free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc); free(p->tsym);
-    free(p->csym); free(p->preb); free(p->cnu); free(p->kappa_w); free(p->rbuf); free(p->zbuf); free(p->ycol); free(p->tmp);
-    pr_toeplitz_spec_free(p->That); pr_toeplitz_spec_free(p->Xhat); pr_toeplitz_spec_free(p->accQ);
-    pr_toeplitz_spec_free(p->Yhat); pr_toeplitz_spec_free(p->accK); pr_toeplitz_spec_free(p->accV);
-    pr_toeplitz_spec_free(p->corr);
-    pr_toeplitz_work_clear(p->ws);
+    free(p->mu_size_start);
+    free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
+    pr_toeplitz_spec_free(p->Yhat);
+    for (int t = 0; p->thr && t < p->nthreads; t++) {
+        bw_thread *th = &p->thr[t];
+        free(th->tsym); free(th->csym); free(th->cnu); free(th->preb);
+        free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp);
+        pr_toeplitz_spec_free(th->That); pr_toeplitz_spec_free(th->Xhat);
+        pr_toeplitz_spec_free(th->accQ); pr_toeplitz_spec_free(th->corr);
+        pr_toeplitz_spec_free(th->accK); pr_toeplitz_spec_free(th->accV);
+        free(th->dQ); free(th->dK); free(th->dV); free(th->kappa); free(th->dw); free(th->kappa_w);
+        pr_toeplitz_work_clear(th->ws);
+    }
+    free(p->thr);
     if (p->has_own_tp)
         pr_toeplitz_destroy(p->own_tp);
     free(p);
+}
+
+static int vec_size(const unsigned char *x, int d)
+{
+    int t = 0;
+    for (int a = 0; a < d; a++)
+        t += x[a];
+    return t;
 }
 
 /* Sorts the multisets by (|f|, μ, ν) and numbers the distinct marginals. */
@@ -268,30 +301,39 @@ static int build_groups(pr_backward_plan *p, const unsigned char *fraw)
             p->mu_start[p->fmu[t]] = t;
         }
     p->mu_start[p->nmu] = nf;
+    p->mu_size_start = calloc((size_t)p->G + 2, sizeof(int));
+    if (!p->mu_size_start)
+        goto done;
+    for (int m = 0, u = 0; m <= p->G + 1; m++) {
+        while (u < p->nmu && vec_size(p->mu + (size_t)u * d, d) < m)
+            u++;
+        p->mu_size_start[m] = u;
+    }
     st = PR_OK;
 done:
     free(mu); free(nu); free(ord); free(nord); free(nuid);
     return st;
 }
 
-static int vec_size(const unsigned char *x, int d)
-{
-    int t = 0;
-    for (int a = 0; a < d; a++)
-        t += x[a];
-    return t;
-}
 
+/* Buffers are written once here so that their pages are mapped by the plan, not by the first
+ * execute. */
 static double *dalloc(pr_backward_plan *p, size_t count)
 {
     p->bytes += 8.0 * count;
-    return calloc(count ? count : 1, sizeof(double));
+    double *x = malloc(sizeof(double) * (count ? count : 1));
+    if (x)
+        memset(x, 0, sizeof(double) * count);
+    return x;
 }
 
 static double *salloc(pr_backward_plan *p, size_t count)
 {
     p->bytes += 8.0 * p->sl * count;
-    return pr_toeplitz_spec_alloc(p->tp, count);
+    double *x = pr_toeplitz_spec_alloc(p->tp, count);
+    if (x)
+        memset(x, 0, sizeof(double) * p->sl * count);
+    return x;
 }
 
 /* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
@@ -374,9 +416,11 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->sl = pr_toeplitz_spec_len(p->tp);
     /* memory before allocating: power tables and the spectra of one size class of ν */
     double nu_one_size = binom_count(d - 1, G);
-    double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 8.0) * n) +
-                 8.0 * p->sl * ((d + 2.0) + (d + 1.0) + 2.0 + nu_one_size * 3.0 * (d + 1)) +
-                 nfd * (s + 32.0);
+    int nt = omp_get_max_threads();
+    double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
+                 16.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
+                 nt * (8.0 * ((3.0 * TBATCH + s) * 2.0 * n + (3.0 * d + 5) * n) +
+                       8.0 * p->sl * (TBATCH + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
     if (max_bytes > 0 && est > max_bytes) {
         pr_backward_destroy(p);
         return PR_EBUDGET;
@@ -426,29 +470,50 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     p->qpow = dalloc(p, (size_t)d * (G + 1) * n);
     p->kpow = dalloc(p, (size_t)d * (G + 1) * n);
     p->xc = dalloc(p, (size_t)(d + 2) * n);
-    p->tsym = dalloc(p, L);
-    p->csym = dalloc(p, L);
-    p->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
-    p->cnu = dalloc(p, L);
-    p->kappa_w = dalloc(p, L);
-    p->rbuf = dalloc(p, (size_t)n);
-    p->zbuf = dalloc(p, (size_t)n);
-    p->ycol = dalloc(p, (size_t)n);
-    p->tmp = dalloc(p, (size_t)n);
-    p->That = salloc(p, 1);
-    p->Xhat = salloc(p, (size_t)d + 2);
-    p->accQ = salloc(p, (size_t)d + 1);
-    p->corr = salloc(p, 1);
-    p->Yhat = salloc(p, (size_t)(d + 1) * maxnu);
-    p->accK = salloc(p, (size_t)(d + 1) * maxnu);
-    p->accV = salloc(p, (size_t)(d + 1) * maxnu);
-    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->tsym || !p->csym || !p->preb || !p->cnu ||
-        !p->kappa_w ||
-        !p->rbuf || !p->zbuf || !p->ycol || !p->tmp || !p->That || !p->Xhat || !p->accQ ||
-        !p->corr || !p->Yhat || !p->accK || !p->accV)
+    p->ysize = (size_t)(d + 1) * maxnu * p->sl;
+    p->Yhat = salloc(p, 2 * (size_t)(d + 1) * maxnu);
+    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->Yhat)
         goto fail;
-    if ((st = pr_toeplitz_work_init(p->ws, p->tp)))
+    /* no more threads than a-marginals of the largest size: the μ loop is what is split */
+    int mu_max = p->mu_size_start[G + 1] - p->mu_size_start[G];
+    p->nthreads = nt < mu_max ? nt : mu_max > 0 ? mu_max : 1;
+    if (!(p->thr = calloc((size_t)p->nthreads, sizeof(bw_thread))))
         goto fail;
+    for (int i = 0; i < p->nthreads; i++) {
+        bw_thread *th = &p->thr[i];
+        size_t nd = (size_t)n * d;
+        th->tsym = dalloc(p, (size_t)TBATCH * L);
+        th->csym = dalloc(p, (size_t)TBATCH * L);
+        th->cnu = dalloc(p, (size_t)TBATCH * L);
+        th->kappa_w = dalloc(p, L);
+        th->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
+        th->rbuf = dalloc(p, (size_t)n);
+        th->zbuf = dalloc(p, (size_t)n);
+        th->ycol = dalloc(p, (size_t)n);
+        th->tmp = dalloc(p, (size_t)n);
+        th->That = salloc(p, TBATCH);
+        th->Xhat = salloc(p, (size_t)d + 2);
+        th->accQ = salloc(p, (size_t)d + 1);
+        th->corr = salloc(p, 1);
+        th->accK = salloc(p, (size_t)(d + 1) * maxnu);
+        th->accV = salloc(p, (size_t)(d + 1) * maxnu);
+        if (!th->tsym || !th->csym || !th->cnu || !th->kappa_w || !th->preb || !th->rbuf || !th->zbuf ||
+            !th->ycol || !th->tmp || !th->That || !th->Xhat || !th->accQ || !th->corr || !th->accK ||
+            !th->accV)
+            goto fail;
+        if (i > 0) {
+            th->dQ = dalloc(p, nd);
+            th->dK = dalloc(p, nd);
+            th->dV = dalloc(p, nd);
+            th->kappa = dalloc(p, (size_t)n);
+            th->dw = want_dw ? dalloc(p, (size_t)s * L) : NULL;
+            if (!th->dQ || !th->dK || !th->dV || !th->kappa || (want_dw && !th->dw))
+                goto fail;
+        }
+        if ((st = pr_toeplitz_work_init(th->ws, p->tp)))
+            goto fail;
+        st = PR_ENOMEM;
+    }
     st = PR_EBUDGET;
     if (max_bytes > 0 && p->bytes > max_bytes)
         goto fail;
@@ -476,13 +541,14 @@ fail:
 
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
 {
+    pr_fast_rowsums(lse, F);
     for (int i = 0; i < F->n; i++)
-        lse[i] = log(F->thr[0].num[(size_t)i * (F->d + 1) + F->d]);
+        lse[i] = log(lse[i]);
 }
 
 const double *pr_backward_kappa_w(const pr_backward_plan *p)
 {
-    return p->has_kappa_w ? p->kappa_w : NULL;
+    return p->has_kappa_w ? p->thr[0].kappa_w : NULL;
 }
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
@@ -515,17 +581,17 @@ static void marg_product(double *out, const double *pw, const unsigned char *e, 
 }
 
 /* spectrum of x ∘ y (n entries) into out */
-static int fwd(pr_backward_plan *p, double *out, const double *x, const double *y)
+static int fwd(const pr_backward_plan *p, bw_thread *th, double *out, const double *x, const double *y)
 {
     for (int i = 0; i < p->n; i++)
-        p->rbuf[i] = x[i] * y[i];
-    return pr_toeplitz_vec_spec(out, p->rbuf, 1, p->tp, p->ws);
+        th->rbuf[i] = x[i] * y[i];
+    return pr_toeplitz_vec_spec(out, th->rbuf, 1, p->tp, th->ws);
 }
 
-/* p->zbuf = the product held by spectrum in (destroyed) */
-static int inv(pr_backward_plan *p, double *in)
+/* th->zbuf = the product held by spectrum in (destroyed) */
+static int inv(const pr_backward_plan *p, bw_thread *th, double *in)
 {
-    return pr_toeplitz_spec_inverse(p->zbuf, 1, in, p->tp, p->ws);
+    return pr_toeplitz_spec_inverse(th->zbuf, 1, in, p->tp, th->ws);
 }
 
 static void powers(double *pw, const double *X, int n, int d, int G)
@@ -553,54 +619,74 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
     }
 }
 
-/* t_f = bias · Π_k w_k^{f_k} into p->tsym, and, when C != NULL, dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C(ℓ)
- * (prefix and suffix products give every t_{f-k} in O(s) per offset), by blocks of SYM_BLK
- * offsets so that the loops over ℓ vectorise */
-static void symbol_and_dw(pr_backward_plan *p, const unsigned char *f, double ah, const double *C,
-                          double *dw)
+/* For the nb terms t0.. of one a-marginal group, by blocks of SYM_BLK offsets outside and terms
+ * inside (so that dw's and κ^w's blocks stay in cache across the batch):
+ *   th->tsym[i] = t_f = bias · Π_k w_k^{f_k} when sym[i],
+ *   dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C_i(ℓ) when Cs[i] != NULL (prefix and suffix products give
+ *   every t_{f-k} in O(s) per offset),  κ^w(ℓ) += α_f t_f(ℓ) N_i(ℓ) when Ns[i] != NULL. */
+static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int nb, const int *sym,
+                          const double *const *Cs, const double *const *Ns, double *dw)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
-    double *pre = p->preb, suf[SYM_BLK], hc[SYM_BLK];
+    double *pre = th->preb, suf[SYM_BLK], hc[SYM_BLK];
     for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
-        memcpy(pre, p->bias + l0, sizeof(double) * m);
-        for (int k = 0; k < s; k++) {
-            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-            double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
-            for (size_t q = 0; q < m; q++)
-                out[q] = in[q] * w[q];
-        }
-        memcpy(p->tsym + l0, pre + (size_t)s * SYM_BLK, sizeof(double) * m);
-        if (!C)
-            continue;
-        for (size_t q = 0; q < m; q++) {
-            suf[q] = 1.0;
-            hc[q] = ah * C[l0 + q];
-        }
-        for (int k = s - 1; k >= 0; k--) {
-            const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-            if (f[k]) {
-                const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
-                const double *pk = pre + (size_t)k * SYM_BLK;
-                double *o = dw + (size_t)k * L + l0, fk = f[k];
+        for (int i = 0; i < nb; i++) {
+            const unsigned char *f = p->f + (size_t)(t0 + i) * s;
+            const double *C = Cs[i];
+            if (!sym[i] && !Ns[i] && !C)
+                continue;
+            memcpy(pre, p->bias + l0, sizeof(double) * m);
+            for (int k = 0; k < s; k++) {
+                const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+                double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
                 for (size_t q = 0; q < m; q++)
-                    o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+                    out[q] = in[q] * w[q];
             }
-            for (size_t q = 0; q < m; q++)
-                suf[q] *= w[q];
+            const double *ts = pre + (size_t)s * SYM_BLK;
+            if (sym[i])
+                memcpy(th->tsym + (size_t)i * L + l0, ts, sizeof(double) * m);
+            if (Ns[i]) {
+                double al = p->alpha[t0 + i];
+                for (size_t q = 0; q < m; q++)
+                    th->kappa_w[l0 + q] += al * ts[q] * Ns[i][l0 + q];
+            }
+            if (!C)
+                continue;
+            double ah = p->ahat[t0 + i];
+            for (size_t q = 0; q < m; q++) {
+                suf[q] = 1.0;
+                hc[q] = ah * C[l0 + q];
+            }
+            for (int k = s - 1; k >= 0; k--) {
+                const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+                if (f[k]) {
+                    const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
+                    const double *pk = pre + (size_t)k * SYM_BLK;
+                    double *o = dw + (size_t)k * L + l0, fk = f[k];
+                    for (size_t q = 0; q < m; q++)
+                        o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+                }
+                for (size_t q = 0; q < m; q++)
+                    suf[q] *= w[q];
+            }
         }
     }
 }
 
-/* One term's products, fused so that its spectrum T (real part T[q·stride], imaginary part
- * T[toff + q·stride]: the forward's planar layout or the engine's interleaved one) is read once:
+/* The products of nb terms, fused so that each spectrum T[i] (real part T[i][q·stride[i]],
+ * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
+ * interleaved one) is read once:
  *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
  * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
- * from accK, see pr_backward_execute). Accumulators are interleaved (the
- * engine's layout, for its inverse transforms). Blocks of frequencies keep T in cache. */
-static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstride, double ah,
-                     double al, int vshare, const double *Y, double *aK, double *aV)
+ * from accK, see pr_backward_execute); Ŷ and the dK/dV sums are those of term i's ν. Accumulators
+ * are interleaved (the engine's layout, for its
+ * inverse transforms). Frequency blocks outside, terms inside: the accumulators' and the input
+ * spectra's blocks stay in cache across the batch. */
+static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const double *const *T,
+                      const long *toff, const long *tstride, const double *ah, const double *al,
+                      int vshare, const double *const *Ys, double *const *aKs, double *const *aVs)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
@@ -609,29 +695,31 @@ static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstri
     double tr[BLK], ti[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long m = nq - q0 < BLK ? nq - q0 : BLK;
-        for (long q = 0; q < m; q++) {
-            tr[q] = T[(q0 + q) * tstride];
-            ti[q] = T[toff + (q0 + q) * tstride];
-        }
-        for (int c = 0; c <= d; c++) {
-            const double *y = Y + (size_t)c * sl + 2 * q0, *x = p->Xhat + (size_t)c * sl + 2 * q0;
-            double *aq = p->accQ + (size_t)c * sl + 2 * q0, *ak = aK + (size_t)c * sl + 2 * q0;
-            if (ah != 0.0)
-                for (long q = 0; q < m; q++) {
-                    double a = ah * tr[q], b = ah * ti[q];
-                    aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
-                    aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
-                    ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
-                    ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
-                }
-            const double *xv = p->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
-            double *av = aV + (size_t)c * sl + 2 * q0;
-            if (al != 0.0 && (c == d || !vshare))
-                for (long q = 0; q < m; q++) {
-                    double a = al * tr[q], b = al * ti[q];
-                    av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
-                    av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
-                }
+        for (int i = 0; i < nb; i++) {
+            for (long q = 0; q < m; q++) {
+                tr[q] = T[i][(q0 + q) * tstride[i]];
+                ti[q] = T[i][toff[i] + (q0 + q) * tstride[i]];
+            }
+            for (int c = 0; c <= d; c++) {
+                const double *y = Ys[i] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
+                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aKs[i] + (size_t)c * sl + 2 * q0;
+                if (ah[i] != 0.0)
+                    for (long q = 0; q < m; q++) {
+                        double a = ah[i] * tr[q], b = ah[i] * ti[q];
+                        aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
+                        aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
+                        ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
+                        ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
+                    }
+                const double *xv = th->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
+                double *av = aVs[i] + (size_t)c * sl + 2 * q0;
+                if (al[i] != 0.0 && (c == d || !vshare))
+                    for (long q = 0; q < m; q++) {
+                        double a = al[i] * tr[q], b = al[i] * ti[q];
+                        av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
+                        av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
+                    }
+            }
         }
     }
 }
@@ -642,20 +730,192 @@ static void mac_term(pr_backward_plan *p, const double *T, long toff, long tstri
             return st;        \
     } while (0)
 
+/* Everything of a-marginal μ (size m): X̂ = FFT(x_c u_μ), the terms' products into th->accQ and
+ * the thread's accK/accV, dw and κ^w, then dQ's part of μ. */
+static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vshare, int want_dw,
+                 int want_kappa, double *dQ, double *dw)
+{
+    int n = p->n, d = p->d, G = p->G, st;
+    size_t sl = p->sl, L = 2 * (size_t)n - 1;
+    const pr_toeplitz_plan_struct *tp = p->tp;
+    int nu0 = p->nu_size_start[m];
+    const unsigned char *muv = p->mu + (size_t)mu * d;
+    marg_product(th->tmp, p->qpow, muv, -1, d, G, n);
+    for (int c = 0; c < d + 2; c++)
+        TRY(fwd(p, th, th->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, th->tmp));
+    for (int c = 0; c <= d; c++)
+        pr_toeplitz_spec_zero(th->accQ + (size_t)c * sl, tp);
+    long t = p->mu_start[mu], tend = p->mu_start[mu + 1];
+    int kwm = want_dw && want_kappa && m <= p->g;
+    int wantC = want_dw && m >= 1, lastnu = -1;
+    for (int nb; t < tend; t += nb) {
+        nb = tend - t < TBATCH ? (int)(tend - t) : TBATCH;
+        int sym[TBATCH], any = wantC || kwm, slot = -1;
+        const double *T[TBATCH], *Ys[TBATCH], *Cs[TBATCH], *Ns[TBATCH];
+        double *aKs[TBATCH], *aVs[TBATCH];
+        long toff[TBATCH], tstride[TBATCH];
+        double ah[TBATCH], al[TBATCH];
+        for (int i = 0; i < nb; i++) {
+            int nuid = p->fnu[t + i];
+            size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
+            if (i == 0 || nuid != p->fnu[t + i - 1]) {
+                double *C = th->csym + (size_t)++slot * L, *N = th->cnu + (size_t)slot * L;
+                if (nuid == lastnu) {
+                    /* the run goes on from the previous batch: its correlations are in the last slot */
+                    memcpy(C, th->csym + (size_t)(TBATCH - 1) * L, sizeof(double) * L * wantC);
+                    memcpy(N, th->cnu + (size_t)(TBATCH - 1) * L, sizeof(double) * L * kwm);
+                } else {
+                    const double *Y = p->Yhat + (m & 1) * p->ysize + vo;
+                    if (wantC) {
+                        /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
+                        pr_toeplitz_spec_zero(th->corr, tp);
+                        for (int c = 0; c <= d; c++)
+                            pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
+                        TRY(pr_toeplitz_spec_inverse_sym(C, th->corr, tp, th->ws));
+                    }
+                    if (kwm) {
+                        /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+                        pr_toeplitz_spec_zero(th->corr, tp);
+                        pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
+                        TRY(pr_toeplitz_spec_inverse_sym(N, th->corr, tp, th->ws));
+                    }
+                }
+            }
+            T[i] = p->fspec[t + i];
+            ah[i] = p->ahat[t + i];
+            al[i] = p->alpha[t + i];
+            sym[i] = !T[i];
+            any |= sym[i];
+            Ys[i] = p->Yhat + (m & 1) * p->ysize + vo;
+            aKs[i] = th->accK + vo;
+            aVs[i] = th->accV + vo;
+            Cs[i] = wantC ? th->csym + (size_t)slot * L : NULL;
+            Ns[i] = kwm && al[i] != 0.0 ? th->cnu + (size_t)slot * L : NULL;
+        }
+        /* keep the last ν's correlations for a run that goes on into the next batch */
+        lastnu = p->fnu[t + nb - 1];
+        if (slot != TBATCH - 1) {
+            memcpy(th->csym + (size_t)(TBATCH - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
+            memcpy(th->cnu + (size_t)(TBATCH - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
+        }
+        if (any)
+            symbols_batch(p, th, t, nb, sym, Cs, Ns, dw);
+        for (int i = 0; i < nb; i++) {
+            if (T[i]) {
+                /* the forward's planar spectrum holds α_f t̂_f */
+                ah[i] /= al[i];
+                al[i] = 1.0;
+                tstride[i] = 1;
+                toff[i] = (long)tp->nfreq;
+            } else {
+                double *Ti = th->That + (size_t)i * sl;
+                TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
+                T[i] = Ti;
+                tstride[i] = 2;
+                toff[i] = 1;
+            }
+        }
+        mac_batch(p, th, nb, T, toff, tstride, ah, al, vshare, Ys, aKs, aVs);
+    }
+    if (m >= 1) {
+        /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
+        memset(th->ycol, 0, sizeof(double) * n);
+        for (int c = 0; c <= d; c++) {
+            TRY(inv(p, th, th->accQ + (size_t)c * sl));
+            for (int i = 0; i < n; i++)
+                th->ycol[i] += p->xc[(size_t)c * n + i] * th->zbuf[i];
+        }
+        add_marg_grad(dQ, th->ycol, p->qpow, muv, th->tmp, d, G, n);
+    }
+    return PR_OK;
+}
+
+/* dK, dV (and κ) of b-marginal ν (size m) from the threads' summed accumulators. */
+static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m, int vshare,
+                 double vscale, const double *V, double *dK, double *dV, double *kappa, int want_kappa)
+{
+    int n = p->n, d = p->d, G = p->G, st;
+    size_t sl = p->sl;
+    const unsigned char *nuv = p->nu + (size_t)v * d;
+    size_t vo = (size_t)(v - p->nu_size_start[m]) * (d + 1) * sl;
+    double *vnu = th->rbuf, *ycol = th->ycol;
+    double *accK = p->thr[0].accK, *accV = p->thr[0].accV;
+    /* the threads' sums of this ν into thread 0's, in thread order */
+    for (int t = 1; t < nth; t++)
+        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++) {
+            accK[q] += p->thr[t].accK[q];
+            accV[q] += p->thr[t].accV[q];
+        }
+    if (m <= p->g)
+        marg_product(vnu, p->kpow, nuv, -1, d, G, n);
+    if (m >= 1) {
+        memset(ycol, 0, sizeof(double) * n);
+        for (int c = 0; c <= d; c++) {
+            TRY(inv(p, th, accK + vo + (size_t)c * sl));
+            for (int j = 0; j < n; j++)
+                ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * th->zbuf[j];
+            if (vshare && c < d)
+                for (int j = 0; j < n; j++)
+                    dV[(size_t)j * d + c] += vscale * vnu[j] * th->zbuf[j];
+        }
+        add_marg_grad(dK, ycol, p->kpow, nuv, th->tmp, d, G, n);
+    }
+    if (m <= p->g)
+        for (int c = 0; c <= d; c++) {
+            if (c == d && !want_kappa)
+                break;
+            if (c < d && vshare)
+                continue;
+            TRY(inv(p, th, accV + vo + (size_t)c * sl));
+            for (int j = 0; j < n; j++) {
+                double z = vnu[j] * th->zbuf[j];
+                if (c < d)
+                    dV[(size_t)j * d + c] += z;
+                else
+                    kappa[j] += z;
+            }
+        }
+    return PR_OK;
+}
+#undef TRY
+
+/* Ŷ item q of size m: the spectrum of y_c v_ν (c = q mod (d+1), ν the (q div (d+1))-th of size m) */
+static int yhat_item(const pr_backward_plan *p, bw_thread *th, int m, long q, const double *V)
+{
+    int n = p->n, d = p->d, c = (int)(q % (d + 1));
+    int v = p->nu_size_start[m] + (int)(q / (d + 1));
+    marg_product(th->tmp, p->kpow, p->nu + (size_t)v * d, -1, d, p->G, n);
+    for (int j = 0; j < n; j++)
+        th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
+    return fwd(p, th, p->Yhat + (m & 1) * p->ysize + (size_t)q * p->sl, th->ycol, th->tmp);
+}
+
+/* first a-marginal of thread id's share of the size-m ones, balanced by term count */
+static int mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
+{
+    int u0 = p->mu_size_start[m], u1 = p->mu_size_start[m + 1];
+    long base = p->mu_start[u0], tot = p->mu_start[u1] - base, want = tot * id / nth;
+    int u = u0;
+    while (u < u1 && p->mu_start[u] - base < want)
+        u++;
+    return id == nth ? u1 : u;
+}
+
 int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
                         double *kappa, const double *Q, const double *K, const double *V,
                         const double *O, const double *lse, const double *dO)
 {
-    int n = p->n, d = p->d, s = p->s, G = p->G, st;
-    size_t sl = p->sl;
-    const pr_toeplitz_plan_struct *tp = p->tp;
+    int n = p->n, d = p->d, s = p->s, G = p->G, st = PR_OK;
+    size_t sl = p->sl, L = 2 * (size_t)n - 1;
     if (dw && !p->want_dw)
         return PR_EINVAL;
     size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd) ||
         pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
         return PR_ENONFINITE;
-    long f0 = p->ws->n_forward, i0 = p->ws->n_inverse;
+    long tr0 = 0;
+    for (int t = 0; t < p->nthreads; t++)
+        tr0 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
     /* x columns: dO_c/D̃, -r/D̃, ‖dO‖₁/D̃ */
     for (int i = 0; i < n; i++) {
         double inv_d = exp(-lse[i]), r = 0.0, l1 = 0.0;
@@ -670,143 +930,86 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
     }
     powers(p->qpow, Q, n, d, G);
     powers(p->kpow, K, n, d, G);
-    memset(dQ, 0, sizeof(double) * nd);
-    memset(dK, 0, sizeof(double) * nd);
-    memset(dV, 0, sizeof(double) * nd);
-    if (dw)
-        memset(dw, 0, sizeof(double) * (size_t)s * (2 * (size_t)n - 1));
-    if (kappa)
-        memset(kappa, 0, sizeof(double) * n);
-    memset(p->kappa_w, 0, sizeof(double) * (2 * (size_t)n - 1));
     p->has_kappa_w = dw && kappa;
-    double *ycol = p->ycol, *tmp = p->tmp;
-    long t = 0;
-    for (int m = 0; m <= G; m++) {
-        int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
-        /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
-         * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
-         * by vscale instead of accumulating its own */
-        int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
-        double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
-        for (size_t q = 0; q < (size_t)(nu1 - nu0) * (d + 1); q++) {
-            pr_toeplitz_spec_zero(p->accK + q * sl, tp);
-            pr_toeplitz_spec_zero(p->accV + q * sl, tp);
+    int want_dw = dw != NULL, want_kappa = kappa != NULL, used = 1;
+#pragma omp parallel num_threads(p->nthreads)
+    {
+        int id = omp_get_thread_num(), nth = omp_get_num_threads();
+        bw_thread *th = &p->thr[id];
+        /* thread 0 writes the outputs, the others their own parts */
+        double *tQ = id ? th->dQ : dQ, *tK = id ? th->dK : dK, *tV = id ? th->dV : dV;
+        double *tkap = id ? th->kappa : kappa, *tdw = id ? th->dw : dw;
+        th->st = PR_OK;
+        memset(tQ, 0, sizeof(double) * nd);
+        memset(tK, 0, sizeof(double) * nd);
+        memset(tV, 0, sizeof(double) * nd);
+        if (tkap)
+            memset(tkap, 0, sizeof(double) * n);
+        if (want_dw)
+            memset(tdw, 0, sizeof(double) * (size_t)s * L);
+        memset(th->kappa_w, 0, sizeof(double) * L);
+        if (id == 0)
+            used = nth;
+        /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
+         * previous size's inverse transforms, in the other half of Yhat */
+        if (want_dw) {
+#pragma omp for schedule(static)
+            for (long q = 0; q < (long)(d + 1); q++)
+                if (!th->st)
+                    th->st = yhat_item(p, th, 0, q, V);
         }
-        if (m >= 1 || dw)
-            for (int v = nu0; v < nu1; v++) {
-                marg_product(tmp, p->kpow, p->nu + (size_t)v * d, -1, d, G, n);
-                for (int c = 0; c <= d; c++) {
-                    for (int j = 0; j < n; j++)
-                        ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
-                    TRY(fwd(p, p->Yhat + ((size_t)(v - nu0) * (d + 1) + c) * sl, ycol, tmp));
-                }
-            }
-        while (t < p->nf && vec_size(p->mu + (size_t)p->fmu[t] * d, d) == m) {
-            int mu = p->fmu[t];
-            const unsigned char *muv = p->mu + (size_t)mu * d;
-            marg_product(tmp, p->qpow, muv, -1, d, G, n);
-            for (int c = 0; c < d + 2; c++)
-                TRY(fwd(p, p->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, tmp));
-            for (int c = 0; c <= d; c++)
-                pr_toeplitz_spec_zero(p->accQ + (size_t)c * sl, tp);
-            long tend = p->mu_start[mu + 1];
-            while (t < tend) {
-                int nuid = p->fnu[t];
-                long rend = t;
-                while (rend < tend && p->fnu[rend] == nuid)
-                    rend++;
-                size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
-                const double *Y = p->Yhat + vo;
-                double *aK = p->accK + vo, *aV = p->accV + vo, *C = NULL;
-                if (dw && m >= 1) {
-                    /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
-                    pr_toeplitz_spec_zero(p->corr, tp);
-                    for (int c = 0; c <= d; c++)
-                        pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
-                    TRY(pr_toeplitz_spec_inverse_sym(p->csym, p->corr, tp, p->ws));
-                    C = p->csym;
-                }
-                if (dw && kappa && m <= p->g) {
-                    /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
-                    pr_toeplitz_spec_zero(p->corr, tp);
-                    pr_toeplitz_spec_mac_conj(p->corr, p->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
-                    TRY(pr_toeplitz_spec_inverse_sym(p->cnu, p->corr, tp, p->ws));
-                }
-                for (; t < rend; t++) {
-                    const unsigned char *f = p->f + (size_t)t * s;
-                    double ah = p->ahat[t], al = p->alpha[t];
-                    const double *T = p->fspec[t];
-                    int kw = dw && kappa && m <= p->g && al != 0.0;
-                    if (!T || C || kw)
-                        symbol_and_dw(p, f, ah, C, dw);
-                    if (kw)
-                        for (size_t li = 0; li < 2 * (size_t)n - 1; li++)
-                            p->kappa_w[li] += al * p->tsym[li] * p->cnu[li];
-                    long tstride = 1, toff = (long)tp->nfreq;
-                    if (T) {
-                        /* the forward's planar spectrum holds α_f t̂_f */
-                        ah /= al;
-                        al = 1.0;
-                    } else {
-                        TRY(pr_toeplitz_symbol_spec(p->That, p->tsym, PR_TOEPLITZ_FULL, tp, p->ws));
-                        T = p->That;
-                        tstride = 2;
-                        toff = 1;
-                    }
-                    mac_term(p, T, toff, tstride, ah, al, vshare, Y, aK, aV);
-                }
-            }
-            if (m >= 1) {
-                /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
-                memset(ycol, 0, sizeof(double) * n);
-                for (int c = 0; c <= d; c++) {
-                    TRY(inv(p, p->accQ + (size_t)c * sl));
-                    for (int i = 0; i < n; i++)
-                        ycol[i] += p->xc[(size_t)c * n + i] * p->zbuf[i];
-                }
-                add_marg_grad(dQ, ycol, p->qpow, muv, tmp, d, G, n);
-            }
-        }
-        for (int v = nu0; v < nu1; v++) {
-            const unsigned char *nuv = p->nu + (size_t)v * d;
-            size_t vo = (size_t)(v - nu0) * (d + 1) * sl;
-            double *vnu = p->rbuf;
-            if (m <= p->g)
-                marg_product(vnu, p->kpow, nuv, -1, d, G, n);
-            if (m >= 1) {
-                memset(ycol, 0, sizeof(double) * n);
-                for (int c = 0; c <= d; c++) {
-                    TRY(inv(p, p->accK + vo + (size_t)c * sl));
-                    for (int j = 0; j < n; j++)
-                        ycol[j] += (c < d ? V[(size_t)j * d + c] : 1.0) * p->zbuf[j];
-                    if (vshare && c < d)
-                        for (int j = 0; j < n; j++)
-                            dV[(size_t)j * d + c] += vscale * vnu[j] * p->zbuf[j];
-                }
-                add_marg_grad(dK, ycol, p->kpow, nuv, tmp, d, G, n);
-            }
-            if (m <= p->g) {
-                for (int c = 0; c <= d; c++) {
-                    if (c == d && !kappa)
-                        break;
-                    if (c < d && vshare)
-                        continue;
-                    TRY(inv(p, p->accV + vo + (size_t)c * sl));
-                    for (int j = 0; j < n; j++) {
-                        double z = vnu[j] * p->zbuf[j];
-                        if (c < d)
-                            dV[(size_t)j * d + c] += z;
-                        else
-                            kappa[j] += z;
-                    }
-                }
+        for (int m = 0; m <= G; m++) {
+            int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
+            size_t nacc = (size_t)(nu1 - nu0) * (d + 1);
+            long nnext = m < G ? (long)(p->nu_size_start[m + 2] - nu1) * (d + 1) : 0;
+            /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
+             * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
+             * by vscale instead of accumulating its own */
+            int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
+            double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
+            memset(th->accK, 0, sizeof(double) * nacc * sl);
+            memset(th->accV, 0, sizeof(double) * nacc * sl);
+            for (int mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
+                th->st = do_mu(p, th, mu, m, vshare, want_dw, want_kappa, tQ, tdw);
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (long q = 0; q < (nu1 - nu0) + nnext; q++) {
+                if (th->st)
+                    continue;
+                if (q < nu1 - nu0)
+                    th->st = do_nu(p, th, nth, nu0 + (int)q, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
+                else
+                    th->st = yhat_item(p, th, m + 1, q - (nu1 - nu0), V);
             }
         }
     }
-    p->transforms = (p->ws->n_forward - f0) + (p->ws->n_inverse - i0);
+    long tr1 = 0;
+    for (int t = 0; t < p->nthreads; t++) {
+        st = st ? st : p->thr[t].st;
+        tr1 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
+    }
+    p->transforms = tr1 - tr0;
+    if (st)
+        return st;
+    /* the threads' parts in thread order: the same sums whatever the scheduling */
+    for (int t = 1; t < used; t++) {
+        const bw_thread *th = &p->thr[t];
+        for (size_t k = 0; k < nd; k++) {
+            dQ[k] += th->dQ[k];
+            dK[k] += th->dK[k];
+            dV[k] += th->dV[k];
+        }
+        if (kappa)
+            for (int j = 0; j < n; j++)
+                kappa[j] += th->kappa[j];
+        if (dw)
+            for (size_t k = 0; k < (size_t)s * L; k++)
+                dw[k] += th->dw[k];
+        for (size_t k = 0; k < L; k++)
+            p->thr[0].kappa_w[k] += th->kappa_w[k];
+    }
     return PR_OK;
 }
-#undef TRY
 
 /* ---- low-rank path for factorised RoPE --------------------------------------------------------- */
 

@@ -24,7 +24,12 @@
  * Toeplitz plan and takes the spectra of the terms with |f| ≤ g from F when F keeps them (no
  * second planning of those symbols); only the C(s+g, g+1) symbols of degree g+1 are transformed
  * in each execute. F must outlive the backward plan.
- * want_dw = 0 skips dw. PR_EBUDGET past max_bytes of memory (0: no limit). */
+ * want_dw = 0 skips dw. PR_EBUDGET past max_bytes of memory (0: no limit).
+ * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
+ * most the number of a-marginals of size g+1); execute splits each size's b-marginal transforms,
+ * then its a-marginals (balanced by term count), then its b-marginals' inverse transforms over
+ * them, and adds the threads' parts in thread order: for a given thread count the result does
+ * not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
 int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
@@ -45,7 +50,7 @@ void pr_backward_destroy(pr_backward_plan *plan);
 const double *pr_backward_kappa_w(const pr_backward_plan *plan);
 
 /* lse_i = log D̃_i from the last pr_fast_execute of F (the Ã·1 column of its summed threads'
- * parts, thr[0].num), the input execute needs. */
+ * parts, pr_fast_rowsums), the input execute needs. */
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and

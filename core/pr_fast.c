@@ -563,6 +563,12 @@ void pr_fast_destroy(pr_fast_plan_t F)
     memset(F, 0, sizeof(*F));
 }
 
+void pr_fast_rowsums(double *D, const pr_fast_plan_t F)
+{
+    for (int i = 0; i < F->n; i++)
+        D[i] = F->thr[0].num[(size_t)i * (F->d + 1) + F->d];
+}
+
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term)
 {
     if (F->streamed || term < 0 || term >= F->terms->nterms)

@@ -136,6 +136,9 @@ void pr_fast_destroy(pr_fast_plan_t F);
  * or rounding exceeded the floor). */
 int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V);
 
+/* D̃_i = (Ã 1)_i from the last pr_fast_execute into D (n entries): the backward's row sums. */
+void pr_fast_rowsums(double *D, const pr_fast_plan_t F);
+
 /* Planar spectrum of α_e t_e e^β for term e (kept plans only; NULL when streamed). */
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
 

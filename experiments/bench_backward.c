@@ -216,9 +216,12 @@ int pr_bench_backward(int argc, char **argv)
                    r->dense_measured ? "true" : "false", r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
                    r->bwd / r->fwd, r->fwd_plan, r->bwd_plan, r->bwd_mib);
         }
-        printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, \"slope\": %.4f, \"slope_wall\": %.4f, \"slope_range\": [%ld, %ld], "
-               "\"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, \"ceiling_bwd_over_fwd\": %d, "
-               "\"targets_met\": %s}\n", threads, nstar, nstar_wall, slope, slope_wall, slope_min, nmax, worst, worst_wall, 2 * s + 2,
+        /* a slope fitted over fewer than two sizes is NaN: JSON null */
+        printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, ", threads, nstar, nstar_wall);
+        pr_cli_json_num("slope", slope, 4, ", ");
+        pr_cli_json_num("slope_wall", slope_wall, 4, ", ");
+        printf("\"slope_range\": [%ld, %ld], \"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, "
+               "\"ceiling_bwd_over_fwd\": %d, \"targets_met\": %s}\n", slope_min, nmax, worst, worst_wall, 2 * s + 2,
                ok ? "true" : "false");
     } else {
         printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, the dense one per thread)\n"

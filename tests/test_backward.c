@@ -5,6 +5,7 @@
 #include <float.h>
 #include <math.h>
 #include <string.h>
+#include <omp.h>
 #include "polyrope.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
@@ -413,12 +414,30 @@ int main(void)
                     Ou = Of;
                     lseu = lsef;
                 }
+                /* own plan: 1, 2 or 3 threads by turns (the plan fixes the thread count) */
+                int nthr = omp_get_max_threads();
+                if (!reuse)
+                    omp_set_num_threads(1 + trial % 3);
                 PR_CHECK_OK(pr_backward_plan_fft(&p, reuse ? F : NULL, W, &o, 1, 0));
+                omp_set_num_threads(nthr);
                 if (!p)
                     continue;
                 PR_CHECK_OK(pr_backward_execute(p, g_fast[0], g_fast[1], g_fast[2], g_fast[3], kappa,
                                                  Q, K, V, Ou, lseu, dO));
                 memcpy(kappa_w, pr_backward_kappa_w(p), sizeof(double) * L);
+                /* for a given thread count the sums do not depend on scheduling: a second run
+                 * gives the same bits */
+                if (!reuse) {
+                    double *again = malloc(sizeof(double) * (3 * nd + (size_t)W->s * L));
+                    PR_CHECK_OK(pr_backward_execute(p, again, again + nd, again + 2 * nd, again + 3 * nd,
+                                                     NULL, Q, K, V, Ou, lseu, dO));
+                    int same = 1;
+                    for (int t = 0; t < 4; t++)
+                        same &= !memcmp(again + t * nd, g_fast[t], sizeof(double) * len[t]);
+                    PR_CHECK(same, "backward not reproducible: n=%d d=%d pos=%s threads=%d trial=%d", n, d,
+                             posname[in.pos], 1 + trial % 3, trial);
+                    free(again);
+                }
                 pr_backward_info_t info;
                 pr_backward_info(&info, p);
                 terms = info.terms;
