@@ -77,28 +77,24 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
     pr_claim_result_t res[8];
     int nres = 0;
     const char *why = 0;
-    if (!p->built) {
-        why = "not built yet";
+    pr_grid_t g;
+    if (!resume)
+        unlink(csv);
+    pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
+    int st = pr_preset_grid(&g, p, size, 0, err, sizeof err);
+    int rc = st ? 2 : pr_sweep_run(p, &g, &so);
+    pr_grid_clear(&g);
+    if (rc) {
+        why = "the sweep failed (see the message above)";
     } else {
-        pr_grid_t g;
-        if (!resume)
-            unlink(csv);
-        pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
-        int st = pr_preset_grid(&g, p, size, 0, err, sizeof err);
-        int rc = st ? 2 : pr_sweep_run(p, &g, &so);
-        pr_grid_clear(&g);
-        if (rc) {
-            why = "the sweep failed (see the message above)";
+        if (pr_plot_csv(csv))
+            stderr_note("%s: no figure (see above); verdicts still come from the CSV", p->name);
+        pr_csv_t t;
+        if (pr_csv_read(&t, csv, 0, err, sizeof err)) {
+            why = "its CSV could not be read back";
         } else {
-            if (pr_plot_csv(csv))
-                stderr_note("%s: no figure (see above); verdicts still come from the CSV", p->name);
-            pr_csv_t t;
-            if (pr_csv_read(&t, csv, 0, err, sizeof err)) {
-                why = "its CSV could not be read back";
-            } else {
-                nres = p->verdict(res, &t);
-                pr_csv_clear(&t);
-            }
+            nres = p->verdict(res, &t);
+            pr_csv_clear(&t);
         }
     }
     for (const char *c = p->claims; *c;) {
@@ -110,17 +106,13 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
         if (k < 0)
             continue;
         snprintf(oc[k].figure, sizeof oc[k].figure, "%s.png", p->name);
-        oc[k].verdict = p->built ? PR_VERDICT_INCONCLUSIVE : PR_VERDICT_NOT_BUILT;
+        oc[k].verdict = PR_VERDICT_INCONCLUSIVE;
         snprintf(oc[k].detail, sizeof oc[k].detail, "%s: %s", p->name, why ? why : "no verdict for this claim");
         for (int r = 0; r < nres; r++)
             if (!why && !strcmp(res[r].claim, id)) {
                 oc[k].verdict = res[r].verdict;
                 snprintf(oc[k].detail, sizeof oc[k].detail, "%s (%s.csv)", res[r].detail, p->name);
             }
-        if (why && p->built)
-            oc[k].verdict = PR_VERDICT_INCONCLUSIVE;
-        if (!p->built)
-            oc[k].figure[0] = 0;
     }
 }
 
@@ -271,8 +263,7 @@ int pr_cmd_reproduce(int argc, char **argv)
     memset(oc, 0, sizeof oc);
     for (int i = 0; i < pr_npresets; i++) {
         const pr_preset_t *p = &pr_presets[i];
-        stderr_note("[%d/%d] %s (%s): %s", i + 1, pr_npresets, p->name, p->claims,
-                    p->built ? "running" : "not built yet, skipped");
+        stderr_note("[%d/%d] %s (%s): running", i + 1, pr_npresets, p->name, p->claims);
         run_preset(oc, p, out, size, resume, cmdline);
     }
     outcome_t chk[NCLAIMS];

@@ -37,10 +37,10 @@ static const char details[] =
 
 static int list_presets(void)
 {
-    printf("%-16s %-8s %-8s %s\n", "preset", "claims", "built", "what it measures");
+    printf("%-16s %-8s %s\n", "preset", "claims", "what it measures");
     for (int i = 0; i < pr_npresets; i++) {
         const pr_preset_t *p = &pr_presets[i];
-        printf("%-16s %-8s %-8s %s\n", p->name, p->claims, p->built ? "yes" : "not yet", p->summary);
+        printf("%-16s %-8s %s\n", p->name, p->claims, p->summary);
         printf("%-16s axes %s; outputs %s\n", "", p->axes, p->columns);
     }
     return 0;

@@ -64,8 +64,6 @@ typedef struct pr_preset {
     const char *name;
     const char *claims;      /* claim ids it answers, space separated: "C11 C6" */
     const char *summary;
-    const char *needs;       /* the modules it calls, for "not built yet" messages */
-    int built;               /* 0 while a module it needs has not landed */
     const char *axes;        /* its axes, comma separated */
     const char *grid_tiny, *grid_quick, *grid_full;  /* complete grids over those axes */
     const char *columns;     /* its output columns, comma separated (doubles) */
@@ -111,7 +109,7 @@ typedef struct {
 } pr_sweep_opts_t;
 
 /* Runs every configuration of g in this shard into opts->out. Returns 0, or an exit status
- * after printing a one-line error (2 bad usage/input or not built, 1 I/O failure). */
+ * after printing a one-line error (2 bad usage or input, 1 I/O failure). */
 int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *opts);
 
 /* The grid of preset p for "tiny", "quick" or "full", with user overrides applied. */

@@ -52,21 +52,13 @@ int main(void)
         int verdicts = !!strstr(copy, "| passed |") + !!strstr(copy, "| FAILED |") + !!strstr(copy, "| inconclusive |") +
                        !!strstr(copy, "| not built yet |");
         PR_CHECK(verdicts == 1, "claim line without exactly one verdict: %s", copy);
-        /* a claim whose preset is not built cannot have a figure or a pass */
-        for (int p = 0; p < pr_npresets; p++)
-            if (strstr(copy, pr_presets[p].name) && !pr_presets[p].built)
-                PR_CHECK(strstr(copy, "| not built yet |"), "unbuilt preset %s reported as: %s", pr_presets[p].name, copy);
     }
     PR_CHECK(report && strstr(report, "git commit:") && strstr(report, "machine:") && strstr(report, "MPFR"),
              "REPORT.md lacks the machine and library versions");
     free(report);
 
-    /* every built preset left a CSV with its header, a PNG and a PDF */
-    int built = 0;
+    /* every preset left a CSV with its header, a PNG and a PDF */
     for (int p = 0; p < pr_npresets; p++) {
-        if (!pr_presets[p].built)
-            continue;
-        built++;
         snprintf(path, sizeof path, "%s/%s.csv", out, pr_presets[p].name);
         char *csv = slurp(path, 0);
         PR_CHECK(csv && strstr(csv, "# git commit:") && strstr(csv, "# build type:") && strstr(csv, "# grid:") &&
@@ -78,7 +70,6 @@ int main(void)
         snprintf(path, sizeof path, "%s/%s.pdf", out, pr_presets[p].name);
         PR_CHECK(has_magic(path, "%PDF", 4), "%s is not a PDF", path);
     }
-    PR_CHECK(built >= 1, "no preset built");
 
     /* polyrope plot with no gnuplot on PATH says so */
     snprintf(path, sizeof path, "%s/factorise.csv", out);

@@ -166,21 +166,6 @@ int main(void)
     PR_CHECK(ftext && !strcmp(ftext, "a,b\n1,2\nno newline"), "a foreign file was changed: '%s'", ftext ? ftext : "");
     free(ftext);
 
-    /* a preset whose module has not landed fails with "not built yet" and writes nothing */
-    pr_preset_t unbuilt = pr_presets[0];
-    unbuilt.built = 0;
-    unbuilt.needs = "a module of a test";
-    char none[256];
-    snprintf(none, sizeof none, "%s/none.csv", dir);
-    pr_grid_t g;
-    char err[256];
-    PR_CHECK_OK(pr_preset_grid(&g, &unbuilt, "tiny", 0, err, sizeof err));
-    pr_sweep_opts_t so = {.out = none, .shard_k = 1, .shard_n = 1, .progress = 0};
-    PR_CHECK(pr_sweep_run(&unbuilt, &g, &so) == 2, "an unbuilt preset ran");
-    struct stat sb;
-    PR_CHECK(stat(none, &sb) != 0, "an unbuilt preset wrote %s", none);
-    pr_grid_clear(&g);
-
     /* bad usage exits 2 */
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "nosuch", "--out", run, 0}) == 2, "unknown preset");
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--out", run, "--shard", "4/3", 0}) == 2, "bad shard");
