@@ -1295,7 +1295,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
             st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
         rep->terms = (long)pr_fast_binom(d, p->degree + 1);
     } else {
-        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms)))
+        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;
         planned = 1;
         if ((st = pr_fast_execute(O, F, Q, K, V)))

@@ -443,11 +443,11 @@ static long group_chunk(const pr_fast_terms_struct *T, int id, int nth)
 }
 
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
-                 size_t mem_budget, long max_terms)
+                 size_t mem_budget, long max_terms, unsigned flags)
 {
     double t0 = now();
     memset(F, 0, sizeof(*F));
-    if (!opts->poly || opts->poly_degree < 0 || W->s < 1)
+    if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || (flags & ~(unsigned)PR_FAST_MEASURE))
         return PR_EINVAL;
     if (!(opts->sigma > 0.0) || !isfinite(opts->sigma))
         return PR_EINVAL;
@@ -472,7 +472,8 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     }
     F->streamed = !kept || kept > mem_budget;
     F->bytes = F->streamed ? streamed : kept;
-    if ((st = pr_toeplitz_plan(F->tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))) {
+    unsigned tflags = flags & PR_FAST_MEASURE ? PR_TOEPLITZ_MEASURE_FIXED : PR_TOEPLITZ_ESTIMATE;
+    if ((st = pr_toeplitz_plan(F->tp, n, tflags | PR_TOEPLITZ_FORCE_FFT))) {
         pr_fast_destroy(F);
         return st;
     }
@@ -504,6 +505,17 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     if (st) {
         pr_fast_destroy(F);
         return st;
+    }
+    /* execute's buffers are written once here so that the plan, not the first execute, takes
+     * their page faults (at n = 2^15 they cost as much as the execute itself) */
+    memset(F->xhat, 0, sizeof(double) * sl * T->bm->count * (d + 1));
+    for (int t = 0; t < F->nthreads; t++) {
+        pr_fast_thread_struct *th = &F->thr[t];
+        memset(th->tbuf, 0, sizeof(double) * (s + 1) * L);
+        memset(th->uv, 0, sizeof(double) * (g + 1) * n);
+        memset(th->vx, 0, sizeof(double) * n);
+        memset(th->col, 0, sizeof(double) * n);
+        memset(th->num, 0, sizeof(double) * n * (d + 1));
     }
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
@@ -753,6 +765,7 @@ void pr_fast_opts_default(pr_fast_opts_t *o)
     o->degree = 0;
     o->mem_budget = (size_t)6 << 30;
     o->max_terms = 2000000;
+    o->plan_flags = PR_FAST_ESTIMATE;
 }
 
 int pr_fast_data_info(pr_fast_info_t *info, const double *Q, const double *K, const double *V,
@@ -907,7 +920,7 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
         po.poly = p->c;
         po.poly_degree = p->degree;
         pr_fast_plan_t F;
-        st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms);
+        st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags);
         if (!st) {
             st = pr_fast_execute(O, F, Q, K, V);
             info->streamed = F->streamed;
@@ -1029,9 +1042,12 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
             }
         } else if (!st) {
             pr_fast_plan_t F;
-            /* the budget is checked at the full size; here only the calibration runs */
+            /* the budget is checked at the full size; here only the calibration runs, planned
+             * with estimates (measuring would cost more than the calibration run itself) */
             size_t full = pr_fast_plan_bytes(n, d, W->s, p->degree, d, d, 1);
-            st = full && full <= o->mem_budget ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms) : PR_EBUDGET;
+            st = full && full <= o->mem_budget
+                     ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms, PR_FAST_ESTIMATE)
+                     : PR_EBUDGET;
             if (!st) {
                 plan = F->plan_seconds;
                 for (int rep = 0; rep < 2 && !st; rep++) {

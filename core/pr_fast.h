@@ -123,12 +123,22 @@ typedef pr_fast_plan_struct pr_fast_plan_t[1];
  * scratch (0 if it overflows). */
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed);
 
+/* Plan flags (bitwise or). */
+enum {
+    PR_FAST_ESTIMATE = 0,   /* FFTW_ESTIMATE plans: no planning cost, bit-for-bit reproducible */
+    PR_FAST_MEASURE = 1     /* FFTW_MEASURE plans for the transform length: seconds of planning
+                               (none with wisdom), transforms up to twice faster from n ≈ 2^16 on
+                               (FFTW's estimates pick cache-unfriendly algorithms there). The
+                               algorithm is chosen by timing, so the last bits of results may
+                               differ between processes unless $POLYROPE_FFTW_WISDOM keeps it. */
+};
+
 /* Plans the expansion of opts->poly (required: the fast paths approximate P, not exp) for W of
  * order n, under opts' σ, causal mask and bias. The symbols' spectra are kept when the plan then
  * fits in mem_budget bytes, else streamed; PR_EBUDGET if even the streamed plan does not fit or
- * the term count passes max_terms. PR_EINVAL without opts->poly. */
+ * the term count passes max_terms. PR_EINVAL without opts->poly or for unknown flags. */
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
-                 size_t mem_budget, long max_terms);
+                 size_t mem_budget, long max_terms, unsigned flags);
 void pr_fast_destroy(pr_fast_plan_t F);
 
 /* O (n×d) = diag(Ã 1)^{-1} Ã V for this plan. Allocates nothing. PR_ENONFINITE for NaN/Inf in
@@ -152,6 +162,7 @@ typedef struct {
     int degree;             /* > 0: use this degree instead of the least one for eps */
     size_t mem_budget;      /* bytes a plan may hold */
     long max_terms;         /* largest term (or feature) count accepted */
+    unsigned plan_flags;    /* PR_FAST_ESTIMATE or PR_FAST_MEASURE (FFT path) */
 } pr_fast_opts_t;
 
 void pr_fast_opts_default(pr_fast_opts_t *o);

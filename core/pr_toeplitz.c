@@ -95,8 +95,12 @@ static int pr_work_alloc(pr_toeplitz_work_struct *ws, long L, size_t spec_len)
         pr_toeplitz_work_clear(ws);
         return PR_ENOMEM;
     }
-    /* ws->real's padding is zeroed once here; only its first n entries are ever written */
+    /* ws->real's padding is zeroed once here (only its first n entries are ever written); the
+     * others are written so that their pages are mapped here, not in the first transform */
     memset(ws->real, 0, sizeof(double) * (size_t)L);
+    memset(ws->real2, 0, sizeof(double) * (size_t)L);
+    memset(ws->spec, 0, sizeof(double) * spec_len);
+    memset(ws->spec2, 0, sizeof(double) * spec_len);
     return PR_OK;
 }
 
@@ -527,13 +531,14 @@ static double pr_time_apply(pr_toeplitz_plan_struct *P, int direct, double *t, d
 int pr_toeplitz_plan(pr_toeplitz_plan_t P, long n, unsigned flags)
 {
     memset(P, 0, sizeof *P);
-    if (n < 1 || (flags & ~15u)
-        || ((flags & PR_TOEPLITZ_FORCE_FFT) && (flags & PR_TOEPLITZ_FORCE_DIRECT)))
+    if (n < 1 || (flags & ~31u)
+        || ((flags & PR_TOEPLITZ_FORCE_FFT) && (flags & PR_TOEPLITZ_FORCE_DIRECT))
+        || ((flags & PR_TOEPLITZ_MEASURE) && (flags & PR_TOEPLITZ_MEASURE_FIXED)))
         return PR_EINVAL;
     if (n > LONG_MAX / 16)
         return PR_ESIZE;
     long m = 2 * n - 1;
-    unsigned fftw_flags = (flags & PR_TOEPLITZ_MEASURE ? FFTW_MEASURE : FFTW_ESTIMATE)
+    unsigned fftw_flags = (flags & (PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_MEASURE_FIXED) ? FFTW_MEASURE : FFTW_ESTIMATE)
                           | (flags & PR_TOEPLITZ_WISDOM_ONLY ? FFTW_WISDOM_ONLY : 0);
     long cand[4] = {pr_toeplitz_good_size(m, 5, 1), pr_toeplitz_good_size(m, 7, 1),
                     pr_toeplitz_good_size(m, 3, 1), pr_toeplitz_good_size(m, 2, 1)};

@@ -50,7 +50,9 @@ enum {
     PR_TOEPLITZ_MEASURE = 1,      /* FFTW_MEASURE planning; L timed among fast sizes ≥ 2n-1 */
     PR_TOEPLITZ_FORCE_FFT = 2,    /* apply functions always use the FFT path */
     PR_TOEPLITZ_FORCE_DIRECT = 4, /* apply functions always use the direct O(n²) path */
-    PR_TOEPLITZ_WISDOM_ONLY = 8   /* FFTW_WISDOM_ONLY: fail with PR_EFFTW unless wisdom has the plan */
+    PR_TOEPLITZ_WISDOM_ONLY = 8,  /* FFTW_WISDOM_ONLY: fail with PR_EFFTW unless wisdom has the plan */
+    PR_TOEPLITZ_MEASURE_FIXED = 16 /* FFTW_MEASURE for the ESTIMATE length only (no length search):
+                                      the algorithm is timed, L is not */
 };
 
 /* Operation flags (bitwise or) for symbols and products. */

@@ -22,6 +22,7 @@ typedef struct {
     int d, dense_max, want_dw;
     double B, eps;
     long seed;
+    unsigned plan_flags;    /* the forward plan's (whose transforms the backward shares) */
 } cfg_t;
 
 static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
@@ -51,6 +52,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     pr_fast_opts_default(&fo);
     fo.eps = c->eps;
     fo.B = c->B;
+    fo.plan_flags = c->plan_flags;
     pr_fast_info_t info;
     pr_expoly_t p;
     pr_expoly_init(p);
@@ -63,7 +65,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         opts.poly = p->c;
         opts.poly_degree = p->degree;
         r->degree = p->degree;
-        st = pr_fast_plan(F, W, &opts, fo.mem_budget, fo.max_terms);
+        st = pr_fast_plan(F, W, &opts, fo.mem_budget, fo.max_terms, fo.plan_flags);
     }
     if (!st) {
         r->fwd_plan = F->plan_seconds;
@@ -130,6 +132,7 @@ int pr_bench_backward(int argc, char **argv)
     cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
     long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1;
     int json = 0, no_dw = 0;
+    const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
         {"nmin", PR_OPT_INT, &nmin, "smallest n (powers of 2 from here)", 0, 2, 1L << 22, 0},
         {"nmax", PR_OPT_INT, &nmax, "largest n", 0, 2, 1L << 22, 0},
@@ -141,6 +144,8 @@ int pr_bench_backward(int argc, char **argv)
         {"no-dw", PR_OPT_FLAG, &no_dw, "skip dw (W's gradient) in both backwards", 0, 0, 0, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
+        {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the forward plan, whose transforms the backward "
+         "shares (as in bench fast)", "measure|estimate", 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"bench backward", "",
         "fast backward (general W, FFT path) against the dense backward and the fast forward",
@@ -159,14 +164,15 @@ int pr_bench_backward(int argc, char **argv)
     c.dense_max = (int)dense_max;
     c.seed = seed;
     c.want_dw = !no_dw;
+    c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     int s = 2 * c.d, nr = 0;
     row_t rows[32];
     double last_t[2] = {0.0, 0.0};
     int last_n = 0, threads = omp_get_max_threads();
     if (!json)
-        printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s\n"
+        printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s, FFTW %s\n"
                "%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
-               c.want_dw ? ", with dw" : "", "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
+               c.want_dw ? ", with dw" : "", fftw_plan, "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
                "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
     for (long n = nmin; n <= nmax && nr < 32; n *= 2) {
         row_t *r = &rows[nr];
@@ -204,7 +210,8 @@ int pr_bench_backward(int argc, char **argv)
     int ok = nstar > 0 && nstar <= 32768 && slope <= 1.2 && worst <= 2 * s + 2;
     if (json) {
         printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
-               "\"dw\": %s, \"rows\": [", c.d, s, c.B, c.eps, c.want_dw ? "true" : "false");
+               "\"dw\": %s, \"fftw\": \"%s\", \"rows\": [", c.d, s, c.B, c.eps, c.want_dw ? "true" : "false",
+               fftw_plan);
         for (int i = 0; i < nr; i++) {
             const row_t *r = &rows[i];
             printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "

@@ -24,6 +24,7 @@ typedef struct {
     double B, eps;
     long seed;
     int dense_max;          /* largest n the dense reference is run at; beyond, n² extrapolation */
+    unsigned plan_flags;    /* PR_FAST_MEASURE or PR_FAST_ESTIMATE */
 } cfg_t;
 
 typedef struct {
@@ -87,6 +88,7 @@ static int setup(inst_t *I, pr_expoly_t p, pr_fast_opts_t *fo, const row_t *r, c
     fo->eps = c->eps;
     fo->B = c->B;
     fo->mem_budget = budget;
+    fo->plan_flags = c->plan_flags;
     pr_fast_info_t info;
     pr_expoly_init(p);
     if ((st = pr_fast_choose(p, &info, I->Q, I->K, I->V, I->W, r->n, d, &I->opts, fo, lowrank))) {
@@ -114,7 +116,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
     memset(F, 0, sizeof(F));
     if (lowrank) {
         PR_TIMED(st, r->fast, pr_lowrank_execute(I.O, I.Q, I.K, I.V, I.W, n, d, &po, fo.mem_budget, fo.max_terms));
-    } else if (!(st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms))) {
+    } else if (!(st = pr_fast_plan(F, I.W, &po, budget, fo.max_terms, fo.plan_flags))) {
         r->plan = F->plan_seconds;
         r->streamed = F->streamed;
         r->mem_gib = F->bytes / 1073741824.0;
@@ -222,6 +224,7 @@ int pr_bench_fast(int argc, char **argv)
     long seed = 1, max_log2 = 18;
     cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384};
     long dense_max = c.dense_max;
+    const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
         {"quick", PR_OPT_FLAG, &quick, "general W up to 2^14, low-rank up to 2^12, no 2^20 run (about a minute)", 0, 0, 0, 0},
@@ -229,19 +232,25 @@ int pr_bench_fast(int argc, char **argv)
         {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
         {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
+        {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the general-W plan (measure: seconds of planning per n, "
+         "counted in plan_s, for faster transforms)", "measure|estimate", 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"bench fast", "", "the fast forward paths against the dense reference: ratios, crossover n*, slope",
         "General W (random entries on the RoPE support), d = 2, B = 1, eps = 1e-6: fast execute time with\n"
         "the W plan made once (planning time beside it), dense time, their ratio, the crossover n*, the\n"
         "log-log slope over n = 2^12..2^18, the time share inside FFTW transforms, and a streamed run at\n"
         "n = 2^20 (symbols' spectra recomputed per execute) with its memory. Low-rank path on RoPE, d = 4,\n"
-        "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.",
+        "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.\n"
+        "The general-W plan is made with FFTW_MEASURE by default, as a plan reused across heads and calls\n"
+        "would be (polyrope attn --fftw measure); --fftw estimate times FFTW's estimated plans instead.\n"
+        "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)
         return r < 0 ? 0 : r;
     c.seed = seed;
     c.dense_max = (int)dense_max;
+    c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     if (quick) {
         max_log2 = max_log2 < 14 ? max_log2 : 14;
         skip_big = 1;
@@ -291,8 +300,8 @@ int pr_bench_fast(int argc, char **argv)
         }
     fftw = nf ? fftw / nf : NAN;
     if (json) {
-        printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"general\": {\"d\": 2, \"rows\": [",
-               c.B, c.eps, seed);
+        printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", "
+               "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan);
         print_rows("general", gen, ng, 1);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
@@ -311,8 +320,8 @@ int pr_bench_fast(int argc, char **argv)
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_l, 6, "}}\n");
     } else {
-        printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once; * = dense extrapolated)\n",
-               c.B, c.eps);
+        printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once, FFTW %s; * = dense "
+               "extrapolated)\n", c.B, c.eps, fftw_plan);
         printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "terms", "transf", "GiB", "pred_fast", "pred_dense");
         print_rows("general", gen, ng, 0);

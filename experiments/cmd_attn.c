@@ -22,6 +22,7 @@ typedef struct {
     double eps;
     long degree;            /* 0: the algorithm chooses */
     const char *poly;
+    unsigned plan_flags;    /* FFT path: PR_FAST_ESTIMATE or PR_FAST_MEASURE */
     /* outputs (n×d each; dw s×(2n-1) for a general W) */
     double *O, *dQ, *dK, *dV, *dw;
     /* what the algorithm reports; NAN / -1 where it does not apply */
@@ -69,6 +70,7 @@ static int fast_opts(pr_fast_opts_t *o, const attn_job_t *job)
     o->eps = job->eps;
     o->B = job->B_declared;
     o->degree = (int)job->degree;
+    o->plan_flags = job->plan_flags;
     return pr_expoly_kind_parse(&o->kind, job->poly);
 }
 
@@ -263,7 +265,7 @@ int pr_cmd_attn(int argc, char **argv)
     long n = 256, d = 16, seed = 1, degree = 0;
     double B = 1.0, eps = 1e-6, rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0;
     const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
-    const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d";
+    const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d", *fftw = "estimate";
     int causal = 0, backward = 0, json = 0, check = 0, certify = 0;
     pr_opt_t opts[] = {
         {"n", PR_OPT_INT, &n, "sequence length (generated inputs)", 0, 1, 1 << 26, 0},
@@ -281,6 +283,9 @@ int pr_cmd_attn(int argc, char **argv)
         {"eps", PR_OPT_DOUBLE, &eps, "target output error of the fast paths", 0, 1e-300, 1, 0},
         {"poly", PR_OPT_CHOICE, &poly, "polynomial for e^x in the fast paths", "taylor|chebyshev|minimax", 0, 0, 0},
         {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: least meeting --eps)", 0, 0, 1000, 0},
+        {"fftw", PR_OPT_CHOICE, &fftw, "FFTW planning of the fft path: estimate (reproducible bit for bit) or measure "
+         "(seconds of planning, faster transforms from n ~ 2^16; kept in $POLYROPE_FFTW_WISDOM if set)",
+         "estimate|measure", 0, 0, 0},
         {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
@@ -411,6 +416,7 @@ int pr_cmd_attn(int argc, char **argv)
     job.eps = eps;
     job.degree = degree;
     job.poly = poly;
+    job.plan_flags = strcmp(fftw, "measure") ? PR_FAST_ESTIMATE : PR_FAST_MEASURE;
     job.O = O;
     job.B_declared = (qf || kf || vf) && pr_cli_given(&spec, "B") ? B : 0.0;
     job.R = job.floor = job.plan_s = NAN;

@@ -335,7 +335,7 @@ int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts)
             pr_fast_opts_default(&fo);
             pr_fast_info_t info;
             if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 0)) &&
-                !(st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000))) {
+                !(st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE))) {
                 int fs = pr_fast_execute(Of, F, I.Q, I.K, I.V);
                 pr_fast_destroy(F);
                 double Lt = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);

@@ -203,7 +203,7 @@ static int check_timing(pr_check_result_t *res, const pr_check_opts_t *opts, int
         /* plans once per n (their cost is not the claim's), then warm executes */
         pr_fast_plan_t F;
         pr_backward_plan *p = NULL;
-        st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000);
+        st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE);
         int planned = !st;
         if (!st) {
             terms = F->terms->nterms;

@@ -159,7 +159,7 @@ int main(void)
     bad("attn --algo lowrank --pos general --d 2 --n 64", "factorised");
     bad("attn --algo fft --pos general --d 2 --eps 0", "--eps must lie in");
     const char *fast_runs[] = {
-        "--algo fft --pos general --d 2 --n 200 --causal",
+        "--algo fft --pos general --d 2 --n 200 --causal --fftw measure",
         "--algo fft --pos identity --d 2 --n 100 --alibi 0.1 --poly taylor",
         "--algo lowrank --pos rope-neox --d 4 --n 300 --causal --eps 1e-4",
         "--algo fft --pos rope --d 2 --n 150 --B 0.5 --eps 1e-9 --poly minimax",
@@ -176,6 +176,7 @@ int main(void)
                  bound, eps, pr_test_cli_err);
     }
     bad("attn --pos nope", "--pos must be one of");
+    bad("attn --algo fft --fftw patient", "--fftw must be one of");
     bad("attn --eps 0", "--eps must lie in");
     bad("attn --rope-base 1", "--rope-base");
     bad("attn --frobnicate", "unknown option");

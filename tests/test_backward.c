@@ -174,7 +174,7 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
     o.poly_degree = g;
     pr_fast_plan_t F;
     if (pos)
-        PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000));
+        PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
 #define LOSS(Xm, out)                                                                       \
     do {                                                                                    \
         for (int i = 0; i < n; i++)                                                         \
@@ -408,7 +408,7 @@ int main(void)
                 double *Ou = O, *lseu = lse;
                 if (reuse) {
                     size_t kept = pr_fast_plan_bytes(n, d, W->s, g, d, d, 0);
-                    PR_CHECK_OK(pr_fast_plan(F, W, &o, trial % 2 ? kept : kept - 1, 1000000));
+                    PR_CHECK_OK(pr_fast_plan(F, W, &o, trial % 2 ? kept : kept - 1, 1000000, PR_FAST_ESTIMATE));
                     PR_CHECK_OK(pr_fast_execute(Of, F, Q, K, V));
                     pr_backward_lse_from_fast(lsef, F);
                     Ou = Of;

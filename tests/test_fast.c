@@ -180,23 +180,26 @@ static void test_c2(pr_rng_t rng)
         pr_attn_opts_t po = o;
         PR_CHECK_OK(fit_positive(p, &info, &po, Q, K, V, W, n, d, g));
         g = p->degree;
+        /* measured FFTW plans: another algorithm, the same bound */
+        unsigned flags = trial % 4 == 1 ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
         pr_fast_plan_t F;
-        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
+        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000, flags));
         PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
         naive(O2, Q, K, V, W, n, d, &po);
         /* tolerance: the floor estimate (the fast path's rounding) plus the oracle's own rounding,
          * n summands of relative error (g + 2s) u each: 4 (n + g + 2s) u ‖V‖∞ covers it */
         double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
         double tol = info.floor + 4.0 * (n + g + 2 * W->s) * DBL_EPSILON * info.vnorm;
-        PR_CHECK(err <= tol, "C2 %s n=%d d=%d g=%d B=%g causal=%d alibi=%d: err %g > tol %g",
-                 kind_names[kind], n, d, g, B, causal, alibi, err, tol);
+        PR_CHECK(err <= tol, "C2 %s n=%d d=%d g=%d B=%g causal=%d alibi=%d flags=%u: err %g > tol %g",
+                 kind_names[kind], n, d, g, B, causal, alibi, flags, err, tol);
         PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count + F->terms->bm->count),
                  "transforms %ld: one forward per b-marginal and column, one inverse per a-marginal and column",
                  F->transforms);
-        /* streamed spectra: the same walk, the same sums, the same bits */
+        /* streamed spectra: the same walk, the same sums, the same bits (a measured plan is
+         * the same algorithm again: FFTW keeps it as wisdom in the process) */
         pr_fast_plan_t Fs;
         size_t need = pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 1);
-        PR_CHECK_OK(pr_fast_plan(Fs, W, &po, need, 1000000));
+        PR_CHECK_OK(pr_fast_plan(Fs, W, &po, need, 1000000, flags));
         PR_CHECK(Fs->streamed || need >= pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 0),
                  "plan with budget %zu not streamed", need);
         PR_CHECK_OK(pr_fast_execute(O2, Fs, Q, K, V));
@@ -264,8 +267,10 @@ static void test_agree(pr_rng_t rng)
         pr_attn_opts_t po = o;
         PR_CHECK_OK(fit_positive(p, &info, &po, Q, K, V, W, n, d, g));
         double tol = 2.0 * info.floor;   /* the FFT floor is the larger of the two (ρ >= 1) */
+        /* measured FFTW plans: another algorithm, the same bound */
+        unsigned flags = trial % 4 == 1 ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
         pr_fast_plan_t F;
-        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000));
+        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000, flags));
         PR_CHECK_OK(pr_fast_execute(O1, F, Q, K, V));
         PR_CHECK_OK(pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)1 << 30, 1000000));
         double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
@@ -305,6 +310,9 @@ static void test_bad(pr_rng_t rng)
     Q[5] = NAN;
     PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_ENONFINITE, "NaN");
     PR_CHECK(pr_lowrank_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "lowrank on general W");
+    Q[5] = 0.5;
+    fo.plan_flags = 2;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "unknown plan flag");
     pr_posw_clear(W);
     free(Q);
 }

@@ -109,8 +109,11 @@ int main(void)
         double *t = malloc(sizeof(double) * (2 * n - 1)), *x = malloc(sizeof(double) * n);
         for (int pf = 0; pf < 3; pf++) {
             pr_toeplitz_plan_t P;
-            PR_CHECK_OK(pr_toeplitz_plan(P, n, pflags[pf] | (a % 2 ? PR_TOEPLITZ_MEASURE : 0)));
+            static const unsigned effort[3] = {PR_TOEPLITZ_ESTIMATE, PR_TOEPLITZ_MEASURE, PR_TOEPLITZ_MEASURE_FIXED};
+            PR_CHECK_OK(pr_toeplitz_plan(P, n, pflags[pf] | effort[a % 3]));
             PR_CHECK(P->L >= 2 * n - 1 && P->nfreq == P->L / 2 + 1, "n=%ld L=%ld", n, P->L);
+            PR_CHECK(effort[a % 3] == PR_TOEPLITZ_MEASURE || P->L == pr_toeplitz_good_size(2 * n - 1, 5, 1),
+                     "n=%ld flags %u: L=%ld is not the estimated length", n, effort[a % 3], P->L);
             for (int trial = 0; trial < 2; trial++) {
                 if (trial) {
                     fill_wide(t, 2 * n - 1, 30, rng);
@@ -409,6 +412,8 @@ int main(void)
         /* no length near 2·98305 has been planned in this process */
         PR_CHECK(pr_toeplitz_plan(P, 98304 + 1, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_WISDOM_ONLY) == PR_EFFTW,
                  "wisdom-only without wisdom");
+        PR_CHECK(pr_toeplitz_plan(P, 300, PR_TOEPLITZ_MEASURE | PR_TOEPLITZ_MEASURE_FIXED) == PR_EINVAL,
+                 "both measuring modes");
     }
 
     /* the command line: bench toeplitz in JSON, a bad option, and the wisdom variable */
