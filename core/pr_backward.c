@@ -34,7 +34,9 @@
  *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
  *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
  *     batches of TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
- *     for the products) with the terms inside, so the accumulators stay in cache. Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
+ *     for the products) with the terms inside, so the accumulators stay in cache; the spectra of
+ *     the terms of one (μ, ν) are summed, Σ_f α̂_f t̂_f, before their products with Ŷ_ν and X̂_μ
+ *     (C(s+g+1, g+1) terms, far fewer pairs). Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
  *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
  * ---- Propagated error bound (claim G4) -------------------------------------------------------
@@ -624,6 +626,7 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
  *   th->tsym[i] = t_f = bias · Π_k w_k^{f_k} when sym[i],
  *   dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C_i(ℓ) when Cs[i] != NULL (prefix and suffix products give
  *   every t_{f-k} in O(s) per offset),  κ^w(ℓ) += α_f t_f(ℓ) N_i(ℓ) when Ns[i] != NULL. */
+__attribute__((target_clones("avx2", "default")))
 static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int nb, const int *sym,
                           const double *const *Cs, const double *const *Ns, double *dw)
 {
@@ -680,10 +683,13 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
  * interleaved one) is read once:
  *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
  * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
- * from accK, see pr_backward_execute); Ŷ and the dK/dV sums are those of term i's ν. Accumulators
- * are interleaved (the engine's layout, for its
- * inverse transforms). Frequency blocks outside, terms inside: the accumulators' and the input
- * spectra's blocks stay in cache across the batch. */
+ * from accK, see pr_backward_execute); Ŷ and the dK/dV sums are those of term i's ν. Consecutive
+ * terms of one ν (one (μ, ν) pair: the same Ŷ, X̂ and sums) are first summed into S = Σ ah·T and
+ * S' = Σ al·T, so the 3(d+1) products are paid once per pair and run, not once per term.
+ * Accumulators are interleaved (the engine's layout, for its inverse transforms). Frequency
+ * blocks outside, terms inside: the accumulators' and the input spectra's blocks stay in cache
+ * across the batch. */
+__attribute__((target_clones("avx2", "default")))
 static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const double *const *T,
                       const long *toff, const long *tstride, const double *ah, const double *al,
                       int vshare, const double *const *Ys, double *const *aKs, double *const *aVs)
@@ -692,30 +698,59 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
     enum { BLK = 512 };
-    double tr[BLK], ti[BLK];
+    double sr[BLK], si[BLK], vr[BLK], vi[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long m = nq - q0 < BLK ? nq - q0 : BLK;
-        for (int i = 0; i < nb; i++) {
-            for (long q = 0; q < m; q++) {
-                tr[q] = T[i][(q0 + q) * tstride[i]];
-                ti[q] = T[i][toff[i] + (q0 + q) * tstride[i]];
+        for (int i0 = 0, i1; i0 < nb; i0 = i1) {
+            int wq = 0, wv = 0;
+            for (i1 = i0; i1 < nb && Ys[i1] == Ys[i0]; i1++) {
+                const double *tr = T[i1] + q0 * tstride[i1], *ti = T[i1] + toff[i1] + q0 * tstride[i1];
+                long ts = tstride[i1];
+                if (ah[i1] != 0.0) {
+                    double h = ah[i1];
+                    if (!wq)
+                        for (long q = 0; q < m; q++) {
+                            sr[q] = h * tr[q * ts];
+                            si[q] = h * ti[q * ts];
+                        }
+                    else
+                        for (long q = 0; q < m; q++) {
+                            sr[q] += h * tr[q * ts];
+                            si[q] += h * ti[q * ts];
+                        }
+                    wq = 1;
+                }
+                if (al[i1] != 0.0) {
+                    double h = al[i1];
+                    if (!wv)
+                        for (long q = 0; q < m; q++) {
+                            vr[q] = h * tr[q * ts];
+                            vi[q] = h * ti[q * ts];
+                        }
+                    else
+                        for (long q = 0; q < m; q++) {
+                            vr[q] += h * tr[q * ts];
+                            vi[q] += h * ti[q * ts];
+                        }
+                    wv = 1;
+                }
             }
             for (int c = 0; c <= d; c++) {
-                const double *y = Ys[i] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
-                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aKs[i] + (size_t)c * sl + 2 * q0;
-                if (ah[i] != 0.0)
+                const double *y = Ys[i0] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
+                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aKs[i0] + (size_t)c * sl + 2 * q0;
+                if (wq)
                     for (long q = 0; q < m; q++) {
-                        double a = ah[i] * tr[q], b = ah[i] * ti[q];
+                        double a = sr[q], b = si[q];
                         aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
                         aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
                         ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
                         ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
                     }
                 const double *xv = th->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
-                double *av = aVs[i] + (size_t)c * sl + 2 * q0;
-                if (al[i] != 0.0 && (c == d || !vshare))
+                double *av = aVs[i0] + (size_t)c * sl + 2 * q0;
+                if (wv && (c == d || !vshare))
                     for (long q = 0; q < m; q++) {
-                        double a = al[i] * tr[q], b = al[i] * ti[q];
+                        double a = vr[q], b = vi[q];
                         av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
                         av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
                     }

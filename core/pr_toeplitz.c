@@ -227,6 +227,7 @@ int pr_toeplitz_vec_spec(double *xhat, const double *x, long incx,
     return PR_OK;
 }
 
+__attribute__((target_clones("avx2", "default")))
 void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double scale,
                           const pr_toeplitz_plan_t P)
 {
@@ -237,6 +238,7 @@ void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double sc
     }
 }
 
+__attribute__((target_clones("avx2", "default")))
 void pr_toeplitz_spec_mac_conj(double *Y, const double *A, const double *B, double scale,
                                const pr_toeplitz_plan_t P)
 {
