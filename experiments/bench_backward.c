@@ -186,6 +186,9 @@ int pr_bench_backward(int argc, char **argv)
                    r->terms, r->fwd, r->bwd, r->dense, r->dense_measured ? " " : "*",
                    r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
             fflush(stdout);
+        } else {
+            /* progress on stderr; the JSON object goes to stdout at the end */
+            fprintf(stderr, "bench backward: n=%d: backward %.3g s, forward %.3g s\n", r->n, r->bwd, r->fwd);
         }
         nr++;
     }

@@ -263,14 +263,17 @@ int pr_bench_fast(int argc, char **argv)
     double last_t = 0.0;
     for (int l2 = 8; l2 <= max_log2 && !st; l2++) {
         st = measure(&gen[ng], 1 << l2, 2, PR_POS_GENERAL, 0, &c, budget, l2 % 2 == 0, &last_t, &last_n);
-        if (!st)
+        if (!st) {
+            /* progress on stderr, also with --json (the object goes to stdout) */
+            fprintf(stderr, "bench fast: general W n=%d: execute %.3g s, plan %.3g s\n", gen[ng].n, gen[ng].fast,
+                    gen[ng].plan);
             ng++;
-        if (!json)
-            fprintf(stderr, "general n=%d done\n", 1 << l2);
+        }
     }
     row_t big = {.n = 1 << 20};
     double big_rss = 0.0, big_wall = 0.0;
     if (!st && !skip_big) {
+        fprintf(stderr, "bench fast: general W n=2^20, streamed (a few minutes)\n");
         double t0 = pr_timing_wall();
         st = run(&big, &c, 2, budget, 0, 0);
         big_wall = pr_timing_wall() - t0;
@@ -284,8 +287,10 @@ int pr_bench_fast(int argc, char **argv)
     last_n = 0;
     for (int l2 = 6; l2 <= (quick ? 12 : 14) && !st; l2++) {
         st = measure(&lr[nl], 1 << l2, 4, PR_POS_ROPE, 1, &c, budget, l2 % 2 == 0, &last_t, &last_n);
-        if (!st)
+        if (!st) {
+            fprintf(stderr, "bench fast: low-rank n=%d: execute %.3g s\n", lr[nl].n, lr[nl].fast);
             nl++;
+        }
     }
     if (st)
         return pr_cli_fail_status("bench fast", st, "benchmark run");
