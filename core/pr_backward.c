@@ -678,6 +678,22 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
     }
 }
 
+/* (sr, si) = h·(tr, ti), or += when `add` (tr, ti: m entries at stride ts) */
+static inline void scaled_sum(double *restrict sr, double *restrict si, int add, double h, const double *tr,
+                              const double *ti, long ts, long m)
+{
+    if (!add)
+        for (long q = 0; q < m; q++) {
+            sr[q] = h * tr[q * ts];
+            si[q] = h * ti[q * ts];
+        }
+    else
+        for (long q = 0; q < m; q++) {
+            sr[q] += h * tr[q * ts];
+            si[q] += h * ti[q * ts];
+        }
+}
+
 /* The products of nb terms, fused so that each spectrum T[i] (real part T[i][q·stride[i]],
  * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
  * interleaved one) is read once:
@@ -706,34 +722,10 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
             for (i1 = i0; i1 < nb && Ys[i1] == Ys[i0]; i1++) {
                 const double *tr = T[i1] + q0 * tstride[i1], *ti = T[i1] + toff[i1] + q0 * tstride[i1];
                 long ts = tstride[i1];
-                if (ah[i1] != 0.0) {
-                    double h = ah[i1];
-                    if (!wq)
-                        for (long q = 0; q < m; q++) {
-                            sr[q] = h * tr[q * ts];
-                            si[q] = h * ti[q * ts];
-                        }
-                    else
-                        for (long q = 0; q < m; q++) {
-                            sr[q] += h * tr[q * ts];
-                            si[q] += h * ti[q * ts];
-                        }
-                    wq = 1;
-                }
-                if (al[i1] != 0.0) {
-                    double h = al[i1];
-                    if (!wv)
-                        for (long q = 0; q < m; q++) {
-                            vr[q] = h * tr[q * ts];
-                            vi[q] = h * ti[q * ts];
-                        }
-                    else
-                        for (long q = 0; q < m; q++) {
-                            vr[q] += h * tr[q * ts];
-                            vi[q] += h * ti[q * ts];
-                        }
-                    wv = 1;
-                }
+                if (ah[i1] != 0.0)
+                    scaled_sum(sr, si, wq++, ah[i1], tr, ti, ts, m);
+                if (al[i1] != 0.0)
+                    scaled_sum(vr, vi, wv++, al[i1], tr, ti, ts, m);
             }
             for (int c = 0; c <= d; c++) {
                 const double *y = Ys[i0] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
