@@ -16,20 +16,28 @@ double pr_timing_peak_rss_mib(void);
 /* resident memory now (Linux /proc), MiB; NAN where unavailable */
 double pr_timing_rss_mib(void);
 
-/* Per-call wall time of `call` into out (and its process CPU time into cpu), repeating it until
- * 0.2 s have passed (at least once). `call` returns a status, kept in st; the loop stops at the
- * first nonzero one. */
+/* Per-call wall time of `call` into out (and its process CPU time into cpu): the least over at
+ * least PR_TIMED_MIN_REPS calls and at least 0.2 s of them. The least is the figure that other
+ * jobs on a shared machine inflate least (a mean carries every interruption into the ratios and
+ * slopes the benchmarks print). `call` returns a status, kept in st; the loop stops at the first
+ * nonzero one. */
+#define PR_TIMED_MIN_REPS 3
 #define PR_TIMED_CPU(st, out, cpu, call)                                        \
     do {                                                                        \
         int reps_ = 0;                                                          \
-        double t0_ = pr_timing_wall(), c0_ = pr_timing_cpu(), el_;              \
+        double t0_ = pr_timing_wall(), best_ = 0.0, bestc_ = 0.0;               \
         do {                                                                    \
+            double w_ = pr_timing_wall(), c_ = pr_timing_cpu();                 \
             if (((st) = (call)))                                                \
                 break;                                                          \
+            w_ = pr_timing_wall() - w_;                                         \
+            c_ = pr_timing_cpu() - c_;                                          \
+            best_ = reps_ == 0 || w_ < best_ ? w_ : best_;                      \
+            bestc_ = reps_ == 0 || c_ < bestc_ ? c_ : bestc_;                   \
             reps_++;                                                            \
-        } while ((el_ = pr_timing_wall() - t0_) < 0.2);                         \
-        (out) = reps_ ? el_ / reps_ : 0.0;                                      \
-        (cpu) = reps_ ? (pr_timing_cpu() - c0_) / reps_ : 0.0;                  \
+        } while (reps_ < PR_TIMED_MIN_REPS || pr_timing_wall() - t0_ < 0.2);    \
+        (out) = best_;                                                          \
+        (cpu) = bestc_;                                                         \
     } while (0)
 /* the same without the CPU time */
 #define PR_TIMED(st, out, call)                                                 \

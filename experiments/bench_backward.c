@@ -151,7 +151,8 @@ int pr_bench_backward(int argc, char **argv)
         "fast backward (general W, FFT path) against the dense backward and the fast forward",
         "Default: general W, d = 2, B = 1, eps = 1e-6, n = 2^10..2^18; targets: crossover n* <= 32768,\n"
         "slope over 2^12..2^18 <= 1.2, backward <= (2s+2) x the fast forward at every n.\n"
-        "Times are per execute with the plans made once; the ratios are measured in one run.",
+        "Times are per execute with the plans made once, the least of at least 3 runs; the ratios are\n"
+        "measured in one run.",
         opts, (int)(sizeof opts / sizeof opts[0])};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)

@@ -241,6 +241,7 @@ int pr_bench_fast(int argc, char **argv)
         "log-log slope over n = 2^12..2^18, the time share inside FFTW transforms, and a streamed run at\n"
         "n = 2^20 (symbols' spectra recomputed per execute) with its memory. Low-rank path on RoPE, d = 4,\n"
         "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.\n"
+        "Each time is the least of at least 3 runs (what other jobs on the machine inflate least).\n"
         "The general-W plan is made with FFTW_MEASURE by default, as a plan reused across heads and calls\n"
         "would be (polyrope attn --fftw measure); --fftw estimate times FFTW's estimated plans instead.\n"
         "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.",
