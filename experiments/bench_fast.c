@@ -218,10 +218,47 @@ static int measure(row_t *r, int n, int d, pr_pos_kind_t kind, int lowrank, cons
     return st;
 }
 
+/* Rows for n = 2^lo2 .. 2^hi2, measured in `rounds` rounds over all sizes, each size keeping
+ * its least times: interference from other jobs (memory bandwidth above all, which the large
+ * sizes need most) seldom hits one size in every round, and a round's sizes are interleaved
+ * with the others'. The auto cost model's predictions come from the first round. */
+static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, const cfg_t *c, size_t budget,
+                 int rounds, const char *label)
+{
+    int st = PR_OK;
+    for (int round = 0; round < rounds && !st; round++) {
+        int last_n = 0;
+        double last_t = 0.0;
+        for (int l2 = lo2, k = 0; l2 <= hi2 && !st; l2++, k++) {
+            row_t r;
+            st = measure(&r, 1 << l2, d, lowrank ? PR_POS_ROPE : PR_POS_GENERAL, lowrank, c, budget,
+                         round == 0 && l2 % 2 == 0, &last_t, &last_n);
+            if (st)
+                break;
+            /* progress on stderr, also with --json (the object goes to stdout) */
+            fprintf(stderr, "bench fast: %s n=%d round %d/%d: execute %.3g s, plan %.3g s\n", label, r.n,
+                    round + 1, rounds, r.fast, r.plan);
+            if (round == 0) {
+                rows[k] = r;
+                *count = k + 1;
+                continue;
+            }
+            row_t *b = &rows[k];
+            if (r.fast < b->fast) {
+                b->fast = r.fast;
+                b->fftw_frac = r.fftw_frac;
+            }
+            b->plan = fmin(b->plan, r.plan);
+            b->dense = fmin(b->dense, r.dense);
+        }
+    }
+    return st;
+}
+
 int pr_bench_fast(int argc, char **argv)
 {
     int json = 0, quick = 0, skip_big = 0;
-    long seed = 1, max_log2 = 18;
+    long seed = 1, max_log2 = 18, rounds = 3;
     cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384};
     long dense_max = c.dense_max;
     const char *fftw_plan = "measure";
@@ -232,6 +269,8 @@ int pr_bench_fast(int argc, char **argv)
         {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
         {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
+        {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times (--quick: 1)", 0, 1,
+         20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the general-W plan (measure: seconds of planning per n, "
          "counted in plan_s, for faster transforms)", "measure|estimate", 0, 0, 0},
     };
@@ -241,7 +280,8 @@ int pr_bench_fast(int argc, char **argv)
         "log-log slope over n = 2^12..2^18, the time share inside FFTW transforms, and a streamed run at\n"
         "n = 2^20 (symbols' spectra recomputed per execute) with its memory. Low-rank path on RoPE, d = 4,\n"
         "B = 1, eps = 1e-6: ratio and crossover. pred_* columns: the --algo auto cost model's predictions.\n"
-        "Each time is the least of at least 3 runs (what other jobs on the machine inflate least).\n"
+        "Each time is the least of at least 3 runs, and of --rounds rounds over all sizes (what other\n"
+        "jobs on the machine inflate least).\n"
         "The general-W plan is made with FFTW_MEASURE by default, as a plan reused across heads and calls\n"
         "would be (polyrope attn --fftw measure); --fftw estimate times FFTW's estimated plans instead.\n"
         "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.",
@@ -255,22 +295,14 @@ int pr_bench_fast(int argc, char **argv)
     if (quick) {
         max_log2 = max_log2 < 14 ? max_log2 : 14;
         skip_big = 1;
+        rounds = pr_cli_given(&spec, "rounds") ? rounds : 1;
     }
     const size_t budget = (size_t)6 << 30;
     int st = PR_OK;
     /* general W */
     row_t gen[16];
-    int ng = 0, last_n = 0;
-    double last_t = 0.0;
-    for (int l2 = 8; l2 <= max_log2 && !st; l2++) {
-        st = measure(&gen[ng], 1 << l2, 2, PR_POS_GENERAL, 0, &c, budget, l2 % 2 == 0, &last_t, &last_n);
-        if (!st) {
-            /* progress on stderr, also with --json (the object goes to stdout) */
-            fprintf(stderr, "bench fast: general W n=%d: execute %.3g s, plan %.3g s\n", gen[ng].n, gen[ng].fast,
-                    gen[ng].plan);
-            ng++;
-        }
-    }
+    int ng = 0;
+    st = sweep(gen, &ng, 8, (int)max_log2, 2, 0, &c, budget, (int)rounds, "general W");
     row_t big = {.n = 1 << 20};
     double big_rss = 0.0, big_wall = 0.0;
     if (!st && !skip_big) {
@@ -279,20 +311,17 @@ int pr_bench_fast(int argc, char **argv)
         st = run(&big, &c, 2, budget, 0, 0);
         big_wall = pr_timing_wall() - t0;
         big_rss = pr_timing_peak_rss_mib() / 1024.0;
-        double q = (double)big.n / last_n;
-        big.dense = last_t * q * q;
+        int k = ng - 1;
+        while (k > 0 && !gen[k].dense_measured)
+            k--;
+        double q = (double)big.n / gen[k].n;
+        big.dense = gen[k].dense * q * q;
     }
     /* low-rank RoPE */
     row_t lr[16];
     int nl = 0;
-    last_n = 0;
-    for (int l2 = 6; l2 <= (quick ? 12 : 14) && !st; l2++) {
-        st = measure(&lr[nl], 1 << l2, 4, PR_POS_ROPE, 1, &c, budget, l2 % 2 == 0, &last_t, &last_n);
-        if (!st) {
-            fprintf(stderr, "bench fast: low-rank n=%d: execute %.3g s\n", lr[nl].n, lr[nl].fast);
-            nl++;
-        }
-    }
+    if (!st)
+        st = sweep(lr, &nl, 6, quick ? 12 : 14, 4, 1, &c, budget, (int)rounds, "low-rank");
     if (st)
         return pr_cli_fail_status("bench fast", st, "benchmark run");
     double ncross_g = crossover(gen, ng), ncross_l = crossover(lr, nl);
@@ -306,8 +335,8 @@ int pr_bench_fast(int argc, char **argv)
         }
     fftw = nf ? fftw / nf : NAN;
     if (json) {
-        printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", "
-               "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan);
+        printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", \"rounds\": %ld, "
+               "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan, rounds);
         print_rows("general", gen, ng, 1);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
