@@ -125,7 +125,8 @@ size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int stream
 
 /* Plan flags (bitwise or). */
 enum {
-    PR_FAST_ESTIMATE = 0,   /* FFTW_ESTIMATE plans: no planning cost, bit-for-bit reproducible */
+    PR_FAST_ESTIMATE = 0,   /* FFTW_ESTIMATE plans: no planning cost, bit-for-bit reproducible
+                               (FFTW takes a measured plan instead when its wisdom has one) */
     PR_FAST_MEASURE = 1     /* FFTW_MEASURE plans for the transform length: seconds of planning
                                (none with wisdom), transforms up to twice faster from n ≈ 2^16 on
                                (FFTW's estimates pick cache-unfriendly algorithms there). The

@@ -16,22 +16,31 @@ double pr_timing_peak_rss_mib(void);
 /* resident memory now (Linux /proc), MiB; NAN where unavailable */
 double pr_timing_rss_mib(void);
 
-/* Per-call wall time of `call` into out (and its process CPU time into cpu): the least over at
- * least PR_TIMED_MIN_REPS calls and at least 0.2 s of them. The least is the figure that other
- * jobs on a shared machine inflate least (a mean carries every interruption into the ratios and
- * slopes the benchmarks print). `call` returns a status, kept in st; the loop stops at the first
- * nonzero one. */
+/* Per-call wall time of `call` into out (and its process CPU time into cpu): the calls run in
+ * batches of at least 10 ms (one call when a call takes that long, so that clock granularity
+ * does not matter), at least PR_TIMED_MIN_REPS batches and 0.2 s in all, and the least per-call
+ * mean of a batch is kept: the figure that other jobs on a shared machine inflate least (a mean
+ * over all carries every interruption into the ratios and slopes the benchmarks print). `call`
+ * returns a status, kept in st; the loop stops at the first nonzero one. */
 #define PR_TIMED_MIN_REPS 3
 #define PR_TIMED_CPU(st, out, cpu, call)                                        \
     do {                                                                        \
         int reps_ = 0;                                                          \
+        long batch_ = 1;                                                        \
         double t0_ = pr_timing_wall(), best_ = 0.0, bestc_ = 0.0;               \
         do {                                                                    \
             double w_ = pr_timing_wall(), c_ = pr_timing_cpu();                 \
-            if (((st) = (call)))                                                \
+            for (long k_ = 0; k_ < batch_ && !((st) = (call)); k_++)            \
+                ;                                                               \
+            if (st)                                                             \
                 break;                                                          \
-            w_ = pr_timing_wall() - w_;                                         \
-            c_ = pr_timing_cpu() - c_;                                          \
+            w_ = (pr_timing_wall() - w_) / batch_;                              \
+            c_ = (pr_timing_cpu() - c_) / batch_;                               \
+            if (batch_ == 1 && reps_ == 0 && w_ < 0.01) {                       \
+                /* a short call: this one only sizes the batches */             \
+                batch_ = (long)(0.01 / (w_ > 1e-7 ? w_ : 1e-7)) + 1;            \
+                continue;                                                       \
+            }                                                                   \
             best_ = reps_ == 0 || w_ < best_ ? w_ : best_;                      \
             bestc_ = reps_ == 0 || c_ < bestc_ ? c_ : bestc_;                   \
             reps_++;                                                            \
