@@ -130,7 +130,7 @@ static double loglog_slope(const row_t *r, int nr, int lo, int hi, int cpu)
 int pr_bench_backward(int argc, char **argv)
 {
     cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
-    long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1;
+    long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1, rounds = 3;
     int json = 0, no_dw = 0;
     const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
@@ -144,6 +144,7 @@ int pr_bench_backward(int argc, char **argv)
         {"no-dw", PR_OPT_FLAG, &no_dw, "skip dw (W's gradient) in both backwards", 0, 0, 0, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
+        {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times", 0, 1, 20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the forward plan, whose transforms the backward "
          "shares (as in bench fast)", "measure|estimate", 0, 0, 0},
     };
@@ -151,8 +152,9 @@ int pr_bench_backward(int argc, char **argv)
         "fast backward (general W, FFT path) against the dense backward and the fast forward",
         "Default: general W, d = 2, B = 1, eps = 1e-6, n = 2^10..2^18; targets: crossover n* <= 32768,\n"
         "slope over 2^12..2^18 <= 1.2, backward <= (2s+2) x the fast forward at every n.\n"
-        "Times are per execute with the plans made once, the least of at least 3 runs; the ratios are\n"
-        "measured in one run.",
+        "Times are per execute with the plans made once, the least of at least 3 runs and of --rounds\n"
+        "rounds over all sizes; the ratios are measured in one run. Ratios marked * use CPU times (all\n"
+        "three run on the same OpenMP threads), wall-clock ones are in --json.",
         opts, (int)(sizeof opts / sizeof opts[0])};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
@@ -166,45 +168,59 @@ int pr_bench_backward(int argc, char **argv)
     c.seed = seed;
     c.want_dw = !no_dw;
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
-    int s = 2 * c.d, nr = 0;
+    int s = 2 * c.d, nr = 0, threads = omp_get_max_threads();
     row_t rows[32];
-    double last_t[2] = {0.0, 0.0};
-    int last_n = 0, threads = omp_get_max_threads();
-    if (!json)
-        printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s, FFTW %s\n"
-               "%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
-               c.want_dw ? ", with dw" : "", fftw_plan, "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
-               "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
-    for (long n = nmin; n <= nmax && nr < 32; n *= 2) {
-        row_t *r = &rows[nr];
-        memset(r, 0, sizeof *r);
-        r->n = (int)n;
-        int st = run_size(r, &c, last_t, &last_n);
-        if (st)
-            return pr_cli_fail_status("bench backward", st, "at this size (lower --nmax or raise --eps)");
-        if (!json) {
-            printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f %9.3f %11.4g %9.1f\n", r->n, r->degree,
-                   r->terms, r->fwd, r->bwd, r->dense, r->dense_measured ? " " : "*",
-                   r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
-            fflush(stdout);
-        } else {
-            /* progress on stderr; the JSON object goes to stdout at the end */
-            fprintf(stderr, "bench backward: n=%d: backward %.3g s, forward %.3g s\n", r->n, r->bwd, r->fwd);
+    /* rounds over all sizes, each size keeping its least times (as bench fast): interference
+     * from other jobs seldom hits one size in every round */
+    for (int round = 0; round < rounds; round++) {
+        double last_t[2] = {0.0, 0.0};
+        int last_n = 0, k = 0;
+        for (long n = nmin; n <= nmax && k < 32; n *= 2, k++) {
+            row_t r;
+            memset(&r, 0, sizeof r);
+            r.n = (int)n;
+            int st = run_size(&r, &c, last_t, &last_n);
+            if (st)
+                return pr_cli_fail_status("bench backward", st, "at this size (lower --nmax or raise --eps)");
+            fprintf(stderr, "bench backward: n=%d round %d/%ld: backward %.3g s, forward %.3g s\n", r.n, round + 1,
+                    rounds, r.bwd, r.fwd);
+            if (round == 0) {
+                rows[k] = r;
+                nr = k + 1;
+                continue;
+            }
+            row_t *b = &rows[k];
+            b->fwd = fmin(b->fwd, r.fwd);
+            b->bwd = fmin(b->bwd, r.bwd);
+            b->dense = fmin(b->dense, r.dense);
+            b->fwd_cpu = fmin(b->fwd_cpu, r.fwd_cpu);
+            b->bwd_cpu = fmin(b->bwd_cpu, r.bwd_cpu);
+            b->dense_cpu = fmin(b->dense_cpu, r.dense_cpu);
+            b->fwd_plan = fmin(b->fwd_plan, r.fwd_plan);
+            b->bwd_plan = fmin(b->bwd_plan, r.bwd_plan);
         }
-        nr++;
+    }
+    if (!json) {
+        printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s, FFTW %s, "
+               "%ld rounds\n%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
+               c.want_dw ? ", with dw" : "", fftw_plan, rounds, "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
+               "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
+        for (int i = 0; i < nr; i++) {
+            const row_t *r = &rows[i];
+            printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f %9.3f %11.4g %9.1f\n", r->n, r->degree, r->terms, r->fwd,
+                   r->bwd, r->dense, r->dense_measured ? " " : "*", r->dense_cpu / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
+                   r->bwd_plan, r->bwd_mib);
+        }
     }
     /* crossover: the least n from which the fast backward is faster at every larger tested n.
-     * CPU times are what other jobs on a shared machine do not inflate; the dense backward runs on
-     * `threads` threads, so its CPU time over threads is its wall time on an idle machine, against
-     * the single-threaded fast backward's CPU time. The wall-clock crossover is printed beside. */
+     * All three run on `threads` OpenMP threads; CPU times are what other jobs on a shared
+     * machine inflate least, so crossover, slope and backward/forward use them, with the
+     * wall-clock figures beside. */
     long nstar = -1, nstar_wall = -1;
-    for (int i = nr - 1; i >= 0 && rows[i].dense_cpu / threads > rows[i].bwd_cpu; i--)
+    for (int i = nr - 1; i >= 0 && rows[i].dense_cpu > rows[i].bwd_cpu; i--)
         nstar = rows[i].n;
     for (int i = nr - 1; i >= 0 && rows[i].dense > rows[i].bwd; i--)
         nstar_wall = rows[i].n;
-    /* Both fast paths are single-threaded: their CPU times are what the other jobs on a shared
-     * machine do not inflate, so slope and backward/forward use them (wall times beside). The
-     * dense backward runs on all threads: the crossover compares wall times. */
     double slope = loglog_slope(rows, nr, (int)slope_min, (int)nmax, 1);
     double slope_wall = loglog_slope(rows, nr, (int)slope_min, (int)nmax, 0), worst = 0.0, worst_wall = 0.0;
     for (int i = 0; i < nr; i++) {
@@ -214,8 +230,8 @@ int pr_bench_backward(int argc, char **argv)
     int ok = nstar > 0 && nstar <= 32768 && slope <= 1.2 && worst <= 2 * s + 2;
     if (json) {
         printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
-               "\"dw\": %s, \"fftw\": \"%s\", \"rows\": [", c.d, s, c.B, c.eps, c.want_dw ? "true" : "false",
-               fftw_plan);
+               "\"dw\": %s, \"fftw\": \"%s\", \"rounds\": %ld, \"rows\": [", c.d, s, c.B, c.eps,
+               c.want_dw ? "true" : "false", fftw_plan, rounds);
         for (int i = 0; i < nr; i++) {
             const row_t *r = &rows[i];
             printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
@@ -224,7 +240,7 @@ int pr_bench_backward(int argc, char **argv)
                    "\"bwd_over_fwd\": %.4g, \"bwd_over_fwd_wall\": %.4g, \"fwd_plan_s\": %.4g, "
                    "\"bwd_plan_s\": %.4g, \"bwd_mib\": %.1f}", i ? ", " : "", r->n, r->degree, r->terms,
                    r->fwd_terms, r->transforms, r->fwd, r->bwd, r->dense, r->fwd_cpu, r->bwd_cpu, r->dense_cpu,
-                   r->dense_measured ? "true" : "false", r->dense_cpu / threads / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
+                   r->dense_measured ? "true" : "false", r->dense_cpu / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
                    r->bwd / r->fwd, r->fwd_plan, r->bwd_plan, r->bwd_mib);
         }
         /* a slope fitted over fewer than two sizes is NaN: JSON null */
@@ -235,11 +251,13 @@ int pr_bench_backward(int argc, char **argv)
                "\"ceiling_bwd_over_fwd\": %d, \"targets_met\": %s}\n", slope_min, nmax, worst, worst_wall, 2 * s + 2,
                ok ? "true" : "false");
     } else {
-        printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, the dense one per thread)\n"
-               "crossover n* = %ld (dense CPU time / %d threads vs backward CPU time; target <= 32768; "
+        printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, "
+               "all on %d threads)\n"
+               "crossover n* = %ld (dense CPU time vs backward CPU time; target <= 32768; "
                "-1: not within the sizes; wall clock: %ld)\n"
                "log-log slope of the backward's CPU time over [%ld, %ld] = %.3f (target <= 1.2; wall %.3f)\n"
-               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", nstar, threads, nstar_wall, slope_min, nmax,
+               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", threads, nstar, nstar_wall,
+               slope_min, nmax,
                slope, slope_wall, worst, 2 * s + 2, worst_wall);
     }
     return 0;
