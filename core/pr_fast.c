@@ -987,6 +987,25 @@ static double fft_work(int n)
     return L * log2(L);
 }
 
+/* plan + the least of two executes of the FFT path on the leading m rows (S: W's leading part) */
+static int fft_time(double *t, const pr_posw_t S, const pr_attn_opts_t *po, const double *Q, const double *K,
+                    const double *V, double *O, const pr_fast_opts_t *o)
+{
+    pr_fast_plan_t F;
+    int st = pr_fast_plan(F, S, po, o->mem_budget, o->max_terms, PR_FAST_ESTIMATE);
+    if (st)
+        return st;
+    double best = INFINITY;
+    for (int rep = 0; rep < 2 && !st; rep++) {
+        double t0 = now();
+        st = pr_fast_execute(O, F, Q, K, V);
+        best = fmin(best, now() - t0);
+    }
+    *t = F->plan_seconds + best;
+    pr_fast_destroy(F);
+    return st;
+}
+
 int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const double *V,
                  const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, const pr_fast_opts_t *o)
 {
@@ -1041,21 +1060,26 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
                 best = fmin(best, now() - t0);
             }
         } else if (!st) {
-            pr_fast_plan_t F;
             /* the budget is checked at the full size; here only the calibration runs, planned
              * with estimates (measuring would cost more than the calibration run itself) */
             size_t full = pr_fast_plan_bytes(n, d, W->s, p->degree, d, d, 1);
-            st = full && full <= o->mem_budget
-                     ? pr_fast_plan(F, S, &po, o->mem_budget, o->max_terms, PR_FAST_ESTIMATE)
-                     : PR_EBUDGET;
-            if (!st) {
-                plan = F->plan_seconds;
-                for (int rep = 0; rep < 2 && !st; rep++) {
-                    t0 = now();
-                    st = pr_fast_execute(O, F, Q, K, V);
-                    best = fmin(best, now() - t0);
+            st = full && full <= o->mem_budget ? fft_time(&best, S, &po, Q, K, V, O, o) : PR_EBUDGET;
+            /* plan + execute = a + b·L log L: the term tables and allocations are a fixed cost
+             * that does not grow with n, so a second size, m/2, separates it */
+            if (!st && m >= 64) {
+                pr_posw_t S2;
+                double half = INFINITY;
+                if (!(st = posw_lead(S2, W, m / 2))) {
+                    if (beta)
+                        memcpy(beta, opts->beta + (n - m / 2), sizeof(double) * (2 * (size_t)(m / 2) - 1));
+                    st = fft_time(&half, S2, &po, Q, K, V, O, o);
+                    if (beta)
+                        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+                    pr_posw_clear(S2);
                 }
-                pr_fast_destroy(F);
+                double slope = (best - half) / (fft_work(m) - fft_work(m / 2));
+                if (!st && slope > 0.0)
+                    a->fft_fixed = fmax(0.0, best - slope * fft_work(m));
             }
         }
         a->t_cal[path] = plan + best;
@@ -1064,7 +1088,8 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
     double r = (double)n / m, rd = (double)n / a->n_cal_dense;
     a->t[0] = a->status[0] ? INFINITY : a->t_cal[0] * rd * rd;
     a->t[1] = a->status[1] ? INFINITY : a->t_cal[1] * r;
-    a->t[2] = a->status[2] ? INFINITY : a->t_cal[2] * fft_work(n) / fft_work(m);
+    a->t[2] = a->status[2] ? INFINITY
+                           : a->fft_fixed + (a->t_cal[2] - a->fft_fixed) * fft_work(n) / fft_work(m);
     a->pick = PR_FAST_ALGO_DENSE;
     for (int k = 1; k <= 2; k++)
         if (a->t[k] < a->t[a->pick])

@@ -229,8 +229,11 @@ typedef struct {
     int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
     int n_cal_dense;        /* the dense reference's: doubled from n_cal until a run takes 30 ms */
     double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
-    double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT ∝ L log L;
-                               INFINITY where the path does not apply or refuses the target */
+    double fft_fixed;       /* FFT: the part of t_cal[2] that does not grow with n (term tables,
+                               allocations), from a second calibration at n_cal/2; 0 if none */
+    double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT fft_fixed + the rest
+                               ∝ L log L; INFINITY where the path does not apply or refuses the
+                               target */
     int status[3];          /* why a path was ruled out (PR_OK when it was timed) */
     pr_fast_algo_t pick;    /* the least predicted time */
 } pr_fast_auto_t;

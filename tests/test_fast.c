@@ -317,6 +317,29 @@ static void test_bad(pr_rng_t rng)
     free(Q);
 }
 
+/* --algo auto's cost model: each path's prediction from its calibration, the least one picked,
+ * the FFT path's fixed part within what was measured */
+static void test_auto(pr_rng_t rng)
+{
+    int n = 16384, d = 2;   /* below about 8192 the FFT path's operation count rules it out untimed */
+    pr_posw_t W;
+    pr_attn_opts_t o;
+    double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d;
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    pr_fast_auto_t a;
+    PR_CHECK_OK(pr_fast_auto(&a, Q, K, V, W, n, d, &o, &fo));
+    PR_CHECK(a.status[0] == PR_OK && a.status[2] == PR_OK && a.status[1] != PR_OK,
+             "statuses %d %d %d (general W: no low-rank path)", a.status[0], a.status[1], a.status[2]);
+    PR_CHECK(a.fft_fixed >= 0.0 && a.fft_fixed <= a.t_cal[2] && a.t[2] >= a.t_cal[2] && isfinite(a.t[2]),
+             "fft: calibration %g s at n=%d, fixed %g s, predicted %g s at n=%d", a.t_cal[2], a.n_cal, a.fft_fixed,
+             a.t[2], n);
+    PR_CHECK(a.t[a.pick] <= a.t[0] && a.t[a.pick] <= a.t[1] && a.t[a.pick] <= a.t[2], "pick %d: %g %g %g", a.pick,
+             a.t[0], a.t[1], a.t[2]);
+    pr_posw_clear(W);
+    free(Q);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -326,5 +349,6 @@ int main(void)
     test_eps(rng);
     test_agree(rng);
     test_bad(rng);
+    test_auto(rng);
     return pr_test_finish("test_fast");
 }
