@@ -795,9 +795,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
                     const double *Y = p->Yhat + (m & 1) * p->ysize + vo;
                     if (wantC) {
                         /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
-                        pr_toeplitz_spec_zero(th->corr, tp);
-                        for (int c = 0; c <= d; c++)
-                            pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)c * sl, Y + (size_t)c * sl, 1.0, tp);
+                        pr_toeplitz_spec_sum_conj(th->corr, th->Xhat, Y, d + 1, tp);
                         TRY(pr_toeplitz_spec_inverse_sym(C, th->corr, tp, th->ws));
                     }
                     if (kwm) {

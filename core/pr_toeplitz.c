@@ -249,6 +249,31 @@ void pr_toeplitz_spec_mac_conj(double *Y, const double *A, const double *B, doub
     }
 }
 
+__attribute__((target_clones("avx2", "default")))
+void pr_toeplitz_spec_sum_conj(double *Y, const double *A, const double *B, int count,
+                               const pr_toeplitz_plan_t P)
+{
+    enum { BLK = 256 };     /* frequencies per block: the partial sums stay in L1 */
+    size_t sl = pr_toeplitz_spec_len(P);
+    double yr[BLK], yi[BLK];
+    for (long k0 = 0; k0 < P->nfreq; k0 += BLK) {
+        long m = P->nfreq - k0 < BLK ? P->nfreq - k0 : BLK;
+        for (long q = 0; q < m; q++)
+            yr[q] = yi[q] = 0.0;
+        for (int c = 0; c < count; c++) {
+            const double *a = A + c * sl + 2 * k0, *b = B + c * sl + 2 * k0;
+            for (long q = 0; q < m; q++) {
+                yr[q] += 1.0 * (a[2 * q] * b[2 * q] + a[2 * q + 1] * b[2 * q + 1]);
+                yi[q] += 1.0 * (a[2 * q + 1] * b[2 * q] - a[2 * q] * b[2 * q + 1]);
+            }
+        }
+        for (long q = 0; q < m; q++) {
+            Y[2 * (k0 + q)] = yr[q];
+            Y[2 * (k0 + q) + 1] = yi[q];
+        }
+    }
+}
+
 void pr_toeplitz_spec_zero(double *Y, const pr_toeplitz_plan_t P)
 {
     memset(Y, 0, sizeof(double) * pr_toeplitz_spec_len(P));

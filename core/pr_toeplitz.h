@@ -131,6 +131,10 @@ void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double sc
 /* Y += scale · A ∘ conj(B): transposed products (A = x̂, B = t̂) and correlations. */
 void pr_toeplitz_spec_mac_conj(double *Y, const double *A, const double *B, double scale,
                                const pr_toeplitz_plan_t P);
+/* Y = Σ_{c<count} A_c ∘ conj(B_c), A_c = A + c·spec_len, B_c likewise, in one pass (the same sums,
+ * in the same order, as zero then count calls of pr_toeplitz_spec_mac_conj with scale 1). */
+void pr_toeplitz_spec_sum_conj(double *Y, const double *A, const double *B, int count,
+                               const pr_toeplitz_plan_t P);
 /* Y = 0 */
 void pr_toeplitz_spec_zero(double *Y, const pr_toeplitz_plan_t P);
 

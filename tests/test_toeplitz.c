@@ -268,6 +268,17 @@ int main(void)
                                     + fabs(sp[4 * sl + 2 * k + 1] + sp[sl + 2 * k + 1]));
         tol = 2 * bound_of(t2, x2, 0, P); /* a loose, derived cap: each differs from exact by far less */
         PR_CHECK(worst <= tol, "transposed spectrum n=%ld worst=%g", n, worst);
+        /* the fused correlation sum is zero then mac_conj per pair, bit for bit (sp: 4 spectra,
+         * pairs (0, 2) and (1, 3)) */
+        {
+            double *fused = pr_toeplitz_spec_alloc(P, 2), *steps = fused + sl;
+            pr_toeplitz_spec_sum_conj(fused, sp, sp + 2 * sl, 2, P);
+            pr_toeplitz_spec_zero(steps, P);
+            pr_toeplitz_spec_mac_conj(steps, sp, sp + 2 * sl, 1.0, P);
+            pr_toeplitz_spec_mac_conj(steps, sp + sl, sp + 3 * sl, 1.0, P);
+            PR_CHECK(memcmp(fused, steps, sizeof(double) * sl) == 0, "sum_conj != mac_conj steps n=%ld", n);
+            pr_toeplitz_spec_free(fused);
+        }
         /* inverse_sym of a symbol's spectrum returns the symbol */
         PR_CHECK_OK(pr_toeplitz_symbol_spec(sp + 4 * sl, t, PR_TOEPLITZ_FULL, P, ws));
         PR_CHECK_OK(pr_toeplitz_spec_inverse_sym(t2, sp + 4 * sl, P, ws));
