@@ -112,7 +112,7 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
 }
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
-enum { TBATCH = 8 };        /* terms of one a-marginal group whose symbols and products are blocked together */
+enum { TBATCH = 32 };        /* terms of one a-marginal group whose symbols and products are blocked together */
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). */
