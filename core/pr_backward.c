@@ -112,14 +112,15 @@ static void enum_multisets(unsigned char *f, long *cnt, unsigned char *cur, int 
 }
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
-enum { TBATCH = 32 };        /* terms of one a-marginal group whose symbols and products are blocked together */
+enum { TBATCH = 32 };        /* at most this many terms of one a-marginal group are blocked together
+                                (symbols, products); a plan's batch is min(TBATCH, its largest group) */
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). */
 typedef struct {
     pr_toeplitz_work_t ws;
-    double *tsym;                /* TBATCH × (2n-1): the symbols of one batch */
-    double *csym, *cnu;          /* TBATCH × (2n-1): correlations of the (μ, ν) of one batch */
+    double *tsym;                /* tbatch × (2n-1): the symbols of one batch */
+    double *csym, *cnu;          /* tbatch × (2n-1): correlations of the (μ, ν) of one batch */
     double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That, *Xhat, *accQ, *corr, *accK, *accV;  /* spectra */
@@ -142,6 +143,7 @@ struct pr_backward_plan_s {
     long *mu_start;              /* first f of each μ (nmu+1 entries) */
     int *nu_size_start;          /* first ν of each size (G+2 entries); ν sorted by (|ν|, ν) */
     long npairs, reused;
+    int tbatch;                  /* terms per batch: min(TBATCH, the largest a-marginal group), ≥ 2 */
     double bytes;
     long transforms;
     /* engine: the forward's Toeplitz plan, or our own */
@@ -442,6 +444,12 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     enum_multisets(fraw, &cnt, cur, 0, s, G);
     if ((st = build_groups(p, fraw)))
         goto fail;
+    /* batch buffers no larger than the largest group needs (small degrees: a few terms) */
+    p->tbatch = 2;
+    for (int u = 0; u < p->nmu; u++)
+        if (p->mu_start[u + 1] - p->mu_start[u] > p->tbatch)
+            p->tbatch = (int)(p->mu_start[u + 1] - p->mu_start[u]);
+    p->tbatch = p->tbatch < TBATCH ? p->tbatch : TBATCH;
     st = PR_ENOMEM;
     p->alpha = malloc(sizeof(double) * p->nf);
     p->ahat = malloc(sizeof(double) * p->nf);
@@ -484,16 +492,16 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     for (int i = 0; i < p->nthreads; i++) {
         bw_thread *th = &p->thr[i];
         size_t nd = (size_t)n * d;
-        th->tsym = dalloc(p, (size_t)TBATCH * L);
-        th->csym = dalloc(p, (size_t)TBATCH * L);
-        th->cnu = dalloc(p, (size_t)TBATCH * L);
+        th->tsym = dalloc(p, (size_t)p->tbatch * L);
+        th->csym = dalloc(p, (size_t)p->tbatch * L);
+        th->cnu = dalloc(p, (size_t)p->tbatch * L);
         th->kappa_w = dalloc(p, L);
         th->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
         th->rbuf = dalloc(p, (size_t)n);
         th->zbuf = dalloc(p, (size_t)n);
         th->ycol = dalloc(p, (size_t)n);
         th->tmp = dalloc(p, (size_t)n);
-        th->That = salloc(p, TBATCH);
+        th->That = salloc(p, p->tbatch);
         th->Xhat = salloc(p, (size_t)d + 2);
         th->accQ = salloc(p, (size_t)d + 1);
         th->corr = salloc(p, 1);
@@ -776,7 +784,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
     int kwm = want_dw && want_kappa && m <= p->g;
     int wantC = want_dw && m >= 1, lastnu = -1;
     for (int nb; t < tend; t += nb) {
-        nb = tend - t < TBATCH ? (int)(tend - t) : TBATCH;
+        nb = tend - t < p->tbatch ? (int)(tend - t) : p->tbatch;
         int sym[TBATCH], any = wantC || kwm, slot = -1;
         const double *T[TBATCH], *Ys[TBATCH], *Cs[TBATCH], *Ns[TBATCH];
         double *aKs[TBATCH], *aVs[TBATCH];
@@ -789,8 +797,8 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
                 double *C = th->csym + (size_t)++slot * L, *N = th->cnu + (size_t)slot * L;
                 if (nuid == lastnu) {
                     /* the run goes on from the previous batch: its correlations are in the last slot */
-                    memcpy(C, th->csym + (size_t)(TBATCH - 1) * L, sizeof(double) * L * wantC);
-                    memcpy(N, th->cnu + (size_t)(TBATCH - 1) * L, sizeof(double) * L * kwm);
+                    memcpy(C, th->csym + (size_t)(p->tbatch - 1) * L, sizeof(double) * L * wantC);
+                    memcpy(N, th->cnu + (size_t)(p->tbatch - 1) * L, sizeof(double) * L * kwm);
                 } else {
                     const double *Y = p->Yhat + (m & 1) * p->ysize + vo;
                     if (wantC) {
@@ -819,9 +827,9 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
         }
         /* keep the last ν's correlations for a run that goes on into the next batch */
         lastnu = p->fnu[t + nb - 1];
-        if (slot != TBATCH - 1) {
-            memcpy(th->csym + (size_t)(TBATCH - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
-            memcpy(th->cnu + (size_t)(TBATCH - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
+        if (slot != p->tbatch - 1) {
+            memcpy(th->csym + (size_t)(p->tbatch - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
+            memcpy(th->cnu + (size_t)(p->tbatch - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
         }
         if (any)
             symbols_batch(p, th, t, nb, sym, Cs, Ns, dw);
