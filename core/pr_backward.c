@@ -33,7 +33,7 @@
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
  *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
  *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
- *     batches of TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
+ *     batches of up to TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
  *     for the products) with the terms inside, so the accumulators stay in cache; the spectra of
  *     the terms of one (μ, ν) are summed, Σ_f α̂_f t̂_f, before their products with Ŷ_ν and X̂_μ
  *     (C(s+g+1, g+1) terms, far fewer pairs). Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
@@ -421,10 +421,11 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     /* memory before allocating: power tables and the spectra of one size class of ν */
     double nu_one_size = binom_count(d - 1, G);
     int nt = omp_get_max_threads();
+    double tb = fmin(TBATCH, fmax(2.0, nfd));   /* the batch is at most this (p->tbatch, below) */
     double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
                  16.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
-                 nt * (8.0 * ((3.0 * TBATCH + s) * 2.0 * n + (3.0 * d + 5) * n) +
-                       8.0 * p->sl * (TBATCH + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
+                 nt * (8.0 * ((3.0 * tb + s) * 2.0 * n + (3.0 * d + 5) * n) +
+                       8.0 * p->sl * (tb + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
     if (max_bytes > 0 && est > max_bytes) {
         pr_backward_destroy(p);
         return PR_EBUDGET;

@@ -987,7 +987,7 @@ static double fft_work(int n)
     return L * log2(L);
 }
 
-/* plan + the least of two executes of the FFT path on the leading m rows (S: W's leading part) */
+/* plan + the least of two executes of the FFT path for S (W's leading part: Q, K, V's first rows) */
 static int fft_time(double *t, const pr_posw_t S, const pr_attn_opts_t *po, const double *Q, const double *K,
                     const double *V, double *O, const pr_fast_opts_t *o)
 {
@@ -1052,7 +1052,7 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         pr_attn_opts_t po = so;
         po.poly = p->c;
         po.poly_degree = p->degree;
-        double best = INFINITY, plan = 0.0;
+        double best = INFINITY;
         if (!st && lr) {
             for (int rep = 0; rep < 2 && !st; rep++) {
                 t0 = now();
@@ -1066,23 +1066,22 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
             st = full && full <= o->mem_budget ? fft_time(&best, S, &po, Q, K, V, O, o) : PR_EBUDGET;
             /* plan + execute = a + b·L log L: the term tables and allocations are a fixed cost
              * that does not grow with n, so a second size, m/2, separates it */
-            if (!st && m >= 64) {
-                pr_posw_t S2;
-                double half = INFINITY;
-                if (!(st = posw_lead(S2, W, m / 2))) {
-                    if (beta)
-                        memcpy(beta, opts->beta + (n - m / 2), sizeof(double) * (2 * (size_t)(m / 2) - 1));
-                    st = fft_time(&half, S2, &po, Q, K, V, O, o);
-                    if (beta)
-                        memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
-                    pr_posw_clear(S2);
-                }
+            /* (a failed second calibration only leaves the model proportional) */
+            pr_posw_t S2;
+            double half = INFINITY;
+            if (!st && m >= 64 && !posw_lead(S2, W, m / 2)) {
+                if (beta)
+                    memcpy(beta, opts->beta + (n - m / 2), sizeof(double) * (2 * (size_t)(m / 2) - 1));
+                int st2 = fft_time(&half, S2, &po, Q, K, V, O, o);
+                if (beta)
+                    memcpy(beta, opts->beta + (n - m), sizeof(double) * (2 * (size_t)m - 1));
+                pr_posw_clear(S2);
                 double slope = (best - half) / (fft_work(m) - fft_work(m / 2));
-                if (!st && slope > 0.0)
+                if (!st2 && slope > 0.0)
                     a->fft_fixed = fmax(0.0, best - slope * fft_work(m));
             }
         }
-        a->t_cal[path] = plan + best;
+        a->t_cal[path] = best;
         a->status[path] = st;
     }
     double r = (double)n / m, rd = (double)n / a->n_cal_dense;

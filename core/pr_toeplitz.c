@@ -263,8 +263,8 @@ void pr_toeplitz_spec_sum_conj(double *Y, const double *A, const double *B, int 
         for (int c = 0; c < count; c++) {
             const double *a = A + c * sl + 2 * k0, *b = B + c * sl + 2 * k0;
             for (long q = 0; q < m; q++) {
-                yr[q] += 1.0 * (a[2 * q] * b[2 * q] + a[2 * q + 1] * b[2 * q + 1]);
-                yi[q] += 1.0 * (a[2 * q + 1] * b[2 * q] - a[2 * q] * b[2 * q + 1]);
+                yr[q] += a[2 * q] * b[2 * q] + a[2 * q + 1] * b[2 * q + 1];
+                yi[q] += a[2 * q + 1] * b[2 * q] - a[2 * q] * b[2 * q + 1];
             }
         }
         for (long q = 0; q < m; q++) {

@@ -170,8 +170,9 @@ int pr_bench_backward(int argc, char **argv)
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     int s = 2 * c.d, nr = 0, threads = omp_get_max_threads();
     row_t rows[32];
-    /* rounds over all sizes, each size keeping its least times (as bench fast): interference
-     * from other jobs seldom hits one size in every round */
+    /* rounds over all sizes, each size keeping its least execute times (as bench fast):
+     * interference from other jobs seldom hits one size in every round. Planning times are the
+     * first round's (later rounds plan from the process's FFTW wisdom). */
     for (int round = 0; round < rounds; round++) {
         double last_t[2] = {0.0, 0.0};
         int last_n = 0, k = 0;
@@ -196,8 +197,6 @@ int pr_bench_backward(int argc, char **argv)
             b->fwd_cpu = fmin(b->fwd_cpu, r.fwd_cpu);
             b->bwd_cpu = fmin(b->bwd_cpu, r.bwd_cpu);
             b->dense_cpu = fmin(b->dense_cpu, r.dense_cpu);
-            b->fwd_plan = fmin(b->fwd_plan, r.fwd_plan);
-            b->bwd_plan = fmin(b->bwd_plan, r.bwd_plan);
         }
     }
     if (!json) {

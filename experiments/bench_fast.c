@@ -219,9 +219,10 @@ static int measure(row_t *r, int n, int d, pr_pos_kind_t kind, int lowrank, cons
 }
 
 /* Rows for n = 2^lo2 .. 2^hi2, measured in `rounds` rounds over all sizes, each size keeping
- * its least times: interference from other jobs (memory bandwidth above all, which the large
- * sizes need most) seldom hits one size in every round, and a round's sizes are interleaved
- * with the others'. The auto cost model's predictions come from the first round. */
+ * its least execute and dense times: interference from other jobs (memory bandwidth above all,
+ * which the large sizes need most) seldom hits one size in every round. Planning time and the
+ * auto cost model's predictions are the first round's (later rounds plan from the process's
+ * FFTW wisdom, so their planning would hide the measuring). */
 static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, const cfg_t *c, size_t budget,
                  int rounds, const char *label)
 {
@@ -248,7 +249,6 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
                 b->fast = r.fast;
                 b->fftw_frac = r.fftw_frac;
             }
-            b->plan = fmin(b->plan, r.plan);
             b->dense = fmin(b->dense, r.dense);
         }
     }
