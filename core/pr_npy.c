@@ -1,4 +1,6 @@
 #include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +44,8 @@ static int parse_str(cursor_t *c, char *buf, size_t cap)
     char q = *c->p++;
     size_t len = 0;
     while (c->p < c->end && *c->p != q) {
-        if (len + 1 >= cap)
+        /* printable ASCII only: a NUL would end the key early ('descr\0x' read as 'descr') */
+        if (len + 1 >= cap || *c->p < 0x20 || *c->p > 0x7e)
             return PR_ENPY_HEADER;
         buf[len++] = *c->p++;
     }
@@ -79,7 +82,7 @@ static int parse_shape(cursor_t *c, int *ndim, long *shape)
         long v = 0;
         while (c->p < c->end && isdigit((unsigned char)*c->p)) {
             if (v > (LONG_MAX - 9) / 10)
-                return PR_ENPY_HEADER;
+                return PR_ESIZE;
             v = 10 * v + (*c->p++ - '0');
         }
         if (*ndim >= PR_NPY_MAXDIM)
@@ -140,61 +143,76 @@ static int parse_header(const char *h, size_t len, int *ndim, long *shape)
     return PR_OK;
 }
 
-static int read_open(FILE *f, double **data, int *ndim, long *shape)
+/* The whole parser, over the first n bytes of a file: PR_OK when b[0..n) is exactly a valid
+ * .npy (data at b + *off, *count doubles); PR_ENPY_TRUNCATED with *need > n when the file must
+ * be longer (*need is then the least length that could be valid); any other status is final.
+ * The file and memory readers both use it, so the fuzzed parser is the one that reads files. */
+static int parse_npy(size_t *need, size_t *off, size_t *count, int *ndim, long *shape,
+                     const unsigned char *b, size_t n)
 {
-    unsigned char pre[12];
-    size_t got = fread(pre, 1, 8, f);
-    if (got < 6 || memcmp(pre, npy_magic, 6))
-        return got < 6 && !memcmp(pre, npy_magic, got) ? PR_ENPY_TRUNCATED : PR_ENPY_MAGIC;
-    if (got < 8)
-        return PR_ENPY_TRUNCATED;
-    int major = pre[6], minor = pre[7];
-    if (minor != 0 || major < 1 || major > 3)
-        return PR_ENPY_VERSION;
-    size_t lenbytes = major == 1 ? 2 : 4, hlen = 0;
-    if (fread(pre + 8, 1, lenbytes, f) != lenbytes)
-        return PR_ENPY_TRUNCATED;
-    for (size_t i = lenbytes; i-- > 0;)
-        hlen = hlen << 8 | pre[8 + i];
-    struct stat sb;
-    if (fstat(fileno(f), &sb))
-        return PR_EIO;
-    size_t pos = 8 + lenbytes;
-    if ((unsigned long long)sb.st_size < pos + hlen)
-        return PR_ENPY_TRUNCATED;
-    char *h = malloc(hlen ? hlen : 1);
-    if (!h)
-        return PR_ENOMEM;
-    if (fread(h, 1, hlen, f) != hlen) {
-        free(h);
+    *need = 0;
+    size_t m = n < 6 ? n : 6;
+    if (memcmp(b, npy_magic, m))
+        return PR_ENPY_MAGIC;
+    if (n < 8) {
+        *need = 8;
         return PR_ENPY_TRUNCATED;
     }
+    int major = b[6], minor = b[7];
+    if (minor != 0 || major < 1 || major > 3)
+        return PR_ENPY_VERSION;
+    size_t lenbytes = major == 1 ? 2 : 4, hlen = 0, pos = 8 + lenbytes;
+    if (n < pos) {
+        *need = pos;
+        return PR_ENPY_TRUNCATED;
+    }
+    for (size_t i = lenbytes; i-- > 0;)
+        hlen = hlen << 8 | b[8 + i];
+    if (n - pos < hlen) {
+        *need = pos + hlen;
+        return PR_ENPY_TRUNCATED;
+    }
+    const char *h = (const char *)b + pos;
     /* the dictionary may only be followed by the space and newline padding */
     size_t dl = hlen;
     while (dl > 0 && (h[dl - 1] == ' ' || h[dl - 1] == '\n'))
         dl--;
-    int st = hlen == 0 || h[hlen - 1] != '\n' ? PR_ENPY_HEADER : parse_header(h, dl, ndim, shape);
-    free(h);
+    if (hlen == 0 || h[hlen - 1] != '\n')
+        return PR_ENPY_HEADER;
+    int st = parse_header(h, dl, ndim, shape);
     if (st)
         return st;
-    size_t count = 1, bytes;
-    for (int i = 0; i < *ndim; i++)
-        if (pr_size_mul(&count, count, (size_t)shape[i]))
-            return PR_ENPY_HEADER;
-    if (pr_size_mul(&bytes, count, sizeof(double)))
-        return PR_ENPY_HEADER;
-    unsigned long long have = (unsigned long long)sb.st_size - (pos + hlen);
-    if (have < bytes)
-        return PR_ENPY_TRUNCATED;
-    if (have > bytes)
-        return PR_ENPY_SHAPE; /* more data than the shape holds: the header is wrong */
-    double *x = malloc(bytes ? bytes : 1);
-    if (!x)
-        return PR_ENOMEM;
-    if (fread(x, 1, bytes, f) != bytes) {
-        free(x);
+    /* every dimension counts, even beside a zero: numpy refuses such shapes too */
+    size_t nonzero = 1, bytes;
+    int zero = 0;
+    for (int i = 0; i < *ndim; i++) {
+        if (!shape[i])
+            zero = 1;
+        else if (pr_size_mul(&nonzero, nonzero, (size_t)shape[i]))
+            return PR_ESIZE;
+    }
+    if (pr_size_mul(&bytes, nonzero, sizeof(double)) || bytes > PTRDIFF_MAX - pos - hlen)
+        return PR_ESIZE;
+    *count = zero ? 0 : nonzero;
+    bytes = *count * sizeof(double);
+    *off = pos + hlen;
+    if (n - *off < bytes) {
+        *need = *off + bytes;
         return PR_ENPY_TRUNCATED;
     }
+    if (n - *off > bytes)
+        return PR_ENPY_SHAPE; /* more data than the shape holds: the header is wrong */
+    return PR_OK;
+}
+
+/* the data of a parsed file, moved to the start of buf (malloc'ed, count doubles) */
+static double *take_data(unsigned char *buf, size_t off, size_t count)
+{
+    size_t bytes = count * sizeof(double);
+    memmove(buf, buf + off, bytes);
+    double *x = realloc(buf, bytes ? bytes : 1);
+    if (!x)
+        x = (double *)buf; /* a failed shrink keeps the larger block */
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     for (size_t i = 0; i < count; i++) {
         uint64_t u;
@@ -203,8 +221,73 @@ static int read_open(FILE *f, double **data, int *ndim, long *shape)
         memcpy(x + i, &u, 8);
     }
 #endif
-    *data = x;
+    return x;
+}
+
+int pr_npy_read_mem(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const void *buf, size_t len)
+{
+    *data = 0;
+    *ndim = 0;
+    size_t need, off, count;
+    int st = parse_npy(&need, &off, &count, ndim, shape, buf, len);
+    if (st) {
+        *ndim = 0;
+        return st;
+    }
+    unsigned char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return PR_ENOMEM;
+    memcpy(copy, buf, len);
+    *data = take_data(copy, off, count);
     return PR_OK;
+}
+
+/* Reads f as far as the parser asks: the prefix, the header, then exactly the data it declares,
+ * growing the buffer only as bytes arrive (a header cannot make us allocate what is not there),
+ * and one byte more to tell trailing junk. Works for pipes as for files. */
+static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long size)
+{
+    unsigned char *buf = 0;
+    size_t n = 0, cap = 0, need, off = 0, count = 0;
+    int st, eof = 0;
+    for (;;) {
+        st = parse_npy(&need, &off, &count, ndim, shape, buf ? buf : (const unsigned char *)"", n);
+        if (st == PR_OK && !eof)
+            need = n + 1; /* is there more? */
+        else if (st != PR_ENPY_TRUNCATED || eof)
+            break;
+        if (size >= 0 && (unsigned long long)need > (unsigned long long)size) {
+            eof = 1; /* a regular file's size already says the rest is not there */
+            continue;
+        }
+        if (need > cap) {
+            /* a pipe grows by at most the bytes it has given (at least 1 MiB) per step */
+            size_t step = cap > (1 << 20) ? cap : (1 << 20), want = need;
+            if (size < 0 && need - cap > step)
+                want = cap + step;
+            unsigned char *nb = realloc(buf, want);
+            if (!nb) {
+                st = PR_ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = want;
+        }
+        size_t want = (need < cap ? need : cap) - n, got = fread(buf + n, 1, want, f);
+        n += got;
+        if (got < want) {
+            if (ferror(f)) {
+                st = PR_EIO;
+                break;
+            }
+            eof = 1;
+        }
+    }
+    if (st == PR_OK)
+        *data = take_data(buf, off, count);
+    else
+        free(buf);
+    return st;
 }
 
 int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char *path)
@@ -214,8 +297,21 @@ int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char 
     FILE *f = fopen(path, "rb");
     if (!f)
         return PR_EIO;
-    int st = read_open(f, data, ndim, shape);
+    struct stat sb;
+    int st;
+    if (fstat(fileno(f), &sb)) {
+        st = PR_EIO;
+    } else if (S_ISDIR(sb.st_mode)) {
+        errno = EISDIR; /* callers print strerror: "Is a directory" */
+        st = PR_EIO;
+    } else {
+        st = read_stream(data, ndim, shape, f, S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1);
+    }
+    int err = errno;
     fclose(f);
+    errno = err;
+    if (st)
+        *ndim = 0;
     return st;
 }
 

@@ -3,6 +3,9 @@
  * kind of bad file giving its own status. */
 #include <math.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "polyrope.h"
 #include "pr_test.h"
@@ -41,15 +44,71 @@ static void write_bytes(const char *bytes, size_t len)
     fclose(f);
 }
 
+/* the bytes of tmp (malloc'ed) */
+static unsigned char *slurp(size_t *len)
+{
+    FILE *f = fopen(tmp, "rb");
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*len + 1);
+    *len = fread(b, 1, *len, f);
+    fclose(f);
+    return b;
+}
+
+/* pr_npy_read on tmp, checked against pr_npy_read_mem on its bytes (same status, shape, data) */
 static int read_status(void)
 {
-    double *x;
-    int nd;
-    long shape[PR_NPY_MAXDIM];
+    double *x, *y;
+    int nd, nd2;
+    long shape[PR_NPY_MAXDIM], shape2[PR_NPY_MAXDIM];
     int st = pr_npy_read(&x, &nd, shape, tmp);
     PR_CHECK(st != PR_OK || x != 0, "data set on success");
     PR_CHECK(st == PR_OK || x == 0, "data left NULL on failure (status %d)", st);
+    size_t len;
+    unsigned char *b = slurp(&len);
+    int st2 = pr_npy_read_mem(&y, &nd2, shape2, b, len);
+    int same = st2 == st && nd2 == nd;
+    for (int i = 0; same && st == PR_OK && i < nd; i++)
+        same = shape[i] == shape2[i];
+    size_t count = 1;
+    for (int i = 0; st == PR_OK && i < nd; i++)
+        count *= (size_t)shape[i];
+    PR_CHECK(same && (st || !memcmp(x, y, 8 * count)), "read_mem disagrees with read: status %d vs %d", st2, st);
+    free(b);
     free(x);
+    free(y);
+    return st;
+}
+
+/* a pipe giving len bytes of buf, as a path (/dev/fd/N); the writer is a child process */
+static const char *pipe_path(const void *buf, size_t len, pid_t *pid)
+{
+    static char path[64];
+    int fd[2];
+    if (pipe(fd))
+        return 0;
+    *pid = fork();
+    if (*pid == 0) {
+        close(fd[0]);
+        _exit(write(fd[1], buf, len) == (ssize_t)len ? 0 : 1);
+    }
+    close(fd[1]);
+    snprintf(path, sizeof path, "/dev/fd/%d", fd[0]);
+    return path;
+}
+
+static int read_pipe(const void *buf, size_t len, double **x, int *nd, long *shape)
+{
+    pid_t pid = -1;
+    const char *path = pipe_path(buf, len, &pid);
+    PR_CHECK(path && pid >= 0, "cannot make a pipe or fork");
+    if (!path || pid < 0)
+        return -1;
+    int fd = atoi(path + 8), st = pr_npy_read(x, nd, shape, path);
+    close(fd);
+    waitpid(pid, 0, 0);
     return st;
 }
 
@@ -142,7 +201,16 @@ int main(void)
         {1, 0, "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (6,)}", 6, -1, PR_ENPY_HEADER},
         {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (-6,), }", 6, -1, PR_ENPY_HEADER},
         {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), } junk", 6, -1, PR_ENPY_HEADER},
-        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", 0, -1, PR_ENPY_HEADER},
+        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }", 0, -1, PR_ESIZE},
+        /* a zero dimension does not excuse an overflowing other one (numpy refuses it too) */
+        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4611686018427387904, 8), }", 0, -1, PR_ESIZE},
+        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 9223372036854775807), }", 0, -1, PR_ESIZE},
+        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 576460752303423488), }", 0, -1, PR_OK},
+        /* a key with a NUL or a byte outside printable ASCII */
+        {1, 0, "{'descr\x01': '<f8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_HEADER},
+        {1, 0, "{'descr': '<f8\xc3\xa9', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_HEADER},
+        {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': {'a': (6,)}, }", 6, -1, PR_ENPY_HEADER},
+        {1, 0, "{'descr': {'descr': '<f8'}, 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_HEADER},
         {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 1, -1, PR_ENPY_SHAPE},
         {1, 0, "{'descr': '<f8, 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_HEADER},
         {4, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_VERSION},
@@ -155,6 +223,16 @@ int main(void)
         PR_CHECK(st == bad[t].want, "bad file %zu (%s, truncated to %ld): got %d (%s), want %d", t, bad[t].dict,
                  bad[t].trunc, st, pr_strerror(st), bad[t].want);
     }
+    /* 'descr' followed by a NUL inside the quotes: once read as 'descr' */
+    {
+        char f[128] = "\x93NUMPY\x01\x00\x76\x00{'descr\0x': '<f8', 'fortran_order': False, 'shape': (0,), }";
+        size_t dl = 10 + strlen(f + 10) + 1 + strlen(f + 10 + strlen(f + 10) + 1);
+        memset(f + dl, ' ', 128 - dl - 1);
+        f[127] = '\n';
+        write_bytes(f, 128);
+        int st = read_status();
+        PR_CHECK(st == PR_ENPY_HEADER, "NUL inside a key: got %d (%s)", st, pr_strerror(st));
+    }
     write_bytes("\x93NUMPZ\x01\x00", 8);
     PR_CHECK(read_status() == PR_ENPY_MAGIC, "bad magic");
     write_bytes("hello world, not numpy", 22);
@@ -166,10 +244,44 @@ int main(void)
     /* a header without its closing newline */
     write_bytes("\x93NUMPY\x01\x00\x04\x00{}  ", 14);
     PR_CHECK(read_status() == PR_ENPY_HEADER, "no newline");
-    unlink(tmp);
     double *y;
     int nd;
     long shape[PR_NPY_MAXDIM];
+
+    /* every proper prefix of a good file is truncated, one byte more is junk, from memory and
+     * from a pipe (the pipe's size is unknown: read as far as the header says) */
+    write_raw(2, 0, good[1], v, 6, -1);
+    size_t len;
+    unsigned char *b = slurp(&len);
+    for (size_t cut = 0; cut < len; cut++) {
+        int st = pr_npy_read_mem(&y, &nd, shape, b, cut);
+        PR_CHECK(st == PR_ENPY_TRUNCATED && !y && !nd, "prefix of %zu of %zu bytes: got %d", cut, len, st);
+    }
+    b = realloc(b, len + 1);
+    b[len] = 0;
+    PR_CHECK(pr_npy_read_mem(&y, &nd, shape, b, len + 1) == PR_ENPY_SHAPE, "one byte of junk");
+    int st = read_pipe(b, len, &y, &nd, shape);
+    PR_CHECK(st == PR_OK && nd == 2 && shape[0] == 2 && shape[1] == 3 && !memcmp(y, v, sizeof v),
+             "from a pipe: status %d (%s)", st, pr_strerror(st));
+    free(y);
+    st = read_pipe(b, len + 1, &y, &nd, shape);
+    PR_CHECK(st == PR_ENPY_SHAPE, "from a pipe with junk: status %d", st);
+    st = read_pipe(b, len - 1, &y, &nd, shape);
+    PR_CHECK(st == PR_ENPY_TRUNCATED, "from a cut pipe: status %d", st);
+    free(b);
+    /* a header promising 2^60 bytes over a pipe of a few: truncated, without allocating them */
+    write_raw(1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (131072, 1048576, 1024), }", v, 6, -1);
+    b = slurp(&len);
+    st = read_pipe(b, len, &y, &nd, shape);
+    PR_CHECK(st == PR_ENPY_TRUNCATED, "a pipe shorter than its header: status %d", st);
+    free(b);
+    unlink(tmp);
+
+    /* a directory is named as one (was: "shorter than its header") */
+    errno = 0;
+    st = pr_npy_read(&y, &nd, shape, ".");
+    PR_CHECK(st == PR_EIO && errno == EISDIR && !y, "a directory: status %d, errno %d (%s)", st, errno,
+             strerror(errno));
     PR_CHECK(pr_npy_read(&y, &nd, shape, "no/such/dir/file.npy") == PR_EIO, "missing file");
     PR_CHECK(pr_npy_write("no/such/dir/file.npy", v, 1, (long[]){6}) == PR_EIO, "unwritable path");
     return pr_test_finish("test_npy");
