@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -37,28 +39,46 @@ static int choice_ok(const char *choices, const char *v)
     return 0;
 }
 
+/* [lo, hi] of an integer option as longs: comparing in double would round a long near hi onto it */
+static long int_bound(double b)
+{
+    return b >= 0x1p63 ? LONG_MAX : b <= -0x1p63 ? LONG_MIN : (long)b;
+}
+
 static int set_value(const char *cmd, pr_opt_t *o, const char *v)
 {
     char *end;
     int checked = o->lo != o->hi;
+    if (o->type != PR_OPT_FLAG && !*v)
+        return pr_cli_fail(cmd, "--%s needs a value, got an empty string", o->name);
     switch (o->type) {
     case PR_OPT_INT: {
         errno = 0;
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end)
+        if (end == v || *end)
             return pr_cli_fail(cmd, "--%s expects an integer, got '%s'", o->name, v);
-        if (checked && (x < o->lo || x > o->hi))
-            return pr_cli_fail(cmd, "--%s must lie in [%.0f, %.0f], got %ld", o->name, o->lo, o->hi, x);
+        long lo = int_bound(ceil(o->lo)), hi = int_bound(floor(o->hi));
+        if (checked && (errno == ERANGE || x < lo || x > hi))
+            return pr_cli_fail(cmd, "--%s must lie in [%ld, %ld], got '%s'", o->name, lo, hi, v);
+        if (errno == ERANGE)
+            return pr_cli_fail(cmd, "--%s: '%s' does not fit in a 64-bit integer [%ld, %ld]", o->name, v,
+                               LONG_MIN, LONG_MAX);
         *(long *)o->dest = x;
         break;
     }
     case PR_OPT_DOUBLE: {
         errno = 0;
         double x = strtod(v, &end);
-        if (errno || end == v || *end || !isfinite(x))
+        if (end == v || *end || isnan(x) || (isinf(x) && errno != ERANGE))
             return pr_cli_fail(cmd, "--%s expects a finite number, got '%s'", o->name, v);
+        /* ERANGE: beyond the largest double, or below the least positive one (0 then); a
+         * subnormal result is the correctly rounded value and is kept */
+        if (errno == ERANGE && (isinf(x) || x == 0))
+            return pr_cli_fail(cmd, "--%s: '%s' is %s (doubles reach %g to %g in magnitude)", o->name, v,
+                               isinf(x) ? "too large for a double" : "nonzero but below the least positive double",
+                               0x1p-1074, DBL_MAX);
         if (checked && (x < o->lo || x > o->hi))
-            return pr_cli_fail(cmd, "--%s must lie in [%g, %g], got %g", o->name, o->lo, o->hi, x);
+            return pr_cli_fail(cmd, "--%s must lie in [%g, %g], got '%s'", o->name, o->lo, o->hi, v);
         *(double *)o->dest = x;
         break;
     }
@@ -106,6 +126,9 @@ int pr_cli_parse(pr_cmd_spec_t *spec, int argc, char **argv, char **pos, int *np
         if (!o)
             return pr_cli_fail(spec->name, "unknown option '--%.*s' (see polyrope %s --help)",
                                (int)len, name, spec->name);
+        /* the second would silently override the first: a script's mistake, not a wish */
+        if (o->given)
+            return pr_cli_fail(spec->name, "--%s given twice; give it once", o->name);
         const char *v = 0;
         if (o->type == PR_OPT_FLAG) {
             if (eq)
