@@ -256,14 +256,17 @@ static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long
             need = n + 1; /* is there more? */
         else if (st != PR_ENPY_TRUNCATED || eof)
             break;
-        if (size >= 0 && (unsigned long long)need > (unsigned long long)size) {
-            eof = 1; /* a regular file's size already says the rest is not there */
+        /* a regular file's size already says how much of the rest is there */
+        int short_file = size >= 0 && (unsigned long long)need > (unsigned long long)size;
+        size_t goal = short_file ? (size_t)size : need;
+        if (goal <= n) {
+            eof = 1;
             continue;
         }
-        if (need > cap) {
+        if (goal > cap) {
             /* a pipe grows by at most the bytes it has given (at least 1 MiB) per step */
-            size_t step = cap > (1 << 20) ? cap : (1 << 20), want = need;
-            if (size < 0 && need - cap > step)
+            size_t step = cap > (1 << 20) ? cap : (1 << 20), want = goal;
+            if (size < 0 && goal - cap > step)
                 want = cap + step;
             unsigned char *nb = realloc(buf, want);
             if (!nb) {
@@ -273,7 +276,7 @@ static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long
             buf = nb;
             cap = want;
         }
-        size_t want = (need < cap ? need : cap) - n, got = fread(buf + n, 1, want, f);
+        size_t want = (goal < cap ? goal : cap) - n, got = fread(buf + n, 1, want, f);
         n += got;
         if (got < want) {
             if (ferror(f)) {
@@ -282,6 +285,7 @@ static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long
             }
             eof = 1;
         }
+        eof |= short_file && n == goal;
     }
     if (st == PR_OK)
         *data = take_data(buf, off, count);

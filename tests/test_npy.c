@@ -241,6 +241,9 @@ int main(void)
     PR_CHECK(read_status() == PR_ENPY_TRUNCATED, "empty file");
     write_bytes("\x93NUM", 4);
     PR_CHECK(read_status() == PR_ENPY_TRUNCATED, "cut inside the magic");
+    /* shorter than the prefix and not the magic (found by fuzzing: the file reader said truncated) */
+    write_bytes("\x93N\x18\x93", 4);
+    PR_CHECK(read_status() == PR_ENPY_MAGIC, "4 bytes, not the magic");
     /* a header without its closing newline */
     write_bytes("\x93NUMPY\x01\x00\x04\x00{}  ", 14);
     PR_CHECK(read_status() == PR_ENPY_HEADER, "no newline");

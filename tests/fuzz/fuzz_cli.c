@@ -1,0 +1,109 @@
+/* option parser: argv from the bytes (split at NUL, at most 32 arguments), parsed with the
+ * option table of `polyrope attn` (every option type; its types, ranges and choices as in
+ * experiments/cmd_attn.c). Contract: status 0, 2 or -1 (help); 2 prints one line
+ * "polyrope attn: ..." and nothing else; 0 prints nothing, and every given value lies in its
+ * range (integers exactly, doubles finite), every choice is one of its choices, no value is
+ * empty; -1 prints the help, which begins with the usage line. */
+#include <math.h>
+#include "../../experiments/cli.h"
+#include "fuzz.h"
+
+enum { MAXARGS = 32 };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    long n = 256, d = 16, seed = 1, degree = 0;
+    double B = 1.0, eps = 1e-6, rope_base = 10000, alibi = 0.0;
+    const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
+    const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d", *fftw = "estimate";
+    int causal = 0, backward = 0, json = 0, check = 0, certify = 0;
+    pr_opt_t opts[] = {
+        {"n", PR_OPT_INT, &n, "", 0, 1, 1 << 26, 0},
+        {"d", PR_OPT_INT, &d, "", 0, 1, 1 << 16, 0},
+        {"B", PR_OPT_DOUBLE, &B, "", 0, 0, 1e150, 0},
+        {"seed", PR_OPT_INT, &seed, "", 0, 0, 9e18, 0},
+        {"q", PR_OPT_STRING, &qf, "", 0, 0, 0, 0},
+        {"k", PR_OPT_STRING, &kf, "", 0, 0, 0, 0},
+        {"v", PR_OPT_STRING, &vf, "", 0, 0, 0, 0},
+        {"w", PR_OPT_STRING, &wf, "", 0, 0, 0, 0},
+        {"do", PR_OPT_STRING, &dof, "", 0, 0, 0, 0},
+        {"pos", PR_OPT_CHOICE, &pos, "", "rope|rope-neox|general|identity", 0, 0, 0},
+        {"rope-base", PR_OPT_DOUBLE, &rope_base, "", 0, 0, 0, 0},
+        {"algo", PR_OPT_CHOICE, &algo, "", "exact|lowrank|fft|auto", 0, 0, 0},
+        {"eps", PR_OPT_DOUBLE, &eps, "", 0, 1e-300, 1, 0},
+        {"poly", PR_OPT_CHOICE, &poly, "", "taylor|chebyshev|minimax", 0, 0, 0},
+        {"degree", PR_OPT_INT, &degree, "", 0, 0, 1000, 0},
+        {"fftw", PR_OPT_CHOICE, &fftw, "", "estimate|measure", 0, 0, 0},
+        {"scale", PR_OPT_CHOICE, &scale, "", "inv-d|inv-sqrt-d", 0, 0, 0},
+        {"causal", PR_OPT_FLAG, &causal, "", 0, 0, 0, 0},
+        {"alibi", PR_OPT_DOUBLE, &alibi, "", 0, 0, 1e300, 0},
+        {"backward", PR_OPT_FLAG, &backward, "", 0, 0, 0, 0},
+        {"certify", PR_OPT_FLAG, &certify, "", 0, 0, 0, 0},
+        {"check", PR_OPT_FLAG, &check, "", 0, 0, 0, 0},
+        {"out", PR_OPT_STRING, &out, "", 0, 0, 0, 0},
+        {"json", PR_OPT_FLAG, &json, "", 0, 0, 0, 0},
+    };
+    pr_cmd_spec_t spec = {"attn", "", "One attention run.", 0, opts, (int)(sizeof opts / sizeof opts[0])};
+
+    /* argv[0] is the command; the arguments are the NUL-separated pieces of the input */
+    char *buf = fuzz_string(data, size), *argv[MAXARGS + 1] = {"attn"}, *posv[MAXARGS + 1];
+    int argc = 1;
+    for (size_t i = 0; i <= size && argc <= MAXARGS;) {
+        argv[argc++] = buf + i;
+        i += strlen(buf + i) + 1;
+    }
+    int nopos = size && (data[0] & 1); /* both entry points */
+
+    char *err = 0, *outp = 0;
+    size_t errlen = 0, outlen = 0;
+    FILE *saved_err = stderr, *saved_out = stdout;
+    stderr = open_memstream(&err, &errlen);
+    stdout = open_memstream(&outp, &outlen);
+    FUZZ_CHECK(stderr && stdout, "open_memstream");
+    int npos = 0, rc = nopos ? pr_cli_parse_nopos(&spec, argc, argv) : pr_cli_parse(&spec, argc, argv, posv, &npos);
+    fclose(stderr);
+    fclose(stdout);
+    stderr = saved_err;
+    stdout = saved_out;
+
+    FUZZ_CHECK(rc == 0 || rc == 2 || rc == -1, "status %d", rc);
+    if (rc == 2)
+        FUZZ_CHECK(fuzz_lines(err, errlen) == 1 && err[errlen - 1] == '\n' && !strncmp(err, "polyrope attn: ", 15) &&
+                       !outlen,
+                   "a refusal must be one line on stderr, got '%s'", err);
+    else
+        FUZZ_CHECK(!errlen, "status %d with stderr '%s'", rc, err);
+    if (rc == -1)
+        FUZZ_CHECK(!strncmp(outp, "usage: polyrope attn", 20), "help: '%.40s'", outp);
+    if (rc == 0) {
+        FUZZ_CHECK(!outlen, "status 0 with stdout");
+        FUZZ_CHECK(npos >= 0 && npos < argc && (!nopos || !npos), "%d positional arguments of %d", npos, argc);
+        for (int k = 0; k < spec.nopts; k++) {
+            pr_opt_t *o = &opts[k];
+            if (!o->given)
+                continue;
+            if (o->type == PR_OPT_INT) {
+                long x = *(long *)o->dest, lo = (long)o->lo, hi = o->hi >= 0x1p63 ? __LONG_MAX__ : (long)o->hi;
+                FUZZ_CHECK(lo == hi || (lo <= x && x <= hi), "--%s %ld outside [%ld, %ld]", o->name, x, lo, hi);
+            } else if (o->type == PR_OPT_DOUBLE) {
+                double x = *(double *)o->dest;
+                FUZZ_CHECK(isfinite(x) && (o->lo == o->hi || (o->lo <= x && x <= o->hi)), "--%s %g", o->name, x);
+            } else if (o->type == PR_OPT_STRING || o->type == PR_OPT_CHOICE) {
+                const char *v = *(const char **)o->dest;
+                FUZZ_CHECK(v && *v, "--%s empty", o->name);
+                if (o->type == PR_OPT_CHOICE) {
+                    size_t len = strlen(v);
+                    const char *c = strstr(o->choices, v);
+                    FUZZ_CHECK(c && (c == o->choices || c[-1] == '|') && (c[len] == '|' || !c[len]),
+                               "--%s '%s' not in %s", o->name, v, o->choices);
+                }
+            } else {
+                FUZZ_CHECK(*(int *)o->dest == 1, "--%s flag not set", o->name);
+            }
+        }
+    }
+    free(err);
+    free(outp);
+    free(buf);
+    return 0;
+}

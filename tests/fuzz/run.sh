@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fuzzes one parser with libFuzzer: tests/fuzz/run.sh TARGET SECONDS [libFuzzer options...]
+# TARGET is npy, cli, grid, csv, baseline or preset (tests/fuzz/fuzz_TARGET.c). Builds (once, then
+# incrementally) a clang build with -fsanitize=fuzzer,address,undefined in $PR_FUZZ_BUILD
+# (default build-fuzz), then fuzzes on one core for SECONDS from the seed corpus
+# tests/fuzz/corpus/TARGET and the regressions tests/fuzz/regressions/TARGET. New inputs go to
+# $PR_FUZZ_BUILD/fuzz-corpus/TARGET (kept between runs); a crash, hang (> 10 s) or blow-up
+# (> 2 GB) is kept as tests/fuzz/regressions/TARGET/crash-*|timeout-*|oom-*, which the fast suite
+# then replays. Prints the executions and the time fuzzed; exit status 0 when nothing was found.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+if [ $# -lt 2 ] || [ ! -f "$here/fuzz_$1.c" ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
+  echo "usage: tests/fuzz/run.sh TARGET SECONDS [libFuzzer options]; TARGET one of:" \
+       $(cd "$here" && ls fuzz_*.c | sed 's/fuzz_\(.*\)\.c/\1/') >&2
+  exit 2
+fi
+target=$1 seconds=$2
+shift 2
+build=${PR_FUZZ_BUILD:-$root/build-fuzz}
+if [ ! -f "$build/build.ninja" ]; then
+  CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
+    -Dbuildtype=debugoptimized -Db_lundef=false >/dev/null
+fi
+meson compile -C "$build" "fuzz_$target" >/dev/null
+bin=$build/tests/fuzz/fuzz_$target
+work=$build/fuzz-corpus/$target
+regs=$here/regressions/$target
+mkdir -p "$work" "$regs"
+before=$(ls "$regs" | wc -l)
+log=$build/fuzz-$target.log
+echo "fuzz $target: ${seconds}s on one core, log $log" >&2
+status=0
+"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
+  -artifact_prefix="$regs/" "$@" "$work" "$here/corpus/$target" "$regs" >"$log" 2>&1 || status=$?
+execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+echo "fuzz $target: ${execs:-?} executions in ${secs:-$seconds} s, exit status $status" >&2
+after=$(ls "$regs" | wc -l)
+if [ "$status" -ne 0 ] || [ "$after" -ne "$before" ]; then
+  grep -E "ERROR: |runtime error|fuzz: |SUMMARY|Test unit written" "$log" | head -20 >&2 || true
+  echo "fuzz $target: FOUND something; kept in $regs (replay: build/tests/fuzz/replay_$target FILE)" >&2
+  exit 1
+fi
