@@ -10,12 +10,22 @@
 
 int pr_cli_fail(const char *cmd, const char *fmt, ...)
 {
+    /* messages quote what the user gave, which may hold a newline or an escape sequence: those
+     * print as \xNN so the message stays one line and cannot drive the terminal */
+    char buf[8192];
     va_list ap;
-    fprintf(stderr, "polyrope %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int len = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "polyrope %s: ", cmd);
+    for (const char *p = buf; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f)
+            fprintf(stderr, "\\x%02x", c);
+        else
+            fputc(c, stderr);
+    }
+    fputs(len >= (int)sizeof buf ? "...\n" : "\n", stderr);
     return 2;
 }
 

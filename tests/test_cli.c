@@ -137,6 +137,11 @@ int main(void)
     PR_CHECK(parse(1, (char *[]){"--n"}) == 2 && strstr(err_text, "needs a value"), "--n at the end: %s", err_text);
     PR_CHECK(parse(1, (char *[]){"--nn"}) == 2 && strstr(err_text, "unknown option '--nn'"), "--nn: %s", err_text);
     PR_CHECK(parse(1, (char *[]){"-n"}) == 2, "-n");
+    /* what the user typed is quoted: a newline or an escape in it stays inside the one line
+     * (found by fuzzing: "-\n" printed two lines) */
+    PR_CHECK(parse(1, (char *[]){"-\n"}) == 2 && strstr(err_text, "'-\\x0a'"), "-\\n: %s", err_text);
+    PR_CHECK(parse1("--pos", "\x1b[2Jrope\r") == 2 && strstr(err_text, "got '\\x1b[2Jrope\\x0d'"), "escape: %s",
+             err_text);
     PR_CHECK(parse(1, (char *[]){"stray"}) == 2 && strstr(err_text, "unexpected argument"), "stray: %s", err_text);
     PR_CHECK(parse(4, (char *[]){"--n", "-5", "--seed", "0"}) == 2 && strstr(err_text, "got '-5'"), "%s", err_text);
     PR_CHECK(parse(5, (char *[]){"--n", "7", "--json", "--out=", "x"}) == 2, "--out= with a stray");

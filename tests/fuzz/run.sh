@@ -32,7 +32,7 @@ log=$build/fuzz-$target.log
 echo "fuzz $target: ${seconds}s on one core, log $log" >&2
 status=0
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
-  -artifact_prefix="$regs/" "$@" "$work" "$here/corpus/$target" "$regs" >"$log" 2>&1 || status=$?
+  -artifact_prefix="$regs/" "$@" "$work" "$here/corpus/$target" >"$log" 2>&1 || status=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
 echo "fuzz $target: ${execs:-?} executions in ${secs:-$seconds} s, exit status $status" >&2
