@@ -38,9 +38,13 @@ static int parse(int argc, char **args)
         argv[i + 1] = args[i];
     for (int k = 0; k < spec.nopts; k++)
         opts[k].given = 0;
+    static FILE *f;
+    if (!f)
+        f = fopen("test_cli.stderr", "w+");
     fflush(stderr);
     int saved = dup(2);
-    FILE *f = fopen("test_cli.stderr", "w+");
+    rewind(f);
+    PR_CHECK(ftruncate(fileno(f), 0) == 0, "ftruncate");
     dup2(fileno(f), 2);
     int rc = pr_cli_parse_nopos(&spec, argc + 1, argv);
     fflush(stderr);
@@ -49,7 +53,6 @@ static int parse(int argc, char **args)
     rewind(f);
     size_t len = fread(err_text, 1, sizeof err_text - 1, f);
     err_text[len] = 0;
-    fclose(f);
     PR_CHECK(rc == 0 || rc == 2, "exit status %d", rc);
     PR_CHECK(rc ? pr_test_lines(err_text) == 1 && !strncmp(err_text, "polyrope test: ", 15) : !*err_text,
              "status %d with stderr '%s'", rc, err_text);
