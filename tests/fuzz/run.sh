@@ -7,6 +7,8 @@
 # $PR_FUZZ_BUILD/fuzz-corpus/TARGET (kept between runs); a crash, hang (> 10 s) or blow-up
 # (> 2 GB) is kept as tests/fuzz/regressions/TARGET/crash-*|timeout-*|oom-*, which the fast suite
 # then replays. Prints the executions and the time fuzzed; exit status 0 when nothing was found.
+# libFuzzer stops at the first find; to go on past known ones (still kept), add
+#   -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1    (one worker: one core)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -31,14 +33,17 @@ before=$(ls "$regs" | wc -l)
 log=$build/fuzz-$target.log
 echo "fuzz $target: ${seconds}s on one core, log $log" >&2
 status=0
+start=$(date +%s)
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1 \
   -artifact_prefix="$regs/" "$@" "$work" "$here/corpus/$target" >"$log" 2>&1 || status=$?
+secs=$(( $(date +%s) - start ))
+# the final stats, or with -fork=1 the last progress line, or the last line before a crash
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
-echo "fuzz $target: ${execs:-?} executions in ${secs:-$seconds} s, exit status $status" >&2
+[ -n "$execs" ] || execs=$(grep -aoE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+echo "fuzz $target: ${execs:-?} executions in $secs s, exit status $status" >&2
 after=$(ls "$regs" | wc -l)
 if [ "$status" -ne 0 ] || [ "$after" -ne "$before" ]; then
-  grep -E "ERROR: |runtime error|fuzz: |SUMMARY|Test unit written" "$log" | head -20 >&2 || true
+  grep -aE "ERROR: |runtime error|fuzz: |SUMMARY|Test unit written" "$log" | head -20 >&2 || true
   echo "fuzz $target: FOUND something; kept in $regs (replay: build/tests/fuzz/replay_$target FILE)" >&2
   exit 1
 fi
