@@ -3,8 +3,8 @@
 # TARGET is npy, cli, grid, csv, baseline or preset (tests/fuzz/fuzz_TARGET.c). Builds (once, then
 # incrementally) a clang build with -fsanitize=fuzzer,address,undefined in $PR_FUZZ_BUILD
 # (default build-fuzz), then fuzzes on one core for SECONDS from the seed corpus
-# tests/fuzz/corpus/TARGET and the regressions tests/fuzz/regressions/TARGET. New inputs go to
-# $PR_FUZZ_BUILD/fuzz-corpus/TARGET (kept between runs); a crash, hang (> 10 s) or blow-up
+# tests/fuzz/corpus/TARGET and what earlier runs added, $PR_FUZZ_BUILD/fuzz-corpus/TARGET (new
+# inputs go there). TARGET all runs every target in turn. A crash, hang (> 10 s) or blow-up
 # (> 2 GB) is kept as tests/fuzz/regressions/TARGET/crash-*|timeout-*|oom-*, which the fast suite
 # then replays. Prints the executions and the time fuzzed; exit status 0 when nothing was found.
 # libFuzzer stops at the first find; to go on past known ones (still kept), add
@@ -12,13 +12,20 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-if [ $# -lt 2 ] || [ ! -f "$here/fuzz_$1.c" ] || ! [[ $2 =~ ^[0-9]+$ ]]; then
-  echo "usage: tests/fuzz/run.sh TARGET SECONDS [libFuzzer options]; TARGET one of:" \
+if [ $# -lt 2 ] || { [ "$1" != all ] && [ ! -f "$here/fuzz_$1.c" ]; } || ! [[ $2 =~ ^[0-9]+$ ]]; then
+  echo "usage: tests/fuzz/run.sh TARGET SECONDS [libFuzzer options]; TARGET all or one of:" \
        $(cd "$here" && ls fuzz_*.c | sed 's/fuzz_\(.*\)\.c/\1/') >&2
   exit 2
 fi
 target=$1 seconds=$2
 shift 2
+if [ "$target" = all ]; then
+  found=0
+  for t in $(cd "$here" && ls fuzz_*.c | sed 's/fuzz_\(.*\)\.c/\1/'); do
+    "$0" "$t" "$seconds" "$@" || found=1
+  done
+  exit $found
+fi
 build=${PR_FUZZ_BUILD:-$root/build-fuzz}
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
