@@ -35,8 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         pr_grid_clear(&h);
         free(t);
-        long count = pr_grid_count(&g);
-        FUZZ_CHECK(count > 0, "count %ld", count);
+        long count = pr_grid_count(&g), product = 1;
+        int overflow = 0;
+        for (int i = 0; i < g.naxes; i++)
+            overflow |= __builtin_mul_overflow(product, (long)g.ax[i].nv, &product);
+        FUZZ_CHECK(!overflow && count == product, "%d axes: count %ld, product %ld%s", g.naxes, count, product,
+                   overflow ? " (overflows a long)" : "");
         pr_cfg_t c;
         long idx[2] = {0, count - 1};
         for (int i = 0; i < 2; i++) {
