@@ -111,6 +111,44 @@ static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const 
     return st;
 }
 
+/* --degree fixes the degree instead of the least one meeting --eps. One rule for every degree:
+ * its a-priori bound must meet --eps, else the run is refused before any work (exit 2), naming
+ * the least degree that does. --algo auto checks each fast path it may pick. */
+static int degree_check(attn_job_t *job, const char *algo)
+{
+    if (job->degree <= 0 || !strcmp(algo, "exact"))
+        return PR_OK;
+    int st = PR_OK;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    for (int lr = 0; lr < 2 && !st; lr++) {
+        if (!strcmp(algo, lr ? "fft" : "lowrank") ||
+            (!strcmp(algo, "auto") && lr && (!pr_lowrank_applies(job->W) || job->opts.beta)))
+            continue;
+        const char *name = lr ? "lowrank" : "fft";
+        pr_fast_opts_t o;
+        pr_fast_info_t info;
+        if ((st = fast_opts(&o, job)) || (st = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n,
+                                                             job->d, &job->opts, &o, lr)))
+            return pr_expoly_clear(p), fast_fail(job, st, &info, name);
+        if (info.eps_met)
+            continue;
+        double bound = info.bound;
+        o.degree = 0;
+        int least = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
+                    ? -1 : info.degree;
+        char alt[96] = "";
+        if (least > 0)
+            snprintf(alt, sizeof alt, "use --degree %d or more, ", least);
+        snprintf(job->msg, sizeof job->msg, "--degree %ld does not meet --eps %g: the %s path's bound for it is %.3g "
+                 "(a fixed degree must meet --eps): %s%sdrop --degree", job->degree, job->eps, name, bound, alt,
+                 bound < 1.0 ? "raise --eps to that bound, or " : "or ");
+        st = PR_EINVAL;
+    }
+    pr_expoly_clear(p);
+    return st;
+}
+
 static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
 {
     job->bound = info->bound;
@@ -446,7 +484,7 @@ int pr_cmd_attn(int argc, char **argv)
             goto done;
         }
     }
-    if ((st = algos[ai].run(&job))) {
+    if ((st = degree_check(&job, algo)) || (st = algos[ai].run(&job))) {
         rc = job.msg[0] ? pr_cli_fail(CMD, "%s", job.msg) : pr_cli_fail_status(CMD, st, algo);
         goto done;
     }
