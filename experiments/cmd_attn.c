@@ -480,15 +480,19 @@ int pr_cmd_attn(int argc, char **argv)
         {"algo", PR_OPT_CHOICE, &algo, "algorithm", "exact|lowrank|fft|auto", 0, 0, 0},
         {"eps", PR_OPT_DOUBLE, &eps, "target output error of the fast paths", 0, 1e-300, 1, 0},
         {"poly", PR_OPT_CHOICE, &poly, "polynomial for e^x in the fast paths", "taylor|chebyshev|minimax", 0, 0, 0},
-        {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: least meeting --eps)", 0, 0, 1000, 0},
+        {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: the least meeting --eps); a fixed "
+         "degree must still meet --eps (its bound <= eps), else the run is refused", 0, 0, 1000, 0},
         {"fftw", PR_OPT_CHOICE, &fftw, "FFTW planning of the fft path: estimate (reproducible bit for bit) or measure "
          "(seconds of planning, faster transforms from n ~ 2^16; kept in $POLYROPE_FFTW_WISDOM if set)",
          "estimate|measure", 0, 0, 0},
         {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
-        {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W)", 0, 0, 0, 0},
-        {"certify", PR_OPT_FLAG, &certify, "certified err_inf (and grad_err_inf) against an Arb reference, n <= 512", 0, 0, 0, 0},
+        {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W, on the support "
+         "of W only: entries of W zero at every offset get no gradient)", 0, 0, 0, 0},
+        {"certify", PR_OPT_FLAG, &certify, "certified err_inf (and grad_err_inf) against an Arb reference of the "
+         "real-number problem (RoPE angles, their cos and sin, sigma and ALiBi computed in Arb from the given doubles), "
+         "n <= 512; a verdict other than certified is exit 1", 0, 0, 0, 0},
         {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
@@ -498,6 +502,13 @@ int pr_cmd_attn(int argc, char **argv)
         "little-endian float64 C-order .npy files; n and d then come from the files. W: --pos, or\n"
         "a general W from --w. Times are wall-clock seconds. With --json one object is printed;\n"
         "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
+        "Every result carries an estimate of its own error (err_est, grad_err_est; ref_err_est for\n"
+        "the dense reference behind err_inf): for exact, first-order bounds derived from the data\n"
+        "(pr_dense_error_est, a double: it warns, never certifies); for a fast path, its bound plus\n"
+        "that. When a rounding estimate passes 2^-10 of its result's largest entry, a warning on\n"
+        "stderr says so and \"trusted\" is false: use --certify. --certify's verdict: for a fast path,\n"
+        "of err_inf <= bound; for exact, certified when the certified errors are finite; unknown\n"
+        "(infinite or undecided at 128 bits) or refuted exits 1, after printing the result.\n"
         "Example: polyrope attn --n 1024 --d 16 --B 2 --causal --backward --out run1 --json",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
