@@ -615,6 +615,78 @@ int pr_dense_loss_x(double *loss, double *dX, const double *A1, const double *X,
     return st;
 }
 
+/* gap[i] = (largest - second largest) of the computed M_ij + β_{i-j} over the unmasked keys
+ * of row i (+inf with one key), by the forward's own score tiles; cnt[i] = that number of keys */
+static int row_gaps(double *gap, int *cnt, const prep_t *p)
+{
+    int n = p->n, nb = (n + BQ - 1) / BQ, saved, shared = PR_OK;
+    blas_serial_begin(&saved);
+#pragma omp parallel
+    {
+        double *S = dalloc(BQ, BK);
+        int mine = S ? PR_OK : PR_ENOMEM;
+#pragma omp for schedule(dynamic, 1)
+        for (int ib = 0; ib < nb; ib++) {
+            if (mine)
+                continue;
+            int i0 = ib * BQ, mi = n - i0 < BQ ? n - i0 : BQ;
+            double m1[BQ], m2[BQ];
+            for (int r = 0; r < mi; r++) {
+                m1[r] = m2[r] = -INFINITY;
+                cnt[i0 + r] = 0;
+            }
+            int jend = key_end(p, i0, mi);
+            for (int j0 = 0; j0 < jend; j0 += BK) {
+                int mj = n - j0 < BK ? n - j0 : BK;
+                tile_scores(S, p, i0, mi, j0, mj);
+                for (int r = 0; r < mi; r++) {
+                    double *srow = S + (size_t)r * BK;
+                    int len = row_len(p, i0 + r, j0, mj);
+                    row_bias_max(srow, p, i0 + r, j0, mj);
+                    for (int c = 0; c < len; c++) {
+                        double x = srow[c];
+                        if (x > m1[r]) {
+                            m2[r] = m1[r];
+                            m1[r] = x;
+                        } else if (x > m2[r]) {
+                            m2[r] = x;
+                        }
+                    }
+                    cnt[i0 + r] += len;
+                }
+            }
+            for (int r = 0; r < mi; r++)
+                gap[i0 + r] = cnt[i0 + r] > 1 ? m1[r] - m2[r] : INFINITY;
+        }
+        set_status(&shared, mine);
+        free(S);
+    }
+    blas_serial_end(saved);
+    return shared;
+}
+
+/* Σ_j |ΔP_ij| ≤ τ_i from each row's score gap (see pr_dense_error_est); returns max_i τ_i, or a
+ * negative status */
+static double gap_tau(const double *Q, const double *K, const pr_posw_struct *W, int n, int d,
+                      const pr_attn_opts_t *opts, double eM, double apriori, double rounding, int *st)
+{
+    prep_t p;
+    double *gap = dalloc(n, 1), tau = 0.0;
+    int *cnt = malloc(sizeof(int) * (size_t)n);
+    *st = gap && cnt ? prep_init(&p, Q, K, W, n, d, opts, 0) : PR_ENOMEM;
+    if (!*st)
+        *st = row_gaps(gap, cnt, &p);
+    if (gap && cnt)
+        prep_clear(&p);
+    for (int i = 0; !*st && i < n; i++) {
+        double t = cnt[i] > 1 ? 4.0 * (cnt[i] - 1) * exp(4.0 * eM - gap[i]) : 0.0;
+        tau = fmax(tau, fmin(apriori, t + rounding));
+    }
+    free(gap);
+    free(cnt);
+    return tau;
+}
+
 /* Error estimate of the dense reference (u = 2^-53, γ_k ≈ k u to first order; the sum of the
  * terms is multiplied by 1.01 for the second-order ones).
  *   Scores. S = σ Σ_k max|Q_{a_k}| max(1, max_ℓ |w_k|) max|K_{b_k}| bounds Σ_k |σ Q w K|. The
@@ -626,7 +698,11 @@ int pr_dense_loss_x(double *loss, double *dX, const double *A1, const double *X,
  *   So |ΔM| ≤ ε_M = u (S (s + 10 + [RoPE] (10n + 12)) + 4 max|β|).
  *   Weights. Each e^{M+β-m} has relative error ρ = expm1(ε_M) + (n/128 + 8)u (exp, tile
  *   rescalings); the row sum γ_n more, so P̂_ij = P_ij(1 + δ), |δ| ≤ τ_rel = 2ρ + (n + 2)u, and
- *   Σ_j |ΔP_ij| ≤ τ = min(2, τ_rel) (two probability vectors).
+ *   Σ_j |ΔP_ij| ≤ τ = min(2, τ_rel) (two probability vectors). A posteriori, when that is not
+ *   small: with g_i the gap between the two largest computed M_ij + β of row i (n_i keys), the
+ *   true and computed maxima are the same key once g_i > 4ε_M, the others' weights relative to
+ *   it are ≤ (n_i - 1)e^{-(g_i - 4ε_M)} = ρ_i in both, so Σ_j |ΔP_ij| ≤ 2(ρ_i + ρ_i) plus the
+ *   rounding 2(n/128 + n + 10)u: τ = max_i of the smaller bound (one more pass of score tiles).
  *   O = P V (γ_n, and the division): |ΔO| ≤ (τ + (n + 3)u) ‖V‖∞, and ≤ 2‖V‖∞ + that rounding
  *   (O is a convex combination of rows of V).
  *   Backward, with a_i = ‖dO_i‖₁, A = max a_i, G = ‖V‖∞ + ‖O‖∞ ≥ |dO_i·V_j - r_i| / a_i:
@@ -692,6 +768,11 @@ int pr_dense_error_est(pr_dense_err_t *err, const double *Q, const double *K, co
     double eM = u * (S * (W->s + 10.0 + (rope ? 10.0 * n + 12.0 : 0.0)) + 4.0 * bmax);
     double rho = expm1(eM) + (n / 128.0 + 8.0) * u;
     double trel = 2.0 * rho + (n + 2.0) * u, tau = fmin(2.0, trel);
+    if (tau > 0x1p-20) {
+        tau = gap_tau(Q, K, W, n, d, opts, eM, tau, 2.0 * (n / 128.0 + n + 10.0) * u, &st);
+        if (st)
+            return st;
+    }
     double vn = pr_vec_max_abs(V, nd), on = pr_vec_max_abs(O, nd);
     err->score = eM;
     err->o = 1.01 * (tau + (n + 3.0) * u) * vn;
@@ -705,11 +786,11 @@ int pr_dense_error_est(pr_dense_err_t *err, const double *Q, const double *K, co
             A = fmax(A, a);
         }
         double eta = (d + 1.0) * u * G + err->o;
-        double krow = eta + (tau + 2.0 * u) * G, kcol = n * (eta + (fmin(1.0, trel) + 2.0 * u) * G);
+        double krow = eta + (tau + 2.0 * u) * G, kcol = n * (eta + (fmin(1.0, tau) + 2.0 * u) * G);
         double acc = (n + W->s + 8.0) * u;
         err->dq = 1.01 * sigma * A * (wq * krow + 3.0 * G * (ew * cq + acc * wq));
         err->dk = 1.01 * sigma * A * (wk * kcol + 3.0 * n * G * (ew * ck + acc * wk));
-        err->dv = 1.01 * n * pr_vec_max_abs(dO, nd) * (fmin(1.0, trel) + (n + 2.0) * u);
+        err->dv = 1.01 * n * pr_vec_max_abs(dO, nd) * (fmin(1.0, tau) + (n + 2.0) * u);
         err->dw = 1.01 * sigma * qk * A * (kcol + 3.0 * n * (n + 8.0) * u * G);
     }
     return PR_OK;
