@@ -447,7 +447,7 @@ static void json_honest(const attn_job_t *job, const attn_est_t *est, int truste
 
 static void text_honest(const attn_est_t *est, int exact)
 {
-    printf("  estimated error (%s): O %.3g", exact ? "dense, a priori from the data" : "bound + dense estimate",
+    printf("  estimated error (%s): O %.3g", exact ? "dense, derived from the data" : "bound + dense estimate",
            est->run[0]);
     if (!isnan(est_grad(est->run)))
         printf(", gradients %.3g", est_grad(est->run));
