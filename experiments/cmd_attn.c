@@ -128,21 +128,31 @@ static int degree_check(attn_job_t *job, const char *algo)
         const char *name = lr ? "lowrank" : "fft";
         pr_fast_opts_t o;
         pr_fast_info_t info;
-        if ((st = fast_opts(&o, job)) || (st = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n,
-                                                             job->d, &job->opts, &o, lr)))
-            return pr_expoly_clear(p), fast_fail(job, st, &info, name);
+        if ((st = fast_opts(&o, job)))
+            break;
+        if ((st = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr))) {
+            /* auto just does not pick a path that cannot run */
+            if (!strcmp(algo, "auto")) {
+                st = PR_OK;
+                continue;
+            }
+            fast_fail(job, st, &info, name);
+            break;
+        }
         if (info.eps_met)
             continue;
         double bound = info.bound;
         o.degree = 0;
         int least = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
                     ? -1 : info.degree;
-        char alt[96] = "";
+        char alt[128] = "";
         if (least > 0)
             snprintf(alt, sizeof alt, "use --degree %d or more, ", least);
+        if (bound < 1.0)
+            snprintf(alt + strlen(alt), sizeof alt - strlen(alt), "raise --eps to that bound, ");
         snprintf(job->msg, sizeof job->msg, "--degree %ld does not meet --eps %g: the %s path's bound for it is %.3g "
                  "(a fixed degree must meet --eps): %s%sdrop --degree", job->degree, job->eps, name, bound, alt,
-                 bound < 1.0 ? "raise --eps to that bound, or " : "or ");
+                 alt[0] ? "or " : "");
         st = PR_EINVAL;
     }
     pr_expoly_clear(p);

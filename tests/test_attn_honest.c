@@ -87,6 +87,21 @@ static void estimates_cover(pr_rng_t rng)
         PR_CHECK(co <= e.o && cg <= eg_max, "estimate below the certified error: O %g > %g or grads %g > %g; "
                  "trial %d n=%d d=%d B=%.17g kind=%d alibi=%g scale=%d causal=%d", co, e.o, cg, eg_max, trial, n, d, B,
                  kind, alibi, (int)scale, opts.causal);
+        /* each gradient apart where the doubles are the real numbers (σ exact, no RoPE, no ALiBi) */
+        double sg = opts.sigma;
+        if (kind >= 2 && alibi == 0.0 && sg * (scale ? sqrt((double)d) : (double)d) == 1.0 && sg == ldexp(1.0, ilogb(sg))) {
+            size_t sw = (size_t)W->s * L;
+            arb_ptr g = _arb_vec_init((slong)(3 * nd + sw));
+            PR_CHECK_OK(pr_hiprec_backward(g, g + nd, g + 2 * nd, g + 3 * nd, Q, K, V, W, dO, n, d, &opts, PREC));
+            const double *x[4] = {dQ, dK, dV, dw}, est[4] = {e.dq, e.dk, e.dv, e.dw};
+            for (int t = 0; t < (kind == 2 ? 4 : 3); t++) {
+                pr_hiprec_max_error(eo, x[t], g + t * nd, t < 3 ? nd : sw, PREC);
+                double c = pr_hiprec_ubound_d(eo);
+                PR_CHECK(c <= est[t], "gradient %d: certified %g > estimate %g; trial %d n=%d d=%d B=%.17g kind=%d",
+                         t, c, est[t], trial, n, d, B, kind);
+            }
+            _arb_vec_clear(g, (slong)(3 * nd + sw));
+        }
         arb_clear(eo);
         arb_clear(eg);
         free(dw);
