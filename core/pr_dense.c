@@ -692,10 +692,11 @@ static double gap_tau(const double *Q, const double *K, const pr_posw_struct *W,
  *   Scores. S = σ Σ_k max|Q_{a_k}| max(1, max_ℓ |w_k|) max|K_{b_k}| bounds Σ_k |σ Q w K|. The
  *   products and the sum of s terms (LOOP) or the rotation and dot product of d terms (GEMM)
  *   cost γ_{s+3} S; σ's rounding 2u S. RoPE against the real angles: θ̂ = pow(base, fl(-2k/d))
- *   has relative error (|ln θ| + 1)u, the angle fl(mθ̂) (|ln θ| + 2)u, so |Δ(mθ)| ≤ 2.4|m|u
- *   (θ|ln θ| ≤ 1/e) and |Δcos|, |Δsin| ≤ (2.4|m| + 1)u with |m| < n; rotated rows (GEMM) or
- *   the table (LOOP) add ≤ 4(2.4n + 3)u S. Adding β, the row shift and exp's reduction: 4u(S + max|β|).
- *   So |ΔM| ≤ ε_M = u (S (s + 10 + [RoPE] (10n + 12)) + 4 max|β|).
+ *   has relative error (|ln θ| + 2)u (pow within one ulp, 2u), the angle fl(mθ̂) (|ln θ| + 3)u,
+ *   so |Δ(mθ)| ≤ 3.4|m|u (θ|ln θ| ≤ 1/e) and |Δcos|, |Δsin| ≤ (3.4|m| + 2)u with |m| < n; a
+ *   rotated entry (GEMM) is then off by (3.4n + 4)u (|x| + |y|) of its pair, a table entry (LOOP)
+ *   by (3.4n + 2)u, so the scores by ≤ 4(3.4n + 4)u S. Adding β, the row shift and exp's
+ *   reduction: 4u(S + max|β|). So |ΔM| ≤ ε_M = u (S (s + 10 + [RoPE] (14n + 16)) + 4 max|β|).
  *   Weights. Each e^{M+β-m} has relative error ρ = expm1(ε_M) + (n/128 + 8)u (exp, tile
  *   rescalings); the row sum γ_n more, so P̂_ij = P_ij(1 + δ), |δ| ≤ τ_rel = 2ρ + (n + 2)u, and
  *   Σ_j |ΔP_ij| ≤ τ = min(2, τ_rel) (two probability vectors). A posteriori, when that is not
@@ -710,7 +711,8 @@ static double gap_tau(const double *Q, const double *K, const pr_posw_struct *W,
  *   Σ_j |ΔdM_ij| ≤ a_i κ_row, κ_row = η + (τ + 2u) G, and Σ_i |ΔdM_ij| (any column, any
  *   diagonal) ≤ A κ_col, κ_col = n (η + (min(1, τ_rel) + 2u) G).
  *   ω_Q = max_{a,ℓ} Σ_{k: a_k = a} |w_k(ℓ)| max|K_{b_k}| (ω_K likewise), c_Q = max_a Σ_{k: a_k = a}
- *   max|K_{b_k}| (c_K likewise), ε_w = [RoPE] (5n + 6)u the table's or the rotations' error:
+ *   max|K_{b_k}| (c_K likewise), ε_w = [RoPE] (11n + 12)u the table's error (LOOP) or the
+ *   rotated K' (Q') and the rotation back of dQ' (dK') (GEMM: 3(3.4n + 4)u):
  *     |ΔdQ| ≤ σ A (ω_Q κ_row + 3 G (ε_w c_Q + (n + s + 8)u ω_Q))   (row sums: Σ_j |dM_ij| ≤ a_i G (1 + τ))
  *     |ΔdK| ≤ σ A (ω_K κ_col + 3 n G (ε_w c_K + (n + s + 8)u ω_K))
  *     |ΔdV| ≤ n max|dO| (min(1, τ_rel) + (n + 2)u)
@@ -765,7 +767,7 @@ int pr_dense_error_est(pr_dense_err_t *err, const double *Q, const double *K, co
     free(mq);
     if (opts->beta)
         bmax = pr_vec_max_abs(opts->beta, L);
-    double eM = u * (S * (W->s + 10.0 + (rope ? 10.0 * n + 12.0 : 0.0)) + 4.0 * bmax);
+    double eM = u * (S * (W->s + 10.0 + (rope ? 14.0 * n + 16.0 : 0.0)) + 4.0 * bmax);
     double rho = expm1(eM) + (n / 128.0 + 8.0) * u;
     double trel = 2.0 * rho + (n + 2.0) * u, tau = fmin(2.0, trel);
     if (tau > 0x1p-20) {
@@ -778,7 +780,7 @@ int pr_dense_error_est(pr_dense_err_t *err, const double *Q, const double *K, co
     err->o = 1.01 * (tau + (n + 3.0) * u) * vn;
     err->dq = err->dk = err->dv = err->dw = NAN;
     if (dO) {
-        double A = 0.0, G = vn + on, ew = rope ? (5.0 * n + 6.0) * u : 0.0;
+        double A = 0.0, G = vn + on, ew = rope ? (11.0 * n + 12.0) * u : 0.0;
         for (int i = 0; i < n; i++) {
             double a = 0.0;
             for (int c = 0; c < d; c++)
