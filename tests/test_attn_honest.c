@@ -220,6 +220,45 @@ static void warnings(pr_rng_t rng)
     }
 }
 
+/* pr_hiprec_def_t's checks and the three verdicts */
+static void hiprec_branches(void)
+{
+    int n = 4, d = 2;
+    double x[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = 0.125 * (i % 7) - 0.3;
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED));
+    pr_attn_opts_t opts;
+    pr_attn_opts_default(&opts, d);
+    arb_t e1, e2;
+    arb_init(e1);
+    arb_init(e2);
+    pr_hiprec_def_t def;
+    pr_hiprec_def_real(&def, PR_SCALE_INV_D, 0.5);   /* an ALiBi slope without its β */
+    PR_CHECK(pr_hiprec_certify(e1, e2, x, 0, 0, 0, 0, x, x + 8, x + 16, W, 0, n, d, &opts, &def, PREC) == PR_EINVAL,
+             "ALiBi slope without opts->beta accepted");
+    pr_hiprec_def_real(&def, (pr_scale_t)7, 0.0);
+    PR_CHECK(pr_hiprec_certify(e1, e2, x, 0, 0, 0, 0, x, x + 8, x + 16, W, 0, n, d, &opts, &def, PREC) == PR_EINVAL,
+             "unknown scale accepted");
+    arb_t q, t;
+    arb_init(q);
+    arb_init(t);
+    arb_set_d(t, 1.0);
+    arb_set_d(q, 0.5);
+    PR_CHECK(pr_hiprec_verdict(q, t) == PR_CERT_CERTIFIED, "0.5 <= 1 not certified");
+    arb_set_d(q, 2.0);
+    PR_CHECK(pr_hiprec_verdict(q, t) == PR_CERT_REFUTED, "2 <= 1 not refuted");
+    arb_set_d(q, 1.0);
+    mag_set_d(arb_radref(q), 0.25);
+    PR_CHECK(pr_hiprec_verdict(q, t) == PR_CERT_UNKNOWN, "[0.75, 1.25] <= 1 not unknown");
+    arb_clear(q);
+    arb_clear(t);
+    arb_clear(e1);
+    arb_clear(e2);
+    pr_posw_clear(W);
+}
+
 int main(void)
 {
     if (!getenv("POLYROPE") || !getenv("PR_ORACLE")) {
@@ -229,6 +268,7 @@ int main(void)
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_attn_honest", 20261128));
     estimates_cover(rng);
+    hiprec_branches();
     degree_rule();
     certify_real(rng);
     warnings(rng);
