@@ -58,8 +58,10 @@ int pr_child_run(int *wstatus, const char *path, char *const argv[], const char 
     sigemptyset(&sa.sa_mask);
     child_signal = 0;
     child_pid = pid;
+    /* a signal this process ignores (started by nohup, say) stays ignored */
     for (int i = 0; i < 2; i++)
-        sigaction(sigs[i], &sa, &saved[i]);
+        if (!sigaction(sigs[i], 0, &saved[i]) && saved[i].sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, 0);
     sigprocmask(SIG_SETMASK, &old, 0);
     int st = PR_OK, e = 0;
     while (waitpid(pid, wstatus, 0) < 0)
