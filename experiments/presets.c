@@ -102,11 +102,21 @@ static void not_run(pr_claim_result_t *res, const char *claim, const char *fmt, 
     va_end(ap);
 }
 
-/* A verdict rests on the whole grid: one row for each configuration (idx 0..N-1 once each, N
- * from the '# configurations:' line), every row with status ok, and the columns it reads
- * (comma separated in cols). Returns 1 if so; else fills res as "not run" with the reason. */
-static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols)
+/* a row the error control refused (floor, budget, domain): the method declined to run there,
+ * which is its documented answer, not a failure; the claims are about the runs it makes */
+static int refused(const char *status)
 {
+    return !strcmp(status, pr_strerror(PR_EFLOOR)) || !strcmp(status, pr_strerror(PR_EBUDGET)) ||
+           !strcmp(status, pr_strerror(PR_EDOMAIN));
+}
+
+/* A verdict rests on the whole grid: one row for each configuration (idx 0..N-1 once each, N
+ * from the '# configurations:' line), every row ok or refused, and the columns it reads (comma
+ * separated in cols). Returns 1 if so, noting refused rows in res's detail (the verdict's text
+ * goes before it); else fills res as "not run" with the reason and returns 0. */
+static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols, long *nrefused)
+{
+    *nrefused = 0;
     int st = pr_csv_col(t, "status");
     if (st < 0 || pr_csv_col(t, "idx") < 0) {
         not_run(res, claim, "the CSV has no %s column", st < 0 ? "status" : "idx");
@@ -143,7 +153,9 @@ static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t
         double idx = pr_csv_num(t, r, "idx");
         if (!(idx >= 0 && idx < want) || idx != floor(idx) || seen[(long)idx]++)
             dup++;
-        if (strcmp(t->rows[r][st], "ok") && !bad++)
+        if (refused(t->rows[r][st]))
+            (*nrefused)++;
+        else if (strcmp(t->rows[r][st], "ok") && !bad++)
             first = r;
     }
     free(seen);
@@ -158,6 +170,13 @@ static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t
         return 0;
     }
     return 1;
+}
+
+static void note_refused(pr_claim_result_t *res, long nrefused)
+{
+    if (nrefused)
+        detail_add(res, "; %ld configurations refused by the error control (floor, budget or domain): not judged",
+                   nrefused);
 }
 
 /* ------------------------------------------------------------------ factorise (C11, C6) */
@@ -233,9 +252,9 @@ static void ratio_verdict(pr_claim_result_t *res, const char *claim, const pr_cs
 {
     char cols[128];
     snprintf(cols, sizeof cols, "%s,%s", num, den);
-    if (!evidence_ok(res, claim, t, cols))
+    long rows = 0, undecided = 0, nrefused;
+    if (!evidence_ok(res, claim, t, cols, &nrefused))
         return;
-    long rows = 0, undecided = 0;
     double worst = 0;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
@@ -257,6 +276,7 @@ static void ratio_verdict(pr_claim_result_t *res, const char *claim, const pr_cs
         detail_add(res, "; %ld rows undecided (NaN or inf/inf)", undecided);
     else if (!rows)
         detail_add(res, "; no row to judge");
+    note_refused(res, nrefused);
 }
 
 static int factorise_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -316,8 +336,8 @@ static int degree_row(double *out, const pr_cfg_t *cfg)
 static void degree_claim(pr_claim_result_t *res, const char *claim, const char *fn, const pr_csv_t *t)
 {
     double lo = INFINITY, hi = 0, amin = INFINITY, amax = 0, sga = 0, saa = 0;
-    long rows = 0, uncertified = 0, failed = 0;
-    if (!evidence_ok(res, claim, t, "fn,degree,aa,certified"))
+    long rows = 0, uncertified = 0, failed = 0, nrefused;
+    if (!evidence_ok(res, claim, t, "fn,degree,aa,certified", &nrefused))
         return;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
@@ -396,6 +416,11 @@ static int error_row(double *out, const pr_cfg_t *cfg)
     int st = problem_make(&p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pr_cfg_str(cfg, "pos"), 1);
     if (st)
         return st;
+    /* the low-rank path is for a factorised W only: elsewhere the row is not applicable (NaN) */
+    if (algo_is(cfg, "lowrank") && !pr_lowrank_applies(p.W)) {
+        problem_free(&p);
+        return PR_OK;
+    }
     size_t nd = (size_t)n * d;
     double *buf = calloc(8 * nd + n, sizeof(double));
     if (!buf) {
@@ -468,6 +493,11 @@ static int scaling_row(double *out, const pr_cfg_t *cfg)
     int st = problem_make(&p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pr_cfg_str(cfg, "pos"), 1);
     if (st)
         return st;
+    /* the low-rank path is for a factorised W only: elsewhere the row is not applicable (NaN) */
+    if (algo_is(cfg, "lowrank") && !pr_lowrank_applies(p.W)) {
+        problem_free(&p);
+        return PR_OK;
+    }
     size_t nd = (size_t)n * d;
     double *buf = calloc(4 * nd + n, sizeof(double));
     if (!buf) {
@@ -579,7 +609,8 @@ static void scaling_claim(pr_claim_result_t *res, const char *claim, const pr_cs
 {
     char cols[64];
     snprintf(cols, sizeof cols, "n,algo,%s", col);
-    if (!evidence_ok(res, claim, t, cols))
+    long nrefused;
+    if (!evidence_ok(res, claim, t, cols, &nrefused))
         return;
     res->claim = claim;
     int fast = 0, bad = 0, unknown = 0, ac = pr_csv_col(t, "algo");
@@ -591,6 +622,12 @@ static void scaling_claim(pr_claim_result_t *res, const char *claim, const pr_cs
         if (!first)
             continue;
         const char *algo = t->rows[r][ac], *pos = pr_csv_str(t, r, "pos");
+        /* a series with no time at all is not applicable (the low-rank path on a general W) */
+        int any = 0;
+        for (long q = 0; q < t->nrows && !any; q++)
+            any = same_series(t, r, q, 0) && !isnan(pr_csv_num(t, q, col));
+        if (!any)
+            continue;
         double nmax, slope = series_slope(t, r, col, &nmax);
         int dense = !strcmp(algo, "dense");
         detail_add(res, " %.20s%s%.20s %.2f%s", algo, pos ? " on " : "", pos ? pos : "", slope, dense ? ";" : "");
@@ -608,6 +645,7 @@ static void scaling_claim(pr_claim_result_t *res, const char *claim, const pr_cs
     }
     if (!fast)
         detail_add(res, " no fast series");
+    note_refused(res, nrefused);
     res->verdict = !fast || (unknown && !bad) ? PR_VERDICT_INCONCLUSIVE : bad ? PR_VERDICT_FAILED : PR_VERDICT_PASSED;
 }
 
@@ -672,9 +710,9 @@ static int cell_int(const pr_csv_t *t, long r, const char *col, int lo, int hi)
 
 static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 {
-    if (!evidence_ok(&res[0], "C12", t, "d,degree_lowrank,degree_fft,features,terms"))
+    long rows = 0, wrong = 0, undecided = 0, nrefused;
+    if (!evidence_ok(&res[0], "C12", t, "d,degree_lowrank,degree_fft,features,terms", &nrefused))
         return 1;
-    long rows = 0, wrong = 0, undecided = 0;
     double lo = INFINITY, hi = 0;
     for (long r = 0; r < t->nrows; r++) {
         /* bounds keep the binomials below 2^53 and their loops short */
@@ -696,6 +734,7 @@ static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
              rows, lo, hi);
     if (undecided)
         detail_add(&res[0], "; %ld rows without a degree, count or d to judge", undecided);
+    note_refused(&res[0], nrefused);
     return 1;
 }
 
@@ -757,9 +796,9 @@ static void threshold_c10(pr_claim_result_t *res, const pr_csv_t *t)
 {
     /* C10: at each n, the cost exponent ln(terms·(d+1))/ln n is below 1 at the smallest Bs (the
      * FFT path beats n²) and reaches 1 at the largest (it no longer does): the blow-up. */
-    if (!evidence_ok(res, "C10", t, "n,Bs,exponent,ran"))
+    long ns = 0, failed = 0, few = 0, undecided = 0, nrefused;
+    if (!evidence_ok(res, "C10", t, "n,Bs,exponent,ran", &nrefused))
         return;
-    long ns = 0, failed = 0, few = 0, undecided = 0;
     res->claim = "C10";
     snprintf(res->detail, sizeof res->detail, "ln(terms·(d+1))/ln n from the smallest to the largest B/√ln n:");
     for (long r = 0; r < t->nrows; r++) {
@@ -806,6 +845,7 @@ static void threshold_c10(pr_claim_result_t *res, const pr_csv_t *t)
         detail_add(res, " %ld n with fewer than 3 values of Bs;", few);
     if (undecided)
         detail_add(res, " %ld rows without n, Bs or exponent;", undecided);
+    note_refused(res, nrefused);
 }
 
 static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -813,7 +853,8 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     threshold_c10(&res[0], t);
     /* F1 is decided by the exact-mode run of the expansion (polyrope check F1); this sweep
      * measures only the a-priori floor: shown beside the claim, it decides nothing */
-    if (!evidence_ok(&res[1], "F1", t, "lost_bits,R"))
+    long nrefused;
+    if (!evidence_ok(&res[1], "F1", t, "lost_bits,R", &nrefused))
         return 2;
     double lo = INFINITY, hi = 0;
     long rows = 0;

@@ -162,7 +162,7 @@ static char *degree_csv(int uncertified)
     return csv_end(&c);
 }
 
-enum { ER_GOOD, ER_INFINF, ER_NANGRAD };
+enum { ER_GOOD, ER_INFINF, ER_NANGRAD, ER_REFUSED, ER_NOT_APPLICABLE };
 static char *error_csv(int v)
 {
     csv_t c;
@@ -181,14 +181,19 @@ static char *error_csv(int v)
                 e[0] = b[0] = INFINITY;
             if (v == ER_NANGRAD && k == 1)
                 e[2] = NAN;
-            csv_row(&c, key, "ok", "3,35,0.3,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", e[0], b[0], e[1], b[1],
-                    e[2], b[2], e[3], b[3]);
+            /* refused by the error control, or the low-rank path on a general W: no numbers */
+            if ((v == ER_REFUSED || v == ER_NOT_APPLICABLE) && k == 3)
+                csv_row(&c, key, v == ER_REFUSED ? pr_strerror(PR_EBUDGET) : "ok", "nan,nan,nan,nan,nan,nan,nan,nan,nan,nan,nan");
+            else
+                csv_row(&c, key, "ok", "3,35,0.3,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g", e[0], b[0], e[1], b[1],
+                        e[2], b[2], e[3], b[3]);
         }
     return csv_end(&c);
 }
 
 /* n = 128..8192 (nmax sizes), pos p0..p(npos-1), algo dense and fft; times like n² and n log n,
- * the last fft series like n² when last_quadratic; with nan_time one fft time is NaN */
+ * the last fft series like n² when last_quadratic; with nan_time 1 one fft time is NaN, with 2
+ * all of the first fft series (a series that does not apply) */
 static char *scaling_csv(int nmax, int npos, int last_quadratic, int nan_time)
 {
     csv_t c;
@@ -201,7 +206,7 @@ static char *scaling_csv(int nmax, int npos, int last_quadratic, int nan_time)
                          p, a ? "fft" : "dense");
                 double quad = 1e-9 * n * n, nlogn = 1e-7 * n * log2(n);
                 double t = (!a || (last_quadratic && p == npos - 1) ? quad : nlogn) * noise();
-                if (nan_time && a && p == 0 && i == nmax - 2)
+                if (nan_time && a && p == 0 && (i == nmax - 2 || nan_time == 2))
                     t = NAN;
                 csv_row(&c, key, "ok", "%s,%s,%.17g,%.17g,%.17g", a ? "3" : "nan", a ? "35" : "nan", t, 2 * t * noise(),
                         a ? 35.0 * 3 * n * log2(n) : (double)n * n * 4);
@@ -225,9 +230,10 @@ static char *threshold_csv(int ns, const double *bs, int nb, int last_fails, int
             double e = j == 0 ? pr_rng_range(rng, 0.3, 0.9) : j == nb - 1 ? pr_rng_range(rng, 1.1, 2) : pr_rng_range(rng, 0.5, 1.5);
             if (last_fails && k == ns - 1 && j == nb - 1)
                 e = 0.8;
-            int ran = e < 1;
+            /* the NaN exponent is of a row that ran (one that did not has none: the blow-up) */
+            int mid = nan_mid && k == 0 && j == 1, ran = e < 1 || mid;
             char es[32] = "nan";
-            if (!(nan_mid && k == 0 && j == 1))
+            if (!mid)
                 snprintf(es, sizeof es, "%.17g", e);
             csv_row(&c, key, "ok", "4,%.17g,%.17g,%.17g,3,35,%s,%d,%s,0.01,%.17g,%.17g", 1 / n, bs[j], bs[j] * 2, es, ran,
                     ran ? "0.001" : "nan", 1e-12, 10.0 * bs[j]);
@@ -350,6 +356,14 @@ int main(void)
     t = error_csv(ER_NANGRAD);
     expect("dk_err NaN", "error", t, "G4", PR_VERDICT_INCONCLUSIVE);
     free(t);
+    t = error_csv(ER_NOT_APPLICABLE);
+    expect("a row that does not apply", "error", t, "C9", PR_VERDICT_PASSED);
+    expect("a row that does not apply", "error", t, "G4", PR_VERDICT_PASSED);
+    free(t);
+    t = error_csv(ER_REFUSED);
+    expect("a row refused by the budget", "error", t, "C9", PR_VERDICT_PASSED);
+    PR_CHECK(strstr(last_detail, "1 configurations refused"), "a refused row is not reported: %s", last_detail);
+    free(t);
 
     /* scaling: C5 and G5 from log-log slopes */
     t = scaling_csv(7, 2, 0, 0);
@@ -362,6 +376,9 @@ int main(void)
     free(t);
     t = scaling_csv(7, 2, 0, 1);
     expect("a NaN time in the upper half", "scaling", t, "C5", PR_VERDICT_INCONCLUSIVE);
+    free(t);
+    t = scaling_csv(7, 2, 0, 2);
+    expect("a series that does not apply", "scaling", t, "C5", PR_VERDICT_PASSED);
     free(t);
     t = scaling_csv(7, 12, 1, 0);
     expect("24 series, the last quadratic", "scaling", t, "C5", PR_VERDICT_FAILED);
