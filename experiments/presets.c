@@ -112,8 +112,8 @@ static int refused(const char *status)
 
 /* A verdict rests on the whole grid: one row for each configuration (idx 0..N-1 once each, N
  * from the '# configurations:' line), every row ok or refused, and the columns it reads (comma
- * separated in cols). Returns 1 if so, noting refused rows in res's detail (the verdict's text
- * goes before it); else fills res as "not run" with the reason and returns 0. */
+ * separated in cols). Returns 1 if so, with the count of refused rows in *nrefused; else fills
+ * res as "not run" with the reason and returns 0. */
 static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols, long *nrefused)
 {
     *nrefused = 0;
