@@ -318,8 +318,8 @@ int pr_cmd_reproduce(int argc, char **argv)
         {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, a few minutes on 2 cores (the default)"},
         {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids, an hour or more"},
         {.name = "tiny", .type = PR_OPT_FLAG, .dest = &tiny, .help = "the smallest grids, seconds: a smoke test of the whole job"},
-        {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md"},
-        {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it"},
+        {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md (created if missing; must be writable)"},
+        {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it (give the same size)"},
     };
     pr_cmd_spec_t spec = {"reproduce", "", "Run every experiment; write CSVs, figures and REPORT.md with each claim's verdict.",
                           "Writes DIR/PRESET.csv, DIR/PRESET.png and DIR/PRESET.pdf for each preset (polyrope sweep\n"
