@@ -345,6 +345,11 @@ int pr_cmd_reproduce(int argc, char **argv)
     double t0 = pr_timing_wall();
     outcome_t oc[NCLAIMS];
     memset(oc, 0, sizeof oc);
+    /* a claim no preset answers has no evidence (never the zero verdict, "passed") */
+    for (int k = 0; k < NCLAIMS; k++) {
+        oc[k].verdict = PR_VERDICT_NOT_RUN;
+        snprintf(oc[k].detail, sizeof oc[k].detail, "no preset answers it");
+    }
     for (int i = 0; i < pr_npresets; i++) {
         const pr_preset_t *p = &pr_presets[i];
         stderr_note("[%d/%d] %s (%s): running", i + 1, pr_npresets, p->name, p->claims);
