@@ -50,8 +50,9 @@ enum { NCLAIMS = sizeof claims / sizeof claims[0] };
     "of its grid, every row ok) and passed. *FAILED*: one of them failed. *not run*: one of them did not run or "     \
     "left no evidence (the evidence column says why). *inconclusive*: all ran, but the data cannot decide (too few "  \
     "sizes, too narrow a range, an undefined ratio). *not built yet*: the claim's module is missing. A measurement "  \
-    "marked *info* (timing checks, the a-priori floor of F1) is shown but decides nothing. The exit status is 1 if "  \
-    "any claim FAILED, was not run or is not built."
+    "marked *info* (timing checks, the a-priori floor of F1) is shown but decides nothing. The exit status is 0 "   \
+    "only when every claim passed (or is info); 1 if any claim FAILED, was not run, is inconclusive or not built. "  \
+    "--tiny's grids are too small to decide the timing and degree claims: a tiny run is a smoke test, not evidence."
 
 typedef struct {
     pr_verdict_t verdict;
@@ -252,7 +253,11 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
     if (fclose(f) || rename(tmp, path))
         return pr_cli_fail("reproduce", "cannot write %s: %s", path, strerror(errno));
     printf("%s\n", path);
-    return counts[PR_VERDICT_FAILED] || counts[PR_VERDICT_NOT_RUN] || counts[PR_VERDICT_NOT_BUILT] ? 1 : 0;
+    /* exit 0 promises that every claim passed: an undecided claim is not a passed one */
+    return counts[PR_VERDICT_FAILED] || counts[PR_VERDICT_NOT_RUN] || counts[PR_VERDICT_NOT_BUILT] ||
+                   counts[PR_VERDICT_INCONCLUSIVE]
+               ? 1
+               : 0;
 }
 
 /* --out must be a folder this process can create files in; refused before any work */
@@ -329,7 +334,8 @@ int pr_cmd_reproduce(int argc, char **argv)
                           "passed: every experiment and check the claim rests on ran to the end and passed.\n"
                           "FAILED: one of them failed. not run: one of them did not run (the evidence says why).\n"
                           "inconclusive: all ran, but the data cannot decide (e.g. --tiny's grids are too small).\n"
-                          "Exit status 1 if any claim FAILED, was not run or not built; 0 otherwise.",
+                          "Exit status 0 only when every claim passed; 1 if any claim FAILED, was not run, is\n"
+                          "inconclusive or not built (a --tiny run, a smoke test, leaves some claims inconclusive).",
                           opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
