@@ -73,7 +73,7 @@
 /* ---- multisets of S and their marginals ------------------------------------------------------- */
 
 /* mult(f) = |f|! / Π f_k! as a product of binomials, exact in double while it stays below 2^53 */
-static double multinomial(const int *f, int s)
+static double multinomial(const unsigned char *f, int s)
 {
     double m = 1.0;
     int tot = 0;
@@ -460,9 +460,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         goto fail;
     memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
     for (long t = 0; t < p->nf; t++) {
-        int f[256], m = 0;
-        for (int k = 0; k < s; k++)
-            m += f[k] = p->f[(size_t)t * s + k];
+        const unsigned char *f = p->f + (size_t)t * s;
+        int m = vec_size(f, s);
         double mult = multinomial(f, s), sm = pow(opts->sigma, m);
         p->alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
@@ -1111,10 +1110,9 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     for (long t = 0; t < F; t++) {
         unsigned char *x = cur;
         memcpy(x, mono + (size_t)t * d, (size_t)d);
-        int e[256], m = 0;
+        int m = vec_size(x, d);
         first[t] = -1;
         for (int a = 0; a < d; a++) {
-            m += e[a] = x[a];
             drop[t * d + a] = -1;
             if (x[a]) {
                 if (first[t] < 0)
@@ -1124,7 +1122,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                 x[a]++;
             }
         }
-        double mult = multinomial(e, d), sm = pow(opts->sigma, m);
+        double mult = multinomial(x, d), sm = pow(opts->sigma, m);
         alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
     }
@@ -1354,8 +1352,13 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
     if (!st) {
         /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
         double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
-                               bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
+        /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
+         * the run without gradients */
+        if (info->poly_err + f < 1.0 / 3.0)
+            st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
+                                   bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
+        else
+            rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
         if (lowrank || !dw)
             rep->bound.dw = NAN;
     }

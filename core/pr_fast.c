@@ -628,16 +628,14 @@ static void mac_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long m)
 }
 
 /* uv[deg m] = the product of marginal m, with its ancestors' products below it (a thread starts
- * its chunk here; after that each marginal follows its parent, marg_step) */
+ * its chunk here; after that each marginal follows its parent, marg_step). Recursion of depth
+ * deg m + 1 <= g + 1: no array sized by the degree. */
 static void marg_path(double *uv, const pr_fast_marg_struct *M, long m, const double *X, int d,
                       const int *val, int n)
 {
-    long chain[256];
-    int k = 0;
-    for (long a = m; a >= 0; a = M->parent[a])
-        chain[k++] = a;
-    while (k > 0)
-        marg_step(uv, M, chain[--k], X, d, val, n);
+    if (M->parent[m] >= 0)
+        marg_path(uv, M, M->parent[m], X, d, val, n);
+    marg_step(uv, M, m, X, d, val, n);
 }
 
 /* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1], for the b-marginals [lo, hi) */
@@ -1044,10 +1042,11 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         int lr = path == 1;
         st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
              : pr_fast_choose(p, &info, Q, K, V, W, n, d, opts, o, lr);
-        /* not worth timing when its operation count is 8 times the dense one's, n² (s + d) */
+        /* not worth timing when its operation count is 8 times the dense one's, n² (s + d);
+         * info is only set when the path applies */
         double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
-        double ops = lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L);
-        if (!st && ops > 8.0 * (double)n * n * (W->s + d))
+        if (!st && (lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L)) >
+                       8.0 * (double)n * n * (W->s + d))
             st = PR_EBUDGET;
         pr_attn_opts_t po = so;
         po.poly = p->c;
