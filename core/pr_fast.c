@@ -763,6 +763,7 @@ void pr_fast_opts_default(pr_fast_opts_t *o)
     o->degree = 0;
     o->mem_budget = (size_t)6 << 30;
     o->max_terms = 2000000;
+    o->max_ops = 0.0;
     o->plan_flags = PR_FAST_ESTIMATE;
 }
 
@@ -903,6 +904,48 @@ int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const d
     return st;
 }
 
+/* distinct values among x[0..s) in [0, d) */
+static int values_in(const int *x, int s, int d)
+{
+    unsigned char *seen = calloc((size_t)d, 1);
+    int k = 0;
+    if (!seen)
+        return d;
+    for (int i = 0; i < s; i++)
+        if (x[i] >= 0 && x[i] < d && !seen[x[i]]++)
+            k++;
+    free(seen);
+    return k;
+}
+
+void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank)
+{
+    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
+    if (lowrank) {
+        /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
+        double F = pr_fast_binom(d, g);
+        *bytes = 8.0 * (F * (2.0 * 128 + d + 2) + 2.0 * n * d + 256.0 * (d + 1)) + F * (d + 24.0);
+        *ops = 4.0 * n * F * (d + 1.0);
+        return;
+    }
+    size_t b = pr_fast_plan_bytes(n, d, W->s, g, values_in(W->a, W->s, d), values_in(W->b, W->s, d), 1);
+    *bytes = b ? (double)b : INFINITY;
+    /* per term a symbol transform (5 L log2 L) and d+1 spectral products; per marginal d+1
+     * transforms (at most as many marginals as terms, twice) */
+    double T = pr_fast_binom(W->s, g);
+    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0)) + 2.0 * pr_fast_binom(d, g) * (d + 1.0) * 5.0 * Lf * lg;
+}
+
+int pr_fast_budget(pr_fast_info_t *info, const pr_posw_t W, int n, int d, const pr_fast_opts_t *o,
+                   int lowrank, double extra_bytes, double extra_ops, const char *what)
+{
+    double bytes, ops;
+    pr_fast_needs(&bytes, &ops, W, n, d, info->degree, lowrank);
+    pr_budget_init(&info->budget, (double)o->mem_budget, o->max_ops);
+    int st = pr_budget_bytes(&info->budget, bytes + extra_bytes, what);
+    return st ? st : pr_budget_ops(&info->budget, ops + extra_ops, what);
+}
+
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o)
@@ -913,6 +956,8 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
     pr_expoly_t p;
     pr_expoly_init(p);
     int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 0);
+    if (!st)
+        st = pr_fast_budget(info, W, n, d, o, 0, 0.0, 0.0, "the fft path's plan");
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;

@@ -141,6 +141,8 @@ int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const d
     pr_expoly_t p;
     pr_expoly_init(p);
     int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 1);
+    if (!st)
+        st = pr_fast_budget(info, W, n, d, o, 1, 0.0, 0.0, "the lowrank path's features");
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;
