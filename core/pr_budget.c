@@ -39,21 +39,22 @@ int pr_budget_ops(pr_budget_t b, double ops, const char *what)
 void pr_budget_explain(char *buf, size_t len, const pr_budget_t b, const char *mem_opt,
                        const char *ops_opt)
 {
+    const char *what = b->what && *b->what ? b->what : "the run";
     const double gib = 1024.0 * 1024.0 * 1024.0;
     if (b->hit == PR_BUDGET_MEMORY) {
         double need = b->need / gib;
         if (b->max_bytes > 0.0 && b->need < 0.5 * (double)SIZE_MAX)
             snprintf(buf, len, "%s needs %.3g GiB of memory, past the limit %s %.3g: raise %s to %.3g or more",
-                     b->what, need, mem_opt, b->max_bytes / gib, mem_opt, ceil(need * 1000.0) / 1000.0);
+                     what, need, mem_opt, b->max_bytes / gib, mem_opt, ceil(need * 1000.0) / 1000.0);
         else
-            snprintf(buf, len, "%s needs %.3g GiB of memory, more than this machine can address", b->what, need);
+            snprintf(buf, len, "%s needs %.3g GiB of memory, more than this machine can address", what, need);
     } else if (b->hit == PR_BUDGET_WORK) {
         if (b->max_ops > 0.0 && isfinite(b->need))
             snprintf(buf, len, "%s needs about %.3g operations, past the limit %s %.3g: raise %s to %.3g or more",
-                     b->what, b->need, ops_opt, b->max_ops, ops_opt, b->need * (1.0 + 1e-3));
+                     what, b->need, ops_opt, b->max_ops, ops_opt, b->need * (1.0 + 1e-3));
         else
-            snprintf(buf, len, "%s needs more operations than a double can count", b->what);
+            snprintf(buf, len, "%s needs more operations than a double can count", what);
     } else {
-        snprintf(buf, len, "%s: %s", b->what, pr_strerror(PR_EBUDGET));
+        snprintf(buf, len, "%s: %s", what, pr_strerror(PR_EBUDGET));
     }
 }

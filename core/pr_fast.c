@@ -395,7 +395,8 @@ void pr_fast_terms_clear(pr_fast_terms_t T)
 
 /* ---- plan ---- */
 
-size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+/* pr_fast_plan_bytes in double (+Inf past it, never wrapped) */
+static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
     double L = 2.0 * n - 1, nf = pr_toeplitz_good_size(2L * n - 1, 5, 1) / 2 + 1;
     double spec = 16.0 * (nf + 8);
@@ -403,7 +404,12 @@ size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int stream
     double bytes = spec * pr_fast_binom(db, g) * (d + 1) + 8.0 * L                   /* xhat, bias */
                  + thread * omp_get_max_threads()
                  + (double)pr_fast_binom(s, g) * (s + 24.0);                          /* term tables */
-    bytes += streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g);
+    return bytes + (streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g));
+}
+
+size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+{
+    double bytes = plan_bytes(n, d, s, g, da, db, streamed);
     return bytes < 0.5 * SIZE_MAX ? (size_t)bytes : 0;
 }
 
@@ -928,8 +934,7 @@ void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, 
         *ops = 4.0 * n * F * (d + 1.0);
         return;
     }
-    size_t b = pr_fast_plan_bytes(n, d, W->s, g, values_in(W->a, W->s, d), values_in(W->b, W->s, d), 1);
-    *bytes = b ? (double)b : INFINITY;
+    *bytes = plan_bytes(n, d, W->s, g, values_in(W->a, W->s, d), values_in(W->b, W->s, d), 1);
     /* per term a symbol transform (5 L log2 L) and d+1 spectral products; per marginal d+1
      * transforms (at most as many marginals as terms, twice) */
     double T = pr_fast_binom(W->s, g);
