@@ -1344,7 +1344,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
     double bb, bo;
     pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
     if ((st = pr_fast_budget(info, W, n, d, o, lowrank, bb, bo, lowrank ? "the lowrank path's forward and "
-                             "backward" : "the fft path's forward and backward plans"))) {
+                             "backward" : "the fft path's forward and backward"))) {
         pr_expoly_clear(p);
         return st;
     }

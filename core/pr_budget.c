@@ -43,7 +43,9 @@ void pr_budget_explain(char *buf, size_t len, const pr_budget_t b, const char *m
     const double gib = 1024.0 * 1024.0 * 1024.0;
     if (b->hit == PR_BUDGET_MEMORY) {
         double need = b->need / gib;
-        if (b->max_bytes > 0.0 && b->need < 0.5 * (double)SIZE_MAX)
+        if (!isfinite(b->need))
+            snprintf(buf, len, "%s needs more memory than a double can count", what);
+        else if (b->max_bytes > 0.0 && b->need < 0.5 * (double)SIZE_MAX)
             snprintf(buf, len, "%s needs %.3g GiB of memory, past the limit %s %.3g: raise %s to %.3g or more",
                      what, need, mem_opt, b->max_bytes / gib, mem_opt, ceil(need * 1000.0) / 1000.0);
         else

@@ -443,13 +443,14 @@ int pr_cmd_attn(int argc, char **argv)
         {"max-mem", PR_OPT_DOUBLE, &max_mem, "memory limit in GiB: a run whose buffers or plans would pass it is "
          "refused before it starts", 0, 1e-3, 1e6, 0},
         {"max-work", PR_OPT_DOUBLE, &max_work, "work limit in (estimated) floating-point operations: a run past it "
-         "is refused before it starts (1e13: about an hour)", 0, 1, 1e30, 0},
+         "is refused before it starts; 1e13 is tens of minutes", 0, 1, 1e30, 0},
     };
     pr_cmd_spec_t spec = {"attn", "", "One attention run O = softmax(M + bias) V, optionally with its gradients.",
         "Inputs are generated uniformly in [-B, B) from --seed (dO in [-1, 1)), or read from\n"
         "little-endian float64 C-order .npy files; n and d then come from the files. W: --pos, or\n"
         "a general W from --w. Times are wall-clock seconds. With --json one object is printed;\n"
-        "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
+        "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null; err_inf\n"
+        "is also null when the dense reference would pass --max-work (unless --check asks for it).\n"
         "Example: polyrope attn --n 1024 --d 16 --B 2 --causal --backward --out run1 --json",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
