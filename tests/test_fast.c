@@ -332,6 +332,9 @@ static void test_budget(pr_rng_t rng)
     pr_budget_explain(m, sizeof m, b, "--max-mem", "--max-work");
     PR_CHECK(strstr(m, "y needs about 2e+06 operations, past the limit --max-work 1e+06: raise --max-work to"),
              "explain: '%s'", m);
+    /* a negative d once sized a stack array (UBSan: non-positive VLA bound) */
+    double x2[2] = {1.0, 2.0}, y2[2];
+    PR_CHECK(pr_rope_rotate(y2, x2, 1, -2, 10000.0, PR_ROPE_INTERLEAVED, 1) == PR_EINVAL, "rope_rotate d = -2");
     pr_budget_init(b, 0.0, 0.0);   /* no limits: still past size_t, NaN and Inf are refused */
     PR_CHECK(pr_budget_bytes(b, 1e300, "z") == PR_EBUDGET && pr_budget_bytes(b, NAN, "z") == PR_EBUDGET &&
              pr_budget_bytes(b, -1.0, "z") == PR_EBUDGET && pr_budget_ops(b, INFINITY, "z") == PR_EBUDGET &&
