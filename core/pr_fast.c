@@ -395,6 +395,8 @@ void pr_fast_terms_clear(pr_fast_terms_t T)
 
 /* ---- plan ---- */
 
+static int values_in(const int *x, int s, int d);
+
 /* pr_fast_plan_bytes in double (+Inf past it, never wrapped) */
 static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
@@ -462,6 +464,10 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     if (pr_vec_check_finite(W->w, (size_t)s * L) || pr_vec_check_finite(opts->poly, g + 1)
         || (opts->beta && pr_vec_check_finite(opts->beta, L)))
         return PR_ENONFINITE;
+    /* the streamed plan (term tables included) within the budget before any table is made */
+    double need = plan_bytes(n, d, s, g, values_in(W->a, s, d), values_in(W->b, s, d), 1);
+    if (!(need <= (double)mem_budget) || !(need < 0.5 * (double)SIZE_MAX))
+        return PR_EBUDGET;
     int st = pr_fast_terms_init(F->terms, W->a, W->b, s, opts->poly, g, opts->sigma, max_terms);
     if (st)
         return st;
@@ -930,7 +936,7 @@ void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, 
     if (lowrank) {
         /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
         double F = pr_fast_binom(d, g);
-        *bytes = 8.0 * (F * (2.0 * 128 + d + 2) + 2.0 * n * d + 256.0 * (d + 1)) + F * (d + 24.0);
+        *bytes = pr_lowrank_bytes(n, d, g);
         *ops = 4.0 * n * F * (d + 1.0);
         return;
     }
