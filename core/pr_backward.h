@@ -90,9 +90,16 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
                       const double *dO, const double *kappa, const double *kappa_w, int n, int d,
                       double sigma);
 
+/* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
+ * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g: estimates in
+ * double (+Inf past it), bounds of what the plan allocates (pr_fast_needs gives the forward's). */
+void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                       int lowrank);
+
 /* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
  * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept
- * for the backward), then dQ, dK, dV (and dw for the FFT path when dw != NULL) for the upstream
+ * for the backward; pr_fast_budget with pr_backward_needs first), then dQ, dK, dV (and dw for
+ * the FFT path when dw != NULL) for the upstream
  * dO, and the propagated bound (pr_backward_bound with eps_A = P's error plus the forward's
  * relative floor, so that the rounding the floor accounts for is covered too). */
 typedef struct {

@@ -28,6 +28,7 @@
 #include "pr_attn.h"
 #include "pr_toeplitz.h"
 #include "pr_expoly.h"
+#include "pr_budget.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -162,8 +163,9 @@ typedef struct {
     pr_expoly_kind_t kind;  /* polynomial construction */
     int degree;             /* > 0: use this degree instead of the least one for eps (info->eps_met
                              * then says whether it meets eps; the command line refuses it if not) */
-    size_t mem_budget;      /* bytes a plan may hold */
+    size_t mem_budget;      /* bytes a plan may hold (> 0; also pr_fast_budget's memory limit) */
     long max_terms;         /* largest term (or feature) count accepted */
+    double max_ops;         /* estimated operations a run may do (pr_fast_needs); 0: no limit */
     unsigned plan_flags;    /* PR_FAST_ESTIMATE or PR_FAST_MEASURE (FFT path) */
 } pr_fast_opts_t;
 
@@ -189,6 +191,7 @@ typedef struct {
     long transforms;        /* FFT path: transforms done by the execute (planning not counted) */
     long plan_transforms;   /* FFT path: symbol transforms done by the plan */
     double plan_seconds;    /* FFT path: planning time */
+    pr_budget_struct budget;/* on PR_EBUDGET from pr_fast_budget: the limit hit, the amount, what */
 } pr_fast_info_t;
 
 /* Sets the data part of info (R, R_floor, vnorm, data_max, widened) for the FFT path (R from W's
@@ -220,7 +223,18 @@ int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const d
                    const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                    const pr_fast_opts_t *o, int lowrank);
 
-/* The whole FFT path: check, choose P, plan, execute. info may be NULL. */
+/* Memory (bytes) and work (operations) of the FFT path's forward (lowrank = 0) or the low-rank
+ * path's (1) for W, n, d and degree g: estimates in double (+Inf past it) that bound what the
+ * plans allocate and roughly what execute computes. */
+void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank);
+
+/* The forward's pr_fast_needs plus extra_bytes and extra_ops (a backward's, or 0), checked
+ * against o->mem_budget and o->max_ops into info->budget (pr_budget): PR_OK or PR_EBUDGET. The
+ * fast paths call it after choosing P (info->degree), before anything is planned. */
+int pr_fast_budget(pr_fast_info_t *info, const pr_posw_t W, int n, int d, const pr_fast_opts_t *o,
+                   int lowrank, double extra_bytes, double extra_ops, const char *what);
+
+/* The whole FFT path: check, choose P, pr_fast_budget, plan, execute. info may be NULL. */
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o);

@@ -6,12 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <omp.h>
 #include "polyrope.h"
 #include "cli.h"
 #include "commands.h"
 
 static const char *CMD = "attn";
+
+/* the options that raise the two limits of pr_budget */
+#define MEM_OPT "--max-mem"
+#define WORK_OPT "--max-work"
 
 /* One problem and what an algorithm returns for it. */
 typedef struct {
@@ -36,14 +41,30 @@ typedef struct {
     int streamed;
     const char *algo_used;  /* what --algo auto picked */
     double predicted[3];    /* auto: predicted seconds for exact, lowrank, fft */
-    char msg[400];          /* a one-line error of the algorithm's own, if any */
+    char msg[700];          /* a one-line error of the algorithm's own, if any */
     double grad_bound[4];   /* fast paths with --backward: propagated bounds on dQ, dK, dV, dw */
+    double max_bytes, max_ops;  /* --max-mem (bytes), --max-work: pr_budget's limits */
 } attn_job_t;
+
+/* operations of the dense reference on n × d with s support pairs (forward; the backward about
+ * twice more) */
+static double dense_ops(double n, double d, double s, int backward)
+{
+    return 2.0 * n * n * (s + d) * (backward ? 3.0 : 1.0);
+}
 
 /* the dense reference: exact up to rounding */
 static int algo_exact(attn_job_t *job)
 {
     int n = job->n, d = job->d;
+    pr_budget_t b;
+    pr_budget_init(b, job->max_bytes, job->max_ops);
+    if (pr_budget_ops(b, dense_ops(n, d, job->W->s, job->backward), "the dense reference")) {
+        char m[300];
+        pr_budget_explain(m, sizeof m, b, MEM_OPT, WORK_OPT);
+        snprintf(job->msg, sizeof job->msg, "%s, or use --algo fft or lowrank", m);
+        return PR_EBUDGET;
+    }
     double *lse = malloc(sizeof(double) * n);
     if (!lse)
         return PR_ENOMEM;
@@ -71,6 +92,10 @@ static int fast_opts(pr_fast_opts_t *o, const attn_job_t *job)
     o->B = job->B_declared;
     o->degree = (int)job->degree;
     o->plan_flags = job->plan_flags;
+    /* memory and work are the limits (pr_budget); the term count is bounded by them */
+    o->mem_budget = (size_t)job->max_bytes;
+    o->max_ops = job->max_ops;
+    o->max_terms = LONG_MAX;
     return pr_expoly_kind_parse(&o->kind, job->poly);
 }
 
@@ -81,6 +106,18 @@ static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const 
     size_t len = sizeof job->msg;
     switch (st) {
     case PR_EFLOOR:
+        if (!isfinite(info->floor) && job->degree > 0 && info->degree > 0) {
+            snprintf(m, len, "%s: --degree %ld has an infinite floating-point floor on [-%.4g, %.4g] (its "
+                     "coefficients cancel past double): use a lower --degree, or 0 for the least meeting --eps",
+                     algo, job->degree, info->R, info->R);
+            break;
+        }
+        if (!isfinite(info->floor)) {
+            snprintf(m, len, "%s: R = %.4g from the data is too large for double (e^{2R} times the rounding unit "
+                     "passes 1, so no --eps is reachable): use inputs with smaller entries (R below about 15) or "
+                     "--algo exact", algo, info->R);
+            break;
+        }
         snprintf(m, len, "--eps %g is below the floating-point floor %.3g of the %s expansion (R = %.4g from the "
                  "data, |V| <= %.3g): use --eps %.2g or more, or inputs with smaller entries", job->eps, info->floor,
                  algo, info->R, info->vnorm, 2.0 * info->floor);
@@ -89,12 +126,21 @@ static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const 
         snprintf(m, len, "an entry of Q, K or V has magnitude %.6g > --B %g, so the bound does not hold: raise --B to "
                  "at least %.6g (or drop --B to take R from the data)", info->data_max, job->B_declared, info->data_max);
         break;
-    case PR_EBUDGET:
-        snprintf(m, len, "%s: degree %d needs %.4g %s, past the memory budget: raise --eps, use inputs with smaller "
-                 "entries (lower R = %.4g), or --algo exact", algo, info->degree, info->terms,
-                 strcmp(algo, "fft") ? "features" : "terms", info->R);
+    case PR_EBUDGET: {
+        char why[300];
+        pr_budget_explain(why, sizeof why, &info->budget, MEM_OPT, WORK_OPT);
+        snprintf(m, len, "%s: degree %d (%.4g %s): %s; or raise --eps, use inputs with smaller entries (lower R = "
+                 "%.4g), or --algo exact", algo, info->degree, info->terms, strcmp(algo, "fft") ? "features" : "terms",
+                 why, info->R);
         break;
+    }
     case PR_EDOMAIN:
+        if (job->degree > 0) {
+            snprintf(m, len, "%s: --degree %ld cannot be fitted to e^x on [-%.4g, %.4g] in double (its conversion "
+                     "to monomials loses all precision): use a lower --degree, or 0 for the least meeting --eps",
+                     algo, job->degree, info->R, info->R);
+            break;
+        }
         snprintf(m, len, "%s: no polynomial for e^x on [-%.4g, %.4g] reaches relative error %.3g in double: raise "
                  "--eps or use inputs with smaller entries", algo, info->R, info->R, info->eps_A);
         break;
@@ -145,6 +191,14 @@ static int degree_check(attn_job_t *job, const char *algo)
         o.degree = 0;
         int least = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
                     ? -1 : info.degree;
+        if (!isfinite(bound) && least > 0 && job->degree > least) {
+            /* above the least degree the error only falls: an infinite bound is the floor's */
+            snprintf(job->msg, sizeof job->msg, "%s: --degree %ld has an infinite floating-point floor (its "
+                     "coefficients cancel past double): use a lower --degree (%d meets --eps %g), or 0 for the "
+                     "least meeting --eps", name, job->degree, least, job->eps);
+            st = PR_EINVAL;
+            break;
+        }
         char alt[128] = "";
         if (least > 0)
             snprintf(alt, sizeof alt, "use --degree %d or more, ", least);
@@ -298,13 +352,112 @@ static int peek(int *nd, long *shape, const char *path, const char *opt)
     return 0;
 }
 
-static int write_out(const char *dir, const char *name, const double *x, int ndim, const long *shape)
+/* --out DIR: decided before the work (DIR exists or is created, each output can be replaced) and
+ * written to temporaries in DIR, renamed over the outputs' names once all are written; on any
+ * failure the temporaries (and DIR, if this run created it) are removed: no partial outputs. */
+enum { OUT_MAX = 5 };
+typedef struct {
+    const char *dir;
+    int count, made_dir;
+    const char *name[OUT_MAX];
+    char tmp[OUT_MAX][4096], path[OUT_MAX][4096];
+} outset_t;
+
+static void out_discard(outset_t *os)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int st = pr_npy_write(path, x, ndim, shape);
-    if (st)
-        return pr_cli_fail(CMD, "--out: cannot write %s: %s", path, strerror(errno));
+    for (int i = 0; i < os->count; i++)
+        if (os->tmp[i][0])
+            unlink(os->tmp[i]);
+    if (os->made_dir)
+        rmdir(os->dir);
+    os->count = 0;
+    os->made_dir = 0;
+}
+
+static int out_prepare(outset_t *os, const char *dir, const char *const *names, int count)
+{
+    memset(os, 0, sizeof *os);
+    os->dir = dir;
+    struct stat sb;
+    if (!*dir)
+        return pr_cli_fail(CMD, "--out: an empty directory name; give a directory, e.g. --out run1");
+    if (mkdir(dir, 0777) == 0)
+        os->made_dir = 1;
+    else if (errno != EEXIST)
+        return pr_cli_fail(CMD, "--out %s: cannot create the directory: %s", dir, strerror(errno));
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) {
+        out_discard(os);
+        return pr_cli_fail(CMD, "--out %s: exists and is not a directory; give a directory", dir);
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    for (int i = 0; i < count; i++) {
+        os->name[i] = names[i];
+        os->count = i + 1;
+        if ((size_t)snprintf(os->path[i], sizeof os->path[i], "%s/%s", dir, names[i]) >= sizeof os->path[i] ||
+            (size_t)snprintf(os->tmp[i], sizeof os->tmp[i], "%s/.%s.XXXXXX", dir, names[i]) >= sizeof os->tmp[i]) {
+            os->tmp[i][0] = 0;
+            out_discard(os);
+            return pr_cli_fail(CMD, "--out %s: the path is too long", dir);
+        }
+        if (!stat(os->path[i], &sb) && (S_ISDIR(sb.st_mode) || access(os->path[i], W_OK))) {
+            os->tmp[i][0] = 0;
+            out_discard(os);
+            return pr_cli_fail(CMD, "--out %s: %s %s; remove it or choose another --out", dir, os->path[i],
+                               S_ISDIR(sb.st_mode) ? "is a directory" : "is not writable");
+        }
+        int fd = mkstemp(os->tmp[i]);
+        if (fd < 0) {
+            int e = errno;
+            os->tmp[i][0] = 0;
+            out_discard(os);
+            return pr_cli_fail(CMD, "--out %s: cannot write there: %s", dir, strerror(e));
+        }
+        fchmod(fd, 0666 & ~mask);   /* mkstemp makes 0600; the outputs get the usual mode */
+        close(fd);
+    }
+    return 0;
+}
+
+/* output `name` (one of those prepared) into its temporary */
+static int out_write(outset_t *os, const char *name, const double *x, int ndim, const long *shape)
+{
+    for (int i = 0; i < os->count; i++)
+        if (!strcmp(os->name[i], name)) {
+            if (pr_npy_write(os->tmp[i], x, ndim, shape))
+                return pr_cli_fail(CMD, "--out: cannot write %s: %s", os->path[i], strerror(errno));
+            return 0;
+        }
+    return pr_cli_fail_status(CMD, PR_EINVAL, name);
+}
+
+static int out_commit(outset_t *os)
+{
+    for (int i = 0; i < os->count; i++) {
+        if (rename(os->tmp[i], os->path[i]))
+            return pr_cli_fail(CMD, "--out: cannot rename %s to %s: %s", os->tmp[i], os->path[i], strerror(errno));
+        os->tmp[i][0] = 0;
+    }
+    os->made_dir = 0;
+    return 0;
+}
+
+/* Before anything is allocated: the buffers of the inputs, outputs and reference (in double, so
+ * that no product of sizes wraps) against --max-mem. s_max bounds W's support. */
+static int budget_buffers(double max_bytes, double n, double d, double s_max, int files, int wfile, int backward,
+                          int general, int reference, int alibi)
+{
+    double nd = n * d, L = 2.0 * n - 1.0;
+    double doubles = 5.0 * nd + files * nd + s_max * L + (wfile ? L * d * d : 0.0) + (alibi ? L : 0.0) +
+                     (backward ? 3.0 * nd + (general ? s_max * L + L * d * d : 0.0) : 0.0) +
+                     (reference ? 4.0 * nd + (general ? s_max * L : 0.0) : 0.0);
+    pr_budget_t b;
+    pr_budget_init(b, max_bytes, 0.0);
+    if (pr_budget_bytes(b, 8.0 * doubles, "holding the inputs and outputs")) {
+        char m[300];
+        pr_budget_explain(m, sizeof m, b, MEM_OPT, WORK_OPT);
+        return pr_cli_fail(CMD, "n = %.0f, d = %.0f: %s, or use a smaller --n or --d", n, d, m);
+    }
     return 0;
 }
 
@@ -471,7 +624,7 @@ static void text_honest(const attn_est_t *est, int exact)
 int pr_cmd_attn(int argc, char **argv)
 {
     long n = 256, d = 16, seed = 1, degree = 0;
-    double B = 1.0, eps = 1e-6, rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0;
+    double B = 1.0, eps = 1e-6, rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0, max_mem = 6.0, max_work = 1e13;
     const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
     const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d", *fftw = "estimate";
     int causal = 0, backward = 0, json = 0, check = 0, certify = 0;
@@ -491,7 +644,7 @@ int pr_cmd_attn(int argc, char **argv)
         {"eps", PR_OPT_DOUBLE, &eps, "target output error of the fast paths", 0, 1e-300, 1, 0},
         {"poly", PR_OPT_CHOICE, &poly, "polynomial for e^x in the fast paths", "taylor|chebyshev|minimax", 0, 0, 0},
         {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: the least meeting --eps); a fixed "
-         "degree must still meet --eps (its bound <= eps), else the run is refused", 0, 0, 1000, 0},
+         "degree must still meet --eps (its bound <= eps), else the run is refused", 0, 0, PR_EXPOLY_MAX_DEGREE, 0},
         {"fftw", PR_OPT_CHOICE, &fftw, "FFTW planning of the fft path: estimate (reproducible bit for bit) or measure "
          "(seconds of planning, faster transforms from n ~ 2^16; kept in $POLYROPE_FFTW_WISDOM if set)",
          "estimate|measure", 0, 0, 0},
@@ -506,12 +659,17 @@ int pr_cmd_attn(int argc, char **argv)
         {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
+        {"max-mem", PR_OPT_DOUBLE, &max_mem, "memory limit in GiB: a run whose buffers or plans would pass it is "
+         "refused before it starts", 0, 1e-3, 1e6, 0},
+        {"max-work", PR_OPT_DOUBLE, &max_work, "work limit in (estimated) floating-point operations: a run past it "
+         "is refused before it starts; 1e13 is tens of minutes", 0, 1, 1e30, 0},
     };
     pr_cmd_spec_t spec = {"attn", "", "One attention run O = softmax(M + bias) V, optionally with its gradients.",
         "Inputs are generated uniformly in [-B, B) from --seed (dO in [-1, 1)), or read from\n"
         "little-endian float64 C-order .npy files; n and d then come from the files. W: --pos, or\n"
         "a general W from --w. Times are wall-clock seconds. With --json one object is printed;\n"
-        "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
+        "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null; err_inf\n"
+        "is also null when the dense reference would pass --max-work (unless --check asks for it).\n"
         "Every result carries an estimate of its own error (err_est, grad_err_est; ref_err_est for\n"
         "the dense reference behind err_inf): for exact, first-order bounds derived from the data\n"
         "(pr_dense_error_est, a double: it warns, never certifies); for a fast path, its bound plus\n"
@@ -556,8 +714,9 @@ int pr_cmd_attn(int argc, char **argv)
         d = cols;
         if (n < 1 || d < 1)
             return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld): n and d must be at least 1", sizer, sizer_path, n, d);
-        if (n > INT32_MAX / 2 || d > INT32_MAX)
-            return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld) too large", sizer, sizer_path, n, d);
+        if (n > 1 << 26 || d > 1 << 16)
+            return pr_cli_fail(CMD, "--%s %s: shape (%ld, %ld): n must be at most %d and d at most %d (as --n, --d)",
+                               sizer, sizer_path, n, d, 1 << 26, 1 << 16);
     } else if (wf) {
         /* a W file alone fixes n and d too */
         int nd;
@@ -566,12 +725,37 @@ int pr_cmd_attn(int argc, char **argv)
             return rc;
         if (nd != 3 || shape[0] % 2 == 0 || shape[1] != shape[2] || shape[1] < 1)
             return pr_cli_fail(CMD, "--w %s: a W array has shape (2n-1, d, d)", wf);
-        n = (shape[0] + 1) / 2;
-        d = shape[1];
+        long wn = (shape[0] + 1) / 2, wd = shape[1];
+        if ((pr_cli_given(&spec, "n") && wn != n) || (pr_cli_given(&spec, "d") && wd != d))
+            return pr_cli_fail(CMD, "--w %s: shape (%ld, %ld, %ld) means n = %ld, d = %ld, but --n %ld --d %ld were "
+                               "given; drop --n/--d or give a W of shape (2n-1, d, d)", wf, shape[0], shape[1],
+                               shape[2], wn, wd, n, d);
+        if (wn > 1 << 26 || wd > 1 << 16)
+            return pr_cli_fail(CMD, "--w %s: shape (%ld, %ld, %ld): n must be at most %d and d at most %d (as --n, --d)",
+                               wf, shape[0], shape[1], shape[2], 1 << 26, 1 << 16);
+        n = wn;
+        d = wd;
     }
     int is_rope = !strcmp(pos, "rope") || !strcmp(pos, "rope-neox");
     if ((is_rope || !strcmp(pos, "general")) && !wf && d % 2)
         return pr_cli_fail(CMD, "d = %ld: --pos %s needs an even head dimension d", d, pos);
+    int general = !strcmp(pos, "general");
+    int exact_algo = algos[ai].run == algo_exact;
+    if (certify && n > 512)
+        return pr_cli_fail(CMD, "--certify runs an O(n^2 s) Arb reference: use --n 512 or less (n = %ld)", n);
+    /* the limits (pr_budget), before anything is allocated: memory of the buffers here, work of
+     * the dense runs once W's support is known, the fast paths' plans after P is chosen */
+    double max_bytes = max_mem * 1024.0 * 1024.0 * 1024.0;
+    if ((rc = budget_buffers(max_bytes, (double)n, (double)d, wf ? (double)d * d : is_rope || general ? 2.0 * d : d,
+                             !!qf + !!kf + !!vf + !!dof, wf != 0, backward, general, !exact_algo, alibi > 0)))
+        return rc;
+    outset_t os;
+    memset(&os, 0, sizeof os);
+    if (out) {
+        const char *names[OUT_MAX] = {"o.npy", "dq.npy", "dk.npy", "dv.npy", "dw.npy"};
+        if ((rc = out_prepare(&os, out, names, backward ? (general ? 5 : 4) : 1)))
+            return rc;
+    }
 
     size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
     double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
@@ -643,6 +827,8 @@ int pr_cmd_attn(int argc, char **argv)
     job.predicted[0] = job.predicted[1] = job.predicted[2] = NAN;
     for (int k = 0; k < 4; k++)
         job.grad_bound[k] = NAN;
+    job.max_bytes = max_bytes;
+    job.max_ops = max_work;
     pr_attn_opts_default(&job.opts, (int)d);
     job.opts.sigma = pr_scale_sigma(strcmp(scale, "inv-d") ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, (int)d);
     job.opts.causal = causal;
@@ -653,7 +839,30 @@ int pr_cmd_attn(int argc, char **argv)
         }
         job.opts.beta = beta;
     }
-    int general = !strcmp(pos, "general");
+    /* the dense runs' work: the algorithm itself (algo_exact checks it), --check's reference
+     * (refused), the reference err_inf takes when n <= 4096 (skipped past the limit), --certify's
+     * Arb reference (about 100 double operations per ball operation) */
+    int reference = !exact_algo && (check || n <= 4096);
+    {
+        pr_budget_t b;
+        pr_budget_init(b, max_bytes, max_work);
+        double dops = dense_ops((double)n, (double)d, W->s, backward);
+        char m[300];
+        if (reference && pr_budget_ops(b, dops, "the dense reference of --check")) {
+            if (!check)
+                reference = 0;
+            else {
+                pr_budget_explain(m, sizeof m, b, MEM_OPT, WORK_OPT);
+                rc = pr_cli_fail(CMD, "%s, or drop --check", m);
+                goto done;
+            }
+        }
+        if (certify && pr_budget_ops(b, 100.0 * dops, "the Arb reference of --certify")) {
+            pr_budget_explain(m, sizeof m, b, MEM_OPT, WORK_OPT);
+            rc = pr_cli_fail(CMD, "%s, or drop --certify", m);
+            goto done;
+        }
+    }
     if (backward) {
         dQ = job.dQ = malloc(sizeof(double) * nd);
         dK = job.dK = malloc(sizeof(double) * nd);
@@ -677,7 +886,7 @@ int pr_cmd_attn(int argc, char **argv)
     }
     /* err_inf against the dense reference (null for exact: it is the reference) */
     double err_inf = NAN, grad_err_inf = NAN;
-    if (algos[ai].run != algo_exact && (check || n <= 4096)) {
+    if (reference) {
         attn_job_t ref = job;
         double *buf = malloc(sizeof(double) * (4 * nd + (general ? W->s * L : 0)));
         if (!buf) {
@@ -707,10 +916,6 @@ int pr_cmd_attn(int argc, char **argv)
     /* --certify (issue 7, 13): of the real-number problem; unknown or refuted is exit 1 below */
     attn_cert_t cert = {NAN, NAN, PR_CERT_UNKNOWN};
     if (certify) {
-        if (n > 512) {
-            rc = pr_cli_fail(CMD, "--certify runs an O(n^2 s) Arb reference: use --n 512 or less");
-            goto done;
-        }
         if ((st = certify_run(&cert, &job, strcmp(scale, "inv-d") ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, alibi))) {
             rc = pr_cli_fail_status(CMD, st, "certified reference");
             goto done;
@@ -720,14 +925,10 @@ int pr_cmd_attn(int argc, char **argv)
     const char *cert_verdict = certify ? pr_cert_verdict_name(cert.verdict) : 0;
 
     if (out) {
-        if (mkdir(out, 0777) && errno != EEXIST) {
-            rc = pr_cli_fail(CMD, "--out %s: cannot create the directory: %s", out, strerror(errno));
+        if ((rc = out_write(&os, "o.npy", O, 2, want2)))
             goto done;
-        }
-        if ((rc = write_out(out, "o.npy", O, 2, want2)))
-            goto done;
-        if (backward && ((rc = write_out(out, "dq.npy", dQ, 2, want2)) || (rc = write_out(out, "dk.npy", dK, 2, want2)) ||
-                         (rc = write_out(out, "dv.npy", dV, 2, want2))))
+        if (backward && ((rc = out_write(&os, "dq.npy", dQ, 2, want2)) || (rc = out_write(&os, "dk.npy", dK, 2, want2)) ||
+                         (rc = out_write(&os, "dv.npy", dV, 2, want2))))
             goto done;
         if (dw) {
             pr_posw_struct G = *W;
@@ -737,9 +938,11 @@ int pr_cmd_attn(int argc, char **argv)
                 goto done;
             }
             pr_posw_to_dense(w3, &G);
-            if ((rc = write_out(out, "dw.npy", w3, 3, want3)))
+            if ((rc = out_write(&os, "dw.npy", w3, 3, want3)))
                 goto done;
         }
+        if ((rc = out_commit(&os)))
+            goto done;
     }
 
     /* B: the generating bound, or the data's when any of Q, K, V came from a file */
@@ -838,6 +1041,8 @@ int pr_cmd_attn(int argc, char **argv)
         rc = 1;
     }
 done:
+    if (rc)
+        out_discard(&os);
     free(Q); free(K); free(V); free(dO); free(O); free(beta);
     free(dQ); free(dK); free(dV); free(dw); free(w3);
     free(fq); free(fk); free(fv); free(fdo);
