@@ -1,4 +1,5 @@
 /* polyrope sweep: a preset or a grid into a self-describing CSV; --resume, --shard, --merge. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_status.h"
@@ -46,31 +47,33 @@ static int list_presets(void)
     return 0;
 }
 
-/* is name one of the comma-separated axes in list? */
-static int axis_listed(const char *list, const char *name)
-{
-    size_t len = strlen(name);
-    for (const char *p = list; p; p = strchr(p, ','), p = p ? p + 1 : 0)
-        if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
-            return 1;
-    return 0;
-}
-
+/* K/N with 1 <= K <= N */
 static int parse_shard(long *k, long *n, const char *s)
 {
     char *end;
+    errno = 0;
     *k = strtol(s, &end, 10);
-    if (end == s || *end != '/')
+    if (errno || end == s || *end != '/')
         return 0;
     const char *t = end + 1;
     *n = strtol(t, &end, 10);
-    return end != t && !*end && *n >= 1 && *k >= 1 && *k <= *n;
+    return !errno && end != t && !*end && *n >= 1 && *k >= 1 && *k <= *n;
+}
+
+/* the range values that rounded onto others, said once per axis (the grid is still run) */
+static void merged_notes(const pr_grid_t *g)
+{
+    for (int i = 0; i < g->naxes; i++)
+        if (g->ax[i].merged)
+            fprintf(stderr, "polyrope sweep: note: axis %s: %d range values rounded to the value before them and were "
+                    "dropped; it takes %d values\n", g->ax[i].name, g->ax[i].merged, g->ax[i].nv);
 }
 
 int pr_cmd_sweep(int argc, char **argv)
 {
     const char *grid = 0, *out = 0, *shard = "1/1", *size = "quick", *merge = 0;
     int resume = 0, list = 0, quiet = 0;
+    long max_configs = PR_GRID_MAX_CONFIGS;
     pr_opt_t opts[] = {
         {.name = "grid", .type = PR_OPT_STRING, .dest = &grid, .help = "axis values, e.g. \"n=256,512;d=2,4;B=0.5,1\" (syntax above)"},
         {.name = "size", .type = PR_OPT_CHOICE, .dest = &size, .help = "which of the preset's grids", .choices = "tiny|quick|full"},
@@ -78,6 +81,8 @@ int pr_cmd_sweep(int argc, char **argv)
         {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "continue an existing --out, skipping finished rows"},
         {.name = "shard", .type = PR_OPT_STRING, .dest = &shard, .help = "run shard K of N (K/N, 1-based)"},
         {.name = "merge", .type = PR_OPT_STRING, .dest = &merge, .help = "merge the shard CSVs given as arguments into this CSV"},
+        {.name = "max-configs", .type = PR_OPT_INT, .dest = &max_configs, .lo = 1, .hi = 1e6,
+         .help = "refuse a grid (or a merge) of more configurations than N"},
         {.name = "quiet", .type = PR_OPT_FLAG, .dest = &quiet, .help = "no progress line even on a terminal"},
         {.name = "list", .type = PR_OPT_FLAG, .dest = &list, .help = "list the presets, their claims and axes"},
     };
@@ -85,6 +90,8 @@ int pr_cmd_sweep(int argc, char **argv)
                           "Sweep n, d, B, eps, W, algorithm, polynomial and seed into a self-describing CSV.",
                           details, opts, sizeof opts / sizeof opts[0]};
     char **pos = malloc(sizeof(char *) * (argc + 1));
+    if (!pos)
+        return pr_cli_fail_status("sweep", PR_ENOMEM, "arguments");
     int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
     char *cmdline = 0;
     if (rc) {
@@ -97,7 +104,14 @@ int pr_cmd_sweep(int argc, char **argv)
     }
     cmdline = pr_sweep_cmdline(argc, argv);
     if (merge) {
-        rc = pr_sweep_merge(merge, pos, npos, cmdline);
+        /* merging reads the grid from the files: options of a run would be ignored */
+        static const char *const run_only[] = {"grid", "size", "out", "resume", "shard"};
+        for (int i = 0; i < 5; i++)
+            if (pr_cli_given(&spec, run_only[i])) {
+                rc = pr_cli_fail("sweep", "--merge does not take --%s: polyrope sweep --merge OUT.csv IN.csv...", run_only[i]);
+                goto done;
+            }
+        rc = pr_sweep_merge(merge, pos, npos, max_configs, cmdline);
         goto done;
     }
     if (npos > 1) {
@@ -108,11 +122,16 @@ int pr_cmd_sweep(int argc, char **argv)
         rc = pr_cli_fail("sweep", "give a PRESET or --grid (see polyrope sweep --help, --list)");
         goto done;
     }
+    if (!npos && pr_cli_given(&spec, "size")) {
+        rc = pr_cli_fail("sweep", "--size picks one of a PRESET's grids: give a PRESET, or drop --size");
+        goto done;
+    }
     if (!out) {
         rc = pr_cli_fail("sweep", "--out FILE.csv is required");
         goto done;
     }
-    pr_sweep_opts_t so = {.out = out, .resume = resume, .progress = quiet ? 0 : -1, .command = cmdline};
+    pr_sweep_opts_t so = {.out = out, .resume = resume, .progress = quiet ? 0 : -1, .command = cmdline,
+                          .max_configs = max_configs};
     if (!parse_shard(&so.shard_k, &so.shard_n, shard)) {
         rc = pr_cli_fail("sweep", "--shard expects K/N with 1 <= K <= N, got '%s'", shard);
         goto done;
@@ -123,27 +142,18 @@ int pr_cmd_sweep(int argc, char **argv)
         goto done;
     }
     pr_grid_t g;
-    char err[256];
-    int st = npos ? pr_preset_grid(&g, p, size, grid, err, sizeof err) : pr_grid_parse(&g, grid, err, sizeof err);
-    if (!st && !npos) {
-        /* a bare grid must say every axis: there is no preset default to fall back on */
-        char axes[128];
-        snprintf(axes, sizeof axes, "%s", p->axes);
-        for (char *sv = 0, *a = strtok_r(axes, ",", &sv); a && !st; a = strtok_r(0, ",", &sv))
-            if (!pr_grid_axis(&g, a)) {
-                snprintf(err, sizeof err, "--grid without a preset must give axis %s (needs: %s)", a, p->axes);
-                st = PR_EINVAL;
-            }
-        for (int i = 0; i < g.naxes && !st; i++)
-            if (!axis_listed(p->axes, g.ax[i].name)) {
-                snprintf(err, sizeof err, "axis %s is not used here (axes: %s)", g.ax[i].name, p->axes);
-                st = PR_EINVAL;
-            }
-    }
-    if (st)
-        rc = st == PR_EINVAL ? pr_cli_fail("sweep", "--grid: %s", err) : pr_cli_fail_status("sweep", st, "grid");
-    else
+    char err[512];
+    /* a bare grid must say every axis (pr_sweep_check): there is no preset default to fall back on */
+    int st = npos ? pr_preset_grid_max(&g, p, size, grid, max_configs, err, sizeof err)
+                  : pr_grid_parse_max(&g, grid, max_configs, err, sizeof err);
+    if (!st && !npos)
+        st = pr_sweep_check(p, &g, max_configs, err, sizeof err);
+    if (st) {
+        rc = st == PR_EINVAL || st == PR_EBUDGET ? pr_cli_fail("sweep", "--grid: %s", err) : pr_cli_fail_status("sweep", st, "grid");
+    } else {
+        merged_notes(&g);
         rc = pr_sweep_run(p, &g, &so);
+    }
     pr_grid_clear(&g);
 done:
     free(cmdline);
