@@ -7,7 +7,7 @@
 #include "commands.h"
 #include "sweep.h"
 
-static const char details[] =
+static const char details_grid[] =
     "With PRESET, runs that experiment's grid (--size picks tiny, quick or full); --grid then\n"
     "replaces the values of the axes it names. Without PRESET, --grid must name every axis of\n"
     "the 'error' preset (one attention run per configuration, error against the guarantee).\n"
@@ -16,25 +16,52 @@ static const char details[] =
     "  a value       n=256,512   pos=rope,general   eps=1e-3\n"
     "  A..B*F        geometric, A, A*F, ... up to B:   n=64..4096*2\n"
     "  A..B+S        arithmetic, A, A+S, ... up to B:  B=0.5..2+0.5\n"
-    "axes: n d (integers), B, Bs (B/sqrt(ln n)), eps, R (numbers), fn exp-rel|exp-abs|expneg-abs,\n"
-    "  pos rope|rope-neox|general|identity, algo dense|lowrank|fft,\n"
-    "  poly taylor|chebyshev|minimax, seed (integer). The last axis varies fastest.\n"
+    "The last axis varies fastest. A value listed twice is refused; a range's values that round\n"
+    "to the one before are dropped with a note (n=1..8*1.1 rounds to 1,1,1,1,1,2,..: n=1..7).\n"
+    "axes (Bs is B/sqrt(ln n)) and their values; a preset narrows some (sweep --list):\n";
+
+static const char details_rest[] =
+    "RoPE, rope-neox and general W act on pairs of coordinates: only pos=identity takes odd d.\n"
+    "Every value is checked, and the configurations counted against --max-configs, before any\n"
+    "work: bad input is exit 2 with one line, and no file is written.\n"
     "\n"
     "CSV: '#' lines (version, git commit, build type, libraries, machine, preset, grid, shard,\n"
     "command), then a header row idx,key,<axes>,status,<outputs>, then one row per configuration.\n"
     "Each row is one write of a whole line, then fsync: a sweep killed at any moment continues\n"
     "with --resume (finished keys are skipped, a torn last line is dropped, nothing repeats).\n"
+    "A resumed file must be this sweep's: every row is checked (idx, key, values, status,\n"
+    "numbers, no repeats) and a file with another row is refused, naming its line.\n"
     "\n"
     "presets (polyrope sweep --list):  factorise degree error scaling threshold rope-vs-general\n"
     "\n"
     "many machines: --shard K/N runs configurations idx with idx mod N = K-1; then merge:\n"
     "  parallel polyrope sweep scaling --shard {}/4 --out part{}.csv --resume ::: 1 2 3 4\n"
     "  polyrope sweep --merge scaling.csv part1.csv part2.csv part3.csv part4.csv\n"
+    "--merge takes every shard K/N of one N, each complete, all of one grid (a shard given\n"
+    "twice is kept once); anything else is refused before OUT.csv is written.\n"
     "Slurm job array (experiments/sweep-slurm.sh; installed in <datadir>/polyrope):\n"
     "  sbatch --array=1-16 experiments/sweep-slurm.sh scaling 16 out/    then\n"
     "  polyrope sweep --merge scaling.csv out/scaling-*.csv\n"
     "\n"
     "A progress line (rows, rate, ETA) goes to stderr when it is a terminal.";
+
+/* the --help details, with the axes' domains from the table that checks them; caller frees */
+static char *details_text(void)
+{
+    char *buf = 0;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return 0;
+    fputs(details_grid, f);
+    pr_grid_domains(f, "  ");
+    fputs(details_rest, f);
+    if (fclose(f)) {
+        free(buf);
+        return 0;
+    }
+    return buf;
+}
 
 static int list_presets(void)
 {
@@ -43,6 +70,8 @@ static int list_presets(void)
         const pr_preset_t *p = &pr_presets[i];
         printf("%-16s %-8s %s\n", p->name, p->claims, p->summary);
         printf("%-16s axes %s; outputs %s\n", "", p->axes, p->columns);
+        if (p->limits)
+            printf("%-16s limits %s\n", "", p->limits);
     }
     return 0;
 }
@@ -82,18 +111,22 @@ int pr_cmd_sweep(int argc, char **argv)
         {.name = "shard", .type = PR_OPT_STRING, .dest = &shard, .help = "run shard K of N (K/N, 1-based)"},
         {.name = "merge", .type = PR_OPT_STRING, .dest = &merge, .help = "merge the shard CSVs given as arguments into this CSV"},
         {.name = "max-configs", .type = PR_OPT_INT, .dest = &max_configs, .lo = 1, .hi = 1e6,
-         .help = "refuse a grid (or a merge) of more configurations than N"},
+         .help = "refuse a grid (or a merge) of more configurations than N (N <= 1e6)"},
         {.name = "quiet", .type = PR_OPT_FLAG, .dest = &quiet, .help = "no progress line even on a terminal"},
         {.name = "list", .type = PR_OPT_FLAG, .dest = &list, .help = "list the presets, their claims and axes"},
     };
+    char *details = details_text();
     pr_cmd_spec_t spec = {"sweep", "[PRESET] | --merge OUT.csv IN.csv...",
                           "Sweep n, d, B, eps, W, algorithm, polynomial and seed into a self-describing CSV.",
                           details, opts, sizeof opts / sizeof opts[0]};
     char **pos = malloc(sizeof(char *) * (argc + 1));
-    if (!pos)
+    if (!pos || !details) {
+        free(pos), free(details);
         return pr_cli_fail_status("sweep", PR_ENOMEM, "arguments");
+    }
     int npos, rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
     char *cmdline = 0;
+    free(details); /* only --help used it */
     if (rc) {
         free(pos);
         return rc < 0 ? 0 : rc;
