@@ -104,12 +104,15 @@ void pr_grid_domains(FILE *f, const char *indent)
     }
 }
 
+/* a->v holds a power of two at least a->nv pointers: it doubles when a->nv reaches one */
 static int push_value(pr_axis_t *a, const char *v)
 {
-    char **nv = realloc(a->v, sizeof(char *) * (a->nv + 1));
-    if (!nv)
-        return PR_ENOMEM;
-    a->v = nv;
+    if (!(a->nv & (a->nv - 1))) {
+        char **nv = realloc(a->v, sizeof(char *) * (a->nv ? 2 * (size_t)a->nv : 1));
+        if (!nv)
+            return PR_ENOMEM;
+        a->v = nv;
+    }
     if (!(a->v[a->nv] = strdup(v)))
         return PR_ENOMEM;
     a->nv++;
