@@ -1,5 +1,4 @@
 /* polyrope sweep: a preset or a grid into a self-describing CSV; --resume, --shard, --merge. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_status.h"
@@ -74,19 +73,6 @@ static int list_presets(void)
             printf("%-16s limits %s\n", "", p->limits);
     }
     return 0;
-}
-
-/* K/N with 1 <= K <= N */
-static int parse_shard(long *k, long *n, const char *s)
-{
-    char *end;
-    errno = 0;
-    *k = strtol(s, &end, 10);
-    if (errno || end == s || *end != '/')
-        return 0;
-    const char *t = end + 1;
-    *n = strtol(t, &end, 10);
-    return !errno && end != t && !*end && *n >= 1 && *k >= 1 && *k <= *n;
 }
 
 /* the range values that rounded onto others, said once per axis (the grid is still run) */
@@ -165,7 +151,7 @@ int pr_cmd_sweep(int argc, char **argv)
     }
     pr_sweep_opts_t so = {.out = out, .resume = resume, .progress = quiet ? 0 : -1, .command = cmdline,
                           .max_configs = max_configs};
-    if (!parse_shard(&so.shard_k, &so.shard_n, shard)) {
+    if (!pr_sweep_shard_parse(&so.shard_k, &so.shard_n, shard)) {
         rc = pr_cli_fail("sweep", "--shard expects K/N with 1 <= K <= N, got '%s'", shard);
         goto done;
     }

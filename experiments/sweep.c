@@ -1251,8 +1251,7 @@ static int merge_cmp(const void *a, const void *b)
     return x->idx != y->idx ? (x->idx < y->idx ? -1 : 1) : (x->file > y->file) - (x->file < y->file);
 }
 
-/* "K/N" with 1 <= K <= N */
-static int parse_shard_text(long *k, long *n, const char *s)
+int pr_sweep_shard_parse(long *k, long *n, const char *s)
 {
     char *end;
     errno = 0;
@@ -1305,7 +1304,7 @@ static int merge_read(merge_in_t *m, const pr_preset_t **p, pr_grid_t *g, const 
         return PR_EINVAL;
     }
     m->k = m->n = 1;
-    if (shard && !parse_shard_text(&m->k, &m->n, shard)) {
+    if (shard && !pr_sweep_shard_parse(&m->k, &m->n, shard)) {
         seterr(err, errlen, "%s: '# shard: %.20s' is not K/N with 1 <= K <= N", m->path, shard);
         return PR_EINVAL;
     }

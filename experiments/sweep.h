@@ -139,6 +139,9 @@ typedef struct {
  * PR_OK, or PR_EINVAL / PR_EBUDGET with a one-line explanation in err. */
 int pr_sweep_check(const pr_preset_t *p, const pr_grid_t *g, long max_configs, char *err, size_t errlen);
 
+/* Parses "K/N" with 1 <= K <= N (no overflow); 1 if it is one. */
+int pr_sweep_shard_parse(long *k, long *n, const char *s);
+
 /* Runs every configuration of g in this shard into opts->out. Checks g (pr_sweep_check), the
  * output path and, on resume, every row of the file before any row is computed. Returns 0, or
  * an exit status after printing a one-line error (2 bad usage or input, 1 I/O failure). */
