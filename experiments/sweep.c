@@ -119,12 +119,24 @@ static int push_value(pr_axis_t *a, const char *v)
     return PR_OK;
 }
 
-static int parse_number(double *x, const char *s)
+/* why text s is not a finite double, or NULL when it is one (a subnormal such as 5e-324 is) */
+static const char *number_why(double *x, const char *s)
 {
     char *end;
     errno = 0;
     *x = strtod(s, &end);
-    return !errno && end != s && !*end && isfinite(*x);
+    if (end == s || *end || isnan(*x))
+        return "is not a number";
+    if (isinf(*x))
+        return errno == ERANGE ? "is past the largest double (1.8e308)" : "is not finite";
+    if (errno == ERANGE && *x == 0)
+        return "is below the least double (4.9e-324): it would be 0";
+    return 0;
+}
+
+static int parse_number(double *x, const char *s)
+{
+    return !number_why(x, s);
 }
 
 /* the canonical text of x on axis a: integers in full, other numbers as %.12g */
@@ -164,8 +176,9 @@ static int parse_item(pr_axis_t *a, const domain_t *d, char *item, long max, cha
     char *dots = strstr(item, "..");
     if (!dots) {
         double x;
-        if (!parse_number(&x, item)) {
-            seterr(err, errlen, "axis %s: '%s' is not a finite number", a->name, item);
+        const char *why = number_why(&x, item);
+        if (why) {
+            seterr(err, errlen, "axis %s: '%s' %s", a->name, item, why);
             return PR_EINVAL;
         }
         int st = number_text(buf, sizeof buf, a, d, x, err, errlen);
@@ -183,10 +196,13 @@ static int parse_item(pr_axis_t *a, const domain_t *d, char *item, long max, cha
     char opc = *op;
     *op = 0;
     double lo, h, step;
-    if (!parse_number(&lo, item) || !parse_number(&h, hi) || !parse_number(&step, op + 1)) {
-        seterr(err, errlen, "axis %s: range bounds and step must be finite numbers", a->name);
-        return PR_EINVAL;
-    }
+    const char *text[3] = {item, hi, op + 1}, *why = 0;
+    double *num[3] = {&lo, &h, &step};
+    for (int k = 0; k < 3 && !why; k++)
+        if ((why = number_why(num[k], text[k]))) {
+            seterr(err, errlen, "axis %s: range %s..%s%c%s: '%s' %s", a->name, item, hi, opc, op + 1, text[k], why);
+            return PR_EINVAL;
+        }
     if (h < lo || (opc == '*' && (lo <= 0 || step <= 1)) || (opc == '+' && step <= 0)) {
         seterr(err, errlen, "axis %s: range %g..%g%c%g is empty or endless (need A <= B, F > 1 with A > 0, S > 0)",
                a->name, lo, h, opc, step);

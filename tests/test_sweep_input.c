@@ -79,11 +79,14 @@ static void check_domains(void)
         {"threshold", "Bs=-0.5", "axis Bs takes numbers in (0"},
         {"threshold", "n=2", "axis n of preset threshold takes integers in [4"},
         {"scaling", "n=1", "axis n of preset scaling takes integers in [2"},
-        {"factorise", "n=abc", "'abc' is not a finite number"},
+        {"factorise", "n=abc", "'abc' is not a number"},
         {"factorise", "n=1.5", "takes integers"},
-        {"factorise", "B=nan", "not a finite number"},
-        {"factorise", "B=inf", "not a finite number"},
-        {"factorise", "B=1e999", "not a finite number"},
+        {"factorise", "B=nan", "'nan' is not a number"},
+        {"factorise", "B=inf", "'inf' is not finite"},
+        {"factorise", "B=1e999", "'1e999' is past the largest double"},
+        {"error", "eps=1e-400", "'1e-400' is below the least double"},
+        {"factorise", "n=1..1e999*2", "'1e999' is past the largest double"},
+        {"factorise", "n=1..8*x", "'x' is not a number"},
         {"factorise", "n=4,4", "value 4 is given twice"},
         {"factorise", "n=4..16*2,16", "value 16 is given twice"},
         {"factorise", "pos=cube", "takes one of rope|rope-neox|general|identity"},
@@ -116,6 +119,11 @@ static void check_domains(void)
     expect(2, "--shard expects K/N", (char *[]){"sweep", "factorise", "--shard", "1/99999999999999999999", "--out", out, 0},
            "shard overflow");
     PR_CHECK(!exists(out), "a refused bare grid created its --out");
+
+    /* a subnormal is a number (eps=5e-324 is a valid, if hopeless, target) */
+    pr_grid_t gs;
+    PR_CHECK(pr_grid_parse(&gs, "eps=5e-324", err, sizeof err) == PR_OK && gs.ax[0].nv == 1, "eps=5e-324: %s", err);
+    pr_grid_clear(&gs);
 
     /* every grid of every preset is inside its limits (the limits parse, the presets run) */
     for (int i = 0; i < pr_npresets; i++) {
