@@ -309,12 +309,18 @@ int pr_grid_parse_max(pr_grid_t *g, const char *text, long max, char *err, size_
             st = PR_ENOMEM;
             break;
         }
-        char *save2 = 0;
-        for (char *item = strtok_r(eq + 1, ",", &save2); item && !st; item = strtok_r(0, ",", &save2))
-            st = parse_item(a, d, trim(item), max, err, errlen);
-        if (!st && a->nv == 0) {
+        /* strsep, not strtok: "8,,16" has an empty item, a typo to refuse rather than skip */
+        if (!*trim(eq + 1)) {
             seterr(err, errlen, "axis %s has no values", a->name);
             st = PR_EINVAL;
+        }
+        for (char *rest = eq + 1, *item; !st && (item = strsep(&rest, ","));) {
+            if (!*(item = trim(item))) {
+                seterr(err, errlen, "axis %s: an empty value (two commas, or one at an end?)", a->name);
+                st = PR_EINVAL;
+            } else {
+                st = parse_item(a, d, item, max, err, errlen);
+            }
         }
         if (!st)
             st = check_repeats(a, err, errlen);

@@ -87,6 +87,8 @@ static void check_domains(void)
         {"error", "eps=1e-400", "'1e-400' is below the least double"},
         {"factorise", "n=1..1e999*2", "'1e999' is past the largest double"},
         {"factorise", "n=1..8*x", "'x' is not a number"},
+        {"factorise", "n=8,,16", "axis n: an empty value"},
+        {"factorise", "n=8,16,", "axis n: an empty value"},
         {"factorise", "n=4,4", "value 4 is given twice"},
         {"factorise", "n=4..16*2,16", "value 16 is given twice"},
         {"factorise", "pos=cube", "takes one of rope|rope-neox|general|identity"},
