@@ -322,6 +322,10 @@ int pr_grid_parse_max(pr_grid_t *g, const char *text, long max, char *err, size_
                 st = parse_item(a, d, item, max, err, errlen);
             }
         }
+        if (!st && !a->nv) { /* every item adds a value: kept against a division by zero below */
+            seterr(err, errlen, "axis %s has no values", a->name);
+            st = PR_EINVAL;
+        }
         if (!st)
             st = check_repeats(a, err, errlen);
         /* the product so far, checked without overflow */
