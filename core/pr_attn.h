@@ -7,6 +7,10 @@
 
 #include "pr_posw.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     PR_SCALE_INV_D = 0,      /* σ = 1/d, as in the papers */
     PR_SCALE_INV_SQRT_D = 1  /* σ = 1/√d */
@@ -36,4 +40,7 @@ double pr_attn_log_bias(const pr_attn_opts_t *opts, int n, long l);
 int pr_attn_check(const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                   int n, int d, const pr_attn_opts_t *opts);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -16,6 +16,10 @@
 #include "pr_attn.h"
 #include "pr_fast.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
  * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
  * buffer; execute allocates nothing. opts->poly (degree g ≥ 0) is required; opts->beta and
@@ -119,4 +123,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

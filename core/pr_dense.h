@@ -10,6 +10,10 @@
 
 #include "pr_attn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* O (n×d) and, if lse != NULL, lse[i] = log Σ_j A_ij (the backward's recomputation needs it).
  * PR_EDOMAIN when a polynomial row sum Σ_j A_ij is not positive and finite, when
  * σ·max|Q|·max|K|·max_ℓ Σ_k|w_k(ℓ)| is so large that scores could overflow, or when an
@@ -56,4 +60,7 @@ int pr_dense_loss_x(double *loss, double *dX, const double *A1, const double *X,
                     const double *A3, const double *Y, const double *E, const pr_posw_t W, int n,
                     int d, const pr_attn_opts_t *opts);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -8,6 +8,10 @@
 #include "pr_rng.h"
 #include "pr_rope.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     PR_POS_ROPE = 0,      /* W_ℓ = R_{-ℓ}, interleaved pairs: factorises */
     PR_POS_ROPE_NEOX,     /* the same in the neox layout */
@@ -53,4 +57,7 @@ double pr_posw_max_rowsum(const pr_posw_t W);
 int pr_posw_is_factorised(const pr_posw_t W);
 const char *pr_pos_kind_name(pr_pos_kind_t kind);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

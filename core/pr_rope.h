@@ -5,6 +5,10 @@
 #ifndef PR_ROPE_H
 #define PR_ROPE_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     PR_ROPE_INTERLEAVED = 0,
     PR_ROPE_NEOX = 1
@@ -30,4 +34,7 @@ int pr_rope_rotate(double *Xr, const double *X, int n, int d, double base,
  * so that neox attention on Q[:, perm] equals interleaved attention on Q. */
 void pr_rope_layout_perm(int *perm, int d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -14,6 +14,10 @@
 #include "pr_attn.h"
 #include "pr_certexp.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define PR_HIPREC_MIN_PREC 128
 
 /* Forward with ball inputs: O (n×d). If P != NULL it receives the n×n weights A_ij / D_i.
@@ -93,4 +97,7 @@ double pr_hiprec_ubound_d(const arb_t x);
 /* A lower bound of |x| (every point of the ball) rounded down to a double. */
 double pr_hiprec_lbound_d(const arb_t x);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -16,6 +16,10 @@
 #include <flint/fmpz.h>
 #include "pr_attn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* more terms than this are refused (PR_EBUDGET): the exact run is for small instances */
 #define PR_XEXPAND_MAX_TERMS 200000
 
@@ -64,4 +68,7 @@ int pr_xexpand_output_d(double *O, const double *Q, const double *K, const doubl
  * the same enumeration the expansion uses (claim C3); *total = their sum. */
 int pr_xexpand_count(fmpz_t total, fmpz *by_degree, int s, int g);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
