@@ -1,0 +1,139 @@
+/* proofs-check replay and dump (issue 13): a trial re-run alone (--replay SEED/TRIAL) observes
+ * the same values bit for bit as in the full run; dumped trials of C4 and C6 are re-checked
+ * outside polyrope (tests/check_recheck.py: Fraction and mpmath), and a corrupted dump is caught. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "polyrope.h"
+#include "proofs-check/checks.h"
+#include "pr_test.h"
+#include "pr_test_cli.h"
+
+/* the "observed ..." lines of a text (values as %.17g and %a), concatenated */
+static void observed_lines(char *out, size_t cap, const char *text)
+{
+    out[0] = 0;
+    for (const char *p = strstr(text, "observed "); p; p = strstr(p + 1, "\nobserved ")) {
+        if (*p == '\n')
+            p++;
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p + 1) : strlen(p), have = strlen(out);
+        if (have + len + 1 < cap)
+            strncat(out, p, len);
+    }
+}
+
+static char *slurp_stream(FILE *f)
+{
+    long len;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    char *s = malloc((size_t)len + 1);
+    size_t got = s ? fread(s, 1, (size_t)len, f) : 0;
+    if (s)
+        s[got] = 0;
+    return s;
+}
+
+int main(void)
+{
+    uint64_t seed = pr_test_seed("test_check_replay", 20261128);
+    static char full[1 << 16], one[1 << 16];
+
+    /* library: every replayable claim, 3 trials shown, then trials 1..3 alone */
+    for (int i = 0; i < pr_ncheck; i++) {
+        const pr_check_t *c = &pr_checks[i];
+        if (!c->replayable)
+            continue;
+        FILE *all = tmpfile();
+        pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, all};
+        pr_check_result_t r, r1;
+        PR_CHECK_OK(pr_check_run(&r, c, &o));
+        char *text = slurp_stream(all);
+        fclose(all);
+        for (long k = 1; k <= 3 && text; k++) {
+            /* the full run's lines of trial k: from "trial k\n" to the next "claim " */
+            char mark[32];
+            snprintf(mark, sizeof mark, "\ntrial %ld\n", k);
+            char *p = strstr(text, mark), *q = p ? strstr(p + 1, "\nclaim ") : NULL;
+            if (q)
+                q++; /* keep the last line's newline */
+            PR_CHECK(p != NULL, "%s seed %llu: trial %ld not shown", c->id, (unsigned long long)seed, k);
+            if (!p)
+                continue;
+            char keep = q ? *q : 0;
+            if (q)
+                *q = 0;
+            observed_lines(full, sizeof full, p);
+            if (q)
+                *q = keep;
+            FILE *sf = tmpfile();
+            pr_check_opts_t ok = {3, seed, PR_FAULT_NONE, k, NULL, sf};
+            PR_CHECK_OK(pr_check_run(&r1, c, &ok));
+            char *t1 = slurp_stream(sf);
+            fclose(sf);
+            observed_lines(one, sizeof one, t1 ? t1 : "");
+            free(t1);
+            PR_CHECK(one[0] && !strcmp(full, one),
+                     "%s seed %llu trial %ld: replay observed\n%s\nfull run observed\n%s", c->id,
+                     (unsigned long long)seed, k, one, full);
+        }
+        free(text);
+        /* a replay of a trial beyond --trials, and of a non-replayable claim, is refused */
+        pr_check_opts_t bad = {3, seed, PR_FAULT_NONE, 4, NULL, NULL};
+        PR_CHECK(pr_check_run(&r1, c, &bad) == PR_EINVAL, "%s: replay of trial 4 of 3 accepted", c->id);
+    }
+    pr_check_result_t r;
+    pr_check_opts_t nr = {3, seed, PR_FAULT_NONE, 2, NULL, NULL};
+    PR_CHECK(pr_check_run(&r, pr_check_find("C7"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
+             "C7 (a fit over all trials) replayed");
+
+    /* command line: dump, re-check outside polyrope, replay one trial bit for bit */
+    const char *py = "/usr/bin/python3", *script = getenv("PR_RECHECK");
+    if (getenv("POLYROPE") && script) {
+        char args[1024], dir[64];
+        snprintf(dir, sizeof dir, "test_check_replay_dump");
+        snprintf(args, sizeof args, "-rf '%s'", dir);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "rm %s", args);
+        PR_CHECK(system(cmd) == 0, "%s", cmd);
+        snprintf(args, sizeof args, "check C4 C6 --trials 8 --seed %llu --dump %s", (unsigned long long)seed, dir);
+        PR_CHECK(pr_test_cli_run("test_check_replay", args) == 0, "polyrope %s: %s", args, pr_test_cli_err);
+        if (access(py, X_OK) == 0) {
+            snprintf(cmd, sizeof cmd, "%s '%s' %s", py, script, dir);
+            int ws = system(cmd);
+            PR_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "independent re-check failed: %s", cmd);
+            /* a wrong engine output in one dumped trial must be caught */
+            char path[256];
+            snprintf(path, sizeof path, "%s/C4/trial-3/y.npy", dir);
+            double *y = NULL;
+            int ndim;
+            long shape[PR_NPY_MAXDIM];
+            if (!pr_npy_read(&y, &ndim, shape, path)) {
+                y[0] += 1e-3 * (1 + fabs(y[0]));
+                PR_CHECK_OK(pr_npy_write(path, y, ndim, shape));
+                free(y);
+                ws = system(cmd);
+                PR_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "a corrupted dump passed the re-check: %s", cmd);
+            } else {
+                PR_CHECK(0, "cannot read %s", path);
+            }
+        } else {
+            printf("test_check_replay: %s missing, independent re-check not run\n", py);
+        }
+        /* replay of trial 5 prints the same observed line as the dump wrote */
+        static char dumped[1 << 16];
+        char tpath[256];
+        snprintf(tpath, sizeof tpath, "%s/C4/trial-5/trial.txt", dir);
+        pr_test_slurp(dumped, sizeof dumped, tpath);
+        observed_lines(full, sizeof full, dumped);
+        snprintf(args, sizeof args, "check C4 --replay %llu/5", (unsigned long long)seed);
+        PR_CHECK(pr_test_cli_run("test_check_replay", args) == 0, "polyrope %s", args);
+        observed_lines(one, sizeof one, pr_test_cli_out);
+        PR_CHECK(full[0] && !strcmp(full, one), "polyrope %s printed\n%s\nthe dump has\n%s", args, one, full);
+        PR_CHECK(strstr(pr_test_cli_out, "array t 1 ") && strstr(pr_test_cli_out, "array x 1 "),
+                 "polyrope %s: instance not printed", args);
+    }
+    return pr_test_finish("test_check_replay");
+}
