@@ -132,6 +132,11 @@ void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong ex
     arf_init(worst);
     fmpz_init_set_si(e, exp);
     for (long i = 0; i < len; i++) {
+        /* a NaN would compare as nothing and drop out of the max: its error is +inf */
+        if (!isfinite(yf[i])) {
+            arf_pos_inf(worst);
+            break;
+        }
         arf_set_d(a, yf[i]);
         arf_set_fmpz_2exp(b, y + i, e);
         arf_sub(a, a, b, ARF_PREC_EXACT, ARF_RND_DOWN); /* exact */
