@@ -129,7 +129,8 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
                 pr_hiprec_max_error(err, gfp[t], gap[t], len[t], PREC);
                 double tl = bnds[t] * (1 + 1e-6) + g3_tol(scale[t], n, terms, mpert);
                 arb_set_d(tol, tl);
-                pr_cert_verdict_t v = pr_hiprec_verdict(err, tol);
+                /* an infinite tolerance proves nothing: a failure, not a ratio of 0 */
+                pr_cert_verdict_t v = isfinite(tl) ? pr_hiprec_verdict(err, tol) : PR_CERT_REFUTED;
                 char cfg[PR_CHECK_CONFIG_LEN + 16];
                 snprintf(cfg, sizeof cfg, "%s/%s/%s", path ? "lowrank" : "fft", pr_pos_kind_name(I.kind),
                          grad_name[t]);

@@ -9,10 +9,11 @@
 /* two enclosures of the same real number differ by less than this at PREC bits */
 #define TINY_EXP (-100)
 
-/* ok flag from a three-way verdict of "x ≤ y" */
+/* ok flag from a three-way verdict of "x ≤ y"; an infinite or NaN tolerance y proves nothing
+ * (the observed ratio x/y would read 0 against a normalised bound of 1): a failure */
 static int le3(const arb_t x, const arb_t y)
 {
-    return pr_check_ok(pr_hiprec_verdict(x, y));
+    return arb_is_finite(y) ? pr_check_ok(pr_hiprec_verdict(x, y)) : 0;
 }
 
 /* upper bound of x / y as a double */
