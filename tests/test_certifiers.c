@@ -419,9 +419,10 @@ static void test_xexpand(pr_rng_t rng)
 
 /* ---- pr_hiprec (current API) ---- */
 
-/* O by the definition, from ball inputs (softmax(σ Q W Kᵀ + β) V, causal), at prec */
+/* O by the definition, from ball inputs (softmax(σ Q W Kᵀ + β) V, causal; with opts.poly the
+ * weights P(M_ij) e^β), at prec */
 static void naive_forward(arb_ptr O, arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w, const pr_inst_t *I,
-                          slong prec)
+                          const pr_attn_opts_t *opts, slong prec)
 {
     int n = I->n, d = I->d;
     long L = 2L * n - 1;
@@ -431,12 +432,12 @@ static void naive_forward(arb_ptr O, arb_srcptr Q, arb_srcptr K, arb_srcptr V, a
     arb_init(t);
     arb_init(D);
     arb_init(sg);
-    arb_set_d(sg, I->opts.sigma);
+    arb_set_d(sg, opts->sigma);
     for (int i = 0; i < n; i++) {
         arb_zero(D);
         for (int j = 0; j < n; j++) {
             arb_zero(a + j);
-            if (I->opts.causal && j > i)
+            if (opts->causal && j > i)
                 continue;
             arb_zero(m);
             for (int s = 0; s < I->W->s; s++) {
@@ -444,11 +445,25 @@ static void naive_forward(arb_ptr O, arb_srcptr Q, arb_srcptr K, arb_srcptr V, a
                 arb_addmul(m, t, K + (size_t)j * d + I->W->b[s], prec);
             }
             arb_mul(m, m, sg, prec);
-            if (I->opts.beta) {
-                arb_set_d(t, I->opts.beta[i - j + n - 1]);
+            if (opts->poly) {
+                arb_zero(a + j);
+                for (int k = opts->poly_degree; k >= 0; k--) {
+                    arb_mul(a + j, a + j, m, prec);
+                    arb_set_d(t, opts->poly[k]);
+                    arb_add(a + j, a + j, t, prec);
+                }
+                arb_zero(m);
+            }
+            if (opts->beta) {
+                arb_set_d(t, opts->beta[i - j + n - 1]);
                 arb_add(m, m, t, prec);
             }
-            arb_exp(a + j, m, prec);
+            if (opts->poly) {
+                arb_exp(t, m, prec);
+                arb_mul(a + j, a + j, t, prec);
+            } else {
+                arb_exp(a + j, m, prec);
+            }
             arb_add(D, D, a + j, prec);
         }
         for (int c = 0; c < d; c++) {
@@ -480,7 +495,14 @@ static void test_hiprec(pr_rng_t rng)
         pr_hiprec_set_d_vec(k, I.K, nd);
         pr_hiprec_set_d_vec(v, I.V, nd);
         pr_hiprec_set_d_vec(w, I.W->w, sw);
-        naive_forward(Oref, q, k, v, w, &I, HI);
+        /* every third trial P-attention (a Taylor polynomial), the others exp */
+        double c[7];
+        pr_taylor_d(c, 6);
+        if (trial % 3 == 1) {
+            I.opts.poly = c;
+            I.opts.poly_degree = 6;
+        }
+        naive_forward(Oref, q, k, v, w, &I, &I.opts, HI);
         /* below the minimum precision: refused; at the minimum: every ball holds the truth */
         PR_CHECK(pr_hiprec_forward(O, I.Q, I.K, I.V, I.W, n, d, &I.opts, PR_HIPREC_MIN_PREC - 1) == PR_EINVAL,
                  "prec %d accepted", PR_HIPREC_MIN_PREC - 1);
@@ -527,7 +549,7 @@ static void test_hiprec(pr_rng_t rng)
                     arb_mul_2exp_si(ps[z] + i, ps[z] + i, rexp);
                     arb_add(ps[z] + i, ps[z] + i, src[z] + i, ARF_PREC_EXACT);
                 }
-            naive_forward(Op, pq, pk, pv, pw, &I, HI);
+            naive_forward(Op, pq, pk, pv, pw, &I, &I.opts, HI);
             for (size_t i = 0; i < nd; i++)
                 PR_CHECK(arb_contains(Ob + i, Op + i), "trial %d (%s, radius 2^%d) point %d: O[%zu] outside the "
                          "wide output ball", trial, I.config, rexp, pt, i);

@@ -20,7 +20,7 @@ static pr_check_verdict_t run(const char *id, const pr_check_opts_t *o, pr_check
 }
 
 /* The baseline reader is strict: every malformed line is refused (-1), nothing is skipped. */
-static void baseline_strict(const pr_check_result_t *res, int nres)
+static void baseline_strict(const pr_check_result_t *res, int nres, uint64_t seed)
 {
     static const char *bad[] = {
         "C1 only-two-fields\n",
@@ -63,6 +63,34 @@ static void baseline_strict(const pr_check_result_t *res, int nres)
     PR_CHECK(pr_check_baseline_read(&B, f, why, sizeof why) == 0 && B.n == 2, "good baseline refused: %s", why);
     pr_check_baseline_clear(&B);
     fclose(f);
+    /* random bytes and mutated good lines: refused or read, never a crash (ASan build) and
+     * never a value that is not finite and >= 0 */
+    pr_rng_t rng;
+    pr_rng_init(rng, seed);
+    static const char good[] = "C4 fft/full 0.25\nC6 tight 1\n";
+    for (int k = 0; k < 3000; k++) {
+        char buf[600];
+        size_t len = k % 2 ? sizeof good - 1 : (size_t)pr_rng_below(rng, sizeof buf);
+        if (k % 2) {
+            memcpy(buf, good, len);
+            for (int m = 0; m < 3; m++)
+                buf[pr_rng_below(rng, len)] = (char)pr_rng_below(rng, 256);
+        } else {
+            for (size_t i = 0; i < len; i++)
+                buf[i] = k % 4 ? (char)pr_rng_below(rng, 256) : " \n#C4fult/0.e-9x"[pr_rng_below(rng, 16)];
+        }
+        f = tmpfile();
+        fwrite(buf, 1, len, f);
+        rewind(f);
+        int st = pr_check_baseline_read(&B, f, why, sizeof why);
+        int sane = 1;
+        for (long e = 0; !st && e < B.n; e++)
+            sane &= isfinite(B.e[e].value) && B.e[e].value >= 0 && pr_check_find(B.e[e].id) != NULL;
+        PR_CHECK((st == 0 || st == PR_EINVAL) && sane, "baseline bytes #%d (seed %llu): status %d, sane %d", k,
+                 (unsigned long long)seed, st, sane);
+        pr_check_baseline_clear(&B);
+        fclose(f);
+    }
     fclose(null);
 }
 
@@ -188,7 +216,7 @@ int main(void)
         fclose(f);
     }
     fclose(null);
-    baseline_strict(res, pr_ncheck);
+    baseline_strict(res, pr_ncheck, seed);
     verdict_audit();
 
     /* command line: bad usage is exit 2 with one line on stderr and nothing run (no table) */
