@@ -26,9 +26,9 @@ const pr_check_t pr_checks[] = {
     {"C6", "max|M| <= R = sigma B^2 max_l sum |w_ab(l)|",
      "max|M| / R (Arb upper bound)", pr_check_c6, 1},
     {"C7", "least degree for e^x tracks the Aggarwal-Alman bound",
-     "band max(r, 1/r), r = (g+1)/(c(A+1)) with fitted c; g certified", pr_check_c7, 0},
+     "band max(r, 1/r), r = (g+1)/(c(A+1)) with fitted c; g certified", pr_check_c7, 1},
     {"C8", "least degree for e^-x on [0,L] tracks Theta(max{sqrt(L log 1/d), ...})",
-     "band max(r, 1/r), r = (g+1)/(c(A+1)) with fitted c; g certified", pr_check_c8, 0},
+     "band max(r, 1/r), r = (g+1)/(c(A+1)) with fitted c; g certified", pr_check_c8, 1},
     {"C9", "||O~ - O||inf <= 2 eps_A/(1-eps_A) ||V||inf",
      "||O~ - O||inf / bound (Arb, certified)", pr_check_c9, 1},
     {"C10", "B = o(sqrt log n) => g = o(log n), terms n^o(1); blow-up past sqrt log n",
@@ -116,14 +116,26 @@ static int make_dir(const char *path)
     return mkdir(path, 0777) && errno != EEXIST ? PR_EIO : PR_OK;
 }
 
+void pr_check_trial_rng(pr_rng_t rng, const pr_check_opts_t *opts, uint64_t salt, long trial)
+{
+    /* a stream of its own per trial: trial k replays without trials 1..k-1 */
+    pr_rng_init(rng, opts->seed ^ salt ^ ((uint64_t)(trial + 1) * 0xD1B54A32D192ED03ULL));
+}
+
 int pr_check_trial(pr_check_result_t *res, pr_rng_t rng, uint64_t salt, long trial)
+{
+    if (!pr_check_trial_open(res, trial))
+        return 0;
+    pr_check_trial_rng(rng, res->opts, salt, trial);
+    return 1;
+}
+
+int pr_check_trial_open(pr_check_result_t *res, long trial)
 {
     const pr_check_opts_t *o = res->opts;
     rec_close(res);
     if (o->only && trial + 1 != o->only)
         return 0;
-    /* a stream of its own per trial: trial k replays without trials 1..k-1 */
-    pr_rng_init(rng, o->seed ^ salt ^ ((uint64_t)(trial + 1) * 0xD1B54A32D192ED03ULL));
     res->cur_trial = trial + 1;
     if (o->dump) {
         char path[4096];

@@ -85,6 +85,11 @@ int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opt
  * so that any trial can be re-run without the others, and opens the trial's record when
  * dumping or showing (the previous trial's record is closed here, the last by pr_check_run). Returns 1 if the trial is to be run, 0 if opts->only skips it. */
 int pr_check_trial(pr_check_result_t *res, pr_rng_t rng, uint64_t salt, long trial);
+/* The two halves, for a check whose observations need every trial (a fit, C7 and C8): the
+ * trial's own stream, and the opening of its record before its observations (returns 0 if
+ * opts->only skips the trial: it is computed but not observed). */
+void pr_check_trial_rng(pr_rng_t rng, const pr_check_opts_t *opts, uint64_t salt, long trial);
+int pr_check_trial_open(pr_check_result_t *res, long trial);
 /* Into the current trial's record (no-ops when not dumping/showing): a parameter, an exact
  * double (written as %a and %.17g), and an array rows×cols (as DIR/.../name.npy and, on
  * --replay, in exact text). */

@@ -89,8 +89,8 @@ int main(void)
     }
     pr_check_result_t r;
     pr_check_opts_t nr = {3, seed, PR_FAULT_NONE, 2, NULL, NULL};
-    PR_CHECK(pr_check_run(&r, pr_check_find("C7"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
-             "C7 (a fit over all trials) replayed");
+    PR_CHECK(pr_check_run(&r, pr_check_find("C10"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
+             "C10 (a fixed sequence of sizes) replayed");
 
     /* command line: dump, re-check outside polyrope, replay one trial bit for bit */
     const char *py = "/usr/bin/python3", *script = getenv("PR_RECHECK");

@@ -227,7 +227,7 @@ int main(void)
             "check C3 --baseline test_checks_unknown_id.txt", "check C3 --record no/such/dir/rec.txt",
             "check C3 --record .", "check C3 --record ''",
             "check C4 --replay 1", "check C4 --replay x/1", "check C4 --replay 1/0", "check C4 --replay 1/2x",
-            "check C4 C6 --replay 1/2", "check all --replay 1/2", "check C7 --replay 1/2", "check C4 --replay 1/5 --trials 3",
+            "check C4 C6 --replay 1/2", "check all --replay 1/2", "check C10 --replay 1/2", "check C4 --replay 1/5 --trials 3",
             "check C4 --replay 1/2 --seed 3", "check C4 --replay 1/2 --record r.txt", "check C5 --dump test_checks_dump",
             "check C4 --dump no/such/parent/dir",
         };
