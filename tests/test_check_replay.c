@@ -92,6 +92,12 @@ int main(void)
     PR_CHECK(pr_check_run(&r, pr_check_find("C10"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
              "C10 (a fixed sequence of sizes) replayed");
 
+    /* a dump that cannot be written is an error, never a pass */
+    pr_check_opts_t nd = {2, seed, PR_FAULT_NONE, 0, "no/such/folder", NULL};
+    int st = pr_check_run(&r, pr_check_find("C3"), &nd);
+    PR_CHECK(st == PR_EIO && r.verdict == PR_CHECK_FAIL, "unwritable dump: status %d, verdict %s", st,
+             pr_check_verdict_name(r.verdict));
+
     /* command line: dump, re-check outside polyrope, replay one trial bit for bit */
     const char *py = "/usr/bin/python3", *script = getenv("PR_RECHECK");
     if (getenv("POLYROPE") && script) {
@@ -103,6 +109,8 @@ int main(void)
         PR_CHECK(system(cmd) == 0, "%s", cmd);
         snprintf(args, sizeof args, "check C4 C6 --trials 8 --seed %llu --dump %s", (unsigned long long)seed, dir);
         PR_CHECK(pr_test_cli_run("test_check_replay", args) == 0, "polyrope %s: %s", args, pr_test_cli_err);
+        /* the same dump again would mix two runs: refused before any work */
+        PR_CHECK(pr_test_cli_run("test_check_replay", args) == 2 && !pr_test_cli_out[0], "polyrope %s twice", args);
         if (access(py, X_OK) == 0) {
             snprintf(cmd, sizeof cmd, "%s '%s' %s", py, script, dir);
             int ws = system(cmd);
