@@ -480,6 +480,13 @@ static void naive_forward(arb_ptr O, arb_srcptr Q, arb_srcptr K, arb_srcptr V, a
     arb_clear(sg);
 }
 
+/* the four inputs Q, K, V, w */
+static void vecs_clear(arb_ptr v[4], const size_t len[4])
+{
+    for (int z = 0; z < 4; z++)
+        _arb_vec_clear(v[z], (slong)len[z]);
+}
+
 static void test_hiprec(pr_rng_t rng)
 {
     int nwide = 0;
@@ -554,15 +561,9 @@ static void test_hiprec(pr_rng_t rng)
                 PR_CHECK(arb_contains(Ob + i, Op + i), "trial %d (%s, radius 2^%d) point %d: O[%zu] outside the "
                          "wide output ball", trial, I.config, rexp, pt, i);
             nwide++;
-            _arb_vec_clear(pq, (slong)nd);
-            _arb_vec_clear(pk, (slong)nd);
-            _arb_vec_clear(pv, (slong)nd);
-            _arb_vec_clear(pw, (slong)sw);
+            vecs_clear(ps, len);
         }
-        _arb_vec_clear(qb, (slong)nd);
-        _arb_vec_clear(kb, (slong)nd);
-        _arb_vec_clear(vb, (slong)nd);
-        _arb_vec_clear(wb, (slong)sw);
+        vecs_clear(dst, len);
         _arb_vec_clear(Ob, (slong)nd);
         _arb_vec_clear(Op, (slong)nd);
         arb_clear(e);
@@ -571,10 +572,7 @@ static void test_hiprec(pr_rng_t rng)
         free(Od);
         _arb_vec_clear(O, (slong)nd);
         _arb_vec_clear(Oref, (slong)nd);
-        _arb_vec_clear(q, (slong)nd);
-        _arb_vec_clear(k, (slong)nd);
-        _arb_vec_clear(v, (slong)nd);
-        _arb_vec_clear(w, (slong)sw);
+        vecs_clear(src, len);
         pr_inst_clear(&I);
     }
     PR_CHECK(nwide >= 60, "only %d wide-ball points", nwide);
