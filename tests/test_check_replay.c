@@ -36,6 +36,36 @@ static char *slurp_stream(FILE *f)
     return s;
 }
 
+/* the observed lines of trial k in a shown run: from "trial k" to the next "claim " */
+static void trial_lines(char *out, size_t cap, char *text, long k)
+{
+    char mark[32];
+    snprintf(mark, sizeof mark, "\ntrial %ld\n", k);
+    char *p = strstr(text, mark), *q = p ? strstr(p + 1, "\nclaim ") : NULL;
+    out[0] = 0;
+    if (!p)
+        return;
+    if (q)
+        q++; /* keep the last line's newline */
+    char keep = q ? *q : 0;
+    if (q)
+        *q = 0;
+    observed_lines(out, cap, p);
+    if (q)
+        *q = keep;
+}
+
+/* runs c with opts (show into a temporary file), returns what it showed (free it) */
+static char *run_shown(pr_check_result_t *r, const pr_check_t *c, pr_check_opts_t o)
+{
+    FILE *f = tmpfile();
+    o.show = f;
+    PR_CHECK_OK(pr_check_run(r, c, &o));
+    char *text = slurp_stream(f);
+    fclose(f);
+    return text;
+}
+
 int main(void)
 {
     uint64_t seed = pr_test_seed("test_check_replay", 20261123);
@@ -46,34 +76,14 @@ int main(void)
         const pr_check_t *c = &pr_checks[i];
         if (!c->replayable)
             continue;
-        FILE *all = tmpfile();
-        pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, all};
+        pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL};
         pr_check_result_t r, r1;
-        PR_CHECK_OK(pr_check_run(&r, c, &o));
-        char *text = slurp_stream(all);
+        char *text = run_shown(&r, c, o);
         int compared = 0;
-        fclose(all);
         for (long k = 1; k <= 3 && text; k++) {
-            /* the full run's lines of trial k: from "trial k\n" to the next "claim " */
-            char mark[32];
-            snprintf(mark, sizeof mark, "\ntrial %ld\n", k);
-            char *p = strstr(text, mark), *q = p ? strstr(p + 1, "\nclaim ") : NULL;
-            if (q)
-                q++; /* keep the last line's newline */
-            PR_CHECK(p != NULL, "%s seed %llu: trial %ld not shown", c->id, (unsigned long long)seed, k);
-            if (!p)
-                continue;
-            char keep = q ? *q : 0;
-            if (q)
-                *q = 0;
-            observed_lines(full, sizeof full, p);
-            if (q)
-                *q = keep;
-            FILE *sf = tmpfile();
-            pr_check_opts_t ok = {3, seed, PR_FAULT_NONE, k, NULL, sf};
-            PR_CHECK_OK(pr_check_run(&r1, c, &ok));
-            char *t1 = slurp_stream(sf);
-            fclose(sf);
+            trial_lines(full, sizeof full, text, k);
+            o.only = k;
+            char *t1 = run_shown(&r1, c, o);
             observed_lines(one, sizeof one, t1 ? t1 : "");
             free(t1);
             compared += one[0] != 0;
@@ -91,6 +101,28 @@ int main(void)
     pr_check_opts_t nr = {3, seed, PR_FAULT_NONE, 2, NULL, NULL};
     PR_CHECK(pr_check_run(&r, pr_check_find("C10"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
              "C10 (a fixed sequence of sizes) replayed");
+
+    /* a failing trial replays as the same failure: the first failure of a broken symbol (C4)
+     * and of a flipped gradient (G1), re-run alone */
+    static const struct { const char *id; pr_check_fault_t fault; } broken[] = {{"C4", PR_FAULT_SYMBOL},
+                                                                                {"G1", PR_FAULT_GRAD_SIGN}};
+    for (int b = 0; b < 2; b++) {
+        pr_check_result_t rf, r1;
+        pr_check_opts_t fo = {4, seed, broken[b].fault, 0, NULL, NULL};
+        char *text = run_shown(&rf, pr_check_find(broken[b].id), fo);
+        PR_CHECK(rf.verdict == PR_CHECK_FAIL && rf.first_fail > 0, "%s fault: verdict %s", broken[b].id,
+                 pr_check_verdict_name(rf.verdict));
+        trial_lines(full, sizeof full, text ? text : "", rf.first_fail);
+        free(text);
+        fo.only = rf.first_fail;
+        text = run_shown(&r1, pr_check_find(broken[b].id), fo);
+        observed_lines(one, sizeof one, text ? text : "");
+        free(text);
+        PR_CHECK(r1.verdict == PR_CHECK_FAIL && r1.first_fail == rf.first_fail && full[0] && !strcmp(full, one) &&
+                 !strcmp(r1.fail_config, rf.fail_config),
+                 "%s seed %llu: replay of failing trial %ld gave %s\n%s\nthe full run\n%s", broken[b].id,
+                 (unsigned long long)seed, rf.first_fail, pr_check_verdict_name(r1.verdict), one, full);
+    }
 
     /* a dump that cannot be written is an error, never a pass */
     pr_check_opts_t nd = {2, seed, PR_FAULT_NONE, 0, "no/such/folder", NULL};
