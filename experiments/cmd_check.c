@@ -136,7 +136,7 @@ int pr_cmd_check(int argc, char **argv)
     if (!rc)
         rc = pick_claims(run, &nrun, pos, npos);
     free(pos);
-    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE, 0, NULL, NULL};
+    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
     if (!rc && replay) {
         if (parse_replay(replay, &copts.seed, &copts.only))
             rc = pr_cli_fail("check", "--replay expects SEED/TRIAL, e.g. 20261123/3 (TRIAL from 1)");

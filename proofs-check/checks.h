@@ -33,6 +33,8 @@ typedef struct {
     long only;             /* 0: trials 1..trials; k ≥ 1: trial k alone (replayable checks) */
     const char *dump;      /* if set, each trial's instance and result go to dump/CLAIM/trial-K/ */
     FILE *show;            /* if set, each trial's instance and result are printed there */
+    long prec;             /* Arb precision of the Arb-reference checks (C6, C9, C11, C14, G1,
+                              G2); 0: their default, 256 (tests force lower ones) */
 } pr_check_opts_t;
 
 #define PR_CHECK_MAX_CONFIGS 32

@@ -142,7 +142,7 @@ static void verdict_audit(void)
         fake_ok = cases[i].ok;
         fake_status = cases[i].status;
         fake_verdict = cases[i].info;
-        pr_check_opts_t o = {1, 1, PR_FAULT_NONE, 0, NULL, NULL};
+        pr_check_opts_t o = {1, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
         pr_check_result_t r;
         int st = pr_check_run(&r, &fake, &o);
         PR_CHECK(r.verdict == cases[i].want && st == cases[i].status,
@@ -150,7 +150,7 @@ static void verdict_audit(void)
                  pr_check_verdict_name(r.verdict), pr_check_verdict_name(cases[i].want), st, cases[i].status, r.note);
     }
     /* no trials: refused, not passed */
-    pr_check_opts_t o = {0, 1, PR_FAULT_NONE, 0, NULL, NULL};
+    pr_check_opts_t o = {0, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
     pr_check_result_t r;
     fake_observe = 1;
     fake_status = 0;
@@ -159,10 +159,35 @@ static void verdict_audit(void)
              pr_check_verdict_name(r.verdict));
 }
 
+/* The Arb-reference checks at forced low precision (their references' minimum and a little
+ * more): the claims are true, so every verdict is pass or unknown, never FAIL (a wide
+ * tolerance ball used to refute G2's difference quotient at 128 bits), and a pass there is a
+ * pass at the default precision. */
+static void low_precision(uint64_t seed)
+{
+    static const char *ids[] = {"C6", "C9", "C11", "C14", "G1", "G2"};
+    static const long precs[] = {PR_HIPREC_MIN_PREC, PR_HIPREC_MIN_PREC + 32};
+    for (int p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            pr_check_opts_t o = {12, seed, PR_FAULT_NONE, 0, NULL, NULL, precs[p]};
+            pr_check_result_t r, rd;
+            PR_CHECK_OK(pr_check_run(&r, pr_check_find(ids[i]), &o));
+            PR_CHECK(r.verdict == PR_CHECK_PASS || r.verdict == PR_CHECK_UNKNOWN,
+                     "%s at prec %ld (seed %llu): %s, worst %g, %s", ids[i], precs[p], (unsigned long long)seed,
+                     pr_check_verdict_name(r.verdict), r.worst, r.note);
+            if (r.verdict == PR_CHECK_PASS) {
+                o.prec = 0;
+                PR_CHECK_OK(pr_check_run(&rd, pr_check_find(ids[i]), &o));
+                PR_CHECK(rd.verdict == PR_CHECK_PASS, "%s passes at prec %ld, %s at the default", ids[i], precs[p],
+                         pr_check_verdict_name(rd.verdict));
+            }
+        }
+}
+
 int main(void)
 {
     uint64_t seed = pr_test_seed("test_checks", 20261123);
-    pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL};
+    pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
     pr_check_result_t *res = calloc((size_t)pr_ncheck, sizeof(*res));
 
     /* every claim of DESIGN.md §4 has a check */
@@ -218,6 +243,7 @@ int main(void)
     fclose(null);
     baseline_strict(res, pr_ncheck, seed);
     verdict_audit();
+    low_precision(seed);
 
     /* command line: bad usage is exit 2 with one line on stderr and nothing run (no table) */
     if (getenv("POLYROPE")) {
