@@ -87,6 +87,10 @@ int main(void)
             observed_lines(one, sizeof one, t1 ? t1 : "");
             free(t1);
             compared += one[0] != 0;
+            /* a trial that observed something is counted and judged on its own */
+            PR_CHECK(!one[0] || (r1.trials == 1 && r1.verdict != PR_CHECK_FAIL), "%s seed %llu trial %ld alone: %ld "
+                     "trials, %s (%s)", c->id, (unsigned long long)seed, k, r1.trials,
+                     pr_check_verdict_name(r1.verdict), r1.note);
             PR_CHECK(!strcmp(full, one),
                      "%s seed %llu trial %ld: replay observed\n%s\nfull run observed\n%s", c->id,
                      (unsigned long long)seed, k, one, full);
