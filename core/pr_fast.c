@@ -878,9 +878,14 @@ int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_
         if (st)
             return st;
         poly_bound(info, p, rho, per_degree, log_ops);
+        info->eps_met = info->bound <= eps;
+        /* a fixed degree is the caller's choice: report, the caller decides (one rule for
+         * every degree, whether its bound is finite or not) */
+        if (o->degree > 0)
+            return PR_OK;
         if (!(info->floor <= 0.5 * eps))
             return PR_EFLOOR;
-        if (info->bound <= eps || o->degree > 0)
+        if (info->eps_met)
             return PR_OK;
         target = eps - info->floor;   /* leave room for the floor, and refit */
     }

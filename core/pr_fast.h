@@ -160,7 +160,8 @@ typedef struct {
     double B;               /* declared bound on |Q|, |K|, |V| entries; 0 = none declared */
     int widen;              /* entries past B: 0 refuse with PR_EBOUND, 1 proceed (R is from the data) */
     pr_expoly_kind_t kind;  /* polynomial construction */
-    int degree;             /* > 0: use this degree instead of the least one for eps */
+    int degree;             /* > 0: use this degree instead of the least one for eps (info->eps_met
+                             * then says whether it meets eps; the command line refuses it if not) */
     size_t mem_budget;      /* bytes a plan may hold */
     long max_terms;         /* largest term (or feature) count accepted */
     unsigned plan_flags;    /* PR_FAST_ESTIMATE or PR_FAST_MEASURE (FFT path) */
@@ -182,6 +183,7 @@ typedef struct {
     double terms;           /* C(s+g, g) for the FFT path, C(d+g, g) features for low-rank */
     double floor;           /* a-priori floating-point floor on ‖Õ - O‖∞ */
     double bound;           /* 2 poly_err/(1 - poly_err) ‖V‖∞ + floor (claim C9 + floor) */
+    int eps_met;            /* 1 when bound <= eps (always, unless o->degree fixed the degree) */
     double ops_factor;      /* the engine's rounding factor the floor was multiplied by */
     int streamed;           /* FFT path: 1 when the symbols' spectra were streamed */
     long transforms;        /* FFT path: transforms done by the execute (planning not counted) */
@@ -202,7 +204,9 @@ int pr_fast_data_info(pr_fast_info_t *info, const double *Q, const double *K, co
  * degree of the kind (or o->degree), then floor = 2‖V‖∞ f/(1-f) with
  * f = pr_expoly_floor(c, g, R_floor, eps_A)·ρ(per_degree·g + log_ops), and bound.
  * PR_EFLOOR when the floor is above eps/2 (info->floor says it), PR_EDOMAIN when double cannot
- * fit P. */
+ * fit P. A fixed o->degree is fitted whatever its bound: PR_OK with info->eps_met = 0 when its
+ * bound (infinite when P's relative error reaches 1) is above eps; only the a-priori floor of
+ * eps itself gives PR_EFLOOR then. */
 int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_t *o,
                         double rho, double per_degree, double log_ops);
 

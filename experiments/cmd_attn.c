@@ -111,6 +111,54 @@ static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const 
     return st;
 }
 
+/* --degree fixes the degree instead of the least one meeting --eps. One rule for every degree:
+ * its a-priori bound must meet --eps, else the run is refused before any work (exit 2), naming
+ * the least degree that does. --algo auto checks each fast path it may pick. */
+static int degree_check(attn_job_t *job, const char *algo)
+{
+    if (job->degree <= 0 || !strcmp(algo, "exact"))
+        return PR_OK;
+    int st = PR_OK;
+    pr_expoly_t p;
+    pr_expoly_init(p);
+    for (int lr = 0; lr < 2 && !st; lr++) {
+        if (!strcmp(algo, lr ? "fft" : "lowrank") ||
+            (!strcmp(algo, "auto") && lr && (!pr_lowrank_applies(job->W) || job->opts.beta)))
+            continue;
+        const char *name = lr ? "lowrank" : "fft";
+        pr_fast_opts_t o;
+        pr_fast_info_t info;
+        if ((st = fast_opts(&o, job)))
+            break;
+        if ((st = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr))) {
+            /* auto just does not pick a path that cannot run */
+            if (!strcmp(algo, "auto")) {
+                st = PR_OK;
+                continue;
+            }
+            fast_fail(job, st, &info, name);
+            break;
+        }
+        if (info.eps_met)
+            continue;
+        double bound = info.bound;
+        o.degree = 0;
+        int least = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
+                    ? -1 : info.degree;
+        char alt[128] = "";
+        if (least > 0)
+            snprintf(alt, sizeof alt, "use --degree %d or more, ", least);
+        if (bound < 1.0)
+            snprintf(alt + strlen(alt), sizeof alt - strlen(alt), "raise --eps to that bound, ");
+        snprintf(job->msg, sizeof job->msg, "--degree %ld does not meet --eps %g: the %s path's bound for it is %.3g "
+                 "(a fixed degree must meet --eps): %s%sdrop --degree", job->degree, job->eps, name, bound, alt,
+                 alt[0] ? "or " : "");
+        st = PR_EINVAL;
+    }
+    pr_expoly_clear(p);
+    return st;
+}
+
 static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
 {
     job->bound = info->bound;
@@ -260,6 +308,166 @@ static int write_out(const char *dir, const char *name, const double *x, int ndi
     return 0;
 }
 
+/* ---- how far each float result can be trusted (issue 13) ---- */
+
+/* A result is trusted when its estimated rounding error (the dense estimate: for a fast path,
+ * not its bound, which is the --eps the user asked for) is below 2^-10 of its largest entry
+ * (ten correct bits at its scale); otherwise attn warns and points to --certify. */
+#define ATTN_TRUST 0x1p-10
+
+/* Estimated errors (pr_dense_error_est; for a fast path its a-priori bound plus the dense
+ * estimate, which covers the rounding of W, σ and β) of the run's outputs O, dQ, dK, dV, dw
+ * and, when err_inf was measured, of the dense reference's. NAN where not computed. */
+typedef struct {
+    double run[5], ref[5];
+    double fp[5];                    /* the run's rounding part (= run for exact) */
+    double scale[5], ref_scale[5];   /* the results' largest entries */
+} attn_est_t;
+
+static const char *const est_names[5] = {"O", "dQ", "dK", "dV", "dw"};
+
+static void est_set(double *e, double *fp, double *scale, const pr_dense_err_t *de, const attn_job_t *job,
+                    const double *O, const double *dQ, const double *dK, const double *dV, const double *dw, int fast)
+{
+    size_t nd = (size_t)job->n * job->d, sw = (size_t)job->W->s * (2 * (size_t)job->n - 1);
+    const double *x[5] = {O, dQ, dK, dV, dw};
+    size_t len[5] = {nd, nd, nd, nd, sw};
+    double base[5] = {de->o, de->dq, de->dk, de->dv, de->dw};
+    double fastb[5] = {job->bound, job->grad_bound[0], job->grad_bound[1], job->grad_bound[2], job->grad_bound[3]};
+    for (int t = 0; t < 5; t++) {
+        e[t] = x[t] ? base[t] + (fast ? fastb[t] : 0.0) : NAN;
+        fp[t] = x[t] ? base[t] : NAN;
+        scale[t] = x[t] ? pr_vec_max_abs(x[t], len[t]) : NAN;
+    }
+}
+
+/* the dense estimate for these outputs (dO only with the gradients) */
+static int est_dense(pr_dense_err_t *de, const attn_job_t *job, const double *O, int grads)
+{
+    return pr_dense_error_est(de, job->Q, job->K, job->V, job->W, O, grads ? job->dO : NULL, job->n, job->d,
+                              &job->opts);
+}
+
+static int est_run(attn_est_t *est, const attn_job_t *job, int fast)
+{
+    pr_dense_err_t de;
+    for (int t = 0; t < 5; t++)
+        est->run[t] = est->ref[t] = est->fp[t] = est->scale[t] = est->ref_scale[t] = NAN;
+    int st = est_dense(&de, job, job->O, job->backward);
+    if (!st)
+        est_set(est->run, est->fp, est->scale, &de, job, job->O, job->backward ? job->dQ : 0, job->backward ? job->dK : 0,
+                job->backward ? job->dV : 0, job->backward ? job->dw : 0, fast);
+    return st;
+}
+
+static int est_ref(attn_est_t *est, const attn_job_t *ref)
+{
+    pr_dense_err_t de;
+    double fpref[5];
+    int st = est_dense(&de, ref, ref->O, ref->backward);
+    if (!st)
+        est_set(est->ref, fpref, est->ref_scale, &de, ref, ref->O, ref->backward ? ref->dQ : 0,
+                ref->backward ? ref->dK : 0, ref->backward ? ref->dV : 0, ref->backward ? ref->dw : 0, 0);
+    return st;
+}
+
+/* the largest of the gradients' estimates */
+static double est_grad(const double *e)
+{
+    double m = NAN;
+    for (int t = 1; t < 5; t++)
+        if (!isnan(e[t]))
+            m = isnan(m) ? e[t] : fmax(m, e[t]);
+    return m;
+}
+
+/* 1 when every estimate is at most ATTN_TRUST of its result's scale; else one warning line */
+static int est_trusted(const attn_est_t *est, int warn)
+{
+    char list[600] = "";
+    int bad = 0;
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t < 5; t++) {
+            double e = r ? est->ref[t] : est->fp[t], m = r ? est->ref_scale[t] : est->scale[t];
+            if (isnan(e) || e <= ATTN_TRUST * m)
+                continue;
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%s%s %.2g against max %.2g", bad ? "; " : "",
+                     r ? "the dense reference's " : "", est_names[t], e, m);
+            bad++;
+        }
+    if (bad && warn)
+        fprintf(stderr, "polyrope %s: warning: estimated error as large as the result (%s): the result cannot be "
+                "trusted; --certify (n <= 512) gives a certified error\n", CMD, list);
+    return !bad;
+}
+
+/* --certify: the outputs' errors against the Arb reference of the real-number problem (RoPE's
+ * θ_k = base^{-2k/d} and its cosines and sines, σ = 1/d or 1/√d, ALiBi's -m|ℓ|, from the doubles
+ * given), and the verdict: for a fast path, of err_inf <= bound; for exact, "certified" when the
+ * certified errors are finite. Infinite or undecided: "unknown". */
+typedef struct {
+    double err, grad;
+    pr_cert_verdict_t verdict;
+} attn_cert_t;
+
+#define ATTN_CERT_OF "attention of the real numbers the given doubles define (RoPE angles base^(-2k/d), " \
+                     "their cos and sin, sigma, ALiBi slope times |i-j|, computed in Arb)"
+
+static int certify_run(attn_cert_t *c, const attn_job_t *job, pr_scale_t scale, double alibi)
+{
+    arb_t e1, e2, b;
+    arb_init(e1);
+    arb_init(e2);
+    arb_init(b);
+    pr_hiprec_def_t def;
+    pr_hiprec_def_real(&def, scale, alibi);
+    int bw = job->backward;
+    int st = pr_hiprec_certify(e1, e2, job->O, bw ? job->dQ : 0, job->dK, job->dV, bw ? job->dw : 0, job->Q, job->K,
+                               job->V, job->W, job->dO, job->n, job->d, &job->opts, &def, PR_HIPREC_MIN_PREC);
+    if (!st) {
+        c->err = pr_hiprec_ubound_d(e1);
+        c->grad = bw ? pr_hiprec_ubound_d(e2) : NAN;
+        arb_set_d(b, job->bound);
+        if (!isfinite(c->err) || (bw && !isfinite(c->grad)))
+            c->verdict = PR_CERT_UNKNOWN;
+        else
+            c->verdict = isfinite(job->bound) ? pr_hiprec_verdict(e1, b) : PR_CERT_CERTIFIED;
+    }
+    arb_clear(e1);
+    arb_clear(e2);
+    arb_clear(b);
+    return st;
+}
+
+/* the --json fields of issue 13: estimates, trust, what dw covers, whether eps is met */
+static void json_honest(const attn_job_t *job, const attn_est_t *est, int trusted, int dw, int fixed)
+{
+    pr_cli_json_num("err_est", est->run[0], 17, ", ");
+    pr_cli_json_num("grad_err_est", est_grad(est->run), 17, ", ");
+    pr_cli_json_num("ref_err_est", est->ref[0], 17, ", ");
+    pr_cli_json_num("ref_grad_err_est", est_grad(est->ref), 17, ", ");
+    printf("\"trusted\": %s, ", trusted ? "true" : "false");
+    if (dw)
+        printf("\"dw_entries\": \"support of W (entries of W that are zero at every offset get no gradient)\", ");
+    if (isfinite(job->eps) && job->degree_used >= 0)
+        printf("\"eps_met\": %s, \"degree_fixed\": %s, ", job->bound <= job->eps ? "true" : "false",
+               fixed ? "true" : "false");
+}
+
+static void text_honest(const attn_est_t *est, int exact)
+{
+    printf("  estimated error (%s): O %.3g", exact ? "dense, derived from the data" : "bound + dense estimate",
+           est->run[0]);
+    if (!isnan(est_grad(est->run)))
+        printf(", gradients %.3g", est_grad(est->run));
+    if (!isnan(est->ref[0]))
+        printf("; of the dense reference: O %.3g", est->ref[0]);
+    if (!isnan(est_grad(est->ref)))
+        printf(", gradients %.3g", est_grad(est->ref));
+    printf("\n");
+}
+
 int pr_cmd_attn(int argc, char **argv)
 {
     long n = 256, d = 16, seed = 1, degree = 0;
@@ -282,15 +490,19 @@ int pr_cmd_attn(int argc, char **argv)
         {"algo", PR_OPT_CHOICE, &algo, "algorithm", "exact|lowrank|fft|auto", 0, 0, 0},
         {"eps", PR_OPT_DOUBLE, &eps, "target output error of the fast paths", 0, 1e-300, 1, 0},
         {"poly", PR_OPT_CHOICE, &poly, "polynomial for e^x in the fast paths", "taylor|chebyshev|minimax", 0, 0, 0},
-        {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: least meeting --eps)", 0, 0, 1000, 0},
+        {"degree", PR_OPT_INT, &degree, "polynomial degree of the fast paths (0: the least meeting --eps); a fixed "
+         "degree must still meet --eps (its bound <= eps), else the run is refused", 0, 0, 1000, 0},
         {"fftw", PR_OPT_CHOICE, &fftw, "FFTW planning of the fft path: estimate (reproducible bit for bit) or measure "
          "(seconds of planning, faster transforms from n ~ 2^16; kept in $POLYROPE_FFTW_WISDOM if set)",
          "estimate|measure", 0, 0, 0},
         {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"causal", PR_OPT_FLAG, &causal, "causal mask (key j <= query i)", 0, 0, 0, 0},
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
-        {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W)", 0, 0, 0, 0},
-        {"certify", PR_OPT_FLAG, &certify, "certified err_inf (and grad_err_inf) against an Arb reference, n <= 512", 0, 0, 0, 0},
+        {"backward", PR_OPT_FLAG, &backward, "also the gradients dQ, dK, dV (and dW for a general W, on the support "
+         "of W only: entries of W zero at every offset get no gradient)", 0, 0, 0, 0},
+        {"certify", PR_OPT_FLAG, &certify, "certified err_inf (and grad_err_inf) against an Arb reference of the "
+         "real-number problem (RoPE angles, their cos and sin, sigma and ALiBi computed in Arb from the given doubles), "
+         "n <= 512; a verdict other than certified is exit 1", 0, 0, 0, 0},
         {"check", PR_OPT_FLAG, &check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
@@ -300,6 +512,13 @@ int pr_cmd_attn(int argc, char **argv)
         "little-endian float64 C-order .npy files; n and d then come from the files. W: --pos, or\n"
         "a general W from --w. Times are wall-clock seconds. With --json one object is printed;\n"
         "fields that do not apply (eps, degree, terms, bound, err_inf for exact) are null.\n"
+        "Every result carries an estimate of its own error (err_est, grad_err_est; ref_err_est for\n"
+        "the dense reference behind err_inf): for exact, first-order bounds derived from the data\n"
+        "(pr_dense_error_est, a double: it warns, never certifies); for a fast path, its bound plus\n"
+        "that. When a rounding estimate passes 2^-10 of its result's largest entry, a warning on\n"
+        "stderr says so and \"trusted\" is false: use --certify. --certify's verdict: for a fast path,\n"
+        "of err_inf <= bound; for exact, certified when the certified errors are finite; unknown\n"
+        "(infinite or undecided at 128 bits) or refuted exits 1, after printing the result.\n"
         "Example: polyrope attn --n 1024 --d 16 --B 2 --causal --backward --out run1 --json",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
@@ -446,8 +665,14 @@ int pr_cmd_attn(int argc, char **argv)
             goto done;
         }
     }
-    if ((st = algos[ai].run(&job))) {
+    if ((st = degree_check(&job, algo)) || (st = algos[ai].run(&job))) {
         rc = job.msg[0] ? pr_cli_fail(CMD, "%s", job.msg) : pr_cli_fail_status(CMD, st, algo);
+        goto done;
+    }
+    int exact = algos[ai].run == algo_exact || (job.algo_used && !strcmp(job.algo_used, "exact"));
+    attn_est_t est;
+    if ((st = est_run(&est, &job, !exact))) {
+        rc = pr_cli_fail_status(CMD, st, "error estimate");
         goto done;
     }
     /* err_inf against the dense reference (null for exact: it is the reference) */
@@ -464,7 +689,7 @@ int pr_cmd_attn(int argc, char **argv)
         ref.dK = buf + 2 * nd;
         ref.dV = buf + 3 * nd;
         ref.dw = general && backward ? buf + 4 * nd : 0;
-        if ((st = algo_exact(&ref))) {
+        if ((st = algo_exact(&ref)) || (st = est_ref(&est, &ref))) {
             free(buf);
             rc = pr_cli_fail_status(CMD, st, "dense reference");
             goto done;
@@ -479,35 +704,20 @@ int pr_cmd_attn(int argc, char **argv)
         free(buf);
     }
 
-    /* --certify: the outputs' errors against the Arb reference of exact attention (issue 7) */
-    double cert_err = NAN, cert_grad = NAN;
-    const char *cert_verdict = 0;
+    /* --certify (issue 7, 13): of the real-number problem; unknown or refuted is exit 1 below */
+    attn_cert_t cert = {NAN, NAN, PR_CERT_UNKNOWN};
     if (certify) {
         if (n > 512) {
             rc = pr_cli_fail(CMD, "--certify runs an O(n^2 s) Arb reference: use --n 512 or less");
             goto done;
         }
-        arb_t e1, e2, b;
-        arb_init(e1);
-        arb_init(e2);
-        arb_init(b);
-        st = pr_hiprec_certify(e1, e2, O, backward ? dQ : 0, dK, dV, dw, Q, K, V, W, dO, (int)n, (int)d,
-                               &job.opts, PR_HIPREC_MIN_PREC);
-        if (!st) {
-            cert_err = pr_hiprec_ubound_d(e1);
-            cert_grad = backward ? pr_hiprec_ubound_d(e2) : NAN;
-            arb_set_d(b, job.bound);
-            if (isfinite(job.bound))
-                cert_verdict = pr_cert_verdict_name(pr_hiprec_verdict(e1, b));
-        }
-        arb_clear(e1);
-        arb_clear(e2);
-        arb_clear(b);
-        if (st) {
+        if ((st = certify_run(&cert, &job, strcmp(scale, "inv-d") ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, alibi))) {
             rc = pr_cli_fail_status(CMD, st, "certified reference");
             goto done;
         }
     }
+    double cert_err = cert.err, cert_grad = cert.grad;
+    const char *cert_verdict = certify ? pr_cert_verdict_name(cert.verdict) : 0;
 
     if (out) {
         if (mkdir(out, 0777) && errno != EEXIST) {
@@ -536,7 +746,7 @@ int pr_cmd_attn(int argc, char **argv)
     double Bout = qf || kf || vf ? fmax(pr_vec_max_abs(Q, nd), fmax(pr_vec_max_abs(K, nd), pr_vec_max_abs(V, nd))) : B;
     double R = isfinite(job.R) ? job.R
              : job.opts.sigma * pr_vec_max_abs(Q, nd) * pr_vec_max_abs(K, nd) * pr_posw_max_rowsum(W);
-    int exact = algos[ai].run == algo_exact || (job.algo_used && !strcmp(job.algo_used, "exact"));
+    int trusted = est_trusted(&est, 1);
     if (json) {
         printf("{\"cmd\": \"attn\", ");
         pr_cli_json_int("n", n, ", ");
@@ -565,7 +775,8 @@ int pr_cmd_attn(int argc, char **argv)
         pr_cli_json_num("certified_err_inf", cert_err, 17, ", ");
         pr_cli_json_num("certified_grad_err_inf", cert_grad, 17, ", ");
         if (cert_verdict)
-            printf("\"certified_verdict\": \"%s\", ", cert_verdict);
+            printf("\"certified_verdict\": \"%s\", \"certificate_of\": \"%s\", ", cert_verdict, ATTN_CERT_OF);
+        json_honest(&job, &est, trusted, general && backward, degree > 0);
         /* the bound on grad_err_inf: the largest of the per-gradient bounds (dw's when computed) */
         double gb = fmax(job.grad_bound[0], fmax(job.grad_bound[1], job.grad_bound[2]));
         pr_cli_json_num("grad_bound", isnan(job.grad_bound[3]) ? gb : fmax(gb, job.grad_bound[3]), 17, ", ");
@@ -608,13 +819,23 @@ int pr_cmd_attn(int argc, char **argv)
                 printf(", dw %.3g", job.grad_bound[3]);
             printf("; grad_err_inf %.3g\n", grad_err_inf);
         }
+        text_honest(&est, exact);
         if (certify)
-            printf("  certified (Arb, %d bits): err_inf <= %.3g%s%s\n", PR_HIPREC_MIN_PREC, cert_err,
-                   cert_verdict ? ", err_inf <= bound: " : "", cert_verdict ? cert_verdict : "");
+            printf("  certified (Arb, %d bits, of the real-number definition): err_inf <= %.3g; %s%s\n",
+                   PR_HIPREC_MIN_PREC, cert_err, exact || !isfinite(job.bound) ? "" : "err_inf <= bound: ",
+                   cert_verdict);
         if (certify && backward)
             printf("  certified (Arb): grad_err_inf <= %.3g\n", cert_grad);
         if (out)
             printf("  wrote %s/o.npy%s%s\n", out, backward ? ", dq.npy, dk.npy, dv.npy" : "", dw ? ", dw.npy" : "");
+    }
+    /* a certificate that is not "certified" is a failed check: exit 1 */
+    if (!rc && certify && cert.verdict != PR_CERT_CERTIFIED) {
+        fprintf(stderr, "polyrope %s: --certify: %s\n", CMD, cert.verdict == PR_CERT_UNKNOWN
+                ? "unknown: the certified error is infinite or undecided at 128 bits (entries this large leave "
+                  "the ball arithmetic no correct digits); the result is not certified"
+                : "refuted: the certified error exceeds the fast path's bound");
+        rc = 1;
     }
 done:
     free(Q); free(K); free(V); free(dO); free(O); free(beta);
