@@ -524,7 +524,7 @@ static void test_hiprec(pr_rng_t rng)
         arb_init(e);
         arb_init(eref);
         arb_init(thr);
-        PR_CHECK_OK(pr_hiprec_certify(e, NULL, Od, NULL, NULL, NULL, NULL, I.Q, I.K, I.V, I.W, NULL, n, d, &I.opts,
+        PR_CHECK_OK(pr_hiprec_certify(e, NULL, Od, NULL, NULL, NULL, NULL, I.Q, I.K, I.V, I.W, NULL, n, d, &I.opts, NULL,
                                       PR_HIPREC_MIN_PREC));
         pr_hiprec_max_error(eref, Od, Oref, nd, HI);
         PR_CHECK(arb_overlaps(e, eref), "trial %d: certified err_O misses the true error", trial);
