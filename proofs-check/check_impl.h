@@ -47,6 +47,9 @@ typedef struct {
 int pr_inst_init(pr_inst_t *I, int n, int d, double B, pr_pos_kind_t kind, pr_mask_t mask,
                  pr_rng_t rng);
 void pr_inst_clear(pr_inst_t *I);
+/* I into the current trial's record (pr_check_put): sizes, kind, mask, σ, B, and Q, K, V,
+ * w (s×(2n-1)), the support ab (s×2: a, b) and β (ALiBi) as arrays */
+void pr_inst_dump(pr_check_result_t *res, const pr_inst_t *I);
 /* n ∈ [2, nmax], d = 2·[1, dhalf_max], B uniform in [Blo, Bhi], a random kind and mask
  * (ALiBi only if bias_ok) */
 int pr_inst_random(pr_inst_t *I, pr_rng_t rng, int nmax, int dhalf_max, double Blo, double Bhi,
