@@ -496,7 +496,8 @@ double pr_hiprec_lbound_d(const arb_t x)
     arf_init(u);
     arb_abs(a, x);
     arb_get_lbound_arf(u, a, 64);
-    double d = arf_get_d(u, ARF_RND_DOWN);
+    /* an indeterminate (NaN) ball says nothing: 0 is the only lower bound of |x| it proves */
+    double d = arf_is_nan(u) ? 0.0 : arf_get_d(u, ARF_RND_DOWN);
     arf_clear(u);
     arb_clear(a);
     return d;

@@ -94,7 +94,7 @@ pr_cert_verdict_t pr_hiprec_verdict(const arb_t quantity, const arb_t threshold)
 
 /* An upper bound of |x| (every point of the ball) rounded up to a double; +Inf if unbounded. */
 double pr_hiprec_ubound_d(const arb_t x);
-/* A lower bound of |x| (every point of the ball) rounded down to a double. */
+/* A lower bound of |x| (every point of the ball) rounded down to a double; 0 for a NaN ball. */
 double pr_hiprec_lbound_d(const arb_t x);
 
 #ifdef __cplusplus

@@ -590,6 +590,8 @@ static void test_hiprec(pr_rng_t rng)
     PR_CHECK(pr_hiprec_verdict(a, b) == PR_CERT_REFUTED, "[1 +- 2^-10] <= 0.5 not refuted");
     arb_indeterminate(a);
     PR_CHECK(pr_hiprec_verdict(a, b) == PR_CERT_UNKNOWN, "NaN ball decided");
+    PR_CHECK(pr_hiprec_lbound_d(a) == 0.0 && pr_hiprec_ubound_d(a) == INFINITY,
+             "NaN ball: lbound_d %g (want 0), ubound_d %g (want inf)", pr_hiprec_lbound_d(a), pr_hiprec_ubound_d(a));
     arb_pos_inf(a);
     PR_CHECK(pr_hiprec_verdict(a, b) == PR_CERT_REFUTED, "+inf <= 0.5 not refuted");
     for (int k = 0; k < 200; k++) {
