@@ -32,6 +32,8 @@ void pr_certexp_init(pr_certexp_t r)
     r->witness = NAN;
     r->pieces = 0;
     r->prec = 0;
+    for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
+        r->branch[k] = 0;
 }
 
 void pr_certexp_clear(pr_certexp_t r)
@@ -224,6 +226,26 @@ static arb_srcptr lower_tight(arb_t t, const arb_t lower, slong prec)
     return t;
 }
 
+/* Pieces one attempt may bound before it stops tightening the bound: the tightening bisects
+ * while the bound is above 9/8 of the largest |E| seen, which evaluation noise (low precision,
+ * wide coefficient balls) can keep true at every depth. */
+#define SUP_PIECE_BUDGET 20000
+
+/* [0, u] with u >= every upper end of b, u rounded up to 24 bits so that the ball's mid u/2
+ * and radius u/2 are exact: the ball's upper end is then u itself, and the verdict tested on
+ * the ball is the one printed */
+static void bound_from_above(arb_t bound, const arb_t b, slong prec)
+{
+    arf_t u;
+    arf_init(u);
+    arb_get_ubound_arf(u, b, prec);
+    arf_set_round(u, u, 24, ARF_RND_UP);
+    arf_mul_2exp_si(u, u, -1);
+    arf_set(arb_midref(bound), u);
+    arf_get_mag(arb_radref(bound), u);
+    arf_clear(u);
+}
+
 /* one attempt at precision prec; returns 1 if the precision was visibly too low */
 static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
                        double thresh, slong prec, int npieces0)
@@ -232,7 +254,8 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
     pr_expoly_interval(&lo, &hi, setting, R);
     tm_t c;
     tm_init(&c, P, setting, TM_ORDER, prec);
-    int cap = npieces0 + 64 * 2 + 16, top = 0, unknown = 0, short_prec = 0;
+    /* every piece on the stack has depth <= 48 and the stack grows by one per level */
+    int cap = npieces0 + 64 * 2 + 16, top = 0, uncovered = 0, short_prec = 0;
     piece_t *st = malloc(sizeof(piece_t) * cap);
     arb_ptr e = _arb_vec_init(TM_ORDER + 1);
     arb_t x0, h, ub, th, ae;
@@ -259,49 +282,68 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
     }
     if (r->verdict == PR_CERT_REFUTED)
         goto done;
+    /* Certified needs every piece of the cover bounded below thresh: one piece that is not
+     * (and cannot be bisected further) makes the verdict unknown, whatever the others do. */
     while (top > 0) {
         piece_t pc = st[--top];
         r->pieces++;
+        r->branch[PR_CERTEXP_BR_PIECE]++;
         piece_centre(x0, h, pc.a, pc.b);
         tm_coeffs(e, &c, x0, TM_ORDER, prec);
-        if (note_centre(r, x0, e, th, prec))
+        if (note_centre(r, x0, e, th, prec)) {
+            r->branch[PR_CERTEXP_BR_REFUTE]++;
             goto done;
+        }
         if (mag_cmp_2exp_si(arb_radref(e), (slong)floor(log2(thresh)) - 8) > 0)
             short_prec = 1;
         piece_bound(ub, &c, e, x0, h, prec);
+        int below = arb_lt(ub, th);
         /* accept a piece below the threshold once its bound is within 1/8 of the largest error
-         * seen (so the reported bound is tight), or after 40 halvings */
-        if (arb_lt(ub, th) && (pc.depth >= 40 || arb_le(ub, lower_tight(ae, r->lower, prec)))) {
+         * seen (so the reported bound is tight), after 40 halvings, or past the piece budget */
+        if (below && (pc.depth >= 40 || r->pieces >= SUP_PIECE_BUDGET
+                      || arb_le(ub, lower_tight(ae, r->lower, prec)))) {
+            r->branch[PR_CERTEXP_BR_ACCEPT]++;
             arb_union(r->bound, r->bound, ub, prec);
             continue;
         }
         double m2 = pc.a + (pc.b - pc.a) / 2;
-        if (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap) {
+        if (!below && (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap
+                       || r->pieces >= SUP_PIECE_BUDGET)) {
+            /* not below thresh and not to be split: this piece is not covered */
+            r->branch[PR_CERTEXP_BR_UNCOVERED]++;
             arb_union(r->bound, r->bound, ub, prec);
-            unknown = !arb_lt(ub, th);
+            uncovered++;
             continue;
         }
+        if (below && (short_prec || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap)) {
+            /* below thresh but the tightening cannot go on: covered, bound less tight */
+            r->branch[PR_CERTEXP_BR_ACCEPT]++;
+            arb_union(r->bound, r->bound, ub, prec);
+            continue;
+        }
+        r->branch[PR_CERTEXP_BR_SPLIT]++;
         st[top++] = (piece_t){m2, pc.b, pc.depth + 1};
         st[top++] = (piece_t){pc.a, m2, pc.depth + 1};
     }
-    if (!unknown)
+    bound_from_above(r->bound, r->bound, prec);
+    /* the verdict is decided on the bound as stored and printed */
+    if (!uncovered && arb_lt(r->bound, th))
         r->verdict = PR_CERT_CERTIFIED;
-done:
-    /* the bound is [0, max ub] */
-    {
-        arf_t u;
-        arf_init(u);
-        arb_get_ubound_arf(u, r->bound, prec);
-        arb_zero(r->bound);
-        arb_set_arf(ae, u);
-        arb_union(r->bound, r->bound, ae, prec);
-        arf_clear(u);
-    }
+    else if (!uncovered)
+        r->branch[PR_CERTEXP_BR_ROUNDED]++;
     arb_clear(x0); arb_clear(h); arb_clear(ub); arb_clear(th); arb_clear(ae);
     _arb_vec_clear(e, TM_ORDER + 1);
     free(st);
     tm_clear(&c);
     return short_prec && r->verdict == PR_CERT_UNKNOWN;
+done:
+    /* refuted before the cover was complete: the bound over the pieces examined */
+    bound_from_above(r->bound, r->bound, prec);
+    arb_clear(x0); arb_clear(h); arb_clear(ub); arb_clear(th); arb_clear(ae);
+    _arb_vec_clear(e, TM_ORDER + 1);
+    free(st);
+    tm_clear(&c);
+    return 0;
 }
 
 /* bits needed: the evaluation cancels from Σ|c_k| X^k down to thresh·(min weight factor) */
@@ -328,9 +370,11 @@ int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setti
     if (prec <= 0)
         prec = auto_prec(P, setting, R, thresh);
     int n0 = (int)arb_poly_length(P) / 2 + 8;
-    for (int attempt = 0; attempt < 3; attempt++, prec *= 2)
+    for (int attempt = 0; attempt < 3; attempt++, prec *= 2) {
         if (!sup_at_prec(r, P, setting, R, thresh, prec, n0))
             break;
+        r->branch[PR_CERTEXP_BR_RETRY]++;
+    }
     return PR_OK;
 }
 

@@ -22,16 +22,30 @@ typedef enum {
     PR_CERT_UNKNOWN = 2     /* neither within the subdivision/precision budget */
 } pr_cert_verdict_t;
 
+/* What pr_certexp_sup did, counted per branch (tests assert that each is exercised). */
+enum {
+    PR_CERTEXP_BR_PIECE = 0,   /* pieces bounded by a Taylor model */
+    PR_CERTEXP_BR_ACCEPT,      /* piece bounded below the threshold */
+    PR_CERTEXP_BR_SPLIT,       /* piece bisected (bound above threshold, or not yet tight) */
+    PR_CERTEXP_BR_UNCOVERED,   /* piece above the threshold that could not be split: unknown */
+    PR_CERTEXP_BR_REFUTE,      /* a centre's |E| above the threshold: refuted */
+    PR_CERTEXP_BR_ROUNDED,     /* every piece below, the rounded-up total not: unknown */
+    PR_CERTEXP_BR_RETRY,       /* precision doubled after evaluation noise near the threshold */
+    PR_CERTEXP_NBRANCH
+};
+
 typedef struct {
     pr_cert_verdict_t verdict;
-    arb_t bound;        /* certified: [0, ub] with sup_x |E(x)| <= ub; refuted/unknown: the bound
-                           over the pieces examined (a lower bound comes from witness_err) */
+    arb_t bound;        /* [0, u] with u exact (24 bits, rounded up) and sup_x |E(x)| <= u when
+                           certified (then u < threshold); refuted/unknown: the bound over the
+                           pieces examined (a lower bound comes from witness_err) */
     arb_t lower;        /* max |E| at the points evaluated: its lower end is a lower bound of sup|E| */
     arb_t witness_x;    /* refuted: an exact point of the interval ... */
     arb_t witness_err;  /* ... and the ball E(witness_x), with |E| > threshold */
     double witness;     /* witness_x rounded to double, for printing */
     long pieces;        /* subintervals bounded */
     slong prec;         /* working precision used */
+    long branch[PR_CERTEXP_NBRANCH];  /* counts, accumulated over calls until pr_certexp_init */
 } pr_certexp_struct;
 typedef pr_certexp_struct pr_certexp_t[1];
 

@@ -1,0 +1,226 @@
+/* pr_certexp_sup at forced low precisions and with coefficient balls (issue 13): "certified"
+ * must mean bound < threshold AND bound >= the error at every point of a fine grid, evaluated
+ * independently (plain Horner + arb_exp at 256 bits, ball coefficients honoured); "refuted"
+ * must hold at 256 bits at the witness; every branch of the certifier is exercised. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+#define REF_PREC 256
+
+/* the setting's error at an exact x, for every polynomial of the ball family P, at 256 bits */
+static void ref_err(arb_t y, const arb_poly_t P, pr_expoly_setting_t s, const arb_t x)
+{
+    arb_t f;
+    arb_init(f);
+    arb_poly_evaluate_horner(y, P, x, REF_PREC);
+    if (s == PR_EXPOLY_EXP_REL || s == PR_EXPOLY_EXPNEG_ABS)
+        arb_neg(f, x);
+    else
+        arb_set(f, x);
+    arb_exp(f, f, REF_PREC);
+    if (s == PR_EXPOLY_EXP_REL) {
+        arb_mul(y, y, f, REF_PREC);
+        arb_sub_ui(y, y, 1, REF_PREC);
+    } else {
+        if (s == PR_EXPOLY_EXP_ABS)
+            arb_exp(f, x, REF_PREC);
+        arb_sub(y, y, f, REF_PREC);
+    }
+    arb_abs(y, y);
+    arb_clear(f);
+}
+
+/* the largest upper end of the family's |E| over a grid of 4001 points (ends included):
+ * a lower bound of the family's sup, up to 2^-240 relative */
+static double grid_sup(arf_t mx, const arb_poly_t P, pr_expoly_setting_t s, double R)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, s, R);
+    arb_t x, y;
+    arf_t u;
+    arb_init(x); arb_init(y); arf_init(u);
+    arf_zero(mx);
+    for (int i = 0; i <= 4000; i++) {
+        arb_set_d(x, i == 4000 ? hi : lo + (hi - lo) * i / 4000);
+        ref_err(y, P, s, x);
+        arb_get_ubound_arf(u, y, REF_PREC);
+        arf_max(mx, mx, u);
+    }
+    arb_clear(x); arb_clear(y); arf_clear(u);
+    return arf_get_d(mx, ARF_RND_NEAR);
+}
+
+/* checks one result against the oracle; returns 1 if it violates it */
+static int check_result(const pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s, double R, double thr,
+                        const arf_t gsup, const char *what)
+{
+    int bad = 0;
+    arb_t th, y;
+    arb_init(th); arb_init(y);
+    arb_set_d(th, thr);
+    if (r->verdict == PR_CERT_CERTIFIED) {
+        arf_t u, g;
+        arf_init(u); arf_init(g);
+        arb_get_ubound_arf(u, r->bound, 64);
+        /* the grid's largest error less 2^-200 of itself (the 256-bit evaluation's slack) */
+        arf_mul_2exp_si(g, gsup, -200);
+        arf_sub(g, gsup, g, 64, ARF_RND_DOWN);
+        PR_CHECK(arb_lt(r->bound, th), "%s: certified bound not below thr=%.17g", what, thr);
+        PR_CHECK(arf_cmp(g, u) <= 0, "%s: certified bound %.17g below the grid's error %.17g (thr=%.17g)", what,
+                 arf_get_d(u, ARF_RND_UP), arf_get_d(gsup, ARF_RND_NEAR), thr);
+        bad |= !arb_lt(r->bound, th) || arf_cmp(g, u) > 0;
+        arf_clear(u); arf_clear(g);
+    } else if (r->verdict == PR_CERT_REFUTED) {
+        double lo, hi;
+        pr_expoly_interval(&lo, &hi, s, R);
+        ref_err(y, P, s, r->witness_x);
+        int in = arb_is_exact(r->witness_x) && arf_cmp_d(arb_midref(r->witness_x), lo) >= 0
+                 && arf_cmp_d(arb_midref(r->witness_x), hi) <= 0;
+        PR_CHECK(in && arb_gt(y, th), "%s: witness %.17g does not refute thr=%.17g at 256 bits", what, r->witness, thr);
+        bad |= !(in && arb_gt(y, th));
+    }
+    arb_clear(th); arb_clear(y);
+    return bad;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "FAIL test_certexp: pr_certexp_sup did not return within 60 s\n";
+    if (write(2, msg, sizeof msg - 1) < 0)
+        _exit(1);
+    _exit(1);
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_certexp", 20261128));
+    long branch[PR_CERTEXP_NBRANCH] = {0};
+    arf_t gs;
+    arf_init(gs);
+
+    /* 1. regression (issue 13): Taylor of e^-x on [0, 2.5], degree 15, threshold 5.17e-13 at 48 bits
+     * was certified while the error at x = 0 is 5.249e-13; and a scan over (R, degree) with the
+     * threshold 3% below the grid's error, at 48 bits: never certified */
+    for (int i = 0; i < 32; i++) {
+        double R = i == 0 ? 2.5 : 1.5 + 0.25 * (i % 8);
+        int g = i == 0 ? 15 : 10 + 2 * (i / 8);
+        arb_poly_t P;
+        pr_certexp_t r;
+        arb_poly_init(P);
+        pr_certexp_init(r);
+        PR_CHECK_OK(pr_certexp_construct(P, PR_EXPOLY_TAYLOR, PR_EXPOLY_EXPNEG_ABS, R, g, 200));
+        double sup = grid_sup(gs, P, PR_EXPOLY_EXPNEG_ABS, R);
+        double thr = i == 0 ? 5.17e-13 : 0.97 * sup;
+        PR_CHECK_OK(pr_certexp_sup(r, P, PR_EXPOLY_EXPNEG_ABS, R, thr, 48));
+        char what[128];
+        snprintf(what, sizeof what, "scan taylor expneg-abs R=%.17g g=%d prec=48", R, g);
+        check_result(r, P, PR_EXPOLY_EXPNEG_ABS, R, thr, gs, what);
+        PR_CHECK(r->verdict != PR_CERT_CERTIFIED, "%s thr=%.17g < sup %.17g certified", what, thr, sup);
+        pr_certexp_clear(r);
+        arb_poly_clear(P);
+    }
+
+    /* 2. termination (issue 13): Chebyshev e^-x, R = 2, degree 8, threshold 4.48448e-9 at 10 and
+     * 11 bits did not return; now it must, with unknown */
+    signal(SIGALRM, on_alarm);
+    for (slong prec = 10; prec <= 11; prec++) {
+        arb_poly_t P;
+        pr_certexp_t r;
+        arb_poly_init(P);
+        pr_certexp_init(r);
+        PR_CHECK_OK(pr_certexp_construct(P, PR_EXPOLY_CHEBYSHEV, PR_EXPOLY_EXPNEG_ABS, 2, 8, 200));
+        alarm(60);
+        PR_CHECK_OK(pr_certexp_sup(r, P, PR_EXPOLY_EXPNEG_ABS, 2, 4.48448e-9, prec));
+        alarm(0);
+        PR_CHECK(r->verdict != PR_CERT_CERTIFIED, "chebyshev R=2 g=8 prec=%ld certified", (long)prec);
+        pr_certexp_clear(r);
+        arb_poly_clear(P);
+    }
+
+    /* 3. properties at random low precisions (10..64 bits, or automatic) with coefficient balls */
+    for (int trial = 0; trial < 60; trial++) {
+        pr_expoly_kind_t kind = (pr_expoly_kind_t)pr_rng_below(rng, 3);
+        pr_expoly_setting_t set = (pr_expoly_setting_t)pr_rng_below(rng, 3);
+        double R = pr_rng_range(rng, 0.5, 4.0);
+        int g = 3 + (int)pr_rng_below(rng, 12);
+        slong prec = trial % 6 == 0 ? 0 : 10 + (slong)pr_rng_below(rng, 55);
+        arb_poly_t P;
+        pr_certexp_t r;
+        arb_poly_init(P);
+        pr_certexp_init(r);
+        PR_CHECK_OK(pr_certexp_construct(P, kind, set, R, g, 128));
+        double sup0 = grid_sup(gs, P, set, R);
+        /* radii: none, 1% or 30% of the error spread over the coefficients */
+        double rho = (double[]){0, 0.01, 0.3}[pr_rng_below(rng, 3)];
+        double X = R, w = set == PR_EXPOLY_EXP_REL ? exp(-R) : 1;
+        for (slong k = 0; rho > 0 && k < arb_poly_length(P); k++) {
+            mag_t m;
+            mag_init(m);
+            mag_set_d(m, rho * sup0 / w / pow(X, (double)k) / (g + 1));
+            mag_add(arb_radref(P->coeffs + k), arb_radref(P->coeffs + k), m);
+            mag_clear(m);
+        }
+        double sup = grid_sup(gs, P, set, R), thr = sup * pr_rng_range(rng, 0.7, 1.4);
+        PR_CHECK_OK(pr_certexp_sup(r, P, set, R, thr, prec));
+        char what[192];
+        snprintf(what, sizeof what, "kind=%d set=%d R=%.17g g=%d prec=%ld rho=%g (PR_SEED replays)", kind, set, R, g,
+                 (long)prec, rho);
+        check_result(r, P, set, R, thr, gs, what);
+        for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
+            branch[k] += r->branch[k];
+        /* the rounded-up total branch: the threshold set to a certified bound u itself makes every
+         * piece's bound (below u) pass and the total (u) fail, when the second run's pieces are
+         * the first's (the same precisions) */
+        if (r->verdict == PR_CERT_CERTIFIED && trial % 4 == 1) {
+            arf_t u;
+            arf_init(u);
+            arb_get_ubound_arf(u, r->bound, 64);
+            double thr2 = arf_get_d(u, ARF_RND_UP);
+            pr_certexp_t r2;
+            pr_certexp_init(r2);
+            PR_CHECK_OK(pr_certexp_sup(r2, P, set, R, thr2, prec));
+            check_result(r2, P, set, R, thr2, gs, what);
+            for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
+                branch[k] += r2->branch[k];
+            pr_certexp_clear(r2);
+            arf_clear(u);
+        }
+        pr_certexp_clear(r);
+        arb_poly_clear(P);
+    }
+
+    /* 4. a coefficient ball wider than the threshold around a good polynomial: neither certified
+     * (the family holds P + 2 thr) nor refuted (it holds P) */
+    {
+        arb_poly_t P;
+        pr_certexp_t r;
+        arb_poly_init(P);
+        pr_certexp_init(r);
+        PR_CHECK_OK(pr_certexp_construct(P, PR_EXPOLY_CHEBYSHEV, PR_EXPOLY_EXP_ABS, 1, 12, 128));
+        double thr = 1e-6;
+        mag_set_d(arb_radref(P->coeffs + 0), 2 * thr);
+        PR_CHECK_OK(pr_certexp_sup(r, P, PR_EXPOLY_EXP_ABS, 1, thr, 0));
+        PR_CHECK(r->verdict == PR_CERT_UNKNOWN, "wide ball: verdict %s", pr_cert_verdict_name(r->verdict));
+        for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
+            branch[k] += r->branch[k];
+        pr_certexp_clear(r);
+        arb_poly_clear(P);
+    }
+
+    static const char *const names[] = {"piece", "accept", "split", "uncovered", "refute", "rounded", "retry"};
+    for (int k = 0; k < PR_CERTEXP_NBRANCH; k++) {
+        printf("branch %-9s %ld\n", names[k], branch[k]);
+        PR_CHECK(branch[k] > 0, "branch %s never exercised", names[k]);
+    }
+    arf_clear(gs);
+    flint_cleanup();
+    return pr_test_finish("test_certexp");
+}
