@@ -29,16 +29,15 @@ enum {
     PR_CERTEXP_BR_SPLIT,       /* piece bisected (bound above threshold, or not yet tight) */
     PR_CERTEXP_BR_UNCOVERED,   /* piece above the threshold that could not be split: unknown */
     PR_CERTEXP_BR_REFUTE,      /* a centre's |E| above the threshold: refuted */
-    PR_CERTEXP_BR_ROUNDED,     /* every piece below, the rounded-up total not: unknown */
     PR_CERTEXP_BR_RETRY,       /* precision doubled after evaluation noise near the threshold */
     PR_CERTEXP_NBRANCH
 };
 
 typedef struct {
     pr_cert_verdict_t verdict;
-    arb_t bound;        /* [0, u] with u exact (24 bits, rounded up) and sup_x |E(x)| <= u when
-                           certified (then u < threshold); refuted/unknown: the bound over the
-                           pieces examined (a lower bound comes from witness_err) */
+    arb_t bound;        /* a ball whose upper end u is exact (lower end <= 0): sup_x |E(x)| <= u
+                           when certified (then u < threshold); refuted/unknown: the bound over
+                           the pieces examined (a lower bound comes from witness_err) */
     arb_t lower;        /* max |E| at the points evaluated: its lower end is a lower bound of sup|E| */
     arb_t witness_x;    /* refuted: an exact point of the interval ... */
     arb_t witness_err;  /* ... and the ball E(witness_x), with |E| > threshold */
@@ -87,26 +86,45 @@ int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kin
 void pr_certexp_taylor_fmpq(fmpq_poly_t P, int g, int sign);
 
 typedef struct {
-    int degree;               /* least g certified (g - 1 refuted), or -1 if unknown */
-    pr_cert_verdict_t verdict;/* CERTIFIED when both the degree g and the refutation of g - 1 are proved */
+    int degree;               /* least g certified, or -1 if none was */
+    pr_cert_verdict_t verdict;/* CERTIFIED when degree g is certified and every degree below g is
+                                 proved to fail (see pr_certexp_least_degree); else UNKNOWN, and
+                                 degree is only an upper bound of the least */
     pr_certexp_t at;          /* certification of degree g (bound = certified eps_A) */
-    pr_certexp_t below;       /* refutation of degree g - 1 (witness), when g > 0 */
+    pr_certexp_t below;       /* taylor/chebyshev: the construction of degree g - 1 refuted at a
+                                 witness (when g > 0 and refuted_all < g - 1) */
+    int refuted_all;          /* every polynomial of degree <= refuted_all has sup|E| > eps, by de la
+                                 Vallée Poussin on the best approximation; -1 if not used */
+    arb_t lower_all;          /* its lower bound of E*_{refuted_all} (> eps) */
     arb_poly_t poly;          /* the certified polynomial of degree g */
-    int constructions;        /* degrees tried */
+    int constructions;        /* constructions certified or refuted */
 } pr_certexp_degree_struct;
 typedef pr_certexp_degree_struct pr_certexp_degree_t[1];
 
 void pr_certexp_degree_init(pr_certexp_degree_t d);
 void pr_certexp_degree_clear(pr_certexp_degree_t d);
 
-/* Certified least degree g of the given construction with sup|E| < eps on the setting's interval
- * (C7 for EXP_REL/EXP_ABS, C8 for EXPNEG_ABS): g certified and g - 1 refuted by a witness, with
- * the constructions run in Arb (pr_certexp_construct), so no double rounding enters.
+/* Certified least degree g with sup|E| < eps on the setting's interval (C7 for EXP_REL/EXP_ABS,
+ * C8 for EXPNEG_ABS), with the constructions run in Arb (pr_certexp_construct), so no double
+ * rounding enters. Degree g of the construction is certified, and every degree below fails:
+ *   minimax: least degree of ANY polynomial: de la Vallée Poussin proves E*_{g-1} > eps (the best
+ *     approximation of degree g - 1, hence every lower degree, misses eps);
+ *   taylor, chebyshev: least degree of THAT construction: each degree h < g of it refuted, by its
+ *     own witness or, from some degree down, by E*_h > eps as above.
+ * A degree that is neither certified nor refuted (eps within Remez's resolution of E*) leaves
+ * the verdict UNKNOWN; degree is then the least degree certified.
  * g_hint >= 0 starts the search there (e.g. pr_expoly_fit_eps's degree); -1 estimates one.
  * PR_EINVAL for R <= 0 or eps outside (0, 1); PR_EDOMAIN if no g <= max_degree reaches eps
  * (or the estimated degree is already past it). */
 int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                             double R, double eps, int g_hint, int max_degree);
+
+/* The same, calling progress(arg, degree, stage) before each degree it builds (for a progress
+ * line on a terminal); progress may be NULL. */
+typedef void (*pr_certexp_progress_fn)(void *arg, int degree, const char *stage);
+int pr_certexp_least_degree_progress(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                                     double R, double eps, int g_hint, int max_degree,
+                                     pr_certexp_progress_fn progress, void *arg);
 
 const char *pr_cert_verdict_name(pr_cert_verdict_t v);
 

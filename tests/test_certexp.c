@@ -176,9 +176,8 @@ int main(void)
         check_result(r, P, set, R, thr, gs, what);
         for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
             branch[k] += r->branch[k];
-        /* the rounded-up total branch: the threshold set to a certified bound u itself makes every
-         * piece's bound (below u) pass and the total (u) fail, when the second run's pieces are
-         * the first's (the same precisions) */
+        /* the threshold set to a certified bound u itself: the pieces' bounds come within
+         * rounding of it, where a verdict taken on a rounded total would go wrong */
         if (r->verdict == PR_CERT_CERTIFIED && trial % 4 == 1) {
             arf_t u;
             arf_init(u);
@@ -215,7 +214,49 @@ int main(void)
         arb_poly_clear(P);
     }
 
-    static const char *const names[] = {"piece", "accept", "split", "uncovered", "refute", "rounded", "retry"};
+    /* 5. least degree of minimax is the least of ANY polynomial (issue 13: we said 12 and 31, while
+     * degree 11 and 30 polynomials meet eps): degree g certified and checked on the grid, and
+     * E*_{g-1} > eps by de la Vallée Poussin, its lower bound never above the error of the
+     * degree g-1 Chebyshev and minimax polynomials (any polynomial's sup is >= E*) */
+    {
+        struct { pr_expoly_setting_t set; double R, eps; int want; } ex[] = {
+            {PR_EXPOLY_EXPNEG_ABS, 8.3312, 6.156508190989958e-07, 11},
+            {PR_EXPOLY_EXP_REL, 8.6559, 7.286835853433548e-15, 30},
+        };
+        for (int i = 0; i < 2; i++) {
+            pr_certexp_degree_t d;
+            pr_certexp_degree_init(d);
+            PR_CHECK_OK(pr_certexp_least_degree(d, PR_EXPOLY_MINIMAX, ex[i].set, ex[i].R, ex[i].eps, -1, 1000));
+            PR_CHECK(d->verdict == PR_CERT_CERTIFIED && d->degree == ex[i].want && d->refuted_all == ex[i].want - 1,
+                     "minimax set=%d R=%.17g eps=%.17g: degree %d (%s), refuted_all %d, want %d", ex[i].set, ex[i].R,
+                     ex[i].eps, d->degree, pr_cert_verdict_name(d->verdict), d->refuted_all, ex[i].want);
+            char what[128];
+            snprintf(what, sizeof what, "least minimax set=%d R=%.17g eps=%.17g", ex[i].set, ex[i].R, ex[i].eps);
+            grid_sup(gs, d->poly, ex[i].set, ex[i].R);
+            check_result(d->at, d->poly, ex[i].set, ex[i].R, ex[i].eps, gs, what);
+            arb_t th;
+            arb_init(th);
+            arb_set_d(th, ex[i].eps);
+            PR_CHECK(arb_gt(d->lower_all, th), "%s: E* lower bound not above eps", what);
+            for (int kind = 1; kind <= 2 && d->refuted_all >= 0; kind++) {
+                arb_poly_t Q;
+                arb_poly_init(Q);
+                PR_CHECK_OK(pr_certexp_construct(Q, (pr_expoly_kind_t)kind, ex[i].set, ex[i].R, d->refuted_all, 256));
+                grid_sup(gs, Q, ex[i].set, ex[i].R);
+                arf_t lb;
+                arf_init(lb);
+                arb_get_lbound_arf(lb, d->lower_all, 64);
+                PR_CHECK(arf_cmp(lb, gs) <= 0, "%s: E* lower bound %.17g above the sup %.17g of kind %d", what,
+                         arf_get_d(lb, ARF_RND_NEAR), arf_get_d(gs, ARF_RND_NEAR), kind);
+                arf_clear(lb);
+                arb_poly_clear(Q);
+            }
+            arb_clear(th);
+            pr_certexp_degree_clear(d);
+        }
+    }
+
+    static const char *const names[] = {"piece", "accept", "split", "uncovered", "refute", "retry"};
     for (int k = 0; k < PR_CERTEXP_NBRANCH; k++) {
         printf("branch %-9s %ld\n", names[k], branch[k]);
         PR_CHECK(branch[k] > 0, "branch %s never exercised", names[k]);
