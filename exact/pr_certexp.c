@@ -1,5 +1,7 @@
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <arb_mat.h>
 #include "pr_status.h"
 #include "pr_certexp.h"
@@ -933,7 +935,10 @@ static int prove_below(pr_certexp_degree_t d, int *hi, int lo, pr_expoly_kind_t 
         }
         pr_certexp_degree_clear(m);
         if (st == PR_EDOMAIN)
-            st = PR_OK;   /* no proof from below: refute every degree by the construction */
+            st = PR_OK;
+        if (floor_deg < 0 && *hi > 16)
+            floor_deg = *hi - 1;   /* no proof from below: walking every degree would cost
+                                      about *hi constructions; the verdict stays unknown */
     }
     for (; h > floor_deg && !st && !done; h--) {
         pr_cert_verdict_t v;
@@ -972,7 +977,7 @@ static int prove_below(pr_certexp_degree_t d, int *hi, int lo, pr_expoly_kind_t 
             pr_certexp_clear(r);
         }
     }
-    if (!st && (done || h <= floor_deg))
+    if (!st && (done || h <= floor_deg) && (floor_deg < 0 || d->refuted_all == floor_deg))
         d->verdict = PR_CERT_CERTIFIED;
     arb_poly_clear(B);
     arb_clear(L);
@@ -1061,4 +1066,45 @@ int pr_certexp_least_degree_progress(pr_certexp_degree_t d, pr_expoly_kind_t kin
     d->degree = hi;
     arb_poly_clear(Q);
     return st;
+}
+
+double pr_certexp_cost_seconds(int *g_est, slong *prec_est, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                               double R, double eps, int g, int single)
+{
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1))
+        return NAN;
+    if (!single)
+        g = degree_guess(kind, setting, R, eps);
+    *g_est = g;
+    *prec_est = construct_prec(setting, R, eps, g);
+    double x = g / 207.0, t = 6.3 * x * x * x;
+    return single ? t / 20 : t;
+}
+
+char *pr_certexp_arf_str(const arf_t x)
+{
+    fmpz_t m, e;
+    fmpz_init(m); fmpz_init(e);
+    arf_get_fmpz_2exp(m, e, x);
+    char *ms = fmpz_get_str(NULL, 10, m), *es = fmpz_get_str(NULL, 10, e);
+    size_t len = strlen(ms) + strlen(es) + 8;
+    char *out = flint_malloc(len);
+    snprintf(out, len, "%s*2^(%s)", ms, es);
+    flint_free(ms); flint_free(es);
+    fmpz_clear(m); fmpz_clear(e);
+    return out;
+}
+
+int pr_certexp_write_coeffs(FILE *f, const arb_poly_t P)
+{
+    for (slong k = 0; k < arb_poly_length(P); k++) {
+        if (!arf_is_finite(arb_midref(P->coeffs + k)))
+            return PR_ENONFINITE;
+        char *s = pr_certexp_arf_str(arb_midref(P->coeffs + k));
+        int w = fprintf(f, "%s\n", s);
+        flint_free(s);
+        if (w < 0)
+            return PR_EIO;
+    }
+    return PR_OK;
 }

@@ -7,6 +7,7 @@
 #ifndef PR_CERTEXP_H
 #define PR_CERTEXP_H
 
+#include <stdio.h>
 #include <arb.h>
 #include <arb_poly.h>
 #include <flint/fmpq_poly.h>
@@ -125,6 +126,21 @@ typedef void (*pr_certexp_progress_fn)(void *arg, int degree, const char *stage)
 int pr_certexp_least_degree_progress(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                                      double R, double eps, int g_hint, int max_degree,
                                      pr_certexp_progress_fn progress, void *arg);
+
+/* An estimate (not a bound) of the CPU seconds of pr_certexp_least_degree (single = 0) or of
+ * pr_certexp_certify_degree at degree g (single = 1, g >= 0), on this project's reference
+ * machine; *g_est and *prec_est receive the degree and precision it is based on. The work grows
+ * like g^3 (Remez solves of size g, Taylor-model pieces of order up to 48, both at a precision
+ * growing with g); fitted on degree --R 32, 64, 90 --certify (0.3, 2.5, 6.3 s). */
+double pr_certexp_cost_seconds(int *g_est, slong *prec_est, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                               double R, double eps, int g, int single);
+
+/* x exactly as "m*2^(e)" (m odd or 0, integers in decimal), read by Sollya and by Python
+ * (replace ^ with **); flint_free the result. */
+char *pr_certexp_arf_str(const arf_t x);
+/* The midpoints of P's coefficients, c_0 first, one "m*2^(e)" per line: exact dyadics, covered
+ * by any certificate of P (which holds for every polynomial inside its coefficient balls). */
+int pr_certexp_write_coeffs(FILE *f, const arb_poly_t P);
 
 const char *pr_cert_verdict_name(pr_cert_verdict_t v);
 
