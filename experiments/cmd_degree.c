@@ -82,8 +82,8 @@ int pr_cmd_degree(int argc, char **argv)
         {"max-seconds", PR_OPT_DOUBLE, &max_seconds,
          "with --certify: refuse up front when the predicted CPU time is above this", 0, 0, 1e9, 0},
         {"coeffs", PR_OPT_STRING, &coeffs,
-         "with --certify: write the certified polynomial's coefficients to FILE, c_0 first, one exact "
-         "dyadic m*2^(e) a line (Sollya and mpmath read them)", 0, 0, 0, 0},
+         "with --certify: write the certified (with --degree: or refuted) polynomial's coefficients to "
+         "FILE, c_0 first, one exact dyadic m*2^(e) a line (Sollya and mpmath read them)", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"degree", "", "Least degree of a polynomial approximating exp to error eps.",
@@ -226,13 +226,15 @@ int pr_cmd_degree(int argc, char **argv)
         }
         arb_clear(e);
     }
-    if (!st && cf && certified)
+    /* the polynomial the verdict is about: the certified one, or with --degree the refuted one */
+    int decided = certified || (given_degree && wit);
+    if (!st && cf && decided)
         st = pr_certexp_write_coeffs(cf, P);
     if (cf) {
         if (fclose(cf) && !st)
             st = PR_EIO;
-        if (st || !certified)
-            remove(coeffs);   /* no partial or uncertified output */
+        if (st || !decided)
+            remove(coeffs);   /* no partial or undecided output */
     }
     pr_certexp_degree_clear(d);
     pr_certexp_clear(r);

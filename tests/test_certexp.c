@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "polyrope.h"
 #include "pr_test.h"
+#include "pr_test_cli.h"
 
 #define REF_PREC 256
 
@@ -87,6 +89,92 @@ static int check_result(const pr_certexp_t r, const arb_poly_t P, pr_expoly_sett
     }
     arb_clear(th); arb_clear(y);
     return bad;
+}
+
+
+/* the value of "key" in the last JSON printed, as printed (strings unquoted), into buf ("" if
+ * null or missing): numbers keep their decimal digits, which strtod would round */
+static void json_str(char *buf, size_t n, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(pr_test_cli_out, pat);
+    buf[0] = 0;
+    if (p && strncmp(p + strlen(pat), "null", 4)) {
+        p += strlen(pat);
+        p += *p == '"';
+        size_t k = 0;
+        while (p[k] && p[k] != '"' && p[k] != ',' && p[k] != '}' && k + 1 < n) {
+            buf[k] = p[k];
+            k++;
+        }
+        buf[k] = 0;
+    }
+}
+
+static int have(const char *path)
+{
+    return access(path, X_OK) == 0;
+}
+
+/* Sollya's rigorous enclosure [lo, hi] of sup|E| of the polynomial in file coeffs (one m*2^(e)
+ * a line), by supnorm; returns 0 on success */
+static int sollya_supnorm(double *lo, double *hi, const char *coeffs, pr_expoly_setting_t s, double R)
+{
+    FILE *f = fopen(coeffs, "r"), *o = fopen("test_certexp.sollya", "w");
+    if (!f || !o) {
+        if (f) fclose(f);
+        if (o) fclose(o);
+        return -1;
+    }
+    char line[4096];
+    int k = 0;
+    fprintf(o, "prec = 600;\np = 0");
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        fprintf(o, " + (%s)*x^%d", line, k++);
+    }
+    double a = s == PR_EXPOLY_EXP_REL ? -R : 0;
+    fprintf(o, ";\nI = supnorm(p, %s, [%.17g;%.17g], %s, 2^(-40));\nwrite(inf(I), \" \", sup(I), \"\\n\");\nquit;\n",
+            s == PR_EXPOLY_EXPNEG_ABS ? "exp(-x)" : "exp(x)", a, R, s == PR_EXPOLY_EXP_REL ? "relative" : "absolute");
+    fclose(f);
+    fclose(o);
+    FILE *pp = popen("/usr/bin/sollya --warnonstderr test_certexp.sollya 2>/dev/null", "r");
+    int got = 0;
+    while (pp && fgets(line, sizeof line, pp))
+        got = sscanf(line, "%lf %lf", lo, hi) == 2 || got;
+    int rc = pp ? pclose(pp) : -1;
+    remove("test_certexp.sollya");
+    return got && rc == 0 ? 0 : -1;
+}
+
+/* mpmath at 120 digits: |E| of the polynomial in coeffs at the exact point x = "m*2^(e)";
+ * prints it; returns 0 if lo <= |E| <= hi and |E| > eps */
+static int mpmath_witness(const char *coeffs, pr_expoly_setting_t s, const char *x, const char *lo, const char *hi,
+                          double eps)
+{
+    FILE *o = fopen("test_certexp.py", "w");
+    if (!o)
+        return -1;
+    fprintf(o,
+            "import sys, mpmath\n"
+            "mpmath.mp.dps = 120\n"
+            "def dy(t):\n"
+            "    m, e = t.strip().split('*2^')\n"
+            "    return mpmath.mpf(int(m)) * mpmath.mpf(2) ** int(e.strip('()'))\n"
+            "c = [dy(l) for l in open('%s') if l.strip()]\n"
+            "x = dy('%s')\n"
+            "p = mpmath.polyval(c[::-1], x)\n"
+            "s = %d\n"
+            "E = p * mpmath.exp(-x) - 1 if s == 0 else p - mpmath.exp(x if s == 1 else -x)\n"
+            "a = abs(E)\n"
+            "print(mpmath.nstr(a, 20))\n"
+            "sys.exit(0 if mpmath.mpf('%s') <= a <= mpmath.mpf('%s') and a > mpmath.mpf(%.17g) else 1)\n",
+            coeffs, x, (int)s, lo, hi, eps);
+    fclose(o);
+    int rc = system("/usr/bin/python3 test_certexp.py >test_certexp.mp 2>&1");
+    remove("test_certexp.py");
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 static void on_alarm(int sig)
@@ -254,6 +342,69 @@ int main(void)
             arb_clear(th);
             pr_certexp_degree_clear(d);
         }
+    }
+
+    /* 6. degree --certify re-checked by independent tools through --coeffs: Sollya's supnorm
+     * encloses the certified polynomial's sup|E| below eps and below err_ub's rounded-up value;
+     * mpmath at 120 digits finds the refuted polynomial's |E| at the exact witness inside the
+     * printed ball and above eps */
+    if (!have("/usr/bin/sollya") || !have("/usr/bin/python3")) {
+        printf("test_certexp: SKIP the Sollya/mpmath re-checks: /usr/bin/sollya or /usr/bin/python3 absent "
+               "(.ci/deps installs both)\n");
+    } else {
+        struct { const char *args; pr_expoly_setting_t set; double R, eps; } cs[] = {
+            {"--R 2 --eps 1e-8 --poly chebyshev --setting exp-rel", PR_EXPOLY_EXP_REL, 2, 1e-8},
+            {"--R 8.3312 --eps 6.156508190989958e-07 --poly minimax --setting expneg-abs", PR_EXPOLY_EXPNEG_ABS,
+             8.3312, 6.156508190989958e-07},
+            {"--R 1.2136 --eps 1.1432142417526532e-16 --poly chebyshev --setting exp-abs", PR_EXPOLY_EXP_ABS, 1.2136,
+             1.1432142417526532e-16},
+            {"--R 3 --eps 1e-10 --poly taylor --setting exp-abs", PR_EXPOLY_EXP_ABS, 3, 1e-10},
+        };
+        for (int i = 0; i < 4; i++) {
+            char args[512];
+            snprintf(args, sizeof args, "degree %s --certify --json --coeffs test_certexp.coeffs", cs[i].args);
+            int rc = pr_test_cli_run("test_certexp", args);
+            double ub = pr_test_cli_json("err_ub"), g = pr_test_cli_json("degree"), lo = NAN, hi = NAN;
+            PR_CHECK(rc == 0 && ub < cs[i].eps, "'%s': exit %d, err_ub %.17g", args, rc, ub);
+            int so = sollya_supnorm(&lo, &hi, "test_certexp.coeffs", cs[i].set, cs[i].R);
+            PR_CHECK(so == 0 && lo <= ub && hi < cs[i].eps, "'%s': sollya supnorm [%.17g, %.17g] vs err_ub %.17g",
+                     args, lo, hi, ub);
+            printf("degree %g: err_ub %.17g, sollya supnorm [%.17g, %.17g]\n", g, ub, lo, hi);
+            /* the degree below, refuted at its witness (or failing for every polynomial) */
+            snprintf(args, sizeof args, "degree %s --degree %d --certify --json --coeffs test_certexp.coeffs",
+                     cs[i].args, (int)g - 1);
+            rc = pr_test_cli_run("test_certexp", args);
+            char wx[256], wlo[64], whi[64];
+            json_str(wx, sizeof wx, "witness_x");
+            json_str(wlo, sizeof wlo, "witness_err_lo");
+            json_str(whi, sizeof whi, "witness_err_hi");
+            if (rc == 1 && *wx) {
+                int mp = mpmath_witness("test_certexp.coeffs", cs[i].set, wx, wlo, whi, cs[i].eps);
+                pr_test_slurp(pr_test_cli_err, sizeof pr_test_cli_err, "test_certexp.mp");
+                PR_CHECK(mp == 0, "'%s': mpmath |E(%s)| = %s not in [%s, %s] or not above eps", args, wx,
+                         pr_test_cli_err, wlo, whi);
+            } else {
+                /* Remez's polynomial of degree g - 1 may meet eps only for minimax (then g is wrong) */
+                PR_CHECK(0, "'%s': exit %d, no witness", args, rc);
+            }
+        }
+        remove("test_certexp.coeffs");
+        remove("test_certexp.mp");
+        remove("test_certexp.out");
+        remove("test_certexp.err");
+    }
+    /* --coeffs without --certify, and a run predicted past --max-seconds: one line, exit 2 */
+    {
+        const char *bad[] = {"degree --R 2 --coeffs test_certexp.coeffs", "degree --R 200 --certify",
+                             "degree --R 90 --certify --max-seconds 0.001"};
+        for (int i = 0; i < 3; i++) {
+            int rc = pr_test_cli_run("test_certexp", bad[i]);
+            PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1, "'%s': exit %d, stderr '%s'", bad[i], rc,
+                     pr_test_cli_err);
+        }
+        PR_CHECK(strstr(pr_test_cli_err, "--max-seconds") != NULL, "refusal names --max-seconds: '%s'", pr_test_cli_err);
+        remove("test_certexp.out");
+        remove("test_certexp.err");
     }
 
     static const char *const names[] = {"piece", "accept", "split", "uncovered", "refute", "retry"};
