@@ -59,9 +59,13 @@ void pr_certexp_clear(pr_certexp_t r);
  *   E(x0 + s) = Σ_{k<=m} e_k s^k + rem, e_k = E^{(k)}(x0)/k!, |rem| <= sup|E^{(m+1)}| h^{m+1}/(m+1)!,
  * with the derivatives in closed form (EXP_REL: E^{(k)} = e^{-x}(D - 1)^k P) and the remainder's
  * derivative bounded by interval evaluation over the piece; the quadratic part is maximised
- * exactly, the rest by Σ|e_k| h^k. Pieces whose bound is not below thresh, or not within 1/8
- * of the largest |E| seen (so that the bound is tight), are bisected; a centre with |E| > thresh
- * refutes. prec <= 0 chooses a precision from R and thresh.
+ * exactly, the rest by Σ|e_k| h^k; m grows with the degree (g/3 in [16, 48]). Pieces whose
+ * bound is not below thresh, or not within 1/8 of the largest |E| seen (so that the bound is
+ * tight), are bisected; a centre with |E| > thresh refutes. CERTIFIED only when every piece of
+ * the cover is bounded below thresh (a piece that cannot be split further, or past a budget of
+ * 20000 pieces, leaves UNKNOWN: every run terminates, at any precision and coefficient radius).
+ * prec <= 0 chooses a precision from R and thresh; evaluation noise near thresh doubles it (at
+ * most twice).
  * PR_EINVAL for bad R, thresh <= 0 or empty P. */
 int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
                    double thresh, slong prec);
