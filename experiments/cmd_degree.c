@@ -277,6 +277,9 @@ int pr_cmd_degree(int argc, char **argv)
         printf("%s, %s, R = %g, eps = %g\n", poly, setting_s, R, eps);
         if (given_degree)
             printf("degree         %d (%s)\n", degree, verdict);
+        else if (certify && !certified && degree >= 0)
+            printf("least degree   <= %d (unknown: %d certified, the degrees below not all proved to fail)\n",
+                   degree, degree);
         else
             printf("least degree   %d (%s; least of %s)\n", degree, verdict, least_of);
         if (!certify)
