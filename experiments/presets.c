@@ -893,7 +893,7 @@ const pr_preset_t pr_presets[] = {
     {
         .name = "degree",
         .claims = "C7 C8",
-        .summary = "certified least degree for e^x on [-R,R] and e^-x on [0,L] against Aggarwal-Alman",
+        .summary = "certified least degree (of the poly column's construction; minimax: of any polynomial) for e^x and e^-x against Aggarwal-Alman",
         .axes = "R,eps,fn,poly",
         .grid_tiny = "R=1,16;eps=1e-3;fn=exp-abs,expneg-abs;poly=chebyshev",
         .grid_quick = "R=0.25..64*2;eps=1e-2,1e-4,1e-8,1e-12;fn=exp-abs,expneg-abs;poly=chebyshev",
