@@ -1,4 +1,4 @@
-/* pr_attn: the attention problem every algorithm solves (DESIGN.md §1 "Scores", "Attention").
+/* pr_attn: the attention problem every algorithm solves (docs/math.md §1).
  *   M_ij = σ Σ_k Q_{i a_k} w_k(i-j) K_{j b_k},  A_ij = f(M_ij) · e^{β_{i-j}},
  *   O = diag(A·1)^{-1} A V,
  * with f = exp (the exact problem) or a polynomial P (what the fast paths compute). */

@@ -1,4 +1,4 @@
-/* The fast backward (DESIGN.md §1 "Backward", "Rescaled-Toeplitz expansion"; claims G3, G4, G5).
+/* The fast backward (docs/math.md §7, §5; claims G3, G4, G5).
  *
  * ---- Derivation: dM̃ ∘ T^{(a,b)} as rescaled Toeplitz sums ------------------------------------
  * The forward expands Ã = Σ_e α_e diag(u_e) T_e diag(v_e) over multisets e of S, |e| ≤ g, with
@@ -55,7 +55,7 @@
  * κ^w(ℓ) = Σ_{i-j=ℓ} ν_i P̃_ij = Σ_f α_f t_f(ℓ) Σ_{i-j=ℓ} (ν_i/D̃_i) u_f(i) v_f(j): one more
  * correlation per (μ, ν) from spectra already made (without it: κ^w ≤ Σ_i ν_i, as each row meets
  * a diagonal once and P_ij ≤ 1). κ and κ^w are computed by the fast path in double, so the
- * bound is an estimate that chooses nothing and certifies nothing (DESIGN.md §2); it holds to
+ * bound is an estimate that chooses nothing and certifies nothing (docs/verdicts.md); it holds to
  * within the double floor of the run (F1). */
 #include <math.h>
 #include <stdint.h>

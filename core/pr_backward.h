@@ -1,5 +1,5 @@
 /* pr_backward: the fast backward pass of polynomial RoPE attention (Chen, Huo, Li, Liang, Shi,
- * Song, arXiv 2412.17316; DESIGN.md §1 "Backward", claims G3, G4, G5).
+ * Song, arXiv 2412.17316; docs/math.md §7, claims G3, G4, G5).
  *
  * Given the fast forward's output Õ, its row sums D̃_i = Σ_j Ã_ij (passed as lse_i = log D̃_i, as
  * pr_dense_forward returns them) and the upstream gradient dO, with P̃ = D̃⁻¹Ã and

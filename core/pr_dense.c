@@ -56,7 +56,7 @@ static void prep_clear(prep_t *p)
         free(p->own[i]);
 }
 
-/* |M_ij| ≤ σ·max|Q|·max|K|·max_ℓ Σ_k |w_k(ℓ)| (DESIGN.md §1 "Bounded entries", claim C6);
+/* |M_ij| ≤ σ·max|Q|·max|K|·max_ℓ Σ_k |w_k(ℓ)| (docs/math.md §3, claim C6);
  * refuse inputs where that could overflow, rather than return NaN */
 static int check_range(const double *Q, const double *K, const pr_posw_struct *W, int n, int d,
                        const pr_attn_opts_t *opts)

@@ -1,5 +1,5 @@
 /* pr_dense: the dense reference attention, exact up to rounding, for every kind of W
- * (DESIGN.md §1 "Attention", "Backward"). Streaming: never an n×n matrix in memory.
+ * (docs/math.md §1, §7). Streaming: never an n×n matrix in memory.
  * With opts->poly set, A = P(M)·e^β replaces exp(M)·e^β, and the backward uses the same
  * formulas with that A (what the fast paths approximate; claims C2, G3).
  * Factorised RoPE and W = I go through rotated Q, K and dgemm tiles; any other kind through
@@ -53,7 +53,7 @@ int pr_dense_error_est(pr_dense_err_t *err, const double *Q, const double *K, co
                        const pr_posw_t W, const double *O, const double *dO, int n, int d,
                        const pr_attn_opts_t *opts);
 
-/* The papers' objective (DESIGN.md §1 "Backward"): Q = A1·X, K = A2, V = A3·Y with A1, A2, A3
+/* The papers' objective (docs/math.md §7): Q = A1·X, K = A2, V = A3·Y with A1, A2, A3
  * n×d and X, Y d×d; L(X) = ½‖O - E‖²_F. Sets *loss and, if dX != NULL, dX = A1ᵀ·dQ (d×d)
  * with dQ from pr_dense_backward at dO = O - E (claim G2). */
 int pr_dense_loss_x(double *loss, double *dX, const double *A1, const double *X, const double *A2,

@@ -1,5 +1,5 @@
 /* pr_fast: the general-W forward pass by the polynomial method and the FFT (Alman–Song 2025;
- * DESIGN.md §1 "Rescaled-Toeplitz expansion", "Floating-point floor"; claims C2, C3, C5, C9).
+ * docs/math.md §5, §8; claims C2, C3, C5, C9).
  *
  * With P(x) = Σ_k c_k x^k of degree g, expand P(M) over the multisets e of the support S,
  * |e| <= g:
@@ -171,7 +171,7 @@ typedef struct {
 
 void pr_fast_opts_default(pr_fast_opts_t *o);
 
-/* What the error control chose and what holds. All estimates in double (DESIGN.md: a double may
+/* What the error control chose and what holds. All estimates in double (docs/verdicts.md: a double may
  * choose a parameter, not certify); exact/ certifies. */
 typedef struct {
     double R;               /* max |M_ij| <= R, from the data (claim C6) */

@@ -1,5 +1,5 @@
 /* pr_lowrank: the forward pass for factorised position matrices (RoPE, identity) by the
- * polynomial method (Alman–Song 2023 after rotating Q and K; DESIGN.md §1 "Low-rank path";
+ * polynomial method (Alman–Song 2023 after rotating Q and K; docs/math.md §6;
  * claims C11, C12).
  *
  * With q'_i = R_i Q_i and k'_j = R_j K_j, M_ij = σ q'_i·k'_j and

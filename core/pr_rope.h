@@ -1,4 +1,4 @@
-/* pr_rope: rotary position embedding (DESIGN.md §1 "RoPE").
+/* pr_rope: rotary position embedding (docs/math.md §2).
  * θ_k = base^{-2k/d}, k = 0..d/2-1; R_m rotates pair k by m·θ_k:
  *   (x, y) -> (x cos mθ - y sin mθ, x sin mθ + y cos mθ).
  * Layouts: interleaved (GPT-J) pairs (2k, 2k+1); neox (rotate-half) pairs (k, k+d/2). */

@@ -1,5 +1,5 @@
 /* pr_hiprec: high-precision reference attention and gradients in Arb ball arithmetic
- * (DESIGN.md §1 "Attention", "Backward"; used by claims C6, C9, C11, C14, G1, G2, G4).
+ * (docs/math.md §1, §7; used by claims C6, C9, C11, C14, G1, G2, G4).
  *
  * Inputs given as doubles are exact dyadic rationals, so every output ball is a certified
  * enclosure of the exact value of the problem those doubles define (σ included: the double
@@ -27,7 +27,7 @@ int pr_hiprec_forward_arb(arb_ptr O, arb_ptr P,
                           const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
                           slong prec);
 
-/* Backward with ball inputs (formulas of DESIGN.md §1 "Backward", as pr_dense_backward; with
+/* Backward with ball inputs (formulas of docs/math.md §7, as pr_dense_backward; with
  * opts->poly the same formulas with A = P(M)e^β). Any of dQ, dK (n×d), dV (n×d),
  * dw (s×(2n-1)), dM (n×n) may be NULL. */
 int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_ptr dM,
@@ -51,7 +51,7 @@ int pr_hiprec_scores(arb_ptr M, const double *Q, const double *K, const pr_posw_
 /* What a certificate is of. The doubles of the inputs (Q, K, V, dO, a general W, the RoPE base,
  * an ALiBi slope) are exact; what the problem computes from them can be taken as the doubles the
  * library rounded them to (def NULL: W->w, opts->sigma, opts->beta as given) or as the real
- * numbers of the definition (DESIGN.md §1), computed in Arb, so that the enclosure holds
+ * numbers of the definition (docs/math.md), computed in Arb, so that the enclosure holds
  * whatever libm does:
  *   rope:  1: a RoPE W (kind PR_POS_ROPE or _NEOX, s = 2d) is θ_k = base^{-2k/d} (base =
  *          W->rope_base), w = cos ℓθ_k, ±sin ℓθ_k; 0: W->w as given;

@@ -1,4 +1,4 @@
-/* pr_xexpand: the rescaled-Toeplitz expansion (DESIGN.md §1) run in exact rational arithmetic,
+/* pr_xexpand: the rescaled-Toeplitz expansion (docs/math.md) run in exact rational arithmetic,
  * so that claim C2 holds with equality, and the same algebra in double, so that the
  * floating-point floor (F1) is measured as exact minus float.
  *

@@ -1,4 +1,4 @@
-/* polyrope attn: one attention run (DESIGN.md §3). Inputs are generated from --seed or read
+/* polyrope attn: one attention run (docs/cli.md). Inputs are generated from --seed or read
  * from .npy files; each algorithm is one function behind the dispatch table `algos`; the
  * dense reference (`exact`) is also what the others are compared with for err_inf. */
 #include <errno.h>

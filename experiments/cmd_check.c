@@ -1,4 +1,4 @@
-/* polyrope check: the proofs-check claims (DESIGN.md §3, §4). Every argument, the baseline's
+/* polyrope check: the proofs-check claims (docs/cli.md, docs/claims.md). Every argument, the baseline's
  * content and the output paths are validated before any check runs. */
 #include <errno.h>
 #include <stdint.h>
@@ -96,7 +96,7 @@ int pr_cmd_check(int argc, char **argv)
     };
     pr_cmd_spec_t spec = {
         "check", "[NAME...|all]",
-        "run the proofs-check claims of DESIGN.md section 4 (C1-C14, G1-G5, F1)",
+        "run the proofs-check claims of docs/claims.md (C1-C14, G1-G5, F1)",
         "Each claim is a seeded randomised program over a range of n, d, B, eps and kinds of W\n"
         "(rope, rope-neox, general, identity; full, causal and ALiBi masks). It prints claim,\n"
         "trials, worst observed, bound and verdict:\n"

@@ -1,4 +1,4 @@
-/* polyrope degree: least polynomial degree for exp to a target error (DESIGN.md §3; C7, C8). */
+/* polyrope degree: least polynomial degree for exp to a target error (docs/cli.md; C7, C8). */
 #include <math.h>
 #include <mpfr.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* polyrope reproduce: every preset into CSVs and figures, the proofs-check claims, and
- * REPORT.md with one line per claim of DESIGN.md §4. */
+ * REPORT.md with one line per claim of docs/claims.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include "commands.h"
 #include "sweep.h"
 
-/* Every claim of DESIGN.md §4, and where its evidence comes from: a preset, or
+/* Every claim of docs/claims.md, and where its evidence comes from: a preset, or
  * `polyrope check ID` for the claims that are exact identities rather than measurements. */
 static const struct {
     const char *id, *statement, *source;

@@ -1,4 +1,4 @@
-/* polyrope: the command line, a thin layer over libpolyrope (DESIGN.md §3). */
+/* polyrope: the command line, a thin layer over libpolyrope (docs/cli.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

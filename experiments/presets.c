@@ -1,5 +1,5 @@
 /* presets: each experiment as a table of columns plus a row function that calls libpolyrope,
- * and a verdict read back from the finished CSV (DESIGN.md §4 claim ids). */
+ * and a verdict read back from the finished CSV (docs/claims.md claim ids). */
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -211,7 +211,7 @@ static int factorise_row(double *out, const pr_cfg_t *cfg)
             st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1);
     }
     double sigma = pr_scale_sigma(PR_SCALE_INV_D, d);
-    /* R from the data (DESIGN.md §1 "Bounded entries") */
+    /* R from the data (docs/math.md §3) */
     double R = sigma * pr_vec_max_abs(Q, (size_t)n * d) * pr_vec_max_abs(K, (size_t)n * d) * pr_posw_max_rowsum(W);
     double maxm = 0, err = 0;
     for (int i = 0; !st && i < n; i++)

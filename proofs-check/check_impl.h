@@ -61,7 +61,7 @@ pr_mask_t pr_inst_random_mask(pr_rng_t rng, int bias_ok);
 /* a uniform integer in [lo, hi] */
 int pr_inst_int(pr_rng_t rng, int lo, int hi);
 
-/* R = σ·max(‖Q‖∞,‖K‖∞)²·max_ℓ Σ|w(ℓ)| in Arb from the data (DESIGN.md §1, claim C6) */
+/* R = σ·max(‖Q‖∞,‖K‖∞)²·max_ℓ Σ|w(ℓ)| in Arb from the data (docs/math.md, claim C6) */
 void pr_inst_R_arb(arb_t R, const pr_inst_t *I, slong prec);
 
 /* Certified ε_A of the double polynomial c[0..g] against 1/k! on [-R, R] (relative):

@@ -1,4 +1,4 @@
-/* proofs-check: one seeded randomised check per claim of DESIGN.md §4 (issue 7).
+/* proofs-check: one seeded randomised check per claim of docs/claims.md (issue 7).
  * Each check draws instances over a range of n, d, B, eps and kinds of W, and reports the worst
  * observed quantity against its bound, with a verdict. Worst values are also kept per
  * configuration, for the accuracy-regression baseline (--record / --baseline). */

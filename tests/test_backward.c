@@ -34,7 +34,7 @@ static double score(const double *Q, const double *K, const pr_posw_struct *W, i
 }
 
 /* The definition: A_ij = f(M_ij) e^{β}, O = D⁻¹AV, lse = log D, then the backward formulas of
- * DESIGN.md §1 "Backward". */
+ * docs/math.md §7. */
 static void oracle(double *O, double *lse, double *dQ, double *dK, double *dV, double *dw,
                    const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                    const double *dO, int n, int d, const pr_attn_opts_t *o, int use_poly)

@@ -190,7 +190,7 @@ int main(void)
     pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
     pr_check_result_t *res = calloc((size_t)pr_ncheck, sizeof(*res));
 
-    /* every claim of DESIGN.md §4 has a check */
+    /* every claim of docs/claims.md has a check */
     static const char *ids[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11",
                                 "C12", "C14", "G1", "G2", "G3", "G4", "G5", "F1"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)

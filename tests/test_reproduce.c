@@ -1,5 +1,5 @@
 /* polyrope reproduce --tiny end to end: CSVs with their self-describing header, figures that
- * are real PNG and PDF files, REPORT.md with one line per claim of DESIGN.md §4 and honest
+ * are real PNG and PDF files, REPORT.md with one line per claim of docs/claims.md and honest
  * verdicts; polyrope plot without gnuplot fails with a clear message. Then the hostile cases:
  * plot runs only the presets' own scripts and never a CSV value as gnuplot code; a bad --out
  * or a --resume of another size is refused before any work; a preset whose CSV cannot be
