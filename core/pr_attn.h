@@ -1,4 +1,4 @@
-/* pr_attn: the attention problem every algorithm solves (DESIGN.md §1 "Scores", "Attention").
+/* pr_attn: the attention problem every algorithm solves (docs/math.md §1).
  *   M_ij = σ Σ_k Q_{i a_k} w_k(i-j) K_{j b_k},  A_ij = f(M_ij) · e^{β_{i-j}},
  *   O = diag(A·1)^{-1} A V,
  * with f = exp (the exact problem) or a polynomial P (what the fast paths compute). */
@@ -6,6 +6,10 @@
 #define PR_ATTN_H
 
 #include "pr_posw.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum {
     PR_SCALE_INV_D = 0,      /* σ = 1/d, as in the papers */
@@ -36,4 +40,7 @@ double pr_attn_log_bias(const pr_attn_opts_t *opts, int n, long l);
 int pr_attn_check(const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                   int n, int d, const pr_attn_opts_t *opts);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

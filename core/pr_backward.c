@@ -1,4 +1,4 @@
-/* The fast backward (DESIGN.md §1 "Backward", "Rescaled-Toeplitz expansion"; claims G3, G4, G5).
+/* The fast backward (docs/math.md §7, §5; claims G3, G4, G5).
  *
  * ---- Derivation: dM̃ ∘ T^{(a,b)} as rescaled Toeplitz sums ------------------------------------
  * The forward expands Ã = Σ_e α_e diag(u_e) T_e diag(v_e) over multisets e of S, |e| ≤ g, with
@@ -55,7 +55,7 @@
  * κ^w(ℓ) = Σ_{i-j=ℓ} ν_i P̃_ij = Σ_f α_f t_f(ℓ) Σ_{i-j=ℓ} (ν_i/D̃_i) u_f(i) v_f(j): one more
  * correlation per (μ, ν) from spectra already made (without it: κ^w ≤ Σ_i ν_i, as each row meets
  * a diagonal once and P_ij ≤ 1). κ and κ^w are computed by the fast path in double, so the
- * bound is an estimate that chooses nothing and certifies nothing (DESIGN.md §2); it holds to
+ * bound is an estimate that chooses nothing and certifies nothing (docs/verdicts.md); it holds to
  * within the double floor of the run (F1). */
 #include <math.h>
 #include <stdint.h>
@@ -73,7 +73,7 @@
 /* ---- multisets of S and their marginals ------------------------------------------------------- */
 
 /* mult(f) = |f|! / Π f_k! as a product of binomials, exact in double while it stays below 2^53 */
-static double multinomial(const int *f, int s)
+static double multinomial(const unsigned char *f, int s)
 {
     double m = 1.0;
     int tot = 0;
@@ -381,6 +381,42 @@ static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F
     return PR_OK;
 }
 
+/* bytes of a plan before it is made: power tables, the term tables, the spectra of one size class
+ * of ν, and nt threads' scratch (sl doubles per spectrum) */
+static double fft_bytes(int n, int d, int s, int G, size_t sl, int nt)
+{
+    double nfd = binom_count(s, G), nu_one_size = binom_count(d - 1, G);
+    double tb = fmin(TBATCH, fmax(2.0, nfd));   /* the batch is at most this (p->tbatch) */
+    return 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
+           16.0 * sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
+           nt * (8.0 * ((3.0 * tb + s) * 2.0 * n + (3.0 * d + 5) * n) +
+                 8.0 * sl * (tb + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
+}
+
+/* bytes of pr_backward_lowrank for F features of degree ≤ G */
+static double lowrank_bytes(int n, int d, double F)
+{
+    return F * (d + 8.0 * d + 4.0 + 8.0 * (2.0 + 2.0 * d + 3.0 + 1.0)) + 8.0 * (2.0 * n * d + n + d + 2.0);
+}
+
+void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                       int lowrank)
+{
+    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
+    if (lowrank) {
+        double F = binom_count(d, g + 1);
+        *bytes = lowrank_bytes(n, d, F);
+        /* per row two feature products of (d+1) and (d+2) columns, and the features' index search */
+        *ops = 2.0 * n * F * (2.0 * d + 5.0) + F * d * log2(F + 1.0);
+        return;
+    }
+    *bytes = fft_bytes(n, d, W->s, g + 1, (size_t)(2 * (long)(Lf / 2 + 1)), omp_get_max_threads());
+    /* per term a symbol transform and about 3(d+1) spectral products; per marginal about
+     * 3(d+1) transforms (at most as many marginals as terms) */
+    double T = binom_count(W->s, g + 1);
+    *ops = T * Lf * (5.0 * lg + 12.0 * (d + 1.0)) + 2.0 * binom_count(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+}
+
 int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
                          const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
                          double max_bytes)
@@ -393,15 +429,20 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         return PR_ESHAPE;
     if (F && (F->n != n || F->d != d || F->s != W->s || F->g != opts->poly_degree))
         return PR_ESHAPE;
-    if (d > 255 || opts->poly_degree > 253)
-        return PR_EBUDGET;
+    if (opts->poly_degree > 254)
+        return PR_EINVAL;       /* multiplicities are unsigned char (pr_expoly stops at 170) */
     int s = W->s, g = opts->poly_degree, G = g + 1;
     if (pr_vec_check_finite(opts->poly, (size_t)g + 1) ||
         pr_vec_check_finite(W->w, (size_t)s * (2 * (size_t)n - 1)) ||
         (opts->beta && pr_vec_check_finite(opts->beta, 2 * (size_t)n - 1)))
         return PR_ENONFINITE;
-    double nfd = binom_count(s, G);
-    if (nfd > 1e8)
+    double nfd = binom_count(s, G), est;
+    {
+        double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
+        est = fft_bytes(n, d, s, G, (size_t)(2 * (long)(Lf / 2 + 1)), omp_get_max_threads());
+    }
+    /* before anything is allocated: past max_bytes, or past what size_t products can hold */
+    if (!(est < 0.25 * (double)SIZE_MAX) || (max_bytes > 0 && est > max_bytes))
         return PR_EBUDGET;
     pr_backward_plan *p = calloc(1, sizeof(*p));
     if (!p)
@@ -418,18 +459,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         p->tp = p->own_tp;
     }
     p->sl = pr_toeplitz_spec_len(p->tp);
-    /* memory before allocating: power tables and the spectra of one size class of ν */
-    double nu_one_size = binom_count(d - 1, G);
     int nt = omp_get_max_threads();
-    double tb = fmin(TBATCH, fmax(2.0, nfd));   /* the batch is at most this (p->tbatch, below) */
-    double est = 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
-                 16.0 * p->sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
-                 nt * (8.0 * ((3.0 * tb + s) * 2.0 * n + (3.0 * d + 5) * n) +
-                       8.0 * p->sl * (tb + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
-    if (max_bytes > 0 && est > max_bytes) {
-        pr_backward_destroy(p);
-        return PR_EBUDGET;
-    }
     p->n = n; p->d = d; p->s = s; p->g = g; p->G = G;
     p->want_dw = want_dw;
     p->nf = (long)nfd;
@@ -460,9 +490,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         goto fail;
     memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
     for (long t = 0; t < p->nf; t++) {
-        int f[256], m = 0;
-        for (int k = 0; k < s; k++)
-            m += f[k] = p->f[(size_t)t * s + k];
+        const unsigned char *f = p->f + (size_t)t * s;
+        int m = vec_size(f, s);
         double mult = multinomial(f, s), sm = pow(opts->sigma, m);
         p->alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
@@ -1089,11 +1118,12 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
         return PR_ENONFINITE;
     int g = opts->poly_degree, G = g + 1;
-    if (d > 255 || G > 255)
-        return PR_EBUDGET;
+    if (G > 255)
+        return PR_EINVAL;       /* multiplicities are unsigned char (pr_expoly stops at 170) */
     double Fd = binom_count(d, G);
-    if (Fd > 1e7)
-        return PR_EBUDGET;
+    /* the caller's budget is pr_backward_needs; here only what size_t products can hold */
+    if (!(lowrank_bytes(n, d, Fd) < 0.25 * (double)SIZE_MAX))
+        return PR_ESIZE;
     long F = (long)Fd;
     pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
     unsigned char *mono = malloc((size_t)F * d), *cur = calloc((size_t)d, 1);
@@ -1111,10 +1141,9 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
     for (long t = 0; t < F; t++) {
         unsigned char *x = cur;
         memcpy(x, mono + (size_t)t * d, (size_t)d);
-        int e[256], m = 0;
+        int m = vec_size(x, d);
         first[t] = -1;
         for (int a = 0; a < d; a++) {
-            m += e[a] = x[a];
             drop[t * d + a] = -1;
             if (x[a]) {
                 if (first[t] < 0)
@@ -1124,7 +1153,7 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                 x[a]++;
             }
         }
-        double mult = multinomial(e, d), sm = pow(opts->sigma, m);
+        double mult = multinomial(x, d), sm = pow(opts->sigma, m);
         alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
         ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
     }
@@ -1311,6 +1340,14 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
         pr_expoly_clear(p);
         return st;
     }
+    /* the forward's and the backward's memory and work, before either is planned */
+    double bb, bo;
+    pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
+    if ((st = pr_fast_budget(info, W, n, d, o, lowrank, bb, bo, lowrank ? "the lowrank path's forward and "
+                             "backward" : "the fft path's forward and backward"))) {
+        pr_expoly_clear(p);
+        return st;
+    }
     pr_attn_opts_t po = *opts;
     po.poly = p->c;
     po.poly_degree = p->degree;
@@ -1354,8 +1391,13 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
     if (!st) {
         /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
         double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
-                               bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
+        /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
+         * the run without gradients */
+        if (info->poly_err + f < 1.0 / 3.0)
+            st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
+                                   bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
+        else
+            rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
         if (lowrank || !dw)
             rep->bound.dw = NAN;
     }

@@ -1,5 +1,5 @@
 /* pr_backward: the fast backward pass of polynomial RoPE attention (Chen, Huo, Li, Liang, Shi,
- * Song, arXiv 2412.17316; DESIGN.md §1 "Backward", claims G3, G4, G5).
+ * Song, arXiv 2412.17316; docs/math.md §7, claims G3, G4, G5).
  *
  * Given the fast forward's output Õ, its row sums D̃_i = Σ_j Ã_ij (passed as lse_i = log D̃_i, as
  * pr_dense_forward returns them) and the upstream gradient dO, with P̃ = D̃⁻¹Ã and
@@ -15,6 +15,10 @@
 
 #include "pr_attn.h"
 #include "pr_fast.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
  * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
@@ -90,9 +94,16 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
                       const double *dO, const double *kappa, const double *kappa_w, int n, int d,
                       double sigma);
 
+/* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
+ * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g: estimates in
+ * double (+Inf past it), bounds of what the plan allocates (pr_fast_needs gives the forward's). */
+void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                       int lowrank);
+
 /* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
  * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept
- * for the backward), then dQ, dK, dV (and dw for the FFT path when dw != NULL) for the upstream
+ * for the backward; pr_fast_budget with pr_backward_needs first), then dQ, dK, dV (and dw for
+ * the FFT path when dw != NULL) for the upstream
  * dO, and the propagated bound (pr_backward_bound with eps_A = P's error plus the forward's
  * relative floor, so that the rounding the floor accounts for is covered too). */
 typedef struct {
@@ -112,4 +123,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,4 +1,4 @@
-/* pr_expoly: polynomial approximations of exp in double (DESIGN.md §1 "Polynomial",
+/* pr_expoly: polynomial approximations of exp in double (docs/math.md §4,
  * "Floating-point floor"; claims C7, C8, C9, F1).
  *
  * Three settings, each an interval and an error measure:
@@ -78,7 +78,7 @@ double pr_expoly_eval_cheb(const pr_expoly_t p, double x);
 /* the setting's error of value y at x: (y - e^x)/e^x, y - e^x or y - e^{-x} */
 double pr_expoly_err_at(pr_expoly_setting_t setting, double x, double y);
 
-/* Floating-point floor of the rescaled-Toeplitz expansion (DESIGN.md "Floating-point floor", F1).
+/* Floating-point floor of the rescaled-Toeplitz expansion (docs/math.md §8, F1).
  * Entry Ã_ij = Σ_e α_e u_e(i) t_e(i-j) v_e(j). Grouping the multisets e by |e| = k,
  *   Σ_{|e|=k} |α_e u_e(i) t_e(i-j) v_e(j)| = |c_k| (σ Σ_{(a,b)∈S} |Q_ia| |w_ab(i-j)| |K_jb|)^k <= |c_k| R^k
  * (multinomial theorem; the bracket is <= R by the definition of R). Even with every term

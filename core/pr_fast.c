@@ -395,7 +395,10 @@ void pr_fast_terms_clear(pr_fast_terms_t T)
 
 /* ---- plan ---- */
 
-size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+static int values_in(const int *x, int s, int d);
+
+/* pr_fast_plan_bytes in double (+Inf past it, never wrapped) */
+static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
     double L = 2.0 * n - 1, nf = pr_toeplitz_good_size(2L * n - 1, 5, 1) / 2 + 1;
     double spec = 16.0 * (nf + 8);
@@ -403,7 +406,12 @@ size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int stream
     double bytes = spec * pr_fast_binom(db, g) * (d + 1) + 8.0 * L                   /* xhat, bias */
                  + thread * omp_get_max_threads()
                  + (double)pr_fast_binom(s, g) * (s + 24.0);                          /* term tables */
-    bytes += streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g);
+    return bytes + (streamed ? 8.0 * L * s * g : spec * pr_fast_binom(s, g));
+}
+
+size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+{
+    double bytes = plan_bytes(n, d, s, g, da, db, streamed);
     return bytes < 0.5 * SIZE_MAX ? (size_t)bytes : 0;
 }
 
@@ -456,6 +464,10 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     if (pr_vec_check_finite(W->w, (size_t)s * L) || pr_vec_check_finite(opts->poly, g + 1)
         || (opts->beta && pr_vec_check_finite(opts->beta, L)))
         return PR_ENONFINITE;
+    /* the streamed plan (term tables included) within the budget before any table is made */
+    double need = plan_bytes(n, d, s, g, values_in(W->a, s, d), values_in(W->b, s, d), 1);
+    if (!(need <= (double)mem_budget) || !(need < 0.5 * (double)SIZE_MAX))
+        return PR_EBUDGET;
     int st = pr_fast_terms_init(F->terms, W->a, W->b, s, opts->poly, g, opts->sigma, max_terms);
     if (st)
         return st;
@@ -628,16 +640,14 @@ static void mac_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long m)
 }
 
 /* uv[deg m] = the product of marginal m, with its ancestors' products below it (a thread starts
- * its chunk here; after that each marginal follows its parent, marg_step) */
+ * its chunk here; after that each marginal follows its parent, marg_step). Recursion of depth
+ * deg m + 1 <= g + 1: no array sized by the degree. */
 static void marg_path(double *uv, const pr_fast_marg_struct *M, long m, const double *X, int d,
                       const int *val, int n)
 {
-    long chain[256];
-    int k = 0;
-    for (long a = m; a >= 0; a = M->parent[a])
-        chain[k++] = a;
-    while (k > 0)
-        marg_step(uv, M, chain[--k], X, d, val, n);
+    if (M->parent[m] >= 0)
+        marg_path(uv, M, M->parent[m], X, d, val, n);
+    marg_step(uv, M, m, X, d, val, n);
 }
 
 /* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1], for the b-marginals [lo, hi) */
@@ -765,6 +775,7 @@ void pr_fast_opts_default(pr_fast_opts_t *o)
     o->degree = 0;
     o->mem_budget = (size_t)6 << 30;
     o->max_terms = 2000000;
+    o->max_ops = 0.0;
     o->plan_flags = PR_FAST_ESTIMATE;
 }
 
@@ -878,9 +889,14 @@ int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_
         if (st)
             return st;
         poly_bound(info, p, rho, per_degree, log_ops);
+        info->eps_met = info->bound <= eps;
+        /* a fixed degree is the caller's choice: report, the caller decides (one rule for
+         * every degree, whether its bound is finite or not) */
+        if (o->degree > 0)
+            return PR_OK;
         if (!(info->floor <= 0.5 * eps))
             return PR_EFLOOR;
-        if (info->bound <= eps || o->degree > 0)
+        if (info->eps_met)
             return PR_OK;
         target = eps - info->floor;   /* leave room for the floor, and refit */
     }
@@ -905,6 +921,47 @@ int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const d
     return st;
 }
 
+/* distinct values among x[0..s) in [0, d) */
+static int values_in(const int *x, int s, int d)
+{
+    unsigned char *seen = calloc((size_t)d, 1);
+    int k = 0;
+    if (!seen)
+        return d;
+    for (int i = 0; i < s; i++)
+        if (x[i] >= 0 && x[i] < d && !seen[x[i]]++)
+            k++;
+    free(seen);
+    return k;
+}
+
+void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank)
+{
+    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
+    if (lowrank) {
+        /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
+        double F = pr_fast_binom(d, g);
+        *bytes = pr_lowrank_bytes(n, d, g);
+        *ops = 4.0 * n * F * (d + 1.0);
+        return;
+    }
+    *bytes = plan_bytes(n, d, W->s, g, values_in(W->a, W->s, d), values_in(W->b, W->s, d), 1);
+    /* per term a symbol transform (5 L log2 L) and d+1 spectral products; per marginal d+1
+     * transforms (at most as many marginals as terms, twice) */
+    double T = pr_fast_binom(W->s, g);
+    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0)) + 2.0 * pr_fast_binom(d, g) * (d + 1.0) * 5.0 * Lf * lg;
+}
+
+int pr_fast_budget(pr_fast_info_t *info, const pr_posw_t W, int n, int d, const pr_fast_opts_t *o,
+                   int lowrank, double extra_bytes, double extra_ops, const char *what)
+{
+    double bytes, ops;
+    pr_fast_needs(&bytes, &ops, W, n, d, info->degree, lowrank);
+    pr_budget_init(&info->budget, (double)o->mem_budget, o->max_ops);
+    int st = pr_budget_bytes(&info->budget, bytes + extra_bytes, what);
+    return st ? st : pr_budget_ops(&info->budget, ops + extra_ops, what);
+}
+
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o)
@@ -915,6 +972,8 @@ int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const doub
     pr_expoly_t p;
     pr_expoly_init(p);
     int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 0);
+    if (!st)
+        st = pr_fast_budget(info, W, n, d, o, 0, 0.0, 0.0, "the fft path's plan");
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;
@@ -1044,10 +1103,11 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         int lr = path == 1;
         st = lr && (!pr_lowrank_applies(W) || opts->beta) ? PR_EINVAL
              : pr_fast_choose(p, &info, Q, K, V, W, n, d, opts, o, lr);
-        /* not worth timing when its operation count is 8 times the dense one's, n² (s + d) */
+        /* not worth timing when its operation count is 8 times the dense one's, n² (s + d);
+         * info is only set when the path applies */
         double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
-        double ops = lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L);
-        if (!st && ops > 8.0 * (double)n * n * (W->s + d))
+        if (!st && (lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L)) >
+                       8.0 * (double)n * n * (W->s + d))
             st = PR_EBUDGET;
         pr_attn_opts_t po = so;
         po.poly = p->c;

@@ -1,5 +1,5 @@
 /* pr_fast: the general-W forward pass by the polynomial method and the FFT (Alman–Song 2025;
- * DESIGN.md §1 "Rescaled-Toeplitz expansion", "Floating-point floor"; claims C2, C3, C5, C9).
+ * docs/math.md §5, §8; claims C2, C3, C5, C9).
  *
  * With P(x) = Σ_k c_k x^k of degree g, expand P(M) over the multisets e of the support S,
  * |e| <= g:
@@ -28,6 +28,7 @@
 #include "pr_attn.h"
 #include "pr_toeplitz.h"
 #include "pr_expoly.h"
+#include "pr_budget.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -160,15 +161,17 @@ typedef struct {
     double B;               /* declared bound on |Q|, |K|, |V| entries; 0 = none declared */
     int widen;              /* entries past B: 0 refuse with PR_EBOUND, 1 proceed (R is from the data) */
     pr_expoly_kind_t kind;  /* polynomial construction */
-    int degree;             /* > 0: use this degree instead of the least one for eps */
-    size_t mem_budget;      /* bytes a plan may hold */
+    int degree;             /* > 0: use this degree instead of the least one for eps (info->eps_met
+                             * then says whether it meets eps; the command line refuses it if not) */
+    size_t mem_budget;      /* bytes a plan may hold (> 0; also pr_fast_budget's memory limit) */
     long max_terms;         /* largest term (or feature) count accepted */
+    double max_ops;         /* estimated operations a run may do (pr_fast_needs); 0: no limit */
     unsigned plan_flags;    /* PR_FAST_ESTIMATE or PR_FAST_MEASURE (FFT path) */
 } pr_fast_opts_t;
 
 void pr_fast_opts_default(pr_fast_opts_t *o);
 
-/* What the error control chose and what holds. All estimates in double (DESIGN.md: a double may
+/* What the error control chose and what holds. All estimates in double (docs/verdicts.md: a double may
  * choose a parameter, not certify); exact/ certifies. */
 typedef struct {
     double R;               /* max |M_ij| <= R, from the data (claim C6) */
@@ -182,11 +185,13 @@ typedef struct {
     double terms;           /* C(s+g, g) for the FFT path, C(d+g, g) features for low-rank */
     double floor;           /* a-priori floating-point floor on ‖Õ - O‖∞ */
     double bound;           /* 2 poly_err/(1 - poly_err) ‖V‖∞ + floor (claim C9 + floor) */
+    int eps_met;            /* 1 when bound <= eps (always, unless o->degree fixed the degree) */
     double ops_factor;      /* the engine's rounding factor the floor was multiplied by */
     int streamed;           /* FFT path: 1 when the symbols' spectra were streamed */
     long transforms;        /* FFT path: transforms done by the execute (planning not counted) */
     long plan_transforms;   /* FFT path: symbol transforms done by the plan */
     double plan_seconds;    /* FFT path: planning time */
+    pr_budget_struct budget;/* on PR_EBUDGET from pr_fast_budget: the limit hit, the amount, what */
 } pr_fast_info_t;
 
 /* Sets the data part of info (R, R_floor, vnorm, data_max, widened) for the FFT path (R from W's
@@ -202,7 +207,9 @@ int pr_fast_data_info(pr_fast_info_t *info, const double *Q, const double *K, co
  * degree of the kind (or o->degree), then floor = 2‖V‖∞ f/(1-f) with
  * f = pr_expoly_floor(c, g, R_floor, eps_A)·ρ(per_degree·g + log_ops), and bound.
  * PR_EFLOOR when the floor is above eps/2 (info->floor says it), PR_EDOMAIN when double cannot
- * fit P. */
+ * fit P. A fixed o->degree is fitted whatever its bound: PR_OK with info->eps_met = 0 when its
+ * bound (infinite when P's relative error reaches 1) is above eps; only the a-priori floor of
+ * eps itself gives PR_EFLOOR then. */
 int pr_fast_choose_poly(pr_expoly_t p, pr_fast_info_t *info, const pr_fast_opts_t *o,
                         double rho, double per_degree, double log_ops);
 
@@ -216,7 +223,18 @@ int pr_fast_choose(pr_expoly_t p, pr_fast_info_t *info, const double *Q, const d
                    const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                    const pr_fast_opts_t *o, int lowrank);
 
-/* The whole FFT path: check, choose P, plan, execute. info may be NULL. */
+/* Memory (bytes) and work (operations) of the FFT path's forward (lowrank = 0) or the low-rank
+ * path's (1) for W, n, d and degree g: estimates in double (+Inf past it) that bound what the
+ * plans allocate and roughly what execute computes. */
+void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank);
+
+/* The forward's pr_fast_needs plus extra_bytes and extra_ops (a backward's, or 0), checked
+ * against o->mem_budget and o->max_ops into info->budget (pr_budget): PR_OK or PR_EBUDGET. The
+ * fast paths call it after choosing P (info->degree), before anything is planned. */
+int pr_fast_budget(pr_fast_info_t *info, const pr_posw_t W, int n, int d, const pr_fast_opts_t *o,
+                   int lowrank, double extra_bytes, double extra_ops, const char *what);
+
+/* The whole FFT path: check, choose P, pr_fast_budget, plan, execute. info may be NULL. */
 int pr_fast_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                     const pr_fast_opts_t *o);

@@ -40,6 +40,12 @@ static void xblock(double *X, const double *V, long r0, int rows, int d)
     }
 }
 
+double pr_lowrank_bytes(int n, int d, int g)
+{
+    double F = pr_fast_binom(d, g);
+    return 8.0 * (F * (2.0 * BLOCK + d + 2) + 2.0 * n * d + BLOCK * 2.0 * (d + 1)) + F * (d + 24.0);
+}
+
 int pr_lowrank_execute(double *O, const double *Q, const double *K, const double *V,
                        const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                        size_t mem_budget, long max_features)
@@ -50,16 +56,14 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
     if (!opts->poly || !pr_lowrank_applies(W) || opts->beta)
         return PR_EINVAL;
     int g = opts->poly_degree, d1 = d + 1;
+    /* the buffers within the budget before the feature tables are made */
+    double bytes = pr_lowrank_bytes(n, d, g);
+    if (!(bytes <= (double)mem_budget) || !(bytes < 0.5 * (double)SIZE_MAX))
+        return PR_EBUDGET;
     pr_fast_marg_t M;
     if ((st = pr_fast_marg_init(M, d, g, max_features)))
         return st == PR_ESIZE ? PR_EBUDGET : st;
     long F = M->count;
-    double bytes = 8.0 * ((double)F * (2.0 * BLOCK + d1 + 1) + 2.0 * n * d + BLOCK * 2.0 * d1)
-                 + (double)F * (d + 24.0);
-    if (bytes > (double)mem_budget) {
-        pr_fast_marg_clear(M);
-        return PR_EBUDGET;
-    }
     double *coef = malloc(sizeof(double) * F), *Z = calloc((size_t)F * d1, sizeof(double));
     double *Phi = malloc(sizeof(double) * F * BLOCK), *Psi = malloc(sizeof(double) * F * BLOCK);
     double *Qr = malloc(sizeof(double) * n * d), *Kr = malloc(sizeof(double) * n * d);
@@ -141,6 +145,8 @@ int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const d
     pr_expoly_t p;
     pr_expoly_init(p);
     int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 1);
+    if (!st)
+        st = pr_fast_budget(info, W, n, d, o, 1, 0.0, 0.0, "the lowrank path's features");
     if (!st) {
         pr_attn_opts_t po = *opts;
         po.poly = p->c;

@@ -1,5 +1,5 @@
 /* pr_lowrank: the forward pass for factorised position matrices (RoPE, identity) by the
- * polynomial method (Alman–Song 2023 after rotating Q and K; DESIGN.md §1 "Low-rank path";
+ * polynomial method (Alman–Song 2023 after rotating Q and K; docs/math.md §6;
  * claims C11, C12).
  *
  * With q'_i = R_i Q_i and k'_j = R_j K_j, M_ij = σ q'_i·k'_j and
@@ -31,7 +31,12 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
                        const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                        size_t mem_budget, long max_features);
 
-/* The whole low-rank path: check, choose P for o->eps (pr_fast_choose_poly), execute. */
+/* Bytes pr_lowrank_execute holds for degree g (+Inf past double): what mem_budget is checked
+ * against, before anything is allocated. */
+double pr_lowrank_bytes(int n, int d, int g);
+
+/* The whole low-rank path: check, choose P for o->eps (pr_fast_choose_poly), pr_fast_budget,
+ * execute. */
 int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
                        const double *V, const pr_posw_t W, int n, int d,
                        const pr_attn_opts_t *opts, const pr_fast_opts_t *o);

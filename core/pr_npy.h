@@ -3,6 +3,10 @@
 #ifndef PR_NPY_H
 #define PR_NPY_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define PR_NPY_MAXDIM 8
 
 /* Reads the whole array; *data is malloc'ed (free it). Any malformed, truncated or
@@ -18,4 +22,7 @@ int pr_npy_read_shape(double **data, const char *path, int ndim, const long *wan
 
 int pr_npy_write(const char *path, const double *data, int ndim, const long *shape);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

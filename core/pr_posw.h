@@ -1,4 +1,4 @@
-/* pr_posw: position matrices W_ℓ ∈ R^{d×d}, ℓ = i - j ∈ [-(n-1), n-1] (DESIGN.md §1 "Offsets").
+/* pr_posw: position matrices W_ℓ ∈ R^{d×d}, ℓ = i - j ∈ [-(n-1), n-1] (docs/math.md §1).
  * All W_ℓ share a support S = {(a_k, b_k)}, k < s; entry k is held as the sequence
  * w_k(ℓ) at w[k*(2n-1) + ℓ + n - 1]. */
 #ifndef PR_POSW_H
@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include "pr_rng.h"
 #include "pr_rope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum {
     PR_POS_ROPE = 0,      /* W_ℓ = R_{-ℓ}, interleaved pairs: factorises */
@@ -47,10 +51,13 @@ int pr_posw_init_identity(pr_posw_t W, int n, int d);
 int pr_posw_init_dense(pr_posw_t W, const double *w3, int n, int d);
 /* Into a dense (2n-1, d, d) array. */
 void pr_posw_to_dense(double *w3, const pr_posw_t W);
-/* max_ℓ Σ_k |w_k(ℓ)|: the factor of R in DESIGN.md §1 "Bounded entries" */
+/* max_ℓ Σ_k |w_k(ℓ)|: the factor of R in docs/math.md §3 */
 double pr_posw_max_rowsum(const pr_posw_t W);
 /* 1 for the RoPE kinds, whose scores factorise as (R_i Q_i)·(R_j K_j) */
 int pr_posw_is_factorised(const pr_posw_t W);
 const char *pr_pos_kind_name(pr_pos_kind_t kind);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     uint64_t s[4];
 } pr_rng_struct;
@@ -23,4 +27,7 @@ double pr_rng_normal(pr_rng_t r);
 /* fill x[0..len) uniformly in [-b, b) */
 void pr_rng_fill(double *x, long len, double b, pr_rng_t r);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdlib.h>
 #include "pr_status.h"
 #include "pr_rope.h"
 
@@ -27,14 +28,19 @@ void pr_rope_pair(int *x, int *y, int k, int d, pr_rope_layout_t layout)
 int pr_rope_rotate(double *Xr, const double *X, int n, int d, double base,
                    pr_rope_layout_t layout, int sign)
 {
-    if (n < 0 || (sign != 1 && sign != -1))
+    if (n < 0 || d < 0 || (sign != 1 && sign != -1))
         return PR_EINVAL;
-    if (d > 0 && d % 2)
+    if (d % 2)
         return PR_EODD;
-    double theta[d / 2 + 1];
+    /* on the heap: d comes from input, and a stack array of d/2 doubles has no bound */
+    double *theta = malloc(sizeof(double) * ((size_t)d / 2 + 1));
+    if (!theta)
+        return PR_ENOMEM;
     int st = pr_rope_angles(theta, d, base);
-    if (st)
+    if (st) {
+        free(theta);
         return st;
+    }
     for (long i = 0; i < n; i++) {
         const double *x = X + i * d;
         double *xr = Xr + i * d;
@@ -47,6 +53,7 @@ int pr_rope_rotate(double *Xr, const double *X, int n, int d, double base,
             xr[b] = u * s + v * c;
         }
     }
+    free(theta);
     return PR_OK;
 }
 

@@ -1,9 +1,13 @@
-/* pr_rope: rotary position embedding (DESIGN.md §1 "RoPE").
+/* pr_rope: rotary position embedding (docs/math.md §2).
  * θ_k = base^{-2k/d}, k = 0..d/2-1; R_m rotates pair k by m·θ_k:
  *   (x, y) -> (x cos mθ - y sin mθ, x sin mθ + y cos mθ).
  * Layouts: interleaved (GPT-J) pairs (2k, 2k+1); neox (rotate-half) pairs (k, k+d/2). */
 #ifndef PR_ROPE_H
 #define PR_ROPE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum {
     PR_ROPE_INTERLEAVED = 0,
@@ -12,7 +16,10 @@ typedef enum {
 
 #define PR_ROPE_BASE_DEFAULT 10000.0
 
-/* theta[k] = base^{-2k/d}, k < d/2. d even, base > 1. */
+/* theta[k] = base^{-2k/d}, k < d/2. d even, base > 1. In double through libm's pow (and the
+ * angles mθ, cos, sin below through libm): roundings of the real numbers of the definition,
+ * which pr_hiprec_certify (pr_hiprec_def_t) computes in Arb; pr_dense_error_est bounds the
+ * difference (|Δ(mθ)| ≤ 3.4|m|u). */
 int pr_rope_angles(double *theta, int d, double base);
 
 /* column indices (*x, *y) of pair k in the layout */
@@ -27,4 +34,7 @@ int pr_rope_rotate(double *Xr, const double *X, int n, int d, double base,
  * so that neox attention on Q[:, perm] equals interleaved attention on Q. */
 void pr_rope_layout_perm(int *perm, int d);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -653,8 +653,26 @@ int pr_toeplitz_wisdom_export(const char *path)
 int pr_toeplitz_wisdom_env_import(void)
 {
     const char *path = getenv(PR_TOEPLITZ_WISDOM_ENV);
-    if (!path || !*path || access(path, F_OK) != 0)
+    if (!path || !*path)
         return PR_OK;
+    if (access(path, F_OK) != 0) {
+        /* the export at the end must be able to create it: decided now, before any work */
+        size_t len = strlen(path);
+        char *dir = malloc(len + 2);
+        if (!dir)
+            return PR_ENOMEM;
+        memcpy(dir, path, len + 1);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            strcpy(dir, ".");
+        else
+            slash[slash == dir] = 0;   /* "/w" -> "/" */
+        int ok = access(dir, W_OK | X_OK) == 0;
+        free(dir);
+        return ok ? PR_OK : PR_EIO;
+    }
+    if (access(path, R_OK | W_OK) != 0)
+        return PR_EIO;
     return pr_toeplitz_wisdom_import(path);
 }
 

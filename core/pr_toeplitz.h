@@ -182,8 +182,9 @@ int pr_toeplitz_wisdom_export(const char *path);
 /* The environment variable the command line reads: if set, every polyrope command imports
  * wisdom from that file before it runs (a missing file is not an error) and exports to it after. */
 #define PR_TOEPLITZ_WISDOM_ENV "POLYROPE_FFTW_WISDOM"
-/* Import from $POLYROPE_FFTW_WISDOM: PR_OK if unset, empty or the file does not exist yet;
- * PR_EIO if it exists but cannot be read as wisdom. */
+/* Import from $POLYROPE_FFTW_WISDOM: PR_OK if unset, empty or the file does not exist yet (and
+ * its directory is writable); PR_EIO if it exists but cannot be read as wisdom or written, or it
+ * does not exist and cannot be created: the export after the work would fail. */
 int pr_toeplitz_wisdom_env_import(void);
 /* Export to $POLYROPE_FFTW_WISDOM if set and not empty: PR_OK or PR_EIO. */
 int pr_toeplitz_wisdom_env_export(void);

@@ -4,6 +4,10 @@
 
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 const char *pr_version(void);      /* e.g. "0.1.0" */
 const char *pr_git_commit(void);   /* git describe of the source tree, or "unknown" */
 const char *pr_build_type(void);   /* meson buildtype */
@@ -11,4 +15,7 @@ const char *pr_build_type(void);   /* meson buildtype */
  * compiler, and the versions of GMP, MPFR, FLINT, Arb, FFTW and OpenBLAS. */
 void pr_version_fprint(FILE *f, const char *prefix);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,10 +1,17 @@
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <arb_mat.h>
 #include "pr_status.h"
 #include "pr_certexp.h"
+#include "pr_hiprec.h"
 
-#define TM_ORDER 16   /* Taylor-model order m on each piece */
+#define TM_ORDER 48   /* highest Taylor-model order m on a piece (tm_order chooses) */
+/* Remez stops once the levelled |E| spreads by less than this relative amount; the least-degree
+ * search tightens it (REMEZ_SPREAD_MIN at the finest) where a degree is undecided */
+#define REMEZ_SPREAD 1e-6
+#define REMEZ_SPREAD_MIN 1e-15
 
 /* z = x op d for a double d, at precision prec (ARF_PREC_EXACT for exact) */
 static void op_d(void (*op)(arb_t, const arb_t, const arb_t, slong), arb_t z, const arb_t x, double d,
@@ -32,6 +39,8 @@ void pr_certexp_init(pr_certexp_t r)
     r->witness = NAN;
     r->pieces = 0;
     r->prec = 0;
+    for (int k = 0; k < PR_CERTEXP_NBRANCH; k++)
+        r->branch[k] = 0;
 }
 
 void pr_certexp_clear(pr_certexp_t r)
@@ -224,6 +233,47 @@ static arb_srcptr lower_tight(arb_t t, const arb_t lower, slong prec)
     return t;
 }
 
+/* Pieces one attempt may bound before it stops tightening the bound: the tightening bisects
+ * while the bound is above 9/8 of the largest |E| seen, which evaluation noise (low precision,
+ * wide coefficient balls) can keep true at every depth. */
+#define SUP_PIECE_BUDGET 20000
+
+/* A ball whose upper end is exactly u = the upper end of b (and whose lower end is <= 0):
+ * radius r >= u/2 (a 30-bit mag), midpoint u - r exact. The verdict tested on the ball is then
+ * the one printed, with no rounding of u. */
+static void bound_from_above(arb_t bound, const arf_t u)
+{
+    arf_t m;
+    mag_t r;
+    arf_init(m); mag_init(r);
+    arf_mul_2exp_si(m, u, -1);
+    arf_get_mag(r, m);
+    arf_set_mag(m, r);
+    arf_sub(arb_midref(bound), u, m, ARF_PREC_EXACT, ARF_RND_DOWN);
+    mag_set(arb_radref(bound), r);
+    arf_clear(m); mag_clear(r);
+}
+
+/* umax = max(umax, upper end of ub), exactly (arb_union would round the radius up) */
+static void note_ub(arf_t umax, const arb_t ub)
+{
+    arf_t u;
+    arf_init(u);
+    arb_get_ubound_arf(u, ub, ARF_PREC_EXACT);
+    arf_max(umax, umax, u);
+    arf_clear(u);
+}
+
+/* The order m of the pieces' Taylor models: the remainder's derivative, evaluated over a piece
+ * in the power basis, is overestimated by about Σ|c_k| X^k (huge for large R), so its factor
+ * h^{m+1} must be small: a higher order for higher degrees keeps the pieces wide (R = 90,
+ * g = 208: 56000 pieces at m = 16, 178 at m = 48; R = 64, g = 149: 3601 at 16, 107 at 48) */
+static int tm_order(slong g)
+{
+    slong m = g / 3;
+    return (int)(m < 16 ? 16 : m > TM_ORDER ? TM_ORDER : m);
+}
+
 /* one attempt at precision prec; returns 1 if the precision was visibly too low */
 static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setting, double R,
                        double thresh, slong prec, int npieces0)
@@ -231,12 +281,16 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
     double lo, hi;
     pr_expoly_interval(&lo, &hi, setting, R);
     tm_t c;
-    tm_init(&c, P, setting, TM_ORDER, prec);
-    int cap = npieces0 + 64 * 2 + 16, top = 0, unknown = 0, short_prec = 0;
+    int m = tm_order(arb_poly_length(P) - 1);
+    tm_init(&c, P, setting, m, prec);
+    /* every piece on the stack has depth <= 48 and the stack grows by one per level */
+    int cap = npieces0 + 64 * 2 + 16, top = 0, uncovered = 0, short_prec = 0;
     piece_t *st = malloc(sizeof(piece_t) * cap);
-    arb_ptr e = _arb_vec_init(TM_ORDER + 1);
+    arb_ptr e = _arb_vec_init(m + 1);
     arb_t x0, h, ub, th, ae;
+    arf_t umax;
     arb_init(x0); arb_init(h); arb_init(ub); arb_init(th); arb_init(ae);
+    arf_init(umax);
     arb_set_d(th, thresh);
     arb_zero(r->bound);
     arb_zero(r->lower);
@@ -259,49 +313,69 @@ static int sup_at_prec(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t s
     }
     if (r->verdict == PR_CERT_REFUTED)
         goto done;
+    /* Certified needs every piece of the cover bounded below thresh: one piece that is not
+     * (and cannot be bisected further) makes the verdict unknown, whatever the others do. */
     while (top > 0) {
         piece_t pc = st[--top];
         r->pieces++;
+        r->branch[PR_CERTEXP_BR_PIECE]++;
         piece_centre(x0, h, pc.a, pc.b);
-        tm_coeffs(e, &c, x0, TM_ORDER, prec);
-        if (note_centre(r, x0, e, th, prec))
+        tm_coeffs(e, &c, x0, m, prec);
+        if (note_centre(r, x0, e, th, prec)) {
+            r->branch[PR_CERTEXP_BR_REFUTE]++;
             goto done;
+        }
         if (mag_cmp_2exp_si(arb_radref(e), (slong)floor(log2(thresh)) - 8) > 0)
             short_prec = 1;
         piece_bound(ub, &c, e, x0, h, prec);
+        int below = arb_lt(ub, th);
         /* accept a piece below the threshold once its bound is within 1/8 of the largest error
-         * seen (so the reported bound is tight), or after 40 halvings */
-        if (arb_lt(ub, th) && (pc.depth >= 40 || arb_le(ub, lower_tight(ae, r->lower, prec)))) {
-            arb_union(r->bound, r->bound, ub, prec);
+         * seen (so the reported bound is tight), after 40 halvings, or past the piece budget */
+        if (below && (pc.depth >= 40 || r->pieces >= SUP_PIECE_BUDGET
+                      || arb_le(ub, lower_tight(ae, r->lower, prec)))) {
+            r->branch[PR_CERTEXP_BR_ACCEPT]++;
+            note_ub(umax, ub);
             continue;
         }
         double m2 = pc.a + (pc.b - pc.a) / 2;
-        if (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap) {
-            arb_union(r->bound, r->bound, ub, prec);
-            unknown = !arb_lt(ub, th);
+        if (!below && (short_prec || pc.depth >= 48 || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap
+                       || r->pieces >= SUP_PIECE_BUDGET)) {
+            /* not below thresh and not to be split: this piece is not covered */
+            r->branch[PR_CERTEXP_BR_UNCOVERED]++;
+            note_ub(umax, ub);
+            uncovered++;
             continue;
         }
+        if (below && (short_prec || !(m2 > pc.a && m2 < pc.b) || top + 2 > cap)) {
+            /* below thresh but the tightening cannot go on: covered, bound less tight */
+            r->branch[PR_CERTEXP_BR_ACCEPT]++;
+            note_ub(umax, ub);
+            continue;
+        }
+        r->branch[PR_CERTEXP_BR_SPLIT]++;
         st[top++] = (piece_t){m2, pc.b, pc.depth + 1};
         st[top++] = (piece_t){pc.a, m2, pc.depth + 1};
     }
-    if (!unknown)
+    bound_from_above(r->bound, umax);
+    /* decided on the bound as stored and printed (its upper end is the largest piece's, so
+     * with every piece below thresh this holds; kept as the statement the verdict rests on) */
+    if (!uncovered && arb_lt(r->bound, th))
         r->verdict = PR_CERT_CERTIFIED;
-done:
-    /* the bound is [0, max ub] */
-    {
-        arf_t u;
-        arf_init(u);
-        arb_get_ubound_arf(u, r->bound, prec);
-        arb_zero(r->bound);
-        arb_set_arf(ae, u);
-        arb_union(r->bound, r->bound, ae, prec);
-        arf_clear(u);
-    }
     arb_clear(x0); arb_clear(h); arb_clear(ub); arb_clear(th); arb_clear(ae);
-    _arb_vec_clear(e, TM_ORDER + 1);
+    arf_clear(umax);
+    _arb_vec_clear(e, m + 1);
     free(st);
     tm_clear(&c);
     return short_prec && r->verdict == PR_CERT_UNKNOWN;
+done:
+    /* refuted before the cover was complete: the bound over the pieces examined */
+    bound_from_above(r->bound, umax);
+    arb_clear(x0); arb_clear(h); arb_clear(ub); arb_clear(th); arb_clear(ae);
+    arf_clear(umax);
+    _arb_vec_clear(e, m + 1);
+    free(st);
+    tm_clear(&c);
+    return 0;
 }
 
 /* bits needed: the evaluation cancels from Σ|c_k| X^k down to thresh·(min weight factor) */
@@ -328,9 +402,11 @@ int pr_certexp_sup(pr_certexp_t r, const arb_poly_t P, pr_expoly_setting_t setti
     if (prec <= 0)
         prec = auto_prec(P, setting, R, thresh);
     int n0 = (int)arb_poly_length(P) / 2 + 8;
-    for (int attempt = 0; attempt < 3; attempt++, prec *= 2)
+    for (int attempt = 0; attempt < 3; attempt++, prec *= 2) {
         if (!sup_at_prec(r, P, setting, R, thresh, prec, n0))
             break;
+        r->branch[PR_CERTEXP_BR_RETRY]++;
+    }
     return PR_OK;
 }
 
@@ -575,8 +651,8 @@ static int remez_reference(double *ref, double *spread, const arb_poly_t P, int 
  * only its quality, not its certification, depends on convergence). Starts from the reference of
  * the Chebyshev interpolant's error, which is already near-equioscillating. a[0..g] in
  * (Chebyshev coefficients in t), P out. */
-static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting, double mid, double rad,
-                     slong prec)
+static int remez_arb(arb_ptr a, arb_poly_t P, double *xref, int g, pr_expoly_setting_t setting, double mid,
+                     double rad, double spread_target, slong prec)
 {
     int n = g + 2, st = PR_OK;
     double *ref = malloc(sizeof(double) * n), spread = 1;
@@ -600,7 +676,7 @@ static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting
     }
     for (int it = 0; it < 40; it++) {
         if (it > 0) {
-            if (remez_reference(ref, &spread, P, g, setting, mid, rad, prec) || spread <= 1e-6)
+            if (remez_reference(ref, &spread, P, g, setting, mid, rad, prec) || spread <= spread_target)
                 break;
         }
         for (int i = 0; i < n; i++) {
@@ -632,14 +708,17 @@ static int remez_arb(arb_ptr a, arb_poly_t P, int g, pr_expoly_setting_t setting
             arb_get_mid_arb(a + k, arb_mat_entry(sol, k, 0));
         cheb_to_x(P, a, g, mid, rad, prec);
     }
+    /* P alternates on ref: the solve's reference, or the extrema of P's error found after it */
+    for (int i = 0; xref && i < n; i++)
+        xref[i] = i == 0 ? mid - rad : i == n - 1 ? mid + rad : mid + rad * ref[i];
     arb_clear(t); arb_clear(T0); arb_clear(T1); arb_clear(Tn); arb_clear(f); arb_clear(x);
     arb_mat_clear(A); arb_mat_clear(b); arb_mat_clear(sol);
     free(ref);
     return st;
 }
 
-int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
-                         int g, slong prec)
+static int construct(arb_poly_t P, double *xref, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
+                     int g, double spread, slong prec)
 {
     if (!(R > 0) || !isfinite(R) || g < 0 || (unsigned)kind > 2 || (unsigned)setting > 2 || prec < 32)
         return PR_EINVAL;
@@ -671,12 +750,18 @@ int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_
     for (int k = 0; k <= g; k++)
         arb_get_mid_arb(a + k, a + k);
     int st = PR_OK;
-    if (kind == PR_EXPOLY_CHEBYSHEV || g == 0)
+    if (kind == PR_EXPOLY_CHEBYSHEV || (g == 0 && !xref))
         cheb_to_x(P, a, g, mid, rad, prec);
     else
-        st = remez_arb(a, P, g, setting, mid, rad, prec);
+        st = remez_arb(a, P, xref, g, setting, mid, rad, spread, prec);
     _arb_vec_clear(a, g + 1);
     return st;
+}
+
+int pr_certexp_construct(arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting, double R,
+                         int g, slong prec)
+{
+    return construct(P, NULL, kind, setting, R, g, REMEZ_SPREAD, prec);
 }
 
 /* ---- certified least degree ---- */
@@ -689,6 +774,8 @@ void pr_certexp_degree_init(pr_certexp_degree_t d)
     pr_certexp_init(d->below);
     arb_poly_init(d->poly);
     d->constructions = 0;
+    d->refuted_all = -1;
+    arb_init(d->lower_all);
 }
 
 void pr_certexp_degree_clear(pr_certexp_degree_t d)
@@ -696,6 +783,7 @@ void pr_certexp_degree_clear(pr_certexp_degree_t d)
     pr_certexp_clear(d->at);
     pr_certexp_clear(d->below);
     arb_poly_clear(d->poly);
+    arb_clear(d->lower_all);
 }
 
 /* a rough starting degree: where the Chebyshev (or Taylor) coefficient bound times the
@@ -723,20 +811,87 @@ static int degree_guess(pr_expoly_kind_t kind, pr_expoly_setting_t setting, doub
     return 1000000;
 }
 
+/* precision of a construction: the target's cancellation (e^{2X}/eps) plus the basis
+ * conversion's growth: T_k has coefficients up to (1+√2)^k, the shift to x = mid + rad t up
+ * to 2^k more */
+static slong construct_prec(pr_expoly_setting_t setting, double R, double eps, int g)
+{
+    double lo, hi;
+    pr_expoly_interval(&lo, &hi, setting, R);
+    double X = fmax(fabs(lo), fabs(hi));
+    return 96 + (slong)ceil((2 * X - log(eps)) / M_LN2 + 2.5 * g);
+}
+
 int pr_certexp_certify_degree(pr_certexp_t r, arb_poly_t P, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                               double R, double eps, int g)
 {
     if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || g < 0)
         return PR_EINVAL;
-    double lo, hi;
-    pr_expoly_interval(&lo, &hi, setting, R);
-    double X = fmax(fabs(lo), fabs(hi));
-    /* the target's cancellation (e^{2X}/eps) plus the basis conversion's growth: T_k has
-     * coefficients up to (1+√2)^k, and the shift to x = mid + rad t up to 2^k more */
-    slong prec = 96 + (slong)ceil((2 * X - log(eps)) / M_LN2 + 2.5 * g);
-    int st = pr_certexp_construct(P, kind, setting, R, g, prec);
+    int st = pr_certexp_construct(P, kind, setting, R, g, construct_prec(setting, R, eps, g));
     if (!st)
         st = pr_certexp_sup(r, P, setting, R, eps, 0);
+    return st;
+}
+
+/* de la Vallée Poussin: if E of P (degree n - 2) alternates in sign at the exact points
+ * x[0] < ... < x[n-1], every polynomial Q of degree <= n - 2 has sup|E_Q| >= min_i |E(x_i)|
+ * (else Q - P, over the positive weight, would alternate at n points: n - 1 roots). L gets that
+ * minimum as a ball; returns 1 if the signs certainly alternate, else 0. */
+static int dlvp_lower(arb_t L, const arb_poly_t P, const double *x, int n, pr_expoly_setting_t setting, slong prec)
+{
+    tm_t c;
+    tm_init(&c, P, setting, 0, prec);
+    arb_t xi, f, e;
+    arb_init(xi); arb_init(f); arb_init(e);
+    int ok = n >= 2, prev = 0;
+    for (int i = 0; ok && i < n; i++) {
+        arb_set_d(xi, x[i]);
+        tm_expfac(f, &c, xi, prec);
+        tm_deriv(e, &c, 0, xi, f, prec);
+        int sg = arb_is_positive(e) ? 1 : arb_is_negative(e) ? -1 : 0;
+        ok = sg != 0 && sg != prev && (i == 0 || x[i] > x[i - 1]);
+        prev = sg;
+        arb_abs(e, e);
+        if (i == 0)
+            arb_set(L, e);
+        else
+            arb_min(L, L, e, prec);
+    }
+    arb_clear(xi); arb_clear(f); arb_clear(e);
+    tm_clear(&c);
+    return ok;
+}
+
+/* Degree h for every polynomial, by the best approximation: Remez at h with its stopping spread
+ * tightened from REMEZ_SPREAD by 1000 per round down to spread_min. REFUTED when de la Vallée Poussin proves
+ * E*_h > eps (the lower bound in L), CERTIFIED when the Remez polynomial is certified below eps
+ * (into P and r), UNKNOWN when neither happens by REMEZ_SPREAD_MIN. */
+static int best_decide(pr_cert_verdict_t *v, arb_t L, pr_certexp_t r, arb_poly_t P, pr_expoly_setting_t setting,
+                       double R, double eps, int h, double spread_min)
+{
+    int st = PR_OK, n = h + 2;
+    double *x = malloc(sizeof(double) * n);
+    slong prec = construct_prec(setting, R, eps, h);
+    arb_t th;
+    arb_init(th);
+    arb_set_d(th, eps);
+    *v = PR_CERT_UNKNOWN;
+    for (double spread = REMEZ_SPREAD; spread >= spread_min; spread /= 1000) {
+        if ((st = construct(P, x, PR_EXPOLY_MINIMAX, setting, R, h, spread, prec)))
+            break;
+        if (dlvp_lower(L, P, x, n, setting, prec) && arb_gt(L, th)) {
+            *v = PR_CERT_REFUTED;
+            break;
+        }
+        if ((st = pr_certexp_sup(r, P, setting, R, eps, 0)))
+            break;
+        if (r->verdict == PR_CERT_CERTIFIED) {
+            *v = PR_CERT_CERTIFIED;
+            break;
+        }
+    }
+    arb_clear(th);
+    free(x);
     return st;
 }
 
@@ -751,8 +906,93 @@ static double log_err(const pr_certexp_t r)
     return x > 0 ? log(x) : -INFINITY;
 }
 
+/* Every degree below *hi fails. Minimax: de la Vallée Poussin proves E*_{*hi-1} > eps, hence
+ * for every polynomial of degree <= *hi - 1 (best approximation errors do not grow with the
+ * degree); where Remez's polynomial at *hi - 1 is neither certified nor so refuted, Remez is
+ * tightened; certified, it becomes the new *hi (the search's Remez stopped early). Taylor and
+ * Chebyshev: the certified minimax least degree g* refutes every degree < g* at once; each
+ * degree of the construction in [g*, *hi) is refuted by a witness of its own (a degree
+ * certified there, the error not being monotone, becomes the new *hi). CERTIFIED in
+ * d->verdict when every degree below *hi is refuted. lo: the degree the search refuted (its
+ * witness is in d->below). */
+static int prove_below(pr_certexp_degree_t d, int *hi, int lo, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                       double R, double eps, int max_degree, pr_certexp_progress_fn progress, void *arg)
+{
+    int st = PR_OK, h = *hi - 1, done = 0, floor_deg = -1;
+    arb_poly_t B;
+    arb_t L;
+    arb_poly_init(B);
+    arb_init(L);
+    if (kind != PR_EXPOLY_MINIMAX) {
+        pr_certexp_degree_t m;
+        pr_certexp_degree_init(m);
+        st = pr_certexp_least_degree_progress(m, PR_EXPOLY_MINIMAX, setting, R, eps, -1, max_degree, progress, arg);
+        d->constructions += m->constructions;
+        if (!st && m->verdict == PR_CERT_CERTIFIED && m->refuted_all >= 0) {
+            d->refuted_all = m->refuted_all;
+            arb_set(d->lower_all, m->lower_all);
+            floor_deg = m->refuted_all;
+        }
+        pr_certexp_degree_clear(m);
+        if (st == PR_EDOMAIN)
+            st = PR_OK;
+        if (floor_deg < 0 && *hi > 16)
+            floor_deg = *hi - 1;   /* no proof from below: walking every degree would cost
+                                      about *hi constructions; the verdict stays unknown */
+    }
+    for (; h > floor_deg && !st && !done; h--) {
+        pr_cert_verdict_t v;
+        pr_certexp_t r;
+        pr_certexp_init(r);
+        if (progress)
+            progress(arg, h, "proving lower degrees fail");
+        if (kind == PR_EXPOLY_MINIMAX) {
+            st = best_decide(&v, L, r, B, setting, R, eps, h, REMEZ_SPREAD_MIN);
+            d->constructions++;
+            if (!st && v == PR_CERT_REFUTED) {
+                d->refuted_all = h;
+                arb_set(d->lower_all, L);
+                done = 1;
+            }
+        } else if (h == lo) {
+            v = PR_CERT_REFUTED;   /* the search's witness, in d->below */
+        } else {
+            st = pr_certexp_certify_degree(r, B, kind, setting, R, eps, h);
+            d->constructions++;
+            v = r->verdict;
+        }
+        if (st || v == PR_CERT_UNKNOWN) {
+            pr_certexp_clear(r);
+            break;
+        }
+        if (v == PR_CERT_CERTIFIED) {
+            *hi = h;
+            pr_certexp_clear(d->at);
+            *d->at = *r;
+            arb_poly_swap(d->poly, B);
+        } else if (h != lo && h == *hi - 1 && kind != PR_EXPOLY_MINIMAX) {
+            pr_certexp_clear(d->below);
+            *d->below = *r;
+        } else {
+            pr_certexp_clear(r);
+        }
+    }
+    if (!st && (done || h <= floor_deg) && (floor_deg < 0 || d->refuted_all == floor_deg))
+        d->verdict = PR_CERT_CERTIFIED;
+    arb_poly_clear(B);
+    arb_clear(L);
+    return st;
+}
+
 int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                             double R, double eps, int g_hint, int max_degree)
+{
+    return pr_certexp_least_degree_progress(d, kind, setting, R, eps, g_hint, max_degree, NULL, NULL);
+}
+
+int pr_certexp_least_degree_progress(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                                     double R, double eps, int g_hint, int max_degree,
+                                     pr_certexp_progress_fn progress, void *arg)
 {
     if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1) || (unsigned)kind > 2 || (unsigned)setting > 2
         || max_degree < 0)
@@ -764,6 +1004,7 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
     d->degree = -1;
     d->verdict = PR_CERT_UNKNOWN;
     d->constructions = 0;
+    d->refuted_all = -1;
     /* The search keeps the least certified degree hi and the largest refuted degree lo; it is
      * done when hi = lo + 1. Each step extrapolates log sup|E| linearly in g from the last two
      * degrees tried (the error decays about geometrically in g), then clamps into (lo, hi). */
@@ -774,6 +1015,8 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
     for (int step = 0; step < 4 * max_degree + 8; step++) {
         pr_certexp_t r;
         pr_certexp_init(r);
+        if (progress)
+            progress(arg, g, "searching");
         if ((st = pr_certexp_certify_degree(r, Q, kind, setting, R, eps, g))) {
             pr_certexp_clear(r);
             break;
@@ -794,10 +1037,8 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
             pr_certexp_clear(d->below);
             *d->below = *r;
         }
-        if (hi == 0 || (hi >= 0 && hi == lo + 1)) {
-            d->verdict = PR_CERT_CERTIFIED;
+        if (hi == 0 || (hi >= 0 && hi == lo + 1))
             break;
-        }
         /* next degree: extrapolate, or step by one without a usable slope */
         int next = hi >= 0 && lo < 0 ? g - 1 : g + 1;
         if (gp >= 0 && gp != g && isfinite(l) && isfinite(lp) && (l - lp) / (g - gp) < 0) {
@@ -818,7 +1059,52 @@ int pr_certexp_least_degree(pr_certexp_degree_t d, pr_expoly_kind_t kind, pr_exp
         lp = l;
         g = next;
     }
+    if (!st && hi == 0)
+        d->verdict = PR_CERT_CERTIFIED;
+    else if (!st && hi > 0 && hi == lo + 1)
+        st = prove_below(d, &hi, lo, kind, setting, R, eps, max_degree, progress, arg);
     d->degree = hi;
     arb_poly_clear(Q);
     return st;
+}
+
+double pr_certexp_cost_seconds(int *g_est, slong *prec_est, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
+                               double R, double eps, int g, int single)
+{
+    if (!(R > 0) || !isfinite(R) || !(eps > 0 && eps < 1))
+        return NAN;
+    if (!single)
+        g = degree_guess(kind, setting, R, eps);
+    *g_est = g;
+    *prec_est = construct_prec(setting, R, eps, g);
+    double x = g / 207.0, t = 6.3 * x * x * x;
+    return single ? t / 20 : t;
+}
+
+char *pr_certexp_arf_str(const arf_t x)
+{
+    fmpz_t m, e;
+    fmpz_init(m); fmpz_init(e);
+    arf_get_fmpz_2exp(m, e, x);
+    char *ms = fmpz_get_str(NULL, 10, m), *es = fmpz_get_str(NULL, 10, e);
+    size_t len = strlen(ms) + strlen(es) + 8;
+    char *out = flint_malloc(len);
+    snprintf(out, len, "%s*2^(%s)", ms, es);
+    flint_free(ms); flint_free(es);
+    fmpz_clear(m); fmpz_clear(e);
+    return out;
+}
+
+int pr_certexp_write_coeffs(FILE *f, const arb_poly_t P)
+{
+    for (slong k = 0; k < arb_poly_length(P); k++) {
+        if (!arf_is_finite(arb_midref(P->coeffs + k)))
+            return PR_ENONFINITE;
+        char *s = pr_certexp_arf_str(arb_midref(P->coeffs + k));
+        int w = fprintf(f, "%s\n", s);
+        flint_free(s);
+        if (w < 0)
+            return PR_EIO;
+    }
+    return PR_OK;
 }

@@ -24,8 +24,49 @@ static int check_args(const pr_posw_struct *W, int n, int d, const pr_attn_opts_
     return PR_OK;
 }
 
+/* σ and the biases β_ℓ as balls: the doubles of opts (exact), or the real-number definition */
+typedef struct {
+    arb_t sigma;
+    arb_ptr beta;           /* 2n-1 balls, or NULL: no bias */
+    slong L;
+} defn_t;
+
+static void defn_init(defn_t *f, const pr_attn_opts_t *opts, const pr_hiprec_def_t *def, int n, int d,
+                      slong prec)
+{
+    arb_init(f->sigma);
+    f->L = 2 * (slong)n - 1;
+    f->beta = NULL;
+    if (def && def->scale == PR_SCALE_INV_SQRT_D) {
+        arb_rsqrt_ui(f->sigma, (ulong)d, prec);
+    } else if (def && def->scale == PR_SCALE_INV_D) {
+        arb_one(f->sigma);
+        arb_div_si(f->sigma, f->sigma, d, prec);
+    } else {
+        arb_set_d(f->sigma, opts->sigma);
+    }
+    if (def && def->alibi > 0.0) {
+        f->beta = _arb_vec_init(f->L);
+        for (slong t = 0; t < f->L; t++) {
+            arb_set_d(f->beta + t, def->alibi);
+            arb_mul_si(f->beta + t, f->beta + t, -labs((long)(t - (n - 1))), prec);
+        }
+    } else if (opts->beta) {
+        f->beta = _arb_vec_init(f->L);
+        pr_hiprec_set_d_vec(f->beta, opts->beta, (size_t)f->L);
+    }
+}
+
+static void defn_clear(defn_t *f)
+{
+    arb_clear(f->sigma);
+    if (f->beta)
+        _arb_vec_clear(f->beta, f->L);
+}
+
 /* f(M) e^{β_ℓ} into a, or 0 where masked: the attention weight before normalisation */
-static void weight(arb_t a, const arb_t M, const pr_attn_opts_t *opts, int n, long l, slong prec)
+static void weight(arb_t a, const arb_t M, const pr_attn_opts_t *opts, arb_srcptr beta, int n, long l,
+                   slong prec)
 {
     if (opts->causal && l < 0) {
         arb_zero(a);
@@ -45,14 +86,46 @@ static void weight(arb_t a, const arb_t M, const pr_attn_opts_t *opts, int n, lo
     } else {
         arb_exp(a, M, prec);
     }
-    if (opts->beta) {
+    if (beta) {
         arb_t e;
         arb_init(e);
-        arb_set_d(e, opts->beta[l + n - 1]);
-        arb_exp(e, e, prec);
+        arb_exp(e, beta + (l + n - 1), prec);
         arb_mul(a, a, e, prec);
         arb_clear(e);
     }
+}
+
+/* RoPE's W_ℓ = R_{-ℓ} in Arb from its definition: θ_k = base^{-2k/d}, the sequences 4k..4k+3
+ * of pr_posw_init_rope's support being cos ℓθ_k, sin ℓθ_k, -sin ℓθ_k, cos ℓθ_k */
+static void rope_balls(arb_ptr w, const pr_posw_struct *W, slong prec)
+{
+    int n = W->n, d = W->d;
+    slong L = 2 * (slong)n - 1;
+    arb_t base, th, ang, c, sn;
+    arb_init(base);
+    arb_init(th);
+    arb_init(ang);
+    arb_init(c);
+    arb_init(sn);
+    arb_set_d(base, W->rope_base);
+    for (int k = 0; k < d / 2; k++) {
+        arb_set_si(th, -2 * k);
+        arb_div_si(th, th, d, prec);
+        arb_pow(th, base, th, prec);
+        for (slong t = 0; t < L; t++) {
+            arb_mul_si(ang, th, (slong)(t - (n - 1)), prec);
+            arb_sin_cos(sn, c, ang, prec);
+            arb_set(w + (4 * k) * L + t, c);
+            arb_set(w + (4 * k + 1) * L + t, sn);
+            arb_neg(w + (4 * k + 2) * L + t, sn);
+            arb_set(w + (4 * k + 3) * L + t, c);
+        }
+    }
+    arb_clear(base);
+    arb_clear(th);
+    arb_clear(ang);
+    arb_clear(c);
+    arb_clear(sn);
 }
 
 /* Ball copies of the double inputs, shared by the two double entry points. */
@@ -63,7 +136,7 @@ typedef struct {
 
 static int balls_init(balls_t *b, const double *Q, const double *K, const double *V,
                       const pr_posw_struct *W, const double *dO, int n, int d,
-                      const pr_attn_opts_t *opts)
+                      const pr_attn_opts_t *opts, const pr_hiprec_def_t *def, slong prec)
 {
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
@@ -78,7 +151,10 @@ static int balls_init(balls_t *b, const double *Q, const double *K, const double
     pr_hiprec_set_d_vec(b->Q, Q, b->nd);
     pr_hiprec_set_d_vec(b->K, K, b->nd);
     pr_hiprec_set_d_vec(b->V, V, b->nd);
-    pr_hiprec_set_d_vec(b->w, W->w, b->sw);
+    if (def && def->rope && pr_posw_is_factorised(W) && W->s == 2 * d)
+        rope_balls(b->w, W, prec);
+    else
+        pr_hiprec_set_d_vec(b->w, W->w, b->sw);
     if (dO)
         pr_hiprec_set_d_vec(b->dO, dO, b->nd);
     return PR_OK;
@@ -111,7 +187,7 @@ int pr_hiprec_scores(arb_ptr M, const double *Q, const double *K, const pr_posw_
                      int n, int d, const pr_attn_opts_t *opts, slong prec)
 {
     balls_t b;
-    int st = balls_init(&b, Q, K, Q, W, NULL, n, d, opts);
+    int st = balls_init(&b, Q, K, Q, W, NULL, n, d, opts, NULL, prec);
     if (st)
         return st;
     if ((st = check_args(W, n, d, opts, prec)) == PR_OK) {
@@ -129,29 +205,26 @@ int pr_hiprec_scores(arb_ptr M, const double *Q, const double *K, const pr_posw_
     return st;
 }
 
-int pr_hiprec_forward_arb(arb_ptr O, arb_ptr P,
-                          arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w,
-                          const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
-                          slong prec)
+static int forward_core(arb_ptr O, arb_ptr P, arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w,
+                        const defn_t *f, const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
+                        slong prec)
 {
     int st = check_args(W, n, d, opts, prec);
     if (st)
         return st;
     arb_ptr row = _arb_vec_init(n);
-    arb_t M, t, D, sigma;
+    arb_t M, t, D;
     arb_init(M);
     arb_init(t);
     arb_init(D);
-    arb_init(sigma);
-    arb_set_d(sigma, opts->sigma);
     for (int i = 0; i < n; i++) {
         arb_zero(D);
         for (int j = 0; j < n; j++) {
             long l = (long)i - j;
             arb_zero(M);
             if (!(opts->causal && l < 0))
-                score(M, t, Q, K, w, sigma, W, i, j, prec);
-            weight(row + j, M, opts, n, l, prec);
+                score(M, t, Q, K, w, f->sigma, W, i, j, prec);
+            weight(row + j, M, opts, f->beta, n, l, prec);
             arb_add(D, D, row + j, prec);
         }
         for (int j = 0; j < n; j++)
@@ -164,15 +237,29 @@ int pr_hiprec_forward_arb(arb_ptr O, arb_ptr P,
     arb_clear(M);
     arb_clear(t);
     arb_clear(D);
-    arb_clear(sigma);
     _arb_vec_clear(row, n);
     return PR_OK;
 }
 
-int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_ptr dM,
-                           arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w,
-                           arb_srcptr dO, const pr_posw_struct *W, int n, int d,
-                           const pr_attn_opts_t *opts, slong prec)
+int pr_hiprec_forward_arb(arb_ptr O, arb_ptr P,
+                          arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w,
+                          const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
+                          slong prec)
+{
+    int st = check_args(W, n, d, opts, prec);
+    if (st)
+        return st;
+    defn_t f;
+    defn_init(&f, opts, NULL, n, d, prec);
+    st = forward_core(O, P, Q, K, V, w, &f, W, n, d, opts, prec);
+    defn_clear(&f);
+    return st;
+}
+
+static int backward_core(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_ptr dM,
+                         arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w, arb_srcptr dO,
+                         const defn_t *f, const pr_posw_struct *W, int n, int d,
+                         const pr_attn_opts_t *opts, slong prec)
 {
     int st = check_args(W, n, d, opts, prec);
     if (st)
@@ -180,14 +267,12 @@ int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_p
     size_t nd = (size_t)n * d, nn = (size_t)n * n, L = 2 * (size_t)n - 1;
     arb_ptr O = _arb_vec_init(nd), P = _arb_vec_init(nn), r = _arb_vec_init(n);
     arb_ptr G = _arb_vec_init(nn); /* dM */
-    st = pr_hiprec_forward_arb(O, P, Q, K, V, w, W, n, d, opts, prec);
+    st = forward_core(O, P, Q, K, V, w, f, W, n, d, opts, prec);
     if (st)
         goto done;
-    arb_t t, u, sigma;
+    arb_t t, u;
     arb_init(t);
     arb_init(u);
-    arb_init(sigma);
-    arb_set_d(sigma, opts->sigma);
     /* r_i = <dO_i, O_i>; dM_ij = P_ij (<dO_i, V_j> - r_i) */
     for (int i = 0; i < n; i++) {
         arb_dot(r + i, NULL, 0, dO + (size_t)i * d, 1, O + (size_t)i * d, 1, d, prec);
@@ -212,7 +297,7 @@ int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_p
             long l = (long)i - j;
             if (opts->causal && l < 0)
                 continue;
-            arb_mul(u, G + (size_t)i * n + j, sigma, prec); /* σ dM_ij */
+            arb_mul(u, G + (size_t)i * n + j, f->sigma, prec); /* σ dM_ij */
             for (int k = 0; k < W->s; k++) {
                 arb_srcptr wk = w + (size_t)k * L + (size_t)(l + n - 1);
                 arb_srcptr q = Q + (size_t)i * d + W->a[k], kk = K + (size_t)j * d + W->b[k];
@@ -234,7 +319,6 @@ int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_p
         _arb_vec_set(dM, G, nn);
     arb_clear(t);
     arb_clear(u);
-    arb_clear(sigma);
 done:
     _arb_vec_clear(O, nd);
     _arb_vec_clear(P, nn);
@@ -243,17 +327,63 @@ done:
     return st;
 }
 
+int pr_hiprec_backward_arb(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw, arb_ptr dM,
+                           arb_srcptr Q, arb_srcptr K, arb_srcptr V, arb_srcptr w,
+                           arb_srcptr dO, const pr_posw_struct *W, int n, int d,
+                           const pr_attn_opts_t *opts, slong prec)
+{
+    int st = check_args(W, n, d, opts, prec);
+    if (st)
+        return st;
+    defn_t f;
+    defn_init(&f, opts, NULL, n, d, prec);
+    st = backward_core(dQ, dK, dV, dw, dM, Q, K, V, w, dO, &f, W, n, d, opts, prec);
+    defn_clear(&f);
+    return st;
+}
+
+/* the double entry points: balls of the inputs, σ and β (def NULL: as given; else the
+ * real-number definition) */
+static int hiprec_forward(arb_ptr O, const double *Q, const double *K, const double *V,
+                          const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
+                          const pr_hiprec_def_t *def, slong prec)
+{
+    balls_t b;
+    int st = balls_init(&b, Q, K, V, W, NULL, n, d, opts, def, prec);
+    if (st)
+        return st;
+    defn_t f;
+    defn_init(&f, opts, def, n, d, prec);
+    st = forward_core(O, NULL, b.Q, b.K, b.V, b.w, &f, W, n, d, opts, prec);
+    defn_clear(&f);
+    balls_clear(&b);
+    return st;
+}
+
+static int hiprec_backward(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw,
+                           const double *Q, const double *K, const double *V,
+                           const pr_posw_struct *W, const double *dO, int n, int d,
+                           const pr_attn_opts_t *opts, const pr_hiprec_def_t *def, slong prec)
+{
+    if (n > 0 && d > 0 && pr_vec_check_finite(dO, (size_t)n * d))
+        return PR_ENONFINITE;
+    balls_t b;
+    int st = balls_init(&b, Q, K, V, W, dO, n, d, opts, def, prec);
+    if (st)
+        return st;
+    defn_t f;
+    defn_init(&f, opts, def, n, d, prec);
+    st = backward_core(dQ, dK, dV, dw, NULL, b.Q, b.K, b.V, b.w, b.dO, &f, W, n, d, opts, prec);
+    defn_clear(&f);
+    balls_clear(&b);
+    return st;
+}
+
 int pr_hiprec_forward(arb_ptr O, const double *Q, const double *K, const double *V,
                       const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
                       slong prec)
 {
-    balls_t b;
-    int st = balls_init(&b, Q, K, V, W, NULL, n, d, opts);
-    if (st)
-        return st;
-    st = pr_hiprec_forward_arb(O, NULL, b.Q, b.K, b.V, b.w, W, n, d, opts, prec);
-    balls_clear(&b);
-    return st;
+    return hiprec_forward(O, Q, K, V, W, n, d, opts, NULL, prec);
 }
 
 int pr_hiprec_backward(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw,
@@ -261,36 +391,39 @@ int pr_hiprec_backward(arb_ptr dQ, arb_ptr dK, arb_ptr dV, arb_ptr dw,
                        const pr_posw_struct *W, const double *dO, int n, int d,
                        const pr_attn_opts_t *opts, slong prec)
 {
-    if (n > 0 && d > 0 && pr_vec_check_finite(dO, (size_t)n * d))
-        return PR_ENONFINITE;
-    balls_t b;
-    int st = balls_init(&b, Q, K, V, W, dO, n, d, opts);
-    if (st)
-        return st;
-    st = pr_hiprec_backward_arb(dQ, dK, dV, dw, NULL, b.Q, b.K, b.V, b.w, b.dO, W, n, d, opts, prec);
-    balls_clear(&b);
-    return st;
+    return hiprec_backward(dQ, dK, dV, dw, Q, K, V, W, dO, n, d, opts, NULL, prec);
+}
+
+void pr_hiprec_def_real(pr_hiprec_def_t *def, pr_scale_t scale, double alibi)
+{
+    def->rope = 1;
+    def->scale = (int)scale;
+    def->alibi = alibi;
 }
 
 int pr_hiprec_certify(arb_t err_O, arb_t err_grad, const double *O, const double *dQ,
                       const double *dK, const double *dV, const double *dw,
                       const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                      const double *dO, int n, int d, const pr_attn_opts_t *opts, slong prec)
+                      const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                      const pr_hiprec_def_t *def, slong prec)
 {
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
+    if (def && (!(def->alibi >= 0.0) || !isfinite(def->alibi) || (def->alibi > 0.0 && !opts->beta) ||
+                (def->scale != -1 && def->scale != PR_SCALE_INV_D && def->scale != PR_SCALE_INV_SQRT_D)))
+        return PR_EINVAL;
     size_t nd = (size_t)n * d, sw = (size_t)W->s * (2 * (size_t)n - 1);
     if (pr_vec_check_finite(O, nd) || (dQ && (pr_vec_check_finite(dQ, nd) || pr_vec_check_finite(dK, nd) ||
                                               pr_vec_check_finite(dV, nd) || pr_vec_check_finite(dO, nd) ||
                                               (dw && pr_vec_check_finite(dw, sw)))))
         return PR_ENONFINITE;
     arb_ptr ref = _arb_vec_init((slong)(3 * nd + sw));
-    st = pr_hiprec_forward(ref, Q, K, V, W, n, d, opts, prec);
+    st = hiprec_forward(ref, Q, K, V, W, n, d, opts, def, prec);
     if (!st)
         pr_hiprec_max_error(err_O, O, ref, nd, prec);
     if (!st && dQ) {
-        st = pr_hiprec_backward(ref, ref + nd, ref + 2 * nd, ref + 3 * nd, Q, K, V, W, dO, n, d, opts, prec);
+        st = hiprec_backward(ref, ref + nd, ref + 2 * nd, ref + 3 * nd, Q, K, V, W, dO, n, d, opts, def, prec);
         const double *g[4] = {dQ, dK, dV, dw};
         size_t len[4] = {nd, nd, nd, sw};
         arb_t e;
@@ -363,7 +496,8 @@ double pr_hiprec_lbound_d(const arb_t x)
     arf_init(u);
     arb_abs(a, x);
     arb_get_lbound_arf(u, a, 64);
-    double d = arf_get_d(u, ARF_RND_DOWN);
+    /* an indeterminate (NaN) ball says nothing: 0 is the only lower bound of |x| it proves */
+    double d = arf_is_nan(u) ? 0.0 : arf_get_d(u, ARF_RND_DOWN);
     arf_clear(u);
     arb_clear(a);
     return d;

@@ -1,4 +1,4 @@
-/* pr_xexpand: the rescaled-Toeplitz expansion (DESIGN.md §1) run in exact rational arithmetic,
+/* pr_xexpand: the rescaled-Toeplitz expansion (docs/math.md) run in exact rational arithmetic,
  * so that claim C2 holds with equality, and the same algebra in double, so that the
  * floating-point floor (F1) is measured as exact minus float.
  *
@@ -15,6 +15,10 @@
 #include <flint/fmpq.h>
 #include <flint/fmpz.h>
 #include "pr_attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* more terms than this are refused (PR_EBUDGET): the exact run is for small instances */
 #define PR_XEXPAND_MAX_TERMS 200000
@@ -64,4 +68,7 @@ int pr_xexpand_output_d(double *O, const double *Q, const double *K, const doubl
  * the same enumeration the expansion uses (claim C3); *total = their sum. */
 int pr_xexpand_count(fmpz_t total, fmpz *by_degree, int s, int g);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -132,6 +132,11 @@ void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong ex
     arf_init(worst);
     fmpz_init_set_si(e, exp);
     for (long i = 0; i < len; i++) {
+        /* a NaN would compare as nothing and drop out of the max: its error is +inf */
+        if (!isfinite(yf[i])) {
+            arf_pos_inf(worst);
+            break;
+        }
         arf_set_d(a, yf[i]);
         arf_set_fmpz_2exp(b, y + i, e);
         arf_sub(a, a, b, ARF_PREC_EXACT, ARF_RND_DOWN); /* exact */
@@ -166,7 +171,39 @@ static void pr_sumsq(arb_t s, const double *a, long len, arb_t t, slong prec)
  * extended precision and rounds once), and two more factors (1+u) for the final multiply by
  * fl(1/L). For FFTW's mixed-radix r2c/c2r codelets this form is the standard model rather than
  * a theorem about that exact code, which is why it is checked against the certified observed
- * error (pr_xtoeplitz_certify). */
+ * error (pr_xtoeplitz_certify).
+ * Underflow: that model has no absolute error term, and subnormal data break it (an n = 2
+ * product of subnormals erred by more than the bound). With fl(xy) = xy(1+δ) + η, |η| ≤ η₀ =
+ * 2^-1075, and exact sums in the subnormal range, each stage of a transform injects at most
+ * 2√2 η₀ per complex entry (2-norm √L 2√2 η₀), later stages amplify by √2 each (≤ 3.42 √L over
+ * all stages), so each forward spectrum errs by ≤ 10 L η₀ in 2-norm; the pointwise product
+ * scales that by ‖b̂‖∞ ≤ ‖b‖₁ (resp. ‖a‖₁) and adds √L 2√2 η₀; the inverse (gain √L, its own
+ * 10 L η₀) and the 1/L scaling (one η₀) give
+ *     ‖Δz‖∞ ≤ [10 √L (‖a‖₁ + ‖b‖₁) + 2√2 + 11] η₀,
+ * added with a factor 2 for the second-order terms. */
+static void pr_underflow_term(arb_t t, const double *a, long la, const double *b, long lb, long L, slong prec)
+{
+    arb_t s, x;
+    arb_init(s);
+    arb_init(x);
+    arb_zero(s);
+    for (long i = 0; i < la; i++) {
+        arb_set_d(x, fabs(a[i]));
+        arb_add(s, s, x, prec);
+    }
+    for (long i = 0; i < lb; i++) {
+        arb_set_d(x, fabs(b[i]));
+        arb_add(s, s, x, prec);
+    }
+    arb_sqrt_ui(x, (ulong)L, prec);
+    arb_mul(s, s, x, prec);
+    arb_mul_ui(s, s, 10, prec);
+    arb_add_ui(s, s, 14, prec); /* 2√2 + 11 ≤ 14 */
+    arb_mul_2exp_si(t, s, 1 - 1075);
+    arb_clear(s);
+    arb_clear(x);
+}
+
 static void pr_fft_bound(arb_t bound, const double *a, long la, const double *b, long lb, long L)
 {
     slong prec = PR_XT_PREC;
@@ -194,6 +231,8 @@ static void pr_fft_bound(arb_t bound, const double *a, long la, const double *b,
     arb_mul(na, na, nb, prec);
     arb_sqrt(na, na, prec);
     arb_mul(bound, na, g, prec);
+    pr_underflow_term(g, a, la, b, lb, L, prec);
+    arb_add(bound, bound, g, prec);
     arb_clear(u);
     arb_clear(f);
     arb_clear(g);
@@ -203,7 +242,9 @@ static void pr_fft_bound(arb_t bound, const double *a, long la, const double *b,
 
 /* Direct path: each output is a dot product of at most n terms, so (Higham, Accuracy and
  * Stability of Numerical Algorithms, 2nd ed., §3.1, (3.5), any summation order)
- *     |ŷ_i − y_i| ≤ γ_n (|A| |b|)_i,   γ_n = n u / (1 − n u).
+ *     |ŷ_i − y_i| ≤ γ_n (|A| |b|)_i + n 2^-1074,   γ_n = n u / (1 − n u),
+ * the last term for underflow (each of the n products may add η ≤ 2^-1075 absolute, carried
+ * through ≤ n sums by (1+u) factors; sums are exact in the subnormal range).
  * max_i (|A||b|)_i is computed exactly (the same FLINT product on absolute values). */
 static int pr_direct_bound(arb_t bound, const double *a, const double *b, long n, unsigned op,
                            int correlate)
@@ -229,6 +270,9 @@ static int pr_direct_bound(arb_t bound, const double *a, const double *b, long n
         arb_div(g, g, d, prec); /* γ_n */
         arb_set_fmpz_2exp(d, mx, e);
         arb_mul(bound, g, d, prec);
+        arb_set_ui(d, (ulong)n);
+        arb_mul_2exp_si(d, d, -1074);
+        arb_add(bound, bound, d, prec);
         arb_clear(g);
         arb_clear(d);
         fmpz_clear(mx);

@@ -30,7 +30,8 @@ int pr_xtoeplitz_correlate(fmpz *c, slong *exp, const double *x, const double *y
 int pr_xtoeplitz_apply_fmpz(fmpz *y, const fmpz *t, const fmpz *x, long n, unsigned op);
 int pr_xtoeplitz_correlate_fmpz(fmpz *c, const fmpz *x, const fmpz *y, long n);
 
-/* err = max_i |yf[i] - y[i]·2^exp| exactly (a ball of radius 0). */
+/* err = max_i |yf[i] - y[i]·2^exp| exactly (a ball of radius 0); +inf if some yf[i] is not
+ * finite (so that "err ≤ bound" is refuted, never certified). */
 void pr_xtoeplitz_max_error(arb_t err, const double *yf, const fmpz *y, slong exp, long len);
 
 /* The a-priori bound on max_i |ŷ_i − y_i| for the float engine's op(T) x on plan P (direct or

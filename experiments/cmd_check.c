@@ -1,16 +1,88 @@
-/* polyrope check: the proofs-check claims (DESIGN.md §3, §4). */
+/* polyrope check: the proofs-check claims (docs/cli.md, docs/claims.md). Every argument, the baseline's
+ * content and the output paths are validated before any check runs. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "pr_status.h"
 #include "proofs-check/checks.h"
 #include "cli.h"
 #include "commands.h"
 
+/* "SEED/TRIAL", both decimal, TRIAL in [1, 1e6] */
+static int parse_replay(const char *s, uint64_t *seed, long *trial)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end != '/' || end[1] < '0' || end[1] > '9')
+        return -1;
+    const char *t = end + 1;
+    long k = strtol(t, &end, 10);
+    if (errno || *end || k < 1 || k > 1000000)
+        return -1;
+    *seed = v;
+    *trial = k;
+    return 0;
+}
+
+/* The claims to run: "all" alone (or nothing) means every one; otherwise known names, each
+ * once. Returns 0, or an exit status after one line on stderr. */
+static int pick_claims(const pr_check_t **run, int *nrun, char **pos, int npos)
+{
+    *nrun = 0;
+    for (int p = 0; p < npos; p++) {
+        if (!strcasecmp(pos[p], "all")) {
+            if (npos > 1)
+                return pr_cli_fail("check", "'all' cannot be combined with claim names: give 'all' alone or the names");
+            continue;
+        }
+        const pr_check_t *c = pr_check_find(pos[p]);
+        if (!c)
+            return pr_cli_fail("check", "unknown claim '%s' (see polyrope check --list)", pos[p]);
+        for (int q = 0; q < *nrun; q++)
+            if (run[q] == c)
+                return pr_cli_fail("check", "claim '%s' named twice: name each claim once", pos[p]);
+        run[(*nrun)++] = c;
+    }
+    if (*nrun == 0)
+        for (; *nrun < pr_ncheck; (*nrun)++)
+            run[*nrun] = &pr_checks[*nrun];
+    return 0;
+}
+
+/* --dump DIR: DIR exists as a writable folder (created if its parent exists) and holds no
+ * earlier dump of these claims */
+static int prepare_dump(const char *dir, const pr_check_t **run, int nrun)
+{
+    struct stat sb;
+    if (!*dir)
+        return pr_cli_fail("check", "--dump needs a folder name");
+    if (stat(dir, &sb) && (errno != ENOENT || mkdir(dir, 0777)))
+        return pr_cli_fail("check", "cannot create --dump folder '%s': %s (its parent must exist)", dir, strerror(errno));
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode) || access(dir, W_OK | X_OK))
+        return pr_cli_fail("check", "--dump '%s' is not a writable folder: give a new or writable folder", dir);
+    for (int i = 0; i < nrun; i++) {
+        char path[4096];
+        int len = snprintf(path, sizeof path, "%s/%s", dir, run[i]->id);
+        if (len < 0 || (size_t)len >= sizeof path - 64)
+            return pr_cli_fail("check", "--dump folder name too long");
+        if (!stat(path, &sb))
+            return pr_cli_fail("check", "'%s' exists from an earlier dump: give a new folder or remove it", path);
+    }
+    return 0;
+}
+
 int pr_cmd_check(int argc, char **argv)
 {
     long trials = 20, seed = 20261123;
     double margin = 1.0;
-    const char *record = NULL, *baseline = NULL;
+    const char *record = NULL, *baseline = NULL, *replay = NULL, *dump = NULL;
     int list = 0;
     pr_opt_t o[] = {
         {"trials", PR_OPT_INT, &trials, "random instances per claim", 0, 1, 1e6, 0},
@@ -18,71 +90,135 @@ int pr_cmd_check(int argc, char **argv)
         {"record", PR_OPT_STRING, &record, "write the worst observed value per claim and configuration to FILE", 0, 0, 0, 0},
         {"baseline", PR_OPT_STRING, &baseline, "fail if any value grew beyond the one recorded in FILE by more than --margin", 0, 0, 0, 0},
         {"margin", PR_OPT_DOUBLE, &margin, "allowed relative growth over the baseline (1 = twice the recorded worst)", 0, 0, 1e6, 0},
+        {"replay", PR_OPT_STRING, &replay, "SEED/TRIAL: re-run that one trial of one claim, printing its instance and result", 0, 0, 0, 0},
+        {"dump", PR_OPT_STRING, &dump, "write each trial's instance and result to DIR/CLAIM/trial-K/ (trial.txt, *.npy)", 0, 0, 0, 0},
         {"list", PR_OPT_FLAG, &list, "list the claims and exit", 0, 0, 0, 0},
     };
     pr_cmd_spec_t spec = {
         "check", "[NAME...|all]",
-        "run the proofs-check claims of DESIGN.md section 4 (C1-C14, G1-G5, F1)",
+        "run the proofs-check claims of docs/claims.md (C1-C14, G1-G5, F1)",
         "Each claim is a seeded randomised program over a range of n, d, B, eps and kinds of W\n"
         "(rope, rope-neox, general, identity; full, causal and ALiBi masks). It prints claim,\n"
-        "trials, worst observed, bound and verdict: pass, FAIL, unknown (an Arb enclosure\n"
-        "straddled the bound), not built yet (the claim's module has not landed: nothing\n"
-        "checked), info (timing: slope and crossover, never fails on noise).\n"
+        "trials, worst observed, bound and verdict:\n"
+        "  pass     at least one trial observed; every observed value and bound finite, every\n"
+        "           value within its bound (proven with Arb/FLINT where the claim says\n"
+        "           certified); no error. Trials a check skips (counted in its note) are\n"
+        "           neither passes nor failures; 'trials' counts the observed ones\n"
+        "  FAIL     a trial exceeded its bound or gave NaN or infinity, no trial was observed,\n"
+        "           or the check could not run (reason in the note)\n"
+        "  unknown  an Arb enclosure straddled the bound: undecided, not a pass\n"
+        "  not built yet  the claim's module has not landed: nothing checked\n"
+        "  info     timing (C5, G5): slope and crossover, never fails on noise (FAIL if the\n"
+        "           slope is not a finite number)\n"
+        "Name claims (each once) or 'all' alone; an unknown name is refused. Trials are\n"
+        "independent: trial K of seed S is the same instance whatever --trials is, so\n"
+        "--replay S/K re-runs it alone, and --dump writes every trial's inputs (.npy, exact\n"
+        "doubles) with the observed value and bound (%.17g and %a) for re-checking outside\n"
+        "polyrope. C5, C10 and G5 (timing, fixed sizes) have no --replay or --dump; C7 and C8\n"
+        "compute every trial for their fit (give the run's --trials) and show the one replayed.\n"
         "Exit status 1 if any claim fails or any value regressed against --baseline.",
         o, (int)(sizeof o / sizeof o[0])};
     char **pos = malloc(sizeof(char *) * (argc > 0 ? argc : 1));
-    int npos = 0;
-    if (!pos)
-        return pr_cli_fail_status("check", PR_ENOMEM, "arguments");
-    int rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
-    if (rc) {
+    const pr_check_t **run = malloc(sizeof(*run) * (size_t)(pr_ncheck + argc + 1));
+    int npos = 0, nrun = 0;
+    if (!pos || !run) {
         free(pos);
+        free(run);
+        return pr_cli_fail_status("check", PR_ENOMEM, "arguments");
+    }
+    int rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
+    if (!rc && list) {
+        for (int i = 0; i < pr_ncheck; i++)
+            printf("%-4s %s%s\n", pr_checks[i].id, pr_checks[i].statement,
+                   pr_checks[i].replayable ? "" : " [no --replay/--dump]");
+        rc = -1;
+    }
+    if (!rc)
+        rc = pick_claims(run, &nrun, pos, npos);
+    free(pos);
+    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
+    if (!rc && replay) {
+        if (parse_replay(replay, &copts.seed, &copts.only))
+            rc = pr_cli_fail("check", "--replay expects SEED/TRIAL, e.g. 20261123/3 (TRIAL from 1)");
+        else if (nrun != 1 || npos != 1)
+            rc = pr_cli_fail("check", "--replay re-runs one trial of one claim: name exactly one claim");
+        else if (pr_cli_given(&spec, "seed"))
+            rc = pr_cli_fail("check", "--replay SEED/TRIAL sets the seed: drop --seed");
+        else if (record || baseline)
+            rc = pr_cli_fail("check", "--replay runs one trial: it cannot --record or compare with --baseline");
+        else if (pr_cli_given(&spec, "trials") && trials < copts.only)
+            rc = pr_cli_fail("check", "--replay trial %ld is beyond --trials %ld", copts.only, trials);
+        else if (!pr_cli_given(&spec, "trials") && copts.trials < copts.only)
+            copts.trials = copts.only; /* C7 and C8 fit over --trials: give the run's */
+        copts.show = stdout;
+    }
+    for (int i = 0; !rc && (replay || dump) && i < nrun; i++)
+        if (!run[i]->replayable)
+            rc = pr_cli_fail("check", "%s fits over all its trials: it has no --replay or --dump (name replayable claims, see --list)",
+                             run[i]->id);
+    if (!rc && dump && !(rc = prepare_dump(dump, run, nrun)))
+        copts.dump = dump;
+    /* the baseline read and judged now, the record's folder proven writable now */
+    pr_check_baseline_t B = {0, 0, NULL};
+    int have_base = 0, rfd = -1;
+    char rtmp[4096] = "";
+    if (!rc && baseline) {
+        FILE *bf = fopen(baseline, "r");
+        char why[128];
+        int st = bf ? pr_check_baseline_read(&B, bf, why, sizeof why) : PR_EIO;
+        if (bf)
+            fclose(bf);
+        if (!bf)
+            rc = pr_cli_fail("check", "cannot read baseline '%s': give an existing file written by --record", baseline);
+        else if (st)
+            rc = pr_cli_fail("check", "baseline '%s' %s%s: expected lines 'CLAIM CONFIG VALUE' as --record writes",
+                             baseline, st == PR_EINVAL ? "is malformed, " : "", st == PR_EINVAL ? why : pr_strerror(st));
+        have_base = !rc;
+    }
+    if (!rc && record) {
+        struct stat sb;
+        int len = snprintf(rtmp, sizeof rtmp, "%s.tmpXXXXXX", record);
+        if (!*record || len < 0 || (size_t)len >= sizeof rtmp || (!stat(record, &sb) && !S_ISREG(sb.st_mode)) ||
+            (rfd = mkstemp(rtmp)) < 0) {
+            rtmp[0] = 0;
+            rc = pr_cli_fail("check", "cannot write record '%s': give a file in an existing, writable folder", record);
+        } else {
+            mode_t m = umask(0);
+            umask(m);
+            fchmod(rfd, 0666 & ~m); /* mkstemp's 0600 would make the record private */
+        }
+    }
+    if (rc) {
+        pr_check_baseline_clear(&B);
+        free(run);
         return rc < 0 ? 0 : rc;
     }
-    if (list) {
-        for (int i = 0; i < pr_ncheck; i++)
-            printf("%-4s %s\n", pr_checks[i].id, pr_checks[i].statement);
-        free(pos);
-        return 0;
-    }
-    /* which claims: none named or "all" means every one */
-    const pr_check_t **run = malloc(sizeof(*run) * (size_t)(pr_ncheck + npos));
-    int nrun = 0;
-    for (int p = 0; p < npos; p++) {
-        if (!strcmp(pos[p], "all")) {
-            npos = 0;
-            break;
-        }
-        const pr_check_t *c = pr_check_find(pos[p]);
-        if (!c) {
-            rc = pr_cli_fail("check", "unknown claim '%s' (see polyrope check --list)", pos[p]);
-            free(run);
-            free(pos);
-            return rc;
-        }
-        run[nrun++] = c;
-    }
-    if (npos == 0)
-        for (nrun = 0; nrun < pr_ncheck; nrun++)
-            run[nrun] = &pr_checks[nrun];
-    free(pos);
 
-    FILE *bf = NULL;
-    if (baseline && !(bf = fopen(baseline, "r"))) {
-        free(run);
-        return pr_cli_fail("check", "cannot read baseline '%s': give an existing file written by --record", baseline);
-    }
-    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE};
     pr_check_result_t *res = calloc((size_t)nrun, sizeof(*res));
+    if (!res) {
+        if (rfd >= 0) {
+            close(rfd);
+            unlink(rtmp);
+        }
+        pr_check_baseline_clear(&B);
+        free(run);
+        return pr_cli_fail_status("check", PR_ENOMEM, "results");
+    }
     int failed = 0, counts[5] = {0};
-    printf("polyrope check: seed %ld, %ld trials per claim\n", seed, trials);
-    pr_check_print_header(stdout);
+    if (replay)
+        printf("polyrope check %s: replay of trial %ld, seed %llu (of %ld trials)\n", run[0]->id, copts.only,
+               (unsigned long long)copts.seed, copts.trials);
+    else
+        printf("polyrope check: seed %ld, %ld trials per claim\n", seed, trials);
+    fflush(stdout);
     for (int i = 0; i < nrun; i++) {
         int st = pr_check_run(&res[i], run[i], &copts);
-        if (st) {
+        if (replay)
+            printf("\n");
+        if (i == 0)
+            pr_check_print_header(stdout);
+        if (st)
             fprintf(stderr, "polyrope check: %s could not run: %s\n", run[i]->id, pr_strerror(st));
-            res[i].verdict = PR_CHECK_FAIL;
-        }
         pr_check_print(stdout, &res[i]);
         fflush(stdout);
         counts[res[i].verdict]++;
@@ -91,26 +227,27 @@ int pr_cmd_check(int argc, char **argv)
     printf("%d pass, %d FAIL, %d unknown, %d not built yet, %d info\n",
            counts[PR_CHECK_PASS], counts[PR_CHECK_FAIL], counts[PR_CHECK_UNKNOWN],
            counts[PR_CHECK_NOTBUILT], counts[PR_CHECK_INFO]);
-    if (bf) {
-        int bad = pr_check_compare(stdout, bf, res, nrun, margin);
-        fclose(bf);
-        if (bad < 0) {
-            free(run);
-            free(res);
-            return pr_cli_fail("check", "baseline '%s' is malformed: expected lines 'CLAIM CONFIG VALUE'", baseline);
-        }
+    if (dump)
+        printf("dumped each trial to %s/CLAIM/trial-K/\n", dump);
+    if (have_base) {
+        int bad = pr_check_baseline_compare(stdout, &B, res, nrun, margin);
         printf("baseline %s: %d regression%s (margin %g)\n", baseline, bad, bad == 1 ? "" : "s", margin);
         failed |= bad > 0;
     }
-    if (record) {
-        FILE *rf = fopen(record, "w");
+    pr_check_baseline_clear(&B);
+    if (rfd >= 0) {
+        FILE *rf = fdopen(rfd, "w");
         int st = rf ? pr_check_record(rf, res, nrun, &copts) : PR_EIO;
-        if (rf && fclose(rf))
+        if (!rf)
+            close(rfd);
+        if ((rf && fclose(rf)) || (!st && rename(rtmp, record)))
             st = PR_EIO;
         if (st) {
+            unlink(rtmp);
             free(run);
             free(res);
-            return pr_cli_fail("check", "cannot write record '%s': check the directory exists and is writable", record);
+            fprintf(stderr, "polyrope check: cannot write record '%s': %s\n", record, pr_strerror(st));
+            return 1;
         }
         printf("recorded worst values to %s\n", record);
     }

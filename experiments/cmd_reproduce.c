@@ -1,5 +1,5 @@
 /* polyrope reproduce: every preset into CSVs and figures, the proofs-check claims, and
- * REPORT.md with one line per claim of DESIGN.md §4. */
+ * REPORT.md with one line per claim of docs/claims.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -9,13 +9,15 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "pr_status.h"
 #include "pr_timing.h"
 #include "pr_version.h"
+#include "child.h"
 #include "cli.h"
 #include "commands.h"
 #include "sweep.h"
 
-/* Every claim of DESIGN.md §4, and where its evidence comes from: a preset, or
+/* Every claim of docs/claims.md, and where its evidence comes from: a preset, or
  * `polyrope check ID` for the claims that are exact identities rather than measurements. */
 static const struct {
     const char *id, *statement, *source;
@@ -26,8 +28,8 @@ static const struct {
     {"C4", "FFT Toeplitz product = dense product", "check"},
     {"C5", "forward cost Θ(C(s+g,g)(d+1) n log n); crossover n* against dense", "scaling"},
     {"C6", "max|M| ≤ R = σB² max_ℓ Σ|w_ab(ℓ)|", "factorise"},
-    {"C7", "least degree for e^x tracks the Aggarwal-Alman bound", "degree"},
-    {"C8", "least degree for e^-x on [0, L] tracks Θ(max{√(L log 1/δ), ...})", "degree"},
+    {"C7", "certified least degree (of the construction) for e^x tracks the Aggarwal-Alman bound", "degree"},
+    {"C8", "certified least degree (of the construction) for e^-x on [0, L] tracks Θ(max{√(L log 1/δ), ...})", "degree"},
     {"C9", "‖Õ - O‖∞ ≤ 2ε_A/(1-ε_A)‖V‖∞", "error"},
     {"C10", "B = o(√log n) ⇒ g = o(log n), terms n^o(1); blow-up past B ≈ √log n", "threshold"},
     {"C11", "RoPE factorises: Q_i R_{j-i} K_jᵀ = (R_iQ_i)·(R_jK_j)", "factorise"},
@@ -41,6 +43,16 @@ static const struct {
     {"F1", "double's floor grows like e^{2R}·u", "threshold"},
 };
 enum { NCLAIMS = sizeof claims / sizeof claims[0] };
+
+/* what each verdict means, stated once in REPORT.md */
+#define REPORT_MEANING                                                                                              \
+    "A claim is *passed* only when every experiment and check it rests on ran to the end (every configuration "      \
+    "of its grid, every row ok) and passed. *FAILED*: one of them failed. *not run*: one of them did not run or "     \
+    "left no evidence (the evidence column says why). *inconclusive*: all ran, but the data cannot decide (too few "  \
+    "sizes, too narrow a range, an undefined ratio). *not built yet*: the claim's module is missing. A measurement "  \
+    "marked *info* (timing checks, the a-priori floor of F1) is shown but decides nothing. The exit status is 0 "   \
+    "only when every claim passed (or is info); 1 if any claim FAILED, was not run, is inconclusive or not built. "  \
+    "--tiny's grids are too small to decide the timing and degree claims: a tiny run is a smoke test, not evidence."
 
 typedef struct {
     pr_verdict_t verdict;
@@ -68,30 +80,34 @@ static int claim_index(const char *id)
     return -1;
 }
 
-/* runs one preset into dir/<name>.csv, plots it and reads the verdicts of its claims */
+/* runs one preset into dir/<name>.csv, plots it and reads the verdicts of its claims; a claim
+ * whose experiment did not run to the end is "not run", with the reason */
 static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, const char *size, int resume,
                        const char *cmdline)
 {
-    char csv[4096], err[256];
+    char csv[4096], err[256], why[320] = "";
     snprintf(csv, sizeof csv, "%s/%s.csv", dir, p->name);
     pr_claim_result_t res[8];
-    int nres = 0;
-    const char *why = 0;
+    int nres = 0, plotted = 0;
     pr_grid_t g;
-    if (!resume)
-        unlink(csv);
-    pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
     int st = pr_preset_grid(&g, p, size, 0, err, sizeof err);
-    int rc = st ? 2 : pr_sweep_run(p, &g, &so);
+    if (st)
+        snprintf(why, sizeof why, "its grid is invalid: %s", err);
+    else if (!resume && unlink(csv) && errno != ENOENT)
+        snprintf(why, sizeof why, "the old %s.csv cannot be removed: %s", p->name, strerror(errno));
+    if (!why[0]) {
+        pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
+        if (pr_sweep_run(p, &g, &so))
+            snprintf(why, sizeof why, "the sweep did not run to the end (see the message above)");
+    }
     pr_grid_clear(&g);
-    if (rc) {
-        why = "the sweep failed (see the message above)";
-    } else {
-        if (pr_plot_csv(csv))
+    if (!why[0]) {
+        plotted = !pr_plot_csv(csv);
+        if (!plotted)
             stderr_note("%s: no figure (see above); verdicts still come from the CSV", p->name);
         pr_csv_t t;
         if (pr_csv_read(&t, csv, 0, err, sizeof err)) {
-            why = "its CSV could not be read back";
+            snprintf(why, sizeof why, "its CSV could not be read back: %s", err);
         } else {
             nres = p->verdict(res, &t);
             pr_csv_clear(&t);
@@ -105,78 +121,87 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
         int k = claim_index(id);
         if (k < 0)
             continue;
-        snprintf(oc[k].figure, sizeof oc[k].figure, "%s.png", p->name);
-        oc[k].verdict = PR_VERDICT_INCONCLUSIVE;
-        snprintf(oc[k].detail, sizeof oc[k].detail, "%s: %s", p->name, why ? why : "no verdict for this claim");
+        if (plotted)
+            snprintf(oc[k].figure, sizeof oc[k].figure, "%s.png", p->name);
+        oc[k].verdict = PR_VERDICT_NOT_RUN;
+        snprintf(oc[k].detail, sizeof oc[k].detail, "%s: %s", p->name, why[0] ? why : "no verdict for this claim");
         for (int r = 0; r < nres; r++)
-            if (!why && !strcmp(res[r].claim, id)) {
+            if (!why[0] && !strcmp(res[r].claim, id)) {
                 oc[k].verdict = res[r].verdict;
                 snprintf(oc[k].detail, sizeof oc[k].detail, "%s (%s.csv)", res[r].detail, p->name);
             }
     }
 }
 
-/* `polyrope check` on every claim as one child process, its table kept in dir/check.txt; each
- * claim's row gives its verdict (pass, FAIL, unknown, not built yet, info). Returns 0, or -1
- * when the check could not run at all. */
-static int run_checks(outcome_t *chk, const char *dir, const char *trials)
+/* `polyrope check` on every claim as one child process (it dies with this one), its table kept
+ * in dir/check.txt; each claim's row gives its verdict (pass, FAIL, unknown, not built yet,
+ * info). Returns 0, or -1 when the check could not run to the end (why says how). */
+static int run_checks(outcome_t *chk, const char *dir, const char *trials, char *why, size_t whylen)
 {
     char out[4096];
     snprintf(out, sizeof out, "%s/check.txt", dir);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        /* this very binary, even if a rebuild has replaced the file since it started */
-        if (trials)
-            execl("/proc/self/exe", "polyrope", "check", "all", "--trials", trials, (char *)0);
-        else
-            execl("/proc/self/exe", "polyrope", "check", "all", (char *)0);
-        _exit(127);
-    }
+    /* this very binary, even if a rebuild has replaced the file since it started */
+    char *argv_t[] = {"polyrope", "check", "all", "--trials", (char *)trials, 0};
+    char *argv_full[] = {"polyrope", "check", "all", 0};
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+    if (pr_child_run(&status, "/proc/self/exe", trials ? argv_t : argv_full, out)) {
+        snprintf(why, whylen, "it could not be started: %s", strerror(errno));
         return -1;
+    }
+    if (WIFSIGNALED(status)) {
+        snprintf(why, whylen, "it was killed by signal %d", WTERMSIG(status));
+        return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+        snprintf(why, whylen, "it exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return -1;
+    }
     FILE *f = fopen(out, "r");
+    if (!f) {
+        snprintf(why, whylen, "check.txt cannot be read: %s", strerror(errno));
+        return -1;
+    }
     char line[1024];
-    while (f && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         char id[16], trials_s[32], worst[32], bound[32], verdict[32];
         if (sscanf(line, "%15s %31s %31s %31s %31s", id, trials_s, worst, bound, verdict) != 5)
             continue;
         int k = claim_index(id);
         if (k < 0)
             continue;
-        chk[k].verdict = !strcmp(verdict, "pass") ? PR_VERDICT_PASSED : !strcmp(verdict, "FAIL") ? PR_VERDICT_FAILED
-                       : !strcmp(verdict, "not") ? PR_VERDICT_NOT_BUILT : PR_VERDICT_INCONCLUSIVE;
+        chk[k].verdict = !strcmp(verdict, "pass") ? PR_VERDICT_PASSED
+                       : !strcmp(verdict, "FAIL") ? PR_VERDICT_FAILED
+                       : !strcmp(verdict, "not")  ? PR_VERDICT_NOT_BUILT
+                       : !strcmp(verdict, "info") ? PR_VERDICT_INFO
+                                                  : PR_VERDICT_INCONCLUSIVE;
         snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: %s%s, worst %s against bound %s (check.txt)", id,
                  verdict, !strcmp(verdict, "not") ? " built yet" : "", worst, bound);
     }
-    if (f)
-        fclose(f);
+    fclose(f);
     return 0;
 }
 
-/* One verdict from the experiment's and the check's: a failure of either fails the claim, a
- * pass of either (without failure) passes it; "not built yet" only when neither ran. */
+/* One verdict from the experiment's and the check's. "info" is shown but decides nothing;
+ * otherwise the claim is passed only when every piece that decides it passed: a failure fails
+ * it, then a piece that did not run, was not built or was inconclusive says so. */
 static void combine(outcome_t *oc, const outcome_t *chk, int has_experiment)
 {
-    if (!has_experiment) {
+    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_NOT_BUILT,
+                                         PR_VERDICT_INCONCLUSIVE, PR_VERDICT_PASSED};
+    pr_verdict_t a = has_experiment ? oc->verdict : PR_VERDICT_INFO, b = chk->verdict;
+    if (!has_experiment)
         snprintf(oc->detail, sizeof oc->detail, "%s", chk->detail);
-        oc->verdict = chk->verdict;
-        return;
+    else {
+        size_t len = strlen(oc->detail);
+        snprintf(oc->detail + len, sizeof oc->detail - len, "; %s", chk->detail);
     }
-    pr_verdict_t a = oc->verdict, b = chk->verdict;
-    oc->verdict = a == PR_VERDICT_FAILED || b == PR_VERDICT_FAILED ? PR_VERDICT_FAILED
-                : a == PR_VERDICT_PASSED || b == PR_VERDICT_PASSED ? PR_VERDICT_PASSED
-                : a == PR_VERDICT_INCONCLUSIVE || b == PR_VERDICT_INCONCLUSIVE ? PR_VERDICT_INCONCLUSIVE
-                : PR_VERDICT_NOT_BUILT;
-    size_t len = strlen(oc->detail);
-    snprintf(oc->detail + len, sizeof oc->detail - len, "; %s", chk->detail);
+    /* nothing that decides it: an inconclusive claim, however much was measured */
+    oc->verdict = PR_VERDICT_INCONCLUSIVE;
+    for (int i = 0; i < 5; i++)
+        if (a == order[i] || b == order[i]) {
+            oc->verdict = order[i];
+            break;
+        }
 }
 
 /* a table cell: '|' would end the cell, so it is escaped */
@@ -202,14 +227,15 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
     time_t now = time(0);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
     pr_machine_string(machine, sizeof machine);
-    int counts[4] = {0};
+    int counts[PR_VERDICT_INFO + 1] = {0};
     for (int i = 0; i < NCLAIMS; i++)
         counts[oc[i].verdict]++;
     fprintf(f, "# polyrope reproduce: report\n\n");
     fprintf(f, "`%s` (%s grids), finished %s in %.0f s.\n\n", cmdline, size, when, secs);
-    fprintf(f, "%d claims: %d passed, %d failed, %d inconclusive, %d not built yet.\n\n", NCLAIMS,
-            counts[PR_VERDICT_PASSED], counts[PR_VERDICT_FAILED], counts[PR_VERDICT_INCONCLUSIVE],
-            counts[PR_VERDICT_NOT_BUILT]);
+    fprintf(f, "%d claims: %d passed, %d failed, %d not run, %d inconclusive, %d not built yet.\n\n", NCLAIMS,
+            counts[PR_VERDICT_PASSED], counts[PR_VERDICT_FAILED], counts[PR_VERDICT_NOT_RUN],
+            counts[PR_VERDICT_INCONCLUSIVE], counts[PR_VERDICT_NOT_BUILT]);
+    fprintf(f, "%s\n\n", REPORT_MEANING);
     fprintf(f, "| claim | statement | verdict | evidence | figure |\n|---|---|---|---|---|\n");
     for (int i = 0; i < NCLAIMS; i++) {
         char fig[300] = "";
@@ -220,15 +246,73 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
             cell(f, cells[c]);
         fputs("|\n", f);
     }
-    fprintf(f, "\nA claim marked *not built yet* has no experiment or check in this build: it was not run and is "
-               "not counted as passed.\n\n## Machine and libraries\n\n- machine: %s\n", machine);
+    fprintf(f, "\n## Machine and libraries\n\n- machine: %s\n", machine);
     pr_version_fprint(f, "- ");
     fprintf(f, "\n## Files\n\nEach `PRESET.csv` is self-describing (its `#` lines give the grid, seed column, "
                "version and command); `PRESET.png` and `PRESET.pdf` are drawn from it by `polyrope plot`.\n");
     if (fclose(f) || rename(tmp, path))
         return pr_cli_fail("reproduce", "cannot write %s: %s", path, strerror(errno));
     printf("%s\n", path);
-    return counts[PR_VERDICT_FAILED] ? 1 : 0;
+    /* exit 0 promises that every claim passed: an undecided claim is not a passed one */
+    return counts[PR_VERDICT_FAILED] || counts[PR_VERDICT_NOT_RUN] || counts[PR_VERDICT_NOT_BUILT] ||
+                   counts[PR_VERDICT_INCONCLUSIVE]
+               ? 1
+               : 0;
+}
+
+/* --out must be a folder this process can create files in; refused before any work */
+static int check_out(const char *out)
+{
+    struct stat sb;
+    if (!*out)
+        return pr_cli_fail("reproduce", "--out is empty: give a folder for the results");
+    if (strlen(out) > 3000)
+        return pr_cli_fail("reproduce", "--out is longer than 3000 bytes: give a shorter folder path");
+    if (!stat(out, &sb) && !S_ISDIR(sb.st_mode))
+        return pr_cli_fail("reproduce", "--out %s exists and is not a folder: give a folder (created if missing)", out);
+    if (mkdir(out, 0755) && errno != EEXIST)
+        return pr_cli_fail("reproduce", "--out %s: cannot create the folder: %s", out, strerror(errno));
+    char probe[3100];
+    snprintf(probe, sizeof probe, "%s/.polyrope-probe-XXXXXX", out);
+    int fd = mkstemp(probe);
+    if (fd < 0)
+        return pr_cli_fail("reproduce", "--out %s: cannot write into the folder: %s", out, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+/* --resume continues the CSVs of an interrupted run of the same size: a CSV of another grid
+ * is refused before any work (else its claims would have no evidence) */
+static int check_resume(const char *out, const char *size)
+{
+    static const char *const sizes[] = {"tiny", "quick", "full"};
+    for (int i = 0; i < pr_npresets; i++) {
+        const pr_preset_t *p = &pr_presets[i];
+        char csv[4096], err[512];
+        snprintf(csv, sizeof csv, "%s/%s.csv", out, p->name);
+        pr_csv_t t;
+        if (access(csv, F_OK) || pr_csv_read(&t, csv, 0, err, sizeof err))
+            continue; /* missing: run afresh; unreadable: the sweep says why */
+        const char *theirs = pr_csv_comment(&t, "grid"), *which = 0;
+        int same = 0;
+        for (int k = 0; k < 3 && theirs; k++) {
+            pr_grid_t g;
+            char *text = pr_preset_grid(&g, p, sizes[k], 0, err, sizeof err) ? 0 : pr_grid_text(&g);
+            pr_grid_clear(&g);
+            if (text && !strcmp(text, theirs)) {
+                which = sizes[k];
+                same = !strcmp(sizes[k], size);
+            }
+            free(text);
+        }
+        pr_csv_clear(&t);
+        if (!same)
+            return pr_cli_fail("reproduce",
+                               "--resume: %s is not from a --%s run (%s%s); resume with that size or use another --out",
+                               csv, size, which ? "it is from --" : "its grid is another", which ? which : "");
+    }
+    return 0;
 }
 
 int pr_cmd_reproduce(int argc, char **argv)
@@ -239,15 +323,19 @@ int pr_cmd_reproduce(int argc, char **argv)
         {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, a few minutes on 2 cores (the default)"},
         {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids, an hour or more"},
         {.name = "tiny", .type = PR_OPT_FLAG, .dest = &tiny, .help = "the smallest grids, seconds: a smoke test of the whole job"},
-        {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md"},
-        {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it"},
+        {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md (created if missing; must be writable)"},
+        {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it (give the same size)"},
     };
     pr_cmd_spec_t spec = {"reproduce", "", "Run every experiment; write CSVs, figures and REPORT.md with each claim's verdict.",
                           "Writes DIR/PRESET.csv, DIR/PRESET.png and DIR/PRESET.pdf for each preset (polyrope sweep\n"
                           "--list), DIR/check.txt from polyrope check all (--trials 3 unless --full), and DIR/REPORT.md\n"
                           "with one line per claim: id, statement, verdict (the experiment's and the check's together),\n"
                           "evidence, figure. Progress goes to stderr.\n"
-                          "Exit status 1 if any claim FAILED; a claim not built yet is reported as such, not passed.",
+                          "passed: every experiment and check the claim rests on ran to the end and passed.\n"
+                          "FAILED: one of them failed. not run: one of them did not run (the evidence says why).\n"
+                          "inconclusive: all ran, but the data cannot decide (e.g. --tiny's grids are too small).\n"
+                          "Exit status 0 only when every claim passed; 1 if any claim FAILED, was not run, is\n"
+                          "inconclusive or not built (a --tiny run, a smoke test, leaves some claims inconclusive).",
                           opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
@@ -255,12 +343,19 @@ int pr_cmd_reproduce(int argc, char **argv)
     if (quick + full + tiny > 1)
         return pr_cli_fail("reproduce", "give one of --quick, --full, --tiny");
     const char *size = full ? "full" : tiny ? "tiny" : "quick";
-    if (mkdir(out, 0755) && errno != EEXIST)
-        return pr_cli_fail("reproduce", "cannot create %s: %s", out, strerror(errno));
+    if ((rc = check_out(out)) || (resume && (rc = check_resume(out, size))))
+        return rc;
     char *cmdline = pr_sweep_cmdline(argc, argv);
+    if (!cmdline)
+        return pr_cli_fail("reproduce", "out of memory");
     double t0 = pr_timing_wall();
     outcome_t oc[NCLAIMS];
     memset(oc, 0, sizeof oc);
+    /* a claim no preset answers has no evidence (never the zero verdict, "passed") */
+    for (int k = 0; k < NCLAIMS; k++) {
+        oc[k].verdict = PR_VERDICT_NOT_RUN;
+        snprintf(oc[k].detail, sizeof oc[k].detail, "no preset answers it");
+    }
     for (int i = 0; i < pr_npresets; i++) {
         const pr_preset_t *p = &pr_presets[i];
         stderr_note("[%d/%d] %s (%s): running", i + 1, pr_npresets, p->name, p->claims);
@@ -268,16 +363,21 @@ int pr_cmd_reproduce(int argc, char **argv)
     }
     outcome_t chk[NCLAIMS];
     for (int k = 0; k < NCLAIMS; k++) {
-        chk[k].verdict = PR_VERDICT_INCONCLUSIVE;
-        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: no row in check.txt", claims[k].id);
+        chk[k].verdict = PR_VERDICT_NOT_RUN;
+        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (no row in check.txt)", claims[k].id);
     }
     stderr_note("polyrope check all (proofs-check, output in %s/check.txt)", out);
-    if (run_checks(chk, out, full ? 0 : "3"))
-        stderr_note("polyrope check did not run to the end (see %s/check.txt)", out);
+    char why[256];
+    if (run_checks(chk, out, full ? 0 : "3", why, sizeof why)) {
+        stderr_note("polyrope check did not run to the end: %s (see %s/check.txt)", why, out);
+        for (int k = 0; k < NCLAIMS; k++)
+            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, why);
+    }
     for (int k = 0; k < NCLAIMS; k++)
         combine(&oc[k], &chk[k], strcmp(claims[k].source, "check") != 0);
     rc = write_report(out, oc, size, cmdline, pr_timing_wall() - t0);
-    stderr_note("report in %s/REPORT.md, figures and CSVs beside it", out);
+    if (rc != 2)
+        stderr_note("report in %s/REPORT.md, figures and CSVs beside it", out);
     free(cmdline);
     return rc;
 }

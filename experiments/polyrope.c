@@ -1,5 +1,6 @@
-/* polyrope: the command line, a thin layer over libpolyrope (DESIGN.md §3). */
+/* polyrope: the command line, a thin layer over libpolyrope (docs/cli.md). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "pr_version.h"
 #include "pr_status.h"
@@ -49,8 +50,8 @@ int main(int argc, char **argv)
             /* FFTW wisdom for every command, from and to $POLYROPE_FFTW_WISDOM */
             int st = pr_toeplitz_wisdom_env_import(), rc;
             if (st) {
-                fprintf(stderr, "polyrope: $%s: %s (remove the file or unset the variable)\n",
-                        PR_TOEPLITZ_WISDOM_ENV, pr_strerror(st));
+                fprintf(stderr, "polyrope: $%s = %s: cannot be read as FFTW wisdom, written or created (point it "
+                        "at a writable file, or unset it)\n", PR_TOEPLITZ_WISDOM_ENV, getenv(PR_TOEPLITZ_WISDOM_ENV));
                 return 2;
             }
             rc = commands[i].run(argc - 1, argv + 1);

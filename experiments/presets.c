@@ -1,7 +1,8 @@
 /* presets: each experiment as a table of columns plus a row function that calls libpolyrope,
- * and a verdict read back from the finished CSV (DESIGN.md §4 claim ids). */
+ * and a verdict read back from the finished CSV (docs/claims.md claim ids). */
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "polyrope.h"
@@ -64,6 +65,120 @@ static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, con
     return st;
 }
 
+/* ------------------------------------------------------------------ verdicts: shared */
+
+/* appends to a claim's detail, cut at its end: a long value read from a CSV never writes past it */
+static void detail_add(pr_claim_result_t *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void detail_add(pr_claim_result_t *res, const char *fmt, ...)
+{
+    size_t len = strnlen(res->detail, sizeof res->detail);
+    if (len + 1 >= sizeof res->detail)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->detail + len, sizeof res->detail - len, fmt, ap);
+    va_end(ap);
+}
+
+/* the verdict of a claim resting on two pieces of evidence: passed only if both passed */
+static pr_verdict_t verdict_worse(pr_verdict_t a, pr_verdict_t b)
+{
+    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_NOT_BUILT,
+                                         PR_VERDICT_INCONCLUSIVE, PR_VERDICT_INFO, PR_VERDICT_PASSED};
+    for (int i = 0; i < 6; i++)
+        if (a == order[i] || b == order[i])
+            return order[i];
+    return PR_VERDICT_INCONCLUSIVE;
+}
+
+static void not_run(pr_claim_result_t *res, const char *claim, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void not_run(pr_claim_result_t *res, const char *claim, const char *fmt, ...)
+{
+    res->claim = claim;
+    res->verdict = PR_VERDICT_NOT_RUN;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->detail, sizeof res->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* a row the error control refused (floor, budget, domain): the method declined to run there,
+ * which is its documented answer, not a failure; the claims are about the runs it makes */
+static int refused(const char *status)
+{
+    return !strcmp(status, pr_strerror(PR_EFLOOR)) || !strcmp(status, pr_strerror(PR_EBUDGET)) ||
+           !strcmp(status, pr_strerror(PR_EDOMAIN));
+}
+
+/* A verdict rests on the whole grid: one row for each configuration (idx 0..N-1 once each, N
+ * from the '# configurations:' line), every row ok or refused, and the columns it reads (comma
+ * separated in cols). Returns 1 if so, with the count of refused rows in *nrefused; else fills
+ * res as "not run" with the reason and returns 0. */
+static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols, long *nrefused)
+{
+    *nrefused = 0;
+    int st = pr_csv_col(t, "status");
+    if (st < 0 || pr_csv_col(t, "idx") < 0) {
+        not_run(res, claim, "the CSV has no %s column", st < 0 ? "status" : "idx");
+        return 0;
+    }
+    for (const char *c = cols; *c;) {
+        size_t n = strcspn(c, ",");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)n, c);
+        if (pr_csv_col(t, name) < 0) {
+            not_run(res, claim, "the CSV has no %s column", name);
+            return 0;
+        }
+        c += n + (c[n] == ',');
+    }
+    const char *conf = pr_csv_comment(t, "configurations");
+    char *end = 0;
+    long want = conf ? strtol(conf, &end, 10) : -1;
+    if (!conf || end == conf || *end || want < 1) {
+        not_run(res, claim, "the CSV has no valid '# configurations:' line");
+        return 0;
+    }
+    if (t->nrows != want) {
+        not_run(res, claim, "%ld rows for %ld configurations: the sweep did not finish", t->nrows, want);
+        return 0;
+    }
+    unsigned char *seen = calloc((size_t)want, 1);
+    if (!seen) {
+        not_run(res, claim, "out of memory reading the CSV");
+        return 0;
+    }
+    long bad = 0, first = -1, dup = 0;
+    for (long r = 0; r < t->nrows; r++) {
+        double idx = pr_csv_num(t, r, "idx");
+        if (!(idx >= 0 && idx < want) || idx != floor(idx) || seen[(long)idx]++)
+            dup++;
+        if (refused(t->rows[r][st]))
+            (*nrefused)++;
+        else if (strcmp(t->rows[r][st], "ok") && !bad++)
+            first = r;
+    }
+    free(seen);
+    if (dup) {
+        not_run(res, claim, "%ld rows with a missing, repeated or out-of-range idx: the grid is not covered", dup);
+        return 0;
+    }
+    if (bad) {
+        const char *key = pr_csv_str(t, first, "key");
+        not_run(res, claim, "%ld of %ld configurations did not run (first: %.60s: %.60s)", bad, t->nrows,
+                key ? key : "?", t->rows[first][st]);
+        return 0;
+    }
+    return 1;
+}
+
+static void note_refused(pr_claim_result_t *res, long nrefused)
+{
+    if (nrefused)
+        detail_add(res, "; %ld configurations refused by the error control (floor, budget or domain): not judged",
+                   nrefused);
+}
+
 /* ------------------------------------------------------------------ factorise (C11, C6) */
 
 enum { FA_R, FA_MAXM, FA_ERR, FA_BOUND };
@@ -96,7 +211,7 @@ static int factorise_row(double *out, const pr_cfg_t *cfg)
             st = pr_rope_rotate(Kr, K, n, d, W->rope_base, layout, 1);
     }
     double sigma = pr_scale_sigma(PR_SCALE_INV_D, d);
-    /* R from the data (DESIGN.md §1 "Bounded entries") */
+    /* R from the data (docs/math.md §3) */
     double R = sigma * pr_vec_max_abs(Q, (size_t)n * d) * pr_vec_max_abs(K, (size_t)n * d) * pr_posw_max_rowsum(W);
     double maxm = 0, err = 0;
     for (int i = 0; !st && i < n; i++)
@@ -129,23 +244,39 @@ static int factorise_row(double *out, const pr_cfg_t *cfg)
     return st;
 }
 
-/* fills res for one claim: passed when every row with both columns has num <= factor·den */
+/* fills res for one claim: passed when every row has num <= factor·den. A row with both NaN
+ * is outside the claim (C11 on a W that does not factorise); a row with one of them NaN, or
+ * an undefined ratio (inf/inf), decides nothing and leaves the claim inconclusive. */
 static void ratio_verdict(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *num,
                           const char *den, double factor, const char *what)
 {
-    long rows = 0;
+    char cols[128];
+    snprintf(cols, sizeof cols, "%s,%s", num, den);
+    long rows = 0, undecided = 0, nrefused;
+    if (!evidence_ok(res, claim, t, cols, &nrefused))
+        return;
     double worst = 0;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
         double a = pr_csv_num(t, r, num), b = pr_csv_num(t, r, den);
-        if (isnan(a) || isnan(b))
+        if (isnan(a) && isnan(b))
             continue;
+        double q = b > 0 ? a / (factor * b) : a > 0 ? INFINITY : a <= 0 && b == 0 ? 0 : NAN;
+        if (isnan(q)) {
+            undecided++;
+            continue;
+        }
         rows++;
-        worst = fmax(worst, b > 0 ? a / (factor * b) : (a > 0 ? INFINITY : 0));
+        worst = fmax(worst, q);
     }
-    res->verdict = !rows ? PR_VERDICT_INCONCLUSIVE : worst <= 1 ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
+    res->verdict = worst > 1 ? PR_VERDICT_FAILED : !rows || undecided ? PR_VERDICT_INCONCLUSIVE : PR_VERDICT_PASSED;
     snprintf(res->detail, sizeof res->detail, "%s: worst %s / %s = %.3g over %ld rows", what, num, den, worst * factor,
              rows);
+    if (undecided)
+        detail_add(res, "; %ld rows undecided (NaN or inf/inf)", undecided);
+    else if (!rows)
+        detail_add(res, "; no row to judge");
+    note_refused(res, nrefused);
 }
 
 static int factorise_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -205,14 +336,16 @@ static int degree_row(double *out, const pr_cfg_t *cfg)
 static void degree_claim(pr_claim_result_t *res, const char *claim, const char *fn, const pr_csv_t *t)
 {
     double lo = INFINITY, hi = 0, amin = INFINITY, amax = 0, sga = 0, saa = 0;
-    long rows = 0, uncertified = 0, failed = 0;
+    long rows = 0, uncertified = 0, failed = 0, nrefused;
+    if (!evidence_ok(res, claim, t, "fn,degree,aa,certified", &nrefused))
+        return;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
         const char *f = pr_csv_str(t, r, "fn");
         if (!f || strcmp(f, fn))
             continue;
         double g = pr_csv_num(t, r, "degree"), a = pr_csv_num(t, r, "aa"), c = pr_csv_num(t, r, "certified");
-        if (isnan(g) || isnan(a)) {
+        if (!isfinite(g) || !(a > 0 && a < INFINITY)) {
             failed++;
             continue;
         }
@@ -283,6 +416,11 @@ static int error_row(double *out, const pr_cfg_t *cfg)
     int st = problem_make(&p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pr_cfg_str(cfg, "pos"), 1);
     if (st)
         return st;
+    /* the low-rank path is for a factorised W only: elsewhere the row is not applicable (NaN) */
+    if (algo_is(cfg, "lowrank") && !pr_lowrank_applies(p.W)) {
+        problem_free(&p);
+        return PR_OK;
+    }
     size_t nd = (size_t)n * d;
     double *buf = calloc(8 * nd + n, sizeof(double));
     if (!buf) {
@@ -326,19 +464,16 @@ static int error_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 {
     ratio_verdict(&res[0], "C9", t, "err_inf", "bound", 1, "output error against 2ε_A/(1-ε_A)‖V‖∞ + floor");
     /* G4: the worst of the three gradients, each against its own propagated bound */
-    pr_claim_result_t parts[3];
     static const char *const e[] = {"dq_err", "dk_err", "dv_err"}, *const b[] = {"dq_bound", "dk_bound", "dv_bound"};
     res[1] = (pr_claim_result_t){.claim = "G4", .verdict = PR_VERDICT_PASSED};
-    char *w = res[1].detail;
-    size_t left = sizeof res[1].detail;
     for (int k = 0; k < 3; k++) {
-        ratio_verdict(&parts[k], "G4", t, e[k], b[k], 1, "gradient");
-        if (parts[k].verdict != PR_VERDICT_PASSED && res[1].verdict != PR_VERDICT_FAILED)
-            res[1].verdict = parts[k].verdict;
-        int m = snprintf(w, left, "%s%s", k ? "; " : "", parts[k].detail + strlen("gradient: "));
-        if (m < 0 || (size_t)m >= left)
-            break;
-        w += m, left -= m;
+        pr_claim_result_t part;
+        ratio_verdict(&part, "G4", t, e[k], b[k], 1, "gradient");
+        res[1].verdict = verdict_worse(res[1].verdict, part.verdict);
+        const char *text = part.detail;
+        if (!strncmp(text, "gradient: ", 10))
+            text += 10;
+        detail_add(&res[1], "%s%s", k ? "; " : "", text);
     }
     return 2;
 }
@@ -358,6 +493,11 @@ static int scaling_row(double *out, const pr_cfg_t *cfg)
     int st = problem_make(&p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pr_cfg_str(cfg, "pos"), 1);
     if (st)
         return st;
+    /* the low-rank path is for a factorised W only: elsewhere the row is not applicable (NaN) */
+    if (algo_is(cfg, "lowrank") && !pr_lowrank_applies(p.W)) {
+        problem_free(&p);
+        return PR_OK;
+    }
     size_t nd = (size_t)n * d;
     double *buf = calloc(4 * nd + n, sizeof(double));
     if (!buf) {
@@ -398,120 +538,115 @@ static int scaling_row(double *out, const pr_cfg_t *cfg)
     return st;
 }
 
-/* A series: the rows sharing every axis but n. */
-static char *series_of(const pr_csv_t *t, long r)
+/* Rows r and q are in one series when every axis but n agrees (the axes are the columns
+ * between key and status); with dense_of, q must be the dense series of r's other axes. */
+static int same_series(const pr_csv_t *t, long r, long q, int dense_of)
 {
-    const char *key = pr_csv_str(t, r, "key");
-    char *k = strdup(key ? key : ""), *nn = strstr(k, "n=");
-    if (nn && (nn == k || nn[-1] == ';')) {
-        char *end = strchr(nn, ';');
-        memmove(nn, end ? end + 1 : nn + strlen(nn), strlen(end ? end + 1 : nn + strlen(nn)) + 1);
+    int st = pr_csv_col(t, "status"), n = pr_csv_col(t, "n"), algo = pr_csv_col(t, "algo");
+    int idx = pr_csv_col(t, "idx"), key = pr_csv_col(t, "key");
+    for (int c = 0; c < st; c++) {
+        if (c == n || c == idx || c == key)
+            continue;
+        if (dense_of && c == algo) {
+            if (strcmp(t->rows[q][c], "dense"))
+                return 0;
+        } else if (strcmp(t->rows[r][c], t->rows[q][c])) {
+            return 0;
+        }
     }
-    return k;
+    return 1;
 }
 
-/* least-squares slope of log time against log n over the upper half of n in one series */
-static double series_slope(const pr_csv_t *t, const char *series, const char *col, double *nmax)
+/* Least-squares slope of log time against log n over the upper half of n (on a log scale) in
+ * r's series; NaN when fewer than three sizes are there or one of them has no positive time. */
+static double series_slope(const pr_csv_t *t, long r, const char *col, double *nmax)
 {
-    double ns[256], ts[256];
-    int m = 0;
-    for (long r = 0; r < t->nrows && m < 256; r++) {
-        char *s = series_of(t, r);
-        double n = pr_csv_num(t, r, "n"), y = pr_csv_num(t, r, col);
-        if (!strcmp(s, series) && y > 0)
-            ns[m] = n, ts[m++] = y;
-        free(s);
-    }
     *nmax = 0;
-    for (int i = 0; i < m; i++)
-        *nmax = fmax(*nmax, ns[i]);
+    for (long q = 0; q < t->nrows; q++)
+        if (same_series(t, r, q, 0))
+            *nmax = fmax(*nmax, pr_csv_num(t, q, "n"));
     double sx = 0, sy = 0, sxx = 0, sxy = 0;
-    int k = 0;
-    for (int i = 0; i < m; i++)
-        if (ns[i] * ns[i] >= *nmax * 4) { /* n ≥ sqrt(nmax)·2: the upper half on a log scale */
-            double x = log(ns[i]), y = log(ts[i]);
-            sx += x, sy += y, sxx += x * x, sxy += x * y, k++;
+    int k = 0, missing = 0;
+    for (long q = 0; q < t->nrows; q++) {
+        double n = pr_csv_num(t, q, "n"), y = pr_csv_num(t, q, col);
+        if (!same_series(t, r, q, 0) || !(n * n >= *nmax * 4)) /* n ≥ sqrt(nmax)·2 */
+            continue;
+        if (!(y > 0 && y < INFINITY) || !(n > 0 && n < INFINITY)) {
+            missing++;
+            continue;
         }
+        double x = log(n), ly = log(y);
+        sx += x, sy += ly, sxx += x * x, sxy += x * ly, k++;
+    }
+    double den = k * sxx - sx * sx;
     /* fewer than three sizes make no slope worth a verdict */
-    return k >= 3 ? (k * sxy - sx * sy) / (k * sxx - sx * sx) : NAN;
+    return k >= 3 && !missing && den > 0 ? (k * sxy - sx * sy) / den : NAN;
 }
 
-/* the least n of the series from which its time stays below the dense series' time */
-static double crossover(const pr_csv_t *t, const char *series, const char *dense, const char *col)
+/* the least n of r's series from which its time stays below the dense series' time at the
+ * same n (at every larger n too); NaN if there is none */
+static double crossover(const pr_csv_t *t, long r, const char *col)
 {
-    double nstar = NAN;
-    for (long r = 0; r < t->nrows; r++) {
-        char *s = series_of(t, r);
-        if (!strcmp(s, series)) {
-            double n = pr_csv_num(t, r, "n"), y = pr_csv_num(t, r, col), yd = NAN;
-            for (long q = 0; q < t->nrows; q++) {
-                char *sd = series_of(t, q);
-                if (!strcmp(sd, dense) && pr_csv_num(t, q, "n") == n)
-                    yd = pr_csv_num(t, q, col);
-                free(sd);
-            }
-            if (y < yd) {
-                if (isnan(nstar))
-                    nstar = n;
-            } else {
-                nstar = NAN;
-            }
+    double nbad = -INFINITY, nstar = NAN;
+    for (int pass = 0; pass < 2; pass++)
+        for (long q = 0; q < t->nrows; q++) {
+            if (!same_series(t, r, q, 0))
+                continue;
+            double n = pr_csv_num(t, q, "n"), y = pr_csv_num(t, q, col), yd = NAN;
+            for (long p = 0; p < t->nrows; p++)
+                if (same_series(t, r, p, 1) && pr_csv_num(t, p, "n") == n)
+                    yd = pr_csv_num(t, p, col);
+            int below = y < yd;
+            if (pass == 0 && !below)
+                nbad = fmax(nbad, isnan(n) ? INFINITY : n);
+            if (pass == 1 && below && n > nbad && !(n >= nstar))
+                nstar = n;
         }
-        free(s);
-    }
     return nstar;
 }
 
 static void scaling_claim(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *col)
 {
+    char cols[64];
+    snprintf(cols, sizeof cols, "n,algo,%s", col);
+    long nrefused;
+    if (!evidence_ok(res, claim, t, cols, &nrefused))
+        return;
     res->claim = claim;
-    res->verdict = PR_VERDICT_INCONCLUSIVE;
-    char *w = res->detail;
-    size_t left = sizeof res->detail;
-    int fast = 0, bad = 0, unknown = 0;
-    int m = snprintf(w, left, "log-log slope of %s over the upper half of n:", col);
-    w += m, left -= m;
-    for (long r = 0; r < t->nrows && left > 40; r++) {
-        const char *algo = pr_csv_str(t, r, "algo");
-        char *s = series_of(t, r);
+    int fast = 0, bad = 0, unknown = 0, ac = pr_csv_col(t, "algo");
+    snprintf(res->detail, sizeof res->detail, "log-log slope of %s over the upper half of n:", col);
+    for (long r = 0; r < t->nrows; r++) {
         int first = 1;
-        for (long q = 0; q < r && first; q++) {
-            char *sq = series_of(t, q);
-            first = strcmp(sq, s) != 0;
-            free(sq);
-        }
-        if (first && algo && strcmp(pr_csv_str(t, r, "status"), "ok") == 0) {
-            double nmax, slope = series_slope(t, s, col, &nmax);
-            char *dense = strdup(s), *a = strstr(dense, "algo=");
-            double nstar = NAN;
-            if (a && strcmp(algo, "dense")) {
-                /* the dense series with the same other axes */
-                char rest[256];
-                const char *after = strchr(a, ';');
-                snprintf(rest, sizeof rest, "algo=dense%s", after ? after : "");
-                strcpy(a, rest);
-                nstar = crossover(t, s, dense, col);
-            }
-            free(dense);
-            if (strcmp(algo, "dense")) {
-                fast++;
-                /* n log n has slope 1 + 1/ln n ≈ 1.1 here; 1.4 leaves room for noise, still far from 2 */
-                bad += slope > 1.4;
-                unknown += isnan(slope);
-            }
-            const char *pos = pr_csv_str(t, r, "pos");
-            m = snprintf(w, left, " %s%s%s %.2f%s", algo, pos ? " on " : "", pos ? pos : "", slope,
-                         strcmp(algo, "dense") ? "" : ";");
-            w += m, left -= m;
-            if (strcmp(algo, "dense") && left > 40) {
-                m = isnan(nstar) ? snprintf(w, left, ", n* > %.0f;", nmax) : snprintf(w, left, ", n* = %.0f;", nstar);
-                w += m, left -= m;
-            }
-        }
-        free(s);
+        for (long q = 0; q < r && first; q++)
+            first = !same_series(t, r, q, 0);
+        if (!first)
+            continue;
+        const char *algo = t->rows[r][ac], *pos = pr_csv_str(t, r, "pos");
+        /* a series with no time at all is not applicable (the low-rank path on a general W) */
+        int any = 0;
+        for (long q = 0; q < t->nrows && !any; q++)
+            any = same_series(t, r, q, 0) && !isnan(pr_csv_num(t, q, col));
+        if (!any)
+            continue;
+        double nmax, slope = series_slope(t, r, col, &nmax);
+        int dense = !strcmp(algo, "dense");
+        detail_add(res, " %.20s%s%.20s %.2f%s", algo, pos ? " on " : "", pos ? pos : "", slope, dense ? ";" : "");
+        if (dense)
+            continue;
+        fast++;
+        /* n log n has slope 1 + 1/ln n ≈ 1.1 here; 1.4 leaves room for noise, still far from 2 */
+        bad += slope > 1.4;
+        unknown += !isfinite(slope);
+        double nstar = crossover(t, r, col);
+        if (isnan(nstar))
+            detail_add(res, ", n* > %.0f;", nmax);
+        else
+            detail_add(res, ", n* = %.0f;", nstar);
     }
-    if (fast)
-        res->verdict = bad ? PR_VERDICT_FAILED : unknown ? PR_VERDICT_INCONCLUSIVE : PR_VERDICT_PASSED;
+    if (!fast)
+        detail_add(res, " no fast series");
+    note_refused(res, nrefused);
+    res->verdict = !fast || (unknown && !bad) ? PR_VERDICT_INCONCLUSIVE : bad ? PR_VERDICT_FAILED : PR_VERDICT_PASSED;
 }
 
 static int scaling_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -566,24 +701,40 @@ static int rope_general_row(double *out, const pr_cfg_t *cfg)
     return st;
 }
 
+/* an integer in [lo, hi] read from a CSV cell, or -1 */
+static int cell_int(const pr_csv_t *t, long r, const char *col, int lo, int hi)
+{
+    double x = pr_csv_num(t, r, col);
+    return x >= lo && x <= hi && x == floor(x) ? (int)x : -1;
+}
+
 static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 {
-    long rows = 0, wrong = 0;
+    long rows = 0, wrong = 0, undecided = 0, nrefused;
+    if (!evidence_ok(&res[0], "C12", t, "d,degree_lowrank,degree_fft,features,terms", &nrefused))
+        return 1;
     double lo = INFINITY, hi = 0;
     for (long r = 0; r < t->nrows; r++) {
-        double d = pr_csv_num(t, r, "d"), gl = pr_csv_num(t, r, "degree_lowrank"), gf = pr_csv_num(t, r, "degree_fft");
+        /* bounds keep the binomials below 2^53 and their loops short */
+        int d = cell_int(t, r, "d", 1, 4096), gl = cell_int(t, r, "degree_lowrank", 0, 64),
+            gf = cell_int(t, r, "degree_fft", 0, 64);
         double f = pr_csv_num(t, r, "features"), T = pr_csv_num(t, r, "terms");
-        if (isnan(f) || isnan(T))
+        if (d < 0 || gl < 0 || gf < 0 || !(f > 0) || !(T > 0)) {
+            undecided++;
             continue;
+        }
         rows++;
-        wrong += f != pr_fast_binom((int)d, (int)gl) || T != pr_fast_binom(2 * (int)d, (int)gf);
+        wrong += f != pr_fast_binom(d, gl) || T != pr_fast_binom(2 * d, gf);
         lo = fmin(lo, T / f), hi = fmax(hi, T / f);
     }
     res[0].claim = "C12";
-    res[0].verdict = !rows ? PR_VERDICT_INCONCLUSIVE : wrong ? PR_VERDICT_FAILED : PR_VERDICT_PASSED;
+    res[0].verdict = wrong ? PR_VERDICT_FAILED : !rows || undecided ? PR_VERDICT_INCONCLUSIVE : PR_VERDICT_PASSED;
     snprintf(res[0].detail, sizeof res[0].detail,
              "features = C(d+g,g) and terms = C(2d+g,g) in %ld of %ld rows; terms/features %.3g..%.3g", rows - wrong,
              rows, lo, hi);
+    if (undecided)
+        detail_add(&res[0], "; %ld rows without a degree, count or d to judge", undecided);
+    note_refused(&res[0], nrefused);
     return 1;
 }
 
@@ -641,63 +792,81 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
     return st;
 }
 
-static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
+static void threshold_c10(pr_claim_result_t *res, const pr_csv_t *t)
 {
     /* C10: at each n, the cost exponent ln(terms·(d+1))/ln n is below 1 at the smallest Bs (the
      * FFT path beats n²) and reaches 1 at the largest (it no longer does): the blow-up. */
-    long ns = 0, ok = 0, few = 0;
-    double seen[64];
-    char *w = res[0].detail;
-    size_t left = sizeof res[0].detail;
-    int m = snprintf(w, left, "ln(terms·(d+1))/ln n from the smallest to the largest B/√ln n:");
-    w += m, left -= m;
-    for (long r = 0; r < t->nrows && ns < 64; r++) {
+    long ns = 0, failed = 0, few = 0, undecided = 0, nrefused;
+    if (!evidence_ok(res, "C10", t, "n,Bs,exponent,ran", &nrefused))
+        return;
+    res->claim = "C10";
+    snprintf(res->detail, sizeof res->detail, "ln(terms·(d+1))/ln n from the smallest to the largest B/√ln n:");
+    for (long r = 0; r < t->nrows; r++) {
         double n = pr_csv_num(t, r, "n");
         int dup = 0;
-        for (long k = 0; k < ns; k++)
-            dup |= seen[k] == n;
+        for (long q = 0; q < r && !dup; q++)
+            dup = pr_csv_num(t, q, "n") == n;
         if (dup)
             continue;
-        seen[ns++] = n;
+        if (!(n >= 4 && n < INFINITY)) {
+            undecided++;
+            continue;
+        }
+        ns++;
         double bmin = INFINITY, bmax = -INFINITY, emin = NAN, emax = NAN;
         int nb = 0;
         for (long q = 0; q < t->nrows; q++) {
-            double e = pr_csv_num(t, q, "exponent"), bs = pr_csv_num(t, q, "Bs");
+            if (pr_csv_num(t, q, "n") != n)
+                continue;
+            double e = pr_csv_num(t, q, "exponent"), bs = pr_csv_num(t, q, "Bs"), ran = pr_csv_num(t, q, "ran");
             /* a row the error control refused outright (floor, or no double polynomial) has no
              * degree: the path cannot run at all there, the extreme of the blow-up */
-            if (isnan(e) && pr_csv_num(t, q, "ran") == 0)
+            if (isnan(e) && ran == 0)
                 e = INFINITY;
-            if (pr_csv_num(t, q, "n") != n || isnan(e))
+            if (isnan(e) || !isfinite(bs)) {
+                undecided++;
                 continue;
+            }
             nb++;
             if (bs < bmin)
                 bmin = bs, emin = e;
             if (bs > bmax)
                 bmax = bs, emax = e;
         }
-        few += nb < 3;
-        ok += emin < 1 && emax >= 1;
-        if (left > 48) {
-            m = snprintf(w, left, " n=%.0f: %.2f→%.2f;", n, emin, emax);
-            w += m, left -= m;
-        }
+        /* three values of Bs per n at least: one point on each side of the threshold is no trend */
+        if (nb < 3)
+            few++;
+        else
+            failed += !(emin < 1 && emax >= 1);
+        detail_add(res, " n=%.0f: %.2f→%.2f;", n, emin, emax);
     }
-    res[0].claim = "C10";
-    /* three values of Bs per n at least: one point on each side of the threshold is no trend */
-    res[0].verdict = !ns || few ? PR_VERDICT_INCONCLUSIVE : ok == ns ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
+    res->verdict = failed ? PR_VERDICT_FAILED : !ns || few || undecided ? PR_VERDICT_INCONCLUSIVE : PR_VERDICT_PASSED;
+    if (few)
+        detail_add(res, " %ld n with fewer than 3 values of Bs;", few);
+    if (undecided)
+        detail_add(res, " %ld rows without n, Bs or exponent;", undecided);
+    note_refused(res, nrefused);
+}
+
+static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
+{
+    threshold_c10(&res[0], t);
     /* F1 is decided by the exact-mode run of the expansion (polyrope check F1); this sweep
-     * measures only the a-priori floor, so it cannot decide it */
+     * measures only the a-priori floor: shown beside the claim, it decides nothing */
+    long nrefused;
+    if (!evidence_ok(&res[1], "F1", t, "lost_bits,R", &nrefused))
+        return 2;
     double lo = INFINITY, hi = 0;
     long rows = 0;
     for (long r = 0; r < t->nrows; r++) {
         double lb = pr_csv_num(t, r, "lost_bits"), R = pr_csv_num(t, r, "R");
-        if (!isfinite(lb) || !(R > 0))
+        if (!isfinite(lb) || !(R > 0 && R < INFINITY))
             continue;
         rows++;
         lo = fmin(lo, lb / (2 * R / log(2.0))), hi = fmax(hi, lb / (2 * R / log(2.0)));
     }
     res[1].claim = "F1";
-    res[1].verdict = PR_VERDICT_INCONCLUSIVE;
+    res[1].verdict = PR_VERDICT_INFO;
     snprintf(res[1].detail, sizeof res[1].detail,
              "a-priori floor only: lost bits / (2R/ln 2) in [%.3g, %.3g] over %ld rows; the exact-mode run against "
              "the float run is polyrope check F1",
@@ -717,13 +886,14 @@ const pr_preset_t pr_presets[] = {
         .grid_quick = "n=16..1024*2;d=4,16;B=1,2;pos=rope,rope-neox,general;seed=1",
         .grid_full = "n=16..4096*2;d=2,8,32;B=0.5,1,2,4;pos=rope,rope-neox,general;seed=1,2,3",
         .columns = "R,max_abs_M,err,bound",
+        .limits = "d=even",
         .row = factorise_row,
         .verdict = factorise_verdict,
     },
     {
         .name = "degree",
         .claims = "C7 C8",
-        .summary = "certified least degree for e^x on [-R,R] and e^-x on [0,L] against Aggarwal-Alman",
+        .summary = "certified least degree (of the poly column's construction; minimax: of any polynomial) for e^x and e^-x against Aggarwal-Alman",
         .axes = "R,eps,fn,poly",
         .grid_tiny = "R=1,16;eps=1e-3;fn=exp-abs,expneg-abs;poly=chebyshev",
         .grid_quick = "R=0.25..64*2;eps=1e-2,1e-4,1e-8,1e-12;fn=exp-abs,expneg-abs;poly=chebyshev",
@@ -742,6 +912,7 @@ const pr_preset_t pr_presets[] = {
         .grid_quick = "n=64;d=2,4;B=0.5,1;eps=1e-2,1e-4,1e-6;pos=rope,general;algo=fft,lowrank;poly=chebyshev;seed=1",
         .grid_full = "n=128;d=2,4,6;B=0.25,0.5,1,1.5;eps=1e-2,1e-4,1e-6,1e-8;pos=rope,general;algo=fft,lowrank;poly=taylor,chebyshev;seed=1,2",
         .columns = "degree,terms,R,err_inf,bound,dq_err,dq_bound,dk_err,dk_bound,dv_err,dv_bound",
+        .limits = "d>=2;algo=fft|lowrank",
         .row = error_row,
         .verdict = error_verdict,
     },
@@ -754,6 +925,7 @@ const pr_preset_t pr_presets[] = {
         .grid_quick = "n=128..32768*2;d=2;B=0.5;eps=1e-3;pos=rope,general;algo=dense,fft,lowrank;seed=1",
         .grid_full = "n=128..65536*2;d=2,4;B=0.5;eps=1e-3,1e-6;pos=rope,general;algo=dense,fft,lowrank;seed=1",
         .columns = "degree,terms,time_s,back_time_s,model",
+        .limits = "n>=2;d>=2",
         .row = scaling_row,
         .verdict = scaling_verdict,
     },
@@ -766,6 +938,7 @@ const pr_preset_t pr_presets[] = {
         .grid_quick = "n=256,1024,4096,16384;Bs=0.125,0.25,0.375,0.5,0.75,1,1.5,2;seed=1",
         .grid_full = "n=256..16384*4;Bs=0.125..3+0.125;seed=1,2",
         .columns = "d,eps,B,R,degree,terms,exponent,ran,time_s,dense_time_s,floor,lost_bits",
+        .limits = "n>=4",
         .row = threshold_row,
         .verdict = threshold_verdict,
     },
@@ -778,6 +951,7 @@ const pr_preset_t pr_presets[] = {
         .grid_quick = "n=256,1024;d=2,4,8;B=0.5;eps=1e-2,1e-4;seed=1",
         .grid_full = "n=256..8192*2;d=2,4,8,16;B=0.5,1;eps=1e-2,1e-4,1e-6;seed=1",
         .columns = "degree_lowrank,features,degree_fft,terms,lowrank_time_s,fft_time_s,err_lowrank,bound_lowrank,err_fft,bound_fft",
+        .limits = "n>=2;d=even",
         .row = rope_general_row,
         .verdict = rope_general_verdict,
     },

@@ -1,6 +1,7 @@
 /* sweep: grids, configurations, the CSV format, and the resumable/shardable driver. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,28 +26,45 @@ static void seterr(char *err, size_t len, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ grids */
 
-/* The axes a grid may name, with what their values must be. */
-static const struct {
-    const char *name, *choices; /* choices NULL: a number; "int": an integer */
-} known_axes[] = {
-    {"n", "int"}, {"d", "int"}, {"B", 0}, {"Bs", 0}, {"eps", 0}, {"R", 0},
-    {"fn", "exp-rel|exp-abs|expneg-abs"}, {"pos", "rope|rope-neox|general|identity"},
-    {"algo", "dense|lowrank|fft"}, {"poly", "taylor|chebyshev|minimax"}, {"seed", "int"},
-};
-enum { NKNOWN = sizeof known_axes / sizeof known_axes[0] };
+/* What the values of an axis must be: words from a list, or numbers in a range. The ranges of
+ * n, d, B and seed are attn's (--n, --d, --B, --seed); seeds stop at 2^53, the last integer a
+ * grid value (a double) holds exactly. A preset narrows these with its limits. */
+enum { DOM_INT = 1, DOM_EVEN = 2, DOM_OPEN_LO = 4, DOM_OPEN_HI = 8 };
+typedef struct {
+    const char *name;
+    const char *words;   /* "a|b|c", or NULL for numbers */
+    double lo, hi;
+    unsigned flags;
+} domain_t;
 
-static int known_axis(const char *name)
+static const domain_t domains[] = {
+    {"n", 0, 1, 1 << 26, DOM_INT},
+    {"d", 0, 1, 1 << 16, DOM_INT},
+    {"B", 0, 0, 1e150, DOM_OPEN_LO},
+    {"Bs", 0, 0, 1e150, DOM_OPEN_LO},
+    {"eps", 0, 0, 1, DOM_OPEN_LO | DOM_OPEN_HI},
+    {"R", 0, 0, 1e150, DOM_OPEN_LO},
+    {"fn", "exp-rel|exp-abs|expneg-abs", 0, 0, 0},
+    {"pos", "rope|rope-neox|general|identity", 0, 0, 0},
+    {"algo", "dense|lowrank|fft", 0, 0, 0},
+    {"poly", "taylor|chebyshev|minimax", 0, 0, 0},
+    {"seed", 0, 0, 9007199254740992.0, DOM_INT},
+};
+enum { NDOMAINS = sizeof domains / sizeof domains[0] };
+
+static const domain_t *domain_of(const char *name)
 {
-    for (int i = 0; i < NKNOWN; i++)
-        if (!strcmp(known_axes[i].name, name))
-            return i;
-    return -1;
+    for (int i = 0; i < NDOMAINS; i++)
+        if (!strcmp(domains[i].name, name))
+            return &domains[i];
+    return 0;
 }
 
-static int in_choices(const char *choices, const char *v)
+/* is v one of the '|'-separated words? */
+static int in_words(const char *words, const char *v)
 {
     size_t len = strlen(v);
-    for (const char *p = choices; *p;) {
+    for (const char *p = words; *p;) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
         if (n == len && !strncmp(p, v, n))
@@ -58,61 +76,115 @@ static int in_choices(const char *choices, const char *v)
     return 0;
 }
 
+static int in_domain(const domain_t *d, double x)
+{
+    if (d->flags & DOM_INT && x != floor(x))
+        return 0;
+    if (d->flags & DOM_EVEN && fmod(x, 2) != 0)
+        return 0;
+    return (d->flags & DOM_OPEN_LO ? x > d->lo : x >= d->lo) && (d->flags & DOM_OPEN_HI ? x < d->hi : x <= d->hi);
+}
+
+/* "integers in [1, 67108864]", "numbers in (0, 1)", "one of rope|general" */
+static void domain_text(char *buf, size_t len, const domain_t *d)
+{
+    if (d->words)
+        snprintf(buf, len, "one of %s", d->words);
+    else
+        snprintf(buf, len, "%s in %c%.16g, %.16g%c", d->flags & DOM_EVEN ? "even integers" : d->flags & DOM_INT ? "integers" : "numbers",
+                 d->flags & DOM_OPEN_LO ? '(' : '[', d->lo, d->hi, d->flags & DOM_OPEN_HI ? ')' : ']');
+}
+
+void pr_grid_domains(FILE *f, const char *indent)
+{
+    for (int i = 0; i < NDOMAINS; i++) {
+        char buf[128];
+        domain_text(buf, sizeof buf, &domains[i]);
+        fprintf(f, "%s%-5s %s\n", indent, domains[i].name, buf);
+    }
+}
+
+/* a->v holds a power of two at least a->nv pointers: it doubles when a->nv reaches one */
 static int push_value(pr_axis_t *a, const char *v)
 {
-    char **nv = realloc(a->v, sizeof(char *) * (a->nv + 1));
-    if (!nv)
-        return PR_ENOMEM;
-    a->v = nv;
+    if (!(a->nv & (a->nv - 1))) {
+        char **nv = realloc(a->v, sizeof(char *) * (a->nv ? 2 * (size_t)a->nv : 1));
+        if (!nv)
+            return PR_ENOMEM;
+        a->v = nv;
+    }
     if (!(a->v[a->nv] = strdup(v)))
         return PR_ENOMEM;
     a->nv++;
     return PR_OK;
 }
 
-static int parse_number(double *x, const char *s)
+/* why text s is not a finite double, or NULL when it is one (a subnormal such as 5e-324 is) */
+static const char *number_why(double *x, const char *s)
 {
     char *end;
     errno = 0;
     *x = strtod(s, &end);
-    return !errno && end != s && !*end && isfinite(*x);
+    if (end == s || *end || isnan(*x))
+        return "is not a number";
+    if (isinf(*x))
+        return errno == ERANGE ? "is past the largest double (1.8e308)" : "is not finite";
+    if (errno == ERANGE && *x == 0)
+        return "is below the least double (4.9e-324): it would be 0";
+    return 0;
 }
 
-static int push_number(pr_axis_t *a, double x, int integer, char *err, size_t errlen)
+static int parse_number(double *x, const char *s)
 {
-    char buf[64];
-    if (integer) {
-        if (x != floor(x) || fabs(x) > 9e15) {
-            seterr(err, errlen, "axis %s takes integers, got %.12g", a->name, x);
-            return PR_EINVAL;
-        }
-        snprintf(buf, sizeof buf, "%.0f", x);
-    } else {
-        snprintf(buf, sizeof buf, "%.12g", x);
+    return !number_why(x, s);
+}
+
+/* the canonical text of x on axis a: integers in full, other numbers as %.12g */
+static int number_text(char *buf, size_t len, const pr_axis_t *a, const domain_t *d, double x, char *err, size_t errlen)
+{
+    if (!in_domain(d, x)) {
+        char what[128];
+        domain_text(what, sizeof what, d);
+        seterr(err, errlen, "axis %s takes %s, got %.17g", a->name, what, x);
+        return PR_EINVAL;
     }
-    return push_value(a, buf);
+    snprintf(buf, len, d->flags & DOM_INT ? "%.0f" : "%.12g", x);
+    return PR_OK;
 }
 
-/* One item of a value list: a number, a word, or a range A..B*F / A..B+S. */
-static int parse_item(pr_axis_t *a, int kind, char *item, char *err, size_t errlen)
+/* the budget refusal: "WHAT has [at least] COUNT NOUN, more than the cap ..." */
+static int too_many(char *err, size_t errlen, const char *what, const char *atleast, double count, const char *noun, long max)
 {
-    const char *choices = known_axes[kind].choices;
-    int integer = choices && !strcmp(choices, "int");
-    if (choices && !integer) {
-        if (!in_choices(choices, item)) {
-            seterr(err, errlen, "axis %s takes %s, got '%s'", a->name, choices, item);
+    seterr(err, errlen, "%s has %s%.*g %s, more than the cap of %ld configurations (--max-configs raises it; or narrow "
+           "the grid)", what, atleast, count < 1e15 ? 15 : 4, count, noun, max);
+    return PR_EBUDGET;
+}
+
+/* One item of a value list: a number, a word, or a range A..B*F / A..B+S. Values of a range
+ * that round to the one before are dropped (and counted); at most max values in all. */
+static int parse_item(pr_axis_t *a, const domain_t *d, char *item, long max, char *err, size_t errlen)
+{
+    char buf[64], what[160];
+    if (d->words) {
+        if (!in_words(d->words, item)) {
+            seterr(err, errlen, "axis %s takes one of %s, got '%s'", a->name, d->words, item);
             return PR_EINVAL;
         }
-        return push_value(a, item);
+        return a->nv >= max ? too_many(err, errlen, a->name, "more than ", (double)max, "values", max)
+                            : push_value(a, item);
     }
     char *dots = strstr(item, "..");
     if (!dots) {
         double x;
-        if (!parse_number(&x, item)) {
-            seterr(err, errlen, "axis %s: '%s' is not a finite number", a->name, item);
+        const char *why = number_why(&x, item);
+        if (why) {
+            seterr(err, errlen, "axis %s: '%s' %s", a->name, item, why);
             return PR_EINVAL;
         }
-        return push_number(a, x, integer, err, errlen);
+        int st = number_text(buf, sizeof buf, a, d, x, err, errlen);
+        if (!st && a->nv >= max)
+            st = too_many(err, errlen, a->name, "more than ", (double)max, "values", max);
+        return st ? st : push_value(a, buf);
     }
     *dots = 0;
     char *hi = dots + 2, *op = strpbrk(hi, "*+");
@@ -124,29 +196,60 @@ static int parse_item(pr_axis_t *a, int kind, char *item, char *err, size_t errl
     char opc = *op;
     *op = 0;
     double lo, h, step;
-    if (!parse_number(&lo, item) || !parse_number(&h, hi) || !parse_number(&step, op + 1)) {
-        seterr(err, errlen, "axis %s: range bounds and step must be finite numbers", a->name);
-        return PR_EINVAL;
-    }
+    const char *text[3] = {item, hi, op + 1}, *why = 0;
+    double *num[3] = {&lo, &h, &step};
+    for (int k = 0; k < 3 && !why; k++)
+        if ((why = number_why(num[k], text[k]))) {
+            seterr(err, errlen, "axis %s: range %s..%s%c%s: '%s' %s", a->name, item, hi, opc, op + 1, text[k], why);
+            return PR_EINVAL;
+        }
     if (h < lo || (opc == '*' && (lo <= 0 || step <= 1)) || (opc == '+' && step <= 0)) {
         seterr(err, errlen, "axis %s: range %g..%g%c%g is empty or endless (need A <= B, F > 1 with A > 0, S > 0)",
                a->name, lo, h, opc, step);
         return PR_EINVAL;
     }
-    /* counting steps avoids accumulating rounding; the slack admits B itself */
-    for (long k = 0;; k++) {
+    /* its length before any value is made; the slack admits B itself despite rounding */
+    double q = opc == '*' ? log(h / lo) / log(step) : (h - lo) / step;
+    if (!(q + 1 <= (double)(max - a->nv))) {
+        snprintf(what, sizeof what, "axis %s: range %g..%g%c%g", a->name, lo, h, opc, step);
+        return too_many(err, errlen, what, "", floor(q + 1e-9) + 1, "values", max);
+    }
+    long count = (long)floor(q + 1e-9) + 1;
+    for (long k = 0; k < count; k++) {
+        /* counting steps avoids accumulating rounding */
         double x = opc == '*' ? lo * pow(step, (double)k) : lo + step * (double)k;
-        if (x > h * (1 + 1e-12))
-            break;
-        if (k >= 100000) {
-            seterr(err, errlen, "axis %s: range has more than 100000 values", a->name);
-            return PR_EINVAL;
-        }
-        int st = push_number(a, integer ? round(x) : x, integer, err, errlen);
+        int st = number_text(buf, sizeof buf, a, d, d->flags & DOM_INT ? round(x) : x, err, errlen);
         if (st)
+            return st;
+        if (k && !strcmp(buf, a->v[a->nv - 1]))
+            a->merged++;
+        else if ((st = push_value(a, buf)))
             return st;
     }
     return PR_OK;
+}
+
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* a value given twice would make two rows with one key */
+static int check_repeats(const pr_axis_t *a, char *err, size_t errlen)
+{
+    char **s = malloc(sizeof(char *) * (a->nv ? a->nv : 1));
+    if (!s)
+        return PR_ENOMEM;
+    memcpy(s, a->v, sizeof(char *) * a->nv);
+    qsort(s, a->nv, sizeof(char *), str_cmp);
+    int st = PR_OK;
+    for (int k = 1; k < a->nv && !st; k++)
+        if (!strcmp(s[k], s[k - 1])) {
+            seterr(err, errlen, "axis %s: value %s is given twice", a->name, s[k]);
+            st = PR_EINVAL;
+        }
+    free(s);
+    return st;
 }
 
 const pr_axis_t *pr_grid_axis(const pr_grid_t *g, const char *name)
@@ -157,16 +260,28 @@ const pr_axis_t *pr_grid_axis(const pr_grid_t *g, const char *name)
     return 0;
 }
 
-int pr_grid_parse(pr_grid_t *g, const char *text, char *err, size_t errlen)
+static char *trim(char *s)
+{
+    while (*s == ' ')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && e[-1] == ' ')
+        *--e = 0;
+    return s;
+}
+
+int pr_grid_parse_max(pr_grid_t *g, const char *text, long max, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
+    if (max < 1)
+        max = PR_GRID_MAX_CONFIGS;
     char *copy = strdup(text), *save = 0;
     if (!copy)
         return PR_ENOMEM;
     int st = PR_OK;
+    long configs = 1;
     for (char *part = strtok_r(copy, ";", &save); part && !st; part = strtok_r(0, ";", &save)) {
-        while (*part == ' ')
-            part++;
+        part = trim(part);
         if (!*part)
             continue;
         char *eq = strchr(part, '=');
@@ -176,42 +291,56 @@ int pr_grid_parse(pr_grid_t *g, const char *text, char *err, size_t errlen)
             break;
         }
         *eq = 0;
-        int kind = known_axis(part);
-        if (kind < 0) {
-            seterr(err, errlen, "unknown axis '%s' (axes: n d B Bs eps R fn pos algo poly seed)", part);
+        char *name = trim(part);
+        const domain_t *d = domain_of(name);
+        if (!d) {
+            seterr(err, errlen, "unknown axis '%s' (axes: n d B Bs eps R fn pos algo poly seed)", name);
             st = PR_EINVAL;
             break;
         }
-        if (pr_grid_axis(g, part)) {
-            seterr(err, errlen, "axis %s given twice", part);
+        if (pr_grid_axis(g, name)) {
+            seterr(err, errlen, "axis %s given twice", name);
             st = PR_EINVAL;
             break;
         }
-        if (g->naxes == PR_GRID_MAXAXES) {
-            st = PR_EINVAL;
-            break;
-        }
+        /* every axis is distinct and known: there are fewer of them than PR_GRID_MAXAXES */
         pr_axis_t *a = &g->ax[g->naxes++];
-        if (!(a->name = strdup(part))) {
+        if (!(a->name = strdup(name))) {
             st = PR_ENOMEM;
             break;
         }
-        char *save2 = 0;
-        for (char *item = strtok_r(eq + 1, ",", &save2); item && !st; item = strtok_r(0, ",", &save2)) {
-            while (*item == ' ')
-                item++;
-            char *e = item + strlen(item);
-            while (e > item && e[-1] == ' ')
-                *--e = 0;
-            st = parse_item(a, kind, item, err, errlen);
-        }
-        if (!st && a->nv == 0) {
+        /* strsep, not strtok: "8,,16" has an empty item, a typo to refuse rather than skip */
+        if (!*trim(eq + 1)) {
             seterr(err, errlen, "axis %s has no values", a->name);
             st = PR_EINVAL;
         }
+        for (char *rest = eq + 1, *item; !st && (item = strsep(&rest, ","));) {
+            if (!*(item = trim(item))) {
+                seterr(err, errlen, "axis %s: an empty value (two commas, or one at an end?)", a->name);
+                st = PR_EINVAL;
+            } else {
+                st = parse_item(a, d, item, max, err, errlen);
+            }
+        }
+        if (!st && !a->nv) { /* every item adds a value: kept against a division by zero below */
+            seterr(err, errlen, "axis %s has no values", a->name);
+            st = PR_EINVAL;
+        }
+        if (!st)
+            st = check_repeats(a, err, errlen);
+        /* the product so far, checked without overflow */
+        if (!st && configs > max / a->nv)
+            st = too_many(err, errlen, "the grid", "at least ", (double)configs * a->nv, "configurations", max);
+        if (!st)
+            configs *= a->nv;
     }
     free(copy);
     return st;
+}
+
+int pr_grid_parse(pr_grid_t *g, const char *text, char *err, size_t errlen)
+{
+    return pr_grid_parse_max(g, text, PR_GRID_MAX_CONFIGS, err, errlen);
 }
 
 void pr_grid_clear(pr_grid_t *g)
@@ -243,14 +372,18 @@ int pr_grid_set_axis(pr_grid_t *g, const pr_axis_t *src)
     for (int k = 0; k < src->nv; k++)
         if (push_value(a, src->v[k]))
             return PR_ENOMEM;
+    a->merged = src->merged;
     return PR_OK;
 }
 
 long pr_grid_count(const pr_grid_t *g)
 {
     long c = 1;
-    for (int i = 0; i < g->naxes; i++)
-        c *= g->ax[i].nv;
+    for (int i = 0; i < g->naxes; i++) {
+        if (g->ax[i].nv <= 0)
+            return 0;
+        c = c > LONG_MAX / g->ax[i].nv ? LONG_MAX : c * g->ax[i].nv;
+    }
     return g->naxes ? c : 0;
 }
 
@@ -318,6 +451,8 @@ const char *pr_verdict_name(pr_verdict_t v)
     case PR_VERDICT_FAILED: return "FAILED";
     case PR_VERDICT_INCONCLUSIVE: return "inconclusive";
     case PR_VERDICT_NOT_BUILT: return "not built yet";
+    case PR_VERDICT_NOT_RUN: return "not run";
+    case PR_VERDICT_INFO: return "info";
     }
     return "?";
 }
@@ -330,29 +465,132 @@ const pr_preset_t *pr_preset_find(const char *name)
     return 0;
 }
 
+/* is name one of the comma-separated axes in list? */
+static int axis_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ','), p = p ? p + 1 : 0)
+        if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
+            return 1;
+    return 0;
+}
+
+/* d narrowed by the limits of preset p on axis a (text "AXIS>=X;AXIS=even;AXIS=W|W") */
+static int preset_domain(domain_t *d, const pr_preset_t *p, const char *axis, char *words, size_t wlen,
+                         char *err, size_t errlen)
+{
+    size_t len = strlen(axis);
+    for (const char *l = p->limits; l && *l;) {
+        size_t n = strcspn(l, ";");
+        char item[128];
+        snprintf(item, sizeof item, "%.*s", (int)n, l);
+        l += n + (l[n] == ';');
+        if (strncmp(item, axis, len) || !item[len] || !strchr("<>=", item[len]))
+            continue;
+        const char *op = item + len, *v = op + 1 + (op[1] == '=');
+        double x;
+        if (!strcmp(op, "=even") && !d->words) {
+            d->flags |= DOM_INT | DOM_EVEN;
+            d->lo = 2 * ceil(d->lo / 2);
+        } else if (op[0] == '=' && d->words) {
+            snprintf(words, wlen, "%s", v);
+            d->words = words;
+        } else if (op[0] != '=' && !d->words && parse_number(&x, v)) {
+            int strict = op[1] != '=';
+            if (op[0] == '>' && x >= d->lo)
+                d->lo = x, d->flags = (d->flags & ~DOM_OPEN_LO) | (strict ? DOM_OPEN_LO : 0);
+            if (op[0] == '<' && x <= d->hi)
+                d->hi = x, d->flags = (d->flags & ~DOM_OPEN_HI) | (strict ? DOM_OPEN_HI : 0);
+        } else {
+            seterr(err, errlen, "preset %s: bad limit '%s'", p->name, item);
+            return PR_EINVAL;
+        }
+    }
+    return PR_OK;
+}
+
+int pr_sweep_check(const pr_preset_t *p, const pr_grid_t *g, long max, char *err, size_t errlen)
+{
+    if (max < 1)
+        max = PR_GRID_MAX_CONFIGS;
+    for (int i = 0; i < g->naxes; i++)
+        if (!axis_listed(p->axes, g->ax[i].name)) {
+            seterr(err, errlen, "axis %s is not one of preset %s's (axes: %s)", g->ax[i].name, p->name, p->axes);
+            return PR_EINVAL;
+        }
+    char axes[128];
+    snprintf(axes, sizeof axes, "%s", p->axes);
+    for (char *sv = 0, *a = strtok_r(axes, ",", &sv); a; a = strtok_r(0, ",", &sv))
+        if (!pr_grid_axis(g, a)) {
+            seterr(err, errlen, "the grid must give axis %s (preset %s needs: %s)", a, p->name, p->axes);
+            return PR_EINVAL;
+        }
+    int odd_d = 0, paired = 0;
+    for (int i = 0; i < g->naxes; i++) {
+        const pr_axis_t *a = &g->ax[i];
+        const domain_t *d0 = domain_of(a->name);
+        if (!d0) {
+            seterr(err, errlen, "unknown axis '%s'", a->name);
+            return PR_EINVAL;
+        }
+        domain_t d = *d0;
+        char words[128], what[160];
+        int st = preset_domain(&d, p, a->name, words, sizeof words, err, errlen);
+        if (st)
+            return st;
+        domain_text(what, sizeof what, &d);
+        for (int k = 0; k < a->nv; k++) {
+            double x = NAN;
+            if (d.words ? !in_words(d.words, a->v[k]) : !parse_number(&x, a->v[k]) || !in_domain(&d, x)) {
+                seterr(err, errlen, "axis %s of preset %s takes %s, got %s", a->name, p->name, what, a->v[k]);
+                return PR_EINVAL;
+            }
+            if (!strcmp(a->name, "d") && fmod(x, 2) != 0)
+                odd_d = (int)x;
+            if (!strcmp(a->name, "pos") && strcmp(a->v[k], "identity"))
+                paired = k + 1;
+        }
+    }
+    /* RoPE and the general W act on pairs of coordinates (2x2 blocks): only identity takes odd d */
+    if (odd_d && paired) {
+        seterr(err, errlen, "axis d: %d is odd, but pos=%s pairs coordinates: give even d (odd d only with pos=identity)",
+               odd_d, pr_grid_axis(g, "pos")->v[paired - 1]);
+        return PR_EINVAL;
+    }
+    long count = pr_grid_count(g);
+    return count > max ? too_many(err, errlen, "the grid", "", (double)count, "configurations", max) : PR_OK;
+}
+
+int pr_preset_grid_max(pr_grid_t *g, const pr_preset_t *p, const char *size, const char *user, long max,
+                       char *err, size_t errlen)
+{
+    const char *base = !strcmp(size, "tiny") ? p->grid_tiny : !strcmp(size, "full") ? p->grid_full : p->grid_quick;
+    int st = pr_grid_parse_max(g, base, max, err, errlen);
+    if (!st && user) {
+        pr_grid_t u;
+        st = pr_grid_parse_max(&u, user, max, err, errlen);
+        for (int i = 0; i < u.naxes && !st; i++) {
+            if (!pr_grid_axis(g, u.ax[i].name)) {
+                seterr(err, errlen, "preset %s has no axis '%s' (its axes: %s)", p->name, u.ax[i].name, p->axes);
+                st = PR_EINVAL;
+            } else {
+                st = pr_grid_set_axis(g, &u.ax[i]);
+            }
+        }
+        pr_grid_clear(&u);
+    }
+    return st ? st : pr_sweep_check(p, g, max, err, errlen);
+}
+
 int pr_preset_grid(pr_grid_t *g, const pr_preset_t *p, const char *size, const char *user,
                    char *err, size_t errlen)
 {
-    const char *base = !strcmp(size, "tiny") ? p->grid_tiny : !strcmp(size, "full") ? p->grid_full : p->grid_quick;
-    int st = pr_grid_parse(g, base, err, errlen);
-    if (st || !user)
-        return st;
-    pr_grid_t u;
-    st = pr_grid_parse(&u, user, err, errlen);
-    for (int i = 0; i < u.naxes && !st; i++) {
-        if (!pr_grid_axis(g, u.ax[i].name)) {
-            seterr(err, errlen, "preset %s has no axis '%s' (its axes: %s)", p->name, u.ax[i].name, p->axes);
-            st = PR_EINVAL;
-        } else {
-            st = pr_grid_set_axis(g, &u.ax[i]);
-        }
-    }
-    pr_grid_clear(&u);
-    return st;
+    return pr_preset_grid_max(g, p, size, user, 0, err, errlen);
 }
 
 /* ------------------------------------------------------------------ CSV */
 
+/* Splits line at commas into at most max fields; -1 if it has more. */
 static int split_fields(char **fields, int max, char *line)
 {
     int n = 0;
@@ -383,7 +621,89 @@ void pr_csv_clear(pr_csv_t *t)
     }
     free(t->rows);
     free(t->lines);
+    free(t->lineno);
     memset(t, 0, sizeof *t);
+}
+
+/* room for one more of n items in *arr of capacity *cap (doubling: no quadratic copying) */
+static int grow(void **arr, long *cap, long n, size_t size)
+{
+    if (n < *cap)
+        return PR_OK;
+    long c = *cap ? 2 * *cap : 16;
+    void *p = realloc(*arr, size * (size_t)c);
+    if (!p)
+        return PR_ENOMEM;
+    *arr = p;
+    *cap = c;
+    return PR_OK;
+}
+
+/* the header row into t->cols; refuses too many columns and a column named twice */
+static int csv_header(pr_csv_t *t, char *line, const char *path, long ln, char *err, size_t errlen)
+{
+    char *fields[PR_CSV_MAXCOLS];
+    int n = split_fields(fields, PR_CSV_MAXCOLS, line);
+    if (n < 0) {
+        seterr(err, errlen, "%s: line %ld: the header row has more than %d columns", path, ln, PR_CSV_MAXCOLS);
+        return PR_EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++)
+            if (!strcmp(fields[i], fields[j])) {
+                seterr(err, errlen, "%s: line %ld: the header row names column '%.40s' twice", path, ln, fields[i]);
+                return PR_EINVAL;
+            }
+        if (!(t->cols[t->ncols] = strdup(fields[i])))
+            return PR_ENOMEM;
+        t->ncols++;
+    }
+    return PR_OK;
+}
+
+/* one data row of exactly t->ncols fields */
+static int csv_row(pr_csv_t *t, long *cap, const char *line, const char *path, long ln, char *err, size_t errlen)
+{
+    long c1 = *cap, c2 = *cap, c3 = *cap;
+    if (grow((void **)&t->rows, &c1, t->nrows, sizeof(char **)) || grow((void **)&t->lines, &c2, t->nrows, sizeof(char *)) ||
+        grow((void **)&t->lineno, &c3, t->nrows, sizeof(long)))
+        return PR_ENOMEM;
+    *cap = c1; /* all three grew alike */
+    char *raw = strdup(line), *copy = strdup(line);
+    char **fields = malloc(sizeof(char *) * t->ncols);
+    if (!raw || !copy || !fields) {
+        free(raw), free(copy), free(fields);
+        return PR_ENOMEM;
+    }
+    int n = split_fields(fields, t->ncols, copy);
+    if (n != t->ncols) {
+        seterr(err, errlen, "%s: line %ld: a data row has %s fields than the header's %d", path, ln,
+               n < 0 ? "more" : "fewer", t->ncols);
+        free(raw), free(copy), free(fields);
+        return PR_EINVAL;
+    }
+    t->rows[t->nrows] = fields;
+    t->lines[t->nrows] = raw;
+    t->lineno[t->nrows++] = ln;
+    return PR_OK;
+}
+
+/* One line of at most max bytes, its newline included, into buf (max + 1 bytes); *len is its
+ * length, NUL bytes counted. Returns 1 for a line, 0 at the end of the file, -1 past max. */
+static int read_line(FILE *f, char *buf, size_t max, size_t *len)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (n == max)
+            return -1;
+        buf[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    buf[n] = 0;
+    *len = n;
+    return n > 0;
 }
 
 int pr_csv_read(pr_csv_t *t, const char *path, int truncate_torn, char *err, size_t errlen)
@@ -394,66 +714,56 @@ int pr_csv_read(pr_csv_t *t, const char *path, int truncate_torn, char *err, siz
         seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return PR_EIO;
     }
-    char *line = 0;
-    size_t cap = 0;
-    ssize_t len;
+    /* a directory, a FIFO or a device is no CSV (and /dev/zero would never end) */
+    struct stat sb;
+    const char *why = fstat(fileno(f), &sb) ? strerror(errno) : S_ISDIR(sb.st_mode) ? "a directory, not a CSV file"
+                      : !S_ISREG(sb.st_mode) ? "not a regular file"
+                      : sb.st_size > PR_CSV_MAXBYTES ? "larger than 1 GiB: not a sweep CSV" : 0;
+    if (why) {
+        seterr(err, errlen, "%s: %s", path, why);
+        fclose(f);
+        return PR_EINVAL;
+    }
+    char *line = malloc(PR_CSV_MAXLINE + 1);
+    size_t len;
     long good = 0; /* bytes up to the end of the last complete line */
-    int st = PR_OK;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    long ln = 0, cap = 0, ccap = 0;
+    int st = line ? PR_OK : PR_ENOMEM, got;
+    while (!st && (got = read_line(f, line, PR_CSV_MAXLINE, &len))) {
+        ln++;
+        if (got < 0) {
+            seterr(err, errlen, "%s: line %ld is longer than %ld bytes", path, ln, PR_CSV_MAXLINE);
+            st = PR_EINVAL;
+            break;
+        }
         if (line[len - 1] != '\n')
             break; /* torn: written by a process killed mid-line (not by this driver's single write) */
-        good += len;
+        if (memchr(line, 0, len)) {
+            seterr(err, errlen, "%s: line %ld contains a NUL byte", path, ln);
+            st = PR_EINVAL;
+            break;
+        }
+        good += (long)len;
         line[--len] = 0;
         if (len && line[len - 1] == '\r')
             line[--len] = 0;
         if (line[0] == '#') {
-            char **c = realloc(t->comments, sizeof(char *) * (t->ncomments + 1));
-            if (!c || !(c[t->ncomments] = strdup(line))) {
-                t->comments = c ? c : t->comments;
-                st = PR_ENOMEM;
-                break;
-            }
-            t->comments = c;
-            t->ncomments++;
-            continue;
-        }
-        if (!len)
-            continue;
-        if (!t->ncols) {
-            char *fields[PR_CSV_MAXCOLS];
-            int n = split_fields(fields, PR_CSV_MAXCOLS, line);
-            if (n < 0) {
-                seterr(err, errlen, "%s: header row has too many columns", path);
+            if (t->ncols) {
+                seterr(err, errlen, "%s: line %ld: a comment after the header row", path, ln);
                 st = PR_EINVAL;
-                break;
+            } else if (!(st = grow((void **)&t->comments, &ccap, t->ncomments, sizeof(char *)))) {
+                if ((t->comments[t->ncomments] = strdup(line)))
+                    t->ncomments++;
+                else
+                    st = PR_ENOMEM;
             }
-            for (int i = 0; i < n; i++)
-                t->cols[t->ncols++] = strdup(fields[i]);
-            continue;
+        } else if (len) {
+            st = t->ncols ? csv_row(t, &cap, line, path, ln, err, errlen) : csv_header(t, line, path, ln, err, errlen);
         }
-        char *raw = strdup(line), *copy = strdup(line);
-        char **fields = malloc(sizeof(char *) * t->ncols);
-        char ***rows = realloc(t->rows, sizeof(char **) * (t->nrows + 1));
-        if (rows)
-            t->rows = rows;
-        char **lines = realloc(t->lines, sizeof(char *) * (t->nrows + 1));
-        if (lines)
-            t->lines = lines;
-        if (!raw || !copy || !fields || !rows || !lines) {
-            free(raw), free(copy), free(fields);
-            st = PR_ENOMEM;
-            break;
-        }
-        int n = split_fields(fields, t->ncols, copy);
-        if (n != t->ncols || strchr(fields[t->ncols - 1], ',')) {
-            seterr(err, errlen, "%s: a data row has %s fields than the header's %d", path,
-                   n < t->ncols ? "fewer" : "more", t->ncols);
-            free(raw), free(copy), free(fields);
-            st = PR_EINVAL;
-            break;
-        }
-        t->rows[t->nrows] = fields;
-        t->lines[t->nrows++] = raw;
+    }
+    if (!st && ferror(f)) {
+        seterr(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        st = PR_EIO;
     }
     free(line);
     fclose(f);
@@ -657,37 +967,169 @@ static void progress_line(const pr_preset_t *p, long done, long total, long comp
     fflush(stderr);
 }
 
-static int in_shard(long idx, const pr_sweep_opts_t *o)
+static int in_shard(long idx, long k, long n)
 {
-    return o->shard_n <= 1 || idx % o->shard_n == o->shard_k - 1;
+    return n <= 1 || idx % n == k - 1;
 }
 
-static int key_cmp(const void *a, const void *b)
+/* the rows of shard k of n among count configurations */
+static long shard_rows(long count, long k, long n)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return count > k - 1 ? (count - k) / n + 1 : 0;
+}
+
+/* a status as the text of one CSV field */
+static void status_field(char *buf, size_t len, int st)
+{
+    snprintf(buf, len, "%s", st ? pr_strerror(st) : "ok");
+    for (char *c = buf; *c; c++)
+        if (*c == ',')
+            *c = ';';
+}
+
+static int long_cmp(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Is every row of t one this driver writes for preset p, grid g, shard k of n? Its idx in range
+ * and in the shard, its key and axis fields those of that idx, its status "ok" or a status text,
+ * its outputs numbers (NaN after a failure), each idx once. *done gets the sorted idx. */
+static int check_rows(long **done, const pr_csv_t *t, const pr_preset_t *p, const pr_grid_t *g, long k, long n,
+                      const char *path, char *err, size_t errlen)
+{
+    long count = pr_grid_count(g);
+    int nout = 1, na = g->naxes;
+    for (const char *c = p->columns; (c = strchr(c, ',')); c++)
+        nout++;
+    *done = 0;
+    if (t->ncols != 3 + na + nout || pr_csv_col(t, "idx") != 0 || pr_csv_col(t, "key") != 1) {
+        seterr(err, errlen, "%s: its header row is not the one of preset %s", path, p->name);
+        return PR_EINVAL;
+    }
+    /* pairs (idx, row) sorted by idx find a repeated idx */
+    long *ix = malloc(sizeof(long) * 2 * (t->nrows ? t->nrows : 1));
+    if (!ix)
+        return PR_ENOMEM;
+    int st = PR_OK;
+    for (long r = 0; r < t->nrows && !st; r++) {
+        char *const *f = t->rows[r], *end, why[160] = "";
+        errno = 0;
+        long idx = strtol(f[0], &end, 10);
+        pr_cfg_t cfg;
+        char *key = 0;
+        if (!strcmp(f[0], "idx") && !strcmp(f[1], "key"))
+            snprintf(why, sizeof why, "a second header row");
+        else if (errno || end == f[0] || *end || idx < 0 || idx >= count)
+            snprintf(why, sizeof why, "idx '%.20s' is not one of 0..%ld", f[0], count - 1);
+        else if (!in_shard(idx, k, n))
+            snprintf(why, sizeof why, "idx %ld is not in shard %ld/%ld", idx, k, n);
+        else {
+            pr_cfg_at(&cfg, g, idx);
+            if (!(key = pr_cfg_key(&cfg))) {
+                st = PR_ENOMEM;
+                break;
+            }
+            if (strcmp(key, f[1]))
+                snprintf(why, sizeof why, "key '%.40s' is not that of idx %ld (%.60s)", f[1], idx, key);
+            for (int i = 0; i < na && !*why; i++)
+                if (strcmp(f[2 + i], cfg.val[i]))
+                    snprintf(why, sizeof why, "%s is '%.20s', not that of idx %ld (%s)", g->ax[i].name, f[2 + i], idx,
+                             cfg.val[i]);
+        }
+        free(key);
+        const char *stat = f[2 + na];
+        int ok = !strcmp(stat, "ok"), known = ok;
+        for (int s = 1; s < PR_ESTATUS_COUNT && !known; s++) {
+            char buf[160];
+            status_field(buf, sizeof buf, s);
+            known = !strcmp(stat, buf);
+        }
+        if (!*why && !known)
+            snprintf(why, sizeof why, "status '%.40s' is neither ok nor a polyrope status", stat);
+        for (int j = 0; j < nout && !*why; j++) {
+            const char *v = f[3 + na + j];
+            double x = strtod(v, &end);
+            if (end == v || *end || (!ok && !isnan(x)))
+                snprintf(why, sizeof why, "output %d '%.20s' is not %s", j + 1, v, ok ? "a number" : "nan (the row failed)");
+        }
+        if (*why) {
+            seterr(err, errlen, "%s: line %ld: %s", path, t->lineno[r], why);
+            st = PR_EINVAL;
+        }
+        ix[2 * r] = idx, ix[2 * r + 1] = r;
+    }
+    if (!st)
+        qsort(ix, t->nrows, 2 * sizeof(long), long_cmp);
+    for (long r = 1; r < t->nrows && !st; r++)
+        if (ix[2 * r] == ix[2 * r - 2]) {
+            long a = t->lineno[ix[2 * r - 1]], b = t->lineno[ix[2 * r + 1]];
+            seterr(err, errlen, "%s: line %ld repeats idx %ld of line %ld", path, a > b ? a : b, ix[2 * r], a < b ? a : b);
+            st = PR_EINVAL;
+        }
+    for (long r = 0; r < t->nrows && !st; r++)
+        ix[r] = ix[2 * r];
+    if (st)
+        free(ix);
+    else
+        *done = ix;
+    return st;
+}
+
+/* An output path that cannot be a CSV file is bad usage, refused before any work. */
+static int check_out_path(const char *cmd, const char *opt, const char *out)
+{
+    struct stat sb;
+    if (!*out)
+        return fprintf(stderr, "polyrope %s: %s is empty: give it a file name\n", cmd, opt), 2;
+    if (!stat(out, &sb) && S_ISDIR(sb.st_mode))
+        return fprintf(stderr, "polyrope %s: %s %s is a directory: give a file name, such as %s/out.csv\n", cmd, opt, out,
+                       out), 2;
+    if (!stat(out, &sb) && !S_ISREG(sb.st_mode))
+        return fprintf(stderr, "polyrope %s: %s %s is not a regular file\n", cmd, opt, out), 2;
+    return 0;
 }
 
 int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *o)
 {
     const char *cmd = "sweep";
-    long total = pr_grid_count(g), mine = 0;
-    for (long i = 0; i < total; i++)
-        mine += in_shard(i, o);
+    char err[512];
+    long max = o->max_configs > 0 ? o->max_configs : PR_GRID_MAX_CONFIGS;
+    int st = pr_sweep_check(p, g, max, err, sizeof err);
+    if (st) {
+        fprintf(stderr, "polyrope %s: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+        return st == PR_ENOMEM ? 1 : 2;
+    }
+    long sk = o->shard_n >= 1 ? o->shard_k : 1, sn = o->shard_n >= 1 ? o->shard_n : 1;
+    if (sk < 1 || sk > sn) {
+        fprintf(stderr, "polyrope %s: shard %ld/%ld: need 1 <= K <= N\n", cmd, o->shard_k, o->shard_n);
+        return 2;
+    }
+    if ((st = check_out_path(cmd, "--out", o->out ? o->out : "")))
+        return st;
+    long total = pr_grid_count(g), mine = shard_rows(total, sk, sn);
     char *header = header_text(p, g, o);
     if (!header) {
         fprintf(stderr, "polyrope %s: out of memory\n", cmd);
         return 1;
     }
-    int ncols = 0;
-    for (const char *c = p->columns; c; c = strchr(c, ','), c = c ? c + 1 : 0)
+    /* every header line must be one pr_csv_read takes back */
+    for (const char *l = header; *l; l += strcspn(l, "\n") + 1)
+        if (strcspn(l, "\n") >= PR_CSV_MAXLINE) {
+            fprintf(stderr, "polyrope %s: the grid's text is over %ld bytes, too long for the CSV's header: narrow it\n",
+                    cmd, PR_CSV_MAXLINE);
+            free(header);
+            return 2;
+        }
+    int ncols = 1;
+    for (const char *c = p->columns; (c = strchr(c, ',')); c++)
         ncols++;
 
-    char **done = 0; /* finished keys, pointing into keys */
-    long ndone = 0;
-    pr_csv_t keys = {0};
+    long *done = 0, ndone = 0; /* the idx already in the file, sorted */
     struct stat sb;
     int exists = stat(o->out, &sb) == 0;
-    int rc = 0;
+    int rc = 0, fd = -1;
     if (exists && !o->resume) {
         fprintf(stderr, "polyrope %s: %s exists; add --resume to continue it, or remove it to start again\n", cmd,
                 o->out);
@@ -697,15 +1139,15 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     int fresh = !exists;
     if (exists) {
         pr_csv_t t;
-        char err[512], why[128];
+        char why[128];
         /* look before cutting anything: only a file of this very sweep is touched */
-        int st = pr_csv_read(&t, o->out, 0, err, sizeof err);
+        st = pr_csv_read(&t, o->out, 0, err, sizeof err);
         if (st == PR_EINVAL && torn_header(o->out, header)) {
             fresh = 1; /* killed while writing the header: nothing to keep */
         } else if (st) {
             fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, err);
             free(header);
-            return 2;
+            return st == PR_ENOMEM ? 1 : 2;
         } else if (!same_sweep(&t, header, why, sizeof why)) {
             fprintf(stderr, "polyrope %s: cannot resume %s: %s from this sweep; use another --out\n", cmd, o->out,
                     why);
@@ -713,46 +1155,56 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
             free(header);
             return 2;
         } else {
-            /* ours: read it again, now cutting a torn last line off the file */
+            /* every row is checked before the file is cut or a row computed */
+            st = check_rows(&done, &t, p, g, sk, sn, o->out, err, sizeof err);
+            ndone = t.nrows;
             pr_csv_clear(&t);
-            st = pr_csv_read(&t, o->out, 1, err, sizeof err);
-            done = st ? 0 : malloc(sizeof(char *) * (t.nrows + 1));
-            if (!done) {
-                fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, st ? err : "out of memory");
-                if (!st)
-                    pr_csv_clear(&t);
-                free(header);
-                return st ? 2 : 1;
+            if (!st) {
+                /* ours: read it again, now cutting a torn last line off the file */
+                st = pr_csv_read(&t, o->out, 1, err, sizeof err);
+                if (!st && t.nrows != ndone)
+                    seterr(err, sizeof err, "%s changed while it was read", o->out), st = PR_EINVAL;
+                pr_csv_clear(&t);
             }
-            int kc = pr_csv_col(&t, "key");
-            for (long r = 0; r < t.nrows; r++)
-                done[ndone++] = t.rows[r][kc];
-            qsort(done, ndone, sizeof(char *), key_cmp);
-            keys = t;
+            if (st) {
+                fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+                free(done);
+                free(header);
+                return st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
+            }
         }
     }
-    int fd = open(o->out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
+    /* the path is checked here, before any row: a file that cannot be opened is bad usage */
+    fd = open(o->out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
     if (fd < 0) {
         fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, o->out, strerror(errno));
-        rc = 1;
+        rc = 2;
         goto out;
     }
     if (fresh && write_all_sync(fd, header, strlen(header))) {
         fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, o->out, strerror(errno));
+        if (!exists)
+            unlink(o->out);
         rc = 1;
         goto out;
     }
     int show = o->progress < 0 ? isatty(2) : o->progress;
     double t0 = pr_timing_wall(), last = 0;
-    long count = 0, skipped = 0;
+    long count = 0, skipped = 0, next = 0;
     double *vals = malloc(sizeof(double) * ncols);
     if (!vals) {
         rc = 1;
         goto out;
     }
     for (long idx = 0; idx < total && !rc; idx++) {
-        if (!in_shard(idx, o))
+        if (!in_shard(idx, sk, sn))
             continue;
+        if (next < ndone && done[next] == idx) {
+            next++;
+            skipped++;
+            count++;
+            continue;
+        }
         pr_cfg_t cfg;
         pr_cfg_at(&cfg, g, idx);
         char *key = pr_cfg_key(&cfg);
@@ -760,16 +1212,10 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
             rc = 1;
             break;
         }
-        if (ndone && bsearch(&key, done, ndone, sizeof(char *), key_cmp)) {
-            free(key);
-            skipped++;
-            count++;
-            continue;
-        }
         for (int k = 0; k < ncols; k++)
             vals[k] = NAN;
-        int st = p->row(vals, &cfg);
-        char *line = 0;
+        int rs = p->row(vals, &cfg);
+        char *line = 0, stat[160];
         size_t ll = 0;
         FILE *f = open_memstream(&line, &ll);
         if (!f) {
@@ -780,19 +1226,10 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         fprintf(f, "%ld,%s", idx, key);
         for (int i = 0; i < g->naxes; i++)
             fprintf(f, ",%s", cfg.val[i]);
-        if (st) {
-            /* the status text, kept to one CSV field */
-            char msg[160];
-            snprintf(msg, sizeof msg, "%s", pr_strerror(st));
-            for (char *c = msg; *c; c++)
-                if (*c == ',')
-                    *c = ';';
-            fprintf(f, ",%s", msg);
-        } else {
-            fprintf(f, ",ok");
-        }
+        status_field(stat, sizeof stat, rs);
+        fprintf(f, ",%s", stat);
         for (int k = 0; k < ncols; k++)
-            fprintf(f, ",%.10g", st ? NAN : vals[k]);
+            fprintf(f, ",%.10g", rs ? NAN : vals[k]);
         fputc('\n', f);
         fclose(f);
         free(key);
@@ -815,125 +1252,235 @@ out:
     if (fd >= 0)
         close(fd);
     free(done);
-    pr_csv_clear(&keys);
     free(header);
     return rc;
 }
 
 /* ------------------------------------------------------------------ merge */
 
+/* one input of a merge, read and checked */
+typedef struct {
+    const char *path;
+    pr_csv_t t;
+    long k, n;       /* its shard */
+    long *idx;       /* its rows' idx, sorted */
+} merge_in_t;
+
 typedef struct {
     long idx;
-    const char *line, *key;
+    int file;
+    const char *line;
 } merge_row_t;
 
+/* by idx, then by the order the files were given: the first copy of a row is kept */
 static int merge_cmp(const void *a, const void *b)
 {
     const merge_row_t *x = a, *y = b;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return x->idx != y->idx ? (x->idx < y->idx ? -1 : 1) : (x->file > y->file) - (x->file < y->file);
 }
 
-int pr_sweep_merge(const char *out, char **in, int nin, const char *command)
+int pr_sweep_shard_parse(long *k, long *n, const char *s)
+{
+    char *end;
+    errno = 0;
+    *k = strtol(s, &end, 10);
+    if (errno || end == s || *end != '/')
+        return 0;
+    const char *t = end + 1;
+    *n = strtol(t, &end, 10);
+    return !errno && end != t && !*end && *n >= 1 && *k >= 1 && *k <= *n;
+}
+
+/* reads and checks input m: a complete shard of a sweep of a known preset, every row valid.
+ * Its preset and grid go to *p and g (first input) or must equal them. */
+static int merge_read(merge_in_t *m, const pr_preset_t **p, pr_grid_t *g, const merge_in_t *first, long max,
+                      char *err, size_t errlen)
+{
+    int st = pr_csv_read(&m->t, m->path, 0, err, errlen);
+    if (st)
+        return st;
+    const char *preset = pr_csv_comment(&m->t, "preset"), *grid = pr_csv_comment(&m->t, "grid");
+    const char *shard = pr_csv_comment(&m->t, "shard"), *conf = pr_csv_comment(&m->t, "configurations");
+    if (!preset || !grid || !conf) {
+        seterr(err, errlen, "%s is not a polyrope sweep CSV (no '# preset:', '# grid:' or '# configurations:' line)", m->path);
+        return PR_EINVAL;
+    }
+    if (first) {
+        static const char *const tags[] = {"preset", "grid"};
+        for (int k = 0; k < 2; k++)
+            if (strcmp(pr_csv_comment(&first->t, tags[k]), pr_csv_comment(&m->t, tags[k]))) {
+                seterr(err, errlen, "%s and %s come from different sweeps (their '%s' lines differ)", first->path, m->path,
+                       tags[k]);
+                return PR_EINVAL;
+            }
+    } else {
+        if (!(*p = pr_preset_find(preset))) {
+            seterr(err, errlen, "%s: unknown preset '%.40s'", m->path, preset);
+            return PR_EINVAL;
+        }
+        char gerr[256];
+        if ((st = pr_grid_parse_max(g, grid, max, gerr, sizeof gerr)) || (st = pr_sweep_check(*p, g, max, gerr, sizeof gerr))) {
+            seterr(err, errlen, "%s: its grid: %s", m->path, st == PR_ENOMEM ? "out of memory" : gerr);
+            return st;
+        }
+    }
+    char *end;
+    errno = 0;
+    long c = strtol(conf, &end, 10);
+    if (errno || end == conf || *end || c != pr_grid_count(g)) {
+        seterr(err, errlen, "%s: '# configurations: %.20s' is not the %ld of its grid", m->path, conf, pr_grid_count(g));
+        return PR_EINVAL;
+    }
+    m->k = m->n = 1;
+    if (shard && !pr_sweep_shard_parse(&m->k, &m->n, shard)) {
+        seterr(err, errlen, "%s: '# shard: %.20s' is not K/N with 1 <= K <= N", m->path, shard);
+        return PR_EINVAL;
+    }
+    return check_rows(&m->idx, &m->t, *p, g, m->k, m->n, m->path, err, errlen);
+}
+
+/* every K of one N present, each shard complete */
+static int merge_cover(const merge_in_t *in, int nin, long count, char *err, size_t errlen)
+{
+    long n = in[0].n, *ks = malloc(sizeof(long) * nin);
+    if (!ks)
+        return PR_ENOMEM;
+    int st = PR_OK;
+    for (int i = 0; i < nin && !st; i++) {
+        ks[i] = in[i].k;
+        if (in[i].n != n) {
+            seterr(err, errlen, "%s is shard %ld/%ld but %s is shard %ld/%ld: merge the shards of one --shard K/N run",
+                   in[0].path, in[0].k, n, in[i].path, in[i].k, in[i].n);
+            st = PR_EINVAL;
+        } else if (in[i].t.nrows != shard_rows(count, in[i].k, n)) {
+            seterr(err, errlen, "%s (shard %ld/%ld) has %ld of its %ld rows: finish it with --resume first", in[i].path,
+                   in[i].k, n, in[i].t.nrows, shard_rows(count, in[i].k, n));
+            st = PR_EINVAL;
+        }
+    }
+    if (!st) {
+        qsort(ks, nin, sizeof(long), long_cmp);
+        long want = 1;
+        for (int i = 0; i < nin && ks[i] <= want; i++)
+            want += ks[i] == want;
+        if (want <= n) {
+            seterr(err, errlen, "shard %ld/%ld is missing (%d files given): give every shard's CSV", want, n, nin);
+            st = PR_EINVAL;
+        }
+    }
+    free(ks);
+    return st;
+}
+
+int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *command)
 {
     const char *cmd = "sweep --merge";
     if (nin < 1)
         return fprintf(stderr, "polyrope %s: give the shard CSVs to merge after OUT.csv\n", cmd), 2;
-    pr_csv_t *t = calloc(nin, sizeof *t);
+    int rc = check_out_path(cmd, "--merge", out);
+    if (rc)
+        return rc;
+    struct stat so, si;
+    int out_exists = !stat(out, &so);
+    for (int i = 0; i < nin; i++) {
+        if (stat(in[i], &si)) {
+            if (pr_preset_find(in[i]))
+                return fprintf(stderr, "polyrope %s: '%s' is a preset, not a CSV: merging takes no preset (polyrope sweep "
+                               "--merge OUT.csv IN.csv...)\n", cmd, in[i]), 2;
+            return fprintf(stderr, "polyrope %s: cannot open %s: %s\n", cmd, in[i], strerror(errno)), 2;
+        }
+        if (out_exists && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return fprintf(stderr, "polyrope %s: the output %s is also an input: write the merge to a new file\n", cmd,
+                           out), 2;
+    }
+    /* the output is created first, so that an impossible path is refused before any work */
+    char *tmp = 0;
+    int fd = -1;
+    if (asprintf(&tmp, "%s.tmp.%ld", out, (long)getpid()) < 0)
+        return fprintf(stderr, "polyrope %s: out of memory\n", cmd), 1;
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0) {
+        fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, out, strerror(errno));
+        free(tmp);
+        return 2;
+    }
+    merge_in_t *m = calloc(nin, sizeof *m);
     merge_row_t *rows = 0;
+    const pr_preset_t *p = 0;
+    pr_grid_t g = {0};
     long nrows = 0;
-    int rc = 0;
     char err[512];
-    if (!t)
-        return 1;
-    for (int i = 0; i < nin && !rc; i++) {
-        if (pr_csv_read(&t[i], in[i], 0, err, sizeof err)) {
-            fprintf(stderr, "polyrope %s: %s\n", cmd, err);
-            rc = 2;
-            break;
-        }
-        static const char *const tags[] = {"preset", "grid"};
-        for (int k = 0; k < 2 && !rc; k++) {
-            const char *a = pr_csv_comment(&t[0], tags[k]), *b = pr_csv_comment(&t[i], tags[k]);
-            if (!a || !b || strcmp(a, b)) {
-                fprintf(stderr, "polyrope %s: %s and %s come from different sweeps (their '%s' lines differ)\n", cmd,
-                        in[0], in[i], tags[k]);
-                rc = 2;
-            }
-        }
-        int same = t[i].ncols == t[0].ncols;
-        for (int c = 0; same && c < t[0].ncols; c++)
-            same = !strcmp(t[i].cols[c], t[0].cols[c]);
-        if (!rc && !same) {
-            fprintf(stderr, "polyrope %s: %s and %s have different columns\n", cmd, in[0], in[i]);
-            rc = 2;
-        }
-        if (!rc && (pr_csv_col(&t[i], "idx") != 0 || pr_csv_col(&t[i], "key") != 1)) {
-            fprintf(stderr, "polyrope %s: %s is not a polyrope sweep CSV (no idx,key columns)\n", cmd, in[i]);
-            rc = 2;
-        }
-        merge_row_t *nr = rc ? 0 : realloc(rows, sizeof *rows * (nrows + t[i].nrows + 1));
-        if (!rc && !nr)
-            rc = 1;
-        if (nr)
-            rows = nr;
-        for (long r = 0; !rc && r < t[i].nrows; r++)
-            rows[nrows++] = (merge_row_t){strtol(t[i].rows[r][0], 0, 10), t[i].lines[r], t[i].rows[r][1]};
+    int st = m ? PR_OK : PR_ENOMEM;
+    for (int i = 0; i < nin && !st; i++) {
+        m[i].path = in[i];
+        st = merge_read(&m[i], &p, &g, i ? &m[0] : 0, max, err, sizeof err);
+        nrows += st ? 0 : m[i].t.nrows;
+    }
+    if (!st)
+        st = merge_cover(m, nin, pr_grid_count(&g), err, sizeof err);
+    if (!st && !(rows = malloc(sizeof *rows * (nrows ? nrows : 1))))
+        st = PR_ENOMEM;
+    if (st) {
+        fprintf(stderr, "polyrope %s: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+        rc = st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
     }
     FILE *f = 0;
-    char *tmp = 0;
     if (!rc) {
+        nrows = 0;
+        for (int i = 0; i < nin; i++)
+            for (long r = 0; r < m[i].t.nrows; r++)
+                rows[nrows++] = (merge_row_t){strtol(m[i].t.rows[r][0], 0, 10), i, m[i].t.lines[r]};
         qsort(rows, nrows, sizeof *rows, merge_cmp);
-        if (asprintf(&tmp, "%s.tmp.%ld", out, (long)getpid()) < 0 || !(f = fopen(tmp, "w"))) {
-            fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, tmp ? tmp : out, strerror(errno));
+        if (!(f = fdopen(fd, "w"))) {
+            fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, tmp, strerror(errno));
             rc = 1;
+        } else {
+            fd = -1;
         }
     }
     if (!rc) {
-        for (int c = 0; c < t[0].ncomments; c++) {
-            const char *line = t[0].comments[c];
+        const pr_csv_t *t = &m[0].t;
+        for (int c = 0; c < t->ncomments; c++) {
+            const char *line = t->comments[c];
             if (strncmp(line, "# shard:", 8) && strncmp(line, "# command:", 10) && strncmp(line, "# merged", 8))
                 fprintf(f, "%s\n", line);
         }
-        fprintf(f, "# merged from %d files\n# command: %s\n", nin, command);
-        for (int c = 0; c < t[0].ncols; c++)
-            fprintf(f, "%s%s", c ? "," : "", t[0].cols[c]);
+        fprintf(f, "# merged from %d files\n# command: %s\n", nin, command ? command : "polyrope sweep --merge");
+        for (int c = 0; c < t->ncols; c++)
+            fprintf(f, "%s%s", c ? "," : "", t->cols[c]);
         fputc('\n', f);
-        long kept = 0, dups = 0;
+        long dups = 0;
         for (long r = 0; r < nrows; r++) {
             if (r && rows[r].idx == rows[r - 1].idx) {
-                dups++;
-                if (strcmp(rows[r].key, rows[r - 1].key)) {
-                    fprintf(stderr, "polyrope %s: rows with idx %ld have different keys (%s, %s)\n", cmd,
-                            rows[r].idx, rows[r - 1].key, rows[r].key);
-                    rc = 2;
-                }
+                dups++; /* a shard given twice: its first copy is kept */
                 continue;
             }
             fprintf(f, "%s\n", rows[r].line);
-            kept++;
         }
         if (fflush(f) || fsync(fileno(f)))
             rc = 1;
         if (fclose(f))
             rc = 1;
+        f = 0;
+        if (rc)
+            fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, tmp, strerror(errno));
         if (!rc && rename(tmp, out)) {
             fprintf(stderr, "polyrope %s: cannot rename %s to %s: %s\n", cmd, tmp, out, strerror(errno));
             rc = 1;
         }
-        if (rc)
-            unlink(tmp);
-        const char *conf = pr_csv_comment(&t[0], "configurations");
-        long want = conf ? strtol(conf, 0, 10) : kept;
-        if (!rc && kept < want)
-            fprintf(stderr, "polyrope %s: warning: %s has %ld of %ld configurations (a shard missing or unfinished?)\n",
-                    cmd, out, kept, want);
         if (!rc && dups)
-            fprintf(stderr, "polyrope %s: %ld duplicate rows dropped\n", cmd, dups);
+            fprintf(stderr, "polyrope %s: %ld rows given twice (a shard given twice) kept once\n", cmd, dups);
     }
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlink(tmp);
     free(tmp);
     free(rows);
-    for (int i = 0; i < nin; i++)
-        pr_csv_clear(&t[i]);
-    free(t);
+    for (int i = 0; m && i < nin; i++) {
+        pr_csv_clear(&m[i].t);
+        free(m[i].idx);
+    }
+    free(m);
+    pr_grid_clear(&g);
     return rc;
 }

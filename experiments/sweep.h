@@ -10,11 +10,20 @@
 
 enum { PR_GRID_MAXAXES = 16, PR_CSV_MAXCOLS = 64 };
 
+/* The default cap on a grid's configurations (sweep --max-configs raises it): ten times the
+ * largest grid of any preset, so that a typo cannot start a sweep of years. */
+#define PR_GRID_MAX_CONFIGS 10000L
+
+/* Bounds of pr_csv_read: longer lines and larger files are not the driver's. */
+#define PR_CSV_MAXLINE (1L << 24)
+#define PR_CSV_MAXBYTES (1L << 30)
+
 /* ---- grids: "AXIS=V,V,...;AXIS=A..B*F;AXIS=A..B+S" ---- */
 typedef struct {
     char *name;
     int nv;
     char **v;          /* canonical text of each value (numbers as %.12g) */
+    int merged;        /* range values dropped because they rounded to an earlier value */
 } pr_axis_t;
 
 typedef struct {
@@ -22,14 +31,23 @@ typedef struct {
     pr_axis_t ax[PR_GRID_MAXAXES];
 } pr_grid_t;
 
-/* Parses text into g (axes in the order given). On a syntax error returns PR_EINVAL and puts
- * a one-line explanation into err. g must be cleared with pr_grid_clear either way. */
+/* Parses text into g (axes in the order given). Every value must lie in its axis's domain (n, d
+ * and seed integers, n >= 1, 0 < eps < 1, ...: pr_grid_domains). A list naming a value twice
+ * is refused; range values that round to an earlier one (n=1..8*1.1) are dropped and counted in
+ * the axis's merged. No range longer, and no grid larger, than max_configs configurations is
+ * expanded: that is refused as PR_EBUDGET. On PR_EINVAL or PR_EBUDGET err gets a one-line
+ * explanation. g must be cleared with pr_grid_clear either way. */
+int pr_grid_parse_max(pr_grid_t *g, const char *text, long max_configs, char *err, size_t errlen);
+/* pr_grid_parse_max with max_configs = PR_GRID_MAX_CONFIGS */
 int pr_grid_parse(pr_grid_t *g, const char *text, char *err, size_t errlen);
+/* The axes a grid may name and their domains, one line each, for --help. */
+void pr_grid_domains(FILE *f, const char *indent);
 void pr_grid_clear(pr_grid_t *g);
 /* Sets or replaces axis `name` of g with the values of axis `src` (copied). */
 int pr_grid_set_axis(pr_grid_t *g, const pr_axis_t *src);
 const pr_axis_t *pr_grid_axis(const pr_grid_t *g, const char *name);
-/* number of configurations: the product of the axis lengths (0 if any axis is empty) */
+/* number of configurations: the product of the axis lengths (0 if any axis is empty;
+ * LONG_MAX if the product does not fit) */
 long pr_grid_count(const pr_grid_t *g);
 /* the grid as text in the --grid syntax, with every value listed; caller frees */
 char *pr_grid_text(const pr_grid_t *g);
@@ -49,7 +67,12 @@ long pr_cfg_long(const pr_cfg_t *c, const char *axis);          /* -1 if absent 
 char *pr_cfg_key(const pr_cfg_t *c);
 
 /* ---- presets ---- */
-typedef enum { PR_VERDICT_PASSED, PR_VERDICT_FAILED, PR_VERDICT_INCONCLUSIVE, PR_VERDICT_NOT_BUILT } pr_verdict_t;
+/* passed: everything the claim rests on ran and passed. not run: some of it did not run (the
+ * detail says why). info: a measurement shown beside the claim that does not decide it. */
+typedef enum {
+    PR_VERDICT_PASSED, PR_VERDICT_FAILED, PR_VERDICT_INCONCLUSIVE, PR_VERDICT_NOT_BUILT, PR_VERDICT_NOT_RUN,
+    PR_VERDICT_INFO
+} pr_verdict_t;
 const char *pr_verdict_name(pr_verdict_t v);
 
 struct pr_csv;
@@ -67,6 +90,9 @@ typedef struct pr_preset {
     const char *axes;        /* its axes, comma separated */
     const char *grid_tiny, *grid_quick, *grid_full;  /* complete grids over those axes */
     const char *columns;     /* its output columns, comma separated (doubles) */
+    /* where its rows narrow the axes' domains: "AXIS>=X", "AXIS>X", "AXIS<=X", "AXIS<X",
+     * "AXIS=even" or "AXIS=WORD|WORD", separated by ';' (NULL: none) */
+    const char *limits;
     /* out[k] for each output column (NaN when not applicable); returns a status. A status
      * other than PR_OK is recorded in the row's status column, with NaN outputs. */
     int (*row)(double *out, const pr_cfg_t *cfg);
@@ -87,11 +113,15 @@ typedef struct pr_csv {
     long nrows;
     char ***rows;          /* rows[r][c] */
     char **lines;          /* the raw data lines, without the newline */
+    long *lineno;          /* lineno[r]: the 1-based line of row r in the file */
 } pr_csv_t;
 
-/* Reads a CSV written by the driver. A last line without its newline (torn by a kill) is
- * ignored and, if truncate_torn, cut off the file. Returns PR_OK, PR_EIO, or PR_EINVAL
- * (with err filled) for a malformed file. */
+/* Reads a CSV written by the driver: '#' comment lines, a header row, then data rows with as
+ * many fields as the header (no quoting). A last line without its newline (torn by a kill) is
+ * ignored and, if truncate_torn, cut off the file. Refused as PR_EINVAL: a path that is not a
+ * regular file, a file over PR_CSV_MAXBYTES, a line over PR_CSV_MAXLINE, a NUL byte, more than
+ * PR_CSV_MAXCOLS columns, a column named twice, a row of another width, a comment after the
+ * header. Returns PR_OK, PR_EIO, PR_ENOMEM or PR_EINVAL, with err filled on failure. */
 int pr_csv_read(pr_csv_t *t, const char *path, int truncate_torn, char *err, size_t errlen);
 void pr_csv_clear(pr_csv_t *t);
 int pr_csv_col(const pr_csv_t *t, const char *name);            /* -1 if absent */
@@ -106,18 +136,35 @@ typedef struct {
     long shard_k, shard_n; /* 1-based shard K of N (1/1 = everything) */
     int progress;          /* -1 auto (stderr is a terminal), 0 off, 1 on */
     const char *command;   /* the command line, for the header */
+    long max_configs;      /* cap on the grid's configurations (0: PR_GRID_MAX_CONFIGS) */
 } pr_sweep_opts_t;
 
-/* Runs every configuration of g in this shard into opts->out. Returns 0, or an exit status
- * after printing a one-line error (2 bad usage or input, 1 I/O failure). */
+/* Is g a grid preset p can run? Its axes are p's, each value inside p's limits, d even where
+ * W pairs coordinates, at most max_configs configurations (0: PR_GRID_MAX_CONFIGS). Returns
+ * PR_OK, or PR_EINVAL / PR_EBUDGET with a one-line explanation in err. */
+int pr_sweep_check(const pr_preset_t *p, const pr_grid_t *g, long max_configs, char *err, size_t errlen);
+
+/* Parses "K/N" with 1 <= K <= N (no overflow); 1 if it is one. */
+int pr_sweep_shard_parse(long *k, long *n, const char *s);
+
+/* Runs every configuration of g in this shard into opts->out. Checks g (pr_sweep_check), the
+ * output path and, on resume, every row of the file before any row is computed. Returns 0, or
+ * an exit status after printing a one-line error (2 bad usage or input, 1 I/O failure). */
 int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *opts);
 
-/* The grid of preset p for "tiny", "quick" or "full", with user overrides applied. */
+/* The grid of preset p for "tiny", "quick" or "full", with user overrides applied and checked
+ * by pr_sweep_check with max_configs (0: PR_GRID_MAX_CONFIGS). */
+int pr_preset_grid_max(pr_grid_t *g, const pr_preset_t *p, const char *size, const char *user,
+                       long max_configs, char *err, size_t errlen);
+/* pr_preset_grid_max with max_configs = 0 */
 int pr_preset_grid(pr_grid_t *g, const pr_preset_t *p, const char *size, const char *user,
                    char *err, size_t errlen);
 
-/* Merges shard CSVs into out (written to a temporary file, then renamed). Returns an exit status. */
-int pr_sweep_merge(const char *out, char **in, int nin, const char *command);
+/* Merges shard CSVs into out (written to a temporary file, then renamed). Every input must be
+ * a complete shard of one sweep, K/N for every K of one N (the same file may come twice);
+ * every row is checked against the grid. max_configs caps the grid read from the files (0:
+ * PR_GRID_MAX_CONFIGS). Returns an exit status (2 for bad input, before out is touched). */
+int pr_sweep_merge(const char *out, char **in, int nin, long max_configs, const char *command);
 
 /* The command line as one string (arguments with spaces quoted); caller frees. */
 char *pr_sweep_cmdline(int argc, char **argv);

@@ -65,9 +65,10 @@ static int posw_wrong_symbol(pr_posw_t F, const pr_posw_t W)
 static int check_expand(pr_check_result_t *res, const pr_check_opts_t *opts, int is_c1)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ (is_c1 ? 0xC1 : 0xC2));
     double worst_exact = 0.0;
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, (is_c1 ? 0xC1 : 0xC2), trial))
+            continue;
         pr_inst_t I;
         int st = pr_inst_random(&I, rng, is_c1 ? 12 : 7, is_c1 ? 3 : 1, 0.5, 2.0, 0);
         if (st)
@@ -90,6 +91,10 @@ static int check_expand(pr_check_result_t *res, const pr_check_opts_t *opts, int
             pr_xexpand_fmpq_set_d(c + k, cd[k]);
         for (int k = 0; k <= g; k++)
             fmpq_set(cx + k, c + k);
+        pr_inst_dump(res, &I);
+        pr_check_put(res, "g", "%d", g);
+        pr_check_put_vec(res, "X", Xd, n, m);
+        pr_check_put_vec(res, "coef", cd, 1, g + 1);
         if (opts->fault == PR_FAULT_POLY_COEF) {
             fmpq_t eps;
             fmpq_init(eps);
@@ -226,13 +231,16 @@ static double fast_mismatch(int s, int g)
 int pr_check_c3(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC3);
     fmpz_t total;
     fmpz_init(total);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC3, trial))
+            continue;
         /* s = 2d as for RoPE and general W, or any s; g while C(s+g,g) stays enumerable */
         int s = trial % 2 ? 2 * pr_inst_int(rng, 1, 8) : pr_inst_int(rng, 1, 16);
         int g = pr_inst_int(rng, 0, s > 8 ? 4 : 6);
+        pr_check_put(res, "s", "%d", s);
+        pr_check_put(res, "g", "%d", g);
         double bad = count_mismatch(total, s, g) + fast_mismatch(s, g);
         pr_check_observe(res, s > 8 ? "s>8" : "s<=8", bad, 0.0, bad == 0.0);
         if (trial == opts->trials - 1)
@@ -245,12 +253,15 @@ int pr_check_c3(pr_check_result_t *res, const pr_check_opts_t *opts)
 int pr_check_c12(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC12);
     fmpz_t feat, terms;
     fmpz_init(feat);
     fmpz_init(terms);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC12, trial))
+            continue;
         int d = 2 * pr_inst_int(rng, 1, 4), g = pr_inst_int(rng, 0, 4);
+        pr_check_put(res, "d", "%d", d);
+        pr_check_put(res, "g", "%d", g);
         /* low-rank features: monomials of degree ≤ g in the d rotated coordinates;
          * Toeplitz terms: multisets of size ≤ g of the s = 2d support entries */
         double bad = count_mismatch(feat, d, g) + count_mismatch(terms, 2 * d, g) +
@@ -276,12 +287,13 @@ int pr_check_c12(pr_check_result_t *res, const pr_check_opts_t *opts)
 int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xF1);
     int nfit = 0, nfx = 0;
     long refused = 0;
     double *fx = malloc(sizeof(double) * 4 * (opts->trials + 1)), *fy = fx + (opts->trials + 1);
     double *dx = fy + (opts->trials + 1), *dy = dx + (opts->trials + 1);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xF1, trial))
+            continue;
         int adversarial = trial % 2 == 0, n = pr_inst_int(rng, 2, 5), d = 2;
         double B = pr_rng_range(rng, 0.7, 2.4);
         pr_pos_kind_t kind = adversarial ? PR_POS_IDENTITY : pr_inst_random_kind(rng);
@@ -306,6 +318,8 @@ int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts)
         pr_taylor_d(cd, g);
         for (int k = 0; k <= g; k++)
             pr_xexpand_fmpq_set_d(c + k, cd[k]);
+        pr_inst_dump(res, &I);
+        pr_check_put_vec(res, "coef", cd, 1, g + 1);
         pr_xexpand_t E;
         st = pr_xexpand_init(E, I.Q, I.K, I.W, n, d, &I.opts);
         if (!st)

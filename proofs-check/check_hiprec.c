@@ -5,14 +5,17 @@
 #include <string.h>
 #include "check_impl.h"
 
-#define PREC 256
+#define DEFAULT_PREC 256
+/* in a check (opts in scope): the precision it runs at */
+#define PREC (opts->prec ? (slong)opts->prec : (slong)DEFAULT_PREC)
 /* two enclosures of the same real number differ by less than this at PREC bits */
 #define TINY_EXP (-100)
 
-/* ok flag from a three-way verdict of "x ≤ y" */
+/* ok flag from a three-way verdict of "x ≤ y"; an infinite or NaN tolerance y proves nothing
+ * (the observed ratio x/y would read 0 against a normalised bound of 1): a failure */
 static int le3(const arb_t x, const arb_t y)
 {
-    return pr_check_ok(pr_hiprec_verdict(x, y));
+    return arb_is_finite(y) ? pr_check_ok(pr_hiprec_verdict(x, y)) : 0;
 }
 
 /* upper bound of x / y as a double */
@@ -20,7 +23,7 @@ static double ratio_ub(const arb_t x, const arb_t y)
 {
     arb_t r;
     arb_init(r);
-    arb_div(r, x, y, PREC);
+    arb_div(r, x, y, DEFAULT_PREC);
     double v = pr_hiprec_ubound_d(r);
     arb_clear(r);
     return v;
@@ -36,8 +39,9 @@ static void tiny(arb_t t)
 int pr_check_c6(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC6);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC6, trial))
+            continue;
         int tight = trial % 3 == 0, n = pr_inst_int(rng, 2, 16), d = 2 * pr_inst_int(rng, 1, 4);
         double B = pr_rng_range(rng, 0.25, 3.0);
         pr_inst_t I;
@@ -48,6 +52,7 @@ int pr_check_c6(pr_check_result_t *res, const pr_check_opts_t *opts)
         if (tight)
             for (int i = 0; i < n * d; i++)
                 I.Q[i] = I.K[i] = B;
+        pr_inst_dump(res, &I);
         arb_ptr M = _arb_vec_init((slong)n * n);
         arb_t R, mx, t;
         arb_init(R);
@@ -81,14 +86,17 @@ int pr_check_c6(pr_check_result_t *res, const pr_check_opts_t *opts)
 /* The fast paths for a random target eps and polynomial kind, against the Arb O, within the
  * bound each reports (2 poly_err/(1 - poly_err)‖V‖∞ + floor: poly_err is pr_expoly's estimate).
  * A refusal (PR_EFLOOR, PR_EDOMAIN, PR_EBUDGET) is the documented behaviour, counted apart. */
-static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, long *refused)
+static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, long *refused, int counted)
 {
+    const pr_check_opts_t *opts = res->opts;
     int n = I->n, d = I->d;
     size_t nd = (size_t)n * d;
     pr_fast_opts_t fo;
     pr_fast_opts_default(&fo);
     fo.eps = pow(10.0, -pr_rng_range(rng, 2.0, 6.0));
     fo.kind = (pr_expoly_kind_t)pr_rng_below(rng, 3);
+    pr_check_put_d(res, "fast_eps", fo.eps);
+    pr_check_put(res, "fast_poly", "%s", pr_expoly_kind_name(fo.kind));
     arb_ptr O = _arb_vec_init((slong)nd);
     double *Of = malloc(sizeof(double) * nd);
     int st = pr_hiprec_forward(O, I->Q, I->K, I->V, I->W, n, d, &I->opts, PREC);
@@ -111,7 +119,10 @@ static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, lon
         arb_set_d(b, info.bound);
         char cfg[PR_CHECK_CONFIG_LEN];
         snprintf(cfg, sizeof cfg, "%s/%s", path ? "lowrank" : "fft", pr_expoly_kind_name(fo.kind));
-        pr_check_observe_part(res, cfg, ratio_ub(err, b), 1.0, info.bound <= fo.eps ? le3(err, b) : 0);
+        /* the trial's first observation counts it (its reference part may have had ε_A ≥ 1) */
+        (counted ? pr_check_observe_part : pr_check_observe)(res, cfg, ratio_ub(err, b), 1.0,
+                                                              info.bound <= fo.eps ? le3(err, b) : 0);
+        counted = 1;
         arb_clear(err);
         arb_clear(b);
     }
@@ -123,9 +134,10 @@ static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, lon
 int pr_check_c9(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC9);
     long refused = 0;
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC9, trial))
+            continue;
         pr_inst_t I;
         int st = pr_inst_random(&I, rng, 12, 2, 0.3, 1.6, 1);
         if (st)
@@ -142,8 +154,11 @@ int pr_check_c9(pr_check_result_t *res, const pr_check_opts_t *opts)
         int g = pr_inst_int(rng, 1, 12);
         double *c = malloc(sizeof(double) * (g + 1));
         pr_taylor_d(c, g);
+        pr_inst_dump(res, &I);
+        pr_check_put_vec(res, "coef", c, 1, g + 1);
         pr_taylor_eps_A(epsA, c, g, R, PREC);
         arb_one(t);
+        int counted = 0;
         if (arb_lt(epsA, t)) {
             /* bound = 2 ε_A/(1-ε_A) ‖V‖∞ */
             arb_sub(t, t, epsA, PREC);
@@ -161,12 +176,13 @@ int pr_check_c9(pr_check_result_t *res, const pr_check_opts_t *opts)
             if (!st) {
                 pr_hiprec_max_diff(diff, Op, O, (size_t)n * d, PREC);
                 pr_check_observe(res, I.config, ratio_ub(diff, bound), 1.0, le3(diff, bound));
+                counted = 1;
             }
             _arb_vec_clear(O, (slong)n * d);
             _arb_vec_clear(Op, (slong)n * d);
         }
         if (!st)
-            st = c9_fast(res, &I, rng, &refused);
+            st = c9_fast(res, &I, rng, &refused, counted);
         free(c);
         arb_clear(R);
         arb_clear(epsA);
@@ -189,8 +205,9 @@ int pr_check_c9(pr_check_result_t *res, const pr_check_opts_t *opts)
 int pr_check_c11(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC11);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC11, trial))
+            continue;
         int n = pr_inst_int(rng, 2, 24), d = 2 * pr_inst_int(rng, 1, 4);
         double B = pr_rng_range(rng, 0.5, 2.0);
         double base = trial % 2 ? PR_ROPE_BASE_DEFAULT : pr_rng_range(rng, 2.0, 500.0);
@@ -200,6 +217,12 @@ int pr_check_c11(pr_check_result_t *res, const pr_check_opts_t *opts)
         double *Qr = malloc(sizeof(double) * nd), *Kr = malloc(sizeof(double) * nd);
         pr_rng_fill(Q, (long)nd, B, rng);
         pr_rng_fill(K, (long)nd, B, rng);
+        pr_check_put(res, "n", "%d", n);
+        pr_check_put(res, "d", "%d", d);
+        pr_check_put_d(res, "base", base);
+        pr_check_put(res, "layout", "%s", layout == PR_ROPE_NEOX ? "neox" : "interleaved");
+        pr_check_put_vec(res, "Q", Q, n, d);
+        pr_check_put_vec(res, "K", K, n, d);
         pr_posw_t W;
         int st = pr_rope_rotate(Qr, Q, n, d, base, layout, 1);
         if (!st)
@@ -287,8 +310,9 @@ int pr_check_c11(pr_check_result_t *res, const pr_check_opts_t *opts)
 int pr_check_c14(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC14);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC14, trial))
+            continue;
         int n = pr_inst_int(rng, 2, 16), d = pr_inst_int(rng, 1, 8);
         pr_inst_t I;
         int st = pr_inst_init(&I, n, 2 * ((d + 1) / 2), pr_rng_range(rng, 0.3, 3.0), PR_POS_IDENTITY,
@@ -296,6 +320,7 @@ int pr_check_c14(pr_check_result_t *res, const pr_check_opts_t *opts)
         if (st)
             return st;
         d = I.d;
+        pr_inst_dump(res, &I);
         size_t nd = (size_t)n * d;
         arb_ptr O = _arb_vec_init((slong)nd), Op = _arb_vec_init((slong)nd);
         arb_ptr q = _arb_vec_init((slong)nd), k = _arb_vec_init((slong)nd), v = _arb_vec_init((slong)nd);
@@ -371,43 +396,46 @@ typedef int (*loss_fn)(arb_t L, const arb_t t, void *ctx, slong prec);
 /* D(h) = (L(h) - L(-h))/2h against gu = <closed-form gradient, direction>. The truncation
  * error of D(h) is c h² + O(h⁴) and D(2h) - D(h) = 3c h² + O(h⁴), so
  * tol = 4|D(2h) - D(h)| + 2^-100 (1 + |gu|) bounds it with room (h = 2^-30: h⁴ ≈ 2^-120).
- * Returns the ok flag; *ratio = upper bound of |D(h) - gu| / tol. */
-static int cdiff_compare(double *ratio, loss_fn f, void *ctx, const arb_t gu)
+ * Sets the ok flag and *ratio = upper bound of |D(h) - gu| / tol; returns the loss's status
+ * (an error is the check's error, never an "unknown"). */
+static int cdiff_compare(int *ok, double *ratio, loss_fn f, void *ctx, const arb_t gu, slong prec)
 {
     arb_t t, Lp, Lm, D1, D2, err, tol, x;
     arb_init(t); arb_init(Lp); arb_init(Lm); arb_init(D1); arb_init(D2); arb_init(err);
     arb_init(tol); arb_init(x);
-    int ok = -1;
+    int st = PR_OK;
+    *ok = 0;
     arb_ptr D[2] = {D1, D2};
     for (int r = 0; r < 2; r++) {
         arb_one(t);
         arb_mul_2exp_si(t, t, -30 + r);
-        if (f(Lp, t, ctx, PREC))
+        if ((st = f(Lp, t, ctx, prec)))
             goto done;
         arb_neg(t, t);
-        if (f(Lm, t, ctx, PREC))
+        if ((st = f(Lm, t, ctx, prec)))
             goto done;
-        arb_sub(D[r], Lp, Lm, PREC);
+        arb_sub(D[r], Lp, Lm, prec);
         arb_mul_2exp_si(D[r], D[r], 30 - r - 1);
     }
-    arb_sub(err, D1, gu, PREC);
+    arb_sub(err, D1, gu, prec);
     arb_abs(err, err);
-    arb_sub(tol, D2, D1, PREC);
+    arb_sub(tol, D2, D1, prec);
     arb_abs(tol, tol);
     arb_mul_2exp_si(tol, tol, 2);
     arb_abs(x, gu);
-    arb_add_si(x, x, 1, PREC);
+    arb_add_si(x, x, 1, prec);
     arb_mul_2exp_si(x, x, TINY_EXP);
-    arb_add(tol, tol, x, PREC);
-    /* tol's own ball: compare with its lower end */
-    arb_get_lbound_arf(arb_midref(x), tol, PREC);
+    arb_add(tol, tol, x, prec);
+    /* tol's own ball: within its lower end is a pass, beyond its upper end a failure, between
+     * undecided (at low precision tol's ball is wide: its lower end alone would refute) */
+    arb_get_lbound_arf(arb_midref(x), tol, prec);
     mag_zero(arb_radref(x));
-    ok = le3(err, x);
+    *ok = arb_le(err, x) ? 1 : arb_gt(err, tol) ? 0 : -1;
     *ratio = ratio_ub(err, x);
 done:
     arb_clear(t); arb_clear(Lp); arb_clear(Lm); arb_clear(D1); arb_clear(D2); arb_clear(err);
     arb_clear(tol); arb_clear(x);
-    return ok;
+    return st;
 }
 
 /* G1: L = Σ dO ∘ O(Q + t uQ, K + t uK, V + t uV, w + t uw). */
@@ -437,8 +465,9 @@ static int g1_loss(arb_t L, const arb_t t, void *vctx, slong prec)
 int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0x61);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0x61, trial))
+            continue;
         pr_inst_t I;
         int st = pr_inst_random(&I, rng, 6, 2, 0.3, 1.5, 1);
         if (st)
@@ -454,8 +483,11 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
         pr_hiprec_set_d_vec(x + 3 * nd, I.W->w, sw);
         pr_rng_fill(tmp, (long)len, 1.0, rng);
         pr_hiprec_set_d_vec(u, tmp, len);
+        pr_inst_dump(res, &I);
+        pr_check_put_vec(res, "u", tmp, 1, (long)len);
         pr_rng_fill(tmp, (long)nd, 1.0, rng);
         pr_hiprec_set_d_vec(dO, tmp, nd);
+        pr_check_put_vec(res, "dO", tmp, n, d);
         st = pr_hiprec_backward_arb(g, g + nd, g + 2 * nd, g + 3 * nd, NULL, x, x + nd, x + 2 * nd,
                                     x + 3 * nd, dO, I.W, n, d, &I.opts, PREC);
         /* the dense double backward against the closed form in Arb */
@@ -490,11 +522,13 @@ int pr_check_g1(pr_check_result_t *res, const pr_check_opts_t *opts)
             arb_dot(gu, NULL, 0, g, 1, u, 1, (slong)len, PREC);
             g1_ctx c = {&I, x, u, dO, nd, sw};
             double ratio = INFINITY;
-            int ok = cdiff_compare(&ratio, g1_loss, &c, gu);
-            char cfg[PR_CHECK_CONFIG_LEN + 8];
-            pr_check_observe(res, I.config, ratio, 1.0, ok);
-            snprintf(cfg, sizeof cfg, "%s/dense", I.config);
-            pr_check_observe_part(res, cfg, rd, 1.0, okd);
+            int ok;
+            if (!(st = cdiff_compare(&ok, &ratio, g1_loss, &c, gu, PREC))) {
+                char cfg[PR_CHECK_CONFIG_LEN + 8];
+                pr_check_observe(res, I.config, ratio, 1.0, ok);
+                snprintf(cfg, sizeof cfg, "%s/dense", I.config);
+                pr_check_observe_part(res, cfg, rd, 1.0, okd);
+            }
             arb_clear(gu);
         }
         free(tmp);
@@ -549,8 +583,9 @@ static int g2_loss(arb_t L, const arb_t t, void *vctx, slong prec)
 int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0x62);
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0x62, trial))
+            continue;
         pr_inst_t I;
         int st = pr_inst_random(&I, rng, 6, 2, 0.3, 1.2, 1);
         if (st)
@@ -572,6 +607,11 @@ int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
         pr_rng_fill(Yd, (long)dd, 1.0, rng);
         pr_rng_fill(Ud, (long)dd, 1.0, rng);
         pr_rng_fill(Ed, (long)nd, 1.0, rng);
+        pr_inst_dump(res, &I);
+        pr_check_put_vec(res, "X", Xd, d, d);
+        pr_check_put_vec(res, "Y", Yd, d, d);
+        pr_check_put_vec(res, "U", Ud, d, d);
+        pr_check_put_vec(res, "E", Ed, n, d);
         pr_hiprec_set_d_vec(X, Xd, dd);
         pr_hiprec_set_d_vec(Y, Yd, dd);
         pr_hiprec_set_d_vec(U, Ud, dd);
@@ -611,12 +651,13 @@ int pr_check_g2(pr_check_result_t *res, const pr_check_opts_t *opts)
                     arb_dot(gX + (size_t)a * d + b, NULL, 0, A1 + a, d, dQ + b, d, n, PREC);
             arb_dot(gu, NULL, 0, gX, 1, U, 1, (slong)dd, PREC);
             double ratio = INFINITY;
-            int ok_dx = cdiff_compare(&ratio, g2_loss, &c, gu);
+            int ok_dx = 0;
+            st = cdiff_compare(&ok_dx, &ratio, g2_loss, &c, gu, PREC);
             /* the dense double dL/dX: inputs bounded by Bv = max(B, d B) (V = A3 Y) and
              * |dO| ≤ Bv + 1; dX = A1ᵀ dQ adds a factor n B and its own n-term rounding */
             int ok_dd = 0;
             double rdd = INFINITY;
-            if (!(st = pr_dense_loss_x(&loss, dXd, I.Q, Xd, I.K, I.V, Yd, Ed, I.W, n, d, &I.opts))) {
+            if (!st && !(st = pr_dense_loss_x(&loss, dXd, I.Q, Xd, I.K, I.V, Yd, Ed, I.W, n, d, &I.opts))) {
                 double Bv = I.B * d + 1, R = I.opts.sigma * Bv * Bv * pr_posw_max_rowsum(I.W);
                 arb_set_d(t, 2.0 * n * I.B * pr_check_dense_tol(R, Bv, I.W->s, n, 1));
                 pr_hiprec_max_error(rs, dXd, gX, dd, PREC);

@@ -47,6 +47,9 @@ typedef struct {
 int pr_inst_init(pr_inst_t *I, int n, int d, double B, pr_pos_kind_t kind, pr_mask_t mask,
                  pr_rng_t rng);
 void pr_inst_clear(pr_inst_t *I);
+/* I into the current trial's record (pr_check_put): sizes, kind, mask, σ, B, and Q, K, V,
+ * w (s×(2n-1)), the support ab (s×2: a, b) and β (ALiBi) as arrays */
+void pr_inst_dump(pr_check_result_t *res, const pr_inst_t *I);
 /* n ∈ [2, nmax], d = 2·[1, dhalf_max], B uniform in [Blo, Bhi], a random kind and mask
  * (ALiBi only if bias_ok) */
 int pr_inst_random(pr_inst_t *I, pr_rng_t rng, int nmax, int dhalf_max, double Blo, double Bhi,
@@ -58,7 +61,7 @@ pr_mask_t pr_inst_random_mask(pr_rng_t rng, int bias_ok);
 /* a uniform integer in [lo, hi] */
 int pr_inst_int(pr_rng_t rng, int lo, int hi);
 
-/* R = σ·max(‖Q‖∞,‖K‖∞)²·max_ℓ Σ|w(ℓ)| in Arb from the data (DESIGN.md §1, claim C6) */
+/* R = σ·max(‖Q‖∞,‖K‖∞)²·max_ℓ Σ|w(ℓ)| in Arb from the data (docs/math.md, claim C6) */
 void pr_inst_R_arb(arb_t R, const pr_inst_t *I, slong prec);
 
 /* Certified ε_A of the double polynomial c[0..g] against 1/k! on [-R, R] (relative):

@@ -88,6 +88,39 @@ void pr_inst_clear(pr_inst_t *I)
     memset(I, 0, sizeof(*I));
 }
 
+void pr_inst_dump(pr_check_result_t *res, const pr_inst_t *I)
+{
+    if (!res->rec && !(res->opts && res->opts->show))
+        return;
+    int n = I->n, d = I->d, s = I->W->s;
+    pr_check_put(res, "config", "%s", I->config);
+    pr_check_put(res, "n", "%d", n);
+    pr_check_put(res, "d", "%d", d);
+    pr_check_put(res, "s", "%d", s);
+    pr_check_put(res, "kind", "%s", pr_pos_kind_name(I->kind));
+    pr_check_put(res, "mask", "%s", mask_name(I->mask));
+    pr_check_put(res, "causal", "%d", I->opts.causal);
+    pr_check_put_d(res, "sigma", I->opts.sigma);
+    pr_check_put_d(res, "B", I->B);
+    pr_check_put_vec(res, "Q", I->Q, n, d);
+    pr_check_put_vec(res, "K", I->K, n, d);
+    pr_check_put_vec(res, "V", I->V, n, d);
+    pr_check_put_vec(res, "w", I->W->w, s, 2L * n - 1);
+    double *ab = malloc(sizeof(double) * 2 * (size_t)s);
+    if (ab) {
+        for (int k = 0; k < s; k++) {
+            ab[2 * k] = I->W->a[k];
+            ab[2 * k + 1] = I->W->b[k];
+        }
+        pr_check_put_vec(res, "ab", ab, s, 2);
+        free(ab);
+    } else if (!res->dump_status) {
+        res->dump_status = PR_ENOMEM;
+    }
+    if (I->opts.beta)
+        pr_check_put_vec(res, "beta", I->opts.beta, 1, 2L * n - 1);
+}
+
 void pr_inst_R_arb(arb_t R, const pr_inst_t *I, slong prec)
 {
     size_t nd = (size_t)I->n * I->d, L = 2 * (size_t)I->n - 1;

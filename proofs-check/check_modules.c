@@ -12,19 +12,27 @@
 int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ 0xC4);
     static const unsigned ops[] = {PR_TOEPLITZ_FULL, PR_TOEPLITZ_CAUSAL, PR_TOEPLITZ_TRANS,
                                    PR_TOEPLITZ_CAUSAL | PR_TOEPLITZ_TRANS};
     static const char *opname[] = {"full", "causal", "trans", "causal-trans", "correlate"};
     for (long trial = 0; trial < opts->trials; trial++) {
+        if (!pr_check_trial(res, rng, 0xC4, trial))
+            continue;
         long n = pr_inst_int(rng, 1, trial % 4 == 3 ? 300 : 40);
         int fft = trial % 2, which = (int)pr_rng_below(rng, opts->fault == PR_FAULT_SYMBOL ? 4 : 5);
         double *t = malloc(sizeof(double) * (2 * n - 1)), *x = malloc(sizeof(double) * n);
         double *y = malloc(sizeof(double) * (2 * n - 1));
         pr_rng_fill(t, 2 * n - 1, ldexp(1.0, pr_inst_int(rng, -20, 20)), rng);
         pr_rng_fill(x, n, ldexp(1.0, pr_inst_int(rng, -20, 20)), rng);
+        pr_check_put(res, "n", "%ld", n);
+        pr_check_put(res, "path", "%s", fft ? "fft" : "direct");
+        pr_check_put(res, "op", "%s", opname[which]);
+        pr_check_put_vec(res, "t", t, 1, which < 4 ? 2 * n - 1 : n);
+        pr_check_put_vec(res, "x", x, 1, n);
         pr_toeplitz_plan_t P;
         int st = pr_toeplitz_plan(P, n, PR_TOEPLITZ_ESTIMATE | (fft ? PR_TOEPLITZ_FORCE_FFT : PR_TOEPLITZ_FORCE_DIRECT));
+        if (!st)
+            pr_check_put(res, "L", "%ld", (long)P->L); /* the FFT length in the bound */
         arb_t err, bound;
         arb_init(err);
         arb_init(bound);
@@ -48,6 +56,18 @@ int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
                 pr_cert_verdict_t v;
                 st = which < 4 ? pr_xtoeplitz_certify(&v, err, bound, t, x, ops[which], P)
                                : pr_xtoeplitz_certify_correlate(&v, err, bound, x, t, P);
+                /* the engine's output again (deterministic), for re-checking err outside */
+                if (!st && (res->rec || opts->show)) {
+                    st = which < 4 ? pr_toeplitz_apply(y, 1, t, x, 1, ops[which], P, NULL)
+                                   : pr_toeplitz_correlate(y, x, 1, t, 1, P, NULL);
+                    pr_check_put_vec(res, "y", y, 1, which < 4 ? n : 2 * n - 1);
+                }
+            }
+            if (!st) {
+                pr_check_put_d(res, "err_lo", pr_hiprec_lbound_d(err));
+                pr_check_put_d(res, "err_hi", pr_hiprec_ubound_d(err));
+                pr_check_put_d(res, "bound_lo", pr_hiprec_lbound_d(bound));
+                pr_check_put_d(res, "bound_hi", pr_hiprec_ubound_d(bound));
             }
         }
         if (!st) {
@@ -76,19 +96,22 @@ int pr_check_c4(pr_check_result_t *res, const pr_check_opts_t *opts)
 /* C7, C8: certified least degree g (Chebyshev interpolant; g certified, g-1 refuted) against
  * the Aggarwal-Alman value A(L, δ), over L ∈ [0.25, 32], δ = 10^-[2, 14]. A Θ-claim is
  * checked as a band: the fitted constant c = exp(mean ln(g/A)), and every g/(c A) must lie in
- * [1/3, 3]. A degree that could not be certified counts as unknown. */
+ * [1/3, 3]. A degree that could not be certified counts as unknown. Every trial is computed
+ * (the fit needs them all); --replay observes and shows one. */
 static int check_degree(pr_check_result_t *res, const pr_check_opts_t *opts, pr_expoly_setting_t setting)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, opts->seed ^ (setting == PR_EXPOLY_EXP_ABS ? 0xC7 : 0xC8));
+    uint64_t salt = setting == PR_EXPOLY_EXP_ABS ? 0xC7 : 0xC8;
     long T = opts->trials;
     double *ratio = calloc((size_t)T, sizeof(double)), *Ls = calloc((size_t)T, sizeof(double));
-    double *ds = calloc((size_t)T, sizeof(double));
+    double *ds = calloc((size_t)T, sizeof(double)), *As = calloc((size_t)T, sizeof(double));
     int *gs = calloc((size_t)T, sizeof(int)), *ok = calloc((size_t)T, sizeof(int));
+    long *idx = calloc((size_t)T, sizeof(long));
     double slog = 0.0;
     long m = 0;
-    int st = ratio && Ls && ds && gs && ok ? PR_OK : PR_ENOMEM;
+    int st = ratio && Ls && ds && As && gs && ok && idx ? PR_OK : PR_ENOMEM;
     for (long trial = 0; !st && trial < T; trial++) {
+        pr_check_trial_rng(rng, opts, salt, trial);
         double L = exp(pr_rng_range(rng, log(0.25), log(32.0)));
         double delta = pow(10.0, -pr_rng_range(rng, 2.0, 14.0));
         pr_certexp_degree_t D;
@@ -98,8 +121,10 @@ static int check_degree(pr_check_result_t *res, const pr_check_opts_t *opts, pr_
             double A = setting == PR_EXPOLY_EXP_ABS ? pr_expoly_aa22(L, delta) : pr_expoly_aa22_neg(L, delta);
             Ls[m] = L;
             ds[m] = delta;
+            As[m] = A;
             gs[m] = D->degree;
             ok[m] = pr_check_ok(D->verdict);
+            idx[m] = trial;
             /* g = 0 or 1 is below the formula's resolution: use g + 1 against A + 1 */
             ratio[m] = (D->degree + 1) / (A + 1);
             slog += log(ratio[m]);
@@ -113,6 +138,16 @@ static int check_degree(pr_check_result_t *res, const pr_check_opts_t *opts, pr_
             double r = ratio[i] / c, band = fmax(r, 1 / r);
             lo = fmin(lo, r);
             hi = fmax(hi, r);
+            if (!pr_check_trial_open(res, idx[i]))
+                continue;
+            pr_check_put(res, "setting", "%s", setting == PR_EXPOLY_EXP_ABS ? "exp-abs" : "expneg-abs");
+            pr_check_put(res, "poly", "chebyshev");
+            pr_check_put_d(res, "L", Ls[i]);
+            pr_check_put_d(res, "delta", ds[i]);
+            pr_check_put(res, "degree", "%d", gs[i]);
+            pr_check_put(res, "degree_verdict", "%s", ok[i] > 0 ? "certified" : ok[i] == 0 ? "refuted" : "unknown");
+            pr_check_put_d(res, "aa22", As[i]);
+            pr_check_put_d(res, "fitted_c", c);
             char cfg[PR_CHECK_CONFIG_LEN];
             snprintf(cfg, sizeof cfg, "L%s", Ls[i] < 2 ? "<2" : Ls[i] < 8 ? "<8" : ">=8");
             pr_check_observe(res, cfg, band, 3.0, band <= 3.0 ? ok[i] : 0);
@@ -123,8 +158,10 @@ static int check_degree(pr_check_result_t *res, const pr_check_opts_t *opts, pr_
     free(ratio);
     free(Ls);
     free(ds);
+    free(As);
     free(gs);
     free(ok);
+    free(idx);
     return st;
 }
 

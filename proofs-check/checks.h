@@ -1,4 +1,4 @@
-/* proofs-check: one seeded randomised check per claim of DESIGN.md §4 (issue 7).
+/* proofs-check: one seeded randomised check per claim of docs/claims.md (issue 7).
  * Each check draws instances over a range of n, d, B, eps and kinds of W, and reports the worst
  * observed quantity against its bound, with a verdict. Worst values are also kept per
  * configuration, for the accuracy-regression baseline (--record / --baseline). */
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "pr_posw.h"
+#include "pr_rng.h"
 
 typedef enum {
     PR_CHECK_PASS = 0,     /* every trial within its bound (certified where the check says so) */
@@ -29,6 +30,11 @@ typedef struct {
     long trials;           /* trials per check (each check scales its own sizes) */
     uint64_t seed;
     pr_check_fault_t fault;
+    long only;             /* 0: trials 1..trials; k ≥ 1: trial k alone (replayable checks) */
+    const char *dump;      /* if set, each trial's instance and result go to dump/CLAIM/trial-K/ */
+    FILE *show;            /* if set, each trial's instance and result are printed there */
+    long prec;             /* Arb precision of the Arb-reference checks (C6, C9, C11, C14, G1,
+                              G2); 0: their default, 256 (tests force lower ones) */
 } pr_check_opts_t;
 
 #define PR_CHECK_MAX_CONFIGS 32
@@ -46,6 +52,11 @@ typedef struct {
     long first_fail;       /* trial (from 1) of the first failure, 0 if none; worst and
                               bound then show the worst failing observation */
     char fail_config[PR_CHECK_CONFIG_LEN];
+    /* while running: the options and the current trial (from 1; 0 outside a trial) */
+    const pr_check_opts_t *opts;
+    long cur_trial;
+    FILE *rec;             /* the current trial's record (--dump / --replay), or NULL */
+    int dump_status;       /* first error writing a dump, PR_OK otherwise */
 } pr_check_result_t;
 
 typedef int (*pr_check_fn)(pr_check_result_t *res, const pr_check_opts_t *opts);
@@ -55,6 +66,7 @@ typedef struct {
     const char *statement;
     const char *units;     /* what "worst" and "bound" measure */
     pr_check_fn run;
+    int replayable;        /* trials independent: one can be re-run alone (--replay, --dump) */
 } pr_check_t;
 
 extern const pr_check_t pr_checks[];
@@ -63,8 +75,30 @@ extern const int pr_ncheck;
 /* the check with this id (case-insensitive), or NULL */
 const pr_check_t *pr_check_find(const char *id);
 
-/* Runs one check into res; returns a status from pr_status.h (a library error, not a verdict). */
+/* Runs one check into res; returns a status from pr_status.h (a library error, not a verdict).
+ * The verdict is PR_CHECK_PASS only if at least one trial ran, every observed value and bound
+ * was finite and within (certified where the check says so), and no error occurred: an error
+ * or a trial without evidence makes it PR_CHECK_FAIL, with the reason in the note.
+ * PR_EINVAL for trials < 1, or opts->only > trials, or only/dump/show on a check that is not
+ * replayable. */
 int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opts_t *opts);
+
+/* Starts trial `trial` (from 0) of a replayable check: seeds rng from (seed, salt, trial) alone,
+ * so that any trial can be re-run without the others, and opens the trial's record when
+ * dumping or showing (the previous trial's record is closed here, the last by pr_check_run). Returns 1 if the trial is to be run, 0 if opts->only skips it. */
+int pr_check_trial(pr_check_result_t *res, pr_rng_t rng, uint64_t salt, long trial);
+/* The two halves, for a check whose observations need every trial (a fit, C7 and C8): the
+ * trial's own stream, and the opening of its record before its observations (returns 0 if
+ * opts->only skips the trial: it is computed but not observed). */
+void pr_check_trial_rng(pr_rng_t rng, const pr_check_opts_t *opts, uint64_t salt, long trial);
+int pr_check_trial_open(pr_check_result_t *res, long trial);
+/* Into the current trial's record (no-ops when not dumping/showing): a parameter, an exact
+ * double (written as %a and %.17g), and an array rows×cols (as DIR/.../name.npy and, on
+ * --replay, in exact text). */
+void pr_check_put(pr_check_result_t *res, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void pr_check_put_d(pr_check_result_t *res, const char *key, double v);
+void pr_check_put_vec(pr_check_result_t *res, const char *name, const double *x, long rows, long cols);
 
 /* One trial's observation: updates the worst, the per-configuration worst, and the verdict
  * (ok = 1 within bound, 0 exceeded, -1 undecided). */
@@ -102,9 +136,33 @@ void pr_check_g3_scales(double scale[4], double pa, double sigma, const double *
  *   CLAIM CONFIG WORST
  * and '#' comments (seed and trials). */
 int pr_check_record(FILE *f, const pr_check_result_t *res, int nres, const pr_check_opts_t *opts);
-/* Compares with a recorded file: a configuration regresses when its worst grew beyond
- * recorded·(1 + margin) (and beyond recorded when that was 0). Prints each regression to out,
- * returns the number of regressions, or -1 if the file cannot be parsed. */
+
+/* A parsed baseline. The reader is strict and bounded: lines of at most PR_CHECK_LINE_MAX
+ * bytes, no NUL byte, at most PR_CHECK_BASELINE_MAX entries; each non-comment line is exactly
+ * CLAIM CONFIG VALUE with CLAIM a known claim id, CONFIG of at most PR_CHECK_CONFIG_LEN - 1
+ * characters from [A-Za-z0-9/<>=_.+-], VALUE a finite number ≥ 0, no (CLAIM, CONFIG) twice. */
+#define PR_CHECK_LINE_MAX 256
+#define PR_CHECK_BASELINE_MAX 100000
+typedef struct {
+    const char *id;        /* a pr_checks[] id */
+    char config[PR_CHECK_CONFIG_LEN];
+    double value;
+} pr_check_base_entry_t;
+typedef struct {
+    long n, alloc;
+    pr_check_base_entry_t *e;
+} pr_check_baseline_t;
+
+/* Reads f into B (initialised here; clear it also after an error). PR_EINVAL for malformed
+ * content, with "line N: what" in why (why_len > 0); PR_EIO, PR_ENOMEM. */
+int pr_check_baseline_read(pr_check_baseline_t *B, FILE *f, char *why, size_t why_len);
+void pr_check_baseline_clear(pr_check_baseline_t *B);
+/* A configuration regresses when its worst grew beyond recorded·(1 + margin) (beyond recorded
+ * when that was 0). Prints each regression to out; returns the number of regressions. */
+int pr_check_baseline_compare(FILE *out, const pr_check_baseline_t *B, const pr_check_result_t *res,
+                              int nres, double margin);
+/* Both at once on a file (the fuzzed entry point): the number of regressions, or -1 if the
+ * file is malformed (the reason printed to out). */
 int pr_check_compare(FILE *out, FILE *baseline, const pr_check_result_t *res, int nres, double margin);
 
 #endif

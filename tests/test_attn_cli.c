@@ -33,6 +33,87 @@ static double *read_expect(const char *path, int ndim, const long *shape)
     return x;
 }
 
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Hostile sizes and files (issue 12): each is refused before any work (exit 2, one line naming
+ * the limit and the option that raises it, or both disagreeing values), and no output is left. */
+static void hostile(pr_rng_t rng)
+{
+    /* resource limits: memory of the buffers, of a plan; work of the dense runs and a plan */
+    bad("attn --n 1000000 --d 65536", "raise --max-mem to");
+    bad("attn --n 67108864 --d 16 --algo fft", "raise --max-mem to");
+    bad("attn --n 67108864 --d 65536 --backward --pos general", "raise --max-mem to");
+    bad("attn --n 4096 --d 16 --max-work 1e6", "past the limit --max-work 1e+06: raise --max-work to");
+    bad("attn --n 8000 --d 16 --algo fft --check --max-work 1e9", "or drop --check");
+    bad("attn --n 64 --d 16 --certify --max-work 1e6", "or drop --certify");
+    bad("attn --n 600 --certify", "--n 512 or less");
+    bad("attn --algo fft --pos general --d 64 --n 16 --eps 1e-3 --B 2", "more than this machine can address");
+    bad("attn --algo fft --pos general --d 2 --n 64 --max-work 1e3", "raise --max-work to");
+    bad("attn --algo lowrank --d 64 --n 64 --B 3 --eps 1e-8 --backward", "more than this machine can address");
+    bad("attn --algo lowrank --d 16 --n 64 --backward --max-mem 0.001", "raise --max-mem to");
+    bad("attn --algo fft --d 2 --n 4096 --max-mem 1e-3", "raise --max-mem to");
+    /* the advertised --degree range is the one that is fitted; inside it, a degree double cannot
+     * carry says so */
+    bad("attn --degree 1000 --algo fft", "--degree must lie in [0, 170]");
+    bad("attn --degree 100 --algo fft --d 2 --n 16", "use a lower --degree");
+    bad("attn --degree 60 --algo fft --d 2 --n 16", "use a lower --degree");
+    /* an infinite floor: R is too large for double, not "use --eps inf" */
+    bad("attn --n 8 --d 4 --eps 1e-300 --B 100 --algo fft", "too large for double");
+    bad("attn --n 16 --d 2 --B 1e150 --algo lowrank --backward", "too large for double");
+    /* a W file against --n / --d: both values named */
+    long s3[3] = {31, 4, 4};
+    double *w3 = malloc(sizeof(double) * 31 * 16);
+    pr_rng_fill(w3, 31 * 16, 1.0, rng);
+    PR_CHECK_OK(pr_npy_write("cli_w31.npy", w3, 3, s3));
+    free(w3);
+    bad("attn --n 8 --w cli_w31.npy", "means n = 16, d = 4, but --n 8");
+    bad("attn --d 2 --w cli_w31.npy", "means n = 16, d = 4, but --n 256 --d 2");
+    PR_CHECK(pr_test_cli_run("cli", "attn --n 16 --d 4 --w cli_w31.npy") == 0, "agreeing --n --d --w: %s", pr_test_cli_err);
+    /* outputs: decided before the work, none left by a failing run */
+    mkdir("cli_o2", 0777);
+    mkdir("cli_o2/dq.npy", 0777);
+    remove("cli_o2/o.npy");
+    bad("attn --n 16 --backward --out cli_o2", "cli_o2/dq.npy is a directory");
+    PR_CHECK(!exists("cli_o2/o.npy"), "attn --backward --out DIR with DIR/dq.npy a directory left DIR/o.npy");
+    FILE *f = fopen("cli_o3", "w");
+    if (f)
+        fclose(f);
+    bad("attn --n 16 --out cli_o3", "not a directory");
+    bad("attn --n 16 --out cli_o3/x", "cannot create the directory");
+    bad("attn --n 16 --out ''", "empty directory name");
+    remove("cli_o4/o.npy");
+    rmdir("cli_o4");
+    setenv("POLYROPE_FFTW_WISDOM", "cli_no_such_dir/w", 1);
+    int rc = pr_test_cli_run("cli", "attn --n 16 --out cli_o4");
+    unsetenv("POLYROPE_FFTW_WISDOM");
+    PR_CHECK(rc == 2 && !pr_test_cli_out[0] && pr_test_lines(pr_test_cli_err) == 1 && !exists("cli_o4"),
+             "bad $POLYROPE_FFTW_WISDOM: exit %d, stdout '%s', stderr '%s', cli_o4 %s", rc, pr_test_cli_out,
+             pr_test_cli_err, exists("cli_o4") ? "written" : "absent");
+    /* a run that succeeds leaves only its outputs (no temporaries) */
+    PR_CHECK(pr_test_cli_run("cli", "attn --n 16 --d 2 --pos general --algo fft --backward --out cli_o5") == 0,
+             "--out cli_o5: %s", pr_test_cli_err);
+    const char *outs[] = {"o", "dq", "dk", "dv", "dw"};
+    for (int i = 0; i < 5; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "cli_o5/%s.npy", outs[i]);
+        PR_CHECK(exists(path), "--out cli_o5: no %s", path);
+    }
+    PR_CHECK(pr_test_cli_run("cli", "attn --n 16 --out cli_o5") == 0, "--out over earlier outputs: %s", pr_test_cli_err);
+    /* small and degenerate sizes run */
+    const char *tiny[] = {"--n 1 --d 2 --algo fft", "--n 1 --d 2 --algo lowrank --backward",
+                          "--B 0 --algo fft --n 16 --d 2 --backward", "--n 1 --d 1 --pos identity --algo fft --backward",
+                          "--B 0 --algo auto --n 16 --d 2 --backward"};
+    for (int i = 0; i < 5; i++) {
+        char args[160];
+        snprintf(args, sizeof args, "attn %s", tiny[i]);
+        PR_CHECK(pr_test_cli_run("cli", args) == 0, "polyrope %s: %s", args, pr_test_cli_err);
+    }
+}
+
 int main(void)
 {
     if (!getenv("POLYROPE")) {
@@ -154,7 +235,7 @@ int main(void)
     PR_CHECK(pr_test_cli_run("cli", "attn --d 5 --n 9 --pos identity") == 0, "odd d without RoPE is fine: %s", pr_test_cli_err);
     bad("attn --n 0", "--n must lie in");
     /* the fast paths (issue 5): refusals say what to change; runs stay within their bound */
-    bad("attn --algo fft", "past the memory budget");
+    bad("attn --algo fft", "past the limit --max-mem 6: raise --max-mem to");
     bad("attn --algo fft --pos general --d 2 --n 64 --eps 1e-15", "below the floating-point floor");
     bad("attn --algo lowrank --pos general --d 2 --n 64", "factorised");
     bad("attn --algo fft --pos general --d 2 --eps 0", "--eps must lie in");
@@ -183,5 +264,6 @@ int main(void)
     bad("attn --B nan", "--B expects a finite number");
     PR_CHECK(pr_test_cli_run("cli", "attn --help") == 0 && strstr(pr_test_cli_out, "--alibi") && strstr(pr_test_cli_out, "--backward"),
              "--help: %s", pr_test_cli_out);
+    hostile(rng);
     return pr_test_finish("test_attn_cli");
 }

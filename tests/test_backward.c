@@ -34,7 +34,7 @@ static double score(const double *Q, const double *K, const pr_posw_struct *W, i
 }
 
 /* The definition: A_ij = f(M_ij) e^{β}, O = D⁻¹AV, lse = log D, then the backward formulas of
- * DESIGN.md §1 "Backward". */
+ * docs/math.md §7. */
 static void oracle(double *O, double *lse, double *dQ, double *dK, double *dV, double *dw,
                    const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                    const double *dO, int n, int d, const pr_attn_opts_t *o, int use_poly)
@@ -307,6 +307,18 @@ static void cli_checks(void)
         int exact = strstr(pr_test_cli_out, "\"algo_used\": \"exact\"") != NULL;
         PR_CHECK(rc == 0 && (exact || (ge <= gb && pr_test_cli_json("time_backward_s") >= 0)),
                  "polyrope %s: exit %d grad_err_inf %g grad_bound %g %s", args, rc, ge, gb, pr_test_cli_err);
+    }
+    /* a support wider than 256 pairs (s = 2d = 260): the plan's per-term multiplicities once went
+     * through an int[256] (segfault, ASan stack-buffer-overflow). B = 0.01 makes R so small that
+     * degree 1 meets --eps (a fixed degree must), which keeps 261 terms affordable. */
+    const char *wide[] = {"--d 130", "--d 4"};
+    for (int r = 0; r < 2; r++) {
+        char args[160];
+        snprintf(args, sizeof args, "attn --pos general %s --n 16 --B 0.01 --algo fft --degree 1 --backward --json", wide[r]);
+        int rc0 = pr_test_cli_run("bwd_cli", args);
+        double ge0 = pr_test_cli_json("grad_err_inf"), gb0 = pr_test_cli_json("grad_bound");
+        PR_CHECK(rc0 == 0 && isfinite(ge0) && ge0 <= gb0, "polyrope %s: exit %d grad_err_inf %g "
+                 "grad_bound %g %s", args, rc0, ge0, gb0, pr_test_cli_err);
     }
     FILE *f = fopen("bwd_cli_dir/dw.npy", "rb");
     PR_CHECK(f != NULL, "attn --backward --algo fft --pos general --out: no dw.npy");

@@ -3,6 +3,7 @@
  * baseline catches a value that grew. */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include "polyrope.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
@@ -18,13 +19,178 @@ static pr_check_verdict_t run(const char *id, const pr_check_opts_t *o, pr_check
     return r->verdict;
 }
 
+/* The baseline reader is strict: every malformed line is refused (-1), nothing is skipped. */
+static void baseline_strict(const pr_check_result_t *res, int nres, uint64_t seed)
+{
+    static const char *bad[] = {
+        "C1 only-two-fields\n",
+        "C99 rope/full 0.5\n",                       /* unknown claim */
+        "C3 s<=8 0 extra\n",                         /* a fourth field */
+        "C3 s<=8 nan\n", "C3 s<=8 inf\n", "C3 s<=8 -1\n", "C3 s<=8 1e999\n", "C3 s<=8 0x\n", "C3 s<=8 1.5abc\n",
+        "C3 s<=8 0\nC3 s<=8 1\n",                    /* twice */
+        "C3 s<=8;rm 0\n", "C3 s\"8 0\n",             /* configuration characters */
+        "C3 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 0\n", /* configuration too long */
+        "\x7f" "ELF\x02\x01\x01\n",
+    };
+    FILE *null = fopen("/dev/null", "w");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = tmpfile();
+        fputs(bad[i], f);
+        rewind(f);
+        int r = pr_check_compare(null, f, res, nres, 1.0);
+        PR_CHECK(r == -1, "malformed baseline accepted (%d): '%s'", r, bad[i]);
+        fclose(f);
+    }
+    /* a NUL byte, and a line longer than PR_CHECK_LINE_MAX */
+    FILE *f = tmpfile();
+    fwrite("C3 s<=8 0\0 junk\n", 1, 16, f);
+    rewind(f);
+    PR_CHECK(pr_check_compare(null, f, res, nres, 1.0) == -1, "baseline with a NUL byte accepted");
+    fclose(f);
+    f = tmpfile();
+    for (int k = 0; k < PR_CHECK_LINE_MAX + 10; k++)
+        fputc(k < 2 ? "C3"[k] : ' ', f);
+    fputs("s<=8 0\n", f);
+    rewind(f);
+    PR_CHECK(pr_check_compare(null, f, res, nres, 1.0) == -1, "baseline line longer than the limit accepted");
+    fclose(f);
+    /* good content: comments, blank lines, CRLF, no final newline */
+    f = tmpfile();
+    fputs("# comment\n\n  C3 s<=8 0\r\nc3 s>8 0.0", f);
+    rewind(f);
+    pr_check_baseline_t B;
+    char why[128];
+    PR_CHECK(pr_check_baseline_read(&B, f, why, sizeof why) == 0 && B.n == 2, "good baseline refused: %s", why);
+    pr_check_baseline_clear(&B);
+    fclose(f);
+    /* random bytes and mutated good lines: refused or read, never a crash (ASan build) and
+     * never a value that is not finite and >= 0 */
+    pr_rng_t rng;
+    pr_rng_init(rng, seed);
+    static const char good[] = "C4 fft/full 0.25\nC6 tight 1\n";
+    for (int k = 0; k < 3000; k++) {
+        char buf[600];
+        size_t len = k % 2 ? sizeof good - 1 : (size_t)pr_rng_below(rng, sizeof buf);
+        if (k % 2) {
+            memcpy(buf, good, len);
+            for (int m = 0; m < 3; m++)
+                buf[pr_rng_below(rng, len)] = (char)pr_rng_below(rng, 256);
+        } else {
+            for (size_t i = 0; i < len; i++)
+                buf[i] = k % 4 ? (char)pr_rng_below(rng, 256) : " \n#C4fult/0.e-9x"[pr_rng_below(rng, 16)];
+        }
+        f = tmpfile();
+        fwrite(buf, 1, len, f);
+        rewind(f);
+        int st = pr_check_baseline_read(&B, f, why, sizeof why);
+        int sane = 1;
+        for (long e = 0; !st && e < B.n; e++)
+            sane &= isfinite(B.e[e].value) && B.e[e].value >= 0 && pr_check_find(B.e[e].id) != NULL;
+        PR_CHECK((st == 0 || st == PR_EINVAL) && sane, "baseline bytes #%d (seed %llu): status %d, sane %d", k,
+                 (unsigned long long)seed, st, sane);
+        pr_check_baseline_clear(&B);
+        fclose(f);
+    }
+    fclose(null);
+}
+
+/* fake checks for the verdict rules */
+static double fake_value, fake_bound;
+static int fake_ok, fake_status, fake_observe;
+static pr_check_verdict_t fake_verdict;
+static int fake_run(pr_check_result_t *res, const pr_check_opts_t *opts)
+{
+    (void)opts;
+    if (fake_observe)
+        pr_check_observe(res, "fake", fake_value, fake_bound, fake_ok);
+    if (fake_verdict == PR_CHECK_INFO) {
+        res->verdict = PR_CHECK_INFO;
+        res->worst = fake_value;
+        res->bound = fake_bound;
+    }
+    return fake_status;
+}
+
+/* "pass" needs a trial, finite values and bounds and no error; otherwise FAIL. */
+static void verdict_audit(void)
+{
+    static const struct {
+        int observe;
+        double value, bound;
+        int ok, status;
+        pr_check_verdict_t info, want;
+        const char *what;
+    } cases[] = {
+        {1, 0.5, 1.0, 1, 0, PR_CHECK_PASS, PR_CHECK_PASS, "finite and within: pass"},
+        {1, 0.5, 1.0, -1, 0, PR_CHECK_PASS, PR_CHECK_UNKNOWN, "undecided: unknown"},
+        {1, 2.0, 1.0, 0, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "exceeded: FAIL"},
+        {0, 0, 0, 1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "no trial ran"},
+        {1, NAN, 1.0, 1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "NaN value said ok"},
+        {1, NAN, 1.0, -1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "NaN value said unknown"},
+        {1, 0.5, NAN, 1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "NaN bound"},
+        {1, 0.5, INFINITY, 1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "infinite bound said ok"},
+        {1, INFINITY, 1.0, 1, 0, PR_CHECK_PASS, PR_CHECK_FAIL, "infinite value said ok"},
+        {1, 0.5, 1.0, 1, PR_ENOMEM, PR_CHECK_PASS, PR_CHECK_FAIL, "an error after a passing trial"},
+        {0, NAN, 1.0, 1, 0, PR_CHECK_INFO, PR_CHECK_FAIL, "timing with a NaN slope"},
+        {0, 1.2, 1.0, 1, 0, PR_CHECK_INFO, PR_CHECK_INFO, "timing with a finite slope: info"},
+    };
+    pr_check_t fake = {"FAKE", "fake claim", "fake units", fake_run, 1};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fake_observe = cases[i].observe;
+        fake_value = cases[i].value;
+        fake_bound = cases[i].bound;
+        fake_ok = cases[i].ok;
+        fake_status = cases[i].status;
+        fake_verdict = cases[i].info;
+        pr_check_opts_t o = {1, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
+        pr_check_result_t r;
+        int st = pr_check_run(&r, &fake, &o);
+        PR_CHECK(r.verdict == cases[i].want && st == cases[i].status,
+                 "%s: verdict %s (want %s), status %d (want %d); %s", cases[i].what,
+                 pr_check_verdict_name(r.verdict), pr_check_verdict_name(cases[i].want), st, cases[i].status, r.note);
+    }
+    /* no trials: refused, not passed */
+    pr_check_opts_t o = {0, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
+    pr_check_result_t r;
+    fake_observe = 1;
+    fake_status = 0;
+    fake_verdict = PR_CHECK_PASS;
+    PR_CHECK(pr_check_run(&r, &fake, &o) == PR_EINVAL && r.verdict == PR_CHECK_FAIL, "0 trials: verdict %s",
+             pr_check_verdict_name(r.verdict));
+}
+
+/* The Arb-reference checks at forced low precision (their references' minimum and a little
+ * more): the claims are true, so every verdict is pass or unknown, never FAIL (a wide
+ * tolerance ball used to refute G2's difference quotient at 128 bits), and a pass there is a
+ * pass at the default precision. */
+static void low_precision(uint64_t seed)
+{
+    static const char *ids[] = {"C6", "C9", "C11", "C14", "G1", "G2"};
+    static const long precs[] = {PR_HIPREC_MIN_PREC, PR_HIPREC_MIN_PREC + 32};
+    for (int p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            pr_check_opts_t o = {12, seed, PR_FAULT_NONE, 0, NULL, NULL, precs[p]};
+            pr_check_result_t r, rd;
+            PR_CHECK_OK(pr_check_run(&r, pr_check_find(ids[i]), &o));
+            PR_CHECK(r.verdict == PR_CHECK_PASS || r.verdict == PR_CHECK_UNKNOWN,
+                     "%s at prec %ld (seed %llu): %s, worst %g, %s", ids[i], precs[p], (unsigned long long)seed,
+                     pr_check_verdict_name(r.verdict), r.worst, r.note);
+            if (r.verdict == PR_CHECK_PASS) {
+                o.prec = 0;
+                PR_CHECK_OK(pr_check_run(&rd, pr_check_find(ids[i]), &o));
+                PR_CHECK(rd.verdict == PR_CHECK_PASS, "%s passes at prec %ld, %s at the default", ids[i], precs[p],
+                         pr_check_verdict_name(rd.verdict));
+            }
+        }
+}
+
 int main(void)
 {
     uint64_t seed = pr_test_seed("test_checks", 20261123);
-    pr_check_opts_t o = {3, seed, PR_FAULT_NONE};
+    pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
     pr_check_result_t *res = calloc((size_t)pr_ncheck, sizeof(*res));
 
-    /* every claim of DESIGN.md §4 has a check */
+    /* every claim of docs/claims.md has a check */
     static const char *ids[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11",
                                 "C12", "C14", "G1", "G2", "G3", "G4", "G5", "F1"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
@@ -74,28 +240,62 @@ int main(void)
         PR_CHECK(pr_check_compare(null, f, res, pr_ncheck, 1.0) == 1, "a 4x growth passed margin 1");
         fclose(f);
     }
-    f = tmpfile();
-    fprintf(f, "C1 only-two-fields\n");
-    rewind(f);
-    PR_CHECK(pr_check_compare(null, f, res, pr_ncheck, 1.0) == -1, "malformed baseline accepted");
-    fclose(f);
     fclose(null);
+    baseline_strict(res, pr_ncheck, seed);
+    verdict_audit();
+    low_precision(seed);
 
-    /* command line: unknown claim is bad usage; a failing check exits 1 */
+    /* command line: bad usage is exit 2 with one line on stderr and nothing run (no table) */
     if (getenv("POLYROPE")) {
-        const char *args = "check C99";
-        PR_CHECK(pr_test_cli_run("test_checks", args) == 2, "unknown claim: polyrope %s", args);
-        args = "check C3 C12 --trials 2 --record checks_rec.txt";
-        PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
-        f = fopen("checks_rec.txt", "a");
+        static const char *bad[] = {
+            "check C99", "check all C99", "check C3 C99", "check C99 all", "check all C3", "check C3 c3",
+            "check C3 --baseline no/such/file", "check C3 --baseline test_checks_garbage.txt",
+            "check C3 --baseline test_checks_unknown_id.txt", "check C3 --record no/such/dir/rec.txt",
+            "check C3 --record .", "check C3 --record ''",
+            "check C4 --replay 1", "check C4 --replay x/1", "check C4 --replay 1/0", "check C4 --replay 1/2x",
+            "check C4 C6 --replay 1/2", "check all --replay 1/2", "check C10 --replay 1/2", "check C4 --replay 1/5 --trials 3",
+            "check C4 --replay 1/2 --seed 3", "check C4 --replay 1/2 --record r.txt", "check C5 --dump test_checks_dump",
+            "check C4 --dump no/such/parent/dir",
+        };
+        f = fopen("test_checks_garbage.txt", "w");
         if (f) {
-            fprintf(f, "C3 s<=8 -1\n"); /* a recorded value no run can meet */
+            fputs("\x7f" "ELF\x01\x02 binary junk\n", f);
             fclose(f);
         }
-        args = "check C3 --trials 2 --baseline checks_rec.txt";
+        f = fopen("test_checks_unknown_id.txt", "w");
+        if (f) {
+            fputs("# a baseline naming a claim that does not exist\nC99 rope/full 0.5\n", f);
+            fclose(f);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            int rc = pr_test_cli_run("test_checks", bad[i]);
+            PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && !pr_test_cli_out[0],
+                     "polyrope %s: exit %d (want 2), stderr %d lines (want 1), stdout '%.80s' (want none)", bad[i],
+                     rc, pr_test_lines(pr_test_cli_err), pr_test_cli_out);
+        }
+        const char *args = "check C3 C12 --trials 2 --record checks_rec.txt";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
+        /* a baseline recording 0 for a configuration that observes more: a regression */
+        args = "check C4 --trials 2 --record checks_rec4.txt";
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
+        char line[256] = "", claim[16], config[64];
+        f = fopen("checks_rec4.txt", "r");
+        while (f && fgets(line, sizeof line, f) && line[0] == '#')
+            ;
+        if (f)
+            fclose(f);
+        PR_CHECK(sscanf(line, "%15s %63s", claim, config) == 2, "no entry in checks_rec4.txt: '%s'", line);
+        f = fopen("checks_rec4.txt", "w");
+        if (f) {
+            fprintf(f, "%s %s 0\n", claim, config);
+            fclose(f);
+        }
+        args = "check C4 --trials 2 --baseline checks_rec4.txt";
         PR_CHECK(pr_test_cli_run("test_checks", args) == 1, "regression not reported: polyrope %s", args);
-        args = "check --baseline no/such/file";
-        PR_CHECK(pr_test_cli_run("test_checks", args) == 2, "polyrope %s", args);
+        /* --help states what "pass" means */
+        PR_CHECK(pr_test_cli_run("test_checks", "check --help") == 0 &&
+                 strstr(pr_test_cli_out, "pass     at least one trial observed") && strstr(pr_test_cli_out, "--replay"),
+                 "check --help does not define pass or --replay");
     }
     free(res);
     return pr_test_finish("test_checks");

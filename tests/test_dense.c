@@ -60,7 +60,7 @@ static void textbook(ld *O, const ld *Q, const ld *K, const ld *V, const ld *w3,
     free(A);
 }
 
-/* the backward formulas of DESIGN.md §1 written out on the whole n×n matrices, in long
+/* the backward formulas of docs/math.md written out on the whole n×n matrices, in long
  * double: P = D⁻¹A, dV = Pᵀ dO, r_i = <dO_i, O_i>, dM = P ∘ (dO Vᵀ - r 1ᵀ), dQ, dK, dw */
 static void textbook_backward(ld *dQ, ld *dK, ld *dV, ld *dw, const ld *Q, const ld *K, const ld *V,
                               const ld *w3, const double *dO, const pr_posw_struct *W,

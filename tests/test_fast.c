@@ -317,6 +317,68 @@ static void test_bad(pr_rng_t rng)
     free(Q);
 }
 
+/* pr_budget (issue 12): sizes past a limit, past size_t or not a number are refused with the limit
+ * recorded; the fast paths refuse through it before planning (the forward's needs grow with the
+ * degree, the backward's add to them) */
+static void test_budget(pr_rng_t rng)
+{
+    pr_budget_t b;
+    pr_budget_init(b, 1000.0, 1e6);
+    PR_CHECK(pr_budget_bytes(b, 1000.0, "x") == PR_OK && b->hit == PR_BUDGET_NONE, "at the memory limit");
+    PR_CHECK(pr_budget_bytes(b, 1001.0, "x") == PR_EBUDGET && b->hit == PR_BUDGET_MEMORY && b->need == 1001.0,
+             "past the memory limit: hit %d need %g", b->hit, b->need);
+    PR_CHECK(pr_budget_ops(b, 2e6, "y") == PR_EBUDGET && b->hit == PR_BUDGET_WORK && b->need == 2e6, "past work");
+    char m[300];
+    pr_budget_explain(m, sizeof m, b, "--max-mem", "--max-work");
+    PR_CHECK(strstr(m, "y needs about 2e+06 operations, past the limit --max-work 1e+06: raise --max-work to"),
+             "explain: '%s'", m);
+    /* a negative d once sized a stack array (UBSan: non-positive VLA bound) */
+    double x2[2] = {1.0, 2.0}, y2[2];
+    PR_CHECK(pr_rope_rotate(y2, x2, 1, -2, 10000.0, PR_ROPE_INTERLEAVED, 1) == PR_EINVAL, "rope_rotate d = -2");
+    pr_budget_init(b, 0.0, 0.0);   /* no limits: still past size_t, NaN and Inf are refused */
+    PR_CHECK(pr_budget_bytes(b, 1e300, "z") == PR_EBUDGET && pr_budget_bytes(b, NAN, "z") == PR_EBUDGET &&
+             pr_budget_bytes(b, -1.0, "z") == PR_EBUDGET && pr_budget_ops(b, INFINITY, "z") == PR_EBUDGET &&
+             pr_budget_bytes(b, 1e12, "z") == PR_OK && pr_budget_ops(b, 1e30, "z") == PR_OK, "no limits");
+    pr_budget_explain(m, sizeof m, b, "--max-mem", "--max-work");
+    PR_CHECK(strstr(m, "z needs more operations than a double can count") != NULL, "explain inf: '%s'", m);
+
+    int n = 64, d = 2;
+    pr_posw_t W;
+    pr_attn_opts_t o;
+    double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d, *O = V + n * d;
+    double b1, o1, b2, o2, bb, bo;
+    pr_fast_needs(&b1, &o1, W, n, d, 3, 0);
+    pr_fast_needs(&b2, &o2, W, n, d, 6, 0);
+    pr_backward_needs(&bb, &bo, W, n, d, 3, 0);
+    PR_CHECK(b1 > 0 && b2 > b1 && o2 > o1 && bb > 0 && bo > o1, "needs: g=3 %g B %g ops, g=6 %g B %g ops, "
+             "backward %g B %g ops", b1, o1, b2, o2, bb, bo);
+    pr_fast_opts_t fo;
+    pr_fast_opts_default(&fo);
+    pr_fast_info_t info;
+    fo.degree = 3;
+    fo.eps = 1.0;
+    fo.mem_budget = (size_t)b1 - 1;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY
+             && info.budget.need == b1, "fft memory: hit %d need %g (%g)", info.budget.hit, info.budget.need, b1);
+    fo.mem_budget = (size_t)b1 + 1;
+    PR_CHECK_OK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo));
+    fo.max_ops = o1 / 2;
+    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET && info.budget.hit == PR_BUDGET_WORK,
+             "fft work: hit %d", info.budget.hit);
+    fo.max_ops = 0.0;
+    double *g = malloc(sizeof(double) * (4 * n * d + 2 * W->s * (2 * n - 1)));
+    pr_rng_fill(g, 4L * n * d + 2L * W->s * (2 * n - 1), 1.0, rng);
+    pr_backward_report_t rep;
+    fo.mem_budget = (size_t)(b1 + bb) - 1;
+    PR_CHECK(pr_backward_fast(O, g, g + n * d, g + 2 * n * d, g + 4 * n * d, &info, &rep, Q, K, V, W, g + 3 * n * d,
+                              n, d, &o, &fo, 0) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY &&
+             info.budget.need == b1 + bb, "backward memory: hit %d need %g (%g)", info.budget.hit, info.budget.need,
+             b1 + bb);
+    free(g);
+    pr_posw_clear(W);
+    free(Q);
+}
+
 /* --algo auto's cost model: each path's prediction from its calibration, the least one picked,
  * the FFT path's fixed part within what was measured */
 static void test_auto(pr_rng_t rng)
@@ -349,6 +411,7 @@ int main(void)
     test_eps(rng);
     test_agree(rng);
     test_bad(rng);
+    test_budget(rng);
     test_auto(rng);
     return pr_test_finish("test_fast");
 }

@@ -141,10 +141,10 @@ int main(void)
     PR_CHECK(mtext && strstr(mtext, "# preset: factorise") && strstr(mtext, "# git commit:") && !strstr(mtext, "# shard:"),
              "merged header");
     free(mtext);
-    /* a missing shard is reported */
-    PR_CHECK(run_polyrope(log, (char *[]){"sweep", "--merge", merged, ins[0], ins[1], 0}) == 0, "partial merge");
+    /* a missing shard is refused, naming it (test_sweep_input has the other refusals) */
+    PR_CHECK(run_polyrope(log, (char *[]){"sweep", "--merge", merged, ins[0], ins[1], 0}) == 2, "partial merge");
     char *warn = slurp(log, 0);
-    PR_CHECK(warn && strstr(warn, "configurations"), "no warning for a missing shard: %s", warn ? warn : "");
+    PR_CHECK(warn && strstr(warn, "shard 3/3 is missing"), "a missing shard not named: %s", warn ? warn : "");
     free(warn);
     /* shards of different sweeps do not merge */
     char tiny[256];

@@ -486,8 +486,12 @@ int main(void)
         PR_CHECK(pr_toeplitz_vec_spec(sp, x, 1, P, NULL) == PR_ENONFINITE, "Inf vector spec");
         PR_CHECK(pr_toeplitz_correlate(c, x, 1, t, 1, P, NULL) == PR_ENONFINITE, "Inf correlate");
         x[8] = 0.25;
+        /* a stride-3 x of n = 9 entries spans 3(n-1)+1 doubles: its own array (x has only 9) */
+        double xs[3 * 8 + 1];
+        pr_rng_fill(xs, 3 * 8 + 1, 1.0, rng);
+        xs[3] = INFINITY;
+        PR_CHECK(pr_toeplitz_apply(y, 1, t, xs, 3, 0, P, NULL) == PR_ENONFINITE, "+Inf strided x");
         x[3] = INFINITY;
-        PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 3, 0, P, NULL) == PR_ENONFINITE, "+Inf strided x");
         PR_CHECK(pr_toeplitz_apply(y, 1, t, x, 1, 0, P, NULL) == PR_ENONFINITE, "+Inf x");
         x[3] = DBL_MAX;
         PR_CHECK(pr_toeplitz_vec_spec(sp, x, 1, P, NULL) == PR_OK, "DBL_MAX is finite");
