@@ -3,6 +3,8 @@
 #ifndef PR_NPY_H
 #define PR_NPY_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
