@@ -59,7 +59,9 @@ static int set_value(const char *cmd, pr_opt_t *o, const char *v)
 {
     char *end;
     int checked = o->lo != o->hi;
-    if (o->type != PR_OPT_FLAG && !*v)
+    /* an empty number or choice is refused here; an empty string is the command's to refuse, with
+     * what to give instead (a file name, a folder) */
+    if ((o->type == PR_OPT_INT || o->type == PR_OPT_DOUBLE || o->type == PR_OPT_CHOICE) && !*v)
         return pr_cli_fail(cmd, "--%s needs a value, got an empty string", o->name);
     switch (o->type) {
     case PR_OPT_INT: {

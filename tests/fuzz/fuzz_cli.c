@@ -1,9 +1,9 @@
 /* option parser: argv from the bytes (split at NUL, at most 32 arguments), parsed with the
  * option table of `polyrope attn` (every option type; its types, ranges and choices as in
  * experiments/cmd_attn.c). Contract: status 0, 2 or -1 (help); 2 prints one line
- * "polyrope attn: ..." and nothing else; 0 prints nothing, and every given value lies in its
- * range (integers exactly, doubles finite), every choice is one of its choices, no value is
- * empty; -1 prints the help, which begins with the usage line. */
+ * "polyrope attn: ..." and nothing else; 0 prints nothing, every given value lies in its range
+ * (integers exactly, doubles finite) and every choice is one of its choices (an empty string
+ * option is the command's to refuse); -1 prints the help, beginning with the usage line. */
 #include <math.h>
 #include "../../experiments/cli.h"
 #include "fuzz.h"
@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(isfinite(x) && (o->lo == o->hi || (o->lo <= x && x <= o->hi)), "--%s %g", o->name, x);
             } else if (o->type == PR_OPT_STRING || o->type == PR_OPT_CHOICE) {
                 const char *v = *(const char **)o->dest;
-                FUZZ_CHECK(v && *v, "--%s empty", o->name);
+                FUZZ_CHECK(v && (*v || o->type == PR_OPT_STRING), "--%s empty", o->name);
                 if (o->type == PR_OPT_CHOICE) {
                     size_t len = strlen(v);
                     const char *c = strstr(o->choices, v);

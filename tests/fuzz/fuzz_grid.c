@@ -1,8 +1,8 @@
 /* grid parser (sweep --grid, preset grids): the text up to the first NUL. Contract: a refusal
- * is PR_EINVAL with a reason (it may quote the input; pr_cli_fail prints it as one line) or
- * PR_ENOMEM; a grid has known, distinct axes with at least one value each; its text
- * (pr_grid_text) parses back to the same grid; every configuration's key can be made, first and
- * last. */
+ * is PR_EINVAL (PR_EBUDGET past the grid limits) with a reason (it may quote the input;
+ * pr_cli_fail prints it as one line) or PR_ENOMEM; a grid has known, distinct axes with at least
+ * one value each and a count equal to the product of their lengths; its text (pr_grid_text)
+ * parses back to the same grid; every configuration's key can be made, first and last. */
 #include "../../experiments/sweep.h"
 #include "polyrope.h"
 #include "fuzz.h"
@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = fuzz_string(data, size), err[512] = "";
     pr_grid_t g, h;
     int st = pr_grid_parse(&g, text, err, sizeof err);
-    FUZZ_CHECK(st == PR_OK || st == PR_EINVAL || st == PR_ENOMEM, "status %d", st);
-    if (st == PR_EINVAL)
+    FUZZ_CHECK(st == PR_OK || st == PR_EINVAL || st == PR_EBUDGET || st == PR_ENOMEM, "status %d", st);
+    if (st == PR_EINVAL || st == PR_EBUDGET)
         FUZZ_CHECK(err[0], "refused without a reason");
     if (st == PR_OK && g.naxes) {
         for (int i = 0; i < g.naxes; i++) {
