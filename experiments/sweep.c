@@ -13,6 +13,7 @@
 #include "pr_status.h"
 #include "pr_timing.h"
 #include "pr_version.h"
+#include "cli.h"
 #include "sweep.h"
 
 static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -688,20 +689,31 @@ static int csv_row(pr_csv_t *t, long *cap, const char *line, const char *path, l
     return PR_OK;
 }
 
-/* One line of at most max bytes, its newline included, into buf (max + 1 bytes); *len is its
- * length, NUL bytes counted. Returns 1 for a line, 0 at the end of the file, -1 past max. */
-static int read_line(FILE *f, char *buf, size_t max, size_t *len)
+/* One line of at most max bytes, its newline included, into *buf (grown as needed, so a small CSV
+ * costs a small buffer); *len is its length, NUL bytes counted. Returns 1 for a line, 0 at the end
+ * of the file, -1 past max, -2 out of memory. */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len)
 {
     size_t n = 0;
     int c;
     while ((c = getc(f)) != EOF) {
         if (n == max)
             return -1;
-        buf[n++] = (char)c;
+        if (n + 1 >= *cap) {
+            size_t nc = *cap ? 2 * *cap : 256;
+            char *b = realloc(*buf, nc > max + 1 ? max + 1 : nc);
+            if (!b)
+                return -2;
+            *buf = b;
+            *cap = nc > max + 1 ? max + 1 : nc;
+        }
+        (*buf)[n++] = (char)c;
         if (c == '\n')
             break;
     }
-    buf[n] = 0;
+    if (!*cap && !(*buf = malloc(*cap = 1)))
+        return -2;
+    (*buf)[n] = 0;
     *len = n;
     return n > 0;
 }
@@ -724,13 +736,17 @@ int pr_csv_read(pr_csv_t *t, const char *path, int truncate_torn, char *err, siz
         fclose(f);
         return PR_EINVAL;
     }
-    char *line = malloc(PR_CSV_MAXLINE + 1);
-    size_t len;
+    char *line = NULL;
+    size_t len, lcap = 0;
     long good = 0; /* bytes up to the end of the last complete line */
     long ln = 0, cap = 0, ccap = 0;
-    int st = line ? PR_OK : PR_ENOMEM, got;
-    while (!st && (got = read_line(f, line, PR_CSV_MAXLINE, &len))) {
+    int st = PR_OK, got;
+    while (!st && (got = read_line(f, &line, &lcap, PR_CSV_MAXLINE, &len))) {
         ln++;
+        if (got == -2) {
+            st = PR_ENOMEM;
+            break;
+        }
         if (got < 0) {
             seterr(err, errlen, "%s: line %ld is longer than %ld bytes", path, ln, PR_CSV_MAXLINE);
             st = PR_EINVAL;
@@ -1082,12 +1098,12 @@ static int check_out_path(const char *cmd, const char *opt, const char *out)
 {
     struct stat sb;
     if (!*out)
-        return fprintf(stderr, "polyrope %s: %s is empty: give it a file name\n", cmd, opt), 2;
+        return pr_cli_fail(cmd, "%s is empty: give it a file name", opt);
     if (!stat(out, &sb) && S_ISDIR(sb.st_mode))
-        return fprintf(stderr, "polyrope %s: %s %s is a directory: give a file name, such as %s/out.csv\n", cmd, opt, out,
-                       out), 2;
+        return pr_cli_fail(cmd, "%s %s is a directory: give a file name, such as %s/out.csv", opt, out,
+                       out);
     if (!stat(out, &sb) && !S_ISREG(sb.st_mode))
-        return fprintf(stderr, "polyrope %s: %s %s is not a regular file\n", cmd, opt, out), 2;
+        return pr_cli_fail(cmd, "%s %s is not a regular file", opt, out);
     return 0;
 }
 
@@ -1098,12 +1114,12 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     long max = o->max_configs > 0 ? o->max_configs : PR_GRID_MAX_CONFIGS;
     int st = pr_sweep_check(p, g, max, err, sizeof err);
     if (st) {
-        fprintf(stderr, "polyrope %s: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+        (void)pr_cli_fail(cmd, "%s", st == PR_ENOMEM ? "out of memory" : err);
         return st == PR_ENOMEM ? 1 : 2;
     }
     long sk = o->shard_n >= 1 ? o->shard_k : 1, sn = o->shard_n >= 1 ? o->shard_n : 1;
     if (sk < 1 || sk > sn) {
-        fprintf(stderr, "polyrope %s: shard %ld/%ld: need 1 <= K <= N\n", cmd, o->shard_k, o->shard_n);
+        (void)pr_cli_fail(cmd, "shard %ld/%ld: need 1 <= K <= N", o->shard_k, o->shard_n);
         return 2;
     }
     if ((st = check_out_path(cmd, "--out", o->out ? o->out : "")))
@@ -1111,14 +1127,13 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     long total = pr_grid_count(g), mine = shard_rows(total, sk, sn);
     char *header = header_text(p, g, o);
     if (!header) {
-        fprintf(stderr, "polyrope %s: out of memory\n", cmd);
+        (void)pr_cli_fail(cmd, "out of memory");
         return 1;
     }
     /* every header line must be one pr_csv_read takes back */
     for (const char *l = header; *l; l += strcspn(l, "\n") + 1)
         if (strcspn(l, "\n") >= PR_CSV_MAXLINE) {
-            fprintf(stderr, "polyrope %s: the grid's text is over %ld bytes, too long for the CSV's header: narrow it\n",
-                    cmd, PR_CSV_MAXLINE);
+            (void)pr_cli_fail(cmd, "the grid's text is over %ld bytes, too long for the CSV's header: narrow it", PR_CSV_MAXLINE);
             free(header);
             return 2;
         }
@@ -1131,7 +1146,7 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     int exists = stat(o->out, &sb) == 0;
     int rc = 0, fd = -1;
     if (exists && !o->resume) {
-        fprintf(stderr, "polyrope %s: %s exists; add --resume to continue it, or remove it to start again\n", cmd,
+        (void)pr_cli_fail(cmd, "%s exists; add --resume to continue it, or remove it to start again",
                 o->out);
         free(header);
         return 2;
@@ -1145,11 +1160,11 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         if (st == PR_EINVAL && torn_header(o->out, header)) {
             fresh = 1; /* killed while writing the header: nothing to keep */
         } else if (st) {
-            fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, err);
+            (void)pr_cli_fail(cmd, "cannot resume: %s", err);
             free(header);
             return st == PR_ENOMEM ? 1 : 2;
         } else if (!same_sweep(&t, header, why, sizeof why)) {
-            fprintf(stderr, "polyrope %s: cannot resume %s: %s from this sweep; use another --out\n", cmd, o->out,
+            (void)pr_cli_fail(cmd, "cannot resume %s: %s from this sweep; use another --out", o->out,
                     why);
             pr_csv_clear(&t);
             free(header);
@@ -1167,7 +1182,7 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
                 pr_csv_clear(&t);
             }
             if (st) {
-                fprintf(stderr, "polyrope %s: cannot resume: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+                (void)pr_cli_fail(cmd, "cannot resume: %s", st == PR_ENOMEM ? "out of memory" : err);
                 free(done);
                 free(header);
                 return st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
@@ -1177,12 +1192,12 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
     /* the path is checked here, before any row: a file that cannot be opened is bad usage */
     fd = open(o->out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
     if (fd < 0) {
-        fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, o->out, strerror(errno));
+        (void)pr_cli_fail(cmd, "cannot write %s: %s", o->out, strerror(errno));
         rc = 2;
         goto out;
     }
     if (fresh && write_all_sync(fd, header, strlen(header))) {
-        fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, o->out, strerror(errno));
+        (void)pr_cli_fail(cmd, "cannot write %s: %s", o->out, strerror(errno));
         if (!exists)
             unlink(o->out);
         rc = 1;
@@ -1234,7 +1249,7 @@ int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t
         fclose(f);
         free(key);
         if (!line || write_all_sync(fd, line, ll)) {
-            fprintf(stderr, "polyrope %s: cannot write a row to %s: %s\n", cmd, o->out, strerror(errno));
+            (void)pr_cli_fail(cmd, "cannot write a row to %s: %s", o->out, strerror(errno));
             rc = 1;
         }
         free(line);
@@ -1376,7 +1391,7 @@ int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *co
 {
     const char *cmd = "sweep --merge";
     if (nin < 1)
-        return fprintf(stderr, "polyrope %s: give the shard CSVs to merge after OUT.csv\n", cmd), 2;
+        return pr_cli_fail(cmd, "give the shard CSVs to merge after OUT.csv");
     int rc = check_out_path(cmd, "--merge", out);
     if (rc)
         return rc;
@@ -1385,21 +1400,21 @@ int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *co
     for (int i = 0; i < nin; i++) {
         if (stat(in[i], &si)) {
             if (pr_preset_find(in[i]))
-                return fprintf(stderr, "polyrope %s: '%s' is a preset, not a CSV: merging takes no preset (polyrope sweep "
-                               "--merge OUT.csv IN.csv...)\n", cmd, in[i]), 2;
-            return fprintf(stderr, "polyrope %s: cannot open %s: %s\n", cmd, in[i], strerror(errno)), 2;
+                return pr_cli_fail(cmd, "'%s' is a preset, not a CSV: merging takes no preset (polyrope sweep "
+                               "--merge OUT.csv IN.csv...)", in[i]);
+            return pr_cli_fail(cmd, "cannot open %s: %s", in[i], strerror(errno));
         }
         if (out_exists && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return fprintf(stderr, "polyrope %s: the output %s is also an input: write the merge to a new file\n", cmd,
-                           out), 2;
+            return pr_cli_fail(cmd, "the output %s is also an input: write the merge to a new file",
+                           out);
     }
     /* the output is created first, so that an impossible path is refused before any work */
     char *tmp = 0;
     int fd = -1;
     if (asprintf(&tmp, "%s.tmp.%ld", out, (long)getpid()) < 0)
-        return fprintf(stderr, "polyrope %s: out of memory\n", cmd), 1;
+        return (void)pr_cli_fail(cmd, "out of memory"), 1;
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0) {
-        fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, out, strerror(errno));
+        (void)pr_cli_fail(cmd, "cannot write %s: %s", out, strerror(errno));
         free(tmp);
         return 2;
     }
@@ -1420,7 +1435,7 @@ int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *co
     if (!st && !(rows = malloc(sizeof *rows * (nrows ? nrows : 1))))
         st = PR_ENOMEM;
     if (st) {
-        fprintf(stderr, "polyrope %s: %s\n", cmd, st == PR_ENOMEM ? "out of memory" : err);
+        (void)pr_cli_fail(cmd, "%s", st == PR_ENOMEM ? "out of memory" : err);
         rc = st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
     }
     FILE *f = 0;
@@ -1431,7 +1446,7 @@ int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *co
                 rows[nrows++] = (merge_row_t){strtol(m[i].t.rows[r][0], 0, 10), i, m[i].t.lines[r]};
         qsort(rows, nrows, sizeof *rows, merge_cmp);
         if (!(f = fdopen(fd, "w"))) {
-            fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, tmp, strerror(errno));
+            (void)pr_cli_fail(cmd, "cannot write %s: %s", tmp, strerror(errno));
             rc = 1;
         } else {
             fd = -1;
@@ -1462,13 +1477,13 @@ int pr_sweep_merge(const char *out, char **in, int nin, long max, const char *co
             rc = 1;
         f = 0;
         if (rc)
-            fprintf(stderr, "polyrope %s: cannot write %s: %s\n", cmd, tmp, strerror(errno));
+            (void)pr_cli_fail(cmd, "cannot write %s: %s", tmp, strerror(errno));
         if (!rc && rename(tmp, out)) {
-            fprintf(stderr, "polyrope %s: cannot rename %s to %s: %s\n", cmd, tmp, out, strerror(errno));
+            (void)pr_cli_fail(cmd, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
             rc = 1;
         }
         if (!rc && dups)
-            fprintf(stderr, "polyrope %s: %ld rows given twice (a shard given twice) kept once\n", cmd, dups);
+            (void)pr_cli_fail(cmd, "%ld rows given twice (a shard given twice) kept once", dups);
     }
     if (fd >= 0)
         close(fd);

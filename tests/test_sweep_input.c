@@ -274,6 +274,9 @@ static void check_paths(void)
            "--out in /proc");
     expect(2, "not a regular file", (char *[]){"sweep", "factorise", "--size", "tiny", "--out", "/dev/null", "--resume", 0},
            "--out /dev/null --resume");
+    /* a path with a newline is quoted as \x0a: the message stays one line */
+    snprintf(f, sizeof f, "%s/no\ndir/x.csv", dir);
+    expect(2, "no\\x0adir", (char *[]){"sweep", "factorise", "--size", "tiny", "--out", f, 0}, "--out with a newline");
 }
 
 /* ---- pr_csv_read ---- */
