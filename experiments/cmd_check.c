@@ -1,6 +1,7 @@
 /* polyrope check: the proofs-check claims (docs/cli.md, docs/claims.md). Every argument, the baseline's
  * content and the output paths are validated before any check runs. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,9 @@ static void progress_line(progress_t *p, long trial)
         left *= el / done;
     fprintf(stderr, "\rpolyrope check: claim %d of %d (%s)", p->k, p->n, p->id);
     if (p->trials)
-        fprintf(stderr, ", trial %ld of %ld", trial, p->trials);
-    fprintf(stderr, ", ETA %.0f s   ", left);
+        fprintf(stderr, ", trial %ld/%ld", trial, p->trials);
+    long eta = (long)ceil(left);
+    fprintf(stderr, ", ETA %ld:%02ld   ", eta / 60, eta % 60);
 }
 
 static void progress_trial(void *arg, long trial)
@@ -155,7 +157,7 @@ int pr_cmd_check(int argc, char **argv)
         "polyrope. C5, C10 and G5 (timing, fixed sizes) have no --replay or --dump; C7 and C8\n"
         "compute every trial for their fit (give the run's --trials) and show the one replayed.\n"
         "The run's CPU time is predicted first (a cost per claim and trial, calibrated on the\n"
-        "project's machine, see pr_check_predict) and refused past --max-seconds; a terminal's\n"
+        "project's machine: proofs-check/checks.c) and refused past --max-seconds; a terminal's\n"
         "stderr shows progress (claim k of N, trial, ETA).\n"
         "Exit status 1 if any claim fails or any value regressed against --baseline.",
         o, (int)(sizeof o / sizeof o[0])};

@@ -325,7 +325,7 @@ static void progress_tty(void)
     int ws;
     waitpid(pid, &ws, 0);
     PR_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "check C3 C12 --trials 3 on a terminal: status %d", ws);
-    PR_CHECK(strstr(buf, "claim 1 of 2 (C3)") && strstr(buf, "claim 2 of 2 (C12), trial") && strstr(buf, "ETA"),
+    PR_CHECK(strstr(buf, "claim 1 of 2 (C3)") && strstr(buf, "claim 2 of 2 (C12), trial 1/3") && strstr(buf, "ETA"),
              "no progress on a terminal's stderr: '%.300s'", buf);
 }
 
