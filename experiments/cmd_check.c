@@ -1,6 +1,7 @@
 /* polyrope check: the proofs-check claims (docs/cli.md, docs/claims.md). Every argument, the baseline's
  * content and the output paths are validated before any check runs. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "pr_status.h"
+#include "pr_timing.h"
 #include "proofs-check/checks.h"
 #include "cli.h"
 #include "commands.h"
@@ -78,10 +80,47 @@ static int prepare_dump(const char *dir, const pr_check_t **run, int nrun)
     return 0;
 }
 
+/* Progress on a terminal's stderr: claim k of N, its trial, and the time left: the prediction
+ * still to run, scaled by how the run has kept to it so far. */
+typedef struct {
+    int show, k, n;
+    const char *id;
+    long trials;           /* of the current claim; 0 when it has no trials to count (C5, C10, G5) */
+    double t0, last, total, before, claim; /* predicted: the whole run, the claims done, this claim */
+} progress_t;
+
+static void progress_line(progress_t *p, long trial)
+{
+    double now = pr_timing_wall(), el = now - p->t0;
+    if (trial > 1 && now - p->last < 0.25)
+        return;
+    p->last = now;
+    double done = p->before + (p->trials ? p->claim * (double)(trial - 1) / (double)p->trials : 0.0);
+    double left = p->total - done;
+    if (done > 1.0 && el > 1.0)
+        left *= el / done;
+    fprintf(stderr, "\rpolyrope check: claim %d of %d (%s)", p->k, p->n, p->id);
+    if (p->trials)
+        fprintf(stderr, ", trial %ld/%ld", trial, p->trials);
+    long eta = (long)ceil(left);
+    fprintf(stderr, ", ETA %ld:%02ld   ", eta / 60, eta % 60);
+}
+
+static void progress_trial(void *arg, long trial)
+{
+    progress_line(arg, trial);
+}
+
+static void progress_clear(const progress_t *p)
+{
+    if (p->show)
+        fprintf(stderr, "\r%79s\r", "");
+}
+
 int pr_cmd_check(int argc, char **argv)
 {
     long trials = 20, seed = 20261123;
-    double margin = 1.0;
+    double margin = 1.0, max_seconds = 3600;
     const char *record = NULL, *baseline = NULL, *replay = NULL, *dump = NULL;
     int list = 0;
     pr_opt_t o[] = {
@@ -92,6 +131,7 @@ int pr_cmd_check(int argc, char **argv)
         {"margin", PR_OPT_DOUBLE, &margin, "allowed relative growth over the baseline (1 = twice the recorded worst)", 0, 0, 1e6, 0},
         {"replay", PR_OPT_STRING, &replay, "SEED/TRIAL: re-run that one trial of one claim, printing its instance and result", 0, 0, 0, 0},
         {"dump", PR_OPT_STRING, &dump, "write each trial's instance and result to DIR/CLAIM/trial-K/ (trial.txt, *.npy)", 0, 0, 0, 0},
+        {"max-seconds", PR_OPT_DOUBLE, &max_seconds, "refuse up front when the predicted CPU time is above this", 0, 0, 1e9, 0},
         {"list", PR_OPT_FLAG, &list, "list the claims and exit", 0, 0, 0, 0},
     };
     pr_cmd_spec_t spec = {
@@ -116,14 +156,19 @@ int pr_cmd_check(int argc, char **argv)
         "doubles) with the observed value and bound (%.17g and %a) for re-checking outside\n"
         "polyrope. C5, C10 and G5 (timing, fixed sizes) have no --replay or --dump; C7 and C8\n"
         "compute every trial for their fit (give the run's --trials) and show the one replayed.\n"
+        "The run's CPU time is predicted first (a cost per claim and trial, calibrated on the\n"
+        "project's machine: proofs-check/checks.c) and refused past --max-seconds; a terminal's\n"
+        "stderr shows progress (claim k of N, trial, ETA).\n"
         "Exit status 1 if any claim fails or any value regressed against --baseline.",
         o, (int)(sizeof o / sizeof o[0])};
     char **pos = malloc(sizeof(char *) * (argc > 0 ? argc : 1));
     const pr_check_t **run = malloc(sizeof(*run) * (size_t)(pr_ncheck + argc + 1));
+    double *cost = malloc(sizeof(*cost) * (size_t)(pr_ncheck + argc + 1)); /* predicted, per claim */
     int npos = 0, nrun = 0;
-    if (!pos || !run) {
+    if (!pos || !run || !cost) {
         free(pos);
         free(run);
+        free(cost);
         return pr_cli_fail_status("check", PR_ENOMEM, "arguments");
     }
     int rc = pr_cli_parse(&spec, argc, argv, pos, &npos);
@@ -136,7 +181,7 @@ int pr_cmd_check(int argc, char **argv)
     if (!rc)
         rc = pick_claims(run, &nrun, pos, npos);
     free(pos);
-    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
+    pr_check_opts_t copts = {trials, (uint64_t)seed, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
     if (!rc && replay) {
         if (parse_replay(replay, &copts.seed, &copts.only))
             rc = pr_cli_fail("check", "--replay expects SEED/TRIAL, e.g. 20261123/3 (TRIAL from 1)");
@@ -156,6 +201,30 @@ int pr_cmd_check(int argc, char **argv)
         if (!run[i]->replayable)
             rc = pr_cli_fail("check", "%s fits over all its trials: it has no --replay or --dump (name replayable claims, see --list)",
                              run[i]->id);
+    /* the budget, before anything is written */
+    double predicted = 0.0, most = -1.0;
+    const char *most_id = "";
+    for (int i = 0; !rc && i < nrun; i++) {
+        int st = pr_check_predict(&cost[i], run[i], &copts);
+        if (st)
+            rc = pr_cli_fail_status("check", st, "predicting the run time");
+        predicted += cost[i];
+        if (cost[i] > most) {
+            most = cost[i];
+            most_id = run[i]->id;
+        }
+    }
+    if (!rc && predicted > max_seconds) {
+        char secs[32], hours[32] = "", in[32] = "";
+        snprintf(secs, sizeof secs, predicted < 10 ? "%.2g" : "%.0f", predicted);
+        if (predicted >= 3600)
+            snprintf(hours, sizeof hours, ", %.1f h", predicted / 3600);
+        if (nrun > 1)
+            snprintf(in, sizeof in, ", most in %s", most_id);
+        rc = pr_cli_fail("check", "%d claim%s at %ld trials: predicted %s s of CPU (calibrated%s%s), past "
+                         "--max-seconds %g: raise it or give fewer --trials", nrun, nrun == 1 ? "" : "s",
+                         copts.trials, secs, hours, in, max_seconds);
+    }
     if (!rc && dump && !(rc = prepare_dump(dump, run, nrun)))
         copts.dump = dump;
     /* the baseline read and judged now, the record's folder proven writable now */
@@ -191,6 +260,7 @@ int pr_cmd_check(int argc, char **argv)
     if (rc) {
         pr_check_baseline_clear(&B);
         free(run);
+        free(cost);
         return rc < 0 ? 0 : rc;
     }
 
@@ -202,6 +272,7 @@ int pr_cmd_check(int argc, char **argv)
         }
         pr_check_baseline_clear(&B);
         free(run);
+        free(cost);
         return pr_cli_fail_status("check", PR_ENOMEM, "results");
     }
     int failed = 0, counts[5] = {0};
@@ -211,8 +282,23 @@ int pr_cmd_check(int argc, char **argv)
     else
         printf("polyrope check: seed %ld, %ld trials per claim\n", seed, trials);
     fflush(stdout);
+    /* on --replay the trial's instance is printed as it runs: no progress line through it */
+    progress_t pg = {isatty(2) && !replay, 0, nrun, "", 0, pr_timing_wall(), 0.0, predicted, 0.0, 0.0};
+    if (pg.show) {
+        copts.progress = progress_trial;
+        copts.progress_arg = &pg;
+    }
     for (int i = 0; i < nrun; i++) {
+        if (pg.show) {
+            pg.claim = cost[i];
+            pg.k = i + 1;
+            pg.id = run[i]->id;
+            pg.trials = run[i]->replayable ? copts.trials : 0;
+            progress_line(&pg, 1);
+        }
         int st = pr_check_run(&res[i], run[i], &copts);
+        progress_clear(&pg);
+        pg.before += pg.claim;
         if (replay)
             printf("\n");
         if (i == 0)
@@ -245,6 +331,7 @@ int pr_cmd_check(int argc, char **argv)
         if (st) {
             unlink(rtmp);
             free(run);
+            free(cost);
             free(res);
             fprintf(stderr, "polyrope check: cannot write record '%s': %s\n", record, pr_strerror(st));
             return 1;
@@ -252,6 +339,7 @@ int pr_cmd_check(int argc, char **argv)
         printf("recorded worst values to %s\n", record);
     }
     free(run);
+    free(cost);
     free(res);
     return failed ? 1 : 0;
 }

@@ -62,6 +62,66 @@ const pr_check_t *pr_check_find(const char *id)
     return NULL;
 }
 
+/* The cost model of pr_check_predict, in CPU seconds of a release build on one core of the
+ * project's machine (2 cores), from `polyrope check NAME --trials T --seed S` over several seeds
+ * (T = 100 to 10000, user time; the fixed part from T = 1..3). A trial's sizes are random and
+ * its cost heavy-tailed (G3: 0.005 to 0.08 s a trial by seed): per is the largest seed's mean. */
+typedef enum {
+    COST_TRIALS,           /* fixed + per × trials (one trial alone with opts->only) */
+    COST_ALL_TRIALS,       /* fixed + per × trials, also with opts->only: the fit needs every trial */
+    COST_REPS,             /* fixed + per × min(trials, 3): timing repetitions at fixed sizes */
+    COST_FIXED             /* fixed: sizes and repetitions do not follow --trials */
+} cost_shape_t;
+
+static const struct {
+    const char *id;
+    cost_shape_t shape;
+    double fixed, per;
+} cost_table[] = {
+    {"C1", COST_TRIALS, 0.0, 0.0005},
+    {"C2", COST_TRIALS, 0.0, 0.0005},
+    {"C3", COST_TRIALS, 0.0, 0.0002},
+    {"C4", COST_TRIALS, 0.0, 0.0001},
+    {"C5", COST_REPS, 0.05, 0.03},
+    {"C6", COST_TRIALS, 0.0, 0.0001},
+    {"C7", COST_ALL_TRIALS, 0.0, 0.016},
+    {"C8", COST_ALL_TRIALS, 0.0, 0.0065},
+    {"C9", COST_TRIALS, 0.0, 0.021},
+    {"C10", COST_FIXED, 1.4, 0.0},
+    {"C11", COST_TRIALS, 0.0, 0.0023},
+    {"C12", COST_TRIALS, 0.0, 0.0003},
+    {"C14", COST_TRIALS, 0.0, 0.012},
+    {"G1", COST_TRIALS, 0.0, 0.012},
+    {"G2", COST_TRIALS, 0.0, 0.012},
+    {"G3", COST_TRIALS, 0.0, 0.083},
+    {"G4", COST_TRIALS, 0.0, 0.077},
+    {"G5", COST_REPS, 0.1, 0.06},
+    {"F1", COST_TRIALS, 0.0, 0.12},
+};
+_Static_assert(sizeof cost_table / sizeof cost_table[0] == sizeof pr_checks / sizeof pr_checks[0],
+               "every claim has a cost");
+
+int pr_check_predict(double *seconds, const pr_check_t *c, const pr_check_opts_t *opts)
+{
+    *seconds = 0.0;
+    if (opts->trials < 1)
+        return PR_EINVAL;
+    for (size_t i = 0; i < sizeof cost_table / sizeof cost_table[0]; i++) {
+        if (strcmp(cost_table[i].id, c->id))
+            continue;
+        double t = (double)opts->trials;
+        switch (cost_table[i].shape) {
+        case COST_TRIALS: t = opts->only ? 1.0 : t; break;
+        case COST_REPS: t = fmin(t, 3.0); break;
+        case COST_FIXED: t = 0.0; break;
+        default: break;
+        }
+        *seconds = cost_table[i].fixed + cost_table[i].per * t;
+        return PR_OK;
+    }
+    return PR_EINVAL;
+}
+
 const char *pr_check_verdict_name(pr_check_verdict_t v)
 {
     switch (v) {
@@ -120,6 +180,8 @@ void pr_check_trial_rng(pr_rng_t rng, const pr_check_opts_t *opts, uint64_t salt
 {
     /* a stream of its own per trial: trial k replays without trials 1..k-1 */
     pr_rng_init(rng, opts->seed ^ salt ^ ((uint64_t)(trial + 1) * 0xD1B54A32D192ED03ULL));
+    if (opts->progress)
+        opts->progress(opts->progress_arg, trial + 1);
 }
 
 int pr_check_trial(pr_check_result_t *res, pr_rng_t rng, uint64_t salt, long trial)

@@ -18,6 +18,9 @@ typedef enum {
     PR_CHECK_INFO          /* a timing check: slope and crossover printed, never fails on noise */
 } pr_check_verdict_t;
 
+/* called as trial `trial` (from 1) of a check starts, for a progress line */
+typedef void (*pr_check_progress_fn)(void *arg, long trial);
+
 /* Deliberately broken inputs, to show that the checks can fail (tests only). */
 typedef enum {
     PR_FAULT_NONE = 0,
@@ -35,6 +38,8 @@ typedef struct {
     FILE *show;            /* if set, each trial's instance and result are printed there */
     long prec;             /* Arb precision of the Arb-reference checks (C6, C9, C11, C14, G1,
                               G2); 0: their default, 256 (tests force lower ones) */
+    pr_check_progress_fn progress; /* if set, called with progress_arg as each trial starts */
+    void *progress_arg;
 } pr_check_opts_t;
 
 #define PR_CHECK_MAX_CONFIGS 32
@@ -82,6 +87,14 @@ const pr_check_t *pr_check_find(const char *id);
  * PR_EINVAL for trials < 1, or opts->only > trials, or only/dump/show on a check that is not
  * replayable. */
 int pr_check_run(pr_check_result_t *res, const pr_check_t *c, const pr_check_opts_t *opts);
+
+/* The predicted time of pr_check_run(c, opts), in seconds: a cost model calibrated on the
+ * project's machine (release build, one core; see pr_check_cost_table in checks.c), a mean,
+ * not a bound, which chooses whether to run (the budget of polyrope check) and never
+ * certifies. Most checks cost a fixed part plus one per trial (one trial alone with
+ * opts->only); C7 and C8 compute every trial for their fit, also with opts->only; C5 and
+ * G5 time at most 3 repetitions at fixed sizes; C10 is fixed. PR_EINVAL for trials < 1. */
+int pr_check_predict(double *seconds, const pr_check_t *c, const pr_check_opts_t *opts);
 
 /* Starts trial `trial` (from 0) of a replayable check: seeds rng from (seed, salt, trial) alone,
  * so that any trial can be re-run without the others, and opens the trial's record when

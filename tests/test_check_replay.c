@@ -76,7 +76,7 @@ int main(void)
         const pr_check_t *c = &pr_checks[i];
         if (!c->replayable)
             continue;
-        pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
+        pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
         pr_check_result_t r, r1;
         char *text = run_shown(&r, c, o);
         int compared = 0;
@@ -98,11 +98,11 @@ int main(void)
         free(text);
         PR_CHECK(compared > 0, "%s seed %llu: no trial of 1..3 observed anything", c->id, (unsigned long long)seed);
         /* a replay of a trial beyond --trials, and of a non-replayable claim, is refused */
-        pr_check_opts_t bad = {3, seed, PR_FAULT_NONE, 4, NULL, NULL, 0};
+        pr_check_opts_t bad = {3, seed, PR_FAULT_NONE, 4, NULL, NULL, 0, NULL, NULL};
         PR_CHECK(pr_check_run(&r1, c, &bad) == PR_EINVAL, "%s: replay of trial 4 of 3 accepted", c->id);
     }
     pr_check_result_t r;
-    pr_check_opts_t nr = {3, seed, PR_FAULT_NONE, 2, NULL, NULL, 0};
+    pr_check_opts_t nr = {3, seed, PR_FAULT_NONE, 2, NULL, NULL, 0, NULL, NULL};
     PR_CHECK(pr_check_run(&r, pr_check_find("C10"), &nr) == PR_EINVAL && r.verdict == PR_CHECK_FAIL,
              "C10 (a fixed sequence of sizes) replayed");
 
@@ -112,7 +112,7 @@ int main(void)
                                                                                 {"G1", PR_FAULT_GRAD_SIGN}};
     for (int b = 0; b < 2; b++) {
         pr_check_result_t rf, r1;
-        pr_check_opts_t fo = {4, seed, broken[b].fault, 0, NULL, NULL, 0};
+        pr_check_opts_t fo = {4, seed, broken[b].fault, 0, NULL, NULL, 0, NULL, NULL};
         char *text = run_shown(&rf, pr_check_find(broken[b].id), fo);
         PR_CHECK(rf.verdict == PR_CHECK_FAIL && rf.first_fail > 0, "%s fault: verdict %s", broken[b].id,
                  pr_check_verdict_name(rf.verdict));
@@ -129,7 +129,7 @@ int main(void)
     }
 
     /* a dump that cannot be written is an error, never a pass */
-    pr_check_opts_t nd = {2, seed, PR_FAULT_NONE, 0, "no/such/folder", NULL, 0};
+    pr_check_opts_t nd = {2, seed, PR_FAULT_NONE, 0, "no/such/folder", NULL, 0, NULL, NULL};
     int st = pr_check_run(&r, pr_check_find("C3"), &nd);
     PR_CHECK(st == PR_EIO && r.verdict == PR_CHECK_FAIL, "unwritable dump: status %d, verdict %s", st,
              pr_check_verdict_name(r.verdict));
@@ -173,7 +173,7 @@ int main(void)
             static const char *ids[] = {"C4", "C6"};
             for (int i = 0; i < 2; i++) {
                 pr_check_result_t rl;
-                pr_check_opts_t lo = {12, seed, PR_FAULT_NONE, 0, lowdir, NULL, PR_HIPREC_MIN_PREC};
+                pr_check_opts_t lo = {12, seed, PR_FAULT_NONE, 0, lowdir, NULL, PR_HIPREC_MIN_PREC, NULL, NULL};
                 PR_CHECK_OK(pr_check_run(&rl, pr_check_find(ids[i]), &lo));
             }
             snprintf(cmd, sizeof cmd, "%s '%s' %s", py, script, lowdir);

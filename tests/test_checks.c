@@ -1,9 +1,17 @@
 /* proofs-check: every check runs at small size and passes (or says honestly that its module is
  * not built); deliberately broken inputs make the relevant checks fail; the regression
  * baseline catches a value that grew. */
+#include <fcntl.h>
+#include <glob.h>
+#include <math.h>
+#include <pty.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include "polyrope.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
@@ -142,7 +150,7 @@ static void verdict_audit(void)
         fake_ok = cases[i].ok;
         fake_status = cases[i].status;
         fake_verdict = cases[i].info;
-        pr_check_opts_t o = {1, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
+        pr_check_opts_t o = {1, 1, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
         pr_check_result_t r;
         int st = pr_check_run(&r, &fake, &o);
         PR_CHECK(r.verdict == cases[i].want && st == cases[i].status,
@@ -150,7 +158,7 @@ static void verdict_audit(void)
                  pr_check_verdict_name(r.verdict), pr_check_verdict_name(cases[i].want), st, cases[i].status, r.note);
     }
     /* no trials: refused, not passed */
-    pr_check_opts_t o = {0, 1, PR_FAULT_NONE, 0, NULL, NULL, 0};
+    pr_check_opts_t o = {0, 1, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
     pr_check_result_t r;
     fake_observe = 1;
     fake_status = 0;
@@ -169,7 +177,7 @@ static void low_precision(uint64_t seed)
     static const long precs[] = {PR_HIPREC_MIN_PREC, PR_HIPREC_MIN_PREC + 32};
     for (int p = 0; p < 2; p++)
         for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-            pr_check_opts_t o = {12, seed, PR_FAULT_NONE, 0, NULL, NULL, precs[p]};
+            pr_check_opts_t o = {12, seed, PR_FAULT_NONE, 0, NULL, NULL, precs[p], NULL, NULL};
             pr_check_result_t r, rd;
             PR_CHECK_OK(pr_check_run(&r, pr_check_find(ids[i]), &o));
             PR_CHECK(r.verdict == PR_CHECK_PASS || r.verdict == PR_CHECK_UNKNOWN,
@@ -184,10 +192,147 @@ static void low_precision(uint64_t seed)
         }
 }
 
+/* The cost model of pr_check_predict, by its properties: every claim has a positive finite cost
+ * that does not fall with --trials; a replay costs one trial, except C7 and C8 (their fit computes
+ * every trial); the timing claims (C5, G5: at most 3 repetitions) and C10 (fixed sizes) stop growing
+ * at 3 trials. The fast suite's check all --trials 20 fits the default budget of an hour; a million
+ * trials do not. */
+static void predict_model(void)
+{
+    double all20 = 0.0, allM = 0.0;
+    for (int i = 0; i < pr_ncheck; i++) {
+        const pr_check_t *c = &pr_checks[i];
+        const long T[] = {1, 2, 3, 20, 1000, 1000000};
+        double prev = 0.0, at[6];
+        for (int k = 0; k < 6; k++) {
+            pr_check_opts_t o = {T[k], 1, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
+            PR_CHECK_OK(pr_check_predict(&at[k], c, &o));
+            PR_CHECK(isfinite(at[k]) && at[k] > 0 && at[k] >= prev, "%s at %ld trials: predicted %g s (at fewer: %g)",
+                     c->id, T[k], at[k], prev);
+            prev = at[k];
+        }
+        all20 += at[3];
+        allM += at[5];
+        int fit = !strcmp(c->id, "C7") || !strcmp(c->id, "C8");
+        if (c->replayable) {
+            pr_check_opts_t o = {1000000, 1, PR_FAULT_NONE, 3, NULL, NULL, 0, NULL, NULL};
+            double one;
+            PR_CHECK_OK(pr_check_predict(&one, c, &o));
+            PR_CHECK(one == (fit ? at[5] : at[0]), "%s --replay of trial 3 of 1e6: predicted %g s, want %g", c->id, one,
+                     fit ? at[5] : at[0]);
+            PR_CHECK(at[5] > at[2], "%s: a million trials cost no more than 3 (%g s)", c->id, at[5]);
+        } else {
+            PR_CHECK(at[5] == at[2], "%s: fixed sizes, yet 1e6 trials predicted %g s against %g s for 3", c->id, at[5],
+                     at[2]);
+        }
+        pr_check_opts_t none = {0, 1, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
+        double x;
+        PR_CHECK(pr_check_predict(&x, c, &none) == PR_EINVAL, "%s: 0 trials predicted", c->id);
+    }
+    printf("predicted: check all --trials 20 %.1f s, --trials 1000000 %.0f s\n", all20, allM);
+    PR_CHECK(all20 < 3600 && allM > 3600, "check all predicted %g s at 20 trials, %g s at 1e6", all20, allM);
+}
+
+/* Runs `$POLYROPE args` (pr_test_cli_run) with its CPU time capped a little past ours: a run the
+ * budget fails to refuse would take days, and ends here as a failure instead of a hang. The
+ * wall time it took goes to *seconds. */
+static int run_capped(const char *args, double *seconds)
+{
+    struct rlimit old, cap;
+    int have = !getrlimit(RLIMIT_CPU, &old);
+    cap = old;
+    cap.rlim_cur = (rlim_t)((double)clock() / CLOCKS_PER_SEC) + 20;
+    if (have && (old.rlim_cur == RLIM_INFINITY || cap.rlim_cur < old.rlim_cur) &&
+        (old.rlim_max == RLIM_INFINITY || cap.rlim_cur <= old.rlim_max))
+        setrlimit(RLIMIT_CPU, &cap);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = pr_test_cli_run("test_checks", args);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (have)
+        setrlimit(RLIMIT_CPU, &old);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return rc;
+}
+
+/* A run predicted past --max-seconds is refused up front: exit 2, one line naming the prediction and
+ * the option, nothing on stdout, no --record or --dump written, in well under a second. A replay
+ * costs one trial (C4), but C7 computes all the run's trials for its fit. */
+static void budget_cli(void)
+{
+    static const struct { const char *args; int want; } runs[] = {
+        {"check all --trials 1000000 --record test_checks_budget_rec.txt", 2},
+        {"check C3 --max-seconds 0.000001", 2},
+        {"check C4 --trials 1000000 --max-seconds 1 --dump test_checks_budget_dump", 2},
+        {"check C7 --replay 1/2 --trials 1000000", 2},
+        {"check C4 --replay 1/2 --trials 1000000", 0},
+    };
+    struct stat sb;
+    glob_t g;
+    /* leftovers of an earlier run (on code that did not refuse) would fail the checks below */
+    if (!glob("test_checks_budget_rec.txt*", 0, NULL, &g)) {
+        for (size_t k = 0; k < g.gl_pathc; k++)
+            remove(g.gl_pathv[k]);
+        globfree(&g);
+    }
+    rmdir("test_checks_budget_dump");
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        double secs;
+        int rc = run_capped(runs[i].args, &secs);
+        if (runs[i].want == 0) {
+            PR_CHECK(rc == 0 && !pr_test_cli_err[0], "polyrope %s: exit %d (want 0), stderr '%.200s'", runs[i].args, rc,
+                     pr_test_cli_err);
+            continue;
+        }
+        printf("refused in %.3f s: %s", secs, pr_test_cli_err);
+        PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && !pr_test_cli_out[0] &&
+                 strstr(pr_test_cli_err, "predicted") && strstr(pr_test_cli_err, "--max-seconds"),
+                 "polyrope %s: exit %d (want 2), stderr '%.200s' (want one line naming the prediction and "
+                 "--max-seconds), stdout '%.80s' (want none)", runs[i].args, rc, pr_test_cli_err, pr_test_cli_out);
+        PR_CHECK(secs < 0.5, "polyrope %s: refused after %.3f s (want well under a second)", runs[i].args, secs);
+    }
+    int found = glob("test_checks_budget_rec.txt*", 0, NULL, &g);
+    if (!found)
+        globfree(&g);
+    PR_CHECK(found == GLOB_NOMATCH, "a refused run wrote test_checks_budget_rec.txt (or its temporary)");
+    PR_CHECK(stat("test_checks_budget_dump", &sb), "a refused run created its --dump folder");
+}
+
+/* Progress goes to stderr when it is a terminal: claim k of N and an ETA (run under a pty, stdout
+ * to /dev/null); when it is not, nothing (the runs above and in main check an empty stderr). */
+static void progress_tty(void)
+{
+    const char *bin = getenv("POLYROPE");
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    PR_CHECK(pid >= 0, "forkpty failed");
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0)
+            dup2(fd, 1);
+        execl(bin, bin, "check", "C3", "C12", "--trials", "3", (char *)NULL);
+        _exit(127);
+    }
+    char buf[8192];
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < sizeof buf && (r = read(master, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = 0;
+    close(master);
+    int ws;
+    waitpid(pid, &ws, 0);
+    PR_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "check C3 C12 --trials 3 on a terminal: status %d", ws);
+    PR_CHECK(strstr(buf, "claim 1 of 2 (C3)") && strstr(buf, "claim 2 of 2 (C12), trial 1/3") && strstr(buf, "ETA"),
+             "no progress on a terminal's stderr: '%.300s'", buf);
+}
+
 int main(void)
 {
     uint64_t seed = pr_test_seed("test_checks", 20261123);
-    pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0};
+    pr_check_opts_t o = {3, seed, PR_FAULT_NONE, 0, NULL, NULL, 0, NULL, NULL};
     pr_check_result_t *res = calloc((size_t)pr_ncheck, sizeof(*res));
 
     /* every claim of docs/claims.md has a check */
@@ -244,6 +389,7 @@ int main(void)
     baseline_strict(res, pr_ncheck, seed);
     verdict_audit();
     low_precision(seed);
+    predict_model();
 
     /* command line: bad usage is exit 2 with one line on stderr and nothing run (no table) */
     if (getenv("POLYROPE")) {
@@ -255,7 +401,7 @@ int main(void)
             "check C4 --replay 1", "check C4 --replay x/1", "check C4 --replay 1/0", "check C4 --replay 1/2x",
             "check C4 C6 --replay 1/2", "check all --replay 1/2", "check C10 --replay 1/2", "check C4 --replay 1/5 --trials 3",
             "check C4 --replay 1/2 --seed 3", "check C4 --replay 1/2 --record r.txt", "check C5 --dump test_checks_dump",
-            "check C4 --dump no/such/parent/dir",
+            "check C4 --dump no/such/parent/dir", "check C3 --max-seconds -1", "check C3 --max-seconds x",
         };
         f = fopen("test_checks_garbage.txt", "w");
         if (f) {
@@ -274,7 +420,8 @@ int main(void)
                      rc, pr_test_lines(pr_test_cli_err), pr_test_cli_out);
         }
         const char *args = "check C3 C12 --trials 2 --record checks_rec.txt";
-        PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
+        PR_CHECK(pr_test_cli_run("test_checks", args) == 0 && !pr_test_cli_err[0], "polyrope %s: stderr '%.200s'",
+                 args, pr_test_cli_err);
         /* a baseline recording 0 for a configuration that observes more: a regression */
         args = "check C4 --trials 2 --record checks_rec4.txt";
         PR_CHECK(pr_test_cli_run("test_checks", args) == 0, "polyrope %s", args);
@@ -296,6 +443,10 @@ int main(void)
         PR_CHECK(pr_test_cli_run("test_checks", "check --help") == 0 &&
                  strstr(pr_test_cli_out, "pass     at least one trial observed") && strstr(pr_test_cli_out, "--replay"),
                  "check --help does not define pass or --replay");
+        PR_CHECK(pr_test_cli_run("test_checks", "check --help") == 0 && strstr(pr_test_cli_out, "--max-seconds") &&
+                 strstr(pr_test_cli_out, "(default 3600)"), "check --help does not state --max-seconds and its default");
+        budget_cli();
+        progress_tty();
     }
     free(res);
     return pr_test_finish("test_checks");
