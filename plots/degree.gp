@@ -1,5 +1,5 @@
-# degree: claims C7 and C8, from `polyrope sweep degree --out F.csv`: the certified least degree
-# of a polynomial for e^x on [0, L] and e^{-x} on [0, L] to additive error eps, against the
+# degree: claims C7 and C8, from `polyrope sweep degree --out F.csv`: the certified least degree (of the
+# poly column's construction) for e^x on [0, L] and e^{-x} on [0, L] to additive error eps, against the
 # Aggarwal-Alman value (the column aa) times a constant fitted by least squares.
 # Run by `polyrope plot F.csv`, or: gnuplot -e "csv='F.csv'; out='F'; eps_values='0.01 0.0001'" degree.gp
 # series: eps poly
@@ -24,7 +24,7 @@ do for [t in "png pdf"] {
   if (t eq "png") { set terminal pngcairo size 1200,550 enhanced font ",10" } \
   else { set terminal pdfcairo size 12in,5.5in enhanced font ",10" }
   set output out.".".t
-  set multiplot layout 1,2 title "Certified least degree (Arb: degree g certified, g-1 refuted) against Aggarwal-Alman"
+  set multiplot layout 1,2 title "Certified least degree of the construction (Chebyshev: of that interpolation; minimax: of any polynomial) against Aggarwal-Alman"
   set logscale xy 2
   set grid
   set key top left Left reverse samplen 2
