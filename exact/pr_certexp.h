@@ -135,7 +135,8 @@ int pr_certexp_least_degree_progress(pr_certexp_degree_t d, pr_expoly_kind_t kin
  * pr_certexp_certify_degree at degree g (single = 1, g >= 0), on this project's reference
  * machine; *g_est and *prec_est receive the degree and precision it is based on. The work grows
  * like g^3 (Remez solves of size g, Taylor-model pieces of order up to 48, both at a precision
- * growing with g); fitted on degree --R 32, 64, 90 --certify (0.3, 2.5, 6.3 s). */
+ * growing with g); fitted on degree --R 32, 64, 90 --certify (0.3, 2.5, 6.3 s), times
+ * (prec/896)^1.4 past 896 bits (small eps: --R 50 --eps 1e-300 took 184 s at 2262 bits). */
 double pr_certexp_cost_seconds(int *g_est, slong *prec_est, pr_expoly_kind_t kind, pr_expoly_setting_t setting,
                                double R, double eps, int g, int single);
 

@@ -398,9 +398,10 @@ int main(void)
     }
     /* --coeffs without --certify, and a run predicted past --max-seconds: one line, exit 2 */
     {
+        /* R = 50 at eps = 1e-300 took 184 s while a precision-blind model predicted 49 s */
         const char *bad[] = {"degree --R 2 --coeffs test_certexp.coeffs", "degree --R 200 --certify",
-                             "degree --R 90 --certify --max-seconds 0.001"};
-        for (int i = 0; i < 3; i++) {
+                             "degree --R 50 --eps 1e-300 --certify", "degree --R 90 --certify --max-seconds 0.001"};
+        for (int i = 0; i < 4; i++) {
             int rc = pr_test_cli_run("test_certexp", bad[i]);
             PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1, "'%s': exit %d, stderr '%s'", bad[i], rc,
                      pr_test_cli_err);
