@@ -400,6 +400,7 @@ static int values_in(const int *x, int s, int d);
 /* pr_fast_plan_bytes in double (+Inf past it, never wrapped) */
 static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
+    (void)da; /* one a-marginal group is live at a time per thread: their count adds no memory */
     double L = 2.0 * n - 1, nf = pr_toeplitz_good_size(2L * n - 1, 5, 1) / 2 + 1;
     double spec = 16.0 * (nf + 8);
     double thread = spec * (d + 3) + 8.0 * (L * (s + 1) + n * (g + 1 + 2 + d + 1));  /* acc, tbuf, uv, vx, col, num */
