@@ -30,7 +30,6 @@ enum {
     PR_ENPY_SHAPE,    /* .npy: array has the wrong shape */
     PR_ENPY_TRUNCATED,/* .npy: file shorter than its header says */
     PR_EPREC,         /* working precision too low to decide */
-    PR_ENOTBUILT,     /* this feature is not built yet */
     PR_ESTATUS_COUNT  /* number of codes; not a status */
 };
 

@@ -687,8 +687,6 @@ int pr_cmd_attn(int argc, char **argv)
     int ai = 0;
     while (strcmp(algos[ai].name, algo))
         ai++;
-    if (!algos[ai].run)
-        return pr_cli_fail(CMD, "--algo %s: not built yet; use --algo exact", algo);
     if (wf && pr_cli_given(&spec, "pos") && strcmp(pos, "general"))
         return pr_cli_fail(CMD, "--w gives a general W; drop --pos %s (or use --pos general)", pos);
     if (wf)

@@ -147,7 +147,6 @@ int pr_cmd_check(int argc, char **argv)
         "  FAIL     a trial exceeded its bound or gave NaN or infinity, no trial was observed,\n"
         "           or the check could not run (reason in the note)\n"
         "  unknown  an Arb enclosure straddled the bound: undecided, not a pass\n"
-        "  not built yet  the claim's module has not landed: nothing checked\n"
         "  info     timing (C5, G5): slope and crossover, never fails on noise (FAIL if the\n"
         "           slope is not a finite number)\n"
         "Name claims (each once) or 'all' alone; an unknown name is refused. Trials are\n"
@@ -275,7 +274,7 @@ int pr_cmd_check(int argc, char **argv)
         free(cost);
         return pr_cli_fail_status("check", PR_ENOMEM, "results");
     }
-    int failed = 0, counts[5] = {0};
+    int failed = 0, counts[PR_CHECK_INFO + 1] = {0};
     if (replay)
         printf("polyrope check %s: replay of trial %ld, seed %llu (of %ld trials)\n", run[0]->id, copts.only,
                (unsigned long long)copts.seed, copts.trials);
@@ -310,9 +309,8 @@ int pr_cmd_check(int argc, char **argv)
         counts[res[i].verdict]++;
         failed |= res[i].verdict == PR_CHECK_FAIL;
     }
-    printf("%d pass, %d FAIL, %d unknown, %d not built yet, %d info\n",
-           counts[PR_CHECK_PASS], counts[PR_CHECK_FAIL], counts[PR_CHECK_UNKNOWN],
-           counts[PR_CHECK_NOTBUILT], counts[PR_CHECK_INFO]);
+    printf("%d pass, %d FAIL, %d unknown, %d info\n", counts[PR_CHECK_PASS], counts[PR_CHECK_FAIL],
+           counts[PR_CHECK_UNKNOWN], counts[PR_CHECK_INFO]);
     if (dump)
         printf("dumped each trial to %s/CLAIM/trial-K/\n", dump);
     if (have_base) {

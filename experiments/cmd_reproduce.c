@@ -49,9 +49,9 @@ enum { NCLAIMS = sizeof claims / sizeof claims[0] };
     "A claim is *passed* only when every experiment and check it rests on ran to the end (every configuration "      \
     "of its grid, every row ok) and passed. *FAILED*: one of them failed. *not run*: one of them did not run or "     \
     "left no evidence (the evidence column says why). *inconclusive*: all ran, but the data cannot decide (too few "  \
-    "sizes, too narrow a range, an undefined ratio). *not built yet*: the claim's module is missing. A measurement "  \
-    "marked *info* (timing checks, the a-priori floor of F1) is shown but decides nothing. The exit status is 0 "   \
-    "only when every claim passed (or is info); 1 if any claim FAILED, was not run, is inconclusive or not built. "  \
+    "sizes, too narrow a range, an undefined ratio). A measurement marked *info* (timing checks, the a-priori "    \
+    "floor of F1) is shown but decides nothing. The exit status is 0 only when every claim passed (or is info); "  \
+    "1 if any claim FAILED, was not run or is inconclusive. "                                                     \
     "--tiny's grids are too small to decide the timing and degree claims: a tiny run is a smoke test, not evidence."
 
 typedef struct {
@@ -134,7 +134,7 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
 }
 
 /* `polyrope check` on every claim as one child process (it dies with this one), its table kept
- * in dir/check.txt; each claim's row gives its verdict (pass, FAIL, unknown, not built yet,
+ * in dir/check.txt; each claim's row gives its verdict (pass, FAIL, unknown,
  * info). Returns 0, or -1 when the check could not run to the end (why says how). */
 static int run_checks(outcome_t *chk, const char *dir, const char *trials, char *why, size_t whylen)
 {
@@ -171,11 +171,10 @@ static int run_checks(outcome_t *chk, const char *dir, const char *trials, char 
             continue;
         chk[k].verdict = !strcmp(verdict, "pass") ? PR_VERDICT_PASSED
                        : !strcmp(verdict, "FAIL") ? PR_VERDICT_FAILED
-                       : !strcmp(verdict, "not")  ? PR_VERDICT_NOT_BUILT
                        : !strcmp(verdict, "info") ? PR_VERDICT_INFO
                                                   : PR_VERDICT_INCONCLUSIVE;
-        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: %s%s, worst %s against bound %s (check.txt)", id,
-                 verdict, !strcmp(verdict, "not") ? " built yet" : "", worst, bound);
+        snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: %s, worst %s against bound %s (check.txt)", id,
+                 verdict, worst, bound);
     }
     fclose(f);
     return 0;
@@ -183,11 +182,11 @@ static int run_checks(outcome_t *chk, const char *dir, const char *trials, char 
 
 /* One verdict from the experiment's and the check's. "info" is shown but decides nothing;
  * otherwise the claim is passed only when every piece that decides it passed: a failure fails
- * it, then a piece that did not run, was not built or was inconclusive says so. */
+ * it, then a piece that did not run or was inconclusive says so. */
 static void combine(outcome_t *oc, const outcome_t *chk, int has_experiment)
 {
-    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_NOT_BUILT,
-                                         PR_VERDICT_INCONCLUSIVE, PR_VERDICT_PASSED};
+    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_INCONCLUSIVE,
+                                         PR_VERDICT_PASSED};
     pr_verdict_t a = has_experiment ? oc->verdict : PR_VERDICT_INFO, b = chk->verdict;
     if (!has_experiment)
         snprintf(oc->detail, sizeof oc->detail, "%s", chk->detail);
@@ -197,7 +196,7 @@ static void combine(outcome_t *oc, const outcome_t *chk, int has_experiment)
     }
     /* nothing that decides it: an inconclusive claim, however much was measured */
     oc->verdict = PR_VERDICT_INCONCLUSIVE;
-    for (int i = 0; i < 5; i++)
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (a == order[i] || b == order[i]) {
             oc->verdict = order[i];
             break;
@@ -232,9 +231,9 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
         counts[oc[i].verdict]++;
     fprintf(f, "# polyrope reproduce: report\n\n");
     fprintf(f, "`%s` (%s grids), finished %s in %.0f s.\n\n", cmdline, size, when, secs);
-    fprintf(f, "%d claims: %d passed, %d failed, %d not run, %d inconclusive, %d not built yet.\n\n", NCLAIMS,
+    fprintf(f, "%d claims: %d passed, %d failed, %d not run, %d inconclusive.\n\n", NCLAIMS,
             counts[PR_VERDICT_PASSED], counts[PR_VERDICT_FAILED], counts[PR_VERDICT_NOT_RUN],
-            counts[PR_VERDICT_INCONCLUSIVE], counts[PR_VERDICT_NOT_BUILT]);
+            counts[PR_VERDICT_INCONCLUSIVE]);
     fprintf(f, "%s\n\n", REPORT_MEANING);
     fprintf(f, "| claim | statement | verdict | evidence | figure |\n|---|---|---|---|---|\n");
     for (int i = 0; i < NCLAIMS; i++) {
@@ -254,8 +253,7 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
         return pr_cli_fail("reproduce", "cannot write %s: %s", path, strerror(errno));
     printf("%s\n", path);
     /* exit 0 promises that every claim passed: an undecided claim is not a passed one */
-    return counts[PR_VERDICT_FAILED] || counts[PR_VERDICT_NOT_RUN] || counts[PR_VERDICT_NOT_BUILT] ||
-                   counts[PR_VERDICT_INCONCLUSIVE]
+    return counts[PR_VERDICT_FAILED] || counts[PR_VERDICT_NOT_RUN] || counts[PR_VERDICT_INCONCLUSIVE]
                ? 1
                : 0;
 }
@@ -334,8 +332,8 @@ int pr_cmd_reproduce(int argc, char **argv)
                           "passed: every experiment and check the claim rests on ran to the end and passed.\n"
                           "FAILED: one of them failed. not run: one of them did not run (the evidence says why).\n"
                           "inconclusive: all ran, but the data cannot decide (e.g. --tiny's grids are too small).\n"
-                          "Exit status 0 only when every claim passed; 1 if any claim FAILED, was not run, is\n"
-                          "inconclusive or not built (a --tiny run, a smoke test, leaves some claims inconclusive).",
+                          "Exit status 0 only when every claim passed; 1 if any claim FAILED, was not run or is\n"
+                          "inconclusive (a --tiny run, a smoke test, leaves some claims inconclusive).",
                           opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)

@@ -83,9 +83,9 @@ static void detail_add(pr_claim_result_t *res, const char *fmt, ...)
 /* the verdict of a claim resting on two pieces of evidence: passed only if both passed */
 static pr_verdict_t verdict_worse(pr_verdict_t a, pr_verdict_t b)
 {
-    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_NOT_BUILT,
-                                         PR_VERDICT_INCONCLUSIVE, PR_VERDICT_INFO, PR_VERDICT_PASSED};
-    for (int i = 0; i < 6; i++)
+    static const pr_verdict_t order[] = {PR_VERDICT_FAILED, PR_VERDICT_NOT_RUN, PR_VERDICT_INCONCLUSIVE,
+                                         PR_VERDICT_INFO, PR_VERDICT_PASSED};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (a == order[i] || b == order[i])
             return order[i];
     return PR_VERDICT_INCONCLUSIVE;

@@ -451,7 +451,6 @@ const char *pr_verdict_name(pr_verdict_t v)
     case PR_VERDICT_PASSED: return "passed";
     case PR_VERDICT_FAILED: return "FAILED";
     case PR_VERDICT_INCONCLUSIVE: return "inconclusive";
-    case PR_VERDICT_NOT_BUILT: return "not built yet";
     case PR_VERDICT_NOT_RUN: return "not run";
     case PR_VERDICT_INFO: return "info";
     }

@@ -70,7 +70,7 @@ char *pr_cfg_key(const pr_cfg_t *c);
 /* passed: everything the claim rests on ran and passed. not run: some of it did not run (the
  * detail says why). info: a measurement shown beside the claim that does not decide it. */
 typedef enum {
-    PR_VERDICT_PASSED, PR_VERDICT_FAILED, PR_VERDICT_INCONCLUSIVE, PR_VERDICT_NOT_BUILT, PR_VERDICT_NOT_RUN,
+    PR_VERDICT_PASSED, PR_VERDICT_FAILED, PR_VERDICT_INCONCLUSIVE, PR_VERDICT_NOT_RUN,
     PR_VERDICT_INFO
 } pr_verdict_t;
 const char *pr_verdict_name(pr_verdict_t v);

@@ -128,7 +128,6 @@ const char *pr_check_verdict_name(pr_check_verdict_t v)
     case PR_CHECK_PASS: return "pass";
     case PR_CHECK_FAIL: return "FAIL";
     case PR_CHECK_UNKNOWN: return "unknown";
-    case PR_CHECK_NOTBUILT: return "not built yet";
     default: return "info";
     }
 }
@@ -368,14 +367,6 @@ void pr_check_note(pr_check_result_t *res, const char *fmt, ...)
     va_end(ap);
 }
 
-int pr_check_not_built(pr_check_result_t *res, const char *what)
-{
-    res->verdict = PR_CHECK_NOTBUILT;
-    res->worst = res->bound = NAN;
-    pr_check_note(res, "needs %s, not built yet", what);
-    return PR_OK;
-}
-
 void pr_check_print_header(FILE *f)
 {
     fprintf(f, "%-4s %7s %11s %11s  %-13s %s\n", "id", "trials", "worst", "bound", "verdict", "claim / notes");
@@ -385,7 +376,7 @@ void pr_check_print(FILE *f, const pr_check_result_t *res)
 {
     fprintf(f, "%-4s %7ld %11.3e %11.3e  %-13s %s\n", res->id, res->trials, res->worst, res->bound,
             pr_check_verdict_name(res->verdict), res->statement);
-    if (res->units && *res->units && res->verdict != PR_CHECK_NOTBUILT)
+    if (res->units && *res->units)
         fprintf(f, "%45s worst/bound: %s\n", "", res->units);
     if (res->note[0])
         fprintf(f, "%45s %s\n", "", res->note);

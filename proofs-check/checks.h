@@ -14,7 +14,6 @@ typedef enum {
     PR_CHECK_PASS = 0,     /* every trial within its bound (certified where the check says so) */
     PR_CHECK_FAIL,         /* some trial exceeded its bound */
     PR_CHECK_UNKNOWN,      /* an enclosure straddled the bound: undecided, not a failure */
-    PR_CHECK_NOTBUILT,     /* the module the claim needs has not landed: nothing was checked */
     PR_CHECK_INFO          /* a timing check: slope and crossover printed, never fails on noise */
 } pr_check_verdict_t;
 
@@ -121,7 +120,6 @@ void pr_check_observe(pr_check_result_t *res, const char *config, double value, 
 void pr_check_observe_part(pr_check_result_t *res, const char *config, double value, double bound, int ok);
 void pr_check_note(pr_check_result_t *res, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* marks a claim whose module has not landed */
-int pr_check_not_built(pr_check_result_t *res, const char *what);
 
 void pr_check_print_header(FILE *f);
 void pr_check_print(FILE *f, const pr_check_result_t *res);

@@ -314,7 +314,7 @@ int main(void)
         char copy[1024];
         snprintf(copy, sizeof copy, "%.*s", (int)(len < 1000 ? len : 1000), line + 1);
         int verdicts = !!strstr(copy, "| passed |") + !!strstr(copy, "| FAILED |") + !!strstr(copy, "| inconclusive |") +
-                       !!strstr(copy, "| not built yet |");
+                       !!strstr(copy, "| not run |");
         PR_CHECK(verdicts == 1, "claim line without exactly one verdict: %s", copy);
     }
     PR_CHECK(report && strstr(report, "git commit:") && strstr(report, "machine:") && strstr(report, "MPFR"),
