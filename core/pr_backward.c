@@ -61,7 +61,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <cblas.h>
 #include <omp.h>
 #include "pr_status.h"
@@ -69,6 +68,7 @@
 #include "pr_rope.h"
 #include "pr_lowrank.h"
 #include "pr_backward.h"
+#include "pr_timing.h"
 
 /* ---- multisets of S and their marginals ------------------------------------------------------- */
 
@@ -1311,13 +1311,6 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
     return PR_OK;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
                      pr_fast_info_t *info, pr_backward_report_t *rep,
                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
@@ -1332,7 +1325,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
     if (pr_vec_check_finite(dO, (size_t)n * d))
         return PR_ENONFINITE;
     memset(rep, 0, sizeof(*rep));
-    double t0 = now();
+    double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it */
     pr_expoly_t p;
     pr_expoly_init(p);
@@ -1360,8 +1353,8 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
         goto done;
     if (lowrank) {
         st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-        rep->forward_s = now() - t0;
-        t0 = now();
+        rep->forward_s = pr_timing_wall() - t0;
+        t0 = pr_timing_wall();
         if (!st)
             st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
         rep->terms = (long)pr_fast_binom(d, p->degree + 1);
@@ -1375,8 +1368,8 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
         info->transforms = F->transforms;
         info->plan_transforms = F->plan_transforms;
         info->plan_seconds = F->plan_seconds;
-        rep->forward_s = now() - t0;
-        t0 = now();
+        rep->forward_s = pr_timing_wall() - t0;
+        t0 = pr_timing_wall();
         pr_backward_lse_from_fast(lse, F);
         if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
             goto done;
@@ -1387,7 +1380,7 @@ int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
         rep->terms = bi.terms;
         rep->transforms = bi.transforms;
     }
-    rep->backward_s = now() - t0;
+    rep->backward_s = pr_timing_wall() - t0;
     if (!st) {
         /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
         double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;

@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/mman.h>
 #include <omp.h>
 #include "pr_status.h"
@@ -10,13 +9,7 @@
 #include "pr_fast.h"
 #include "pr_dense.h"
 #include "pr_lowrank.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
+#include "pr_timing.h"
 
 double pr_fast_binom(int m, int k)
 {
@@ -211,10 +204,10 @@ static int walk_leaf(walk_t *w, const double *t)
     size_t sl = pr_toeplitz_spec_len(F->tp);
     double *out = w->accumulate ? th->acc + (F->d + 2) * sl : F->spec + (size_t)term * sl;
     double *inter = th->acc + (F->d + 1) * sl;
-    double t0 = F->timing ? now() : 0.0;
+    double t0 = F->timing ? pr_timing_wall() : 0.0;
     int st = pr_toeplitz_symbol_spec(inter, leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
     if (F->timing)
-        th->fftw_seconds += now() - t0;
+        th->fftw_seconds += pr_timing_wall() - t0;
     if (st)
         return st;
     to_planar(out, inter, F->tp->nfreq);
@@ -454,7 +447,7 @@ static long group_chunk(const pr_fast_terms_struct *T, int id, int nth)
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
                  size_t mem_budget, long max_terms, unsigned flags)
 {
-    double t0 = now();
+    double t0 = pr_timing_wall();
     memset(F, 0, sizeof(*F));
     if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || (flags & ~(unsigned)PR_FAST_MEASURE))
         return PR_EINVAL;
@@ -566,7 +559,7 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
             return st;
         }
     }
-    F->plan_seconds = now() - t0;
+    F->plan_seconds = pr_timing_wall() - t0;
     return PR_OK;
 }
 
@@ -672,10 +665,10 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo
                     th->vx[j] = v[j] * V[(size_t)j * d + c];
                 x = th->vx;
             }
-            double t0 = F->timing ? now() : 0.0;
+            double t0 = F->timing ? pr_timing_wall() : 0.0;
             int st = pr_toeplitz_vec_spec(inter, x, 1, F->tp, th->ws);
             if (F->timing)
-                th->fftw_seconds += now() - t0;
+                th->fftw_seconds += pr_timing_wall() - t0;
             if (st)
                 return st;
             to_planar(F->xhat + ((size_t)m * (d + 1) + c) * sl, inter, F->tp->nfreq);
@@ -707,10 +700,10 @@ static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo
             mac_group(F, th, m);
         for (int c = 0; c <= d && !st; c++) {
             to_interleaved(inter, th->acc + c * sl, F->tp->nfreq);
-            double t0 = F->timing ? now() : 0.0;
+            double t0 = F->timing ? pr_timing_wall() : 0.0;
             st = pr_toeplitz_spec_inverse(th->col, 1, inter, F->tp, th->ws);
             if (F->timing)
-                th->fftw_seconds += now() - t0;
+                th->fftw_seconds += pr_timing_wall() - t0;
             for (int i = 0; i < n; i++)
                 th->num[(size_t)i * (d + 1) + c] += u[i] * th->col[i];
         }
@@ -1030,9 +1023,9 @@ static int time_dense(double *t, const double *Q, const double *K, const double 
     }
     *t = INFINITY;
     for (int rep = 0; rep < 2 && !st; rep++) {
-        double t0 = now();
+        double t0 = pr_timing_wall();
         st = pr_dense_forward(O, NULL, Q, K, V, S, m, d, &so);
-        *t = fmin(*t, now() - t0);
+        *t = fmin(*t, pr_timing_wall() - t0);
     }
     if (O && (!opts->beta || beta))   /* posw_lead ran: S is set or zeroed */
         pr_posw_clear(S);
@@ -1057,9 +1050,9 @@ static int fft_time(double *t, const pr_posw_t S, const pr_attn_opts_t *po, cons
         return st;
     double best = INFINITY;
     for (int rep = 0; rep < 2 && !st; rep++) {
-        double t0 = now();
+        double t0 = pr_timing_wall();
         st = pr_fast_execute(O, F, Q, K, V);
-        best = fmin(best, now() - t0);
+        best = fmin(best, pr_timing_wall() - t0);
     }
     *t = F->plan_seconds + best;
     pr_fast_destroy(F);
@@ -1116,9 +1109,9 @@ int pr_fast_auto(pr_fast_auto_t *a, const double *Q, const double *K, const doub
         double best = INFINITY;
         if (!st && lr) {
             for (int rep = 0; rep < 2 && !st; rep++) {
-                t0 = now();
+                t0 = pr_timing_wall();
                 st = pr_lowrank_execute(O, Q, K, V, S, m, d, &po, o->mem_budget, o->max_terms);
-                best = fmin(best, now() - t0);
+                best = fmin(best, pr_timing_wall() - t0);
             }
         } else if (!st) {
             /* the budget is checked at the full size; here only the calibration runs, planned

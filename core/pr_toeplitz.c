@@ -5,11 +5,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "pr_status.h"
 #include "pr_toeplitz.h"
 #include "pr_vec.h"
+#include "pr_timing.h"
 
 /* FFTW's planner, wisdom and plan destruction are not thread-safe: every call of ours goes
  * through this lock. */
@@ -19,13 +19,6 @@ static pthread_mutex_t pr_fftw_lock = PTHREAD_MUTEX_INITIALIZER;
  * than a transform of length ~2n, and the bench's measured crossover is orders of magnitude
  * lower (see `polyrope bench toeplitz`). */
 enum { PR_TOEPLITZ_DIRECT_TIME_MAX = 2048 };
-
-static double pr_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 long pr_toeplitz_good_size(long m, int maxp, int even)
 {
@@ -527,12 +520,12 @@ static double pr_time_transforms(pr_toeplitz_plan_struct *P)
     double best = INFINITY;
     for (int round = 0; round < 3; round++) {
         long reps = 0;
-        double t0 = pr_now(), el;
+        double t0 = pr_timing_wall(), el;
         do {
             fftw_execute_dft_r2c((fftw_plan)P->fwd, P->own.real, (fftw_complex *)P->own.spec);
             fftw_execute_dft_c2r((fftw_plan)P->inv, (fftw_complex *)P->own.spec, P->own.real2);
             reps++;
-        } while ((el = pr_now() - t0) < 2e-3);
+        } while ((el = pr_timing_wall() - t0) < 2e-3);
         best = fmin(best, el / reps);
     }
     return best;
@@ -545,11 +538,11 @@ static double pr_time_apply(pr_toeplitz_plan_struct *P, int direct, double *t, d
     double best = INFINITY;
     for (int round = 0; round < 3; round++) {
         long reps = 0;
-        double t0 = pr_now(), el;
+        double t0 = pr_timing_wall(), el;
         do {
             pr_toeplitz_apply(y, 1, t, x, 1, PR_TOEPLITZ_FULL, P, NULL);
             reps++;
-        } while ((el = pr_now() - t0) < 1e-3);
+        } while ((el = pr_timing_wall() - t0) < 1e-3);
         best = fmin(best, el / reps);
     }
     return best;
