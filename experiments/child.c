@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,4 +80,18 @@ int pr_child_run(int *wstatus, const char *path, char *const argv[], const char 
         raise(child_signal);
     errno = e;
     return st;
+}
+
+int pr_child_which(char *buf, size_t len, const char *name)
+{
+    const char *path = getenv("PATH");
+    char *copy = path ? strdup(path) : 0, *save = 0;
+    int found = 0;
+    for (char *dir = copy ? strtok_r(copy, ":", &save) : 0; dir && !found; dir = strtok_r(0, ":", &save)) {
+        struct stat sb;
+        snprintf(buf, len, "%s/%s", *dir ? dir : ".", name);
+        found = !stat(buf, &sb) && S_ISREG(sb.st_mode) && (sb.st_mode & S_IXUSR);
+    }
+    free(copy);
+    return found;
 }

@@ -24,22 +24,6 @@ static int is_file(const char *path, mode_t mode_bits)
     return !stat(path, &sb) && S_ISREG(sb.st_mode) && (sb.st_mode & mode_bits) == mode_bits;
 }
 
-/* the gnuplot executable on PATH, into buf; 0 if none */
-static int find_gnuplot(char *buf, size_t len)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        return 0;
-    char *copy = strdup(path), *save = 0;
-    int found = 0;
-    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(0, ":", &save)) {
-        snprintf(buf, len, "%s/gnuplot", *dir ? dir : ".");
-        found = is_file(buf, S_IXUSR);
-    }
-    free(copy);
-    return found;
-}
-
 /* the script plots/<name>.gp of a preset of the table (never a name read from a file): from
  * $POLYROPE_PLOTS, the source tree when built in place, else installed */
 static int find_script(char *buf, size_t len, const pr_preset_t *p)
@@ -166,7 +150,7 @@ int pr_plot_csv(const char *csv)
 {
     const char *cmd = "plot";
     char gp[4096], script[4096], err[512];
-    if (!find_gnuplot(gp, sizeof gp))
+    if (!pr_child_which(gp, sizeof gp, "gnuplot"))
         return pr_cli_fail(cmd, "gnuplot not found on PATH; install it (Debian: apt-get install gnuplot-nox) "
                                 "and run polyrope plot again");
     size_t len = strlen(csv);

@@ -15,6 +15,7 @@
 #include "child.h"
 #include "cli.h"
 #include "commands.h"
+#include "slurm.h"
 #include "sweep.h"
 
 /* Every claim of docs/claims.md, and where its evidence comes from: a preset, or
@@ -245,6 +246,20 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
             cell(f, cells[c]);
         fputs("|\n", f);
     }
+    /* each figure inline once, under the claims it shows */
+    for (int i = 0, first = 1; i < NCLAIMS; i++) {
+        int seen = !oc[i].figure[0];
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(oc[j].figure, oc[i].figure);
+        if (seen)
+            continue;
+        fprintf(f, "%s\n![%s: claims", first ? "\n## Figures\n" : "", oc[i].figure);
+        for (int j = i; j < NCLAIMS; j++)
+            if (!strcmp(oc[j].figure, oc[i].figure))
+                fprintf(f, " %s", claims[j].id);
+        fprintf(f, "](%s)\n", oc[i].figure);
+        first = 0;
+    }
     fprintf(f, "\n## Machine and libraries\n\n- machine: %s\n", machine);
     pr_version_fprint(f, "- ");
     fprintf(f, "\n## Files\n\nEach `PRESET.csv` is self-describing (its `#` lines give the grid, seed column, "
@@ -315,14 +330,20 @@ static int check_resume(const char *out, const char *size)
 
 int pr_cmd_reproduce(int argc, char **argv)
 {
-    int quick = 0, full = 0, tiny = 0, resume = 0;
-    const char *out = "results";
+    int quick = 0, full = 0, tiny = 0, resume = 0, slurm = 0, slurm_wait = 0, slurm_merge = 0;
+    long shards = PR_SLURM_SHARDS;
+    const char *out = "results", *sbatch = 0;
     pr_opt_t opts[] = {
         {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, a few minutes on 2 cores (the default)"},
         {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids, an hour or more"},
         {.name = "tiny", .type = PR_OPT_FLAG, .dest = &tiny, .help = "the smallest grids, seconds: a smoke test of the whole job"},
         {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md (created if missing; must be writable)"},
         {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it (give the same size)"},
+        {.name = "slurm", .type = PR_OPT_FLAG, .dest = &slurm, .help = "submit the presets' shards as one Slurm job array (sbatch); prints the merge command"},
+        {.name = "wait", .type = PR_OPT_FLAG, .dest = &slurm_wait, .help = "with --slurm: wait for the array, then merge and report as a local run"},
+        {.name = "slurm-merge", .type = PR_OPT_FLAG, .dest = &slurm_merge, .help = "merge the finished array's shards from DIR/slurm, then check, plot and report"},
+        {.name = "slurm-shards", .type = PR_OPT_INT, .dest = &shards, .lo = 1, .hi = 1000, .help = "with --slurm: at most N shards (array tasks) per preset"},
+        {.name = "sbatch", .type = PR_OPT_STRING, .dest = &sbatch, .help = "with --slurm: more sbatch options, e.g. \"--partition=p --time=2:00:00\""},
     };
     pr_cmd_spec_t spec = {"reproduce", "", "Run every experiment; write CSVs, figures and REPORT.md with each claim's verdict.",
                           "Writes DIR/PRESET.csv, DIR/PRESET.png and DIR/PRESET.pdf for each preset (polyrope sweep\n"
@@ -341,11 +362,22 @@ int pr_cmd_reproduce(int argc, char **argv)
     if (quick + full + tiny > 1)
         return pr_cli_fail("reproduce", "give one of --quick, --full, --tiny");
     const char *size = full ? "full" : tiny ? "tiny" : "quick";
+    if (slurm + slurm_merge > 1 || (!slurm && (slurm_wait || sbatch)) || (!slurm && !slurm_merge && pr_cli_given(&spec, "slurm-shards")))
+        return pr_cli_fail("reproduce", "--wait and --sbatch go with --slurm, --slurm-shards with --slurm or --slurm-merge; "
+                                        "--slurm submits, --slurm-merge merges after (docs/cli.md)");
     if ((rc = check_out(out)) || (resume && (rc = check_resume(out, size))))
         return rc;
+    /* Slurm (slurm.h): submit; merge once the array has run; then on as a local run resumed */
+    if (slurm && ((rc = pr_slurm_submit(out, size, shards, sbatch, slurm_wait)) || !slurm_wait))
+        return rc;
+    resume |= slurm || slurm_merge;
     char *cmdline = pr_sweep_cmdline(argc, argv);
     if (!cmdline)
         return pr_cli_fail("reproduce", "out of memory");
+    if ((slurm || slurm_merge) && (rc = pr_slurm_merge(out, size, shards, cmdline))) {
+        free(cmdline);
+        return rc;
+    }
     double t0 = pr_timing_wall();
     outcome_t oc[NCLAIMS];
     memset(oc, 0, sizeof oc);
