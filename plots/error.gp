@@ -2,40 +2,50 @@
 # fast paths (against the dense exact result) against the guarantee, output and gradients.
 # Run by `polyrope plot F.csv`, or: gnuplot -e "csv='F.csv'; out='F'; combos='fft:rope lowrank:rope fft:general'" error.gp
 # series: algo pos
-set datafile separator comma
-set datafile columnheaders
-set datafile missing NaN
+load ARG0[1:strlen(ARG0) - strlen("error.gp")]."style.gp"
 sel(a, p) = (strcol("algo") eq a && strcol("pos") eq p && strcol("status") eq "ok")
-# one series per algo:pos combination present (polyrope plot passes combos)
-nc = words(combos)
 cut = 0
-an(i) = (cut = strstrt(word(combos, i), ":"), word(combos, i)[1:cut-1])
-pn(i) = (cut = strstrt(word(combos, i), ":"), word(combos, i)[cut+1:])
+an(w) = (cut = strstrt(w, ":"), w[1:cut-1])
+pn(w) = (cut = strstrt(w, ":"), w[cut+1:])
+eval stats_begin
+# the series with a measured error (low-rank on general W has none)
+cs = ""
+do for [w in combos] {
+  stats csv using (sel(an(w), pn(w)) ? isfin(column("err_inf")) : 0) name "NE" nooutput
+  if (NE_sum > 0) { cs = cs." ".w }
+}
+eval stats_end
+nc = words(cs)
+ser(i) = word(cs, i)
+# W within an algorithm: RoPE dark, RoPE-NeoX middle, general W light
+pk(p) = p eq "general" ? 3 : p eq "rope-neox" ? 2 : 1
+K = int((nc + 2) / 2)
 do for [t in "png pdf"] {
-  if (t eq "png") { set terminal pngcairo size 1200,500 enhanced font ",10" } \
-  else { set terminal pdfcairo size 12in,5in enhanced font ",10" }
+  eval fig_term(t, 2, 1.8, K)
   set output out.".".t
-  set multiplot layout 1,2 title "Observed error of the fast paths against their guarantees (points below the diagonal hold)"
+  eval fig_multi(t, 2, 1.8, K)
   set logscale xy 10
   set format xy "10^{%L}"
-  set grid
-  set key top left box opaque
-  set xlabel "guarantee 2ε_A/(1-ε_A)·‖V‖_∞ + floor   (output units)"
-  set ylabel "observed max |Õ - O|   (output units)"
-  set title "C9: output error"
-  plot for [i=1:nc] csv using "bound":(sel(an(i), pn(i)) ? column("err_inf") : NaN) \
-         with points pt 7 ps 0.9 title sprintf("%s on %s W", an(i), pn(i)), \
-       x with lines lw 1.5 dt 2 lc "black" title "observed = guarantee"
-  set xlabel "propagated bound for eps   (gradient units)"
-  set ylabel "observed max |fast gradient - exact gradient|"
-  set title "G4: gradient error (dQ filled, dK open, dV crosses)"
-  plot for [i=1:nc] csv using "dq_bound":(sel(an(i), pn(i)) ? column("dq_err") : NaN) \
-         with points pt 7 ps 0.9 lc i title sprintf("%s on %s W", an(i), pn(i)), \
-       for [i=1:nc] csv using "dk_bound":(sel(an(i), pn(i)) ? column("dk_err") : NaN) \
-         with points pt 6 ps 0.9 lc i notitle, \
-       for [i=1:nc] csv using "dv_bound":(sel(an(i), pn(i)) ? column("dv_err") : NaN) \
-         with points pt 2 ps 0.9 lc i notitle, \
-       x with lines lw 1.5 dt 2 lc "black" title "observed = bound"
+  eval fig_axes
+  set xlabel "guarantee 2ε_A/(1-ε_A)·‖V‖_∞ + floor" offset 0, 0.3
+  set ylabel "observed max |Õ - O|"
+  set title "C9: output error (below the diagonal: held)"
+  unset key
+  plot for [i=1:nc] csv using (sel(an(ser(i)), pn(ser(i))) ? column("bound") : NaN):(column("err_inf")) \
+         with points pt algo_pt(an(ser(i))) lc rgb algo_shade(an(ser(i)), pk(pn(ser(i))), 3) notitle, \
+       x with lines @theory notitle
+  set xlabel "propagated bound for ε (dQ, dK, dV pooled)"
+  set ylabel "observed max |fast - exact gradient|"
+  set title "G4: gradient error (below the diagonal: held)"
+  eval fig_key(t, 2, 1.8, K)
+  plot for [i=1:nc] csv using (sel(an(ser(i)), pn(ser(i))) ? column("dq_bound") : NaN):(column("dq_err")) \
+         with points pt algo_pt(an(ser(i))) lc rgb algo_shade(an(ser(i)), pk(pn(ser(i))), 3) \
+         title sprintf("%s on %s W", algo_name(an(ser(i))), pn(ser(i))), \
+       for [i=1:nc] csv using (sel(an(ser(i)), pn(ser(i))) ? column("dk_bound") : NaN):(column("dk_err")) \
+         with points pt algo_pt(an(ser(i))) lc rgb algo_shade(an(ser(i)), pk(pn(ser(i))), 3) notitle, \
+       for [i=1:nc] csv using (sel(an(ser(i)), pn(ser(i))) ? column("dv_bound") : NaN):(column("dv_err")) \
+         with points pt algo_pt(an(ser(i))) lc rgb algo_shade(an(ser(i)), pk(pn(ser(i))), 3) notitle, \
+       x with lines @theory title "observed = bound (y = x)"
   unset multiplot
   set output
 }
