@@ -43,7 +43,7 @@ do for [t in "png pdf"] {
            with points pt poly_pt(p) lc rgb ser_rgb(i) title sprintf("%s, ε = %s", poly_name(p), word(eps_values, i)), \
          for [i=1:ne] csv using (sel(f, word(eps_values, i), word(poly_values, 1)) ? column("R") : NaN):(c * column("aa")) \
            with lines lw 1 dt 2 lc rgb ser_rgb(i) notitle, \
-         for [j=1:2] NaN with lines lw 1 dt 2 lc rgb "#000000" \
+         for [j=1:2] keyentry with lines lw 1 dt 2 lc rgb "#000000" \
            title sprintf("%s %.2f·%s", j == 1 ? "C7 fit:" : "C8 fit:", word(cs, j) + 0, j == 1 ? aa1 : aa2)
   }
   unset multiplot

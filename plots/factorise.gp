@@ -32,8 +32,9 @@ do for [t in "png pdf"] {
          with lines lw 1.2 dt j + 2 lc rgb "#000000" notitle
   set logscale xy 2
   set format xy "%g"
-  set xtics autofreq
-  set ytics autofreq
+  # a tick at every power of 2 (autofreq skips them on a short log range)
+  set xtics 1.0/1024, 2
+  set ytics 1.0/1024, 2
   set xlabel "R = σ·max|Q|·max|K|·max_ℓ Σ|w(ℓ)|"
   set ylabel "max_{ij} |M_{ij}|"
   set title "C6: the exponent stays in [-R, R]"
@@ -41,7 +42,7 @@ do for [t in "png pdf"] {
   plot for [i=1:nd] for [p in pos_values] csv using (sel(word(d_values, i), p) ? column("R") : NaN):(column("max_abs_M")) \
          with points pt pos_pt(p) lc rgb ser_rgb(i) title sprintf("%s, d = %s", pos_name(p), word(d_values, i)), \
        x with lines @theory title "C6: max|M| = R (y = x)", \
-       for [j=1:nb] NaN with lines lw 1.2 dt j + 2 lc rgb "#000000" \
+       for [j=1:nb] keyentry with lines lw 1.2 dt j + 2 lc rgb "#000000" \
          title sprintf("C11: σB^2d·u·(24n+8d+40), B = %s, d = %s", word(B_values, j), dmax)
   unset multiplot
   set output

@@ -40,8 +40,8 @@ do for [t in "png pdf"] {
          with points pt algo_pt("lowrank") lc rgb algo_shade("lowrank", i, nd) title sprintf("low-rank, d = %s", dv(i)), \
        for [i=1:nd] csv using (sel(dv(i)) ? column("n") : NaN):(column("fft_time_s")) \
          with points pt algo_pt("fft") lc rgb algo_shade("fft", i, nd) title sprintf("FFT, d = %s", dv(i)), \
-       NaN with lines dt 2 lc rgb algo_rgb("lowrank") title "C12: C(d+g, g) features", \
-       NaN with lines dt 2 lc rgb algo_rgb("fft") title "C12: C(2d+g, g) terms"
+       keyentry with lines dt 2 lc rgb algo_rgb("lowrank") title "C12: C(d+g, g) features", \
+       keyentry with lines dt 2 lc rgb algo_rgb("fft") title "C12: C(2d+g, g) terms"
   unset multiplot
   set output
 }

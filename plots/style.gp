@@ -51,7 +51,7 @@ fig_multi(t, np, P, K) = sprintf("set multiplot layout %d,1 margins %g,%g,%g,%g 
   0.56 / fig_w, 1 - 0.12 / fig_w, (fig_keyh(K) + 0.42) / fig_h(t, np, P, K), 1 - (fig_st(t) + 0.2) / fig_h(t, np, P, K), \
   0.62 / fig_h(t, np, P, K), fig_st(t) > 0 ? "title stamp noenhanced font ',6'" : "")
 # the legend in the strip below the last panel, never over the data
-fig_key(t, np, P, K) = sprintf("set key at screen %g, screen %g left top Left reverse samplen 1.5 spacing 1 width -2 maxrows %d", \
+fig_key(t, np, P, K) = sprintf("set key at screen %g, screen %g left top Left reverse samplen 2.5 spacing 1 width -2 maxrows %d", \
   0.02, (fig_keyh(K) - 0.03) / fig_h(t, np, P, K), K)
 set pointsize 1
 set grid lc rgb "#d0d0d0" lw 0.5

@@ -37,9 +37,9 @@ do for [t in "png pdf"] {
   set key maxcols 2
   plot for [i=1:nn] csv using (sel(nv(i)) && isfin(column("lost_bits")) ? column("R") : NaN):(column("lost_bits")) \
          with linespoints pt algo_pt("fft") dt i lc rgb algo_shade("fft", i, nn) title sprintf("FFT, n = %s", nv(i)), \
-       for [i=1:nn] NaN with linespoints pt algo_pt("dense") dt i lc rgb algo_shade("dense", i, nn) title sprintf("dense, n = %s", nv(i)), \
+       for [i=1:nn] keyentry with linespoints pt algo_pt("dense") dt i lc rgb algo_shade("dense", i, nn) title sprintf("dense, n = %s", nv(i)), \
        2 * x / log(2) with lines @theory title "F1 theory: 2R / ln 2", \
-       NaN with lines lw 1.2 dt 3 lc rgb "#000000" title "C10: exponent 1 (n^2 cost)"
+       keyentry with lines lw 1.2 dt 3 lc rgb "#000000" title "C10: exponent 1 (n^2 cost)"
   unset multiplot
   set output
 }
