@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include "child.h"
 #include "cli.h"
 #include "slurm.h"
@@ -197,6 +198,7 @@ int pr_slurm_merge(const char *dir, const char *size, long shards, const char *c
 {
     char err[512] = "";
     int rc = 0;
+    long task = 0; /* the array task of each shard, as write_array numbers them */
     for (int i = 0; i < pr_npresets && !rc; i++) {
         const pr_preset_t *p = &pr_presets[i];
         long n = preset_shards(p, size, shards, err, sizeof err);
@@ -204,16 +206,20 @@ int pr_slurm_merge(const char *dir, const char *size, long shards, const char *c
             return pr_cli_fail(cmd, "--slurm-merge: preset %s: %s", p->name, err);
         char **in = calloc(n, sizeof *in), out[PATH_MAX + 64];
         snprintf(out, sizeof out, "%s/%s.csv", dir, p->name);
-        for (long k = 0; in && k < n; k++)
+        for (long k = 0; in && k < n && !rc; k++) {
+            task++;
             if (asprintf(&in[k], "%s/slurm/%s-%ld.csv", dir, p->name, k + 1) < 0)
-                in[k] = 0, rc = 1;
-        if (!in || rc)
+                in[k] = 0, rc = pr_cli_fail(cmd, "out of memory");
+            else if (access(in[k], F_OK))
+                rc = pr_cli_fail(cmd, "--slurm-merge: %.300s (task %ld) is missing: that task failed or has not run "
+                                      "(slurm/task-%ld.log); submit again with --slurm (rows already written are "
+                                      "kept), then merge", in[k], task, task);
+        }
+        if (!in)
             rc = pr_cli_fail(cmd, "out of memory");
-        else if ((rc = pr_sweep_merge(out, in, (int)n, 0, command)))
-            fprintf(stderr, "polyrope reproduce: --slurm-merge: the %ld shards of %s are not all there and complete "
-                            "(%s/slurm/jobs.txt names each task's shard, task-T.log its messages); submit again "
-                            "with --slurm to finish them (rows already written are kept), then merge\n",
-                    n, p->name, dir);
+        /* an incomplete shard: pr_sweep_merge's line names it and its missing rows */
+        if (!rc)
+            rc = pr_sweep_merge(out, in, (int)n, 0, command);
         for (long k = 0; in && k < n; k++)
             free(in[k]);
         free(in);

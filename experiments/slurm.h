@@ -18,8 +18,8 @@ enum { PR_SLURM_SHARDS = 8 };
 int pr_slurm_submit(const char *dir, const char *size, long shards, const char *extra_args, int wait);
 
 /* Merges each preset's shard CSVs from DIR/slurm into DIR/PRESET.csv (pr_sweep_merge), for the
- * same size and shards as the submission. Returns an exit status; on a missing or incomplete
- * shard, one line saying which task to look at and how to finish it. */
+ * same size and shards as the submission. Returns an exit status after one line on stderr: for
+ * a missing shard, its task and how to finish it; for an incomplete one, pr_sweep_merge's. */
 int pr_slurm_merge(const char *dir, const char *size, long shards, const char *command);
 
 #endif
