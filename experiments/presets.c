@@ -875,6 +875,149 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     return 2;
 }
 
+/* ------------------------------------------------------------------ cost models */
+
+/* seconds per operation counted by dense_ops and by pr_fast_needs, and the factor on
+ * pr_certexp_cost_seconds (how each was measured: below) */
+#define DENSE_SECONDS_PER_OP 4e-10
+#define FAST_SECONDS_PER_OP 2e-10
+/* minimax's certified search runs Remez at every degree it tries: measured 2.5 times what
+ * pr_certexp_cost_seconds predicts from its (lower) degree; taylor and chebyshev 1.0 */
+#define DG_MINIMAX_SCALE 2.5
+/* the dense path on RoPE takes 0.6 of the general W's time per counted operation (measured at
+ * n = 1024..65536) */
+#define DENSE_ROPE_SCALE 0.6
+
+/* Predicted CPU seconds of one row (sweep and reproduce predict a run's duration from them).
+ * Each is an operation count of what the row runs times a constant fitted on this project's
+ * 2-core machine (AMD EPYC, 2026-11-28): rows of each full grid timed one by one with the CPU
+ * clock (the row function alone, no driver), the constant set so the model is within a factor
+ * of 2 on most rows and above the measured sum over the sample. The fast paths' counts are
+ * pr_fast_needs at the degree the error control picks for the row's data (choosing it costs a
+ * generated problem and a double fit: milliseconds). A model is an estimate, never a bound:
+ * the rows that can run long get a CPU budget (row_seconds) instead. */
+
+/* dense forward's seconds: n² entries, each s products of W plus d of the score */
+static double dense_seconds(const problem_t *p)
+{
+    double n = p->n;
+    return DENSE_SECONDS_PER_OP * n * n * (p->W->s + p->d) * (pr_posw_is_factorised(p->W) ? DENSE_ROPE_SCALE : 1);
+}
+
+/* pr_fast_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
+ * chooses for p, plus those of the backward's degree g + 1 when backward; 0 when the error
+ * control refuses the row (it ends there) */
+static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, double B, int lowrank, int backward)
+{
+    pr_attn_opts_t opts;
+    pr_attn_opts_default(&opts, p->d);
+    pr_control_opts_t o;
+    pr_control_info_t info;
+    pr_expoly_t e;
+    pr_expoly_init(e);
+    int st = fast_options(&o, cfg, eps, B);
+    if (!st)
+        st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
+    pr_expoly_clear(e);
+    if (st || info.terms > (double)o.max_terms)
+        return 0;
+    double bytes, ops, ops1 = 0;
+    pr_control_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);
+    if (backward)
+        pr_control_needs(&bytes, &ops1, p->W, p->n, p->d, info.degree + 1, lowrank);
+    return isfinite(ops + ops1) ? ops + ops1 : 1e300;
+}
+
+/* the row's problem (Q, K, V and W from its seed), for a cost model; 0 if it cannot be made */
+static int cost_problem(problem_t *p, const pr_cfg_t *cfg, int n, int d, double B, const char *pos)
+{
+    return n >= 2 && d >= 1 && B > 0 && !problem_make(p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pos, 1);
+}
+
+/* factorise: n² scores through W (s = 2d products) and, for RoPE, the rotated dot product (d);
+ * fitted on n = 256..4096, d = 2, 32: 5.4e-9 + 2.4e-9 s (+ 4e-9 d) seconds per n² */
+static double factorise_cost(const pr_cfg_t *cfg)
+{
+    double n = (double)pr_cfg_long(cfg, "n"), d = (double)pr_cfg_long(cfg, "d");
+    const char *pos = pr_cfg_str(cfg, "pos");
+    int rope = pos && !strncmp(pos, "rope", 4);
+    return n * n * (5.4e-9 + 2.4e-9 * 2 * d + (rope ? 4e-9 * d : 0));
+}
+
+/* degree: pr_certexp_cost_seconds (fitted on the same machine, exact/pr_certexp.c), measured
+ * here on R = 8..128, eps = 1e-2, 1e-12, the three settings and both constructions: within
+ * 0.8..1.2 for chebyshev at R >= 64, where the time goes */
+static double degree_cost(const pr_cfg_t *cfg)
+{
+    pr_expoly_kind_t kind;
+    pr_expoly_setting_t setting;
+    if (pr_expoly_kind_parse(&kind, pr_cfg_str(cfg, "poly")) || pr_expoly_setting_parse(&setting, pr_cfg_str(cfg, "fn")))
+        return 0;
+    int g;
+    slong prec;
+    double t = pr_certexp_cost_seconds(&g, &prec, kind, setting, pr_cfg_double(cfg, "R"), pr_cfg_double(cfg, "eps"), -1, 0);
+    return isfinite(t) ? 0.01 + (kind == PR_EXPOLY_MINIMAX ? DG_MINIMAX_SCALE : 1.0) * t : 0;
+}
+
+/* error: the fast forward and backward (fast_ops) and the dense ones at n = 128 */
+static double error_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
+    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), ops = 0;
+    problem_t p;
+    if (!cost_problem(&p, cfg, n, d, B, pr_cfg_str(cfg, "pos")))
+        return 0;
+    int lowrank = algo_is(cfg, "lowrank");
+    if (!lowrank || pr_lowrank_applies(p.W))
+        ops = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1) + 4 * dense_seconds(&p);
+    problem_free(&p);
+    return 0.002 + ops;
+}
+
+/* scaling: one path's forward and backward */
+static double scaling_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
+    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t = 0;
+    problem_t p;
+    if (!cost_problem(&p, cfg, n, d, B, pr_cfg_str(cfg, "pos")))
+        return 0;
+    int lowrank = algo_is(cfg, "lowrank");
+    if (algo_is(cfg, "dense"))
+        t = 3 * dense_seconds(&p);
+    else if (!lowrank || pr_lowrank_applies(p.W))
+        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
+/* threshold: the FFT forward (while its terms stay under the row's budget) and the dense one */
+static double threshold_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = 2 * (int)ceil(log2((double)n) / 4);
+    double Bs = pr_cfg_double(cfg, "Bs"), B = Bs * sqrt(log((double)n)), t;
+    problem_t p;
+    if (n < 4 || !cost_problem(&p, cfg, n, d, B, "general"))
+        return 0;
+    t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, 1.0 / n, B, 0, 0) + dense_seconds(&p);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
+/* rope-vs-general: the dense reference, the low-rank and the FFT forward on RoPE */
+static double rope_general_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
+    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t;
+    problem_t p;
+    if (!cost_problem(&p, cfg, n, d, B, "rope"))
+        return 0;
+    t = FAST_SECONDS_PER_OP * (fast_ops(&p, cfg, eps, B, 1, 0) + fast_ops(&p, cfg, eps, B, 0, 0)) +
+        dense_seconds(&p);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
 /* ------------------------------------------------------------------ the table */
 
 const pr_preset_t pr_presets[] = {
@@ -890,6 +1033,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "d=even",
         .row = factorise_row,
         .verdict = factorise_verdict,
+        .cost = factorise_cost,
     },
     {
         .name = "degree",
@@ -903,6 +1047,9 @@ const pr_preset_t pr_presets[] = {
         .columns = "degree,certified,err_bound,aa,double_degree",
         .row = degree_row,
         .verdict = degree_verdict,
+        .cost = degree_cost,
+        /* R = 128 with exp-rel took 20 to 50 s; a search past 120 s is stopped, not waited for */
+        .row_seconds = 120,
     },
     {
         .name = "error",
@@ -916,6 +1063,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "d>=2;algo=fft|lowrank",
         .row = error_row,
         .verdict = error_verdict,
+        .cost = error_cost,
     },
     {
         .name = "scaling",
@@ -929,6 +1077,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=2;d>=2",
         .row = scaling_row,
         .verdict = scaling_verdict,
+        .cost = scaling_cost,
     },
     {
         .name = "threshold",
@@ -942,6 +1091,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=4",
         .row = threshold_row,
         .verdict = threshold_verdict,
+        .cost = threshold_cost,
     },
     {
         .name = "rope-vs-general",
@@ -955,6 +1105,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=2;d=even",
         .row = rope_general_row,
         .verdict = rope_general_verdict,
+        .cost = rope_general_cost,
     },
 };
 const int pr_npresets = sizeof pr_presets / sizeof pr_presets[0];

@@ -1,4 +1,4 @@
-/* slurm: reproduce's presets as one Slurm job array, and the merge of its shards (slurm.h). */
+/* slurm: reproduce's jobs as one Slurm job array (slurm.h). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,22 +10,11 @@
 #include "child.h"
 #include "cli.h"
 #include "slurm.h"
+#include "jobs.h"
+#include "pr_status.h"
 #include "sweep.h"
 
 static const char *const cmd = "reproduce";
-
-/* the shards of preset p: at most `shards`, never more than its configurations; 0 on a bad grid */
-static long preset_shards(const pr_preset_t *p, const char *size, long shards, char *err, size_t errlen)
-{
-    pr_grid_t g;
-    long n = 0;
-    if (!pr_preset_grid(&g, p, size, 0, err, errlen)) {
-        long count = pr_grid_count(&g);
-        n = count < shards ? count : shards;
-    }
-    pr_grid_clear(&g);
-    return n;
-}
 
 /* s in single quotes for sh: nothing inside is expanded; a quote is closed, escaped, reopened */
 static void sh_quote(FILE *f, const char *s)
@@ -47,63 +36,66 @@ static int has_control(const char *s)
     return 0;
 }
 
-/* DIR/slurm/array.sh: task T runs shard K/N of its preset; jobs.txt lists them for a reader.
- * Returns the number of tasks, or 0 with err filled. */
-static long write_array(const char *sdir, const char *dir, const char *exe, const char *size, long shards,
-                        char *err, size_t errlen)
+/* DIR/slurm/array.sh: task T runs job T-1 of J as reproduce --jobs would (its output and log in
+ * DIR/parts, the check's in DIR/check.txt); jobs.txt lists them for a reader. 0, or -1 with err. */
+static int write_array(const char *sdir, const char *exe, const pr_jobs_t *J, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32], jobs[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/array.sh", sdir);
     snprintf(jobs, sizeof jobs, "%s/jobs.txt", sdir);
-    FILE *f = fopen(path, "w"), *j = fopen(jobs, "w");
-    long task = 0;
-    if (!f || !j) {
+    FILE *f = fopen(path, "w"), *t = fopen(jobs, "w");
+    if (!f || !t) {
         snprintf(err, errlen, "cannot write %.300s: %s", f ? jobs : path, strerror(errno));
         if (f)
             fclose(f);
-        if (j)
-            fclose(j);
-        return 0;
+        if (t)
+            fclose(t);
+        return -1;
     }
-    fprintf(f, "#!/bin/sh\n# polyrope reproduce --%s --slurm: one task per preset shard (jobs.txt); each resumes\n"
-               "# its shard, so a requeued task or a resubmitted array keeps the rows already written.\n"
+    fprintf(f, "#!/bin/sh\n# polyrope reproduce --%s --slurm: one task per job of jobs.txt. Each sweep resumes its\n"
+               "# shard, so a requeued task or a resubmitted array keeps the rows already written.\n"
                "#SBATCH --cpus-per-task=1\n#SBATCH --requeue\nset -eu\ncase \"$SLURM_ARRAY_TASK_ID\" in\n",
-            size);
-    fprintf(j, "# task preset shard csv (polyrope reproduce --%s --slurm; logs in task-TASK.log)\n", size);
-    for (int i = 0; i < pr_npresets && !err[0]; i++) {
-        const pr_preset_t *p = &pr_presets[i];
-        long n = preset_shards(p, size, shards, err, errlen);
-        for (long k = 1; k <= n; k++) {
-            char csv[PATH_MAX + 64];
-            snprintf(csv, sizeof csv, "%s/slurm/%s-%ld.csv", dir, p->name, k);
-            fprintf(f, "%ld) exec ", ++task);
-            sh_quote(f, exe);
-            fprintf(f, " sweep %s --size %s --shard %ld/%ld --resume --quiet --out ", p->name, size, k, n);
-            sh_quote(f, csv);
-            fprintf(f, " ;;\n");
-            fprintf(j, "%ld %s %ld/%ld %s\n", task, p->name, k, n, csv);
+            J->size);
+    fprintf(t, "# task, predicted CPU s, command > log (polyrope reproduce --%s --slurm)\n", J->size);
+    for (int j = 0; j < J->njobs && !err[0]; j++) {
+        char *argv[16], buf[8192], log[PATH_MAX + 64];
+        if (pr_jobs_argv(argv, buf, sizeof buf, J, j)) {
+            snprintf(err, errlen, "job %d's command is too long: use a shorter --out", j + 1);
+            break;
         }
+        pr_jobs_log(log, sizeof log, J, j);
+        fprintf(f, "%d) exec ", j + 1);
+        sh_quote(f, exe);
+        fprintf(t, "%d %.1f polyrope", j + 1, J->job[j].predicted);
+        for (int a = 1; argv[a]; a++) {
+            fputc(' ', f);
+            sh_quote(f, argv[a]);
+            fprintf(t, " %s", argv[a]);
+        }
+        fprintf(f, " >");
+        sh_quote(f, log);
+        fprintf(f, " 2>&1 ;;\n");
+        fprintf(t, " > %s\n", log);
     }
-    fprintf(f, "*) echo \"array.sh: no task $SLURM_ARRAY_TASK_ID (tasks 1-%ld)\" >&2; exit 2 ;;\nesac\n", task);
-    int bad = ferror(f) | ferror(j);
-    bad |= fclose(f) | fclose(j);
+    fprintf(f, "*) echo \"array.sh: no task $SLURM_ARRAY_TASK_ID (tasks 1-%d)\" >&2; exit 2 ;;\nesac\n", J->njobs);
+    int bad = ferror(f) | ferror(t);
+    bad |= fclose(f) | fclose(t);
     if (!err[0] && (bad || chmod(path, 0755)))
         snprintf(err, errlen, "cannot write %.300s: %s", path, strerror(errno));
-    return err[0] ? 0 : task;
+    return err[0] ? -1 : 0;
 }
 
 /* the command that merges, as the user types it */
-static void merge_command(FILE *f, const char *dir, const char *size, long shards)
+static void merge_command(FILE *f, const char *dir, const char *size, int workers)
 {
     fprintf(f, "polyrope reproduce --%s --out ", size);
     sh_quote(f, dir);
-    fprintf(f, " --slurm-merge");
-    if (shards != PR_SLURM_SHARDS)
-        fprintf(f, " --slurm-shards %ld", shards);
+    fprintf(f, " --slurm-merge --jobs %d", workers);
 }
 
-/* sbatch's argv: its options, the extra words, the script; NULL on no memory */
-static char **sbatch_argv(char **words, long ntasks, const char *sdir, int wait, const char *script,
+/* sbatch's argv: its options (the array throttled to `workers` tasks at once), the extra words,
+ * the script; NULL on no memory */
+static char **sbatch_argv(char **words, int ntasks, int workers, const char *sdir, int wait, const char *script,
                           const char *extra)
 {
     int nx = 0;
@@ -117,7 +109,7 @@ static char **sbatch_argv(char **words, long ntasks, const char *sdir, int wait,
     words[0] = copy; /* freed by the caller */
     argv[nx++] = "sbatch";
     argv[nx++] = "--parsable";
-    if (asprintf(&words[1], "--array=1-%ld", ntasks) < 0 || asprintf(&words[2], "--output=%s/task-%%a.log", sdir) < 0) {
+    if (asprintf(&words[1], "--array=1-%d%%%d", ntasks, workers) < 0 || asprintf(&words[2], "--output=%s/task-%%a.log", sdir) < 0) {
         free(argv);
         return 0;
     }
@@ -133,32 +125,56 @@ static char **sbatch_argv(char **words, long ntasks, const char *sdir, int wait,
     return argv;
 }
 
-int pr_slurm_submit(const char *dir, const char *size, long shards, const char *extra, int wait)
+int pr_slurm_usable(const char *extra)
 {
-    char sbatch[4096], exe[PATH_MAX], absdir[PATH_MAX], sdir[PATH_MAX + 8], err[512] = "";
+    char sbatch[4096];
     if (!pr_child_which(sbatch, sizeof sbatch, "sbatch"))
         return pr_cli_fail(cmd, "--slurm: sbatch not found on PATH; run on a Slurm submit host (Debian: apt-get "
                                 "install slurm-client) or run reproduce without --slurm");
     if (extra && has_control(extra))
         return pr_cli_fail(cmd, "--sbatch has a control character: give sbatch options separated by spaces");
+    return 0;
+}
+
+int pr_slurm_submit(const char *dir, const char *size, int workers, const char *extra, int wait, int resume)
+{
+    char sbatch[4096], exe[PATH_MAX], absdir[PATH_MAX], sdir[PATH_MAX + 8], err[512] = "";
+    int rc = pr_slurm_usable(extra);
+    if (rc || !pr_child_which(sbatch, sizeof sbatch, "sbatch"))
+        return rc ? rc : 2;
     /* the tasks run this very binary and write into this folder: both by absolute path */
     if (!realpath("/proc/self/exe", exe) || !realpath(dir, absdir))
         return pr_cli_fail(cmd, "--slurm: cannot resolve the absolute path of %s: %s", dir, strerror(errno));
+    pr_jobs_t J;
+    int st = pr_jobs_plan(&J, size, absdir, workers, err, sizeof err);
+    if (st)
+        return st == PR_EINVAL ? pr_cli_fail(cmd, "%s", err) : pr_cli_fail_status(cmd, st, "planning");
+    /* a fresh run starts from empty parts, as reproduce --jobs does; --resume keeps them */
+    for (int j = 0; !resume && j < J.njobs; j++) {
+        char part[PATH_MAX + 64];
+        pr_jobs_output(part, sizeof part, &J, j);
+        unlink(part);
+    }
     snprintf(sdir, sizeof sdir, "%s/slurm", absdir);
-    if (mkdir(sdir, 0755) && errno != EEXIST)
-        return pr_cli_fail(cmd, "--slurm: cannot create %s: %s", sdir, strerror(errno));
-    long ntasks = write_array(sdir, absdir, exe, size, shards, err, sizeof err);
-    if (!ntasks)
+    char parts[PATH_MAX + 8];
+    snprintf(parts, sizeof parts, "%s/parts", absdir);
+    if ((mkdir(sdir, 0755) && errno != EEXIST) || (mkdir(parts, 0755) && errno != EEXIST))
+        snprintf(err, sizeof err, "cannot create %.300s/slurm or parts: %s", absdir, strerror(errno));
+    else
+        write_array(sdir, exe, &J, err, sizeof err);
+    int ntasks = J.njobs;
+    pr_jobs_clear(&J);
+    if (err[0])
         return pr_cli_fail(cmd, "--slurm: %s", err);
     char script[PATH_MAX + 32], out[PATH_MAX + 32], *words[3] = {0, 0, 0};
     snprintf(script, sizeof script, "%s/array.sh", sdir);
     snprintf(out, sizeof out, "%s/sbatch.txt", sdir);
-    char **argv = sbatch_argv(words, ntasks, sdir, wait, script, extra);
+    char **argv = sbatch_argv(words, ntasks, workers, sdir, wait, script, extra);
     if (!argv)
         return pr_cli_fail(cmd, "out of memory");
-    fprintf(stderr, "polyrope reproduce: submitting %ld tasks (%s/jobs.txt) with sbatch%s\n", ntasks, sdir,
-            wait ? " --wait: waiting for every task to end" : "");
-    int status = 0, rc = 0;
+    fprintf(stderr, "polyrope reproduce: submitting %d tasks, at most %d at once (%s/jobs.txt), with sbatch%s\n", ntasks,
+            workers, sdir, wait ? " --wait: waiting for every task to end" : "");
+    int status = 0;
     if (pr_child_run(&status, sbatch, argv, out))
         rc = pr_cli_fail(cmd, "--slurm: cannot run %s: %s", sbatch, strerror(errno));
     for (int i = 0; i < 3; i++)
@@ -178,51 +194,18 @@ int pr_slurm_submit(const char *dir, const char *size, long shards, const char *
         fprintf(stderr, "polyrope reproduce: --slurm: sbatch submitted nothing (its messages are in %s)\n", out);
         return 1;
     }
-    if (wait && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-        fprintf(stderr, "polyrope reproduce: --slurm: job array %ld ended with a failed task (%s/task-*.log "
-                        "say which); submit again to finish it (rows already written are kept)\n", jobid, sdir);
-        return 1;
-    }
     if (wait) {
-        fprintf(stderr, "polyrope reproduce: job array %ld finished; merging\n", jobid);
+        /* a failed task leaves its shard incomplete: the merge says which, its claims are not run */
+        if (!WIFEXITED(status) || WEXITSTATUS(status))
+            fprintf(stderr, "polyrope reproduce: job array %ld ended with a failed task (%s/task-*.log and "
+                            "parts/*.log say which); merging what is there\n", jobid, sdir);
+        else
+            fprintf(stderr, "polyrope reproduce: job array %ld finished; merging\n", jobid);
         return 0;
     }
-    printf("submitted job array %ld: %ld tasks, listed in %s/jobs.txt\nwhen it has finished, merge and report "
+    printf("submitted job array %ld: %d tasks, listed in %s/jobs.txt\nwhen it has finished, merge and report "
            "with:\n  ", jobid, ntasks, sdir);
-    merge_command(stdout, dir, size, shards);
+    merge_command(stdout, dir, size, workers);
     printf("\n");
     return 0;
-}
-
-int pr_slurm_merge(const char *dir, const char *size, long shards, const char *command)
-{
-    char err[512] = "";
-    int rc = 0;
-    long task = 0; /* the array task of each shard, as write_array numbers them */
-    for (int i = 0; i < pr_npresets && !rc; i++) {
-        const pr_preset_t *p = &pr_presets[i];
-        long n = preset_shards(p, size, shards, err, sizeof err);
-        if (!n)
-            return pr_cli_fail(cmd, "--slurm-merge: preset %s: %s", p->name, err);
-        char **in = calloc(n, sizeof *in), out[PATH_MAX + 64];
-        snprintf(out, sizeof out, "%s/%s.csv", dir, p->name);
-        for (long k = 0; in && k < n && !rc; k++) {
-            task++;
-            if (asprintf(&in[k], "%s/slurm/%s-%ld.csv", dir, p->name, k + 1) < 0)
-                in[k] = 0, rc = pr_cli_fail(cmd, "out of memory");
-            else if (access(in[k], F_OK))
-                rc = pr_cli_fail(cmd, "--slurm-merge: %.300s (task %ld) is missing: that task failed or has not run "
-                                      "(slurm/task-%ld.log); submit again with --slurm (rows already written are "
-                                      "kept), then merge", in[k], task, task);
-        }
-        if (!in)
-            rc = pr_cli_fail(cmd, "out of memory");
-        /* an incomplete shard: pr_sweep_merge's line names it and its missing rows */
-        if (!rc)
-            rc = pr_sweep_merge(out, in, (int)n, 0, command);
-        for (long k = 0; in && k < n; k++)
-            free(in[k]);
-        free(in);
-    }
-    return rc;
 }

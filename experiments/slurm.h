@@ -1,25 +1,25 @@
-/* slurm: `polyrope reproduce --slurm`. The presets' shards become one Slurm job array (one
- * task per preset shard, each a `polyrope sweep --shard K/N --resume`); the shards are merged
- * back into DIR/PRESET.csv (`sweep --merge`), after which reproduce draws, checks and reports
- * exactly as a local run does. Files: DIR/slurm/array.sh (the batch script), DIR/slurm/jobs.txt
- * (task -> preset and shard), DIR/slurm/PRESET-K.csv (the shards), DIR/slurm/task-T.log. */
+/* slurm: `polyrope reproduce --slurm`. The jobs of reproduce --jobs N (jobs.h: each preset's
+ * shards and the check) become one Slurm job array, one task per job, at most N at once; once
+ * it has run, `reproduce --slurm-merge` merges the parts and reports exactly as --jobs does.
+ * Files: DIR/slurm/array.sh (the batch script), DIR/slurm/jobs.txt (task -> command and log),
+ * DIR/slurm/task-T.log (Slurm's output of task T), DIR/parts/ (the jobs' outputs and logs). */
 #ifndef PR_SLURM_H
 #define PR_SLURM_H
 
-/* Default number of shards per preset (fewer when a preset has fewer configurations). */
-enum { PR_SLURM_SHARDS = 8 };
+/* --jobs when --slurm or --slurm-merge is given without it */
+enum { PR_SLURM_JOBS = 8 };
 
-/* Writes DIR/slurm/array.sh and jobs.txt for the presets' grids of size ("tiny", "quick",
- * "full") cut into at most `shards` shards each, and submits them with sbatch (found on PATH;
- * extra_args: more sbatch options, words separated by spaces, may be NULL). With wait, sbatch
- * waits until every task has ended (--wait); without, prints the job id and the command that
+/* 0 when sbatch is on PATH and extra (the --sbatch words, may be NULL) can be passed; else the
+ * exit status 2 after a one-line error. Checked before any work or output. */
+int pr_slurm_usable(const char *extra);
+
+/* Plans the jobs of a reproduce run of size ("tiny", "quick", "full") for `workers` tasks at
+ * once (pr_jobs_plan), writes DIR/slurm/array.sh and jobs.txt and submits them with sbatch
+ * (found on PATH; extra: more sbatch options, words separated by spaces, may be NULL). Without
+ * resume the jobs' old outputs are removed first. With wait, sbatch waits until every task
+ * has ended (--wait) and the caller merges; without, prints the job id and the command that
  * merges. Returns an exit status after printing a one-line error (2 before anything is
- * submitted, 1 when sbatch failed or a task failed). */
-int pr_slurm_submit(const char *dir, const char *size, long shards, const char *extra_args, int wait);
-
-/* Merges each preset's shard CSVs from DIR/slurm into DIR/PRESET.csv (pr_sweep_merge), for the
- * same size and shards as the submission. Returns an exit status after one line on stderr: for
- * a missing shard, its task and how to finish it; for an incomplete one, pr_sweep_merge's. */
-int pr_slurm_merge(const char *dir, const char *size, long shards, const char *command);
+ * submitted, 1 when sbatch failed). */
+int pr_slurm_submit(const char *dir, const char *size, int workers, const char *extra, int wait, int resume);
 
 #endif
