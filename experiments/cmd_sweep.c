@@ -90,9 +90,10 @@ static void merged_notes(const pr_grid_t *g)
                     "dropped; it takes %d values\n", g->ax[i].name, g->ax[i].merged, g->ax[i].nv);
 }
 
-/* the run's predicted CPU time, printed; past max_minutes refused (exit 2) unless yes */
+/* the run's predicted CPU time: past max_minutes refused (exit 2) unless yes (the driver
+ * prints it once the output is open) */
 static int predicted_ok(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *so, double max_minutes,
-                        int yes, int quiet)
+                        int yes)
 {
     double budget = pr_sweep_row_budget(p, so), secs = pr_sweep_predict(p, g, so->shard_k, so->shard_n, budget);
     char t[32], b[64] = "";
@@ -102,9 +103,6 @@ static int predicted_ok(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep
     if (secs > 60 * max_minutes && !yes)
         return pr_cli_fail("sweep", "%s: predicted %s of CPU%s, past --max-minutes %g: add --yes to run it anyway, "
                            "or narrow the grid (or split it with --shard K/N)", p->name, t, b, max_minutes);
-    if (!quiet)
-        fprintf(stderr, "polyrope sweep %s: %ld rows, predicted %s of CPU%s (cost model: experiments/presets.c)\n",
-                p->name, pr_grid_count(g) / so->shard_n + (so->shard_k <= pr_grid_count(g) % so->shard_n), t, b);
     return 0;
 }
 
@@ -199,7 +197,7 @@ int pr_cmd_sweep(int argc, char **argv)
         st = pr_sweep_check(p, &g, max_configs, err, sizeof err);
     if (st) {
         rc = st == PR_EINVAL || st == PR_EBUDGET ? pr_cli_fail("sweep", "--grid: %s", err) : pr_cli_fail_status("sweep", st, "grid");
-    } else if (!(rc = predicted_ok(p, &g, &so, max_minutes, yes, quiet))) {
+    } else if (!(rc = predicted_ok(p, &g, &so, max_minutes, yes))) {
         merged_notes(&g);
         rc = pr_sweep_run(p, &g, &so);
     }

@@ -114,9 +114,21 @@ static int refused(const char *status)
  * from the '# configurations:' line), every row ok or refused, and the columns it reads (comma
  * separated in cols). Returns 1 if so, with the count of refused rows in *nrefused; else fills
  * res as "not run" with the reason and returns 0. */
+static int evidence_ok_timed(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols,
+                             long *nrefused, long *ntimed);
 static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols, long *nrefused)
 {
+    return evidence_ok_timed(res, claim, t, cols, nrefused, NULL);
+}
+
+/* evidence_ok, but a row stopped at its CPU budget (PR_ETIME) is counted in *ntimed, when
+ * ntimed is not NULL, for the verdict to weigh (else it is a row that did not run) */
+static int evidence_ok_timed(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols,
+                             long *nrefused, long *ntimed)
+{
     *nrefused = 0;
+    if (ntimed)
+        *ntimed = 0;
     int st = pr_csv_col(t, "status");
     if (st < 0 || pr_csv_col(t, "idx") < 0) {
         not_run(res, claim, "the CSV has no %s column", st < 0 ? "status" : "idx");
@@ -155,6 +167,8 @@ static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t
             dup++;
         if (refused(t->rows[r][st]))
             (*nrefused)++;
+        else if (ntimed && !strcmp(t->rows[r][st], pr_strerror(PR_ETIME)))
+            (*ntimed)++;
         else if (strcmp(t->rows[r][st], "ok") && !bad++)
             first = r;
     }
@@ -336,8 +350,9 @@ static int degree_row(double *out, const pr_cfg_t *cfg)
 static void degree_claim(pr_claim_result_t *res, const char *claim, const char *fn, const pr_csv_t *t)
 {
     double lo = INFINITY, hi = 0, amin = INFINITY, amax = 0, sga = 0, saa = 0;
-    long rows = 0, uncertified = 0, failed = 0, nrefused;
-    if (!evidence_ok(res, claim, t, "fn,degree,aa,certified", &nrefused))
+    long rows = 0, uncertified = 0, failed = 0, nrefused, ntimed, timed = 0;
+    /* a search stopped at its CPU budget has no degree: not certified within the budget */
+    if (!evidence_ok_timed(res, claim, t, "fn,degree,aa,certified", &nrefused, &ntimed))
         return;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
@@ -345,6 +360,10 @@ static void degree_claim(pr_claim_result_t *res, const char *claim, const char *
         if (!f || strcmp(f, fn))
             continue;
         double g = pr_csv_num(t, r, "degree"), a = pr_csv_num(t, r, "aa"), c = pr_csv_num(t, r, "certified");
+        if (ntimed && !strcmp(pr_csv_str(t, r, "status"), pr_strerror(PR_ETIME))) {
+            timed++;
+            continue;
+        }
         if (!isfinite(g) || !(a > 0 && a < INFINITY)) {
             failed++;
             continue;
@@ -362,11 +381,15 @@ static void degree_claim(pr_claim_result_t *res, const char *claim, const char *
                  rows, amin, amax);
         return;
     }
-    res->verdict = uncertified || failed ? PR_VERDICT_INCONCLUSIVE : hi <= 3 * lo ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
+    res->verdict = uncertified || failed || timed ? PR_VERDICT_INCONCLUSIVE
+                 : hi <= 3 * lo                  ? PR_VERDICT_PASSED
+                                                 : PR_VERDICT_FAILED;
     snprintf(res->detail, sizeof res->detail,
              "%s: certified least degree / AA value in [%.3g, %.3g] over %ld rows (AA %.3g..%.3g); fitted degree = "
              "%.3g·AA; %ld not certified, %ld failed",
              fn, lo, hi, rows, amin, amax, sga / saa, uncertified, failed);
+    if (timed)
+        detail_add(res, "; %ld not certified within the row's CPU budget (status PR_ETIME)", timed);
 }
 
 static int degree_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -919,7 +942,8 @@ static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, doub
     if (!st)
         st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
     pr_expoly_clear(e);
-    if (st || info.terms > (double)o.max_terms)
+    /* refused by the terms or memory budget: the row ends there */
+    if (st || info.terms > (double)o.max_terms || pr_fast_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
         return 0;
     double bytes, ops, ops1 = 0;
     pr_control_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);

@@ -1383,6 +1383,18 @@ static int run_row(run_t *r, long idx, double *vals, double budget)
     return rc;
 }
 
+/* the predicted cost of the rows a resume skips */
+static double resumed_cost(const run_t *r, double budget)
+{
+    double c = 0;
+    for (long i = 0; i < r->ndone; i++) {
+        pr_cfg_t cfg;
+        pr_cfg_at(&cfg, r->g, r->done[i]);
+        c += pr_sweep_row_cost(r->p, &cfg, budget);
+    }
+    return c;
+}
+
 /* every configuration of the shard not already in the file, with progress; 0 or an exit status */
 static int run_rows(run_t *r)
 {
@@ -1396,6 +1408,14 @@ static int run_rows(run_t *r)
     pr_progress_t pg;
     pr_progress_start(&pg, r->o->progress);
     long count = 0, next = 0;
+    if (pg.on) {
+        char t[32], b[64] = "";
+        pr_sweep_duration(t, sizeof t, predicted - resumed_cost(r, budget));
+        if (budget > 0)
+            snprintf(b, sizeof b, ", rows stopped at %g s", budget);
+        fprintf(stderr, "polyrope sweep %s: %ld rows%s, predicted %s of CPU%s (cost model: experiments/presets.c)\n",
+                label, r->mine - r->ndone, r->ndone ? " left" : "", t, b);
+    }
     int rc = 0;
     for (long idx = 0; idx < r->total && !rc; idx++) {
         if (!in_shard(idx, r->sk, r->sn))
