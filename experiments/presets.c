@@ -943,7 +943,7 @@ static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, doub
         st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
     pr_expoly_clear(e);
     /* refused by the terms or memory budget: the row ends there */
-    if (st || info.terms > (double)o.max_terms || pr_fast_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
+    if (st || info.terms > (double)o.max_terms || pr_control_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
         return 0;
     double bytes, ops, ops1 = 0;
     pr_control_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);
