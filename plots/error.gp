@@ -4,9 +4,6 @@
 # series: algo pos
 load ARG0[1:strlen(ARG0) - strlen("error.gp")]."style.gp"
 sel(a, p) = (strcol("algo") eq a && strcol("pos") eq p && strcol("status") eq "ok")
-cut = 0
-an(w) = (cut = strstrt(w, ":"), w[1:cut-1])
-pn(w) = (cut = strstrt(w, ":"), w[cut+1:])
 eval stats_begin
 # the series with a measured error (low-rank on general W has none)
 cs = ""

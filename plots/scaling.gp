@@ -5,9 +5,6 @@
 # series: algo pos
 load ARG0[1:strlen(ARG0) - strlen("scaling.gp")]."style.gp"
 sel(a, p) = (strcol("algo") eq a && strcol("pos") eq p && strcol("status") eq "ok")
-cut = 0
-an(w) = (cut = strstrt(w, ":"), w[1:cut-1])
-pn(w) = (cut = strstrt(w, ":"), w[cut+1:])
 # the series with a measured time (low-rank on general W has none) and their fitted constants;
 # first: 1 for the first series of its algorithm, which names the model in the legend
 cs = ""
@@ -35,7 +32,7 @@ nc = words(cs)
 ser(i) = word(cs, i)
 # W within an algorithm: RoPE dark, general W light
 pk(p) = p eq "general" ? 2 : 1
-model(a) = (a eq "dense" ? "n^2 d" : a eq "fft" ? "C(s+g,g)(d+1) n log_2 n" : "C(d+g,g)(d+1) n")
+model(a) = (a eq "dense" ? "n^2 s" : a eq "fft" ? "C(s+g,g)(d+1) n log_2 n" : "C(d+g,g)(d+1) n")
 K = int((nc + words(algos) + 1) / 2)
 do for [t in "png pdf"] {
   eval fig_term(t, 2, 1.7, K)

@@ -7,7 +7,8 @@
 # - The PDF is one column of a paper: 3.3 in wide, panels stacked, 8 pt text at that size; the
 #   PNG is the same figure at 250 dpi with a title line naming the machine and commit (stamp,
 #   passed by polyrope plot from the CSV's header), which the PDF does not carry.
-# - Legends sit below their panel, never over the data; axes are ranged to the data (fig_axes).
+# - Legends sit in a strip below the panels (fig_key), never over the data; axes are ranged to
+#   the data (fig_axes).
 set datafile separator comma
 set datafile columnheaders
 set datafile missing NaN
@@ -32,6 +33,10 @@ stats_end = "set datafile missing NaN"
 # a finite value, else 0; 1 if finite
 fin(v) = (v == v && abs(v) < 1e308) ? v : 0
 isfin(v) = (v == v && abs(v) < 1e308) ? 1 : 0
+# the two halves of a combos word "algo:pos" (polyrope plot's series combinations)
+cut = 0
+an(w) = (cut = strstrt(w, ":"), w[1:cut-1])
+pn(w) = (cut = strstrt(w, ":"), w[cut+1:])
 # theory and reference curves: dashed black, named by their formula in the legend
 theory = "lw 1.2 dt 2 lc rgb '#000000'"
 
