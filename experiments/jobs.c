@@ -181,8 +181,9 @@ int pr_jobs_run(int *ok, double *cpu, const pr_jobs_t *J, int workers)
     pr_progress_t pg;
     pr_progress_start(&pg, 1);
     int next = 0, running = 0, done = 0, st = PR_OK;
-    double spent = 0, used = 0, left = J->predicted;
-    while (!st && (next < J->njobs || running)) {
+    double spent = 0, left = J->predicted;
+    /* after a failed start (a signal came), the running children are still waited for */
+    while (next < J->njobs || running) {
         while (!st && next < J->njobs && running < workers) {
             char *argv[16], buf[8192], log[4200];
             pr_jobs_log(log, sizeof log, J, next);
@@ -193,14 +194,16 @@ int pr_jobs_run(int *ok, double *cpu, const pr_jobs_t *J, int workers)
             running += !st;
             next += !st;
         }
-        if (st || !running)
+        if (!running)
             break;
         int ws;
         struct rusage ru;
         pid_t got;
         /* the child's own CPU time comes with it, for the prediction's check */
-        if ((st = pr_child_wait(&got, &ws, &ru)))
+        if (pr_child_wait(&got, &ws, &ru)) {
+            st = PR_EIO;
             break;
+        }
         int j = 0;
         while (j < next && pid[j] != got)
             j++;
@@ -210,12 +213,13 @@ int pr_jobs_run(int *ok, double *cpu, const pr_jobs_t *J, int workers)
         ok[j] = WIFEXITED(ws) && (WEXITSTATUS(ws) == 0 || (!J->job[j].preset && WEXITSTATUS(ws) == 1));
         if (cpu)
             cpu[j] = rusage_seconds(&ru);
-        spent += J->job[j].predicted, left -= J->job[j].predicted, used += rusage_seconds(&ru);
+        spent += J->job[j].predicted, left -= J->job[j].predicted;
         char name[128], el[32], eta[32];
-        pr_sweep_duration(el, sizeof el, pr_timing_wall() - pg.t0);
-        /* what is left as predicted, shared by the workers, scaled by how the jobs so far
-         * compared with their prediction (once they weigh a minute) */
-        pr_sweep_duration(eta, sizeof eta, left / workers * (spent > 60 ? used / spent : 1));
+        double t = pr_timing_wall() - pg.t0;
+        pr_sweep_duration(el, sizeof el, t);
+        /* what is left as predicted, shared by the workers, scaled by the wall time the jobs so
+         * far took against their prediction (once they weigh a minute): a busy machine shows */
+        pr_sweep_duration(eta, sizeof eta, left / workers * (spent > 60 ? t * workers / spent : 1));
         job_name(name, sizeof name, &J->job[j]);
         pr_progress_due(&pg, 1);
         pr_progress_print(&pg, 1, "polyrope reproduce: [%d/%d] %s %s (%.1f s CPU, predicted %.1f s); %s elapsed, ETA %s",

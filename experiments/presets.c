@@ -959,13 +959,14 @@ static int cost_problem(problem_t *p, const pr_cfg_t *cfg, int n, int d, double 
 }
 
 /* factorise: n² scores through W (s = 2d products) and, for RoPE, the rotated dot product (d);
- * fitted on n = 256..4096, d = 2, 32: 5.4e-9 + 2.4e-9 s (+ 4e-9 d) seconds per n² */
+ * fitted on n = 512..4096, d = 2, 8, 32 (CPU clock): 0.5e-9 + 1.25e-9 s (+ 1.5e-9 + 0.8e-9 d
+ * for RoPE) seconds per n² */
 static double factorise_cost(const pr_cfg_t *cfg)
 {
     double n = (double)pr_cfg_long(cfg, "n"), d = (double)pr_cfg_long(cfg, "d");
     const char *pos = pr_cfg_str(cfg, "pos");
     int rope = pos && !strncmp(pos, "rope", 4);
-    return n * n * (5.4e-9 + 2.4e-9 * 2 * d + (rope ? 4e-9 * d : 0));
+    return n * n * (0.5e-9 + 1.25e-9 * 2 * d + (rope ? 1.5e-9 + 0.8e-9 * d : 0));
 }
 
 /* degree: pr_certexp_cost_seconds (fitted on the same machine, exact/pr_certexp.c), measured

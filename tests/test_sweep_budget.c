@@ -23,7 +23,7 @@ static void model_arithmetic(pr_rng_t rng)
 {
     const pr_preset_t *p = pr_preset_find("factorise");
     char text[256], err[256];
-    int n0 = 16 << (int)(pr_rng_uniform(rng) * 6), d = 2 * (1 + (int)(pr_rng_uniform(rng) * 16));
+    int n0 = 16 << (int)(pr_rng_uniform(rng) * 6), d = 4 + 2 * (int)(pr_rng_uniform(rng) * 16);
     long N = 1 + (long)(pr_rng_uniform(rng) * 7);
     snprintf(text, sizeof text, "n=%d,%d,%d;d=%d,2;B=1;pos=rope,general;seed=1,2", n0, 2 * n0, 4 * n0, d);
     pr_grid_t g;
