@@ -900,7 +900,7 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 
 /* ------------------------------------------------------------------ cost models */
 
-/* seconds per operation counted by dense_ops and by pr_fast_needs, and the factor on
+/* seconds per operation counted by dense_seconds and by pr_control_needs, and the factor on
  * pr_certexp_cost_seconds (how each was measured: below) */
 #define DENSE_SECONDS_PER_OP 4e-10
 #define FAST_SECONDS_PER_OP 2e-10
@@ -916,7 +916,7 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
  * 2-core machine (AMD EPYC, 2026-11-28): rows of each full grid timed one by one with the CPU
  * clock (the row function alone, no driver), the constant set so the model is within a factor
  * of 2 on most rows and above the measured sum over the sample. The fast paths' counts are
- * pr_fast_needs at the degree the error control picks for the row's data (choosing it costs a
+ * pr_control_needs at the degree the error control picks for the row's data (choosing it costs a
  * generated problem and a double fit: milliseconds). A model is an estimate, never a bound:
  * the rows that can run long get a CPU budget (row_seconds) instead. */
 
@@ -927,28 +927,28 @@ static double dense_seconds(const problem_t *p)
     return DENSE_SECONDS_PER_OP * n * n * (p->W->s + p->d) * (pr_posw_is_factorised(p->W) ? DENSE_ROPE_SCALE : 1);
 }
 
-/* pr_fast_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
+/* pr_control_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
  * chooses for p, plus those of the backward's degree g + 1 when backward; 0 when the error
  * control refuses the row (it ends there) */
 static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, double B, int lowrank, int backward)
 {
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, p->d);
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
+    pr_control_opts_t o;
+    pr_control_info_t info;
     pr_expoly_t e;
     pr_expoly_init(e);
     int st = fast_options(&o, cfg, eps, B);
     if (!st)
-        st = pr_fast_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
+        st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
     pr_expoly_clear(e);
     /* refused by the terms or memory budget: the row ends there */
-    if (st || info.terms > (double)o.max_terms || pr_fast_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
+    if (st || info.terms > (double)o.max_terms || pr_control_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
         return 0;
     double bytes, ops, ops1 = 0;
-    pr_fast_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);
+    pr_control_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);
     if (backward)
-        pr_fast_needs(&bytes, &ops1, p->W, p->n, p->d, info.degree + 1, lowrank);
+        pr_control_needs(&bytes, &ops1, p->W, p->n, p->d, info.degree + 1, lowrank);
     return isfinite(ops + ops1) ? ops + ops1 : 1e300;
 }
 
