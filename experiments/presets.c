@@ -990,23 +990,9 @@ static double degree_cost(const pr_cfg_t *cfg)
     return isfinite(t) ? 0.01 + (kind == PR_EXPOLY_MINIMAX ? DG_MINIMAX_SCALE : 1.0) * t : 0;
 }
 
-/* error: the fast forward and backward (fast_ops) and the dense ones at n = 128 */
-static double error_cost(const pr_cfg_t *cfg)
-{
-    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
-    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), ops = 0;
-    problem_t p;
-    if (!cost_problem(&p, cfg, n, d, B, pr_cfg_str(cfg, "pos")))
-        return 0;
-    int lowrank = algo_is(cfg, "lowrank");
-    if (!lowrank || pr_lowrank_applies(p.W))
-        ops = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1, 0) + 4 * dense_seconds(&p);
-    problem_free(&p);
-    return 0.002 + ops;
-}
-
-/* scaling: one path's forward and backward */
-static double scaling_cost(const pr_cfg_t *cfg)
+/* one path's forward and backward (scaling; dense: 3 dense forwards' time), plus with reference
+ * the dense forward and backward the errors are measured against (error: 4 more) */
+static double path_cost(const pr_cfg_t *cfg, int reference)
 {
     int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
     double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t = 0;
@@ -1017,9 +1003,19 @@ static double scaling_cost(const pr_cfg_t *cfg)
     if (algo_is(cfg, "dense"))
         t = 3 * dense_seconds(&p);
     else if (!lowrank || pr_lowrank_applies(p.W))
-        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1, 0);
+        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1, 0) + (reference ? 4 * dense_seconds(&p) : 0);
     problem_free(&p);
     return 0.002 + t;
+}
+
+static double error_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 1);
+}
+
+static double scaling_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 0);
 }
 
 /* threshold: the FFT forward (while its terms stay under the row's budget) and the dense one */
