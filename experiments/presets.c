@@ -764,6 +764,9 @@ static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 
 /* ------------------------------------------------------------------ threshold (C10, F1) */
 
+/* the FFT path runs while its terms stay under this (past it, the blow-up C10 predicts) */
+enum { THRESHOLD_MAX_TERMS = 20000 };
+
 enum { TH_D, TH_EPS, TH_B, TH_R, TH_DEGREE, TH_TERMS, TH_EXPONENT, TH_RAN, TH_TIME, TH_DENSE_TIME, TH_FLOOR, TH_LOST_BITS };
 
 /* The regime of the theorems: d = 2⌈log2(n)/4⌉ = O(log n), eps = 1/n, B = Bs·√(ln n), general W.
@@ -788,7 +791,7 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
     pr_control_opts_t o;
     pr_control_info_t info;
     st = O ? fast_options(&o, cfg, eps, B) : PR_ENOMEM;
-    o.max_terms = 20000;
+    o.max_terms = THRESHOLD_MAX_TERMS;
     out[TH_D] = d, out[TH_EPS] = eps, out[TH_B] = B;
     if (!st) {
         double t0 = pr_timing_wall();
@@ -900,7 +903,7 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 
 /* ------------------------------------------------------------------ cost models */
 
-/* seconds per operation counted by dense_ops and by pr_fast_needs, and the factor on
+/* seconds per operation counted by dense_seconds and by pr_control_needs, and the factor on
  * pr_certexp_cost_seconds (how each was measured: below) */
 #define DENSE_SECONDS_PER_OP 4e-10
 #define FAST_SECONDS_PER_OP 2e-10
@@ -916,7 +919,7 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
  * 2-core machine (AMD EPYC, 2026-11-28): rows of each full grid timed one by one with the CPU
  * clock (the row function alone, no driver), the constant set so the model is within a factor
  * of 2 on most rows and above the measured sum over the sample. The fast paths' counts are
- * pr_fast_needs at the degree the error control picks for the row's data (choosing it costs a
+ * pr_control_needs at the degree the error control picks for the row's data (choosing it costs a
  * generated problem and a double fit: milliseconds). A model is an estimate, never a bound:
  * the rows that can run long get a CPU budget (row_seconds) instead. */
 
@@ -927,10 +930,11 @@ static double dense_seconds(const problem_t *p)
     return DENSE_SECONDS_PER_OP * n * n * (p->W->s + p->d) * (pr_posw_is_factorised(p->W) ? DENSE_ROPE_SCALE : 1);
 }
 
-/* pr_fast_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
+/* pr_control_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
  * chooses for p, plus those of the backward's degree g + 1 when backward; 0 when the error
- * control refuses the row (it ends there) */
-static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, double B, int lowrank, int backward)
+ * control refuses the row (it ends there), as past max_terms when that is > 0 */
+static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, double B, int lowrank, int backward,
+                       long max_terms)
 {
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, p->d);
@@ -939,6 +943,8 @@ static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, doub
     pr_expoly_t e;
     pr_expoly_init(e);
     int st = fast_options(&o, cfg, eps, B);
+    if (max_terms > 0)
+        o.max_terms = max_terms;
     if (!st)
         st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
     pr_expoly_clear(e);
@@ -984,23 +990,9 @@ static double degree_cost(const pr_cfg_t *cfg)
     return isfinite(t) ? 0.01 + (kind == PR_EXPOLY_MINIMAX ? DG_MINIMAX_SCALE : 1.0) * t : 0;
 }
 
-/* error: the fast forward and backward (fast_ops) and the dense ones at n = 128 */
-static double error_cost(const pr_cfg_t *cfg)
-{
-    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
-    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), ops = 0;
-    problem_t p;
-    if (!cost_problem(&p, cfg, n, d, B, pr_cfg_str(cfg, "pos")))
-        return 0;
-    int lowrank = algo_is(cfg, "lowrank");
-    if (!lowrank || pr_lowrank_applies(p.W))
-        ops = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1) + 4 * dense_seconds(&p);
-    problem_free(&p);
-    return 0.002 + ops;
-}
-
-/* scaling: one path's forward and backward */
-static double scaling_cost(const pr_cfg_t *cfg)
+/* one path's forward and backward (scaling; dense: 3 dense forwards' time), plus with reference
+ * the dense forward and backward the errors are measured against (error: 4 more) */
+static double path_cost(const pr_cfg_t *cfg, int reference)
 {
     int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
     double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t = 0;
@@ -1011,9 +1003,19 @@ static double scaling_cost(const pr_cfg_t *cfg)
     if (algo_is(cfg, "dense"))
         t = 3 * dense_seconds(&p);
     else if (!lowrank || pr_lowrank_applies(p.W))
-        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1);
+        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1, 0) + (reference ? 4 * dense_seconds(&p) : 0);
     problem_free(&p);
     return 0.002 + t;
+}
+
+static double error_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 1);
+}
+
+static double scaling_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 0);
 }
 
 /* threshold: the FFT forward (while its terms stay under the row's budget) and the dense one */
@@ -1024,7 +1026,7 @@ static double threshold_cost(const pr_cfg_t *cfg)
     problem_t p;
     if (n < 4 || !cost_problem(&p, cfg, n, d, B, "general"))
         return 0;
-    t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, 1.0 / n, B, 0, 0) + dense_seconds(&p);
+    t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, 1.0 / n, B, 0, 0, THRESHOLD_MAX_TERMS) + dense_seconds(&p);
     problem_free(&p);
     return 0.002 + t;
 }
@@ -1037,7 +1039,7 @@ static double rope_general_cost(const pr_cfg_t *cfg)
     problem_t p;
     if (!cost_problem(&p, cfg, n, d, B, "rope"))
         return 0;
-    t = FAST_SECONDS_PER_OP * (fast_ops(&p, cfg, eps, B, 1, 0) + fast_ops(&p, cfg, eps, B, 0, 0)) +
+    t = FAST_SECONDS_PER_OP * (fast_ops(&p, cfg, eps, B, 1, 0, 0) + fast_ops(&p, cfg, eps, B, 0, 0, 0)) +
         dense_seconds(&p);
     problem_free(&p);
     return 0.002 + t;
