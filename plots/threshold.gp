@@ -39,7 +39,7 @@ do for [t in "png pdf"] {
          with linespoints pt algo_pt("fft") dt i lc rgb algo_shade("fft", i, nn) title sprintf("FFT, n = %s", nv(i)), \
        for [i=1:nn] keyentry with linespoints pt algo_pt("dense") dt i lc rgb algo_shade("dense", i, nn) title sprintf("dense, n = %s", nv(i)), \
        2 * x / log(2) with lines @theory title "F1 theory: 2R / ln 2", \
-       keyentry with lines lw 1.2 dt 3 lc rgb "#000000" title "C10: exponent 1 (n^2 cost)"
+       keyentry with lines lw 1.2 dt 3 lc rgb "#000000" title "C10: exponent 1 (n^2)"
   unset multiplot
   set output
 }
