@@ -6,7 +6,7 @@
  *     P(σ q·k) = Σ_k c_k σ^k (q·k)^k = Σ_m φ_m(q) ψ_m(k),
  *     φ_m(q) = c_|m| σ^|m| multinomial(m) q^m,  ψ_m(k) = k^m,
  * over the multisets m of [d] with |m| <= g: C(d+g, g) symmetric-monomial features, each built
- * from its parent (pr_fast_marg_t order), one multiplication per row. Then Ã[V | 1] = Φ (Ψᵀ [V | 1])
+ * from its parent (pr_expand_marg_t order), one multiplication per row. Then Ã[V | 1] = Φ (Ψᵀ [V | 1])
  * by blocks of rows (dgemm); causal: the prefix sums Z_b = Σ_{blocks < b} Ψᵀ[V | 1] serve the
  * rows of block b, and the entries inside a block's diagonal square are P(σ q'_i·k'_j) directly. */
 #ifndef PR_LOWRANK_H
