@@ -126,9 +126,9 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->alpha = pr_mem_alloc(mem, (size_t)D->nterms, sizeof(double));
     F->thr = pr_mem_zalloc(mem, (size_t)D->nthreads, sizeof(pr_fast_thread_struct));
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
-    F->pw = pr_mem_big(mem, (size_t)D->s * D->g * L);
-    F->xhat = pr_mem_big(mem, sl * D->nb * d1);
-    F->spec = D->streamed ? NULL : pr_mem_big(mem, sl * D->nterms);
+    F->pw = pr_mem_big(mem, (size_t)D->s * D->g, L * sizeof(double));
+    F->xhat = pr_mem_big(mem, (size_t)D->nb, sl * d1 * sizeof(double));
+    F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->nterms, sl * sizeof(double));
     for (int t = 0; t < D->nthreads; t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -148,17 +148,24 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     }
 }
 
-size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+/* pr_fast_plan_bytes in double: +Inf when the counts pass double's exact range (pr_expand_binom) */
+static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
-    if (!(pr_expand_binom(s, g) < 0x1p53) || n < 1 || d < 1 || da < 1 || db < 1)
-        return 0;
+    if (!isfinite(pr_expand_binom(s, g)) || n < 1 || d < 1 || da < 1 || db < 1)
+        return INFINITY;
     dims_t D;
     dims_set(&D, n, d, s, g, da, db, streamed);
     pr_fast_plan_struct F;
     pr_mem_t mem;
     pr_mem_init(mem, 1);
     plan_alloc(&F, mem, &D, NULL);
-    return mem->bytes < 0.5 * (double)SIZE_MAX ? (size_t)mem->bytes : 0;
+    return mem->bytes;
+}
+
+size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+{
+    double b = plan_bytes(n, d, s, g, da, db, streamed);
+    return b < 0.5 * (double)SIZE_MAX ? (size_t)b : 0;
 }
 
 /* transforms done by all threads' workspaces: forward (inverse = 0) or inverse (1) */
@@ -491,9 +498,7 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g)
 {
     double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
-    size_t b = pr_fast_plan_bytes(n, d, W->s, g, pr_expand_ndistinct(W->a, W->s),
-                                  pr_expand_ndistinct(W->b, W->s), 1);
-    *bytes = b ? (double)b : INFINITY;
+    *bytes = plan_bytes(n, d, W->s, g, pr_expand_ndistinct(W->a, W->s), pr_expand_ndistinct(W->b, W->s), 1);
     /* per term a symbol transform (5 L log2 L) and d+1 spectral products; per marginal d+1
      * transforms (at most as many marginals as terms, twice) */
     double T = pr_expand_binom(W->s, g);

@@ -52,9 +52,9 @@ static void bufs_alloc(lr_bufs *b, pr_mem_t mem, int n, int d, size_t F)
 {
     size_t d1 = (size_t)d + 1, nd = (size_t)n * d;
     b->coef = pr_mem_alloc(mem, F, sizeof(double));
-    b->Z = pr_mem_zalloc(mem, F * d1, sizeof(double));
-    b->Phi = pr_mem_alloc(mem, F * BLOCK, sizeof(double));
-    b->Psi = pr_mem_alloc(mem, F * BLOCK, sizeof(double));
+    b->Z = pr_mem_zalloc(mem, F, d1 * sizeof(double));
+    b->Phi = pr_mem_alloc(mem, F, BLOCK * sizeof(double));
+    b->Psi = pr_mem_alloc(mem, F, BLOCK * sizeof(double));
     b->Qr = pr_mem_alloc(mem, nd, sizeof(double));
     b->Kr = pr_mem_alloc(mem, nd, sizeof(double));
     b->Xb = pr_mem_alloc(mem, BLOCK * d1, sizeof(double));
@@ -70,7 +70,7 @@ static void bufs_free(lr_bufs *b)
 double pr_lowrank_bytes(int n, int d, int g)
 {
     double F = pr_expand_binom(d, g);
-    if (!(F < 0x1p53) || n < 1 || d < 1)
+    if (!isfinite(F) || n < 1 || d < 1)
         return INFINITY;
     lr_bufs b;
     pr_mem_t mem;
