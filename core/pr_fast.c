@@ -129,7 +129,7 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->pw = pr_mem_big(mem, (size_t)D->s * D->g, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->nterms, sl * sizeof(double));
-    for (int t = 0; t < D->nthreads; t++) {
+    for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
         th->pref = pr_mem_alloc(mem, (size_t)D->s + 1, sizeof(double *));
