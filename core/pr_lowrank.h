@@ -31,8 +31,9 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
                        const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                        size_t mem_budget, long max_features);
 
-/* Bytes pr_lowrank_execute holds for degree g (+Inf past double): what mem_budget is checked
- * against, before anything is allocated. */
+/* Bytes pr_lowrank_execute holds for degree g (+Inf past pr_expand_binom's range): its
+ * allocations counted by a dry run (pr_mem) plus the features' table (pr_expand_marg_bytes);
+ * what mem_budget is checked against, before anything is allocated. */
 double pr_lowrank_bytes(int n, int d, int g);
 
 #ifdef __cplusplus
