@@ -500,7 +500,7 @@ int pr_cmd_reproduce(int argc, char **argv)
     const char *out = "results";
     pr_opt_t opts[] = {
         {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, about a minute on 2 cores (the default)"},
-        {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids: about an hour of CPU (--jobs 2 spreads it over 2 cores)"},
+        {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids: about 35 min of CPU, predicted at the start (--jobs 2 spreads it over 2 cores)"},
         {.name = "tiny", .type = PR_OPT_FLAG, .dest = &tiny, .help = "the smallest grids, seconds: a smoke test of the whole job"},
         {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md (created if missing; must be writable)"},
         {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it (give the same size)"},
