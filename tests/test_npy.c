@@ -186,7 +186,7 @@ int main(void)
         int want;
     } bad[] = {
         {1, 0, "{'descr': '>f8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
-        {1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 3, -1, PR_ENPY_DTYPE},
+        {1, 0, "{'descr': '<c8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
         {1, 0, "{'descr': '<i8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
         {1, 0, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", 6, -1, PR_ENPY_ORDER},
         {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (7,), }", 6, -1, PR_ENPY_TRUNCATED},
