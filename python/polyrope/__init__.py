@@ -132,8 +132,6 @@ def _widen(name, x, bf16):
     if dt.name == "bfloat16" or (bf16 and dt.kind in "iu" and dt.itemsize == 2):
         bits = x.view(np.uint16).astype(np.uint32) << 16
         return bits.view(np.float32).astype(np.float64), "bfloat16"
-    if bf16:
-        raise TypeError("%s: bf16=True needs 16-bit integers (the bits of each bfloat16), got %s" % (name, dt))
     if dt.kind == "f" and dt.itemsize in (8, 4, 2):
         return x.astype(np.float64), {8: "float64", 4: "float32", 2: "float16"}[dt.itemsize]
     if dt.kind in "iu" and dt.itemsize == 2:
