@@ -7,8 +7,7 @@
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_dense.h"
-#include "pr_fast.h"
-#include "pr_lowrank.h"
+#include "pr_control.h"
 #include "pr_flat.h"
 
 /* status st with a one-line reason in msg (when given) */
@@ -84,13 +83,14 @@ static int one_head(double *O, double *bound, char *msg, size_t len, const doubl
         int st = pr_dense_forward(O, NULL, Q, K, V, W, n, d, opts);
         return st ? fail(msg, len, st, "exact: %s", pr_strerror(st)) : PR_OK;
     }
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
-    pr_fast_opts_default(&o);
+    pr_control_opts_t o;
+    pr_control_info_t info;
+    pr_control_opts_default(&o);
     o.eps = eps;
     o.widen = 1;
     const char *name = algo == PR_FLAT_FFT ? "fft" : "lowrank";
-    int st = (algo == PR_FLAT_FFT ? pr_fast_forward : pr_lowrank_forward)(O, &info, Q, K, V, W, n, d, opts, &o);
+    int st = (algo == PR_FLAT_FFT ? pr_control_forward_fft : pr_control_forward_lowrank)(O, &info, Q, K, V, W, n, d,
+                                                                                          opts, &o);
     if (st == PR_EFLOOR)
         return fail(msg, len, st, "%s: eps %g is below the floating-point floor %.3g (R = %.4g from the data): "
                     "raise eps or use algo='exact'", name, eps, info.floor, info.R);

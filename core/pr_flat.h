@@ -13,8 +13,8 @@ extern "C" {
 
 typedef enum {
     PR_FLAT_EXACT = 0,   /* the dense reference (pr_dense_forward) */
-    PR_FLAT_FFT = 1,     /* the FFT path for target eps (pr_fast_forward) */
-    PR_FLAT_LOWRANK = 2  /* the feature-map path for target eps (pr_lowrank_forward) */
+    PR_FLAT_FFT = 1,     /* the FFT path for target eps (pr_control_forward_fft) */
+    PR_FLAT_LOWRANK = 2  /* the feature-map path for target eps (pr_control_forward_lowrank) */
 } pr_flat_algo_t;
 
 /* O (b, h, n, d) = attention of every query head, C order: Q is (b, h, n, d), K and V are
