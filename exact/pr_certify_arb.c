@@ -39,7 +39,7 @@ static int split_dd(double *hi, double *lo, const arb_t x, double tau)
     return ok;
 }
 
-/* cos/sin of m·θ_k, θ_k = base^{-2k/d}, by powers of e^{iθ_k} at TABLE_PREC bits */
+/* cos/sin of m·θ_k, θ_k = base^{-2k/d}, by powers of e^{iθ_k} at TABLE_PREC bits (L1) */
 static int tables(cert_prob_t *p, double base)
 {
     size_t len = (size_t)p->n * p->h;
@@ -63,9 +63,13 @@ static int tables(cert_prob_t *p, double base)
         arb_div_si(th, th, p->d, TABLE_PREC);
         arb_pow(th, e, th, TABLE_PREC);
         arb_sin_cos(acb_imagref(z1), acb_realref(z1), th, TABLE_PREC);
-        acb_one(z);
         for (int m = 0; m < p->n && ok; m++) {
             size_t t = (size_t)m * p->h + k;
+            /* the product's rectangular balls grow by cos θ + sin θ <= √2 a step: restart every 64 */
+            if (m % 64 == 0) {
+                arb_mul_si(e, th, m, TABLE_PREC);
+                arb_sin_cos(acb_imagref(z), acb_realref(z), e, TABLE_PREC);
+            }
             ok = split_dd(p->ch + t, p->cl + t, acb_realref(z), p->tau_lo) &&
                  split_dd(p->sh + t, p->sl + t, acb_imagref(z), p->tau_lo);
             acb_mul(z, z, z1, TABLE_PREC);
