@@ -70,8 +70,9 @@ static int exp_init(cexp_t *e, double u)
         return PR_EPREC;
     /* |r̂ - r| <= u(|t| + |k l2| + |r̂|) + |k| 2^-85 <= 0.75u + 2^-70 for |k| <= 1011 (L3) */
     double er = 0.75 * u + 0x1p-70;
-    double horner = gamma_k(2 * EXP_DEG, u) * exp(0.7) * 1.001;
-    e->eps = pr_certify_up(((1.0 + ep + horner) * exp(er) - 1.0) * 1.01 + 1e-300);
+    /* no libm in a bound: e^0.7 < 2.0138, e^x <= 1 + 2x for 0 <= x <= 1 */
+    double horner = gamma_k(2 * EXP_DEG, u) * 2.0138 * 1.001;
+    e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
     return PR_OK;
 }
 
@@ -134,36 +135,56 @@ static void norms_up(double *nr, const double *X, int n, int d, double u)
     }
 }
 
-/* one row of the block: scores s[0..jn) in, bounds of row i out (L2-L5) */
-static void pass_row(pass_t *ps, int i, double *s, int jn, double *tmp, double *acc)
+/* what a row's exponentials leave for its bounds (L4) */
+typedef struct {
+    double lam;    /* Λ = Σ_j λ_j ê_j */
+    double lmax;   /* max_j λ_j */
+    double under;  /* terms below EXP_UNDER, set to 0 */
+    int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
+} rowx_t;
+
+/* row i: scores s[0..jn) in, ê_j out (zero from jn to the block's width w) (L2-L4) */
+static void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
+{
+    const cert_prob_t *p = ps->p;
+    double u = p->u, eta = 0x1p-1021, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
+    double mx = -INFINITY, lam = 0.0, dmax = 0.0, under = 0.0;
+    const double *nK = ps->nK;
+    const cexp_t *ex = ps->ex;
+    for (int j = 0; j < jn; j++) {
+        s[j] -= al * (double)labs((long)i - j);
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    double tiny = (p->d + 3) * eta;
+#pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
+    for (int j = 0; j < jn; j++) {
+        double b = al * (double)labs((long)i - j), x = s[j] - mx;
+        double dl = kap * nK[j] + u * (b + fabs(s[j]) + fabs(x)) + tiny;
+        dmax = dl > dmax ? dl : dmax;
+        int lo = x < EXP_UNDER;
+        double e = cexp_eval(ex, lo ? 0.0 : x);
+        e = lo ? 0.0 : e;
+        under += lo;
+        lam += (eps + (1.0 + eps) * (dl + dl * dl)) * e;
+        s[j] = e;
+    }
+    for (int j = jn; j < w; j++)
+        s[j] = 0.0;
+    rx->lam = lam;
+    rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
+    rx->under = under;
+    rx->fail = !(dmax <= 0.5) || !isfinite(mx);
+}
+
+/* row i's bounds from Ô's numerators acc[0..d) and denominator S (L4, L5) */
+static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, double S, int jn)
 {
     const cert_prob_t *p = ps->p;
     int d = p->d;
-    double u = p->u, eta = 0x1p-1021, kap = ps->cs * p->sig * ps->nQ[i];
-    double mx = -INFINITY;
-    for (int j = 0; j < jn; j++) {
-        double b = p->alibi > 0.0 ? p->alibi * (double)labs((long)i - j) : 0.0;
-        s[j] = s[j] - b;
-        mx = s[j] > mx ? s[j] : mx;
-    }
-    double lam = 0.0, dmax = 0.0, under = 0.0;
-    for (int j = 0; j < jn; j++) {
-        double b = p->alibi > 0.0 ? p->alibi * (double)labs((long)i - j) : 0.0;
-        double x = s[j] - mx;
-        double dl = kap * ps->nK[j] + u * (b + fabs(s[j]) + fabs(x)) + (d + 3) * eta;
-        dmax = dl > dmax ? dl : dmax;
-        if (x < EXP_UNDER) {
-            s[j] = 0.0;
-            under += 1.0;
-            continue;
-        }
-        double e = cexp_eval(ps->ex, x);
-        s[j] = e;
-        lam += (ps->ex->eps + (1.0 + ps->ex->eps) * (dl + dl * dl)) * e;
-    }
+    double u = p->u, eta = 0x1p-1021;
     double *lo = ps->lo + (size_t)i * d, *hi = ps->hi + (size_t)i * d;
     unsigned char *st = ps->state + (size_t)i * d;
-    if (!(dmax <= 0.5) || !isfinite(mx)) {
+    if (rx->fail) {
         ps->rowfail[i] = 1;
         for (int c = 0; c < d; c++) {
             lo[c] = 0.0;
@@ -172,24 +193,10 @@ static void pass_row(pass_t *ps, int i, double *s, int jn, double *tmp, double *
         }
         return;
     }
-    /* N = Σ_j ê_j V_j and S = Σ_j ê_j in partial sums of TJ terms (L5) */
-    double S = 0.0;
-    memset(acc, 0, sizeof(double) * d);
-    for (int j0 = 0; j0 < jn; j0 += TJ) {
-        int mj = jn - j0 < TJ ? jn - j0 : TJ;
-        cblas_dgemv(CblasRowMajor, CblasTrans, mj, d, 1.0, ps->V + (size_t)j0 * d, d, s + j0, 1, 0.0, tmp, 1);
-        double sp = 0.0;
-        for (int j = j0; j < j0 + mj; j++)
-            sp += s[j];
-        S += sp;
-        for (int c = 0; c < d; c++)
-            acc[c] += tmp[c];
-    }
-    double lmax = (ps->ex->eps + (1.0 + ps->ex->eps) * (dmax + dmax * dmax));
     double gk = gamma_k(TJ + (jn + TJ - 1) / TJ + 1, u);
     double Sl = pr_certify_down(S * (1.0 - gk));
     /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
-    double dev = pr_certify_up((lam * (1.0 + gk) / (1.0 - lmax) + under * exp(-699.0)) / Sl);
+    double dev = pr_certify_up((rx->lam * (1.0 + gk) / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
     double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
     for (int c = 0; c < d; c++) {
         double o = acc[c] / S;
@@ -211,6 +218,35 @@ static void pass_row(pass_t *ps, int i, double *s, int jn, double *tmp, double *
     }
 }
 
+/* rows i0..i0+mi: scores, exponentials, N = Ê·V and S = Σ ê in partial sums of TJ terms (L5) */
+static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, double *acc, double *sum, rowx_t *rx)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
+                0.0, S, w);
+    for (int r = 0; r < mi; r++)
+        row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
+    memset(acc, 0, sizeof(double) * mi * d);
+    memset(sum, 0, sizeof(double) * mi);
+    for (int j0 = 0; j0 < w; j0 += TJ) {
+        int mj = w - j0 < TJ ? w - j0 : TJ;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S + j0, w, ps->V + (size_t)j0 * d, d,
+                    0.0, tmp, d);
+        for (int r = 0; r < mi; r++) {
+            const double *e = S + (size_t)r * w + j0;
+            double sp = 0.0;
+            for (int j = 0; j < mj; j++)
+                sp += e[j];
+            sum[r] += sp;
+        }
+        for (int t = 0; t < mi * d; t++)
+            acc[t] += tmp[t];
+    }
+    for (int r = 0; r < mi; r++)
+        row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n);
+}
+
 /* the double pass over all rows (OpenMP over row blocks, OpenBLAS serial inside) */
 static int pass_run(pass_t *ps)
 {
@@ -221,8 +257,9 @@ static int pass_run(pass_t *ps)
     double bmax = 0.0;
 #pragma omp parallel reduction(max : bmax)
     {
-        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * 2 * d);
-        int mine = S && tmp ? PR_OK : PR_ENOMEM;
+        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (2 * BI * (size_t)d + BI));
+        rowx_t *rx = malloc(sizeof(rowx_t) * BI);
+        int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
         pass_t me = *ps;
         me.bound_max = 0.0;
 #pragma omp for schedule(dynamic, 1)
@@ -230,11 +267,7 @@ static int pass_run(pass_t *ps)
             if (mine)
                 continue;
             int i0 = b * BI, mi = n - i0 < BI ? n - i0 : BI;
-            int jn = p->causal ? i0 + mi : n;
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, jn, d, p->sig, ps->Qr + (size_t)i0 * d, d,
-                        ps->Kr, d, 0.0, S, jn);
-            for (int r = 0; r < mi; r++)
-                pass_row(&me, i0 + r, S + (size_t)r * jn, p->causal ? i0 + r + 1 : n, tmp, tmp + d);
+            pass_block(&me, i0, mi, S, tmp, tmp + BI * (size_t)d, tmp + 2 * BI * (size_t)d, rx);
         }
         bmax = me.bound_max;
         if (mine) {
@@ -243,6 +276,7 @@ static int pass_run(pass_t *ps)
         }
         free(S);
         free(tmp);
+        free(rx);
     }
     openblas_set_num_threads(saved);
     ps->bound_max = bmax;

@@ -71,9 +71,9 @@ void pr_certify_opts_default(pr_certify_opts_t *opts);
 typedef struct {
     double lower, upper;   /* lower <= max |cand - true| <= upper (proved; upper rounded up) */
     long worst_row, worst_col; /* the element whose proved lower bound is `lower` */
-    double ulps_lower, ulps_upper; /* enclosure of max |cand - true| / ulp(cand) in dtype's ulps
-                                      (ulp of the candidate's value; subnormal ulp below the
-                                      normal range) */
+    double ulps_lower, ulps_upper; /* the worst element's |cand - true| in ulps of its candidate
+                                      value in dtype (subnormal ulp below the normal range);
+                                      NaN when that value is not finite */
     int verdict;           /* of |cand - true| <= atol + rtol·|true| at every element */
     long witness_row, witness_col; /* refuted: an element proved out of tolerance; else -1 */
     long rows;             /* rows of this head */

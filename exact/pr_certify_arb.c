@@ -39,7 +39,7 @@ static int split_dd(double *hi, double *lo, const arb_t x, double tau)
     return ok;
 }
 
-/* cos/sin of m·θ_k, θ_k = base^{-2k/d}, by powers of e^{iθ_k} at TABLE_PREC bits */
+/* cos/sin of m·θ_k, θ_k = base^{-2k/d}, by powers of e^{iθ_k} at TABLE_PREC bits (L1) */
 static int tables(cert_prob_t *p, double base)
 {
     size_t len = (size_t)p->n * p->h;
@@ -63,9 +63,13 @@ static int tables(cert_prob_t *p, double base)
         arb_div_si(th, th, p->d, TABLE_PREC);
         arb_pow(th, e, th, TABLE_PREC);
         arb_sin_cos(acb_imagref(z1), acb_realref(z1), th, TABLE_PREC);
-        acb_one(z);
         for (int m = 0; m < p->n && ok; m++) {
             size_t t = (size_t)m * p->h + k;
+            /* the product's rectangular balls grow by cos θ + sin θ <= √2 a step: restart every 64 */
+            if (m % 64 == 0) {
+                arb_mul_si(e, th, m, TABLE_PREC);
+                arb_sin_cos(acb_imagref(z), acb_realref(z), e, TABLE_PREC);
+            }
             ok = split_dd(p->ch + t, p->cl + t, acb_realref(z), p->tau_lo) &&
                  split_dd(p->sh + t, p->sl + t, acb_imagref(z), p->tau_lo);
             acb_mul(z, z, z1, TABLE_PREC);
@@ -288,18 +292,13 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
                           const double *cand, long len, int d, int dtype)
 {
     long worst = 0, bad = -1, open = 0;
-    double L = 0.0, U = 0.0, ul = 0.0, uu = 0.0;
+    double L = 0.0, U = 0.0;
     for (long k = 0; k < len; k++) {
         if (k == 0 || lo[k] > L) {
             L = lo[k];
             worst = k;
         }
         U = hi[k] > U ? hi[k] : U;
-        double q = isfinite(cand[k]) ? pr_certify_ulp(cand[k], dtype) : 1.0;
-        double a = lo[k] / q, b = hi[k] / q; /* q a power of 2: exact unless out of range */
-        a = isfinite(a) ? pr_certify_down(a) : a;
-        ul = a > ul ? a : ul;
-        uu = b > uu ? pr_certify_up(b) : uu;
         if (state[k] == CERT_BAD && bad < 0)
             bad = k;
         open += state[k] == CERT_OPEN;
@@ -308,8 +307,10 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
     res->upper = U;
     res->worst_row = len ? worst / d : -1;
     res->worst_col = len ? worst % d : -1;
-    res->ulps_lower = ul;
-    res->ulps_upper = uu;
+    /* at the worst element, in ulps of its candidate value: a power of 2, so exact unless out of range */
+    double q = len && isfinite(cand[worst]) ? pr_certify_ulp(cand[worst], dtype) : NAN;
+    res->ulps_lower = len ? pr_certify_down(lo[worst] / q) : NAN;
+    res->ulps_upper = len ? pr_certify_up(hi[worst] / q) : NAN;
     res->verdict = bad >= 0 ? PR_CERT_REFUTED : open ? PR_CERT_UNKNOWN : PR_CERT_CERTIFIED;
     res->witness_row = bad >= 0 ? bad / d : -1;
     res->witness_col = bad >= 0 ? bad % d : -1;

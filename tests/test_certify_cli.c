@@ -1,0 +1,157 @@
+/* polyrope certify from the shell: exit statuses 0 certified, 1 refuted, 3 unknown, 2 (one line on
+ * stderr, nothing on stdout) for every unsupported input; --json's per-head enclosures in order. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pr_test.h"
+#include "pr_test_cli.h"
+#include "pr_status.h"
+#include "pr_rng.h"
+#include "pr_npy.h"
+#include "pr_dense.h"
+
+/* a raw .npy with the given header dict and len bytes of payload */
+static void write_raw(const char *path, const char *dict, size_t len)
+{
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr, "%s", dict);
+    int total = 10 + hl + 1, pad = (64 - total % 64) % 64;
+    FILE *f = fopen(path, "wb");
+    unsigned short h = (unsigned short)(hl + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fwrite(&h, 2, 1, f);
+    fwrite(hdr, 1, (size_t)hl, f);
+    for (int k = 0; k < pad; k++)
+        fputc(' ', f);
+    fputc('\n', f);
+    for (size_t k = 0; k < len; k++)
+        fputc(0, f);
+    fclose(f);
+}
+
+/* exit 2, one line on stderr naming `what`, nothing on stdout */
+static void refused(const char *args, const char *what)
+{
+    int rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && !*pr_test_cli_out && strstr(pr_test_cli_err, what),
+             "polyrope %s: exit %d, stderr '%s' (want one line with '%s'), stdout '%.80s'", args, rc, pr_test_cli_err,
+             what, pr_test_cli_out);
+}
+
+/* the k-th number after "key": in the JSON output (k = 0 first) */
+static double json_nth(const char *key, int k)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = pr_test_cli_out;
+    for (int t = 0; p && t <= k; t++)
+        if ((p = strstr(p, pat)))
+            p += strlen(pat);
+    return p && strncmp(p, "null", 4) ? strtod(p, NULL) : NAN;
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_certify_cli", 1516));
+    enum { H = 2, HK = 1, N = 48, D = 8 };
+    size_t nd = (size_t)N * D;
+    static double Q[H * N * D], K[HK * N * D], V[HK * N * D], O[H * N * D], T[H * N * D];
+    pr_rng_fill(Q, H * (long)nd, 1.0, rng);
+    pr_rng_fill(K, HK * (long)nd, 1.0, rng);
+    pr_rng_fill(V, HK * (long)nd, 1.0, rng);
+    /* each head's dense forward, rounded to float32: a candidate (no RoPE: --pos identity) */
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_identity(W, N, D));
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, D);
+    for (int h = 0; h < H; h++)
+        PR_CHECK_OK(pr_dense_forward(O + h * nd, NULL, Q + h * nd, K, V, W, N, D, &ao));
+    pr_posw_clear(W);
+    for (size_t t = 0; t < H * nd; t++)
+        T[t] = (double)(float)O[t];
+    long s3[3] = {H, N, D}, k3[3] = {HK, N, D}, s2[2] = {N, D}, s4[4] = {1, H, N, D}, k4[4] = {1, HK, N, D};
+    PR_CHECK_OK(pr_npy_write("cc_q.npy", Q, 3, s3));
+    PR_CHECK_OK(pr_npy_write("cc_k.npy", K, 3, k3));
+    PR_CHECK_OK(pr_npy_write("cc_v.npy", V, 3, k3));
+    PR_CHECK_OK(pr_npy_write("cc_o.npy", T, 3, s3));
+    PR_CHECK_OK(pr_npy_write("cc_q4.npy", Q, 4, s4));
+    PR_CHECK_OK(pr_npy_write("cc_k4.npy", K, 4, k4));
+    PR_CHECK_OK(pr_npy_write("cc_o4.npy", T, 4, s4));
+    PR_CHECK_OK(pr_npy_write("cc_q2.npy", Q, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_v2.npy", V, 2, s2));
+    long s3k[3] = {3, N, D};
+    static double Z[3 * N * D];
+    PR_CHECK_OK(pr_npy_write("cc_k3.npy", Z, 3, s3k));
+    const char *base = "certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --pos identity";
+    char args[1024];
+
+    /* refuted at atol 0 (exit 1), certified at a generous atol (exit 0), heads in order */
+    int rc = pr_test_cli_run("cert_cli", base);
+    PR_CHECK(rc == 1 && strstr(pr_test_cli_out, "refuted"), "atol 0: exit %d\n%s%s", rc, pr_test_cli_out,
+             pr_test_cli_err);
+    snprintf(args, sizeof args, "%s --atol 1e-6 --dtype float32 --json", base);
+    rc = pr_test_cli_run("cert_cli", args);
+    double lo0 = json_nth("lower", 0), up0 = json_nth("upper", 0), lo1 = json_nth("lower", 2), up1 = json_nth("upper", 2);
+    PR_CHECK(rc == 0 && pr_test_lines(pr_test_cli_out) == 1 && lo0 > 0 && up0 <= lo0 * (1 + 1e-6) && lo1 > 0 &&
+             up1 <= lo1 * (1 + 1e-6) && strstr(pr_test_cli_out, "\"verdict\": \"certified\"}"),
+             "--json: exit %d\n%s%s", rc, pr_test_cli_out, pr_test_cli_err);
+    /* head 1's enclosure is head 1's: the same from a (n, d) file of that head alone */
+    double e1 = 0.0;
+    for (size_t t = 0; t < nd; t++)
+        e1 = fmax(e1, fabs(T[nd + t] - O[nd + t]));
+    PR_CHECK(fabs(e1 - lo1) <= 1e-12 && fabs(json_nth("lower", 0) - e1) > 0.0,
+             "head 1: float64 reference's error %.17g vs [%.17g, %.17g]", e1, lo1, up1);
+    /* 4-D (b, h, n, d) gives the same numbers */
+    rc = pr_test_cli_run("cert_cli", "certify --q cc_q4.npy --k cc_k4.npy --v cc_k4.npy --o cc_o4.npy --pos identity "
+                                     "--atol 1 --json");
+    PR_CHECK(rc == 0 && json_nth("num_heads", 0) == H && json_nth("batch", 0) == 1, "4-D: exit %d\n%s%s", rc,
+             pr_test_cli_out, pr_test_cli_err);
+    /* unknown (exit 3): a tolerance inside the double pass's enclosure, no Arb rows */
+    snprintf(args, sizeof args, "%s --max-fallback-s 0 --json", base);
+    pr_test_cli_run("cert_cli", args);
+    double a = 0.0;
+    for (int k = 0; k < 2 * H; k += 2)
+        a = fmax(a, 0.5 * (json_nth("lower", k) + json_nth("upper", k)));
+    snprintf(args, sizeof args, "%s --max-fallback-s 0 --atol %.17g", base, a);
+    rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 3 && strstr(pr_test_cli_out, "unknown"), "atol %.17g without Arb rows: exit %d\n%s%s", a, rc,
+             pr_test_cli_out, pr_test_cli_err);
+    snprintf(args, sizeof args, "%s --atol %.17g", base, a);
+    rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 0 || rc == 1, "atol %.17g with Arb rows: exit %d (decided)\n%s%s", a, rc, pr_test_cli_out,
+             pr_test_cli_err);
+
+    /* unsupported inputs and usage: exit 2, one line */
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy", "--o is required");
+    refused("certify --q cc_q.npy --k cc_k3.npy --v cc_k3.npy --o cc_o.npy", "multiple");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v2.npy --o cc_o.npy", "--v");
+    refused("certify --q cc_q2.npy --k cc_k.npy --v cc_v.npy --o cc_q2.npy", "--k");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --do cc_o.npy", "--dq");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_q.npy --dtype float16", "not a float16 value");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --rope-base 1", "--rope-base");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_nonexistent.npy", "cc_nonexistent.npy");
+    refused("certify --q '' --k cc_k.npy --v cc_v.npy --o cc_o.npy", "empty");
+    static double odd[N * 3];
+    long so[2] = {N, 3};
+    PR_CHECK_OK(pr_npy_write("cc_odd.npy", odd, 2, so));
+    refused("certify --q cc_odd.npy --k cc_odd.npy --v cc_odd.npy --o cc_odd.npy", "even");
+    static double nan1[N * D];
+    nan1[7] = NAN;
+    PR_CHECK_OK(pr_npy_write("cc_nan.npy", nan1, 2, s2));
+    refused("certify --q cc_nan.npy --k cc_q2.npy --v cc_q2.npy --o cc_q2.npy", "finite");
+    char dict[200];
+    const char *bad[][2] = {{"'<i4'", "False"}, {"'>f8'", "False"}, {"'<f8'", "True"}, {"'<c16'", "False"}};
+    for (int k = 0; k < 4; k++) {
+        snprintf(dict, sizeof dict, "{'descr': %s, 'fortran_order': %s, 'shape': (%d, %d), }", bad[k][0], bad[k][1], N, D);
+        write_raw("cc_bad.npy", dict, (size_t)N * D * 16);
+        refused("certify --q cc_bad.npy --k cc_q2.npy --v cc_q2.npy --o cc_q2.npy", "cc_bad.npy");
+    }
+    static double big[600 * 2];
+    long sb[2] = {600, 2};
+    PR_CHECK_OK(pr_npy_write("cc_big.npy", big, 2, sb));
+    refused("certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy --do cc_big.npy --dq cc_big.npy",
+            "n <= 512");
+    return pr_test_finish("test_certify_cli");
+}
