@@ -119,6 +119,35 @@ def test_dtypes_widen_exactly():
     assert np.array_equal(polyrope.attention(q.astype(">f8"), np.asfortranarray(k), v), polyrope.attention(q, k, v))
 
 
+class FakeTensor:
+    """what attention() uses of a torch tensor: detach(), cpu(), numpy()"""
+
+    def __init__(self, x, fails=False):
+        self.x, self.fails, self.calls = x, fails, []
+
+    def detach(self):
+        self.calls.append("detach")
+        return self
+
+    def cpu(self):
+        self.calls.append("cpu")
+        return self
+
+    def numpy(self):
+        if self.fails:
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self.x
+
+
+def test_tensors_through_numpy():
+    q, k, v = qkv(rng(45), (2, 12, 4))
+    t = FakeTensor(q.astype(np.float32))
+    assert np.array_equal(polyrope.attention(t, k, v), polyrope.attention(q.astype(np.float32), k, v))
+    assert t.calls == ["detach", "cpu"]
+    with pytest.raises(TypeError, match="t.view.torch.int16. with bf16=True"):
+        polyrope.attention(q, FakeTensor(k, fails=True), v)
+
+
 def test_custom_w_is_the_rope_of_the_same_matrices():
     """a general W given as the dense RoPE matrices W_l = R_{-l} (attn --w) matches pos='rope'"""
     r = rng(50)
