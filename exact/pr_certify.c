@@ -11,6 +11,7 @@
 #include "pr_status.h"
 #include "pr_rope.h"
 #include "pr_timing.h"
+#include "pr_npy.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -544,13 +545,8 @@ void pr_certify_opts_default(pr_certify_opts_t *opts)
 
 double pr_certify_ulp(double x, int dtype)
 {
-    static const int prec[] = {53, 24, 11, 8}, emin[] = {-1022, -126, -14, -126};
-    if (dtype < 0 || dtype > 3 || !isfinite(x))
-        return NAN;
-    int e = x == 0.0 ? emin[dtype] : ilogb(x);
-    if (e < emin[dtype])
-        e = emin[dtype];
-    return ldexp(1.0, e - prec[dtype] + 1);
+    /* PR_CERTIFY_FLOAT64... are pr_npy_dtype_t's values */
+    return dtype < 0 || dtype > 3 ? NAN : pr_npy_ulp((pr_npy_dtype_t)dtype, x);
 }
 
 const char *pr_certify_dtype_name(int dtype)
