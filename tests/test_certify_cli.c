@@ -228,5 +228,12 @@ int main(void)
     refused("certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy --do cc_big.npy --dq cc_big.npy",
             "n <= 512");
     test_dtypes(rng);
+    /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
+    rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --json");
+    double ce = pr_test_cli_json("certified_err_inf"), ei = pr_test_cli_json("err_inf"), bd = pr_test_cli_json("bound");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce >= ei * (1 - 1e-6) &&
+             ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --certify: exit %d, certified %.17g, err_inf %.17g, bound %g\n%s%s",
+             rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
+    refused("attn --n 1024 --d 8 --certify --backward", "--backward");
     return pr_test_finish("test_certify_cli");
 }
