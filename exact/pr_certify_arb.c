@@ -122,7 +122,7 @@ int pr_certify_prob_init(cert_prob_t *p, const pr_certify_problem_t *prob, const
     p->prec = opts->prec > 0 ? opts->prec : 128;
     if (p->prec < 64 || p->prec > 4096)
         return PR_EINVAL;
-    /* the γ bounds hold with u = 2^-53 under round-to-nearest, 2^-52 under any other mode */
+    /* the callers set round-to-nearest; u = 2^-52 would cover any other mode */
     p->u = fegetround() == FE_TONEAREST ? 0x1p-53 : 0x1p-52;
     if (p->rope && (d % 2))
         return PR_EODD;

@@ -1,5 +1,6 @@
 /* pr_certify's gradients: the whole head's backward in Arb (docs/certify.md L7), for the real-number
  * problem of pr_certify.h, and the verdict of each candidate gradient. O(n² d) ball operations. */
+#include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +158,7 @@ static int finite_all(const double *x, size_t len)
 }
 
 /* batch × heads; kv gradients summed over each group (GQA) */
-int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
                               const double *dV_cand, const double *Q, const double *K, const double *V,
                               const double *dO, int batch, int heads, int kv_heads, int n, int d,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
@@ -217,6 +218,20 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, c
     double dt = pr_timing_wall() - t0;
     for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)
         res[t].time_s = dt;
+    return st;
+}
+
+int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                              const double *dV_cand, const double *Q, const double *K, const double *V,
+                              const double *dO, int batch, int heads, int kv_heads, int n, int d,
+                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    /* Arb assumes the default floating-point environment */
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
+    fesetenv(&env);
     return st;
 }
 

@@ -2,6 +2,7 @@
  * small heads (the enclosures must intersect: both contain the truth), float64 references where
  * the candidate's error is far above float64's, known-bug kernels refuted, a float32 kernel
  * certified at the tolerance its error deserves and refuted just below it. */
+#include <fenv.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +409,34 @@ static void test_backward(pr_rng_t rng)
     free(Q);
 }
 
+/* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
+static void test_rounding(pr_rng_t rng)
+{
+    cfg_t c = {50, 8, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 5), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd, beta[100];
+    fill(Q, 3 * nd, c.B, rng);
+    PR_CHECK_OK(dense_of(O, Q, K, V, &c, beta));
+    to_f32(C, O, nd);
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r0, r;
+    PR_CHECK_OK(pr_certify_forward(&r0, C, Q, K, V, c.n, c.d, &pb, &op));
+    const int modes[] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+    for (int m = 0; m < 3; m++) {
+        fesetround(modes[m]);
+        int st = pr_certify_forward(&r, C, Q, K, V, c.n, c.d, &pb, &op);
+        int after = fegetround();
+        fesetround(FE_TONEAREST);
+        PR_CHECK(!st && after == modes[m] && r.lower == r0.lower && r.upper == r0.upper && r.bound_max == r0.bound_max,
+                 "mode %d: status %d, mode after %d, [%.17g, %.17g] vs [%.17g, %.17g]", modes[m], st, after, r.lower,
+                 r.upper, r0.lower, r0.upper);
+    }
+    free(Q);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -418,5 +447,6 @@ int main(void)
     test_arb_only(rng);
     test_heads(rng);
     test_backward(rng);
+    test_rounding(rng);
     return pr_test_finish("test_certify");
 }
