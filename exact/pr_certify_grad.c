@@ -38,26 +38,7 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
         arb_ptr Pi = g->P + (size_t)i * n;
         int jn = p->causal ? i + 1 : n;
         pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
-        /* P_ij again (pr_certify_arb_row keeps no weights): scores, shift, exp, normalise */
-        arf_t mx;
-        arf_init(mx);
-        arf_set_d(mx, -INFINITY);
-        for (int j = 0; j < jn; j++) {
-            arb_dot(Pi + j, NULL, 0, g->Qs + (size_t)i * d, 1, g->Kr + (size_t)j * d, 1, d, prec);
-            if (p->alibi > 0.0) {
-                pr_certify_bias_arb(t, p, (long)i - j, prec);
-                arb_add(Pi + j, Pi + j, t, prec);
-            }
-            if (arf_cmp(arb_midref(Pi + j), mx) > 0)
-                arf_set(mx, arb_midref(Pi + j));
-        }
-        arb_zero(S);
-        for (int j = 0; j < jn; j++) {
-            arb_sub_arf(Pi + j, Pi + j, mx, prec);
-            arb_exp(Pi + j, Pi + j, prec);
-            arb_add(S, S, Pi + j, prec);
-        }
-        arf_clear(mx);
+        pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
         for (int j = jn; j < n; j++)

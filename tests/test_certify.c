@@ -41,23 +41,30 @@ static void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
     pb->alibi = c->alibi;
 }
 
+/* W and the options of the configuration, as pr_dense and pr_hiprec take them */
+static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t *c)
+{
+    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
+             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
+                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_default(o, c->d);
+    o->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
+    o->causal = c->causal;
+    if (c->alibi > 0.0) {
+        pr_bias_alibi(beta, c->n, c->alibi);
+        o->beta = beta;
+    }
+    return st;
+}
+
 /* the dense double forward of the configuration (libm's RoPE and exp): a candidate */
 static int dense_of(double *O, const double *Q, const double *K, const double *V, const cfg_t *c, double *beta)
 {
     pr_posw_t W;
-    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
-             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
-                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_t o;
+    int st = problem_of(W, &o, beta, c);
     if (st)
         return st;
-    pr_attn_opts_t o;
-    pr_attn_opts_default(&o, c->d);
-    o.sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
-    o.causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
-        o.beta = beta;
-    }
     st = pr_dense_forward(O, NULL, Q, K, V, W, c->n, c->d, &o);
     pr_posw_clear(W);
     return st;
@@ -68,22 +75,12 @@ static int hiprec_err(double *lo, double *hi, const double *cand, const double *
                       const double *V, const cfg_t *c, double *beta)
 {
     pr_posw_t W;
-    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
-             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
-                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_t o;
+    int st = problem_of(W, &o, beta, c);
     if (st)
         return st;
-    pr_attn_opts_t o;
-    pr_attn_opts_default(&o, c->d);
-    pr_scale_t sc = c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D;
-    o.sigma = pr_scale_sigma(sc, c->d);
-    o.causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
-        o.beta = beta;
-    }
     pr_hiprec_def_t def;
-    pr_hiprec_def_real(&def, sc, c->alibi);
+    pr_hiprec_def_real(&def, c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->alibi);
     arb_t e1, e2;
     arb_init(e1);
     arb_init(e2);
