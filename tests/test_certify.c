@@ -406,6 +406,45 @@ static void test_backward(pr_rng_t rng)
     free(Q);
 }
 
+/* grouped-query gradients: a kv head's true dK, dV sum over its query heads (dense sums certified,
+ * one head's alone refuted) */
+static void test_backward_gqa(pr_rng_t rng)
+{
+    enum { H = 2, n = 20, d = 4 };
+    size_t nd = (size_t)n * d;
+    double *Q = malloc(sizeof(double) * nd * 16), *K = Q + H * nd, *V = K + nd, *dO = V + nd, *O = dO + H * nd;
+    double *lse = O + nd, *dQ = lse + nd, *dK = dQ + H * nd, *dV = dK + H * nd, *sK = dV + H * nd, *sV = sK + nd;
+    fill(Q, 2 * H * nd + 2 * nd, 1.5, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED));
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, d);
+    for (int h = 0; h < H; h++) {
+        PR_CHECK_OK(pr_dense_forward(O, lse, Q + h * nd, K, V, W, n, d, &ao));
+        PR_CHECK_OK(pr_dense_backward(dQ + h * nd, dK + h * nd, dV + h * nd, NULL, Q + h * nd, K, V, W, O, lse,
+                                      dO + h * nd, n, d, &ao));
+    }
+    pr_posw_clear(W);
+    for (size_t t = 0; t < nd; t++) {
+        sK[t] = dK[t] + dK[nd + t];
+        sV[t] = dV[t] + dV[nd + t];
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    pr_certify_problem_default(&pb);
+    pr_certify_opts_default(&op);
+    op.atol = 1e-12;
+    pr_certify_result_t r[3 * H];
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, sK, sV, Q, K, V, dO, 1, H, 1, n, d, &pb, &op));
+    PR_CHECK(r[0].verdict == 0 && r[1].verdict == 0 && r[2].verdict == 0 && r[3].verdict == 0 && r[4].rows == 0 &&
+             r[5].rows == 0, "summed dK, dV: verdicts dQ0 %d dK %d dV %d dQ1 %d (rows of head 1's dK %ld)",
+             r[0].verdict, r[1].verdict, r[2].verdict, r[3].verdict, r[4].rows);
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, dK, dV, Q, K, V, dO, 1, H, 1, n, d, &pb, &op));
+    PR_CHECK(r[1].verdict == 1 && r[2].verdict == 1, "head 0's dK, dV alone: verdicts %d %d", r[1].verdict,
+             r[2].verdict);
+    free(Q);
+}
+
 /* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
 static void test_rounding(pr_rng_t rng)
 {
@@ -445,5 +484,6 @@ int main(void)
     test_heads(rng);
     test_backward(rng);
     test_rounding(rng);
+    test_backward_gqa(rng);
     return pr_test_finish("test_certify");
 }
