@@ -235,5 +235,13 @@ int main(void)
              ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --certify: exit %d, certified %.17g, err_inf %.17g, bound %g\n%s%s",
              rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
     refused("attn --n 1024 --d 8 --certify --backward", "--backward");
+    /* bench certify --json: ratio, tightness and fallback fraction, here at a small size */
+    rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
+    double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");
+    double fb = pr_test_cli_json("fallback_fraction");
+    PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
+             strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
+             pr_test_cli_err);
+    refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }
