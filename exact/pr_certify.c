@@ -11,6 +11,7 @@
 #include "pr_status.h"
 #include "pr_rope.h"
 #include "pr_timing.h"
+#include "pr_npy.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -262,6 +263,9 @@ static int pass_run(pass_t *ps)
         int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
         pass_t me = *ps;
         me.bound_max = 0.0;
+        fenv_t env; /* each thread its own: round to nearest, no flush-to-zero (docs/certify.md) */
+        fegetenv(&env);
+        fesetenv(FE_DFL_ENV);
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < nb; b++) {
             if (mine)
@@ -277,6 +281,7 @@ static int pass_run(pass_t *ps)
         free(S);
         free(tmp);
         free(rx);
+        fesetenv(&env);
     }
     openblas_set_num_threads(saved);
     ps->bound_max = bmax;
@@ -472,7 +477,7 @@ static int finite_vec(const double *x, size_t len)
     return 1;
 }
 
-int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+static int forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
                        const double *V, int n, int d, const pr_certify_problem_t *prob,
                        const pr_certify_opts_t *opts)
 {
@@ -503,6 +508,19 @@ int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const dou
     pass_clear(&ps);
     pr_certify_prob_clear(&p);
     res->time_s = pr_timing_wall() - t0;
+    return st;
+}
+
+int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                       const double *V, int n, int d, const pr_certify_problem_t *prob,
+                       const pr_certify_opts_t *opts)
+{
+    /* the caller's rounding mode and flush-to-zero flags are put aside for the call */
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = forward(res, O_cand, Q, K, V, n, d, prob, opts);
+    fesetenv(&env);
     return st;
 }
 
@@ -544,13 +562,8 @@ void pr_certify_opts_default(pr_certify_opts_t *opts)
 
 double pr_certify_ulp(double x, int dtype)
 {
-    static const int prec[] = {53, 24, 11, 8}, emin[] = {-1022, -126, -14, -126};
-    if (dtype < 0 || dtype > 3 || !isfinite(x))
-        return NAN;
-    int e = x == 0.0 ? emin[dtype] : ilogb(x);
-    if (e < emin[dtype])
-        e = emin[dtype];
-    return ldexp(1.0, e - prec[dtype] + 1);
+    /* PR_CERTIFY_FLOAT64... are pr_npy_dtype_t's values */
+    return dtype < 0 || dtype > 3 ? NAN : pr_npy_ulp((pr_npy_dtype_t)dtype, x);
 }
 
 const char *pr_certify_dtype_name(int dtype)

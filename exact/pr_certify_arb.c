@@ -122,7 +122,7 @@ int pr_certify_prob_init(cert_prob_t *p, const pr_certify_problem_t *prob, const
     p->prec = opts->prec > 0 ? opts->prec : 128;
     if (p->prec < 64 || p->prec > 4096)
         return PR_EINVAL;
-    /* the γ bounds hold with u = 2^-53 under round-to-nearest, 2^-52 under any other mode */
+    /* the callers set round-to-nearest; u = 2^-52 would cover any other mode */
     p->u = fegetround() == FE_TONEAREST ? 0x1p-53 : 0x1p-52;
     if (p->rope && (d % 2))
         return PR_EODD;
@@ -207,8 +207,7 @@ void pr_certify_bias_arb(arb_t b, const cert_prob_t *p, long l, slong prec)
     arb_mul_si(b, b, -labs(l), prec);
 }
 
-/* scores of row i into A[0..jn), then A_j = e^{M_ij - shift}, S = Σ A_j; returns jn */
-static int row_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
+int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
                        slong prec)
 {
     int jn = p->causal ? i + 1 : p->n, d = p->d;
@@ -243,7 +242,7 @@ int pr_certify_arb_row(arb_ptr O, arb_srcptr Qs_i, arb_srcptr Kr, arb_srcptr Vb,
     arb_ptr A = _arb_vec_init(p->n);
     arb_t S;
     arb_init(S);
-    int jn = row_weights(A, S, Qs_i, Kr, i, p, prec);
+    int jn = pr_certify_arb_weights(A, S, Qs_i, Kr, i, p, prec);
     for (int c = 0; c < p->d; c++) {
         arb_dot(O + c, NULL, 0, A, 1, Vb + c, p->d, jn, prec);
         arb_div(O + c, O + c, S, prec);

@@ -1,5 +1,6 @@
 /* pr_certify's gradients: the whole head's backward in Arb (docs/certify.md L7), for the real-number
  * problem of pr_certify.h, and the verdict of each candidate gradient. O(n² d) ball operations. */
+#include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,26 +38,7 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
         arb_ptr Pi = g->P + (size_t)i * n;
         int jn = p->causal ? i + 1 : n;
         pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
-        /* P_ij again (pr_certify_arb_row keeps no weights): scores, shift, exp, normalise */
-        arf_t mx;
-        arf_init(mx);
-        arf_set_d(mx, -INFINITY);
-        for (int j = 0; j < jn; j++) {
-            arb_dot(Pi + j, NULL, 0, g->Qs + (size_t)i * d, 1, g->Kr + (size_t)j * d, 1, d, prec);
-            if (p->alibi > 0.0) {
-                pr_certify_bias_arb(t, p, (long)i - j, prec);
-                arb_add(Pi + j, Pi + j, t, prec);
-            }
-            if (arf_cmp(arb_midref(Pi + j), mx) > 0)
-                arf_set(mx, arb_midref(Pi + j));
-        }
-        arb_zero(S);
-        for (int j = 0; j < jn; j++) {
-            arb_sub_arf(Pi + j, Pi + j, mx, prec);
-            arb_exp(Pi + j, Pi + j, prec);
-            arb_add(S, S, Pi + j, prec);
-        }
-        arf_clear(mx);
+        pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
         for (int j = jn; j < n; j++)
@@ -157,7 +139,7 @@ static int finite_all(const double *x, size_t len)
 }
 
 /* batch × heads; kv gradients summed over each group (GQA) */
-int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
                               const double *dV_cand, const double *Q, const double *K, const double *V,
                               const double *dO, int batch, int heads, int kv_heads, int n, int d,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
@@ -217,6 +199,20 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, c
     double dt = pr_timing_wall() - t0;
     for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)
         res[t].time_s = dt;
+    return st;
+}
+
+int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                              const double *dV_cand, const double *Q, const double *K, const double *V,
+                              const double *dO, int batch, int heads, int kv_heads, int n, int d,
+                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    /* Arb assumes the default floating-point environment */
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
+    fesetenv(&env);
     return st;
 }
 

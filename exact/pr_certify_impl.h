@@ -59,6 +59,10 @@ void pr_certify_rotate_balls(arb_ptr y, arb_srcptr x, int m, int sign, const cer
 /* σ as a ball: the real number of its definition */
 void pr_certify_sigma_arb(arb_t s, const cert_prob_t *p, slong prec);
 
+/* Arb row i's weights: A[j] ∋ e^{M_ij - shift} for j < jn (unmasked keys), S ∋ Σ_j A[j]; returns jn */
+int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
+                           slong prec);
+
 /* Arb row i: O[c] ∋ O_true[i, c], from rotated, σ-scaled Qs (row i only read) and K rotated
  * (Kr, n×d) and V balls (n×d) */
 int pr_certify_arb_row(arb_ptr O, arb_srcptr Qs_i, arb_srcptr Kr, arb_srcptr Vb, int i,

@@ -2,6 +2,7 @@
  * the real-number attention of its inputs, per head, with a three-way verdict (issue 15;
  * docs/certify.md). Exit 0 certified, 1 refuted, 3 unknown, 2 bad usage or input. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,8 @@ static const char *const arg_name[A_N] = {"q", "k", "v", "o", "do", "dq", "dk", 
 
 typedef struct {
     double *x[A_N];
-    long shape[A_N][PR_NPY_MAXDIM];
-    int ndim[A_N];
+    pr_npy_info_t info[A_N];
+    pr_npy_heads_t lay[A_N];
     int batch, heads, kv_heads, n, d;
 } inputs_t;
 
@@ -30,67 +31,70 @@ static void inputs_clear(inputs_t *in)
         free(in->x[a]);
 }
 
-/* (n, d), (h, n, d) or (b, h, n, d) into batch, heads, n, d */
-static int dims_of(const inputs_t *in, int a, long dims[4])
-{
-    int nd = in->ndim[a];
-    if (nd < 2 || nd > 4)
-        return pr_cli_fail(CMD, "--%s: a %d-D array; (n, d), (h, n, d) or (b, h, n, d) is expected", arg_name[a], nd);
-    dims[0] = nd == 4 ? in->shape[a][0] : 1;
-    dims[1] = nd >= 3 ? in->shape[a][nd - 3] : 1;
-    dims[2] = in->shape[a][nd - 2];
-    dims[3] = in->shape[a][nd - 1];
-    for (int k = 0; k < 4; k++)
-        if (dims[k] < 1 || dims[k] > (1L << 26))
-            return pr_cli_fail(CMD, "--%s: every dimension must be between 1 and 2^26 (shape has %ld)", arg_name[a],
-                               dims[k]);
-    return 0;
-}
+/* K-shaped arrays: V and the kv gradients */
+static int kv_shaped(int a) { return a == A_K || a == A_V || a == A_DK || a == A_DV; }
 
-/* shapes: O, dO, dQ as Q; dK, dV as K; K and V alike; heads divisible by kv heads */
+/* shapes: (n, d), (h, n, d) or (b, h, n, d); O, dO, dQ as Q; V, dK, dV as K; K's heads divide Q's */
 static int check_shapes(inputs_t *in)
 {
-    long q[4], k[4], o[4];
-    int rc;
-    if ((rc = dims_of(in, A_Q, q)) || (rc = dims_of(in, A_K, k)))
-        return rc;
+    for (int a = 0; a < A_N; a++) {
+        if (!in->x[a])
+            continue;
+        const pr_npy_info_t *f = in->info + a;
+        if (pr_npy_heads(in->lay + a, f))
+            return pr_cli_fail(CMD, "--%s: a %d-D array; (n, d), (h, n, d) or (b, h, n, d) is expected", arg_name[a],
+                               f->ndim);
+        const pr_npy_heads_t *l = in->lay + a;
+        if (l->n > (1L << 26) || l->d > (1L << 16) || l->b * l->h > (1L << 20))
+            return pr_cli_fail(CMD, "--%s: (b %ld, h %ld, n %ld, d %ld): n must be at most 2^26, d at most 2^16 and "
+                               "b*h at most 2^20", arg_name[a], l->b, l->h, l->n, l->d);
+    }
+    const pr_npy_heads_t *q = in->lay + A_Q, *k = in->lay + A_K;
     for (int a = 0; a < A_N; a++) {
         if (!in->x[a] || a == A_Q || a == A_K)
             continue;
-        const long *want = a == A_V || a == A_DK || a == A_DV ? k : q;
-        if ((rc = dims_of(in, a, o)))
-            return rc;
-        if (memcmp(o, want, sizeof o) || in->ndim[a] != in->ndim[a == A_V || a == A_DK || a == A_DV ? A_K : A_Q])
+        int ref = kv_shaped(a) ? A_K : A_Q;
+        const pr_npy_heads_t *o = in->lay + a, *w = in->lay + ref;
+        if (o->b != w->b || o->h != w->h || o->n != w->n || o->d != w->d || in->info[a].ndim != in->info[ref].ndim)
             return pr_cli_fail(CMD, "--%s: shape (b %ld, h %ld, n %ld, d %ld) differs from --%s's (b %ld, h %ld, n %ld, "
-                               "d %ld)", arg_name[a], o[0], o[1], o[2], o[3], want == k ? "k" : "q", want[0], want[1],
-                               want[2], want[3]);
+                               "d %ld)", arg_name[a], o->b, o->h, o->n, o->d, arg_name[ref], w->b, w->h, w->n, w->d);
     }
-    if (q[0] != k[0] || q[2] != k[2] || q[3] != k[3] || in->ndim[A_Q] != in->ndim[A_K])
+    if (q->b != k->b || q->n != k->n || q->d != k->d || in->info[A_Q].ndim != in->info[A_K].ndim)
         return pr_cli_fail(CMD, "--q and --k: shapes (b %ld, h %ld, n %ld, d %ld) and (b %ld, h %ld, n %ld, d %ld) must "
-                           "agree in b, n and d", q[0], q[1], q[2], q[3], k[0], k[1], k[2], k[3]);
-    if (q[1] % k[1])
+                           "agree in b, n and d", q->b, q->h, q->n, q->d, k->b, k->h, k->n, k->d);
+    long group;
+    if (pr_npy_heads_group(&group, q, k))
         return pr_cli_fail(CMD, "--q has %ld heads and --k %ld: grouped-query attention needs the query heads to be "
-                           "a multiple of the key/value heads", q[1], k[1]);
-    in->batch = (int)q[0];
-    in->heads = (int)q[1];
-    in->kv_heads = (int)k[1];
-    in->n = (int)q[2];
-    in->d = (int)q[3];
+                           "a multiple of the key/value heads", q->h, k->h);
+    in->batch = (int)q->b;
+    in->heads = (int)q->h;
+    in->kv_heads = (int)k->h;
+    in->n = (int)q->n;
+    in->d = (int)q->d;
     return 0;
 }
 
-static int read_all(inputs_t *in, const char *const path[A_N])
+static int read_all(inputs_t *in, const char *const path[A_N], int bf16)
 {
     for (int a = 0; a < A_N; a++) {
         if (!path[a])
             continue;
         if (!*path[a])
             return pr_cli_fail(CMD, "--%s: an empty path; give the .npy file", arg_name[a]);
-        int st = pr_npy_read(&in->x[a], &in->ndim[a], in->shape[a], path[a]);
+        int st = pr_npy_load(&in->x[a], in->info + a, path[a], bf16 ? PR_NPY_ASK_BF16 : 0);
         if (st)
-            return pr_cli_fail(CMD, "--%s %s: %s", arg_name[a], path[a], st == PR_EIO ? strerror(errno) : pr_strerror(st));
+            return pr_cli_fail(CMD, "--%s %s: %s", arg_name[a], path[a],
+                               st == PR_EIO ? strerror(errno) : pr_npy_hint(st, in->info + a));
     }
     return 0;
+}
+
+/* x is a finite value of dtype: a multiple of its ulp there, within its range */
+static int of_dtype(double x, int dtype)
+{
+    static const double top[4] = {DBL_MAX, 0x1.fffffep127, 65504.0, 0x1.fep127};
+    double q = pr_certify_ulp(x, dtype);
+    return fabs(x) <= top[dtype] && fmod(x, q) == 0.0;
 }
 
 /* inputs must be finite; candidates may hold anything (non-finite entries are refuted) */
@@ -100,15 +104,13 @@ static int check_values(const inputs_t *in, int dtype)
     for (int a = 0; a < A_N; a++) {
         if (!in->x[a])
             continue;
-        size_t len = a == A_K || a == A_V || a == A_DK || a == A_DV ? klen : qlen;
+        size_t len = kv_shaped(a) ? klen : qlen;
         int cand = a == A_O || a == A_DQ || a == A_DK || a == A_DV;
         for (size_t t = 0; t < len; t++) {
             double x = in->x[a][t];
             if (!cand && !isfinite(x))
                 return pr_cli_fail(CMD, "--%s: entry %zu is %g; inputs must be finite", arg_name[a], t, x);
-            if (cand && isfinite(x) && dtype != PR_CERTIFY_FLOAT64 &&
-                pr_certify_ulp(x, dtype) > pr_certify_ulp(x, PR_CERTIFY_FLOAT64) &&
-                fmod(x, pr_certify_ulp(x, dtype)) != 0.0)
+            if (cand && isfinite(x) && !of_dtype(x, dtype))
                 return pr_cli_fail(CMD, "--%s: entry %zu (%.17g) is not a %s value; give --dtype of the candidate",
                                    arg_name[a], t, x, pr_certify_dtype_name(dtype));
         }
@@ -199,9 +201,9 @@ static int report(const inputs_t *in, const pr_certify_result_t *fw, const pr_ce
 int pr_cmd_certify(int argc, char **argv)
 {
     const char *path[A_N] = {0};
-    const char *pos = "rope", *scale = "inv-d", *dtype_s = "float64";
+    const char *pos = "rope", *scale = "inv-d", *dtype_s = "file";
     double rope_base = PR_ROPE_BASE_DEFAULT, alibi = 0.0, atol = 0.0, rtol = 0.0, fallback_s = 60.0, max_mem = 6.0;
-    int causal = 0, json = 0;
+    int causal = 0, json = 0, bf16 = 0;
     pr_opt_t opts[] = {
         {"q", PR_OPT_STRING, &path[A_Q], "queries Q, .npy of shape (n, d), (h, n, d) or (b, h, n, d)", 0, 0, 0, 0},
         {"k", PR_OPT_STRING, &path[A_K], "keys K: as Q, with h_kv heads dividing Q's h (grouped-query)", 0, 0, 0, 0},
@@ -220,8 +222,11 @@ int pr_cmd_certify(int argc, char **argv)
         {"alibi", PR_OPT_DOUBLE, &alibi, "ALiBi bias -SLOPE*|i-j| (0: none)", 0, 0, 1e300, 0},
         {"atol", PR_OPT_DOUBLE, &atol, "absolute tolerance A of |cand - true| <= A + R |true|", 0, 0, 1e300, 0},
         {"rtol", PR_OPT_DOUBLE, &rtol, "relative tolerance R", 0, 0, 1e300, 0},
-        {"dtype", PR_OPT_CHOICE, &dtype_s, "the candidate's dtype, for errors in its ulps (its values must be of it)",
-         "float64|float32|float16|bfloat16", 0, 0, 0},
+        {"bf16", PR_OPT_FLAG, &bf16, "read 16-bit integer arrays ('<u2', '<i2') as the bits of bfloat16 numbers", 0, 0,
+         0, 0},
+        {"dtype", PR_OPT_CHOICE, &dtype_s, "the candidate's dtype, for errors in its ulps: that of the --o file, or "
+         "one whose values it holds (e.g. float32 results saved as float64)", "file|float64|float32|float16|bfloat16",
+         0, 0, 0},
         {"max-fallback-s", PR_OPT_DOUBLE, &fallback_s, "seconds per head for rows recomputed in Arb; rows left "
          "undecided past it make the verdict unknown", 0, 0, 1e9, 0},
         {"max-mem", PR_OPT_DOUBLE, &max_mem, "memory limit in GiB, checked before the run", 0, 1e-3, 1e6, 0},
@@ -229,7 +234,8 @@ int pr_cmd_certify(int argc, char **argv)
     };
     pr_cmd_spec_t spec = {CMD, "",
         "Certified error of a candidate attention output (and gradients) against true attention.",
-        "O_true is the real-number attention of the given Q, K, V (little-endian float64 .npy): RoPE's\n"
+        "O_true is the real-number attention of the given Q, K, V (little-endian .npy of float64,\n"
+        "float32, float16, or bfloat16 bits with --bf16, widened exactly), with RoPE's\n"
         "angles, cos and sin, sigma and ALiBi are the real numbers of their definitions, so the\n"
         "enclosure holds whatever libm and the rounding mode do. Per head it prints a certified\n"
         "enclosure [lower, upper] of max |cand - true|, the element of the largest lower bound, the\n"
@@ -240,7 +246,7 @@ int pr_cmd_certify(int argc, char **argv)
         "or bound tightly are recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv)\n"
         "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\",\n"
         "\"upper\", \"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
-        "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --dtype float32 --rtol 1e-3",
+        "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
@@ -268,13 +274,17 @@ int pr_cmd_certify(int argc, char **argv)
     op.atol = atol;
     op.rtol = rtol;
     op.max_fallback_s = fallback_s;
+    inputs_t in;
+    memset(&in, 0, sizeof in);
+    if ((rc = read_all(&in, path, bf16)) || (rc = check_shapes(&in))) {
+        inputs_clear(&in);
+        return rc;
+    }
+    op.dtype = (int)in.info[A_O].dtype; /* pr_npy_dtype_t and PR_CERTIFY_FLOAT64... agree */
     for (int t = 0; t < 4; t++)
         if (!strcmp(dtype_s, pr_certify_dtype_name(t)))
             op.dtype = t;
-
-    inputs_t in;
-    memset(&in, 0, sizeof in);
-    if ((rc = read_all(&in, path)) || (rc = check_shapes(&in)) || (rc = check_values(&in, op.dtype))) {
+    if ((rc = check_values(&in, op.dtype))) {
         inputs_clear(&in);
         return rc;
     }

@@ -2,6 +2,7 @@
  * small heads (the enclosures must intersect: both contain the truth), float64 references where
  * the candidate's error is far above float64's, known-bug kernels refuted, a float32 kernel
  * certified at the tolerance its error deserves and refuted just below it. */
+#include <fenv.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,23 +41,30 @@ static void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
     pb->alibi = c->alibi;
 }
 
+/* W and the options of the configuration, as pr_dense and pr_hiprec take them */
+static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t *c)
+{
+    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
+             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
+                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_default(o, c->d);
+    o->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
+    o->causal = c->causal;
+    if (c->alibi > 0.0) {
+        pr_bias_alibi(beta, c->n, c->alibi);
+        o->beta = beta;
+    }
+    return st;
+}
+
 /* the dense double forward of the configuration (libm's RoPE and exp): a candidate */
 static int dense_of(double *O, const double *Q, const double *K, const double *V, const cfg_t *c, double *beta)
 {
     pr_posw_t W;
-    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
-             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
-                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_t o;
+    int st = problem_of(W, &o, beta, c);
     if (st)
         return st;
-    pr_attn_opts_t o;
-    pr_attn_opts_default(&o, c->d);
-    o.sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
-    o.causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
-        o.beta = beta;
-    }
     st = pr_dense_forward(O, NULL, Q, K, V, W, c->n, c->d, &o);
     pr_posw_clear(W);
     return st;
@@ -67,22 +75,12 @@ static int hiprec_err(double *lo, double *hi, const double *cand, const double *
                       const double *V, const cfg_t *c, double *beta)
 {
     pr_posw_t W;
-    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
-             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
-                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
+    pr_attn_opts_t o;
+    int st = problem_of(W, &o, beta, c);
     if (st)
         return st;
-    pr_attn_opts_t o;
-    pr_attn_opts_default(&o, c->d);
-    pr_scale_t sc = c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D;
-    o.sigma = pr_scale_sigma(sc, c->d);
-    o.causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
-        o.beta = beta;
-    }
     pr_hiprec_def_t def;
-    pr_hiprec_def_real(&def, sc, c->alibi);
+    pr_hiprec_def_real(&def, c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->alibi);
     arb_t e1, e2;
     arb_init(e1);
     arb_init(e2);
@@ -408,6 +406,73 @@ static void test_backward(pr_rng_t rng)
     free(Q);
 }
 
+/* grouped-query gradients: a kv head's true dK, dV sum over its query heads (dense sums certified,
+ * one head's alone refuted) */
+static void test_backward_gqa(pr_rng_t rng)
+{
+    enum { H = 2, n = 20, d = 4 };
+    size_t nd = (size_t)n * d;
+    double *Q = malloc(sizeof(double) * nd * 16), *K = Q + H * nd, *V = K + nd, *dO = V + nd, *O = dO + H * nd;
+    double *lse = O + nd, *dQ = lse + nd, *dK = dQ + H * nd, *dV = dK + H * nd, *sK = dV + H * nd, *sV = sK + nd;
+    fill(Q, 2 * H * nd + 2 * nd, 1.5, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED));
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, d);
+    for (int h = 0; h < H; h++) {
+        PR_CHECK_OK(pr_dense_forward(O, lse, Q + h * nd, K, V, W, n, d, &ao));
+        PR_CHECK_OK(pr_dense_backward(dQ + h * nd, dK + h * nd, dV + h * nd, NULL, Q + h * nd, K, V, W, O, lse,
+                                      dO + h * nd, n, d, &ao));
+    }
+    pr_posw_clear(W);
+    for (size_t t = 0; t < nd; t++) {
+        sK[t] = dK[t] + dK[nd + t];
+        sV[t] = dV[t] + dV[nd + t];
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    pr_certify_problem_default(&pb);
+    pr_certify_opts_default(&op);
+    op.atol = 1e-12;
+    pr_certify_result_t r[3 * H];
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, sK, sV, Q, K, V, dO, 1, H, 1, n, d, &pb, &op));
+    PR_CHECK(r[0].verdict == 0 && r[1].verdict == 0 && r[2].verdict == 0 && r[3].verdict == 0 && r[4].rows == 0 &&
+             r[5].rows == 0, "summed dK, dV: verdicts dQ0 %d dK %d dV %d dQ1 %d (rows of head 1's dK %ld)",
+             r[0].verdict, r[1].verdict, r[2].verdict, r[3].verdict, r[4].rows);
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, dK, dV, Q, K, V, dO, 1, H, 1, n, d, &pb, &op));
+    PR_CHECK(r[1].verdict == 1 && r[2].verdict == 1, "head 0's dK, dV alone: verdicts %d %d", r[1].verdict,
+             r[2].verdict);
+    free(Q);
+}
+
+/* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
+static void test_rounding(pr_rng_t rng)
+{
+    cfg_t c = {50, 8, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 5), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd, beta[100];
+    fill(Q, 3 * nd, c.B, rng);
+    PR_CHECK_OK(dense_of(O, Q, K, V, &c, beta));
+    to_f32(C, O, nd);
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r0, r;
+    PR_CHECK_OK(pr_certify_forward(&r0, C, Q, K, V, c.n, c.d, &pb, &op));
+    const int modes[] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+    for (int m = 0; m < 3; m++) {
+        fesetround(modes[m]);
+        int st = pr_certify_forward(&r, C, Q, K, V, c.n, c.d, &pb, &op);
+        int after = fegetround();
+        fesetround(FE_TONEAREST);
+        PR_CHECK(!st && after == modes[m] && r.lower == r0.lower && r.upper == r0.upper && r.bound_max == r0.bound_max,
+                 "mode %d: status %d, mode after %d, [%.17g, %.17g] vs [%.17g, %.17g]", modes[m], st, after, r.lower,
+                 r.upper, r0.lower, r0.upper);
+    }
+    free(Q);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -418,5 +483,7 @@ int main(void)
     test_arb_only(rng);
     test_heads(rng);
     test_backward(rng);
+    test_rounding(rng);
+    test_backward_gqa(rng);
     return pr_test_finish("test_certify");
 }

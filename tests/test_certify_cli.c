@@ -11,8 +11,29 @@
 #include "pr_npy.h"
 #include "pr_dense.h"
 
-/* a raw .npy with the given header dict and len bytes of payload */
-static void write_raw(const char *path, const char *dict, size_t len)
+/* the k-th number after "key": in the JSON output (k = 0 first) */
+static double json_nth(const char *key, int k)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = pr_test_cli_out;
+    for (int t = 0; p && t <= k; t++)
+        if ((p = strstr(p, pat)))
+            p += strlen(pat);
+    return p && strncmp(p, "null", 4) ? strtod(p, NULL) : NAN;
+}
+
+/* exit 2, one line on stderr naming `what`, nothing on stdout */
+static void refused(const char *args, const char *what)
+{
+    int rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && !*pr_test_cli_out && strstr(pr_test_cli_err, what),
+             "polyrope %s: exit %d, stderr '%s' (want one line with '%s'), stdout '%.80s'", args, rc, pr_test_cli_err,
+             what, pr_test_cli_out);
+}
+
+/* a raw .npy with the given header dict and len bytes of payload (zeros when data is NULL) */
+static void write_raw_data(const char *path, const char *dict, const void *data, size_t len)
 {
     char hdr[256];
     int hl = snprintf(hdr, sizeof hdr, "%s", dict);
@@ -25,30 +46,83 @@ static void write_raw(const char *path, const char *dict, size_t len)
     for (int k = 0; k < pad; k++)
         fputc(' ', f);
     fputc('\n', f);
-    for (size_t k = 0; k < len; k++)
-        fputc(0, f);
+    if (data)
+        fwrite(data, 1, len, f);
+    else
+        for (size_t k = 0; k < len; k++)
+            fputc(0, f);
     fclose(f);
 }
 
-/* exit 2, one line on stderr naming `what`, nothing on stdout */
-static void refused(const char *args, const char *what)
+static void write_raw(const char *path, const char *dict, size_t len) { write_raw_data(path, dict, NULL, len); }
+
+/* x (values exact in every dtype) as a .npy of dtype t (0 float64 ... 3 bfloat16 bits as '<u2') */
+static void write_dtype(const char *path, const double *x, int ndim, const long *shape, int t)
 {
-    int rc = pr_test_cli_run("cert_cli", args);
-    PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && !*pr_test_cli_out && strstr(pr_test_cli_err, what),
-             "polyrope %s: exit %d, stderr '%s' (want one line with '%s'), stdout '%.80s'", args, rc, pr_test_cli_err,
-             what, pr_test_cli_out);
+    static const char *const descr[4] = {"'<f8'", "'<f4'", "'<f2'", "'<u2'"};
+    static const size_t size[4] = {8, 4, 2, 2};
+    size_t len = 1;
+    char dict[200], dims[100] = "";
+    for (int k = 0; k < ndim; k++) {
+        len *= (size_t)shape[k];
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%ld, ", shape[k]);
+    }
+    unsigned char *buf = malloc(len * size[t]);
+    for (size_t k = 0; k < len; k++) {
+        float f = (float)x[k];
+        _Float16 h = (_Float16)x[k];
+        unsigned int b;
+        memcpy(&b, &f, 4);
+        unsigned short u = (unsigned short)(b >> 16);
+        memcpy(buf + k * size[t], t == 0 ? (const void *)&x[k] : t == 1 ? (const void *)&f : t == 2 ? (const void *)&h
+                                                                                                   : (const void *)&u,
+               size[t]);
+    }
+    snprintf(dict, sizeof dict, "{'descr': %s, 'fortran_order': False, 'shape': (%s), }", descr[t], dims);
+    write_raw_data(path, dict, buf, len * size[t]);
+    free(buf);
 }
 
-/* the k-th number after "key": in the JSON output (k = 0 first) */
-static double json_nth(const char *key, int k)
+/* every dtype and every shape: the same numbers as float64 files holding the same values */
+static void test_dtypes(pr_rng_t rng)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = pr_test_cli_out;
-    for (int t = 0; p && t <= k; t++)
-        if ((p = strstr(p, pat)))
-            p += strlen(pat);
-    return p && strncmp(p, "null", 4) ? strtod(p, NULL) : NAN;
+    enum { H = 2, N = 16, D = 4 };
+    size_t nd = (size_t)N * D;
+    double Q[H * N * D], K[H * N * D], V[H * N * D], O[H * N * D];
+    for (size_t t = 0; t < H * nd; t++) {
+        Q[t] = (double)((long)pr_rng_below(rng, 33) - 16) / 8;
+        K[t] = (double)((long)pr_rng_below(rng, 33) - 16) / 8;
+        V[t] = (double)((long)pr_rng_below(rng, 33) - 16) / 8;
+        O[t] = (double)((long)pr_rng_below(rng, 255) - 127) / 128; /* 8 bits: a value of every dtype */
+    }
+    static const char *const name[4] = {"float64", "float32", "float16", "bfloat16"};
+    long shapes[3][4] = {{N, D}, {H, N, D}, {1, H, N, D}};
+    for (int sh = 0; sh < 3; sh++) {
+        int ndim = sh + 2;
+        double ref_lo = NAN, ref_up = NAN;
+        for (int t = 0; t < 4; t++) {
+            write_dtype("cd_q.npy", Q, ndim, shapes[sh], t);
+            write_dtype("cd_k.npy", K, ndim, shapes[sh], t);
+            write_dtype("cd_v.npy", V, ndim, shapes[sh], t);
+            write_dtype("cd_o.npy", O, ndim, shapes[sh], t);
+            int rc = pr_test_cli_run("cert_cli", t == 3 ? "certify --q cd_q.npy --k cd_k.npy --v cd_v.npy --o cd_o.npy "
+                                                          "--bf16 --atol 10 --json"
+                                                        : "certify --q cd_q.npy --k cd_k.npy --v cd_v.npy --o cd_o.npy "
+                                                          "--atol 10 --json");
+            char want[64];
+            snprintf(want, sizeof want, "\"dtype\": \"%s\"", name[t]);
+            double lo = json_nth("lower", 0), up = json_nth("upper", 0);
+            if (t == 0) {
+                ref_lo = lo;
+                ref_up = up;
+            }
+            PR_CHECK(rc == 0 && strstr(pr_test_cli_out, want) && lo == ref_lo && up == ref_up && lo > 0,
+                     "%s, %d-D: exit %d, [%.17g, %.17g] vs float64's [%.17g, %.17g]\n%s%s", name[t], ndim, rc, lo, up,
+                     ref_lo, ref_up, pr_test_cli_out, pr_test_cli_err);
+        }
+    }
+    /* 16-bit integers without --bf16 are refused */
+    refused("certify --q cd_q.npy --k cd_k.npy --v cd_v.npy --o cd_o.npy", "cd_q.npy");
 }
 
 int main(void)
@@ -153,5 +227,21 @@ int main(void)
     PR_CHECK_OK(pr_npy_write("cc_big.npy", big, 2, sb));
     refused("certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy --do cc_big.npy --dq cc_big.npy",
             "n <= 512");
+    test_dtypes(rng);
+    /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
+    rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --json");
+    double ce = pr_test_cli_json("certified_err_inf"), ei = pr_test_cli_json("err_inf"), bd = pr_test_cli_json("bound");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce >= ei * (1 - 1e-6) &&
+             ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --certify: exit %d, certified %.17g, err_inf %.17g, bound %g\n%s%s",
+             rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
+    refused("attn --n 1024 --d 8 --certify --backward", "--backward");
+    /* bench certify --json: ratio, tightness and fallback fraction, here at a small size */
+    rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
+    double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");
+    double fb = pr_test_cli_json("fallback_fraction");
+    PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
+             strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
+             pr_test_cli_err);
+    refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }
