@@ -4,8 +4,6 @@ certified at the tolerance its error deserves and refuted just below it, kernels
 are refuted, batches and grouped-query heads are per-head certificates, gradients (from attn
 --backward) are certified and a perturbed one refuted, bad input raises one-line exceptions.
 Seed: $PR_TEST_SEED."""
-import json
-import os
 import subprocess
 
 import numpy as np
