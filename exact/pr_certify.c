@@ -12,6 +12,7 @@
 #include "pr_rope.h"
 #include "pr_timing.h"
 #include "pr_npy.h"
+#include "pr_vec.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -469,14 +470,6 @@ static int refine(pass_t *ps, const double *Q, const double *K, double budget_s,
     return st;
 }
 
-static int finite_vec(const double *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        if (!isfinite(x[t]))
-            return 0;
-    return 1;
-}
-
 static int forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
                        const double *V, int n, int d, const pr_certify_problem_t *prob,
                        const pr_certify_opts_t *opts)
@@ -492,7 +485,7 @@ static int forward(pr_certify_result_t *res, const double *O_cand, const double 
         return st;
     }
     size_t nd = (size_t)n * d;
-    if (!finite_vec(Q, nd) || !finite_vec(K, nd) || !finite_vec(V, nd)) {
+    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd)) {
         pr_certify_prob_clear(&p);
         return PR_ENONFINITE;
     }

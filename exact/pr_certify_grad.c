@@ -6,6 +6,7 @@
 #include <string.h>
 #include "pr_status.h"
 #include "pr_timing.h"
+#include "pr_vec.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -130,14 +131,6 @@ static void grad_free(grad_t *g, int n, int d)
     _arb_vec_clear(g->dV, nd);
 }
 
-static int finite_all(const double *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        if (!isfinite(x[t]))
-            return 0;
-    return 1;
-}
-
 /* batch × heads; kv gradients summed over each group (GQA) */
 static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
                               const double *dV_cand, const double *Q, const double *K, const double *V,
@@ -154,7 +147,8 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
     int st = pr_certify_prob_init(&p, prob, opts, n, d);
     size_t nd = (size_t)n * d;
     size_t nq = (size_t)batch * heads * nd, nk = (size_t)batch * kv_heads * nd;
-    if (!st && (!finite_all(Q, nq) || !finite_all(K, nk) || !finite_all(V, nk) || !finite_all(dO, nq)))
+    if (!st && (pr_vec_check_finite(Q, nq) || pr_vec_check_finite(K, nk) || pr_vec_check_finite(V, nk) ||
+                pr_vec_check_finite(dO, nq)))
         st = PR_ENONFINITE;
     if (st) {
         pr_certify_prob_clear(&p);

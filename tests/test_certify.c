@@ -445,6 +445,53 @@ static void test_backward_gqa(pr_rng_t rng)
     free(Q);
 }
 
+/* a general W (random entries per offset on the RoPE support), its doubles exact: the whole head in
+ * Arb against pr_hiprec_certify; an inexact ALiBi product refused */
+static void test_general_w(pr_rng_t rng)
+{
+    const int n = 30, d = 6;
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    double *Q = malloc(sizeof(double) * (nd * 5 + L * d * d + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
+    double *w3 = C + nd, *beta = w3 + L * d * d;
+    fill(Q, 3 * nd, 2.0, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, n, d, rng));
+    pr_posw_to_dense(w3, W);
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, d);
+    ao.sigma = pr_scale_sigma(PR_SCALE_INV_SQRT_D, d);
+    ao.causal = 1;
+    PR_CHECK_OK(pr_bias_alibi(beta, n, 0.25));
+    ao.beta = beta;
+    PR_CHECK_OK(pr_dense_forward(O, NULL, Q, K, V, W, n, d, &ao));
+    to_f32(C, O, nd);
+    pr_hiprec_def_t def;
+    pr_hiprec_def_real(&def, PR_SCALE_INV_SQRT_D, 0.25);
+    def.rope = 0;
+    arb_t e1, e2;
+    arb_init(e1);
+    arb_init(e2);
+    PR_CHECK_OK(pr_hiprec_certify(e1, e2, C, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &ao, &def, 256));
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    pr_certify_problem_default(&pb);
+    pb.scale = PR_CERTIFY_SCALE_INV_SQRT_D;
+    pb.causal = 1;
+    pb.alibi = 0.25;
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r;
+    PR_CHECK_OK(pr_certify_forward_w(&r, C, Q, K, V, w3, n, d, &pb, &op));
+    double hl = pr_hiprec_lbound_d(e1), hh = pr_hiprec_ubound_d(e1);
+    PR_CHECK(r.lower <= hh && hl <= r.upper && r.upper <= r.lower * (1 + 1e-6) && r.rows_fallback == n,
+             "general W: [%.17g, %.17g] vs pr_hiprec [%.17g, %.17g]", r.lower, r.upper, hl, hh);
+    pb.alibi = 0.1;
+    PR_CHECK(pr_certify_forward_w(&r, C, Q, K, V, w3, n, d, &pb, &op) == PR_EDOMAIN, "ALiBi 0.1 times |l| inexact");
+    arb_clear(e1);
+    arb_clear(e2);
+    pr_posw_clear(W);
+    free(Q);
+}
+
 /* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
 static void test_rounding(pr_rng_t rng)
 {
@@ -485,5 +532,6 @@ int main(void)
     test_backward(rng);
     test_rounding(rng);
     test_backward_gqa(rng);
+    test_general_w(rng);
     return pr_test_finish("test_certify");
 }
