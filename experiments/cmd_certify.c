@@ -267,17 +267,17 @@ int pr_cmd_certify(int argc, char **argv)
     pr_cmd_spec_t spec = {CMD, "",
         "Certified error of a candidate attention output (and gradients) against true attention.",
         "O_true is the real-number attention of the given Q, K, V (little-endian .npy of float64,\n"
-        "float32, float16, or bfloat16 bits with --bf16, widened exactly), with RoPE's\n"
-        "angles, cos and sin, sigma and ALiBi are the real numbers of their definitions, so the\n"
-        "enclosure holds whatever libm and the rounding mode do. Per head it prints a certified\n"
-        "enclosure [lower, upper] of max |cand - true|, the element of the largest lower bound, the\n"
-        "error in ulps of --dtype, and the verdict of |cand - true| <= atol + rtol |true| at every\n"
-        "element: certified (exit 0), refuted (exit 1, with a witness element), unknown (exit 3);\n"
-        "bad usage or input is exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate\n"
-        "entry is refuted. Each row runs in double with a proved error bound; rows it cannot decide\n"
-        "or bound tightly are recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv)\n"
-        "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\",\n"
-        "\"upper\", \"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
+        "float32, float16, or bfloat16 bits with --bf16, widened exactly): RoPE's angles, cos and\n"
+        "sin, sigma and ALiBi are the real numbers of their definitions, so the enclosure holds\n"
+        "whatever libm and the rounding mode do. Per head it prints a certified enclosure [lower,\n"
+        "upper] of max |cand - true|, the element of the largest lower bound, its error in ulps of\n"
+        "--dtype, and the verdict of |cand - true| <= atol + rtol |true| at every element: certified\n"
+        "(exit 0), refuted (exit 1, with a witness element), unknown (exit 3); bad usage or input is\n"
+        "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
+        "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
+        "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) and a general W (--w)\n"
+        "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
+        "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
