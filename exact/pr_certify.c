@@ -126,14 +126,26 @@ static void rotate_d(double *Xr, const double *X, const cert_prob_t *p)
     }
 }
 
+/* upper bounds of the rows' 2-norms: Σ (x/2^e)² with 2^e the row's largest |x| (exact scaling, so
+ * no square underflows or overflows unless it is below 2^-1000 of the largest, covered by d·2^-1000) */
 static void norms_up(double *nr, const double *X, int n, int d, double u)
 {
     double f = 1.0 + (d + 4) * u;
     for (int i = 0; i < n; i++) {
-        double s = 0.0;
+        const double *x = X + (size_t)i * d;
+        double mx = 0.0, s = 0.0;
         for (int c = 0; c < d; c++)
-            s += X[(size_t)i * d + c] * X[(size_t)i * d + c];
-        nr[i] = pr_certify_up(sqrt(s) * f);
+            mx = fabs(x[c]) > mx ? fabs(x[c]) : mx;
+        if (mx == 0.0) {
+            nr[i] = 0.0;
+            continue;
+        }
+        int e = ilogb(mx);
+        for (int c = 0; c < d; c++) {
+            double y = ldexp(x[c], -e);
+            s += y * y;
+        }
+        nr[i] = pr_certify_up(ldexp(sqrt(s) * f + d * 0x1p-1000, e));
     }
 }
 

@@ -492,6 +492,35 @@ static void test_general_w(pr_rng_t rng)
     free(Q);
 }
 
+/* Q·2^-530 and K·2^530 define the same scores, and the double pass computes the same numbers: the
+ * same bounds (the row norms once underflowed to 0 for such Q, dropping the scores' rounding) */
+static void test_scaling(pr_rng_t rng)
+{
+    cfg_t c = {40, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd, *Qs = C + nd,
+           *Ks = Qs + nd, beta[80];
+    fill(Q, 3 * nd, c.B, rng);
+    PR_CHECK_OK(dense_of(O, Q, K, V, &c, beta));
+    to_f32(C, O, nd);
+    for (size_t t = 0; t < nd; t++) {
+        Qs[t] = ldexp(Q[t], -530);
+        Ks[t] = ldexp(K[t], 530);
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.max_fallback_s = 0.0;
+    pr_certify_result_t r0, r;
+    PR_CHECK_OK(pr_certify_forward(&r0, C, Q, K, V, c.n, c.d, &pb, &op));
+    PR_CHECK_OK(pr_certify_forward(&r, C, Qs, Ks, V, c.n, c.d, &pb, &op));
+    PR_CHECK(r.bound_max == r0.bound_max && r.lower == r0.lower && r.upper == r0.upper,
+             "scaled Q, K: E %.17g vs %.17g, [%.17g, %.17g] vs [%.17g, %.17g]", r.bound_max, r0.bound_max, r.lower,
+             r.upper, r0.lower, r0.upper);
+    free(Q);
+}
+
 /* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
 static void test_rounding(pr_rng_t rng)
 {
@@ -533,5 +562,6 @@ int main(void)
     test_rounding(rng);
     test_backward_gqa(rng);
     test_general_w(rng);
+    test_scaling(rng);
     return pr_test_finish("test_certify");
 }
