@@ -38,7 +38,15 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     for (int i = 0; i < n; i++) {
         arb_ptr Pi = g->P + (size_t)i * n;
         int jn = p->causal ? i + 1 : n;
-        pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
+        int st = pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
+        if (st) {
+            _arb_vec_clear(O, d);
+            arb_clear(sig);
+            arb_clear(S);
+            arb_clear(r);
+            arb_clear(t);
+            return st;
+        }
         pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
@@ -104,7 +112,7 @@ static int judge_grads(pr_certify_result_t *res, const double *const cand[3], ar
     return PR_OK;
 }
 
-static int grad_alloc(grad_t *g, int n, int d)
+static void grad_alloc(grad_t *g, int n, int d)
 {
     slong nd = (slong)n * d;
     g->Qs = _arb_vec_init(nd);
@@ -115,7 +123,6 @@ static int grad_alloc(grad_t *g, int n, int d)
     g->dQ = _arb_vec_init(nd);
     g->dK = _arb_vec_init(nd);
     g->dV = _arb_vec_init(nd);
-    return PR_OK;
 }
 
 static void grad_free(grad_t *g, int n, int d)

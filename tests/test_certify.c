@@ -50,8 +50,8 @@ static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t 
     pr_attn_opts_default(o, c->d);
     o->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
     o->causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
+    if (!st && c->alibi > 0.0) {
+        st = pr_bias_alibi(beta, c->n, c->alibi);
         o->beta = beta;
     }
     return st;
@@ -375,7 +375,7 @@ static void test_backward(pr_rng_t rng)
     pr_attn_opts_default(&ao, c.d);
     ao.sigma = pr_scale_sigma(PR_SCALE_INV_SQRT_D, c.d);
     ao.causal = 1;
-    pr_bias_alibi(beta, c.n, c.alibi);
+    PR_CHECK_OK(pr_bias_alibi(beta, c.n, c.alibi));
     ao.beta = beta;
     PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, c.n, c.d, &ao));
     PR_CHECK_OK(pr_dense_backward(dQ, dK, dV, NULL, Q, K, V, W, O, lse, dO, c.n, c.d, &ao));
