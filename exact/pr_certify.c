@@ -210,7 +210,9 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
     double gk = gamma_k(TJ + (jn + TJ - 1) / TJ + 1, u);
     double Sl = pr_certify_down(S * (1.0 - gk));
     /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
-    double dev = pr_certify_up((rx->lam * (1.0 + gk) / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
+    /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */
+    double lam = rx->lam * (1.0 + gamma_k(jn + 10, u));
+    double dev = pr_certify_up((lam / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
     double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
     for (int c = 0; c < d; c++) {
         double o = acc[c] / S;
