@@ -12,6 +12,7 @@
 #include "pr_rope.h"
 #include "pr_timing.h"
 #include "pr_npy.h"
+#include "pr_vec.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -125,14 +126,26 @@ static void rotate_d(double *Xr, const double *X, const cert_prob_t *p)
     }
 }
 
+/* upper bounds of the rows' 2-norms: Σ (x/2^e)² with 2^e the row's largest |x| (exact scaling, so
+ * no square underflows or overflows unless it is below 2^-1000 of the largest, covered by d·2^-1000) */
 static void norms_up(double *nr, const double *X, int n, int d, double u)
 {
     double f = 1.0 + (d + 4) * u;
     for (int i = 0; i < n; i++) {
-        double s = 0.0;
+        const double *x = X + (size_t)i * d;
+        double mx = 0.0, s = 0.0;
         for (int c = 0; c < d; c++)
-            s += X[(size_t)i * d + c] * X[(size_t)i * d + c];
-        nr[i] = pr_certify_up(sqrt(s) * f);
+            mx = fabs(x[c]) > mx ? fabs(x[c]) : mx;
+        if (mx == 0.0) {
+            nr[i] = 0.0;
+            continue;
+        }
+        int e = ilogb(mx);
+        for (int c = 0; c < d; c++) {
+            double y = ldexp(x[c], -e);
+            s += y * y;
+        }
+        nr[i] = pr_certify_up(ldexp(sqrt(s) * f + d * 0x1p-1000, e));
     }
 }
 
@@ -197,7 +210,9 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
     double gk = gamma_k(TJ + (jn + TJ - 1) / TJ + 1, u);
     double Sl = pr_certify_down(S * (1.0 - gk));
     /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
-    double dev = pr_certify_up((rx->lam * (1.0 + gk) / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
+    /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */
+    double lam = rx->lam * (1.0 + gamma_k(jn + 10, u));
+    double dev = pr_certify_up((lam / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
     double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
     for (int c = 0; c < d; c++) {
         double o = acc[c] / S;
@@ -469,14 +484,6 @@ static int refine(pass_t *ps, const double *Q, const double *K, double budget_s,
     return st;
 }
 
-static int finite_vec(const double *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        if (!isfinite(x[t]))
-            return 0;
-    return 1;
-}
-
 static int forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
                        const double *V, int n, int d, const pr_certify_problem_t *prob,
                        const pr_certify_opts_t *opts)
@@ -492,7 +499,7 @@ static int forward(pr_certify_result_t *res, const double *O_cand, const double 
         return st;
     }
     size_t nd = (size_t)n * d;
-    if (!finite_vec(Q, nd) || !finite_vec(K, nd) || !finite_vec(V, nd)) {
+    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd)) {
         pr_certify_prob_clear(&p);
         return PR_ENONFINITE;
     }

@@ -98,6 +98,14 @@ int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, con
                              int kv_heads, int n, int d, const pr_certify_problem_t *prob,
                              const pr_certify_opts_t *opts);
 
+/* A general W (attn's --w): w3 is (2n-1, d, d) with W_ℓ at w3 + (ℓ+n-1)·d·d, its doubles exact
+ * (math.md §1); prob->pos and rope_base are not used, σ and ALiBi are as above. The whole head in
+ * Arb (pr_hiprec): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N; with ALiBi, PR_EDOMAIN unless every
+ * alibi·|ℓ| is a double (slopes 2^-k are). rows_fallback = n. */
+int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                         const double *K, const double *V, const double *w3, int n, int d,
+                         const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
 /* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
  * may be NULL: its result is left with verdict unknown and rows 0). Arb reference of the whole
  * head (O(n² d) ball operations): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N. */

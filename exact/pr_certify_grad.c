@@ -6,6 +6,7 @@
 #include <string.h>
 #include "pr_status.h"
 #include "pr_timing.h"
+#include "pr_vec.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -37,7 +38,15 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     for (int i = 0; i < n; i++) {
         arb_ptr Pi = g->P + (size_t)i * n;
         int jn = p->causal ? i + 1 : n;
-        pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
+        int st = pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
+        if (st) {
+            _arb_vec_clear(O, d);
+            arb_clear(sig);
+            arb_clear(S);
+            arb_clear(r);
+            arb_clear(t);
+            return st;
+        }
         pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
@@ -103,7 +112,7 @@ static int judge_grads(pr_certify_result_t *res, const double *const cand[3], ar
     return PR_OK;
 }
 
-static int grad_alloc(grad_t *g, int n, int d)
+static void grad_alloc(grad_t *g, int n, int d)
 {
     slong nd = (slong)n * d;
     g->Qs = _arb_vec_init(nd);
@@ -114,7 +123,6 @@ static int grad_alloc(grad_t *g, int n, int d)
     g->dQ = _arb_vec_init(nd);
     g->dK = _arb_vec_init(nd);
     g->dV = _arb_vec_init(nd);
-    return PR_OK;
 }
 
 static void grad_free(grad_t *g, int n, int d)
@@ -128,14 +136,6 @@ static void grad_free(grad_t *g, int n, int d)
     _arb_vec_clear(g->dQ, nd);
     _arb_vec_clear(g->dK, nd);
     _arb_vec_clear(g->dV, nd);
-}
-
-static int finite_all(const double *x, size_t len)
-{
-    for (size_t t = 0; t < len; t++)
-        if (!isfinite(x[t]))
-            return 0;
-    return 1;
 }
 
 /* batch × heads; kv gradients summed over each group (GQA) */
@@ -154,7 +154,8 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
     int st = pr_certify_prob_init(&p, prob, opts, n, d);
     size_t nd = (size_t)n * d;
     size_t nq = (size_t)batch * heads * nd, nk = (size_t)batch * kv_heads * nd;
-    if (!st && (!finite_all(Q, nq) || !finite_all(K, nk) || !finite_all(V, nk) || !finite_all(dO, nq)))
+    if (!st && (pr_vec_check_finite(Q, nq) || pr_vec_check_finite(K, nk) || pr_vec_check_finite(V, nk) ||
+                pr_vec_check_finite(dO, nq)))
         st = PR_ENONFINITE;
     if (st) {
         pr_certify_prob_clear(&p);

@@ -70,7 +70,7 @@ typedef struct {
 } run_t;
 
 /* one size: dense forward (one run), the candidate, and its certification, per head */
-static int run_size(run_t *r, int n, int d, int heads, double B, long seed)
+static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d)
 {
     size_t nd = (size_t)n * d;
     double *Q = malloc(sizeof(double) * nd * 4), *K = Q + nd, *V = K + nd, *O = V + nd;
@@ -89,8 +89,10 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed)
     r->tight = 1.0;
     pr_attn_opts_t ao;
     pr_attn_opts_default(&ao, d);
+    ao.sigma = pr_scale_sigma(sqrt_d ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, d);
     pr_certify_problem_t pb;
     pr_certify_problem_default(&pb);
+    pb.scale = sqrt_d ? PR_CERTIFY_SCALE_INV_SQRT_D : PR_CERTIFY_SCALE_INV_D;
     pr_certify_opts_t op;
     pr_certify_opts_default(&op);
     op.dtype = PR_CERTIFY_FLOAT32;
@@ -139,19 +141,21 @@ int pr_bench_certify(int argc, char **argv)
     long n = 16384, d = 128, heads = 1, seed = 15;
     double B = 4.0;
     int json = 0, grow = 0;
+    const char *scale = "inv-d";
     pr_opt_t opts[] = {
         {"n", PR_OPT_INT, &n, "sequence length", 0, 1, 1 << 20, 0},
         {"d", PR_OPT_INT, &d, "head dimension (even: RoPE)", 0, 2, 1024, 0},
         {"heads", PR_OPT_INT, &heads, "heads (each its own Q, K, V)", 0, 1, 64, 0},
         {"B", PR_OPT_DOUBLE, &B, "entries of Q, K, V uniform in [-B, B]", 0, 1e-3, 64, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the inputs", 0, 0, 1e15, 0},
+        {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"grow", PR_OPT_FLAG, &grow, "also run n/4, n/2 (d), n/2 with d/2, and 2 heads at n/2: the cost's growth", 0,
          0, 0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"bench certify", "",
         "pr_certify_forward (polyrope certify) on a float32 kernel's output against the dense forward.",
-        "One run each, same inputs: RoPE interleaved, sigma = 1/d, Q, K, V uniform in [-B, B]; the\n"
+        "One run each, same inputs: RoPE interleaved, sigma (--scale), Q, K, V uniform in [-B, B]; the\n"
         "candidate is attention computed in float32 (sgemm, expf). Printed: ratio = certification\n"
         "time / dense forward time (target <= 20 at n = 16384, d = 128, one head), hi/lo of the\n"
         "certified enclosure of max|O_cand - O_true| (target <= 1 + 1e-6 for B <= 4), and the fraction\n"
@@ -164,23 +168,23 @@ int pr_bench_certify(int argc, char **argv)
     if (d % 2)
         return pr_cli_fail(spec.name, "--d %ld: RoPE needs an even head dimension d", d);
     run_t runs[5];
-    int nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed);
+    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq);
     if (!st && grow) {
         const long g[4][3] = {{n / 4, d, 1}, {n / 2, d, 1}, {n / 2, d / 2 + (d / 2) % 2, 1}, {n / 2, d, 2}};
         for (int k = 0; k < 4 && !st; k++)
             if (g[k][0] >= 1 && g[k][1] >= 2)
-                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed);
+                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq);
     }
     if (st)
         return pr_cli_fail_status(spec.name, st, "certify");
     const run_t *r = runs;
     if (json) {
-        printf("{\"bench\": \"certify\", \"n\": %d, \"d\": %d, \"heads\": %d, \"B\": %g, \"threads\": %d, "
+        printf("{\"bench\": \"certify\", \"n\": %d, \"d\": %d, \"heads\": %d, \"B\": %g, \"scale\": \"%s\", \"threads\": %d, "
                "\"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, \"target\": 20, \"hi_over_lo\": %.12g, "
-               "\"tightness_target\": 1.000001, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
+               "\"hi_over_lo_minus_1\": %.3g, \"tightness_target\": 1.000001, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
                "\"verdict_atol0\": \"%s\", \"growth\": [",
-               r->n, r->d, r->heads, B, omp_get_max_threads(), r->cert_s, r->dense_s, r->cert_s / r->dense_s,
-               r->tight, r->fallback, r->lower, r->upper, pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
+               r->n, r->d, r->heads, B, scale, omp_get_max_threads(), r->cert_s, r->dense_s, r->cert_s / r->dense_s,
+               r->tight, r->tight - 1.0, r->fallback, r->lower, r->upper, pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
         for (int k = 0; k < nr; k++)
             print_run(runs + k, 1, k + 1 < nr ? ", " : "");
         printf("]}\n");

@@ -15,8 +15,8 @@
 #define CMD "certify"
 #define EXIT_UNKNOWN 3
 
-enum { A_Q, A_K, A_V, A_O, A_DO, A_DQ, A_DK, A_DV, A_N };
-static const char *const arg_name[A_N] = {"q", "k", "v", "o", "do", "dq", "dk", "dv"};
+enum { A_Q, A_K, A_V, A_O, A_DO, A_DQ, A_DK, A_DV, A_W, A_N };
+static const char *const arg_name[A_N] = {"q", "k", "v", "o", "do", "dq", "dk", "dv", "w"};
 
 typedef struct {
     double *x[A_N];
@@ -37,7 +37,7 @@ static int kv_shaped(int a) { return a == A_K || a == A_V || a == A_DK || a == A
 /* shapes: (n, d), (h, n, d) or (b, h, n, d); O, dO, dQ as Q; V, dK, dV as K; K's heads divide Q's */
 static int check_shapes(inputs_t *in)
 {
-    for (int a = 0; a < A_N; a++) {
+    for (int a = 0; a < A_W; a++) {
         if (!in->x[a])
             continue;
         const pr_npy_info_t *f = in->info + a;
@@ -50,7 +50,7 @@ static int check_shapes(inputs_t *in)
                                "b*h at most 2^20", arg_name[a], l->b, l->h, l->n, l->d);
     }
     const pr_npy_heads_t *q = in->lay + A_Q, *k = in->lay + A_K;
-    for (int a = 0; a < A_N; a++) {
+    for (int a = 0; a < A_W; a++) {
         if (!in->x[a] || a == A_Q || a == A_K)
             continue;
         int ref = kv_shaped(a) ? A_K : A_Q;
@@ -71,6 +71,10 @@ static int check_shapes(inputs_t *in)
     in->kv_heads = (int)k->h;
     in->n = (int)q->n;
     in->d = (int)q->d;
+    const pr_npy_info_t *w = in->info + A_W;
+    if (in->x[A_W] && (w->ndim != 3 || w->shape[0] != 2L * in->n - 1 || w->shape[1] != in->d || w->shape[2] != in->d))
+        return pr_cli_fail(CMD, "--w: a general W has shape (2n-1, d, d) = (%ld, %d, %d), indexed by l+n-1", 2L * in->n - 1,
+                           in->d, in->d);
     return 0;
 }
 
@@ -104,7 +108,7 @@ static int check_values(const inputs_t *in, int dtype)
     for (int a = 0; a < A_N; a++) {
         if (!in->x[a])
             continue;
-        size_t len = kv_shaped(a) ? klen : qlen;
+        size_t len = a == A_W ? (2 * (size_t)in->n - 1) * in->d * in->d : kv_shaped(a) ? klen : qlen;
         int cand = a == A_O || a == A_DQ || a == A_DK || a == A_DV;
         for (size_t t = 0; t < len; t++) {
             double x = in->x[a][t];
@@ -198,6 +202,31 @@ static int report(const inputs_t *in, const pr_certify_result_t *fw, const pr_ce
     return v == PR_CERT_CERTIFIED ? 0 : v == PR_CERT_REFUTED ? 1 : EXIT_UNKNOWN;
 }
 
+/* with ALiBi and a general W, pr_hiprec takes β as doubles: they must be exact */
+static int alibi_exact(double m, int n)
+{
+    for (long l = 0; l < n; l++)
+        if (fma(m, (double)l, -(m * (double)l)) != 0.0 || !isfinite(m * (double)l))
+            return 0;
+    return 1;
+}
+
+/* every head with the general W of --w (grouped-query as pr_certify_forward_heads) */
+static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const pr_certify_problem_t *pb,
+                           const pr_certify_opts_t *op)
+{
+    size_t nd = (size_t)in->n * in->d;
+    int g = in->heads / in->kv_heads;
+    for (int t = 0; t < in->batch * in->heads; t++) {
+        size_t qo = (size_t)t * nd, ko = ((size_t)(t / in->heads) * in->kv_heads + (t % in->heads) / g) * nd;
+        int st = pr_certify_forward_w(res + t, in->x[A_O] + qo, in->x[A_Q] + qo, in->x[A_K] + ko, in->x[A_V] + ko,
+                                      in->x[A_W], in->n, in->d, pb, op);
+        if (st)
+            return st;
+    }
+    return PR_OK;
+}
+
 int pr_cmd_certify(int argc, char **argv)
 {
     const char *path[A_N] = {0};
@@ -213,6 +242,9 @@ int pr_cmd_certify(int argc, char **argv)
         {"dq", PR_OPT_STRING, &path[A_DQ], "candidate dQ (Q's shape)", 0, 0, 0, 0},
         {"dk", PR_OPT_STRING, &path[A_DK], "candidate dK (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
         {"dv", PR_OPT_STRING, &path[A_DV], "candidate dV (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
+        {"w", PR_OPT_STRING, &path[A_W], "a general W instead of --pos: .npy of shape (2n-1, d, d) indexed by l+n-1, "
+         "shared by every head (n <= 512: the head in Arb; with --alibi, slopes whose products with |i-j| are doubles)",
+         0, 0, 0, 0},
         {"pos", PR_OPT_CHOICE, &pos, "RoPE applied inside attention (interleaved or neox pairs), or identity when Q and K "
          "come already rotated (or without RoPE)", "rope|rope-neox|identity", 0, 0, 0},
         {"rope-base", PR_OPT_DOUBLE, &rope_base, "RoPE angle base (> 1)", 0, 0, 0, 0},
@@ -235,17 +267,17 @@ int pr_cmd_certify(int argc, char **argv)
     pr_cmd_spec_t spec = {CMD, "",
         "Certified error of a candidate attention output (and gradients) against true attention.",
         "O_true is the real-number attention of the given Q, K, V (little-endian .npy of float64,\n"
-        "float32, float16, or bfloat16 bits with --bf16, widened exactly), with RoPE's\n"
-        "angles, cos and sin, sigma and ALiBi are the real numbers of their definitions, so the\n"
-        "enclosure holds whatever libm and the rounding mode do. Per head it prints a certified\n"
-        "enclosure [lower, upper] of max |cand - true|, the element of the largest lower bound, the\n"
-        "error in ulps of --dtype, and the verdict of |cand - true| <= atol + rtol |true| at every\n"
-        "element: certified (exit 0), refuted (exit 1, with a witness element), unknown (exit 3);\n"
-        "bad usage or input is exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate\n"
-        "entry is refuted. Each row runs in double with a proved error bound; rows it cannot decide\n"
-        "or bound tightly are recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv)\n"
-        "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\",\n"
-        "\"upper\", \"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
+        "float32, float16, or bfloat16 bits with --bf16, widened exactly): RoPE's angles, cos and\n"
+        "sin, sigma and ALiBi are the real numbers of their definitions, so the enclosure holds\n"
+        "whatever libm and the rounding mode do. Per head it prints a certified enclosure [lower,\n"
+        "upper] of max |cand - true|, the element of the largest lower bound, its error in ulps of\n"
+        "--dtype, and the verdict of |cand - true| <= atol + rtol |true| at every element: certified\n"
+        "(exit 0), refuted (exit 1, with a witness element), unknown (exit 3); bad usage or input is\n"
+        "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
+        "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
+        "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) and a general W (--w)\n"
+        "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
+        "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
@@ -261,6 +293,10 @@ int pr_cmd_certify(int argc, char **argv)
         return pr_cli_fail(CMD, "--dq/--dk/--dv need the upstream gradient --do");
     if (!(rope_base > 1.0))
         return pr_cli_fail(CMD, "--rope-base must be greater than 1, got %g", rope_base);
+    if (path[A_W] && pr_cli_given(&spec, "pos"))
+        return pr_cli_fail(CMD, "--w gives a general W; drop --pos %s", pos);
+    if (path[A_W] && grads)
+        return pr_cli_fail(CMD, "--w: gradients are certified for --pos rope|rope-neox|identity; drop --do/--dq/--dk/--dv");
     pr_certify_problem_t pb;
     pr_certify_problem_default(&pb);
     pb.pos = !strcmp(pos, "rope") ? PR_CERTIFY_POS_ROPE : !strcmp(pos, "rope-neox") ? PR_CERTIFY_POS_ROPE_NEOX
@@ -288,7 +324,11 @@ int pr_cmd_certify(int argc, char **argv)
         inputs_clear(&in);
         return rc;
     }
-    if (pb.pos != PR_CERTIFY_POS_IDENTITY && in.d % 2)
+    if (path[A_W] && in.n > PR_CERTIFY_GRAD_MAX_N)
+        rc = pr_cli_fail(CMD, "n = %d: a general W (--w) is certified in Arb for n <= %d", in.n, PR_CERTIFY_GRAD_MAX_N);
+    else if (path[A_W] && alibi > 0.0 && !alibi_exact(alibi, in.n))
+        rc = pr_cli_fail(CMD, "--alibi %.17g with --w: SLOPE*|i-j| must be a double for every offset (e.g. 2^-k)", alibi);
+    else if (!path[A_W] && pb.pos != PR_CERTIFY_POS_IDENTITY && in.d % 2)
         rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in.d, pos);
     else if (grads && in.n > PR_CERTIFY_GRAD_MAX_N)
         rc = pr_cli_fail(CMD, "n = %d: gradients are certified in Arb for n <= %d; drop --do/--dq/--dk/--dv", in.n,
@@ -308,7 +348,9 @@ int pr_cmd_certify(int argc, char **argv)
     size_t nh = (size_t)in.batch * in.heads;
     pr_certify_result_t *fw = calloc(nh, sizeof *fw), *bw = grads ? calloc(3 * nh, sizeof *bw) : NULL;
     int st = !fw || (grads && !bw) ? PR_ENOMEM : PR_OK;
-    if (!st)
+    if (!st && path[A_W])
+        st = forward_w_heads(fw, &in, &pb, &op);
+    else if (!st)
         st = pr_certify_forward_heads(fw, in.x[A_O], in.x[A_Q], in.x[A_K], in.x[A_V], in.batch, in.heads, in.kv_heads,
                                       in.n, in.d, &pb, &op);
     if (!st && grads)

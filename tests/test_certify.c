@@ -50,8 +50,8 @@ static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t 
     pr_attn_opts_default(o, c->d);
     o->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
     o->causal = c->causal;
-    if (c->alibi > 0.0) {
-        pr_bias_alibi(beta, c->n, c->alibi);
+    if (!st && c->alibi > 0.0) {
+        st = pr_bias_alibi(beta, c->n, c->alibi);
         o->beta = beta;
     }
     return st;
@@ -375,7 +375,7 @@ static void test_backward(pr_rng_t rng)
     pr_attn_opts_default(&ao, c.d);
     ao.sigma = pr_scale_sigma(PR_SCALE_INV_SQRT_D, c.d);
     ao.causal = 1;
-    pr_bias_alibi(beta, c.n, c.alibi);
+    PR_CHECK_OK(pr_bias_alibi(beta, c.n, c.alibi));
     ao.beta = beta;
     PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, c.n, c.d, &ao));
     PR_CHECK_OK(pr_dense_backward(dQ, dK, dV, NULL, Q, K, V, W, O, lse, dO, c.n, c.d, &ao));
@@ -445,6 +445,82 @@ static void test_backward_gqa(pr_rng_t rng)
     free(Q);
 }
 
+/* a general W (random entries per offset on the RoPE support), its doubles exact: the whole head in
+ * Arb against pr_hiprec_certify; an inexact ALiBi product refused */
+static void test_general_w(pr_rng_t rng)
+{
+    const int n = 30, d = 6;
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    double *Q = malloc(sizeof(double) * (nd * 5 + L * d * d + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
+    double *w3 = C + nd, *beta = w3 + L * d * d;
+    fill(Q, 3 * nd, 2.0, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, n, d, rng));
+    pr_posw_to_dense(w3, W);
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, d);
+    ao.sigma = pr_scale_sigma(PR_SCALE_INV_SQRT_D, d);
+    ao.causal = 1;
+    PR_CHECK_OK(pr_bias_alibi(beta, n, 0.25));
+    ao.beta = beta;
+    PR_CHECK_OK(pr_dense_forward(O, NULL, Q, K, V, W, n, d, &ao));
+    to_f32(C, O, nd);
+    pr_hiprec_def_t def;
+    pr_hiprec_def_real(&def, PR_SCALE_INV_SQRT_D, 0.25);
+    def.rope = 0;
+    arb_t e1, e2;
+    arb_init(e1);
+    arb_init(e2);
+    PR_CHECK_OK(pr_hiprec_certify(e1, e2, C, NULL, NULL, NULL, NULL, Q, K, V, W, NULL, n, d, &ao, &def, 256));
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    pr_certify_problem_default(&pb);
+    pb.scale = PR_CERTIFY_SCALE_INV_SQRT_D;
+    pb.causal = 1;
+    pb.alibi = 0.25;
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r;
+    PR_CHECK_OK(pr_certify_forward_w(&r, C, Q, K, V, w3, n, d, &pb, &op));
+    double hl = pr_hiprec_lbound_d(e1), hh = pr_hiprec_ubound_d(e1);
+    PR_CHECK(r.lower <= hh && hl <= r.upper && r.upper <= r.lower * (1 + 1e-6) && r.rows_fallback == n,
+             "general W: [%.17g, %.17g] vs pr_hiprec [%.17g, %.17g]", r.lower, r.upper, hl, hh);
+    pb.alibi = 0.1;
+    PR_CHECK(pr_certify_forward_w(&r, C, Q, K, V, w3, n, d, &pb, &op) == PR_EDOMAIN, "ALiBi 0.1 times |l| inexact");
+    arb_clear(e1);
+    arb_clear(e2);
+    pr_posw_clear(W);
+    free(Q);
+}
+
+/* Q·2^-530 and K·2^530 define the same scores, and the double pass computes the same numbers: the
+ * same bounds (the row norms once underflowed to 0 for such Q, dropping the scores' rounding) */
+static void test_scaling(pr_rng_t rng)
+{
+    cfg_t c = {40, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd, *Qs = C + nd,
+           *Ks = Qs + nd, beta[80];
+    fill(Q, 3 * nd, c.B, rng);
+    PR_CHECK_OK(dense_of(O, Q, K, V, &c, beta));
+    to_f32(C, O, nd);
+    for (size_t t = 0; t < nd; t++) {
+        Qs[t] = ldexp(Q[t], -530);
+        Ks[t] = ldexp(K[t], 530);
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.max_fallback_s = 0.0;
+    pr_certify_result_t r0, r;
+    PR_CHECK_OK(pr_certify_forward(&r0, C, Q, K, V, c.n, c.d, &pb, &op));
+    PR_CHECK_OK(pr_certify_forward(&r, C, Qs, Ks, V, c.n, c.d, &pb, &op));
+    PR_CHECK(r.bound_max == r0.bound_max && r.lower == r0.lower && r.upper == r0.upper,
+             "scaled Q, K: E %.17g vs %.17g, [%.17g, %.17g] vs [%.17g, %.17g]", r.bound_max, r0.bound_max, r.lower,
+             r.upper, r0.lower, r0.upper);
+    free(Q);
+}
+
 /* a caller's rounding mode changes nothing (the call runs round-to-nearest) and is restored */
 static void test_rounding(pr_rng_t rng)
 {
@@ -485,5 +561,7 @@ int main(void)
     test_backward(rng);
     test_rounding(rng);
     test_backward_gqa(rng);
+    test_general_w(rng);
+    test_scaling(rng);
     return pr_test_finish("test_certify");
 }

@@ -228,6 +228,24 @@ int main(void)
     refused("certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy --do cc_big.npy --dq cc_big.npy",
             "n <= 512");
     test_dtypes(rng);
+    /* --w: a general W (here W = I at every offset: the same as --pos identity) */
+    static double w3[(2 * N - 1) * D * D];
+    for (int l = 0; l < 2 * N - 1; l++)
+        for (int c = 0; c < D; c++)
+            w3[((size_t)l * D + c) * D + c] = 1.0;
+    long sw[3] = {2 * N - 1, D, D}, swb[3] = {2 * N - 1, D, D + 1};
+    PR_CHECK_OK(pr_npy_write("cc_w.npy", w3, 3, sw));
+    PR_CHECK_OK(pr_npy_write("cc_wbad.npy", w3, 3, swb));
+    snprintf(args, sizeof args, "%s --json", base);
+    pr_test_cli_run("cert_cli", args);
+    double ilo = json_nth("lower", 0), iup = json_nth("upper", 0);
+    rc = pr_test_cli_run("cert_cli", "certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --json");
+    PR_CHECK(rc == 1 && json_nth("lower", 0) <= iup && ilo <= json_nth("upper", 0) &&
+             json_nth("fallback_rows", 0) == N, "--w identity: exit %d, [%.17g, %.17g] vs --pos identity's [%.17g, %.17g]",
+             rc, json_nth("lower", 0), json_nth("upper", 0), ilo, iup);
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --pos rope", "--pos");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_wbad.npy", "(2n-1, d, d)");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --alibi 0.1", "--alibi");
     /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
     rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --json");
     double ce = pr_test_cli_json("certified_err_inf"), ei = pr_test_cli_json("err_inf"), bd = pr_test_cli_json("bound");
