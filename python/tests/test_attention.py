@@ -80,8 +80,9 @@ def test_real_number_attention_within_the_estimate(tmp_path, scale, causal, alib
     _, rep = cli_attn(tmp_path, q, k, v, *args)
     o = polyrope.attention(q, k, v, scale=scale, causal=causal, alibi=alibi)
     np.save(tmp_path / "o.npy", o)
-    run = subprocess.run(["/usr/bin/python3", ORACLE] + [str(tmp_path / f) for f in ("q.npy", "k.npy", "v.npy", "o.npy")]
-                         + ["10000", scale, repr(alibi), str(int(causal))], capture_output=True, text=True, check=True)
+    files = [str(tmp_path / (f + ".npy")) for f in "qkvo"]
+    run = subprocess.run(["/usr/bin/python3", ORACLE] + files + ["10000", scale, repr(alibi), str(int(causal))],
+                         capture_output=True, text=True, check=True)
     err = float(run.stdout)
     assert err <= rep["err_est"], "seed %d: |O - O_true| = %g > err_est %g" % (SEED, err, rep["err_est"])
 
