@@ -227,6 +227,34 @@ static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const p
     return PR_OK;
 }
 
+/* what the inputs ask for, against the limits (before any work): sizes of --w and the gradients'
+ * Arb reference, RoPE's even d, memory */
+static int check_limits(const inputs_t *in, int general, const pr_certify_problem_t *pb, const char *pos, int grads,
+                        double max_mem)
+{
+    int rc = 0;
+    if (general && in->n > PR_CERTIFY_GRAD_MAX_N)
+        rc = pr_cli_fail(CMD, "n = %d: a general W (--w) is certified in Arb for n <= %d", in->n,
+                         PR_CERTIFY_GRAD_MAX_N);
+    else if (general && pb->alibi > 0.0 && !alibi_exact(pb->alibi, in->n))
+        rc = pr_cli_fail(CMD, "--alibi %.17g with --w: SLOPE*|i-j| must be a double for every offset (e.g. 2^-k)",
+                         pb->alibi);
+    else if (!general && pb->pos != PR_CERTIFY_POS_IDENTITY && in->d % 2)
+        rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in->d, pos);
+    else if (grads && in->n > PR_CERTIFY_GRAD_MAX_N)
+        rc = pr_cli_fail(CMD, "n = %d: gradients are certified in Arb for n <= %d; drop --do/--dq/--dk/--dv", in->n,
+                         PR_CERTIFY_GRAD_MAX_N);
+    /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
+     * Arb rows (K and V as 48-byte balls), the gradients (n x n balls); the inputs are read */
+    double nd = (double)in->n * in->d, bytes = 8.0 * (8 * nd + 64.0 * in->n) + 2 * 48.0 * nd;
+    if (grads)
+        bytes += 48.0 * (8 * nd + (double)in->n * in->n);
+    if (!rc && bytes > max_mem * 1073741824.0)
+        rc = pr_cli_fail(CMD, "a head needs about %.2f GiB, past --max-mem %g: raise --max-mem", bytes / 1073741824.0,
+                         max_mem);
+    return rc;
+}
+
 int pr_cmd_certify(int argc, char **argv)
 {
     const char *path[A_N] = {0};
@@ -324,23 +352,7 @@ int pr_cmd_certify(int argc, char **argv)
         inputs_clear(&in);
         return rc;
     }
-    if (path[A_W] && in.n > PR_CERTIFY_GRAD_MAX_N)
-        rc = pr_cli_fail(CMD, "n = %d: a general W (--w) is certified in Arb for n <= %d", in.n, PR_CERTIFY_GRAD_MAX_N);
-    else if (path[A_W] && alibi > 0.0 && !alibi_exact(alibi, in.n))
-        rc = pr_cli_fail(CMD, "--alibi %.17g with --w: SLOPE*|i-j| must be a double for every offset (e.g. 2^-k)", alibi);
-    else if (!path[A_W] && pb.pos != PR_CERTIFY_POS_IDENTITY && in.d % 2)
-        rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in.d, pos);
-    else if (grads && in.n > PR_CERTIFY_GRAD_MAX_N)
-        rc = pr_cli_fail(CMD, "n = %d: gradients are certified in Arb for n <= %d; drop --do/--dq/--dk/--dv", in.n,
-                         PR_CERTIFY_GRAD_MAX_N);
-    /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
-     * Arb rows (K and V as 48-byte balls), the gradients (n x n balls); the inputs are read */
-    double nd = (double)in.n * in.d, bytes = 8.0 * (8 * nd + 64.0 * in.n) + 2 * 48.0 * nd;
-    if (grads)
-        bytes += 48.0 * (8 * nd + (double)in.n * in.n);
-    if (!rc && bytes > max_mem * 1073741824.0)
-        rc = pr_cli_fail(CMD, "a head needs about %.2f GiB, past --max-mem %g: raise --max-mem", bytes / 1073741824.0,
-                         max_mem);
+    rc = check_limits(&in, path[A_W] != NULL, &pb, pos, grads, max_mem);
     if (rc) {
         inputs_clear(&in);
         return rc;

@@ -216,7 +216,7 @@ static void test_kernels(pr_rng_t rng)
         pr_certify_result_t ok, r;
         f32_kernel(O, Q, K, V, n, d, causal, BUG_NONE);
         PR_CHECK_OK(pr_certify_forward(&ok, O, Q, K, V, n, d, &pb, &op));
-        PR_CHECK(ok.lower > 1e-9 && ok.upper < 1e-5 && ok.upper <= ok.lower * (1 + 1e-6),
+        PR_CHECK(ok.lower > 0.0 && ok.upper <= ok.lower * (1 + 1e-6),
                  "causal %d: float32 kernel's error [%.17g, %.17g]", causal, ok.lower, ok.upper);
         op.atol = ok.upper * 1.01;
         PR_CHECK_OK(pr_certify_forward(&r, O, Q, K, V, n, d, &pb, &op));
@@ -238,7 +238,7 @@ static void test_kernels(pr_rng_t rng)
             op.atol = 10.0 * ok.upper;
             op.rtol = 0.0;
             PR_CHECK_OK(pr_certify_forward(&r, O, Q, K, V, n, d, &pb, &op));
-            PR_CHECK(r.verdict == 1 && r.lower > 1e3 * ok.upper,
+            PR_CHECK(r.verdict == 1 && r.lower > op.atol,
                      "causal %d, bug '%s': verdict %d, error in [%.17g, %.17g]", causal, bug_name[bug], r.verdict,
                      r.lower, r.upper);
         }

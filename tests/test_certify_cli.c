@@ -229,7 +229,7 @@ int main(void)
             "n <= 512");
     test_dtypes(rng);
     /* --w: a general W (here W = I at every offset: the same as --pos identity) */
-    static double w3[(2 * N - 1) * D * D];
+    static double w3[(2 * N - 1) * D * (D + 1)]; /* room for the wrong shape (2n-1, d, d+1) too */
     for (int l = 0; l < 2 * N - 1; l++)
         for (int c = 0; c < D; c++)
             w3[((size_t)l * D + c) * D + c] = 1.0;
