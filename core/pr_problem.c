@@ -1,4 +1,5 @@
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ int pr_problem_generate(pr_problem_t P, pr_rng_t rng, int n, int d, double B, pr
 {
     pr_problem_clear(P);
     size_t nd;
-    if (n < 1 || d < 1 || !(B >= 0.0) || !(B < 1e300))
+    if (n < 1 || d < 1 || !(B >= 0.0) || !isfinite(B))
         return PR_EINVAL;
     if (pr_size_mul(&nd, (size_t)n, (size_t)d) || nd > SIZE_MAX / sizeof(double) || nd > (size_t)LONG_MAX)
         return PR_ESIZE;
