@@ -31,8 +31,11 @@ int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, co
     size_t len = 1;
     for (int i = 0; i < nd; i++)
         len *= (size_t)shape[i];
-    if (pr_vec_check_finite(*x, len))
+    if (pr_vec_check_finite(*x, len)) {
+        free(*x);
+        *x = 0;
         return pr_cli_fail(CMD, "--%s %s: contains NaN or Inf; every entry must be finite", opt, path);
+    }
     return 0;
 }
 

@@ -73,7 +73,8 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job);
 
 /* ---- attn_io.c ---- */
 
-/* a read .npy of the given shape, finite; else one line naming the file (exit status 2) */
+/* a read .npy of the given shape, finite; else one line naming the file (exit status 2) and
+ * *x NULL */
 int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, const long *want);
 /* the shape of an .npy, to size the problem from the first input file */
 int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt);
