@@ -31,9 +31,9 @@ int pr_check_ok(pr_cert_verdict_t v);
 
 typedef enum { PR_MASK_NONE = 0, PR_MASK_CAUSAL, PR_MASK_ALIBI, PR_MASK_COUNT } pr_mask_t;
 
-/* One random attention problem: pr_problem's Q, K, V uniform in [-B, B), then W of the given
- * kind, from the trial's stream (the instance attn and the presets draw from the same seed),
- * then the ALiBi slope when mask is PR_MASK_ALIBI. */
+/* One random attention problem from the trial's stream: pr_problem's Q, K, V uniform in
+ * [-B, B), then W of the given kind (what attn and a sweep row draw from a stream seeded
+ * alike), then the ALiBi slope when mask is PR_MASK_ALIBI. Not to be copied: W points into P. */
 typedef struct {
     int n, d;
     double B;
