@@ -189,6 +189,18 @@ static void everywhere(pr_rng_t rng)
         PR_CHECK(same(I.Q, P->Q, nd) && same(I.K, P->K, nd) && same(I.V, P->V, nd) && same_w(I.W, P->W),
                  "check instance: seed %ld n %d d %d B %g %s differs from pr_problem's", seed, n, d, B, pos);
         pr_inst_clear(&I);
+        /* with ALiBi, its slope is drawn after W, uniform in [0, 0.5) */
+        pr_rng_init(r, (uint64_t)seed);
+        PR_CHECK_OK(pr_inst_init(&I, n, d, B, kind, PR_MASK_ALIBI, r));
+        pr_problem_t A;
+        pr_problem_init(A);
+        pr_rng_init(r, (uint64_t)seed);
+        PR_CHECK_OK(pr_problem_generate(A, r, n, d, B, kind, PR_ROPE_BASE_DEFAULT, 0));
+        PR_CHECK_OK(pr_problem_alibi(A, pr_rng_range(r, 0.0, 0.5)));
+        PR_CHECK(same(I.Q, A->Q, nd) && same_w(I.W, A->W) && same(I.opts.beta, A->beta, 2 * (size_t)n - 1),
+                 "check instance with ALiBi: seed %ld n %d d %d B %g %s", seed, n, d, B, pos);
+        pr_problem_clear(A);
+        pr_inst_clear(&I);
 
         /* attn: its O is the dense forward of this problem, bit for bit; its R this R */
         char args[512];
