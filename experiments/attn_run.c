@@ -238,8 +238,8 @@ static int algo_auto(pr_cmd_attn_job_t *job)
     pr_control_opts_t o;
     pr_auto_t a;
     int st = fast_opts(&o, job);
-    if (!st && (st = pr_auto_predict(&a, job->Q, job->K, job->V, job->backward ? job->dO : NULL, job->W, job->n,
-                                     job->d, &job->opts, &o)))
+    if (st || (st = pr_auto_predict(&a, job->Q, job->K, job->V, job->backward ? job->dO : NULL, job->W, job->n,
+                                    job->d, &job->opts, &o)))
         return st;
     for (int k = 0; k < 3; k++)
         job->predicted[k] = a.t[k];
