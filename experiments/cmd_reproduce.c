@@ -414,8 +414,43 @@ static int predicted_ok(cost_t *cost, const pr_jobs_t *J, int workers, double ma
     return 0;
 }
 
-/* every preset's shards and the check as child processes, `workers` at a time; then each
- * preset's parts merged into dir/PRESET.csv and judged as in a serial run */
+/* The jobs' results into verdicts, however the jobs ran (child processes here, or elsewhere
+ * such as a Slurm array): ok[j] says job j ran to the end, cpu[j] its CPU seconds (either may
+ * be NULL: nothing known), why (when not empty) why none has evidence. Each preset's parts are
+ * merged into DIR/PRESET.csv and judged as in a serial run; the check's table is read. */
+static void collect_jobs(outcome_t *oc, outcome_t *chk, cost_t *cost, const pr_jobs_t *J, const int *ok,
+                         const double *cpu, const char *why, const char *cmdline)
+{
+    for (int j = 0; cpu && j < J->njobs; j++) {
+        const pr_preset_t *p = J->job[j].preset;
+        cost[p ? (int)(p - pr_presets) : pr_npresets].cpu += cpu[j];
+    }
+    for (int i = 0; i < pr_npresets; i++) {
+        const pr_preset_t *p = &pr_presets[i];
+        char pwhy[320];
+        snprintf(pwhy, sizeof pwhy, "%s", why);
+        for (int j = 0; !pwhy[0] && j < J->njobs; j++)
+            if (J->job[j].preset == p && !(ok && ok[j]))
+                snprintf(pwhy, sizeof pwhy, "shard %ld/%ld did not run to the end (see parts/%s.%ld-of-%ld.log)",
+                         J->job[j].k, J->job[j].n, p->name, J->job[j].k, J->job[j].n);
+        if (!pwhy[0] && pr_jobs_merge(J, p, cmdline))
+            snprintf(pwhy, sizeof pwhy, "its shards could not be merged (see the message above)");
+        finish_preset(oc, p, J->dir, pwhy);
+    }
+    char out[4200], cwhy[256] = "";
+    snprintf(out, sizeof out, "%s/check.txt", J->dir);
+    for (int j = 0; j < J->njobs; j++)
+        if (!J->job[j].preset && !(ok && ok[j]))
+            snprintf(cwhy, sizeof cwhy, "it did not run to the end");
+    if (cwhy[0] || read_checks(chk, out, cwhy, sizeof cwhy)) {
+        stderr_note("polyrope check did not run to the end: %s (see %s)", cwhy, out);
+        for (int k = 0; k < NCLAIMS; k++)
+            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, cwhy);
+    }
+}
+
+/* every preset's shards and the check as child processes, `workers` at a time, then
+ * collect_jobs */
 static void run_jobs(outcome_t *oc, outcome_t *chk, cost_t *cost, const pr_jobs_t *J, int workers, int resume,
                      const char *cmdline, int ran_elsewhere)
 {
@@ -435,33 +470,7 @@ static void run_jobs(outcome_t *oc, outcome_t *chk, cost_t *cost, const pr_jobs_
             ok[j] = 1;
     else if (pr_jobs_run(ok, cpu, J, workers))
         snprintf(why, sizeof why, "the jobs could not all be started or waited for: %s", strerror(errno));
-    for (int j = 0; ok && cpu && j < J->njobs; j++) {
-        const pr_preset_t *p = J->job[j].preset;
-        cost[p ? (int)(p - pr_presets) : pr_npresets].cpu += cpu[j];
-    }
-    for (int i = 0; i < pr_npresets; i++) {
-        const pr_preset_t *p = &pr_presets[i];
-        char pwhy[320];
-        snprintf(pwhy, sizeof pwhy, "%s", why);
-        for (int j = 0; !pwhy[0] && j < J->njobs; j++)
-            if (J->job[j].preset == p && !ok[j]) {
-                snprintf(pwhy, sizeof pwhy, "shard %ld/%ld did not run to the end (see parts/%s.%ld-of-%ld.log)",
-                         J->job[j].k, J->job[j].n, p->name, J->job[j].k, J->job[j].n);
-            }
-        if (!pwhy[0] && pr_jobs_merge(J, p, cmdline))
-            snprintf(pwhy, sizeof pwhy, "its shards could not be merged (see the message above)");
-        finish_preset(oc, p, J->dir, pwhy);
-    }
-    char out[4200], cwhy[256] = "";
-    snprintf(out, sizeof out, "%s/check.txt", J->dir);
-    for (int j = 0; j < J->njobs; j++)
-        if (!J->job[j].preset && !(ok && ok[j]))
-            snprintf(cwhy, sizeof cwhy, "it did not run to the end");
-    if (cwhy[0] || read_checks(chk, out, cwhy, sizeof cwhy)) {
-        stderr_note("polyrope check did not run to the end: %s (see %s)", cwhy, out);
-        for (int k = 0; k < NCLAIMS; k++)
-            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, cwhy);
-    }
+    collect_jobs(oc, chk, cost, J, ok, cpu, why, cmdline);
     free(ok);
     free(cpu);
 }

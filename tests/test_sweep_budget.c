@@ -48,9 +48,22 @@ static void model_arithmetic(pr_rng_t rng)
     pr_grid_clear(&g);
 }
 
+/* a sanitized build runs 3 to 5 times slower than the optimized build the models are for */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 /* The factorise model (presets.c) was fitted within a factor of 2 on the project's machine; a
  * machine up to 2 times faster or slower than that one still lands within 4. CPU time, not
- * wall time: other processes on the machine do not move it much. */
+ * wall time: other processes on the machine do not move it much. Judged in an unsanitized
+ * build only (printed in both). */
 static void model_against_time(void)
 {
     const pr_preset_t *p = pr_preset_find("factorise");
@@ -67,7 +80,7 @@ static void model_against_time(void)
     }
     double took = pr_timing_cpu() - c0, ratio = predicted / took;
     printf("factorise %s: predicted %.2f s, took %.2f s of CPU (ratio %.2f)\n", text, predicted, took, ratio);
-    PR_CHECK(ratio > 0.25 && ratio < 4, "grid %s: predicted %.3f s of CPU, took %.3f s: ratio %.3f outside [1/4, 4]", text,
+    PR_CHECK(SANITIZED || (ratio > 0.25 && ratio < 4), "grid %s: predicted %.3f s of CPU, took %.3f s: ratio %.3f outside [1/4, 4]", text,
              predicted, took, ratio);
     pr_grid_clear(&g);
 }
