@@ -50,7 +50,8 @@ extern "C" {
 
 /* C(m+k, k) as a double: pr_expand_binom(s, g) = C(s+g, g) multisets of size <= g of s values,
  * pr_expand_binom(s-1, k) = C(s+k-1, k) of size exactly k. Exact below 2^53, +Inf once it
- * passes 2^62 (the one overflow rule); 0 for k < 0 or m + k < 0. */
+ * passes 2^62 (the one overflow rule); 0 for k < 0 or m < -1 (m = -1: multisets of no
+ * values, 1 of size 0). */
 double pr_expand_binom(int m, int k);
 
 /* |e|! / Π_k e_k! for e[0..s), as a product of binomials in k's order (exact below 2^53). */
@@ -71,6 +72,7 @@ typedef struct {
     long *parent;           /* the multiset less one copy of `last`; -1 for the empty one */
     int *last;              /* its largest value; -1 for the empty one */
     long *sorted;           /* ids sorted by cnt (memcmp), for pr_expand_marg_find */
+    double bytes;           /* what the tables hold, counted as they were allocated */
 } pr_expand_marg_struct;
 typedef pr_expand_marg_struct pr_expand_marg_t[1];
 
@@ -105,6 +107,7 @@ typedef struct {
     double *mult;           /* multinomial(e) */
     long *bmi;              /* b-marginal id of each term (nondecreasing inside a group) */
     long *gstart;           /* am->count + 1: group μ is [gstart[μ], gstart[μ+1]) */
+    double bytes;           /* what the tables hold, marginals included, counted as allocated */
 } pr_expand_struct;
 typedef pr_expand_struct pr_expand_t[1];
 
