@@ -58,6 +58,7 @@
  * bound is an estimate that chooses nothing and certifies nothing (docs/verdicts.md); it holds to
  * within the double floor of the run (F1). */
 #include <math.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,95 +66,154 @@
 #include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
-#include "pr_rope.h"
 #include "pr_lowrank.h"
 #include "pr_backward_impl.h"
 #include "pr_timing.h"
 
-/* ---- multisets of S and their marginals ------------------------------------------------------- */
+/* ---- the plan's shape and buffers -------------------------------------------------------------- */
 
-/* mult(f) = |f|! / Π f_k! as a product of binomials, exact in double while it stays below 2^53 */
-double pr_backward_multinomial_(const unsigned char *f, int s)
+/* Terms in the largest a-marginal group, capped at cap. With c_r support entries in row r, group
+ * μ holds Π_r C(c_r+μ_r-1, μ_r) terms; each factor grows with μ_r (so |μ| = G is largest) and is
+ * log-concave in it, so handing the G units one by one to the row of largest ratio
+ * (c_r+μ_r)/(μ_r+1) reaches the maximum. -1 without memory. */
+static long largest_group(const int *a, int s, int G, long cap)
 {
-    double m = 1.0;
-    int tot = 0;
-    for (int k = 0; k < s; k++)
-        for (int t = 1; t <= f[k]; t++) {
-            tot++;
-            m = m * tot / t;
-        }
-    return m;
-}
-
-/* C(a+b, b) in double; INFINITY past 2^62 */
-double pr_backward_binom_(int a, int b)
-{
-    double c = 1.0;
-    for (int t = 1; t <= b; t++) {
-        c = c * (a + t) / t;
-        if (c > 0x1p62)
-            return INFINITY;
+    int *c = calloc((size_t)s, sizeof(int)), *mu = calloc((size_t)s, sizeof(int));
+    if (!c || !mu) {
+        free(c);
+        free(mu);
+        return -1;
     }
-    return c;
-}
-
-/* Writes every multiset of size ≤ G over s slots (as exponent vectors) into f[cnt*s...]. */
-void pr_backward_enum_(unsigned char *f, long *cnt, unsigned char *cur, int k, int s, int left)
-{
-    if (k == s) {
-        memcpy(f + (size_t)(*cnt) * s, cur, (size_t)s);
-        (*cnt)++;
-        return;
+    /* c[k] = entries of row a_k, kept at the row's first entry only */
+    for (int k = 0; k < s; k++) {
+        int j = 0;
+        while (a[j] != a[k])
+            j++;
+        c[j]++;
     }
-    for (int e = 0; e <= left; e++) {
-        cur[k] = (unsigned char)e;
-        pr_backward_enum_(f, cnt, cur, k + 1, s, left - e);
+    double prod = 1.0;
+    for (int u = 0; u < G && prod < cap; u++) {
+        int best = -1;
+        for (int k = 0; k < s; k++)
+            if (c[k] && (best < 0 || (double)(c[k] + mu[k]) * (mu[best] + 1) >
+                                     (double)(c[best] + mu[best]) * (mu[k] + 1)))
+                best = k;
+        prod = prod * (c[best] + mu[best]) / (mu[best] + 1);
+        mu[best]++;
     }
+    free(c);
+    free(mu);
+    return prod < cap ? (long)(prod + 0.5) : cap;
 }
 
-static int cmp_vec(const unsigned char *x, const unsigned char *y, int d)
+/* The sizes that fix every buffer: W's support, the degree g, the transform length, the thread
+ * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
+ * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
+static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long Lfft, int nt,
+                      int want_dw)
 {
-    int sx = 0, sy = 0;
-    for (int a = 0; a < d; a++) {
-        sx += x[a];
-        sy += y[a];
+    int s = W->s, G = g + 1;
+    p->n = W->n;
+    p->d = W->d;
+    p->s = s;
+    p->g = g;
+    p->G = G;
+    p->want_dw = want_dw;
+    p->Lfft = Lfft;
+    p->sl = 2 * (size_t)(Lfft / 2 + 1);    /* pr_toeplitz_spec_len */
+    p->da = pr_expand_ndistinct(W->a, s);
+    p->db = pr_expand_ndistinct(W->b, s);
+    /* the a-marginals of size G (what the threads split) and the b-marginals of size G (the most
+     * numerous size) */
+    double mutop = pr_expand_binom(p->da - 1, G), nutop = pr_expand_binom(p->db - 1, G);
+    if (!(pr_expand_binom(s, G) < 0x1p53) || !(nutop < 0x1p53) || Lfft <= 0)
+        return PR_EBUDGET;
+    p->maxnu = (long)nutop;
+    p->nthreads = nt < mutop ? nt : (int)mutop;
+    long big = largest_group(W->a, s, G, TBATCH);
+    if (big < 0)
+        return PR_ENOMEM;
+    p->tbatch = big < 2 ? 2 : (int)big;
+    return PR_OK;
+}
+
+/* count spectra from the engine (zeroed), counted in M at sl doubles each */
+static double *spectra(pr_mem_t M, const pr_backward_plan *p, size_t count)
+{
+    pr_mem_note(M, 8.0 * (double)p->sl * (double)count);
+    if (M->dry)
+        return NULL;
+    double *x = pr_toeplitz_spec_alloc(p->tp, count);
+    if (!x)
+        M->failed = 1;
+    return x;
+}
+
+/* One thread's scratch and (threads > 0) its part of the outputs, through M. */
+static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p, int id)
+{
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, tb = (size_t)p->tbatch;
+    th->tsym = pr_mem_zalloc(M, tb * L, sizeof(double));
+    th->csym = pr_mem_zalloc(M, tb * L, sizeof(double));
+    th->cnu = pr_mem_zalloc(M, tb * L, sizeof(double));
+    th->kappa_w = pr_mem_zalloc(M, L, sizeof(double));
+    th->preb = pr_mem_zalloc(M, ((size_t)p->s + 1) * SYM_BLK, sizeof(double));
+    th->rbuf = pr_mem_zalloc(M, n, sizeof(double));
+    th->zbuf = pr_mem_zalloc(M, n, sizeof(double));
+    th->ycol = pr_mem_zalloc(M, n, sizeof(double));
+    th->tmp = pr_mem_zalloc(M, n, sizeof(double));
+    th->That = spectra(M, p, tb);
+    th->Xhat = spectra(M, p, d + 2);
+    th->accQ = spectra(M, p, d + 1);
+    th->corr = spectra(M, p, 1);
+    th->accK = spectra(M, p, (d + 1) * (size_t)p->maxnu);
+    th->accV = spectra(M, p, (d + 1) * (size_t)p->maxnu);
+    if (id > 0) {
+        th->dQ = pr_mem_zalloc(M, n * d, sizeof(double));
+        th->dK = pr_mem_zalloc(M, n * d, sizeof(double));
+        th->dV = pr_mem_zalloc(M, n * d, sizeof(double));
+        th->kappa = pr_mem_zalloc(M, n, sizeof(double));
+        th->dw = p->want_dw ? pr_mem_zalloc(M, (size_t)p->s * L, sizeof(double)) : NULL;
     }
-    if (sx != sy)
-        return sx < sy ? -1 : 1;
-    return memcmp(x, y, (size_t)d);
+    /* the engine's workspace: two padded vectors and two spectra (pr_toeplitz_work_struct) */
+    pr_mem_note(M, 8.0 * (2.0 * (double)p->Lfft + 2.0 * (double)p->sl));
+    if (!M->dry && pr_mem_status(M) == PR_OK && pr_toeplitz_work_init(th->ws, p->tp))
+        M->failed = 1;
 }
 
-typedef struct {
-    unsigned char *mu, *nu;
-    int d;
-} marg_ctx;
-
-static int cmp_f(const void *p, const void *q, void *ctx)
+/* Every buffer of a plan of p's shape, through M: a dry M allocates nothing and counts what the
+ * plan would hold (the budget check, pr_backward_needs), a real one allocates exactly that,
+ * zeroed so that the pages are mapped by the plan, not by the first execute. The expansion is
+ * counted by its own dry run (pr_expand_bytes) when the plan builds it. */
+static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_expansion)
 {
-    const marg_ctx *c = ctx;
-    long i = *(const long *)p, j = *(const long *)q;
-    int r = cmp_vec(c->mu + i * c->d, c->mu + j * c->d, c->d);
-    if (!r)
-        r = memcmp(c->nu + i * c->d, c->nu + j * c->d, (size_t)c->d);
-    return r ? r : (i < j ? -1 : i > j);
-}
-
-static int cmp_nu(const void *p, const void *q, void *ctx)
-{
-    const marg_ctx *c = ctx;
-    long i = *(const long *)p, j = *(const long *)q;
-    int r = cmp_vec(c->nu + i * c->d, c->nu + j * c->d, c->d);
-    return r ? r : (i < j ? -1 : i > j);
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1;
+    size_t nterms = (size_t)pr_expand_binom(p->s, p->G);
+    if (own_expansion)
+        pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
+    p->alpha = pr_mem_alloc(M, nterms, sizeof(double));
+    p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
+    p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
+    p->wpow = pr_mem_zalloc(M, (size_t)p->s * G1 * L, sizeof(double));
+    p->bias = pr_mem_zalloc(M, L, sizeof(double));
+    p->qpow = pr_mem_zalloc(M, (size_t)p->da * G1 * n, sizeof(double));
+    p->kpow = pr_mem_zalloc(M, (size_t)p->db * G1 * n, sizeof(double));
+    p->xc = pr_mem_zalloc(M, (d + 2) * n, sizeof(double));
+    p->ysize = (d + 1) * (size_t)p->maxnu * p->sl;
+    p->Yhat = spectra(M, p, 2 * (d + 1) * (size_t)p->maxnu);
+    p->thr = pr_mem_zalloc(M, (size_t)p->nthreads, sizeof(bw_thread));
+    for (int i = 0; i < p->nthreads && pr_mem_status(M) == PR_OK; i++) {
+        bw_thread dry;
+        thread_buffers(M->dry ? &dry : &p->thr[i], M, p, i);
+    }
+    return pr_mem_status(M);
 }
 
 void pr_backward_destroy(pr_backward_plan *p)
 {
     if (!p)
         return;
-    free(p->wa); free(p->wb); free(p->f); free(p->fmu); free(p->fnu);
-    free(p->alpha); free(p->ahat); free(p->fspec); free(p->poly); free(p->mu); free(p->nu); free(p->mu_start);
-    free(p->nu_size_start);
-    free(p->mu_size_start);
+    free(p->alpha); free(p->ahat); free(p->poly);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
@@ -167,344 +227,70 @@ void pr_backward_destroy(pr_backward_plan *p)
         pr_toeplitz_work_clear(th->ws);
     }
     free(p->thr);
+    if (p->has_own_E)
+        pr_expand_clear(p->own_E);
     if (p->has_own_tp)
         pr_toeplitz_destroy(p->own_tp);
     free(p);
 }
 
-int pr_backward_vec_size_(const unsigned char *x, int d)
-{
-    int t = 0;
-    for (int a = 0; a < d; a++)
-        t += x[a];
-    return t;
-}
-
-/* Sorts the multisets by (|f|, μ, ν) and numbers the distinct marginals. */
-static int build_groups(pr_backward_plan *p, const unsigned char *fraw)
-{
-    int d = p->d, s = p->s;
-    long nf = p->nf;
-    unsigned char *mu = malloc((size_t)nf * d), *nu = malloc((size_t)nf * d);
-    long *ord = malloc(sizeof(long) * nf), *nord = malloc(sizeof(long) * nf);
-    int *nuid = malloc(sizeof(int) * nf);
-    int st = PR_ENOMEM;
-    if (!mu || !nu || !ord || !nord || !nuid)
-        goto done;
-    memset(mu, 0, (size_t)nf * d);
-    memset(nu, 0, (size_t)nf * d);
-    for (long t = 0; t < nf; t++) {
-        for (int k = 0; k < s; k++) {
-            mu[t * d + p->wa[k]] += fraw[t * s + k];
-            nu[t * d + p->wb[k]] += fraw[t * s + k];
-        }
-        ord[t] = nord[t] = t;
-    }
-    marg_ctx ctx = {mu, nu, d};
-    qsort_r(ord, (size_t)nf, sizeof(long), cmp_f, &ctx);
-    qsort_r(nord, (size_t)nf, sizeof(long), cmp_nu, &ctx);
-    /* ν ids in (|ν|, ν) order */
-    p->nnu = 0;
-    for (long t = 0; t < nf; t++) {
-        if (t == 0 || cmp_vec(nu + nord[t] * d, nu + nord[t - 1] * d, d))
-            p->nnu++;
-        nuid[nord[t]] = p->nnu - 1;
-    }
-    p->nu = malloc((size_t)p->nnu * d);
-    p->nu_size_start = calloc((size_t)p->G + 2, sizeof(int));
-    p->f = malloc((size_t)nf * s);
-    p->fmu = malloc(sizeof(int) * nf);
-    p->fnu = malloc(sizeof(int) * nf);
-    if (!p->nu || !p->nu_size_start || !p->f || !p->fmu || !p->fnu)
-        goto done;
-    for (long t = 0; t < nf; t++)
-        memcpy(p->nu + (size_t)nuid[nord[t]] * d, nu + nord[t] * d, (size_t)d);
-    for (int m = 0, v = 0; m <= p->G + 1; m++) {
-        while (v < p->nnu) {
-            int sz = 0;
-            for (int a = 0; a < d; a++)
-                sz += p->nu[(size_t)v * d + a];
-            if (sz >= m)
-                break;
-            v++;
-        }
-        p->nu_size_start[m] = v;
-    }
-    p->nmu = 0;
-    p->npairs = 0;
-    for (long t = 0; t < nf; t++) {
-        long o = ord[t];
-        int newmu = t == 0 || cmp_vec(mu + o * d, mu + ord[t - 1] * d, d);
-        if (newmu)
-            p->nmu++;
-        if (newmu || nuid[o] != nuid[ord[t - 1]])
-            p->npairs++;
-        memcpy(p->f + (size_t)t * s, fraw + (size_t)o * s, (size_t)s);
-        p->fmu[t] = p->nmu - 1;
-        p->fnu[t] = nuid[o];
-    }
-    p->mu = malloc((size_t)p->nmu * d);
-    p->mu_start = malloc(sizeof(long) * ((size_t)p->nmu + 1));
-    if (!p->mu || !p->mu_start)
-        goto done;
-    for (long t = 0; t < nf; t++)
-        if (t == 0 || p->fmu[t] != p->fmu[t - 1]) {
-            memcpy(p->mu + (size_t)p->fmu[t] * d, mu + ord[t] * d, (size_t)d);
-            p->mu_start[p->fmu[t]] = t;
-        }
-    p->mu_start[p->nmu] = nf;
-    p->mu_size_start = calloc((size_t)p->G + 2, sizeof(int));
-    if (!p->mu_size_start)
-        goto done;
-    for (int m = 0, u = 0; m <= p->G + 1; m++) {
-        while (u < p->nmu && pr_backward_vec_size_(p->mu + (size_t)u * d, d) < m)
-            u++;
-        p->mu_size_start[m] = u;
-    }
-    st = PR_OK;
-done:
-    free(mu); free(nu); free(ord); free(nord); free(nuid);
-    return st;
-}
-
-
-/* Buffers are written once here so that their pages are mapped by the plan, not by the first
- * execute. */
-static double *dalloc(pr_backward_plan *p, size_t count)
-{
-    p->bytes += 8.0 * count;
-    double *x = malloc(sizeof(double) * (count ? count : 1));
-    if (x)
-        memset(x, 0, sizeof(double) * count);
-    return x;
-}
-
-static double *salloc(pr_backward_plan *p, size_t count)
-{
-    p->bytes += 8.0 * p->sl * count;
-    double *x = pr_toeplitz_spec_alloc(p->tp, count);
-    if (x)
-        memset(x, 0, sizeof(double) * p->sl * count);
-    return x;
-}
-
-/* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
-static int cmp_term(const void *x, const void *y, void *ctx)
-{
-    const pr_fast_terms_struct *T = ctx;
-    long i = *(const long *)x, j = *(const long *)y;
-    return memcmp(T->e + (size_t)i * T->s, T->e + (size_t)j * T->s, (size_t)T->s);
-}
-
-/* fspec[t] = the forward plan's kept (planar) spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
-static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F)
-{
-    const pr_fast_terms_struct *T = F->terms;
-    long *ord = malloc(sizeof(long) * (T->nterms ? T->nterms : 1));
-    if (!ord)
-        return PR_ENOMEM;
-    for (long i = 0; i < T->nterms; i++)
-        ord[i] = i;
-    qsort_r(ord, (size_t)T->nterms, sizeof(long), cmp_term, (void *)T);
-    for (long t = 0; t < p->nf; t++) {
-        const unsigned char *f = p->f + (size_t)t * p->s;
-        if (p->alpha[t] == 0.0)
-            continue;
-        long lo = 0, hi = T->nterms - 1;
-        while (lo <= hi) {
-            long mid = (lo + hi) / 2;
-            int c = memcmp(T->e + (size_t)ord[mid] * p->s, f, (size_t)p->s);
-            if (!c) {
-                p->fspec[t] = pr_fast_plan_spectrum(F, ord[mid]);
-                p->reused += p->fspec[t] != NULL;
-                break;
-            }
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid - 1;
-        }
-    }
-    free(ord);
-    return PR_OK;
-}
-
-/* bytes of a plan before it is made: power tables, the term tables, the spectra of one size class
- * of ν, and nt threads' scratch (sl doubles per spectrum) */
-static double fft_bytes(int n, int d, int s, int G, size_t sl, int nt)
-{
-    double nfd = pr_backward_binom_(s, G), nu_one_size = pr_backward_binom_(d - 1, G);
-    double tb = fmin(TBATCH, fmax(2.0, nfd));   /* the batch is at most this (p->tbatch) */
-    return 8.0 * ((double)s * (G + 1) * (2.0 * n) + 2.0 * d * (G + 1) * n + (d + 2.0) * n) +
-           16.0 * sl * nu_one_size * (d + 1) + nfd * (s + 32.0) +
-           nt * (8.0 * ((3.0 * tb + s) * 2.0 * n + (3.0 * d + 5) * n) +
-                 8.0 * sl * (tb + (d + 2.0) + (d + 1.0) + 1.0 + nu_one_size * 2.0 * (d + 1)));
-}
-
-/* bytes of pr_backward_lowrank for F features of degree ≤ G */
-double pr_backward_lowrank_bytes_(int n, int d, double F)
-{
-    return F * (d + 8.0 * d + 4.0 + 8.0 * (2.0 + 2.0 * d + 3.0 + 1.0)) + 8.0 * (2.0 * n * d + n + d + 2.0);
-}
-
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank)
 {
-    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
+    long Lfft = pr_toeplitz_good_size(2L * n - 1, 5, 1);
+    double Lf = (double)Lfft, lg = log2(Lf);
     if (lowrank) {
-        double F = pr_backward_binom_(d, g + 1);
-        *bytes = pr_backward_lowrank_bytes_(n, d, F);
+        double F = pr_expand_binom(d, g + 1);
+        *bytes = pr_backward_lowrank_bytes_(n, d, g);
         /* per row two feature products of (d+1) and (d+2) columns, and the features' index search */
         *ops = 2.0 * n * F * (2.0 * d + 5.0) + F * d * log2(F + 1.0);
         return;
     }
-    *bytes = fft_bytes(n, d, W->s, g + 1, (size_t)(2 * (long)(Lf / 2 + 1)), omp_get_max_threads());
+    /* the plan's own dry run, on a forward plan of ESTIMATE length */
+    pr_backward_plan p = {0};
+    pr_mem_t M;
+    pr_mem_init(M, 1);
+    *bytes = INFINITY;
+    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), 1) &&
+        !plan_buffers(&p, M, 1))
+        *bytes = M->bytes;
     /* per term a symbol transform and about 3(d+1) spectral products; per marginal about
      * 3(d+1) transforms (at most as many marginals as terms) */
-    double T = pr_backward_binom_(W->s, g + 1);
-    *ops = T * Lf * (5.0 * lg + 12.0 * (d + 1.0)) + 2.0 * pr_backward_binom_(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+    double T = pr_expand_binom(W->s, g + 1);
+    *ops = T * Lf * (5.0 * lg + 12.0 * (d + 1.0)) +
+           2.0 * pr_expand_binom(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
 }
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
-                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
-                         double max_bytes)
+/* ---- planning ---------------------------------------------------------------------------------- */
+
+static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, const pr_attn_opts_t *opts)
 {
-    *plan = NULL;
-    int n = W->n, d = W->d;
-    if (!opts->poly || opts->poly_degree < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
+    int n = W->n, d = W->d, g = opts->poly_degree;
+    if (!opts->poly || g < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
         return PR_EINVAL;
     if (W->s <= 0)
         return PR_ESHAPE;
-    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != opts->poly_degree))
+    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != g))
         return PR_ESHAPE;
-    if (opts->poly_degree > 254)
+    if (g + 1 > PR_EXPAND_MAX_DEGREE)
         return PR_EINVAL;       /* multiplicities are unsigned char (pr_expoly stops at 170) */
-    int s = W->s, g = opts->poly_degree, G = g + 1;
     if (pr_vec_check_finite(opts->poly, (size_t)g + 1) ||
-        pr_vec_check_finite(W->w, (size_t)s * (2 * (size_t)n - 1)) ||
+        pr_vec_check_finite(W->w, (size_t)W->s * (2 * (size_t)n - 1)) ||
         (opts->beta && pr_vec_check_finite(opts->beta, 2 * (size_t)n - 1)))
         return PR_ENONFINITE;
-    double nfd = pr_backward_binom_(s, G), est;
-    {
-        double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
-        est = fft_bytes(n, d, s, G, (size_t)(2 * (long)(Lf / 2 + 1)), omp_get_max_threads());
-    }
-    /* before anything is allocated: past max_bytes, or past what size_t products can hold */
-    if (!(est < 0.25 * (double)SIZE_MAX) || (max_bytes > 0 && est > max_bytes))
-        return PR_EBUDGET;
-    pr_backward_plan *p = calloc(1, sizeof(*p));
-    if (!p)
-        return PR_ENOMEM;
-    int st;
-    if (F)
-        p->tp = F->tp;
-    else {
-        if ((st = pr_toeplitz_plan(p->own_tp, n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT))) {
-            free(p);
-            return st;
-        }
-        p->has_own_tp = 1;
-        p->tp = p->own_tp;
-    }
-    p->sl = pr_toeplitz_spec_len(p->tp);
-    int nt = omp_get_max_threads();
-    p->n = n; p->d = d; p->s = s; p->g = g; p->G = G;
-    p->want_dw = want_dw;
-    p->nf = (long)nfd;
-    st = PR_ENOMEM;
-    p->wa = malloc(sizeof(int) * s);
-    p->wb = malloc(sizeof(int) * s);
-    unsigned char *fraw = malloc((size_t)p->nf * s), *cur = calloc((size_t)s, 1);
-    if (!p->wa || !p->wb || !fraw || !cur)
-        goto fail;
-    memcpy(p->wa, W->a, sizeof(int) * s);
-    memcpy(p->wb, W->b, sizeof(int) * s);
-    long cnt = 0;
-    pr_backward_enum_(fraw, &cnt, cur, 0, s, G);
-    if ((st = build_groups(p, fraw)))
-        goto fail;
-    /* batch buffers no larger than the largest group needs (small degrees: a few terms) */
-    p->tbatch = 2;
-    for (int u = 0; u < p->nmu; u++)
-        if (p->mu_start[u + 1] - p->mu_start[u] > p->tbatch)
-            p->tbatch = (int)(p->mu_start[u + 1] - p->mu_start[u]);
-    p->tbatch = p->tbatch < TBATCH ? p->tbatch : TBATCH;
-    st = PR_ENOMEM;
-    p->alpha = malloc(sizeof(double) * p->nf);
-    p->ahat = malloc(sizeof(double) * p->nf);
-    p->fspec = calloc((size_t)p->nf, sizeof(*p->fspec));
-    p->poly = malloc(sizeof(double) * (g + 1));
-    if (!p->alpha || !p->ahat || !p->fspec || !p->poly)
-        goto fail;
-    memcpy(p->poly, opts->poly, sizeof(double) * (g + 1));
-    for (long t = 0; t < p->nf; t++) {
-        const unsigned char *f = p->f + (size_t)t * s;
-        int m = pr_backward_vec_size_(f, s);
-        double mult = pr_backward_multinomial_(f, s), sm = pow(opts->sigma, m);
-        p->alpha[t] = m <= g ? opts->poly[m] * mult * sm : 0.0;
-        p->ahat[t] = m >= 1 ? opts->poly[m - 1] / m * mult * sm : 0.0;
-    }
-    if (F && !F->streamed && (st = map_forward_spectra(p, F)))
-        goto fail;
-    st = PR_ENOMEM;
-    int maxnu = 0;
-    for (int m = 0; m <= G; m++)
-        if (p->nu_size_start[m + 1] - p->nu_size_start[m] > maxnu)
-            maxnu = p->nu_size_start[m + 1] - p->nu_size_start[m];
+    return PR_OK;
+}
+
+/* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1) */
+static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_attn_opts_t *opts)
+{
+    int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
-    p->bytes += (double)p->nf * (s + 32.0);
-    p->wpow = dalloc(p, (size_t)s * (G + 1) * L);
-    p->bias = dalloc(p, L);
-    p->qpow = dalloc(p, (size_t)d * (G + 1) * n);
-    p->kpow = dalloc(p, (size_t)d * (G + 1) * n);
-    p->xc = dalloc(p, (size_t)(d + 2) * n);
-    p->ysize = (size_t)(d + 1) * maxnu * p->sl;
-    p->Yhat = salloc(p, 2 * (size_t)(d + 1) * maxnu);
-    if (!p->wpow || !p->bias || !p->qpow || !p->kpow || !p->xc || !p->Yhat)
-        goto fail;
-    /* no more threads than a-marginals of the largest size: the μ loop is what is split */
-    int mu_max = p->mu_size_start[G + 1] - p->mu_size_start[G];
-    p->nthreads = nt < mu_max ? nt : mu_max > 0 ? mu_max : 1;
-    if (!(p->thr = calloc((size_t)p->nthreads, sizeof(bw_thread))))
-        goto fail;
-    for (int i = 0; i < p->nthreads; i++) {
-        bw_thread *th = &p->thr[i];
-        size_t nd = (size_t)n * d;
-        th->tsym = dalloc(p, (size_t)p->tbatch * L);
-        th->csym = dalloc(p, (size_t)p->tbatch * L);
-        th->cnu = dalloc(p, (size_t)p->tbatch * L);
-        th->kappa_w = dalloc(p, L);
-        th->preb = dalloc(p, (size_t)(s + 1) * SYM_BLK);
-        th->rbuf = dalloc(p, (size_t)n);
-        th->zbuf = dalloc(p, (size_t)n);
-        th->ycol = dalloc(p, (size_t)n);
-        th->tmp = dalloc(p, (size_t)n);
-        th->That = salloc(p, p->tbatch);
-        th->Xhat = salloc(p, (size_t)d + 2);
-        th->accQ = salloc(p, (size_t)d + 1);
-        th->corr = salloc(p, 1);
-        th->accK = salloc(p, (size_t)(d + 1) * maxnu);
-        th->accV = salloc(p, (size_t)(d + 1) * maxnu);
-        if (!th->tsym || !th->csym || !th->cnu || !th->kappa_w || !th->preb || !th->rbuf || !th->zbuf ||
-            !th->ycol || !th->tmp || !th->That || !th->Xhat || !th->accQ || !th->corr || !th->accK ||
-            !th->accV)
-            goto fail;
-        if (i > 0) {
-            th->dQ = dalloc(p, nd);
-            th->dK = dalloc(p, nd);
-            th->dV = dalloc(p, nd);
-            th->kappa = dalloc(p, (size_t)n);
-            th->dw = want_dw ? dalloc(p, (size_t)s * L) : NULL;
-            if (!th->dQ || !th->dK || !th->dV || !th->kappa || (want_dw && !th->dw))
-                goto fail;
-        }
-        if ((st = pr_toeplitz_work_init(th->ws, p->tp)))
-            goto fail;
-        st = PR_ENOMEM;
-    }
-    st = PR_EBUDGET;
-    if (max_bytes > 0 && p->bytes > max_bytes)
-        goto fail;
+    pr_expand_coefs(p->alpha, p->E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
+    pr_expand_coefs(p->ahat, p->E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+    memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
+    for (long t = 0; t < p->E->nterms_fwd; t++)
+        p->reused += bw_forward_spectrum(p, t) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {
         size_t li = (size_t)(l + n - 1);
         p->bias[li] = exp(pr_attn_log_bias(opts, n, l));
@@ -516,13 +302,65 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
             }
         }
     }
-    free(fraw);
-    free(cur);
+}
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes)
+{
+    *plan = NULL;
+    int st = plan_check(F, W, opts);
+    if (st)
+        return st;
+    pr_backward_plan *p = calloc(1, sizeof(*p));
+    if (!p)
+        return PR_ENOMEM;
+    int g = opts->poly_degree;
+    long Lfft = F ? F->tp->L : pr_toeplitz_good_size(2L * W->n - 1, 5, 1);
+    /* F's expansion serves when it was built with the degree g+1 part; else ours, of which F's
+     * terms are the prefix */
+    int own_E = 1;   /* TEMP until pr_fast is on pr_expand */
+    if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), want_dw)))
+        goto fail;
+    /* the dry run, before anything is allocated: one budget, max_bytes */
+    pr_mem_t M;
+    pr_mem_init(M, 1);
+    pr_budget_t b;
+    pr_budget_init(b, max_bytes > 0 ? max_bytes : 0, 0);
+    if ((st = plan_buffers(p, M, own_E)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
+        goto fail;
+    if (F)
+        p->tp = F->tp;
+    else {
+        if ((st = pr_toeplitz_plan(p->own_tp, W->n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT)))
+            goto fail;
+        p->has_own_tp = 1;
+        p->tp = p->own_tp;
+    }
+    if (own_E) {
+        if ((st = pr_expand_init(p->own_E, W->a, W->b, W->s, g, 1, LONG_MAX)))
+            goto fail;
+        p->has_own_E = 1;
+        p->E = p->own_E;
+    } else
+        p->E = F->terms;
+    p->F = F;
+    /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
+     * (test_backward checks pr_backward_needs against the bytes held) */
+    long big = 2;
+    for (long u = 0; u < p->E->am->count; u++)
+        if (p->E->gstart[u + 1] - p->E->gstart[u] > big)
+            big = p->E->gstart[u + 1] - p->E->gstart[u];
+    p->tbatch = big < TBATCH ? (int)big : TBATCH;
+    pr_mem_init(M, 0);
+    st = plan_buffers(p, M, own_E);
+    p->bytes = M->bytes;
+    if (st)
+        goto fail;
+    plan_tables(p, W, opts);
     *plan = p;
     return PR_OK;
 fail:
-    free(fraw);
-    free(cur);
     pr_backward_destroy(p);
     return st;
 }
@@ -541,10 +379,10 @@ const double *pr_backward_kappa_w(const pr_backward_plan *p)
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
 {
-    info->terms = p->nf;
-    info->a_marginals = p->nmu;
-    info->b_marginals = p->nnu;
-    info->ab_pairs = p->npairs;
+    info->terms = p->E->nterms;
+    info->a_marginals = p->E->am->count;
+    info->b_marginals = p->E->bm->count;
+    info->ab_pairs = p->E->npairs;
     info->reused_spectra = p->reused;
     info->bytes = p->bytes;
     info->transforms = p->transforms;

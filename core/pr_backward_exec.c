@@ -9,13 +9,14 @@
 
 /* ---- execute ---------------------------------------------------------------------------------- */
 
-/* out[i] = Π_a pw[a][e_a][i] (pw: d × (G+1) × n); skip = -1, or a slot whose exponent is lowered by one */
+/* out[i] = Π_r pw[r][e_r][i] over a marginal's D values (pw: D × (G+1) × n); skip = -1, or a
+ * value whose exponent is lowered by one */
 static void marg_product(double *out, const double *pw, const unsigned char *e, int skip,
-                         int d, int G, int n)
+                         int D, int G, int n)
 {
     for (int i = 0; i < n; i++)
         out[i] = 1.0;
-    for (int a = 0; a < d; a++) {
+    for (int a = 0; a < D; a++) {
         int p = e[a] - (a == skip);
         if (p == 0)
             continue;
@@ -39,28 +40,29 @@ static int inv(const pr_backward_plan *p, bw_thread *th, double *in)
     return pr_toeplitz_spec_inverse(th->zbuf, 1, in, p->tp, th->ws);
 }
 
-static void powers(double *pw, const double *X, int n, int d, int G)
+/* pw[r][e][i] = X[i][val[r]]^e for the D columns val of a marginal, e ≤ G (X: n×d) */
+static void powers(double *pw, const double *X, const int *val, int D, int n, int d, int G)
 {
-    for (int a = 0; a < d; a++) {
-        double *base = pw + (size_t)a * (G + 1) * n;
+    for (int r = 0; r < D; r++) {
+        double *base = pw + (size_t)r * (G + 1) * n;
         for (int i = 0; i < n; i++)
             base[i] = 1.0;
         for (int e = 1; e <= G; e++)
             for (int i = 0; i < n; i++)
-                base[(size_t)e * n + i] = base[(size_t)(e - 1) * n + i] * X[(size_t)i * d + a];
+                base[(size_t)e * n + i] = base[(size_t)(e - 1) * n + i] * X[(size_t)i * d + val[r]];
     }
 }
 
-/* dX[i][a] += z[i] · ∂(Π_a X_ia^{e_a})/∂X_ia for every a with e_a > 0 */
+/* dX[i][val[r]] += z[i] · ∂(Π_r X_{i,val[r]}^{e_r})/∂X_{i,val[r]} for every r with e_r > 0 */
 static void add_marg_grad(double *dX, const double *z, const double *pw, const unsigned char *e,
-                          double *tmp, int d, int G, int n)
+                          double *tmp, const int *val, int D, int d, int G, int n)
 {
-    for (int a = 0; a < d; a++) {
-        if (!e[a])
+    for (int r = 0; r < D; r++) {
+        if (!e[r])
             continue;
-        marg_product(tmp, pw, e, a, d, G, n);
+        marg_product(tmp, pw, e, r, D, G, n);
         for (int i = 0; i < n; i++)
-            dX[(size_t)i * d + a] += e[a] * tmp[i] * z[i];
+            dX[(size_t)i * d + val[r]] += e[r] * tmp[i] * z[i];
     }
 }
 
@@ -79,7 +81,7 @@ static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int
     for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
         for (int i = 0; i < nb; i++) {
-            const unsigned char *f = p->f + (size_t)(t0 + i) * s;
+            const unsigned char *f = p->E->e + (size_t)(t0 + i) * s;
             const double *C = Cs[i];
             if (!sym[i] && !Ns[i] && !C)
                 continue;
@@ -202,22 +204,24 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
 
 /* Everything of a-marginal μ (size m): X̂ = FFT(x_c u_μ), the terms' products into th->accQ and
  * the thread's accK/accV, dw and κ^w, then dQ's part of μ. */
-static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vshare, int want_dw,
+static int do_mu(const pr_backward_plan *p, bw_thread *th, long mu, int m, int vshare, int want_dw,
                  int want_kappa, double *dQ, double *dw)
 {
     int n = p->n, d = p->d, G = p->G, st;
     size_t sl = p->sl, L = 2 * (size_t)n - 1;
     const pr_toeplitz_plan_struct *tp = p->tp;
-    int nu0 = p->nu_size_start[m];
-    const unsigned char *muv = p->mu + (size_t)mu * d;
-    marg_product(th->tmp, p->qpow, muv, -1, d, G, n);
+    const pr_expand_struct *E = p->E;
+    long nu0 = E->bm->size_start[m];
+    const unsigned char *muv = E->am->cnt + (size_t)mu * p->da;
+    marg_product(th->tmp, p->qpow, muv, -1, p->da, G, n);
     for (int c = 0; c < d + 2; c++)
         TRY(fwd(p, th, th->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, th->tmp));
     for (int c = 0; c <= d; c++)
         pr_toeplitz_spec_zero(th->accQ + (size_t)c * sl, tp);
-    long t = p->mu_start[mu], tend = p->mu_start[mu + 1];
+    long t = E->gstart[mu], tend = E->gstart[mu + 1];
     int kwm = want_dw && want_kappa && m <= p->g;
-    int wantC = want_dw && m >= 1, lastnu = -1;
+    int wantC = want_dw && m >= 1;
+    long lastnu = -1;
     for (int nb; t < tend; t += nb) {
         nb = tend - t < p->tbatch ? (int)(tend - t) : p->tbatch;
         int sym[TBATCH], any = wantC || kwm, slot = -1;
@@ -226,9 +230,9 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
         long toff[TBATCH], tstride[TBATCH];
         double ah[TBATCH], al[TBATCH];
         for (int i = 0; i < nb; i++) {
-            int nuid = p->fnu[t + i];
+            long nuid = E->bmi[t + i];
             size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
-            if (i == 0 || nuid != p->fnu[t + i - 1]) {
+            if (i == 0 || nuid != E->bmi[t + i - 1]) {
                 double *C = th->csym + (size_t)++slot * L, *N = th->cnu + (size_t)slot * L;
                 if (nuid == lastnu) {
                     /* the run goes on from the previous batch: its correlations are in the last slot */
@@ -249,7 +253,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
                     }
                 }
             }
-            T[i] = p->fspec[t + i];
+            T[i] = bw_forward_spectrum(p, t + i);
             ah[i] = p->ahat[t + i];
             al[i] = p->alpha[t + i];
             sym[i] = !T[i];
@@ -261,7 +265,7 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
             Ns[i] = kwm && al[i] != 0.0 ? th->cnu + (size_t)slot * L : NULL;
         }
         /* keep the last ν's correlations for a run that goes on into the next batch */
-        lastnu = p->fnu[t + nb - 1];
+        lastnu = E->bmi[t + nb - 1];
         if (slot != p->tbatch - 1) {
             memcpy(th->csym + (size_t)(p->tbatch - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
             memcpy(th->cnu + (size_t)(p->tbatch - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
@@ -293,19 +297,19 @@ static int do_mu(const pr_backward_plan *p, bw_thread *th, int mu, int m, int vs
             for (int i = 0; i < n; i++)
                 th->ycol[i] += p->xc[(size_t)c * n + i] * th->zbuf[i];
         }
-        add_marg_grad(dQ, th->ycol, p->qpow, muv, th->tmp, d, G, n);
+        add_marg_grad(dQ, th->ycol, p->qpow, muv, th->tmp, p->E->aval, p->da, d, G, n);
     }
     return PR_OK;
 }
 
 /* dK, dV (and κ) of b-marginal ν (size m) from the threads' summed accumulators. */
-static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m, int vshare,
+static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, long v, int m, int vshare,
                  double vscale, const double *V, double *dK, double *dV, double *kappa, int want_kappa)
 {
     int n = p->n, d = p->d, G = p->G, st;
     size_t sl = p->sl;
-    const unsigned char *nuv = p->nu + (size_t)v * d;
-    size_t vo = (size_t)(v - p->nu_size_start[m]) * (d + 1) * sl;
+    const unsigned char *nuv = p->E->bm->cnt + (size_t)v * p->db;
+    size_t vo = (size_t)(v - p->E->bm->size_start[m]) * (d + 1) * sl;
     double *vnu = th->rbuf, *ycol = th->ycol;
     double *accK = p->thr[0].accK, *accV = p->thr[0].accV;
     /* the threads' sums of this ν into thread 0's, in thread order */
@@ -315,7 +319,7 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m
             accV[q] += p->thr[t].accV[q];
         }
     if (m <= p->g)
-        marg_product(vnu, p->kpow, nuv, -1, d, G, n);
+        marg_product(vnu, p->kpow, nuv, -1, p->db, G, n);
     if (m >= 1) {
         memset(ycol, 0, sizeof(double) * n);
         for (int c = 0; c <= d; c++) {
@@ -326,7 +330,7 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m
                 for (int j = 0; j < n; j++)
                     dV[(size_t)j * d + c] += vscale * vnu[j] * th->zbuf[j];
         }
-        add_marg_grad(dK, ycol, p->kpow, nuv, th->tmp, d, G, n);
+        add_marg_grad(dK, ycol, p->kpow, nuv, th->tmp, p->E->bval, p->db, d, G, n);
     }
     if (m <= p->g)
         for (int c = 0; c <= d; c++) {
@@ -351,20 +355,21 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, int v, int m
 static int yhat_item(const pr_backward_plan *p, bw_thread *th, int m, long q, const double *V)
 {
     int n = p->n, d = p->d, c = (int)(q % (d + 1));
-    int v = p->nu_size_start[m] + (int)(q / (d + 1));
-    marg_product(th->tmp, p->kpow, p->nu + (size_t)v * d, -1, d, p->G, n);
+    long v = p->E->bm->size_start[m] + q / (d + 1);
+    marg_product(th->tmp, p->kpow, p->E->bm->cnt + (size_t)v * p->db, -1, p->db, p->G, n);
     for (int j = 0; j < n; j++)
         th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
     return fwd(p, th, p->Yhat + (m & 1) * p->ysize + (size_t)q * p->sl, th->ycol, th->tmp);
 }
 
 /* first a-marginal of thread id's share of the size-m ones, balanced by term count */
-static int mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
+static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 {
-    int u0 = p->mu_size_start[m], u1 = p->mu_size_start[m + 1];
-    long base = p->mu_start[u0], tot = p->mu_start[u1] - base, want = tot * id / nth;
-    int u = u0;
-    while (u < u1 && p->mu_start[u] - base < want)
+    const long *gs = p->E->gstart;
+    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1];
+    long base = gs[u0], tot = gs[u1] - base, want = tot * id / nth;
+    long u = u0;
+    while (u < u1 && gs[u] - base < want)
         u++;
     return id == nth ? u1 : u;
 }
@@ -396,8 +401,8 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         p->xc[(size_t)d * n + i] = -r * inv_d;
         p->xc[(size_t)(d + 1) * n + i] = l1 * inv_d;
     }
-    powers(p->qpow, Q, n, d, G);
-    powers(p->kpow, K, n, d, G);
+    powers(p->qpow, Q, p->E->aval, p->da, n, d, G);
+    powers(p->kpow, K, p->E->bval, p->db, n, d, G);
     p->has_kappa_w = dw && kappa;
     int want_dw = dw != NULL, want_kappa = kappa != NULL, used = 1;
 #pragma omp parallel num_threads(p->nthreads)
@@ -427,9 +432,9 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                     th->st = yhat_item(p, th, 0, q, V);
         }
         for (int m = 0; m <= G; m++) {
-            int nu0 = p->nu_size_start[m], nu1 = p->nu_size_start[m + 1];
+            long nu0 = p->E->bm->size_start[m], nu1 = p->E->bm->size_start[m + 1];
             size_t nacc = (size_t)(nu1 - nu0) * (d + 1);
-            long nnext = m < G ? (long)(p->nu_size_start[m + 2] - nu1) * (d + 1) : 0;
+            long nnext = m < G ? (p->E->bm->size_start[m + 2] - nu1) * (d + 1) : 0;
             /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
              * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
              * by vscale instead of accumulating its own */
@@ -437,7 +442,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
             memset(th->accK, 0, sizeof(double) * nacc * sl);
             memset(th->accV, 0, sizeof(double) * nacc * sl);
-            for (int mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
+            for (long mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
                 th->st = do_mu(p, th, mu, m, vshare, want_dw, want_kappa, tQ, tdw);
 #pragma omp barrier
 #pragma omp for schedule(static)
@@ -445,7 +450,7 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
                 if (th->st)
                     continue;
                 if (q < nu1 - nu0)
-                    th->st = do_nu(p, th, nth, nu0 + (int)q, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
+                    th->st = do_nu(p, th, nth, nu0 + q, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
                 else
                     th->st = yhat_item(p, th, m + 1, q - (nu1 - nu0), V);
             }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include "pr_backward.h"
 #include "pr_toeplitz.h"
+#include "pr_fast.h"
+#include "pr_expand.h"
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
 enum { TBATCH = 32 };        /* at most this many terms of one a-marginal group are blocked together
@@ -27,44 +29,47 @@ typedef struct {
 
 struct pr_backward_plan_s {
     int n, d, s, g, G, want_dw;
+    int da, db;                  /* distinct a, b values of the support (E->da, E->db) */
+    long Lfft;                   /* transform length of tp */
     size_t sl;                   /* doubles per spectrum */
-    int *wa, *wb;                /* support pairs */
-    long nf;                     /* multisets, sorted by (|f|, μ, ν) */
-    unsigned char *f;            /* nf × s */
-    int *fmu, *fnu;              /* marginal ids */
-    double *alpha, *ahat;        /* α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    const pr_expand_struct *E;   /* terms up to degree G = g+1 (own_E, or F's when extended) */
+    pr_expand_t own_E;
+    int has_own_E;
+    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept spectra serve t < nterms_fwd */
+    double *alpha, *ahat;        /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
     double *poly;                /* c_0..c_g */
-    const double **fspec;        /* the forward's spectrum of α_f t_f, or NULL: transform t_f */
-    int nmu, nnu;
-    unsigned char *mu, *nu;      /* nmu × d, nnu × d exponent vectors */
-    long *mu_start;              /* first f of each μ (nmu+1 entries) */
-    int *nu_size_start;          /* first ν of each size (G+2 entries); ν sorted by (|ν|, ν) */
-    long npairs, reused;
+    long reused;                 /* terms whose spectrum is F's */
     int tbatch;                  /* terms per batch: min(TBATCH, the largest a-marginal group), ≥ 2 */
-    double bytes;
+    long maxnu;                  /* b-marginals of the most numerous size */
+    int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
+    double bytes;                /* what the plan holds (pr_mem: the dry run counts the same) */
     long transforms;
     /* engine: the forward's Toeplitz plan, or our own */
-    int *mu_size_start;          /* first μ of each size (G+2 entries); μ ids are sorted by size */
     const pr_toeplitz_plan_struct *tp;
     pr_toeplitz_plan_t own_tp;
     int has_own_tp;
     /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
     double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
     double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *qpow, *kpow;         /* d × (G+1) × n */
+    double *qpow, *kpow;         /* da × (G+1) × n: Q_{i,aval[r]}^p; db × (G+1) × n for K, bval */
     double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
     int has_kappa_w;             /* thr[0].kappa_w = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw and kappa) */
     double *Yhat;                /* spectra of y_c v_ν for the ν of two sizes (m even, m odd), shared */
     size_t ysize;                /* doubles per size class of Yhat */
-    int nthreads;
     bw_thread *thr;
 };
 
-/* multisets (temporary: pr_expand takes them over) */
-double pr_backward_multinomial_(const unsigned char *f, int s);
-double pr_backward_binom_(int a, int b);
-void pr_backward_enum_(unsigned char *f, long *cnt, unsigned char *cur, int k, int s, int left);
-int pr_backward_vec_size_(const unsigned char *x, int d);
-double pr_backward_lowrank_bytes_(int n, int d, double F);
+/* The forward plan's planar spectrum of α_f t_f for term t, when F keeps it and α_f ≠ 0 (term t
+ * of F is term t of E: the forward's terms are E's prefix), else NULL: transform t_f. */
+static inline const double *bw_forward_spectrum(const pr_backward_plan *p, long t)
+{
+    if (1 || !p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)   /* TEMP */
+        return NULL;
+    return pr_fast_plan_spectrum(p->F, t);
+}
+
+/* Bytes pr_backward_lowrank holds for n, d and degree g, by a dry run of its allocations (pr_mem)
+ * and of its features' (pr_expand_marg_bytes); +Inf past double. */
+double pr_backward_lowrank_bytes_(int n, int d, int g);
 
 #endif
