@@ -126,14 +126,17 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     /* the a-marginals of size G (what the threads split) and the b-marginals of size G (the most
      * numerous size) */
     double mutop = pr_expand_binom(p->da - 1, G), nutop = pr_expand_binom(p->db - 1, G);
-    if (!(pr_expand_binom(s, G) < 0x1p53) || !(nutop < 0x1p53) || Lfft <= 0)
+    /* every size_t product of the buffers' sizes stays exact: the largest are the term tables,
+     * Yhat's and the accumulators' spectra */
+    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * (W->d + 1.0) * (Lfft + 2.0);
+    if (!(big < 0x1p56) || Lfft <= 0)
         return PR_EBUDGET;
     p->maxnu = (long)nutop;
     p->nthreads = nt < mutop ? nt : (int)mutop;
-    long big = largest_group(W->a, s, G, TBATCH);
-    if (big < 0)
+    long group = largest_group(W->a, s, G, TBATCH);
+    if (group < 0)
         return PR_ENOMEM;
-    p->tbatch = big < 2 ? 2 : (int)big;
+    p->tbatch = group < 2 ? 2 : (int)group;
     return PR_OK;
 }
 
