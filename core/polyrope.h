@@ -17,6 +17,8 @@
 #include "pr_fast.h"
 #include "pr_lowrank.h"
 #include "pr_backward.h"
+#include "pr_control.h"
+#include "pr_auto.h"
 #include "pr_timing.h"
 #include "pr_budget.h"
 #include "pr_certexp.h"

@@ -59,16 +59,14 @@
  * within the double floor of the run (F1). */
 #include <math.h>
 #include <limits.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 #include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
-#include "pr_lowrank.h"
 #include "pr_backward_impl.h"
-#include "pr_timing.h"
+#include "pr_budget.h"
 
 /* ---- the plan's shape and buffers -------------------------------------------------------------- */
 
@@ -391,137 +389,7 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->transforms = p->transforms;
 }
 
-/* ---- error bound and the papers' dL/dX --------------------------------------------------------- */
-
-int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
-                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
-                      double sigma)
-{
-    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d)
-        return PR_EINVAL;
-    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
-    double eta = 2.0 * eps_A / (1.0 - eps_A);
-    double qinf = pr_vec_max_abs(Q, nd), kinf = pr_vec_max_abs(K, nd), vinf = pr_vec_max_abs(V, nd);
-    double rho = 0.0, rhop = 0.0, numax = 0.0, nusum = 0.0, kapmax = pr_vec_max_abs(kappa, n);
-    for (int a = 0; a < d; a++)
-        for (size_t l = 0; l < L; l++) {
-            double ra = 0.0, rb = 0.0;
-            for (int k = 0; k < W->s; k++) {
-                double w = fabs(W->w[(size_t)k * L + l]);
-                ra += W->a[k] == a ? w : 0.0;
-                rb += W->b[k] == a ? w : 0.0;
-            }
-            rho = fmax(rho, ra);
-            rhop = fmax(rhop, rb);
-        }
-    for (int i = 0; i < n; i++) {
-        double l1 = 0.0;
-        for (int c = 0; c < d; c++)
-            l1 += fabs(dO[(size_t)i * d + c]);
-        numax = fmax(numax, l1);
-        nusum += l1;
-    }
-    bound->dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
-    bound->dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta);
-    bound->dv = eta * kapmax / (1.0 - eta);
-    double diag = kappa_w ? pr_vec_max_abs(kappa_w, L) / (1.0 - eta) : nusum;
-    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * diag;
-    return PR_OK;
-}
-
-int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
-                     pr_fast_info_t *info, pr_backward_report_t *rep,
-                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
-                     const pr_fast_opts_t *o, int lowrank)
-{
-    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
-        return PR_EINVAL;
-    int st = pr_attn_check(Q, K, V, W, n, d, opts);
-    if (st)
-        return st;
-    if (pr_vec_check_finite(dO, (size_t)n * d))
-        return PR_ENONFINITE;
-    memset(rep, 0, sizeof(*rep));
-    double t0 = pr_timing_wall();
-    /* error control exactly as the forward alone does it */
-    pr_expoly_t p;
-    pr_expoly_init(p);
-    if ((st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank))) {
-        pr_expoly_clear(p);
-        return st;
-    }
-    /* the forward's and the backward's memory and work, before either is planned */
-    double bb, bo;
-    pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
-    if ((st = pr_fast_budget(info, W, n, d, o, lowrank, bb, bo, lowrank ? "the lowrank path's forward and "
-                             "backward" : "the fft path's forward and backward"))) {
-        pr_expoly_clear(p);
-        return st;
-    }
-    pr_attn_opts_t po = *opts;
-    po.poly = p->c;
-    po.poly_degree = p->degree;
-    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
-    pr_fast_plan_t F;
-    pr_backward_plan *bp = NULL;
-    int planned = 0;
-    st = PR_ENOMEM;
-    if (!kappa || !lse)
-        goto done;
-    if (lowrank) {
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-        rep->forward_s = pr_timing_wall() - t0;
-        t0 = pr_timing_wall();
-        if (!st)
-            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
-        rep->terms = (long)pr_fast_binom(d, p->degree + 1);
-    } else {
-        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
-            goto done;
-        planned = 1;
-        if ((st = pr_fast_execute(O, F, Q, K, V)))
-            goto done;
-        info->streamed = F->streamed;
-        info->transforms = F->transforms;
-        info->plan_transforms = F->plan_transforms;
-        info->plan_seconds = F->plan_seconds;
-        rep->forward_s = pr_timing_wall() - t0;
-        t0 = pr_timing_wall();
-        pr_backward_lse_from_fast(lse, F);
-        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
-            goto done;
-        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
-            goto done;
-        pr_backward_info_t bi;
-        pr_backward_info(&bi, bp);
-        rep->terms = bi.terms;
-        rep->transforms = bi.transforms;
-    }
-    rep->backward_s = pr_timing_wall() - t0;
-    if (!st) {
-        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
-        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
-         * the run without gradients */
-        if (info->poly_err + f < 1.0 / 3.0)
-            st = pr_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
-                                   bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
-        else
-            rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
-        if (lowrank || !dw)
-            rep->bound.dw = NAN;
-    }
-done:
-    pr_backward_destroy(bp);
-    if (planned)
-        pr_fast_destroy(F);
-    pr_expoly_clear(p);
-    free(kappa);
-    free(lse);
-    return st;
-}
+/* ---- the papers' dL/dX --------------------------------------------------------- */
 
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d)
 {

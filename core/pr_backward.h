@@ -44,7 +44,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
 
 /* dQ, dK, dV: n×d; dw: s×(2n-1) as in pr_posw (NULL to skip; must be NULL if the plan was made
  * without dw); kappa: NULL or n entries κ_j = Σ_i P̃_ij ‖dO_i‖₁, the column weight that
- * pr_backward_bound needs. Q, K, V, O, lse, dO as in the header comment. */
+ * pr_control_backward_bound needs. Q, K, V, O, lse, dO as in the header comment. */
 int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
                         double *kappa, const double *Q, const double *K, const double *V,
                         const double *O, const double *lse, const double *dO);
@@ -84,19 +84,6 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                         const double *O, const double *lse, const double *dO,
                         int n, int d, const pr_attn_opts_t *opts);
 
-/* Propagated bound (claim G4) on |fast gradient - exact gradient| entrywise, for a polynomial
- * with |P(x) - eˣ| ≤ eps_A·eˣ on [-R, R] and the same dO; see pr_backward.c for the derivation.
- * kappa from the fast run; kappa_w (2n-1, from pr_backward_kappa_w) tightens dw's bound, or NULL.
- * W and σ of the problem. Each field is the max over the entries. */
-typedef struct {
-    double dq, dk, dv, dw;
-} pr_backward_bound_t;
-
-int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
-                      const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                      const double *dO, const double *kappa, const double *kappa_w, int n, int d,
-                      double sigma);
-
 /* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
  * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
  * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
@@ -105,25 +92,6 @@ int pr_backward_bound(pr_backward_bound_t *bound, double eps_A,
  * an estimate. */
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank);
-
-/* The whole fast path with its gradients, as pr_fast_forward / pr_lowrank_forward (lowrank = 1)
- * do the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept
- * for the backward; pr_fast_budget with pr_backward_needs first), then dQ, dK, dV (and dw for
- * the FFT path when dw != NULL) for the upstream
- * dO, and the propagated bound (pr_backward_bound with eps_A = P's error plus the forward's
- * relative floor, so that the rounding the floor accounts for is covered too). */
-typedef struct {
-    pr_backward_bound_t bound;
-    double forward_s, backward_s;   /* wall time of the forward (plan + execute) and backward */
-    long terms;                     /* backward terms (FFT: C(s+g+1, g+1)) or features (C(d+g+1, g+1)) */
-    long transforms;                /* FFT path: transforms of the backward's execute */
-} pr_backward_report_t;
-
-int pr_backward_fast(double *O, double *dQ, double *dK, double *dV, double *dw,
-                     pr_fast_info_t *info, pr_backward_report_t *rep,
-                     const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                     const double *dO, int n, int d, const pr_attn_opts_t *opts,
-                     const pr_fast_opts_t *o, int lowrank);
 
 /* The papers' objective L(X) = ½‖O - E‖²_F with Q = A1·X (A1: n×d, X: d×d): with dO = O - E
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */

@@ -5,6 +5,7 @@
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_expoly.h"
+#include "pr_fast.h"
 #include "pr_lowrank.h"
 
 enum { BLOCK = 128 };   /* rows per block: the causal diagonal squares cost BLOCK/2 (d + g) per row */
@@ -130,29 +131,5 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
 done:
     free(coef); free(Z); free(Phi); free(Psi); free(Qr); free(Kr); free(Xb); free(Nb);
     pr_fast_marg_clear(M);
-    return st;
-}
-
-int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
-                       const double *V, const pr_posw_t W, int n, int d,
-                       const pr_attn_opts_t *opts, const pr_fast_opts_t *o)
-{
-    pr_fast_info_t own;
-    if (!info)
-        info = &own;
-    if (!pr_lowrank_applies(W) || opts->beta)
-        return PR_EINVAL;
-    pr_expoly_t p;
-    pr_expoly_init(p);
-    int st = pr_fast_choose(p, info, Q, K, V, W, n, d, opts, o, 1);
-    if (!st)
-        st = pr_fast_budget(info, W, n, d, o, 1, 0.0, 0.0, "the lowrank path's features");
-    if (!st) {
-        pr_attn_opts_t po = *opts;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-    }
-    pr_expoly_clear(p);
     return st;
 }

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 #include "pr_attn.h"
-#include "pr_fast.h"
+#include "pr_posw.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,12 +34,6 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
 /* Bytes pr_lowrank_execute holds for degree g (+Inf past double): what mem_budget is checked
  * against, before anything is allocated. */
 double pr_lowrank_bytes(int n, int d, int g);
-
-/* The whole low-rank path: check, choose P for o->eps (pr_fast_choose_poly), pr_fast_budget,
- * execute. */
-int pr_lowrank_forward(double *O, pr_fast_info_t *info, const double *Q, const double *K,
-                       const double *V, const pr_posw_t W, int n, int d,
-                       const pr_attn_opts_t *opts, const pr_fast_opts_t *o);
 
 #ifdef __cplusplus
 }

@@ -48,12 +48,12 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     double *dw = c->want_dw ? malloc(sizeof(double) * W->s * (2 * (size_t)n - 1)) : NULL;
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
     fo.eps = c->eps;
     fo.B = c->B;
     fo.plan_flags = c->plan_flags;
-    pr_fast_info_t info;
+    pr_control_info_t info;
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_fast_plan_t F;
@@ -61,7 +61,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     pr_backward_plan *bp = NULL;
     if (c->want_dw && !dw)
         st = PR_ENOMEM;
-    if (!st && !(st = pr_fast_choose(p, &info, Q, K, V, W, n, d, &opts, &fo, 0))) {
+    if (!st && !(st = pr_control_choose(p, &info, Q, K, V, W, n, d, &opts, &fo, 0))) {
         opts.poly = p->c;
         opts.poly_degree = p->degree;
         r->degree = p->degree;

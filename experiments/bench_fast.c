@@ -78,20 +78,20 @@ static int dense_time(row_t *r, inst_t *I, int d, const cfg_t *c, double *last_t
 }
 
 /* the instance at r->n and its polynomial for c->eps (the degree the path needs) */
-static int setup(inst_t *I, pr_expoly_t p, pr_fast_opts_t *fo, const row_t *r, const cfg_t *c, int d,
+static int setup(inst_t *I, pr_expoly_t p, pr_control_opts_t *fo, const row_t *r, const cfg_t *c, int d,
                  size_t budget, int lowrank)
 {
     int st = inst_init(I, r->n, d, lowrank ? PR_POS_ROPE : PR_POS_GENERAL, c);
     if (st)
         return st;
-    pr_fast_opts_default(fo);
+    pr_control_opts_default(fo);
     fo->eps = c->eps;
     fo->B = c->B;
     fo->mem_budget = budget;
     fo->plan_flags = c->plan_flags;
-    pr_fast_info_t info;
+    pr_control_info_t info;
     pr_expoly_init(p);
-    if ((st = pr_fast_choose(p, &info, I->Q, I->K, I->V, I->W, r->n, d, &I->opts, fo, lowrank))) {
+    if ((st = pr_control_choose(p, &info, I->Q, I->K, I->V, I->W, r->n, d, &I->opts, fo, lowrank))) {
         pr_expoly_clear(p);
         inst_clear(I);
     }
@@ -103,7 +103,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
 {
     inst_t I;
     pr_expoly_t p;
-    pr_fast_opts_t fo;
+    pr_control_opts_t fo;
     int n = r->n, st = setup(&I, p, &fo, r, c, d, budget, lowrank);
     if (st)
         return st;
@@ -136,8 +136,8 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->transforms = F->transforms;
     }
     if (!st && predict) {
-        pr_fast_auto_t a;
-        if (!(st = pr_fast_auto(&a, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo))) {
+        pr_auto_t a;
+        if (!(st = pr_auto_predict(&a, I.Q, I.K, I.V, NULL, I.W, n, d, &I.opts, &fo))) {
             r->pred_fast = a.t[lowrank ? 1 : 2];
             r->pred_dense = a.t[0];
         }

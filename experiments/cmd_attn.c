@@ -85,9 +85,9 @@ static int algo_exact(attn_job_t *job)
 
 /* ---- the fast paths (pr_fast, pr_lowrank): error control, then one forward ---- */
 
-static int fast_opts(pr_fast_opts_t *o, const attn_job_t *job)
+static int fast_opts(pr_control_opts_t *o, const attn_job_t *job)
 {
-    pr_fast_opts_default(o);
+    pr_control_opts_default(o);
     o->eps = job->eps;
     o->B = job->B_declared;
     o->degree = (int)job->degree;
@@ -100,7 +100,7 @@ static int fast_opts(pr_fast_opts_t *o, const attn_job_t *job)
 }
 
 /* the error control's refusals as one line saying what to change */
-static int fast_fail(attn_job_t *job, int st, const pr_fast_info_t *info, const char *algo)
+static int fast_fail(attn_job_t *job, int st, const pr_control_info_t *info, const char *algo)
 {
     char *m = job->msg;
     size_t len = sizeof job->msg;
@@ -172,11 +172,11 @@ static int degree_check(attn_job_t *job, const char *algo)
             (!strcmp(algo, "auto") && lr && (!pr_lowrank_applies(job->W) || job->opts.beta)))
             continue;
         const char *name = lr ? "lowrank" : "fft";
-        pr_fast_opts_t o;
-        pr_fast_info_t info;
+        pr_control_opts_t o;
+        pr_control_info_t info;
         if ((st = fast_opts(&o, job)))
             break;
-        if ((st = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr))) {
+        if ((st = pr_control_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr))) {
             /* auto just does not pick a path that cannot run */
             if (!strcmp(algo, "auto")) {
                 st = PR_OK;
@@ -189,7 +189,7 @@ static int degree_check(attn_job_t *job, const char *algo)
             continue;
         double bound = info.bound;
         o.degree = 0;
-        int least = pr_fast_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
+        int least = pr_control_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
                     ? -1 : info.degree;
         if (!isfinite(bound) && least > 0 && job->degree > least) {
             /* above the least degree the error only falls: an infinite bound is the floor's */
@@ -213,7 +213,7 @@ static int degree_check(attn_job_t *job, const char *algo)
     return st;
 }
 
-static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
+static void fast_report(attn_job_t *job, const pr_control_info_t *info)
 {
     job->bound = info->bound;
     job->degree_used = info->degree;
@@ -223,13 +223,13 @@ static void fast_report(attn_job_t *job, const pr_fast_info_t *info)
 }
 
 /* --backward on a fast path: the forward with its plan kept, then the fast backward (pr_backward) */
-static int fast_backward(attn_job_t *job, const pr_fast_opts_t *o, int lowrank)
+static int fast_backward(attn_job_t *job, const pr_control_opts_t *o, int lowrank)
 {
-    pr_fast_info_t info;
-    pr_backward_report_t rep;
+    pr_control_info_t info;
+    pr_control_backward_report_t rep;
     const char *name = lowrank ? "lowrank" : "fft";
-    int st = pr_backward_fast(job->O, job->dQ, job->dK, job->dV, lowrank ? NULL : job->dw, &info, &rep,
-                              job->Q, job->K, job->V, job->W, job->dO, job->n, job->d, &job->opts, o, lowrank);
+    int st = pr_control_backward(job->O, job->dQ, job->dK, job->dV, lowrank ? NULL : job->dw, &info, &rep,
+                                 job->Q, job->K, job->V, job->W, job->dO, job->n, job->d, &job->opts, o, lowrank);
     if (st)
         return fast_fail(job, st, &info, name);
     fast_report(job, &info);
@@ -249,16 +249,16 @@ static int fast_backward(attn_job_t *job, const pr_fast_opts_t *o, int lowrank)
 
 static int algo_fast(attn_job_t *job, int lowrank)
 {
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
+    pr_control_opts_t o;
+    pr_control_info_t info;
     int st = fast_opts(&o, job);
     if (st)
         return st;
     if (job->backward)
         return fast_backward(job, &o, lowrank);
     double t = pr_timing_wall();
-    st = (lowrank ? pr_lowrank_forward : pr_fast_forward)(job->O, &info, job->Q, job->K, job->V, job->W, job->n,
-                                                          job->d, &job->opts, &o);
+    st = (lowrank ? pr_control_forward_lowrank : pr_control_forward_fft)(job->O, &info, job->Q, job->K, job->V,
+                                                                         job->W, job->n, job->d, &job->opts, &o);
     job->time_s = pr_timing_wall() - t;
     if (st)
         return fast_fail(job, st, &info, lowrank ? "lowrank" : "fft");
@@ -274,32 +274,20 @@ static int algo_fast(attn_job_t *job, int lowrank)
 static int algo_lowrank(attn_job_t *job) { return algo_fast(job, 1); }
 static int algo_fft(attn_job_t *job) { return algo_fast(job, 0); }
 
-/* the cost model (calibrated by timing each path on the leading rows) picks; exact when no fast
- * path meets the target */
+/* the cost model (pr_auto: each path timed on the leading rows, with the backward when asked)
+ * picks; exact when no fast path meets the target */
 static int algo_auto(attn_job_t *job)
 {
-    pr_fast_opts_t o;
-    pr_fast_auto_t a;
+    pr_control_opts_t o;
+    pr_auto_t a;
     int st = fast_opts(&o, job);
-    if (!st && (st = pr_fast_auto(&a, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o)))
+    if (!st && (st = pr_auto_predict(&a, job->Q, job->K, job->V, job->backward ? job->dO : NULL, job->W, job->n,
+                                     job->d, &job->opts, &o)))
         return st;
-    if (job->backward) {
-        /* forward + backward = (1 + backward/forward) × the forward's prediction, with the
-         * ratios `polyrope attn --backward` measures at n = 4096 on the development machine
-         * (dense 1.5 to 2.5, FFT 1.5 counting its planning, low-rank 2) */
-        static const double bwd_over_fwd[3] = {2.0, 2.0, 1.5};
-        a.pick = PR_FAST_ALGO_DENSE;
-        for (int k = 0; k < 3; k++) {
-            a.t[k] *= 1.0 + bwd_over_fwd[k];
-            if (a.t[k] < a.t[a.pick])
-                a.pick = (pr_fast_algo_t)k;
-        }
-    }
     for (int k = 0; k < 3; k++)
         job->predicted[k] = a.t[k];
-    job->algo_used = pr_fast_algo_name(a.pick);
-    return a.pick == PR_FAST_ALGO_DENSE ? algo_exact(job) : a.pick == PR_FAST_ALGO_LOWRANK ? algo_lowrank(job)
-                                                                                          : algo_fft(job);
+    job->algo_used = pr_auto_algo_name(a.pick);
+    return a.pick == PR_AUTO_DENSE ? algo_exact(job) : a.pick == PR_AUTO_LOWRANK ? algo_lowrank(job) : algo_fft(job);
 }
 
 static const struct {

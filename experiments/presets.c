@@ -378,9 +378,9 @@ static int degree_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 
 /* ------------------------------------------------------------------ fast paths: shared */
 
-static int fast_options(pr_fast_opts_t *o, const pr_cfg_t *cfg, double eps, double B)
+static int fast_options(pr_control_opts_t *o, const pr_cfg_t *cfg, double eps, double B)
 {
-    pr_fast_opts_default(o);
+    pr_control_opts_default(o);
     o->eps = eps;
     o->B = B;
     const char *poly = pr_cfg_str(cfg, "poly");
@@ -431,13 +431,13 @@ static int error_row(double *out, const pr_cfg_t *cfg)
     double *Or = dV + nd, *dQr = Or + nd, *dKr = dQr + nd, *dVr = dKr + nd, *lse = dVr + nd;
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
-    pr_backward_report_t rep;
+    pr_control_opts_t o;
+    pr_control_info_t info;
+    pr_control_backward_report_t rep;
     st = fast_options(&o, cfg, eps, B);
     if (!st)
-        st = pr_backward_fast(O, dQ, dK, dV, NULL, &info, &rep, p.Q, p.K, p.V, p.W, p.dO, n, d, &opts, &o,
-                              algo_is(cfg, "lowrank"));
+        st = pr_control_backward(O, dQ, dK, dV, NULL, &info, &rep, p.Q, p.K, p.V, p.W, p.dO, n, d, &opts, &o,
+                                 algo_is(cfg, "lowrank"));
     if (!st)
         st = dense_reference(Or, lse, &p, &opts);
     if (!st)
@@ -517,13 +517,14 @@ static int scaling_row(double *out, const pr_cfg_t *cfg)
         out[SC_BACK_TIME] = pr_timing_wall() - t1;
         out[SC_MODEL] = (double)n * n * p.W->s;
     } else {
-        pr_fast_opts_t o;
-        pr_fast_info_t info;
-        pr_backward_report_t rep;
+        pr_control_opts_t o;
+        pr_control_info_t info;
+        pr_control_backward_report_t rep;
         int lowrank = algo_is(cfg, "lowrank");
         st = fast_options(&o, cfg, eps, B);
         if (!st)
-            st = pr_backward_fast(O, dQ, dK, dV, NULL, &info, &rep, p.Q, p.K, p.V, p.W, p.dO, n, d, &opts, &o, lowrank);
+            st = pr_control_backward(O, dQ, dK, dV, NULL, &info, &rep, p.Q, p.K, p.V, p.W, p.dO, n, d, &opts, &o,
+                                     lowrank);
         if (!st) {
             out[SC_DEGREE] = info.degree;
             out[SC_TERMS] = info.terms;
@@ -676,20 +677,20 @@ static int rope_general_row(double *out, const pr_cfg_t *cfg)
     double *O = malloc(sizeof(double) * nd), *Or = malloc(sizeof(double) * nd);
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
-    pr_fast_opts_t o;
-    pr_fast_info_t il, iff;
+    pr_control_opts_t o;
+    pr_control_info_t il, iff;
     st = !O || !Or ? PR_ENOMEM : fast_options(&o, cfg, eps, B);
     if (!st)
         st = dense_reference(Or, NULL, &p, &opts);
     double t0 = pr_timing_wall();
     if (!st)
-        st = pr_lowrank_forward(O, &il, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
+        st = pr_control_forward_lowrank(O, &il, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
     double t1 = pr_timing_wall();
     if (!st) {
         out[RG_DEG_LR] = il.degree, out[RG_FEATURES] = il.terms, out[RG_T_LR] = t1 - t0;
         out[RG_ERR_LR] = pr_vec_max_abs_diff(O, Or, nd), out[RG_BOUND_LR] = il.bound;
         t0 = pr_timing_wall();
-        st = pr_fast_forward(O, &iff, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
+        st = pr_control_forward_fft(O, &iff, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
         t1 = pr_timing_wall();
     }
     if (!st) {
@@ -761,14 +762,14 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
     double *O = malloc(sizeof(double) * nd);
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
-    pr_fast_opts_t o;
-    pr_fast_info_t info;
+    pr_control_opts_t o;
+    pr_control_info_t info;
     st = O ? fast_options(&o, cfg, eps, B) : PR_ENOMEM;
     o.max_terms = 20000;
     out[TH_D] = d, out[TH_EPS] = eps, out[TH_B] = B;
     if (!st) {
         double t0 = pr_timing_wall();
-        int fs = pr_fast_forward(O, &info, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
+        int fs = pr_control_forward_fft(O, &info, p.Q, p.K, p.V, p.W, n, d, &opts, &o);
         double t1 = pr_timing_wall();
         out[TH_R] = info.R;
         if (info.degree > 0) {

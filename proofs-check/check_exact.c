@@ -339,21 +339,22 @@ int pr_check_f1(pr_check_result_t *res, const pr_check_opts_t *opts)
             int ok = gam * e2R < (1 - epsA) / 2 ? norm <= bound : -1;
             pr_check_observe(res, adversarial ? "adversarial" : I.config, norm, bound, ok);
             /* the FFT engine on the same P against the same exact run, within its own
-             * a-priori floor (pr_fast_choose_poly's formula: pr_expoly_floor times the
+             * a-priori floor (pr_control_choose_poly's formula: pr_expoly_floor times the
              * engine's factor ρ(2g + 3 log2 L), then 2‖V‖∞ f/(1 - f)) */
             pr_fast_plan_t F;
             pr_attn_opts_t po = I.opts;
             po.poly = cd;
             po.poly_degree = g;
-            pr_fast_opts_t fo;
-            pr_fast_opts_default(&fo);
-            pr_fast_info_t info;
-            if (!(st = pr_fast_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 0)) &&
+            pr_control_opts_t fo;
+            pr_control_opts_default(&fo);
+            pr_control_info_t info;
+            if (!(st = pr_control_data_info(&info, I.Q, I.K, I.V, I.W, n, d, &I.opts, &fo, 0)) &&
                 !(st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE))) {
                 int fs = pr_fast_execute(Of, F, I.Q, I.K, I.V);
                 pr_fast_destroy(F);
                 double Lt = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
-                double f = pr_expoly_floor(cd, g, info.R_floor, epsA) * pr_fast_rho(n, &I.opts) * (2.0 * g + 3.0 * log2(Lt));
+                double f = pr_expoly_floor(cd, g, info.R_floor, epsA) * pr_control_rho(n, &I.opts)
+                           * (2.0 * g + 3.0 * log2(Lt));
                 double fb = 2 * Vn * f / (1 - f);
                 char cfg[PR_CHECK_CONFIG_LEN + 8];
                 snprintf(cfg, sizeof cfg, "fft/%s", adversarial ? "adversarial" : I.config);

@@ -45,7 +45,7 @@ static const char *grad_name[4] = {"dQ", "dK", "dV", "dw"};
 /* G3 (gfault = 0) and G4 (1): the fast backward (FFT path, and low-rank for RoPE without a
  * bias) on a Taylor P of the degree a target eps needs, from the forward O and lse of the
  * definition on P. G3: against the Arb backward on the same P within g3_tol. G4: against the
- * Arb backward of exact attention within pr_backward_bound(ε_A certified) + g3_tol. */
+ * Arb backward of exact attention within pr_control_backward_bound(ε_A certified) + g3_tol. */
 static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, int g4)
 {
     pr_rng_t rng;
@@ -117,9 +117,9 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
             }
             if (st)
                 break;
-            pr_backward_bound_t bd = {0, 0, 0, 0};
-            if (g4 && (st = pr_backward_bound(&bd, pr_hiprec_ubound_d(epsA), I.Q, I.K, I.V, I.W, dO,
-                                              kappa, NULL, n, d, I.opts.sigma)))
+            pr_control_backward_bound_t bd = {0, 0, 0, 0};
+            if (g4 && (st = pr_control_backward_bound(&bd, pr_hiprec_ubound_d(epsA), I.Q, I.K, I.V, I.W, dO,
+                                                      kappa, NULL, n, d, I.opts.sigma)))
                 break;
             double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
@@ -152,7 +152,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
             return st;
     }
     pr_check_note(res, "%s; %ld trials skipped (C(s+g+1,g+1) > %d)",
-                  g4 ? "exact (exp) gradients in Arb, bound = pr_backward_bound(certified eps_A) + rounding"
+                  g4 ? "exact (exp) gradients in Arb, bound = pr_control_backward_bound(certified eps_A) + rounding"
                      : "Arb backward on the same P, tolerance = rounding (g3_tol)",
                   skipped, MAX_BACKWARD_TERMS);
     return PR_OK;

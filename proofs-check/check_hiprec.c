@@ -81,8 +81,8 @@ int pr_check_c6(pr_check_result_t *res, const pr_check_opts_t *opts)
 }
 
 /* C9: P = Taylor polynomial of degree g (double coefficients, exact as given), ε_A certified
- * (pr_taylor_eps_A); Õ and O are Arb enclosures. Then the fast paths end to end (pr_fast_forward,
- * pr_lowrank_forward for target eps) against the Arb O, within the bound they report. */
+ * (pr_taylor_eps_A); Õ and O are Arb enclosures. Then the fast paths end to end (pr_control_forward_fft,
+ * pr_control_forward_lowrank for target eps) against the Arb O, within the bound they report. */
 /* The fast paths for a random target eps and polynomial kind, against the Arb O, within the
  * bound each reports (2 poly_err/(1 - poly_err)‖V‖∞ + floor: poly_err is pr_expoly's estimate).
  * A refusal (PR_EFLOOR, PR_EDOMAIN, PR_EBUDGET) is the documented behaviour, counted apart. */
@@ -91,8 +91,8 @@ static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, lon
     const pr_check_opts_t *opts = res->opts;
     int n = I->n, d = I->d;
     size_t nd = (size_t)n * d;
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
     fo.eps = pow(10.0, -pr_rng_range(rng, 2.0, 6.0));
     fo.kind = (pr_expoly_kind_t)pr_rng_below(rng, 3);
     pr_check_put_d(res, "fast_eps", fo.eps);
@@ -103,9 +103,9 @@ static int c9_fast(pr_check_result_t *res, const pr_inst_t *I, pr_rng_t rng, lon
     for (int path = 0; !st && path < 2; path++) {
         if (path == 1 && (!pr_lowrank_applies(I->W) || I->opts.beta))
             continue;
-        pr_fast_info_t info;
-        int fs = path ? pr_lowrank_forward(Of, &info, I->Q, I->K, I->V, I->W, n, d, &I->opts, &fo)
-                      : pr_fast_forward(Of, &info, I->Q, I->K, I->V, I->W, n, d, &I->opts, &fo);
+        pr_control_info_t info;
+        int fs = path ? pr_control_forward_lowrank(Of, &info, I->Q, I->K, I->V, I->W, n, d, &I->opts, &fo)
+                      : pr_control_forward_fft(Of, &info, I->Q, I->K, I->V, I->W, n, d, &I->opts, &fo);
         if (fs == PR_EFLOOR || fs == PR_EDOMAIN || fs == PR_EBUDGET) {
             (*refused)++;
             continue;

@@ -135,18 +135,18 @@ static void degree_rule(void)
     PR_CHECK_OK(pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED));
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, d);
-    pr_fast_opts_t o;
-    pr_fast_opts_default(&o);
+    pr_control_opts_t o;
+    pr_control_opts_default(&o);
     pr_expoly_t p;
     pr_expoly_init(p);
-    pr_fast_info_t info;
+    pr_control_info_t info;
     for (o.degree = 1; o.degree <= 2; o.degree++) {
-        int st = pr_fast_choose(p, &info, Q, Q + n * d, Q + 2 * n * d, W, n, d, &opts, &o, 0);
+        int st = pr_control_choose(p, &info, Q, Q + n * d, Q + 2 * n * d, W, n, d, &opts, &o, 0);
         PR_CHECK(st == PR_OK && !info.eps_met && !(info.bound <= o.eps), "degree %d: %s, eps_met %d, bound %g",
                  o.degree, pr_strerror(st), info.eps_met, info.bound);
     }
     o.degree = 0;
-    PR_CHECK(!pr_fast_choose(p, &info, Q, Q + n * d, Q + 2 * n * d, W, n, d, &opts, &o, 0) && info.eps_met &&
+    PR_CHECK(!pr_control_choose(p, &info, Q, Q + n * d, Q + 2 * n * d, W, n, d, &opts, &o, 0) && info.eps_met &&
              info.bound <= o.eps, "least degree: eps_met %d bound %g", info.eps_met, info.bound);
     pr_expoly_clear(p);
     pr_posw_clear(W);

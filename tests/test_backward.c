@@ -548,9 +548,9 @@ int main(void)
             if (even)
                 continue;
             /* G4: against the exact (exp) backward within the propagated bound */
-            pr_backward_bound_t bd;
-            PR_CHECK_OK(pr_backward_bound(&bd, epsA, Q, K, V, W, dO, kappa, path == 0 ? kappa_w : NULL, n, d,
-                                          o.sigma));
+            pr_control_backward_bound_t bd;
+            PR_CHECK_OK(pr_control_backward_bound(&bd, epsA, Q, K, V, W, dO, kappa, path == 0 ? kappa_w : NULL, n, d,
+                                                  o.sigma));
             double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
                 double err = pr_vec_max_abs_diff(g_fast[t], g_ex[t], len[t]);

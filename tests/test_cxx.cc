@@ -35,10 +35,10 @@ int main()
                      (unsigned long long)seed);
     }
 
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    pr_fast_info_t info;
-    PR_CHECK_OK(pr_fast_forward(Of.data(), &info, Q.data(), K.data(), V.data(), W, n, d, &opts, &fo));
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
+    pr_control_info_t info;
+    PR_CHECK_OK(pr_control_forward_fft(Of.data(), &info, Q.data(), K.data(), V.data(), W, n, d, &opts, &fo));
     double err = pr_vec_max_abs_diff(Of.data(), O.data(), (size_t)n * d);
     PR_CHECK(err <= info.bound, "fft path error %g above its bound %g (seed %llu)", err, info.bound,
              (unsigned long long)seed);

@@ -129,14 +129,14 @@ static void test_terms(pr_rng_t rng)
 
 /* The FFT path's polynomial of degree >= g for this instance, raised until its relative error is
  * below 1/2 (so P > 0 and the row sums are positive), with info's floor for it; po gets P. */
-static int fit_positive(pr_expoly_t p, pr_fast_info_t *info, pr_attn_opts_t *po, const double *Q,
+static int fit_positive(pr_expoly_t p, pr_control_info_t *info, pr_attn_opts_t *po, const double *Q,
                         const double *K, const double *V, const pr_posw_t W, int n, int d, int g)
 {
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
     fo.eps = 1e300;   /* no target: a given degree, and the floor it has */
     for (fo.degree = g;; fo.degree++) {
-        int st = pr_fast_choose(p, info, Q, K, V, W, n, d, po, &fo, 0);
+        int st = pr_control_choose(p, info, Q, K, V, W, n, d, po, &fo, 0);
         if ((st && st != PR_EFLOOR) || info->poly_err < 0.5) {
             po->poly = p->c;
             po->poly_degree = p->degree;
@@ -174,7 +174,7 @@ static void test_c2(pr_rng_t rng)
             PR_CHECK_OK(pr_bias_alibi(beta, n, 0.1));
             o.beta = beta;
         }
-        pr_fast_info_t info;
+        pr_control_info_t info;
         pr_expoly_t p;
         pr_expoly_init(p);
         pr_attn_opts_t po = o;
@@ -225,19 +225,19 @@ static void test_eps(pr_rng_t rng)
         pr_attn_opts_t o;
         double *Q = instance(W, &o, kind, n, d, B, causal, rng), *K = Q + n * d, *V = K + n * d;
         double *O1 = V + n * d, *O2 = O1 + n * d;
-        pr_fast_opts_t fo;
-        pr_fast_opts_default(&fo);
+        pr_control_opts_t fo;
+        pr_control_opts_default(&fo);
         fo.eps = eps;
         fo.B = B;
         naive(O2, Q, K, V, W, n, d, &o);
-        pr_fast_info_t info;
-        int st = pr_fast_forward(O1, &info, Q, K, V, W, n, d, &o, &fo);
+        pr_control_info_t info;
+        int st = pr_control_forward_fft(O1, &info, Q, K, V, W, n, d, &o, &fo);
         PR_CHECK(st == PR_OK, "fft %s n=%d d=%d B=%g eps=%g: %s", kind_names[kind], n, d, B, eps, pr_strerror(st));
         double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
         PR_CHECK(err <= info.bound && info.bound <= eps, "fft %s n=%d d=%d B=%g eps=%g causal=%d: err %g bound %g",
                  kind_names[kind], n, d, B, eps, causal, err, info.bound);
         if (pr_lowrank_applies(W)) {
-            st = pr_lowrank_forward(O1, &info, Q, K, V, W, n, d, &o, &fo);
+            st = pr_control_forward_lowrank(O1, &info, Q, K, V, W, n, d, &o, &fo);
             PR_CHECK(st == PR_OK, "lowrank: %s", pr_strerror(st));
             err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
             PR_CHECK(err <= info.bound && info.bound <= eps,
@@ -261,7 +261,7 @@ static void test_agree(pr_rng_t rng)
         pr_attn_opts_t o;
         double *Q = instance(W, &o, kind, n, d, 1.0, causal, rng), *K = Q + n * d, *V = K + n * d;
         double *O1 = V + n * d, *O2 = O1 + n * d;
-        pr_fast_info_t info;
+        pr_control_info_t info;
         pr_expoly_t p;
         pr_expoly_init(p);
         pr_attn_opts_t po = o;
@@ -289,30 +289,30 @@ static void test_bad(pr_rng_t rng)
     pr_posw_t W;
     pr_attn_opts_t o;
     double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d, *O = V + n * d;
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    pr_fast_info_t info;
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
+    pr_control_info_t info;
     fo.eps = 0.0;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "eps = 0");
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "eps = 0");
     fo.eps = 1e-6;
     fo.B = 0.5;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBOUND, "entries past B");
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBOUND, "entries past B");
     fo.widen = 1;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_OK && info.widened, "widen");
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_OK && info.widened, "widen");
     fo.B = 0.0;
     fo.eps = 1e-15;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EFLOOR && info.floor > 5e-16,
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EFLOOR && info.floor > 5e-16,
              "below the floor: floor %g", info.floor);
     fo.eps = 1e-6;
     fo.max_terms = 100;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET, "term budget");
-    pr_fast_opts_default(&fo);
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET, "term budget");
+    pr_control_opts_default(&fo);
     Q[5] = NAN;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_ENONFINITE, "NaN");
-    PR_CHECK(pr_lowrank_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "lowrank on general W");
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_ENONFINITE, "NaN");
+    PR_CHECK(pr_control_forward_lowrank(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "lowrank on general W");
     Q[5] = 0.5;
     fo.plan_flags = 2;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "unknown plan flag");
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EINVAL, "unknown plan flag");
     pr_posw_clear(W);
     free(Q);
 }
@@ -347,31 +347,31 @@ static void test_budget(pr_rng_t rng)
     pr_attn_opts_t o;
     double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d, *O = V + n * d;
     double b1, o1, b2, o2, bb, bo;
-    pr_fast_needs(&b1, &o1, W, n, d, 3, 0);
-    pr_fast_needs(&b2, &o2, W, n, d, 6, 0);
+    pr_fast_needs(&b1, &o1, W, n, d, 3);
+    pr_fast_needs(&b2, &o2, W, n, d, 6);
     pr_backward_needs(&bb, &bo, W, n, d, 3, 0);
     PR_CHECK(b1 > 0 && b2 > b1 && o2 > o1 && bb > 0 && bo > o1, "needs: g=3 %g B %g ops, g=6 %g B %g ops, "
              "backward %g B %g ops", b1, o1, b2, o2, bb, bo);
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    pr_fast_info_t info;
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
+    pr_control_info_t info;
     fo.degree = 3;
     fo.eps = 1.0;
     fo.mem_budget = (size_t)b1 - 1;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY
-             && info.budget.need == b1, "fft memory: hit %d need %g (%g)", info.budget.hit, info.budget.need, b1);
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET
+             && info.budget.hit == PR_BUDGET_MEMORY && info.budget.need == b1, "fft memory: hit %d need %g (%g)", info.budget.hit, info.budget.need, b1);
     fo.mem_budget = (size_t)b1 + 1;
-    PR_CHECK_OK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo));
+    PR_CHECK_OK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo));
     fo.max_ops = o1 / 2;
-    PR_CHECK(pr_fast_forward(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET && info.budget.hit == PR_BUDGET_WORK,
-             "fft work: hit %d", info.budget.hit);
+    PR_CHECK(pr_control_forward_fft(O, &info, Q, K, V, W, n, d, &o, &fo) == PR_EBUDGET
+             && info.budget.hit == PR_BUDGET_WORK, "fft work: hit %d", info.budget.hit);
     fo.max_ops = 0.0;
     double *g = malloc(sizeof(double) * (4 * n * d + 2 * W->s * (2 * n - 1)));
     pr_rng_fill(g, 4L * n * d + 2L * W->s * (2 * n - 1), 1.0, rng);
-    pr_backward_report_t rep;
+    pr_control_backward_report_t rep;
     fo.mem_budget = (size_t)(b1 + bb) - 1;
-    PR_CHECK(pr_backward_fast(O, g, g + n * d, g + 2 * n * d, g + 4 * n * d, &info, &rep, Q, K, V, W, g + 3 * n * d,
-                              n, d, &o, &fo, 0) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY &&
+    PR_CHECK(pr_control_backward(O, g, g + n * d, g + 2 * n * d, g + 4 * n * d, &info, &rep, Q, K, V, W, g + 3 * n * d,
+                                 n, d, &o, &fo, 0) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY &&
              info.budget.need == b1 + bb, "backward memory: hit %d need %g (%g)", info.budget.hit, info.budget.need,
              b1 + bb);
     free(g);
@@ -387,10 +387,10 @@ static void test_auto(pr_rng_t rng)
     pr_posw_t W;
     pr_attn_opts_t o;
     double *Q = instance(W, &o, 2, n, d, 1.0, 0, rng), *K = Q + n * d, *V = K + n * d;
-    pr_fast_opts_t fo;
-    pr_fast_opts_default(&fo);
-    pr_fast_auto_t a;
-    PR_CHECK_OK(pr_fast_auto(&a, Q, K, V, W, n, d, &o, &fo));
+    pr_control_opts_t fo;
+    pr_control_opts_default(&fo);
+    pr_auto_t a;
+    PR_CHECK_OK(pr_auto_predict(&a, Q, K, V, NULL, W, n, d, &o, &fo));
     PR_CHECK(a.status[0] == PR_OK && a.status[2] == PR_OK && a.status[1] != PR_OK,
              "statuses %d %d %d (general W: no low-rank path)", a.status[0], a.status[1], a.status[2]);
     PR_CHECK(a.fft_fixed >= 0.0 && a.fft_fixed <= a.t_cal[2] && a.t[2] >= a.t_cal[2] && isfinite(a.t[2]),
