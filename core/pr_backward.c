@@ -30,6 +30,8 @@
  *     forward plan's (it keeps α_f t̂_f; α̂_f t̂_f is that times α̂_f/α_f), so only the
  *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
  *     the power tables of the w_k, and transformed in each execute.
+ *     The terms are pr_expand's, built to degree g+1: grouped by μ, the groups by size, sorted by
+ *     ν inside a group, the forward's C(s+g, g) first (so term t's spectrum is F's term t).
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
  *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
  *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
@@ -39,7 +41,7 @@
  *     (C(s+g+1, g+1) terms, far fewer pairs). Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
  *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
  *
- * ---- Propagated error bound (claim G4) -------------------------------------------------------
+ * ---- Propagated error bound (claim G4; pr_control_backward_bound computes it) ---------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
  * η = 2ε_A/(1-ε_A). Then (C9's argument) D̃_i/D_i ∈ [1-ε_A, 1+ε_A] and |P̃_ij - P_ij| ≤ η P_ij,
  * and P̃ is row-stochastic and nonnegative (P > 0 on [-R, R] when ε_A < 1). With ν_i = ‖dO_i‖₁,
