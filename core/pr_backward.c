@@ -187,13 +187,12 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
 /* Every buffer of a plan of p's shape, through M: a dry M allocates nothing and counts what the
  * plan would hold (the budget check, pr_backward_needs), a real one allocates exactly that,
  * zeroed so that the pages are mapped by the plan, not by the first execute. The expansion is
- * counted by its own dry run (pr_expand_bytes) when the plan builds it. */
-static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_expansion)
+ * counted by its own dry run (pr_expand_bytes). */
+static int plan_buffers(pr_backward_plan *p, pr_mem_t M)
 {
     size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1;
     size_t nterms = (size_t)pr_expand_binom(p->s, p->G);
-    if (own_expansion)
-        pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
+    pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
     p->alpha = pr_mem_alloc(M, nterms, sizeof(double));
     p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
     p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
@@ -230,8 +229,8 @@ void pr_backward_destroy(pr_backward_plan *p)
         pr_toeplitz_work_clear(th->ws);
     }
     free(p->thr);
-    if (p->has_own_E)
-        pr_expand_clear(p->own_E);
+    if (p->has_E)
+        pr_expand_clear(p->E);
     if (p->has_own_tp)
         pr_toeplitz_destroy(p->own_tp);
     free(p);
@@ -255,7 +254,7 @@ void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int 
     pr_mem_init(M, 1);
     *bytes = INFINITY;
     if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), 1) &&
-        !plan_buffers(&p, M, 1))
+        !plan_buffers(&p, M))
         *bytes = M->bytes;
     /* per term a symbol transform and about 3(d+1) spectral products; per marginal about
      * 3(d+1) transforms (at most as many marginals as terms) */
@@ -282,6 +281,14 @@ static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, con
         (opts->beta && pr_vec_check_finite(opts->beta, 2 * (size_t)n - 1)))
         return PR_ENONFINITE;
     return PR_OK;
+}
+
+/* F's terms are the first of E, in E's order (pr_expand builds both alike): then its kept
+ * spectra serve by index */
+static int forward_is_prefix(const pr_fast_plan_struct *F, const pr_expand_struct *E)
+{
+    return F->terms->s == E->s && F->terms->nterms == E->nterms_fwd &&
+           !memcmp(F->terms->e, E->e, (size_t)E->nterms_fwd * (size_t)E->s);
 }
 
 /* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1) */
@@ -320,9 +327,6 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         return PR_ENOMEM;
     int g = opts->poly_degree;
     long Lfft = F ? F->tp->L : pr_toeplitz_good_size(2L * W->n - 1, 5, 1);
-    /* F's expansion serves when it was built with the degree g+1 part; else ours, of which F's
-     * terms are the prefix */
-    int own_E = 1;   /* TEMP until pr_fast is on pr_expand */
     if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), want_dw)))
         goto fail;
     /* the dry run, before anything is allocated: one budget, max_bytes */
@@ -330,7 +334,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
     pr_mem_init(M, 1);
     pr_budget_t b;
     pr_budget_init(b, max_bytes > 0 ? max_bytes : 0, 0);
-    if ((st = plan_buffers(p, M, own_E)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
+    if ((st = plan_buffers(p, M)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
         goto fail;
     if (F)
         p->tp = F->tp;
@@ -340,14 +344,10 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         p->has_own_tp = 1;
         p->tp = p->own_tp;
     }
-    if (own_E) {
-        if ((st = pr_expand_init(p->own_E, W->a, W->b, W->s, g, 1, LONG_MAX)))
-            goto fail;
-        p->has_own_E = 1;
-        p->E = p->own_E;
-    } else
-        p->E = F->terms;
-    p->F = F;
+    if ((st = pr_expand_init(p->E, W->a, W->b, W->s, g, 1, LONG_MAX)))
+        goto fail;
+    p->has_E = 1;
+    p->F = F && forward_is_prefix(F, p->E) ? F : NULL;
     /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
      * (test_backward checks pr_backward_needs against the bytes held) */
     long big = 2;
@@ -356,7 +356,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
             big = p->E->gstart[u + 1] - p->E->gstart[u];
     p->tbatch = big < TBATCH ? (int)big : TBATCH;
     pr_mem_init(M, 0);
-    st = plan_buffers(p, M, own_E);
+    st = plan_buffers(p, M);
     p->bytes = M->bytes;
     if (st)
         goto fail;

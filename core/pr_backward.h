@@ -25,10 +25,10 @@ extern "C" {
  * §7), tabulates the powers of the symbols and allocates every buffer; execute allocates nothing.
  * opts->poly (degree g ≥ 0) is required; opts->beta and opts->causal fold into the symbols.
  * F: the forward plan made for the same W, opts and n (or NULL). The backward then runs on F's
- * Toeplitz plan; F's C(s+g, g) terms are the first terms of the backward's expansion (F's own
- * when F built it with the degree g+1 part), so term t takes F's kept spectrum t by index (no
- * second planning of those symbols) and only the C(s+g, g+1) symbols of degree g+1 are
- * transformed in each execute. F must outlive the backward plan.
+ * Toeplitz plan; F's C(s+g, g) terms are the first terms of the backward's expansion, in the
+ * same order (checked), so term t takes F's kept spectrum t by index (no second planning of
+ * those symbols) and only the C(s+g, g+1) symbols of degree g+1 are transformed in each
+ * execute. F must outlive the backward plan.
  * want_dw = 0 skips dw. Memory: the plan first runs its allocations dry (pr_mem) and refuses with
  * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit).
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
@@ -88,8 +88,8 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
  * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
  * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
  * what pr_backward_lowrank holds, or what pr_backward_plan_fft with want_dw holds (info.bytes) on
- * a forward plan of FFTW_ESTIMATE's transform length, with omp_get_max_threads() threads. ops is
- * an estimate. */
+ * a forward plan of FFTW_ESTIMATE's transform length (or none), with omp_get_max_threads()
+ * threads. ops is an estimate. */
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank);
 

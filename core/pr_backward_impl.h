@@ -32,10 +32,10 @@ struct pr_backward_plan_s {
     int da, db;                  /* distinct a, b values of the support (E->da, E->db) */
     long Lfft;                   /* transform length of tp */
     size_t sl;                   /* doubles per spectrum */
-    const pr_expand_struct *E;   /* terms up to degree G = g+1 (own_E, or F's when extended) */
-    pr_expand_t own_E;
-    int has_own_E;
-    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept spectra serve t < nterms_fwd */
+    pr_expand_t E;               /* the terms up to degree G = g+1 (math.md §7) */
+    int has_E;
+    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept spectra serve t < nterms_fwd
+                                    (its terms are E's first ones, checked when planning) */
     double *alpha, *ahat;        /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
     double *poly;                /* c_0..c_g */
     long reused;                 /* terms whose spectrum is F's */
@@ -63,7 +63,7 @@ struct pr_backward_plan_s {
  * of F is term t of E: the forward's terms are E's prefix), else NULL: transform t_f. */
 static inline const double *bw_forward_spectrum(const pr_backward_plan *p, long t)
 {
-    if (1 || !p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)   /* TEMP */
+    if (!p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)
         return NULL;
     return pr_fast_plan_spectrum(p->F, t);
 }
