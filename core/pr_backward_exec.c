@@ -374,6 +374,30 @@ static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
     return id == nth ? u1 : u;
 }
 
+/* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
+ * whatever the scheduling */
+static void add_parts(pr_backward_plan *p, int used, double *dQ, double *dK, double *dV, double *dw,
+                      double *kappa)
+{
+    size_t nd = (size_t)p->n * p->d, L = 2 * (size_t)p->n - 1;
+    for (int t = 1; t < used; t++) {
+        const bw_thread *th = &p->thr[t];
+        for (size_t k = 0; k < nd; k++) {
+            dQ[k] += th->dQ[k];
+            dK[k] += th->dK[k];
+            dV[k] += th->dV[k];
+        }
+        if (kappa)
+            for (int j = 0; j < p->n; j++)
+                kappa[j] += th->kappa[j];
+        if (dw)
+            for (size_t k = 0; k < (size_t)p->s * L; k++)
+                dw[k] += th->dw[k];
+        for (size_t k = 0; k < L; k++)
+            p->thr[0].kappa_w[k] += th->kappa_w[k];
+    }
+}
+
 int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
                         double *kappa, const double *Q, const double *K, const double *V,
                         const double *O, const double *lse, const double *dO)
@@ -389,18 +413,8 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
     long tr0 = 0;
     for (int t = 0; t < p->nthreads; t++)
         tr0 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
-    /* x columns: dO_c/D̃, -r/D̃, ‖dO‖₁/D̃ */
-    for (int i = 0; i < n; i++) {
-        double inv_d = exp(-lse[i]), r = 0.0, l1 = 0.0;
-        for (int c = 0; c < d; c++) {
-            double g = dO[(size_t)i * d + c];
-            r += g * O[(size_t)i * d + c];
-            l1 += fabs(g);
-            p->xc[(size_t)c * n + i] = g * inv_d;
-        }
-        p->xc[(size_t)d * n + i] = -r * inv_d;
-        p->xc[(size_t)(d + 1) * n + i] = l1 * inv_d;
-    }
+    for (int i = 0; i < n; i++)
+        bw_xcols(p->xc + i, (size_t)n, dO, O, exp(-lse[i]), i, d);
     powers(p->qpow, Q, p->E->aval, p->da, n, d, G);
     powers(p->kpow, K, p->E->bval, p->db, n, d, G);
     p->has_kappa_w = dw && kappa;
@@ -464,22 +478,6 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
     p->transforms = tr1 - tr0;
     if (st)
         return st;
-    /* the threads' parts in thread order: the same sums whatever the scheduling */
-    for (int t = 1; t < used; t++) {
-        const bw_thread *th = &p->thr[t];
-        for (size_t k = 0; k < nd; k++) {
-            dQ[k] += th->dQ[k];
-            dK[k] += th->dK[k];
-            dV[k] += th->dV[k];
-        }
-        if (kappa)
-            for (int j = 0; j < n; j++)
-                kappa[j] += th->kappa[j];
-        if (dw)
-            for (size_t k = 0; k < (size_t)s * L; k++)
-                dw[k] += th->dw[k];
-        for (size_t k = 0; k < L; k++)
-            p->thr[0].kappa_w[k] += th->kappa_w[k];
-    }
+    add_parts(p, used, dQ, dK, dV, dw, kappa);
     return PR_OK;
 }

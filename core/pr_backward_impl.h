@@ -4,6 +4,7 @@
 #ifndef PR_BACKWARD_IMPL_H
 #define PR_BACKWARD_IMPL_H
 
+#include <math.h>
 #include <stddef.h>
 #include "pr_backward.h"
 #include "pr_toeplitz.h"
@@ -66,6 +67,22 @@ static inline const double *bw_forward_spectrum(const pr_backward_plan *p, long 
     if (!p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)
         return NULL;
     return pr_fast_plan_spectrum(p->F, t);
+}
+
+/* Row i's rescalings of dM̃ (pr_backward.c's derivation, (1)) at x[c·stride]: x_c(i) = dO_ic/D̃_i
+ * (c < d), x_d(i) = -r_i/D̃_i and, for the G4 bound's κ, x_{d+1}(i) = ‖dO_i‖₁/D̃_i; rinv = 1/D̃_i. */
+static inline void bw_xcols(double *x, size_t stride, const double *dO, const double *O, double rinv,
+                            int i, int d)
+{
+    double r = 0.0, l1 = 0.0;
+    for (int c = 0; c < d; c++) {
+        double g = dO[(size_t)i * d + c];
+        r += g * O[(size_t)i * d + c];
+        l1 += fabs(g);
+        x[(size_t)c * stride] = g * rinv;
+    }
+    x[(size_t)d * stride] = -r * rinv;
+    x[(size_t)(d + 1) * stride] = l1 * rinv;
 }
 
 /* Bytes pr_backward_lowrank holds for n, d and degree g, by a dry run of its allocations (pr_mem)

@@ -105,20 +105,6 @@ static void lr_features(lr_bufs *b, const pr_expand_marg_t Fm, const pr_attn_opt
     pr_expand_marg_coefs(b->ahat, Fm, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
 }
 
-/* x_c(i): dO_ic/D̃_i (c < d), -r_i/D̃_i, ‖dO_i‖₁/D̃_i */
-static void xcols(double *xc, const double *dO, const double *O, double rinv, int i, int d)
-{
-    double r = 0.0, l1 = 0.0;
-    for (int c = 0; c < d; c++) {
-        double g = dO[(size_t)i * d + c];
-        r += g * O[(size_t)i * d + c];
-        l1 += fabs(g);
-        xc[c] = g * rinv;
-    }
-    xc[d] = -r * rinv;
-    xc[d + 1] = l1 * rinv;
-}
-
 /* S_α += [V_j | 1] k'^α_j */
 static void add_key(lr_bufs *b, const pr_expand_marg_t Fm, const double *V, int j, int d)
 {
@@ -135,7 +121,7 @@ static void add_key(lr_bufs *b, const pr_expand_marg_t Fm, const double *V, int 
 static void add_query(lr_bufs *b, const pr_expand_marg_t Fm, const double *dO, const double *O, int i,
                       int d)
 {
-    xcols(b->xc, dO, O, b->rinv[i], i, d);
+    bw_xcols(b->xc, 1, dO, O, b->rinv[i], i, d);
     monomials(b->mon, b->Qr + (size_t)i * d, Fm);
     for (long t = 0; t < b->F; t++)
         for (int c = 0; c < d + 2; c++)
@@ -165,7 +151,7 @@ static int lr_queries(lr_bufs *b, double *dQ, const pr_expand_marg_t Fm, const d
                 return PR_EDOMAIN;
             b->rinv[i] = 1.0 / D;
         }
-        xcols(b->xc, dO, O, b->rinv[i], i, d);
+        bw_xcols(b->xc, 1, dO, O, b->rinv[i], i, d);
         for (long t = 1; t < b->F; t++) {
             double z = 0.0;
             for (int c = 0; c <= d; c++)
