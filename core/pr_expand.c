@@ -75,7 +75,7 @@ static void marg_alloc(pr_expand_marg_struct *M, pr_mem_t mem, int D, int top, s
 double pr_expand_marg_bytes(int D, int g, int extend)
 {
     double c = pr_expand_binom(D, g + extend);
-    if (!(c < 0x1p53) || D < 1)
+    if (!isfinite(c) || D < 1)
         return INFINITY;
     pr_expand_marg_struct M;
     pr_mem_t mem;
@@ -222,7 +222,7 @@ static void terms_alloc(pr_expand_struct *E, pr_mem_t mem, int s, int da, size_t
 double pr_expand_bytes(int s, int da, int db, int g, int extend)
 {
     double nt = pr_expand_binom(s, g + extend), na = pr_expand_binom(da, g + extend);
-    if (!(nt < 0x1p53) || s < 1 || da < 1 || db < 1)
+    if (!isfinite(nt) || s < 1 || da < 1 || db < 1)
         return INFINITY;
     pr_expand_struct E;
     pr_mem_t mem;

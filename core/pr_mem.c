@@ -46,11 +46,11 @@ void *pr_mem_zalloc(pr_mem_t M, size_t count, size_t size)
     return p;
 }
 
-double *pr_mem_big(pr_mem_t M, size_t count)
+double *pr_mem_big(pr_mem_t M, size_t count, size_t size)
 {
     size_t len;
     void *p = NULL;
-    if (!take(M, count, sizeof(double), &len))
+    if (!take(M, count, size, &len))
         return NULL;
     if (posix_memalign(&p, (size_t)2 << 20, len)) {
         M->failed = 1;

@@ -24,16 +24,19 @@ typedef pr_mem_struct pr_mem_t[1];
 
 void pr_mem_init(pr_mem_t M, int dry);
 
-/* count × size bytes, counted: malloc'd (uninitialised), or NULL when dry, count × size passes
- * size_t or malloc fails (those two set failed). count = 0 still returns a pointer. */
+/* count × size bytes, counted (the product in double: a dry run of sizes past size_t still counts
+ * them): malloc'd (uninitialised), or NULL when dry, count × size passes size_t or malloc fails
+ * (those two set failed). count = 0 still returns a pointer. Pass a large count and a small
+ * size as two factors rather than their product, which could wrap around. */
 void *pr_mem_alloc(pr_mem_t M, size_t count, size_t size);
 
 /* the same, zeroed */
 void *pr_mem_zalloc(pr_mem_t M, size_t count, size_t size);
 
-/* count doubles, 2 MiB aligned and advised to transparent huge pages (first-touch page faults
- * otherwise dominate planning on virtual machines); free() releases them. Uninitialised. */
-double *pr_mem_big(pr_mem_t M, size_t count);
+/* count × size bytes (size a multiple of 8), 2 MiB aligned and advised to transparent huge pages
+ * (first-touch page faults otherwise dominate planning on virtual machines); free() releases
+ * them. Uninitialised. */
+double *pr_mem_big(pr_mem_t M, size_t count, size_t size);
 
 /* bytes allocated elsewhere (e.g. pr_toeplitz_spec_alloc): counted only */
 void pr_mem_note(pr_mem_t M, double bytes);
