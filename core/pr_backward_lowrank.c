@@ -61,16 +61,14 @@ static void lr_free(lr_bufs *b)
 
 double pr_backward_lowrank_bytes_(int n, int d, int g)
 {
-    double F = pr_expand_binom(d, g + 1);   /* +Inf past 2^62; past 2^53 a count to refuse */
+    double F = pr_expand_binom(d, g + 1);   /* +Inf past 2^62; past 2^53 only a count to refuse */
     if (!isfinite(F))
         return INFINITY;
     lr_bufs b;
     pr_mem_t M;
     pr_mem_init(M, 1);
     lr_buffers(&b, M, n, d, (long)F);
-    /* the features' table is not counted past 2^53 of them: the rest is already past any memory */
-    double mb = pr_expand_marg_bytes(d, g, 1);
-    return M->bytes + (isfinite(mb) ? mb : 0.0);
+    return M->bytes + pr_expand_marg_bytes(d, g, 1);
 }
 
 /* mon[α] = Π x_a^{α_a} for every feature, each from its parent (the feature less its last value) */
