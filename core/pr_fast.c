@@ -45,9 +45,9 @@ static void mac_planar(double *restrict Y, const double *restrict A, const doubl
 
 /* ---- symbols ---- */
 
-/* t_e = Π_k w_k^{e_k} over the support sorted by (a, b), from the prefix products the thread
- * holds for its previous term: only the slots from the first one that changed are redone. NULL
- * for e = ∅ (all ones). */
+/* e^β t_e = e^β Π_k w_k^{e_k}, the product taken over the support sorted by (a, b) from the
+ * prefix products the thread holds for its previous term: only the slots from the first one that
+ * changed are redone (the bias is the empty prefix, so it costs no pass of its own). */
 static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, long term)
 {
     const pr_expand_struct *T = F->terms;
@@ -59,18 +59,15 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
         while (p0 < s && e[T->slot[p0]] == q[T->slot[p0]])
             p0++;
     }
-    th->pref[0] = NULL;
+    th->pref[0] = F->bias;
     for (int p = p0; p < s; p++) {
         int k = T->slot[p], x = e[k];
         const double *t = th->pref[p];
         if (x > 0) {
             const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
             double *buf = th->tbuf + (size_t)p * L;
-            if (t)
-                for (long l = 0; l < L; l++)
-                    buf[l] = t[l] * pw[l];
-            else
-                memcpy(buf, pw, sizeof(double) * L);
+            for (long l = 0; l < L; l++)
+                buf[l] = t[l] * pw[l];
             t = buf;
         }
         th->pref[p + 1] = t;
@@ -86,7 +83,7 @@ static int symbol_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread
     const double *t = symbol(F, th, term);
     double a = F->alpha[term], *inter = th->acc + (F->d + 1) * pr_toeplitz_spec_len(F->tp);
     for (long l = 0; l < L; l++)
-        th->leaf[l] = a * (t ? t[l] : 1.0) * F->bias[l];
+        th->leaf[l] = a * t[l];
     double t0 = F->timing ? pr_timing_wall() : 0.0;
     int st = pr_toeplitz_symbol_spec(inter, th->leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
     if (F->timing)

@@ -12,9 +12,9 @@
  * one forward transform per b-marginal and column, products summed in the frequency domain per
  * a-marginal, one inverse transform per a-marginal and column.
  *
- * Terms are in pr_expand's order (groups by a-marginal, one group live at a time). A symbol is
- * built from the previous term's prefix products over the support sorted by (a, b), one
- * precomputed power w_k^p per slot that changed, so consecutive terms cost O(n) each. The
+ * Terms are in pr_expand's order (groups by a-marginal, one group live at a time). A symbol
+ * e^β t_e is built from the previous term's prefix products over the support sorted by (a, b),
+ * one precomputed power w_k^p per slot that changed, so consecutive terms cost O(n) each. The
  * backward (math.md §7) extends the same expansion to degree g+1: its term t < nterms is this
  * plan's term t (pr_fast_plan_spectrum). */
 #ifndef PR_FAST_H
@@ -33,7 +33,7 @@ extern "C" {
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
-    const double **pref;    /* s + 1: pref[p] = product over slots [0, p) (NULL: all ones) */
+    const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
     long prev;              /* the term pref holds, or -1 */
     double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
                                interleaved scratch for FFTW, a planar leaf spectrum */

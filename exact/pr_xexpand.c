@@ -291,7 +291,7 @@ int pr_xexpand_output(fmpq *O, const pr_xexpand_t E, const fmpq *coef, int g, co
     int n = E->n, d = E->d, m = d + 1;
     if (pr_vec_check_finite(V, (size_t)n * d))
         return PR_ENONFINITE;
-    /* X = [V | 1]: one walk gives both Ã V and Ã 1 */
+    /* X = [V | 1]: one pass over the terms gives both Ã V and Ã 1 */
     fmpq *X = qvec_init((size_t)n * m), *Y = qvec_init((size_t)n * m);
     for (int i = 0; i < n; i++) {
         qvec_set_d(X + (size_t)i * m, V + (size_t)i * d, d);

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 #include "polyrope.h"
-#include "pr_expand.h"
 #include "pr_test.h"
 
 enum { SMAX = 6, GMAX = 5 };

@@ -129,7 +129,7 @@ static void test_c2(pr_rng_t rng)
         PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count + F->terms->bm->count),
                  "transforms %ld: one forward per b-marginal and column, one inverse per a-marginal and column",
                  F->transforms);
-        /* streamed spectra: the same walk, the same sums, the same bits (a measured plan is
+        /* streamed spectra: the same terms, the same sums, the same bits (a measured plan is
          * the same algorithm again: FFTW keeps it as wisdom in the process) */
         pr_fast_plan_t Fs;
         size_t need = pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 1);
@@ -219,6 +219,11 @@ static void test_agree(pr_rng_t rng)
         double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
         PR_CHECK(err <= tol, "lowrank vs fft %s n=%d d=%d g=%d causal=%d: %g > %g", kind_names[kind], n, d,
                  g, causal, err, tol);
+        /* the low-rank budget is its dry run: exactly that many bytes run, one fewer is refused */
+        double lb = pr_lowrank_bytes(n, d, po.poly_degree);
+        PR_CHECK(lb == floor(lb) && pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)lb, 1000000) == PR_OK
+                 && pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)lb - 1, 1000000) == PR_EBUDGET,
+                 "lowrank budget at its estimate %g n=%d d=%d g=%d", lb, n, d, po.poly_degree);
         pr_fast_destroy(F);
         pr_expoly_clear(p);
         pr_posw_clear(W);
