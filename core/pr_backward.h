@@ -20,15 +20,17 @@
 extern "C" {
 #endif
 
-/* General W: the FFT path. The plan enumerates the multisets f of S with |f| ≤ g+1, groups them
- * by (|f|, a-marginal, b-marginal), tabulates the powers of the symbols and allocates every
- * buffer; execute allocates nothing. opts->poly (degree g ≥ 0) is required; opts->beta and
- * opts->causal fold into the symbols.
+/* General W: the FFT path. The plan takes the terms f of pr_expand built up to degree g+1
+ * (C(s+g+1, g+1) of them, grouped by a-marginal, sorted by b-marginal inside a group; math.md
+ * §7), tabulates the powers of the symbols and allocates every buffer; execute allocates nothing.
+ * opts->poly (degree g ≥ 0) is required; opts->beta and opts->causal fold into the symbols.
  * F: the forward plan made for the same W, opts and n (or NULL). The backward then runs on F's
- * Toeplitz plan and takes the spectra of the terms with |f| ≤ g from F when F keeps them (no
- * second planning of those symbols); only the C(s+g, g+1) symbols of degree g+1 are transformed
- * in each execute. F must outlive the backward plan.
- * want_dw = 0 skips dw. PR_EBUDGET past max_bytes of memory (0: no limit).
+ * Toeplitz plan; F's C(s+g, g) terms are the first terms of the backward's expansion, in the
+ * same order (checked), so term t takes F's kept spectrum t by index (no second planning of
+ * those symbols) and only the C(s+g, g+1) symbols of degree g+1 are transformed in each
+ * execute. F must outlive the backward plan.
+ * want_dw = 0 skips dw. Memory: the plan first runs its allocations dry (pr_mem) and refuses with
+ * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit).
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
  * most the number of a-marginals of size g+1); execute splits each size's b-marginal transforms,
  * then its a-marginals (balanced by term count), then its b-marginals' inverse transforms over
@@ -58,8 +60,9 @@ const double *pr_backward_kappa_w(const pr_backward_plan *plan);
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and
- * b-marginals and of (a, b)-marginal pairs, the bytes allocated (not counting F), and the
- * transforms the last execute ran. */
+ * b-marginals and of (a, b)-marginal pairs, the bytes allocated (counted as allocated; not
+ * counting F, nor the Toeplitz plan made when F is NULL), and the transforms the last execute
+ * ran. */
 typedef struct {
     long terms, a_marginals, b_marginals, ab_pairs;
     long reused_spectra;    /* terms whose spectrum came from the forward plan */
@@ -82,8 +85,11 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                         int n, int d, const pr_attn_opts_t *opts);
 
 /* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
- * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g: estimates in
- * double (+Inf past it), bounds of what the plan allocates (pr_fast_needs gives the forward's). */
+ * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
+ * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
+ * what pr_backward_lowrank holds, or what pr_backward_plan_fft with want_dw holds (info.bytes) on
+ * a forward plan of FFTW_ESTIMATE's transform length (or none), with omp_get_max_threads()
+ * threads. ops is an estimate. */
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank);
 

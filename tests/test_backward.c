@@ -282,6 +282,63 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
     free(dQ); free(dK); free(dV); free(dX); free(tolQ);
 }
 
+/* Memory from the allocating code (issue 14): pr_backward_needs is the plan's own allocations run
+ * dry, so it equals what a plan made on a forward plan of the same sizes holds, byte for byte, for
+ * RoPE, general, identity and random custom supports (uneven rows: the largest a-marginal group,
+ * which sizes the batch buffers, is counted by a formula in the dry run and from the terms in the
+ * plan), degrees and thread counts; max_bytes one byte short refuses before allocating. */
+static void mem_checks(pr_rng_t rng)
+{
+    int nthr = omp_get_max_threads();
+    for (int trial = 0; trial < 32; trial++) {
+        int pos = trial % 5, d = 2 + 2 * (int)pr_rng_below(rng, 2), n = 1 + (int)pr_rng_below(rng, 40);
+        int g = (int)pr_rng_below(rng, pos == 2 ? 3 : 6), threads = 1 + trial % 3;
+        pr_posw_t W;
+        if (pos < 4)
+            PR_CHECK_OK(make_w(W, pos, n, d, rng));
+        else {
+            /* s distinct pairs of the d×d grid, from a random start with a random stride */
+            int s = 1 + (int)pr_rng_below(rng, 6), start = (int)pr_rng_below(rng, d * d);
+            int stride = 1 + 2 * (int)pr_rng_below(rng, 2);
+            PR_CHECK_OK(pr_posw_init(W, n, d, s));
+            for (int k = 0; k < s; k++) {
+                int cell = (start + k * stride) % (d * d);
+                W->a[k] = cell / d;
+                W->b[k] = cell % d;
+            }
+            pr_rng_fill(W->w, (size_t)s * (2 * (size_t)n - 1), 1.0, rng);
+        }
+        double c[8] = {1.0};
+        for (int k = 1; k <= g; k++)
+            c[k] = c[k - 1] / k;
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.poly = c;
+        o.poly_degree = g;
+        omp_set_num_threads(threads);
+        pr_fast_plan_t F;
+        PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        double bytes, ops;
+        pr_backward_needs(&bytes, &ops, W, n, d, g, 0);
+        pr_backward_plan *p = NULL;
+        PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 1, 0));
+        pr_backward_info_t info;
+        pr_backward_info(&info, p);
+        pr_backward_destroy(p);
+        PR_CHECK(info.bytes == bytes, "pr_backward_needs %.0f bytes, the plan holds %.0f: pos=%s s=%d n=%d d=%d "
+                 "g=%d threads=%d trial=%d", bytes, info.bytes, posname[pos < 4 ? pos : 2], W->s, n, d, g,
+                 threads, trial);
+        int st = pr_backward_plan_fft(&p, F, W, &o, 1, bytes - 1);
+        PR_CHECK(st == PR_EBUDGET && !p, "max_bytes one short of %.0f: status %d", bytes, st);
+        pr_backward_destroy(p);
+        PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 1, bytes));
+        pr_backward_destroy(p);
+        pr_fast_destroy(F);
+        pr_posw_clear(W);
+    }
+    omp_set_num_threads(nthr);
+}
+
 /* polyrope attn --backward on the fast paths, through the built binary ($POLYROPE): the gradients'
  * error against the dense backward (grad_err_inf) stays within grad_bound, dw.npy is written for a
  * general W, and the refusals are one line with exit 2. */
@@ -517,6 +574,7 @@ int main(void)
     }
     for (int trial = 0; trial < 12; trial++)
         fd_check(rng, trial, &worst_fd);
+    mem_checks(rng);
     cli_checks();
     printf("test_backward: worst dL/dX err/tol %.3g\n", worst_fd);
     printf("test_backward: worst G3 err/tol %.3g, worst G4 err/(bound+tol) %.3g; FFT runs d=2: %d, d=4: %d, "

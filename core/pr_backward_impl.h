@@ -1,0 +1,92 @@
+/* pr_backward_impl.h: the backward plan's layout, shared by the files of module pr_backward
+ * (pr_backward.c: plan; pr_backward_exec.c: execute; pr_backward_lowrank.c: the low-rank path).
+ * Internal: not installed. */
+#ifndef PR_BACKWARD_IMPL_H
+#define PR_BACKWARD_IMPL_H
+
+#include <math.h>
+#include <stddef.h>
+#include "pr_backward.h"
+#include "pr_toeplitz.h"
+#include "pr_fast.h"
+#include "pr_expand.h"
+
+enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
+enum { TBATCH = 32 };        /* at most this many terms of one a-marginal group are blocked together
+                                (symbols, products); a plan's batch is min(TBATCH, its largest group) */
+
+/* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
+ * others' parts are added in thread order, so the sums do not depend on scheduling). */
+typedef struct {
+    pr_toeplitz_work_t ws;
+    double *tsym;                /* tbatch × (2n-1): the symbols of one batch */
+    double *csym, *cnu;          /* tbatch × (2n-1): correlations of the (μ, ν) of one batch */
+    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *That, *Xhat, *accQ, *corr, *accK, *accV;  /* spectra */
+    double *dQ, *dK, *dV, *kappa, *dw, *kappa_w;      /* this thread's part (thread 0: kappa_w only) */
+    int st;
+} bw_thread;
+
+struct pr_backward_plan_s {
+    int n, d, s, g, G, want_dw;
+    int da, db;                  /* distinct a, b values of the support (E->da, E->db) */
+    long Lfft;                   /* transform length of tp */
+    size_t sl;                   /* doubles per spectrum */
+    pr_expand_t E;               /* the terms up to degree G = g+1 (math.md §7) */
+    int has_E;
+    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept spectra serve t < nterms_fwd
+                                    (its terms are E's first ones, checked when planning) */
+    double *alpha, *ahat;        /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    double *poly;                /* c_0..c_g */
+    long reused;                 /* terms whose spectrum is F's */
+    int tbatch;                  /* terms per batch: min(TBATCH, the largest a-marginal group), ≥ 2 */
+    long maxnu;                  /* b-marginals of the most numerous size */
+    int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
+    double bytes;                /* what the plan holds (pr_mem: the dry run counts the same) */
+    long transforms;
+    /* engine: the forward's Toeplitz plan, or our own */
+    const pr_toeplitz_plan_struct *tp;
+    pr_toeplitz_plan_t own_tp;
+    int has_own_tp;
+    /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
+    double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
+    double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
+    double *qpow, *kpow;         /* da × (G+1) × n: Q_{i,aval[r]}^p; db × (G+1) × n for K, bval */
+    double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
+    int has_kappa_w;             /* thr[0].kappa_w = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw and kappa) */
+    double *Yhat;                /* spectra of y_c v_ν for the ν of two sizes (m even, m odd), shared */
+    size_t ysize;                /* doubles per size class of Yhat */
+    bw_thread *thr;
+};
+
+/* The forward plan's planar spectrum of α_f t_f for term t, when F keeps it and α_f ≠ 0 (term t
+ * of F is term t of E: the forward's terms are E's prefix), else NULL: transform t_f. */
+static inline const double *bw_forward_spectrum(const pr_backward_plan *p, long t)
+{
+    if (!p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)
+        return NULL;
+    return pr_fast_plan_spectrum(p->F, t);
+}
+
+/* Row i's rescalings of dM̃ (pr_backward.c's derivation, (1)) at x[c·stride]: x_c(i) = dO_ic/D̃_i
+ * (c < d), x_d(i) = -r_i/D̃_i and, for the G4 bound's κ, x_{d+1}(i) = ‖dO_i‖₁/D̃_i; rinv = 1/D̃_i. */
+static inline void bw_xcols(double *x, size_t stride, const double *dO, const double *O, double rinv,
+                            int i, int d)
+{
+    double r = 0.0, l1 = 0.0;
+    for (int c = 0; c < d; c++) {
+        double g = dO[(size_t)i * d + c];
+        r += g * O[(size_t)i * d + c];
+        l1 += fabs(g);
+        x[(size_t)c * stride] = g * rinv;
+    }
+    x[(size_t)d * stride] = -r * rinv;
+    x[(size_t)(d + 1) * stride] = l1 * rinv;
+}
+
+/* Bytes pr_backward_lowrank holds for n, d and degree g, by a dry run of its allocations (pr_mem)
+ * and of its features' (pr_expand_marg_bytes); +Inf past double. */
+double pr_backward_lowrank_bytes_(int n, int d, int g);
+
+#endif

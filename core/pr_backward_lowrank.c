@@ -1,0 +1,255 @@
+/* The fast backward for factorised W: the low-rank path (docs/math.md §6, §7).
+ *
+ * With q'_i = R_i Q_i, k'_j = R_j K_j (RoPE; the identity for W = I), M_ij = σ q'_i·k'_j and
+ * P(M_ij) = Σ_α α_α q'^α_i k'^α_j over the features α (multisets of the d coordinates, |α| ≤ g:
+ * pr_expand's marginal order, the forward's). The backward's degree g+1 features carry α̂_α as
+ * the FFT path's terms do (pr_backward.c's derivation, (2)):
+ *   dQ'_ia = Σ_α α̂_α ∂(q'^α)/∂q'_a (i) Σ_c x_c(i) S_α,c(i),  S_α,c(i) = Σ_{j seen by i} y_c(j) k'^α_j,
+ *   dK'_jb = Σ_α α̂_α ∂(k'^α)/∂k'_b (j) Σ_c y_c(j) T_α,c(j),  T_α,c(j) = Σ_{i seeing j} x_c(i) q'^α_i,
+ *   dV_jc = Σ_α α_α k'^α_j T_α,c(j) (x_c = dO_c/D̃ there),
+ * with the causal mask as prefix sums over j and suffix sums over i. */
+#include <math.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pr_status.h"
+#include "pr_vec.h"
+#include "pr_rope.h"
+#include "pr_lowrank.h"
+#include "pr_expand.h"
+#include "pr_mem.h"
+#include "pr_backward_impl.h"
+
+/* The path's buffers, for F features. */
+typedef struct {
+    long F;
+    long *drop;             /* F × d: the feature less one copy of coordinate a, or -1 */
+    double *alpha, *ahat;   /* F: α_α (0 for |α| = g+1), α̂_α (0 for α = ∅) */
+    double *S, *T;          /* F × (d+1), F × (d+2): the running sums S_α,c and T_α,c */
+    double *mon;            /* F: one row's monomials */
+    double *Qr, *Kr;        /* n × d: the rotated Q and K */
+    double *xc;             /* d+2: one row's x_c (dO_c/D̃, -r/D̃, ‖dO‖₁/D̃) */
+    double *rinv;           /* n: 1/D̃ */
+    unsigned char *cur;     /* d: a feature less one coordinate */
+} lr_bufs;
+
+/* Every buffer through M (a dry M counts them: pr_backward_needs). */
+static int lr_buffers(lr_bufs *b, pr_mem_t M, int n, int d, long F)
+{
+    size_t nd = (size_t)n * d;
+    b->F = F;
+    b->drop = pr_mem_alloc(M, (size_t)F, sizeof(long) * d);
+    b->alpha = pr_mem_alloc(M, (size_t)F, sizeof(double));
+    b->ahat = pr_mem_alloc(M, (size_t)F, sizeof(double));
+    b->S = pr_mem_zalloc(M, (size_t)F, sizeof(double) * (d + 1));
+    b->T = pr_mem_zalloc(M, (size_t)F, sizeof(double) * (d + 2));
+    b->mon = pr_mem_alloc(M, (size_t)F, sizeof(double));
+    b->Qr = pr_mem_alloc(M, nd, sizeof(double));
+    b->Kr = pr_mem_alloc(M, nd, sizeof(double));
+    b->xc = pr_mem_alloc(M, (size_t)d + 2, sizeof(double));
+    b->rinv = pr_mem_alloc(M, (size_t)n, sizeof(double));
+    b->cur = pr_mem_alloc(M, (size_t)d, 1);
+    return pr_mem_status(M);
+}
+
+static void lr_free(lr_bufs *b)
+{
+    free(b->drop); free(b->alpha); free(b->ahat); free(b->S); free(b->T); free(b->mon);
+    free(b->Qr); free(b->Kr); free(b->xc); free(b->rinv); free(b->cur);
+}
+
+double pr_backward_lowrank_bytes_(int n, int d, int g)
+{
+    double F = pr_expand_binom(d, g + 1);   /* +Inf past 2^62; past 2^53 only a count to refuse */
+    if (!isfinite(F))
+        return INFINITY;
+    lr_bufs b;
+    pr_mem_t M;
+    pr_mem_init(M, 1);
+    lr_buffers(&b, M, n, d, (long)F);
+    return M->bytes + pr_expand_marg_bytes(d, g, 1);
+}
+
+/* mon[α] = Π x_a^{α_a} for every feature, each from its parent (the feature less its last value) */
+static void monomials(double *mon, const double *x, const pr_expand_marg_t Fm)
+{
+    mon[0] = 1.0;
+    for (long t = 1; t < Fm->count; t++)
+        mon[t] = mon[Fm->parent[t]] * x[Fm->last[t]];
+}
+
+/* drop[t][a] = the feature t less one copy of a (-1 if it has none); the coefficients */
+static void lr_features(lr_bufs *b, const pr_expand_marg_t Fm, const pr_attn_opts_t *opts)
+{
+    int d = Fm->D;
+    unsigned char *x = b->cur;
+    for (long t = 0; t < Fm->count; t++)
+        for (int a = 0; a < d; a++) {
+            const unsigned char *f = Fm->cnt + (size_t)t * d;
+            long *dr = b->drop + (size_t)t * d + a;
+            *dr = -1;
+            if (!f[a])
+                continue;
+            if (a == Fm->last[t]) {
+                *dr = Fm->parent[t];
+                continue;
+            }
+            memcpy(x, f, (size_t)d);
+            x[a]--;
+            *dr = pr_expand_marg_find(Fm, x);
+        }
+    pr_expand_marg_coefs(b->alpha, Fm, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
+    pr_expand_marg_coefs(b->ahat, Fm, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+}
+
+/* S_α += [V_j | 1] k'^α_j */
+static void add_key(lr_bufs *b, const pr_expand_marg_t Fm, const double *V, int j, int d)
+{
+    monomials(b->mon, b->Kr + (size_t)j * d, Fm);
+    for (long t = 0; t < b->F; t++) {
+        double *St = b->S + t * (d + 1);
+        for (int c = 0; c < d; c++)
+            St[c] += V[(size_t)j * d + c] * b->mon[t];
+        St[d] += b->mon[t];
+    }
+}
+
+/* T_α += x(i) q'^α_i */
+static void add_query(lr_bufs *b, const pr_expand_marg_t Fm, const double *dO, const double *O, int i,
+                      int d)
+{
+    bw_xcols(b->xc, 1, dO, O, b->rinv[i], i, d);
+    monomials(b->mon, b->Qr + (size_t)i * d, Fm);
+    for (long t = 0; t < b->F; t++)
+        for (int c = 0; c < d + 2; c++)
+            b->T[t * (d + 2) + c] += b->xc[c] * b->mon[t];
+}
+
+/* Rows in order (the keys each sees summed in S): D̃ when lse is NULL, and dQ'. */
+static int lr_queries(lr_bufs *b, double *dQ, const pr_expand_marg_t Fm, const double *V,
+                      const double *O, const double *lse, const double *dO, int n, int d, int causal)
+{
+    const unsigned char *mono = Fm->cnt;
+    if (!causal)
+        for (int j = 0; j < n; j++)
+            add_key(b, Fm, V, j, d);
+    for (int i = 0; i < n; i++) {
+        if (causal)
+            add_key(b, Fm, V, i, d);
+        monomials(b->mon, b->Qr + (size_t)i * d, Fm);
+        if (lse)
+            b->rinv[i] = exp(-lse[i]);
+        else {
+            /* D̃_i = Σ_α α_α q'^α_i Σ_j k'^α_j over the j row i sees */
+            double D = 0.0;
+            for (long t = 0; t < b->F; t++)
+                D += b->alpha[t] * b->mon[t] * b->S[t * (d + 1) + d];
+            if (!(D > 0.0) || !isfinite(D))
+                return PR_EDOMAIN;
+            b->rinv[i] = 1.0 / D;
+        }
+        bw_xcols(b->xc, 1, dO, O, b->rinv[i], i, d);
+        for (long t = 1; t < b->F; t++) {
+            double z = 0.0;
+            for (int c = 0; c <= d; c++)
+                z += b->xc[c] * b->S[t * (d + 1) + c];
+            z *= b->ahat[t];
+            for (int a = 0; a < d; a++)
+                if (b->drop[t * d + a] >= 0)
+                    dQ[(size_t)i * d + a] += z * mono[(size_t)t * d + a] * b->mon[b->drop[t * d + a]];
+        }
+    }
+    return PR_OK;
+}
+
+/* Columns in reverse (the rows that see each summed in T): dV, κ and dK'. */
+static void lr_keys(lr_bufs *b, double *dK, double *dV, double *kappa, const pr_expand_marg_t Fm,
+                    const double *V, const double *O, const double *dO, int n, int d, int causal)
+{
+    const unsigned char *mono = Fm->cnt;
+    if (!causal)
+        for (int i = 0; i < n; i++)
+            add_query(b, Fm, dO, O, i, d);
+    for (int j = n - 1; j >= 0; j--) {
+        if (causal)
+            add_query(b, Fm, dO, O, j, d);
+        monomials(b->mon, b->Kr + (size_t)j * d, Fm);
+        double kap = 0.0;
+        for (long t = 0; t < b->F; t++) {
+            const double *Tt = b->T + t * (d + 2);
+            double mt = b->mon[t];
+            if (b->alpha[t] != 0.0) {
+                for (int c = 0; c < d; c++)
+                    dV[(size_t)j * d + c] += b->alpha[t] * mt * Tt[c];
+                kap += b->alpha[t] * mt * Tt[d + 1];
+            }
+            if (t == 0)
+                continue;
+            double z = Tt[d];
+            for (int c = 0; c < d; c++)
+                z += V[(size_t)j * d + c] * Tt[c];
+            z *= b->ahat[t];
+            for (int a = 0; a < d; a++)
+                if (b->drop[t * d + a] >= 0)
+                    dK[(size_t)j * d + a] += z * mono[(size_t)t * d + a] * b->mon[b->drop[t * d + a]];
+        }
+        if (kappa)
+            kappa[j] = kap;
+    }
+}
+
+int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *O, const double *lse, const double *dO,
+                        int n, int d, const pr_attn_opts_t *opts)
+{
+    int st = pr_attn_check(Q, K, V, W, n, d, opts);
+    if (st)
+        return st;
+    if (!pr_lowrank_applies(W) || !opts->poly || opts->beta)
+        return PR_EINVAL;
+    int rope = pr_posw_is_factorised(W);
+    if (rope && d % 2)
+        return PR_EODD;
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
+        return PR_ENONFINITE;
+    int g = opts->poly_degree;
+    if (g + 1 > PR_EXPAND_MAX_DEGREE)   /* multiplicities are unsigned char (pr_expoly stops at 170) */
+        return PR_EINVAL;
+    /* the caller's budget is pr_backward_needs; here only what size_t products can hold */
+    if (!(pr_backward_lowrank_bytes_(n, d, g) < 0.25 * (double)SIZE_MAX))
+        return PR_ESIZE;
+    pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
+    pr_expand_marg_t Fm;
+    if ((st = pr_expand_marg_init(Fm, d, g, 1, LONG_MAX)))
+        return st;
+    lr_bufs b;
+    pr_mem_t M;
+    pr_mem_init(M, 0);
+    if ((st = lr_buffers(&b, M, n, d, Fm->count)))
+        goto done;
+    lr_features(&b, Fm, opts);
+    if (!rope) {
+        memcpy(b.Qr, Q, sizeof(double) * nd);
+        memcpy(b.Kr, K, sizeof(double) * nd);
+    } else if ((st = pr_rope_rotate(b.Qr, Q, n, d, W->rope_base, layout, 1)) ||
+               (st = pr_rope_rotate(b.Kr, K, n, d, W->rope_base, layout, 1)))
+        goto done;
+    memset(dQ, 0, sizeof(double) * nd);
+    memset(dK, 0, sizeof(double) * nd);
+    memset(dV, 0, sizeof(double) * nd);
+    if ((st = lr_queries(&b, dQ, Fm, V, O, lse, dO, n, d, opts->causal)))
+        goto done;
+    lr_keys(&b, dK, dV, kappa, Fm, V, O, dO, n, d, opts->causal);
+    /* back through the rotation: dQ = R_iᵀ dQ'_i */
+    if (rope && ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
+                 (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1))))
+        goto done;
+    st = PR_OK;
+done:
+    lr_free(&b);
+    pr_expand_marg_clear(Fm);
+    return st;
+}
