@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <omp.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "cli.h"
 #include "commands.h"
 

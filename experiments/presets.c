@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "sweep.h"
 
 /* One generated problem: Q, K, V uniform in [-B, B] and dO in [-1, 1] from the seed, W of the
