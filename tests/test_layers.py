@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The layers of docs/modules.md, from the sources' #include lines (issue 14).
 
-A module is a header's name (core/pr_fast.h: pr_fast); a .c file belongs to the module whose
-name is the longest prefix of its own (pr_backward_exec.c: pr_backward). Module A uses B when a
+A module is a public header's name (core/pr_fast.h: pr_fast); a .c file or a private header
+(named *_impl.h, *_internal.h or *_private.h) belongs to the module whose name is the longest
+prefix of its own (pr_backward_exec.c and pr_backward_impl.h: pr_backward). Module A uses B when a
 file of A includes B's header. Checked:
   - no cycle among the modules of core/ and exact/ (today's pr_fast <-> pr_lowrank was one);
   - core/ includes nothing from exact/, and polyrope.h only core headers (the float library);
@@ -17,6 +18,7 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
 PATHS = ['pr_expand', 'pr_fast', 'pr_lowrank', 'pr_backward']
 ABOVE = {m: ['pr_control', 'pr_auto'] for m in PATHS}
 ABOVE['pr_control'] = ['pr_auto']
+PRIVATE = ('_impl', '_internal', '_private')
 
 
 def modules(src):
@@ -24,7 +26,7 @@ def modules(src):
     mods, files = {}, []
     for d in ('core', 'exact'):
         for f in sorted(os.listdir(os.path.join(src, d))):
-            if f.endswith('.h'):
+            if f.endswith('.h') and not f[:-2].endswith(PRIVATE):
                 mods[f[:-2]] = d
             if f.endswith(('.h', '.c')):
                 files.append((d, f))
@@ -48,7 +50,7 @@ def main():
         text = open(os.path.join(src, d, f), encoding='utf-8').read()
         a = owner(f, mods)
         for m in INCLUDE.finditer(text):
-            b = m.group(1)
+            b = owner(m.group(1) + '.h', mods)
             line = text.count('\n', 0, m.start()) + 1
             where = '%s/%s:%d' % (d, f, line)
             if b not in mods:
