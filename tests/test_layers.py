@@ -7,8 +7,9 @@ prefix of its own (pr_backward_exec.c and pr_backward_impl.h: pr_backward). Modu
 file of A includes B's header. Checked:
   - no cycle among the modules of core/ and exact/ (today's pr_fast <-> pr_lowrank was one);
   - core/ includes nothing from exact/, and polyrope.h only core headers (the float library);
-  - the paths (pr_expand, pr_fast, pr_lowrank, pr_backward) use neither error control
-    (pr_control) nor the auto model (pr_auto), and pr_control does not use pr_auto.
+  - the expansion (pr_expand) uses none of the paths; the forward paths (pr_fast, pr_lowrank)
+    use neither each other nor the backward; none of them uses error control (pr_control) or
+    the auto model (pr_auto), and pr_control does not use pr_auto.
 Usage: test_layers.py SOURCE_DIR. Prints every violation with the file and line."""
 import os
 import re
@@ -17,6 +18,9 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
 PATHS = ['pr_expand', 'pr_fast', 'pr_lowrank', 'pr_backward']
 ABOVE = {m: ['pr_control', 'pr_auto'] for m in PATHS}
+ABOVE['pr_expand'] += ['pr_fast', 'pr_lowrank', 'pr_backward']   # the expansion is below the paths
+ABOVE['pr_fast'] += ['pr_lowrank', 'pr_backward']                  # the forwards are apart, below
+ABOVE['pr_lowrank'] += ['pr_fast', 'pr_backward']                  # the backward
 ABOVE['pr_control'] = ['pr_auto']
 PRIVATE = ('_impl', '_internal', '_private')
 
