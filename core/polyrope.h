@@ -24,5 +24,6 @@
 #include "pr_backward.h"
 #include "pr_control.h"
 #include "pr_auto.h"
+#include "pr_flat.h"
 
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,21 +97,36 @@ static int parse_shape(cursor_t *c, int *ndim, long *shape)
     }
 }
 
-static int parse_header(const char *h, size_t len, int *ndim, long *shape)
+/* the dtype of a descr, or -1 when unsupported; numpy writes '<' for little-endian */
+static int descr_dtype(const char *descr, int flags)
+{
+    if (!strcmp(descr, "<f8"))
+        return PR_NPY_F64;
+    if (!strcmp(descr, "<f4"))
+        return PR_NPY_F32;
+    if (!strcmp(descr, "<f2"))
+        return PR_NPY_F16;
+    if ((flags & PR_NPY_ASK_BF16) && (!strcmp(descr, "<u2") || !strcmp(descr, "<i2")))
+        return PR_NPY_BF16;
+    return -1;
+}
+
+static int parse_header(const char *h, size_t len, int flags, pr_npy_info_t *info)
 {
     cursor_t c = {h, h + len};
-    int have_descr = 0, have_order = 0, have_shape = 0, dtype_ok = 0, fortran = 0;
+    int have_descr = 0, have_order = 0, have_shape = 0, dtype = -1, fortran = 0;
     if (!eat(&c, '{'))
         return PR_ENPY_HEADER;
     while (!eat(&c, '}')) {
-        char key[32], val[32];
+        char key[32], val[sizeof info->descr];
         int st = parse_str(&c, key, sizeof key);
         if (st || !eat(&c, ':'))
             return PR_ENPY_HEADER;
         if (!strcmp(key, "descr") && !have_descr) {
             if (parse_str(&c, val, sizeof val))
                 return PR_ENPY_HEADER;
-            dtype_ok = !strcmp(val, "<f8");
+            dtype = descr_dtype(val, flags);
+            memcpy(info->descr, val, sizeof val);
             have_descr = 1;
         } else if (!strcmp(key, "fortran_order") && !have_order) {
             if (parse_word(&c, "False"))
@@ -121,7 +137,7 @@ static int parse_header(const char *h, size_t len, int *ndim, long *shape)
                 return PR_ENPY_HEADER;
             have_order = 1;
         } else if (!strcmp(key, "shape") && !have_shape) {
-            if ((st = parse_shape(&c, ndim, shape)))
+            if ((st = parse_shape(&c, &info->ndim, info->shape)))
                 return st;
             have_shape = 1;
         } else {
@@ -136,18 +152,25 @@ static int parse_header(const char *h, size_t len, int *ndim, long *shape)
     skip_ws(&c);
     if (c.p != c.end || !have_descr || !have_order || !have_shape)
         return PR_ENPY_HEADER;
-    if (!dtype_ok)
+    if (dtype < 0)
         return PR_ENPY_DTYPE;
     if (fortran)
         return PR_ENPY_ORDER;
+    info->dtype = (pr_npy_dtype_t)dtype;
     return PR_OK;
 }
 
+static size_t dtype_size(pr_npy_dtype_t t)
+{
+    return t == PR_NPY_F64 ? 8 : t == PR_NPY_F32 ? 4 : 2;
+}
+
 /* The whole parser, over the first n bytes of a file: PR_OK when b[0..n) is exactly a valid
- * .npy (data at b + *off, *count doubles); PR_ENPY_TRUNCATED with *need > n when the file must
- * be longer (*need is then the least length that could be valid); any other status is final.
- * The file and memory readers both use it, so the fuzzed parser is the one that reads files. */
-static int parse_npy(size_t *need, size_t *off, size_t *count, int *ndim, long *shape,
+ * .npy (data at b + *off, *count elements of info->dtype); PR_ENPY_TRUNCATED with *need > n
+ * when the file must be longer (*need is then the least length that could be valid); any
+ * other status is final. The file and memory readers both use it, so the fuzzed parser is the
+ * one that reads files. */
+static int parse_npy(size_t *need, size_t *off, size_t *count, pr_npy_info_t *info, int flags,
                      const unsigned char *b, size_t n)
 {
     *need = 0;
@@ -179,22 +202,23 @@ static int parse_npy(size_t *need, size_t *off, size_t *count, int *ndim, long *
         dl--;
     if (hlen == 0 || h[hlen - 1] != '\n')
         return PR_ENPY_HEADER;
-    int st = parse_header(h, dl, ndim, shape);
+    int st = parse_header(h, dl, flags, info);
     if (st)
         return st;
-    /* every dimension counts, even beside a zero: numpy refuses such shapes too */
-    size_t nonzero = 1, bytes;
+    /* every dimension counts, even beside a zero: numpy refuses such shapes too; the doubles
+     * the data widen to must fit as well as the file's bytes */
+    size_t nonzero = 1, bytes, size = dtype_size(info->dtype);
     int zero = 0;
-    for (int i = 0; i < *ndim; i++) {
-        if (!shape[i])
+    for (int i = 0; i < info->ndim; i++) {
+        if (!info->shape[i])
             zero = 1;
-        else if (pr_size_mul(&nonzero, nonzero, (size_t)shape[i]))
+        else if (pr_size_mul(&nonzero, nonzero, (size_t)info->shape[i]))
             return PR_ESIZE;
     }
     if (pr_size_mul(&bytes, nonzero, sizeof(double)) || bytes > PTRDIFF_MAX - pos - hlen)
         return PR_ESIZE;
     *count = zero ? 0 : nonzero;
-    bytes = *count * sizeof(double);
+    bytes = *count * size;
     *off = pos + hlen;
     if (n - *off < bytes) {
         *need = *off + bytes;
@@ -205,53 +229,103 @@ static int parse_npy(size_t *need, size_t *off, size_t *count, int *ndim, long *
     return PR_OK;
 }
 
-/* the data of a parsed file, moved to the start of buf (malloc'ed, count doubles) */
-static double *take_data(unsigned char *buf, size_t off, size_t count)
+/* A float of ebits exponent and mbits fraction bits (IEEE layout, in the low bits of u) as the
+ * double of the same value: exact, since every such float is a double. A NaN keeps its sign
+ * and payload (shifted to the top of the double's fraction, as numpy widens float16). */
+static double widen(uint32_t u, int ebits, int mbits)
 {
-    size_t bytes = count * sizeof(double);
-    memmove(buf, buf + off, bytes);
-    double *x = realloc(buf, bytes ? bytes : 1);
-    if (!x)
-        x = (double *)buf; /* a failed shrink keeps the larger block */
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    for (size_t i = 0; i < count; i++) {
-        uint64_t u;
-        memcpy(&u, x + i, 8);
-        u = __builtin_bswap64(u);
-        memcpy(x + i, &u, 8);
+    uint32_t frac = u & ((1u << mbits) - 1), e = (u >> mbits) & ((1u << ebits) - 1);
+    int bias = (1 << (ebits - 1)) - 1;
+    uint64_t bits;
+    if (e == (1u << ebits) - 1) {
+        bits = 0x7ff0000000000000ull | (uint64_t)frac << (52 - mbits);
+    } else {
+        double v = e ? ldexp((double)(frac | 1u << mbits), (int)e - bias - mbits)
+                     : ldexp((double)frac, 1 - bias - mbits);
+        memcpy(&bits, &v, 8);
     }
-#endif
+    bits |= (uint64_t)(u >> (ebits + mbits) & 1) << 63;
+    double x;
+    memcpy(&x, &bits, 8);
     return x;
 }
 
-int pr_npy_read_mem(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const void *buf, size_t len)
+/* the data of a parsed file (at buf + off, little-endian), as doubles; buf is used up */
+static int take_data(double **data, unsigned char *buf, size_t off, size_t count, pr_npy_dtype_t dtype)
+{
+    if (dtype == PR_NPY_F64) {
+        /* in place: the file's bytes are already the doubles' */
+        memmove(buf, buf + off, count * 8);
+        double *x = realloc(buf, count ? count * 8 : 1);
+        if (!x)
+            x = (double *)buf; /* a failed shrink keeps the larger block */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        for (size_t i = 0; i < count; i++) {
+            uint64_t u;
+            memcpy(&u, x + i, 8);
+            u = __builtin_bswap64(u);
+            memcpy(x + i, &u, 8);
+        }
+#endif
+        *data = x;
+        return PR_OK;
+    }
+    double *x = malloc(count ? count * sizeof(double) : 1); /* count * 8 checked by parse_npy */
+    if (!x) {
+        free(buf);
+        return PR_ENOMEM;
+    }
+    const unsigned char *p = buf + off;
+    for (size_t i = 0; i < count; i++) {
+        if (dtype == PR_NPY_F32) {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            x[i] = widen(u, 8, 23);
+        } else {
+            uint32_t u = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
+            x[i] = dtype == PR_NPY_F16 ? widen(u, 5, 10) : widen(u, 8, 7); /* bfloat16: float32's top half */
+        }
+    }
+    free(buf);
+    *data = x;
+    return PR_OK;
+}
+
+static void info_clear(pr_npy_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+}
+
+int pr_npy_load_mem(double **data, pr_npy_info_t *info, const void *buf, size_t len, int flags)
 {
     *data = 0;
-    *ndim = 0;
+    info_clear(info);
     size_t need, off, count;
-    int st = parse_npy(&need, &off, &count, ndim, shape, buf, len);
+    int st = parse_npy(&need, &off, &count, info, flags, len ? buf : "", len);
     if (st) {
-        *ndim = 0;
+        info->ndim = 0;
         return st;
     }
     unsigned char *copy = malloc(len ? len : 1);
     if (!copy)
         return PR_ENOMEM;
     memcpy(copy, buf, len);
-    *data = take_data(copy, off, count);
-    return PR_OK;
+    st = take_data(data, copy, off, count, info->dtype);
+    if (st)
+        info->ndim = 0;
+    return st;
 }
 
 /* Reads f as far as the parser asks: the prefix, the header, then exactly the data it declares,
  * growing the buffer only as bytes arrive (a header cannot make us allocate what is not there),
  * and one byte more to tell trailing junk. Works for pipes as for files. */
-static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long size)
+static int read_stream(double **data, pr_npy_info_t *info, int flags, FILE *f, long long size)
 {
     unsigned char *buf = 0;
     size_t n = 0, cap = 0, need, off = 0, count = 0;
     int st, eof = 0;
     for (;;) {
-        st = parse_npy(&need, &off, &count, ndim, shape, buf ? buf : (const unsigned char *)"", n);
+        st = parse_npy(&need, &off, &count, info, flags, buf ? buf : (const unsigned char *)"", n);
         if (st == PR_OK && !eof)
             need = n + 1; /* is there more? */
         else if (st != PR_ENPY_TRUNCATED || eof)
@@ -288,16 +362,15 @@ static int read_stream(double **data, int *ndim, long *shape, FILE *f, long long
         eof |= short_file && n == goal;
     }
     if (st == PR_OK)
-        *data = take_data(buf, off, count);
-    else
-        free(buf);
+        return take_data(data, buf, off, count, info->dtype);
+    free(buf);
     return st;
 }
 
-int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char *path)
+int pr_npy_load(double **data, pr_npy_info_t *info, const char *path, int flags)
 {
     *data = 0;
-    *ndim = 0;
+    info_clear(info);
     FILE *f = fopen(path, "rb");
     if (!f)
         return PR_EIO;
@@ -309,13 +382,79 @@ int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char 
         errno = EISDIR; /* callers print strerror: "Is a directory" */
         st = PR_EIO;
     } else {
-        st = read_stream(data, ndim, shape, f, S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1);
+        st = read_stream(data, info, flags, f, S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1);
     }
     int err = errno;
     fclose(f);
     errno = err;
     if (st)
-        *ndim = 0;
+        info->ndim = 0;
+    return st;
+}
+
+const char *pr_npy_hint(int status, const pr_npy_info_t *info)
+{
+    const char *d = info->descr;
+    if (status == PR_ENPY_ORDER)
+        return "Fortran order; save np.ascontiguousarray(arr) instead";
+    if (status != PR_ENPY_DTYPE || !d[0])
+        return pr_strerror(status);
+    char kind = d[1];
+    if (d[0] == '>')
+        return "big-endian data; save arr.astype(arr.dtype.newbyteorder('<'))";
+    if (kind == 'c')
+        return "complex numbers; attention inputs are real";
+    if ((kind == 'u' || kind == 'i') && !strcmp(d + 2, "2"))
+        return "16-bit integers; read as bfloat16 bits only when asked (polyrope --bf16, Python bf16=True), "
+               "else save floats (arr.astype('<f4'))";
+    if (kind == 'u' || kind == 'i' || kind == 'b')
+        return "integers or booleans; save floats (arr.astype('<f4'))";
+    if (kind == 'f')
+        return "a float size other than 8, 4 or 2 bytes; save arr.astype('<f8')";
+    return "an unsupported dtype; save float64, float32 or float16 ('<f8', '<f4', '<f2')";
+}
+
+const char *pr_npy_dtype_name(pr_npy_dtype_t dtype)
+{
+    switch (dtype) {
+    case PR_NPY_F64: return "float64";
+    case PR_NPY_F32: return "float32";
+    case PR_NPY_F16: return "float16";
+    case PR_NPY_BF16: return "bfloat16";
+    }
+    return "unknown";
+}
+
+double pr_npy_ulp(pr_npy_dtype_t dtype, double x)
+{
+    static const int prec[] = {53, 24, 11, 8}, emin[] = {-1022, -126, -14, -126};
+    if (!isfinite(x) || (unsigned)dtype > PR_NPY_BF16)
+        return NAN;
+    int e = emin[dtype];
+    if (x != 0) {
+        int k;
+        frexp(x, &k); /* 2^(k-1) <= |x| < 2^k */
+        if (k - 1 > e)
+            e = k - 1;
+    }
+    return ldexp(1.0, e - prec[dtype] + 1);
+}
+
+int pr_npy_read_mem(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const void *buf, size_t len)
+{
+    pr_npy_info_t info;
+    int st = pr_npy_load_mem(data, &info, buf, len, 0);
+    *ndim = info.ndim;
+    memcpy(shape, info.shape, sizeof info.shape);
+    return st;
+}
+
+int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char *path)
+{
+    pr_npy_info_t info;
+    int st = pr_npy_load(data, &info, path, 0);
+    *ndim = info.ndim;
+    memcpy(shape, info.shape, sizeof info.shape);
     return st;
 }
 
@@ -334,6 +473,30 @@ int pr_npy_read_shape(double **data, const char *path, int ndim, const long *wan
         *data = 0;
         return PR_ENPY_SHAPE;
     }
+    return PR_OK;
+}
+
+int pr_npy_heads(pr_npy_heads_t *heads, const pr_npy_info_t *info)
+{
+    int nd = info->ndim;
+    if (nd < 2 || nd > 4)
+        return PR_ENPY_SHAPE;
+    for (int i = 0; i < nd; i++)
+        if (info->shape[i] <= 0)
+            return PR_ENPY_SHAPE;
+    heads->b = nd == 4 ? info->shape[0] : 1;
+    heads->h = nd >= 3 ? info->shape[nd - 3] : 1;
+    heads->n = info->shape[nd - 2];
+    heads->d = info->shape[nd - 1];
+    return PR_OK;
+}
+
+int pr_npy_heads_group(long *group, const pr_npy_heads_t *q, const pr_npy_heads_t *kv)
+{
+    *group = 0;
+    if (q->b != kv->b || q->n != kv->n || kv->h <= 0 || q->h % kv->h)
+        return PR_ESHAPE;
+    *group = q->h / kv->h;
     return PR_OK;
 }
 

@@ -25,7 +25,7 @@ enum {
     PR_ENPY_MAGIC,    /* .npy: not an .npy file (bad magic string) */
     PR_ENPY_VERSION,  /* .npy: unsupported format version */
     PR_ENPY_HEADER,   /* .npy: malformed header dictionary */
-    PR_ENPY_DTYPE,    /* .npy: dtype is not little-endian float64 */
+    PR_ENPY_DTYPE,    /* .npy: dtype is not little-endian float64/32/16 */
     PR_ENPY_ORDER,    /* .npy: Fortran order is not supported */
     PR_ENPY_SHAPE,    /* .npy: array has the wrong shape */
     PR_ENPY_TRUNCATED,/* .npy: file shorter than its header says */

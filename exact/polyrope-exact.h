@@ -10,5 +10,6 @@
 #include "pr_xtoeplitz.h"
 #include "pr_hiprec.h"
 #include "pr_xexpand.h"
+#include "pr_certify.h"
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
     {"toeplitz", pr_bench_toeplitz, "Toeplitz engine against bare FFTW transforms; direct/FFT crossover"},
     {"fast", pr_bench_fast, "fast forward paths against the dense reference: ratios, crossover n*, slope"},
     {"backward", pr_bench_backward, "fast backward against the dense backward: ratios, crossover n*, slope"},
+    {"certify", pr_bench_certify, "certify a float32 kernel's output against the dense forward: ratio, hi/lo, fallback"},
 };
 enum { NBENCH = sizeof benches / sizeof benches[0] };
 
@@ -28,5 +29,5 @@ int pr_cmd_bench(int argc, char **argv)
     for (int i = 0; i < NBENCH; i++)
         if (!strcmp(argv[1], benches[i].name))
             return benches[i].run(argc - 1, argv + 1);
-    return pr_cli_fail("bench", "unknown benchmark '%s' (dense, toeplitz, fast, backward)", argv[1]);
+    return pr_cli_fail("bench", "unknown benchmark '%s' (dense, toeplitz, fast, backward, certify)", argv[1]);
 }

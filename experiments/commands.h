@@ -10,11 +10,13 @@ int pr_cmd_sweep(int argc, char **argv);
 int pr_cmd_plot(int argc, char **argv);
 int pr_cmd_bench(int argc, char **argv);
 int pr_cmd_reproduce(int argc, char **argv);
+int pr_cmd_certify(int argc, char **argv);
 
 /* polyrope bench NAME: one function per benchmark, argv[0] = NAME */
 int pr_bench_dense(int argc, char **argv);
 int pr_bench_toeplitz(int argc, char **argv);
 int pr_bench_fast(int argc, char **argv);
 int pr_bench_backward(int argc, char **argv);
+int pr_bench_certify(int argc, char **argv);
 
 #endif

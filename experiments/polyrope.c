@@ -17,6 +17,7 @@ static const struct {
     {"check", pr_cmd_check, "run the proofs-check claims (C1-C14, G1-G5, F1)"},
     {"sweep", pr_cmd_sweep, "sweep n, d, B, eps, ... from a preset or a grid into a CSV"},
     {"plot", pr_cmd_plot, "draw PNG and PDF figures from sweep CSVs"},
+    {"certify", pr_cmd_certify, "certified error of a candidate attention output (and gradients) against true attention"},
     {"bench", pr_cmd_bench, "benchmarks, each as a ratio against its baseline (dense, toeplitz, fast, backward)"},
     {"reproduce", pr_cmd_reproduce, "the main job: every experiment, figures and REPORT.md"},
 };

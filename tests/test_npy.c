@@ -1,6 +1,9 @@
 /* .npy reader and writer: round trips of every rank up to PR_NPY_MAXDIM (bit-exact),
  * hand-made files of versions 1.0, 2.0 and 3.0 with free key order and spacing, and every
- * kind of bad file giving its own status. */
+ * kind of bad file giving its own status. Against numpy (tests/npy_numpy.py, $PR_NPY_NUMPY, run
+ * by /usr/bin/python3): every float16 and bfloat16 pattern and float32 samples widen exactly as
+ * numpy widens them, every attention shape in every dtype reads back, and what numpy writes in
+ * other dtypes and orders is refused with its hint. */
 #include <math.h>
 #include <string.h>
 #include <errno.h>
@@ -112,10 +115,173 @@ static int read_pipe(const void *buf, size_t len, double **x, int *nd, long *sha
     return st;
 }
 
+/* bitwise equal, or both NaN (numpy's float32 to float64 quiets a signalling NaN; ours keeps it) */
+static int same_double(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || !memcmp(&a, &b, sizeof a);
+}
+
+/* DIR/NAME.npy read with flags against numpy's widening DIR/NAME_f64.npy: the count of mismatches
+ * (printed), -1 if either file could not be read */
+static long against_numpy(const char *dir, const char *name, int flags, pr_npy_dtype_t want_dtype)
+{
+    char path[512], wpath[512];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    snprintf(wpath, sizeof wpath, "%s/%s_f64.npy", dir, name);
+    double *x, *w;
+    pr_npy_info_t info, winfo;
+    int st = pr_npy_load(&x, &info, path, flags), st2 = pr_npy_load(&w, &winfo, wpath, 0);
+    PR_CHECK(st == PR_OK && st2 == PR_OK, "%s: status %d (%s), its float64 twin %d", name, st, pr_npy_hint(st, &info),
+             st2);
+    if (st || st2) {
+        free(x);
+        free(w);
+        return -1;
+    }
+    PR_CHECK(info.dtype == want_dtype, "%s: dtype %s, want %s", name, pr_npy_dtype_name(info.dtype),
+             pr_npy_dtype_name(want_dtype));
+    int same = info.ndim == winfo.ndim;
+    size_t count = 1;
+    for (int i = 0; same && i < info.ndim; i++) {
+        same = info.shape[i] == winfo.shape[i];
+        count *= (size_t)info.shape[i];
+    }
+    PR_CHECK(same, "%s: shape differs from numpy's", name);
+    long bad = 0;
+    for (size_t i = 0; same && i < count; i++)
+        if (!same_double(x[i], w[i]) && bad++ < 5)
+            fprintf(stderr, "  %s[%zu]: %a, numpy %a\n", name, i, x[i], w[i]);
+    PR_CHECK(bad == 0, "%s: %ld of %zu values differ from numpy's widening", name, bad, count);
+    free(x);
+    free(w);
+    return bad;
+}
+
+static void numpy_files(uint64_t seed)
+{
+    const char *script = getenv("PR_NPY_NUMPY");
+    PR_CHECK(script != 0, "set PR_NPY_NUMPY to tests/npy_numpy.py (meson test does)");
+    if (!script)
+        return;
+    char dir[] = "test_npy_numpy.XXXXXX", cmd[1024];
+    PR_CHECK(mkdtemp(dir) != 0, "mkdtemp");
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %s %llu", script, dir, (unsigned long long)seed);
+    int rc = system(cmd);
+    PR_CHECK(rc == 0, "%s: exit %d", cmd, rc);
+    if (rc)
+        return;
+    /* every pattern of the 16-bit formats; float32 samples */
+    against_numpy(dir, "f16_all", 0, PR_NPY_F16);
+    against_numpy(dir, "bf16_u2", PR_NPY_ASK_BF16, PR_NPY_BF16);
+    against_numpy(dir, "bf16_i2", PR_NPY_ASK_BF16, PR_NPY_BF16);
+    against_numpy(dir, "f32_samples", 0, PR_NPY_F32);
+    /* attention shapes: (n, d), (h, n, d), (b, h, n, d) in each dtype */
+    static const struct {
+        const char *tag;
+        int flags;
+        pr_npy_dtype_t dtype;
+    } dts[] = {{"f8", 0, PR_NPY_F64}, {"f4", 0, PR_NPY_F32}, {"f2", 0, PR_NPY_F16},
+               {"u2", PR_NPY_ASK_BF16, PR_NPY_BF16}, {"i2", PR_NPY_ASK_BF16, PR_NPY_BF16}};
+    for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++)
+        for (int rank = 2; rank <= 4; rank++) {
+            char name[64], path[512];
+            snprintf(name, sizeof name, "shape_%s_%d", dts[t].tag, rank);
+            against_numpy(dir, name, dts[t].flags, dts[t].dtype);
+            snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+            double *x;
+            pr_npy_info_t info;
+            pr_npy_heads_t hs;
+            int st = pr_npy_load(&x, &info, path, dts[t].flags);
+            int hst = st ? st : pr_npy_heads(&hs, &info);
+            PR_CHECK(hst == PR_OK && hs.b == (rank == 4 ? 2 : 1) && hs.h == (rank >= 3 ? 3 : 1) && hs.n == 5 &&
+                         hs.d == 4, "%s: heads status %d", name, hst);
+            free(x);
+        }
+    /* refused, with what to do */
+    static const struct {
+        const char *name;
+        int flags, status;
+        const char *hint;
+    } refused[] = {
+        {"big_endian_f8", 0, PR_ENPY_DTYPE, "big-endian"},
+        {"big_endian_f4", PR_NPY_ASK_BF16, PR_ENPY_DTYPE, "big-endian"},
+        {"fortran", 0, PR_ENPY_ORDER, "ascontiguousarray"},
+        {"int32", PR_NPY_ASK_BF16, PR_ENPY_DTYPE, "integers"},
+        {"int64", 0, PR_ENPY_DTYPE, "integers"},
+        {"uint8", 0, PR_ENPY_DTYPE, "integers"},
+        {"bool", 0, PR_ENPY_DTYPE, "booleans"},
+        {"complex", 0, PR_ENPY_DTYPE, "complex"},
+        {"longdouble", 0, PR_ENPY_DTYPE, "float size"},
+        {"bf16_u2", 0, PR_ENPY_DTYPE, "bfloat16 bits only when asked"},
+        {"bf16_i2", 0, PR_ENPY_DTYPE, "bfloat16 bits only when asked"},
+    };
+    for (size_t t = 0; t < sizeof refused / sizeof refused[0]; t++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, refused[t].name);
+        double *x;
+        pr_npy_info_t info;
+        int st = pr_npy_load(&x, &info, path, refused[t].flags);
+        const char *hint = pr_npy_hint(st, &info);
+        PR_CHECK(st == refused[t].status && !x && info.ndim == 0 && strstr(hint, refused[t].hint) &&
+                     !strchr(hint, '\n'),
+                 "%s: status %d, hint \"%s\"", refused[t].name, st, hint);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    PR_CHECK(system(cmd) == 0, "%s", cmd);
+}
+
+/* pr_npy_ulp: the spacing at powers of two, inside binades, at zero and in the subnormals */
+static void ulps(void)
+{
+    static const struct {
+        pr_npy_dtype_t t;
+        double x, want;
+    } c[] = {
+        {PR_NPY_F64, 1.0, 0x1p-52},     {PR_NPY_F64, -1.5, 0x1p-52},   {PR_NPY_F64, 0x1.fffffffffffffp0, 0x1p-52},
+        {PR_NPY_F64, 0.0, 0x1p-1074},   {PR_NPY_F64, 0x1p-1030, 0x1p-1074},
+        {PR_NPY_F32, 1.0, 0x1p-23},     {PR_NPY_F32, 3.0, 0x1p-22},    {PR_NPY_F32, 0x1p-130, 0x1p-149},
+        {PR_NPY_F32, 0.0, 0x1p-149},    {PR_NPY_F16, 1.0, 0x1p-10},    {PR_NPY_F16, 65504.0, 32.0},
+        {PR_NPY_F16, 0x1p-20, 0x1p-24}, {PR_NPY_F16, 0x1p-14, 0x1p-24}, {PR_NPY_BF16, 1.0, 0x1p-7},
+        {PR_NPY_BF16, -0.0, 0x1p-133},  {PR_NPY_BF16, 0x1p100, 0x1p93},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        double u = pr_npy_ulp(c[i].t, c[i].x);
+        PR_CHECK(u == c[i].want, "ulp of %a in %s: %a, want %a", c[i].x, pr_npy_dtype_name(c[i].t), u, c[i].want);
+    }
+    PR_CHECK(isnan(pr_npy_ulp(PR_NPY_F32, INFINITY)) && isnan(pr_npy_ulp(PR_NPY_F16, NAN)), "ulp of non-finite");
+}
+
+/* pr_npy_heads_group: grouped-query heads */
+static void groups(void)
+{
+    pr_npy_heads_t q = {2, 8, 16, 4}, kv = {2, 2, 16, 4};
+    long g;
+    PR_CHECK(pr_npy_heads_group(&g, &q, &kv) == PR_OK && g == 4, "8 over 2 heads: group %ld", g);
+    kv.h = 3;
+    PR_CHECK(pr_npy_heads_group(&g, &q, &kv) == PR_ESHAPE && g == 0, "8 over 3 heads");
+    kv.h = 8;
+    kv.n = 15;
+    PR_CHECK(pr_npy_heads_group(&g, &q, &kv) == PR_ESHAPE, "n differs");
+    kv.n = 16;
+    kv.b = 1;
+    PR_CHECK(pr_npy_heads_group(&g, &q, &kv) == PR_ESHAPE, "batch differs");
+    pr_npy_info_t info = {.ndim = 1, .shape = {4}};
+    pr_npy_heads_t hs;
+    PR_CHECK(pr_npy_heads(&hs, &info) == PR_ENPY_SHAPE, "rank 1");
+    info.ndim = 5;
+    PR_CHECK(pr_npy_heads(&hs, &info) == PR_ENPY_SHAPE, "rank 5");
+    info = (pr_npy_info_t){.ndim = 3, .shape = {2, 0, 4}};
+    PR_CHECK(pr_npy_heads(&hs, &info) == PR_ENPY_SHAPE, "a zero dimension");
+}
+
 int main(void)
 {
     pr_rng_t rng;
-    pr_rng_init(rng, pr_test_seed("test_npy", 20261123));
+    uint64_t seed = pr_test_seed("test_npy", 20261123);
+    pr_rng_init(rng, seed);
+    numpy_files(seed);
+    ulps();
+    groups();
 
     /* round trips, including 0-d, empty and special values */
     for (int trial = 0; trial < 40; trial++) {
@@ -186,7 +352,7 @@ int main(void)
         int want;
     } bad[] = {
         {1, 0, "{'descr': '>f8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
-        {1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 3, -1, PR_ENPY_DTYPE},
+        {1, 0, "{'descr': '<c8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
         {1, 0, "{'descr': '<i8', 'fortran_order': False, 'shape': (6,), }", 6, -1, PR_ENPY_DTYPE},
         {1, 0, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", 6, -1, PR_ENPY_ORDER},
         {1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (7,), }", 6, -1, PR_ENPY_TRUNCATED},

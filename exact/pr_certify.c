@@ -1,0 +1,580 @@
+/* pr_certify: the double pass with its rigorous a-posteriori bound (docs/certify.md L1-L5),
+ * the Arb fallback rows, and the API of pr_certify.h. */
+#include <fenv.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include <omp.h>
+#include "pr_status.h"
+#include "pr_rope.h"
+#include "pr_timing.h"
+#include "pr_npy.h"
+#include "pr_vec.h"
+#include "pr_certexp.h"
+#include "pr_certify_impl.h"
+
+#define BI 32            /* rows per block of the double pass */
+#define TJ 64            /* key columns per partial sum (L5's depth TJ + ⌈n/TJ⌉) */
+#define EXP_DEG 14       /* Taylor degree of e^r on |r| <= EXP_R (L3) */
+#define EXP_R 0.35
+#define EXP_UNDER (-700.0) /* below: ê = 0, e^x <= e^-700·e^Δ (L3) */
+
+double pr_certify_up(double x) { return nextafter(x * (1.0 + 0x1p-40), INFINITY); }
+double pr_certify_down(double x)
+{
+    double y = nextafter(x * (1.0 - 0x1p-40), -INFINITY);
+    return y > 0.0 ? y : 0.0;
+}
+
+/* γ_k = k u / (1 - k u), rounded up (L2) */
+static double gamma_k(double k, double u) { return pr_certify_up(k * u / (1.0 - k * u)); }
+
+/* e^x for x in [EXP_UNDER, 0]: 2^k·p(r), r = x - k ln 2 (L3); the constants from exp_init */
+typedef struct {
+    double c[EXP_DEG + 1];
+    double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
+    double eps;         /* |ê - e^x| <= eps·e^x */
+} cexp_t;
+
+static int exp_init(cexp_t *e, double u)
+{
+    arb_t t, f;
+    arb_init(t);
+    arb_init(f);
+    for (int k = 0; k <= EXP_DEG; k++) {
+        arb_fac_ui(f, (ulong)k, 128);
+        arb_inv(t, f, 128);
+        e->c[k] = arf_get_d(arb_midref(t), ARF_RND_NEAR);
+    }
+    arb_const_log2(t, 192);
+    e->l1 = ldexp(floor(ldexp(arf_get_d(arb_midref(t), ARF_RND_DOWN), 32)), -32);
+    cert_sub_d(t, t, e->l1, 192);
+    e->l2 = arf_get_d(arb_midref(t), ARF_RND_NEAR);
+    cert_sub_d(t, t, e->l2, 192);
+    double tail = arf_get_d(arb_midref(t), ARF_RND_UP);
+    int ok = fabs(tail) + mag_get_d(arb_radref(t)) < 0x1p-85;
+    arb_clear(t);
+    arb_clear(f);
+    if (!ok)
+        return PR_EPREC;
+    pr_certexp_t r;
+    pr_certexp_init(r);
+    int st = pr_certexp_sup_d(r, e->c, EXP_DEG, PR_EXPOLY_EXP_REL, EXP_R, 0x1p-57, 0);
+    double ep = st ? INFINITY : arf_get_d(arb_midref(r->bound), ARF_RND_UP) + mag_get_d(arb_radref(r->bound));
+    int verdict = r->verdict;
+    pr_certexp_clear(r);
+    if (st)
+        return st;
+    if (verdict != PR_CERT_CERTIFIED)
+        return PR_EPREC;
+    /* |r̂ - r| <= u(|t| + |k l2| + |r̂|) + |k| 2^-85 <= 0.75u + 2^-70 for |k| <= 1011 (L3) */
+    double er = 0.75 * u + 0x1p-70;
+    /* no libm in a bound: e^0.7 < 2.0138, e^x <= 1 + 2x for 0 <= x <= 1 */
+    double horner = gamma_k(2 * EXP_DEG, u) * 2.0138 * 1.001;
+    e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
+    return PR_OK;
+}
+
+static inline double cexp_eval(const cexp_t *e, double x)
+{
+    /* trunc is exact: k is within 1 of x/ln 2 - 1/2, so |r| <= 0.3466 < EXP_R (L3) */
+    double kd = (double)(long)(x * 1.4426950408889634 - 0.5);
+    double r = (x - kd * e->l1) - kd * e->l2;
+    double p = e->c[EXP_DEG];
+    for (int m = EXP_DEG - 1; m >= 0; m--)
+        p = p * r + e->c[m];
+    union { uint64_t i; double d; } s;
+    s.i = (uint64_t)((long)kd + 1023) << 52;
+    return p * s.d;
+}
+
+/* the double pass's per-head data */
+typedef struct {
+    const cert_prob_t *p;
+    const cexp_t *ex;
+    const double *Oc, *V;
+    double *Qr, *Kr;        /* rotated Q, K (L1) */
+    double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
+    double *vrange, *vabs;  /* per column: max V - min V, max |V| */
+    double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j */
+    double *lo, *hi;        /* bounds of |cand - true| per element */
+    unsigned char *state;
+    unsigned char *rowfail; /* 1: the double pass could not bound this row */
+    double bound_max;
+} pass_t;
+
+static void rotate_d(double *Xr, const double *X, const cert_prob_t *p)
+{
+    int n = p->n, d = p->d;
+    if (!p->rope) {
+        memcpy(Xr, X, sizeof(double) * (size_t)n * d);
+        return;
+    }
+    for (int m = 0; m < n; m++) {
+        const double *x = X + (size_t)m * d;
+        double *y = Xr + (size_t)m * d;
+        for (int k = 0; k < p->h; k++) {
+            int a, b;
+            pr_rope_pair(&a, &b, k, d, (pr_rope_layout_t)p->layout);
+            double c = p->ch[(size_t)m * p->h + k], s = p->sh[(size_t)m * p->h + k];
+            y[a] = x[a] * c - x[b] * s;
+            y[b] = x[a] * s + x[b] * c;
+        }
+    }
+}
+
+/* upper bounds of the rows' 2-norms: Σ (x/2^e)² with 2^e the row's largest |x| (exact scaling, so
+ * no square underflows or overflows unless it is below 2^-1000 of the largest, covered by d·2^-1000) */
+static void norms_up(double *nr, const double *X, int n, int d, double u)
+{
+    double f = 1.0 + (d + 4) * u;
+    for (int i = 0; i < n; i++) {
+        const double *x = X + (size_t)i * d;
+        double mx = 0.0, s = 0.0;
+        for (int c = 0; c < d; c++)
+            mx = fabs(x[c]) > mx ? fabs(x[c]) : mx;
+        if (mx == 0.0) {
+            nr[i] = 0.0;
+            continue;
+        }
+        int e = ilogb(mx);
+        for (int c = 0; c < d; c++) {
+            double y = ldexp(x[c], -e);
+            s += y * y;
+        }
+        nr[i] = pr_certify_up(ldexp(sqrt(s) * f + d * 0x1p-1000, e));
+    }
+}
+
+/* what a row's exponentials leave for its bounds (L4) */
+typedef struct {
+    double lam;    /* Λ = Σ_j λ_j ê_j */
+    double lmax;   /* max_j λ_j */
+    double under;  /* terms below EXP_UNDER, set to 0 */
+    int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
+} rowx_t;
+
+/* row i: scores s[0..jn) in, ê_j out (zero from jn to the block's width w) (L2-L4) */
+static void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
+{
+    const cert_prob_t *p = ps->p;
+    double u = p->u, eta = 0x1p-1021, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
+    double mx = -INFINITY, lam = 0.0, dmax = 0.0, under = 0.0;
+    const double *nK = ps->nK;
+    const cexp_t *ex = ps->ex;
+    for (int j = 0; j < jn; j++) {
+        s[j] -= al * (double)labs((long)i - j);
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    double tiny = (p->d + 3) * eta;
+#pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
+    for (int j = 0; j < jn; j++) {
+        double b = al * (double)labs((long)i - j), x = s[j] - mx;
+        double dl = kap * nK[j] + u * (b + fabs(s[j]) + fabs(x)) + tiny;
+        dmax = dl > dmax ? dl : dmax;
+        int lo = x < EXP_UNDER;
+        double e = cexp_eval(ex, lo ? 0.0 : x);
+        e = lo ? 0.0 : e;
+        under += lo;
+        lam += (eps + (1.0 + eps) * (dl + dl * dl)) * e;
+        s[j] = e;
+    }
+    for (int j = jn; j < w; j++)
+        s[j] = 0.0;
+    rx->lam = lam;
+    rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
+    rx->under = under;
+    rx->fail = !(dmax <= 0.5) || !isfinite(mx);
+}
+
+/* row i's bounds from Ô's numerators acc[0..d) and denominator S (L4, L5) */
+static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, double S, int jn)
+{
+    const cert_prob_t *p = ps->p;
+    int d = p->d;
+    double u = p->u, eta = 0x1p-1021;
+    double *lo = ps->lo + (size_t)i * d, *hi = ps->hi + (size_t)i * d;
+    unsigned char *st = ps->state + (size_t)i * d;
+    if (rx->fail) {
+        ps->rowfail[i] = 1;
+        for (int c = 0; c < d; c++) {
+            lo[c] = 0.0;
+            hi[c] = INFINITY;
+            st[c] = CERT_OPEN;
+        }
+        return;
+    }
+    double gk = gamma_k(TJ + (jn + TJ - 1) / TJ + 1, u);
+    double Sl = pr_certify_down(S * (1.0 - gk));
+    /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
+    /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */
+    double lam = rx->lam * (1.0 + gamma_k(jn + 10, u));
+    double dev = pr_certify_up((lam / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
+    double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
+    for (int c = 0; c < d; c++) {
+        double o = acc[c] / S;
+        double E = pr_certify_up(dev * ps->vrange[c] + e5 * ps->vabs[c] + u * fabs(o) + (jn + 2) * eta);
+        double cand = ps->Oc[(size_t)i * d + c];
+        if (!isfinite(cand)) {
+            lo[c] = hi[c] = INFINITY;
+            st[c] = CERT_BAD;
+            continue;
+        }
+        double diff = fabs(cand - o);
+        hi[c] = pr_certify_up(diff * (1.0 + u) + E);
+        lo[c] = pr_certify_down(diff * (1.0 - u) - E);
+        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(o) * (1.0 - u) - E));
+        double thi = pr_certify_up(p->atol + p->rtol * (fabs(o) * (1.0 + u) + E));
+        st[c] = hi[c] <= tlo ? CERT_OK : lo[c] > thi ? CERT_BAD : CERT_OPEN;
+        if (E > ps->bound_max)
+            ps->bound_max = E;
+    }
+}
+
+/* rows i0..i0+mi: scores, exponentials, N = Ê·V and S = Σ ê in partial sums of TJ terms (L5) */
+static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, double *acc, double *sum, rowx_t *rx)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
+                0.0, S, w);
+    for (int r = 0; r < mi; r++)
+        row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
+    memset(acc, 0, sizeof(double) * mi * d);
+    memset(sum, 0, sizeof(double) * mi);
+    for (int j0 = 0; j0 < w; j0 += TJ) {
+        int mj = w - j0 < TJ ? w - j0 : TJ;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S + j0, w, ps->V + (size_t)j0 * d, d,
+                    0.0, tmp, d);
+        for (int r = 0; r < mi; r++) {
+            const double *e = S + (size_t)r * w + j0;
+            double sp = 0.0;
+            for (int j = 0; j < mj; j++)
+                sp += e[j];
+            sum[r] += sp;
+        }
+        for (int t = 0; t < mi * d; t++)
+            acc[t] += tmp[t];
+    }
+    for (int r = 0; r < mi; r++)
+        row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n);
+}
+
+/* the double pass over all rows (OpenMP over row blocks, OpenBLAS serial inside) */
+static int pass_run(pass_t *ps)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, nb = (n + BI - 1) / BI, shared = PR_OK;
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    double bmax = 0.0;
+#pragma omp parallel reduction(max : bmax)
+    {
+        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (2 * BI * (size_t)d + BI));
+        rowx_t *rx = malloc(sizeof(rowx_t) * BI);
+        int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
+        pass_t me = *ps;
+        me.bound_max = 0.0;
+        fenv_t env; /* each thread its own: round to nearest, no flush-to-zero (docs/certify.md) */
+        fegetenv(&env);
+        fesetenv(FE_DFL_ENV);
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < nb; b++) {
+            if (mine)
+                continue;
+            int i0 = b * BI, mi = n - i0 < BI ? n - i0 : BI;
+            pass_block(&me, i0, mi, S, tmp, tmp + BI * (size_t)d, tmp + 2 * BI * (size_t)d, rx);
+        }
+        bmax = me.bound_max;
+        if (mine) {
+#pragma omp critical(pr_certify_status)
+            shared = mine;
+        }
+        free(S);
+        free(tmp);
+        free(rx);
+        fesetenv(&env);
+    }
+    openblas_set_num_threads(saved);
+    ps->bound_max = bmax;
+    return shared;
+}
+
+/* L2's constant: |M̂_ij - M_ij| <= cs·σ̂·‖Q_i‖·‖K_j‖ for the bias-free score */
+static double score_const(const cert_prob_t *p)
+{
+    double u = p->u, rho = 0.0;
+    if (p->rope) /* L1: |â - a| <= ρ(|x| + |y|), ĉ, ŝ within u + 2^-100 of cos, sin */
+        rho = gamma_k(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100;
+    double g = 1.0 + 2.0 * rho, sr = p->sig_rel;
+    double c = gamma_k(p->d + 1, u) * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
+    return pr_certify_up(c * 1.001);
+}
+
+static int pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
+                      const double *K, const double *V)
+{
+    int n = p->n, d = p->d;
+    size_t nd = (size_t)n * d;
+    memset(ps, 0, sizeof(*ps));
+    ps->p = p;
+    ps->ex = ex;
+    ps->Oc = Oc;
+    ps->V = V;
+    ps->Qr = malloc(sizeof(double) * nd);
+    ps->Kr = malloc(sizeof(double) * nd);
+    ps->nQ = malloc(sizeof(double) * n);
+    ps->nK = malloc(sizeof(double) * n);
+    ps->vrange = malloc(sizeof(double) * d);
+    ps->vabs = malloc(sizeof(double) * d);
+    ps->lo = malloc(sizeof(double) * nd);
+    ps->hi = malloc(sizeof(double) * nd);
+    ps->state = malloc(nd);
+    ps->rowfail = calloc((size_t)n, 1);
+    if (!ps->Qr || !ps->Kr || !ps->nQ || !ps->nK || !ps->vrange || !ps->vabs || !ps->lo || !ps->hi ||
+        !ps->state || !ps->rowfail)
+        return PR_ENOMEM;
+    rotate_d(ps->Qr, Q, p);
+    rotate_d(ps->Kr, K, p);
+    norms_up(ps->nQ, Q, n, d, p->u);
+    norms_up(ps->nK, K, n, d, p->u);
+    for (int c = 0; c < d; c++) {
+        double mn = INFINITY, mx = -INFINITY, ab = 0.0;
+        for (int j = 0; j < n; j++) {
+            double v = V[(size_t)j * d + c];
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            ab = fabs(v) > ab ? fabs(v) : ab;
+        }
+        ps->vrange[c] = pr_certify_up(mx - mn);
+        ps->vabs[c] = ab;
+    }
+    ps->cs = score_const(p);
+    /* scores beyond 2^500 leave no room for the bounds: refuse (docs/certify.md) */
+    double qm = 0.0, km = 0.0;
+    for (int i = 0; i < n; i++) {
+        qm = ps->nQ[i] > qm ? ps->nQ[i] : qm;
+        km = ps->nK[i] > km ? ps->nK[i] : km;
+    }
+    if (!(p->sig * qm * km < 0x1p500) || !(p->alibi * n < 0x1p500))
+        return PR_EDOMAIN;
+    return PR_OK;
+}
+
+static void pass_clear(pass_t *ps)
+{
+    free(ps->Qr);
+    free(ps->Kr);
+    free(ps->nQ);
+    free(ps->nK);
+    free(ps->vrange);
+    free(ps->vabs);
+    free(ps->lo);
+    free(ps->hi);
+    free(ps->state);
+    free(ps->rowfail);
+}
+
+/* the Arb fallback (L6): K rotated and V as balls, built at the first row that needs them */
+typedef struct {
+    arb_ptr Kr, Vb, Qs, O;
+    arb_t sig;
+    int ready;
+} fallback_t;
+
+static int fallback_row(fallback_t *fb, pass_t *ps, const double *Q, const double *K, int i)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d;
+    slong prec = p->prec;
+    if (!fb->ready) {
+        fb->Kr = _arb_vec_init((slong)n * d);
+        fb->Vb = _arb_vec_init((slong)n * d);
+        fb->Qs = _arb_vec_init(d);
+        fb->O = _arb_vec_init(d);
+        arb_init(fb->sig);
+        fb->ready = 1;
+        for (int j = 0; j < n; j++)
+            pr_certify_rotate_row_arb(fb->Kr + (size_t)j * d, K + (size_t)j * d, j, p, prec);
+        for (size_t t = 0; t < (size_t)n * d; t++)
+            arb_set_d(fb->Vb + t, ps->V[t]);
+        pr_certify_sigma_arb(fb->sig, p, prec);
+    }
+    pr_certify_rotate_row_arb(fb->Qs, Q + (size_t)i * d, i, p, prec);
+    _arb_vec_scalar_mul(fb->Qs, fb->Qs, d, fb->sig, prec);
+    int st = pr_certify_arb_row(fb->O, fb->Qs, fb->Kr, fb->Vb, i, p, prec);
+    if (!st)
+        pr_certify_judge(ps->lo + (size_t)i * d, ps->hi + (size_t)i * d, ps->state + (size_t)i * d,
+                         ps->Oc + (size_t)i * d, fb->O, d, p, prec);
+    return st;
+}
+
+static void fallback_clear(fallback_t *fb, int n, int d)
+{
+    if (!fb->ready)
+        return;
+    _arb_vec_clear(fb->Kr, (slong)n * d);
+    _arb_vec_clear(fb->Vb, (slong)n * d);
+    _arb_vec_clear(fb->Qs, d);
+    _arb_vec_clear(fb->O, d);
+    arb_clear(fb->sig);
+}
+
+typedef struct {
+    double u;   /* the row's largest upper bound */
+    int i;
+} rowkey_t;
+
+static int by_upper_desc(const void *a, const void *b)
+{
+    double x = ((const rowkey_t *)a)->u, y = ((const rowkey_t *)b)->u;
+    return x < y ? 1 : x > y ? -1 : ((const rowkey_t *)a)->i - ((const rowkey_t *)b)->i;
+}
+
+/* rows whose verdict is open, or that may hold the maximum with an enclosure wider than
+ * TIGHT relative, go to Arb, largest upper bound first, within the time budget */
+#define TIGHT 1e-9
+static int refine(pass_t *ps, const double *Q, const double *K, double budget_s, long *nrows)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, st = PR_OK, refuted = 0;
+    double L = 0.0, t0 = pr_timing_wall();
+    rowkey_t *key = malloc(sizeof(rowkey_t) * n);
+    if (!key)
+        return PR_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        double u = 0.0;
+        for (int c = 0; c < d; c++) {
+            size_t t = (size_t)i * d + c;
+            u = ps->hi[t] > u ? ps->hi[t] : u;
+            L = ps->lo[t] > L ? ps->lo[t] : L;
+            refuted |= ps->state[t] == CERT_BAD;
+        }
+        key[i].u = u;
+        key[i].i = i;
+    }
+    qsort(key, (size_t)n, sizeof(rowkey_t), by_upper_desc);
+    fallback_t fb = {0};
+    *nrows = 0;
+    for (int r = 0; r < n && !st; r++) {
+        int i = key[r].i, open = 0;
+        double rl = 0.0;
+        for (int c = 0; c < d; c++) {
+            open |= ps->state[(size_t)i * d + c] == CERT_OPEN;
+            rl = ps->lo[(size_t)i * d + c] > rl ? ps->lo[(size_t)i * d + c] : rl;
+        }
+        int loose = key[r].u > L && key[r].u - rl > TIGHT * key[r].u;
+        if (!(open && !refuted) && !loose)
+            continue;
+        if (!(pr_timing_wall() - t0 < budget_s))
+            break;
+        st = fallback_row(&fb, ps, Q, K, i);
+        ++*nrows;
+        for (int c = 0; c < d; c++) {
+            size_t t = (size_t)i * d + c;
+            L = ps->lo[t] > L ? ps->lo[t] : L;
+            refuted |= ps->state[t] == CERT_BAD;
+        }
+    }
+    fallback_clear(&fb, n, d);
+    free(key);
+    return st;
+}
+
+static int forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                       const double *V, int n, int d, const pr_certify_problem_t *prob,
+                       const pr_certify_opts_t *opts)
+{
+    double t0 = pr_timing_wall();
+    if (!res || !O_cand || !Q || !K || !V)
+        return PR_EINVAL;
+    memset(res, 0, sizeof(*res));
+    cert_prob_t p;
+    int st = pr_certify_prob_init(&p, prob, opts, n, d);
+    if (st) {
+        pr_certify_prob_clear(&p);
+        return st;
+    }
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd)) {
+        pr_certify_prob_clear(&p);
+        return PR_ENONFINITE;
+    }
+    cexp_t ex;
+    pass_t ps;
+    if (!(st = exp_init(&ex, p.u)) && !(st = pass_setup(&ps, &p, &ex, O_cand, Q, K, V)) && !(st = pass_run(&ps)))
+        st = refine(&ps, Q, K, opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0, &res->rows_fallback);
+    if (!st) {
+        pr_certify_summarise(res, ps.lo, ps.hi, ps.state, O_cand, (long)nd, d, p.dtype);
+        res->rows = n;
+        res->bound_max = ps.bound_max;
+    }
+    pass_clear(&ps);
+    pr_certify_prob_clear(&p);
+    res->time_s = pr_timing_wall() - t0;
+    return st;
+}
+
+int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                       const double *V, int n, int d, const pr_certify_problem_t *prob,
+                       const pr_certify_opts_t *opts)
+{
+    /* the caller's rounding mode and flush-to-zero flags are put aside for the call */
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = forward(res, O_cand, Q, K, V, n, d, prob, opts);
+    fesetenv(&env);
+    return st;
+}
+
+int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                             const double *V, int batch, int heads, int kv_heads, int n, int d,
+                             const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (batch < 1 || heads < 1 || kv_heads < 1 || n < 1 || d < 1)
+        return PR_EINVAL;
+    if (heads % kv_heads)
+        return PR_ESHAPE;
+    size_t nd = (size_t)n * d;
+    int g = heads / kv_heads;
+    for (int b = 0; b < batch; b++)
+        for (int h = 0; h < heads; h++) {
+            size_t qo = ((size_t)b * heads + h) * nd, ko = ((size_t)b * kv_heads + h / g) * nd;
+            int st = pr_certify_forward(res + (size_t)b * heads + h, O_cand + qo, Q + qo, K + ko, V + ko, n, d,
+                                        prob, opts);
+            if (st)
+                return st;
+        }
+    return PR_OK;
+}
+
+void pr_certify_problem_default(pr_certify_problem_t *prob)
+{
+    memset(prob, 0, sizeof(*prob));
+    prob->pos = PR_CERTIFY_POS_ROPE;
+    prob->rope_base = PR_ROPE_BASE_DEFAULT;
+    prob->scale = PR_CERTIFY_SCALE_INV_D;
+}
+
+void pr_certify_opts_default(pr_certify_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->dtype = PR_CERTIFY_FLOAT64;
+    opts->max_fallback_s = -1.0;
+}
+
+double pr_certify_ulp(double x, int dtype)
+{
+    /* PR_CERTIFY_FLOAT64... are pr_npy_dtype_t's values */
+    return dtype < 0 || dtype > 3 ? NAN : pr_npy_ulp((pr_npy_dtype_t)dtype, x);
+}
+
+const char *pr_certify_dtype_name(int dtype)
+{
+    static const char *name[] = {"float64", "float32", "float16", "bfloat16"};
+    return dtype >= 0 && dtype <= 3 ? name[dtype] : NULL;
+}

@@ -1,0 +1,136 @@
+/* pr_certify: certified error of anyone's attention output against the real-number attention
+ * of its inputs (issue 15; derivation and lemma ids L1-L6 in docs/certify.md).
+ *
+ * For one head, pr_certify_forward encloses max_{i,c} |O_cand[i,c] - O_true[i,c]| in
+ * [lower, upper] and decides |cand - true| <= atol + rtol·|true| at every element. O_true is the
+ * exact attention of the given doubles (math.md §1) with RoPE's angles, σ and ALiBi's bias the
+ * real numbers of their definitions: the enclosure holds whatever the machine's libm does.
+ * Method: every row in double with a rigorous a-posteriori bound E per element (cos/sin from MPFR,
+ * exp by our own reduction and an Arb-certified polynomial, every rounding bounded); rows where E
+ * is too wide to decide the verdict or to make [lower, upper] tight are recomputed in Arb ball
+ * arithmetic (the fallback; counted in rows_fallback).
+ *
+ * ctypes-friendly: plain structs of doubles, longs and ints, arrays of doubles that the caller
+ * widened exactly from the candidate's dtype, row-major. Outputs first, then inputs, then options. */
+#ifndef PR_CERTIFY_H
+#define PR_CERTIFY_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* the candidate's own dtype: its ulp is how the error is also reported */
+enum {
+    PR_CERTIFY_FLOAT64 = 0,
+    PR_CERTIFY_FLOAT32 = 1,
+    PR_CERTIFY_FLOAT16 = 2,
+    PR_CERTIFY_BFLOAT16 = 3
+};
+
+/* position encoding applied to Q and K inside the problem */
+enum {
+    PR_CERTIFY_POS_ROPE = 0,       /* RoPE, interleaved pairs (2k, 2k+1) (math.md §2) */
+    PR_CERTIFY_POS_ROPE_NEOX = 1,  /* RoPE, rotate-half pairs (k, k + d/2) */
+    PR_CERTIFY_POS_IDENTITY = 2    /* none: Q, K used as given (already rotated, or no RoPE) */
+};
+
+/* score scale σ */
+enum {
+    PR_CERTIFY_SCALE_INV_D = 0,      /* σ = 1/d (the real number) */
+    PR_CERTIFY_SCALE_INV_SQRT_D = 1, /* σ = 1/√d (the real number) */
+    PR_CERTIFY_SCALE_GIVEN = 2       /* σ = the double `sigma`, exact */
+};
+
+/* the problem O_true solves: M_ij = σ (R_i Q_i)·(R_j K_j) + β_{i-j}, O = softmax_j(M) V */
+typedef struct {
+    int pos;             /* PR_CERTIFY_POS_* */
+    double rope_base;    /* θ_k = base^{-2k/d}, base > 1 (the real number of the double) */
+    int scale;           /* PR_CERTIFY_SCALE_* */
+    double sigma;        /* used with PR_CERTIFY_SCALE_GIVEN: finite, > 0 */
+    int causal;          /* 1: β_ℓ = -∞ for ℓ = i - j < 0 */
+    double alibi;        /* ALiBi slope m >= 0 (0: none): β_ℓ = -m|ℓ|, m the exact double */
+} pr_certify_problem_t;
+
+/* RoPE interleaved, base 10000, σ = 1/d, no mask, no bias. (Only position differences enter
+ * RoPE's scores, so an absolute offset of the positions changes nothing.) */
+void pr_certify_problem_default(pr_certify_problem_t *prob);
+
+typedef struct {
+    double atol, rtol;   /* the tolerance |cand - true| <= atol + rtol·|true| (both >= 0, finite) */
+    int dtype;           /* PR_CERTIFY_* dtype of the candidate, for ulps */
+    double max_fallback_s; /* CPU-second budget of the Arb fallback per call; < 0: default (60);
+                              rows left undecided past it leave the verdict unknown */
+    long prec;           /* Arb precision of the fallback in bits; <= 0: default (128) */
+} pr_certify_opts_t;
+
+/* atol = rtol = 0 (the verdict is then certified only for an exact candidate), float64,
+ * default budget and precision */
+void pr_certify_opts_default(pr_certify_opts_t *opts);
+
+/* Verdicts as pr_cert_verdict_t (exact/pr_certexp.h): 0 certified, 1 refuted, 2 unknown. */
+typedef struct {
+    double lower, upper;   /* lower <= max |cand - true| <= upper (proved; upper rounded up) */
+    long worst_row, worst_col; /* the element whose proved lower bound is `lower` */
+    double ulps_lower, ulps_upper; /* the worst element's |cand - true| in ulps of its candidate
+                                      value in dtype (subnormal ulp below the normal range);
+                                      NaN when that value is not finite */
+    int verdict;           /* of |cand - true| <= atol + rtol·|true| at every element */
+    long witness_row, witness_col; /* refuted: an element proved out of tolerance; else -1 */
+    long rows;             /* rows of this head */
+    long rows_fallback;    /* rows recomputed in Arb */
+    double bound_max;      /* the largest double-pass bound E of an element (diagnostic) */
+    double time_s;         /* wall time of the call */
+} pr_certify_result_t;
+
+/* One head. Q, K, V, O_cand: n×d row-major doubles (exact values of the caller's dtypes).
+ * d even for RoPE. Statuses: PR_EINVAL (bad problem/options, n or d < 1), PR_EODD,
+ * PR_ENONFINITE (a non-finite input; a non-finite candidate entry is not an error: it is
+ * refuted with upper = +Inf), PR_ENOMEM, PR_EDOMAIN (scores beyond double's range). */
+int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                       const double *K, const double *V, int n, int d,
+                       const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* batch × heads heads, all (batch, heads, n, d) contiguous; K, V are (batch, kv_heads, n, d)
+ * with heads % kv_heads == 0 (grouped-query attention: head h reads kv head h / (heads/kv_heads)).
+ * res[b*heads + h]; stops at the first failing status. PR_ESHAPE if heads % kv_heads != 0. */
+int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                             const double *K, const double *V, int batch, int heads,
+                             int kv_heads, int n, int d, const pr_certify_problem_t *prob,
+                             const pr_certify_opts_t *opts);
+
+/* A general W (attn's --w): w3 is (2n-1, d, d) with W_ℓ at w3 + (ℓ+n-1)·d·d, its doubles exact
+ * (math.md §1); prob->pos and rope_base are not used, σ and ALiBi are as above. The whole head in
+ * Arb (pr_hiprec): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N; with ALiBi, PR_EDOMAIN unless every
+ * alibi·|ℓ| is a double (slopes 2^-k are). rows_fallback = n. */
+int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                         const double *K, const double *V, const double *w3, int n, int d,
+                         const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
+ * may be NULL: its result is left with verdict unknown and rows 0). Arb reference of the whole
+ * head (O(n² d) ball operations): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N. */
+#define PR_CERTIFY_GRAD_MAX_N 512
+int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,
+                        const double *dV_cand, const double *Q, const double *K, const double *V,
+                        const double *dO, int n, int d, const pr_certify_problem_t *prob,
+                        const pr_certify_opts_t *opts);
+
+/* Batched as pr_certify_forward_heads: res[3*(b*heads + h) + t]; with GQA the true dK, dV of a kv
+ * head sum over its query heads, so the dK, dV results are those of kv heads, stored at the
+ * group's first query head (the others' dK, dV results have rows 0). */
+int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand,
+                              const double *dK_cand, const double *dV_cand, const double *Q,
+                              const double *K, const double *V, const double *dO, int batch,
+                              int heads, int kv_heads, int n, int d,
+                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* ulp of x in dtype (x already a value of that dtype): 2^(max(e, emin) - p + 1), e = ⌊log2|x|⌋ */
+double pr_certify_ulp(double x, int dtype);
+
+/* name of a dtype ("float64", ...) or NULL */
+const char *pr_certify_dtype_name(int dtype);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

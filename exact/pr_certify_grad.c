@@ -1,0 +1,226 @@
+/* pr_certify's gradients: the whole head's backward in Arb (docs/certify.md L7), for the real-number
+ * problem of pr_certify.h, and the verdict of each candidate gradient. O(n² d) ball operations. */
+#include <fenv.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pr_status.h"
+#include "pr_timing.h"
+#include "pr_vec.h"
+#include "pr_certexp.h"
+#include "pr_certify_impl.h"
+
+typedef struct {
+    arb_ptr Qs, Kr, Vb, dOb, P;   /* σR_iQ_i, R_jK_j, V, dO (n×d); P (n×n), then dS */
+    arb_ptr dQ, dK, dV;           /* ∂/∂Q, ∂/∂K, ∂/∂V (n×d) */
+} grad_t;
+
+static int grad_head(grad_t *g, const double *Q, const double *K, const double *V, const double *dO,
+                     const cert_prob_t *p, slong prec)
+{
+    int n = p->n, d = p->d;
+    arb_t sig, S, r, t;
+    arb_init(sig);
+    arb_init(S);
+    arb_init(r);
+    arb_init(t);
+    pr_certify_sigma_arb(sig, p, prec);
+    for (int i = 0; i < n; i++) {
+        pr_certify_rotate_row_arb(g->Qs + (size_t)i * d, Q + (size_t)i * d, i, p, prec);
+        _arb_vec_scalar_mul(g->Qs + (size_t)i * d, g->Qs + (size_t)i * d, d, sig, prec);
+        pr_certify_rotate_row_arb(g->Kr + (size_t)i * d, K + (size_t)i * d, i, p, prec);
+        for (int c = 0; c < d; c++) {
+            arb_set_d(g->Vb + (size_t)i * d + c, V[(size_t)i * d + c]);
+            arb_set_d(g->dOb + (size_t)i * d + c, dO[(size_t)i * d + c]);
+        }
+    }
+    arb_ptr O = _arb_vec_init(d);
+    for (int i = 0; i < n; i++) {
+        arb_ptr Pi = g->P + (size_t)i * n;
+        int jn = p->causal ? i + 1 : n;
+        int st = pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
+        if (st) {
+            _arb_vec_clear(O, d);
+            arb_clear(sig);
+            arb_clear(S);
+            arb_clear(r);
+            arb_clear(t);
+            return st;
+        }
+        pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
+        for (int j = 0; j < jn; j++)
+            arb_div(Pi + j, Pi + j, S, prec);
+        for (int j = jn; j < n; j++)
+            arb_zero(Pi + j);
+        /* r_i = <dO_i, O_i>; dS_ij = P_ij (dO_i·V_j - r_i) */
+        arb_dot(r, NULL, 0, g->dOb + (size_t)i * d, 1, O, 1, d, prec);
+        for (int j = 0; j < jn; j++)
+            for (int c = 0; c < d; c++)
+                arb_addmul(g->dV + (size_t)j * d + c, Pi + j, g->dOb + (size_t)i * d + c, prec);
+        for (int j = 0; j < jn; j++) {
+            arb_dot(t, r, 1, g->dOb + (size_t)i * d, 1, g->Vb + (size_t)j * d, 1, d, prec); /* r - dO·V */
+            arb_neg(t, t);
+            arb_mul(Pi + j, Pi + j, t, prec);
+        }
+    }
+    _arb_vec_clear(O, d);
+    /* dQs = dS·Kr, dKr = dSᵀ·Qs, then dQ = σ R_iᵀ dQs_i, dK = R_jᵀ dKr_j */
+    arb_ptr row = _arb_vec_init(d);
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < d; c++)
+            arb_dot(row + c, NULL, 0, g->P + (size_t)i * n, 1, g->Kr + c, d, n, prec);
+        _arb_vec_scalar_mul(row, row, d, sig, prec);
+        pr_certify_rotate_balls(g->dQ + (size_t)i * d, row, i, -1, p, prec);
+    }
+    for (int j = 0; j < n; j++) {
+        for (int c = 0; c < d; c++)
+            arb_dot(row + c, NULL, 0, g->P + j, n, g->Qs + c, d, n, prec);
+        pr_certify_rotate_balls(g->dK + (size_t)j * d, row, j, -1, p, prec);
+    }
+    _arb_vec_clear(row, d);
+    arb_clear(sig);
+    arb_clear(S);
+    arb_clear(r);
+    arb_clear(t);
+    return PR_OK;
+}
+
+/* the three results from the ball gradients G[t] (n×d) against the candidates */
+static int judge_grads(pr_certify_result_t *res, const double *const cand[3], arb_srcptr const G[3],
+                       const cert_prob_t *p, slong prec)
+{
+    size_t nd = (size_t)p->n * p->d;
+    double *lo = malloc(sizeof(double) * nd), *hi = malloc(sizeof(double) * nd);
+    unsigned char *state = malloc(nd);
+    if (!lo || !hi || !state) {
+        free(lo);
+        free(hi);
+        free(state);
+        return PR_ENOMEM;
+    }
+    for (int t = 0; t < 3; t++) {
+        if (!cand[t])
+            continue;
+        pr_certify_judge(lo, hi, state, cand[t], G[t], (long)nd, p, prec);
+        pr_certify_summarise(res + t, lo, hi, state, cand[t], (long)nd, p->d, p->dtype);
+        res[t].rows = p->n;
+        res[t].rows_fallback = p->n;
+    }
+    free(lo);
+    free(hi);
+    free(state);
+    return PR_OK;
+}
+
+static void grad_alloc(grad_t *g, int n, int d)
+{
+    slong nd = (slong)n * d;
+    g->Qs = _arb_vec_init(nd);
+    g->Kr = _arb_vec_init(nd);
+    g->Vb = _arb_vec_init(nd);
+    g->dOb = _arb_vec_init(nd);
+    g->P = _arb_vec_init((slong)n * n);
+    g->dQ = _arb_vec_init(nd);
+    g->dK = _arb_vec_init(nd);
+    g->dV = _arb_vec_init(nd);
+}
+
+static void grad_free(grad_t *g, int n, int d)
+{
+    slong nd = (slong)n * d;
+    _arb_vec_clear(g->Qs, nd);
+    _arb_vec_clear(g->Kr, nd);
+    _arb_vec_clear(g->Vb, nd);
+    _arb_vec_clear(g->dOb, nd);
+    _arb_vec_clear(g->P, (slong)n * n);
+    _arb_vec_clear(g->dQ, nd);
+    _arb_vec_clear(g->dK, nd);
+    _arb_vec_clear(g->dV, nd);
+}
+
+/* batch × heads; kv gradients summed over each group (GQA) */
+static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                              const double *dV_cand, const double *Q, const double *K, const double *V,
+                              const double *dO, int batch, int heads, int kv_heads, int n, int d,
+                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!res || !Q || !K || !V || !dO || batch < 1 || heads < 1 || kv_heads < 1)
+        return PR_EINVAL;
+    if (heads % kv_heads)
+        return PR_ESHAPE;
+    if (n > PR_CERTIFY_GRAD_MAX_N)
+        return PR_EBUDGET;
+    cert_prob_t p;
+    int st = pr_certify_prob_init(&p, prob, opts, n, d);
+    size_t nd = (size_t)n * d;
+    size_t nq = (size_t)batch * heads * nd, nk = (size_t)batch * kv_heads * nd;
+    if (!st && (pr_vec_check_finite(Q, nq) || pr_vec_check_finite(K, nk) || pr_vec_check_finite(V, nk) ||
+                pr_vec_check_finite(dO, nq)))
+        st = PR_ENONFINITE;
+    if (st) {
+        pr_certify_prob_clear(&p);
+        return st;
+    }
+    double t0 = pr_timing_wall();
+    slong prec = p.prec;
+    int g = heads / kv_heads;
+    grad_t w;
+    grad_alloc(&w, n, d);
+    arb_ptr sK = _arb_vec_init((slong)nd), sV = _arb_vec_init((slong)nd);
+    memset(res, 0, sizeof(*res) * 3 * (size_t)batch * heads);
+    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++) {
+        res[t].verdict = PR_CERT_UNKNOWN;
+        res[t].worst_row = res[t].worst_col = res[t].witness_row = res[t].witness_col = -1;
+    }
+    for (int b = 0; b < batch && !st; b++)
+        for (int kv = 0; kv < kv_heads && !st; kv++) {
+            size_t ko = ((size_t)b * kv_heads + kv) * nd;
+            _arb_vec_zero(sK, (slong)nd);
+            _arb_vec_zero(sV, (slong)nd);
+            for (int h = kv * g; h < (kv + 1) * g && !st; h++) {
+                size_t qo = ((size_t)b * heads + h) * nd;
+                _arb_vec_zero(w.dV, (slong)nd);
+                st = grad_head(&w, Q + qo, K + ko, V + ko, dO + qo, &p, prec);
+                _arb_vec_add(sK, sK, w.dK, (slong)nd, prec);
+                _arb_vec_add(sV, sV, w.dV, (slong)nd, prec);
+                const double *cq[3] = {dQ_cand ? dQ_cand + qo : NULL, NULL, NULL};
+                arb_srcptr G[3] = {w.dQ, NULL, NULL};
+                if (!st)
+                    st = judge_grads(res + 3 * ((size_t)b * heads + h), cq, G, &p, prec);
+            }
+            const double *ck[3] = {NULL, dK_cand ? dK_cand + ko : NULL, dV_cand ? dV_cand + ko : NULL};
+            arb_srcptr G[3] = {NULL, sK, sV};
+            if (!st)
+                st = judge_grads(res + 3 * ((size_t)b * heads + kv * g), ck, G, &p, prec);
+        }
+    _arb_vec_clear(sK, (slong)nd);
+    _arb_vec_clear(sV, (slong)nd);
+    grad_free(&w, n, d);
+    pr_certify_prob_clear(&p);
+    double dt = pr_timing_wall() - t0;
+    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)
+        res[t].time_s = dt;
+    return st;
+}
+
+int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                              const double *dV_cand, const double *Q, const double *K, const double *V,
+                              const double *dO, int batch, int heads, int kv_heads, int n, int d,
+                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    /* Arb assumes the default floating-point environment */
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
+    fesetenv(&env);
+    return st;
+}
+
+int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,
+                        const double *dV_cand, const double *Q, const double *K, const double *V,
+                        const double *dO, int n, int d, const pr_certify_problem_t *prob,
+                        const pr_certify_opts_t *opts)
+{
+    return pr_certify_backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, 1, 1, 1, n, d, prob, opts);
+}

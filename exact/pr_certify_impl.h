@@ -1,0 +1,87 @@
+/* pr_certify internals shared by pr_certify.c (the double pass, docs/certify.md L1-L5) and
+ * pr_certify_arb.c (the Arb rows and gradients, L6). Not installed. */
+#ifndef PR_CERTIFY_IMPL_H
+#define PR_CERTIFY_IMPL_H
+
+#include <arb.h>
+#include "pr_certify.h"
+
+/* ball ⊙ exact double (Arb 2.23 has no _d variants) */
+static inline void cert_arb_op_d(arb_t z, const arb_t x, double v, int op, slong prec)
+{
+    arf_t t;
+    arf_init(t);
+    arf_set_d(t, v);
+    if (op == '+')
+        arb_add_arf(z, x, t, prec);
+    else if (op == '-')
+        arb_sub_arf(z, x, t, prec);
+    else if (op == '*')
+        arb_mul_arf(z, x, t, prec);
+    else
+        arb_div_arf(z, x, t, prec);
+    arf_clear(t);
+}
+#define cert_add_d(z, x, v, prec) cert_arb_op_d(z, x, v, '+', prec)
+#define cert_sub_d(z, x, v, prec) cert_arb_op_d(z, x, v, '-', prec)
+#define cert_mul_d(z, x, v, prec) cert_arb_op_d(z, x, v, '*', prec)
+#define cert_div_d(z, x, v, prec) cert_arb_op_d(z, x, v, '/', prec)
+
+/* element states of the verdict */
+enum { CERT_OK = 0, CERT_BAD = 1, CERT_OPEN = 2 };
+
+typedef struct {
+    int n, d, h;              /* h = d/2 pairs */
+    int rope, layout;         /* rope: 1 for the RoPE kinds; layout: pr_rope_layout_t */
+    int causal;
+    double alibi;             /* slope m (exact double), 0 for none */
+    int scale;                /* PR_CERTIFY_SCALE_* */
+    double sigma_given;       /* σ for PR_CERTIFY_SCALE_GIVEN */
+    double sig;               /* σ̂, the double used by the double pass */
+    double sig_rel;           /* |σ̂ - σ| <= sig_rel·σ̂ */
+    double *ch, *sh, *cl, *sl; /* cos/sin of m·θ_k as hi + lo, [m*h + k]; NULL without RoPE */
+    double tau_lo;            /* |cos - ch - cl|, |sin - sh - sl| <= tau_lo (L1) */
+    double u;                 /* unit roundoff of the current rounding mode */
+    double atol, rtol;
+    int dtype;
+    slong prec;
+} cert_prob_t;
+
+/* (ch, sh, cl, sl) and σ̂ for prob: the rotation tables from Arb (L1). */
+int pr_certify_prob_init(cert_prob_t *p, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts,
+                         int n, int d);
+void pr_certify_prob_clear(cert_prob_t *p);
+
+/* y = R_m x as balls (x one row of d doubles at position m); identity copies x exactly (L1) */
+void pr_certify_rotate_row_arb(arb_ptr y, const double *x, int m, const cert_prob_t *p, slong prec);
+/* y = R_m x (sign 1) or R_mᵀ x (sign -1) for a ball row; y may not alias x */
+void pr_certify_rotate_balls(arb_ptr y, arb_srcptr x, int m, int sign, const cert_prob_t *p, slong prec);
+/* σ as a ball: the real number of its definition */
+void pr_certify_sigma_arb(arb_t s, const cert_prob_t *p, slong prec);
+
+/* Arb row i's weights: A[j] ∋ e^{M_ij - shift} for j < jn (unmasked keys), S ∋ Σ_j A[j]; returns jn */
+int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
+                           slong prec);
+
+/* Arb row i: O[c] ∋ O_true[i, c], from rotated, σ-scaled Qs (row i only read) and K rotated
+ * (Kr, n×d) and V balls (n×d) */
+int pr_certify_arb_row(arb_ptr O, arb_srcptr Qs_i, arb_srcptr Kr, arb_srcptr Vb, int i,
+                       const cert_prob_t *p, slong prec);
+
+/* the bias β_{i-j} as a ball (0 without ALiBi); call only for unmasked (i, j) */
+void pr_certify_bias_arb(arb_t b, const cert_prob_t *p, long l, slong prec);
+
+/* |cand - ref| for every element of a ball vector: lower/upper bounds and the verdict state
+ * against atol + rtol·|ref| */
+void pr_certify_judge(double *lo, double *hi, unsigned char *state, const double *cand, arb_srcptr ref,
+                      long len, const cert_prob_t *p, slong prec);
+
+/* the result from per-element bounds (len elements, rows of width d) */
+void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const double *hi,
+                          const unsigned char *state, const double *cand, long len, int d,
+                          int dtype);
+
+double pr_certify_up(double x);    /* an upper bound of a double expression's value x: x(1 + 2^-40)⁺ */
+double pr_certify_down(double x);  /* a lower bound: x(1 - 2^-40)⁻, 0 if negative */
+
+#endif

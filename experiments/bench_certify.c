@@ -1,0 +1,197 @@
+/* polyrope bench certify: pr_certify_forward on a float32 kernel's output against the dense
+ * forward at the same size, in one run (issue 15: ratio <= 20 at n = 16384, d = 128, one head;
+ * hi/lo <= 1 + 1e-6 for a float32 candidate with B <= 4). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include <omp.h>
+#include "polyrope-exact.h"
+#include "pr_certify.h"
+#include "cli.h"
+#include "commands.h"
+
+/* the candidate: attention computed in float32 (RoPE by libm in double, then float; sgemm scores,
+ * expf softmax, sgemm P·V), as a float32 kernel would, widened exactly to double */
+static int f32_kernel(double *O, const double *Q, const double *K, const double *V, int n, int d, double sigma)
+{
+    enum { ROWS = 64 };
+    size_t nd = (size_t)n * d;
+    float *q = malloc(sizeof(float) * nd), *k = malloc(sizeof(float) * nd), *v = malloc(sizeof(float) * nd);
+    double *r = malloc(sizeof(double) * nd);
+    int ok = q && k && v && r;
+    for (int pass = 0; ok && pass < 2; pass++) {
+        ok = !pr_rope_rotate(r, pass ? K : Q, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED, 1);
+        for (size_t t = 0; ok && t < nd; t++)
+            (pass ? k : q)[t] = (float)r[t];
+    }
+    for (size_t t = 0; ok && t < nd; t++)
+        v[t] = (float)V[t];
+    int nb = (n + ROWS - 1) / ROWS, saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel if (ok)
+    {
+        float *S = malloc(sizeof(float) * ROWS * (size_t)n), *o = malloc(sizeof(float) * ROWS * (size_t)d);
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < nb; b++) {
+            if (!S || !o)
+                continue;
+            int i0 = b * ROWS, m = n - i0 < ROWS ? n - i0 : ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, d, (float)sigma, q + (size_t)i0 * d, d, k, d,
+                        0.0f, S, n);
+            for (int i = 0; i < m; i++) {
+                float *s = S + (size_t)i * n, mx = -INFINITY, sum = 0.0f;
+                for (int j = 0; j < n; j++)
+                    mx = s[j] > mx ? s[j] : mx;
+                for (int j = 0; j < n; j++)
+                    sum += (s[j] = expf(s[j] - mx));
+                for (int j = 0; j < n; j++)
+                    s[j] /= sum;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, d, n, 1.0f, S, n, v, d, 0.0f, o, d);
+            for (size_t t = 0; t < (size_t)m * d; t++)
+                O[(size_t)i0 * d + t] = o[t];
+        }
+        free(S);
+        free(o);
+    }
+    openblas_set_num_threads(saved);
+    free(q);
+    free(k);
+    free(v);
+    free(r);
+    return ok ? PR_OK : PR_ENOMEM;
+}
+
+typedef struct {
+    int n, d, heads;
+    double cert_s, dense_s, tight, fallback, lower, upper, ulps;
+    int verdict;
+} run_t;
+
+/* one size: dense forward (one run), the candidate, and its certification, per head */
+static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d)
+{
+    size_t nd = (size_t)n * d;
+    double *Q = malloc(sizeof(double) * nd * 4), *K = Q + nd, *V = K + nd, *O = V + nd;
+    pr_posw_t W;
+    int st = Q ? pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED) : PR_ENOMEM;
+    if (st) {
+        free(Q);
+        return st;
+    }
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)seed);
+    memset(r, 0, sizeof(*r));
+    r->n = n;
+    r->d = d;
+    r->heads = heads;
+    r->tight = 1.0;
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, d);
+    ao.sigma = pr_scale_sigma(sqrt_d ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, d);
+    pr_certify_problem_t pb;
+    pr_certify_problem_default(&pb);
+    pb.scale = sqrt_d ? PR_CERTIFY_SCALE_INV_SQRT_D : PR_CERTIFY_SCALE_INV_D;
+    pr_certify_opts_t op;
+    pr_certify_opts_default(&op);
+    op.dtype = PR_CERTIFY_FLOAT32;
+    for (int h = 0; h < heads && !st; h++) {
+        pr_rng_fill(Q, (long)nd * 3, B, rng);
+        double t = pr_timing_wall();
+        st = pr_dense_forward(O, NULL, Q, K, V, W, n, d, &ao);
+        r->dense_s += pr_timing_wall() - t;
+        if (!st)
+            st = f32_kernel(O, Q, K, V, n, d, ao.sigma);
+        pr_certify_result_t res;
+        if (!st)
+            st = pr_certify_forward(&res, O, Q, K, V, n, d, &pb, &op);
+        if (st)
+            break;
+        r->cert_s += res.time_s;
+        r->tight = fmax(r->tight, res.upper / res.lower);
+        r->fallback += (double)res.rows_fallback / ((double)res.rows * heads);
+        r->lower = fmax(r->lower, res.lower);
+        r->upper = fmax(r->upper, res.upper);
+        r->ulps = fmax(r->ulps, res.ulps_upper);
+        r->verdict = res.verdict;
+    }
+    pr_posw_clear(W);
+    free(Q);
+    return st;
+}
+
+static void print_run(const run_t *r, int json, const char *sep)
+{
+    if (json)
+        printf("{\"n\": %d, \"d\": %d, \"heads\": %d, \"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, "
+               "\"hi_over_lo\": %.12g, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
+               "\"ulps_upper\": %.4g}%s",
+               r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight, r->fallback, r->lower,
+               r->upper, r->ulps, sep);
+    else
+        printf("n %6d  d %4d  heads %2d:  certify %8.3f s  dense %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  "
+               "fallback %.4f  max|err| in [%.9g, %.9g]\n",
+               r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight - 1.0, r->fallback,
+               r->lower, r->upper);
+}
+
+int pr_bench_certify(int argc, char **argv)
+{
+    long n = 16384, d = 128, heads = 1, seed = 15;
+    double B = 4.0;
+    int json = 0, grow = 0;
+    const char *scale = "inv-d";
+    pr_opt_t opts[] = {
+        {"n", PR_OPT_INT, &n, "sequence length", 0, 1, 1 << 20, 0},
+        {"d", PR_OPT_INT, &d, "head dimension (even: RoPE)", 0, 2, 1024, 0},
+        {"heads", PR_OPT_INT, &heads, "heads (each its own Q, K, V)", 0, 1, 64, 0},
+        {"B", PR_OPT_DOUBLE, &B, "entries of Q, K, V uniform in [-B, B]", 0, 1e-3, 64, 0},
+        {"seed", PR_OPT_INT, &seed, "seed of the inputs", 0, 0, 1e15, 0},
+        {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
+        {"grow", PR_OPT_FLAG, &grow, "also run n/4, n/2 (d), n/2 with d/2, and 2 heads at n/2: the cost's growth", 0,
+         0, 0, 0},
+        {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
+    };
+    pr_cmd_spec_t spec = {"bench certify", "",
+        "pr_certify_forward (polyrope certify) on a float32 kernel's output against the dense forward.",
+        "One run each, same inputs: RoPE interleaved, sigma (--scale), Q, K, V uniform in [-B, B]; the\n"
+        "candidate is attention computed in float32 (sgemm, expf). Printed: ratio = certification\n"
+        "time / dense forward time (target <= 20 at n = 16384, d = 128, one head), hi/lo of the\n"
+        "certified enclosure of max|O_cand - O_true| (target <= 1 + 1e-6 for B <= 4), and the fraction\n"
+        "of rows recomputed in Arb (the fallback). --grow adds smaller sizes to show how the cost grows\n"
+        "with n, d and heads (docs/certify.md).",
+        opts, sizeof opts / sizeof opts[0]};
+    int rc = pr_cli_parse_nopos(&spec, argc, argv);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (d % 2)
+        return pr_cli_fail(spec.name, "--d %ld: RoPE needs an even head dimension d", d);
+    run_t runs[5];
+    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq);
+    if (!st && grow) {
+        const long g[4][3] = {{n / 4, d, 1}, {n / 2, d, 1}, {n / 2, d / 2 + (d / 2) % 2, 1}, {n / 2, d, 2}};
+        for (int k = 0; k < 4 && !st; k++)
+            if (g[k][0] >= 1 && g[k][1] >= 2)
+                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq);
+    }
+    if (st)
+        return pr_cli_fail_status(spec.name, st, "certify");
+    const run_t *r = runs;
+    if (json) {
+        printf("{\"bench\": \"certify\", \"n\": %d, \"d\": %d, \"heads\": %d, \"B\": %g, \"scale\": \"%s\", \"threads\": %d, "
+               "\"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, \"target\": 20, \"hi_over_lo\": %.12g, "
+               "\"hi_over_lo_minus_1\": %.3g, \"tightness_target\": 1.000001, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
+               "\"verdict_atol0\": \"%s\", \"growth\": [",
+               r->n, r->d, r->heads, B, scale, omp_get_max_threads(), r->cert_s, r->dense_s, r->cert_s / r->dense_s,
+               r->tight, r->tight - 1.0, r->fallback, r->lower, r->upper, pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
+        for (int k = 0; k < nr; k++)
+            print_run(runs + k, 1, k + 1 < nr ? ", " : "");
+        printf("]}\n");
+    } else {
+        for (int k = 0; k < nr; k++)
+            print_run(runs + k, 0, "");
+        printf("targets: ratio <= 20 at n = 16384, d = 128, one head; hi/lo <= 1 + 1e-6 for B <= 4\n");
+    }
+    return 0;
+}
