@@ -25,5 +25,6 @@
 #include "pr_control.h"
 #include "pr_auto.h"
 #include "pr_flat.h"
+#include "pr_problem.h"
 
 #endif

@@ -8,61 +8,24 @@
 #include "polyrope-exact.h"
 #include "sweep.h"
 
-/* One generated problem: Q, K, V uniform in [-B, B] and dO in [-1, 1] from the seed, W of the
- * kind named by pos. V and dO are drawn after W, so Q, K and W do not depend on whether they
- * are wanted. */
-typedef struct {
-    int n, d;
-    double B;
-    double *Q, *K, *V, *dO;
-    pr_posw_t W;
-    int have_w;
-} problem_t;
+/* One generated problem (pr_problem: the instance polyrope attn and proofs-check draw from the
+ * same seed): Q, K, V uniform in [-B, B), W of the kind named by pos, then dO in [-1, 1) when
+ * want_do. */
+typedef pr_problem_struct problem_t;
 
 static void problem_free(problem_t *p)
 {
-    free(p->Q), free(p->K), free(p->V), free(p->dO);
-    if (p->have_w)
-        pr_posw_clear(p->W);
-    memset(p, 0, sizeof *p);
+    pr_problem_clear(p);
 }
 
-static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, const char *pos, int want_v)
+static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, const char *pos, int want_do)
 {
-    memset(p, 0, sizeof *p);
-    p->n = n, p->d = d, p->B = B;
+    pr_pos_kind_t kind;
     pr_rng_t rng;
     pr_rng_init(rng, seed);
-    size_t len;
-    int st = pr_size_mul(&len, (size_t)n, (size_t)d);
-    if (st)
-        return st;
-    p->Q = malloc(sizeof(double) * len);
-    p->K = malloc(sizeof(double) * len);
-    if (want_v) {
-        p->V = malloc(sizeof(double) * len);
-        p->dO = malloc(sizeof(double) * len);
-    }
-    if (!p->Q || !p->K || (want_v && (!p->V || !p->dO))) {
-        problem_free(p);
-        return PR_ENOMEM;
-    }
-    pr_rng_fill(p->Q, (long)len, B, rng);
-    pr_rng_fill(p->K, (long)len, B, rng);
-    if (!strcmp(pos, "rope") || !strcmp(pos, "rope-neox"))
-        st = pr_posw_init_rope(p->W, n, d, PR_ROPE_BASE_DEFAULT, strcmp(pos, "rope") ? PR_ROPE_NEOX : PR_ROPE_INTERLEAVED);
-    else if (!strcmp(pos, "general"))
-        st = pr_posw_init_general(p->W, n, d, rng);
-    else
-        st = pr_posw_init_identity(p->W, n, d);
-    p->have_w = !st;
-    if (!st && want_v) {
-        pr_rng_fill(p->V, (long)len, B, rng);
-        pr_rng_fill(p->dO, (long)len, 1.0, rng);
-    }
-    if (st)
-        problem_free(p);
-    return st;
+    pr_problem_init(p);
+    int st = pr_problem_kind_parse(&kind, pos);
+    return st ? st : pr_problem_generate(p, rng, n, d, B, kind, PR_ROPE_BASE_DEFAULT, want_do ? PR_PROBLEM_DO : 0);
 }
 
 /* ------------------------------------------------------------------ verdicts: shared */
