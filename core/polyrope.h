@@ -1,5 +1,6 @@
-/* polyrope: RoPE attention in almost linear time, with certified checkers.
- * One header per module; this one includes them all. */
+/* polyrope: RoPE attention in almost linear time (libpolyrope, double precision).
+ * One header per module; this one includes them all, in layer order (docs/modules.md). It needs
+ * no Arb, FLINT, GMP or MPFR: the certified and exact checkers are polyrope-exact.h's. */
 #ifndef POLYROPE_H
 #define POLYROPE_H
 
@@ -7,6 +8,8 @@
 #include "pr_version.h"
 #include "pr_rng.h"
 #include "pr_vec.h"
+#include "pr_timing.h"
+#include "pr_budget.h"
 #include "pr_rope.h"
 #include "pr_posw.h"
 #include "pr_attn.h"
@@ -21,13 +24,7 @@
 #include "pr_backward.h"
 #include "pr_control.h"
 #include "pr_auto.h"
-#include "pr_timing.h"
-#include "pr_budget.h"
 #include "pr_flat.h"
 #include "pr_problem.h"
-#include "pr_certexp.h"
-#include "pr_xtoeplitz.h"
-#include "pr_hiprec.h"
-#include "pr_xexpand.h"
 
 #endif

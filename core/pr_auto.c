@@ -172,27 +172,28 @@ static int calibrate_fft(pr_auto_t *a, lead_t *c, const double *Q, const double 
     return PR_OK;
 }
 
-/* Error control for the full problem (the degree it needs), the budget at the full size, and the
- * operation-count filter: PR_OK when the path is worth timing, with P in p. */
-static int fast_status(pr_expoly_t p, const double *Q, const double *K, const double *V,
-                       const double *dO, const pr_posw_t W, int n, int d,
-                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lr)
+/* Error control and the budget for the full problem (the degree it needs), then the
+ * operation-count filter: PR_OK when the path is worth timing, with P in lead's options. */
+static int fast_status(lead_t *c, pr_expoly_t p, const double *Q, const double *K, const double *V,
+                       const pr_posw_t W, int n, const pr_attn_opts_t *opts, const pr_control_opts_t *o,
+                       int lr)
 {
     pr_control_info_t info;
+    int d = c->d;
     if (lr && (!pr_lowrank_applies(W) || opts->beta))
         return PR_EINVAL;
-    int st = pr_control_choose(p, &info, Q, K, V, W, n, d, opts, o, lr);
-    double bb = 0.0, bo = 0.0;
-    if (!st && dO)
-        pr_backward_needs(&bb, &bo, W, n, d, info.degree, lr);
-    if (!st)
-        st = pr_control_budget(&info, W, n, d, o, lr, bb, bo, "auto");
+    pr_attn_opts_t po;
+    int st = pr_control_prepare(p, &po, &info, Q, K, V, W, n, d, opts, o, lr, c->dO != NULL);
+    if (st)
+        return st;
+    c->opts.poly = po.poly;
+    c->opts.poly_degree = po.poly_degree;
     /* not worth timing when its operation count is 8 times the dense one's, n² (s + d) */
     double L = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1);
-    if (!st && (lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L)) >
-                   8.0 * (double)n * n * (W->s + d))
-        st = PR_EBUDGET;
-    return st;
+    if ((lr ? 4.0 * n * info.terms * (d + 1) : info.terms * (d + 2) * 3.0 * L * log2(L)) >
+        8.0 * (double)n * n * (W->s + d))
+        return PR_EBUDGET;
+    return PR_OK;
 }
 
 int pr_auto_predict(pr_auto_t *a, const double *Q, const double *K, const double *V,
@@ -224,9 +225,7 @@ int pr_auto_predict(pr_auto_t *a, const double *Q, const double *K, const double
     for (int path = PR_AUTO_LOWRANK; path <= PR_AUTO_FFT; path++) {
         int lr = path == PR_AUTO_LOWRANK;
         a->t_cal[path] = INFINITY;
-        st = fast_status(p, Q, K, V, dO, W, n, d, opts, o, lr);
-        c.opts.poly = p->c;
-        c.opts.poly_degree = p->degree;
+        st = fast_status(&c, p, Q, K, V, W, n, opts, o, lr);
         if (!st)
             st = lr ? time_lowrank(&a->t_cal[path], &c, Q, K, V, o) : calibrate_fft(a, &c, Q, K, V, W, n, opts, o);
         a->status[path] = st;

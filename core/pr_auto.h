@@ -27,7 +27,8 @@ typedef struct {
     int backward;           /* 1 when the forward and the backward were timed together */
     int n_cal;              /* calibration size: the first n_cal rows, W's offsets |ℓ| < n_cal */
     int n_cal_dense;        /* the dense reference's: doubled from n_cal until a run takes 30 ms */
-    double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plan + execute) */
+    double t_cal[3];        /* seconds measured there: dense, low-rank, FFT (plans + executes),
+                               each with its backward when backward is 1 */
     double fft_fixed;       /* FFT: the part of t_cal[2] that does not grow with n (term tables,
                                allocations), from a second calibration at n_cal/2; 0 if none */
     double t[3];            /* predicted at n: dense ∝ n², low-rank ∝ n, FFT fft_fixed + the rest

@@ -192,7 +192,27 @@ int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
     return st ? st : pr_budget_ops(&info->budget, ops + extra_ops, what);
 }
 
-/* ---- the forward drivers ---- */
+/* ---- the drivers ---- */
+
+int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
+{
+    static const char *what[2][2] = {{"the fft path's plan", "the fft path's forward and backward"},
+                                     {"the lowrank path's features", "the lowrank path's forward and backward"}};
+    int st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank);
+    if (st)
+        return st;
+    double bb = 0.0, bo = 0.0;
+    if (backward)
+        pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
+    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb, bo, what[lowrank][backward])))
+        return st;
+    *po = *opts;
+    po->poly = p->c;
+    po->poly_degree = p->degree;
+    return PR_OK;
+}
 
 int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,
                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
@@ -203,13 +223,9 @@ int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, 
         info = &own;
     pr_expoly_t p;
     pr_expoly_init(p);
-    int st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, 0);
-    if (!st)
-        st = pr_control_budget(info, W, n, d, o, 0, 0.0, 0.0, "the fft path's plan");
+    pr_attn_opts_t po;
+    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 0, 0);
     if (!st) {
-        pr_attn_opts_t po = *opts;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
         pr_fast_plan_t F;
         st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags);
         if (!st) {
@@ -236,15 +252,10 @@ int pr_control_forward_lowrank(double *O, pr_control_info_t *info, const double 
         return PR_EINVAL;
     pr_expoly_t p;
     pr_expoly_init(p);
-    int st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, 1);
+    pr_attn_opts_t po;
+    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 1, 0);
     if (!st)
-        st = pr_control_budget(info, W, n, d, o, 1, 0.0, 0.0, "the lowrank path's features");
-    if (!st) {
-        pr_attn_opts_t po = *opts;
-        po.poly = p->c;
-        po.poly_degree = p->degree;
         st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-    }
     pr_expoly_clear(p);
     return st;
 }
@@ -303,24 +314,15 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
         return PR_ENONFINITE;
     memset(rep, 0, sizeof(*rep));
     double t0 = pr_timing_wall();
-    /* error control exactly as the forward alone does it */
+    /* error control exactly as the forward alone does it; the forward's and the backward's
+     * memory and work checked before either is planned */
     pr_expoly_t p;
     pr_expoly_init(p);
-    if ((st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank))) {
+    pr_attn_opts_t po;
+    if ((st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1))) {
         pr_expoly_clear(p);
         return st;
     }
-    /* the forward's and the backward's memory and work, before either is planned */
-    double bb, bo;
-    pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
-    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb, bo, lowrank ? "the lowrank path's forward and "
-                                "backward" : "the fft path's forward and backward"))) {
-        pr_expoly_clear(p);
-        return st;
-    }
-    pr_attn_opts_t po = *opts;
-    po.poly = p->c;
-    po.poly_degree = p->degree;
     double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
     pr_fast_plan_t F;
     pr_backward_plan *bp = NULL;

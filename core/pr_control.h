@@ -98,6 +98,12 @@ int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
                       const pr_control_opts_t *o, int lowrank, double extra_bytes, double extra_ops,
                       const char *what);
 
+/* pr_control_choose, then pr_control_budget for the path's forward (and its backward,
+ * pr_backward_needs, when backward = 1), before anything is planned: P in p, po = opts with P. */
+int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward);
+
 /* The whole FFT path: check, choose P, pr_control_budget, pr_fast_plan, pr_fast_execute. info may
  * be NULL. */
 int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,

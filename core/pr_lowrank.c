@@ -5,7 +5,7 @@
 #include "pr_status.h"
 #include "pr_vec.h"
 #include "pr_expoly.h"
-#include "pr_fast.h"
+#include "pr_expand.h"
 #include "pr_lowrank.h"
 
 enum { BLOCK = 128 };   /* rows per block: the causal diagonal squares cost BLOCK/2 (d + g) per row */

@@ -1,8 +1,4 @@
-#include <arb.h>
 #include <fftw3.h>
-#include <flint/flint.h>
-#include <gmp.h>
-#include <mpfr.h>
 #include "pr_config.h"
 #include "pr_git.h"
 #include "pr_version.h"
@@ -19,6 +15,5 @@ void pr_version_fprint(FILE *f, const char *prefix)
     fprintf(f, "%spolyrope %s\n", prefix, PR_VERSION);
     fprintf(f, "%sgit commit: %s\n", prefix, PR_GIT_COMMIT);
     fprintf(f, "%sbuild type: %s (%s)\n", prefix, PR_BUILDTYPE, PR_CC);
-    fprintf(f, "%slibraries: GMP %s, MPFR %s, FLINT %s, Arb %s, %s, %s\n", prefix, gmp_version,
-            mpfr_get_version(), flint_version, arb_version, fftw_version, openblas_get_config());
+    fprintf(f, "%slibraries: %s, %s\n", prefix, fftw_version, openblas_get_config());
 }

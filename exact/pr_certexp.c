@@ -5,7 +5,6 @@
 #include <arb_mat.h>
 #include "pr_status.h"
 #include "pr_certexp.h"
-#include "pr_hiprec.h"
 
 #define TM_ORDER 48   /* highest Taylor-model order m on a piece (tm_order chooses) */
 /* Remez stops once the levelled |E| spreads by less than this relative amount; the least-degree

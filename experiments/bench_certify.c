@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cblas.h>
 #include <omp.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_certify.h"
 #include "cli.h"
 #include "commands.h"

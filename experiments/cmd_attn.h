@@ -9,7 +9,7 @@
 #define PR_CMD_ATTN_H
 
 #include <stddef.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "cli.h"
 
 /* the options that raise the two limits of pr_budget */

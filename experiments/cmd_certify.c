@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_certify.h"
 #include "cli.h"
 #include "commands.h"

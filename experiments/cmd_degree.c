@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "cli.h"
 #include "commands.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include "pr_status.h"
 #include "pr_timing.h"
-#include "pr_version.h"
+#include "pr_xversion.h"
 #include "child.h"
 #include "cli.h"
 #include "commands.h"
@@ -309,7 +309,7 @@ static int write_report(const char *dir, const outcome_t *oc, const cost_t *cost
                 cost[i].cpu, wall);
     }
     fprintf(f, "\n## Machine and libraries\n\n- machine: %s\n", machine);
-    pr_version_fprint(f, "- ");
+    pr_xversion_fprint(f, "- ");
     fprintf(f, "\n## Files\n\nEach `PRESET.csv` is self-describing (its `#` lines give the grid, seed column, "
                "version and command); `PRESET.png` and `PRESET.pdf` are drawn from it by `polyrope plot`.\n");
     if (fclose(f) || rename(tmp, path))

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "pr_version.h"
+#include "pr_xversion.h"
 #include "pr_status.h"
 #include "pr_toeplitz.h"
 #include "commands.h"
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        pr_version_fprint(stdout, "");
+        pr_xversion_fprint(stdout, "");
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "sweep.h"
 
 /* One generated problem (pr_problem: the instance polyrope attn and proofs-check draw from the

@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include "pr_status.h"
 #include "pr_timing.h"
-#include "pr_version.h"
+#include "pr_xversion.h"
 #include "cli.h"
 #include "sweep.h"
 
@@ -908,7 +908,7 @@ static char *header_text(const pr_preset_t *p, const pr_grid_t *g, const pr_swee
     }
     pr_machine_string(machine, sizeof machine);
     fprintf(f, "# polyrope sweep: a self-describing CSV (lines starting with # are comments)\n");
-    pr_version_fprint(f, "# ");
+    pr_xversion_fprint(f, "# ");
     fprintf(f, "# machine: %s\n# preset: %s\n# claims: %s\n# grid: %s\n# configurations: %ld\n",
             machine, p->name, p->claims, grid, pr_grid_count(g));
     if (o->shard_n > 1)

@@ -2,7 +2,7 @@
 #ifndef PR_CHECK_IMPL_H
 #define PR_CHECK_IMPL_H
 
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "checks.h"
 
 int pr_check_c1(pr_check_result_t *res, const pr_check_opts_t *opts);

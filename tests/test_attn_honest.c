@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"
 

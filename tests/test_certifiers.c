@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "proofs-check/check_impl.h"
 #include "pr_test.h"
 

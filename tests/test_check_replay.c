@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"

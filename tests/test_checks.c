@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"

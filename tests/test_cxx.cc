@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <vector>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 
 int main()

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"
 

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 
 #define NR 7

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "proofs-check/checks.h"
 #include "pr_test.h"
 #include "pr_test_cli.h"

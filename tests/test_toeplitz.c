@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 #include <flint/fmpz_vec.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 
 static const unsigned ops[4] = {PR_TOEPLITZ_FULL, PR_TOEPLITZ_CAUSAL, PR_TOEPLITZ_TRANS,

@@ -2,7 +2,7 @@
  * product and correlation are certified against exact FLINT products, and each observed error
  * must lie within the a-priori bound (pr_xtoeplitz.c states its form and source). */
 #include <math.h>
-#include "polyrope.h"
+#include "polyrope-exact.h"
 #include "pr_test.h"
 
 int main(void)

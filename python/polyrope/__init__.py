@@ -14,7 +14,8 @@ tensor through t.view(torch.int16) with bf16=True.
 
 Only the standard library (ctypes) and numpy. The shared library is $POLYROPE_LIB when set
 (the build tree's tests set it), else the one `meson install` put beside this module's record
-(_config.py), else whatever the dynamic loader finds as libpolyrope.
+(_config.py), else whatever the dynamic loader finds: libpolyrope-exact (certify() needs it; it
+loads libpolyrope, which attention() needs), or libpolyrope alone (attention() only).
 """
 import ctypes
 import ctypes.util
@@ -70,14 +71,15 @@ def _library_path():
     env = os.environ.get("POLYROPE_LIB")
     if env:
         return env
-    try:
-        from . import _config  # written by meson install
-        path = os.path.join(_config.LIBDIR, "libpolyrope.so")
-        if os.path.exists(path):
-            return path
-    except ImportError:
-        pass
-    return ctypes.util.find_library("polyrope")
+    for name in ("polyrope-exact", "polyrope"):
+        try:
+            from . import _config  # written by meson install
+            path = os.path.join(_config.LIBDIR, "lib%s.so" % name)
+            if os.path.exists(path):
+                return path
+        except ImportError:
+            pass
+    return ctypes.util.find_library("polyrope-exact") or ctypes.util.find_library("polyrope")
 
 
 def _lib():
@@ -87,7 +89,7 @@ def _lib():
     path = _library_path()
     if not path:
         raise OSError("libpolyrope not found: install polyrope (meson install) or set POLYROPE_LIB "
-                      "to the path of libpolyrope.so")
+                      "to the path of libpolyrope-exact.so (or libpolyrope.so, without certify())")
     lib = ctypes.CDLL(path)
     dp, cl, ci, cd = ctypes.POINTER(ctypes.c_double), ctypes.c_long, ctypes.c_int, ctypes.c_double
     lib.pr_strerror.restype = ctypes.c_char_p
@@ -328,7 +330,8 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
     """
     lib = _lib()
     if not hasattr(lib, "pr_certify_forward_heads"):
-        raise PolyropeError(1, "certify: this libpolyrope has no certification engine (exact/pr_certify)")
+        raise PolyropeError(1, "certify: the library loaded has no certification engine: load "
+                               "libpolyrope-exact (exact/pr_certify), e.g. POLYROPE_LIB=.../libpolyrope-exact.so")
     oa = _heads("o", o, bf16, candidate=True)
     qa, ka, va = (_heads(nm, x, bf16) for nm, x in (("q", q), ("k", k), ("v", v)))
     _group(qa, ka, va)
