@@ -14,6 +14,8 @@
 #include "pr_dense.h"
 #include "pr_expoly.h"
 #include "pr_toeplitz.h"
+#include "pr_mem.h"
+#include "pr_expand.h"
 #include "pr_fast.h"
 #include "pr_lowrank.h"
 #include "pr_backward.h"

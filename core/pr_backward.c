@@ -343,7 +343,7 @@ static double *salloc(pr_backward_plan *p, size_t count)
 /* ordering of the forward's terms by multiplicity vector, for the lookup of reusable spectra */
 static int cmp_term(const void *x, const void *y, void *ctx)
 {
-    const pr_fast_terms_struct *T = ctx;
+    const pr_expand_struct *T = ctx;
     long i = *(const long *)x, j = *(const long *)y;
     return memcmp(T->e + (size_t)i * T->s, T->e + (size_t)j * T->s, (size_t)T->s);
 }
@@ -351,7 +351,7 @@ static int cmp_term(const void *x, const void *y, void *ctx)
 /* fspec[t] = the forward plan's kept (planar) spectrum of α_f t_f for each f with |f| ≤ g and α_f ≠ 0 */
 static int map_forward_spectra(pr_backward_plan *p, const pr_fast_plan_struct *F)
 {
-    const pr_fast_terms_struct *T = F->terms;
+    const pr_expand_struct *T = F->terms;
     long *ord = malloc(sizeof(long) * (T->nterms ? T->nterms : 1));
     if (!ord)
         return PR_ENOMEM;

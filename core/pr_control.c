@@ -164,7 +164,7 @@ int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, c
     else
         st = pr_control_choose_poly(p, info, o, pr_control_rho(n, opts), 2.0,
                                  3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
-    info->terms = pr_fast_binom(lowrank ? d : W->s, info->degree);
+    info->terms = pr_expand_binom(lowrank ? d : W->s, info->degree);
     return st;
 }
 
@@ -178,7 +178,7 @@ void pr_control_needs(double *bytes, double *ops, const pr_posw_t W, int n, int 
     }
     /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
     *bytes = pr_lowrank_bytes(n, d, g);
-    *ops = 4.0 * n * pr_fast_binom(d, g) * (d + 1.0);
+    *ops = 4.0 * n * pr_expand_binom(d, g) * (d + 1.0);
 }
 
 int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
@@ -334,7 +334,7 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
         t0 = pr_timing_wall();
         if (!st)
             st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
-        rep->terms = (long)pr_fast_binom(d, p->degree + 1);
+        rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
         if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;

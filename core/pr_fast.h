@@ -2,7 +2,7 @@
  * docs/math.md §5, §8; claims C2, C3, C5, C9).
  *
  * With P(x) = Σ_k c_k x^k of degree g, expand P(M) over the multisets e of the support S,
- * |e| <= g:
+ * |e| <= g (pr_expand: the terms, their marginals and coefficients):
  *     P(M) = Σ_e α_e diag(u_e) T_e diag(v_e),   α_e = c_|e| · multinomial(e) · σ^|e|,
  *     u_e(i) = Π Q_ia^e_ab,  v_e(j) = Π K_jb^e_ab,  t_e(ℓ) = Π w_ab(ℓ)^e_ab.
  * The causal mask and a Toeplitz bias fold into the symbols: t_e(ℓ)·e^{β_ℓ}, 0 where masked.
@@ -12,81 +12,36 @@
  * one forward transform per b-marginal and column, products summed in the frequency domain per
  * a-marginal, one inverse transform per a-marginal and column.
  *
- * Order of the terms. Terms are grouped by a-marginal μ (groups in the order of the a-marginal
- * enumeration below); inside a group, by a depth-first walk over the support sorted by (a, b)
- * that gives each row a the μ_a copies. Each node of that walk multiplies its parent's symbol by
- * one precomputed power w_ab^p, so every symbol costs O(n) from its parent, and a group is
- * contiguous (one accumulator live at a time). Marginals (multisets of the distinct a, resp. b,
- * values of S) are enumerated depth first: marginal m is its parent plus one copy of value
- * last[m] (the largest), so u and v are built from their parents, O(n) each.
- *
- * The backward (issue 6) reuses pr_fast_terms_t and a plan's spectra (pr_fast_plan_spectrum). */
+ * Terms are in pr_expand's order (groups by a-marginal, one group live at a time). A symbol
+ * e^β t_e is built from the previous term's prefix products over the support sorted by (a, b),
+ * one precomputed power w_k^p per slot that changed, so consecutive terms cost O(n) each. The
+ * backward (math.md §7) extends the same expansion to degree g+1: its term t < nterms is this
+ * plan's term t (pr_fast_plan_spectrum). */
 #ifndef PR_FAST_H
 #define PR_FAST_H
 
 #include <stddef.h>
 #include "pr_attn.h"
 #include "pr_toeplitz.h"
+#include "pr_expand.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Multisets of D values with at most g elements, depth first. */
-typedef struct {
-    int D, g;
-    long count;             /* C(D+g, g) */
-    unsigned char *cnt;     /* count × D multiplicities */
-    int *deg;               /* size of each multiset */
-    long *parent;           /* -1 for the empty multiset */
-    int *last;              /* value added to the parent (the largest), -1 for the empty one */
-    long *sorted;           /* indices sorted by cnt, for pr_fast_marg_find */
-} pr_fast_marg_struct;
-typedef pr_fast_marg_struct pr_fast_marg_t[1];
-
-/* The terms of the expansion for a support S (s pairs (a_k, b_k)) and degree g. */
-typedef struct {
-    int s, g;
-    int da, db;             /* distinct a values, distinct b values in S */
-    int *aval, *bval;       /* those values (columns of Q, resp. K), increasing */
-    int *arow, *bcol;       /* s: index of a_k in aval, of b_k in bval */
-    int *slot;              /* s: support entries sorted by (a, b) */
-    pr_fast_marg_t am, bm;  /* a-marginals (over aval) and b-marginals (over bval) */
-    long nterms;            /* C(s+g, g) (claim C3) */
-    unsigned char *e;       /* nterms × s multiplicities, indexed by support entry k */
-    int *deg;               /* |e| */
-    double *alpha;          /* c_|e| · multinomial(e) · σ^|e| */
-    long *bmi;              /* b-marginal index of each term */
-    long *gstart;           /* am.count + 1: terms of a-marginal m are [gstart[m], gstart[m+1]) */
-} pr_fast_terms_struct;
-typedef pr_fast_terms_struct pr_fast_terms_t[1];
-
-/* C(m+k, k) as a double (exact below 2^53); +Inf past DBL_MAX. */
-double pr_fast_binom(int m, int k);
-
-/* The marginal enumeration; PR_ESIZE if C(D+g, g) passes max_count. */
-int pr_fast_marg_init(pr_fast_marg_t M, int D, int g, long max_count);
-void pr_fast_marg_clear(pr_fast_marg_t M);
-/* index of the multiset with multiplicities cnt[0..D), or -1 */
-long pr_fast_marg_find(const pr_fast_marg_t M, const unsigned char *cnt);
-
-/* Enumerates the terms for W's support, degree g = poly_degree, coefficients c[0..g] and score
- * scale sigma. PR_EBUDGET if C(s+g, g) passes max_terms. */
-int pr_fast_terms_init(pr_fast_terms_t T, const int *a, const int *b, int s, const double *c, int g,
-                       double sigma, long max_terms);
-void pr_fast_terms_clear(pr_fast_terms_t T);
-
-/* One thread's scratch: the walk's symbol buffers, spectra, marginal products, partial sums. */
+/* One thread's scratch: symbol prefix products, spectra, a marginal product, partial sums. */
 typedef struct {
     pr_toeplitz_work_t ws;
-    double *tbuf;           /* (s+1) × (2n-1): symbol prefixes of the walk, and the leaf */
+    double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
+    const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
+    long prev;              /* the term pref holds, or -1 */
     double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
                                interleaved scratch for FFTW, a planar leaf spectrum */
-    double *uv;             /* (g+1) × n: u (or v) of the marginals on the current path */
+    double *leaf;           /* 2n-1: α_e t_e e^β of one term */
+    double *uv;             /* n: u_μ (or v_ν) of one marginal */
     double *vx;             /* n: v_ν ∘ X_c, one column at a time */
     double *col;            /* n: one inverse transform's output */
     double *num;            /* n × (d+1): this thread's part of Ã [V | 1] */
-    unsigned char *ecur;    /* s: the walk's current multiplicities */
     double fftw_seconds;
     int st;
 } pr_fast_thread_struct;
@@ -96,7 +51,8 @@ typedef struct {
  * threads; for a given thread count the result does not depend on scheduling. */
 typedef struct {
     int n, d, s, g;
-    pr_fast_terms_t terms;
+    pr_expand_t terms;      /* the forward's terms: nterms = C(s+g, g) (claim C3) */
+    double *alpha;          /* nterms: α_e */
     pr_toeplitz_plan_t tp;
     int nthreads;
     pr_fast_thread_struct *thr;
@@ -104,11 +60,12 @@ typedef struct {
     double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked), each
                                planar: nfreq real parts then nfreq imaginary parts, stride
                                pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
-    double *pw;             /* streamed: s × g × (2n-1) powers w_k^p, p = 1..g */
+    double *pw;             /* s × g × (2n-1) powers w_k^p, p = 1..g (freed once a kept plan has
+                               its spectra) */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
     double *xhat;           /* bm.count × (d+1) planar spectra of v_ν ∘ X_c */
-    int *rstart;            /* da + 1: first slot of each row of the sorted support */
-    size_t bytes;           /* memory the plan holds */
+    size_t bytes;           /* the most the plan holds at once (a kept plan's powers included),
+                               counted as allocated: pr_fast_plan_bytes for its sizes */
     double plan_seconds;    /* wall time of pr_fast_plan */
     long plan_transforms;   /* symbol transforms done while planning */
     long transforms;        /* forward + inverse transforms of the last execute */
@@ -118,8 +75,9 @@ typedef struct {
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 
-/* Bytes a plan for these sizes would hold, kept and streamed, with omp_get_max_threads() threads'
- * scratch (0 if it overflows). */
+/* Bytes pr_fast_plan holds for these sizes (da, db: distinct a and b values of the support), kept
+ * or streamed, with omp_get_max_threads() threads' scratch: the plan's allocating code run in
+ * count-only mode (pr_mem), so it equals F->bytes. 0 if it overflows. */
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed);
 
 /* Plan flags (bitwise or). */
@@ -153,8 +111,9 @@ void pr_fast_rowsums(double *D, const pr_fast_plan_t F);
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
 
 /* Memory (bytes) and work (operations) of the FFT path's forward for W, n, d and degree g:
- * estimates in double (+Inf past it) that bound what pr_fast_plan allocates (streamed) and
- * roughly what execute computes. pr_control_needs adds the low-rank path's. */
+ * estimates in double (+Inf past it). The bytes are pr_fast_plan_bytes of the streamed plan (what
+ * pr_fast_plan holds at least); the operations roughly what execute computes. pr_control_needs
+ * adds the low-rank path's. */
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g);
 
 #ifdef __cplusplus

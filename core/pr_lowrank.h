@@ -6,7 +6,7 @@
  *     P(σ q·k) = Σ_k c_k σ^k (q·k)^k = Σ_m φ_m(q) ψ_m(k),
  *     φ_m(q) = c_|m| σ^|m| multinomial(m) q^m,  ψ_m(k) = k^m,
  * over the multisets m of [d] with |m| <= g: C(d+g, g) symmetric-monomial features, each built
- * from its parent (pr_fast_marg_t order), one multiplication per row. Then Ã[V | 1] = Φ (Ψᵀ [V | 1])
+ * from its parent (pr_expand_marg_t order), one multiplication per row. Then Ã[V | 1] = Φ (Ψᵀ [V | 1])
  * by blocks of rows (dgemm); causal: the prefix sums Z_b = Σ_{blocks < b} Ψᵀ[V | 1] serve the
  * rows of block b, and the entries inside a block's diagonal square are P(σ q'_i·k'_j) directly. */
 #ifndef PR_LOWRANK_H
@@ -31,8 +31,9 @@ int pr_lowrank_execute(double *O, const double *Q, const double *K, const double
                        const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                        size_t mem_budget, long max_features);
 
-/* Bytes pr_lowrank_execute holds for degree g (+Inf past double): what mem_budget is checked
- * against, before anything is allocated. */
+/* Bytes pr_lowrank_execute holds for degree g (+Inf past pr_expand_binom's range): its
+ * allocations counted by a dry run (pr_mem) plus the features' table (pr_expand_marg_bytes);
+ * what mem_budget is checked against, before anything is allocated. */
 double pr_lowrank_bytes(int n, int d, int g);
 
 #ifdef __cplusplus

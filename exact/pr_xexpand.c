@@ -4,6 +4,7 @@
 #include <flint/fmpz_poly.h>
 #include "pr_status.h"
 #include "pr_vec.h"
+#include "pr_expand.h"
 #include "pr_xexpand.h"
 
 void pr_xexpand_fmpq_set_d(fmpq_t y, double x)
@@ -35,12 +36,6 @@ static void qvec_clear(fmpq *v, size_t len)
     flint_free(v);
 }
 
-static void qvec_set(fmpq *y, const fmpq *x, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        fmpq_set(y + i, x + i);
-}
-
 static void qvec_zero(fmpq *y, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -51,15 +46,6 @@ static void qvec_set_d(fmpq *y, const double *x, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         pr_xexpand_fmpq_set_d(y + i, x[i]);
-}
-
-static int terms_ok(int s, int g)
-{
-    /* C(s+g, g) ≤ budget, computed incrementally in double (a double may choose) */
-    double c = 1.0;
-    for (int k = 1; k <= g; k++)
-        c = c * (s + k) / k;
-    return c <= PR_XEXPAND_MAX_TERMS;
 }
 
 int pr_xexpand_init(pr_xexpand_t E, const double *Q, const double *K, const pr_posw_struct *W,
@@ -121,142 +107,91 @@ static void qvec_to_poly(fmpz_poly_t p, fmpz_t den, const fmpq *x, size_t len)
     fmpz_clear(t);
 }
 
-/* The state of the multiset walk: level k holds u, v, t after choosing e_0..e_{k-1}. */
+/* The terms of the expansion in pr_expand's order (the forward's, claim C3). PR_EBUDGET past
+ * PR_XEXPAND_MAX_TERMS: the exact run is for small instances. */
+static int terms_init(pr_expand_t T, const int *a, const int *b, int s, int g)
+{
+    return pr_expand_init(T, a, b, s, g, 0, PR_XEXPAND_MAX_TERMS);
+}
+
+/* Scratch of the exact run: one term's u, v, t and products. */
 typedef struct {
-    const pr_xexpand_struct *E;
-    const fmpq *coef, *X;
-    fmpq *Y;
-    int g, m;
-    int *e;
-    fmpq **u, **v, **t;     /* per level */
-    fmpz *by_degree;        /* counting mode when coef == NULL */
+    fmpq *u, *v, *t, *vx;
     fmpz_poly_t pt, px, pp;
     fmpz_t dt, dx, num;
     fmpq_t alpha, q;
-} walk_t;
+} qterm_t;
 
-/* y += α diag(u) T diag(v) X for the current leaf */
-static void leaf(walk_t *W, int k)
+/* u = Π_k X[:, col_k]^{e_k} (n rows of d columns) */
+static void qmarg(fmpq *u, const fmpq *X, int n, int d, const int *col, const unsigned char *e, int s)
 {
-    const pr_xexpand_struct *E = W->E;
-    int n = E->n, deg = 0;
-    for (int i = 0; i < E->s; i++)
-        deg += W->e[i];
-    if (!W->coef) {
-        fmpz_add_ui(W->by_degree + deg, W->by_degree + deg, 1);
-        return;
-    }
-    if (fmpq_is_zero(W->coef + deg))
-        return;
-    /* α = c_|e| |e|!/Π e_i! σ^|e| */
+    for (int i = 0; i < n; i++)
+        fmpq_one(u + i);
+    for (int k = 0; k < s; k++)
+        for (int r = 0; r < e[k]; r++)
+            for (int i = 0; i < n; i++)
+                fmpq_mul(u + i, u + i, X + (size_t)i * d + col[k]);
+}
+
+/* Y += α_e diag(u_e) T_e diag(v_e) X for term e, α_e = c_|e| |e|!/Π e_k! σ^|e| exactly */
+static void qterm(fmpq *Y, qterm_t *W, const pr_xexpand_struct *E, const unsigned char *e, int deg,
+                  const fmpq *coef, const fmpq *X, int m)
+{
+    int n = E->n, s = E->s;
+    size_t L = 2 * (size_t)n - 1;
     fmpz_fac_ui(W->num, (ulong)deg);
     fmpz_one(W->dx);
-    for (int i = 0; i < E->s; i++) {
-        fmpz_fac_ui(W->dt, (ulong)W->e[i]);
+    for (int k = 0; k < s; k++) {
+        fmpz_fac_ui(W->dt, (ulong)e[k]);
         fmpz_mul(W->dx, W->dx, W->dt);
     }
     fmpq_set_fmpz_frac(W->alpha, W->num, W->dx);
-    fmpq_mul(W->alpha, W->alpha, W->coef + deg);
+    fmpq_mul(W->alpha, W->alpha, coef + deg);
     for (int i = 0; i < deg; i++)
         fmpq_mul(W->alpha, W->alpha, E->sigma);
-    const fmpq *u = W->u[k], *v = W->v[k], *t = W->t[k];
-    qvec_to_poly(W->pt, W->dt, t, 2 * (size_t)n - 1);
-    fmpq *vx = qvec_init(n);
-    for (int c = 0; c < W->m; c++) {
+    qmarg(W->u, E->Q, n, E->d, E->a, e, s);
+    qmarg(W->v, E->K, n, E->d, E->b, e, s);
+    for (size_t l = 0; l < L; l++)
+        if (E->causal && (long)l < n - 1)
+            fmpq_zero(W->t + l);
+        else
+            fmpq_one(W->t + l);
+    for (int k = 0; k < s; k++)
+        for (int r = 0; r < e[k]; r++)
+            for (size_t l = 0; l < L; l++)
+                fmpq_mul(W->t + l, W->t + l, E->w + (size_t)k * L + l);
+    qvec_to_poly(W->pt, W->dt, W->t, L);
+    for (int c = 0; c < m; c++) {
         for (int j = 0; j < n; j++)
-            fmpq_mul(vx + j, v + j, W->X + (size_t)j * W->m + c);
-        qvec_to_poly(W->px, W->dx, vx, n);
+            fmpq_mul(W->vx + j, W->v + j, X + (size_t)j * m + c);
+        qvec_to_poly(W->px, W->dx, W->vx, n);
         /* coefficient i+n-1 of t(z) x(z) is Σ_j t(i-j) x_j: the Toeplitz product (C4 exact) */
         fmpz_poly_mul(W->pp, W->pt, W->px);
         fmpz_mul(W->dx, W->dx, W->dt);
         for (int i = 0; i < n; i++) {
             fmpz_poly_get_coeff_fmpz(W->num, W->pp, i + n - 1);
             fmpq_set_fmpz_frac(W->q, W->num, W->dx);
-            fmpq_mul(W->q, W->q, u + i);
-            fmpq_addmul(W->Y + (size_t)i * W->m + c, W->q, W->alpha);
+            fmpq_mul(W->q, W->q, W->u + i);
+            fmpq_addmul(Y + (size_t)i * m + c, W->q, W->alpha);
         }
     }
-    qvec_clear(vx, n);
 }
 
-/* choose e_k = 0..rem; level k+1 = level k times (Q_a, w_ab, K_b)^{e_k} */
-static void walk(walk_t *W, int k, int rem)
+int pr_xexpand_apply(fmpq *Y, const pr_xexpand_t E, const fmpq *coef, int g,
+                     const fmpq *X, int m)
 {
-    const pr_xexpand_struct *E = W->E;
-    if (k == E->s) {
-        leaf(W, k);
-        return;
-    }
-    int n = E->n, d = E->d;
-    size_t L = 2 * (size_t)n - 1;
-    int counting = W->coef == NULL;
-    if (!counting) {
-        qvec_set(W->u[k + 1], W->u[k], n);
-        qvec_set(W->v[k + 1], W->v[k], n);
-        qvec_set(W->t[k + 1], W->t[k], L);
-    }
-    for (int ek = 0; ek <= rem; ek++) {
-        W->e[k] = ek;
-        if (ek > 0 && !counting) {
-            for (int i = 0; i < n; i++) {
-                fmpq_mul(W->u[k + 1] + i, W->u[k + 1] + i, E->Q + (size_t)i * d + E->a[k]);
-                fmpq_mul(W->v[k + 1] + i, W->v[k + 1] + i, E->K + (size_t)i * d + E->b[k]);
-            }
-            for (size_t l = 0; l < L; l++)
-                fmpq_mul(W->t[k + 1] + l, W->t[k + 1] + l, E->w + (size_t)k * L + l);
-        }
-        walk(W, k + 1, rem - ek);
-    }
-    W->e[k] = 0;
-}
-
-static int run_walk(fmpq *Y, fmpz *by_degree, const pr_xexpand_struct *E, int s, int n, int causal,
-                    const fmpq *coef, int g, const fmpq *X, int m)
-{
-    if (g < 0 || m < 0 || s < 0)
+    if (!coef || g < 0 || m < 0)
         return PR_EINVAL;
-    if (!terms_ok(s, g))
-        return PR_EBUDGET;
-    walk_t W;
-    memset(&W, 0, sizeof W);
-    pr_xexpand_struct dummy;
-    memset(&dummy, 0, sizeof dummy);
-    dummy.s = s;
-    W.E = E ? E : &dummy;
-    W.coef = coef;
-    W.X = X;
-    W.Y = Y;
-    W.g = g;
-    W.m = m;
-    W.by_degree = by_degree;
-    W.e = calloc((size_t)s + 1, sizeof(int));
-    size_t L = 2 * (size_t)n - 1;
-    int levels = coef ? s + 1 : 0;
-    W.u = calloc((size_t)s + 1, sizeof(fmpq *));
-    W.v = calloc((size_t)s + 1, sizeof(fmpq *));
-    W.t = calloc((size_t)s + 1, sizeof(fmpq *));
-    if (!W.e || !W.u || !W.v || !W.t) {
-        free(W.e);
-        free(W.u);
-        free(W.v);
-        free(W.t);
-        return PR_ENOMEM;
-    }
-    for (int k = 0; k < levels; k++) {
-        W.u[k] = qvec_init(n);
-        W.v[k] = qvec_init(n);
-        W.t[k] = qvec_init(L);
-    }
-    if (coef) {
-        for (int i = 0; i < n; i++) {
-            fmpq_one(W.u[0] + i);
-            fmpq_one(W.v[0] + i);
-        }
-        for (size_t l = 0; l < L; l++)
-            if (!(causal && (long)l < n - 1))
-                fmpq_one(W.t[0] + l);
-        qvec_zero(Y, (size_t)n * m);
-    }
+    pr_expand_t T;
+    int st = terms_init(T, E->a, E->b, E->s, g);
+    if (st)
+        return st;
+    int n = E->n;
+    qterm_t W;
+    W.u = qvec_init(n);
+    W.v = qvec_init(n);
+    W.vx = qvec_init(n);
+    W.t = qvec_init(2 * (size_t)n - 1);
     fmpz_poly_init(W.pt);
     fmpz_poly_init(W.px);
     fmpz_poly_init(W.pp);
@@ -265,7 +200,10 @@ static int run_walk(fmpq *Y, fmpz *by_degree, const pr_xexpand_struct *E, int s,
     fmpz_init(W.num);
     fmpq_init(W.alpha);
     fmpq_init(W.q);
-    walk(&W, 0, g);
+    qvec_zero(Y, (size_t)n * m);
+    for (long t = 0; t < T->nterms; t++)
+        if (!fmpq_is_zero(coef + T->deg[t]))
+            qterm(Y, &W, E, T->e + (size_t)t * E->s, T->deg[t], coef, X, m);
     fmpz_poly_clear(W.pt);
     fmpz_poly_clear(W.px);
     fmpz_poly_clear(W.pp);
@@ -274,24 +212,12 @@ static int run_walk(fmpq *Y, fmpz *by_degree, const pr_xexpand_struct *E, int s,
     fmpz_clear(W.num);
     fmpq_clear(W.alpha);
     fmpq_clear(W.q);
-    for (int k = 0; k < levels; k++) {
-        qvec_clear(W.u[k], n);
-        qvec_clear(W.v[k], n);
-        qvec_clear(W.t[k], L);
-    }
-    free(W.e);
-    free(W.u);
-    free(W.v);
-    free(W.t);
+    qvec_clear(W.u, n);
+    qvec_clear(W.v, n);
+    qvec_clear(W.vx, n);
+    qvec_clear(W.t, 2 * (size_t)n - 1);
+    pr_expand_clear(T);
     return PR_OK;
-}
-
-int pr_xexpand_apply(fmpq *Y, const pr_xexpand_t E, const fmpq *coef, int g,
-                     const fmpq *X, int m)
-{
-    if (!coef)
-        return PR_EINVAL;
-    return run_walk(Y, NULL, E, E->s, E->n, E->causal, coef, g, X, m);
 }
 
 int pr_xexpand_count(fmpz_t total, fmpz *by_degree, int s, int g)
@@ -299,11 +225,28 @@ int pr_xexpand_count(fmpz_t total, fmpz *by_degree, int s, int g)
     if (s < 0 || g < 0)
         return PR_EINVAL;
     _fmpz_vec_zero(by_degree, g + 1);
-    int st = run_walk(NULL, by_degree, NULL, s, 1, 0, NULL, g, NULL, 0);
     fmpz_zero(total);
+    if (s == 0) {   /* the empty support: only the empty multiset */
+        fmpz_one(by_degree);
+        fmpz_one(total);
+        return PR_OK;
+    }
+    int *ab = malloc(sizeof(int) * s);
+    if (!ab)
+        return PR_ENOMEM;
+    for (int k = 0; k < s; k++)
+        ab[k] = k;
+    pr_expand_t T;
+    int st = terms_init(T, ab, ab, s, g);
+    free(ab);
+    if (st)
+        return st;
+    for (long t = 0; t < T->nterms; t++)
+        fmpz_add_ui(by_degree + T->deg[t], by_degree + T->deg[t], 1);
     for (int k = 0; k <= g; k++)
         fmpz_add(total, total, by_degree + k);
-    return st;
+    pr_expand_clear(T);
+    return PR_OK;
 }
 
 int pr_xexpand_direct(fmpq *Y, const pr_xexpand_t E, const fmpq *coef, int g,
@@ -348,7 +291,7 @@ int pr_xexpand_output(fmpq *O, const pr_xexpand_t E, const fmpq *coef, int g, co
     int n = E->n, d = E->d, m = d + 1;
     if (pr_vec_check_finite(V, (size_t)n * d))
         return PR_ENONFINITE;
-    /* X = [V | 1]: one walk gives both Ã V and Ã 1 */
+    /* X = [V | 1]: one pass over the terms gives both Ã V and Ã 1 */
     fmpq *X = qvec_init((size_t)n * m), *Y = qvec_init((size_t)n * m);
     for (int i = 0; i < n; i++) {
         qvec_set_d(X + (size_t)i * m, V + (size_t)i * d, d);
@@ -369,70 +312,48 @@ int pr_xexpand_output(fmpq *O, const pr_xexpand_t E, const fmpq *coef, int g, co
     return st;
 }
 
-/* The double mirror of the walk: same order of terms, direct Toeplitz sums. */
-typedef struct {
-    const double *Q, *K, *X;
-    const pr_posw_struct *W;
-    const double *coef;
-    int n, d, g, m;
-    double sigma;
-    int *e;
-    double **u, **v, **t, *Y, *vx;
-} dwalk_t;
-
-static void dleaf(dwalk_t *D, int k)
+/* u = Π_k X[:, col_k]^{e_k} in double */
+static void dmarg(double *u, const double *X, int n, int d, const int *col, const unsigned char *e, int s)
 {
-    int n = D->n, m = D->m, deg = 0;
-    double mult = 1.0;
-    for (int i = 0; i < D->W->s; i++)
-        deg += D->e[i];
-    if (D->coef[deg] == 0.0)
-        return;
-    /* multinomial |e|!/Π e_i! as a product of binomial steps */
-    int acc = 0;
-    for (int i = 0; i < D->W->s; i++)
-        for (int r = 1; r <= D->e[i]; r++)
-            mult = mult * (++acc) / r;
-    double alpha = D->coef[deg] * mult * pow(D->sigma, deg);
-    const double *u = D->u[k], *v = D->v[k], *t = D->t[k];
-    for (int c = 0; c < m; c++) {
-        for (int j = 0; j < n; j++)
-            D->vx[j] = v[j] * D->X[(size_t)j * m + c];
-        for (int i = 0; i < n; i++) {
-            double y = 0.0;
-            for (int j = 0; j < n; j++)
-                y += t[i - j + n - 1] * D->vx[j];
-            D->Y[(size_t)i * m + c] += alpha * u[i] * y;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        u[i] = 1.0;
+    for (int k = 0; k < s; k++)
+        for (int r = 0; r < e[k]; r++)
+            for (int i = 0; i < n; i++)
+                u[i] *= X[(size_t)i * d + col[k]];
 }
 
-static void dwalk(dwalk_t *D, int k, int rem)
+/* The double twin of pr_xexpand_apply: the same terms in the same order, direct Toeplitz sums. */
+static void dterms(double *Y, const pr_expand_t T, const double *alpha, const double *Q, const double *K,
+                   const pr_posw_struct *W, int n, int d, int causal, const double *X, int m, double *buf)
 {
-    const pr_posw_struct *W = D->W;
-    if (k == W->s) {
-        dleaf(D, k);
-        return;
-    }
-    int n = D->n, d = D->d;
     size_t L = 2 * (size_t)n - 1;
-    memcpy(D->u[k + 1], D->u[k], sizeof(double) * n);
-    memcpy(D->v[k + 1], D->v[k], sizeof(double) * n);
-    memcpy(D->t[k + 1], D->t[k], sizeof(double) * L);
-    for (int ek = 0; ek <= rem; ek++) {
-        D->e[k] = ek;
-        if (ek > 0) {
+    int s = W->s;
+    double *u = buf, *v = u + n, *vx = v + n, *t = vx + n;
+    memset(Y, 0, sizeof(double) * (size_t)n * m);
+    for (long term = 0; term < T->nterms; term++) {
+        const unsigned char *e = T->e + (size_t)term * s;
+        if (alpha[term] == 0.0)
+            continue;
+        dmarg(u, Q, n, d, W->a, e, s);
+        dmarg(v, K, n, d, W->b, e, s);
+        for (size_t l = 0; l < L; l++)
+            t[l] = causal && (long)l < n - 1 ? 0.0 : 1.0;
+        for (int k = 0; k < s; k++)
+            for (int r = 0; r < e[k]; r++)
+                for (size_t l = 0; l < L; l++)
+                    t[l] *= pr_posw_seq(W, k)[l];
+        for (int c = 0; c < m; c++) {
+            for (int j = 0; j < n; j++)
+                vx[j] = v[j] * X[(size_t)j * m + c];
             for (int i = 0; i < n; i++) {
-                D->u[k + 1][i] *= D->Q[(size_t)i * d + W->a[k]];
-                D->v[k + 1][i] *= D->K[(size_t)i * d + W->b[k]];
+                double y = 0.0;
+                for (int j = 0; j < n; j++)
+                    y += t[i - j + n - 1] * vx[j];
+                Y[(size_t)i * m + c] += alpha[term] * u[i] * y;
             }
-            const double *wk = pr_posw_seq(W, k);
-            for (size_t l = 0; l < L; l++)
-                D->t[k + 1][l] *= wk[l];
         }
-        dwalk(D, k + 1, rem - ek);
     }
-    D->e[k] = 0;
 }
 
 int pr_xexpand_apply_d(double *Y, const double *Q, const double *K, const pr_posw_struct *W,
@@ -446,44 +367,19 @@ int pr_xexpand_apply_d(double *Y, const double *Q, const double *K, const pr_pos
         return PR_EINVAL;
     if (pr_vec_check_finite(coef, (size_t)g + 1) || pr_vec_check_finite(X, (size_t)n * m))
         return PR_ENONFINITE;
-    if (!terms_ok(W->s, g))
-        return PR_EBUDGET;
-    int s = W->s;
-    size_t L = 2 * (size_t)n - 1;
-    dwalk_t D = {Q, K, X, W, coef, n, d, g, m, opts->sigma, 0, 0, 0, 0, Y, 0};
-    D.e = calloc((size_t)s + 1, sizeof(int));
-    D.u = calloc((size_t)s + 1, sizeof(double *));
-    D.v = calloc((size_t)s + 1, sizeof(double *));
-    D.t = calloc((size_t)s + 1, sizeof(double *));
-    D.vx = malloc(sizeof(double) * n);
-    int ok = D.e && D.u && D.v && D.t && D.vx;
-    for (int k = 0; ok && k <= s; k++) {
-        D.u[k] = malloc(sizeof(double) * n);
-        D.v[k] = malloc(sizeof(double) * n);
-        D.t[k] = malloc(sizeof(double) * L);
-        ok = D.u[k] && D.v[k] && D.t[k];
+    pr_expand_t T;
+    if ((st = terms_init(T, W->a, W->b, W->s, g)))
+        return st;
+    double *alpha = malloc(sizeof(double) * T->nterms), *buf = malloc(sizeof(double) * (5 * (size_t)n));
+    if (alpha && buf) {
+        pr_expand_coefs(alpha, T, PR_EXPAND_ALPHA, coef, opts->sigma);
+        dterms(Y, T, alpha, Q, K, W, n, d, opts->causal, X, m, buf);
     }
-    if (ok) {
-        memset(Y, 0, sizeof(double) * (size_t)n * m);
-        for (int i = 0; i < n; i++)
-            D.u[0][i] = D.v[0][i] = 1.0;
-        for (size_t l = 0; l < L; l++)
-            D.t[0][l] = opts->causal && (long)l < n - 1 ? 0.0 : 1.0;
-        dwalk(&D, 0, g);
-    }
-    for (int k = 0; D.u && k <= s; k++) {
-        free(D.u[k]);
-        if (D.v)
-            free(D.v[k]);
-        if (D.t)
-            free(D.t[k]);
-    }
-    free(D.e);
-    free(D.u);
-    free(D.v);
-    free(D.t);
-    free(D.vx);
-    return ok ? PR_OK : PR_ENOMEM;
+    st = alpha && buf ? PR_OK : PR_ENOMEM;
+    free(alpha);
+    free(buf);
+    pr_expand_clear(T);
+    return st;
 }
 
 int pr_xexpand_output_d(double *O, const double *Q, const double *K, const double *V,

@@ -6,9 +6,10 @@
  *   α_e = c_{|e|} · multinomial(e) · σ^{|e|},  u_e(i) = Π Q_{i a}^{e_ab},
  *   v_e(j) = Π K_{j b}^{e_ab},  t_e(ℓ) = Π w_ab(ℓ)^{e_ab}  (times the causal mask).
  *
- * Inputs are doubles, taken as the exact dyadic rationals they are; Toeplitz products are
- * FLINT fmpq_poly multiplications. A bias β other than the causal mask is not rational and
- * is refused (PR_EINVAL). With g = 1 and P(x) = x the expansion is M itself (claim C1). */
+ * The terms are core/pr_expand's, in its order (the fast paths' enumeration); only the
+ * arithmetic here is rational. Inputs are doubles, taken as the exact dyadic rationals they
+ * are; Toeplitz products are FLINT fmpz_poly multiplications. A bias β other than the causal
+ * mask is not rational and is refused (PR_EINVAL). With g = 1 and P(x) = x the expansion is M itself (claim C1). */
 #ifndef PR_XEXPAND_H
 #define PR_XEXPAND_H
 
@@ -52,7 +53,7 @@ int pr_xexpand_direct(fmpq *Y, const pr_xexpand_t E, const fmpq *coef, int g,
 /* Õ = diag(Ã1)^{-1} Ã V exactly through the expansion (n×d); PR_EDOMAIN if a row sum is 0. */
 int pr_xexpand_output(fmpq *O, const pr_xexpand_t E, const fmpq *coef, int g, const double *V);
 
-/* Y = Σ_e α_e diag(u_e) T_e diag(v_e) X in double: the same walk, each term's Toeplitz product
+/* Y = Σ_e α_e diag(u_e) T_e diag(v_e) X in double: the same terms, each term's Toeplitz product
  * summed directly, terms added in the same order (C2 float side). */
 int pr_xexpand_apply_d(double *Y, const double *Q, const double *K, const pr_posw_struct *W,
                        int n, int d, const pr_attn_opts_t *opts, const double *coef, int g,
@@ -64,8 +65,8 @@ int pr_xexpand_output_d(double *O, const double *Q, const double *K, const doubl
                         const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts,
                         const double *coef, int g);
 
-/* by_degree[k] = number of multisets of size k of an s-set, k = 0..g, counted by walking
- * the same enumeration the expansion uses (claim C3); *total = their sum. */
+/* by_degree[k] = number of multisets of size k of an s-set, k = 0..g, counted over the
+ * enumeration the expansion uses (pr_expand; claim C3); *total = their sum. */
 int pr_xexpand_count(fmpz_t total, fmpz *by_degree, int s, int g);
 
 #ifdef __cplusplus

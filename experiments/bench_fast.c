@@ -111,7 +111,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
     po.poly = p->c;
     po.poly_degree = p->degree;
     r->degree = p->degree;
-    r->terms = pr_fast_binom(lowrank ? d : I.W->s, p->degree);
+    r->terms = pr_expand_binom(lowrank ? d : I.W->s, p->degree);
     pr_fast_plan_t F;
     memset(F, 0, sizeof(F));
     if (lowrank) {

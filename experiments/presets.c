@@ -725,7 +725,7 @@ static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
             continue;
         }
         rows++;
-        wrong += f != pr_fast_binom(d, gl) || T != pr_fast_binom(2 * d, gf);
+        wrong += f != pr_expand_binom(d, gl) || T != pr_expand_binom(2 * d, gf);
         lo = fmin(lo, T / f), hi = fmax(hi, T / f);
     }
     res[0].claim = "C12";

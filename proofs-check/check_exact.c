@@ -196,35 +196,33 @@ static double count_mismatch(fmpz_t total, int s, int g)
     return bad;
 }
 
-/* The fast path's own enumerations (pr_fast) against the formulas: the term list of a support
+/* The fast paths' one enumeration (pr_expand) against the formulas: the term list of a support
  * of s entries (count and degree histogram) and the marginal enumeration of s values (the
  * low-rank features when s = d). */
 static double fast_mismatch(int s, int g)
 {
     int *ab = malloc(sizeof(int) * (s ? s : 1));
-    double *c = malloc(sizeof(double) * (g + 1)), bad = 0.0;
+    double bad = 0.0;
     for (int k = 0; k < s; k++)
         ab[k] = k;
-    for (int k = 0; k <= g; k++)
-        c[k] = 1.0;
-    pr_fast_terms_t T;
-    pr_fast_marg_t M;
-    if (pr_fast_terms_init(T, ab, ab, s, c, g, 1.0, PR_XEXPAND_MAX_TERMS) ||
-        pr_fast_marg_init(M, s, g, PR_XEXPAND_MAX_TERMS)) {
+    pr_expand_t T;
+    pr_expand_marg_t M;
+    int st = pr_expand_init(T, ab, ab, s, g, 0, PR_XEXPAND_MAX_TERMS);
+    int sm = pr_expand_marg_init(M, s, g, 0, PR_XEXPAND_MAX_TERMS);
+    if (st || sm) {
         bad = INFINITY;
     } else {
-        bad += fabs((double)T->nterms - pr_fast_binom(s, g)) + fabs((double)M->count - pr_fast_binom(s, g));
+        bad += fabs((double)T->nterms - pr_expand_binom(s, g)) + fabs((double)M->count - pr_expand_binom(s, g));
         for (int k = 0; k <= g; k++) {
             long cnt = 0;
             for (long e = 0; e < T->nterms; e++)
                 cnt += T->deg[e] == k;
-            bad += fabs((double)cnt - (k ? pr_fast_binom(s - 1, k) : 1.0));
+            bad += fabs((double)cnt - (k ? pr_expand_binom(s - 1, k) : 1.0));
         }
-        pr_fast_terms_clear(T);
-        pr_fast_marg_clear(M);
     }
+    pr_expand_clear(T);
+    pr_expand_marg_clear(M);
     free(ab);
-    free(c);
     return bad;
 }
 

@@ -70,7 +70,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
         double *c = malloc(sizeof(double) * (g + 1));
         pr_taylor_d(c, g);
         pr_taylor_eps_A(epsA, c, g, Ra, PREC);
-        if (pr_fast_binom(I.W->s, g + 1) > MAX_BACKWARD_TERMS) {
+        if (pr_expand_binom(I.W->s, g + 1) > MAX_BACKWARD_TERMS) {
             skipped++;
             goto next;
         }
@@ -112,7 +112,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
             } else {
                 st = pr_backward_lowrank(gfp[0], gfp[1], gfp[2], kappa, I.Q, I.K, I.V, I.W, O, lse, dO,
                                          n, d, &po);
-                terms = (long)pr_fast_binom(d, g + 1);
+                terms = (long)pr_expand_binom(d, g + 1);
                 mpert = 64.0 * 2 * d * (n + 4) * (DBL_EPSILON / 2) * (g + 1) * fmax(R, 1.0);
             }
             if (st)
@@ -309,7 +309,7 @@ int pr_check_c10(pr_check_result_t *res, const pr_check_opts_t *opts)
             pr_certexp_degree_clear(D);
             if (st)
                 return st;
-            double r = g / ln, rt = log(pr_fast_binom(s, g)) / ln;
+            double r = g / ln, rt = log(pr_expand_binom(s, g)) / ln;
             /* each observation's own verdict: the table's verdict is never set over them */
             int wrong;
             if (!big) {

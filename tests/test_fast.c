@@ -61,72 +61,6 @@ static int make_w(pr_posw_t W, int kind, int n, int d, pr_rng_t rng)
     }
 }
 
-static void test_terms(pr_rng_t rng)
-{
-    for (int trial = 0; trial < 30; trial++) {
-        int s = 1 + (int)pr_rng_below(rng, 8), g = (int)pr_rng_below(rng, 7), d = 1 + (int)pr_rng_below(rng, 4);
-        int a[8], b[8];
-        for (int k = 0; k < s; k++) {   /* distinct pairs not needed by the algebra: allow repeats */
-            a[k] = (int)pr_rng_below(rng, d);
-            b[k] = (int)pr_rng_below(rng, d);
-        }
-        double c[8], sigma = pr_rng_range(rng, 0.1, 1.0);
-        for (int k = 0; k <= g; k++)
-            c[k] = pr_rng_range(rng, -1.0, 1.0);
-        pr_fast_terms_t T;
-        PR_CHECK_OK(pr_fast_terms_init(T, a, b, s, c, g, sigma, 1000000));
-        PR_CHECK(T->nterms == (long)pr_fast_binom(s, g), "C3: s=%d g=%d nterms=%ld", s, g, T->nterms);
-        long bydeg[8] = {0};
-        double x[8], lhs[8] = {0}, sx = 0.0;
-        for (int k = 0; k < s; k++)
-            sx += (x[k] = pr_rng_range(rng, -1.0, 1.0));
-        for (long t = 0; t < T->nterms; t++) {
-            const unsigned char *e = T->e + (size_t)t * s;
-            int deg = 0;
-            double mono = 1.0;
-            unsigned char am[8] = {0}, bm[8] = {0};
-            for (int k = 0; k < s; k++) {
-                deg += e[k];
-                mono *= pow(x[k], e[k]);
-                am[T->arow[k]] += e[k];
-                bm[T->bcol[k]] += e[k];
-            }
-            PR_CHECK(deg == T->deg[t] && deg <= g, "term %ld deg %d/%d", t, deg, T->deg[t]);
-            bydeg[deg]++;
-            lhs[deg] += T->alpha[t] * mono;
-            /* grouped by a-marginal, and the b-marginal index right */
-            long m = 0;
-            while (T->gstart[m + 1] <= t)
-                m++;
-            PR_CHECK(!memcmp(am, T->am->cnt + (size_t)m * T->da, T->da), "term %ld a-marginal", t);
-            PR_CHECK(!memcmp(bm, T->bm->cnt + (size_t)T->bmi[t] * T->db, T->db), "term %ld b-marginal", t);
-            for (long u = 0; u < t && trial < 5; u++)
-                PR_CHECK(memcmp(e, T->e + (size_t)u * s, s), "terms %ld and %ld equal", t, u);
-        }
-        for (int k = 0; k <= g; k++) {
-            PR_CHECK(bydeg[k] == (long)pr_fast_binom(s - 1, k), "C3: degree-%d part %ld != C(s+k-1,k) s=%d",
-                     k, bydeg[k], s);
-            /* multinomial theorem: Σ_{|e|=k} α_e x^e = c_k σ^k (Σ x)^k */
-            double rhs = c[k] * pow(sigma * sx, k);
-            PR_CHECK(fabs(lhs[k] - rhs) <= 1e-12 * (1 + pow(8.0, k)), "alpha: k=%d %g vs %g s=%d", k, lhs[k], rhs, s);
-        }
-        /* marginals: each from its parent plus one copy of its last value, and found again */
-        for (long m = 1; m < T->bm->count; m++) {
-            unsigned char cnt[8];
-            memcpy(cnt, T->bm->cnt + (size_t)T->bm->parent[m] * T->db, T->db);
-            cnt[T->bm->last[m]]++;
-            PR_CHECK(!memcmp(cnt, T->bm->cnt + (size_t)m * T->db, T->db), "marginal %ld parent", m);
-            PR_CHECK(pr_fast_marg_find(T->bm, cnt) == m, "marginal %ld find", m);
-        }
-        pr_fast_terms_clear(T);
-    }
-    /* C12: low-rank features C(d+g, g) against Toeplitz terms C(2d+g, g) */
-    pr_fast_marg_t M;
-    PR_CHECK_OK(pr_fast_marg_init(M, 4, 6, 100000));
-    PR_CHECK(M->count == 210 && pr_fast_binom(8, 6) == 3003, "C12 counts %ld", M->count);
-    pr_fast_marg_clear(M);
-}
-
 /* The FFT path's polynomial of degree >= g for this instance, raised until its relative error is
  * below 1/2 (so P > 0 and the row sums are positive), with info's floor for it; po gets P. */
 static int fit_positive(pr_expoly_t p, pr_control_info_t *info, pr_attn_opts_t *po, const double *Q,
@@ -195,7 +129,7 @@ static void test_c2(pr_rng_t rng)
         PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count + F->terms->bm->count),
                  "transforms %ld: one forward per b-marginal and column, one inverse per a-marginal and column",
                  F->transforms);
-        /* streamed spectra: the same walk, the same sums, the same bits (a measured plan is
+        /* streamed spectra: the same terms, the same sums, the same bits (a measured plan is
          * the same algorithm again: FFTW keeps it as wisdom in the process) */
         pr_fast_plan_t Fs;
         size_t need = pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, 1);
@@ -204,6 +138,15 @@ static void test_c2(pr_rng_t rng)
                  "plan with budget %zu not streamed", need);
         PR_CHECK_OK(pr_fast_execute(O2, Fs, Q, K, V));
         PR_CHECK(pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0, "kept != streamed n=%d d=%d g=%d", n, d, g);
+        /* the estimate is the allocating code's dry run: equal to what the plans counted as they
+         * allocated, and at least their spectra (kept: nterms, x̂: b-marginals × (d+1)) */
+        size_t sl8 = 8 * pr_toeplitz_spec_len(F->tp);
+        PR_CHECK(F->bytes == pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, F->streamed)
+                 && Fs->bytes == pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, Fs->streamed)
+                 && F->bytes >= sl8 * (F->streamed ? 0 : F->terms->nterms) + sl8 * F->terms->bm->count * (d + 1),
+                 "%s n=%d d=%d g=%d: plan bytes %zu / %zu, dry run %zu / %zu", kind_names[kind], n, d, g, F->bytes,
+                 Fs->bytes, pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, F->streamed),
+                 pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, Fs->streamed));
         pr_fast_destroy(Fs);
         pr_fast_destroy(F);
         pr_expoly_clear(p);
@@ -276,6 +219,11 @@ static void test_agree(pr_rng_t rng)
         double err = pr_vec_max_abs_diff(O1, O2, (size_t)n * d);
         PR_CHECK(err <= tol, "lowrank vs fft %s n=%d d=%d g=%d causal=%d: %g > %g", kind_names[kind], n, d,
                  g, causal, err, tol);
+        /* the low-rank budget is its dry run: exactly that many bytes run, one fewer is refused */
+        double lb = pr_lowrank_bytes(n, d, po.poly_degree);
+        PR_CHECK(lb == floor(lb) && pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)lb, 1000000) == PR_OK
+                 && pr_lowrank_execute(O2, Q, K, V, W, n, d, &po, (size_t)lb - 1, 1000000) == PR_EBUDGET,
+                 "lowrank budget at its estimate %g n=%d d=%d g=%d", lb, n, d, po.poly_degree);
         pr_fast_destroy(F);
         pr_expoly_clear(p);
         pr_posw_clear(W);
@@ -406,7 +354,6 @@ int main(void)
 {
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_fast", 20261123));
-    test_terms(rng);
     test_c2(rng);
     test_eps(rng);
     test_agree(rng);
