@@ -155,7 +155,7 @@ void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *r
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, eta = 0x1p-1021;
-    double gk = pr_certify_gamma(TJ + (jn + TJ - 1) / TJ + 1, u);
+    double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
     double Sl = pr_certify_down(S * (1.0 - gk));
     /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
     /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */

@@ -144,4 +144,11 @@ void pr_certify_pass_clear(pass_t *ps);
 void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
                          int jn);
 
+/* one kv group's gradients in double (pr_certify_gradd.c, L8-L12): g query heads at Q, dO (n×d each);
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped);
+ * *open: some verdict is unknown (the Arb fallback may decide it) */
+int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
+                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
+                          int g, const cert_prob_t *p);
+
 #endif

@@ -398,8 +398,16 @@ static void test_backward(pr_rng_t rng)
     PR_CHECK(lo <= hh && hl <= hi && hi <= lo * (1 + 1e-6) && r[1].upper > 10 * r[0].upper,
              "gradients [%.17g, %.17g] (dQ %.3g, dK %.3g, dV %.3g) vs pr_hiprec [%.17g, %.17g]", lo, hi, r[0].upper,
              r[1].upper, r[2].upper, hl, hh);
-    PR_CHECK(pr_certify_backward(r, dQ, dK, dV, Q, K, V, dO, PR_CERTIFY_GRAD_MAX_N + 1, c.d, &pb, &op) == PR_EBUDGET,
-             "n past PR_CERTIFY_GRAD_MAX_N");
+    /* the double pass alone (docs/certify.md L8-L12) meets pr_hiprec too */
+    op.max_fallback_s = 0.0;
+    PR_CHECK_OK(pr_certify_backward(r, dQ, dK, dV, Q, K, V, dO, c.n, c.d, &pb, &op));
+    lo = fmax(r[0].lower, fmax(r[1].lower, r[2].lower));
+    hi = fmax(r[0].upper, fmax(r[1].upper, r[2].upper));
+    /* its width is its bound's: hi - lo <= 2 E (1 + u) + 2u |cand - Ĝ| */
+    double bm = fmax(r[0].bound_max, fmax(r[1].bound_max, r[2].bound_max));
+    PR_CHECK(lo <= hh && hl <= hi && hi - lo <= 2 * bm * (1 + 1e-9) + 1e-15 * hi && r[1].rows_fallback == 0,
+             "double pass: gradients [%.17g, %.17g] (bound %.3g, fallback rows %ld) vs pr_hiprec [%.17g, %.17g]", lo,
+             hi, bm, r[1].rows_fallback, hl, hh);
     arb_clear(e1);
     arb_clear(e2);
     pr_posw_clear(W);
