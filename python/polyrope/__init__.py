@@ -312,7 +312,7 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
 
     o has q's shape and dtype-of-choice; q, k, v and the options as attention() (pos 'rope',
     'rope-neox' or 'identity'; a numeric scale is that exact double). With do (upstream gradient,
-    q's shape), dq (q's shape), dk and dv (k's shape) are certified too (n <= 512: an Arb reference).
+    q's shape), dq (q's shape), dk and dv (k's shape) are certified too (any n; docs/certify.md).
     The verdict of each element is |cand - true| <= atol + rtol |true|. Returns a Certificate;
     raises ValueError or TypeError for bad input, PolyropeError when the library refuses.
     """
