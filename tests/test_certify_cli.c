@@ -259,6 +259,9 @@ int main(void)
     rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
     double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");
     double fb = pr_test_cli_json("fallback_fraction");
+    double gratio = pr_test_cli_json("grad_ratio"), gtight = pr_test_cli_json("grad_hi_over_lo");
+    PR_CHECK(rc == 0 && gratio > 0 && gtight >= 1.0 && gtight < 2.0, "bench certify: gradients' ratio %g, hi/lo %g",
+             gratio, gtight);
     PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
              strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);
