@@ -115,7 +115,8 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
         const double *o = dOb + (size_t)r * d;
         if (rx[r].fail) {
-            hd->qopen[i] = 1;
+            hd->qopen[i] = 1; /* row i is this block's alone */
+#pragma omp atomic write
             hd->fail = 1;
             memset(Pr, 0, sizeof(double) * w);
             memset(Gr, 0, sizeof(double) * w);
@@ -131,7 +132,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
             a1 += fabs(o[c]) * oE[d + c];
             a2 += fabs(o[c] * oE[c]);
         }
-        double eD = pr_certify_up((a1 + gd * a2) * (1.0 + gd2) + d * ETA);
+        double eD = pr_certify_up((a1 + gd * a2) * (1.0 + gd2) + (2 * d + 2) * ETA); /* with dP̂'s underflow */
         /* L8: |P̂ - P| <= κ P̂ + τ */
         double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
         double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
@@ -351,6 +352,11 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
             weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
             st = run_head(&hd, nt);
+        } else if (st == PR_EDOMAIN) { /* scores past 2^500: nothing bounded here, all open */
+            st = PR_OK;
+            hd.fail = 1;
+            memset(hd.qopen, 1, n);
+            memset(hd.dQ, 0, sizeof(double) * nd);
         }
         pr_certify_pass_clear(&hd.ps);
         fail |= hd.fail;

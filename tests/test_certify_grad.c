@@ -184,6 +184,15 @@ static void test_fallback(pr_rng_t rng)
     PR_CHECK(r[0].verdict == 0 && r[1].verdict == 0 && r[2].verdict == 0 && r[1].rows_fallback == c.n &&
              lo <= hh && hl <= hi, "fallback: verdicts %d %d %d, rows %ld, [%.17g, %.17g] vs pr_hiprec [%.17g, %.17g]",
              r[0].verdict, r[1].verdict, r[2].verdict, r[1].rows_fallback, lo, hi, hl, hh);
+    /* scores past 2^500 (the double pass refuses them): every verdict open, not an error */
+    for (int e = 0; e < c.d; e++) {
+        Q[3 * c.d + e] = ldexp(Q[3 * c.d + e], 300);
+        K[2 * c.d + e] = ldexp(K[2 * c.d + e], 300);
+    }
+    op.max_fallback_s = 0.0;
+    int st = pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op);
+    PR_CHECK(st == PR_OK && r[0].verdict == PR_CERT_UNKNOWN && r[1].upper == INFINITY,
+             "scores past 2^500: status %d, verdicts %d %d", st, r[0].verdict, r[1].verdict);
     free(Q);
 }
 
