@@ -205,6 +205,27 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
     }
 }
 
+/* acc = Ê·V (mi×d) and sum = Ê·1 from the weights E (mi×w) in partial sums of TJ terms (L5) */
+void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
+{
+    memset(acc, 0, sizeof(double) * mi * d);
+    memset(sum, 0, sizeof(double) * mi);
+    for (int j0 = 0; j0 < w; j0 += TJ) {
+        int mj = w - j0 < TJ ? w - j0 : TJ;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, E + j0, w, V + (size_t)j0 * d, d,
+                    0.0, tmp, d);
+        for (int r = 0; r < mi; r++) {
+            const double *e = E + (size_t)r * w + j0;
+            double sp = 0.0;
+            for (int j = 0; j < mj; j++)
+                sp += e[j];
+            sum[r] += sp;
+        }
+        for (int t = 0; t < mi * d; t++)
+            acc[t] += tmp[t];
+    }
+}
+
 /* rows i0..i0+mi: scores, exponentials, N = Ê·V and S = Σ ê in partial sums of TJ terms (L5) */
 static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, double *acc, double *sum, rowx_t *rx)
 {
@@ -214,22 +235,7 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
                 0.0, S, w);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    memset(acc, 0, sizeof(double) * mi * d);
-    memset(sum, 0, sizeof(double) * mi);
-    for (int j0 = 0; j0 < w; j0 += TJ) {
-        int mj = w - j0 < TJ ? w - j0 : TJ;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S + j0, w, ps->V + (size_t)j0 * d, d,
-                    0.0, tmp, d);
-        for (int r = 0; r < mi; r++) {
-            const double *e = S + (size_t)r * w + j0;
-            double sp = 0.0;
-            for (int j = 0; j < mj; j++)
-                sp += e[j];
-            sum[r] += sp;
-        }
-        for (int t = 0; t < mi * d; t++)
-            acc[t] += tmp[t];
-    }
+    pr_certify_pv(acc, sum, tmp, S, ps->V, mi, w, d);
     for (int r = 0; r < mi; r++)
         row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n, tmp);
 }

@@ -94,21 +94,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
         pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
     /* Ŝ and N̂ = Ê·V in partial sums of TJ terms, as the forward (L5) */
     double *acc = buf, *tmp = buf + (size_t)GB * d, *sum = buf + 2 * (size_t)GB * d, *oE = sum + GB;
-    memset(acc, 0, sizeof(double) * mi * d);
-    memset(sum, 0, sizeof(double) * mi);
-    for (int j0 = 0; j0 < w; j0 += TJ) {
-        int mj = w - j0 < TJ ? w - j0 : TJ;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, Pm + j0, w, ps->V + (size_t)j0 * d, d,
-                    0.0, tmp, d);
-        for (int r = 0; r < mi; r++) {
-            double sp = 0.0;
-            for (int j = 0; j < mj; j++)
-                sp += Pm[(size_t)r * w + j0 + j];
-            sum[r] += sp;
-        }
-        for (int t = 0; t < mi * d; t++)
-            acc[t] += tmp[t];
-    }
+    pr_certify_pv(acc, sum, tmp, Pm, ps->V, mi, w, d);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;

@@ -141,6 +141,7 @@ void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn,
 int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
                           const double *K, const double *V);
 void pr_certify_pass_clear(pass_t *ps);
+void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d);
 void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
                          int jn);
 
