@@ -173,7 +173,6 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
 {
     const cert_prob_t *p = ps->p;
     int d = p->d;
-    double u = p->u;
     double *lo = ps->lo + (size_t)i * d, *hi = ps->hi + (size_t)i * d;
     unsigned char *st = ps->state + (size_t)i * d;
     if (rx->fail) {
@@ -186,22 +185,36 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
         return;
     }
     pr_certify_row_oerr(oE, oE + d, ps, rx, acc, S, jn);
-    for (int c = 0; c < d; c++) {
-        double o = oE[c], E = oE[d + c];
-        double cand = ps->Oc[(size_t)i * d + c];
-        if (!isfinite(cand)) {
-            lo[c] = hi[c] = INFINITY;
-            st[c] = CERT_BAD;
+    pr_certify_judge_d(lo, hi, st, ps->Oc + (size_t)i * d, oE, oE + d, d, p);
+    for (int c = 0; c < d; c++)
+        if (oE[d + c] > ps->bound_max)
+            ps->bound_max = oE[d + c];
+}
+
+/* the verdict of each element from a double value v and its bound E (L5's rule) */
+void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
+                        const double *E, long len, const cert_prob_t *p)
+{
+    double u = p->u;
+    for (long k = 0; k < len; k++) {
+        double e = E[k] <= 1e300 ? E[k] : INFINITY;
+        if (!isfinite(cand[k])) {
+            lo[k] = hi[k] = INFINITY;
+            state[k] = CERT_BAD;
             continue;
         }
-        double diff = fabs(cand - o);
-        hi[c] = pr_certify_up(diff * (1.0 + u) + E);
-        lo[c] = pr_certify_down(diff * (1.0 - u) - E);
-        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(o) * (1.0 - u) - E));
-        double thi = pr_certify_up(p->atol + p->rtol * (fabs(o) * (1.0 + u) + E));
-        st[c] = hi[c] <= tlo ? CERT_OK : lo[c] > thi ? CERT_BAD : CERT_OPEN;
-        if (E > ps->bound_max)
-            ps->bound_max = E;
+        if (!isfinite(e) || !isfinite(v[k])) {
+            lo[k] = 0.0;
+            hi[k] = INFINITY;
+            state[k] = CERT_OPEN;
+            continue;
+        }
+        double diff = fabs(cand[k] - v[k]);
+        hi[k] = pr_certify_up(diff * (1.0 + u) + e);
+        lo[k] = pr_certify_down(diff * (1.0 - u) - e);
+        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(v[k]) * (1.0 - u) - e));
+        double thi = pr_certify_up(p->atol + p->rtol * (fabs(v[k]) * (1.0 + u) + e));
+        state[k] = hi[k] <= tlo ? CERT_OK : lo[k] > thi ? CERT_BAD : CERT_OPEN;
     }
 }
 

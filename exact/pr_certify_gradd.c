@@ -218,39 +218,12 @@ static int run_head(ghead_t *hd, int nt)
     return shared;
 }
 
-/* the verdict of each element from a double value v and its bound E (L5's rule) */
-static void judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
-                        const double *E, long len, const cert_prob_t *p)
-{
-    double u = p->u;
-    for (long k = 0; k < len; k++) {
-        double e = E[k] <= 1e300 ? E[k] : INFINITY;
-        if (!isfinite(cand[k])) {
-            lo[k] = hi[k] = INFINITY;
-            state[k] = CERT_BAD;
-            continue;
-        }
-        if (!isfinite(e) || !isfinite(v[k])) {
-            lo[k] = 0.0;
-            hi[k] = INFINITY;
-            state[k] = CERT_OPEN;
-            continue;
-        }
-        double diff = fabs(cand[k] - v[k]);
-        hi[k] = pr_certify_up(diff * (1.0 + u) + e);
-        lo[k] = pr_certify_down(diff * (1.0 - u) - e);
-        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(v[k]) * (1.0 - u) - e));
-        double thi = pr_certify_up(p->atol + p->rtol * (fabs(v[k]) * (1.0 + u) + e));
-        state[k] = hi[k] <= tlo ? CERT_OK : lo[k] > thi ? CERT_BAD : CERT_OPEN;
-    }
-}
-
 /* a result from values and bounds (open rows of dQ: E = ∞) */
 static void result_of(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
                       const double *v, const double *E, const cert_prob_t *p)
 {
     size_t nd = (size_t)p->n * p->d;
-    judge_d(lo, hi, st, cand, v, E, (long)nd, p);
+    pr_certify_judge_d(lo, hi, st, cand, v, E, (long)nd, p);
     pr_certify_summarise(res, lo, hi, st, cand, (long)nd, p->d, p->dtype);
     res->rows = p->n;
     res->rows_fallback = 0;
