@@ -120,8 +120,10 @@ int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
         return st;
     size_t head = (size_t)n * (size_t)d, total = (size_t)b * (size_t)h * head;
     pr_posw_t W;
-    if ((st = make_w(W, w, (int)n, (int)d, pos, rope_base)))
+    if ((st = make_w(W, w, (int)n, (int)d, pos, rope_base))) {
+        memset(O, 0, total * sizeof(double));
         return fail(msg, msg_len, st, "position W: %s", pr_strerror(st));
+    }
     pr_attn_opts_t opts;
     pr_attn_opts_default(&opts, (int)d);
     opts.sigma = sigma;
@@ -129,11 +131,9 @@ int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
     double *beta = 0;
     if (alibi > 0.0) {
         beta = malloc(sizeof(double) * (2 * (size_t)n - 1));
-        if (!beta) {
-            pr_posw_clear(W);
-            return fail(msg, msg_len, PR_ENOMEM, "%s", pr_strerror(PR_ENOMEM));
-        }
-        st = pr_bias_alibi(beta, (int)n, alibi);
+        st = beta ? pr_bias_alibi(beta, (int)n, alibi) : PR_ENOMEM;
+        if (st)
+            st = fail(msg, msg_len, st, "alibi: %s", pr_strerror(st));
         opts.beta = beta;
     }
     long group = h / h_kv;

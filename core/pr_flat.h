@@ -27,7 +27,8 @@ typedef enum {
  *   algo a pr_flat_algo_t, eps > 0 the fast paths' target on max|Õ - O| (ignored by exact).
  * bound: NULL or b·h doubles, the fast path's a-priori bound per head (NAN for exact; a double
  * estimate, docs/verdicts.md). msg: NULL or msg_len bytes for a one-line reason when the status
- * is not PR_OK (argument errors say which argument); O is then all zeros, never a partial result. */
+ * is not PR_OK (argument errors say which argument). No partial result: O is left untouched when
+ * the arguments are refused, and set to all zeros when the work itself fails. */
 int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
                       const double *Q, const double *K, const double *V, const double *w,
                       long b, long h, long h_kv, long n, long d,

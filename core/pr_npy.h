@@ -55,8 +55,8 @@ const char *pr_npy_dtype_name(pr_npy_dtype_t dtype);
  * x = 0, NAN for a non-finite x. Exact (a power of two); for errors in units in the last place. */
 double pr_npy_ulp(pr_npy_dtype_t dtype, double x);
 
-/* The float64-only readers of earlier callers: pr_npy_load without flags (float64, float32 and
- * float16 widened), the shape as ndim and shape[]. */
+/* The readers of earlier callers, without the dtype: pr_npy_load without flags (float64, float32
+ * and float16 widened; 16-bit integers refused), the shape as ndim and shape[]. */
 int pr_npy_read(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const char *path);
 int pr_npy_read_mem(double **data, int *ndim, long shape[PR_NPY_MAXDIM], const void *buf, size_t len);
 

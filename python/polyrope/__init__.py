@@ -8,8 +8,9 @@
 
 Arrays: numpy float64, float32 or float16 (widened exactly), bfloat16 as its 16-bit patterns
 (uint16 or int16 with bf16=True, or an ml_dtypes bfloat16 array); shapes (n, d), (h, n, d) or
-(b, h, n, d), K and V with h_kv heads dividing Q's (grouped-query attention). Torch tensors:
-pass t.detach().cpu().numpy() (a bfloat16 tensor: t.view(torch.int16).numpy() with bf16=True).
+(b, h, n, d), K and V with h_kv heads dividing Q's (grouped-query attention). A tensor with a
+.numpy() method (torch) is read through it, detached and on the CPU first; a bfloat16 torch
+tensor through t.view(torch.int16) with bf16=True.
 
 Only the standard library (ctypes) and numpy. The shared library is $POLYROPE_LIB when set
 (the build tree's tests set it), else the one `meson install` put beside this module's record
@@ -125,8 +126,14 @@ class _Array:
 def _widen(name, x, bf16):
     """x as exact float64 values and its dtype name; TypeError for what cannot be widened exactly"""
     if not isinstance(x, np.ndarray) and hasattr(x, "numpy"):
-        raise TypeError("%s: a tensor, not a numpy array; pass %s.detach().cpu().numpy() (bfloat16: "
-                        "%s.view(torch.int16).numpy() with bf16=True)" % (name, name, name))
+        # a tensor (torch and the like): its numpy view, off the autograd graph and the device
+        for step in ("detach", "cpu"):
+            x = getattr(x, step)() if hasattr(x, step) else x
+        try:
+            x = x.numpy()
+        except (TypeError, RuntimeError) as e:
+            raise TypeError("%s: a tensor numpy cannot hold (%s); for bfloat16 pass "
+                            "t.view(torch.int16) with bf16=True" % (name, str(e).splitlines()[0])) from None
     x = np.asarray(x)
     dt = x.dtype
     if dt.name == "bfloat16" or (bf16 and dt.kind in "iu" and dt.itemsize == 2):
@@ -207,7 +214,8 @@ def attention(q, k, v, *, pos="rope", w=None, causal=False, alibi=0.0, scale="in
     'inv-sqrt-d' or a number; causal; alibi a slope (-slope*|i-j|). algo 'exact' (the dense
     reference), 'fft' or 'lowrank' (target eps on max|Õ - O|). Returns an array of q's shape, and
     with return_bound=True also the fast path's a-priori bound per head (NaN for exact; a double
-    estimate, not a certificate: use certify()).
+    estimate, not a certificate: use certify()). bf16=True reads 16-bit integer arrays as the
+    bits of bfloat16 numbers (float arrays are read as they are).
     """
     qa, ka, va = _heads("q", q, bf16), _heads("k", k, bf16), _heads("v", v, bf16)
     _group(qa, ka, va)
@@ -313,8 +321,10 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
     o has q's shape and dtype-of-choice; q, k, v and the options as attention() (pos 'rope',
     'rope-neox' or 'identity'; a numeric scale is that exact double). With do (upstream gradient,
     q's shape), dq (q's shape), dk and dv (k's shape) are certified too (any n; docs/certify.md).
-    The verdict of each element is |cand - true| <= atol + rtol |true|. Returns a Certificate;
-    raises ValueError or TypeError for bad input, PolyropeError when the library refuses.
+    The verdict of each element is |cand - true| <= atol + rtol |true|. Rows the double pass
+    cannot decide go to Arb at prec bits (0: the library's default) within max_fallback_s CPU
+    seconds (< 0: the default); past it their verdict is unknown. Returns a Certificate; raises
+    ValueError or TypeError for bad input, PolyropeError when the library refuses.
     """
     lib = _lib()
     if not hasattr(lib, "pr_certify_forward_heads"):

@@ -80,8 +80,9 @@ def test_real_number_attention_within_the_estimate(tmp_path, scale, causal, alib
     _, rep = cli_attn(tmp_path, q, k, v, *args)
     o = polyrope.attention(q, k, v, scale=scale, causal=causal, alibi=alibi)
     np.save(tmp_path / "o.npy", o)
-    run = subprocess.run(["/usr/bin/python3", ORACLE] + [str(tmp_path / f) for f in ("q.npy", "k.npy", "v.npy", "o.npy")]
-                         + ["10000", scale, repr(alibi), str(int(causal))], capture_output=True, text=True, check=True)
+    files = [str(tmp_path / (f + ".npy")) for f in "qkvo"]
+    run = subprocess.run(["/usr/bin/python3", ORACLE] + files + ["10000", scale, repr(alibi), str(int(causal))],
+                         capture_output=True, text=True, check=True)
     err = float(run.stdout)
     assert err <= rep["err_est"], "seed %d: |O - O_true| = %g > err_est %g" % (SEED, err, rep["err_est"])
 
@@ -117,6 +118,35 @@ def test_dtypes_widen_exactly():
     assert np.array_equal(polyrope.attention(*(b.view(np.int16) for b in bits), bf16=True), want)
     # in-memory big-endian and Fortran-ordered arrays hold the same numbers
     assert np.array_equal(polyrope.attention(q.astype(">f8"), np.asfortranarray(k), v), polyrope.attention(q, k, v))
+
+
+class FakeTensor:
+    """what attention() uses of a torch tensor: detach(), cpu(), numpy()"""
+
+    def __init__(self, x, fails=False):
+        self.x, self.fails, self.calls = x, fails, []
+
+    def detach(self):
+        self.calls.append("detach")
+        return self
+
+    def cpu(self):
+        self.calls.append("cpu")
+        return self
+
+    def numpy(self):
+        if self.fails:
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self.x
+
+
+def test_tensors_through_numpy():
+    q, k, v = qkv(rng(45), (2, 12, 4))
+    t = FakeTensor(q.astype(np.float32))
+    assert np.array_equal(polyrope.attention(t, k, v), polyrope.attention(q.astype(np.float32), k, v))
+    assert t.calls == ["detach", "cpu"]
+    with pytest.raises(TypeError, match="t.view.torch.int16. with bf16=True"):
+        polyrope.attention(q, FakeTensor(k, fails=True), v)
 
 
 def test_custom_w_is_the_rope_of_the_same_matrices():

@@ -4,8 +4,6 @@ certified at the tolerance its error deserves and refuted just below it, kernels
 are refuted, batches and grouped-query heads are per-head certificates, gradients (from attn
 --backward) are certified and a perturbed one refuted, bad input raises one-line exceptions.
 Seed: $PR_TEST_SEED."""
-import json
-import os
 import subprocess
 
 import numpy as np
@@ -129,18 +127,23 @@ def test_dtypes_of_the_candidate():
     assert hc.verdict == "refuted" and hc.upper == np.inf
 
 
+def cli_backward(tmp_path, tag, q, k, v, do):
+    """o, dq, dk, dv of one head from attn --backward --causal (float64)"""
+    d = tmp_path / tag
+    d.mkdir()
+    for name, x in (("q", q), ("k", k), ("v", v), ("do", do)):
+        np.save(d / (name + ".npy"), x)
+    subprocess.run([POLYROPE, "attn", "--q", str(d / "q.npy"), "--k", str(d / "k.npy"), "--v", str(d / "v.npy"),
+                    "--do", str(d / "do.npy"), "--backward", "--causal", "--out", str(d / "out")],
+                   check=True, capture_output=True)
+    return [np.load(d / "out" / (f + ".npy")) for f in ("o", "dq", "dk", "dv")]
+
+
 def test_gradients(tmp_path):
     n, d = 24, 4
     q, k, v = qkv(rng(170), (n, d))
     do = rng(171).uniform(-1, 1, (n, d))
-    np.save(tmp_path / "do.npy", do)
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        np.save(tmp_path / (name + ".npy"), x)
-    out = tmp_path / "out"
-    subprocess.run([POLYROPE, "attn", "--q", str(tmp_path / "q.npy"), "--k", str(tmp_path / "k.npy"), "--v",
-                    str(tmp_path / "v.npy"), "--do", str(tmp_path / "do.npy"), "--backward", "--causal", "--out",
-                    str(out)], check=True, capture_output=True)
-    o, dq, dk, dv = (np.load(out / (f + ".npy")).astype(np.float32) for f in ("o", "dq", "dk", "dv"))
+    o, dq, dk, dv = (x.astype(np.float32) for x in cli_backward(tmp_path, "one", q, k, v, do))
     cert = polyrope.certify(o, q, k, v, causal=True, atol=1e-6, do=do, dq=dq, dk=dk, dv=dv)
     assert cert.verdict == "certified", cert
     assert [len(cert.dq), len(cert.dk), len(cert.dv)] == [1, 1, 1]
@@ -172,6 +175,33 @@ def test_gradients_past_512_grouped_query():
     dv_bad[0, 600, 3] += 1e-4
     cert = polyrope.certify(f32[0], q, k, v, pos="identity", atol=1e-5, do=do, dv=dv_bad)
     assert cert.verdict == "refuted" and cert.dv[0].verdict == "refuted", cert
+
+
+def test_grouped_query_gradients(tmp_path):
+    """h = 4 query heads over 2 kv heads, batch 2: a kv head's true dK, dV sum its query heads'
+    (each from attn --backward); the results come per kv head, labelled (b, j)"""
+    n, d = 12, 4
+    q, k, v = qkv(rng(175), (2, 4, n, d), (2, 2, n, d))
+    do = rng(176).uniform(-1, 1, q.shape)
+    o, dq = np.empty(q.shape), np.empty(q.shape)
+    dk, dv = np.zeros(k.shape), np.zeros(k.shape)
+    for b in range(2):
+        for h in range(4):
+            r = cli_backward(tmp_path, "b%dh%d" % (b, h), q[b, h], k[b, h // 2], v[b, h // 2], do[b, h])
+            o[b, h], dq[b, h] = r[0], r[1]
+            dk[b, h // 2] += r[2]
+            dv[b, h // 2] += r[3]
+    f32 = [x.astype(np.float32) for x in (o, dq, dk, dv)]
+    cert = polyrope.certify(f32[0], q, k, v, causal=True, atol=1e-6, do=do, dq=f32[1], dk=f32[2], dv=f32[3])
+    assert cert.verdict == "certified", cert
+    assert [hc.head for hc in cert.dk] == [(b, j) for b in range(2) for j in range(2)] == [hc.head for hc in cert.dv]
+    assert [hc.head for hc in cert.dq] == [(b, h) for b in range(2) for h in range(4)]
+    assert all(hc.index[:2] == hc.head for hc in cert.dk + cert.dv + cert.dq)
+    bad = f32[3].copy()
+    bad[1, 1, 3, 2] += 1e-3  # kv head (1, 1)
+    cert = polyrope.certify(f32[0], q, k, v, causal=True, atol=1e-6, do=do, dv=bad)
+    assert [hc.verdict for hc in cert.dv] == ["certified"] * 3 + ["refuted"], cert
+    assert cert.dv[3].witness == (1, 1, 3, 2), cert.dv[3]
 
 
 BAD = [

@@ -2,7 +2,8 @@
  * status, shape, dtype and data, with and without PR_NPY_ASK_BF16; a success accounts for every
  * byte, and each double is the file's element widened exactly (checked against an independent
  * widening by float casts and scaling); a success writes back (float64) and reads back bit for
- * bit. Without PR_NPY_ASK_BF16 the status differs only for '<u2' and '<i2' (then PR_ENPY_DTYPE). */
+ * bit, and has an attention layout when its rank is 2 to 4. Without PR_NPY_ASK_BF16 the status
+ * differs only for '<u2' and '<i2' (then PR_ENPY_DTYPE). */
 #include <math.h>
 #include "polyrope.h"
 #include "fuzz.h"
@@ -65,6 +66,11 @@ static int check(pr_npy_info_t *info_out, const uint8_t *data, size_t size, int 
         for (size_t i = 0; i < count; i++)
             FUZZ_CHECK(same_value(x[i], ref_widen(tail + es * i, t)), "element %zu: %a", i, x[i]);
         FUZZ_CHECK(!memcmp(x, y, 8 * count), "file and memory readers disagree on the data");
+        /* an attention layout exactly for ranks 2 to 4 without a zero dimension */
+        pr_npy_heads_t hs;
+        int hst = pr_npy_heads(&hs, &info);
+        FUZZ_CHECK((hst == PR_OK) == (nd >= 2 && nd <= 4 && count > 0), "heads status %d, ndim %d", hst, nd);
+        FUZZ_CHECK(hst || (size_t)(hs.b * hs.h * hs.n * hs.d) == count, "heads do not hold the count");
         /* written back (float64, version 1.0, canonical header), it reads back the same */
         if (count <= 4096) {
             char path[64];
