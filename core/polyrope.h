@@ -24,6 +24,7 @@
 #include "pr_timing.h"
 #include "pr_budget.h"
 #include "pr_flat.h"
+#include "pr_problem.h"
 #include "pr_certexp.h"
 #include "pr_xtoeplitz.h"
 #include "pr_hiprec.h"

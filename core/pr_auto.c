@@ -14,7 +14,7 @@
 
 const char *pr_auto_algo_name(pr_auto_algo_t algo)
 {
-    return algo == PR_AUTO_DENSE ? "exact" : algo == PR_AUTO_LOWRANK ? "lowrank" : "fft";
+    return algo == PR_AUTO_DENSE ? "dense" : algo == PR_AUTO_LOWRANK ? "lowrank" : "fft";
 }
 
 /* The leading m rows of the problem (W restricted to offsets |ℓ| < m: the leading m×m block of

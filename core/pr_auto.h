@@ -20,7 +20,7 @@ extern "C" {
 /* The three ways to compute attention, in the order of pr_auto_t's arrays. */
 typedef enum { PR_AUTO_DENSE = 0, PR_AUTO_LOWRANK = 1, PR_AUTO_FFT = 2 } pr_auto_algo_t;
 
-/* The command line's name of the algorithm: "exact", "lowrank", "fft". */
+/* The command line's name of the algorithm: "dense", "lowrank", "fft". */
 const char *pr_auto_algo_name(pr_auto_algo_t algo);
 
 typedef struct {

@@ -23,6 +23,7 @@ static const char *const pr_messages[PR_ESTATUS_COUNT] = {
     [PR_ENPY_SHAPE] = ".npy array has the wrong shape",
     [PR_ENPY_TRUNCATED] = ".npy file is shorter than its header says",
     [PR_EPREC] = "working precision too low to decide",
+    [PR_ETIME] = "not finished within its CPU-time budget",
 };
 
 const char *pr_strerror(int s)

@@ -30,6 +30,7 @@ enum {
     PR_ENPY_SHAPE,    /* .npy: array has the wrong shape */
     PR_ENPY_TRUNCATED,/* .npy: file shorter than its header says */
     PR_EPREC,         /* working precision too low to decide */
+    PR_ETIME,         /* a piece of work passed its CPU-time budget and was stopped */
     PR_ESTATUS_COUNT  /* number of codes; not a status */
 };
 

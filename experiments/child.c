@@ -10,18 +10,33 @@
 #include "pr_status.h"
 #include "child.h"
 
-static volatile sig_atomic_t child_pid, child_signal;
+static const int sigs[] = {SIGINT, SIGTERM};
+/* the running children (0: a free slot), and the signal passed on to them */
+static volatile sig_atomic_t child_pid[PR_CHILD_MAX], child_signal;
+static int running;
+static struct sigaction saved[2];
 
 static void forward(int sig)
 {
     child_signal = sig;
-    if (child_pid > 0)
-        kill((pid_t)child_pid, sig);
+    for (int i = 0; i < PR_CHILD_MAX; i++)
+        if (child_pid[i] > 0)
+            kill((pid_t)child_pid[i], sig);
 }
 
-int pr_child_run(int *wstatus, const char *path, char *const argv[], const char *out)
+int pr_child_start(pid_t *pid_out, const char *path, char *const argv[], const char *out)
 {
-    static const int sigs[] = {SIGINT, SIGTERM};
+    if (running && child_signal) {
+        errno = EINTR;
+        return PR_EIO;
+    }
+    int slot = 0;
+    while (slot < PR_CHILD_MAX && child_pid[slot])
+        slot++;
+    if (slot == PR_CHILD_MAX) {
+        errno = EAGAIN;
+        return PR_EIO;
+    }
     sigset_t block, old;
     sigemptyset(&block);
     for (int i = 0; i < 2; i++)
@@ -42,6 +57,9 @@ int pr_child_run(int *wstatus, const char *path, char *const argv[], const char 
                 _exit(126);
             close(fd);
         }
+        /* the handlers of the parent are not the child's */
+        for (int i = 0; running && i < 2; i++)
+            sigaction(sigs[i], &saved[i], 0);
         sigprocmask(SIG_SETMASK, &old, 0);
         execv(path, argv);
         _exit(127);
@@ -52,30 +70,58 @@ int pr_child_run(int *wstatus, const char *path, char *const argv[], const char 
         errno = e;
         return PR_EIO;
     }
-    struct sigaction sa, saved[2];
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = forward;
-    sigemptyset(&sa.sa_mask);
-    child_signal = 0;
-    child_pid = pid;
-    /* a signal this process ignores (started by nohup, say) stays ignored */
-    for (int i = 0; i < 2; i++)
-        if (!sigaction(sigs[i], 0, &saved[i]) && saved[i].sa_handler != SIG_IGN)
-            sigaction(sigs[i], &sa, 0);
+    if (!running++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = forward;
+        sigemptyset(&sa.sa_mask);
+        child_signal = 0;
+        /* a signal this process ignores (started by nohup, say) stays ignored */
+        for (int i = 0; i < 2; i++)
+            if (!sigaction(sigs[i], 0, &saved[i]) && saved[i].sa_handler != SIG_IGN)
+                sigaction(sigs[i], &sa, 0);
+    }
+    child_pid[slot] = pid;
     sigprocmask(SIG_SETMASK, &old, 0);
-    int st = PR_OK, e = 0;
-    while (waitpid(pid, wstatus, 0) < 0)
-        if (errno != EINTR) {
-            e = errno;
-            st = PR_EIO;
-            break;
+    *pid_out = pid;
+    return PR_OK;
+}
+
+/* waits for pid (-1: any of ours) */
+static int wait_for(pid_t *pid, int *wstatus, struct rusage *ru, pid_t which)
+{
+    if (!running) {
+        errno = ECHILD;
+        return PR_EIO;
+    }
+    pid_t got;
+    while ((got = wait4(which, wstatus, 0, ru)) < 0)
+        if (errno != EINTR)
+            return PR_EIO;
+    for (int i = 0; i < PR_CHILD_MAX; i++)
+        if (child_pid[i] == got) {
+            child_pid[i] = 0;
+            running--;
         }
-    child_pid = 0;
-    for (int i = 0; i < 2; i++)
-        sigaction(sigs[i], &saved[i], 0);
-    /* the signal was meant for this process too: it now gets it as it would have */
-    if (child_signal)
-        raise(child_signal);
-    errno = e;
-    return st;
+    *pid = got;
+    if (!running) {
+        for (int i = 0; i < 2; i++)
+            sigaction(sigs[i], &saved[i], 0);
+        /* the signal was meant for this process too: it now gets it as it would have */
+        if (child_signal)
+            raise(child_signal);
+    }
+    return PR_OK;
+}
+
+int pr_child_wait(pid_t *pid, int *wstatus, struct rusage *ru)
+{
+    return wait_for(pid, wstatus, ru, -1);
+}
+
+int pr_child_run(int *wstatus, const char *path, char *const argv[], const char *out)
+{
+    pid_t pid;
+    int st = pr_child_start(&pid, path, argv, out);
+    return st ? st : wait_for(&pid, wstatus, 0, pid);
 }

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "child.h"
 #include "cli.h"
 #include "commands.h"
+#include "jobs.h"
 #include "sweep.h"
 
 /* Every claim of docs/claims.md, and where its evidence comes from: a preset, or
@@ -60,6 +62,22 @@ typedef struct {
     char figure[128];
 } outcome_t;
 
+/* what a preset (or, last, the check) was predicted to take and took: CPU seconds of its
+ * processes, and the wall time of its part of the run (serial runs only) */
+typedef struct {
+    double predicted, cpu, wall;
+} cost_t;
+
+/* CPU seconds of this process and of its reaped children so far */
+static double cpu_now(void)
+{
+    struct rusage a, b;
+    getrusage(RUSAGE_SELF, &a);
+    getrusage(RUSAGE_CHILDREN, &b);
+    return a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec + b.ru_stime.tv_sec +
+           1e-6 * (a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec + b.ru_stime.tv_usec);
+}
+
 
 static void stderr_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void stderr_note(const char *fmt, ...)
@@ -80,27 +98,15 @@ static int claim_index(const char *id)
     return -1;
 }
 
-/* runs one preset into dir/<name>.csv, plots it and reads the verdicts of its claims; a claim
- * whose experiment did not run to the end is "not run", with the reason */
-static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, const char *size, int resume,
-                       const char *cmdline)
+/* plots dir/<name>.csv and reads the verdicts of its claims into oc; why (when not empty) says
+ * why the preset has no evidence: its claims are then "not run", with the reason */
+static void finish_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, const char *why_in)
 {
-    char csv[4096], err[256], why[320] = "";
+    char csv[4096], err[256], why[320];
     snprintf(csv, sizeof csv, "%s/%s.csv", dir, p->name);
+    snprintf(why, sizeof why, "%s", why_in);
     pr_claim_result_t res[8];
     int nres = 0, plotted = 0;
-    pr_grid_t g;
-    int st = pr_preset_grid(&g, p, size, 0, err, sizeof err);
-    if (st)
-        snprintf(why, sizeof why, "its grid is invalid: %s", err);
-    else if (!resume && unlink(csv) && errno != ENOENT)
-        snprintf(why, sizeof why, "the old %s.csv cannot be removed: %s", p->name, strerror(errno));
-    if (!why[0]) {
-        pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
-        if (pr_sweep_run(p, &g, &so))
-            snprintf(why, sizeof why, "the sweep did not run to the end (see the message above)");
-    }
-    pr_grid_clear(&g);
     if (!why[0]) {
         plotted = !pr_plot_csv(csv);
         if (!plotted)
@@ -133,6 +139,31 @@ static void run_preset(outcome_t *oc, const pr_preset_t *p, const char *dir, con
     }
 }
 
+/* runs one preset into dir/<name>.csv in this process, then finish_preset */
+static void run_preset(outcome_t *oc, cost_t *cost, const pr_preset_t *p, const char *dir, const char *size, int resume,
+                       const char *cmdline)
+{
+    char csv[4096], err[256], why[320] = "";
+    snprintf(csv, sizeof csv, "%s/%s.csv", dir, p->name);
+    double t0 = pr_timing_wall(), c0 = cpu_now();
+    pr_grid_t g;
+    int st = pr_preset_grid(&g, p, size, 0, err, sizeof err);
+    if (st)
+        snprintf(why, sizeof why, "its grid is invalid: %s", err);
+    else if (!resume && unlink(csv) && errno != ENOENT)
+        snprintf(why, sizeof why, "the old %s.csv cannot be removed: %s", p->name, strerror(errno));
+    if (!why[0]) {
+        pr_sweep_opts_t so = {.out = csv, .resume = 1, .shard_k = 1, .shard_n = 1, .progress = -1, .command = cmdline};
+        if (pr_sweep_run(p, &g, &so))
+            snprintf(why, sizeof why, "the sweep did not run to the end (see the message above)");
+    }
+    pr_grid_clear(&g);
+    cost->cpu = cpu_now() - c0, cost->wall = pr_timing_wall() - t0;
+    finish_preset(oc, p, dir, why);
+}
+
+static int read_checks(outcome_t *chk, const char *out, char *why, size_t whylen);
+
 /* `polyrope check` on every claim as one child process (it dies with this one), its table kept
  * in dir/check.txt; each claim's row gives its verdict (pass, FAIL, unknown,
  * info). Returns 0, or -1 when the check could not run to the end (why says how). */
@@ -156,6 +187,12 @@ static int run_checks(outcome_t *chk, const char *dir, const char *trials, char 
         snprintf(why, whylen, "it exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return -1;
     }
+    return read_checks(chk, out, why, whylen);
+}
+
+/* the verdict of each claim's row of check.txt (pass, FAIL, unknown, info) */
+static int read_checks(outcome_t *chk, const char *out, char *why, size_t whylen)
+{
     FILE *f = fopen(out, "r");
     if (!f) {
         snprintf(why, whylen, "check.txt cannot be read: %s", strerror(errno));
@@ -215,7 +252,8 @@ static void cell(FILE *f, const char *s)
     fputc(' ', f);
 }
 
-static int write_report(const char *dir, const outcome_t *oc, const char *size, const char *cmdline, double secs)
+static int write_report(const char *dir, const outcome_t *oc, const cost_t *cost, const char *size, const char *cmdline,
+                        double secs)
 {
     char path[4096], tmp[4200], machine[512], when[64];
     snprintf(path, sizeof path, "%s/REPORT.md", dir);
@@ -244,6 +282,16 @@ static int write_report(const char *dir, const outcome_t *oc, const char *size, 
         for (int c = 0; c < 5; c++)
             cell(f, cells[c]);
         fputs("|\n", f);
+    }
+    fprintf(f, "\n## Time\n\nPredicted by the cost models of experiments/presets.c (CPU seconds on the project's 2-core "
+               "machine) against the CPU seconds measured here (wall seconds in a serial run).\n\n"
+               "| part | predicted CPU s | CPU s | wall s |\n|---|---|---|---|\n");
+    for (int i = 0; i <= pr_npresets; i++) {
+        char wall[32] = "-";
+        if (cost[i].wall > 0)
+            snprintf(wall, sizeof wall, "%.1f", cost[i].wall);
+        fprintf(f, "| %s | %.1f | %.1f | %s |\n", i < pr_npresets ? pr_presets[i].name : "check all", cost[i].predicted,
+                cost[i].cpu, wall);
     }
     fprintf(f, "\n## Machine and libraries\n\n- machine: %s\n", machine);
     pr_version_fprint(f, "- ");
@@ -313,22 +361,159 @@ static int check_resume(const char *out, const char *size)
     return 0;
 }
 
+/* the wall time of the jobs on `workers` processes, longest first (as pr_jobs_run starts them),
+ * each on the worker free first */
+static double makespan(const pr_jobs_t *J, int workers)
+{
+    double free_at[64] = {0}, end = 0;
+    workers = workers < 1 ? 1 : workers > 64 ? 64 : workers;
+    for (int j = 0; j < J->njobs; j++) {
+        int w = 0;
+        for (int i = 1; i < workers; i++)
+            if (free_at[i] < free_at[w])
+                w = i;
+        free_at[w] += J->job[j].predicted;
+        end = free_at[w] > end ? free_at[w] : end;
+    }
+    return end;
+}
+
+/* the predicted duration, printed; past max_minutes refused (exit 2) unless yes */
+static int predicted_ok(cost_t *cost, const pr_jobs_t *J, int workers, double max_minutes, int yes, int resume)
+{
+    for (int j = 0; j < J->njobs; j++) {
+        const pr_preset_t *p = J->job[j].preset;
+        cost[p ? (int)(p - pr_presets) : pr_npresets].predicted += J->job[j].predicted;
+    }
+    double wall = makespan(J, workers);
+    char t[32], c[32];
+    pr_sweep_duration(t, sizeof t, wall);
+    pr_sweep_duration(c, sizeof c, J->predicted);
+    if (wall > 60 * max_minutes && !yes)
+        return pr_cli_fail("reproduce", "--%s: predicted %s on %d process%s (%s of CPU), past --max-minutes %g: add --yes "
+                           "to run it anyway, or give --jobs N to spread it over N cores",
+                           J->size, t, workers, workers > 1 ? "es" : "", c, max_minutes);
+    stderr_note("--%s: %d presets and the check, predicted %s%s on %d process%s (%s of CPU; cost models: "
+                "experiments/presets.c)", J->size, pr_npresets, resume ? "at most " : "", t, workers,
+                workers > 1 ? "es" : "", c);
+    return 0;
+}
+
+/* The jobs' results into verdicts, however the jobs ran (child processes here, or elsewhere
+ * such as a Slurm array): ok[j] says job j ran to the end, cpu[j] its CPU seconds (either may
+ * be NULL: nothing known), why (when not empty) why none has evidence. Each preset's parts are
+ * merged into DIR/PRESET.csv and judged as in a serial run; the check's table is read. */
+static void collect_jobs(outcome_t *oc, outcome_t *chk, cost_t *cost, const pr_jobs_t *J, const int *ok,
+                         const double *cpu, const char *why, const char *cmdline)
+{
+    for (int j = 0; cpu && j < J->njobs; j++) {
+        const pr_preset_t *p = J->job[j].preset;
+        cost[p ? (int)(p - pr_presets) : pr_npresets].cpu += cpu[j];
+    }
+    for (int i = 0; i < pr_npresets; i++) {
+        const pr_preset_t *p = &pr_presets[i];
+        char pwhy[320];
+        snprintf(pwhy, sizeof pwhy, "%s", why);
+        for (int j = 0; !pwhy[0] && j < J->njobs; j++)
+            if (J->job[j].preset == p && !(ok && ok[j]))
+                snprintf(pwhy, sizeof pwhy, "shard %ld/%ld did not run to the end (see parts/%s.%ld-of-%ld.log)",
+                         J->job[j].k, J->job[j].n, p->name, J->job[j].k, J->job[j].n);
+        if (!pwhy[0] && pr_jobs_merge(J, p, cmdline))
+            snprintf(pwhy, sizeof pwhy, "its shards could not be merged (see the message above)");
+        finish_preset(oc, p, J->dir, pwhy);
+    }
+    char out[4200], cwhy[256] = "";
+    snprintf(out, sizeof out, "%s/check.txt", J->dir);
+    for (int j = 0; j < J->njobs; j++)
+        if (!J->job[j].preset && !(ok && ok[j]))
+            snprintf(cwhy, sizeof cwhy, "it did not run to the end");
+    if (cwhy[0] || read_checks(chk, out, cwhy, sizeof cwhy)) {
+        stderr_note("polyrope check did not run to the end: %s (see %s)", cwhy, out);
+        for (int k = 0; k < NCLAIMS; k++)
+            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, cwhy);
+    }
+}
+
+/* every preset's shards and the check as child processes, `workers` at a time, then
+ * collect_jobs */
+static void run_jobs(outcome_t *oc, outcome_t *chk, cost_t *cost, const pr_jobs_t *J, int workers, int resume,
+                     const char *cmdline)
+{
+    int *ok = calloc(J->njobs, sizeof *ok);
+    double *cpu = calloc(J->njobs, sizeof *cpu);
+    char why[320] = "";
+    /* a fresh run starts from empty parts: --resume keeps them (each job resumes its own) */
+    for (int j = 0; !resume && j < J->njobs; j++) {
+        char part[4200];
+        pr_jobs_output(part, sizeof part, J, j);
+        unlink(part);
+    }
+    if (!ok || !cpu)
+        snprintf(why, sizeof why, "out of memory");
+    else if (pr_jobs_run(ok, cpu, J, workers))
+        snprintf(why, sizeof why, "the jobs could not all be started or waited for: %s", strerror(errno));
+    collect_jobs(oc, chk, cost, J, ok, cpu, why, cmdline);
+    free(ok);
+    free(cpu);
+}
+
+/* every preset in this process, one after the other, then the check */
+static void run_serial(outcome_t *oc, outcome_t *chk, cost_t *cost, const char *out, const char *size, int resume,
+                       const char *cmdline)
+{
+    for (int i = 0; i < pr_npresets; i++) {
+        const pr_preset_t *p = &pr_presets[i];
+        char pred[32], took[32];
+        pr_sweep_duration(pred, sizeof pred, cost[i].predicted);
+        stderr_note("[%d/%d] %s (%s): running, predicted %s", i + 1, pr_npresets, p->name, p->claims, pred);
+        run_preset(oc, &cost[i], p, out, size, resume, cmdline);
+        pr_sweep_duration(took, sizeof took, cost[i].wall);
+        stderr_note("[%d/%d] %s: done in %s (%.1f s CPU, predicted %.1f s)", i + 1, pr_npresets, p->name, took,
+                    cost[i].cpu, cost[i].predicted);
+    }
+    stderr_note("polyrope check all (proofs-check, output in %s/check.txt)", out);
+    char why[256];
+    double t0 = pr_timing_wall(), c0 = cpu_now();
+    if (run_checks(chk, out, strcmp(size, "full") ? "3" : 0, why, sizeof why)) {
+        stderr_note("polyrope check did not run to the end: %s (see %s/check.txt)", why, out);
+        for (int k = 0; k < NCLAIMS; k++)
+            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, why);
+    }
+    cost[pr_npresets].cpu = cpu_now() - c0, cost[pr_npresets].wall = pr_timing_wall() - t0;
+}
+
 int pr_cmd_reproduce(int argc, char **argv)
 {
-    int quick = 0, full = 0, tiny = 0, resume = 0;
+    int quick = 0, full = 0, tiny = 0, resume = 0, yes = 0;
+    long jobs = 1;
+    double max_minutes = 60;
     const char *out = "results";
     pr_opt_t opts[] = {
-        {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, a few minutes on 2 cores (the default)"},
-        {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids, an hour or more"},
+        {.name = "quick", .type = PR_OPT_FLAG, .dest = &quick, .help = "small grids, about a minute on 2 cores (the default)"},
+        {.name = "full", .type = PR_OPT_FLAG, .dest = &full, .help = "the full grids: about 35 min of CPU, predicted at the start (--jobs 2 spreads it over 2 cores)"},
         {.name = "tiny", .type = PR_OPT_FLAG, .dest = &tiny, .help = "the smallest grids, seconds: a smoke test of the whole job"},
         {.name = "out", .type = PR_OPT_STRING, .dest = &out, .help = "folder for the CSVs, figures and REPORT.md (created if missing; must be writable)"},
         {.name = "resume", .type = PR_OPT_FLAG, .dest = &resume, .help = "keep the rows of an interrupted run in --out and finish it (give the same size)"},
+        {.name = "jobs", .type = PR_OPT_INT, .dest = &jobs, .lo = 1, .hi = 64,
+         .help = "run the presets' shards and the check as N processes side by side (1..64)"},
+        {.name = "max-minutes", .type = PR_OPT_DOUBLE, .dest = &max_minutes, .lo = 0, .hi = 1e7,
+         .help = "refuse a run predicted to take longer than this on --jobs processes (unless --yes)"},
+        {.name = "yes", .type = PR_OPT_FLAG, .dest = &yes, .help = "run even past --max-minutes"},
     };
     pr_cmd_spec_t spec = {"reproduce", "", "Run every experiment; write CSVs, figures and REPORT.md with each claim's verdict.",
                           "Writes DIR/PRESET.csv, DIR/PRESET.png and DIR/PRESET.pdf for each preset (polyrope sweep\n"
                           "--list), DIR/check.txt from polyrope check all (--trials 3 unless --full), and DIR/REPORT.md\n"
                           "with one line per claim: id, statement, verdict (the experiment's and the check's together),\n"
-                          "evidence, figure. Progress goes to stderr.\n"
+                          "evidence, figure, and each preset's predicted and measured time.\n"
+                          "Before any work the run's duration is predicted from each preset's cost model (calibrated\n"
+                          "on the project's 2-core machine: experiments/presets.c) and printed; past --max-minutes the\n"
+                          "run is refused unless --yes. Progress goes to stderr: a line per preset (or job), and at\n"
+                          "most one a minute in between when stderr is not a terminal.\n"
+                          "--jobs N cuts each preset into shards (sweep --shard) by predicted cost and runs them and the\n"
+                          "check as N child processes, longest first; their CSVs (DIR/parts) are merged into the same\n"
+                          "DIR/PRESET.csv rows a serial run writes (time columns aside).\n"
+                          "A degree row still searching after 120 s of CPU is stopped and recorded as 'not finished\n"
+                          "within its CPU-time budget': its claim is then inconclusive, never passed.\n"
                           "passed: every experiment and check the claim rests on ran to the end and passed.\n"
                           "FAILED: one of them failed. not run: one of them did not run (the evidence says why).\n"
                           "inconclusive: all ran, but the data cannot decide (e.g. --tiny's grids are too small).\n"
@@ -343,37 +528,36 @@ int pr_cmd_reproduce(int argc, char **argv)
     const char *size = full ? "full" : tiny ? "tiny" : "quick";
     if ((rc = check_out(out)) || (resume && (rc = check_resume(out, size))))
         return rc;
-    char *cmdline = pr_sweep_cmdline(argc, argv);
-    if (!cmdline)
-        return pr_cli_fail("reproduce", "out of memory");
+    pr_jobs_t J;
+    char err[320];
+    int st = pr_jobs_plan(&J, size, out, (int)jobs, err, sizeof err);
+    if (st)
+        return st == PR_EINVAL ? pr_cli_fail("reproduce", "%s", err) : pr_cli_fail_status("reproduce", st, "planning");
+    cost_t cost[pr_npresets + 1];
+    memset(cost, 0, sizeof cost);
+    char *cmdline = 0;
+    if ((rc = predicted_ok(cost, &J, (int)jobs, max_minutes, yes, resume)) || !(cmdline = pr_sweep_cmdline(argc, argv))) {
+        pr_jobs_clear(&J);
+        return rc ? rc : pr_cli_fail("reproduce", "out of memory");
+    }
     double t0 = pr_timing_wall();
-    outcome_t oc[NCLAIMS];
+    outcome_t oc[NCLAIMS], chk[NCLAIMS];
     memset(oc, 0, sizeof oc);
     /* a claim no preset answers has no evidence (never the zero verdict, "passed") */
     for (int k = 0; k < NCLAIMS; k++) {
-        oc[k].verdict = PR_VERDICT_NOT_RUN;
+        oc[k].verdict = chk[k].verdict = PR_VERDICT_NOT_RUN;
         snprintf(oc[k].detail, sizeof oc[k].detail, "no preset answers it");
-    }
-    for (int i = 0; i < pr_npresets; i++) {
-        const pr_preset_t *p = &pr_presets[i];
-        stderr_note("[%d/%d] %s (%s): running", i + 1, pr_npresets, p->name, p->claims);
-        run_preset(oc, p, out, size, resume, cmdline);
-    }
-    outcome_t chk[NCLAIMS];
-    for (int k = 0; k < NCLAIMS; k++) {
-        chk[k].verdict = PR_VERDICT_NOT_RUN;
         snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (no row in check.txt)", claims[k].id);
+        chk[k].figure[0] = 0;
     }
-    stderr_note("polyrope check all (proofs-check, output in %s/check.txt)", out);
-    char why[256];
-    if (run_checks(chk, out, full ? 0 : "3", why, sizeof why)) {
-        stderr_note("polyrope check did not run to the end: %s (see %s/check.txt)", why, out);
-        for (int k = 0; k < NCLAIMS; k++)
-            snprintf(chk[k].detail, sizeof chk[k].detail, "polyrope check %s: not run (%s)", claims[k].id, why);
-    }
+    if (jobs > 1)
+        run_jobs(oc, chk, cost, &J, (int)jobs, resume, cmdline);
+    else
+        run_serial(oc, chk, cost, out, size, resume, cmdline);
+    pr_jobs_clear(&J);
     for (int k = 0; k < NCLAIMS; k++)
         combine(&oc[k], &chk[k], strcmp(claims[k].source, "check") != 0);
-    rc = write_report(out, oc, size, cmdline, pr_timing_wall() - t0);
+    rc = write_report(out, oc, cost, size, cmdline, pr_timing_wall() - t0);
     if (rc != 2)
         stderr_note("report in %s/REPORT.md, figures and CSVs beside it", out);
     free(cmdline);

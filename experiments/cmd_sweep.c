@@ -42,7 +42,13 @@ static const char details_rest[] =
     "  sbatch --array=1-16 experiments/sweep-slurm.sh scaling 16 out/    then\n"
     "  polyrope sweep --merge scaling.csv out/scaling-*.csv\n"
     "\n"
-    "A progress line (rows, rate, ETA) goes to stderr when it is a terminal.";
+    "Duration: before any row, the run's CPU time is predicted from the preset's cost model\n"
+    "(per-row operation counts times constants measured on the project's 2-core machine:\n"
+    "experiments/presets.c) and printed; past --max-minutes the sweep is refused unless --yes.\n"
+    "A row past its CPU budget (--row-seconds; the degree preset's default is 120 s) is\n"
+    "stopped and recorded with status 'not finished within its CPU-time budget'.\n"
+    "Progress (rows, elapsed, ETA) goes to stderr: redrawn on a terminal, otherwise one line\n"
+    "a minute at most.";
 
 /* the --help details, with the axes' domains from the table that checks them; caller frees */
 static char *details_text(void)
@@ -84,11 +90,28 @@ static void merged_notes(const pr_grid_t *g)
                     "dropped; it takes %d values\n", g->ax[i].name, g->ax[i].merged, g->ax[i].nv);
 }
 
+/* the run's predicted CPU time: past max_minutes refused (exit 2) unless yes (the driver
+ * prints it once the output is open) */
+static int predicted_ok(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *so, double max_minutes,
+                        int yes)
+{
+    double budget = pr_sweep_row_budget(p, so), secs = pr_sweep_predict(p, g, so->shard_k, so->shard_n, budget);
+    char t[32], b[64] = "";
+    pr_sweep_duration(t, sizeof t, secs);
+    if (budget > 0)
+        snprintf(b, sizeof b, ", rows stopped at %g s", budget);
+    if (secs > 60 * max_minutes && !yes)
+        return pr_cli_fail("sweep", "%s: predicted %s of CPU%s, past --max-minutes %g: add --yes to run it anyway, "
+                           "or narrow the grid (or split it with --shard K/N)", p->name, t, b, max_minutes);
+    return 0;
+}
+
 int pr_cmd_sweep(int argc, char **argv)
 {
     const char *grid = 0, *out = 0, *shard = "1/1", *size = "quick", *merge = 0;
-    int resume = 0, list = 0, quiet = 0;
+    int resume = 0, list = 0, quiet = 0, yes = 0;
     long max_configs = PR_GRID_MAX_CONFIGS;
+    double max_minutes = 60, row_seconds = 0;
     pr_opt_t opts[] = {
         {.name = "grid", .type = PR_OPT_STRING, .dest = &grid, .help = "axis values, e.g. \"n=256,512;d=2,4;B=0.5,1\" (syntax above)"},
         {.name = "size", .type = PR_OPT_CHOICE, .dest = &size, .help = "which of the preset's grids", .choices = "tiny|quick|full"},
@@ -98,7 +121,12 @@ int pr_cmd_sweep(int argc, char **argv)
         {.name = "merge", .type = PR_OPT_STRING, .dest = &merge, .help = "merge the shard CSVs given as arguments into this CSV"},
         {.name = "max-configs", .type = PR_OPT_INT, .dest = &max_configs, .lo = 1, .hi = 1e6,
          .help = "refuse a grid (or a merge) of more configurations than N (N <= 1e6)"},
-        {.name = "quiet", .type = PR_OPT_FLAG, .dest = &quiet, .help = "no progress line even on a terminal"},
+        {.name = "max-minutes", .type = PR_OPT_DOUBLE, .dest = &max_minutes, .lo = 0, .hi = 1e7,
+         .help = "refuse a run predicted to take more CPU minutes than this (unless --yes)"},
+        {.name = "yes", .type = PR_OPT_FLAG, .dest = &yes, .help = "run even past --max-minutes"},
+        {.name = "row-seconds", .type = PR_OPT_DOUBLE, .dest = &row_seconds, .lo = 0, .hi = 1e7,
+         .help = "CPU budget of one row in seconds (0: the preset's; degree 120, others none)"},
+        {.name = "quiet", .type = PR_OPT_FLAG, .dest = &quiet, .help = "no prediction or progress lines on stderr"},
         {.name = "list", .type = PR_OPT_FLAG, .dest = &list, .help = "list the presets, their claims and axes"},
     };
     char *details = details_text();
@@ -124,8 +152,8 @@ int pr_cmd_sweep(int argc, char **argv)
     cmdline = pr_sweep_cmdline(argc, argv);
     if (merge) {
         /* merging reads the grid from the files: options of a run would be ignored */
-        static const char *const run_only[] = {"grid", "size", "out", "resume", "shard"};
-        for (int i = 0; i < 5; i++)
+        static const char *const run_only[] = {"grid", "size", "out", "resume", "shard", "max-minutes", "yes", "row-seconds"};
+        for (int i = 0; i < 8; i++)
             if (pr_cli_given(&spec, run_only[i])) {
                 rc = pr_cli_fail("sweep", "--merge does not take --%s: polyrope sweep --merge OUT.csv IN.csv...", run_only[i]);
                 goto done;
@@ -150,7 +178,7 @@ int pr_cmd_sweep(int argc, char **argv)
         goto done;
     }
     pr_sweep_opts_t so = {.out = out, .resume = resume, .progress = quiet ? 0 : -1, .command = cmdline,
-                          .max_configs = max_configs};
+                          .max_configs = max_configs, .row_seconds = row_seconds};
     if (!pr_sweep_shard_parse(&so.shard_k, &so.shard_n, shard)) {
         rc = pr_cli_fail("sweep", "--shard expects K/N with 1 <= K <= N, got '%s'", shard);
         goto done;
@@ -169,7 +197,7 @@ int pr_cmd_sweep(int argc, char **argv)
         st = pr_sweep_check(p, &g, max_configs, err, sizeof err);
     if (st) {
         rc = st == PR_EINVAL || st == PR_EBUDGET ? pr_cli_fail("sweep", "--grid: %s", err) : pr_cli_fail_status("sweep", st, "grid");
-    } else {
+    } else if (!(rc = predicted_ok(p, &g, &so, max_minutes, yes))) {
         merged_notes(&g);
         rc = pr_sweep_run(p, &g, &so);
     }

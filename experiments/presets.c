@@ -8,61 +8,24 @@
 #include "polyrope.h"
 #include "sweep.h"
 
-/* One generated problem: Q, K, V uniform in [-B, B] and dO in [-1, 1] from the seed, W of the
- * kind named by pos. V and dO are drawn after W, so Q, K and W do not depend on whether they
- * are wanted. */
-typedef struct {
-    int n, d;
-    double B;
-    double *Q, *K, *V, *dO;
-    pr_posw_t W;
-    int have_w;
-} problem_t;
+/* One generated problem (pr_problem: the instance polyrope attn and proofs-check draw from the
+ * same seed): Q, K, V uniform in [-B, B), W of the kind named by pos, then dO in [-1, 1) when
+ * want_do. */
+typedef pr_problem_struct problem_t;
 
 static void problem_free(problem_t *p)
 {
-    free(p->Q), free(p->K), free(p->V), free(p->dO);
-    if (p->have_w)
-        pr_posw_clear(p->W);
-    memset(p, 0, sizeof *p);
+    pr_problem_clear(p);
 }
 
-static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, const char *pos, int want_v)
+static int problem_make(problem_t *p, uint64_t seed, int n, int d, double B, const char *pos, int want_do)
 {
-    memset(p, 0, sizeof *p);
-    p->n = n, p->d = d, p->B = B;
+    pr_pos_kind_t kind;
     pr_rng_t rng;
     pr_rng_init(rng, seed);
-    size_t len;
-    int st = pr_size_mul(&len, (size_t)n, (size_t)d);
-    if (st)
-        return st;
-    p->Q = malloc(sizeof(double) * len);
-    p->K = malloc(sizeof(double) * len);
-    if (want_v) {
-        p->V = malloc(sizeof(double) * len);
-        p->dO = malloc(sizeof(double) * len);
-    }
-    if (!p->Q || !p->K || (want_v && (!p->V || !p->dO))) {
-        problem_free(p);
-        return PR_ENOMEM;
-    }
-    pr_rng_fill(p->Q, (long)len, B, rng);
-    pr_rng_fill(p->K, (long)len, B, rng);
-    if (!strcmp(pos, "rope") || !strcmp(pos, "rope-neox"))
-        st = pr_posw_init_rope(p->W, n, d, PR_ROPE_BASE_DEFAULT, strcmp(pos, "rope") ? PR_ROPE_NEOX : PR_ROPE_INTERLEAVED);
-    else if (!strcmp(pos, "general"))
-        st = pr_posw_init_general(p->W, n, d, rng);
-    else
-        st = pr_posw_init_identity(p->W, n, d);
-    p->have_w = !st;
-    if (!st && want_v) {
-        pr_rng_fill(p->V, (long)len, B, rng);
-        pr_rng_fill(p->dO, (long)len, 1.0, rng);
-    }
-    if (st)
-        problem_free(p);
-    return st;
+    pr_problem_init(p);
+    int st = pr_problem_kind_parse(&kind, pos);
+    return st ? st : pr_problem_generate(p, rng, n, d, B, kind, PR_ROPE_BASE_DEFAULT, want_do ? PR_PROBLEM_DO : 0);
 }
 
 /* ------------------------------------------------------------------ verdicts: shared */
@@ -114,9 +77,21 @@ static int refused(const char *status)
  * from the '# configurations:' line), every row ok or refused, and the columns it reads (comma
  * separated in cols). Returns 1 if so, with the count of refused rows in *nrefused; else fills
  * res as "not run" with the reason and returns 0. */
+static int evidence_ok_timed(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols,
+                             long *nrefused, long *ntimed);
 static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols, long *nrefused)
 {
+    return evidence_ok_timed(res, claim, t, cols, nrefused, NULL);
+}
+
+/* evidence_ok, but a row stopped at its CPU budget (PR_ETIME) is counted in *ntimed, when
+ * ntimed is not NULL, for the verdict to weigh (else it is a row that did not run) */
+static int evidence_ok_timed(pr_claim_result_t *res, const char *claim, const pr_csv_t *t, const char *cols,
+                             long *nrefused, long *ntimed)
+{
     *nrefused = 0;
+    if (ntimed)
+        *ntimed = 0;
     int st = pr_csv_col(t, "status");
     if (st < 0 || pr_csv_col(t, "idx") < 0) {
         not_run(res, claim, "the CSV has no %s column", st < 0 ? "status" : "idx");
@@ -155,6 +130,8 @@ static int evidence_ok(pr_claim_result_t *res, const char *claim, const pr_csv_t
             dup++;
         if (refused(t->rows[r][st]))
             (*nrefused)++;
+        else if (ntimed && !strcmp(t->rows[r][st], pr_strerror(PR_ETIME)))
+            (*ntimed)++;
         else if (strcmp(t->rows[r][st], "ok") && !bad++)
             first = r;
     }
@@ -336,8 +313,9 @@ static int degree_row(double *out, const pr_cfg_t *cfg)
 static void degree_claim(pr_claim_result_t *res, const char *claim, const char *fn, const pr_csv_t *t)
 {
     double lo = INFINITY, hi = 0, amin = INFINITY, amax = 0, sga = 0, saa = 0;
-    long rows = 0, uncertified = 0, failed = 0, nrefused;
-    if (!evidence_ok(res, claim, t, "fn,degree,aa,certified", &nrefused))
+    long rows = 0, uncertified = 0, failed = 0, nrefused, ntimed, timed = 0;
+    /* a search stopped at its CPU budget has no degree: not certified within the budget */
+    if (!evidence_ok_timed(res, claim, t, "fn,degree,aa,certified", &nrefused, &ntimed))
         return;
     res->claim = claim;
     for (long r = 0; r < t->nrows; r++) {
@@ -345,6 +323,10 @@ static void degree_claim(pr_claim_result_t *res, const char *claim, const char *
         if (!f || strcmp(f, fn))
             continue;
         double g = pr_csv_num(t, r, "degree"), a = pr_csv_num(t, r, "aa"), c = pr_csv_num(t, r, "certified");
+        if (ntimed && !strcmp(pr_csv_str(t, r, "status"), pr_strerror(PR_ETIME))) {
+            timed++;
+            continue;
+        }
         if (!isfinite(g) || !(a > 0 && a < INFINITY)) {
             failed++;
             continue;
@@ -362,11 +344,15 @@ static void degree_claim(pr_claim_result_t *res, const char *claim, const char *
                  rows, amin, amax);
         return;
     }
-    res->verdict = uncertified || failed ? PR_VERDICT_INCONCLUSIVE : hi <= 3 * lo ? PR_VERDICT_PASSED : PR_VERDICT_FAILED;
+    res->verdict = uncertified || failed || timed ? PR_VERDICT_INCONCLUSIVE
+                 : hi <= 3 * lo                  ? PR_VERDICT_PASSED
+                                                 : PR_VERDICT_FAILED;
     snprintf(res->detail, sizeof res->detail,
              "%s: certified least degree / AA value in [%.3g, %.3g] over %ld rows (AA %.3g..%.3g); fitted degree = "
              "%.3g·AA; %ld not certified, %ld failed",
              fn, lo, hi, rows, amin, amax, sga / saa, uncertified, failed);
+    if (timed)
+        detail_add(res, "; %ld not certified within the row's CPU budget (status PR_ETIME)", timed);
 }
 
 static int degree_verdict(pr_claim_result_t *res, const pr_csv_t *t)
@@ -741,6 +727,9 @@ static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
 
 /* ------------------------------------------------------------------ threshold (C10, F1) */
 
+/* the FFT path runs while its terms stay under this (past it, the blow-up C10 predicts) */
+enum { THRESHOLD_MAX_TERMS = 20000 };
+
 enum { TH_D, TH_EPS, TH_B, TH_R, TH_DEGREE, TH_TERMS, TH_EXPONENT, TH_RAN, TH_TIME, TH_DENSE_TIME, TH_FLOOR, TH_LOST_BITS };
 
 /* The regime of the theorems: d = 2⌈log2(n)/4⌉ = O(log n), eps = 1/n, B = Bs·√(ln n), general W.
@@ -765,7 +754,7 @@ static int threshold_row(double *out, const pr_cfg_t *cfg)
     pr_control_opts_t o;
     pr_control_info_t info;
     st = O ? fast_options(&o, cfg, eps, B) : PR_ENOMEM;
-    o.max_terms = 20000;
+    o.max_terms = THRESHOLD_MAX_TERMS;
     out[TH_D] = d, out[TH_EPS] = eps, out[TH_B] = B;
     if (!st) {
         double t0 = pr_timing_wall();
@@ -875,6 +864,150 @@ static int threshold_verdict(pr_claim_result_t *res, const pr_csv_t *t)
     return 2;
 }
 
+/* ------------------------------------------------------------------ cost models */
+
+/* seconds per operation counted by dense_seconds and by pr_control_needs, and the factor on
+ * pr_certexp_cost_seconds (how each was measured: below) */
+#define DENSE_SECONDS_PER_OP 4e-10
+#define FAST_SECONDS_PER_OP 2e-10
+/* minimax's certified search runs Remez at every degree it tries: measured 2.5 times what
+ * pr_certexp_cost_seconds predicts from its (lower) degree; taylor and chebyshev 1.0 */
+#define DG_MINIMAX_SCALE 2.5
+/* the dense path on RoPE takes 0.6 of the general W's time per counted operation (measured at
+ * n = 1024..65536) */
+#define DENSE_ROPE_SCALE 0.6
+
+/* Predicted CPU seconds of one row (sweep and reproduce predict a run's duration from them).
+ * Each is an operation count of what the row runs times a constant fitted on this project's
+ * 2-core machine (AMD EPYC, 2026-11-28): rows of each full grid timed one by one with the CPU
+ * clock (the row function alone, no driver), the constant set so the model is within a factor
+ * of 2 on most rows and above the measured sum over the sample. The fast paths' counts are
+ * pr_control_needs at the degree the error control picks for the row's data (choosing it costs a
+ * generated problem and a double fit: milliseconds). A model is an estimate, never a bound:
+ * the rows that can run long get a CPU budget (row_seconds) instead. */
+
+/* dense forward's seconds: n² entries, each s products of W plus d of the score */
+static double dense_seconds(const problem_t *p)
+{
+    double n = p->n;
+    return DENSE_SECONDS_PER_OP * n * n * (p->W->s + p->d) * (pr_posw_is_factorised(p->W) ? DENSE_ROPE_SCALE : 1);
+}
+
+/* pr_control_needs' operations of the fast path (lowrank: the low-rank one) at the degree it
+ * chooses for p, plus those of the backward's degree g + 1 when backward; 0 when the error
+ * control refuses the row (it ends there), as past max_terms when that is > 0 */
+static double fast_ops(const problem_t *p, const pr_cfg_t *cfg, double eps, double B, int lowrank, int backward,
+                       long max_terms)
+{
+    pr_attn_opts_t opts;
+    pr_attn_opts_default(&opts, p->d);
+    pr_control_opts_t o;
+    pr_control_info_t info;
+    pr_expoly_t e;
+    pr_expoly_init(e);
+    int st = fast_options(&o, cfg, eps, B);
+    if (max_terms > 0)
+        o.max_terms = max_terms;
+    if (!st)
+        st = pr_control_choose(e, &info, p->Q, p->K, p->V, p->W, p->n, p->d, &opts, &o, lowrank);
+    pr_expoly_clear(e);
+    /* refused by the terms or memory budget: the row ends there */
+    if (st || info.terms > (double)o.max_terms || pr_control_budget(&info, p->W, p->n, p->d, &o, lowrank, 0, 0, "cost"))
+        return 0;
+    double bytes, ops, ops1 = 0;
+    pr_control_needs(&bytes, &ops, p->W, p->n, p->d, info.degree, lowrank);
+    if (backward)
+        pr_control_needs(&bytes, &ops1, p->W, p->n, p->d, info.degree + 1, lowrank);
+    return isfinite(ops + ops1) ? ops + ops1 : 1e300;
+}
+
+/* the row's problem (Q, K, V and W from its seed), for a cost model; 0 if it cannot be made */
+static int cost_problem(problem_t *p, const pr_cfg_t *cfg, int n, int d, double B, const char *pos)
+{
+    return n >= 2 && d >= 1 && B > 0 && !problem_make(p, (uint64_t)pr_cfg_long(cfg, "seed"), n, d, B, pos, 1);
+}
+
+/* factorise: n² scores through W (s = 2d products) and, for RoPE, the rotated dot product (d);
+ * fitted on n = 512..4096, d = 2, 8, 32 (CPU clock): 0.5e-9 + 1.25e-9 s (+ 1.5e-9 + 0.8e-9 d
+ * for RoPE) seconds per n² */
+static double factorise_cost(const pr_cfg_t *cfg)
+{
+    double n = (double)pr_cfg_long(cfg, "n"), d = (double)pr_cfg_long(cfg, "d");
+    const char *pos = pr_cfg_str(cfg, "pos");
+    int rope = pos && !strncmp(pos, "rope", 4);
+    return n * n * (0.5e-9 + 1.25e-9 * 2 * d + (rope ? 1.5e-9 + 0.8e-9 * d : 0));
+}
+
+/* degree: pr_certexp_cost_seconds (fitted on the same machine, exact/pr_certexp.c), measured
+ * here on R = 8..128, eps = 1e-2, 1e-12, the three settings and both constructions: within
+ * 0.8..1.2 for chebyshev at R >= 64, where the time goes */
+static double degree_cost(const pr_cfg_t *cfg)
+{
+    pr_expoly_kind_t kind;
+    pr_expoly_setting_t setting;
+    if (pr_expoly_kind_parse(&kind, pr_cfg_str(cfg, "poly")) || pr_expoly_setting_parse(&setting, pr_cfg_str(cfg, "fn")))
+        return 0;
+    int g;
+    slong prec;
+    double t = pr_certexp_cost_seconds(&g, &prec, kind, setting, pr_cfg_double(cfg, "R"), pr_cfg_double(cfg, "eps"), -1, 0);
+    return isfinite(t) ? 0.01 + (kind == PR_EXPOLY_MINIMAX ? DG_MINIMAX_SCALE : 1.0) * t : 0;
+}
+
+/* one path's forward and backward (scaling; dense: 3 dense forwards' time), plus with reference
+ * the dense forward and backward the errors are measured against (error: 4 more) */
+static double path_cost(const pr_cfg_t *cfg, int reference)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
+    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t = 0;
+    problem_t p;
+    if (!cost_problem(&p, cfg, n, d, B, pr_cfg_str(cfg, "pos")))
+        return 0;
+    int lowrank = algo_is(cfg, "lowrank");
+    if (algo_is(cfg, "dense"))
+        t = 3 * dense_seconds(&p);
+    else if (!lowrank || pr_lowrank_applies(p.W))
+        t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, eps, B, lowrank, 1, 0) + (reference ? 4 * dense_seconds(&p) : 0);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
+static double error_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 1);
+}
+
+static double scaling_cost(const pr_cfg_t *cfg)
+{
+    return path_cost(cfg, 0);
+}
+
+/* threshold: the FFT forward (while its terms stay under the row's budget) and the dense one */
+static double threshold_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = 2 * (int)ceil(log2((double)n) / 4);
+    double Bs = pr_cfg_double(cfg, "Bs"), B = Bs * sqrt(log((double)n)), t;
+    problem_t p;
+    if (n < 4 || !cost_problem(&p, cfg, n, d, B, "general"))
+        return 0;
+    t = FAST_SECONDS_PER_OP * fast_ops(&p, cfg, 1.0 / n, B, 0, 0, THRESHOLD_MAX_TERMS) + dense_seconds(&p);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
+/* rope-vs-general: the dense reference, the low-rank and the FFT forward on RoPE */
+static double rope_general_cost(const pr_cfg_t *cfg)
+{
+    int n = (int)pr_cfg_long(cfg, "n"), d = (int)pr_cfg_long(cfg, "d");
+    double B = pr_cfg_double(cfg, "B"), eps = pr_cfg_double(cfg, "eps"), t;
+    problem_t p;
+    if (!cost_problem(&p, cfg, n, d, B, "rope"))
+        return 0;
+    t = FAST_SECONDS_PER_OP * (fast_ops(&p, cfg, eps, B, 1, 0, 0) + fast_ops(&p, cfg, eps, B, 0, 0, 0)) +
+        dense_seconds(&p);
+    problem_free(&p);
+    return 0.002 + t;
+}
+
 /* ------------------------------------------------------------------ the table */
 
 const pr_preset_t pr_presets[] = {
@@ -890,6 +1023,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "d=even",
         .row = factorise_row,
         .verdict = factorise_verdict,
+        .cost = factorise_cost,
     },
     {
         .name = "degree",
@@ -903,6 +1037,9 @@ const pr_preset_t pr_presets[] = {
         .columns = "degree,certified,err_bound,aa,double_degree",
         .row = degree_row,
         .verdict = degree_verdict,
+        .cost = degree_cost,
+        /* R = 128 with exp-rel took 20 to 50 s; a search past 120 s is stopped, not waited for */
+        .row_seconds = 120,
     },
     {
         .name = "error",
@@ -916,6 +1053,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "d>=2;algo=fft|lowrank",
         .row = error_row,
         .verdict = error_verdict,
+        .cost = error_cost,
     },
     {
         .name = "scaling",
@@ -929,6 +1067,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=2;d>=2",
         .row = scaling_row,
         .verdict = scaling_verdict,
+        .cost = scaling_cost,
     },
     {
         .name = "threshold",
@@ -942,6 +1081,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=4",
         .row = threshold_row,
         .verdict = threshold_verdict,
+        .cost = threshold_cost,
     },
     {
         .name = "rope-vs-general",
@@ -955,6 +1095,7 @@ const pr_preset_t pr_presets[] = {
         .limits = "n>=2;d=even",
         .row = rope_general_row,
         .verdict = rope_general_verdict,
+        .cost = rope_general_cost,
     },
 };
 const int pr_npresets = sizeof pr_presets / sizeof pr_presets[0];

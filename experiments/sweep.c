@@ -6,7 +6,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -972,16 +976,6 @@ static int same_sweep(const pr_csv_t *t, const char *header, char *why, size_t l
     return ok;
 }
 
-/* rate and ETA count only the rows computed in this run, not those a resume skipped */
-static void progress_line(const pr_preset_t *p, long done, long total, long computed, double elapsed, int final)
-{
-    double rate = elapsed > 0 ? computed / elapsed : 0;
-    double eta = rate > 0 ? (total - done) / rate : 0;
-    fprintf(stderr, "\rpolyrope sweep %s: %ld/%ld rows, %.2f rows/s, ETA %ld:%02ld   %s", p->name, done,
-            total, rate, (long)eta / 60, (long)eta % 60, final ? "\n" : "");
-    fflush(stderr);
-}
-
 static int in_shard(long idx, long k, long n)
 {
     return n <= 1 || idx % n == k - 1;
@@ -1106,167 +1100,363 @@ static int check_out_path(const char *cmd, const char *opt, const char *out)
     return 0;
 }
 
-int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *o)
+double pr_sweep_row_budget(const pr_preset_t *p, const pr_sweep_opts_t *o)
+{
+    double s = o && o->row_seconds != 0 ? o->row_seconds : p->row_seconds;
+    return s > 0 ? s : 0;
+}
+
+double pr_sweep_row_cost(const pr_preset_t *p, const pr_cfg_t *cfg, double row_seconds)
+{
+    double c = p->cost ? p->cost(cfg) : 0;
+    /* a row past its budget is stopped there (a second of slack: RLIMIT_CPU's granularity) */
+    return row_seconds > 0 && !(c <= row_seconds) ? row_seconds + 1 : c;
+}
+
+double pr_sweep_predict(const pr_preset_t *p, const pr_grid_t *g, long k, long n, double row_seconds)
+{
+    long total = pr_grid_count(g);
+    double sum = 0;
+    for (long idx = 0; idx < total; idx++) {
+        if (!in_shard(idx, k, n))
+            continue;
+        pr_cfg_t cfg;
+        pr_cfg_at(&cfg, g, idx);
+        sum += pr_sweep_row_cost(p, &cfg, row_seconds);
+    }
+    return sum;
+}
+
+void pr_sweep_duration(char *buf, size_t len, double s)
+{
+    if (!(s < 1e9))
+        snprintf(buf, len, "ever");
+    else if (s < 9.95)
+        snprintf(buf, len, "%.1f s", s);
+    else if (s < 90)
+        snprintf(buf, len, "%.0f s", s);
+    else if (s < 5400)
+        snprintf(buf, len, "%.0f min", ceil(s / 60));
+    else
+        snprintf(buf, len, "%.0f h %02.0f min", floor(s / 3600), ceil(fmod(s, 3600) / 60));
+}
+
+void pr_progress_start(pr_progress_t *pg, int mode)
+{
+    pg->on = mode != 0;
+    pg->tty = isatty(2);
+    pg->t0 = pr_timing_wall();
+    pg->last = pg->t0;
+}
+
+int pr_progress_due(pr_progress_t *pg, int final)
+{
+    if (!pg->on)
+        return 0;
+    double t = pr_timing_wall();
+    /* a log file gets one line a minute: a day's run stays a short file */
+    if (!final && t - pg->last < (pg->tty ? 0.2 : 60))
+        return 0;
+    pg->last = t;
+    return 1;
+}
+
+void pr_progress_print(pr_progress_t *pg, int final, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (pg->tty)
+        fputc('\r', stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(pg->tty && !final ? "   " : "\n", stderr);
+    fflush(stderr);
+}
+
+/* One run of the driver: what pr_sweep_run checks, opens and then fills. */
+typedef struct {
+    const pr_preset_t *p;
+    const pr_grid_t *g;
+    const pr_sweep_opts_t *o;
+    long sk, sn, total, mine;
+    int ncols, fd;
+    char *header;
+    long *done, ndone; /* the idx already in the file, sorted */
+} run_t;
+
+/* the grid, shard, path and header, before anything is read or written; 0 or an exit status */
+static int run_check(run_t *r)
 {
     const char *cmd = "sweep";
     char err[512];
-    long max = o->max_configs > 0 ? o->max_configs : PR_GRID_MAX_CONFIGS;
-    int st = pr_sweep_check(p, g, max, err, sizeof err);
+    long max = r->o->max_configs > 0 ? r->o->max_configs : PR_GRID_MAX_CONFIGS;
+    int st = pr_sweep_check(r->p, r->g, max, err, sizeof err);
     if (st) {
         (void)pr_cli_fail(cmd, "%s", st == PR_ENOMEM ? "out of memory" : err);
         return st == PR_ENOMEM ? 1 : 2;
     }
-    long sk = o->shard_n >= 1 ? o->shard_k : 1, sn = o->shard_n >= 1 ? o->shard_n : 1;
-    if (sk < 1 || sk > sn) {
-        (void)pr_cli_fail(cmd, "shard %ld/%ld: need 1 <= K <= N", o->shard_k, o->shard_n);
+    r->sk = r->o->shard_n >= 1 ? r->o->shard_k : 1, r->sn = r->o->shard_n >= 1 ? r->o->shard_n : 1;
+    if (r->sk < 1 || r->sk > r->sn) {
+        (void)pr_cli_fail(cmd, "shard %ld/%ld: need 1 <= K <= N", r->o->shard_k, r->o->shard_n);
         return 2;
     }
-    if ((st = check_out_path(cmd, "--out", o->out ? o->out : "")))
+    if ((st = check_out_path(cmd, "--out", r->o->out ? r->o->out : "")))
         return st;
-    long total = pr_grid_count(g), mine = shard_rows(total, sk, sn);
-    char *header = header_text(p, g, o);
-    if (!header) {
+    r->total = pr_grid_count(r->g), r->mine = shard_rows(r->total, r->sk, r->sn);
+    if (!(r->header = header_text(r->p, r->g, r->o))) {
         (void)pr_cli_fail(cmd, "out of memory");
         return 1;
     }
     /* every header line must be one pr_csv_read takes back */
-    for (const char *l = header; *l; l += strcspn(l, "\n") + 1)
+    for (const char *l = r->header; *l; l += strcspn(l, "\n") + 1)
         if (strcspn(l, "\n") >= PR_CSV_MAXLINE) {
             (void)pr_cli_fail(cmd, "the grid's text is over %ld bytes, too long for the CSV's header: narrow it", PR_CSV_MAXLINE);
-            free(header);
             return 2;
         }
-    int ncols = 1;
-    for (const char *c = p->columns; (c = strchr(c, ',')); c++)
-        ncols++;
+    r->ncols = 1;
+    for (const char *c = r->p->columns; (c = strchr(c, ',')); c++)
+        r->ncols++;
+    return 0;
+}
 
-    long *done = 0, ndone = 0; /* the idx already in the file, sorted */
+/* An existing --out on --resume: this sweep's, every row checked, a torn last line cut off;
+ * r->done gets its rows. *fresh is set when it is only a torn header. 0 or an exit status. */
+static int run_resume(run_t *r, int *fresh)
+{
+    const char *cmd = "sweep", *out = r->o->out;
+    char err[512], why[128];
+    pr_csv_t t;
+    /* look before cutting anything: only a file of this very sweep is touched */
+    int st = pr_csv_read(&t, out, 0, err, sizeof err);
+    if (st == PR_EINVAL && torn_header(out, r->header)) {
+        *fresh = 1; /* killed while writing the header: nothing to keep */
+        return 0;
+    }
+    if (st) {
+        (void)pr_cli_fail(cmd, "cannot resume: %s", err);
+        return st == PR_ENOMEM ? 1 : 2;
+    }
+    if (!same_sweep(&t, r->header, why, sizeof why)) {
+        (void)pr_cli_fail(cmd, "cannot resume %s: %s from this sweep; use another --out", out, why);
+        pr_csv_clear(&t);
+        return 2;
+    }
+    /* every row is checked before the file is cut or a row computed */
+    st = check_rows(&r->done, &t, r->p, r->g, r->sk, r->sn, out, err, sizeof err);
+    r->ndone = t.nrows;
+    pr_csv_clear(&t);
+    if (!st) {
+        /* ours: read it again, now cutting a torn last line off the file */
+        st = pr_csv_read(&t, out, 1, err, sizeof err);
+        if (!st && t.nrows != r->ndone)
+            seterr(err, sizeof err, "%s changed while it was read", out), st = PR_EINVAL;
+        pr_csv_clear(&t);
+    }
+    if (st) {
+        (void)pr_cli_fail(cmd, "cannot resume: %s", st == PR_ENOMEM ? "out of memory" : err);
+        return st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
+    }
+    return 0;
+}
+
+/* opens --out (resumed, or fresh with its header); 0 or an exit status */
+static int run_open(run_t *r)
+{
+    const char *cmd = "sweep", *out = r->o->out;
     struct stat sb;
-    int exists = stat(o->out, &sb) == 0;
-    int rc = 0, fd = -1;
-    if (exists && !o->resume) {
-        (void)pr_cli_fail(cmd, "%s exists; add --resume to continue it, or remove it to start again",
-                o->out);
-        free(header);
+    int exists = stat(out, &sb) == 0, rc;
+    if (exists && !r->o->resume) {
+        (void)pr_cli_fail(cmd, "%s exists; add --resume to continue it, or remove it to start again", out);
         return 2;
     }
     int fresh = !exists;
-    if (exists) {
-        pr_csv_t t;
-        char why[128];
-        /* look before cutting anything: only a file of this very sweep is touched */
-        st = pr_csv_read(&t, o->out, 0, err, sizeof err);
-        if (st == PR_EINVAL && torn_header(o->out, header)) {
-            fresh = 1; /* killed while writing the header: nothing to keep */
-        } else if (st) {
-            (void)pr_cli_fail(cmd, "cannot resume: %s", err);
-            free(header);
-            return st == PR_ENOMEM ? 1 : 2;
-        } else if (!same_sweep(&t, header, why, sizeof why)) {
-            (void)pr_cli_fail(cmd, "cannot resume %s: %s from this sweep; use another --out", o->out,
-                    why);
-            pr_csv_clear(&t);
-            free(header);
-            return 2;
-        } else {
-            /* every row is checked before the file is cut or a row computed */
-            st = check_rows(&done, &t, p, g, sk, sn, o->out, err, sizeof err);
-            ndone = t.nrows;
-            pr_csv_clear(&t);
-            if (!st) {
-                /* ours: read it again, now cutting a torn last line off the file */
-                st = pr_csv_read(&t, o->out, 1, err, sizeof err);
-                if (!st && t.nrows != ndone)
-                    seterr(err, sizeof err, "%s changed while it was read", o->out), st = PR_EINVAL;
-                pr_csv_clear(&t);
-            }
-            if (st) {
-                (void)pr_cli_fail(cmd, "cannot resume: %s", st == PR_ENOMEM ? "out of memory" : err);
-                free(done);
-                free(header);
-                return st == PR_ENOMEM || st == PR_EIO ? 1 : 2;
-            }
-        }
-    }
+    if (exists && (rc = run_resume(r, &fresh)))
+        return rc;
     /* the path is checked here, before any row: a file that cannot be opened is bad usage */
-    fd = open(o->out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
-    if (fd < 0) {
-        (void)pr_cli_fail(cmd, "cannot write %s: %s", o->out, strerror(errno));
-        rc = 2;
-        goto out;
+    r->fd = open(out, O_WRONLY | O_CREAT | O_APPEND | (fresh ? O_TRUNC : 0), 0644);
+    if (r->fd < 0) {
+        (void)pr_cli_fail(cmd, "cannot write %s: %s", out, strerror(errno));
+        return 2;
     }
-    if (fresh && write_all_sync(fd, header, strlen(header))) {
-        (void)pr_cli_fail(cmd, "cannot write %s: %s", o->out, strerror(errno));
+    if (fresh && write_all_sync(r->fd, r->header, strlen(r->header))) {
+        (void)pr_cli_fail(cmd, "cannot write %s: %s", out, strerror(errno));
         if (!exists)
-            unlink(o->out);
-        rc = 1;
-        goto out;
+            unlink(out);
+        return 1;
     }
-    int show = o->progress < 0 ? isatty(2) : o->progress;
-    double t0 = pr_timing_wall(), last = 0;
-    long count = 0, skipped = 0, next = 0;
-    double *vals = malloc(sizeof(double) * ncols);
-    if (!vals) {
-        rc = 1;
-        goto out;
+    return 0;
+}
+
+/* What a row's child process sends back: its status and outputs, in one write (< PIPE_BUF). */
+typedef struct {
+    int st;
+    double v[PR_CSV_MAXCOLS];
+} row_msg_t;
+
+/* p->row in a child process limited to budget CPU seconds (RLIMIT_CPU: the limit is the same on
+ * a loaded machine, so a row's outcome does not depend on what else runs). PR_ETIME when the
+ * child passed it; *sig gets the signal of a child that crashed (PR_EIO then). */
+static int row_limited(double *vals, int ncols, const pr_preset_t *p, const pr_cfg_t *cfg, double budget, int *sig)
+{
+    int fds[2];
+    *sig = 0;
+    if (pipe(fds))
+        return PR_EIO;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        rlim_t s = (rlim_t)ceil(budget);
+        struct rlimit rl = {s, s + 1};
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent || setrlimit(RLIMIT_CPU, &rl))
+            _exit(127);
+        row_msg_t m;
+        memset(&m, 0, sizeof m);
+        for (int k = 0; k < ncols; k++)
+            m.v[k] = vals[k];
+        m.st = p->row(m.v, cfg);
+        _exit(write(fds[1], &m, sizeof m) == (ssize_t)sizeof m ? 0 : 126);
     }
-    for (long idx = 0; idx < total && !rc; idx++) {
-        if (!in_shard(idx, sk, sn))
-            continue;
-        if (next < ndone && done[next] == idx) {
-            next++;
-            skipped++;
-            count++;
-            continue;
-        }
-        pr_cfg_t cfg;
-        pr_cfg_at(&cfg, g, idx);
-        char *key = pr_cfg_key(&cfg);
-        if (!key) {
-            rc = 1;
-            break;
-        }
-        for (int k = 0; k < ncols; k++)
-            vals[k] = NAN;
-        int rs = p->row(vals, &cfg);
-        char *line = 0, stat[160];
-        size_t ll = 0;
-        FILE *f = open_memstream(&line, &ll);
-        if (!f) {
-            free(key);
-            rc = 1;
-            break;
-        }
-        fprintf(f, "%ld,%s", idx, key);
-        for (int i = 0; i < g->naxes; i++)
-            fprintf(f, ",%s", cfg.val[i]);
-        status_field(stat, sizeof stat, rs);
-        fprintf(f, ",%s", stat);
-        for (int k = 0; k < ncols; k++)
-            fprintf(f, ",%.10g", rs ? NAN : vals[k]);
-        fputc('\n', f);
-        fclose(f);
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return PR_EIO;
+    }
+    row_msg_t m;
+    ssize_t got;
+    while ((got = read(fds[0], &m, sizeof m)) < 0 && errno == EINTR)
+        ;
+    close(fds[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    if (got == (ssize_t)sizeof m) {
+        memcpy(vals, m.v, sizeof(double) * ncols);
+        return m.st;
+    }
+    if (WIFSIGNALED(ws) && (WTERMSIG(ws) == SIGXCPU || WTERMSIG(ws) == SIGKILL))
+        return PR_ETIME;
+    *sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : -1;
+    return PR_EIO;
+}
+
+/* computes configuration idx and appends its line; 0 or an exit status */
+static int run_row(run_t *r, long idx, double *vals, double budget)
+{
+    pr_cfg_t cfg;
+    pr_cfg_at(&cfg, r->g, idx);
+    char *key = pr_cfg_key(&cfg), *line = 0, stat[160];
+    if (!key)
+        return 1;
+    for (int k = 0; k < r->ncols; k++)
+        vals[k] = NAN;
+    int sig = 0, rs = budget > 0 ? row_limited(vals, r->ncols, r->p, &cfg, budget, &sig) : r->p->row(vals, &cfg);
+    if (sig) {
+        (void)pr_cli_fail("sweep", "row %ld (%s) crashed (%s %d): no row written; this is a bug, please report it", idx,
+                          key, sig > 0 ? "signal" : "exit", sig);
         free(key);
-        if (!line || write_all_sync(fd, line, ll)) {
-            (void)pr_cli_fail(cmd, "cannot write a row to %s: %s", o->out, strerror(errno));
-            rc = 1;
-        }
-        free(line);
+        return 1;
+    }
+    size_t ll = 0;
+    FILE *f = open_memstream(&line, &ll);
+    if (!f) {
+        free(key);
+        return 1;
+    }
+    fprintf(f, "%ld,%s", idx, key);
+    for (int i = 0; i < r->g->naxes; i++)
+        fprintf(f, ",%s", cfg.val[i]);
+    status_field(stat, sizeof stat, rs);
+    fprintf(f, ",%s", stat);
+    for (int k = 0; k < r->ncols; k++)
+        fprintf(f, ",%.10g", rs ? NAN : vals[k]);
+    fputc('\n', f);
+    fclose(f);
+    free(key);
+    int rc = 0;
+    if (!line || write_all_sync(r->fd, line, ll)) {
+        (void)pr_cli_fail("sweep", "cannot write a row to %s: %s", r->o->out, strerror(errno));
+        rc = 1;
+    }
+    free(line);
+    return rc;
+}
+
+/* the predicted cost of the rows a resume skips */
+static double resumed_cost(const run_t *r, double budget)
+{
+    double c = 0;
+    for (long i = 0; i < r->ndone; i++) {
+        pr_cfg_t cfg;
+        pr_cfg_at(&cfg, r->g, r->done[i]);
+        c += pr_sweep_row_cost(r->p, &cfg, budget);
+    }
+    return c;
+}
+
+/* every configuration of the shard not already in the file, with progress; 0 or an exit status */
+static int run_rows(run_t *r)
+{
+    double budget = pr_sweep_row_budget(r->p, r->o);
+    double *vals = malloc(sizeof(double) * r->ncols);
+    if (!vals)
+        return 1;
+    /* the ETA scales the model's prediction of the rows left by how fast the rows so far went */
+    double predicted = pr_sweep_predict(r->p, r->g, r->sk, r->sn, budget), spent = 0;
+    const char *label = r->o->label ? r->o->label : r->p->name;
+    pr_progress_t pg;
+    pr_progress_start(&pg, r->o->progress);
+    long count = 0, next = 0;
+    if (pg.on) {
+        char t[32], b[64] = "";
+        pr_sweep_duration(t, sizeof t, predicted - resumed_cost(r, budget));
+        if (budget > 0)
+            snprintf(b, sizeof b, ", rows stopped at %g s", budget);
+        fprintf(stderr, "polyrope sweep %s: %ld rows%s, predicted %s of CPU%s (cost model: experiments/presets.c)\n",
+                label, r->mine - r->ndone, r->ndone ? " left" : "", t, b);
+    }
+    int rc = 0;
+    for (long idx = 0; idx < r->total && !rc; idx++) {
+        if (!in_shard(idx, r->sk, r->sn))
+            continue;
+        pr_cfg_t cfg;
+        pr_cfg_at(&cfg, r->g, idx);
+        double c = pr_sweep_row_cost(r->p, &cfg, budget);
         count++;
-        double t = pr_timing_wall();
-        if (show && t - last > 0.2 && count < mine) {
-            progress_line(p, count, mine, count - skipped, t - t0, 0);
-            last = t;
+        if (next < r->ndone && r->done[next] == idx) {
+            next++;
+            predicted -= c;
+            continue;
+        }
+        rc = run_row(r, idx, vals, budget);
+        spent += c;
+        int final = count == r->mine;
+        if (!rc && pr_progress_due(&pg, final)) {
+            double el = pr_timing_wall() - pg.t0, eta = spent > 0 ? el / spent * (predicted - spent) : predicted - spent;
+            char e[32], d[32];
+            pr_sweep_duration(d, sizeof d, el);
+            pr_sweep_duration(e, sizeof e, final ? spent : fmax(0, eta));
+            pr_progress_print(&pg, final, "polyrope sweep %s: %ld/%ld rows, %s %s, %s %s", label, count, r->mine,
+                              final ? "done in" : "elapsed", d, final ? "predicted" : "ETA", e);
         }
     }
-    if (show && !rc)
-        progress_line(p, count, mine, count - skipped, pr_timing_wall() - t0, 1);
     free(vals);
-out:
-    if (fd >= 0)
-        close(fd);
-    free(done);
-    free(header);
+    return rc;
+}
+
+int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *o)
+{
+    run_t r = {.p = p, .g = g, .o = o, .fd = -1};
+    int rc = run_check(&r);
+    if (!rc)
+        rc = run_open(&r);
+    if (!rc)
+        rc = run_rows(&r);
+    if (r.fd >= 0)
+        close(r.fd);
+    free(r.done);
+    free(r.header);
     return rc;
 }
 

@@ -98,6 +98,11 @@ typedef struct pr_preset {
     int (*row)(double *out, const pr_cfg_t *cfg);
     /* Fills res[k] for each claim of the preset from the finished CSV; returns their count. */
     int (*verdict)(pr_claim_result_t *res, const struct pr_csv *t);
+    /* Predicted CPU seconds of one row (presets.c says how each constant was measured). */
+    double (*cost)(const pr_cfg_t *cfg);
+    /* CPU-seconds budget of one row (0: none); a row still running then is stopped and
+     * recorded with status PR_ETIME (sweep --row-seconds overrides it) */
+    double row_seconds;
 } pr_preset_t;
 
 extern const pr_preset_t pr_presets[];
@@ -137,7 +142,36 @@ typedef struct {
     int progress;          /* -1 auto (stderr is a terminal), 0 off, 1 on */
     const char *command;   /* the command line, for the header */
     long max_configs;      /* cap on the grid's configurations (0: PR_GRID_MAX_CONFIGS) */
+    double row_seconds;    /* CPU-seconds budget of a row: 0 the preset's, < 0 none */
+    const char *label;     /* names the run in progress lines (NULL: the preset's name) */
 } pr_sweep_opts_t;
+
+/* The CPU-seconds budget of a row under opts: the option's, else the preset's; 0 for none. */
+double pr_sweep_row_budget(const pr_preset_t *p, const pr_sweep_opts_t *opts);
+
+/* Predicted CPU seconds of one row: the preset's cost model, at most row_seconds + 1 when
+ * row_seconds > 0 (a row past its budget is stopped there). */
+double pr_sweep_row_cost(const pr_preset_t *p, const pr_cfg_t *cfg, double row_seconds);
+/* Predicted CPU seconds of the configurations of g in shard k of n (1/1: all), from the
+ * preset's cost model; each row counts at most row_seconds when that is > 0. */
+double pr_sweep_predict(const pr_preset_t *p, const pr_grid_t *g, long k, long n, double row_seconds);
+
+/* "1 h 05 min", "12 min", "40 s": a duration for one-line messages */
+void pr_sweep_duration(char *buf, size_t len, double seconds);
+
+/* Progress lines on stderr: on a terminal one line redrawn in place (at most 5 a second);
+ * elsewhere (a log file) at most one line a minute, so that a long run can be followed. */
+typedef struct {
+    int on, tty;
+    double t0, last;
+} pr_progress_t;
+
+/* mode: -1 auto (on), 0 off, 1 on */
+void pr_progress_start(pr_progress_t *pg, int mode);
+/* 1 if a line is due now (final: always) */
+int pr_progress_due(pr_progress_t *pg, int final);
+/* prints the line (printf format), ended as the medium wants */
+void pr_progress_print(pr_progress_t *pg, int final, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Is g a grid preset p can run? Its axes are p's, each value inside p's limits, d even where
  * W pairs coordinates, at most max_configs configurations (0: PR_GRID_MAX_CONFIGS). Returns
@@ -148,8 +182,10 @@ int pr_sweep_check(const pr_preset_t *p, const pr_grid_t *g, long max_configs, c
 int pr_sweep_shard_parse(long *k, long *n, const char *s);
 
 /* Runs every configuration of g in this shard into opts->out. Checks g (pr_sweep_check), the
- * output path and, on resume, every row of the file before any row is computed. Returns 0, or
- * an exit status after printing a one-line error (2 bad usage or input, 1 I/O failure). */
+ * output path and, on resume, every row of the file before any row is computed. A row past its
+ * CPU budget (pr_sweep_row_budget; the row then runs in a child process) is recorded with
+ * status PR_ETIME. Returns 0, or an exit status after printing a one-line error (2 bad usage
+ * or input, 1 I/O failure or a row that crashed). */
 int pr_sweep_run(const pr_preset_t *p, const pr_grid_t *g, const pr_sweep_opts_t *opts);
 
 /* The grid of preset p for "tiny", "quick" or "full", with user overrides applied and checked

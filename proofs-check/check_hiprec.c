@@ -213,24 +213,29 @@ int pr_check_c11(pr_check_result_t *res, const pr_check_opts_t *opts)
         double base = trial % 2 ? PR_ROPE_BASE_DEFAULT : pr_rng_range(rng, 2.0, 500.0);
         pr_rope_layout_t layout = pr_rng_below(rng, 2) ? PR_ROPE_NEOX : PR_ROPE_INTERLEAVED;
         size_t nd = (size_t)n * d;
-        double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd);
         double *Qr = malloc(sizeof(double) * nd), *Kr = malloc(sizeof(double) * nd);
-        pr_rng_fill(Q, (long)nd, B, rng);
-        pr_rng_fill(K, (long)nd, B, rng);
+        pr_problem_t P;
+        pr_problem_init(P);
+        int st = Qr && Kr ? pr_problem_generate(P, rng, n, d, B, layout == PR_ROPE_NEOX ? PR_POS_ROPE_NEOX : PR_POS_ROPE,
+                                                base, 0) : PR_ENOMEM;
+        if (st) {
+            free(Qr); free(Kr);
+            return st;
+        }
+        const double *Q = P->Q, *K = P->K;
+        const pr_posw_struct *W = P->W;
         pr_check_put(res, "n", "%d", n);
         pr_check_put(res, "d", "%d", d);
         pr_check_put_d(res, "base", base);
         pr_check_put(res, "layout", "%s", layout == PR_ROPE_NEOX ? "neox" : "interleaved");
         pr_check_put_vec(res, "Q", Q, n, d);
         pr_check_put_vec(res, "K", K, n, d);
-        pr_posw_t W;
-        int st = pr_rope_rotate(Qr, Q, n, d, base, layout, 1);
+        st = pr_rope_rotate(Qr, Q, n, d, base, layout, 1);
         if (!st)
             st = pr_rope_rotate(Kr, K, n, d, base, layout, 1);
-        if (!st)
-            st = pr_posw_init_rope(W, n, d, base, layout);
         if (st) {
-            free(Q); free(K); free(Qr); free(Kr);
+            pr_problem_clear(P);
+            free(Qr); free(Kr);
             return st;
         }
         double err = 0.0;
@@ -299,8 +304,8 @@ int pr_check_c11(pr_check_result_t *res, const pr_check_opts_t *opts)
         pr_check_observe(res, layout == PR_ROPE_NEOX ? "rope-neox" : "rope", fmax(ra, rf), 1.0, ok);
         arb_clear(th); arb_clear(ang); arb_clear(c); arb_clear(s); arb_clear(lhs); arb_clear(rhs);
         arb_clear(diff); arb_clear(t); arb_clear(u); arb_clear(e); arb_clear(tn);
-        pr_posw_clear(W);
-        free(Q); free(K); free(Qr); free(Kr);
+        pr_problem_clear(P);
+        free(Qr); free(Kr);
     }
     return PR_OK;
 }

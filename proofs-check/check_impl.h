@@ -31,14 +31,17 @@ int pr_check_ok(pr_cert_verdict_t v);
 
 typedef enum { PR_MASK_NONE = 0, PR_MASK_CAUSAL, PR_MASK_ALIBI, PR_MASK_COUNT } pr_mask_t;
 
-/* One random attention problem: Q, K, V uniform in [-B, B], W of the given kind. */
+/* One random attention problem from the trial's stream: pr_problem's Q, K, V uniform in
+ * [-B, B), then W of the given kind (what attn and a sweep row draw from a stream seeded
+ * alike), then the ALiBi slope when mask is PR_MASK_ALIBI. Not to be copied: W points into P. */
 typedef struct {
     int n, d;
     double B;
     pr_pos_kind_t kind;
     pr_mask_t mask;
-    double *Q, *K, *V, *beta;
-    pr_posw_t W;
+    pr_problem_t P;                   /* owns the arrays below */
+    double *Q, *K, *V, *beta;         /* P's, named as the checks use them */
+    pr_posw_struct *W;                /* P->W */
     pr_attn_opts_t opts;
     char config[PR_CHECK_CONFIG_LEN]; /* "kind/mask", the regression key */
 } pr_inst_t;

@@ -29,41 +29,26 @@ int pr_inst_init(pr_inst_t *I, int n, int d, double B, pr_pos_kind_t kind, pr_ma
                  pr_rng_t rng)
 {
     memset(I, 0, sizeof(*I));
+    pr_problem_init(I->P);
+    int st = pr_problem_generate(I->P, rng, n, d, B, kind, PR_ROPE_BASE_DEFAULT, 0);
+    if (!st && mask == PR_MASK_ALIBI)
+        st = pr_problem_alibi(I->P, pr_rng_range(rng, 0.0, 0.5));
+    if (st) {
+        pr_inst_clear(I);
+        return st;
+    }
     I->n = n;
     I->d = d;
     I->B = B;
     I->kind = kind;
     I->mask = mask;
-    size_t nd = (size_t)n * d;
-    I->Q = malloc(sizeof(double) * nd);
-    I->K = malloc(sizeof(double) * nd);
-    I->V = malloc(sizeof(double) * nd);
-    I->beta = malloc(sizeof(double) * (2 * (size_t)n - 1));
-    if (!I->Q || !I->K || !I->V || !I->beta) {
-        pr_inst_clear(I);
-        return PR_ENOMEM;
-    }
-    pr_rng_fill(I->Q, (long)nd, B, rng);
-    pr_rng_fill(I->K, (long)nd, B, rng);
-    pr_rng_fill(I->V, (long)nd, B, rng);
-    int st;
-    switch (kind) {
-    case PR_POS_ROPE: st = pr_posw_init_rope(I->W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED); break;
-    case PR_POS_ROPE_NEOX: st = pr_posw_init_rope(I->W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_NEOX); break;
-    case PR_POS_GENERAL: st = pr_posw_init_general(I->W, n, d, rng); break;
-    case PR_POS_IDENTITY: st = pr_posw_init_identity(I->W, n, d); break;
-    default: st = PR_EINVAL;
-    }
-    if (st) {
-        pr_inst_clear(I);
-        return st;
-    }
-    pr_attn_opts_default(&I->opts, d);
+    I->Q = I->P->Q;
+    I->K = I->P->K;
+    I->V = I->P->V;
+    I->beta = I->P->beta;
+    I->W = I->P->W;
+    I->opts = I->P->opts;
     I->opts.causal = mask == PR_MASK_CAUSAL;
-    if (mask == PR_MASK_ALIBI) {
-        pr_bias_alibi(I->beta, n, pr_rng_range(rng, 0.0, 0.5));
-        I->opts.beta = I->beta;
-    }
     snprintf(I->config, sizeof I->config, "%s/%s", pr_pos_kind_name(kind), mask_name(mask));
     return PR_OK;
 }
@@ -79,12 +64,7 @@ int pr_inst_random(pr_inst_t *I, pr_rng_t rng, int nmax, int dhalf_max, double B
 
 void pr_inst_clear(pr_inst_t *I)
 {
-    free(I->Q);
-    free(I->K);
-    free(I->V);
-    free(I->beta);
-    if (I->W->w)
-        pr_posw_clear(I->W);
+    pr_problem_clear(I->P);
     memset(I, 0, sizeof(*I));
 }
 

@@ -131,7 +131,7 @@ int main(void)
                      "--out cli_gen --json");
         PR_CHECK(rc == 0 && !pr_test_cli_err[0], "generated run: exit %d, stderr %s", rc, pr_test_cli_err);
         PR_CHECK(pr_test_lines(pr_test_cli_out) == 1 && pr_test_cli_out[0] == '{' && strstr(pr_test_cli_out, "\"n\": 37") &&
-                 strstr(pr_test_cli_out, "\"algo\": \"exact\"") && strstr(pr_test_cli_out, "\"eps\": null") &&
+                 strstr(pr_test_cli_out, "\"algo\": \"dense\"") && strstr(pr_test_cli_out, "\"eps\": null") &&
                  strstr(pr_test_cli_out, "\"grad_err_inf\": null") && strstr(pr_test_cli_out, "\"time_s\": "),
                  "json: %s", pr_test_cli_out);
         double *Q = malloc(sizeof(double) * nd), *K = malloc(sizeof(double) * nd), *V = malloc(sizeof(double) * nd);
@@ -251,12 +251,20 @@ int main(void)
         snprintf(args, sizeof args, "attn %s --json", fast_runs[r]);
         int rc = pr_test_cli_run("cli", args);
         double err = pr_test_cli_json("err_inf"), bound = pr_test_cli_json("bound"), eps = pr_test_cli_json("eps");
-        int exact = strstr(pr_test_cli_out, "\"algo_used\": \"exact\"") != NULL;
-        PR_CHECK(rc == 0 && (exact || (err <= bound && bound <= eps && pr_test_cli_json("degree") >= 0
+        int dense = strstr(pr_test_cli_out, "\"algo_used\": \"dense\"") != NULL;
+        /* auto names the dense path as --algo does */
+        PR_CHECK(!strstr(fast_runs[r], "auto") || (strstr(pr_test_cli_out, "\"predicted_dense_s\": ") &&
+                 !strstr(pr_test_cli_out, "exact")), "polyrope %s: %s", args, pr_test_cli_out);
+        PR_CHECK(rc == 0 && (dense || (err <= bound && bound <= eps && pr_test_cli_json("degree") >= 0
                  && pr_test_cli_json("floor") < bound)), "polyrope %s: exit %d err_inf %g bound %g eps %g %s", args, rc, err,
                  bound, eps, pr_test_cli_err);
     }
     bad("attn --pos nope", "--pos must be one of");
+    /* one name per concept: the double-precision dense path is "dense" (exact/ is Arb) */
+    bad("attn --algo exact", "--algo exact is now --algo dense");
+    bad("attn --n 8 --algo=exact --json", "--algo exact is now --algo dense");
+    PR_CHECK(pr_test_cli_run("cli", "attn --n 8 --d 2 --algo=dense") == 0 && strstr(pr_test_cli_out, "algo=dense"),
+             "--algo=dense: %s %s", pr_test_cli_out, pr_test_cli_err);
     bad("attn --algo fft --fftw patient", "--fftw must be one of");
     bad("attn --eps 0", "--eps must lie in");
     bad("attn --rope-base 1", "--rope-base");

@@ -100,7 +100,7 @@ static void test_rope(pr_rng_t rng)
     PR_CHECK(a.status[1] == PR_EINVAL && isinf(a.t[1]) && a.pick != PR_AUTO_LOWRANK, "alibi: lowrank status %d",
              a.status[1]);
     check_model(&a, n, "rope alibi backward");
-    PR_CHECK(!strcmp(pr_auto_algo_name(PR_AUTO_DENSE), "exact") && !strcmp(pr_auto_algo_name(PR_AUTO_FFT), "fft")
+    PR_CHECK(!strcmp(pr_auto_algo_name(PR_AUTO_DENSE), "dense") && !strcmp(pr_auto_algo_name(PR_AUTO_FFT), "fft")
              && !strcmp(pr_auto_algo_name(PR_AUTO_LOWRANK), "lowrank"), "algorithm names");
     pr_posw_clear(W);
     free(Q);

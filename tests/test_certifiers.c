@@ -398,7 +398,9 @@ static void test_xexpand(pr_rng_t rng)
     PR_CHECK(pr_xexpand_output(O, E, c, 2, I.V) == PR_EDOMAIN, "zero polynomial: row sums 0 not refused");
     pr_xexpand_clear(E);
     pr_attn_opts_t bo = I.opts;
-    bo.beta = I.beta;
+    double beta[7];
+    PR_CHECK_OK(pr_bias_alibi(beta, 4, 0.3));
+    bo.beta = beta;
     PR_CHECK(pr_xexpand_init(E, I.Q, I.K, I.W, 4, 2, &bo) == PR_EINVAL, "a bias accepted");
     I.Q[3] = NAN;
     PR_CHECK(pr_xexpand_init(E, I.Q, I.K, I.W, 4, 2, &I.opts) == PR_ENONFINITE, "NaN accepted");

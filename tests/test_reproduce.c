@@ -283,6 +283,79 @@ static void children_die(void)
     }
 }
 
+/* the data rows of dir/PRESET.csv with the timing columns (names ending in time_s) cut out,
+ * one string; caller frees */
+static char *rows_without_time(const char *dir, const char *preset)
+{
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/%s.csv", dir, preset);
+    pr_csv_t t;
+    if (pr_csv_read(&t, path, 0, err, sizeof err))
+        return 0;
+    char *buf = 0;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    for (long r = 0; f && r < t.nrows; r++) {
+        for (int c = 0; c < t.ncols; c++) {
+            size_t l = strlen(t.cols[c]);
+            if (l < 6 || strcmp(t.cols[c] + l - 6, "time_s"))
+                fprintf(f, "%s,", t.rows[r][c]);
+        }
+        fputc('\n', f);
+    }
+    if (f)
+        fclose(f);
+    pr_csv_clear(&t);
+    return buf;
+}
+
+/* --jobs 2 (shards and the check as child processes, merged) gives the serial run's rows, time
+ * columns aside, and the same verdicts */
+static void jobs_same_rows(const char *serial, const char *dir)
+{
+    char out[512], log[512], path[600];
+    snprintf(out, sizeof out, "%s/jobs2", dir);
+    snprintf(log, sizeof log, "%s/jobs2.log", dir);
+    int rc = run_polyrope(log, (char *[]){"reproduce", "--tiny", "--jobs", "2", "--out", out, 0});
+    PR_CHECK(rc == 0 || rc == 1, "reproduce --tiny --jobs 2 exited %d (log %s)", rc, log);
+    for (int p = 0; p < pr_npresets; p++) {
+        char *a = rows_without_time(serial, pr_presets[p].name), *b = rows_without_time(out, pr_presets[p].name);
+        PR_CHECK(a && b && *a && !strcmp(a, b), "%s: --jobs 2 rows differ from the serial run's:\n%s\n--- serial:\n%s",
+                 pr_presets[p].name, b ? b : "(none)", a ? a : "(none)");
+        free(a), free(b);
+    }
+    char *ra, *rb;
+    snprintf(path, sizeof path, "%s/REPORT.md", serial);
+    ra = slurp(path, 0);
+    snprintf(path, sizeof path, "%s/REPORT.md", out);
+    rb = slurp(path, 0);
+    for (size_t i = 0; ra && rb && i < sizeof claim_ids / sizeof claim_ids[0]; i++) {
+        char va[64], vb[64];
+        report_verdict(va, sizeof va, ra, claim_ids[i]);
+        report_verdict(vb, sizeof vb, rb, claim_ids[i]);
+        PR_CHECK(*va && !strcmp(va, vb), "%s: serial '%s', --jobs 2 '%s'", claim_ids[i], va, vb);
+    }
+    PR_CHECK(rb && strstr(rb, "## Time") && strstr(rb, "| check all |"), "REPORT.md of --jobs 2 has no time table");
+    free(ra), free(rb);
+}
+
+/* SIGTERM to reproduce --jobs 2 while its jobs run: passed on to them, no new one starts, and
+ * reproduce ends by the signal once they have ended (it used to go on to merge and report) */
+static void jobs_sigterm(void)
+{
+    PR_CHECK(!prctl(PR_SET_CHILD_SUBREAPER, 1), "cannot become a subreaper");
+    pid_t pid = spawn_polyrope("jobsterm.log", (char *[]){"reproduce", "--tiny", "--jobs", "2", "--out", "jobsterm", 0});
+    for (int i = 0; pid > 0 && i < 300000 && !exists("jobsterm/parts"); i++)
+        nanosleep(&(struct timespec){0, 1000000}, 0);
+    int st = 0, k, t, o;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    int done = reap_all(&k, &t, &o, 60);
+    PR_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM && done && k + t + o == 0 && !exists("jobsterm/REPORT.md"),
+             "SIGTERM to reproduce --jobs 2: it ended with status 0x%x; %d orphans%s; REPORT.md %s (log jobsterm.log)", st,
+             k + t + o, done ? "" : ", some still running after 60 s", exists("jobsterm/REPORT.md") ? "written" : "absent");
+}
+
 int main(void)
 {
     pr_test_seed("test_reproduce", 0); /* deterministic: the presets carry their seeds */
@@ -357,6 +430,8 @@ int main(void)
     PR_CHECK(report && !strstr(report, "| not run |"), "a claim of the plain --tiny run was not run: see %s", path);
     free(report);
 
+    jobs_same_rows(out, dir);
+
     /* the hostile cases run in dir */
     PR_CHECK(!chdir(dir), "cannot enter %s", dir);
     plot_hostile(out);
@@ -364,6 +439,7 @@ int main(void)
     resume_other_size(out);
     csv_unwritable();
     children_die();
+    jobs_sigterm();
 
     char cmd[300];
     snprintf(cmd, sizeof cmd, "cd / && rm -rf '%s'", dir);

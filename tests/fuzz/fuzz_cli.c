@@ -1,49 +1,21 @@
 /* option parser: argv from the bytes (split at NUL, at most 32 arguments), parsed with the
- * option table of `polyrope attn` (every option type; its types, ranges and choices as in
- * experiments/cmd_attn.c). Contract: status 0, 2 or -1 (help); 2 prints one line
+ * option table of `polyrope attn` itself (pr_cmd_attn_args_init: every option type, its ranges
+ * and choices, so the two cannot drift). Contract: status 0, 2 or -1 (help); 2 prints one line
  * "polyrope attn: ..." and nothing else; 0 prints nothing, every given value lies in its range
  * (integers exactly, doubles finite) and every choice is one of its choices (an empty string
  * option is the command's to refuse); -1 prints the help, beginning with the usage line. */
 #include <math.h>
-#include "../../experiments/cli.h"
+#include "../../experiments/cmd_attn.h"
 #include "fuzz.h"
 
 enum { MAXARGS = 32 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    long n = 256, d = 16, seed = 1, degree = 0;
-    double B = 1.0, eps = 1e-6, rope_base = 10000, alibi = 0.0;
-    const char *qf = 0, *kf = 0, *vf = 0, *wf = 0, *dof = 0, *out = 0;
-    const char *pos = "rope", *algo = "exact", *poly = "chebyshev", *scale = "inv-d", *fftw = "estimate";
-    int causal = 0, backward = 0, json = 0, check = 0, certify = 0;
-    pr_opt_t opts[] = {
-        {"n", PR_OPT_INT, &n, "", 0, 1, 1 << 26, 0},
-        {"d", PR_OPT_INT, &d, "", 0, 1, 1 << 16, 0},
-        {"B", PR_OPT_DOUBLE, &B, "", 0, 0, 1e150, 0},
-        {"seed", PR_OPT_INT, &seed, "", 0, 0, 9e18, 0},
-        {"q", PR_OPT_STRING, &qf, "", 0, 0, 0, 0},
-        {"k", PR_OPT_STRING, &kf, "", 0, 0, 0, 0},
-        {"v", PR_OPT_STRING, &vf, "", 0, 0, 0, 0},
-        {"w", PR_OPT_STRING, &wf, "", 0, 0, 0, 0},
-        {"do", PR_OPT_STRING, &dof, "", 0, 0, 0, 0},
-        {"pos", PR_OPT_CHOICE, &pos, "", "rope|rope-neox|general|identity", 0, 0, 0},
-        {"rope-base", PR_OPT_DOUBLE, &rope_base, "", 0, 0, 0, 0},
-        {"algo", PR_OPT_CHOICE, &algo, "", "exact|lowrank|fft|auto", 0, 0, 0},
-        {"eps", PR_OPT_DOUBLE, &eps, "", 0, 1e-300, 1, 0},
-        {"poly", PR_OPT_CHOICE, &poly, "", "taylor|chebyshev|minimax", 0, 0, 0},
-        {"degree", PR_OPT_INT, &degree, "", 0, 0, 1000, 0},
-        {"fftw", PR_OPT_CHOICE, &fftw, "", "estimate|measure", 0, 0, 0},
-        {"scale", PR_OPT_CHOICE, &scale, "", "inv-d|inv-sqrt-d", 0, 0, 0},
-        {"causal", PR_OPT_FLAG, &causal, "", 0, 0, 0, 0},
-        {"alibi", PR_OPT_DOUBLE, &alibi, "", 0, 0, 1e300, 0},
-        {"backward", PR_OPT_FLAG, &backward, "", 0, 0, 0, 0},
-        {"certify", PR_OPT_FLAG, &certify, "", 0, 0, 0, 0},
-        {"check", PR_OPT_FLAG, &check, "", 0, 0, 0, 0},
-        {"out", PR_OPT_STRING, &out, "", 0, 0, 0, 0},
-        {"json", PR_OPT_FLAG, &json, "", 0, 0, 0, 0},
-    };
-    pr_cmd_spec_t spec = {"attn", "", "One attention run.", 0, opts, (int)(sizeof opts / sizeof opts[0])};
+    pr_cmd_attn_args_t a;
+    pr_cmd_attn_args_init(&a);
+    pr_cmd_spec_t spec = a.spec;
+    pr_opt_t *opts = a.opts;
 
     /* argv[0] is the command; the arguments are the NUL-separated pieces of the input */
     char *buf = fuzz_string(data, size), *argv[MAXARGS + 1] = {"attn"}, *posv[MAXARGS + 1];
