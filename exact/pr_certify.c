@@ -17,8 +17,6 @@
 #include "pr_certify_impl.h"
 
 #define BI 32            /* rows per block of the double pass */
-#define TJ 64            /* key columns per partial sum (L5's depth TJ + ⌈n/TJ⌉) */
-#define EXP_DEG 14       /* Taylor degree of e^r on |r| <= EXP_R (L3) */
 #define EXP_R 0.35
 #define EXP_UNDER (-700.0) /* below: ê = 0, e^x <= e^-700·e^Δ (L3) */
 
@@ -30,16 +28,10 @@ double pr_certify_down(double x)
 }
 
 /* γ_k = k u / (1 - k u), rounded up (L2) */
-static double gamma_k(double k, double u) { return pr_certify_up(k * u / (1.0 - k * u)); }
+double pr_certify_gamma(double k, double u) { return pr_certify_up(k * u / (1.0 - k * u)); }
 
-/* e^x for x in [EXP_UNDER, 0]: 2^k·p(r), r = x - k ln 2 (L3); the constants from exp_init */
-typedef struct {
-    double c[EXP_DEG + 1];
-    double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
-    double eps;         /* |ê - e^x| <= eps·e^x */
-} cexp_t;
 
-static int exp_init(cexp_t *e, double u)
+int pr_certify_exp_init(cexp_t *e, double u)
 {
     arb_t t, f;
     arb_init(t);
@@ -73,40 +65,14 @@ static int exp_init(cexp_t *e, double u)
     /* |r̂ - r| <= u(|t| + |k l2| + |r̂|) + |k| 2^-85 <= 0.75u + 2^-70 for |k| <= 1011 (L3) */
     double er = 0.75 * u + 0x1p-70;
     /* no libm in a bound: e^0.7 < 2.0138, e^x <= 1 + 2x for 0 <= x <= 1 */
-    double horner = gamma_k(2 * EXP_DEG, u) * 2.0138 * 1.001;
+    double horner = pr_certify_gamma(2 * EXP_DEG, u) * 2.0138 * 1.001;
     e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
     return PR_OK;
 }
 
-static inline double cexp_eval(const cexp_t *e, double x)
-{
-    /* trunc is exact: k is within 1 of x/ln 2 - 1/2, so |r| <= 0.3466 < EXP_R (L3) */
-    double kd = (double)(long)(x * 1.4426950408889634 - 0.5);
-    double r = (x - kd * e->l1) - kd * e->l2;
-    double p = e->c[EXP_DEG];
-    for (int m = EXP_DEG - 1; m >= 0; m--)
-        p = p * r + e->c[m];
-    union { uint64_t i; double d; } s;
-    s.i = (uint64_t)((long)kd + 1023) << 52;
-    return p * s.d;
-}
 
-/* the double pass's per-head data */
-typedef struct {
-    const cert_prob_t *p;
-    const cexp_t *ex;
-    const double *Oc, *V;
-    double *Qr, *Kr;        /* rotated Q, K (L1) */
-    double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
-    double *vrange, *vabs;  /* per column: max V - min V, max |V| */
-    double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j */
-    double *lo, *hi;        /* bounds of |cand - true| per element */
-    unsigned char *state;
-    unsigned char *rowfail; /* 1: the double pass could not bound this row */
-    double bound_max;
-} pass_t;
 
-static void rotate_d(double *Xr, const double *X, const cert_prob_t *p)
+void pr_certify_rotate_d(double *Xr, const double *X, const cert_prob_t *p)
 {
     int n = p->n, d = p->d;
     if (!p->rope) {
@@ -128,7 +94,7 @@ static void rotate_d(double *Xr, const double *X, const cert_prob_t *p)
 
 /* upper bounds of the rows' 2-norms: Σ (x/2^e)² with 2^e the row's largest |x| (exact scaling, so
  * no square underflows or overflows unless it is below 2^-1000 of the largest, covered by d·2^-1000) */
-static void norms_up(double *nr, const double *X, int n, int d, double u)
+void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u)
 {
     double f = 1.0 + (d + 4) * u;
     for (int i = 0; i < n; i++) {
@@ -149,16 +115,9 @@ static void norms_up(double *nr, const double *X, int n, int d, double u)
     }
 }
 
-/* what a row's exponentials leave for its bounds (L4) */
-typedef struct {
-    double lam;    /* Λ = Σ_j λ_j ê_j */
-    double lmax;   /* max_j λ_j */
-    double under;  /* terms below EXP_UNDER, set to 0 */
-    int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
-} rowx_t;
 
 /* row i: scores s[0..jn) in, ê_j out (zero from jn to the block's width w) (L2-L4) */
-static void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
+void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, eta = 0x1p-1021, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
@@ -176,7 +135,7 @@ static void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int
         double dl = kap * nK[j] + u * (b + fabs(s[j]) + fabs(x)) + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
-        double e = cexp_eval(ex, lo ? 0.0 : x);
+        double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
         e = lo ? 0.0 : e;
         under += lo;
         lam += (eps + (1.0 + eps) * (dl + dl * dl)) * e;
@@ -190,12 +149,30 @@ static void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);
 }
 
+/* row i's Ô_c = acc_c/S and its bound E_c >= |Ô_c - O_c| (L4, L5) for a row the pass could bound */
+void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
+                         int jn)
+{
+    const cert_prob_t *p = ps->p;
+    double u = p->u, eta = 0x1p-1021;
+    double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
+    double Sl = pr_certify_down(S * (1.0 - gk));
+    /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
+    /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */
+    double lam = rx->lam * (1.0 + pr_certify_gamma(jn + 10, u));
+    double dev = pr_certify_up((lam / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
+    double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
+    for (int c = 0; c < p->d; c++) {
+        o[c] = acc[c] / S;
+        E[c] = pr_certify_up(dev * ps->vrange[c] + e5 * ps->vabs[c] + u * fabs(o[c]) + (jn + 2) * eta);
+    }
+}
+
 /* row i's bounds from Ô's numerators acc[0..d) and denominator S (L4, L5) */
-static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, double S, int jn)
+static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, double S, int jn, double *oE)
 {
     const cert_prob_t *p = ps->p;
     int d = p->d;
-    double u = p->u, eta = 0x1p-1021;
     double *lo = ps->lo + (size_t)i * d, *hi = ps->hi + (size_t)i * d;
     unsigned char *st = ps->state + (size_t)i * d;
     if (rx->fail) {
@@ -207,30 +184,58 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
         }
         return;
     }
-    double gk = gamma_k(TJ + (jn + TJ - 1) / TJ + 1, u);
-    double Sl = pr_certify_down(S * (1.0 - gk));
-    /* L4: Σ_j |ê_j - A*_j| <= Λ/(1 - λmax) + (underflowed terms)·e^-699 */
-    /* Λ: jn terms of ~10 roundings each, summed one after another: within (1 + γ_{jn+10}) */
-    double lam = rx->lam * (1.0 + gamma_k(jn + 10, u));
-    double dev = pr_certify_up((lam / (1.0 - rx->lmax) + rx->under * 0x1p-1008) / Sl); /* e^-699 < 2^-1008 */
-    double e5 = pr_certify_up(2.0 * gk / (1.0 - gk));
-    for (int c = 0; c < d; c++) {
-        double o = acc[c] / S;
-        double E = pr_certify_up(dev * ps->vrange[c] + e5 * ps->vabs[c] + u * fabs(o) + (jn + 2) * eta);
-        double cand = ps->Oc[(size_t)i * d + c];
-        if (!isfinite(cand)) {
-            lo[c] = hi[c] = INFINITY;
-            st[c] = CERT_BAD;
+    pr_certify_row_oerr(oE, oE + d, ps, rx, acc, S, jn);
+    pr_certify_judge_d(lo, hi, st, ps->Oc + (size_t)i * d, oE, oE + d, d, p);
+    for (int c = 0; c < d; c++)
+        if (oE[d + c] > ps->bound_max)
+            ps->bound_max = oE[d + c];
+}
+
+/* the verdict of each element from a double value v and its bound E (L5's rule) */
+void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
+                        const double *E, long len, const cert_prob_t *p)
+{
+    double u = p->u;
+    for (long k = 0; k < len; k++) {
+        double e = E[k] <= 1e300 ? E[k] : INFINITY;
+        if (!isfinite(cand[k])) {
+            lo[k] = hi[k] = INFINITY;
+            state[k] = CERT_BAD;
             continue;
         }
-        double diff = fabs(cand - o);
-        hi[c] = pr_certify_up(diff * (1.0 + u) + E);
-        lo[c] = pr_certify_down(diff * (1.0 - u) - E);
-        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(o) * (1.0 - u) - E));
-        double thi = pr_certify_up(p->atol + p->rtol * (fabs(o) * (1.0 + u) + E));
-        st[c] = hi[c] <= tlo ? CERT_OK : lo[c] > thi ? CERT_BAD : CERT_OPEN;
-        if (E > ps->bound_max)
-            ps->bound_max = E;
+        if (!isfinite(e) || !isfinite(v[k])) {
+            lo[k] = 0.0;
+            hi[k] = INFINITY;
+            state[k] = CERT_OPEN;
+            continue;
+        }
+        double diff = fabs(cand[k] - v[k]);
+        hi[k] = pr_certify_up(diff * (1.0 + u) + e);
+        lo[k] = pr_certify_down(diff * (1.0 - u) - e);
+        double tlo = pr_certify_down(p->atol + p->rtol * pr_certify_down(fabs(v[k]) * (1.0 - u) - e));
+        double thi = pr_certify_up(p->atol + p->rtol * (fabs(v[k]) * (1.0 + u) + e));
+        state[k] = hi[k] <= tlo ? CERT_OK : lo[k] > thi ? CERT_BAD : CERT_OPEN;
+    }
+}
+
+/* acc = Ê·V (mi×d) and sum = Ê·1 from the weights E (mi×w) in partial sums of TJ terms (L5) */
+void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
+{
+    memset(acc, 0, sizeof(double) * mi * d);
+    memset(sum, 0, sizeof(double) * mi);
+    for (int j0 = 0; j0 < w; j0 += TJ) {
+        int mj = w - j0 < TJ ? w - j0 : TJ;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, E + j0, w, V + (size_t)j0 * d, d,
+                    0.0, tmp, d);
+        for (int r = 0; r < mi; r++) {
+            const double *e = E + (size_t)r * w + j0;
+            double sp = 0.0;
+            for (int j = 0; j < mj; j++)
+                sp += e[j];
+            sum[r] += sp;
+        }
+        for (int t = 0; t < mi * d; t++)
+            acc[t] += tmp[t];
     }
 }
 
@@ -242,25 +247,10 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
                 0.0, S, w);
     for (int r = 0; r < mi; r++)
-        row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    memset(acc, 0, sizeof(double) * mi * d);
-    memset(sum, 0, sizeof(double) * mi);
-    for (int j0 = 0; j0 < w; j0 += TJ) {
-        int mj = w - j0 < TJ ? w - j0 : TJ;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S + j0, w, ps->V + (size_t)j0 * d, d,
-                    0.0, tmp, d);
-        for (int r = 0; r < mi; r++) {
-            const double *e = S + (size_t)r * w + j0;
-            double sp = 0.0;
-            for (int j = 0; j < mj; j++)
-                sp += e[j];
-            sum[r] += sp;
-        }
-        for (int t = 0; t < mi * d; t++)
-            acc[t] += tmp[t];
-    }
+        pr_certify_row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
+    pr_certify_pv(acc, sum, tmp, S, ps->V, mi, w, d);
     for (int r = 0; r < mi; r++)
-        row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n);
+        row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n, tmp);
 }
 
 /* the double pass over all rows (OpenMP over row blocks, OpenBLAS serial inside) */
@@ -304,17 +294,22 @@ static int pass_run(pass_t *ps)
 }
 
 /* L2's constant: |M̂_ij - M_ij| <= cs·σ̂·‖Q_i‖·‖K_j‖ for the bias-free score */
+double pr_certify_rho(const cert_prob_t *p)
+{
+    double u = p->u;
+    /* L1: |â - a| <= ρ(|x| + |y|), ĉ, ŝ within u + 2^-100 of cos, sin */
+    return p->rope ? pr_certify_gamma(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100 : 0.0;
+}
+
 static double score_const(const cert_prob_t *p)
 {
-    double u = p->u, rho = 0.0;
-    if (p->rope) /* L1: |â - a| <= ρ(|x| + |y|), ĉ, ŝ within u + 2^-100 of cos, sin */
-        rho = gamma_k(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100;
+    double u = p->u, rho = pr_certify_rho(p);
     double g = 1.0 + 2.0 * rho, sr = p->sig_rel;
-    double c = gamma_k(p->d + 1, u) * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
+    double c = pr_certify_gamma(p->d + 1, u) * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
     return pr_certify_up(c * 1.001);
 }
 
-static int pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
+int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
                       const double *K, const double *V)
 {
     int n = p->n, d = p->d;
@@ -337,10 +332,10 @@ static int pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const 
     if (!ps->Qr || !ps->Kr || !ps->nQ || !ps->nK || !ps->vrange || !ps->vabs || !ps->lo || !ps->hi ||
         !ps->state || !ps->rowfail)
         return PR_ENOMEM;
-    rotate_d(ps->Qr, Q, p);
-    rotate_d(ps->Kr, K, p);
-    norms_up(ps->nQ, Q, n, d, p->u);
-    norms_up(ps->nK, K, n, d, p->u);
+    pr_certify_rotate_d(ps->Qr, Q, p);
+    pr_certify_rotate_d(ps->Kr, K, p);
+    pr_certify_norms_up(ps->nQ, Q, n, d, p->u);
+    pr_certify_norms_up(ps->nK, K, n, d, p->u);
     for (int c = 0; c < d; c++) {
         double mn = INFINITY, mx = -INFINITY, ab = 0.0;
         for (int j = 0; j < n; j++) {
@@ -364,7 +359,7 @@ static int pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const 
     return PR_OK;
 }
 
-static void pass_clear(pass_t *ps)
+void pr_certify_pass_clear(pass_t *ps)
 {
     free(ps->Qr);
     free(ps->Kr);
@@ -505,14 +500,14 @@ static int forward(pr_certify_result_t *res, const double *O_cand, const double 
     }
     cexp_t ex;
     pass_t ps;
-    if (!(st = exp_init(&ex, p.u)) && !(st = pass_setup(&ps, &p, &ex, O_cand, Q, K, V)) && !(st = pass_run(&ps)))
+    if (!(st = pr_certify_exp_init(&ex, p.u)) && !(st = pr_certify_pass_setup(&ps, &p, &ex, O_cand, Q, K, V)) && !(st = pass_run(&ps)))
         st = refine(&ps, Q, K, opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0, &res->rows_fallback);
     if (!st) {
         pr_certify_summarise(res, ps.lo, ps.hi, ps.state, O_cand, (long)nd, d, p.dtype);
         res->rows = n;
         res->bound_max = ps.bound_max;
     }
-    pass_clear(&ps);
+    pr_certify_pass_clear(&ps);
     pr_certify_prob_clear(&p);
     res->time_s = pr_timing_wall() - t0;
     return st;

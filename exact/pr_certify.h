@@ -107,8 +107,10 @@ int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const d
                          const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
 
 /* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
- * may be NULL: its result is left with verdict unknown and rows 0). Arb reference of the whole
- * head (O(n² d) ball operations): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N. */
+ * may be NULL: its result is left with verdict unknown and rows 0). A double pass with a rigorous
+ * bound per element at any n (docs/certify.md L8-L12); where it leaves a verdict unknown, the whole
+ * head (kv group) again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and max_fallback_s != 0 (rows_fallback
+ * = n), else the verdict stays unknown. */
 #define PR_CERTIFY_GRAD_MAX_N 512
 int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,
                         const double *dV_cand, const double *Q, const double *K, const double *V,

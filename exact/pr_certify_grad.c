@@ -1,5 +1,6 @@
-/* pr_certify's gradients: the whole head's backward in Arb (docs/certify.md L7), for the real-number
- * problem of pr_certify.h, and the verdict of each candidate gradient. O(n² d) ball operations. */
+/* pr_certify's gradients: the driver (the double pass of pr_certify_gradd.c, L8-L12, then the whole
+ * group's backward in Arb, L7, where a verdict is left unknown), for the real-number problem of
+ * pr_certify.h, and the verdict of each candidate gradient. */
 #include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
@@ -138,7 +139,58 @@ static void grad_free(grad_t *g, int n, int d)
     _arb_vec_clear(g->dV, nd);
 }
 
-/* batch × heads; kv gradients summed over each group (GQA) */
+/* the Arb workspace of the fallback, allocated at its first group */
+typedef struct {
+    grad_t w;
+    arb_ptr sK, sV;
+    int ready;
+} arb_group_t;
+
+static void arb_group_clear(arb_group_t *ag, int n, int d)
+{
+    if (!ag->ready)
+        return;
+    grad_free(&ag->w, n, d);
+    _arb_vec_clear(ag->sK, (slong)n * d);
+    _arb_vec_clear(ag->sV, (slong)n * d);
+}
+
+/* one kv group's g query heads in Arb (L7), results as pr_certify_grad_group's */
+static int arb_group(arb_group_t *ag, pr_certify_result_t *res, const double *dQc, const double *dKc,
+                     const double *dVc, const double *Q, const double *K, const double *V, const double *dO, int g,
+                     const cert_prob_t *p)
+{
+    int n = p->n, d = p->d, st = PR_OK;
+    size_t nd = (size_t)n * d;
+    slong prec = p->prec;
+    if (!ag->ready) {
+        grad_alloc(&ag->w, n, d);
+        ag->sK = _arb_vec_init((slong)nd);
+        ag->sV = _arb_vec_init((slong)nd);
+        ag->ready = 1;
+    }
+    grad_t *w = &ag->w;
+    _arb_vec_zero(ag->sK, (slong)nd);
+    _arb_vec_zero(ag->sV, (slong)nd);
+    for (int h = 0; h < g && !st; h++) {
+        _arb_vec_zero(w->dV, (slong)nd);
+        st = grad_head(w, Q + h * nd, K, V, dO + h * nd, p, prec);
+        _arb_vec_add(ag->sK, ag->sK, w->dK, (slong)nd, prec);
+        _arb_vec_add(ag->sV, ag->sV, w->dV, (slong)nd, prec);
+        const double *cq[3] = {dQc ? dQc + h * nd : NULL, NULL, NULL};
+        arb_srcptr G[3] = {w->dQ, NULL, NULL};
+        if (!st)
+            st = judge_grads(res + 3 * (size_t)h, cq, G, p, prec);
+    }
+    const double *ck[3] = {NULL, dKc, dVc};
+    arb_srcptr G[3] = {NULL, ag->sK, ag->sV};
+    if (!st)
+        st = judge_grads(res, ck, G, p, prec);
+    return st;
+}
+
+/* batch × heads, one kv group after another: in double (L8-L12), in Arb where that leaves a verdict
+ * unknown (L7); kv gradients summed over each group (GQA) */
 static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
                               const double *dV_cand, const double *Q, const double *K, const double *V,
                               const double *dO, int batch, int heads, int kv_heads, int n, int d,
@@ -148,8 +200,6 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
         return PR_EINVAL;
     if (heads % kv_heads)
         return PR_ESHAPE;
-    if (n > PR_CERTIFY_GRAD_MAX_N)
-        return PR_EBUDGET;
     cert_prob_t p;
     int st = pr_certify_prob_init(&p, prob, opts, n, d);
     size_t nd = (size_t)n * d;
@@ -162,11 +212,11 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
         return st;
     }
     double t0 = pr_timing_wall();
-    slong prec = p.prec;
     int g = heads / kv_heads;
-    grad_t w;
-    grad_alloc(&w, n, d);
-    arb_ptr sK = _arb_vec_init((slong)nd), sV = _arb_vec_init((slong)nd);
+    /* the Arb fallback: whole groups, n <= PR_CERTIFY_GRAD_MAX_N, unless the budget is 0 */
+    int arb_ok = n <= PR_CERTIFY_GRAD_MAX_N && opts->max_fallback_s != 0.0;
+    arb_group_t ag;
+    memset(&ag, 0, sizeof(ag));
     memset(res, 0, sizeof(*res) * 3 * (size_t)batch * heads);
     for (size_t t = 0; t < 3 * (size_t)batch * heads; t++) {
         res[t].verdict = PR_CERT_UNKNOWN;
@@ -174,28 +224,16 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
     }
     for (int b = 0; b < batch && !st; b++)
         for (int kv = 0; kv < kv_heads && !st; kv++) {
-            size_t ko = ((size_t)b * kv_heads + kv) * nd;
-            _arb_vec_zero(sK, (slong)nd);
-            _arb_vec_zero(sV, (slong)nd);
-            for (int h = kv * g; h < (kv + 1) * g && !st; h++) {
-                size_t qo = ((size_t)b * heads + h) * nd;
-                _arb_vec_zero(w.dV, (slong)nd);
-                st = grad_head(&w, Q + qo, K + ko, V + ko, dO + qo, &p, prec);
-                _arb_vec_add(sK, sK, w.dK, (slong)nd, prec);
-                _arb_vec_add(sV, sV, w.dV, (slong)nd, prec);
-                const double *cq[3] = {dQ_cand ? dQ_cand + qo : NULL, NULL, NULL};
-                arb_srcptr G[3] = {w.dQ, NULL, NULL};
-                if (!st)
-                    st = judge_grads(res + 3 * ((size_t)b * heads + h), cq, G, &p, prec);
-            }
-            const double *ck[3] = {NULL, dK_cand ? dK_cand + ko : NULL, dV_cand ? dV_cand + ko : NULL};
-            arb_srcptr G[3] = {NULL, sK, sV};
-            if (!st)
-                st = judge_grads(res + 3 * ((size_t)b * heads + kv * g), ck, G, &p, prec);
+            size_t ko = ((size_t)b * kv_heads + kv) * nd, qo = ((size_t)b * heads + kv * g) * nd;
+            pr_certify_result_t *rg = res + 3 * ((size_t)b * heads + kv * g);
+            int open = 0;
+            st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
+                                       dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p);
+            if (!st && open && arb_ok)
+                st = arb_group(&ag, rg, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
+                               dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p);
         }
-    _arb_vec_clear(sK, (slong)nd);
-    _arb_vec_clear(sV, (slong)nd);
-    grad_free(&w, n, d);
+    arb_group_clear(&ag, n, d);
     pr_certify_prob_clear(&p);
     double dt = pr_timing_wall() - t0;
     for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)

@@ -3,6 +3,7 @@
 #ifndef PR_CERTIFY_IMPL_H
 #define PR_CERTIFY_IMPL_H
 
+#include <stdint.h>
 #include <arb.h>
 #include "pr_certify.h"
 
@@ -83,5 +84,75 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
 
 double pr_certify_up(double x);    /* an upper bound of a double expression's value x: x(1 + 2^-40)⁺ */
 double pr_certify_down(double x);  /* a lower bound: x(1 - 2^-40)⁻, 0 if negative */
+
+/* the double pass (pr_certify.c, docs/certify.md L1-L5), shared with the gradients' (L8-L12) */
+#define TJ 64            /* key columns per partial sum (L5's depth TJ + ⌈n/TJ⌉) */
+#define EXP_DEG 14       /* Taylor degree of e^r on |r| <= EXP_R (L3) */
+/* e^x for x in [EXP_UNDER, 0]: 2^k·p(r), r = x - k ln 2 (L3); the constants from exp_init */
+typedef struct {
+    double c[EXP_DEG + 1];
+    double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
+    double eps;         /* |ê - e^x| <= eps·e^x */
+} cexp_t;
+
+/* the double pass's per-head data */
+typedef struct {
+    const cert_prob_t *p;
+    const cexp_t *ex;
+    const double *Oc, *V;
+    double *Qr, *Kr;        /* rotated Q, K (L1) */
+    double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
+    double *vrange, *vabs;  /* per column: max V - min V, max |V| */
+    double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j */
+    double *lo, *hi;        /* bounds of |cand - true| per element */
+    unsigned char *state;
+    unsigned char *rowfail; /* 1: the double pass could not bound this row */
+    double bound_max;
+} pass_t;
+
+/* what a row's exponentials leave for its bounds (L4) */
+typedef struct {
+    double lam;    /* Λ = Σ_j λ_j ê_j */
+    double lmax;   /* max_j λ_j */
+    double under;  /* terms below EXP_UNDER, set to 0 */
+    int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
+} rowx_t;
+
+static inline double pr_certify_exp_eval(const cexp_t *e, double x)
+{
+    /* trunc is exact: k is within 1 of x/ln 2 - 1/2, so |r| <= 0.3466 < EXP_R (L3) */
+    double kd = (double)(long)(x * 1.4426950408889634 - 0.5);
+    double r = (x - kd * e->l1) - kd * e->l2;
+    double p = e->c[EXP_DEG];
+    for (int m = EXP_DEG - 1; m >= 0; m--)
+        p = p * r + e->c[m];
+    union { uint64_t i; double d; } s;
+    s.i = (uint64_t)((long)kd + 1023) << 52;
+    return p * s.d;
+}
+
+double pr_certify_gamma(double k, double u); /* γ_k rounded up */
+double pr_certify_rho(const cert_prob_t *p);  /* L1's ρ (0 without RoPE) */
+int pr_certify_exp_init(cexp_t *e, double u);
+void pr_certify_rotate_d(double *Xr, const double *X, const cert_prob_t *p);
+void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u);
+void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w);
+/* Oc may be NULL (the gradients' pass) */
+int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
+                          const double *K, const double *V);
+void pr_certify_pass_clear(pass_t *ps);
+/* the verdict of each element from a double value v and its bound E (L5's rule; E = ∞ or NaN: open) */
+void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
+                        const double *E, long len, const cert_prob_t *p);
+void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d);
+void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
+                         int jn);
+
+/* one kv group's gradients in double (pr_certify_gradd.c, L8-L12): g query heads at Q, dO (n×d each);
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped);
+ * *open: some verdict is unknown (the Arb fallback may decide it) */
+int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
+                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
+                          int g, const cert_prob_t *p);
 
 #endif

@@ -1,5 +1,5 @@
 /* polyrope bench certify: pr_certify_forward on a float32 kernel's output against the dense
- * forward at the same size, in one run (issue 15: ratio <= 20 at n = 16384, d = 128, one head;
+ * forward at the same size (and pr_certify_backward against the dense backward), in one run (issue 15: ratio <= 20 at n = 16384, d = 128, one head;
  * hi/lo <= 1 + 1e-6 for a float32 candidate with B <= 4). */
 #include <math.h>
 #include <stdlib.h>
@@ -67,13 +67,47 @@ typedef struct {
     int n, d, heads;
     double cert_s, dense_s, tight, fallback, lower, upper, ulps;
     int verdict;
+    int grad;                           /* the gradients were run */
+    double gcert_s, gdense_s, gtight, gfallback, glower, gupper; /* over dQ, dK, dV */
 } run_t;
 
-/* one size: dense forward (one run), the candidate, and its certification, per head */
-static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d)
+/* the gradients of one head: the dense backward (timed), rounded to float32 as the candidates, and
+ * their certification (docs/certify.md L8-L12) */
+static int run_grad(run_t *r, const double *Q, const double *K, const double *V, const double *O, const double *lse,
+                    const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *ao, const pr_certify_problem_t *pb,
+                    const pr_certify_opts_t *op, pr_rng_t rng, int heads)
 {
     size_t nd = (size_t)n * d;
-    double *Q = malloc(sizeof(double) * nd * 4), *K = Q + nd, *V = K + nd, *O = V + nd;
+    double *dO = malloc(sizeof(double) * nd * 4), *G = dO + nd;
+    if (!dO)
+        return PR_ENOMEM;
+    pr_rng_fill(dO, (long)nd, 1.0, rng);
+    double t = pr_timing_wall();
+    int st = pr_dense_backward(G, G + nd, G + 2 * nd, NULL, Q, K, V, W, O, lse, dO, n, d, ao);
+    r->gdense_s += pr_timing_wall() - t;
+    for (size_t e = 0; e < 3 * nd; e++)
+        G[e] = (double)(float)G[e];
+    pr_certify_result_t res[3];
+    if (!st)
+        st = pr_certify_backward(res, G, G + nd, G + 2 * nd, Q, K, V, dO, n, d, pb, op);
+    for (int k = 0; k < 3 && !st; k++) {
+        r->gtight = fmax(r->gtight, res[k].upper / res[k].lower);
+        r->gfallback = fmax(r->gfallback, (double)res[k].rows_fallback / ((double)res[k].rows * heads));
+        r->glower = fmax(r->glower, res[k].lower);
+        r->gupper = fmax(r->gupper, res[k].upper);
+    }
+    if (!st)
+        r->gcert_s += res[0].time_s;
+    r->grad = 1;
+    free(dO);
+    return st;
+}
+
+/* one size: dense forward (one run), the candidate, and its certification, per head */
+static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d, int grad)
+{
+    size_t nd = (size_t)n * d;
+    double *Q = malloc(sizeof(double) * (nd * 4 + n)), *K = Q + nd, *V = K + nd, *O = V + nd, *lse = O + nd;
     pr_posw_t W;
     int st = Q ? pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED) : PR_ENOMEM;
     if (st) {
@@ -86,7 +120,7 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
     r->n = n;
     r->d = d;
     r->heads = heads;
-    r->tight = 1.0;
+    r->tight = r->gtight = 1.0;
     pr_attn_opts_t ao;
     pr_attn_opts_default(&ao, d);
     ao.sigma = pr_scale_sigma(sqrt_d ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, d);
@@ -99,8 +133,10 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
     for (int h = 0; h < heads && !st; h++) {
         pr_rng_fill(Q, (long)nd * 3, B, rng);
         double t = pr_timing_wall();
-        st = pr_dense_forward(O, NULL, Q, K, V, W, n, d, &ao);
+        st = pr_dense_forward(O, lse, Q, K, V, W, n, d, &ao);
         r->dense_s += pr_timing_wall() - t;
+        if (!st && grad)
+            st = run_grad(r, Q, K, V, O, lse, W, n, d, &ao, &pb, &op, rng, heads);
         if (!st)
             st = f32_kernel(O, Q, K, V, n, d, ao.sigma);
         pr_certify_result_t res;
@@ -126,21 +162,30 @@ static void print_run(const run_t *r, int json, const char *sep)
     if (json)
         printf("{\"n\": %d, \"d\": %d, \"heads\": %d, \"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, "
                "\"hi_over_lo\": %.12g, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
-               "\"ulps_upper\": %.4g}%s",
+               "\"ulps_upper\": %.4g",
                r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight, r->fallback, r->lower,
-               r->upper, r->ulps, sep);
+               r->upper, r->ulps);
+    if (json && r->grad)
+        printf(", \"grad\": {\"certify_s\": %.4f, \"dense_backward_s\": %.4f, \"ratio\": %.3f, \"hi_over_lo\": %.12g, "
+               "\"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g}",
+               r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight, r->gfallback, r->glower, r->gupper);
+    if (json)
+        printf("}%s", sep);
     else
         printf("n %6d  d %4d  heads %2d:  certify %8.3f s  dense %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  "
                "fallback %.4f  max|err| in [%.9g, %.9g]\n",
                r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight - 1.0, r->fallback,
                r->lower, r->upper);
+    if (!json && r->grad)
+        printf("  gradients:  certify %8.3f s  dense backward %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  fallback %.4f\n",
+               r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight - 1.0, r->gfallback);
 }
 
 int pr_bench_certify(int argc, char **argv)
 {
     long n = 16384, d = 128, heads = 1, seed = 15;
     double B = 4.0;
-    int json = 0, grow = 0;
+    int json = 0, grow = 0, fwd_only = 0;
     const char *scale = "inv-d";
     pr_opt_t opts[] = {
         {"n", PR_OPT_INT, &n, "sequence length", 0, 1, 1 << 20, 0},
@@ -151,6 +196,8 @@ int pr_bench_certify(int argc, char **argv)
         {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"grow", PR_OPT_FLAG, &grow, "also run n/4, n/2 (d), n/2 with d/2, and 2 heads at n/2: the cost's growth", 0,
          0, 0, 0},
+        {"forward-only", PR_OPT_FLAG, &fwd_only, "skip the gradients (dQ, dK, dV against the dense backward)", 0, 0,
+         0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"bench certify", "",
@@ -160,7 +207,9 @@ int pr_bench_certify(int argc, char **argv)
         "time / dense forward time (target <= 20 at n = 16384, d = 128, one head), hi/lo of the\n"
         "certified enclosure of max|O_cand - O_true| (target <= 1 + 1e-6 for B <= 4), and the fraction\n"
         "of rows recomputed in Arb (the fallback). --grow adds smaller sizes to show how the cost grows\n"
-        "with n, d and heads (docs/certify.md).",
+        "with n, d and heads (docs/certify.md). Unless --forward-only, the first size also certifies the\n"
+        "gradients (the dense backward rounded to float32, upstream dO uniform in [-1, 1]) against the\n"
+        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}.",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
@@ -168,12 +217,12 @@ int pr_bench_certify(int argc, char **argv)
     if (d % 2)
         return pr_cli_fail(spec.name, "--d %ld: RoPE needs an even head dimension d", d);
     run_t runs[5];
-    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq);
+    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq, !fwd_only);
     if (!st && grow) {
         const long g[4][3] = {{n / 4, d, 1}, {n / 2, d, 1}, {n / 2, d / 2 + (d / 2) % 2, 1}, {n / 2, d, 2}};
         for (int k = 0; k < 4 && !st; k++)
             if (g[k][0] >= 1 && g[k][1] >= 2)
-                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq);
+                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq, 0);
     }
     if (st)
         return pr_cli_fail_status(spec.name, st, "certify");
@@ -182,9 +231,13 @@ int pr_bench_certify(int argc, char **argv)
         printf("{\"bench\": \"certify\", \"n\": %d, \"d\": %d, \"heads\": %d, \"B\": %g, \"scale\": \"%s\", \"threads\": %d, "
                "\"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, \"target\": 20, \"hi_over_lo\": %.12g, "
                "\"hi_over_lo_minus_1\": %.3g, \"tightness_target\": 1.000001, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
-               "\"verdict_atol0\": \"%s\", \"growth\": [",
+               "\"verdict_atol0\": \"%s\", ",
                r->n, r->d, r->heads, B, scale, omp_get_max_threads(), r->cert_s, r->dense_s, r->cert_s / r->dense_s,
                r->tight, r->tight - 1.0, r->fallback, r->lower, r->upper, pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
+        if (r->grad)
+            printf("\"grad_ratio\": %.3f, \"grad_hi_over_lo\": %.12g, \"grad_fallback_fraction\": %.6g, ",
+                   r->gcert_s / r->gdense_s, r->gtight, r->gfallback);
+        printf("\"growth\": [");
         for (int k = 0; k < nr; k++)
             print_run(runs + k, 1, k + 1 < nr ? ", " : "");
         printf("]}\n");

@@ -227,8 +227,7 @@ static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const p
     return PR_OK;
 }
 
-/* what the inputs ask for, against the limits (before any work): sizes of --w and the gradients'
- * Arb reference, RoPE's even d, memory */
+/* what the inputs ask for, against the limits (before any work): sizes of --w, RoPE's even d, memory */
 static int check_limits(const inputs_t *in, int general, const pr_certify_problem_t *pb, const char *pos, int grads,
                         double max_mem)
 {
@@ -241,14 +240,13 @@ static int check_limits(const inputs_t *in, int general, const pr_certify_proble
                          pb->alibi);
     else if (!general && pb->pos != PR_CERTIFY_POS_IDENTITY && in->d % 2)
         rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in->d, pos);
-    else if (grads && in->n > PR_CERTIFY_GRAD_MAX_N)
-        rc = pr_cli_fail(CMD, "n = %d: gradients are certified in Arb for n <= %d; drop --do/--dq/--dk/--dv", in->n,
-                         PR_CERTIFY_GRAD_MAX_N);
     /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
-     * Arb rows (K and V as 48-byte balls), the gradients (n x n balls); the inputs are read */
+     * Arb rows (K and V as 48-byte balls), the gradients' double pass (4 n x d doubles and three
+     * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512) */
     double nd = (double)in->n * in->d, bytes = 8.0 * (8 * nd + 64.0 * in->n) + 2 * 48.0 * nd;
     if (grads)
-        bytes += 48.0 * (8 * nd + (double)in->n * in->n);
+        bytes += 8.0 * (10 * nd + 2 * (4 * nd + 96.0 * in->n)) +
+                 (in->n <= PR_CERTIFY_GRAD_MAX_N ? 48.0 * (8 * nd + (double)in->n * in->n) : 0.0);
     if (!rc && bytes > max_mem * 1073741824.0)
         rc = pr_cli_fail(CMD, "a head needs about %.2f GiB, past --max-mem %g: raise --max-mem", bytes / 1073741824.0,
                          max_mem);
@@ -303,8 +301,8 @@ int pr_cmd_certify(int argc, char **argv)
         "(exit 0), refuted (exit 1, with a witness element), unknown (exit 3); bad usage or input is\n"
         "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
         "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
-        "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) and a general W (--w)\n"
-        "are certified in Arb for n <= 512. With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
+        "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) likewise in double,\n"
+        "the head again in Arb where undecided (n <= 512); a general W (--w) in Arb, n <= 512. With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
         "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
         opts, sizeof opts / sizeof opts[0]};

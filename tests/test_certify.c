@@ -14,17 +14,7 @@
 #include "pr_hiprec.h"
 #include "pr_certify.h"
 #include "pr_rope.h"
-
-typedef struct {
-    int n, d, pos, causal, scale;
-    double alibi, B;
-} cfg_t;
-
-static void fill(double *x, size_t len, double B, pr_rng_t rng)
-{
-    for (size_t t = 0; t < len; t++)
-        x[t] = B * (2.0 * pr_rng_uniform(rng) - 1.0);
-}
+#include "test_certify_common.h"
 
 static void to_f32(double *y, const double *x, size_t len)
 {
@@ -32,37 +22,12 @@ static void to_f32(double *y, const double *x, size_t len)
         y[t] = (double)(float)x[t];
 }
 
-static void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
-{
-    pr_certify_problem_default(pb);
-    pb->pos = c->pos;
-    pb->causal = c->causal;
-    pb->scale = c->scale;
-    pb->alibi = c->alibi;
-}
-
-/* W and the options of the configuration, as pr_dense and pr_hiprec take them */
-static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t *c)
-{
-    int st = c->pos == PR_CERTIFY_POS_IDENTITY ? pr_posw_init_identity(W, c->n, c->d)
-             : pr_posw_init_rope(W, c->n, c->d, PR_ROPE_BASE_DEFAULT,
-                                 c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX);
-    pr_attn_opts_default(o, c->d);
-    o->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
-    o->causal = c->causal;
-    if (!st && c->alibi > 0.0) {
-        st = pr_bias_alibi(beta, c->n, c->alibi);
-        o->beta = beta;
-    }
-    return st;
-}
-
 /* the dense double forward of the configuration (libm's RoPE and exp): a candidate */
 static int dense_of(double *O, const double *Q, const double *K, const double *V, const cfg_t *c, double *beta)
 {
     pr_posw_t W;
     pr_attn_opts_t o;
-    int st = problem_of(W, &o, beta, c);
+    int st = problem_of(W, &o, beta, c, 0);
     if (st)
         return st;
     st = pr_dense_forward(O, NULL, Q, K, V, W, c->n, c->d, &o);
@@ -76,7 +41,7 @@ static int hiprec_err(double *lo, double *hi, const double *cand, const double *
 {
     pr_posw_t W;
     pr_attn_opts_t o;
-    int st = problem_of(W, &o, beta, c);
+    int st = problem_of(W, &o, beta, c, 0);
     if (st)
         return st;
     pr_hiprec_def_t def;
@@ -398,8 +363,16 @@ static void test_backward(pr_rng_t rng)
     PR_CHECK(lo <= hh && hl <= hi && hi <= lo * (1 + 1e-6) && r[1].upper > 10 * r[0].upper,
              "gradients [%.17g, %.17g] (dQ %.3g, dK %.3g, dV %.3g) vs pr_hiprec [%.17g, %.17g]", lo, hi, r[0].upper,
              r[1].upper, r[2].upper, hl, hh);
-    PR_CHECK(pr_certify_backward(r, dQ, dK, dV, Q, K, V, dO, PR_CERTIFY_GRAD_MAX_N + 1, c.d, &pb, &op) == PR_EBUDGET,
-             "n past PR_CERTIFY_GRAD_MAX_N");
+    /* the double pass alone (docs/certify.md L8-L12) meets pr_hiprec too */
+    op.max_fallback_s = 0.0;
+    PR_CHECK_OK(pr_certify_backward(r, dQ, dK, dV, Q, K, V, dO, c.n, c.d, &pb, &op));
+    lo = fmax(r[0].lower, fmax(r[1].lower, r[2].lower));
+    hi = fmax(r[0].upper, fmax(r[1].upper, r[2].upper));
+    /* its width is its bound's: hi - lo <= 2 E (1 + u) + 2u |cand - Ĝ| */
+    double bm = fmax(r[0].bound_max, fmax(r[1].bound_max, r[2].bound_max));
+    PR_CHECK(lo <= hh && hl <= hi && hi - lo <= 2 * bm * (1 + 1e-9) + 1e-15 * hi && r[1].rows_fallback == 0,
+             "double pass: gradients [%.17g, %.17g] (bound %.3g, fallback rows %ld) vs pr_hiprec [%.17g, %.17g]", lo,
+             hi, bm, r[1].rows_fallback, hl, hh);
     arb_clear(e1);
     arb_clear(e2);
     pr_posw_clear(W);

@@ -225,8 +225,10 @@ int main(void)
     static double big[600 * 2];
     long sb[2] = {600, 2};
     PR_CHECK_OK(pr_npy_write("cc_big.npy", big, 2, sb));
-    refused("certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy --do cc_big.npy --dq cc_big.npy",
-            "n <= 512");
+    /* gradients past n = 512 (the double pass alone): zero inputs, zero gradients */
+    int rcg = pr_test_cli_run("cert_cli", "certify --q cc_big.npy --k cc_big.npy --v cc_big.npy --o cc_big.npy "
+                                          "--do cc_big.npy --dq cc_big.npy --dk cc_big.npy --dv cc_big.npy --atol 1e-200");
+    PR_CHECK(rcg == 0, "gradients at n = 600: exit %d", rcg);
     test_dtypes(rng);
     /* --w: a general W (here W = I at every offset: the same as --pos identity) */
     static double w3[(2 * N - 1) * D * (D + 1)]; /* room for the wrong shape (2n-1, d, d+1) too */
@@ -257,6 +259,9 @@ int main(void)
     rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
     double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");
     double fb = pr_test_cli_json("fallback_fraction");
+    double gratio = pr_test_cli_json("grad_ratio"), gtight = pr_test_cli_json("grad_hi_over_lo");
+    PR_CHECK(rc == 0 && gratio > 0 && gtight >= 1.0 && gtight < 2.0, "bench certify: gradients' ratio %g, hi/lo %g",
+             gratio, gtight);
     PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
              strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);

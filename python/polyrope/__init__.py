@@ -322,7 +322,7 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
 
     o has q's shape and dtype-of-choice; q, k, v and the options as attention() (pos 'rope',
     'rope-neox' or 'identity'; a numeric scale is that exact double). With do (upstream gradient,
-    q's shape), dq (q's shape), dk and dv (k's shape) are certified too (n <= 512: an Arb reference).
+    q's shape), dq (q's shape), dk and dv (k's shape) are certified too (any n; docs/certify.md).
     The verdict of each element is |cand - true| <= atol + rtol |true|. Rows the double pass
     cannot decide go to Arb at prec bits (0: the library's default) within max_fallback_s CPU
     seconds (< 0: the default); past it their verdict is unknown. Returns a Certificate; raises

@@ -154,6 +154,29 @@ def test_gradients(tmp_path):
     assert cert.dk[0].witness == (5, 2) or cert.dk[0].index == (5, 2)
 
 
+def test_gradients_past_512_grouped_query():
+    # n = 640 > 512: the gradients' double pass (docs/certify.md L8-L12); two query heads over one
+    # kv head, the true dK, dV summed over both; float64 numpy gradients rounded to float32
+    n, d = 640, 8
+    q, k, v = qkv(rng(180), (2, n, d), kv_shape=(1, n, d))
+    do = rng(181).uniform(-1, 1, (2, n, d))
+    s = (q @ np.swapaxes(k, -1, -2)) / d
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    o = p @ v
+    ds = p * (do @ np.swapaxes(v, -1, -2) - (do * o).sum(axis=-1, keepdims=True))
+    dq, dk, dv = (ds @ k) / d, (np.swapaxes(ds, -1, -2) @ q / d).sum(axis=0), (np.swapaxes(p, -1, -2) @ do).sum(axis=0)
+    f32 = [x.astype(np.float32) for x in (o, dq, dk[None], dv[None])]
+    cert = polyrope.certify(*f32[:1], q, k, v, pos="identity", atol=1e-5, do=do, dq=f32[1], dk=f32[2], dv=f32[3])
+    assert cert.verdict == "certified", cert
+    assert [len(cert.dq), len(cert.dk), len(cert.dv)] == [2, 1, 1]
+    assert all(g.upper < 1e-6 for g in cert.dq + cert.dk + cert.dv), cert
+    dv_bad = f32[3].copy()
+    dv_bad[0, 600, 3] += 1e-4
+    cert = polyrope.certify(f32[0], q, k, v, pos="identity", atol=1e-5, do=do, dv=dv_bad)
+    assert cert.verdict == "refuted" and cert.dv[0].verdict == "refuted", cert
+
+
 def test_grouped_query_gradients(tmp_path):
     """h = 4 query heads over 2 kv heads, batch 2: a kv head's true dK, dV sum its query heads'
     (each from attn --backward); the results come per kv head, labelled (b, j)"""

@@ -1,0 +1,353 @@
+/* pr_certify's gradients in double with a rigorous bound per element (docs/certify.md L8-L12):
+ * the forward's scores, exponentials and bounds (L1-L5) per block of rows, then dP = dO·Vᵀ,
+ * D = rowsum(dO∘O), dS = P∘(dP - D), dQ = σRᵀ(dS·K̂), dK = σRᵀ(dSᵀ·Q̂), dV = Pᵀ·dO, and beside
+ * each product its bound as a product of nonnegative matrices. */
+#include <fenv.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include <omp.h>
+#include "pr_status.h"
+#include "pr_rope.h"
+#include "pr_vec.h"
+#include "pr_certexp.h"
+#include "pr_certify_impl.h"
+
+#define GB 32    /* rows per block */
+#define TG 256   /* key columns per partial sum of dS·K̂ (L11's depth) */
+#define ETA 0x1p-1021
+#define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
+
+/* one query head of a group */
+typedef struct {
+    pass_t ps;              /* the forward's data: Q̂r, K̂r, norms, V's ranges (L1-L5) */
+    const double *dO;
+    double *ndO, *nV;       /* row-norm bounds of dO and V */
+    double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
+    double *dQ, *EQ;        /* dQ̂ and its bound */
+    unsigned char *qopen;   /* rows the pass could not bound */
+    double gam;             /* γ_G (L11) */
+    int fail;               /* some row failed: dK, dV open */
+    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each) */
+} ghead_t;
+
+/* Wx = (|X̂r| + (ρ/γ)(|x_a| + |x_b|))(1 + 2^-40) for every pair (a, b) of each row (L11) */
+static void weights(double *W, const double *Xr, const double *X, const cert_prob_t *p, double gam)
+{
+    double rg = pr_certify_up(pr_certify_rho(p) / gam);
+    for (int m = 0; m < p->n; m++) {
+        const double *x = X + (size_t)m * p->d, *xr = Xr + (size_t)m * p->d;
+        double *w = W + (size_t)m * p->d;
+        for (int c = 0; c < p->d; c++)
+            w[c] = fabs(xr[c]);
+        for (int k = 0; p->rope && k < p->h; k++) {
+            int a, b;
+            pr_rope_pair(&a, &b, k, p->d, (pr_rope_layout_t)p->layout);
+            double r = rg * (fabs(x[a]) + fabs(x[b]));
+            w[a] += r;
+            w[b] += r;
+        }
+        for (int c = 0; c < p->d; c++)
+            w[c] *= 1.0 + 0x1p-40;
+    }
+}
+
+/* y = σ̂ T̂ with |y - σT| <= ey (E_T bounds |T̂ - T|), then out = R_mᵀ y, err its bound (L11) */
+static void scale_rotate(double *out, double *err, const double *T, const double *ET, int m, const cert_prob_t *p,
+                         double *y, double *ey)
+{
+    int d = p->d;
+    double u = p->u, s = p->sig, sr = p->sig_rel, rho = pr_certify_rho(p);
+    for (int c = 0; c < d; c++) {
+        y[c] = s * T[c];
+        ey[c] = pr_certify_up(s * ET[c] * (1.0 + sr) + sr * s * fabs(T[c]) + u * fabs(y[c]) + ETA);
+    }
+    if (!p->rope) {
+        memcpy(out, y, sizeof(double) * d);
+        memcpy(err, ey, sizeof(double) * d);
+        return;
+    }
+    for (int k = 0; k < p->h; k++) {
+        int a, b;
+        pr_rope_pair(&a, &b, k, d, (pr_rope_layout_t)p->layout);
+        double c = p->ch[(size_t)m * p->h + k], sn = p->sh[(size_t)m * p->h + k];
+        out[a] = y[a] * c + y[b] * sn;
+        out[b] = -y[a] * sn + y[b] * c;
+        double e = pr_certify_up(rho * (fabs(y[a]) + fabs(y[b])) + ey[a] + ey[b]);
+        err[a] = err[b] = e;
+    }
+}
+
+/* rows i0..i0+mi of one head: P̂ in Pm, dŜ in G, its bound weight Z in Z (all mi×w) (L8-L10) */
+static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, double *Z, double *buf,
+                     double *kap, rowx_t *rx)
+{
+    pass_t *ps = &hd->ps;
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d;
+    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u), gd2 = pr_certify_gamma(d + 2, u);
+    const double *dOb = hd->dO + (size_t)i0 * d;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
+                0.0, Pm, w);
+    for (int r = 0; r < mi; r++)
+        pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
+    /* Ŝ and N̂ = Ê·V in partial sums of TJ terms, as the forward (L5) */
+    double *acc = buf, *tmp = buf + (size_t)GB * d, *sum = buf + 2 * (size_t)GB * d, *oE = sum + GB;
+    pr_certify_pv(acc, sum, tmp, Pm, ps->V, mi, w, d);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
+    for (int r = 0; r < mi; r++) {
+        int i = i0 + r, jn = p->causal ? i + 1 : n;
+        double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
+        const double *o = dOb + (size_t)r * d;
+        if (rx[r].fail) {
+            hd->qopen[i] = 1; /* row i is this block's alone */
+#pragma omp atomic write
+            hd->fail = 1;
+            memset(Pr, 0, sizeof(double) * w);
+            memset(Gr, 0, sizeof(double) * w);
+            memset(Zr, 0, sizeof(double) * w);
+            kap[r] = 0.0;
+            continue;
+        }
+        /* L9: D̂_i = Σ dO·Ô, |D̂ - D| <= εD */
+        pr_certify_row_oerr(oE, oE + d, ps, rx + r, acc + (size_t)r * d, sum[r], jn);
+        double D = 0.0, a1 = 0.0, a2 = 0.0;
+        for (int c = 0; c < d; c++) {
+            D += o[c] * oE[c];
+            a1 += fabs(o[c]) * oE[d + c];
+            a2 += fabs(o[c] * oE[c]);
+        }
+        double eD = pr_certify_up((a1 + gd * a2) * (1.0 + gd2) + (2 * d + 2) * ETA); /* with dP̂'s underflow */
+        /* L8: |P̂ - P| <= κ P̂ + τ */
+        double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
+        double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
+        double k = pr_certify_up(((1.0 + lam) * (1.0 + gk) / ((1.0 - lam) * (1.0 - u)) - 1.0) * 1.01);
+        kap[r] = k;
+        double S = sum[r], cdp = gd * hd->ndO[i];
+        const double *nV = hd->nV;
+        /* L10: dŜ = fl(P̂ fl(dP̂ - D̂)) and δ >= |dŜ - dS|; Z = γ|dŜ| + (1 + γ)δ, inflated by 2^-40
+           for its own ~20 roundings */
+#pragma omp simd
+        for (int j = 0; j < jn; j++) {
+            double P = Pr[j] / S, g = Gr[j] - D, e1 = cdp * nV[j] + eD;
+            double ag = fabs(g) * (1.0 + u) + e1, ds = P * g;
+            double dl = P * (u * fabs(g) + e1 + k * ag) + u * fabs(ds) + ETA + TAU * ag;
+            Pr[j] = P;
+            Gr[j] = ds;
+            Zr[j] = (gam * fabs(ds) + (1.0 + gam) * dl) * (1.0 + 0x1p-40);
+        }
+        for (int j = jn; j < w; j++)
+            Gr[j] = Zr[j] = 0.0;
+    }
+}
+
+/* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12) */
+static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
+                  double *acc)
+{
+    const cert_prob_t *p = hd->ps.p;
+    int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
+    double kap[GB];
+    block_ds(hd, i0, mi, w, Pm, G, Z, buf, kap, rx);
+    double *T = buf, *tmp = buf + (size_t)GB * d, *ET = buf + 2 * (size_t)GB * d, *y = ET + (size_t)GB * d,
+           *ey = y + d;
+    memset(T, 0, sizeof(double) * mi * d);
+    for (int j0 = 0; j0 < w; j0 += TG) {
+        int mj = w - j0 < TG ? w - j0 : TG;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, G + j0, w, hd->ps.Kr + (size_t)j0 * d,
+                    d, 0.0, tmp, d);
+        for (int t = 0; t < mi * d; t++)
+            T[t] += tmp[t];
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
+    double gb = 1.0 + 2.0 * pr_certify_gamma(w + 2, p->u);
+    for (int r = 0; r < mi; r++) {
+        int i = i0 + r;
+        for (int c = 0; c < d; c++)
+            ET[(size_t)r * d + c] = ET[(size_t)r * d + c] * gb + (w + 2) * ETA;
+        scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
+                     ey);
+    }
+    size_t nd = (size_t)n * d;
+    const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 1.0, acc, d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 1.0, acc + 2 * nd, d);
+    /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
+    for (int r = 0; r < mi; r++)
+        for (int c = 0; c < d; c++)
+            tmp[(size_t)r * d + c] = (kap[r] + hd->gam) * fabs(dOb[(size_t)r * d + c]) * (1.0 + 0x1p-40);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, tmp, d, 1.0, acc + 3 * nd, d);
+}
+
+/* all blocks of one head over the threads */
+static int run_head(ghead_t *hd, int nt)
+{
+    const cert_prob_t *p = hd->ps.p;
+    int n = p->n, d = p->d, nb = (n + GB - 1) / GB, shared = PR_OK;
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nt)
+    {
+        double *Pm = malloc(sizeof(double) * 3 * (size_t)GB * n);
+        double *buf = malloc(sizeof(double) * (4 * (size_t)GB * d + 2 * d + GB));
+        rowx_t *rx = malloc(sizeof(rowx_t) * GB);
+        int mine = Pm && buf && rx ? PR_OK : PR_ENOMEM;
+        double *acc = hd->acc[omp_get_thread_num()];
+        fenv_t env; /* round to nearest, no flush-to-zero (docs/certify.md) */
+        fegetenv(&env);
+        fesetenv(FE_DFL_ENV);
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < nb; b++) {
+            if (mine)
+                continue;
+            int i0 = b * GB, mi = n - i0 < GB ? n - i0 : GB;
+            block(hd, i0, mi, Pm, Pm + (size_t)GB * n, Pm + 2 * (size_t)GB * n, buf, rx, acc);
+        }
+        if (mine) {
+#pragma omp critical(pr_certify_gstatus)
+            shared = mine;
+        }
+        free(Pm);
+        free(buf);
+        free(rx);
+        fesetenv(&env);
+    }
+    openblas_set_num_threads(saved);
+    return shared;
+}
+
+/* a result from values and bounds (open rows of dQ: E = ∞) */
+static void result_of(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
+                      const double *v, const double *E, const cert_prob_t *p)
+{
+    size_t nd = (size_t)p->n * p->d;
+    pr_certify_judge_d(lo, hi, st, cand, v, E, (long)nd, p);
+    pr_certify_summarise(res, lo, hi, st, cand, (long)nd, p->d, p->dtype);
+    res->rows = p->n;
+    res->rows_fallback = 0;
+    double bm = 0.0;
+    for (size_t t = 0; t < nd; t++)
+        bm = E[t] > bm ? E[t] : bm;
+    res->bound_max = bm;
+}
+
+/* dK or dV of the group from the threads' sums (t = 0: Û, 2: V̂) and their bounds (L11, L12) */
+static void kv_values(double *v, double *E, double **acc, int nt, int t, const cert_prob_t *p, int g, double dOmax,
+                      int fail)
+{
+    int n = p->n, d = p->d;
+    size_t nd = (size_t)n * d;
+    double gb = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, p->u), y[2 * 1024];
+    for (int j = 0; j < n; j++) {
+        double *vj = v + (size_t)j * d, *Ej = E + (size_t)j * d;
+        for (int c = 0; c < d; c++) {
+            double s = 0.0, e = 0.0;
+            for (int k = 0; k < nt; k++) {
+                s += acc[k][(size_t)t * nd + (size_t)j * d + c];
+                e += acc[k][(size_t)(t + 1) * nd + (size_t)j * d + c];
+            }
+            vj[c] = s;
+            Ej[c] = fail ? INFINITY : e * gb + (2.0 * n * g + 64) * ETA;
+            if (t == 2) /* the underflowed weights (L12) */
+                Ej[c] = pr_certify_up(Ej[c] + TAU * (double)n * g * dOmax);
+        }
+        if (t == 0) { /* dK_j = σ R_jᵀ U_j */
+            double *T = y, *ET = y + d;
+            memcpy(T, vj, sizeof(double) * d);
+            memcpy(ET, Ej, sizeof(double) * d);
+            double w[2 * 1024];
+            scale_rotate(vj, Ej, T, ET, j, p, w, w + d);
+        }
+    }
+}
+
+int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
+                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
+                          int g, const cert_prob_t *p)
+{
+    int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
+    size_t nd = (size_t)n * d;
+    if (d > 1024)
+        return PR_EINVAL;
+    cexp_t ex;
+    if ((st = pr_certify_exp_init(&ex, p->u)))
+        return st;
+    ghead_t hd;
+    memset(&hd, 0, sizeof(hd));
+    double *acc_all = calloc((size_t)nt * 4 * nd, sizeof(double)), *acc[64];
+    hd.ndO = malloc(sizeof(double) * n);
+    hd.nV = malloc(sizeof(double) * n);
+    hd.Wq = malloc(sizeof(double) * nd);
+    hd.Wk = malloc(sizeof(double) * nd);
+    hd.dQ = malloc(sizeof(double) * nd);
+    hd.EQ = malloc(sizeof(double) * nd);
+    hd.qopen = malloc(n);
+    double *lo = malloc(sizeof(double) * nd), *hi = malloc(sizeof(double) * nd);
+    unsigned char *sb = malloc(nd);
+    if (nt > 64)
+        nt = 64;
+    if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb)
+        st = PR_ENOMEM;
+    for (int k = 0; k < nt && !st; k++)
+        acc[k] = acc_all + (size_t)k * 4 * nd;
+    hd.acc = acc;
+    int nb = (n + GB - 1) / GB, fail = 0;
+    long nopen = 0;
+    /* the deepest sum: dS·K̂ in tiles of TG, or Û, V̂ over g·nb blocks of GB rows and nt threads (L11) */
+    int kt = (n < TG ? n : TG) + (n + TG - 1) / TG, ku = (n < GB ? n : GB) + g * nb + nt;
+    hd.gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, p->u);
+    double dOmax = 0.0;
+    if (!st)
+        pr_certify_norms_up(hd.nV, V, n, d, p->u);
+    for (int h = 0; h < g && !st; h++) {
+        const double *Qh = Q + (size_t)h * nd;
+        hd.dO = dO + (size_t)h * nd;
+        hd.fail = 0;
+        memset(hd.qopen, 0, n);
+        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V))) {
+            pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
+            weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
+            weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
+            st = run_head(&hd, nt);
+        } else if (st == PR_EDOMAIN) { /* scores past 2^500: nothing bounded here, all open */
+            st = PR_OK;
+            hd.fail = 1;
+            memset(hd.qopen, 1, n);
+            memset(hd.dQ, 0, sizeof(double) * nd);
+        }
+        pr_certify_pass_clear(&hd.ps);
+        fail |= hd.fail;
+        for (size_t t = 0; t < nd && !st; t++)
+            dOmax = fabs(hd.dO[t]) > dOmax ? fabs(hd.dO[t]) : dOmax;
+        for (int i = 0; i < n && !st; i++)
+            for (int c = 0; hd.qopen[i] && c < d; c++)
+                hd.EQ[(size_t)i * d + c] = INFINITY;
+        if (!st && dQc) {
+            result_of(res + 3 * (size_t)h, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
+            nopen += res[3 * (size_t)h].verdict == PR_CERT_UNKNOWN;
+        }
+    }
+    for (int t = 0; t < 2 && !st; t++) {
+        const double *cand = t ? dVc : dKc;
+        if (!cand)
+            continue;
+        kv_values(hd.dQ, hd.EQ, acc, nt, 2 * t, p, g, dOmax, fail);
+        result_of(res + 1 + t, lo, hi, sb, cand, hd.dQ, hd.EQ, p);
+        nopen += res[1 + t].verdict == PR_CERT_UNKNOWN;
+    }
+    *open = nopen > 0;
+    free(acc_all);
+    free(hd.ndO);
+    free(hd.nV);
+    free(hd.Wq);
+    free(hd.Wk);
+    free(hd.dQ);
+    free(hd.EQ);
+    free(hd.qopen);
+    free(lo);
+    free(hi);
+    free(sb);
+    return st;
+}

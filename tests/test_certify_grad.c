@@ -1,0 +1,293 @@
+/* pr_certify's gradients (docs/certify.md L7-L12) against independent oracles: pr_hiprec_certify at
+ * 256 bits on small heads (the double pass alone and with its Arb fallback), the float64 dense
+ * backward at n = 1024 for float32-rounded candidates, known-bug gradients refuted, a float32
+ * gradient certified at its certified error (+1%) and refuted just below its proved error (-1%),
+ * grouped-query heads past n = 512. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pr_test.h"
+#include "pr_status.h"
+#include "pr_rng.h"
+#include "pr_dense.h"
+#include "pr_hiprec.h"
+#include "pr_certify.h"
+#include "pr_certexp.h"
+#include "pr_rope.h"
+#include "test_certify_common.h"
+
+static const char *const gname[3] = {"dQ", "dK", "dV"};
+
+/* the dense double backward (libm's RoPE and exp) into G = dQ | dK | dV; bug 1: σ = 1 (missing
+ * scale), 2: the other RoPE layout; est: its own error estimate (NULL: none) */
+static int grads_of(double *G, pr_dense_err_t *est, const double *Q, const double *K, const double *V,
+                    const double *dO, const cfg_t *c, int bug)
+{
+    size_t nd = (size_t)c->n * c->d;
+    double *O = malloc(sizeof(double) * (nd + c->n + 2 * (size_t)c->n)), *lse = O + nd, *beta = lse + c->n;
+    pr_posw_t W;
+    pr_attn_opts_t o;
+    if (!O)
+        return PR_ENOMEM;
+    int st = problem_of(W, &o, beta, c, bug == 2);
+    if (!st) {
+        if (bug == 1)
+            o.sigma = 1.0;
+        st = pr_dense_forward(O, lse, Q, K, V, W, c->n, c->d, &o);
+        if (!st)
+            st = pr_dense_backward(G, G + nd, G + 2 * nd, NULL, Q, K, V, W, O, lse, dO, c->n, c->d, &o);
+        if (!st && est)
+            st = pr_dense_error_est(est, Q, K, V, W, O, dO, c->n, c->d, &o);
+        pr_posw_clear(W);
+    }
+    free(O);
+    return st;
+}
+
+/* the largest gradient error enclosed by pr_hiprec_certify at 256 bits */
+static int hiprec_grad(double *lo, double *hi, const double *G, const double *Q, const double *K, const double *V,
+                       const double *dO, const cfg_t *c)
+{
+    size_t nd = (size_t)c->n * c->d;
+    double *O = malloc(sizeof(double) * (nd + 3 * (size_t)c->n)), *beta = O + nd;
+    pr_posw_t W;
+    pr_attn_opts_t o;
+    int st = O ? problem_of(W, &o, beta, c, 0) : PR_ENOMEM;
+    if (!st) {
+        st = pr_dense_forward(O, NULL, Q, K, V, W, c->n, c->d, &o);
+        pr_hiprec_def_t def;
+        pr_hiprec_def_real(&def, c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->alibi);
+        arb_t e1, e2;
+        arb_init(e1);
+        arb_init(e2);
+        if (!st)
+            st = pr_hiprec_certify(e1, e2, O, G, G + nd, G + 2 * nd, NULL, Q, K, V, W, dO, c->n, c->d, &o, &def, 256);
+        *lo = pr_hiprec_lbound_d(e2);
+        *hi = pr_hiprec_ubound_d(e2);
+        arb_clear(e1);
+        arb_clear(e2);
+        pr_posw_clear(W);
+    }
+    free(O);
+    return st;
+}
+
+/* small heads: gradient t rounded to float32 (the others double), so that it holds the largest
+ * error; the double pass alone (budget 0) and the default (Arb where undecided) meet pr_hiprec */
+static void test_vs_hiprec(pr_rng_t rng)
+{
+    const cfg_t cfgs[] = {{20, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0},
+                          {17, 6, PR_CERTIFY_POS_ROPE_NEOX, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 3.0},
+                          {12, 5, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_D, 0.0, 1.5}};
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        const cfg_t *c = cfgs + k;
+        size_t nd = (size_t)c->n * c->d;
+        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+        fill(Q, 3 * nd, c->B, rng);
+        fill(dO, nd, 1.0, rng);
+        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+        for (int t = 0; t < 3; t++) {
+            double *Gt = malloc(sizeof(double) * 3 * nd);
+            memcpy(Gt, G, sizeof(double) * 3 * nd);
+            for (size_t e = 0; e < nd; e++)
+                Gt[t * nd + e] = (double)(float)Gt[t * nd + e];
+            double hl, hh;
+            PR_CHECK_OK(hiprec_grad(&hl, &hh, Gt, Q, K, V, dO, c));
+            for (int budget = 0; budget < 2; budget++) {
+                pr_certify_problem_t pb;
+                pr_certify_opts_t op;
+                prob_of(&pb, c);
+                pr_certify_opts_default(&op);
+                op.max_fallback_s = budget ? -1.0 : 0.0;
+                pr_certify_result_t r[3];
+                PR_CHECK_OK(pr_certify_backward(r, Gt, Gt + nd, Gt + 2 * nd, Q, K, V, dO, c->n, c->d, &pb, &op));
+                double lo = fmax(r[0].lower, fmax(r[1].lower, r[2].lower));
+                double hi = fmax(r[0].upper, fmax(r[1].upper, r[2].upper));
+                PR_CHECK(lo <= hh && hl <= hi && r[t].lower == lo && (budget || r[t].rows_fallback == 0),
+                         "config %zu, %s float32, budget %d: [%.17g, %.17g] (%s's [%.17g, %.17g], fallback %ld) vs "
+                         "pr_hiprec [%.17g, %.17g]", k, gname[t], budget, lo, hi, gname[t], r[t].lower, r[t].upper,
+                         r[t].rows_fallback, hl, hh);
+            }
+            free(Gt);
+        }
+        free(Q);
+    }
+}
+
+/* one row with huge scores (Δ > 1/2): the double pass leaves its dQ row and all of dK, dV open; the
+ * Arb fallback decides them and meets pr_hiprec. Without RoPE: the L1 tables' 2^-100 would widen
+ * the balls of that row by its norm squared (docs/certify.md L6) */
+static void test_fallback(pr_rng_t rng)
+{
+    cfg_t c = {14, 6, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 1.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+    fill(Q, 3 * nd, c.B, rng);
+    fill(dO, nd, 1.0, rng);
+    for (int e = 0; e < c.d; e++)
+        Q[3 * c.d + e] *= 1e17;
+    PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, &c, 0));
+    for (size_t e = 0; e < 3 * nd; e++)
+        G[e] = (double)(float)G[e];
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.atol = 100.0; /* dK of the huge row: float32's error is about 2 */
+    op.max_fallback_s = 0.0;
+    pr_certify_result_t r[3];
+    PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    PR_CHECK(r[0].verdict == PR_CERT_UNKNOWN && r[1].verdict == PR_CERT_UNKNOWN && r[2].upper == INFINITY,
+             "no fallback: verdicts %d %d %d, dV upper %g", r[0].verdict, r[1].verdict, r[2].verdict, r[2].upper);
+    op.max_fallback_s = -1.0;
+    PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    double hl, hh, lo = fmax(r[0].lower, fmax(r[1].lower, r[2].lower)), hi = fmax(r[0].upper, fmax(r[1].upper, r[2].upper));
+    PR_CHECK_OK(hiprec_grad(&hl, &hh, G, Q, K, V, dO, &c));
+    PR_CHECK(r[0].verdict == 0 && r[1].verdict == 0 && r[2].verdict == 0 && r[1].rows_fallback == c.n &&
+             lo <= hh && hl <= hi, "fallback: verdicts %d %d %d, rows %ld, [%.17g, %.17g] vs pr_hiprec [%.17g, %.17g]",
+             r[0].verdict, r[1].verdict, r[2].verdict, r[1].rows_fallback, lo, hi, hl, hh);
+    /* scores past 2^500 (the double pass refuses them): every verdict open, not an error */
+    for (int e = 0; e < c.d; e++) {
+        Q[3 * c.d + e] = ldexp(Q[3 * c.d + e], 300);
+        K[2 * c.d + e] = ldexp(K[2 * c.d + e], 300);
+    }
+    op.max_fallback_s = 0.0;
+    int st = pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op);
+    PR_CHECK(st == PR_OK && r[0].verdict == PR_CERT_UNKNOWN && r[1].upper == INFINITY,
+             "scores past 2^500: status %d, verdicts %d %d", st, r[0].verdict, r[1].verdict);
+    free(Q);
+}
+
+/* n = 1024: the float64 dense backward as the reference, within twice its error estimate, for
+ * float32-rounded gradients; the double pass alone decides */
+static void test_vs_float64(pr_rng_t rng)
+{
+    cfg_t c = {1024, 32, PR_CERTIFY_POS_ROPE_NEOX, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 3.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 10), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd, *C = G + 3 * nd;
+    fill(Q, 3 * nd, c.B, rng);
+    fill(dO, nd, 1.0, rng);
+    pr_dense_err_t est;
+    PR_CHECK_OK(grads_of(G, &est, Q, K, V, dO, &c, 0));
+    double mx[3] = {0, 0, 0}, e64[3] = {est.dq, est.dk, est.dv};
+    for (size_t e = 0; e < 3 * nd; e++) {
+        C[e] = (double)(float)G[e];
+        mx[e / nd] = fmax(mx[e / nd], fabs(C[e] - G[e]));
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.dtype = PR_CERTIFY_FLOAT32;
+    pr_certify_result_t r[3];
+    PR_CHECK_OK(pr_certify_backward(r, C, C + nd, C + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    for (int t = 0; t < 3; t++) {
+        PR_CHECK(mx[t] >= r[t].lower - 2 * e64[t] && mx[t] <= r[t].upper + 2 * e64[t] && r[t].rows_fallback == 0,
+                 "%s: float64 reference's %.17g (its error <= ~%.3g) outside [%.17g, %.17g] (fallback %ld)",
+                 gname[t], mx[t], e64[t], r[t].lower, r[t].upper, r[t].rows_fallback);
+        PR_CHECK(r[t].ulps_upper <= 0.5 * (1 + 1e-3) && r[t].ulps_lower <= r[t].ulps_upper,
+                 "%s: a rounded candidate is within half an ulp: [%.17g, %.17g]", gname[t], r[t].ulps_lower,
+                 r[t].ulps_upper);
+    }
+    free(Q);
+}
+
+/* float32 gradients certified at their certified error (+1%), refuted below their proved error
+ * (-1%); missing scale and the wrong RoPE layout refuted at ten times the correct error */
+static void test_kernels(pr_rng_t rng)
+{
+    cfg_t c = {200, 16, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+    fill(Q, 3 * nd, c.B, rng);
+    fill(dO, nd, 1.0, rng);
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.dtype = PR_CERTIFY_FLOAT32;
+    pr_certify_result_t ok[3], r[3];
+    PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, &c, 0));
+    for (size_t e = 0; e < 3 * nd; e++)
+        G[e] = (double)(float)G[e];
+    PR_CHECK_OK(pr_certify_backward(ok, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    for (int t = 0; t < 3; t++) {
+        const double *cq = t == 0 ? G : NULL, *ck = t == 1 ? G + nd : NULL, *cv = t == 2 ? G + 2 * nd : NULL;
+        PR_CHECK(ok[t].lower > 0.0 && ok[t].upper <= ok[t].lower * 1.001, "%s: float32 error [%.17g, %.17g]", gname[t],
+                 ok[t].lower, ok[t].upper);
+        op.atol = ok[t].upper * 1.01;
+        PR_CHECK_OK(pr_certify_backward(r, cq, ck, cv, Q, K, V, dO, c.n, c.d, &pb, &op));
+        PR_CHECK(r[t].verdict == 0, "%s: atol %.17g above the certified error: verdict %d", gname[t], op.atol,
+                 r[t].verdict);
+        op.atol = ok[t].lower * 0.99;
+        PR_CHECK_OK(pr_certify_backward(r, cq, ck, cv, Q, K, V, dO, c.n, c.d, &pb, &op));
+        PR_CHECK(r[t].verdict == 1 && r[t].witness_row >= 0, "%s: atol %.17g below the proved error: verdict %d",
+                 gname[t], op.atol, r[t].verdict);
+    }
+    static const char *const bug[3] = {"", "missing scale", "rope layout"};
+    for (int b = 1; b <= 2; b++) {
+        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, &c, b));
+        for (size_t e = 0; e < 3 * nd; e++)
+            G[e] = (double)(float)G[e];
+        for (int t = 0; t < 3; t++) {
+            op.atol = 10.0 * ok[t].upper;
+            const double *cq = t == 0 ? G : NULL, *ck = t == 1 ? G + nd : NULL, *cv = t == 2 ? G + 2 * nd : NULL;
+            PR_CHECK_OK(pr_certify_backward(r, cq, ck, cv, Q, K, V, dO, c.n, c.d, &pb, &op));
+            PR_CHECK(r[t].verdict == 1 && r[t].lower > op.atol, "bug '%s', %s: verdict %d, error in [%.17g, %.17g]",
+                     bug[b], gname[t], r[t].verdict, r[t].lower, r[t].upper);
+        }
+    }
+    free(Q);
+}
+
+/* grouped-query past n = 512 (double pass only): two query heads over one kv head; the summed dK, dV
+ * certified at their certified error (+1%), the first head's alone refuted */
+static void test_gqa(pr_rng_t rng)
+{
+    enum { H = 2 };
+    cfg_t c = {600, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 1.5};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * nd * 16), *K = Q + H * nd, *V = K + nd, *dO = V + nd, *G = dO + H * nd;
+    double *dQ = G + 3 * H * nd, *sK = dQ + H * nd, *sV = sK + nd;
+    fill(Q, (H + 2) * nd + H * nd, c.B, rng);
+    for (int h = 0; h < H; h++)
+        PR_CHECK_OK(grads_of(G + 3 * h * nd, NULL, Q + h * nd, K, V, dO + h * nd, &c, 0));
+    for (size_t e = 0; e < nd; e++) {
+        dQ[e] = (double)(float)G[e];
+        dQ[nd + e] = (double)(float)G[3 * nd + e];
+        sK[e] = (double)(float)(G[nd + e] + G[4 * nd + e]);
+        sV[e] = (double)(float)(G[2 * nd + e] + G[5 * nd + e]);
+    }
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r[3 * H];
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, sK, sV, Q, K, V, dO, 1, H, 1, c.n, c.d, &pb, &op));
+    op.atol = 1.01 * fmax(fmax(r[0].upper, r[3].upper), fmax(r[1].upper, r[2].upper));
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, sK, sV, Q, K, V, dO, 1, H, 1, c.n, c.d, &pb, &op));
+    PR_CHECK(r[0].verdict == 0 && r[1].verdict == 0 && r[2].verdict == 0 && r[3].verdict == 0 && r[4].rows == 0 &&
+             r[1].rows_fallback == 0, "summed dK, dV: verdicts dQ0 %d dK %d dV %d dQ1 %d", r[0].verdict, r[1].verdict,
+             r[2].verdict, r[3].verdict);
+    for (size_t e = 0; e < nd; e++) {
+        sK[e] = G[nd + e];
+        sV[e] = G[2 * nd + e];
+    }
+    PR_CHECK_OK(pr_certify_backward_heads(r, dQ, sK, sV, Q, K, V, dO, 1, H, 1, c.n, c.d, &pb, &op));
+    PR_CHECK(r[1].verdict == 1 && r[2].verdict == 1, "head 0's dK, dV alone: verdicts %d %d", r[1].verdict,
+             r[2].verdict);
+    free(Q);
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_certify_grad", 1516));
+    test_vs_hiprec(rng);
+    test_fallback(rng);
+    test_vs_float64(rng);
+    test_kernels(rng);
+    test_gqa(rng);
+    return pr_test_finish("test_certify_grad");
+}
