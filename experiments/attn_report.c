@@ -99,7 +99,9 @@ static int est_trusted(const pr_cmd_attn_est_t *est, int warn)
 #define ATTN_CERT_OF "attention of the real numbers the given doubles define (RoPE angles base^(-2k/d), " \
                      "their cos and sin, sigma, ALiBi slope times |i-j|, computed in Arb)"
 
-/* past n = 512, a forward on RoPE or W = I: pr_certify's double pass and Arb rows (docs/certify.md) */
+/* past n = 512, RoPE or W = I: pr_certify's double pass and Arb rows (docs/certify.md); the
+ * verdict is of the forward's err_inf <= bound, as below; the gradients' certified error is the
+ * largest of dQ's, dK's and dV's */
 static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr_scale_t scale, double alibi)
 {
     pr_certify_problem_t pb = {job->W->kind == PR_POS_IDENTITY ? PR_CERTIFY_POS_IDENTITY : job->W->kind ==
@@ -108,12 +110,24 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
     pr_certify_opts_t op;
     pr_certify_opts_default(&op);
     op.atol = isfinite(job->bound) ? job->bound : 0.0;
-    pr_certify_result_t r;
+    pr_certify_result_t r, g[3];
     int st = pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
+    if (st)
+        return st;
     c->err = r.upper;
     c->grad = NAN;
     c->verdict = !isfinite(r.upper) ? PR_CERT_UNKNOWN : isfinite(job->bound) ? r.verdict : PR_CERT_CERTIFIED;
-    return st;
+    if (!job->backward)
+        return PR_OK;
+    op.atol = 0.0;              /* only the enclosures are used: no Arb rows spent on a verdict */
+    op.max_fallback_s = 0.0;
+    if ((st = pr_certify_backward(g, job->dQ, job->dK, job->dV, job->Q, job->K, job->V, job->dO, job->n, job->d,
+                                  &pb, &op)))
+        return st;
+    c->grad = fmax(g[0].upper, fmax(g[1].upper, g[2].upper));
+    if (!isfinite(c->grad))
+        c->verdict = PR_CERT_UNKNOWN;
+    return PR_OK;
 }
 
 int pr_cmd_attn_certify(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr_scale_t scale, double alibi)
