@@ -702,6 +702,8 @@ static int rope_general_verdict(pr_claim_result_t *res, const pr_csv_t *t)
         return 1;
     double lo = INFINITY, hi = 0;
     for (long r = 0; r < t->nrows; r++) {
+        if (refused(pr_csv_str(t, r, "status")))
+            continue;   /* counted in nrefused: the method declined to run there */
         /* bounds keep the binomials below 2^53 and their loops short */
         int d = cell_int(t, r, "d", 1, 4096), gl = cell_int(t, r, "degree_lowrank", 0, 64),
             gf = cell_int(t, r, "degree_fft", 0, 64);

@@ -250,7 +250,7 @@ static double binom(int m, int k)
     return (double)r;
 }
 
-enum { RG_GOOD, RG_NAN_FEATURES, RG_NAN_DEGREE, RG_WRONG };
+enum { RG_GOOD, RG_NAN_FEATURES, RG_NAN_DEGREE, RG_WRONG, RG_REFUSED };
 static char *rope_general_csv(int v)
 {
     csv_t c;
@@ -270,6 +270,11 @@ static char *rope_general_csv(int v)
                 T += 1;
             char gfs[32];
             snprintf(gfs, sizeof gfs, "%d", gf);
+            if (v == RG_REFUSED && k == 1) {
+                /* a configuration the error control refused has no numbers (reproduce --full has 26) */
+                csv_row(&c, key, pr_strerror(PR_EBUDGET), "nan,nan,nan,nan,nan,nan,nan,nan,nan,nan");
+                continue;
+            }
             csv_row(&c, key, "ok", "%d,%.17g,%s,%.17g,0.001,0.002,1e-5,1e-3,1e-5,1e-3", gl, f,
                     v == RG_NAN_DEGREE && k == 2 ? "nan" : gfs, T);
         }
@@ -414,6 +419,10 @@ int main(void)
     free(t);
     t = rope_general_csv(RG_NAN_DEGREE);
     expect("degree_fft NaN", "rope-vs-general", t, "C12", PR_VERDICT_INCONCLUSIVE);
+    free(t);
+    t = rope_general_csv(RG_REFUSED);
+    expect("a row refused by the budget", "rope-vs-general", t, "C12", PR_VERDICT_PASSED);
+    PR_CHECK(strstr(last_detail, "1 configurations refused"), "a refused row is not reported: %s", last_detail);
     free(t);
     t = rope_general_csv(RG_WRONG);
     expect("a term count off by one", "rope-vs-general", t, "C12", PR_VERDICT_FAILED);
