@@ -254,13 +254,14 @@ int main(void)
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce >= ei * (1 - 1e-6) &&
              ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --certify: exit %d, certified %.17g, err_inf %.17g, bound %g\n%s%s",
              rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
-    /* and its gradients: the certified error is at least grad_err_inf less the dense reference's
-     * own estimated error (the certified one encloses the true error) */
+    /* and its gradients: the true error is grad_err_inf within the dense reference's own error
+     * (ref_grad_err_est), and the certified upper bound exceeds the true error by at most the
+     * engine's width (~1e-12 relative, docs/certify.md L8-L12), far below that estimate */
     rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --backward --json");
     double cg = pr_test_cli_json("certified_grad_err_inf"), eg = pr_test_cli_json("grad_err_inf");
     double rg = pr_test_cli_json("ref_grad_err_est");
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && isfinite(cg) &&
-             cg >= eg - rg && cg <= 1.01 * (eg + rg), "attn --n 1024 --certify --backward: exit %d, certified grad "
+             cg >= eg - rg && cg <= eg + rg, "attn --n 1024 --certify --backward: exit %d, certified grad "
              "%.17g, grad_err_inf %.17g, ref est %.3g\n%s%s", rc, cg, eg, rg, pr_test_cli_out, pr_test_cli_err);
     refused("attn --n 1024 --d 8 --certify --pos general", "general W");
     /* bench certify --json: ratio, tightness and fallback fraction, here at a small size */
