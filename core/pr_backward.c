@@ -106,6 +106,15 @@ static long largest_group(const int *a, int s, int G, long cap)
     return prod < cap ? (long)(prod + 0.5) : cap;
 }
 
+/* pairs per batch: at most TBATCH, and no more than a group can hold: its terms (group) and the
+ * b-marginals of the largest size (maxnu) */
+static int batch_of(long group, long maxnu)
+{
+    long b = group < TBATCH ? group : TBATCH;
+    b = b < maxnu ? b : maxnu;
+    return b < 1 ? 1 : (int)b;
+}
+
 /* The sizes that fix every buffer: W's support, the degree g, the transform length, the thread
  * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
  * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
@@ -137,7 +146,7 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     long group = largest_group(W->a, s, G, TBATCH);
     if (group < 0)
         return PR_ENOMEM;
-    p->tbatch = group < 2 ? 2 : (int)group;
+    p->tbatch = batch_of(group, p->maxnu);
     return PR_OK;
 }
 
@@ -169,7 +178,7 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->That = spectra(M, p, tb);
     th->Xhat = spectra(M, p, h * (d + 2));
     th->accQ = spectra(M, p, h * (d + 1));
-    th->corr = spectra(M, p, 1);
+    th->corr = spectra(M, p, 2 * tb);
     th->accK = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     th->accV = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     if (id > 0) {
@@ -363,11 +372,11 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
     }
     /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
      * (test_backward checks pr_backward_needs against the bytes held) */
-    long big = 2;
+    long big = 1;
     for (long u = 0; u < p->E->am->count; u++)
         if (p->E->gstart[u + 1] - p->E->gstart[u] > big)
             big = p->E->gstart[u + 1] - p->E->gstart[u];
-    p->tbatch = big < TBATCH ? (int)big : TBATCH;
+    p->tbatch = batch_of(big, p->maxnu);
     pr_mem_init(M, 0);
     st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;
