@@ -440,16 +440,28 @@ static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x,
                th->ycol, th->tmp);
 }
 
-/* first a-marginal of thread id's share of the size-m ones, balanced by term count */
+/* A-marginal μ's work in rough units of one transform per head: its 2(d+1) transforms (x_c u_μ,
+ * dQ's inverses), about two per pair (dw's correlation and the products), one per term (its
+ * symbol's products). Independent of the head count, so that a head's thread shares, hence its
+ * bits, are those of a one-head execute. */
+static long mu_weight(const pr_backward_plan *p, long u)
+{
+    const pr_expand_struct *E = p->E;
+    return (E->gstart[u + 1] - E->gstart[u]) + 2 * (E->gpair[u + 1] - E->gpair[u]) + 2 * (p->d + 1);
+}
+
+/* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight */
 static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 {
-    const long *gs = p->E->gstart;
-    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1];
-    long base = gs[u0], tot = gs[u1] - base, want = tot * id / nth;
+    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1], tot = 0, acc = 0;
+    if (id == nth)
+        return u1;
+    for (long u = u0; u < u1; u++)
+        tot += mu_weight(p, u);
     long u = u0;
-    while (u < u1 && gs[u] - base < want)
-        u++;
-    return id == nth ? u1 : u;
+    while (u < u1 && acc * nth < tot * id)
+        acc += mu_weight(p, u++);
+    return u;
 }
 
 /* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
