@@ -201,7 +201,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
     const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
-    enum { BLK = 256 };
+    enum { BLK = 512 };
     double sr[BLK], si[BLK], vr[BLK], vi[BLK], zr[BLK], zi[BLK], nr[BLK], ni[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long mq = nq - q0 < BLK ? nq - q0 : BLK;
