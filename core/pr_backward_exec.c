@@ -560,10 +560,13 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
              * by vscale instead of accumulating its own */
             int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
-            size_t nacc = nu_off(p, h_kv - 1, nnu) / sl;
-            memset(th->accK, 0, sizeof(double) * nacc * sl);
-            if (m <= p->g && (!vshare || x.want_kappa))
-                memset(th->accV, 0, sizeof(double) * nacc * sl);
+            /* the sums of this size's ν, per kv head (the slots past nnu stay unused) */
+            size_t nacc = (size_t)nnu * (d + 1) * sl;
+            for (int kv = 0; kv < h_kv; kv++) {
+                memset(th->accK + nu_off(p, kv, 0), 0, sizeof(double) * nacc);
+                if (m <= p->g && (!vshare || x.want_kappa))
+                    memset(th->accV + nu_off(p, kv, 0), 0, sizeof(double) * nacc);
+            }
             for (long mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
                 th->st = do_mu(p, th, &x, mu, m, vshare, tQ, tdw);
 #pragma omp barrier
