@@ -167,7 +167,7 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
 typedef struct {
     int n, d, s, g, da, db, heads, streamed, nthreads;
     long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
-    long gchunk;            /* a-marginal groups whose sums a thread holds at once */
+    long na;                /* the forward's a-marginal groups */
     size_t sl;              /* doubles per spectrum */
 } dims_t;
 
@@ -192,9 +192,7 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
                   .sl = 2 * (size_t)(Lt / 2 + 1)};
-    /* kept: a thread's share of the groups at once (x̂ read about once per thread); streamed:
-     * one group at a time, at the least memory */
-    D->gchunk = streamed ? 1 : (long)ceil(na / D->nthreads);
+    D->na = (long)na;
 }
 
 /* Every allocation of a plan of sizes D through mem: with tp NULL (dry) nothing is allocated and
@@ -210,6 +208,11 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
+    /* kept: every group's sums at once (the threads split the frequencies, then the groups) */
+    size_t nsum = D->streamed ? 0 : (size_t)D->na * h * d1;
+    pr_mem_note(mem, 8.0 * sl * (double)nsum);
+    if (tp && nsum)
+        mem->failed |= !(F->sums = pr_toeplitz_spec_alloc(tp, nsum));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -221,12 +224,14 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->num = pr_mem_alloc(mem, h * n * d1, sizeof(double));
         th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
-        /* FFTW's: the accumulators, an interleaved and a planar pair spectrum, the workspace */
-        pr_mem_note(mem, 8.0 * sl * (double)((size_t)D->gchunk * h * d1 + 2));
+        /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
+         * workspace */
+        size_t nacc = D->streamed ? h * d1 : 0;
+        pr_mem_note(mem, 8.0 * sl * (double)(nacc + 2));
         pr_mem_note(mem, pr_toeplitz_work_bytes(D->Lt));
         if (tp && F->thr) {
-            th->acc = pr_toeplitz_spec_alloc(tp, (size_t)D->gchunk * h * d1 + 2);
-            th->inter = th->acc ? th->acc + (size_t)D->gchunk * h * d1 * sl : NULL;
+            th->acc = pr_toeplitz_spec_alloc(tp, nacc + 2);
+            th->inter = th->acc ? th->acc + nacc * sl : NULL;
             th->leaf_spec = th->acc ? th->inter + sl : NULL;
             mem->failed |= !th->acc || pr_toeplitz_work_init(th->ws, tp) != PR_OK;
         }
@@ -368,7 +373,6 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
     F->nthreads = F->thr ? D.nthreads : 0;
-    F->gchunk = D.gchunk;
     F->bytes = (size_t)mem->bytes;
     if ((st = pr_mem_status(mem))) {
         pr_fast_destroy(F);
@@ -401,6 +405,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->alpha);
     free(F->spec);
     free(F->xhat);
+    pr_toeplitz_spec_free(F->sums);
     for (int t = 0; F->thr && t < F->nthreads; t++) {
         pr_fast_thread_struct *th = &F->thr[t];
         pr_toeplitz_spec_free(th->acc);
@@ -488,25 +493,24 @@ static void pair_ptrs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
         }
 }
 
-/* Kept spectra, the groups [lo, hi) at once, by blocks of frequencies: each block of x̂ (all ν,
- * kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair of
- * these groups meets it, so that x̂ and the pair spectra stream from memory about once per
- * execute. The blocking changes no sum (each frequency's pairs are added in the same order). */
+/* Kept spectra, all groups, frequencies [f0, f1): by blocks whose x̂ (all ν, kv heads and
+ * columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
+ * x̂, the pair spectra and the sums stream from memory once per execute. The blocking changes no
+ * sum (each frequency's pairs are added in the same order). */
 enum { XBLOCK_BYTES = 4 << 20 };
 
-static void mac_groups(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo, long hi)
+static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long f0, long f1)
 {
     const pr_expand_struct *T = F->terms;
     size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
-    long nfreq = F->tp->nfreq;
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
     long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
-    for (long f0 = 0; f0 < nfreq; f0 += fblock) {
-        long nb = nfreq - f0 < fblock ? nfreq - f0 : fblock;
-        for (long m = lo; m < hi; m++)
+    for (long b0 = f0; b0 < f1; b0 += fblock) {
+        long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
+        for (long m = 0; m < T->am->count_fwd; m++)
             for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
-                pair_ptrs(F, th, H, th->acc + (size_t)(m - lo) * hc * sl, p, f0);
-                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + f0, nfreq, nb, p == T->gpair[m]);
+                pair_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, p, b0);
+                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m]);
             }
     }
 }
@@ -579,7 +583,7 @@ static int group_inverse(pr_fast_plan_struct *F, pr_fast_thread_struct *th, cons
 }
 
 /* th->num[k] = Σ_μ diag(u_μ) inverse(Σ_{pairs of μ} Σ α_e t̂_e ∘ x̂) per head k, over the groups
- * [lo, hi), F->gchunk of them at a time */
+ * [lo, hi): kept, from F->sums; streamed, each group's sums made here */
 static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
                       long hi)
 {
@@ -587,16 +591,11 @@ static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
     memset(th->num, 0, sizeof(double) * hc * F->n);
     th->prev = -1;
-    for (long m0 = lo; m0 < hi && !st; m0 += F->gchunk) {
-        long m1 = hi - m0 < F->gchunk ? hi : m0 + F->gchunk;
-        if (!F->streamed)
-            mac_groups(F, th, H, m0, m1);
-        for (long m = m0; m < m1 && !st; m++) {
-            if (F->streamed)
-                st = stream_group(F, th, H, m);
-            if (!st)
-                st = group_inverse(F, th, H, m, th->acc + (size_t)(m - m0) * hc * sl);
-        }
+    for (long m = lo; m < hi && !st; m++) {
+        if (F->streamed)
+            st = stream_group(F, th, H, m);
+        if (!st)
+            st = group_inverse(F, th, H, m, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl);
     }
     return st;
 }
@@ -622,6 +621,11 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         long nj = T->bm->count_fwd * h_kv;
         th->st = xhat_chunk(F, th, &H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
+        if (!F->streamed) {   /* every thread's x̂ is needed: all statuses are read after */
+            long nf = F->tp->nfreq;
+            mac_freqs(F, th, &H, nf * id / nth, nf * (id + 1) / nth);
+#pragma omp barrier
+        }
         if (!th->st)
             th->st = groups_run(F, th, &H, group_chunk(T, id, nth), group_chunk(T, id + 1, nth));
         if (id == 0)
