@@ -399,6 +399,15 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     return pr_fast_plan_heads(F, W, opts, 1, mem_budget, max_terms, flags);
 }
 
+static void thread_clear(pr_fast_thread_struct *th)
+{
+    pr_toeplitz_spec_free(th->acc);
+    free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
+    free(th->num); free(th->yp); free(th->xp);
+    if (th->ws->real)
+        pr_toeplitz_work_clear(th->ws);
+}
+
 void pr_fast_destroy(pr_fast_plan_t F)
 {
     pr_expand_clear(F->terms);
@@ -406,14 +415,8 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->spec);
     free(F->xhat);
     pr_toeplitz_spec_free(F->sums);
-    for (int t = 0; F->thr && t < F->nthreads; t++) {
-        pr_fast_thread_struct *th = &F->thr[t];
-        pr_toeplitz_spec_free(th->acc);
-        free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
-        free(th->num); free(th->yp); free(th->xp);
-        if (th->ws->real)
-            pr_toeplitz_work_clear(th->ws);
-    }
+    for (int t = 0; F->thr && t < F->nthreads; t++)
+        thread_clear(&F->thr[t]);
     free(F->thr);
     free(F->w); free(F->bias);
     pr_toeplitz_destroy(F->tp);
