@@ -24,9 +24,10 @@ static void to_planar(double *pl, const double *in, long nfreq)
 
 /* Y_j = A ∘ X_j (first) or Y_j += A ∘ X_j for j < m, on nb frequencies: A planar (imaginary
  * parts `im` doubles after the real ones), X_j and Y_j interleaved. The only floating-point
- * kernel of the accumulation, the same arithmetic in both versions (products, then one
- * subtraction and one addition: no FMA), so kept and streamed plans, and one head or many, agree
- * bit for bit. */
+ * kernel of the accumulation, two fused multiply-adds per component in both versions:
+ *     re = fma(-ai, xi, fma(ar, xr, y_re)),  im = fma(ai, xr, fma(ar, xi, y_im))
+ * (the inner one a product when first), so kept and streamed plans, and one head or many, agree
+ * bit for bit, each component with two roundings as a product and a sum would have. */
 static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
                        long k0, long nb, int first)
 {
@@ -35,9 +36,10 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
         const double *x = X[j];
         for (long k = k0; k < nb; k++) {
             double ar = A[k], ai = A[im + k], xr = x[2 * k], xi = x[2 * k + 1];
-            double re = ar * xr - ai * xi, iv = ar * xi + ai * xr;
-            y[2 * k] = first ? re : y[2 * k] + re;
-            y[2 * k + 1] = first ? iv : y[2 * k + 1] + iv;
+            double ur = first ? ar * xr : fma(ar, xr, y[2 * k]);
+            double ui = first ? ar * xi : fma(ar, xi, y[2 * k + 1]);
+            y[2 * k] = fma(-ai, xi, ur);
+            y[2 * k + 1] = fma(ai, xr, ui);
         }
     }
 }
@@ -45,31 +47,27 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-/* four frequencies at a time: A's real and imaginary parts spread to [a0 a0 a1 a1], [a2 a2 a3 a3]
- * once for all j; addsub forms (ar xr - ai xi, ar xi + ai xr) */
-__attribute__((target("avx2")))
+/* four frequencies at a time: A spread to [ar0 ar0 ar1 ar1] and [-ai0 ai0 -ai1 ai1] (and the
+ * same for 2, 3) once for all j; x swapped to [xi xr] for the second fma */
+__attribute__((target("avx2,fma")))
 static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
                      long nb, int first)
 {
+    const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
     long k = 0;
     for (; k + 4 <= nb; k += 4) {
         __m256d ar = _mm256_loadu_pd(A + k), ai = _mm256_loadu_pd(A + im + k);
         __m256d r01 = _mm256_permute4x64_pd(ar, 0x50), r23 = _mm256_permute4x64_pd(ar, 0xfa);
-        __m256d i01 = _mm256_permute4x64_pd(ai, 0x50), i23 = _mm256_permute4x64_pd(ai, 0xfa);
+        __m256d i01 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0x50), neg);
+        __m256d i23 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0xfa), neg);
         for (int j = 0; j < m; j++) {
             const double *x = X[j] + 2 * k;
             double *y = Y[j] + 2 * k;
             __m256d x01 = _mm256_loadu_pd(x), x23 = _mm256_loadu_pd(x + 4);
-            __m256d v01 = _mm256_addsub_pd(_mm256_mul_pd(r01, x01),
-                                           _mm256_mul_pd(i01, _mm256_permute_pd(x01, 5)));
-            __m256d v23 = _mm256_addsub_pd(_mm256_mul_pd(r23, x23),
-                                           _mm256_mul_pd(i23, _mm256_permute_pd(x23, 5)));
-            if (!first) {
-                v01 = _mm256_add_pd(_mm256_loadu_pd(y), v01);
-                v23 = _mm256_add_pd(_mm256_loadu_pd(y + 4), v23);
-            }
-            _mm256_storeu_pd(y, v01);
-            _mm256_storeu_pd(y + 4, v23);
+            __m256d u01 = first ? _mm256_mul_pd(r01, x01) : _mm256_fmadd_pd(r01, x01, _mm256_loadu_pd(y));
+            __m256d u23 = first ? _mm256_mul_pd(r23, x23) : _mm256_fmadd_pd(r23, x23, _mm256_loadu_pd(y + 4));
+            _mm256_storeu_pd(y, _mm256_fmadd_pd(i01, _mm256_permute_pd(x01, 5), u01));
+            _mm256_storeu_pd(y + 4, _mm256_fmadd_pd(i23, _mm256_permute_pd(x23, 5), u23));
         }
     }
     mac_scalar(Y, X, m, A, im, k, nb, first);
@@ -80,7 +78,7 @@ static void mac(double *const *Y, const double *const *X, int m, const double *A
                 int first)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         mac_avx2(Y, X, m, A, im, nb, first);
         return;
     }
