@@ -24,9 +24,10 @@ static void to_planar(double *pl, const double *in, long nfreq)
 
 /* Y_j = A ∘ X_j (first) or Y_j += A ∘ X_j for j < m, on nb frequencies: A planar (imaginary
  * parts `im` doubles after the real ones), X_j and Y_j interleaved. The only floating-point
- * kernel of the accumulation, the same arithmetic in both versions (products, then one
- * subtraction and one addition: no FMA), so kept and streamed plans, and one head or many, agree
- * bit for bit. */
+ * kernel of the accumulation, two fused multiply-adds per component in both versions:
+ *     re = fma(-ai, xi, fma(ar, xr, y_re)),  im = fma(ai, xr, fma(ar, xi, y_im))
+ * (the inner one a product when first), so kept and streamed plans, and one head or many, agree
+ * bit for bit, each component with two roundings as a product and a sum would have. */
 static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
                        long k0, long nb, int first)
 {
@@ -35,9 +36,10 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
         const double *x = X[j];
         for (long k = k0; k < nb; k++) {
             double ar = A[k], ai = A[im + k], xr = x[2 * k], xi = x[2 * k + 1];
-            double re = ar * xr - ai * xi, iv = ar * xi + ai * xr;
-            y[2 * k] = first ? re : y[2 * k] + re;
-            y[2 * k + 1] = first ? iv : y[2 * k + 1] + iv;
+            double ur = first ? ar * xr : fma(ar, xr, y[2 * k]);
+            double ui = first ? ar * xi : fma(ar, xi, y[2 * k + 1]);
+            y[2 * k] = fma(-ai, xi, ur);
+            y[2 * k + 1] = fma(ai, xr, ui);
         }
     }
 }
@@ -45,31 +47,27 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-/* four frequencies at a time: A's real and imaginary parts spread to [a0 a0 a1 a1], [a2 a2 a3 a3]
- * once for all j; addsub forms (ar xr - ai xi, ar xi + ai xr) */
-__attribute__((target("avx2")))
+/* four frequencies at a time: A spread to [ar0 ar0 ar1 ar1] and [-ai0 ai0 -ai1 ai1] (and the
+ * same for 2, 3) once for all j; x swapped to [xi xr] for the second fma */
+__attribute__((target("avx2,fma")))
 static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
                      long nb, int first)
 {
+    const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
     long k = 0;
     for (; k + 4 <= nb; k += 4) {
         __m256d ar = _mm256_loadu_pd(A + k), ai = _mm256_loadu_pd(A + im + k);
         __m256d r01 = _mm256_permute4x64_pd(ar, 0x50), r23 = _mm256_permute4x64_pd(ar, 0xfa);
-        __m256d i01 = _mm256_permute4x64_pd(ai, 0x50), i23 = _mm256_permute4x64_pd(ai, 0xfa);
+        __m256d i01 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0x50), neg);
+        __m256d i23 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0xfa), neg);
         for (int j = 0; j < m; j++) {
             const double *x = X[j] + 2 * k;
             double *y = Y[j] + 2 * k;
             __m256d x01 = _mm256_loadu_pd(x), x23 = _mm256_loadu_pd(x + 4);
-            __m256d v01 = _mm256_addsub_pd(_mm256_mul_pd(r01, x01),
-                                           _mm256_mul_pd(i01, _mm256_permute_pd(x01, 5)));
-            __m256d v23 = _mm256_addsub_pd(_mm256_mul_pd(r23, x23),
-                                           _mm256_mul_pd(i23, _mm256_permute_pd(x23, 5)));
-            if (!first) {
-                v01 = _mm256_add_pd(_mm256_loadu_pd(y), v01);
-                v23 = _mm256_add_pd(_mm256_loadu_pd(y + 4), v23);
-            }
-            _mm256_storeu_pd(y, v01);
-            _mm256_storeu_pd(y + 4, v23);
+            __m256d u01 = first ? _mm256_mul_pd(r01, x01) : _mm256_fmadd_pd(r01, x01, _mm256_loadu_pd(y));
+            __m256d u23 = first ? _mm256_mul_pd(r23, x23) : _mm256_fmadd_pd(r23, x23, _mm256_loadu_pd(y + 4));
+            _mm256_storeu_pd(y, _mm256_fmadd_pd(i01, _mm256_permute_pd(x01, 5), u01));
+            _mm256_storeu_pd(y + 4, _mm256_fmadd_pd(i23, _mm256_permute_pd(x23, 5), u23));
         }
     }
     mac_scalar(Y, X, m, A, im, k, nb, first);
@@ -80,7 +78,7 @@ static void mac(double *const *Y, const double *const *X, int m, const double *A
                 int first)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         mac_avx2(Y, X, m, A, im, nb, first);
         return;
     }
@@ -89,6 +87,23 @@ static void mac(double *const *Y, const double *const *X, int m, const double *A
 }
 
 /* ---- symbols ---- */
+
+/* buf = t ∘ w^x, multiplied in as x factors w (t·w·w···, left to right) by cache-sized pieces:
+ * no table of powers (at n = 2^20 it held 0.6 GiB of a streamed plan), the same rounding count
+ * as t ∘ (w·w···) */
+static void times_power(double *restrict buf, const double *restrict t, const double *restrict w, int x,
+                        long L)
+{
+    enum { PIECE = 512 };
+    for (long l0 = 0; l0 < L; l0 += PIECE) {
+        long l1 = L - l0 < PIECE ? L : l0 + PIECE;
+        for (long l = l0; l < l1; l++)
+            buf[l] = t[l] * w[l];
+        for (int r = 1; r < x; r++)
+            for (long l = l0; l < l1; l++)
+                buf[l] *= w[l];
+    }
+}
 
 /* e^β t_e = e^β Π_k w_k^{e_k}, the product taken over the support sorted by (a, b) from the
  * prefix products the thread holds for its previous term: only the slots from the first one that
@@ -109,10 +124,8 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
         int k = T->slot[p], x = e[k];
         const double *t = th->pref[p];
         if (x > 0) {
-            const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
             double *buf = th->tbuf + (size_t)p * L;
-            for (long l = 0; l < L; l++)
-                buf[l] = t[l] * pw[l];
+            times_power(buf, t, F->w + (size_t)k * L, x, L);
             t = buf;
         }
         th->pref[p + 1] = t;
@@ -152,7 +165,7 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
 typedef struct {
     int n, d, s, g, da, db, heads, streamed, nthreads;
     long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
-    long gchunk;            /* a-marginal groups whose sums a thread holds at once */
+    long na;                /* the forward's a-marginal groups */
     size_t sl;              /* doubles per spectrum */
 } dims_t;
 
@@ -177,9 +190,7 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
                   .sl = 2 * (size_t)(Lt / 2 + 1)};
-    /* kept: a thread's share of the groups at once (x̂ read about once per thread); streamed:
-     * one group at a time, at the least memory */
-    D->gchunk = streamed ? 1 : (long)ceil(na / D->nthreads);
+    D->na = (long)na;
 }
 
 /* Every allocation of a plan of sizes D through mem: with tp NULL (dry) nothing is allocated and
@@ -192,9 +203,14 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->alpha = pr_mem_alloc(mem, (size_t)D->nterms, sizeof(double));
     F->thr = pr_mem_zalloc(mem, (size_t)D->nthreads, sizeof(pr_fast_thread_struct));
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
-    F->pw = pr_mem_big(mem, (size_t)D->s * D->g, L * sizeof(double));
+    F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
+    /* kept: every group's sums at once (the threads split the frequencies, then the groups) */
+    size_t nsum = D->streamed ? 0 : (size_t)D->na * h * d1;
+    pr_mem_note(mem, 8.0 * sl * (double)nsum);
+    if (tp && nsum)
+        mem->failed |= !(F->sums = pr_toeplitz_spec_alloc(tp, nsum));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -206,12 +222,14 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->num = pr_mem_alloc(mem, h * n * d1, sizeof(double));
         th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
-        /* FFTW's: the accumulators, an interleaved and a planar pair spectrum, the workspace */
-        pr_mem_note(mem, 8.0 * sl * (double)((size_t)D->gchunk * h * d1 + 2));
+        /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
+         * workspace */
+        size_t nacc = D->streamed ? h * d1 : 0;
+        pr_mem_note(mem, 8.0 * sl * (double)(nacc + 2));
         pr_mem_note(mem, pr_toeplitz_work_bytes(D->Lt));
         if (tp && F->thr) {
-            th->acc = pr_toeplitz_spec_alloc(tp, (size_t)D->gchunk * h * d1 + 2);
-            th->inter = th->acc ? th->acc + (size_t)D->gchunk * h * d1 * sl : NULL;
+            th->acc = pr_toeplitz_spec_alloc(tp, nacc + 2);
+            th->inter = th->acc ? th->acc + nacc * sl : NULL;
             th->leaf_spec = th->acc ? th->inter + sl : NULL;
             mem->failed |= !th->acc || pr_toeplitz_work_init(th->ws, tp) != PR_OK;
         }
@@ -288,12 +306,12 @@ static int plan_spectra(pr_fast_plan_struct *F)
     return st;
 }
 
-/* bias, powers w_k^p (each from the previous one), and execute's buffers written once so that
+/* bias, the sequences w_k, and execute's buffers written once so that
  * the plan, not the first execute, takes their page faults (at n = 2^15 they cost as much as the
  * execute itself) */
 static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn_opts_t *opts)
 {
-    int n = F->n, d = F->d, s = F->s, g = F->g;
+    int n = F->n, d = F->d, s = F->s;
     size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
     memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * h * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
@@ -307,17 +325,7 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
     }
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
-    for (int k = 0; k < s; k++) {
-        const double *w = pr_posw_seq(W, k);
-        for (int p = 1; p <= g; p++) {
-            double *dst = F->pw + ((size_t)k * g + p - 1) * L;
-            if (p == 1)
-                memcpy(dst, w, sizeof(double) * L);
-            else
-                for (size_t l = 0; l < L; l++)
-                    dst[l] = dst[l - L] * w[l];
-        }
-    }
+    memcpy(F->w, W->w, sizeof(double) * s * L);
 }
 
 int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
@@ -363,7 +371,6 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
     F->nthreads = F->thr ? D.nthreads : 0;
-    F->gchunk = D.gchunk;
     F->bytes = (size_t)mem->bytes;
     if ((st = pr_mem_status(mem))) {
         pr_fast_destroy(F);
@@ -373,8 +380,8 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     plan_tables(F, W, opts);
     if (!F->streamed) {
         st = plan_spectra(F);
-        free(F->pw);   /* the powers are only needed to stream */
-        F->pw = NULL;
+        free(F->w);   /* the sequences are only needed to stream */
+        F->w = NULL;
         if (st) {
             pr_fast_destroy(F);
             return st;
@@ -390,22 +397,26 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     return pr_fast_plan_heads(F, W, opts, 1, mem_budget, max_terms, flags);
 }
 
+static void thread_clear(pr_fast_thread_struct *th)
+{
+    pr_toeplitz_spec_free(th->acc);
+    free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
+    free(th->num); free(th->yp); free(th->xp);
+    if (th->ws->real)
+        pr_toeplitz_work_clear(th->ws);
+}
+
 void pr_fast_destroy(pr_fast_plan_t F)
 {
     pr_expand_clear(F->terms);
     free(F->alpha);
     free(F->spec);
     free(F->xhat);
-    for (int t = 0; F->thr && t < F->nthreads; t++) {
-        pr_fast_thread_struct *th = &F->thr[t];
-        pr_toeplitz_spec_free(th->acc);
-        free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
-        free(th->num); free(th->yp); free(th->xp);
-        if (th->ws->real)
-            pr_toeplitz_work_clear(th->ws);
-    }
+    pr_toeplitz_spec_free(F->sums);
+    for (int t = 0; F->thr && t < F->nthreads; t++)
+        thread_clear(&F->thr[t]);
     free(F->thr);
-    free(F->pw); free(F->bias);
+    free(F->w); free(F->bias);
     pr_toeplitz_destroy(F->tp);
     memset(F, 0, sizeof(*F));
 }
@@ -483,25 +494,24 @@ static void pair_ptrs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
         }
 }
 
-/* Kept spectra, the groups [lo, hi) at once, by blocks of frequencies: each block of x̂ (all ν,
- * kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair of
- * these groups meets it, so that x̂ and the pair spectra stream from memory about once per
- * execute. The blocking changes no sum (each frequency's pairs are added in the same order). */
+/* Kept spectra, all groups, frequencies [f0, f1): by blocks whose x̂ (all ν, kv heads and
+ * columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
+ * x̂, the pair spectra and the sums stream from memory once per execute. The blocking changes no
+ * sum (each frequency's pairs are added in the same order). */
 enum { XBLOCK_BYTES = 4 << 20 };
 
-static void mac_groups(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo, long hi)
+static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long f0, long f1)
 {
     const pr_expand_struct *T = F->terms;
     size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
-    long nfreq = F->tp->nfreq;
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
     long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
-    for (long f0 = 0; f0 < nfreq; f0 += fblock) {
-        long nb = nfreq - f0 < fblock ? nfreq - f0 : fblock;
-        for (long m = lo; m < hi; m++)
+    for (long b0 = f0; b0 < f1; b0 += fblock) {
+        long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
+        for (long m = 0; m < T->am->count_fwd; m++)
             for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
-                pair_ptrs(F, th, H, th->acc + (size_t)(m - lo) * hc * sl, p, f0);
-                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + f0, nfreq, nb, p == T->gpair[m]);
+                pair_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, p, b0);
+                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m]);
             }
     }
 }
@@ -574,7 +584,7 @@ static int group_inverse(pr_fast_plan_struct *F, pr_fast_thread_struct *th, cons
 }
 
 /* th->num[k] = Σ_μ diag(u_μ) inverse(Σ_{pairs of μ} Σ α_e t̂_e ∘ x̂) per head k, over the groups
- * [lo, hi), F->gchunk of them at a time */
+ * [lo, hi): kept, from F->sums; streamed, each group's sums made here */
 static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
                       long hi)
 {
@@ -582,16 +592,11 @@ static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
     memset(th->num, 0, sizeof(double) * hc * F->n);
     th->prev = -1;
-    for (long m0 = lo; m0 < hi && !st; m0 += F->gchunk) {
-        long m1 = hi - m0 < F->gchunk ? hi : m0 + F->gchunk;
-        if (!F->streamed)
-            mac_groups(F, th, H, m0, m1);
-        for (long m = m0; m < m1 && !st; m++) {
-            if (F->streamed)
-                st = stream_group(F, th, H, m);
-            if (!st)
-                st = group_inverse(F, th, H, m, th->acc + (size_t)(m - m0) * hc * sl);
-        }
+    for (long m = lo; m < hi && !st; m++) {
+        if (F->streamed)
+            st = stream_group(F, th, H, m);
+        if (!st)
+            st = group_inverse(F, th, H, m, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl);
     }
     return st;
 }
@@ -617,6 +622,11 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         long nj = T->bm->count_fwd * h_kv;
         th->st = xhat_chunk(F, th, &H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
+        if (!F->streamed) {   /* every thread's x̂ is needed: all statuses are read after */
+            long nf = F->tp->nfreq;
+            mac_freqs(F, th, &H, nf * id / nth, nf * (id + 1) / nth);
+#pragma omp barrier
+        }
         if (!th->st)
             th->st = groups_run(F, th, &H, group_chunk(T, id, nth), group_chunk(T, id + 1, nth));
         if (id == 0)

@@ -68,7 +68,7 @@ void pr_toeplitz_spec_free(double *spec)
     fftw_free(spec);
 }
 
-void pr_toeplitz_work_clear(pr_toeplitz_work_t ws)
+void pr_toeplitz_work_clear(pr_toeplitz_work_struct *ws)
 {
     fftw_free(ws->real);
     fftw_free(ws->real2);

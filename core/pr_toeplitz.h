@@ -113,7 +113,9 @@ int pr_toeplitz_work_init(pr_toeplitz_work_t ws, const pr_toeplitz_plan_t P);
 /* Bytes pr_toeplitz_work_init allocates for transform length L (dry runs count it before a plan
  * exists). */
 double pr_toeplitz_work_bytes(long L);
-void pr_toeplitz_work_clear(pr_toeplitz_work_t ws);
+/* (a pointer, not pr_toeplitz_work_t: GCC's array-parameter check misfires on a workspace inside
+ * an array of thread structs, -Wstringop-overflow) */
+void pr_toeplitz_work_clear(pr_toeplitz_work_struct *ws);
 
 /* ---- frequency domain (always FFT; one transform each) ---- */
 
