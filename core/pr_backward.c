@@ -39,9 +39,10 @@
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
  *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra per head (Ŷ shared, each
  *     thread its own dK/dV sums, added in thread order before the inverse transforms). Batches
- *     of up to TBATCH pairs of one μ run block by block (frequencies for the products and
- *     correlations, every head inside; offsets for the symbols and dw), so the accumulators stay
- *     in cache and each pair spectrum is read once per block. Within a size, α_f = (m c_m/c_{m-1})
+ *     of up to TBATCH pairs (whole groups, up to MUBATCH of them) run block by block (frequencies
+ *     for the products and correlations, every head inside; offsets for the symbols and dw), so
+ *     the accumulators stay in cache, each pair spectrum is read once per block, and the Ŷ and
+ *     dK/dV sums of a ν once per batch. Within a size, α_f = (m c_m/c_{m-1})
  *     α̂_f, so dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product
  *     of their own.
  * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
