@@ -306,7 +306,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         hd.dO = dO + (size_t)h * nd;
         hd.fail = 0;
         memset(hd.qopen, 0, n);
-        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V))) {
+        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, NULL))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
             weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
             weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);

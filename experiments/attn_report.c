@@ -99,9 +99,9 @@ static int est_trusted(const pr_cmd_attn_est_t *est, int warn)
 #define ATTN_CERT_OF "attention of the real numbers the given doubles define (RoPE angles base^(-2k/d), " \
                      "their cos and sin, sigma, ALiBi slope times |i-j|, computed in Arb)"
 
-/* past n = 512, RoPE or W = I: pr_certify's double pass and Arb rows (docs/certify.md); the
- * verdict is of the forward's err_inf <= bound, as below; the gradients' certified error is the
- * largest of dQ's, dK's and dV's */
+/* past n = 512: pr_certify's double pass and Arb rows (docs/certify.md; a general W by L13-L14,
+ * the forward only); the verdict is of the forward's err_inf <= bound, as below; the gradients'
+ * certified error is the largest of dQ's, dK's and dV's */
 static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr_scale_t scale, double alibi)
 {
     pr_certify_problem_t pb = {job->W->kind == PR_POS_IDENTITY ? PR_CERTIFY_POS_IDENTITY : job->W->kind ==
@@ -111,7 +111,11 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
     pr_certify_opts_default(&op);
     op.atol = isfinite(job->bound) ? job->bound : 0.0;
     pr_certify_result_t r, g[3];
-    int st = pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
+    int general = !pr_posw_is_factorised(job->W) && job->W->kind != PR_POS_IDENTITY;
+    if (general && job->backward)
+        return PR_EINVAL; /* refused before the run (prepare) */
+    int st = general ? pr_certify_forward_posw(&r, job->O, job->Q, job->K, job->V, job->W, job->n, job->d, &pb, &op)
+                     : pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
     if (st)
         return st;
     c->err = r.upper;
