@@ -253,7 +253,7 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
     if (ps->W)
-        pr_certify_w_scores(S, tmp, ps, i0, mi, w); /* tmp: n doubles, free until pr_certify_pv */
+        pr_certify_w_scores(S, tmp, ps, i0, mi, w); /* tmp is free until pr_certify_pv */
     else
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
                     d, 0.0, S, w);
@@ -274,8 +274,8 @@ static int pass_run(pass_t *ps)
     double bmax = 0.0;
 #pragma omp parallel reduction(max : bmax)
     {
-        size_t nt = 2 * BI * (size_t)d + BI;
-        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (nt > (size_t)n ? nt : (size_t)n));
+        size_t nt = 2 * BI * (size_t)d + BI; /* and at least pr_certify_w_scores' 128 */
+        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (nt > 128 ? nt : 128));
         rowx_t *rx = malloc(sizeof(rowx_t) * BI);
         int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
         pass_t me = *ps;

@@ -163,7 +163,8 @@ void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *r
 /* a general W (pr_certify_w.c, L13, L14): Kt, wrev, om, cs and tiny of ps for W; *om_max
  * gets the largest om */
 int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, const double *K);
-/* S[r·w + j] = σ̂ ŝ_ij for rows i0..i0+mi and their unmasked keys j (L13); part: n doubles of scratch */
+/* S[r·w + j] = σ̂ ŝ_ij for rows i0..i0+mi and their unmasked keys j (L13), 0 for the masked ones;
+ * part: 128 doubles of scratch */
 void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int mi, int w);
 /* Arb row i with W (L14): O[c] ∋ O_true[i, c], from the doubles Q_i (d), K (n×d), V as balls and σ */
 int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,

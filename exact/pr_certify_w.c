@@ -11,6 +11,7 @@
 
 #define ETA 0x1p-1021
 #define TB 16   /* support entries per partial sum of a score (L13's depth) */
+#define JT 128  /* keys per tile of the scores */
 
 /* om[ℓ+n-1] >= ‖|W_ℓ|‖₂ by Schur's test: ‖|W|‖₂² <= (max row sum)(max column sum) of |W| (L13);
  * rs, cs: d doubles of scratch each */
@@ -75,29 +76,37 @@ void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int 
     const pr_posw_struct *W = ps->W;
     int n = p->n, d = p->d;
     size_t L = 2 * (size_t)n - 1;
-    for (int r = 0; r < mi; r++) {
-        int i = i0 + r, jn = p->causal ? i + 1 : n;
-        double *srow = S + (size_t)r * w;
-        memset(srow, 0, sizeof(double) * w);
-        /* partial sums of TB support entries, added up: depth TB + ⌈s/TB⌉ (L13) */
+    memset(S, 0, sizeof(double) * (size_t)mi * w);
+    /* tiles of JT keys and blocks of TB support entries keep a block's K and w slices in cache
+     * for all its rows; each score sums TB-term partial sums: depth TB + ⌈s/TB⌉ (L13) */
+    for (int j0 = 0; j0 < w; j0 += JT)
         for (int k0 = 0; k0 < W->s; k0 += TB) {
             int k1 = W->s - k0 < TB ? W->s : k0 + TB;
-            memset(part, 0, sizeof(double) * jn);
-            for (int k = k0; k < k1; k++) {
-                double q = ps->Qr[(size_t)i * d + W->a[k]];
-                if (q == 0.0)
-                    continue; /* its terms are exactly 0 */
-                /* w_k(i - j) for j = 0, 1, ...: the reversed sequence from n - 1 - i on */
-                const double *wk = ps->wrev + k * L + (size_t)(n - 1 - i), *kt = ps->Kt + (size_t)W->b[k] * n;
+            for (int r = 0; r < mi; r++) {
+                int i = i0 + r, jn = p->causal ? i + 1 : n, m = (jn < j0 + JT ? jn : j0 + JT) - j0;
+                if (m <= 0)
+                    continue;
+                memset(part, 0, sizeof(double) * m);
+                for (int k = k0; k < k1; k++) {
+                    double q = ps->Qr[(size_t)i * d + W->a[k]];
+                    if (q == 0.0)
+                        continue; /* its terms are exactly 0 */
+                    /* w_k(i - j) for j = j0, j0 + 1, ...: the reversed sequence from n - 1 - i + j0 on */
+                    const double *wk = ps->wrev + k * L + (size_t)(n - 1 - i + j0);
+                    const double *kt = ps->Kt + (size_t)W->b[k] * n + j0;
 #pragma omp simd
-                for (int j = 0; j < jn; j++)
-                    part[j] += q * wk[j] * kt[j];
+                    for (int j = 0; j < m; j++)
+                        part[j] += q * wk[j] * kt[j];
+                }
+                double *srow = S + (size_t)r * w + j0;
+                for (int j = 0; j < m; j++)
+                    srow[j] += part[j];
             }
-            for (int j = 0; j < jn; j++)
-                srow[j] += part[j];
         }
+    for (int r = 0; r < mi; r++) {
+        int jn = p->causal ? i0 + r + 1 : n;
         for (int j = 0; j < jn; j++)
-            srow[j] *= p->sig;
+            S[(size_t)r * w + j] *= p->sig;
     }
 }
 

@@ -332,6 +332,10 @@ int main(void)
     PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
              strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);
+    /* its general-W line (docs/certify.md L13): the object after the top level's numbers */
+    double wtight = json_nth("hi_over_lo", 1), wratio = json_nth("ratio", 1);
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"general_w\": {\"pos\": \"general\", \"n\": 512,") && wratio > 0 &&
+             wtight >= 1.0 && wtight <= 1 + 1e-6, "bench certify: general W's ratio %g, hi/lo %.17g", wratio, wtight);
     refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }
