@@ -62,11 +62,11 @@ int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, cons
             ps->wrev[k * L + t] = W->w[k * L + L - 1 - t];
     *om_max = schur_bounds(ps->om, W, p->u, scratch, scratch + d);
     free(scratch);
-    /* L13: |ŝ - σT| <= σ̂ A (γ + s_r + u(1 + u)(1 + γ)) + (2s + 2)η, γ = γ_{TB + ⌈s/TB⌉ + 1},
-     * A <= nQ·om·nK */
+    /* L13: |ŝ - σT| <= σ̂ A (γ + s_r + u(1 + u)(1 + γ)) + (2s + 2)η·max(1, σ̂), γ = γ_{TB + ⌈s/TB⌉ + 1},
+     * A <= nQ·om·nK; two more η for the bias and the shift (L2) */
     double u = p->u, g = pr_certify_gamma((s < TB ? s : TB) + (s + TB - 1) / TB + 1, u);
     ps->cs = pr_certify_up((g + p->sig_rel + u * (1.0 + u) * (1.0 + g)) * 1.001);
-    ps->tiny = (2.0 * s + 4.0) * ETA;
+    ps->tiny = pr_certify_up((2.0 * s + 4.0) * ETA * (p->sig > 1.0 ? p->sig : 1.0));
     return PR_OK;
 }
 
