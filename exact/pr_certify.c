@@ -158,8 +158,8 @@ void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn,
 }
 
 /* row i's Ô_c = acc_c/S and its bound E_c >= |Ô_c - O_c| (L4, L5) for a row the pass could bound */
-void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
-                         int jn)
+static void row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
+                     int jn)
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, eta = 0x1p-1021;
@@ -192,7 +192,7 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
         }
         return;
     }
-    pr_certify_row_oerr(oE, oE + d, ps, rx, acc, S, jn);
+    row_oerr(oE, oE + d, ps, rx, acc, S, jn);
     pr_certify_judge_d(lo, hi, st, ps->Oc + (size_t)i * d, oE, oE + d, d, p);
     for (int c = 0; c < d; c++)
         if (oE[d + c] > ps->bound_max)
@@ -227,7 +227,7 @@ void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const doub
 }
 
 /* acc = Ê·V (mi×d) and sum = Ê·1 from the weights E (mi×w) in partial sums of TJ terms (L5) */
-void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
+static void pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
 {
     memset(acc, 0, sizeof(double) * mi * d);
     memset(sum, 0, sizeof(double) * mi);
@@ -253,13 +253,13 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
     if (ps->W)
-        pr_certify_w_scores(S, tmp, ps, i0, mi, w); /* tmp is free until pr_certify_pv */
+        pr_certify_w_scores(S, tmp, ps, i0, mi, w); /* tmp is free until pv */
     else
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
                     d, 0.0, S, w);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    pr_certify_pv(acc, sum, tmp, S, ps->V, mi, w, d);
+    pv(acc, sum, tmp, S, ps->V, mi, w, d);
     for (int r = 0; r < mi; r++)
         row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n, tmp);
 }

@@ -156,9 +156,6 @@ void pr_certify_pass_clear(pass_t *ps);
 /* the verdict of each element from a double value v and its bound E (L5's rule; E = ∞ or NaN: open) */
 void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
                         const double *E, long len, const cert_prob_t *p);
-void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d);
-void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
-                         int jn);
 
 /* a general W (pr_certify_w.c, L13, L14): Kt, wrev, om, cs and tiny of ps for W; *om_max
  * gets the largest om */

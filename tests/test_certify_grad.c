@@ -115,6 +115,44 @@ static void test_vs_hiprec(pr_rng_t rng)
     }
 }
 
+/* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D): the candidates are
+ * the true gradients rounded to double (pr_hiprec at 256 bits; no RoPE, σ = 1/4 exact for d = 16,
+ * ALiBi 1/4), so their errors are below an ulp while the pass's own values err by far more (large
+ * scores and dO): a bound below that error would prove a lower bound above the truth. */
+static void test_sharp(pr_rng_t rng)
+{
+    cfg_t c = {40, 16, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 6.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * (nd * 7 + 2 * (size_t)c.n)), *K = Q + nd, *V = K + nd, *dO = V + nd,
+           *G = dO + nd, *beta = G + 3 * nd;
+    fill(Q, 3 * nd, c.B, rng);
+    fill(dO, nd, 4.0, rng);
+    pr_posw_t W;
+    pr_attn_opts_t ao;
+    PR_CHECK_OK(problem_of(W, &ao, beta, &c, 0));
+    PR_CHECK(ao.sigma == 0.25 && beta[0] == -(c.n - 1) * 0.25, "σ and β exact");
+    arb_ptr T = _arb_vec_init(3 * (slong)nd);
+    PR_CHECK_OK(pr_hiprec_backward(T, T + nd, T + 2 * nd, NULL, Q, K, V, W, dO, c.n, c.d, &ao, 256));
+    for (size_t t = 0; t < 3 * nd; t++)
+        G[t] = arf_get_d(arb_midref(T + t), ARF_RND_NEAR);
+    _arb_vec_clear(T, 3 * (slong)nd);
+    pr_posw_clear(W);
+    double hl, hh;
+    PR_CHECK_OK(hiprec_grad(&hl, &hh, G, Q, K, V, dO, &c));
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.max_fallback_s = 0.0;
+    pr_certify_result_t r[3];
+    PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    for (int t = 0; t < 3; t++)
+        PR_CHECK(r[t].lower <= hh && hl <= fmax(r[0].upper, fmax(r[1].upper, r[2].upper)) && r[t].bound_max > 10 * hh &&
+                 isfinite(r[t].upper), "%s: double pass [%.17g, %.17g] (E %g) vs the truth's largest error in "
+                 "[%.17g, %.17g]", gname[t], r[t].lower, r[t].upper, r[t].bound_max, hl, hh);
+    free(Q);
+}
+
 /* one row with huge scores (Δ > 1/2): the double pass leaves its dQ row and all of dK, dV open; the
  * Arb fallback decides them and meets pr_hiprec. Without RoPE: the L1 tables' 2^-100 would widen
  * the balls of that row by its norm squared (docs/certify.md L6) */
@@ -285,6 +323,7 @@ int main(void)
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_certify_grad", 1516));
     test_vs_hiprec(rng);
+    test_sharp(rng);
     test_fallback(rng);
     test_vs_float64(rng);
     test_kernels(rng);
