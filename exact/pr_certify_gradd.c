@@ -291,7 +291,7 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p)
+                          int g, const cert_prob_t *p, double budget_s)
 {
     int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
     size_t nd = (size_t)n * d;
@@ -351,8 +351,11 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             for (int c = 0; hd.qopen[i] && c < d; c++)
                 hd.EQ[(size_t)i * d + c] = INFINITY;
         if (!st && dQc) {
-            result_of(res + 3 * (size_t)h, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
-            nopen += res[3 * (size_t)h].verdict == PR_CERT_UNKNOWN;
+            pr_certify_result_t *rq = res + 3 * (size_t)h;
+            result_of(rq, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
+            if (rq->verdict == PR_CERT_UNKNOWN && budget_s > 0.0)
+                st = pr_certify_grad_rows_arb(rq, lo, hi, sb, dQc + (size_t)h * nd, Qh, K, V, hd.dO, p, budget_s);
+            nopen += rq->verdict == PR_CERT_UNKNOWN;
         }
     }
     for (int t = 0; t < 2 && !st; t++) {

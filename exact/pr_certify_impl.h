@@ -168,10 +168,16 @@ int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcp
                          const pass_t *ps, slong prec);
 
 /* one kv group's gradients in double (pr_certify_gradd.c, L8-L12): g query heads at Q, dO (n×d each);
- * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped);
- * *open: some verdict is unknown (the Arb fallback may decide it) */
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped); dQ rows
+ * left open recomputed in Arb within budget_s seconds a head (L7); *open: some verdict is unknown
+ * (the whole group's Arb fallback may decide it) */
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p);
+                          int g, const cert_prob_t *p, double budget_s);
+/* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each) within
+ * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
+int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
+                             const double *cand, const double *Q, const double *K, const double *V, const double *dO,
+                             const cert_prob_t *p, double budget_s);
 
 #endif

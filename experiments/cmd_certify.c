@@ -293,7 +293,8 @@ int pr_cmd_certify(int argc, char **argv)
         "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
         "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
         "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) likewise in double,\n"
-        "the head again in Arb where undecided (n <= 512); a general W (--w) likewise, at any n.\n"
+        "dQ's undecided rows in Arb at any n, the head again in Arb where still undecided (n <= 512); a\n"
+        "general W (--w): the forward likewise, at any n.\n"
         "With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
         "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",

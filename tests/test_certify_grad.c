@@ -153,6 +153,63 @@ static void test_sharp(pr_rng_t rng)
     free(Q);
 }
 
+/* dQ's rows in Arb (L7, one row at a time) where the double pass leaves them open: at n = 40 with
+ * dQ alone (so no whole-group fallback) against pr_hiprec, and past n = 512, where they are the only
+ * fallback; a row the double pass cannot bound at all (Δ > 1/2) is decided too */
+static void test_dq_rows(pr_rng_t rng)
+{
+    const cfg_t cfgs[] = {{40, 8, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 2.0},
+                          {600, 8, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0}};
+    for (int k = 0; k < 2; k++) {
+        const cfg_t *c = cfgs + k;
+        size_t nd = (size_t)c->n * c->d;
+        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+        fill(Q, 3 * nd, c->B, rng);
+        fill(dO, nd, 1.0, rng);
+        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+        to_f32(G, G, nd); /* dQ in float32, dK and dV exact to double's rounding */
+        pr_certify_problem_t pb;
+        pr_certify_opts_t op;
+        prob_of(&pb, c);
+        pr_certify_opts_default(&op);
+        op.max_fallback_s = 0.0;
+        pr_certify_result_t r0[3], r[3];
+        PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        op.atol = r0[0].lower + 0.3 * (r0[0].upper - r0[0].lower);
+        PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        op.max_fallback_s = 60.0;
+        PR_CHECK_OK(pr_certify_backward(r, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        PR_CHECK(r0[0].verdict == PR_CERT_UNKNOWN && r[0].verdict != PR_CERT_UNKNOWN && r[0].rows_fallback >= 1 &&
+                 r[0].rows_fallback < c->n && r[0].lower <= r0[0].upper && r0[0].lower <= r[0].upper,
+                 "n %d: atol %.17g: double pass [%.17g, %.17g] verdict %d; with dQ rows in Arb [%.17g, %.17g] verdict "
+                 "%d (%ld rows)", c->n, op.atol, r0[0].lower, r0[0].upper, r0[0].verdict, r[0].lower, r[0].upper,
+                 r[0].verdict, r[0].rows_fallback);
+        if (c->n <= 40) {
+            double hl, hh;
+            PR_CHECK_OK(hiprec_grad(&hl, &hh, G, Q, K, V, dO, c));
+            PR_CHECK(r[0].lower <= hh && hl <= r[0].upper && (r[0].verdict == 0 ? hl <= op.atol : hh > op.atol),
+                     "n %d: dQ rows in Arb [%.17g, %.17g] verdict %d at atol %.17g vs pr_hiprec [%.17g, %.17g]",
+                     c->n, r[0].lower, r[0].upper, r[0].verdict, op.atol, hl, hh);
+        } else {
+            /* row 5 past the double pass (Δ > 1/2): open there, decided in Arb */
+            for (int e = 0; e < c->d; e++)
+                Q[5 * c->d + e] *= 1e17;
+            PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+            to_f32(G, G, nd);
+            op.atol = 1e-3;
+            op.max_fallback_s = 0.0;
+            PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+            op.max_fallback_s = 60.0;
+            PR_CHECK_OK(pr_certify_backward(r, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+            PR_CHECK(r0[0].verdict == PR_CERT_UNKNOWN && r0[0].upper == INFINITY && r[0].verdict == 0 &&
+                     r[0].rows_fallback >= 1 && isfinite(r[0].upper), "n %d, huge row 5: double pass verdict %d upper "
+                     "%g; with Arb rows verdict %d, [%.17g, %.17g] (%ld rows)", c->n, r0[0].verdict, r0[0].upper,
+                     r[0].verdict, r[0].lower, r[0].upper, r[0].rows_fallback);
+        }
+        free(Q);
+    }
+}
+
 /* one row with huge scores (Δ > 1/2): the double pass leaves its dQ row and all of dK, dV open; the
  * Arb fallback decides them and meets pr_hiprec. Without RoPE: the L1 tables' 2^-100 would widen
  * the balls of that row by its norm squared (docs/certify.md L6) */
@@ -325,6 +382,7 @@ int main(void)
     test_vs_hiprec(rng);
     test_sharp(rng);
     test_fallback(rng);
+    test_dq_rows(rng);
     test_vs_float64(rng);
     test_kernels(rng);
     test_gqa(rng);
