@@ -73,6 +73,18 @@ static int hiprec_grad(double *lo, double *hi, const double *G, const double *Q,
     return st;
 }
 
+/* Q, K, V (entries in [-B, B]), dO (in [-1, 1]) and the dense backward G = dQ | dK | dV, one
+ * allocation (free Q) */
+static double *grad_inputs(const cfg_t *c, pr_rng_t rng)
+{
+    size_t nd = (size_t)c->n * c->d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+    fill(Q, 3 * nd, c->B, rng);
+    fill(dO, nd, 1.0, rng);
+    PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+    return Q;
+}
+
 /* small heads: gradient t rounded to float32 (the others double), so that it holds the largest
  * error; the double pass alone (budget 0) and the default (Arb where undecided) meet pr_hiprec */
 static void test_vs_hiprec(pr_rng_t rng)
@@ -83,10 +95,7 @@ static void test_vs_hiprec(pr_rng_t rng)
     for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
         const cfg_t *c = cfgs + k;
         size_t nd = (size_t)c->n * c->d;
-        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-        fill(Q, 3 * nd, c->B, rng);
-        fill(dO, nd, 1.0, rng);
-        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+        double *Q = grad_inputs(c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
         for (int t = 0; t < 3; t++) {
             double *Gt = malloc(sizeof(double) * 3 * nd);
             memcpy(Gt, G, sizeof(double) * 3 * nd);
@@ -163,10 +172,7 @@ static void test_dq_rows(pr_rng_t rng)
     for (int k = 0; k < 2; k++) {
         const cfg_t *c = cfgs + k;
         size_t nd = (size_t)c->n * c->d;
-        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-        fill(Q, 3 * nd, c->B, rng);
-        fill(dO, nd, 1.0, rng);
-        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+        double *Q = grad_inputs(c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
         to_f32(G, G, nd); /* dQ in float32, dK and dV exact to double's rounding */
         pr_certify_problem_t pb;
         pr_certify_opts_t op;
