@@ -211,6 +211,7 @@ static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const p
     size_t nd = (size_t)in->n * in->d;
     int g = in->heads / in->kv_heads;
     pr_posw_t W;
+    memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
     int st = pr_posw_init_dense(W, in->x[A_W], in->n, in->d);
     for (int t = 0; !st && t < in->batch * in->heads; t++) {
         size_t qo = (size_t)t * nd, ko = ((size_t)(t / in->heads) * in->kv_heads + (t % in->heads) / g) * nd;
