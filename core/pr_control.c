@@ -172,13 +172,10 @@ int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, c
 
 void pr_control_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank)
 {
-    if (!lowrank) {
+    if (lowrank)
+        pr_lowrank_needs(bytes, ops, n, d, g);
+    else
         pr_fast_needs(bytes, ops, W, n, d, g);
-        return;
-    }
-    /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
-    *bytes = pr_lowrank_bytes(n, d, g);
-    *ops = 4.0 * n * pr_expand_binom(d, g) * (d + 1.0);
 }
 
 int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
