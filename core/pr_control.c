@@ -150,22 +150,93 @@ int pr_control_choose_poly(pr_expoly_t p, pr_control_info_t *info, const pr_cont
     return PR_OK;
 }
 
+/* the engine's rounding factor ρ·(per_degree·g + log_ops) of a path, as f = {ρ, per_degree, log_ops} */
+static void path_factors(double f[3], int n, int d, const pr_attn_opts_t *opts, int lowrank)
+{
+    /* low-rank: g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked
+     * order, relative to each row's own sum: ρ = 1, causal or not */
+    f[0] = lowrank ? 1.0 : pr_control_rho(n, opts);
+    f[1] = lowrank ? 2.0 + 2.0 * log2(d + 1.0) : 2.0;
+    f[2] = lowrank ? 2.0 * log2((double)n) : 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1));
+}
+
+static int heads_bad(const pr_control_heads_t *hd)
+{
+    return hd && (hd->h < 1 || hd->h_kv < 1 || hd->h % hd->h_kv);
+}
+
+/* query head q's K or V (h_kv heads of n×d) */
+static const double *kv_head(const double *X, const pr_control_heads_t *hd, int q, size_t nd)
+{
+    return hd ? X + (size_t)(q / (hd->h / hd->h_kv)) * nd : X;
+}
+
+/* the data part of info for every head: the worst head's R, R_floor, ‖V‖∞ and entries, so that
+ * the P chosen from it holds for each head (docs/cli.md, attn heads); info->head names the head a
+ * refusal came from */
+static int data_info_heads(pr_control_info_t *info, const double *Q, const double *K, const double *V,
+                           const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                           const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd)
+{
+    size_t nd = (size_t)n * d;
+    int h = hd ? hd->h : 1;
+    pr_control_info_t worst;
+    for (int q = 0; q < h; q++) {
+        int st = pr_control_data_info(info, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts,
+                                      o, lowrank);
+        info->head = q;
+        if (st)
+            return st;
+        if (q) {
+            info->R = fmax(info->R, worst.R);
+            info->R_floor = fmax(info->R_floor, worst.R_floor);
+            info->vnorm = fmax(info->vnorm, worst.vnorm);
+            info->data_max = fmax(info->data_max, worst.data_max);
+            info->widened |= worst.widened;
+        }
+        worst = *info;
+    }
+    info->head = -1;
+    return PR_OK;
+}
+
+int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
+                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+{
+    if (heads_bad(heads))
+        return PR_EINVAL;
+    int st = data_info_heads(info, Q, K, V, W, n, d, opts, o, lowrank, heads);
+    if (st)
+        return st;
+    double f[3];
+    path_factors(f, n, d, opts, lowrank);
+    st = pr_control_choose_poly(p, info, o, f[0], f[1], f[2]);
+    info->terms = pr_expand_binom(lowrank ? d : W->s, info->degree);
+    return st;
+}
+
 int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
                       const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                       const pr_control_opts_t *o, int lowrank)
 {
-    int st = pr_control_data_info(info, Q, K, V, W, n, d, opts, o, lowrank);
+    return pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, NULL);
+}
+
+/* query head q's own info under the common P: its data part, floor and bound */
+static int head_info(pr_control_info_t *hi, const pr_expoly_t p, const double *Q, const double *K,
+                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd, int q)
+{
+    size_t nd = (size_t)n * d;
+    int st = pr_control_data_info(hi, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts, o,
+                                  lowrank);
     if (st)
         return st;
-    if (lowrank)
-        /* g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked order,
-         * relative to each row's own sum: ρ = 1, causal or not */
-        st = pr_control_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
-    else
-        st = pr_control_choose_poly(p, info, o, pr_control_rho(n, opts), 2.0,
-                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
-    info->terms = pr_expand_binom(lowrank ? d : W->s, info->degree);
-    return st;
+    double f[3];
+    path_factors(f, n, d, opts, lowrank);
+    poly_bound(hi, p, f[0], f[1], f[2]);
+    return PR_OK;
 }
 
 /* ---- memory and work, before anything is planned ---- */
@@ -191,19 +262,24 @@ int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
 
 /* ---- the drivers ---- */
 
-int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
-                       const double *K, const double *V, const pr_posw_t W, int n, int d,
-                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
+/* pr_control_choose_heads, then pr_control_budget for h heads' forward (and backward): the
+ * plan's bytes once plus extra_bytes (the heads' own buffers), the operations per head */
+static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                         const double *K, const double *V, const pr_posw_t W, int n, int d,
+                         const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward,
+                         const pr_control_heads_t *heads, double extra_bytes)
 {
     static const char *what[2][2] = {{"the fft path's plan", "the fft path's forward and backward"},
                                      {"the lowrank path's features", "the lowrank path's forward and backward"}};
-    int st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank);
+    int st = pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, heads);
     if (st)
         return st;
-    double bb = 0.0, bo = 0.0;
+    double h = heads ? heads->h : 1, fb, fo, bb = 0.0, bo = 0.0;
+    pr_control_needs(&fb, &fo, W, n, d, p->degree, lowrank);
     if (backward)
         pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
-    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb, bo, what[lowrank][backward])))
+    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb + extra_bytes, (h - 1.0) * fo + h * bo,
+                                what[lowrank][backward])))
         return st;
     *po = *opts;
     po->poly = p->c;
@@ -211,50 +287,99 @@ int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *inf
     return PR_OK;
 }
 
-int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,
-                           const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
-                           const pr_control_opts_t *o)
+int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
+{
+    return prepare_heads(p, po, info, Q, K, V, W, n, d, opts, o, lowrank, backward, NULL, 0.0);
+}
+
+/* each query head's bound under the common P (heads->bound) */
+static int heads_bounds(const pr_control_heads_t *hd, const pr_expoly_t p, const double *Q, const double *K,
+                        const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                        const pr_control_opts_t *o, int lowrank)
+{
+    for (int q = 0; hd && hd->bound && q < hd->h; q++) {
+        pr_control_info_t hi;
+        int st = head_info(&hi, p, Q, K, V, W, n, d, opts, o, lowrank, hd, q);
+        if (st)
+            return st;
+        hd->bound[q] = hi.bound;
+    }
+    return PR_OK;
+}
+
+/* the forward of every head on one plan (F planned by the caller for the FFT path); lse: NULL or
+ * h × n row sums' logarithms for the backward */
+static int forward_run(double *O, double *lse, pr_control_info_t *info, pr_fast_plan_t F, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, const pr_attn_opts_t *po,
+                       const pr_control_opts_t *o, int lowrank, int h, int h_kv)
+{
+    size_t nd = (size_t)W->n * W->d;
+    if (lowrank) {
+        pr_lowrank_plan_t *L;
+        int st = pr_lowrank_plan(&L, W, po, o->mem_budget, o->max_terms);
+        if (!st)
+            st = pr_lowrank_execute_heads(O, L, h, h_kv, Q, K, V);
+        pr_lowrank_destroy(L);
+        return st;
+    }
+    int st = PR_OK, group = h / h_kv;
+    long transforms = 0;
+    for (int q = 0; q < h && !st; q++) {
+        st = pr_fast_execute(O + q * nd, F, Q + q * nd, K + (size_t)(q / group) * nd, V + (size_t)(q / group) * nd);
+        transforms += F->transforms;
+        if (!st && lse)
+            pr_backward_lse_from_fast(lse + (size_t)q * W->n, F);
+    }
+    info->streamed = F->streamed;
+    info->transforms = transforms;
+    info->plan_transforms = F->plan_transforms;
+    info->plan_seconds = F->plan_seconds;
+    return st;
+}
+
+int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q, const double *K,
+                             const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                             const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
 {
     pr_control_info_t own;
     if (!info)
         info = &own;
+    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+        return PR_EINVAL;
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 0, 0);
-    if (!st) {
+    int st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 0, heads, 0.0);
+    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
+    if (!st && lowrank) {
+        st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
+    } else if (!st) {
         pr_fast_plan_t F;
-        st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags);
-        if (!st) {
-            st = pr_fast_execute(O, F, Q, K, V);
-            info->streamed = F->streamed;
-            info->transforms = F->transforms;
-            info->plan_transforms = F->plan_transforms;
-            info->plan_seconds = F->plan_seconds;
+        if (!(st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags))) {
+            st = forward_run(O, NULL, info, F, Q, K, V, W, &po, o, 0, h, h_kv);
             pr_fast_destroy(F);
         }
     }
+    if (!st)
+        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
     pr_expoly_clear(p);
     return st;
+}
+
+int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,
+                           const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                           const pr_control_opts_t *o)
+{
+    return pr_control_forward_heads(O, info, Q, K, V, W, n, d, opts, o, 0, NULL);
 }
 
 int pr_control_forward_lowrank(double *O, pr_control_info_t *info, const double *Q, const double *K,
                                const double *V, const pr_posw_t W, int n, int d,
                                const pr_attn_opts_t *opts, const pr_control_opts_t *o)
 {
-    pr_control_info_t own;
-    if (!info)
-        info = &own;
-    if (!pr_lowrank_applies(W) || opts->beta)
-        return PR_EINVAL;
-    pr_expoly_t p;
-    pr_expoly_init(p);
-    pr_attn_opts_t po;
-    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 1, 0);
-    if (!st)
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-    pr_expoly_clear(p);
-    return st;
+    return pr_control_forward_heads(O, info, Q, K, V, W, n, d, opts, o, 1, NULL);
 }
 
 /* ---- the gradients: the G4 bound and the driver ---- */
@@ -296,86 +421,174 @@ int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
     return PR_OK;
 }
 
-int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *dw,
-                        pr_control_info_t *info, pr_control_backward_report_t *rep,
-                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                        const double *dO, int n, int d, const pr_attn_opts_t *opts,
-                        const pr_control_opts_t *o, int lowrank)
+/* query head q's gradient bounds (G4) from its kappa (and kappa_w), and its forward bound */
+static int head_grad_bound(pr_control_backward_bound_t *hb, double *fb, const pr_expoly_t p, const double *Q,
+                           const double *K, const double *V, const pr_posw_struct *W, const double *dO,
+                           const double *kappa, const double *kappa_w, int n, int d, const pr_attn_opts_t *opts,
+                           const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd, int q)
 {
-    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+    pr_control_info_t hi;
+    size_t nd = (size_t)n * d;
+    int st = head_info(&hi, p, Q, K, V, W, n, d, opts, o, lowrank, hd, q);
+    if (st)
+        return st;
+    *fb = hi.bound;
+    /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
+    double f = hi.vnorm > 0 ? hi.floor / (2.0 * hi.vnorm + hi.floor) : 0.0;
+    /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
+     * the run without gradients */
+    if (!(hi.poly_err + f < 1.0 / 3.0)) {
+        hb->dq = hb->dk = hb->dv = hb->dw = INFINITY;
+        return PR_OK;
+    }
+    return pr_control_backward_bound(hb, hi.poly_err + f, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W,
+                                     dO + q * nd, kappa + (size_t)q * n, kappa_w, n, d, opts->sigma);
+}
+
+/* head q's bounds into the totals: dQ per head; dK, dV summed over a kv head's query heads; dw
+ * over every head (the errors of summed parts add up) */
+static void grad_bound_add(pr_control_backward_report_t *rep, double *kvsum, const pr_control_backward_bound_t *hb,
+                           const pr_control_heads_t *hd, int q)
+{
+    int group = hd ? hd->h / hd->h_kv : 1;
+    kvsum[0] = q % group ? kvsum[0] + hb->dk : hb->dk;
+    kvsum[1] = q % group ? kvsum[1] + hb->dv : hb->dv;
+    rep->bound.dq = q ? fmax(rep->bound.dq, hb->dq) : hb->dq;
+    rep->bound.dk = q ? fmax(rep->bound.dk, kvsum[0]) : kvsum[0];
+    rep->bound.dv = q ? fmax(rep->bound.dv, kvsum[1]) : kvsum[1];
+    rep->bound.dw = q ? rep->bound.dw + hb->dw : hb->dw;
+    if (hd && hd->grad)
+        hd->grad[q] = *hb;
+}
+
+/* part x of n entries into the total t: the first part copied, the others added in order */
+static void part_add(double *t, const double *x, size_t n, int first)
+{
+    for (size_t i = 0; i < n; i++)
+        t[i] = first ? x[i] : t[i] + x[i];
+}
+
+/* The FFT path's backward, head by head on one backward plan: dK, dV (grouped-query) and dw (more
+ * than one head) through parts summed in head order; each head's bounds as soon as its kappa_w
+ * is there. */
+static int backward_fft(double *dQ, double *dK, double *dV, double *dw, double *kappa, pr_control_backward_report_t *rep, pr_fast_plan_t F, const pr_expoly_t p,
+                        const pr_attn_opts_t *po, const double *Q, const double *K, const double *V,
+                        const pr_posw_struct *W, const double *O, const double *lse, const double *dO,
+                        const pr_attn_opts_t *opts, const pr_control_opts_t *o, const pr_control_heads_t *hd)
+{
+    int n = W->n, d = W->d, h = hd ? hd->h : 1, group = hd ? hd->h / hd->h_kv : 1;
+    size_t nd = (size_t)n * d, sw = dw ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
+    pr_backward_plan *bp = NULL;
+    double *part = group > 1 || (h > 1 && dw) ? malloc(sizeof(double) * (2 * nd + sw)) : NULL, kvsum[2];
+    int st = part || !(group > 1 || (h > 1 && dw)) ? PR_OK : PR_ENOMEM;
+    if (!st)
+        st = pr_backward_plan_fft(&bp, F, W, po, dw != NULL, (double)o->mem_budget);
+    for (int q = 0; q < h && !st; q++) {
+        size_t k = (size_t)(q / group) * nd;
+        double *pk = group > 1 ? part : dK + k, *pv = group > 1 ? part + nd : dV + k;
+        double *pw = dw && h > 1 ? part + 2 * nd : dw, fb;
+        pr_control_backward_bound_t hb;
+        if ((st = pr_backward_execute(bp, dQ + q * nd, pk, pv, pw, kappa + (size_t)q * n, Q + q * nd, K + k, V + k,
+                                      O + q * nd, lse + (size_t)q * n, dO + q * nd)) ||
+            (st = head_grad_bound(&hb, &fb, p, Q, K, V, W, dO, kappa, pr_backward_kappa_w(bp), n, d, opts, o, 0, hd,
+                                  q)))
+            break;
+        grad_bound_add(rep, kvsum, &hb, hd, q);
+        if (hd && hd->bound)
+            hd->bound[q] = fb;
+        if (group > 1) {
+            part_add(dK + k, pk, nd, q % group == 0);
+            part_add(dV + k, pv, nd, q % group == 0);
+        }
+        if (dw && h > 1)
+            part_add(dw, pw, sw, q == 0);
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        rep->terms = bi.terms;
+        rep->transforms += bi.transforms;
+    }
+    pr_backward_destroy(bp);
+    free(part);
+    return st;
+}
+
+int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, double *dw,
+                              pr_control_info_t *info, pr_control_backward_report_t *rep,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                              const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+{
+    if (heads_bad(heads) || (lowrank && (!pr_lowrank_applies(W) || opts->beta)))
         return PR_EINVAL;
+    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1, group = h / h_kv;
+    size_t nd = (size_t)n * d, sw = dw && !lowrank ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
-    if (pr_vec_check_finite(dO, (size_t)n * d))
+    if (pr_vec_check_finite(dO, nd * h))
         return PR_ENONFINITE;
     memset(rep, 0, sizeof(*rep));
     double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it; the forward's and the backward's
-     * memory and work checked before either is planned */
+     * memory and work checked before either is planned; past one head, the heads' own buffers:
+     * kappa, lse, and the parts of grouped-query dK, dV and of dw */
+    double parts = (group > 1 ? 2.0 * nd : 0.0) + (h > 1 ? (double)sw : 0.0);
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    if ((st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1))) {
+    if ((st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1, heads,
+                            8.0 * (2.0 * (h - 1.0) * n + parts)))) {
         pr_expoly_clear(p);
         return st;
     }
-    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
+    double *kappa = malloc(sizeof(double) * n * h), *lse = malloc(sizeof(double) * n * h);
     pr_fast_plan_t F;
-    pr_backward_plan *bp = NULL;
     int planned = 0;
     st = PR_ENOMEM;
     if (!kappa || !lse)
         goto done;
     if (lowrank) {
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+        st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
         if (!st)
-            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
+            st = pr_backward_lowrank_heads(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, h, h_kv, &po);
+        double kvsum[2], fb;
+        for (int q = 0; q < h && !st; q++) {
+            pr_control_backward_bound_t hb;
+            if (!(st = head_grad_bound(&hb, &fb, p, Q, K, V, W, dO, kappa, NULL, n, d, opts, o, 1, heads, q)))
+                grad_bound_add(rep, kvsum, &hb, heads, q);
+            if (heads && heads->bound)
+                heads->bound[q] = fb;
+        }
         rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
         if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;
         planned = 1;
-        if ((st = pr_fast_execute(O, F, Q, K, V)))
+        if ((st = forward_run(O, lse, info, F, Q, K, V, W, &po, o, 0, h, h_kv)))
             goto done;
-        info->streamed = F->streamed;
-        info->transforms = F->transforms;
-        info->plan_transforms = F->plan_transforms;
-        info->plan_seconds = F->plan_seconds;
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
-        pr_backward_lse_from_fast(lse, F);
-        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
-            goto done;
-        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
-            goto done;
-        pr_backward_info_t bi;
-        pr_backward_info(&bi, bp);
-        rep->terms = bi.terms;
-        rep->transforms = bi.transforms;
+        st = backward_fft(dQ, dK, dV, dw, kappa, rep, F, p, &po, Q, K, V, W, O, lse, dO, opts, o, heads);
     }
     rep->backward_s = pr_timing_wall() - t0;
-    if (!st) {
-        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
-        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
-         * the run without gradients */
-        if (info->poly_err + f < 1.0 / 3.0)
-            st = pr_control_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
-                                           bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
-        else
-            rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
-        if (lowrank || !dw)
-            rep->bound.dw = NAN;
-    }
+    if (!st && (lowrank || !dw))
+        rep->bound.dw = NAN;
 done:
-    pr_backward_destroy(bp);
     if (planned)
         pr_fast_destroy(F);
     pr_expoly_clear(p);
     free(kappa);
     free(lse);
     return st;
+}
+
+int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *dw,
+                        pr_control_info_t *info, pr_control_backward_report_t *rep,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                        const pr_control_opts_t *o, int lowrank)
+{
+    return pr_control_backward_heads(O, dQ, dK, dV, dw, info, rep, Q, K, V, W, dO, n, d, opts, o, lowrank, NULL);
 }
