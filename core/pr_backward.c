@@ -287,7 +287,7 @@ static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, con
  * spectra serve by index */
 static int forward_is_prefix(const pr_fast_plan_struct *F, const pr_expand_struct *E)
 {
-    return F->terms->s == E->s && F->terms->nterms == E->nterms_fwd &&
+    return F->terms->s == E->s && F->terms->nterms_fwd == E->nterms_fwd &&
            !memcmp(F->terms->e, E->e, (size_t)E->nterms_fwd * (size_t)E->s);
 }
 

@@ -69,7 +69,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     }
     if (!st) {
         r->fwd_plan = F->plan_seconds;
-        r->fwd_terms = F->terms->nterms;
+        r->fwd_terms = F->terms->nterms_fwd;
         PR_TIMED_CPU(st, r->fwd, r->fwd_cpu, pr_fast_execute(O, F, Q, K, V));
     }
     if (!st) {
@@ -88,7 +88,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         r->bwd_mib = bi.bytes / 1048576.0;
     }
     pr_backward_destroy(bp);
-    if (F->terms->nterms)
+    if (F->terms->nterms_fwd)
         pr_fast_destroy(F);
     /* the dense backward of the exact problem, with its own forward's O and lse */
     opts.poly = NULL;

@@ -121,8 +121,8 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->streamed = F->streamed;
         r->mem_gib = F->bytes / 1073741824.0;
         double sl_gib = pr_toeplitz_spec_len(F->tp) * 8.0 / 1073741824.0;
-        r->xhat_gib = sl_gib * F->terms->bm->count * (d + 1);
-        r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->nterms;
+        r->xhat_gib = sl_gib * F->terms->bm->count_fwd * (d + 1);
+        r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->npairs_fwd;
         r->pw_gib = F->streamed ? 8.0 * F->s * F->g * (2.0 * n - 1) / 1073741824.0 : 0.0;
         if (!F->streamed)   /* a streamed execute takes a minute: once is enough */
             PR_TIMED(st, r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
