@@ -274,12 +274,20 @@ static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *i
     int st = pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, heads);
     if (st)
         return st;
-    double h = heads ? heads->h : 1, fb, fo, bb = 0.0, bo = 0.0;
+    int h = heads ? heads->h : 1;
+    double fb, fo, hb = 0.0, ho = 0.0, bb = 0.0, bo = 0.0;
+    /* pr_control_budget counts one head's forward; the heads' plan and work on top of it */
     pr_control_needs(&fb, &fo, W, n, d, p->degree, lowrank);
+    if (h > 1 && lowrank) {
+        hb = fb;
+        ho = h * fo;
+    } else if (h > 1) {
+        pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h);
+    }
     if (backward)
         pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
-    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb + extra_bytes, (h - 1.0) * fo + h * bo,
-                                what[lowrank][backward])))
+    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb + extra_bytes + (h > 1 ? hb - fb : 0.0),
+                                (h > 1 ? ho - fo : 0.0) + h * bo, what[lowrank][backward])))
         return st;
     *po = *opts;
     po->poly = p->c;
@@ -315,7 +323,6 @@ static int forward_run(double *O, double *lse, pr_control_info_t *info, pr_fast_
                        const double *K, const double *V, const pr_posw_t W, const pr_attn_opts_t *po,
                        const pr_control_opts_t *o, int lowrank, int h, int h_kv)
 {
-    size_t nd = (size_t)W->n * W->d;
     if (lowrank) {
         pr_lowrank_plan_t *L;
         int st = pr_lowrank_plan(&L, W, po, o->mem_budget, o->max_terms);
@@ -324,16 +331,14 @@ static int forward_run(double *O, double *lse, pr_control_info_t *info, pr_fast_
         pr_lowrank_destroy(L);
         return st;
     }
-    int st = PR_OK, group = h / h_kv;
-    long transforms = 0;
-    for (int q = 0; q < h && !st; q++) {
-        st = pr_fast_execute(O + q * nd, F, Q + q * nd, K + (size_t)(q / group) * nd, V + (size_t)(q / group) * nd);
-        transforms += F->transforms;
-        if (!st && lse)
-            pr_backward_lse_from_fast(lse + (size_t)q * W->n, F);
+    int st = pr_fast_execute_heads(O, F, h, h_kv, Q, K, V);
+    if (!st && lse) {
+        pr_fast_rowsums(lse, F);
+        for (size_t i = 0; i < (size_t)h * W->n; i++)
+            lse[i] = log(lse[i]);
     }
     info->streamed = F->streamed;
-    info->transforms = transforms;
+    info->transforms = F->transforms;
     info->plan_transforms = F->plan_transforms;
     info->plan_seconds = F->plan_seconds;
     return st;
@@ -357,7 +362,7 @@ int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q
         st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
     } else if (!st) {
         pr_fast_plan_t F;
-        if (!(st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags))) {
+        if (!(st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags))) {
             st = forward_run(O, NULL, info, F, Q, K, V, W, &po, o, 0, h, h_kv);
             pr_fast_destroy(F);
         }
@@ -563,7 +568,7 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
         }
         rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
-        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
+        if ((st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;
         planned = 1;
         if ((st = forward_run(O, lse, info, F, Q, K, V, W, &po, o, 0, h, h_kv)))
