@@ -110,9 +110,10 @@ static long largest_group(const int *a, int s, int G, long cap)
  * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
  * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
 static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long Lfft, int nt,
-                      int want_dw)
+                      int heads, int want_dw)
 {
     int s = W->s, G = g + 1;
+    p->heads = heads;
     p->n = W->n;
     p->d = W->d;
     p->s = s;
@@ -128,8 +129,8 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     double mutop = pr_expand_binom(p->da - 1, G), nutop = pr_expand_binom(p->db - 1, G);
     /* every size_t product of the buffers' sizes stays exact: the largest are the term tables,
      * Yhat's and the accumulators' spectra */
-    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * (W->d + 1.0) * (Lfft + 2.0);
-    if (!(big < 0x1p56) || Lfft <= 0)
+    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * heads * (W->d + 1.0) * (Lfft + 2.0);
+    if (!(big < 0x1p56) || Lfft <= 0 || heads < 1)
         return PR_EBUDGET;
     p->maxnu = (long)nutop;
     p->nthreads = nt < mutop ? nt : (int)mutop;
@@ -155,7 +156,7 @@ static double *spectra(pr_mem_t M, const pr_backward_plan *p, size_t count)
 /* One thread's scratch and (threads > 0) its part of the outputs, through M. */
 static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p, int id)
 {
-    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, tb = (size_t)p->tbatch;
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, tb = (size_t)p->tbatch, h = (size_t)p->heads;
     th->tsym = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->csym = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->cnu = pr_mem_zalloc(M, tb * L, sizeof(double));
@@ -166,16 +167,16 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
     th->tmp = pr_mem_zalloc(M, n, sizeof(double));
     th->That = spectra(M, p, tb);
-    th->Xhat = spectra(M, p, d + 2);
-    th->accQ = spectra(M, p, d + 1);
+    th->Xhat = spectra(M, p, h * (d + 2));
+    th->accQ = spectra(M, p, h * (d + 1));
     th->corr = spectra(M, p, 1);
-    th->accK = spectra(M, p, (d + 1) * (size_t)p->maxnu);
-    th->accV = spectra(M, p, (d + 1) * (size_t)p->maxnu);
+    th->accK = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
+    th->accV = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     if (id > 0) {
-        th->dQ = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->dK = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->dV = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->kappa = pr_mem_zalloc(M, n, sizeof(double));
+        th->dQ = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->dK = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->dV = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->kappa = pr_mem_zalloc(M, h * n, sizeof(double));
         th->dw = p->want_dw ? pr_mem_zalloc(M, (size_t)p->s * L, sizeof(double)) : NULL;
     }
     /* the engine's workspace: two padded vectors and two spectra (pr_toeplitz_work_struct) */
@@ -186,23 +187,25 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
 
 /* Every buffer of a plan of p's shape, through M: a dry M allocates nothing and counts what the
  * plan would hold (the budget check, pr_backward_needs), a real one allocates exactly that,
- * zeroed so that the pages are mapped by the plan, not by the first execute. The expansion is
- * counted by its own dry run (pr_expand_bytes). */
-static int plan_buffers(pr_backward_plan *p, pr_mem_t M)
+ * zeroed so that the pages are mapped by the plan, not by the first execute. An expansion of its
+ * own (own_E: no forward plan to borrow it from) is counted by its own dry run (pr_expand_bytes). */
+static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
 {
-    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1;
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1, h = (size_t)p->heads;
     size_t nterms = (size_t)pr_expand_binom(p->s, p->G);
-    pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
+    if (own_E)
+        pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
     p->alpha = pr_mem_alloc(M, nterms, sizeof(double));
     p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
+    p->base = pr_mem_alloc(M, nterms, sizeof(double));
     p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
     p->wpow = pr_mem_zalloc(M, (size_t)p->s * G1 * L, sizeof(double));
     p->bias = pr_mem_zalloc(M, L, sizeof(double));
-    p->qpow = pr_mem_zalloc(M, (size_t)p->da * G1 * n, sizeof(double));
-    p->kpow = pr_mem_zalloc(M, (size_t)p->db * G1 * n, sizeof(double));
-    p->xc = pr_mem_zalloc(M, (d + 2) * n, sizeof(double));
-    p->ysize = (d + 1) * (size_t)p->maxnu * p->sl;
-    p->Yhat = spectra(M, p, 2 * (d + 1) * (size_t)p->maxnu);
+    p->qpow = pr_mem_zalloc(M, h * (size_t)p->da * G1 * n, sizeof(double));
+    p->kpow = pr_mem_zalloc(M, h * (size_t)p->db * G1 * n, sizeof(double));
+    p->xc = pr_mem_zalloc(M, h * (d + 2) * n, sizeof(double));
+    p->ysize = h * (d + 1) * (size_t)p->maxnu * p->sl;
+    p->Yhat = spectra(M, p, 2 * h * (d + 1) * (size_t)p->maxnu);
     p->thr = pr_mem_zalloc(M, (size_t)p->nthreads, sizeof(bw_thread));
     for (int i = 0; i < p->nthreads && pr_mem_status(M) == PR_OK; i++) {
         bw_thread dry;
@@ -215,7 +218,7 @@ void pr_backward_destroy(pr_backward_plan *p)
 {
     if (!p)
         return;
-    free(p->alpha); free(p->ahat); free(p->poly);
+    free(p->alpha); free(p->ahat); free(p->base); free(p->poly);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
@@ -230,49 +233,57 @@ void pr_backward_destroy(pr_backward_plan *p)
     }
     free(p->thr);
     if (p->has_E)
-        pr_expand_clear(p->E);
+        pr_expand_clear(p->own_E);
     if (p->has_own_tp)
         pr_toeplitz_destroy(p->own_tp);
     free(p);
 }
 
-void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
-                       int lowrank)
+void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                             int heads, int lowrank)
 {
     long Lfft = pr_toeplitz_good_size(2L * n - 1, 5, 1);
-    double Lf = (double)Lfft, lg = log2(Lf);
+    double Lf = (double)Lfft, lg = log2(Lf), h = heads;
     if (lowrank) {
         double F = pr_expand_binom(d, g + 1);
-        *bytes = pr_backward_lowrank_bytes_(n, d, g);
+        *bytes = heads == 1 ? pr_backward_lowrank_bytes_(n, d, g) : INFINITY;
         /* per row two feature products of (d+1) and (d+2) columns, and the features' index search */
         *ops = 2.0 * n * F * (2.0 * d + 5.0) + F * d * log2(F + 1.0);
         return;
     }
-    /* the plan's own dry run, on a forward plan of ESTIMATE length */
+    /* the plan's own dry run, on a forward plan of ESTIMATE length (whose expansion it borrows) */
     pr_backward_plan p = {0};
     pr_mem_t M;
     pr_mem_init(M, 1);
     *bytes = INFINITY;
-    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), 1) &&
-        !plan_buffers(&p, M))
+    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), heads, 1) &&
+        !plan_buffers(&p, M, 0))
         *bytes = M->bytes;
-    /* per term a symbol transform and about 3(d+1) spectral products; per marginal about
-     * 3(d+1) transforms (at most as many marginals as terms) */
+    /* per term the symbol and dw products; per pair a transform at most and 3(d+1) spectral
+     * products per head; per marginal about 3(d+1) transforms per head (at most as many marginals
+     * as terms) */
     double T = pr_expand_binom(W->s, g + 1);
-    *ops = T * Lf * (5.0 * lg + 12.0 * (d + 1.0)) +
-           2.0 * pr_expand_binom(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+    *ops = T * Lf * (5.0 * lg + 12.0 * h * (d + 1.0)) +
+           2.0 * h * pr_expand_binom(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+}
+
+void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                       int lowrank)
+{
+    pr_backward_needs_heads(bytes, ops, W, n, d, g, 1, lowrank);
 }
 
 /* ---- planning ---------------------------------------------------------------------------------- */
 
-static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, const pr_attn_opts_t *opts)
+static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, const pr_attn_opts_t *opts,
+                      int heads)
 {
     int n = W->n, d = W->d, g = opts->poly_degree;
-    if (!opts->poly || g < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
+    if (!opts->poly || g < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma) || heads < 1)
         return PR_EINVAL;
     if (W->s <= 0)
         return PR_ESHAPE;
-    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != g))
+    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != g || F->terms->top != g + 1))
         return PR_ESHAPE;
     if (g + 1 > PR_EXPAND_MAX_DEGREE)
         return PR_EINVAL;       /* multiplicities are unsigned char (pr_expoly stops at 170) */
@@ -283,24 +294,23 @@ static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, con
     return PR_OK;
 }
 
-/* F's terms are the first of E, in E's order (pr_expand builds both alike): then its kept
- * spectra serve by index */
-static int forward_is_prefix(const pr_fast_plan_struct *F, const pr_expand_struct *E)
-{
-    return F->terms->s == E->s && F->terms->nterms_fwd == E->nterms_fwd &&
-           !memcmp(F->terms->e, E->e, (size_t)E->nterms_fwd * (size_t)E->s);
-}
-
 /* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1) */
 static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_attn_opts_t *opts)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
-    pr_expand_coefs(p->alpha, p->E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
-    pr_expand_coefs(p->ahat, p->E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+    const pr_expand_struct *E = p->E;
+    pr_expand_coefs(p->alpha, E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
+    pr_expand_coefs(p->ahat, E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+    double sig[PR_EXPAND_MAX_DEGREE + 1];
+    sig[0] = 1.0;
+    for (int k = 1; k <= G; k++)
+        sig[k] = sig[k - 1] * opts->sigma;
+    for (long t = 0; t < E->nterms; t++)
+        p->base[t] = E->mult[t] * sig[E->deg[t]];
     memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
-    for (long t = 0; t < p->E->nterms_fwd; t++)
-        p->reused += bw_forward_spectrum(p, t) != NULL;
+    for (long q = 0; q < E->npairs; q++)
+        p->reused += bw_forward_pair(p, q, E->deg[E->pstart[q]]) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {
         size_t li = (size_t)(l + n - 1);
         p->bias[li] = exp(pr_attn_log_bias(opts, n, l));
@@ -314,12 +324,12 @@ static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_a
     }
 }
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
-                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
-                         double max_bytes)
+int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                           const pr_posw_struct *W, const pr_attn_opts_t *opts, int heads,
+                           int want_dw, double max_bytes)
 {
     *plan = NULL;
-    int st = plan_check(F, W, opts);
+    int st = plan_check(F, W, opts, heads);
     if (st)
         return st;
     pr_backward_plan *p = calloc(1, sizeof(*p));
@@ -327,27 +337,30 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         return PR_ENOMEM;
     int g = opts->poly_degree;
     long Lfft = F ? F->tp->L : pr_toeplitz_good_size(2L * W->n - 1, 5, 1);
-    if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), want_dw)))
+    if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), heads, want_dw)))
         goto fail;
     /* the dry run, before anything is allocated: one budget, max_bytes */
     pr_mem_t M;
     pr_mem_init(M, 1);
     pr_budget_t b;
     pr_budget_init(b, max_bytes > 0 ? max_bytes : 0, 0);
-    if ((st = plan_buffers(p, M)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
+    if ((st = plan_buffers(p, M, !F)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
         goto fail;
-    if (F)
+    if (F) {
+        /* the forward's expansion, built to degree g+1: borrowed, no second enumeration */
         p->tp = F->tp;
-    else {
+        p->E = F->terms;
+        p->F = F;
+    } else {
         if ((st = pr_toeplitz_plan(p->own_tp, W->n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT)))
             goto fail;
         p->has_own_tp = 1;
         p->tp = p->own_tp;
+        if ((st = pr_expand_init(p->own_E, W->a, W->b, W->s, g, 1, LONG_MAX)))
+            goto fail;
+        p->has_E = 1;
+        p->E = p->own_E;
     }
-    if ((st = pr_expand_init(p->E, W->a, W->b, W->s, g, 1, LONG_MAX)))
-        goto fail;
-    p->has_E = 1;
-    p->F = F && forward_is_prefix(F, p->E) ? F : NULL;
     /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
      * (test_backward checks pr_backward_needs against the bytes held) */
     long big = 2;
@@ -356,7 +369,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
             big = p->E->gstart[u + 1] - p->E->gstart[u];
     p->tbatch = big < TBATCH ? (int)big : TBATCH;
     pr_mem_init(M, 0);
-    st = plan_buffers(p, M);
+    st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;
     if (st)
         goto fail;
@@ -366,6 +379,13 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
 fail:
     pr_backward_destroy(p);
     return st;
+}
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes)
+{
+    return pr_backward_plan_heads(plan, F, W, opts, 1, want_dw, max_bytes);
 }
 
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
