@@ -266,8 +266,8 @@ int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
     lr_bufs b;
     pr_mem_t M;
     pr_mem_init(M, 0);
-    /* grouped-query: each head's dK, dV into pieces, summed into its kv head's in head order */
-    double *piece = group > 1 ? malloc(sizeof(double) * 2 * nd) : NULL;
+    /* grouped-query: each head's dK, dV (and κ) into pieces, summed into its kv head's in head order */
+    double *piece = group > 1 ? malloc(sizeof(double) * (2 * nd + (size_t)n)) : NULL;
     if ((st = lr_buffers(&b, M, n, d, Fm->count)) || (group > 1 && !piece && (st = PR_ENOMEM)))
         goto done;
     lr_features(&b, Fm, opts);
@@ -277,14 +277,18 @@ int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
             break;
         for (int q = k * group; q < (k + 1) * group && !st; q++) {
             double *hk = piece ? piece : dK + k * nd, *hv = piece ? piece + nd : dV + k * nd;
+            double *hkap = !kappa ? NULL : piece ? piece + 2 * nd : kappa + (size_t)k * n;
             if ((st = lr_rotate(b.Qr, Q + q * nd, W, n, d)) ||
-                (st = lr_head(&b, dQ + q * nd, hk, hv, kappa ? kappa + (size_t)q * n : NULL, Fm, Vk, O + q * nd,
-                              lse ? lse + (size_t)q * n : NULL, dO + q * nd, W, n, d, opts->causal)) || !piece)
+                (st = lr_head(&b, dQ + q * nd, hk, hv, hkap, Fm, Vk, O + q * nd, lse ? lse + (size_t)q * n : NULL,
+                              dO + q * nd, W, n, d, opts->causal)) || !piece)
                 continue;
+            int first = q == k * group;
             for (size_t i = 0; i < nd; i++) {
-                dK[k * nd + i] = q == k * group ? hk[i] : dK[k * nd + i] + hk[i];
-                dV[k * nd + i] = q == k * group ? hv[i] : dV[k * nd + i] + hv[i];
+                dK[k * nd + i] = first ? hk[i] : dK[k * nd + i] + hk[i];
+                dV[k * nd + i] = first ? hv[i] : dV[k * nd + i] + hv[i];
             }
+            for (size_t j = 0; hkap && j < (size_t)n; j++)
+                kappa[k * (size_t)n + j] = first ? hkap[j] : kappa[k * (size_t)n + j] + hkap[j];
         }
     }
 done:

@@ -284,10 +284,15 @@ static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *i
     } else if (h > 1) {
         pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h);
     }
-    if (backward)
+    /* the backward: the FFT path's plan for h heads; the low-rank path's buffers serve every head */
+    if (backward && !lowrank && h > 1)
+        pr_backward_needs_heads(&bb, &bo, W, n, d, p->degree, h, 0);
+    else if (backward)
         pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
+    if (backward && lowrank)
+        bo *= h;
     if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb + extra_bytes + (h > 1 ? hb - fb : 0.0),
-                                (h > 1 ? ho - fo : 0.0) + h * bo, what[lowrank][backward])))
+                                (h > 1 ? ho - fo : 0.0) + bo, what[lowrank][backward])))
         return st;
     *po = *opts;
     po->poly = p->c;
@@ -389,18 +394,12 @@ int pr_control_forward_lowrank(double *O, pr_control_info_t *info, const double 
 
 /* ---- the gradients: the G4 bound and the driver ---- */
 
-int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
-                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                              const double *dO, const double *kappa, const double *kappa_w, int n, int d,
-                              double sigma)
+/* ρ, ρ': W's largest row sums max_{a, ℓ} Σ_{k: a_k = a} |w_k(ℓ)| and the same over b_k */
+static void w_rowsums(double *rho, double *rhop, const pr_posw_struct *W)
 {
-    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d)
-        return PR_EINVAL;
-    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
-    double eta = 2.0 * eps_A / (1.0 - eps_A);
-    double qinf = pr_vec_max_abs(Q, nd), kinf = pr_vec_max_abs(K, nd), vinf = pr_vec_max_abs(V, nd);
-    double rho = 0.0, rhop = 0.0, numax = 0.0, nusum = 0.0, kapmax = pr_vec_max_abs(kappa, n);
-    for (int a = 0; a < d; a++)
+    size_t L = 2 * (size_t)W->n - 1;
+    *rho = *rhop = 0.0;
+    for (int a = 0; a < W->d; a++)
         for (size_t l = 0; l < L; l++) {
             double ra = 0.0, rb = 0.0;
             for (int k = 0; k < W->s; k++) {
@@ -408,113 +407,85 @@ int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
                 ra += W->a[k] == a ? w : 0.0;
                 rb += W->b[k] == a ? w : 0.0;
             }
-            rho = fmax(rho, ra);
-            rhop = fmax(rhop, rb);
+            *rho = fmax(*rho, ra);
+            *rhop = fmax(*rhop, rb);
         }
-    for (int i = 0; i < n; i++) {
-        double l1 = 0.0;
-        for (int c = 0; c < d; c++)
-            l1 += fabs(dO[(size_t)i * d + c]);
-        numax = fmax(numax, l1);
-        nusum += l1;
+}
+
+int pr_control_backward_bound_heads(pr_control_backward_bound_t *bound, pr_control_backward_bound_t *per_head,
+                                    double eps_A, const double *Q, const double *K, const double *V,
+                                    const pr_posw_struct *W, const double *dO, const double *kappa,
+                                    const double *kappa_w, int n, int d, int h, int h_kv, double sigma)
+{
+    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d || h < 1 ||
+        h_kv < 1 || h % h_kv)
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    int group = h / h_kv;
+    double eta = 2.0 * eps_A / (1.0 - eps_A), rho, rhop, nusum = 0.0, qall = 0.0, kall = 0.0, vall = 0.0;
+    w_rowsums(&rho, &rhop, W);
+    /* entrywise in j, each head's dK, dV error is at most its constant times κ_j: summed over a kv
+     * head's query heads, the largest constant times the summed κ_j */
+    for (int k = 0; k < h_kv; k++) {
+        double qinf = pr_vec_max_abs(Q + k * group * nd, group * nd), kinf = pr_vec_max_abs(K + k * nd, nd);
+        double vinf = pr_vec_max_abs(V + k * nd, nd), kapmax = pr_vec_max_abs(kappa + (size_t)k * n, n);
+        double dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta), dv = eta * kapmax / (1.0 - eta);
+        qall = fmax(qall, qinf);
+        kall = fmax(kall, kinf);
+        vall = fmax(vall, vinf);
+        for (int q = k * group; q < (k + 1) * group; q++) {
+            double numax = 0.0;
+            for (int i = 0; i < n; i++) {
+                double l1 = 0.0;
+                for (int c = 0; c < d; c++)
+                    l1 += fabs(dO[((size_t)q * n + i) * d + c]);
+                numax = fmax(numax, l1);
+                nusum += l1;
+            }
+            double dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
+            bound->dq = q ? fmax(bound->dq, dq) : dq;
+            if (per_head)
+                per_head[q] = (pr_control_backward_bound_t){dq, dk, dv, 0.0};
+        }
+        bound->dk = k ? fmax(bound->dk, dk) : dk;
+        bound->dv = k ? fmax(bound->dv, dv) : dv;
     }
-    bound->dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
-    bound->dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta);
-    bound->dv = eta * kapmax / (1.0 - eta);
+    /* dw is summed over every head: the largest entries, the summed diagonal weights */
     double diag = kappa_w ? pr_vec_max_abs(kappa_w, L) / (1.0 - eta) : nusum;
-    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * diag;
+    bound->dw = 3.0 * eta * sigma * vall * qall * kall * diag;
+    for (int q = 0; per_head && q < h; q++)
+        per_head[q].dw = bound->dw;
     return PR_OK;
 }
 
-/* query head q's gradient bounds (G4) from its kappa (and kappa_w), and its forward bound */
-static int head_grad_bound(pr_control_backward_bound_t *hb, double *fb, const pr_expoly_t p, const double *Q,
-                           const double *K, const double *V, const pr_posw_struct *W, const double *dO,
-                           const double *kappa, const double *kappa_w, int n, int d, const pr_attn_opts_t *opts,
-                           const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd, int q)
+int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                              double sigma)
 {
-    pr_control_info_t hi;
-    size_t nd = (size_t)n * d;
-    int st = head_info(&hi, p, Q, K, V, W, n, d, opts, o, lowrank, hd, q);
-    if (st)
-        return st;
-    *fb = hi.bound;
+    return pr_control_backward_bound_heads(bound, NULL, eps_A, Q, K, V, W, dO, kappa, kappa_w, n, d, 1, 1, sigma);
+}
+
+/* the gradients' bounds (G4) for every head, P's error plus the forward's relative floor (the
+ * worst head's: the rounding the floor accounts for is covered too) */
+static int grad_bounds(pr_control_backward_report_t *rep, const pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_struct *W, const double *dO,
+                       const double *kappa, const double *kappa_w, int n, int d, double sigma,
+                       const pr_control_heads_t *hd)
+{
     /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
-    double f = hi.vnorm > 0 ? hi.floor / (2.0 * hi.vnorm + hi.floor) : 0.0;
+    double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
+    int h = hd ? hd->h : 1, h_kv = hd ? hd->h_kv : 1;
+    pr_control_backward_bound_t *per = hd ? hd->grad : NULL;
+    if (info->poly_err + f < 1.0 / 3.0)
+        return pr_control_backward_bound_heads(&rep->bound, per, info->poly_err + f, Q, K, V, W, dO, kappa, kappa_w,
+                                               n, d, h, h_kv, sigma);
     /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
      * the run without gradients */
-    if (!(hi.poly_err + f < 1.0 / 3.0)) {
-        hb->dq = hb->dk = hb->dv = hb->dw = INFINITY;
-        return PR_OK;
-    }
-    return pr_control_backward_bound(hb, hi.poly_err + f, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W,
-                                     dO + q * nd, kappa + (size_t)q * n, kappa_w, n, d, opts->sigma);
-}
-
-/* head q's bounds into the totals: dQ per head; dK, dV summed over a kv head's query heads; dw
- * over every head (the errors of summed parts add up) */
-static void grad_bound_add(pr_control_backward_report_t *rep, double *kvsum, const pr_control_backward_bound_t *hb,
-                           const pr_control_heads_t *hd, int q)
-{
-    int group = hd ? hd->h / hd->h_kv : 1;
-    kvsum[0] = q % group ? kvsum[0] + hb->dk : hb->dk;
-    kvsum[1] = q % group ? kvsum[1] + hb->dv : hb->dv;
-    rep->bound.dq = q ? fmax(rep->bound.dq, hb->dq) : hb->dq;
-    rep->bound.dk = q ? fmax(rep->bound.dk, kvsum[0]) : kvsum[0];
-    rep->bound.dv = q ? fmax(rep->bound.dv, kvsum[1]) : kvsum[1];
-    rep->bound.dw = q ? rep->bound.dw + hb->dw : hb->dw;
-    if (hd && hd->grad)
-        hd->grad[q] = *hb;
-}
-
-/* part x of n entries into the total t: the first part copied, the others added in order */
-static void part_add(double *t, const double *x, size_t n, int first)
-{
-    for (size_t i = 0; i < n; i++)
-        t[i] = first ? x[i] : t[i] + x[i];
-}
-
-/* The FFT path's backward, head by head on one backward plan: dK, dV (grouped-query) and dw (more
- * than one head) through parts summed in head order; each head's bounds as soon as its kappa_w
- * is there. */
-static int backward_fft(double *dQ, double *dK, double *dV, double *dw, double *kappa, pr_control_backward_report_t *rep, pr_fast_plan_t F, const pr_expoly_t p,
-                        const pr_attn_opts_t *po, const double *Q, const double *K, const double *V,
-                        const pr_posw_struct *W, const double *O, const double *lse, const double *dO,
-                        const pr_attn_opts_t *opts, const pr_control_opts_t *o, const pr_control_heads_t *hd)
-{
-    int n = W->n, d = W->d, h = hd ? hd->h : 1, group = hd ? hd->h / hd->h_kv : 1;
-    size_t nd = (size_t)n * d, sw = dw ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
-    pr_backward_plan *bp = NULL;
-    double *part = group > 1 || (h > 1 && dw) ? malloc(sizeof(double) * (2 * nd + sw)) : NULL, kvsum[2];
-    int st = part || !(group > 1 || (h > 1 && dw)) ? PR_OK : PR_ENOMEM;
-    if (!st)
-        st = pr_backward_plan_fft(&bp, F, W, po, dw != NULL, (double)o->mem_budget);
-    for (int q = 0; q < h && !st; q++) {
-        size_t k = (size_t)(q / group) * nd;
-        double *pk = group > 1 ? part : dK + k, *pv = group > 1 ? part + nd : dV + k;
-        double *pw = dw && h > 1 ? part + 2 * nd : dw, fb;
-        pr_control_backward_bound_t hb;
-        if ((st = pr_backward_execute(bp, dQ + q * nd, pk, pv, pw, kappa + (size_t)q * n, Q + q * nd, K + k, V + k,
-                                      O + q * nd, lse + (size_t)q * n, dO + q * nd)) ||
-            (st = head_grad_bound(&hb, &fb, p, Q, K, V, W, dO, kappa, pr_backward_kappa_w(bp), n, d, opts, o, 0, hd,
-                                  q)))
-            break;
-        grad_bound_add(rep, kvsum, &hb, hd, q);
-        if (hd && hd->bound)
-            hd->bound[q] = fb;
-        if (group > 1) {
-            part_add(dK + k, pk, nd, q % group == 0);
-            part_add(dV + k, pv, nd, q % group == 0);
-        }
-        if (dw && h > 1)
-            part_add(dw, pw, sw, q == 0);
-        pr_backward_info_t bi;
-        pr_backward_info(&bi, bp);
-        rep->terms = bi.terms;
-        rep->transforms += bi.transforms;
-    }
-    pr_backward_destroy(bp);
-    free(part);
-    return st;
+    rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
+    for (int q = 0; per && q < h; q++)
+        per[q] = rep->bound;
+    return PR_OK;
 }
 
 int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, double *dw,
@@ -525,8 +496,8 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
 {
     if (heads_bad(heads) || (lowrank && (!pr_lowrank_applies(W) || opts->beta)))
         return PR_EINVAL;
-    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1, group = h / h_kv;
-    size_t nd = (size_t)n * d, sw = dw && !lowrank ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
+    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
+    size_t nd = (size_t)n * d;
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
@@ -536,18 +507,18 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
     double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it; the forward's and the backward's
      * memory and work checked before either is planned; past one head, the heads' own buffers:
-     * kappa, lse, and the parts of grouped-query dK, dV and of dw */
-    double parts = (group > 1 ? 2.0 * nd : 0.0) + (h > 1 ? (double)sw : 0.0);
+     * lse, kappa, and the low-rank path's grouped-query dK, dV parts */
+    double own = 8.0 * ((h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd : 0.0));
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    if ((st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1, heads,
-                            8.0 * (2.0 * (h - 1.0) * n + parts)))) {
+    if ((st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1, heads, own))) {
         pr_expoly_clear(p);
         return st;
     }
-    double *kappa = malloc(sizeof(double) * n * h), *lse = malloc(sizeof(double) * n * h);
+    double *kappa = malloc(sizeof(double) * n * h_kv), *lse = malloc(sizeof(double) * n * h);
     pr_fast_plan_t F;
+    pr_backward_plan *bp = NULL;
     int planned = 0;
     st = PR_ENOMEM;
     if (!kappa || !lse)
@@ -558,14 +529,6 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
         t0 = pr_timing_wall();
         if (!st)
             st = pr_backward_lowrank_heads(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, h, h_kv, &po);
-        double kvsum[2], fb;
-        for (int q = 0; q < h && !st; q++) {
-            pr_control_backward_bound_t hb;
-            if (!(st = head_grad_bound(&hb, &fb, p, Q, K, V, W, dO, kappa, NULL, n, d, opts, o, 1, heads, q)))
-                grad_bound_add(rep, kvsum, &hb, heads, q);
-            if (heads && heads->bound)
-                heads->bound[q] = fb;
-        }
         rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
         if ((st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags)))
@@ -575,12 +538,27 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
             goto done;
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
-        st = backward_fft(dQ, dK, dV, dw, kappa, rep, F, p, &po, Q, K, V, W, O, lse, dO, opts, o, heads);
+        if ((st = pr_backward_plan_heads(&bp, F, W, &po, h, dw != NULL, (double)o->mem_budget)) ||
+            (st = pr_backward_execute_heads(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO, h, h_kv)))
+            goto done;
+        pr_backward_info_t bi;
+        pr_backward_info(&bi, bp);
+        rep->terms = bi.terms;
+        rep->transforms = bi.transforms;
     }
     rep->backward_s = pr_timing_wall() - t0;
-    if (!st && (lowrank || !dw))
+    if (!st)
+        st = grad_bounds(rep, info, Q, K, V, W, dO, kappa, bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma,
+                         heads);
+    if (!st)
+        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
+    if (!st && (lowrank || !dw)) {
         rep->bound.dw = NAN;
+        for (int q = 0; heads && heads->grad && q < h; q++)
+            heads->grad[q].dw = NAN;
+    }
 done:
+    pr_backward_destroy(bp);
     if (planned)
         pr_fast_destroy(F);
     pr_expoly_clear(p);

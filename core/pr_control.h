@@ -68,7 +68,7 @@ typedef struct {
     int h, h_kv;
     double *bound;          /* NULL or h: each query head's bound on ‖Õ - O‖∞ */
     struct pr_control_backward_bound_s *grad;  /* NULL or h: each query head's gradient bounds (G4):
-                               its dQ, its part of its kv head's dK, dV, its part of dw */
+                               its dQ, its kv head's (summed) dK and dV, dw's */
 } pr_control_heads_t;
 
 /* Sets the data part of info (R, R_floor, vnorm, data_max, widened) for the FFT path (R from W's
@@ -156,6 +156,18 @@ int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
                               const pr_posw_struct *W, const double *dO, const double *kappa,
                               const double *kappa_w, int n, int d, double sigma);
 
+/* The same for h query heads over h_kv kv heads (pr_control_heads_t's layout) with kappa
+ * (h_kv × n) and kappa_w summed over the heads, as pr_backward_execute_heads returns them: each
+ * head's bounds being entrywise (κ_j, κ^w_ℓ times constants of the data), the summed dK, dV of a
+ * kv head take the largest constant of its query heads times the summed κ_j, dw the largest over
+ * every head times the summed κ^w. bound: dQ's largest over the heads, dK's and dV's over the kv
+ * heads, dw's; per_head (NULL or h): each query head's dQ bound, its kv head's dK and dV bounds
+ * and dw's. */
+int pr_control_backward_bound_heads(pr_control_backward_bound_t *bound, pr_control_backward_bound_t *per_head,
+                                    double eps_A, const double *Q, const double *K, const double *V,
+                                    const pr_posw_struct *W, const double *dO, const double *kappa,
+                                    const double *kappa_w, int n, int d, int h, int h_kv, double sigma);
+
 /* The whole fast path with its gradients, as pr_control_forward_fft / _lowrank (lowrank = 1) do
  * the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept for
  * the backward; pr_control_budget with pr_backward_needs first), then dQ, dK, dV (and dw for the
@@ -176,10 +188,9 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
                         const pr_control_opts_t *o, int lowrank);
 
 /* The same for every head on one forward plan and one backward plan (heads as in
- * pr_control_forward_heads): dK, dV (h_kv, n, d) summed over the query heads of a kv head, dw over
- * every head (W is shared), each in head order; rep->bound the totals' bounds: dQ's largest over
- * the heads, dK's and dV's the largest over kv heads of their query heads' sum, dw's the sum;
- * heads->bound and heads->grad each head's. */
+ * pr_control_forward_heads; pr_backward_execute_heads, pr_backward_lowrank_heads): dK, dV (h_kv,
+ * n, d) summed over the query heads of a kv head, dw over every head (W is shared); rep->bound
+ * from pr_control_backward_bound_heads; heads->bound and heads->grad each head's. */
 int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, double *dw,
                               pr_control_info_t *info, pr_control_backward_report_t *rep,
                               const double *Q, const double *K, const double *V, const pr_posw_struct *W,

@@ -1,9 +1,10 @@
 /* Many heads through the error control's drivers (issue 16; pr_control_forward_heads,
  * pr_control_backward_heads): P is chosen once for the worst head (info's R, ‖V‖∞ are the heads'
  * largest), every head's output is bit for bit a one-head plan's on its slices under that P (FFT:
- * pr_fast_plan; low-rank: pr_lowrank_execute, pr_backward_lowrank), grouped-query dK, dV and dw
- * are the heads' parts summed in head order, each head's bound holds against the dense reference
- * (plus its own estimated rounding), and bad head counts or a non-finite head are refused, naming
+ * pr_fast_plan; low-rank: pr_lowrank_execute, pr_backward_lowrank; dQ always, dK, dV without
+ * grouped-query heads or on the low-rank path, whose parts are summed in head order), each head's
+ * bound holds against the dense reference plus its estimated rounding (summed dK, dV and dw: their
+ * bound plus the heads' estimates), and bad head counts or a non-finite head are refused, naming
  * the head. Seed: $PR_SEED. */
 #include <math.h>
 #include <string.h>
@@ -15,8 +16,8 @@ typedef struct {
     char what[200];
 } hcase_t;
 
-/* the dense reference of query head q and its estimated rounding (O; dQ, dK, dV parts) */
-static void dense_head(double *O, double *g3, pr_dense_err_t *de, const double *Q, const double *K,
+/* the dense reference of query head q and its estimated rounding (O; dQ, dK, dV, dw parts) */
+static void dense_head(double *O, double *g3, double *dw, pr_dense_err_t *de, const double *Q, const double *K,
                        const double *V, const double *dO, const pr_posw_t W, int n, int d,
                        const pr_attn_opts_t *opts, int backward)
 {
@@ -24,7 +25,7 @@ static void dense_head(double *O, double *g3, pr_dense_err_t *de, const double *
     size_t nd = (size_t)n * d;
     PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, n, d, opts));
     if (backward)
-        PR_CHECK_OK(pr_dense_backward(g3, g3 + nd, g3 + 2 * nd, NULL, Q, K, V, W, O, lse, dO, n, d, opts));
+        PR_CHECK_OK(pr_dense_backward(g3, g3 + nd, g3 + 2 * nd, dw, Q, K, V, W, O, lse, dO, n, d, opts));
     PR_CHECK_OK(pr_dense_error_est(de, Q, K, V, W, O, backward ? dO : NULL, n, d, opts));
     free(lse);
 }
@@ -144,18 +145,24 @@ static void one_case(hcase_t *c, pr_rng_t rng)
                  info.bound);
     }
     PR_CHECK(!memcmp(O, Or, sizeof(double) * nd * h), "%s: O differs from the one-head plans'", c->what);
+    /* dQ bit for bit; dK, dV too without grouped-query heads, and every sum on the low-rank path
+     * (its parts are summed in head order); the FFT path's summed dK, dV, dw (pr_backward_execute_heads
+     * sums in its own order) are held to the dense reference below */
     if (c->backward)
-        PR_CHECK(!memcmp(g, r, sizeof(double) * (nd * (h + 2 * h_kv) + sw)),
-                 "%s: dQ, dK, dV%s differ from the one-head plans' parts summed in head order", c->what,
-                 sw ? ", dw" : "");
+        PR_CHECK(!memcmp(g, r, sizeof(double) * nd * h) && ((!c->lowrank && group > 1) ||
+                 !memcmp(g + nd * h, r + nd * h, sizeof(double) * 2 * nd * h_kv)) &&
+                 (!sw || h > 1 || !memcmp(dw, Rw, sizeof(double) * sw)),
+                 "%s: dQ%s differ from the one-head plans' (parts summed in head order)", c->what,
+                 c->lowrank || group == 1 ? ", dK, dV" : "");
     /* against the dense reference: each head's bound plus the reference's estimated rounding;
      * dK, dV of a kv head: the sum of its query heads' bounds and estimates */
-    double *tol = malloc(sizeof(double) * nd * (h + 2 * h_kv)), *D = malloc(sizeof(double) * nd * (1 + 3 + 2 * h_kv));
-    double *Dg = D + nd, *Dk = Dg + 3 * nd, *Dv = Dk + nd * h_kv;
+    double *tol = malloc(sizeof(double) * (nd * (h + 2 * h_kv) + sw));
+    double *D = malloc(sizeof(double) * (nd * (1 + 3 + 2 * h_kv) + 2 * sw + 1));
+    double *Dg = D + nd, *Dk = Dg + 3 * nd, *Dv = Dk + nd * h_kv, *Dw = Dv + nd * h_kv, *Dw1 = Dw + sw, wtol = 0.0;
     for (int q = 0; q < h; q++) {
         size_t k = (size_t)(q / group) * nd;
         pr_dense_err_t de;
-        dense_head(D, Dg, &de, Q + q * nd, K + k, V + k, dO + q * nd, W, n, d, &opts, c->backward);
+        dense_head(D, Dg, sw ? Dw1 : NULL, &de, Q + q * nd, K + k, V + k, dO + q * nd, W, n, d, &opts, c->backward);
         for (size_t i = 0; i < nd; i++)
             tol[i] = bound[q] + de.o;
         long bad = past(O + q * nd, D, tol, nd);
@@ -169,14 +176,24 @@ static void one_case(hcase_t *c, pr_rng_t rng)
         PR_CHECK(bad < 0, "%s: head %d: dQ[%ld] past its bound %g + %g", c->what, q, bad, gb[q].dq, de.dq);
         add_part(Dk + k, Dg + nd, nd, q % group == 0);
         add_part(Dv + k, Dg + 2 * nd, nd, q % group == 0);
+        if (sw) {
+            add_part(Dw, Dw1, sw, q == 0);
+            wtol += de.dw;
+        }
+        /* gb[q].dk, .dv: its kv head's bound on the summed dK, dV, once; the estimates add up */
         for (size_t i = 0; i < nd; i++) {
-            tol[nd + k + i] = (q % group ? tol[nd + k + i] : 0.0) + gb[q].dk + de.dk;
-            tol[nd * (1 + h_kv) + k + i] = (q % group ? tol[nd * (1 + h_kv) + k + i] : 0.0) + gb[q].dv + de.dv;
+            tol[nd + k + i] = (q % group ? tol[nd + k + i] : gb[q].dk) + de.dk;
+            tol[nd * (1 + h_kv) + k + i] = (q % group ? tol[nd * (1 + h_kv) + k + i] : gb[q].dv) + de.dv;
         }
     }
     if (c->backward) {
         long bk = past(dK, Dk, tol + nd, nd * h_kv), bv = past(dV, Dv, tol + nd * (1 + h_kv), nd * h_kv);
-        PR_CHECK(bk < 0 && bv < 0, "%s: dK[%ld] or dV[%ld] past the sum of its heads' bounds", c->what, bk, bv);
+        PR_CHECK(bk < 0 && bv < 0, "%s: dK[%ld] or dV[%ld] past its bound plus its heads' estimates", c->what, bk, bv);
+        /* dw summed over the heads: its bound plus the heads' estimates */
+        for (size_t i = 0; i < sw; i++)
+            tol[i] = rep.bound.dw + wtol;
+        long bw = sw ? past(dw, Dw, tol, sw) : -1;
+        PR_CHECK(bw < 0, "%s: dw[%ld] past its bound %g + %g", c->what, bw, rep.bound.dw, wtol);
         PR_CHECK(rep.bound.dq >= gb[0].dq && rep.bound.dk >= gb[0].dk && (sw ? rep.bound.dw >= gb[0].dw
                  : isnan(rep.bound.dw)), "%s: the totals' bounds below head 0's", c->what);
     }
