@@ -239,6 +239,17 @@ static void refusals(pr_rng_t rng)
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --n 20", "disagrees with --n");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --do heads_q3.npy --backward --certify",
         "--certify --backward takes one head");
+    /* --certify head by head: every head's forward certified, the text report names the heads */
+    int rc = pr_test_cli_run("heads", "attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --algo fft --certify "
+                             "--json");
+    double ce = pr_test_cli_json("certified_err_inf"), bd = pr_test_cli_json("bound");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce <= bd,
+             "--certify with 3 heads: exit %d, certified %g, bound %g: %s %s", rc, ce, bd, pr_test_cli_out,
+             pr_test_cli_err);
+    rc = pr_test_cli_run("heads", "attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --algo lowrank");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "3 heads (batch 1, 1 kv heads), one plan") &&
+             strstr(pr_test_cli_out, "each head's bound: "), "text report of 3 heads: exit %d: %s %s", rc,
+             pr_test_cli_out, pr_test_cli_err);
     free(x);
 }
 
