@@ -185,6 +185,11 @@ static int data_info_heads(pr_control_info_t *info, const double *Q, const doubl
         int st = pr_control_data_info(info, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts,
                                       o, lowrank);
         info->head = q;
+        if (st == PR_EBOUND && hd) {
+            /* the entries of every head, so that the --B a refusal asks for covers them all */
+            info->data_max = fmax(pr_vec_max_abs(Q, nd * hd->h),
+                                  fmax(pr_vec_max_abs(K, nd * hd->h_kv), pr_vec_max_abs(V, nd * hd->h_kv)));
+        }
         if (st)
             return st;
         if (q) {
@@ -508,7 +513,7 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
     /* error control exactly as the forward alone does it; the forward's and the backward's
      * memory and work checked before either is planned; past one head, the heads' own buffers:
      * lse, kappa, and the low-rank path's grouped-query dK, dV parts */
-    double own = 8.0 * ((h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd : 0.0));
+    double own = 8.0 * ((h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0));
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;

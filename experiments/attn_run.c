@@ -257,7 +257,8 @@ static void fast_report(pr_cmd_attn_job_t *job, const pr_control_info_t *info)
 static int fast_fail_head(pr_cmd_attn_job_t *job, int st, const pr_control_info_t *info, const char *algo)
 {
     fast_fail(job, st, info, algo);
-    if (job->heads > 1 && info->head >= 0) {
+    /* (past --B, the bound asked for already covers every head) */
+    if (job->heads > 1 && info->head >= 0 && st != PR_EBOUND) {
         char m[sizeof job->msg + 64];
         int h = job->heads / job->batch;
         snprintf(m, sizeof m, "head (%d, %d) of the inputs: %s", info->head / h, info->head % h, job->msg);

@@ -239,6 +239,13 @@ static void refusals(pr_rng_t rng)
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --n 20", "disagrees with --n");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --do heads_q3.npy --backward --certify",
         "--certify --backward takes one head");
+    /* entries past --B in heads 0 and 2: the --B asked for covers every head (it named head 0's
+     * 1.5 before) */
+    x[5] = 1.5;
+    x[2 * N * D + 7] = -3.0;
+    save("heads_qb.npy", x, 3, s3);
+    bad("attn --q heads_qb.npy --k heads_k1.npy --v heads_k1.npy --algo fft --B 1", "raise --B to at least 3");
+    x[5] = x[2 * N * D + 7] = 0.5;
     /* --certify head by head: every head's forward certified, the text report names the heads */
     int rc = pr_test_cli_run("heads", "attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --algo fft --certify "
                              "--json");
