@@ -9,9 +9,11 @@
 #include "pr_fast.h"
 #include "pr_timing.h"
 
-/* Spectra are kept planar (nfreq real parts, then nfreq imaginary parts) so that the
- * multiply-accumulate runs on contiguous vectors; FFTW's interleaved layout is converted once per
- * transform. */
+/* Layouts. The pairs' spectra are kept planar (nfreq real parts, then nfreq imaginary parts:
+ * pr_fast_plan_pair_spectrum's layout); x̂ and the accumulators are FFTW's interleaved complex
+ * numbers, so that they go to and from the transforms without a copy (FFTW's split-array
+ * transforms take twice as long). */
+
 static void to_planar(double *pl, const double *in, long nfreq)
 {
     for (long k = 0; k < nfreq; k++) {
@@ -20,31 +22,90 @@ static void to_planar(double *pl, const double *in, long nfreq)
     }
 }
 
-static void to_interleaved(double *in, const double *pl, long nfreq)
+/* Y_j = A ∘ X_j (first) or Y_j += A ∘ X_j for j < m, on nb frequencies: A planar (imaginary
+ * parts `im` doubles after the real ones), X_j and Y_j interleaved. The only floating-point
+ * kernel of the accumulation, the same arithmetic in both versions (products, then one
+ * subtraction and one addition: no FMA), so kept and streamed plans, and one head or many, agree
+ * bit for bit. */
+static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
+                       long k0, long nb, int first)
 {
-    for (long k = 0; k < nfreq; k++) {
-        in[2 * k] = pl[k];
-        in[2 * k + 1] = pl[nfreq + k];
+    for (int j = 0; j < m; j++) {
+        double *y = Y[j];
+        const double *x = X[j];
+        for (long k = k0; k < nb; k++) {
+            double ar = A[k], ai = A[im + k], xr = x[2 * k], xi = x[2 * k + 1];
+            double re = ar * xr - ai * xi, iv = ar * xi + ai * xr;
+            y[2 * k] = first ? re : y[2 * k] + re;
+            y[2 * k + 1] = first ? iv : y[2 * k + 1] + iv;
+        }
     }
 }
 
-/* Y += A ∘ B on nb frequencies of planar spectra whose imaginary parts lie `im` doubles after
- * the real ones. The only floating-point kernel of the accumulation: kept and streamed plans
- * share it, so they agree bit for bit. */
-__attribute__((target_clones("avx2", "default")))
-static void mac_planar(double *restrict Y, const double *restrict A, const double *restrict B,
-                       long nb, long im)
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* four frequencies at a time: A's real and imaginary parts spread to [a0 a0 a1 a1], [a2 a2 a3 a3]
+ * once for all j; addsub forms (ar xr - ai xi, ar xi + ai xr) */
+__attribute__((target("avx2")))
+static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
+                     long nb, int first)
 {
-    double *restrict Yi = Y + im;
-    const double *restrict Ai = A + im, *restrict Bi = B + im;
-    for (long k = 0; k < nb; k++) {
-        double ar = A[k], ai = Ai[k], br = B[k], bi = Bi[k];
-        Y[k] += ar * br - ai * bi;
-        Yi[k] += ar * bi + ai * br;
+    long k = 0;
+    for (; k + 4 <= nb; k += 4) {
+        __m256d ar = _mm256_loadu_pd(A + k), ai = _mm256_loadu_pd(A + im + k);
+        __m256d r01 = _mm256_permute4x64_pd(ar, 0x50), r23 = _mm256_permute4x64_pd(ar, 0xfa);
+        __m256d i01 = _mm256_permute4x64_pd(ai, 0x50), i23 = _mm256_permute4x64_pd(ai, 0xfa);
+        for (int j = 0; j < m; j++) {
+            const double *x = X[j] + 2 * k;
+            double *y = Y[j] + 2 * k;
+            __m256d x01 = _mm256_loadu_pd(x), x23 = _mm256_loadu_pd(x + 4);
+            __m256d v01 = _mm256_addsub_pd(_mm256_mul_pd(r01, x01),
+                                           _mm256_mul_pd(i01, _mm256_permute_pd(x01, 5)));
+            __m256d v23 = _mm256_addsub_pd(_mm256_mul_pd(r23, x23),
+                                           _mm256_mul_pd(i23, _mm256_permute_pd(x23, 5)));
+            if (!first) {
+                v01 = _mm256_add_pd(_mm256_loadu_pd(y), v01);
+                v23 = _mm256_add_pd(_mm256_loadu_pd(y + 4), v23);
+            }
+            _mm256_storeu_pd(y, v01);
+            _mm256_storeu_pd(y + 4, v23);
+        }
     }
+    mac_scalar(Y, X, m, A, im, k, nb, first);
+}
+#endif
+
+static void mac(double *const *Y, const double *const *X, int m, const double *A, long im, long nb,
+                int first)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) {
+        mac_avx2(Y, X, m, A, im, nb, first);
+        return;
+    }
+#endif
+    mac_scalar(Y, X, m, A, im, 0, nb, first);
 }
 
 /* ---- symbols ---- */
+
+/* buf = t ∘ w^x, multiplied in as x factors w (t·w·w···, left to right) by cache-sized pieces:
+ * no table of powers (at n = 2^20 it held 0.6 GiB of a streamed plan), the same rounding count
+ * as t ∘ (w·w···) */
+static void times_power(double *restrict buf, const double *restrict t, const double *restrict w, int x,
+                        long L)
+{
+    enum { PIECE = 512 };
+    for (long l0 = 0; l0 < L; l0 += PIECE) {
+        long l1 = L - l0 < PIECE ? L : l0 + PIECE;
+        for (long l = l0; l < l1; l++)
+            buf[l] = t[l] * w[l];
+        for (int r = 1; r < x; r++)
+            for (long l = l0; l < l1; l++)
+                buf[l] *= w[l];
+    }
+}
 
 /* e^β t_e = e^β Π_k w_k^{e_k}, the product taken over the support sorted by (a, b) from the
  * prefix products the thread holds for its previous term: only the slots from the first one that
@@ -65,10 +126,8 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
         int k = T->slot[p], x = e[k];
         const double *t = th->pref[p];
         if (x > 0) {
-            const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
             double *buf = th->tbuf + (size_t)p * L;
-            for (long l = 0; l < L; l++)
-                buf[l] = t[l] * pw[l];
+            times_power(buf, t, F->w + (size_t)k * L, x, L);
             t = buf;
         }
         th->pref[p + 1] = t;
@@ -77,8 +136,8 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
     return th->pref[s];
 }
 
-/* the planar spectrum of Σ_{e in pair} α_e t_e e^β into out (interleaved scratch: the spectrum
- * after th->acc's accumulators): one transform per pair, the same sums kept or streamed */
+/* the planar spectrum of Σ_{e in pair} α_e t_e e^β into out: one transform per pair, the same
+ * sums kept or streamed */
 static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_struct *th, long pair)
 {
     const pr_expand_struct *T = F->terms;
@@ -93,13 +152,12 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
             for (long l = 0; l < L; l++)
                 th->leaf[l] += a * t[l];
     }
-    double *inter = th->acc + (size_t)F->heads * (F->d + 1) * pr_toeplitz_spec_len(F->tp);
     double t0 = F->timing ? pr_timing_wall() : 0.0;
-    int st = pr_toeplitz_symbol_spec(inter, th->leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
+    int st = pr_toeplitz_symbol_spec(th->inter, th->leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
     if (F->timing)
         th->fftw_seconds += pr_timing_wall() - t0;
     if (!st)
-        to_planar(out, inter, F->tp->nfreq);
+        to_planar(out, th->inter, F->tp->nfreq);
     return st;
 }
 
@@ -108,7 +166,8 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
 /* What a plan's allocations depend on. */
 typedef struct {
     int n, d, s, g, da, db, heads, streamed, nthreads;
-    long L, nterms, nb, npairs;
+    long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
+    long gchunk;            /* a-marginal groups whose sums a thread holds at once */
     size_t sl;              /* doubles per spectrum */
 } dims_t;
 
@@ -129,10 +188,13 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
     int nt = omp_get_max_threads();
     double na = pr_expand_binom(da, g);
     *D = (dims_t){.n = n, .d = d, .s = s, .g = g, .da = da, .db = db, .heads = heads,
-                  .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1,
+                  .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1, .Lt = Lt,
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
                   .sl = 2 * (size_t)(Lt / 2 + 1)};
+    /* kept: a thread's share of the groups at once (x̂ read about once per thread); streamed:
+     * one group at a time, at the least memory */
+    D->gchunk = streamed ? 1 : (long)ceil(na / D->nthreads);
 }
 
 /* Every allocation of a plan of sizes D through mem: with tp NULL (dry) nothing is allocated and
@@ -145,7 +207,7 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->alpha = pr_mem_alloc(mem, (size_t)D->nterms, sizeof(double));
     F->thr = pr_mem_zalloc(mem, (size_t)D->nthreads, sizeof(pr_fast_thread_struct));
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
-    F->pw = pr_mem_big(mem, (size_t)D->s * D->g, L * sizeof(double));
+    F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
@@ -157,11 +219,15 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->vx = pr_mem_alloc(mem, n, sizeof(double));
         th->col = pr_mem_alloc(mem, n, sizeof(double));
         th->num = pr_mem_alloc(mem, h * n * d1, sizeof(double));
-        /* FFTW's: the accumulators, and the workspace's two L-vectors and two spectra */
-        pr_mem_note(mem, 8.0 * sl * (double)(h * d1 + 2));
-        pr_mem_note(mem, 8.0 * (2.0 * pr_toeplitz_good_size(2L * D->n - 1, 5, 1) + 2.0 * sl));
+        th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
+        th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
+        /* FFTW's: the accumulators, an interleaved and a planar pair spectrum, the workspace */
+        pr_mem_note(mem, 8.0 * sl * (double)((size_t)D->gchunk * h * d1 + 2));
+        pr_mem_note(mem, pr_toeplitz_work_bytes(D->Lt));
         if (tp && F->thr) {
-            th->acc = pr_toeplitz_spec_alloc(tp, h * d1 + 2);
+            th->acc = pr_toeplitz_spec_alloc(tp, (size_t)D->gchunk * h * d1 + 2);
+            th->inter = th->acc ? th->acc + (size_t)D->gchunk * h * d1 * sl : NULL;
+            th->leaf_spec = th->acc ? th->inter + sl : NULL;
             mem->failed |= !th->acc || pr_toeplitz_work_init(th->ws, tp) != PR_OK;
         }
     }
@@ -202,11 +268,14 @@ static long transforms(const pr_fast_plan_struct *F, int inverse)
     return c;
 }
 
-/* first a-marginal group of thread id of nth: contiguous chunks of about nterms/nth terms */
+/* First a-marginal group of thread id of nth: contiguous chunks of about equal work, a group
+ * weighing its pairs (their products) plus 3 (its inverse transforms, about three pairs' worth
+ * for d = 2). The same split kept or streamed, one head or many: the same sums. */
 static long group_chunk(const pr_expand_struct *T, int id, int nth)
 {
     long m = 0, ng = T->am->count_fwd;
-    while (m < ng && (double)T->gstart[m] * nth < (double)T->nterms_fwd * id)
+    double total = (double)T->npairs_fwd + 3.0 * ng;
+    while (m < ng && ((double)T->gpair[m] + 3.0 * m) * nth < total * id)
         m++;
     return m;
 }
@@ -234,12 +303,12 @@ static int plan_spectra(pr_fast_plan_struct *F)
     return st;
 }
 
-/* bias, powers w_k^p (each from the previous one), and execute's buffers written once so that
+/* bias, the sequences w_k, and execute's buffers written once so that
  * the plan, not the first execute, takes their page faults (at n = 2^15 they cost as much as the
  * execute itself) */
 static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn_opts_t *opts)
 {
-    int n = F->n, d = F->d, s = F->s, g = F->g;
+    int n = F->n, d = F->d, s = F->s;
     size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
     memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * h * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
@@ -253,17 +322,7 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
     }
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
-    for (int k = 0; k < s; k++) {
-        const double *w = pr_posw_seq(W, k);
-        for (int p = 1; p <= g; p++) {
-            double *dst = F->pw + ((size_t)k * g + p - 1) * L;
-            if (p == 1)
-                memcpy(dst, w, sizeof(double) * L);
-            else
-                for (size_t l = 0; l < L; l++)
-                    dst[l] = dst[l - L] * w[l];
-        }
-    }
+    memcpy(F->w, W->w, sizeof(double) * s * L);
 }
 
 int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
@@ -309,6 +368,7 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
     F->nthreads = F->thr ? D.nthreads : 0;
+    F->gchunk = D.gchunk;
     F->bytes = (size_t)mem->bytes;
     if ((st = pr_mem_status(mem))) {
         pr_fast_destroy(F);
@@ -318,8 +378,8 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     plan_tables(F, W, opts);
     if (!F->streamed) {
         st = plan_spectra(F);
-        free(F->pw);   /* the powers are only needed to stream */
-        F->pw = NULL;
+        free(F->w);   /* the sequences are only needed to stream */
+        F->w = NULL;
         if (st) {
             pr_fast_destroy(F);
             return st;
@@ -345,12 +405,12 @@ void pr_fast_destroy(pr_fast_plan_t F)
         pr_fast_thread_struct *th = &F->thr[t];
         pr_toeplitz_spec_free(th->acc);
         free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
-        free(th->num);
+        free(th->num); free(th->yp); free(th->xp);
         if (th->ws->real)
             pr_toeplitz_work_clear(th->ws);
     }
     free(F->thr);
-    free(F->pw); free(F->bias);
+    free(F->w); free(F->bias);
     pr_toeplitz_destroy(F->tp);
     memset(F, 0, sizeof(*F));
 }
@@ -413,49 +473,55 @@ typedef struct {
     const double *Q, *K, *V;
 } heads_t;
 
-/* acc[head][c] += A ∘ x̂[ν][head / rep][c] on the frequencies [f0, f0 + nb) for every head and
- * column: one pass over A for all of them */
-static void mac_heads(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H,
-                      const double *A, long nu, long f0, long nb)
+/* th->yp, th->xp for pair p of the group whose sums start at acc: (head k, column c) at
+ * j = k(d+1) + c, x̂ of the pair's ν and kv head k / rep, both from frequency f0 */
+static void pair_ptrs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, double *acc,
+                      long p, long f0)
 {
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
-    long nfreq = F->tp->nfreq;
-    const double *X = F->xhat + (size_t)nu * H->h_kv * cols * sl + f0;
-    for (int k = 0; k < H->h; k++) {
-        const double *Xk = X + (size_t)(k / H->rep) * cols * sl;
-        double *acc = th->acc + (size_t)k * cols * sl + f0;
-        for (size_t c = 0; c < cols; c++)
-            mac_planar(acc + c * sl, A + f0, Xk + c * sl, nb, nfreq);
-    }
+    long nu = F->terms->bmi[F->terms->pstart[p]];
+    const double *X = F->xhat + (size_t)nu * H->h_kv * cols * sl + 2 * f0;
+    for (int k = 0; k < H->h; k++)
+        for (size_t c = 0; c < cols; c++) {
+            th->yp[k * cols + c] = acc + (k * cols + c) * sl + 2 * f0;
+            th->xp[k * cols + c] = X + ((size_t)(k / H->rep) * cols + c) * sl;
+        }
 }
 
-/* The kept pair spectra of group m against x̂, by blocks of frequencies so that the accumulators
- * and the x̂ blocks stay in cache and each pair's spectrum streams from memory once. */
-enum { FBLOCK = 512 };
+/* Kept spectra, the groups [lo, hi) at once, by blocks of frequencies: each block of x̂ (all ν,
+ * kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair of
+ * these groups meets it, so that x̂ and the pair spectra stream from memory about once per
+ * execute. The blocking changes no sum (each frequency's pairs are added in the same order). */
+enum { XBLOCK_BYTES = 4 << 20 };
 
-static void mac_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m)
+static void mac_groups(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo, long hi)
 {
     const pr_expand_struct *T = F->terms;
-    size_t sl = pr_toeplitz_spec_len(F->tp);
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
     long nfreq = F->tp->nfreq;
-    for (long f0 = 0; f0 < nfreq; f0 += FBLOCK) {
-        long nb = nfreq - f0 < FBLOCK ? nfreq - f0 : FBLOCK;
-        for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++)
-            mac_heads(F, th, H, F->spec + (size_t)p * sl, T->bmi[T->pstart[p]], f0, nb);
+    double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
+    long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
+    for (long f0 = 0; f0 < nfreq; f0 += fblock) {
+        long nb = nfreq - f0 < fblock ? nfreq - f0 : fblock;
+        for (long m = lo; m < hi; m++)
+            for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
+                pair_ptrs(F, th, H, th->acc + (size_t)(m - lo) * hc * sl, p, f0);
+                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + f0, nfreq, nb, p == T->gpair[m]);
+            }
     }
 }
 
-/* The streamed pair spectra of group m, each made and then multiplied into the accumulators. */
+/* Streamed spectra of group m, each made and then multiplied into the accumulators. */
 static int stream_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m)
 {
     const pr_expand_struct *T = F->terms;
-    size_t sl = pr_toeplitz_spec_len(F->tp);
-    double *leaf = th->acc + ((size_t)F->heads * (F->d + 1) + 1) * sl;
+    int hc = H->h * (F->d + 1);
     for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
-        int st = pair_spec(leaf, F, th, p);
+        int st = pair_spec(th->leaf_spec, F, th, p);
         if (st)
             return st;
-        mac_heads(F, th, H, leaf, T->bmi[T->pstart[p]], 0, F->tp->nfreq);
+        pair_ptrs(F, th, H, th->acc, p, 0);
+        mac(th->yp, th->xp, hc, th->leaf_spec, F->tp->nfreq, F->tp->nfreq, p == T->gpair[m]);
     }
     return PR_OK;
 }
@@ -468,7 +534,6 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     const pr_expand_struct *T = F->terms;
     int n = F->n, d = F->d;
     size_t sl = pr_toeplitz_spec_len(F->tp), nd = (size_t)n * d;
-    double *inter = th->acc + (size_t)F->heads * (d + 1) * sl;
     for (long j = lo; j < hi; j++) {
         long m = j / H->h_kv;
         const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
@@ -482,47 +547,55 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
                 x = th->vx;
             }
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            int st = pr_toeplitz_vec_spec(inter, x, 1, F->tp, th->ws);
+            int st = pr_toeplitz_vec_spec(F->xhat + ((size_t)j * (d + 1) + c) * sl, x, 1, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             if (st)
                 return st;
-            to_planar(F->xhat + ((size_t)j * (d + 1) + c) * sl, inter, F->tp->nfreq);
         }
     }
     return PR_OK;
 }
 
+/* th->num[k] += diag(u_μ) inverse(sums) per head k and column, for group m's sums at acc */
+static int group_inverse(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m,
+                         double *acc)
+{
+    int n = F->n, d = F->d, st = PR_OK;
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
+    for (int k = 0; k < H->h && !st; k++) {
+        marg_product(th->uv, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
+        double *num = th->num + k * (size_t)n * cols;
+        for (size_t c = 0; c < cols && !st; c++) {
+            double t0 = F->timing ? pr_timing_wall() : 0.0;
+            st = pr_toeplitz_spec_inverse(th->col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
+            if (F->timing)
+                th->fftw_seconds += pr_timing_wall() - t0;
+            for (int i = 0; i < n; i++)
+                num[(size_t)i * cols + c] += th->uv[i] * th->col[i];
+        }
+    }
+    return st;
+}
+
 /* th->num[k] = Σ_μ diag(u_μ) inverse(Σ_{pairs of μ} Σ α_e t̂_e ∘ x̂) per head k, over the groups
- * [lo, hi) */
+ * [lo, hi), F->gchunk of them at a time */
 static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
                       long hi)
 {
-    const pr_expand_struct *T = F->terms;
-    int n = F->n, d = F->d, st = PR_OK;
-    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
-    double *inter = th->acc + (size_t)F->heads * cols * sl;
-    memset(th->num, 0, sizeof(double) * H->h * n * cols);
+    int st = PR_OK;
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
+    memset(th->num, 0, sizeof(double) * hc * F->n);
     th->prev = -1;
-    for (long m = lo; m < hi && !st; m++) {
-        memset(th->acc, 0, sizeof(double) * sl * cols * H->h);
-        if (F->streamed)
-            st = stream_group(F, th, H, m);
-        else
-            mac_group(F, th, H, m);
-        for (int k = 0; k < H->h && !st; k++) {
-            marg_product(th->uv, T->am, m, H->Q + k * nd, d, T->aval, n);
-            const double *u = th->uv;
-            double *num = th->num + k * (size_t)n * cols;
-            for (int c = 0; c <= d && !st; c++) {
-                to_interleaved(inter, th->acc + (k * cols + c) * sl, F->tp->nfreq);
-                double t0 = F->timing ? pr_timing_wall() : 0.0;
-                st = pr_toeplitz_spec_inverse(th->col, 1, inter, F->tp, th->ws);
-                if (F->timing)
-                    th->fftw_seconds += pr_timing_wall() - t0;
-                for (int i = 0; i < n; i++)
-                    num[(size_t)i * cols + c] += u[i] * th->col[i];
-            }
+    for (long m0 = lo; m0 < hi && !st; m0 += F->gchunk) {
+        long m1 = hi - m0 < F->gchunk ? hi : m0 + F->gchunk;
+        if (!F->streamed)
+            mac_groups(F, th, H, m0, m1);
+        for (long m = m0; m < m1 && !st; m++) {
+            if (F->streamed)
+                st = stream_group(F, th, H, m);
+            if (!st)
+                st = group_inverse(F, th, H, m, th->acc + (size_t)(m - m0) * hc * sl);
         }
     }
     return st;

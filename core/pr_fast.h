@@ -16,8 +16,8 @@
  * built once up to degree g+1 (the backward borrows F->terms; this plan uses its |e| <= g part).
  * The symbols of one (μ, ν) pair share both marginals, so their sum Σ_{e in pair} α_e t_e e^β is
  * transformed once: 506 spectra instead of 1001 for d = 2, g = 10 (math.md §5). A symbol e^β t_e
- * is built from the previous term's prefix products over the support sorted by (a, b), one
- * precomputed power w_k^p per slot that changed, so consecutive terms cost O(n) each.
+ * is built from the previous term's prefix products over the support sorted by (a, b), the
+ * slots that changed multiplied in again, so consecutive terms cost O(n) each.
  *
  * Heads. One plan serves up to `heads` heads on the same W: execute reads each pair spectrum once
  * per frequency block for every head and column. Q, O are (h, n, d), K, V (h_kv, n, d) row-major,
@@ -40,9 +40,12 @@ typedef struct {
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
     const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
     long prev;              /* the term pref holds, or -1 */
-    double *acc;            /* heads·(d+1) + 2 spectra: the planar running sums of one a-marginal
-                               (head-major, then column), an interleaved scratch for FFTW, a planar
-                               pair spectrum */
+    double *acc;            /* gchunk·heads·(d+1) interleaved spectra: the running sums of
+                               gchunk a-marginal groups (group, then head, then column) */
+    double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
+    double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
+    double **yp;            /* heads·(d+1): the accumulators one pair adds to */
+    const double **xp;      /* heads·(d+1): the x̂ spectra they multiply */
     double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
     double *uv;             /* n: u_μ (or v_ν) of one marginal */
     double *vx;             /* n: v_ν ∘ X_c, one column at a time */
@@ -65,16 +68,17 @@ typedef struct {
     double *alpha;          /* terms->nterms: α_e (0 past the forward's) */
     pr_toeplitz_plan_t tp;
     int nthreads;
+    long gchunk;            /* a-marginal groups a thread sums at once (1 when streamed) */
     pr_fast_thread_struct *thr;
     int streamed;           /* 0: the pairs' spectra kept; 1: recomputed in each execute */
     double *spec;           /* kept: npairs_fwd spectra of Σ_{e in pair} α_e t_e(ℓ) e^{β_ℓ} (0
                                where masked), each planar: nfreq real parts then nfreq imaginary
                                parts, stride pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
-    double *pw;             /* s × g × (2n-1) powers w_k^p, p = 1..g (freed once a kept plan has
-                               its spectra) */
+    double *w;              /* s × (2n-1): the sequences w_k (freed once a kept plan has its
+                               spectra) */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *xhat;           /* bm.count_fwd × h_kv × (d+1) planar spectra of v_ν ∘ X_c (room for
-                               `heads` kv heads) */
+    double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
+                               for `heads` kv heads) */
     size_t bytes;           /* the most the plan holds at once (a kept plan's powers included),
                                counted as allocated: pr_fast_plan_bytes_heads for its sizes */
     double plan_seconds;    /* wall time of pr_fast_plan */

@@ -14,18 +14,13 @@ static int make_w(pr_posw_t W, int kind, int n, int d, pr_rng_t rng)
     case 0: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED);
     case 1: return pr_posw_init_general(W, n, d, rng);
     default: {
-        /* a random sparse support, entries in [-1, 1] */
-        size_t L = 2 * (size_t)n - 1, dd = (size_t)d * d;
-        double *w3 = calloc(L * dd, sizeof(double));
-        int used = 0;
-        for (size_t ab = 0; ab < dd; ab++)
-            if (pr_rng_below(rng, 3) == 0 || (ab == dd - 1 && !used)) {
-                used = 1;
-                for (size_t l = 0; l < L; l++)
-                    w3[l * dd + ab] = pr_rng_range(rng, -1.0, 1.0);
-            }
-        int st = pr_posw_init_dense(W, w3, n, d);
-        free(w3);
+        /* s random entries (a, b), repeats allowed in a and in b (uneven groups), in [-1, 1] */
+        int s = 1 + (int)pr_rng_below(rng, (uint64_t)d + 2), st = pr_posw_init(W, n, d, s);
+        for (int k = 0; k < s && !st; k++) {
+            W->a[k] = (int)pr_rng_below(rng, (uint64_t)d);
+            W->b[k] = (int)pr_rng_below(rng, (uint64_t)d);
+            pr_rng_fill(pr_posw_seq(W, k), 2L * n - 1, 1.0, rng);
+        }
         return st;
     }
     }
