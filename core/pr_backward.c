@@ -26,20 +26,26 @@
  *     b-marginal ν. One forward FFT per (ν, c) for y_c v_ν and per (μ, c) for x_c u_μ; the dQ
  *     products are summed in the frequency domain per μ (one inverse FFT per (μ, c)), the dK and
  *     dV products per ν (one inverse per (ν, c)); C_f depends only on (μ, ν): one inverse per pair,
- *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it. The spectra of the terms with |f| ≤ g are the
- *     forward plan's (it keeps α_f t̂_f; α̂_f t̂_f is that times α̂_f/α_f), so only the
- *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
- *     the power tables of the w_k, and transformed in each execute.
- *     The terms are pr_expand's, built to degree g+1: grouped by μ, the groups by size, sorted by
- *     ν inside a group, the forward's C(s+g, g) first (so term t's spectrum is F's term t).
+ *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it.
+ * (4) Sharing by pairs: every product above depends on f only through (μ, ν) and α̂_f (or α_f),
+ *     so a pair's terms enter through Σ_f α̂_f t̂_f. Within a size m, α̂_f = (c_{m-1}/(m c_m)) α_f,
+ *     both multiples of mult(f) σ^m: for m ≤ g and c_m ≠ 0 that sum is a multiple of the forward
+ *     plan's kept pair spectrum Σ_f α_f t̂_f; the other pairs (size g+1, c_m = 0, or a streamed
+ *     forward) sum mult(f) σ^m t_f in the time domain and are transformed once per pair. dw needs
+ *     the terms one by one (t_{f-k} from prefix and suffix products of the power tables of the
+ *     w_k, in O(s) per offset), but only in the time domain, against the pair's C.
+ *     The terms are pr_expand's, built to degree g+1 (the forward plan's, borrowed): grouped by μ,
+ *     the groups by size, sorted by ν inside a group, so that a pair is a run of terms.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
- *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
- *     batches of up to TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
- *     for the products) with the terms inside, so the accumulators stay in cache; the spectra of
- *     the terms of one (μ, ν) are summed, Σ_f α̂_f t̂_f, before their products with Ŷ_ν and X̂_μ
- *     (C(s+g+1, g+1) terms, far fewer pairs). Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
- *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
+ *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra per head (Ŷ shared, each
+ *     thread its own dK/dV sums, added in thread order before the inverse transforms). Batches
+ *     of up to TBATCH pairs of one μ run block by block (frequencies for the products and
+ *     correlations, every head inside; offsets for the symbols and dw), so the accumulators stay
+ *     in cache and each pair spectrum is read once per block. Within a size, α_f = (m c_m/c_{m-1})
+ *     α̂_f, so dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product
+ *     of their own.
+ * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
+ *     are summed over the heads before their inverse (W is shared), so its symbol work is paid once.
  *
  * ---- Propagated error bound (claim G4; pr_control_backward_bound computes it) ---------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
@@ -106,6 +112,15 @@ static long largest_group(const int *a, int s, int G, long cap)
     return prod < cap ? (long)(prod + 0.5) : cap;
 }
 
+/* pairs per batch: at most TBATCH, and no more than a group can hold: its terms (group) and the
+ * b-marginals of the largest size (maxnu) */
+static int batch_of(long group, long maxnu)
+{
+    long b = group < TBATCH ? group : TBATCH;
+    b = b < maxnu ? b : maxnu;
+    return b < 1 ? 1 : (int)b;
+}
+
 /* The sizes that fix every buffer: W's support, the degree g, the transform length, the thread
  * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
  * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
@@ -137,7 +152,7 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     long group = largest_group(W->a, s, G, TBATCH);
     if (group < 0)
         return PR_ENOMEM;
-    p->tbatch = group < 2 ? 2 : (int)group;
+    p->tbatch = batch_of(group, p->maxnu);
     return PR_OK;
 }
 
@@ -169,7 +184,7 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->That = spectra(M, p, tb);
     th->Xhat = spectra(M, p, h * (d + 2));
     th->accQ = spectra(M, p, h * (d + 1));
-    th->corr = spectra(M, p, 1);
+    th->corr = spectra(M, p, 2 * tb);
     th->accK = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     th->accV = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     if (id > 0) {
@@ -363,11 +378,11 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
     }
     /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
      * (test_backward checks pr_backward_needs against the bytes held) */
-    long big = 2;
+    long big = 1;
     for (long u = 0; u < p->E->am->count; u++)
         if (p->E->gstart[u + 1] - p->E->gstart[u] > big)
             big = p->E->gstart[u + 1] - p->E->gstart[u];
-    p->tbatch = big < TBATCH ? (int)big : TBATCH;
+    p->tbatch = batch_of(big, p->maxnu);
     pr_mem_init(M, 0);
     st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;

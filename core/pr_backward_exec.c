@@ -187,29 +187,33 @@ static inline void scaled_copy(double *restrict sr, double *restrict si, double 
  *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d),
  *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
  * with kv = hq / grp, c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when
- * vshare: dV then comes from accK, see pr_backward_execute_heads). Accumulators are interleaved
- * (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs and heads
- * inside: the accumulators' and the input spectra's blocks stay in cache across the batch. */
+ * vshare: dV then comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and
+ * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
+ * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
+ * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
+ * and heads inside: the accumulators' and the input spectra's blocks stay in cache. */
 __attribute__((target_clones("avx2", "default")))
 static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, int nb,
                       const double *const *T, const long *toff, const long *tstride, const double *ah,
-                      const double *al, int vshare, const long *nul)
+                      const double *al, int vshare, const long *nul, double *const *Z, double *const *Zn)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
     const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
-    enum { BLK = 512 };
-    double sr[BLK], si[BLK], vr[BLK], vi[BLK];
+    enum { BLK = 256 };
+    double sr[BLK], si[BLK], vr[BLK], vi[BLK], zr[BLK], zi[BLK], nr[BLK], ni[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long mq = nq - q0 < BLK ? nq - q0 : BLK;
         for (int i = 0; i < nb; i++) {
             const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
-            int wq = ah[i] != 0.0, wv = al[i] != 0.0;
+            int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
             if (wq)
                 scaled_copy(sr, si, ah[i], tr, ti, tstride[i], mq);
             if (wv)
                 scaled_copy(vr, vi, al[i], tr, ti, tstride[i], mq);
+            for (long q = 0; q < mq; q++)
+                zr[q] = zi[q] = nr[q] = ni[q] = 0.0;
             for (int hq = 0; hq < x->h; hq++) {
                 size_t yo = nu_off(p, hq / x->grp, nul[i]) + 2 * (size_t)q0;
                 for (int c = 0; c <= d; c++) {
@@ -223,6 +227,11 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                             ak[2 * q] += a * xx[2 * q] + b * xx[2 * q + 1];
                             ak[2 * q + 1] += a * xx[2 * q + 1] - b * xx[2 * q];
                         }
+                    if (wz)
+                        for (long q = 0; q < mq; q++) {
+                            zr[q] += xx[2 * q] * y[2 * q] + xx[2 * q + 1] * y[2 * q + 1];
+                            zi[q] += xx[2 * q + 1] * y[2 * q] - xx[2 * q] * y[2 * q + 1];
+                        }
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
                     const double *xv = xhat(p, th, hq, c < d ? c : d + 1) + 2 * q0;
@@ -233,38 +242,22 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                         av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
                     }
                 }
-            }
-        }
-    }
-}
-
-/* out = Σ_{hq < h} Σ_{c < cnt} X̂_{hq, xc0+c} ∘ conj(Ŷ_{kv(hq), ν, yc0+c}) for the ν-th b-marginal of
- * size m: the correlations of dw (and κ^w), summed over the heads, since W is shared. */
-__attribute__((target_clones("avx2", "default")))
-static void corr_heads(double *out, const pr_backward_plan *p, const bw_thread *th, const bw_exec *x,
-                       int m, long nul, int xc0, int yc0, int cnt)
-{
-    enum { BLK = 256 };
-    long nq = p->tp->nfreq;
-    size_t sl = p->sl;
-    const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
-    double yr[BLK], yi[BLK];
-    for (long k0 = 0; k0 < nq; k0 += BLK) {
-        long mq = nq - k0 < BLK ? nq - k0 : BLK;
-        for (long q = 0; q < mq; q++)
-            yr[q] = yi[q] = 0.0;
-        for (int hq = 0; hq < x->h; hq++)
-            for (int c = 0; c < cnt; c++) {
-                const double *a = xhat(p, th, hq, xc0 + c) + 2 * k0;
-                const double *b = Ybase + nu_off(p, hq / x->grp, nul) + (size_t)(yc0 + c) * sl + 2 * k0;
-                for (long q = 0; q < mq; q++) {
-                    yr[q] += a[2 * q] * b[2 * q] + a[2 * q + 1] * b[2 * q + 1];
-                    yi[q] += a[2 * q + 1] * b[2 * q] - a[2 * q] * b[2 * q + 1];
+                if (wn) {
+                    const double *xk = xhat(p, th, hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    for (long q = 0; q < mq; q++) {
+                        nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
+                        ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
+                    }
                 }
             }
-        for (long q = 0; q < mq; q++) {
-            out[2 * (k0 + q)] = yr[q];
-            out[2 * (k0 + q) + 1] = yi[q];
+            for (long q = 0; q < mq && wz; q++) {
+                Z[i][2 * (q0 + q)] = zr[q];
+                Z[i][2 * (q0 + q) + 1] = zi[q];
+            }
+            for (long q = 0; q < mq && wn; q++) {
+                Zn[i][2 * (q0 + q)] = nr[q];
+                Zn[i][2 * (q0 + q) + 1] = ni[q];
+            }
         }
     }
 }
@@ -275,40 +268,30 @@ static void corr_heads(double *out, const pr_backward_plan *p, const bw_thread *
             return st;        \
     } while (0)
 
-/* The pairs [q, q+nb) of a-marginal group μ (size m): their correlations, symbols and products. */
+/* The pairs [q, q+nb) of a-marginal group μ (size m): the sums of the symbols of the pairs F does
+ * not serve and their transforms, the products and correlations (mac_batch), then dw and κ^w
+ * from the correlations (a second pass over the terms' symbols). */
 static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long q, int nb, int m,
                     int vshare, double *dw)
 {
-    int n = p->n, d = p->d, st;
-    size_t sl = p->sl, L = 2 * (size_t)n - 1;
+    int n = p->n, st;
+    size_t sl = p->sl, L = 2 * (size_t)n - 1, tb = (size_t)p->tbatch;
     const pr_toeplitz_plan_struct *tp = p->tp;
     const pr_expand_struct *E = p->E;
-    int kwm = x->want_dw && x->want_kappa && m <= p->g, wantC = x->want_dw && m >= 1, any = 0;
-    int sym[TBATCH];
-    const double *T[TBATCH], *Cs[TBATCH], *Ns[TBATCH];
-    long toff[TBATCH], tstride[TBATCH], nul[TBATCH];
-    double ah[TBATCH], al[TBATCH];
+    int kwm = x->want_dw && x->want_kappa && m <= p->g, wantC = x->want_dw && m >= 1, anysym = 0;
+    int sym[TBATCH] = {0}, none[TBATCH] = {0};
+    const double *T[TBATCH] = {0}, *Cs[TBATCH] = {0}, *Ns[TBATCH] = {0};
+    double *Z[TBATCH] = {0}, *Zn[TBATCH] = {0};
+    long toff[TBATCH] = {0}, tstride[TBATCH] = {0}, nul[TBATCH] = {0};
+    double ah[TBATCH] = {0}, al[TBATCH] = {0};
     double cm = m <= p->g ? p->poly[m] : 0.0, cm1 = m >= 1 ? p->poly[m - 1] : 0.0;
     for (int i = 0; i < nb; i++) {
         nul[i] = E->bmi[E->pstart[q + i]] - E->bm->size_start[m];
-        Cs[i] = Ns[i] = NULL;
-        if (wantC) {
-            /* Σ_heads Σ_c C_{μν,c}: one correlation per (μ, ν) */
-            double *C = th->csym + (size_t)i * L;
-            corr_heads(th->corr, p, th, x, m, nul[i], 0, 0, d + 1);
-            TRY(pr_toeplitz_spec_inverse_sym(C, th->corr, tp, th->ws));
-            Cs[i] = C;
-        }
-        if (kwm) {
-            /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
-            double *N = th->cnu + (size_t)i * L;
-            corr_heads(th->corr, p, th, x, m, nul[i], d + 1, d, 1);
-            TRY(pr_toeplitz_spec_inverse_sym(N, th->corr, tp, th->ws));
-            Ns[i] = N;
-        }
+        Z[i] = wantC ? th->corr + (size_t)i * sl : NULL;
+        Zn[i] = kwm ? th->corr + (tb + (size_t)i) * sl : NULL;
         T[i] = bw_forward_pair(p, q + i, m);
         sym[i] = !T[i];
-        any |= sym[i] || wantC || kwm;
+        anysym |= sym[i];
         if (T[i]) {
             /* F's planar spectrum holds Σ α_f t̂_f = c_m Σ mult(f) σ^m t̂_f */
             ah[i] = cm1 / (m * cm);
@@ -322,15 +305,31 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
             toff[i] = 1;
         }
     }
-    if (any)
+    if (anysym) {
         symbols_batch(p, th, q, nb, sym, Cs, Ns, dw);
-    for (int i = 0; i < nb; i++)
-        if (sym[i]) {
-            double *Ti = th->That + (size_t)i * sl;
-            TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
-            T[i] = Ti;
+        for (int i = 0; i < nb; i++)
+            if (sym[i]) {
+                double *Ti = th->That + (size_t)i * sl;
+                TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
+                T[i] = Ti;
+            }
+    }
+    mac_batch(p, th, x, m, nb, T, toff, tstride, ah, al, vshare, nul, Z, Zn);
+    if (!wantC && !kwm)
+        return PR_OK;
+    for (int i = 0; i < nb; i++) {
+        /* Σ_heads Σ_c C_{μν,c}: one correlation per (μ, ν); for dw's bound Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij =
+         * Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+        if (wantC) {
+            TRY(pr_toeplitz_spec_inverse_sym(th->csym + (size_t)i * L, Z[i], tp, th->ws));
+            Cs[i] = th->csym + (size_t)i * L;
         }
-    mac_batch(p, th, x, m, nb, T, toff, tstride, ah, al, vshare, nul);
+        if (kwm) {
+            TRY(pr_toeplitz_spec_inverse_sym(th->cnu + (size_t)i * L, Zn[i], tp, th->ws));
+            Ns[i] = th->cnu + (size_t)i * L;
+        }
+    }
+    symbols_batch(p, th, q, nb, none, Cs, Ns, dw);
     return PR_OK;
 }
 
@@ -381,12 +380,16 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int
     const double *V = x->V + (size_t)kv * n * d;
     double *vnu = th->rbuf, *ycol = th->ycol;
     double *accK = p->thr[0].accK, *accV = p->thr[0].accV;
-    /* the threads' sums of this ν into thread 0's, in thread order */
-    for (int t = 1; t < nth; t++)
-        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++) {
+    /* the threads' sums of this ν into thread 0's, in thread order (accV's columns only where
+     * mac_batch wrote them) */
+    for (int t = 1; t < nth; t++) {
+        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++)
             accK[q] += p->thr[t].accK[q];
-            accV[q] += p->thr[t].accV[q];
-        }
+        for (int c = 0; c <= d && m <= p->g; c++)
+            if (c == d ? x->want_kappa : !vshare)
+                for (size_t q = vo + (size_t)c * sl; q < vo + (size_t)(c + 1) * sl; q++)
+                    accV[q] += p->thr[t].accV[q];
+    }
     if (m <= p->g)
         marg_product(vnu, kpw(p, kv), nuv, -1, p->db, G, n);
     if (m >= 1) {
@@ -437,16 +440,28 @@ static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x,
                th->ycol, th->tmp);
 }
 
-/* first a-marginal of thread id's share of the size-m ones, balanced by term count */
+/* A-marginal μ's work in rough units of one transform per head: its 2(d+1) transforms (x_c u_μ,
+ * dQ's inverses), about two per pair (dw's correlation and the products), one per term (its
+ * symbol's products). Independent of the head count, so that a head's thread shares, hence its
+ * bits, are those of a one-head execute. */
+static long mu_weight(const pr_backward_plan *p, long u)
+{
+    const pr_expand_struct *E = p->E;
+    return (E->gstart[u + 1] - E->gstart[u]) + 2 * (E->gpair[u + 1] - E->gpair[u]) + 2 * (p->d + 1);
+}
+
+/* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight */
 static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 {
-    const long *gs = p->E->gstart;
-    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1];
-    long base = gs[u0], tot = gs[u1] - base, want = tot * id / nth;
+    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1], tot = 0, acc = 0;
+    if (id == nth)
+        return u1;
+    for (long u = u0; u < u1; u++)
+        tot += mu_weight(p, u);
     long u = u0;
-    while (u < u1 && gs[u] - base < want)
-        u++;
-    return id == nth ? u1 : u;
+    while (u < u1 && acc * nth < tot * id)
+        acc += mu_weight(p, u++);
+    return u;
 }
 
 /* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
@@ -547,7 +562,8 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
             size_t nacc = nu_off(p, h_kv - 1, nnu) / sl;
             memset(th->accK, 0, sizeof(double) * nacc * sl);
-            memset(th->accV, 0, sizeof(double) * nacc * sl);
+            if (m <= p->g && (!vshare || x.want_kappa))
+                memset(th->accV, 0, sizeof(double) * nacc * sl);
             for (long mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
                 th->st = do_mu(p, th, &x, mu, m, vshare, tQ, tdw);
 #pragma omp barrier

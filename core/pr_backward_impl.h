@@ -29,7 +29,7 @@ typedef struct {
     double *That;                /* tbatch spectra: the pairs' own transforms */
     double *Xhat;                /* heads × (d+2): x_c u_μ per Q head */
     double *accQ;                /* heads × (d+1): dQ's frequency-domain sums of one μ */
-    double *corr;                /* 1 spectrum */
+    double *corr;                /* 2 × tbatch spectra: the pairs' correlations (dw's, then κ^w's) */
     double *accK, *accV;         /* heads × maxnu × (d+1): dK's, dV's sums per kv head and ν */
     double *dQ, *dK, *dV, *kappa, *dw, *kappa_w;      /* this thread's part (thread 0: kappa_w only) */
     int st;
@@ -50,7 +50,7 @@ struct pr_backward_plan_s {
                                     mult(f) σ^|f|, of which both are multiples within a size */
     double *poly;                /* c_0..c_g */
     long reused;                 /* pairs whose spectrum is F's */
-    int tbatch;                  /* pairs per batch: min(TBATCH, the largest a-marginal group), ≥ 2 */
+    int tbatch;                  /* pairs per batch: min(TBATCH, the largest a-marginal group, maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
     int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
     double bytes;                /* what the plan holds (pr_mem: the dry run counts the same) */
