@@ -107,6 +107,16 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                         const double *O, const double *lse, const double *dO,
                         int n, int d, const pr_attn_opts_t *opts);
 
+/* The same for h query heads on one features table (Q, O, dO, dQ (h, n, d), lse h × n or NULL;
+ * K, V (h_kv, n, d), h_kv dividing h: query head i reads kv head i / (h / h_kv)). dK, dV (h_kv,
+ * n, d) and kappa (h_kv × n, or NULL) are summed over the query heads sharing a kv head, in head
+ * order, as pr_backward_execute_heads sums them: each head's part is bit for bit the one-head
+ * call's. PR_EINVAL for bad h, h_kv. */
+int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *O, const double *lse, const double *dO,
+                              int n, int d, int h, int h_kv, const pr_attn_opts_t *opts);
+
 /* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
  * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
  * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
