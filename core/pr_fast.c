@@ -48,10 +48,12 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
 #include <immintrin.h>
 
 /* four frequencies at a time: A spread to [ar0 ar0 ar1 ar1] and [-ai0 ai0 -ai1 ai1] (and the
- * same for 2, 3) once for all j; x swapped to [xi xr] for the second fma */
+ * same for 2, 3) once for the m <= JTILE columns j; x swapped to [xi xr] for the second fma */
+enum { JTILE = 4 };   /* 2·JTILE + 2 streams: more defeat the hardware prefetchers (8 heads) */
+
 __attribute__((target("avx2,fma")))
-static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
-                     long nb, int first)
+static void mac_avx2_tile(double *const *Y, const double *const *X, int m, const double *A, long im,
+                          long nb, int first)
 {
     const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
     long k = 0;
@@ -71,6 +73,13 @@ static void mac_avx2(double *const *Y, const double *const *X, int m, const doub
         }
     }
     mac_scalar(Y, X, m, A, im, k, nb, first);
+}
+
+static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
+                     long nb, int first)
+{
+    for (int j = 0; j < m; j += JTILE)
+        mac_avx2_tile(Y + j, X + j, m - j < JTILE ? m - j : JTILE, A, im, nb, first);
 }
 #endif
 
