@@ -215,11 +215,9 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
-    /* kept: every group's sums at once (the threads split the frequencies, then the groups) */
-    size_t nsum = D->streamed ? 0 : (size_t)D->na * h * d1;
-    pr_mem_note(mem, 8.0 * sl * (double)nsum);
-    if (tp && nsum)
-        mem->failed |= !(F->sums = pr_toeplitz_spec_alloc(tp, nsum));
+    /* kept: every group's sums at once (the threads split the frequencies, then the groups), on
+     * huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the TLB holds */
+    F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * h * d1, sl * sizeof(double));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -322,7 +320,10 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
 {
     int n = F->n, d = F->d, s = F->s;
     size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
-    memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * h * (d + 1));
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    memset(F->xhat, 0, sizeof(double) * sl * F->terms->bm->count_fwd * h * (d + 1));
+    if (F->sums)
+        memset(F->sums, 0, sizeof(double) * sl * F->terms->am->count_fwd * h * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
         pr_fast_thread_struct *th = &F->thr[t];
         memset(th->tbuf, 0, sizeof(double) * s * L);
@@ -421,7 +422,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->alpha);
     free(F->spec);
     free(F->xhat);
-    pr_toeplitz_spec_free(F->sums);
+    free(F->sums);
     for (int t = 0; F->thr && t < F->nthreads; t++)
         thread_clear(&F->thr[t]);
     free(F->thr);
