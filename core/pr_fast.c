@@ -451,22 +451,6 @@ const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair)
     return F->spec + (size_t)pair * pr_toeplitz_spec_len(F->tp);
 }
 
-const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term)
-{
-    const pr_expand_struct *T = F->terms;
-    if (F->streamed || term < 0 || term >= T->nterms_fwd)
-        return NULL;
-    long lo = 0, hi = T->npairs_fwd;   /* the pair holding term: pstart[lo] <= term < pstart[lo+1] */
-    while (hi - lo > 1) {
-        long mid = lo + (hi - lo) / 2;
-        if (T->pstart[mid] <= term)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return T->pstart[lo + 1] - T->pstart[lo] == 1 ? pr_fast_plan_pair_spectrum(F, lo) : NULL;
-}
-
 /* ---- execute ---- */
 
 /* uv = Π_v X[:, val[v]]^{cnt_v} for marginal m, values increasing: the same products, in the
