@@ -349,7 +349,7 @@ int pr_bench_fast(int argc, char **argv)
         "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.\n"
         "--heads H (general W): each size also plans H heads at once and times one execute of H heads (Q, K, V\n"
         "of H heads each); heads_s, per_head_s = heads_s / H and per_head_ratio = per_head_s / fast_s per row,\n"
-        "and per_head_ratio at the largest n <= 2^16 in the summary.",
+        "and per_head_ratio at the largest n <= 2^16 in the summary (null where the heads' plan would stream).",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)
