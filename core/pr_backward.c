@@ -151,7 +151,7 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
         th->dw = p->want_dw ? pr_mem_zalloc(M, (size_t)p->s * L, sizeof(double)) : NULL;
     }
     /* the engine's workspace: two padded vectors and two spectra (pr_toeplitz_work_struct) */
-    pr_mem_note(M, 8.0 * (2.0 * (double)p->Lfft + 2.0 * (double)p->sl));
+    pr_mem_note(M, pr_toeplitz_work_bytes(p->Lfft));
     if (!M->dry && pr_mem_status(M) == PR_OK && pr_toeplitz_work_init(th->ws, p->tp))
         M->failed = 1;
 }

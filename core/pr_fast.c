@@ -48,10 +48,12 @@ static void mac_scalar(double *const *Y, const double *const *X, int m, const do
 #include <immintrin.h>
 
 /* four frequencies at a time: A spread to [ar0 ar0 ar1 ar1] and [-ai0 ai0 -ai1 ai1] (and the
- * same for 2, 3) once for all j; x swapped to [xi xr] for the second fma */
+ * same for 2, 3) once for the m <= JTILE columns j; x swapped to [xi xr] for the second fma */
+enum { JTILE = 4 };   /* 2·JTILE + 2 streams: more defeat the hardware prefetchers (8 heads) */
+
 __attribute__((target("avx2,fma")))
-static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
-                     long nb, int first)
+static void mac_avx2_tile(double *const *Y, const double *const *X, int m, const double *A, long im,
+                          long nb, int first)
 {
     const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
     long k = 0;
@@ -71,6 +73,13 @@ static void mac_avx2(double *const *Y, const double *const *X, int m, const doub
         }
     }
     mac_scalar(Y, X, m, A, im, k, nb, first);
+}
+
+static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
+                     long nb, int first)
+{
+    for (int j = 0; j < m; j += JTILE)
+        mac_avx2_tile(Y + j, X + j, m - j < JTILE ? m - j : JTILE, A, im, nb, first);
 }
 #endif
 
@@ -206,11 +215,9 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
-    /* kept: every group's sums at once (the threads split the frequencies, then the groups) */
-    size_t nsum = D->streamed ? 0 : (size_t)D->na * h * d1;
-    pr_mem_note(mem, 8.0 * sl * (double)nsum);
-    if (tp && nsum)
-        mem->failed |= !(F->sums = pr_toeplitz_spec_alloc(tp, nsum));
+    /* kept: every group's sums at once (the threads split the frequencies, then the groups), on
+     * huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the TLB holds */
+    F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * h * d1, sl * sizeof(double));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -313,7 +320,10 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
 {
     int n = F->n, d = F->d, s = F->s;
     size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
-    memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * h * (d + 1));
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    memset(F->xhat, 0, sizeof(double) * sl * F->terms->bm->count_fwd * h * (d + 1));
+    if (F->sums)
+        memset(F->sums, 0, sizeof(double) * sl * F->terms->am->count_fwd * h * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
         pr_fast_thread_struct *th = &F->thr[t];
         memset(th->tbuf, 0, sizeof(double) * s * L);
@@ -412,7 +422,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->alpha);
     free(F->spec);
     free(F->xhat);
-    pr_toeplitz_spec_free(F->sums);
+    free(F->sums);
     for (int t = 0; F->thr && t < F->nthreads; t++)
         thread_clear(&F->thr[t]);
     free(F->thr);
@@ -439,22 +449,6 @@ const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair)
     if (F->streamed || pair < 0 || pair >= F->terms->npairs_fwd)
         return NULL;
     return F->spec + (size_t)pair * pr_toeplitz_spec_len(F->tp);
-}
-
-const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term)
-{
-    const pr_expand_struct *T = F->terms;
-    if (F->streamed || term < 0 || term >= T->nterms_fwd)
-        return NULL;
-    long lo = 0, hi = T->npairs_fwd;   /* the pair holding term: pstart[lo] <= term < pstart[lo+1] */
-    while (hi - lo > 1) {
-        long mid = lo + (hi - lo) / 2;
-        if (T->pstart[mid] <= term)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return T->pstart[lo + 1] - T->pstart[lo] == 1 ? pr_fast_plan_pair_spectrum(F, lo) : NULL;
 }
 
 /* ---- execute ---- */

@@ -149,10 +149,6 @@ void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head);
  * plans only, NULL when streamed or out of range). */
 const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair);
 
-/* Planar spectrum of α_e t_e e^β for term e when e is alone in its pair (then it is the pair's
- * spectrum); NULL otherwise, when streamed or past the forward's terms. */
-const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
-
 /* Memory (bytes) and work (operations) of the FFT path's forward for W, n, d and degree g:
  * estimates in double (+Inf past it). The bytes are pr_fast_plan_bytes of the streamed plan (what
  * pr_fast_plan holds at least); the operations roughly what execute computes. pr_control_needs
