@@ -13,7 +13,6 @@
 #include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
-#include "pr_rope.h"
 #include "pr_dense_impl.h"
 
 double *pr_dense_alloc_(size_t a, size_t b)
@@ -26,7 +25,7 @@ double *pr_dense_alloc_(size_t a, size_t b)
 
 void pr_dense_prep_clear_(pr_dense_prep_t *p)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         free(p->own[i]);
 }
 
@@ -49,6 +48,25 @@ static double *reversed(const double *x, size_t L, double scale)
     return r;
 }
 
+/* W's RoPE sequences hold cos ℓθ_k and sin ℓθ_k for ℓ = -(n-1)..n-1, computed as pr_rope_rotate
+ * computes them (pr_posw_init_rope): reading them at ℓ = i gives bit for bit pr_rope_rotate's
+ * result without its n·d/2 cos and sin calls (at n = 256, d = 64 those cost as much as the
+ * forward's tiles). */
+void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign)
+{
+    int n = W->n, d = W->d;
+    for (int k = 0; k < d / 2; k++) {
+        const double *c = pr_posw_seq(W, 4 * k) + (n - 1), *sn = pr_posw_seq(W, 4 * k + 1) + (n - 1);
+        size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
+        for (int i = 0; i < n; i++) {
+            const double *x = X + (size_t)i * d;
+            double *xr = Xr + (size_t)i * d, u = x[a], v = x[b], s = sign * sn[i];
+            xr[a] = u * c[i] - v * s;
+            xr[b] = u * s + v * c[i];
+        }
+    }
+}
+
 /* loop: force the O(n² s) loop (the backward needs it for dw) */
 int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const pr_posw_struct *W, int n,
                         int d, const pr_attn_opts_t *opts, int loop)
@@ -60,6 +78,7 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
     p->causal = opts->causal;
     p->poly = opts->poly;
     p->g = opts->poly_degree;
+    p->vexp = pr_dense_avx512_();
     size_t nd = (size_t)n * d;
     int rope = pr_posw_is_factorised(W);
     p->gemm = !loop && (rope || W->kind == PR_POS_IDENTITY);
@@ -83,12 +102,8 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
         if (!qf || !kf)
             return PR_ENOMEM;
         if (rope) {
-            pr_rope_layout_t lay = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
-            int st = pr_rope_rotate(qf, Q, n, d, W->rope_base, lay, 1);
-            if (!st)
-                st = pr_rope_rotate(kf, K, n, d, W->rope_base, lay, 1);
-            if (st)
-                return st;
+            pr_dense_rotate_(qf, Q, W, 1);
+            pr_dense_rotate_(kf, K, W, 1);
         } else {
             memcpy(qf, Q, sizeof(double) * nd);
             memcpy(kf, K, sizeof(double) * nd);
@@ -97,6 +112,13 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
             qf[i] *= opts->sigma;
         p->Qf = qf;
         p->Kf = kf;
+        if ((p->kern = pr_dense_kernel_ok_(d))) {
+            double *kp = p->own[3] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
+            if (!kp)
+                return PR_ENOMEM;
+            pr_dense_pack_(kp, kf, n, d);
+            p->Kp = kp;
+        }
         return PR_OK;
     }
     p->Q = Q;
@@ -151,8 +173,11 @@ static int forward_block(double *O, double *lse, const double *V, const pr_dense
                     acc[(size_t)r * d + c] *= sc;
             m[r] = mn;
         }
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S, BK,
-                    V + (size_t)j0 * d, d, 1.0, acc, d);
+        if (p->kern)
+            pr_dense_pv_(acc, d, S, BK, 1, V + (size_t)j0 * d, d, mi, d, mj);
+        else
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S, BK,
+                        V + (size_t)j0 * d, d, 1.0, acc, d);
     }
     for (int r = 0; r < mi; r++) {
         /* exp: l ≥ 1 (the max term is e^0); a polynomial may give any row sum */

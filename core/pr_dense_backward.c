@@ -6,7 +6,6 @@
 #include <omp.h>
 #include "pr_status.h"
 #include "pr_vec.h"
-#include "pr_rope.h"
 #include "pr_dense_impl.h"
 
 /* LOOP-mode gradients of one tile from dM: dq (n×d) += Σ_j dM·σw·K, dkt (d×BK, this key
@@ -173,10 +172,8 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
             for (size_t x = 0; x < nd; x++)
                 dQ[x] *= opts->sigma;
             if (pr_posw_is_factorised(W)) {
-                pr_rope_layout_t lay = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
-                shared = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, lay, -1);
-                if (!shared)
-                    shared = pr_rope_rotate(dK, dK, n, d, W->rope_base, lay, -1);
+                pr_dense_rotate_(dQ, dQ, W, -1);
+                pr_dense_rotate_(dK, dK, W, -1);
             }
         }
     }

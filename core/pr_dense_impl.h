@@ -9,6 +9,7 @@
 #include "pr_dense.h"
 
 enum { BQ = 128, BK = 256 };
+enum { PR_DENSE_NR = 32 };  /* keys per packed strip (pr_dense_kernel.c); BK is a multiple */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define PR_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
@@ -20,6 +21,9 @@ typedef struct {
     int n, d, gemm;
     size_t L;              /* 2n - 1 */
     const double *Qf, *Kf; /* GEMM: σ·Q' and K' (n×d) */
+    int kern;              /* GEMM through pr_dense_kernel.c (else OpenBLAS) */
+    int vexp;              /* exp through pr_dense_exp_sum_ (else vexp_sum) */
+    const double *Kp;      /* kern: K' packed (pr_dense_pack_) */
     const double *Q;       /* LOOP: Q (n×d) */
     double *Kt;            /* LOOP: Kᵀ (d×n) */
     double *wrev;          /* LOOP: wrev[k·L + t] = σ·w_k(n-1-t), so w_k(i-j) = wrev[k·L + n-1-i+j] */
@@ -30,7 +34,7 @@ typedef struct {
     double *ebrev;         /* e^β reversed (polynomial path; NULL when no β) */
     const double *poly;
     int g;
-    double *own[4];        /* buffers to free */
+    double *own[5];        /* buffers to free */
 } pr_dense_prep_t;
 
 /* a×b doubles (at least one), NULL on overflow or failure */
@@ -40,6 +44,10 @@ double *pr_dense_alloc_(size_t a, size_t b);
 int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const pr_posw_struct *W,
                         int n, int d, const pr_attn_opts_t *opts, int loop);
 void pr_dense_prep_clear_(pr_dense_prep_t *p);
+
+/* Xr = X rotated by R_{sign·i} in row i (pr_rope_rotate's result) from the factorised RoPE W's
+ * own cos and sin sequences; Xr may equal X */
+void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign);
 
 /* |M_ij| ≤ σ·max|Q|·max|K|·max_ℓ Σ_k |w_k(ℓ)| (docs/math.md §3, claim C6);
  * refuse inputs where that could overflow, rather than return NaN */
@@ -71,6 +79,25 @@ double pr_dense_row_weights_(double *srow, const pr_dense_prep_t *p, int i, int 
 
 /* exp path: adds β to the unmasked part of the row and returns its max (-inf if none) */
 double pr_dense_row_bias_max_(double *srow, const pr_dense_prep_t *p, int i, int j0, int mj);
+
+/* pr_dense_kernel.c: 1 when this CPU has AVX-512F (then pr_dense_exp_sum_ serves); 1 when the
+ * product kernels also serve head dimension d (a multiple of 8) */
+int pr_dense_avx512_(void);
+int pr_dense_kernel_ok_(int d);
+/* y[c] = exp(x[c] - m) for c < len, x[c] - m ≤ 700, within 1.1u (0 below -708); returns the sum.
+ * AVX-512F only (pr_dense_avx512_). y may equal x. */
+double pr_dense_exp_sum_(double *y, const double *x, double m, int len);
+/* doubles of X (n×d) packed: strips of PR_DENSE_NR rows, each d×PR_DENSE_NR, zero-padded */
+size_t pr_dense_packed_len_(int n, int d);
+void pr_dense_pack_(double *Xp, const double *X, int n, int d);
+/* C (M×N, row stride ldc; N rounded up to PR_DENSE_NR columns are written, zeros past N) =
+ * A (M×K, row stride lda) · Bᵀ with B packed by pr_dense_pack_ (Bp at B's row 0 of a strip) */
+void pr_dense_qk_(double *C, size_t ldc, const double *A, size_t lda, const double *Bp, int M, int N,
+                  int K);
+/* C (M×N, N a multiple of 8, row stride ldc) += A·B, A (M×K) with entry (r, k) at
+ * A[r·ars + k·acs] (so Aᵀ too), B (K×N, row stride ldb) */
+void pr_dense_pv_(double *C, size_t ldc, const double *A, size_t ars, size_t acs, const double *B,
+                  size_t ldb, int M, int N, int K);
 
 /* OpenBLAS runs single-threaded inside our OpenMP regions, so that the two levels of threads
  * do not oversubscribe the cores; its thread count is restored afterwards. */

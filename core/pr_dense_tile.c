@@ -26,7 +26,9 @@ static void loop_scores(double *S, const pr_dense_prep_t *p, int i0, int mi, int
 /* S[r][c] = M_{i0+r, j0+c} (row stride BK) */
 void pr_dense_tile_scores_(double *S, const pr_dense_prep_t *p, int i0, int mi, int j0, int mj)
 {
-    if (p->gemm)
+    if (p->kern)
+        pr_dense_qk_(S, BK, p->Qf + (size_t)i0 * p->d, p->d, p->Kp + (size_t)j0 * p->d, mi, mj, p->d);
+    else if (p->gemm)
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, mj, p->d, 1.0,
                     p->Qf + (size_t)i0 * p->d, p->d, p->Kf + (size_t)j0 * p->d, p->d, 0.0, S, BK);
     else
@@ -103,7 +105,7 @@ double pr_dense_row_weights_(double *srow, const pr_dense_prep_t *p, int i, int 
         const double *eb = p->ebrev ? p->ebrev + rev_at(p, i, j0) : 0;
         sum = vpoly_sum(srow, srow, eb, exp(-shift), len, p->poly, p->g);
     } else if (len > 0) {
-        sum = vexp_sum(srow, srow, shift, len);
+        sum = p->vexp ? pr_dense_exp_sum_(srow, srow, shift, len) : vexp_sum(srow, srow, shift, len);
     }
     for (int c = len; c < mj; c++)
         srow[c] = 0.0;

@@ -5,9 +5,19 @@
 
 int pr_vec_check_finite(const double *x, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (!isfinite(x[i]))
+    /* x·0 is ±0 for a finite x and NaN otherwise: a sum per block, which vectorises (the dense
+     * reference checks its inputs at every call; a per-element branch cost as much as its
+     * tiles at n = 256) */
+    enum { BLK = 1024 };
+    for (size_t i0 = 0; i0 < len; i0 += BLK) {
+        size_t m = len - i0 < BLK ? len - i0 : BLK;
+        double s = 0.0;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < m; i++)
+            s += x[i0 + i] * 0.0;
+        if (s != 0.0)
             return PR_ENONFINITE;
+    }
     return PR_OK;
 }
 
