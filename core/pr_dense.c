@@ -18,9 +18,10 @@
 double *pr_dense_alloc_(size_t a, size_t b)
 {
     size_t len;
-    if (pr_size_mul(&len, a, b) || len > SIZE_MAX / sizeof(double))
+    if (pr_size_mul(&len, a, b) || len > SIZE_MAX / sizeof(double) - 8)
         return 0;
-    return malloc(sizeof(double) * (len ? len : 1));
+    /* whole cache lines: a 64-byte vector load from an unaligned row straddles two */
+    return aligned_alloc(64, (sizeof(double) * (len ? len : 1) + 63) / 64 * 64);
 }
 
 void pr_dense_prep_clear_(pr_dense_prep_t *p)
@@ -54,22 +55,26 @@ static double *reversed(const double *x, size_t L, double scale)
  * forward's tiles). */
 void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign)
 {
+    enum { ROWS = 64 };   /* rows per block: the block's X stays in cache across the pairs */
     int n = W->n, d = W->d;
-    for (int k = 0; k < d / 2; k++) {
-        const double *c = pr_posw_seq(W, 4 * k) + (n - 1), *sn = pr_posw_seq(W, 4 * k + 1) + (n - 1);
-        size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
-        for (int i = 0; i < n; i++) {
-            const double *x = X + (size_t)i * d;
-            double *xr = Xr + (size_t)i * d, u = x[a], v = x[b], s = sign * sn[i];
-            xr[a] = u * c[i] - v * s;
-            xr[b] = u * s + v * c[i];
+    for (int i0 = 0; i0 < n; i0 += ROWS) {
+        int i1 = n - i0 < ROWS ? n : i0 + ROWS;
+        for (int k = 0; k < d / 2; k++) {
+            const double *c = pr_posw_seq(W, 4 * k) + (n - 1), *sn = pr_posw_seq(W, 4 * k + 1) + (n - 1);
+            size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
+            for (int i = i0; i < i1; i++) {
+                const double *x = X + (size_t)i * d;
+                double *xr = Xr + (size_t)i * d, u = x[a], v = x[b], s = sign * sn[i];
+                xr[a] = u * c[i] - v * s;
+                xr[b] = u * s + v * c[i];
+            }
         }
     }
 }
 
 /* loop: force the O(n² s) loop (the backward needs it for dw) */
-int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const pr_posw_struct *W, int n,
-                        int d, const pr_attn_opts_t *opts, int loop)
+int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const double *V,
+                        const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts, int loop)
 {
     memset(p, 0, sizeof *p);
     p->n = n;
@@ -79,6 +84,14 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
     p->poly = opts->poly;
     p->g = opts->poly_degree;
     p->vexp = pr_dense_avx512_();
+    p->kern = pr_dense_kernel_ok_(d);
+    if (V && p->kern) {
+        double *vp = p->own[4] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
+        if (!vp)
+            return PR_ENOMEM;
+        pr_dense_pack_(vp, V, n, d);
+        p->Vp = vp;
+    }
     size_t nd = (size_t)n * d;
     int rope = pr_posw_is_factorised(W);
     p->gemm = !loop && (rope || W->kind == PR_POS_IDENTITY);
@@ -112,7 +125,7 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
             qf[i] *= opts->sigma;
         p->Qf = qf;
         p->Kf = kf;
-        if ((p->kern = pr_dense_kernel_ok_(d))) {
+        if (p->kern) {
             double *kp = p->own[3] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
             if (!kp)
                 return PR_ENOMEM;
@@ -202,7 +215,7 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
     if (st || (st = pr_dense_check_range_(Q, K, W, n, d, opts)))
         return st;
     pr_dense_prep_t p;
-    if ((st = pr_dense_prep_init_(&p, Q, K, W, n, d, opts, 0))) {
+    if ((st = pr_dense_prep_init_(&p, Q, K, 0, W, n, d, opts, 0))) {
         pr_dense_prep_clear_(&p);
         return st;
     }

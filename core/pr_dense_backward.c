@@ -57,10 +57,16 @@ static void backward_tile(const pr_dense_prep_t *p, const bwd_in_t *in, int i0, 
         pr_dense_row_weights_(srow, p, i0 + r, j0, mj, in->lse[i0 + r]);
     }
     /* dV_J += Pᵀ dO_I;  dP = dO_I V_Jᵀ;  dM = P ∘ (dP - r) */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mj, d, mi, 1.0, S, BK,
-                in->dO + (size_t)i0 * d, d, 1.0, in->dV + (size_t)j0 * d, d);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, mj, d, 1.0, in->dO + (size_t)i0 * d, d,
-                in->V + (size_t)j0 * d, d, 0.0, dP, BK);
+    const double *dOi = in->dO + (size_t)i0 * d;
+    if (p->kern) {
+        pr_dense_pv_(in->dV + (size_t)j0 * d, d, S, 1, BK, dOi, d, mj, d, mi);
+        pr_dense_qk_(dP, BK, dOi, d, p->Vp + (size_t)j0 * d, mi, mj, d);
+    } else {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mj, d, mi, 1.0, S, BK, dOi, d, 1.0,
+                    in->dV + (size_t)j0 * d, d);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, mj, d, 1.0, dOi, d,
+                    in->V + (size_t)j0 * d, d, 0.0, dP, BK);
+    }
     for (int r = 0; r < mi; r++) {
         double ri = in->rr[i0 + r];
         double *prow = dP + (size_t)r * BK;
@@ -68,7 +74,10 @@ static void backward_tile(const pr_dense_prep_t *p, const bwd_in_t *in, int i0, 
         for (int c = 0; c < mj; c++)
             prow[c] = srow[c] * (prow[c] - ri);
     }
-    if (p->gemm) {
+    if (p->gemm && p->kern) {
+        pr_dense_pv_(dq + (size_t)i0 * d, d, dP, BK, 1, p->Kf + (size_t)j0 * d, d, mi, d, mj);
+        pr_dense_pv_(dk, d, dP, 1, BK, p->Qf + (size_t)i0 * d, d, mj, d, mi);
+    } else if (p->gemm) {
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, dP, BK,
                     p->Kf + (size_t)j0 * d, d, 1.0, dq + (size_t)i0 * d, d);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mj, d, mi, 1.0, dP, BK,
@@ -93,7 +102,7 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
     double *rr = pr_dense_alloc_(n, 1);
     if (!rr)
         return PR_ENOMEM;
-    if ((st = pr_dense_prep_init_(&p, Q, K, W, n, d, opts, dw != 0))) {
+    if ((st = pr_dense_prep_init_(&p, Q, K, V, W, n, d, opts, dw != 0))) {
         pr_dense_prep_clear_(&p);
         free(rr);
         return st;

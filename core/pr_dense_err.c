@@ -66,7 +66,7 @@ static double gap_tau(const double *Q, const double *K, const pr_posw_struct *W,
     pr_dense_prep_t p;
     double *gap = pr_dense_alloc_(n, 1), tau = 0.0;
     int *cnt = malloc(sizeof(int) * (size_t)n);
-    *st = gap && cnt ? pr_dense_prep_init_(&p, Q, K, W, n, d, opts, 0) : PR_ENOMEM;
+    *st = gap && cnt ? pr_dense_prep_init_(&p, Q, K, 0, W, n, d, opts, 0) : PR_ENOMEM;
     if (!*st)
         *st = row_gaps(gap, cnt, &p);
     if (gap && cnt)

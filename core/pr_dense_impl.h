@@ -21,9 +21,10 @@ typedef struct {
     int n, d, gemm;
     size_t L;              /* 2n - 1 */
     const double *Qf, *Kf; /* GEMM: σ·Q' and K' (n×d) */
-    int kern;              /* GEMM through pr_dense_kernel.c (else OpenBLAS) */
+    int kern;              /* products through pr_dense_kernel.c (else OpenBLAS) */
     int vexp;              /* exp through pr_dense_exp_sum_ (else vexp_sum) */
-    const double *Kp;      /* kern: K' packed (pr_dense_pack_) */
+    const double *Kp;      /* GEMM and kern: K' packed (pr_dense_pack_) */
+    const double *Vp;      /* kern, when prep_init was given V (the backward's dO Vᵀ): V packed */
     const double *Q;       /* LOOP: Q (n×d) */
     double *Kt;            /* LOOP: Kᵀ (d×n) */
     double *wrev;          /* LOOP: wrev[k·L + t] = σ·w_k(n-1-t), so w_k(i-j) = wrev[k·L + n-1-i+j] */
@@ -37,12 +38,13 @@ typedef struct {
     double *own[5];        /* buffers to free */
 } pr_dense_prep_t;
 
-/* a×b doubles (at least one), NULL on overflow or failure */
+/* a×b doubles (at least one), 64-byte aligned, NULL on overflow or failure; free() frees */
 double *pr_dense_alloc_(size_t a, size_t b);
 
-/* loop: force the O(n² s) loop (the backward needs it for dw). Clear even after a failure. */
-int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const pr_posw_struct *W,
-                        int n, int d, const pr_attn_opts_t *opts, int loop);
+/* loop: force the O(n² s) loop (the backward needs it for dw); V may be NULL (see Vp). Clear
+ * even after a failure. */
+int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const double *V,
+                        const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *opts, int loop);
 void pr_dense_prep_clear_(pr_dense_prep_t *p);
 
 /* Xr = X rotated by R_{sign·i} in row i (pr_rope_rotate's result) from the factorised RoPE W's

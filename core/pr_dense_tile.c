@@ -26,7 +26,7 @@ static void loop_scores(double *S, const pr_dense_prep_t *p, int i0, int mi, int
 /* S[r][c] = M_{i0+r, j0+c} (row stride BK) */
 void pr_dense_tile_scores_(double *S, const pr_dense_prep_t *p, int i0, int mi, int j0, int mj)
 {
-    if (p->kern)
+    if (p->gemm && p->kern)
         pr_dense_qk_(S, BK, p->Qf + (size_t)i0 * p->d, p->d, p->Kp + (size_t)j0 * p->d, mi, mj, p->d);
     else if (p->gemm)
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, mj, p->d, 1.0,
