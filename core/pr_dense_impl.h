@@ -92,7 +92,8 @@ double pr_dense_exp_sum_(double *y, const double *x, double m, int len);
 /* doubles of X (n×d) packed: strips of PR_DENSE_NR rows, each d×PR_DENSE_NR, zero-padded */
 size_t pr_dense_packed_len_(int n, int d);
 void pr_dense_pack_(double *Xp, const double *X, int n, int d);
-/* C (M×N, row stride ldc; N rounded up to PR_DENSE_NR columns are written, zeros past N) =
+/* C (M×N, row stride ldc; the columns up to N rounded up to PR_DENSE_NR are written, from the
+ * packed rows there, which are zeros past the last) =
  * A (M×K, row stride lda) · Bᵀ with B packed by pr_dense_pack_ (Bp at B's row 0 of a strip) */
 void pr_dense_qk_(double *C, size_t ldc, const double *A, size_t lda, const double *Bp, int M, int N,
                   int K);
