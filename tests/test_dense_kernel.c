@@ -4,7 +4,8 @@
  * sequential sum of K fused products), then pr_dense_forward at head dimensions the kernels
  * serve (d a multiple of 8) against a long double RoPE textbook within twice pr_dense_error_est's
  * bound, and pr_dense_backward's kernel path against its loop path (dw given) within the sum
- * of both estimates. On a CPU without AVX-512F the first two parts are skipped (printed); the
+ * of both estimates; the input scans every call makes (pr_vec_check_finite, pr_posw_max_rowsum)
+ * against plain loops. On a CPU without AVX-512F the first two parts are skipped (printed); the
  * last two then test the OpenBLAS path at the same sizes. */
 #include <float.h>
 #include <math.h>
@@ -178,6 +179,45 @@ static void textbook_rope(ld *O, const double *Q, const double *K, const double 
     free(A);
 }
 
+/* the checks every dense call makes on its inputs, rewritten to vectorise: pr_vec_check_finite
+ * finds one NaN or ±Inf at any position of any length (blocks of 1024 and their tails), passes
+ * finite data of any size; pr_posw_max_rowsum equals the offset-by-offset sums bit for bit */
+static void check_input_scans(pr_rng_t rng)
+{
+    static double x[2100];
+    const double bad[3] = {NAN, INFINITY, -INFINITY};
+    int ok = 1;
+    for (int len = 0; len <= 2100; len += 1 + len / 64) {
+        for (int i = 0; i < len; i++)
+            x[i] = i % 5 == 0 ? DBL_MAX : i % 5 == 1 ? -0.0 : i % 5 == 2 ? 0x1p-1074 : pr_rng_range(rng, -1e300, 1e300);
+        ok &= pr_vec_check_finite(x, len) == PR_OK;
+        for (int pos = 0; pos < len; pos += 1 + (int)pr_rng_below(rng, 97)) {
+            double keep = x[pos];
+            x[pos] = bad[pos % 3];
+            int st = pr_vec_check_finite(x, len);
+            PR_CHECK(st == PR_ENONFINITE, "check_finite: %g at %d of %d not found", x[pos], pos, len);
+            x[pos] = keep;
+        }
+    }
+    PR_CHECK(ok, "check_finite refused finite data");
+    for (int trial = 0; trial < 20; trial++) {
+        int n = 1 + (int)pr_rng_below(rng, 700), d = 2 * (1 + (int)pr_rng_below(rng, 6));
+        pr_posw_t W;
+        if (pr_posw_init_general(W, n, d, rng))
+            abort();
+        double m = 0.0;
+        for (long l = 0; l < 2L * n - 1; l++) {
+            double sum = 0.0;
+            for (int k = 0; k < W->s; k++)
+                sum += fabs(W->w[(size_t)k * (2 * n - 1) + l]);
+            m = fmax(m, sum);
+        }
+        PR_CHECK(pr_posw_max_rowsum(W) == m, "max_rowsum n=%d d=%d: %a, offset by offset %a", n, d,
+                 pr_posw_max_rowsum(W), m);
+        pr_posw_clear(W);
+    }
+}
+
 static void check_attention(pr_rng_t rng)
 {
     const int ns[] = {1, 37, 300}, ds[] = {8, 24, 64, 72, 128};
@@ -240,6 +280,7 @@ int main(void)
     } else {
         printf("test_dense_kernel: no AVX-512F on this CPU: exp and product kernels skipped\n");
     }
+    check_input_scans(rng);
     check_attention(rng);
     return pr_test_finish("test_dense_kernel");
 }
