@@ -1510,13 +1510,17 @@ static int merge_read(merge_in_t *m, const pr_preset_t **p, pr_grid_t *g, const 
         return PR_EINVAL;
     }
     if (first) {
-        static const char *const tags[] = {"preset", "grid"};
-        for (int k = 0; k < 2; k++)
-            if (strcmp(pr_csv_comment(&first->t, tags[k]), pr_csv_comment(&m->t, tags[k]))) {
-                seterr(err, errlen, "%s and %s come from different sweeps (their '%s' lines differ)", first->path, m->path,
-                       tags[k]);
+        /* one sweep, and one program: rows of two commits or build types would sit in one CSV
+         * under the first file's provenance lines */
+        static const char *const tags[] = {"preset", "grid", "git commit", "build type"};
+        for (int k = 0; k < 4; k++) {
+            const char *a = pr_csv_comment(&first->t, tags[k]), *b = pr_csv_comment(&m->t, tags[k]);
+            if (strcmp(a ? a : "", b ? b : "")) {
+                seterr(err, errlen, "%s and %s come from different %s (their '# %s:' lines differ): merge the "
+                       "shards of one run", first->path, m->path, k < 2 ? "sweeps" : "builds", tags[k]);
                 return PR_EINVAL;
             }
+        }
     } else {
         if (!(*p = pr_preset_find(preset))) {
             seterr(err, errlen, "%s: unknown preset '%.40s'", m->path, preset);

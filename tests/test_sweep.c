@@ -151,6 +151,22 @@ int main(void)
     snprintf(tiny, sizeof tiny, "%s/tiny.csv", dir);
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--size", "tiny", "--out", tiny, 0}) == 0, "tiny sweep");
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "--merge", merged, ref, tiny, 0}) == 2, "merged different sweeps");
+    /* shards of one sweep made by two builds do not merge: the commit line is the first file's */
+    char other[256];
+    snprintf(other, sizeof other, "%s/part2-other-commit.csv", dir);
+    char *ptext = slurp(part[1], 0), *at = ptext ? strstr(ptext, "# git commit: ") : 0;
+    PR_CHECK(at != 0, "no commit line in %s", part[1]);
+    if (at) {
+        at[14] = at[14] == '0' ? '1' : '0';
+        FILE *fo = fopen(other, "w");
+        PR_CHECK(fo && fputs(ptext, fo) >= 0 && !fclose(fo), "cannot write %s", other);
+        PR_CHECK(run_polyrope(log, (char *[]){"sweep", "--merge", merged, ins[0], other, ins[2], 0}) == 2,
+                 "merged shards of two commits");
+        char *why = slurp(log, 0);
+        PR_CHECK(why && strstr(why, "git commit"), "the commit mismatch not named: %s", why ? why : "");
+        free(why);
+    }
+    free(ptext);
     PR_CHECK(run_polyrope(log, (char *[]){"sweep", "factorise", "--size", "tiny", "--out", part[0], "--resume", 0}) == 2,
              "resume of a shard as a whole sweep");
 
