@@ -4,7 +4,8 @@
  * sequential sum of K fused products), then pr_dense_forward at head dimensions the kernels
  * serve (d a multiple of 8) against a long double RoPE textbook within twice pr_dense_error_est's
  * bound, and pr_dense_backward's kernel path against its loop path (dw given) within the sum
- * of both estimates; the input scans every call makes (pr_vec_check_finite, pr_posw_max_rowsum)
+ * of both estimates; the RoPE rotation from W's sequences against pr_rope_rotate (bit for bit);
+ * the input scans every call makes (pr_vec_check_finite, pr_posw_max_rowsum)
  * against plain loops. On a CPU without AVX-512F the first two parts are skipped (printed); the
  * last two then test the OpenBLAS path at the same sizes. */
 #include <float.h>
@@ -218,6 +219,31 @@ static void check_input_scans(pr_rng_t rng)
     }
 }
 
+/* the rotation from W's own cos and sin sequences is pr_rope_rotate's, bit for bit (docs/math.md
+ * §2), both layouts, both signs, in place too */
+static void check_rotation(pr_rng_t rng)
+{
+    for (int trial = 0; trial < 24; trial++) {
+        int n = 1 + (int)pr_rng_below(rng, 300), d = 2 * (1 + (int)pr_rng_below(rng, 40)), sign = trial % 2 ? -1 : 1;
+        pr_rope_layout_t lay = trial % 4 < 2 ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
+        double base = trial % 3 ? 10000.0 : 37.5;
+        size_t nd = (size_t)n * d;
+        double *X = malloc(sizeof(double) * nd), *A = malloc(sizeof(double) * nd), *B = malloc(sizeof(double) * nd);
+        pr_rng_fill(X, (long)nd, 3.0, rng);
+        pr_posw_t W;
+        if (pr_posw_init_rope(W, n, d, base, lay))
+            abort();
+        PR_CHECK_OK(pr_rope_rotate(A, X, n, d, base, lay, sign));
+        pr_dense_rotate_(B, X, W, sign);
+        PR_CHECK(!memcmp(A, B, sizeof(double) * nd), "rotation n=%d d=%d layout=%d sign=%d base=%g differs", n, d,
+                 (int)lay, sign, base);
+        pr_dense_rotate_(X, X, W, sign);
+        PR_CHECK(!memcmp(A, X, sizeof(double) * nd), "rotation in place n=%d d=%d differs", n, d);
+        pr_posw_clear(W);
+        free(X); free(A); free(B);
+    }
+}
+
 static void check_attention(pr_rng_t rng)
 {
     const int ns[] = {1, 37, 300}, ds[] = {8, 24, 64, 72, 128};
@@ -281,6 +307,7 @@ int main(void)
         printf("test_dense_kernel: no AVX-512F on this CPU: exp and product kernels skipped\n");
     }
     check_input_scans(rng);
+    check_rotation(rng);
     check_attention(rng);
     return pr_test_finish("test_dense_kernel");
 }
