@@ -168,12 +168,14 @@ static void textbook_rope(ld *O, const double *Q, const double *K, const double 
             A[j] = opts->causal && j > i ? 0 : expl(m);
             l += A[j];
         }
-        for (int c = 0; c < d; c++) {
-            ld o = 0;
-            for (int j = 0; j < n; j++)
-                o += A[j] * V[j * d + c];
-            O[i * d + c] = o / l;
-        }
+        /* O_i = Σ_j A_ij V_j / l, a row of V at a time */
+        ld *Oi = O + (size_t)i * d;
+        memset(Oi, 0, sizeof(ld) * d);
+        for (int j = 0; j < n; j++)
+            for (int c = 0; c < d; c++)
+                Oi[c] += A[j] * V[j * d + c];
+        for (int c = 0; c < d; c++)
+            Oi[c] /= l;
     }
     free(Qr);
     free(Kr);
