@@ -179,7 +179,7 @@ static int forward_block(double *O, double *lse, const double *V, const pr_dense
                 memset(srow, 0, sizeof(double) * mj);
                 continue;
             }
-            double sc = exp(m[r] - mn);
+            double sc = m[r] == mn ? 1.0 : exp(m[r] - mn);   /* exp(0) = 1: no call when the max stays */
             l[r] = l[r] * sc + pr_dense_row_weights_(srow, p, i0 + r, j0, mj, mn);
             if (sc != 1.0)
                 for (int c = 0; c < d; c++)
