@@ -96,8 +96,12 @@ PR_AVX512 static void qk_avx512(double *C, size_t ldc, const double *A, size_t l
 {
     for (int c0 = 0; c0 < N; c0 += PR_DENSE_NR) {
         const double *strip = Bp + (size_t)c0 * K;
-        for (int r0 = 0; r0 < M; r0 += QK_MR)
-            qk_rows(C + r0 * ldc + c0, ldc, A + r0 * lda, lda, strip, K, M - r0 < QK_MR ? M - r0 : QK_MR);
+        int r0 = 0;
+        /* whole blocks inlined here (no call per block), the last rows through the switch */
+        for (; r0 + QK_MR <= M; r0 += QK_MR)
+            qk_micro(C + r0 * ldc + c0, ldc, A + r0 * lda, lda, strip, K, QK_MR);
+        if (r0 < M)
+            qk_rows(C + r0 * ldc + c0, ldc, A + r0 * lda, lda, strip, K, M - r0);
     }
 }
 
@@ -157,7 +161,12 @@ PR_AVX512 static void pv_avx512(double *C, size_t ldc, const double *A, size_t a
         int kc = K - k0 < KC ? K - k0 : KC;
         for (int c0 = 0; c0 < N; c0 += 8 * PV_NZ) {
             int nz = (N - c0 < 8 * PV_NZ ? N - c0 : 8 * PV_NZ) / 8;
-            for (int r0 = 0; r0 < M; r0 += PV_MR)
+            int r0 = 0;
+            if (nz == PV_NZ)
+                for (; r0 + PV_MR <= M; r0 += PV_MR)
+                    pv_micro(C + r0 * ldc + c0, ldc, A + r0 * ars + k0 * acs, ars, acs, B + (size_t)k0 * ldb + c0,
+                             ldb, kc, PV_MR, PV_NZ);
+            for (; r0 < M; r0 += PV_MR)
                 pv_block(C + r0 * ldc + c0, ldc, A + r0 * ars + k0 * acs, ars, acs,
                          B + (size_t)k0 * ldb + c0, ldb, kc, M - r0 < PV_MR ? M - r0 : PV_MR, nz);
         }
