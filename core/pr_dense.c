@@ -89,7 +89,7 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
         double *vp = p->own[4] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
         if (!vp)
             return PR_ENOMEM;
-        pr_dense_pack_(vp, V, n, d);
+        pr_dense_pack_(vp, V, 0, n, d);
         p->Vp = vp;
     }
     size_t nd = (size_t)n * d;
@@ -111,16 +111,23 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
         }
     }
     if (p->gemm) {
-        double *qf = p->own[1] = pr_dense_alloc_(nd, 1), *kf = p->own[2] = pr_dense_alloc_(nd, 1);
-        if (!qf || !kf)
+        /* the kernels' scores read K' packed, rotated while packing; only the backward (given V)
+         * reads K' itself, for dQ */
+        double *qf = p->own[1] = pr_dense_alloc_(nd, 1), *kf = 0;
+        if (!qf)
             return PR_ENOMEM;
-        if (rope) {
-            pr_dense_rotate_(qf, Q, W, 1);
-            pr_dense_rotate_(kf, K, W, 1);
-        } else {
-            memcpy(qf, Q, sizeof(double) * nd);
-            memcpy(kf, K, sizeof(double) * nd);
+        if (!p->kern || V) {
+            if (!(kf = p->own[2] = pr_dense_alloc_(nd, 1)))
+                return PR_ENOMEM;
+            if (rope)
+                pr_dense_rotate_(kf, K, W, 1);
+            else
+                memcpy(kf, K, sizeof(double) * nd);
         }
+        if (rope)
+            pr_dense_rotate_(qf, Q, W, 1);
+        else
+            memcpy(qf, Q, sizeof(double) * nd);
         for (size_t i = 0; i < nd; i++)
             qf[i] *= opts->sigma;
         p->Qf = qf;
@@ -129,7 +136,7 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
             double *kp = p->own[3] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
             if (!kp)
                 return PR_ENOMEM;
-            pr_dense_pack_(kp, kf, n, d);
+            pr_dense_pack_(kp, K, rope ? W : 0, n, d);
             p->Kp = kp;
         }
         return PR_OK;

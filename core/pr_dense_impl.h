@@ -20,7 +20,7 @@ enum { PR_DENSE_NR = 32 };  /* keys per packed strip (pr_dense_kernel.c); BK is 
 typedef struct {
     int n, d, gemm;
     size_t L;              /* 2n - 1 */
-    const double *Qf, *Kf; /* GEMM: σ·Q' and K' (n×d) */
+    const double *Qf, *Kf; /* GEMM: σ·Q' and K' (n×d; Kf only without kern or with V) */
     int kern;              /* products through pr_dense_kernel.c (else OpenBLAS) */
     int vexp;              /* exp through pr_dense_exp_sum_ (else vexp_sum) */
     const double *Kp;      /* GEMM and kern: K' packed (pr_dense_pack_) */
@@ -89,9 +89,10 @@ int pr_dense_kernel_ok_(int d);
 /* y[c] = exp(x[c] - m) for c < len, x[c] - m ≤ 700, within 1.1u (0 below -708); returns the sum.
  * AVX-512F only (pr_dense_avx512_). y may equal x. */
 double pr_dense_exp_sum_(double *y, const double *x, double m, int len);
-/* doubles of X (n×d) packed: strips of PR_DENSE_NR rows, each d×PR_DENSE_NR, zero-padded */
+/* doubles of X (n×d) packed: strips of PR_DENSE_NR rows, each d×PR_DENSE_NR, zero-padded; W
+ * NULL, or a factorised RoPE W whose R_j turns row j first (bit for bit pr_dense_rotate_) */
 size_t pr_dense_packed_len_(int n, int d);
-void pr_dense_pack_(double *Xp, const double *X, int n, int d);
+void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d);
 /* C (M×N, row stride ldc; the columns up to N rounded up to PR_DENSE_NR are written, from the
  * packed rows there, which are zeros past the last) =
  * A (M×K, row stride lda) · Bᵀ with B packed by pr_dense_pack_ (Bp at B's row 0 of a strip) */

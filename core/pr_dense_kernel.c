@@ -36,15 +36,23 @@ size_t pr_dense_packed_len_(int n, int d)
     return ((size_t)n + PR_DENSE_NR - 1) / PR_DENSE_NR * PR_DENSE_NR * (size_t)d;
 }
 
-void pr_dense_pack_(double *Xp, const double *X, int n, int d)
+void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d)
 {
     int nstrips = (n + PR_DENSE_NR - 1) / PR_DENSE_NR;
     for (int sb = 0; sb < nstrips; sb++) {
         double *strip = Xp + (size_t)sb * PR_DENSE_NR * d;
         for (int jj = 0; jj < PR_DENSE_NR; jj++) {
             int j = sb * PR_DENSE_NR + jj;
+            const double *x = X + (size_t)j * d;
             for (int k = 0; k < d; k++)
-                strip[(size_t)k * PR_DENSE_NR + jj] = j < n ? X[(size_t)j * d + k] : 0.0;
+                strip[(size_t)k * PR_DENSE_NR + jj] = j < n ? x[k] : 0.0;
+            /* row j rotated by R_j with pr_dense_rotate_'s numbers and expressions */
+            for (int k = 0; W && j < n && k < d / 2; k++) {
+                size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
+                double c = pr_posw_at(W, 4 * k, j), s = pr_posw_at(W, 4 * k + 1, j), u = x[a], v = x[b];
+                strip[a * PR_DENSE_NR + jj] = u * c - v * s;
+                strip[b * PR_DENSE_NR + jj] = u * s + v * c;
+            }
         }
     }
 }

@@ -90,7 +90,7 @@ static void check_products(pr_rng_t rng)
         double *Bp = pr_dense_alloc_(pr_dense_packed_len_(rows, K), 1), *C = pr_dense_alloc_(M, Nr + 3);
         pr_rng_fill(A, (long)M * K, 1.0, rng);
         pr_rng_fill(B, (long)rows * K, 1.0, rng);
-        pr_dense_pack_(Bp, B, rows, K);
+        pr_dense_pack_(Bp, B, 0, rows, K);
         size_t ldc = (size_t)Nr + trial % 3;
         pr_dense_qk_(C, ldc, A, K, Bp, M, N, K);
         double worst = 0.0;
@@ -239,6 +239,16 @@ static void check_rotation(pr_rng_t rng)
         pr_dense_rotate_(B, X, W, sign);
         PR_CHECK(!memcmp(A, B, sizeof(double) * nd), "rotation n=%d d=%d layout=%d sign=%d base=%g differs", n, d,
                  (int)lay, sign, base);
+        if (sign == 1) {
+            /* packing with the rotation gives the packed rotated rows, bit for bit */
+            double *P1 = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1), *P2 = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
+            pr_dense_pack_(P1, X, W, n, d);
+            pr_dense_pack_(P2, B, 0, n, d);
+            PR_CHECK(!memcmp(P1, P2, sizeof(double) * pr_dense_packed_len_(n, d)), "rotating pack n=%d d=%d layout=%d differs",
+                     n, d, (int)lay);
+            free(P1);
+            free(P2);
+        }
         pr_dense_rotate_(X, X, W, sign);
         PR_CHECK(!memcmp(A, X, sizeof(double) * nd), "rotation in place n=%d d=%d differs", n, d);
         pr_posw_clear(W);
