@@ -26,20 +26,26 @@
  *     b-marginal ν. One forward FFT per (ν, c) for y_c v_ν and per (μ, c) for x_c u_μ; the dQ
  *     products are summed in the frequency domain per μ (one inverse FFT per (μ, c)), the dK and
  *     dV products per ν (one inverse per (ν, c)); C_f depends only on (μ, ν): one inverse per pair,
- *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it. The spectra of the terms with |f| ≤ g are the
- *     forward plan's (it keeps α_f t̂_f; α̂_f t̂_f is that times α̂_f/α_f), so only the
- *     C(s+g, g+1) symbols of degree g+1 (and all of them when the forward streams) are built, from
- *     the power tables of the w_k, and transformed in each execute.
- *     The terms are pr_expand's, built to degree g+1: grouped by μ, the groups by size, sorted by
- *     ν inside a group, the forward's C(s+g, g) first (so term t's spectrum is F's term t).
+ *     Σ_c X̂_{μ,c} conj(Ŷ_{ν,c}) summed before it.
+ * (4) Sharing by pairs: every product above depends on f only through (μ, ν) and α̂_f (or α_f),
+ *     so a pair's terms enter through Σ_f α̂_f t̂_f. Within a size m, α̂_f = (c_{m-1}/(m c_m)) α_f,
+ *     both multiples of mult(f) σ^m: for m ≤ g and c_m ≠ 0 that sum is a multiple of the forward
+ *     plan's kept pair spectrum Σ_f α_f t̂_f; the other pairs (size g+1, c_m = 0, or a streamed
+ *     forward) sum mult(f) σ^m t_f in the time domain and are transformed once per pair. dw needs
+ *     the terms one by one (t_{f-k} from prefix and suffix products of the power tables of the
+ *     w_k, in O(s) per offset), but only in the time domain, against the pair's C.
+ *     The terms are pr_expand's, built to degree g+1 (the forward plan's, borrowed): grouped by μ,
+ *     the groups by size, sorted by ν inside a group, so that a pair is a run of terms.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra (Ŷ shared, each thread its
- *     own dK/dV sums, added in thread order before the inverse transforms). Inside a (μ, ν) run,
- *     batches of up to TBATCH terms are done block by block (offsets for the symbols and dw, frequencies
- *     for the products) with the terms inside, so the accumulators stay in cache; the spectra of
- *     the terms of one (μ, ν) are summed, Σ_f α̂_f t̂_f, before their products with Ŷ_ν and X̂_μ
- *     (C(s+g+1, g+1) terms, far fewer pairs). Within a size, α_f = (m c_m/c_{m-1}) α̂_f, so
- *     dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product of their own.
+ *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra per head (Ŷ shared, each
+ *     thread its own dK/dV sums, added in thread order before the inverse transforms). Batches
+ *     of up to TBATCH pairs of one μ run block by block (frequencies for the products and
+ *     correlations, every head inside; offsets for the symbols and dw), so the accumulators stay
+ *     in cache and each pair spectrum is read once per block. Within a size, α_f = (m c_m/c_{m-1})
+ *     α̂_f, so dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product
+ *     of their own.
+ * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
+ *     are summed over the heads before their inverse (W is shared), so its symbol work is paid once.
  *
  * ---- Propagated error bound (claim G4; pr_control_backward_bound computes it) ---------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
@@ -106,13 +112,23 @@ static long largest_group(const int *a, int s, int G, long cap)
     return prod < cap ? (long)(prod + 0.5) : cap;
 }
 
+/* pairs per batch: at most TBATCH, and no more than a group can hold: its terms (group) and the
+ * b-marginals of the largest size (maxnu) */
+static int batch_of(long group, long maxnu)
+{
+    long b = group < TBATCH ? group : TBATCH;
+    b = b < maxnu ? b : maxnu;
+    return b < 1 ? 1 : (int)b;
+}
+
 /* The sizes that fix every buffer: W's support, the degree g, the transform length, the thread
  * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
  * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
 static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long Lfft, int nt,
-                      int want_dw)
+                      int heads, int want_dw)
 {
     int s = W->s, G = g + 1;
+    p->heads = heads;
     p->n = W->n;
     p->d = W->d;
     p->s = s;
@@ -128,15 +144,15 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     double mutop = pr_expand_binom(p->da - 1, G), nutop = pr_expand_binom(p->db - 1, G);
     /* every size_t product of the buffers' sizes stays exact: the largest are the term tables,
      * Yhat's and the accumulators' spectra */
-    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * (W->d + 1.0) * (Lfft + 2.0);
-    if (!(big < 0x1p56) || Lfft <= 0)
+    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * heads * (W->d + 1.0) * (Lfft + 2.0);
+    if (!(big < 0x1p56) || Lfft <= 0 || heads < 1)
         return PR_EBUDGET;
     p->maxnu = (long)nutop;
     p->nthreads = nt < mutop ? nt : (int)mutop;
     long group = largest_group(W->a, s, G, TBATCH);
     if (group < 0)
         return PR_ENOMEM;
-    p->tbatch = group < 2 ? 2 : (int)group;
+    p->tbatch = batch_of(group, p->maxnu);
     return PR_OK;
 }
 
@@ -155,7 +171,7 @@ static double *spectra(pr_mem_t M, const pr_backward_plan *p, size_t count)
 /* One thread's scratch and (threads > 0) its part of the outputs, through M. */
 static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p, int id)
 {
-    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, tb = (size_t)p->tbatch;
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, tb = (size_t)p->tbatch, h = (size_t)p->heads;
     th->tsym = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->csym = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->cnu = pr_mem_zalloc(M, tb * L, sizeof(double));
@@ -166,16 +182,16 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
     th->tmp = pr_mem_zalloc(M, n, sizeof(double));
     th->That = spectra(M, p, tb);
-    th->Xhat = spectra(M, p, d + 2);
-    th->accQ = spectra(M, p, d + 1);
-    th->corr = spectra(M, p, 1);
-    th->accK = spectra(M, p, (d + 1) * (size_t)p->maxnu);
-    th->accV = spectra(M, p, (d + 1) * (size_t)p->maxnu);
+    th->Xhat = spectra(M, p, h * (d + 2));
+    th->accQ = spectra(M, p, h * (d + 1));
+    th->corr = spectra(M, p, 2 * tb);
+    th->accK = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
+    th->accV = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     if (id > 0) {
-        th->dQ = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->dK = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->dV = pr_mem_zalloc(M, n * d, sizeof(double));
-        th->kappa = pr_mem_zalloc(M, n, sizeof(double));
+        th->dQ = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->dK = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->dV = pr_mem_zalloc(M, h * n * d, sizeof(double));
+        th->kappa = pr_mem_zalloc(M, h * n, sizeof(double));
         th->dw = p->want_dw ? pr_mem_zalloc(M, (size_t)p->s * L, sizeof(double)) : NULL;
     }
     /* the engine's workspace: two padded vectors and two spectra (pr_toeplitz_work_struct) */
@@ -186,23 +202,25 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
 
 /* Every buffer of a plan of p's shape, through M: a dry M allocates nothing and counts what the
  * plan would hold (the budget check, pr_backward_needs), a real one allocates exactly that,
- * zeroed so that the pages are mapped by the plan, not by the first execute. The expansion is
- * counted by its own dry run (pr_expand_bytes). */
-static int plan_buffers(pr_backward_plan *p, pr_mem_t M)
+ * zeroed so that the pages are mapped by the plan, not by the first execute. An expansion of its
+ * own (own_E: no forward plan to borrow it from) is counted by its own dry run (pr_expand_bytes). */
+static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
 {
-    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1;
+    size_t n = (size_t)p->n, d = (size_t)p->d, L = 2 * n - 1, G1 = (size_t)p->G + 1, h = (size_t)p->heads;
     size_t nterms = (size_t)pr_expand_binom(p->s, p->G);
-    pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
+    if (own_E)
+        pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
     p->alpha = pr_mem_alloc(M, nterms, sizeof(double));
     p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
+    p->base = pr_mem_alloc(M, nterms, sizeof(double));
     p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
     p->wpow = pr_mem_zalloc(M, (size_t)p->s * G1 * L, sizeof(double));
     p->bias = pr_mem_zalloc(M, L, sizeof(double));
-    p->qpow = pr_mem_zalloc(M, (size_t)p->da * G1 * n, sizeof(double));
-    p->kpow = pr_mem_zalloc(M, (size_t)p->db * G1 * n, sizeof(double));
-    p->xc = pr_mem_zalloc(M, (d + 2) * n, sizeof(double));
-    p->ysize = (d + 1) * (size_t)p->maxnu * p->sl;
-    p->Yhat = spectra(M, p, 2 * (d + 1) * (size_t)p->maxnu);
+    p->qpow = pr_mem_zalloc(M, h * (size_t)p->da * G1 * n, sizeof(double));
+    p->kpow = pr_mem_zalloc(M, h * (size_t)p->db * G1 * n, sizeof(double));
+    p->xc = pr_mem_zalloc(M, h * (d + 2) * n, sizeof(double));
+    p->ysize = h * (d + 1) * (size_t)p->maxnu * p->sl;
+    p->Yhat = spectra(M, p, 2 * h * (d + 1) * (size_t)p->maxnu);
     p->thr = pr_mem_zalloc(M, (size_t)p->nthreads, sizeof(bw_thread));
     for (int i = 0; i < p->nthreads && pr_mem_status(M) == PR_OK; i++) {
         bw_thread dry;
@@ -215,7 +233,7 @@ void pr_backward_destroy(pr_backward_plan *p)
 {
     if (!p)
         return;
-    free(p->alpha); free(p->ahat); free(p->poly);
+    free(p->alpha); free(p->ahat); free(p->base); free(p->poly);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
@@ -230,49 +248,57 @@ void pr_backward_destroy(pr_backward_plan *p)
     }
     free(p->thr);
     if (p->has_E)
-        pr_expand_clear(p->E);
+        pr_expand_clear(p->own_E);
     if (p->has_own_tp)
         pr_toeplitz_destroy(p->own_tp);
     free(p);
 }
 
-void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
-                       int lowrank)
+void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                             int heads, int lowrank)
 {
     long Lfft = pr_toeplitz_good_size(2L * n - 1, 5, 1);
-    double Lf = (double)Lfft, lg = log2(Lf);
+    double Lf = (double)Lfft, lg = log2(Lf), h = heads;
     if (lowrank) {
         double F = pr_expand_binom(d, g + 1);
-        *bytes = pr_backward_lowrank_bytes_(n, d, g);
+        *bytes = heads == 1 ? pr_backward_lowrank_bytes_(n, d, g) : INFINITY;
         /* per row two feature products of (d+1) and (d+2) columns, and the features' index search */
         *ops = 2.0 * n * F * (2.0 * d + 5.0) + F * d * log2(F + 1.0);
         return;
     }
-    /* the plan's own dry run, on a forward plan of ESTIMATE length */
+    /* the plan's own dry run, on a forward plan of ESTIMATE length (whose expansion it borrows) */
     pr_backward_plan p = {0};
     pr_mem_t M;
     pr_mem_init(M, 1);
     *bytes = INFINITY;
-    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), 1) &&
-        !plan_buffers(&p, M))
+    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), heads, 1) &&
+        !plan_buffers(&p, M, 0))
         *bytes = M->bytes;
-    /* per term a symbol transform and about 3(d+1) spectral products; per marginal about
-     * 3(d+1) transforms (at most as many marginals as terms) */
+    /* per term the symbol and dw products; per pair a transform at most and 3(d+1) spectral
+     * products per head; per marginal about 3(d+1) transforms per head (at most as many marginals
+     * as terms) */
     double T = pr_expand_binom(W->s, g + 1);
-    *ops = T * Lf * (5.0 * lg + 12.0 * (d + 1.0)) +
-           2.0 * pr_expand_binom(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+    *ops = T * Lf * (5.0 * lg + 12.0 * h * (d + 1.0)) +
+           2.0 * h * pr_expand_binom(d, g + 1) * 3.0 * (d + 1.0) * 5.0 * Lf * lg;
+}
+
+void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                       int lowrank)
+{
+    pr_backward_needs_heads(bytes, ops, W, n, d, g, 1, lowrank);
 }
 
 /* ---- planning ---------------------------------------------------------------------------------- */
 
-static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, const pr_attn_opts_t *opts)
+static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, const pr_attn_opts_t *opts,
+                      int heads)
 {
     int n = W->n, d = W->d, g = opts->poly_degree;
-    if (!opts->poly || g < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma))
+    if (!opts->poly || g < 0 || !(opts->sigma > 0.0) || !isfinite(opts->sigma) || heads < 1)
         return PR_EINVAL;
     if (W->s <= 0)
         return PR_ESHAPE;
-    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != g))
+    if (F && (F->n != n || F->d != d || F->s != W->s || F->g != g || F->terms->top != g + 1))
         return PR_ESHAPE;
     if (g + 1 > PR_EXPAND_MAX_DEGREE)
         return PR_EINVAL;       /* multiplicities are unsigned char (pr_expoly stops at 170) */
@@ -283,24 +309,23 @@ static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, con
     return PR_OK;
 }
 
-/* F's terms are the first of E, in E's order (pr_expand builds both alike): then its kept
- * spectra serve by index */
-static int forward_is_prefix(const pr_fast_plan_struct *F, const pr_expand_struct *E)
-{
-    return F->terms->s == E->s && F->terms->nterms == E->nterms_fwd &&
-           !memcmp(F->terms->e, E->e, (size_t)E->nterms_fwd * (size_t)E->s);
-}
-
 /* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1) */
 static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_attn_opts_t *opts)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
-    pr_expand_coefs(p->alpha, p->E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
-    pr_expand_coefs(p->ahat, p->E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+    const pr_expand_struct *E = p->E;
+    pr_expand_coefs(p->alpha, E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
+    pr_expand_coefs(p->ahat, E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
+    double sig[PR_EXPAND_MAX_DEGREE + 1];
+    sig[0] = 1.0;
+    for (int k = 1; k <= G; k++)
+        sig[k] = sig[k - 1] * opts->sigma;
+    for (long t = 0; t < E->nterms; t++)
+        p->base[t] = E->mult[t] * sig[E->deg[t]];
     memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
-    for (long t = 0; t < p->E->nterms_fwd; t++)
-        p->reused += bw_forward_spectrum(p, t) != NULL;
+    for (long q = 0; q < E->npairs; q++)
+        p->reused += bw_forward_pair(p, q, E->deg[E->pstart[q]]) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {
         size_t li = (size_t)(l + n - 1);
         p->bias[li] = exp(pr_attn_log_bias(opts, n, l));
@@ -314,12 +339,12 @@ static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_a
     }
 }
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
-                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
-                         double max_bytes)
+int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                           const pr_posw_struct *W, const pr_attn_opts_t *opts, int heads,
+                           int want_dw, double max_bytes)
 {
     *plan = NULL;
-    int st = plan_check(F, W, opts);
+    int st = plan_check(F, W, opts, heads);
     if (st)
         return st;
     pr_backward_plan *p = calloc(1, sizeof(*p));
@@ -327,36 +352,39 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
         return PR_ENOMEM;
     int g = opts->poly_degree;
     long Lfft = F ? F->tp->L : pr_toeplitz_good_size(2L * W->n - 1, 5, 1);
-    if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), want_dw)))
+    if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), heads, want_dw)))
         goto fail;
     /* the dry run, before anything is allocated: one budget, max_bytes */
     pr_mem_t M;
     pr_mem_init(M, 1);
     pr_budget_t b;
     pr_budget_init(b, max_bytes > 0 ? max_bytes : 0, 0);
-    if ((st = plan_buffers(p, M)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
+    if ((st = plan_buffers(p, M, !F)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
         goto fail;
-    if (F)
+    if (F) {
+        /* the forward's expansion, built to degree g+1: borrowed, no second enumeration */
         p->tp = F->tp;
-    else {
+        p->E = F->terms;
+        p->F = F;
+    } else {
         if ((st = pr_toeplitz_plan(p->own_tp, W->n, PR_TOEPLITZ_ESTIMATE | PR_TOEPLITZ_FORCE_FFT)))
             goto fail;
         p->has_own_tp = 1;
         p->tp = p->own_tp;
+        if ((st = pr_expand_init(p->own_E, W->a, W->b, W->s, g, 1, LONG_MAX)))
+            goto fail;
+        p->has_E = 1;
+        p->E = p->own_E;
     }
-    if ((st = pr_expand_init(p->E, W->a, W->b, W->s, g, 1, LONG_MAX)))
-        goto fail;
-    p->has_E = 1;
-    p->F = F && forward_is_prefix(F, p->E) ? F : NULL;
     /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
      * (test_backward checks pr_backward_needs against the bytes held) */
-    long big = 2;
+    long big = 1;
     for (long u = 0; u < p->E->am->count; u++)
         if (p->E->gstart[u + 1] - p->E->gstart[u] > big)
             big = p->E->gstart[u + 1] - p->E->gstart[u];
-    p->tbatch = big < TBATCH ? (int)big : TBATCH;
+    p->tbatch = batch_of(big, p->maxnu);
     pr_mem_init(M, 0);
-    st = plan_buffers(p, M);
+    st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;
     if (st)
         goto fail;
@@ -366,6 +394,13 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
 fail:
     pr_backward_destroy(p);
     return st;
+}
+
+int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                         const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
+                         double max_bytes)
+{
+    return pr_backward_plan_heads(plan, F, W, opts, 1, want_dw, max_bytes);
 }
 
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)

@@ -24,11 +24,13 @@ extern "C" {
  * (C(s+g+1, g+1) of them, grouped by a-marginal, sorted by b-marginal inside a group; math.md
  * §7), tabulates the powers of the symbols and allocates every buffer; execute allocates nothing.
  * opts->poly (degree g ≥ 0) is required; opts->beta and opts->causal fold into the symbols.
- * F: the forward plan made for the same W, opts and n (or NULL). The backward then runs on F's
- * Toeplitz plan; F's C(s+g, g) terms are the first terms of the backward's expansion, in the
- * same order (checked), so term t takes F's kept spectrum t by index (no second planning of
- * those symbols) and only the C(s+g, g+1) symbols of degree g+1 are transformed in each
- * execute. F must outlive the backward plan.
+ * F: the forward plan made for the same W, opts and n (or NULL). The backward then borrows F's
+ * expansion (built to degree g+1) and Toeplitz plan, and each (μ, ν) pair of size m ≤ g with
+ * c_m ≠ 0 takes F's kept pair spectrum Σ_{e in pair} α_e t̂_e (Σ α̂_f t̂_f is c_{m-1}/(m c_m) times
+ * it); the other pairs (size g+1, c_m = 0, or F streamed) sum their symbols in the time domain
+ * and are transformed once per pair in each execute. F must outlive the backward plan. Without F
+ * the plan builds its own expansion to degree g+1 and its own Toeplitz plan.
+ * heads: the most Q heads one execute may take (pr_backward_execute_heads).
  * want_dw = 0 skips dw. Memory: the plan first runs its allocations dry (pr_mem) and refuses with
  * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit).
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
@@ -38,12 +40,32 @@ extern "C" {
  * not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
+int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+                           const pr_posw_struct *W, const pr_attn_opts_t *opts, int heads,
+                           int want_dw, double max_bytes);
+
+/* pr_backward_plan_heads for one head. */
 int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
                          const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
                          double max_bytes);
 
-/* dQ, dK, dV: n×d; dw: s×(2n-1) as in pr_posw (NULL to skip; must be NULL if the plan was made
- * without dw); kappa: NULL or n entries κ_j = Σ_i P̃_ij ‖dO_i‖₁, the column weight that
+/* h Q heads and h_kv kv heads (h_kv divides h; Q head i uses kv head i / (h / h_kv), grouped-query
+ * attention), all on the plan's W, row-major and head-major:
+ *   Q, O, dO, dQ: h × n × d;  lse: h × n;  K, V, dK, dV: h_kv × n × d (dK, dV summed over the Q
+ *   heads sharing the kv head);  kappa: NULL or h_kv × n, κ_j = Σ_{i, Q heads} P̃_ij ‖dO_i‖₁ summed
+ *   likewise (the weight of the summed dK, dV's bound, pr_control_backward_bound);  dw: s×(2n-1)
+ *   as in pr_posw, summed over all heads (W is shared; NULL to skip; must be NULL if the plan was
+ *   made without dw).
+ * Each pair spectrum is read once per block of frequencies for every head and column, and dw's
+ * correlations are summed over the heads before their one inverse transform per pair. Per head
+ * dQ, and with h_kv = h dK, dV and kappa, are bit for bit those of one-head executes on the
+ * head's slices. PR_EINVAL unless 1 ≤ h ≤ the planned heads and h_kv divides h. */
+int pr_backward_execute_heads(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
+                              double *kappa, const double *Q, const double *K, const double *V,
+                              const double *O, const double *lse, const double *dO, int h, int h_kv);
+
+/* One head: dQ, dK, dV: n×d; dw: s×(2n-1) as in pr_posw (NULL to skip; must be NULL if the plan
+ * was made without dw); kappa: NULL or n entries κ_j = Σ_i P̃_ij ‖dO_i‖₁, the column weight that
  * pr_control_backward_bound needs. Q, K, V, O, lse, dO as in the header comment. */
 int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
                         double *kappa, const double *Q, const double *K, const double *V,
@@ -51,8 +73,9 @@ int pr_backward_execute(pr_backward_plan *plan, double *dQ, double *dK, double *
 
 void pr_backward_destroy(pr_backward_plan *plan);
 
-/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 from the last execute that computed dw and kappa
- * (else NULL): the diagonal weights of dw's bound (one more correlation per (μ, ν)). */
+/* κ^w(ℓ) = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij at index ℓ+n-1 (summed over the heads) from the last execute
+ * that computed dw and kappa (else NULL): the diagonal weights of dw's bound (one more
+ * correlation per (μ, ν)). */
 const double *pr_backward_kappa_w(const pr_backward_plan *plan);
 
 /* lse_i = log D̃_i from the last pr_fast_execute of F (the Ã·1 column of its summed threads'
@@ -61,11 +84,11 @@ void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and
  * b-marginals and of (a, b)-marginal pairs, the bytes allocated (counted as allocated; not
- * counting F, nor the Toeplitz plan made when F is NULL), and the transforms the last execute
- * ran. */
+ * counting F, nor the Toeplitz plan made when F is NULL; the expansion when it is the plan's
+ * own), and the transforms the last execute ran. */
 typedef struct {
     long terms, a_marginals, b_marginals, ab_pairs;
-    long reused_spectra;    /* terms whose spectrum came from the forward plan */
+    long reused_spectra;    /* pairs whose spectrum is the forward plan's */
     double bytes;
     long transforms;
 } pr_backward_info_t;
@@ -84,14 +107,29 @@ int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
                         const double *O, const double *lse, const double *dO,
                         int n, int d, const pr_attn_opts_t *opts);
 
+/* The same for h query heads on one features table (Q, O, dO, dQ (h, n, d), lse h × n or NULL;
+ * K, V (h_kv, n, d), h_kv dividing h: query head i reads kv head i / (h / h_kv)). dK, dV (h_kv,
+ * n, d) and kappa (h_kv × n, or NULL) are summed over the query heads sharing a kv head, in head
+ * order, as pr_backward_execute_heads sums them: each head's part is bit for bit the one-head
+ * call's. PR_EINVAL for bad h, h_kv. */
+int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *O, const double *lse, const double *dO,
+                              int n, int d, int h, int h_kv, const pr_attn_opts_t *opts);
+
 /* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
  * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
  * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
  * what pr_backward_lowrank holds, or what pr_backward_plan_fft with want_dw holds (info.bytes) on
- * a forward plan of FFTW_ESTIMATE's transform length (or none), with omp_get_max_threads()
- * threads. ops is an estimate. */
+ * a forward plan of FFTW_ESTIMATE's transform length, whose expansion it borrows, with
+ * omp_get_max_threads() threads. ops is an estimate. */
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank);
+
+/* The same for a plan of `heads` heads executed on as many (the low-rank path: one head only,
+ * +Inf bytes past it). */
+void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
+                             int heads, int lowrank);
 
 /* The papers' objective L(X) = ½‖O - E‖²_F with Q = A1·X (A1: n×d, X: d×d): with dO = O - E
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */

@@ -66,131 +66,197 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
     }
 }
 
-/* For the nb terms t0.. of one a-marginal group, by blocks of SYM_BLK offsets outside and terms
- * inside (so that dw's and κ^w's blocks stay in cache across the batch):
- *   th->tsym[i] = t_f = bias · Π_k w_k^{f_k} when sym[i],
+/* One execute's heads: Q head hq uses kv head hq / grp. */
+typedef struct {
+    int h, hkv, grp;
+    int want_dw, want_kappa;
+    const double *V;             /* hkv × n × d */
+} bw_exec;
+
+/* the per-head blocks of the plan's and a thread's buffers */
+static inline double *xcol(const pr_backward_plan *p, int hq, int c)
+{
+    return p->xc + ((size_t)hq * (p->d + 2) + c) * p->n;
+}
+
+static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int hq, int c)
+{
+    return th->Xhat + ((size_t)hq * (p->d + 2) + c) * p->sl;
+}
+
+static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int hq, int c)
+{
+    return th->accQ + ((size_t)hq * (p->d + 1) + c) * p->sl;
+}
+
+/* offset of (kv, ν-th of its size, column 0) in Ŷ's size class and in accK, accV */
+static inline size_t nu_off(const pr_backward_plan *p, int kv, long nul)
+{
+    return ((size_t)kv * p->maxnu + (size_t)nul) * (p->d + 1) * p->sl;
+}
+
+static inline const double *qpw(const pr_backward_plan *p, int hq)
+{
+    return p->qpow + (size_t)hq * p->da * (p->G + 1) * p->n;
+}
+
+static inline const double *kpw(const pr_backward_plan *p, int kv)
+{
+    return p->kpow + (size_t)kv * p->db * (p->G + 1) * p->n;
+}
+
+/* For the nb pairs q0.. of one a-marginal group, by blocks of SYM_BLK offsets outside and the
+ * pairs' terms inside (so that dw's and κ^w's blocks stay in cache across the batch):
+ *   th->tsym[i] = Σ_{f in pair i} mult(f) σ^|f| t_f when sym[i] (t_f = bias · Π_k w_k^{f_k}),
  *   dw_k(ℓ) += α̂_f f_k t_{f-k}(ℓ) C_i(ℓ) when Cs[i] != NULL (prefix and suffix products give
  *   every t_{f-k} in O(s) per offset),  κ^w(ℓ) += α_f t_f(ℓ) N_i(ℓ) when Ns[i] != NULL. */
 __attribute__((target_clones("avx2", "default")))
-static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long t0, int nb, const int *sym,
+static void symbols_batch(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
                           const double *const *Cs, const double *const *Ns, double *dw)
 {
     int n = p->n, s = p->s, G = p->G;
+    const pr_expand_struct *E = p->E;
     size_t L = 2 * (size_t)n - 1;
     double *pre = th->preb, suf[SYM_BLK], hc[SYM_BLK];
     for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
         for (int i = 0; i < nb; i++) {
-            const unsigned char *f = p->E->e + (size_t)(t0 + i) * s;
-            const double *C = Cs[i];
-            if (!sym[i] && !Ns[i] && !C)
+            const double *C = Cs[i], *N = Ns[i];
+            double *sum = th->tsym + (size_t)i * L + l0;
+            if (!sym[i] && !N && !C)
                 continue;
-            memcpy(pre, p->bias + l0, sizeof(double) * m);
-            for (int k = 0; k < s; k++) {
-                const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-                double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
-                for (size_t q = 0; q < m; q++)
-                    out[q] = in[q] * w[q];
-            }
-            const double *ts = pre + (size_t)s * SYM_BLK;
             if (sym[i])
-                memcpy(th->tsym + (size_t)i * L + l0, ts, sizeof(double) * m);
-            if (Ns[i]) {
-                double al = p->alpha[t0 + i];
-                for (size_t q = 0; q < m; q++)
-                    th->kappa_w[l0 + q] += al * ts[q] * Ns[i][l0 + q];
-            }
-            if (!C)
-                continue;
-            double ah = p->ahat[t0 + i];
-            for (size_t q = 0; q < m; q++) {
-                suf[q] = 1.0;
-                hc[q] = ah * C[l0 + q];
-            }
-            for (int k = s - 1; k >= 0; k--) {
-                const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-                if (f[k]) {
-                    const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
-                    const double *pk = pre + (size_t)k * SYM_BLK;
-                    double *o = dw + (size_t)k * L + l0, fk = f[k];
+                memset(sum, 0, sizeof(double) * m);
+            for (long t = E->pstart[q0 + i]; t < E->pstart[q0 + i + 1]; t++) {
+                const unsigned char *f = E->e + (size_t)t * s;
+                memcpy(pre, p->bias + l0, sizeof(double) * m);
+                for (int k = 0; k < s; k++) {
+                    const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+                    double *in = pre + (size_t)k * SYM_BLK, *out = in + SYM_BLK;
                     for (size_t q = 0; q < m; q++)
-                        o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+                        out[q] = in[q] * w[q];
                 }
-                for (size_t q = 0; q < m; q++)
-                    suf[q] *= w[q];
+                const double *ts = pre + (size_t)s * SYM_BLK;
+                if (sym[i]) {
+                    double b = p->base[t];
+                    for (size_t q = 0; q < m; q++)
+                        sum[q] += b * ts[q];
+                }
+                if (N && p->alpha[t] != 0.0) {
+                    double al = p->alpha[t];
+                    for (size_t q = 0; q < m; q++)
+                        th->kappa_w[l0 + q] += al * ts[q] * N[l0 + q];
+                }
+                if (!C)
+                    continue;
+                double ah = p->ahat[t];
+                for (size_t q = 0; q < m; q++) {
+                    suf[q] = 1.0;
+                    hc[q] = ah * C[l0 + q];
+                }
+                for (int k = s - 1; k >= 0; k--) {
+                    const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
+                    if (f[k]) {
+                        const double *w1 = p->wpow + ((size_t)k * (G + 1) + f[k] - 1) * L + l0;
+                        const double *pk = pre + (size_t)k * SYM_BLK;
+                        double *o = dw + (size_t)k * L + l0, fk = f[k];
+                        for (size_t q = 0; q < m; q++)
+                            o[q] += hc[q] * fk * pk[q] * suf[q] * w1[q];
+                    }
+                    for (size_t q = 0; q < m; q++)
+                        suf[q] *= w[q];
+                }
             }
         }
     }
 }
 
-/* (sr, si) = h·(tr, ti), or += when `add` (tr, ti: m entries at stride ts) */
-static inline void scaled_sum(double *restrict sr, double *restrict si, int add, double h, const double *tr,
-                              const double *ti, long ts, long m)
+/* (sr, si) = h·(tr, ti) (m entries at stride ts) */
+static inline void scaled_copy(double *restrict sr, double *restrict si, double h, const double *tr,
+                               const double *ti, long ts, long m)
 {
-    if (!add)
-        for (long q = 0; q < m; q++) {
-            sr[q] = h * tr[q * ts];
-            si[q] = h * ti[q * ts];
-        }
-    else
-        for (long q = 0; q < m; q++) {
-            sr[q] += h * tr[q * ts];
-            si[q] += h * ti[q * ts];
-        }
+    for (long q = 0; q < m; q++) {
+        sr[q] = h * tr[q * ts];
+        si[q] = h * ti[q * ts];
+    }
 }
 
-/* The products of nb terms, fused so that each spectrum T[i] (real part T[i][q·stride[i]],
+/* The products of nb pairs of size m, each pair's spectrum T[i] (real part T[i][q·stride[i]],
  * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
- * interleaved one) is read once:
- *   accQ_c += ah·T∘Ŷ_c,  accK_c += ah·X̂_c∘conj(T)  (c ≤ d),  accV_c += al·X̂_c'∘conj(T)
- * with c' = c for c < d and the ‖dO‖₁ column for c = d (only that one when vshare: dV then comes
- * from accK, see pr_backward_execute); Ŷ and the dK/dV sums are those of term i's ν. Consecutive
- * terms of one ν (one (μ, ν) pair: the same Ŷ, X̂ and sums) are first summed into S = Σ ah·T and
- * S' = Σ al·T, so the 3(d+1) products are paid once per pair and run, not once per term.
- * Accumulators are interleaved (the engine's layout, for its inverse transforms). Frequency
- * blocks outside, terms inside: the accumulators' and the input spectra's blocks stay in cache
- * across the batch. */
+ * interleaved one) read once per block of frequencies for every head and column:
+ *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d),
+ *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
+ * with kv = hq / grp, c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when
+ * vshare: dV then comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and
+ * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
+ * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
+ * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
+ * and heads inside: the accumulators' and the input spectra's blocks stay in cache. */
 __attribute__((target_clones("avx2", "default")))
-static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const double *const *T,
-                      const long *toff, const long *tstride, const double *ah, const double *al,
-                      int vshare, const double *const *Ys, double *const *aKs, double *const *aVs)
+static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, int nb,
+                      const double *const *T, const long *toff, const long *tstride, const double *ah,
+                      const double *al, int vshare, const long *nul, double *const *Z, double *const *Zn)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
-    enum { BLK = 512 };
-    double sr[BLK], si[BLK], vr[BLK], vi[BLK];
+    const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
+    enum { BLK = 256 };
+    double sr[BLK], si[BLK], vr[BLK], vi[BLK], zr[BLK], zi[BLK], nr[BLK], ni[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
-        long m = nq - q0 < BLK ? nq - q0 : BLK;
-        for (int i0 = 0, i1; i0 < nb; i0 = i1) {
-            int wq = 0, wv = 0;
-            for (i1 = i0; i1 < nb && Ys[i1] == Ys[i0]; i1++) {
-                const double *tr = T[i1] + q0 * tstride[i1], *ti = T[i1] + toff[i1] + q0 * tstride[i1];
-                long ts = tstride[i1];
-                if (ah[i1] != 0.0)
-                    scaled_sum(sr, si, wq++, ah[i1], tr, ti, ts, m);
-                if (al[i1] != 0.0)
-                    scaled_sum(vr, vi, wv++, al[i1], tr, ti, ts, m);
-            }
-            for (int c = 0; c <= d; c++) {
-                const double *y = Ys[i0] + (size_t)c * sl + 2 * q0, *x = th->Xhat + (size_t)c * sl + 2 * q0;
-                double *aq = th->accQ + (size_t)c * sl + 2 * q0, *ak = aKs[i0] + (size_t)c * sl + 2 * q0;
-                if (wq)
-                    for (long q = 0; q < m; q++) {
-                        double a = sr[q], b = si[q];
-                        aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
-                        aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
-                        ak[2 * q] += a * x[2 * q] + b * x[2 * q + 1];
-                        ak[2 * q + 1] += a * x[2 * q + 1] - b * x[2 * q];
-                    }
-                const double *xv = th->Xhat + (size_t)(c < d ? c : d + 1) * sl + 2 * q0;
-                double *av = aVs[i0] + (size_t)c * sl + 2 * q0;
-                if (wv && (c == d || !vshare))
-                    for (long q = 0; q < m; q++) {
+        long mq = nq - q0 < BLK ? nq - q0 : BLK;
+        for (int i = 0; i < nb; i++) {
+            const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
+            int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
+            if (wq)
+                scaled_copy(sr, si, ah[i], tr, ti, tstride[i], mq);
+            if (wv)
+                scaled_copy(vr, vi, al[i], tr, ti, tstride[i], mq);
+            for (long q = 0; q < mq; q++)
+                zr[q] = zi[q] = nr[q] = ni[q] = 0.0;
+            for (int hq = 0; hq < x->h; hq++) {
+                size_t yo = nu_off(p, hq / x->grp, nul[i]) + 2 * (size_t)q0;
+                for (int c = 0; c <= d; c++) {
+                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, hq, c) + 2 * q0;
+                    double *aq = accq(p, th, hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
+                    if (wq)
+                        for (long q = 0; q < mq; q++) {
+                            double a = sr[q], b = si[q];
+                            aq[2 * q] += a * y[2 * q] - b * y[2 * q + 1];
+                            aq[2 * q + 1] += a * y[2 * q + 1] + b * y[2 * q];
+                            ak[2 * q] += a * xx[2 * q] + b * xx[2 * q + 1];
+                            ak[2 * q + 1] += a * xx[2 * q + 1] - b * xx[2 * q];
+                        }
+                    if (wz)
+                        for (long q = 0; q < mq; q++) {
+                            zr[q] += xx[2 * q] * y[2 * q] + xx[2 * q + 1] * y[2 * q + 1];
+                            zi[q] += xx[2 * q + 1] * y[2 * q] - xx[2 * q] * y[2 * q + 1];
+                        }
+                    if (!wv || (c == d ? !x->want_kappa : vshare))
+                        continue;
+                    const double *xv = xhat(p, th, hq, c < d ? c : d + 1) + 2 * q0;
+                    double *av = th->accV + yo + (size_t)c * sl;
+                    for (long q = 0; q < mq; q++) {
                         double a = vr[q], b = vi[q];
                         av[2 * q] += a * xv[2 * q] + b * xv[2 * q + 1];
                         av[2 * q + 1] += a * xv[2 * q + 1] - b * xv[2 * q];
                     }
+                }
+                if (wn) {
+                    const double *xk = xhat(p, th, hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    for (long q = 0; q < mq; q++) {
+                        nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
+                        ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
+                    }
+                }
+            }
+            for (long q = 0; q < mq && wz; q++) {
+                Z[i][2 * (q0 + q)] = zr[q];
+                Z[i][2 * (q0 + q) + 1] = zi[q];
+            }
+            for (long q = 0; q < mq && wn; q++) {
+                Zn[i][2 * (q0 + q)] = nr[q];
+                Zn[i][2 * (q0 + q) + 1] = ni[q];
             }
         }
     }
@@ -202,124 +268,130 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, int nb, const do
             return st;        \
     } while (0)
 
-/* Everything of a-marginal μ (size m): X̂ = FFT(x_c u_μ), the terms' products into th->accQ and
- * the thread's accK/accV, dw and κ^w, then dQ's part of μ. */
-static int do_mu(const pr_backward_plan *p, bw_thread *th, long mu, int m, int vshare, int want_dw,
-                 int want_kappa, double *dQ, double *dw)
+/* The pairs [q, q+nb) of a-marginal group μ (size m): the sums of the symbols of the pairs F does
+ * not serve and their transforms, the products and correlations (mac_batch), then dw and κ^w
+ * from the correlations (a second pass over the terms' symbols). */
+static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long q, int nb, int m,
+                    int vshare, double *dw)
 {
-    int n = p->n, d = p->d, G = p->G, st;
-    size_t sl = p->sl, L = 2 * (size_t)n - 1;
+    int n = p->n, st;
+    size_t sl = p->sl, L = 2 * (size_t)n - 1, tb = (size_t)p->tbatch;
     const pr_toeplitz_plan_struct *tp = p->tp;
     const pr_expand_struct *E = p->E;
-    long nu0 = E->bm->size_start[m];
-    const unsigned char *muv = E->am->cnt + (size_t)mu * p->da;
-    marg_product(th->tmp, p->qpow, muv, -1, p->da, G, n);
-    for (int c = 0; c < d + 2; c++)
-        TRY(fwd(p, th, th->Xhat + (size_t)c * sl, p->xc + (size_t)c * n, th->tmp));
-    for (int c = 0; c <= d; c++)
-        pr_toeplitz_spec_zero(th->accQ + (size_t)c * sl, tp);
-    long t = E->gstart[mu], tend = E->gstart[mu + 1];
-    int kwm = want_dw && want_kappa && m <= p->g;
-    int wantC = want_dw && m >= 1;
-    long lastnu = -1;
-    for (int nb; t < tend; t += nb) {
-        nb = tend - t < p->tbatch ? (int)(tend - t) : p->tbatch;
-        int sym[TBATCH], any = wantC || kwm, slot = -1;
-        const double *T[TBATCH], *Ys[TBATCH], *Cs[TBATCH], *Ns[TBATCH];
-        double *aKs[TBATCH], *aVs[TBATCH];
-        long toff[TBATCH], tstride[TBATCH];
-        double ah[TBATCH], al[TBATCH];
-        for (int i = 0; i < nb; i++) {
-            long nuid = E->bmi[t + i];
-            size_t vo = (size_t)(nuid - nu0) * (d + 1) * sl;
-            if (i == 0 || nuid != E->bmi[t + i - 1]) {
-                double *C = th->csym + (size_t)++slot * L, *N = th->cnu + (size_t)slot * L;
-                if (nuid == lastnu) {
-                    /* the run goes on from the previous batch: its correlations are in the last slot */
-                    memcpy(C, th->csym + (size_t)(p->tbatch - 1) * L, sizeof(double) * L * wantC);
-                    memcpy(N, th->cnu + (size_t)(p->tbatch - 1) * L, sizeof(double) * L * kwm);
-                } else {
-                    const double *Y = p->Yhat + (m & 1) * p->ysize + vo;
-                    if (wantC) {
-                        /* Σ_c C_{μν,c}: one correlation per (μ, ν) */
-                        pr_toeplitz_spec_sum_conj(th->corr, th->Xhat, Y, d + 1, tp);
-                        TRY(pr_toeplitz_spec_inverse_sym(C, th->corr, tp, th->ws));
-                    }
-                    if (kwm) {
-                        /* for dw's bound: Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij = Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
-                        pr_toeplitz_spec_zero(th->corr, tp);
-                        pr_toeplitz_spec_mac_conj(th->corr, th->Xhat + (size_t)(d + 1) * sl, Y + (size_t)d * sl, 1.0, tp);
-                        TRY(pr_toeplitz_spec_inverse_sym(N, th->corr, tp, th->ws));
-                    }
-                }
-            }
-            T[i] = bw_forward_spectrum(p, t + i);
-            ah[i] = p->ahat[t + i];
-            al[i] = p->alpha[t + i];
-            sym[i] = !T[i];
-            any |= sym[i];
-            Ys[i] = p->Yhat + (m & 1) * p->ysize + vo;
-            aKs[i] = th->accK + vo;
-            aVs[i] = th->accV + vo;
-            Cs[i] = wantC ? th->csym + (size_t)slot * L : NULL;
-            Ns[i] = kwm && al[i] != 0.0 ? th->cnu + (size_t)slot * L : NULL;
+    int kwm = x->want_dw && x->want_kappa && m <= p->g, wantC = x->want_dw && m >= 1, anysym = 0;
+    int sym[TBATCH] = {0}, none[TBATCH] = {0};
+    const double *T[TBATCH] = {0}, *Cs[TBATCH] = {0}, *Ns[TBATCH] = {0};
+    double *Z[TBATCH] = {0}, *Zn[TBATCH] = {0};
+    long toff[TBATCH] = {0}, tstride[TBATCH] = {0}, nul[TBATCH] = {0};
+    double ah[TBATCH] = {0}, al[TBATCH] = {0};
+    double cm = m <= p->g ? p->poly[m] : 0.0, cm1 = m >= 1 ? p->poly[m - 1] : 0.0;
+    for (int i = 0; i < nb; i++) {
+        nul[i] = E->bmi[E->pstart[q + i]] - E->bm->size_start[m];
+        Z[i] = wantC ? th->corr + (size_t)i * sl : NULL;
+        Zn[i] = kwm ? th->corr + (tb + (size_t)i) * sl : NULL;
+        T[i] = bw_forward_pair(p, q + i, m);
+        sym[i] = !T[i];
+        anysym |= sym[i];
+        if (T[i]) {
+            /* F's planar spectrum holds Σ α_f t̂_f = c_m Σ mult(f) σ^m t̂_f */
+            ah[i] = cm1 / (m * cm);
+            al[i] = 1.0;
+            tstride[i] = 1;
+            toff[i] = (long)tp->nfreq;
+        } else {
+            ah[i] = m >= 1 ? cm1 / m : 0.0;
+            al[i] = cm;
+            tstride[i] = 2;
+            toff[i] = 1;
         }
-        /* keep the last ν's correlations for a run that goes on into the next batch */
-        lastnu = E->bmi[t + nb - 1];
-        if (slot != p->tbatch - 1) {
-            memcpy(th->csym + (size_t)(p->tbatch - 1) * L, th->csym + (size_t)slot * L, sizeof(double) * L * wantC);
-            memcpy(th->cnu + (size_t)(p->tbatch - 1) * L, th->cnu + (size_t)slot * L, sizeof(double) * L * kwm);
-        }
-        if (any)
-            symbols_batch(p, th, t, nb, sym, Cs, Ns, dw);
-        for (int i = 0; i < nb; i++) {
-            if (T[i]) {
-                /* the forward's planar spectrum holds α_f t̂_f */
-                ah[i] /= al[i];
-                al[i] = 1.0;
-                tstride[i] = 1;
-                toff[i] = (long)tp->nfreq;
-            } else {
+    }
+    if (anysym) {
+        symbols_batch(p, th, q, nb, sym, Cs, Ns, dw);
+        for (int i = 0; i < nb; i++)
+            if (sym[i]) {
                 double *Ti = th->That + (size_t)i * sl;
                 TRY(pr_toeplitz_symbol_spec(Ti, th->tsym + (size_t)i * L, PR_TOEPLITZ_FULL, tp, th->ws));
                 T[i] = Ti;
-                tstride[i] = 2;
-                toff[i] = 1;
             }
-        }
-        mac_batch(p, th, nb, T, toff, tstride, ah, al, vshare, Ys, aKs, aVs);
     }
-    if (m >= 1) {
-        /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
-        memset(th->ycol, 0, sizeof(double) * n);
-        for (int c = 0; c <= d; c++) {
-            TRY(inv(p, th, th->accQ + (size_t)c * sl));
-            for (int i = 0; i < n; i++)
-                th->ycol[i] += p->xc[(size_t)c * n + i] * th->zbuf[i];
+    mac_batch(p, th, x, m, nb, T, toff, tstride, ah, al, vshare, nul, Z, Zn);
+    if (!wantC && !kwm)
+        return PR_OK;
+    for (int i = 0; i < nb; i++) {
+        /* Σ_heads Σ_c C_{μν,c}: one correlation per (μ, ν); for dw's bound Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij =
+         * Σ_f α_f t_f(ℓ) C^ν_{μν}(ℓ) */
+        if (wantC) {
+            TRY(pr_toeplitz_spec_inverse_sym(th->csym + (size_t)i * L, Z[i], tp, th->ws));
+            Cs[i] = th->csym + (size_t)i * L;
         }
-        add_marg_grad(dQ, th->ycol, p->qpow, muv, th->tmp, p->E->aval, p->da, d, G, n);
+        if (kwm) {
+            TRY(pr_toeplitz_spec_inverse_sym(th->cnu + (size_t)i * L, Zn[i], tp, th->ws));
+            Ns[i] = th->cnu + (size_t)i * L;
+        }
     }
+    symbols_batch(p, th, q, nb, none, Cs, Ns, dw);
     return PR_OK;
 }
 
-/* dK, dV (and κ) of b-marginal ν (size m) from the threads' summed accumulators. */
-static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, long v, int m, int vshare,
-                 double vscale, const double *V, double *dK, double *dV, double *kappa, int want_kappa)
+/* Everything of a-marginal μ (size m): X̂ = FFT(x_c u_μ) per Q head, the pairs' products into
+ * th->accQ and the thread's accK/accV, dw and κ^w, then dQ's part of μ. */
+static int do_mu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long mu, int m, int vshare,
+                 double *dQ, double *dw)
+{
+    int n = p->n, d = p->d, G = p->G, st;
+    const pr_expand_struct *E = p->E;
+    const unsigned char *muv = E->am->cnt + (size_t)mu * p->da;
+    for (int hq = 0; hq < x->h; hq++) {
+        marg_product(th->tmp, qpw(p, hq), muv, -1, p->da, G, n);
+        for (int c = 0; c < d + 1 + x->want_kappa; c++)
+            TRY(fwd(p, th, xhat(p, th, hq, c), xcol(p, hq, c), th->tmp));
+        for (int c = 0; c <= d; c++)
+            pr_toeplitz_spec_zero(accq(p, th, hq, c), p->tp);
+    }
+    for (long q = E->gpair[mu], nb; q < E->gpair[mu + 1]; q += nb) {
+        nb = E->gpair[mu + 1] - q < p->tbatch ? E->gpair[mu + 1] - q : p->tbatch;
+        TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw));
+    }
+    if (m >= 1)
+        for (int hq = 0; hq < x->h; hq++) {
+            /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
+            memset(th->ycol, 0, sizeof(double) * n);
+            for (int c = 0; c <= d; c++) {
+                TRY(inv(p, th, accq(p, th, hq, c)));
+                const double *xc = xcol(p, hq, c);
+                for (int i = 0; i < n; i++)
+                    th->ycol[i] += xc[i] * th->zbuf[i];
+            }
+            add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), muv, th->tmp, E->aval, p->da, d,
+                          G, n);
+        }
+    return PR_OK;
+}
+
+/* dK, dV (and κ) of b-marginal ν (size m) and kv head kv from the threads' summed accumulators
+ * (dK, dV, kappa: the kv head's blocks). */
+static int do_nu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int nth, long v, int kv,
+                 int m, int vshare, double vscale, double *dK, double *dV, double *kappa)
 {
     int n = p->n, d = p->d, G = p->G, st;
     size_t sl = p->sl;
     const unsigned char *nuv = p->E->bm->cnt + (size_t)v * p->db;
-    size_t vo = (size_t)(v - p->E->bm->size_start[m]) * (d + 1) * sl;
+    size_t vo = nu_off(p, kv, v - p->E->bm->size_start[m]);
+    const double *V = x->V + (size_t)kv * n * d;
     double *vnu = th->rbuf, *ycol = th->ycol;
     double *accK = p->thr[0].accK, *accV = p->thr[0].accV;
-    /* the threads' sums of this ν into thread 0's, in thread order */
-    for (int t = 1; t < nth; t++)
-        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++) {
+    /* the threads' sums of this ν into thread 0's, in thread order (accV's columns only where
+     * mac_batch wrote them) */
+    for (int t = 1; t < nth; t++) {
+        for (size_t q = vo; q < vo + (size_t)(d + 1) * sl; q++)
             accK[q] += p->thr[t].accK[q];
-            accV[q] += p->thr[t].accV[q];
-        }
+        for (int c = 0; c <= d && m <= p->g; c++)
+            if (c == d ? x->want_kappa : !vshare)
+                for (size_t q = vo + (size_t)c * sl; q < vo + (size_t)(c + 1) * sl; q++)
+                    accV[q] += p->thr[t].accV[q];
+    }
     if (m <= p->g)
-        marg_product(vnu, p->kpow, nuv, -1, p->db, G, n);
+        marg_product(vnu, kpw(p, kv), nuv, -1, p->db, G, n);
     if (m >= 1) {
         memset(ycol, 0, sizeof(double) * n);
         for (int c = 0; c <= d; c++) {
@@ -330,11 +402,11 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, long v, int 
                 for (int j = 0; j < n; j++)
                     dV[(size_t)j * d + c] += vscale * vnu[j] * th->zbuf[j];
         }
-        add_marg_grad(dK, ycol, p->kpow, nuv, th->tmp, p->E->bval, p->db, d, G, n);
+        add_marg_grad(dK, ycol, kpw(p, kv), nuv, th->tmp, p->E->bval, p->db, d, G, n);
     }
     if (m <= p->g)
         for (int c = 0; c <= d; c++) {
-            if (c == d && !want_kappa)
+            if (c == d && !x->want_kappa)
                 break;
             if (c < d && vshare)
                 continue;
@@ -351,44 +423,63 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, int nth, long v, int 
 }
 #undef TRY
 
-/* Ŷ item q of size m: the spectrum of y_c v_ν (c = q mod (d+1), ν the (q div (d+1))-th of size m) */
-static int yhat_item(const pr_backward_plan *p, bw_thread *th, int m, long q, const double *V)
+/* Ŷ item q of size m: the spectrum of y_c v_ν of kv head kv, with c = q mod (d+1), then ν the
+ * (q div (d+1) mod #ν)-th of size m, kv = q div ((d+1)·#ν) */
+static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, long q)
 {
     int n = p->n, d = p->d, c = (int)(q % (d + 1));
-    long v = p->E->bm->size_start[m] + q / (d + 1);
-    marg_product(th->tmp, p->kpow, p->E->bm->cnt + (size_t)v * p->db, -1, p->db, p->G, n);
+    long nnu = p->E->bm->size_start[m + 1] - p->E->bm->size_start[m], r = q / (d + 1);
+    long nul = r % nnu;
+    int kv = (int)(r / nnu);
+    long v = p->E->bm->size_start[m] + nul;
+    const double *V = x->V + (size_t)kv * n * d;
+    marg_product(th->tmp, kpw(p, kv), p->E->bm->cnt + (size_t)v * p->db, -1, p->db, p->G, n);
     for (int j = 0; j < n; j++)
         th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
-    return fwd(p, th, p->Yhat + (m & 1) * p->ysize + (size_t)q * p->sl, th->ycol, th->tmp);
+    return fwd(p, th, p->Yhat + (size_t)(m & 1) * p->ysize + nu_off(p, kv, nul) + (size_t)c * p->sl,
+               th->ycol, th->tmp);
 }
 
-/* first a-marginal of thread id's share of the size-m ones, balanced by term count */
+/* A-marginal μ's work in rough units of one transform per head: its 2(d+1) transforms (x_c u_μ,
+ * dQ's inverses), about two per pair (dw's correlation and the products), one per term (its
+ * symbol's products). Independent of the head count, so that a head's thread shares, hence its
+ * bits, are those of a one-head execute. */
+static long mu_weight(const pr_backward_plan *p, long u)
+{
+    const pr_expand_struct *E = p->E;
+    return (E->gstart[u + 1] - E->gstart[u]) + 2 * (E->gpair[u + 1] - E->gpair[u]) + 2 * (p->d + 1);
+}
+
+/* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight */
 static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 {
-    const long *gs = p->E->gstart;
-    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1];
-    long base = gs[u0], tot = gs[u1] - base, want = tot * id / nth;
+    long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1], tot = 0, acc = 0;
+    if (id == nth)
+        return u1;
+    for (long u = u0; u < u1; u++)
+        tot += mu_weight(p, u);
     long u = u0;
-    while (u < u1 && gs[u] - base < want)
-        u++;
-    return id == nth ? u1 : u;
+    while (u < u1 && acc * nth < tot * id)
+        acc += mu_weight(p, u++);
+    return u;
 }
 
 /* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
  * whatever the scheduling */
-static void add_parts(pr_backward_plan *p, int used, double *dQ, double *dK, double *dV, double *dw,
-                      double *kappa)
+static void add_parts(pr_backward_plan *p, const bw_exec *x, int used, double *dQ, double *dK,
+                      double *dV, double *dw, double *kappa)
 {
     size_t nd = (size_t)p->n * p->d, L = 2 * (size_t)p->n - 1;
     for (int t = 1; t < used; t++) {
         const bw_thread *th = &p->thr[t];
-        for (size_t k = 0; k < nd; k++) {
+        for (size_t k = 0; k < nd * x->h; k++)
             dQ[k] += th->dQ[k];
+        for (size_t k = 0; k < nd * x->hkv; k++) {
             dK[k] += th->dK[k];
             dV[k] += th->dV[k];
         }
         if (kappa)
-            for (int j = 0; j < p->n; j++)
+            for (size_t j = 0; j < (size_t)p->n * x->hkv; j++)
                 kappa[j] += th->kappa[j];
         if (dw)
             for (size_t k = 0; k < (size_t)p->s * L; k++)
@@ -398,27 +489,43 @@ static void add_parts(pr_backward_plan *p, int used, double *dQ, double *dK, dou
     }
 }
 
-int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
-                        double *kappa, const double *Q, const double *K, const double *V,
-                        const double *O, const double *lse, const double *dO)
+/* the rescalings x_c and the power tables of every head */
+static int exec_inputs(pr_backward_plan *p, const bw_exec *x, const double *Q, const double *K,
+                       const double *V, const double *O, const double *lse, const double *dO)
+{
+    int n = p->n, d = p->d, G = p->G;
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(Q, nd * x->h) || pr_vec_check_finite(K, nd * x->hkv) ||
+        pr_vec_check_finite(V, nd * x->hkv) || pr_vec_check_finite(O, nd * x->h) ||
+        pr_vec_check_finite(dO, nd * x->h) || pr_vec_check_finite(lse, (size_t)n * x->h))
+        return PR_ENONFINITE;
+    for (int hq = 0; hq < x->h; hq++) {
+        for (int i = 0; i < n; i++)
+            bw_xcols(xcol(p, hq, 0) + i, (size_t)n, dO + hq * nd, O + hq * nd, exp(-lse[(size_t)hq * n + i]), i, d);
+        powers((double *)qpw(p, hq), Q + hq * nd, p->E->aval, p->da, n, d, G);
+    }
+    for (int kv = 0; kv < x->hkv; kv++)
+        powers((double *)kpw(p, kv), K + kv * nd, p->E->bval, p->db, n, d, G);
+    return PR_OK;
+}
+
+int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
+                              double *kappa, const double *Q, const double *K, const double *V,
+                              const double *O, const double *lse, const double *dO, int h, int h_kv)
 {
     int n = p->n, d = p->d, s = p->s, G = p->G, st = PR_OK;
-    size_t sl = p->sl, L = 2 * (size_t)n - 1;
-    if (dw && !p->want_dw)
+    size_t sl = p->sl, L = 2 * (size_t)n - 1, nd = (size_t)n * d;
+    if ((dw && !p->want_dw) || h < 1 || h > p->heads || h_kv < 1 || h % h_kv)
         return PR_EINVAL;
-    size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd) ||
-        pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || pr_vec_check_finite(lse, n))
-        return PR_ENONFINITE;
+    bw_exec x = {.h = h, .hkv = h_kv, .grp = h / h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
+                 .V = V};
+    if ((st = exec_inputs(p, &x, Q, K, V, O, lse, dO)))
+        return st;
     long tr0 = 0;
     for (int t = 0; t < p->nthreads; t++)
         tr0 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
-    for (int i = 0; i < n; i++)
-        bw_xcols(p->xc + i, (size_t)n, dO, O, exp(-lse[i]), i, d);
-    powers(p->qpow, Q, p->E->aval, p->da, n, d, G);
-    powers(p->kpow, K, p->E->bval, p->db, n, d, G);
     p->has_kappa_w = dw && kappa;
-    int want_dw = dw != NULL, want_kappa = kappa != NULL, used = 1;
+    int used = 1;
 #pragma omp parallel num_threads(p->nthreads)
     {
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -427,47 +534,48 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
         double *tQ = id ? th->dQ : dQ, *tK = id ? th->dK : dK, *tV = id ? th->dV : dV;
         double *tkap = id ? th->kappa : kappa, *tdw = id ? th->dw : dw;
         th->st = PR_OK;
-        memset(tQ, 0, sizeof(double) * nd);
-        memset(tK, 0, sizeof(double) * nd);
-        memset(tV, 0, sizeof(double) * nd);
+        memset(tQ, 0, sizeof(double) * nd * h);
+        memset(tK, 0, sizeof(double) * nd * h_kv);
+        memset(tV, 0, sizeof(double) * nd * h_kv);
         if (tkap)
-            memset(tkap, 0, sizeof(double) * n);
-        if (want_dw)
+            memset(tkap, 0, sizeof(double) * n * h_kv);
+        if (x.want_dw)
             memset(tdw, 0, sizeof(double) * (size_t)s * L);
         memset(th->kappa_w, 0, sizeof(double) * L);
         if (id == 0)
             used = nth;
         /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
          * previous size's inverse transforms, in the other half of Yhat */
-        if (want_dw) {
+        if (x.want_dw) {
 #pragma omp for schedule(static)
-            for (long q = 0; q < (long)(d + 1); q++)
+            for (long q = 0; q < (long)(d + 1) * h_kv; q++)
                 if (!th->st)
-                    th->st = yhat_item(p, th, 0, q, V);
+                    th->st = yhat_item(p, th, &x, 0, q);
         }
         for (int m = 0; m <= G; m++) {
-            long nu0 = p->E->bm->size_start[m], nu1 = p->E->bm->size_start[m + 1];
-            size_t nacc = (size_t)(nu1 - nu0) * (d + 1);
-            long nnext = m < G ? (p->E->bm->size_start[m + 2] - nu1) * (d + 1) : 0;
+            long nu0 = p->E->bm->size_start[m], nnu = p->E->bm->size_start[m + 1] - nu0;
+            long nnext = m < G ? (p->E->bm->size_start[m + 2] - nu0 - nnu) * (d + 1) * h_kv : 0;
             /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
              * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
              * by vscale instead of accumulating its own */
             int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
+            size_t nacc = nu_off(p, h_kv - 1, nnu) / sl;
             memset(th->accK, 0, sizeof(double) * nacc * sl);
-            memset(th->accV, 0, sizeof(double) * nacc * sl);
+            if (m <= p->g && (!vshare || x.want_kappa))
+                memset(th->accV, 0, sizeof(double) * nacc * sl);
             for (long mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
-                th->st = do_mu(p, th, mu, m, vshare, want_dw, want_kappa, tQ, tdw);
+                th->st = do_mu(p, th, &x, mu, m, vshare, tQ, tdw);
 #pragma omp barrier
-#pragma omp for schedule(static)
-            for (long q = 0; q < (nu1 - nu0) + nnext; q++) {
-                if (th->st)
-                    continue;
-                if (q < nu1 - nu0)
-                    th->st = do_nu(p, th, nth, nu0 + q, m, vshare, vscale, V, tK, tV, tkap, want_kappa);
-                else
-                    th->st = yhat_item(p, th, m + 1, q - (nu1 - nu0), V);
-            }
+            /* ν by contiguous shares, the same for every kv head and head count: each ν adds into
+             * the same thread's part whatever h (heads are bit for bit one-head executes) */
+            for (long v = nnu * id / nth; v < nnu * (id + 1) / nth && !th->st; v++)
+                for (int kv = 0; kv < h_kv && !th->st; kv++)
+                    th->st = do_nu(p, th, &x, nth, nu0 + v, kv, m, vshare, vscale, tK + kv * nd, tV + kv * nd,
+                                   tkap ? tkap + (size_t)kv * n : NULL);
+            for (long q = nnext * id / nth; q < nnext * (id + 1) / nth && !th->st; q++)
+                th->st = yhat_item(p, th, &x, m + 1, q);
+#pragma omp barrier
         }
     }
     long tr1 = 0;
@@ -478,6 +586,13 @@ int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV,
     p->transforms = tr1 - tr0;
     if (st)
         return st;
-    add_parts(p, used, dQ, dK, dV, dw, kappa);
+    add_parts(p, &x, used, dQ, dK, dV, dw, kappa);
     return PR_OK;
+}
+
+int pr_backward_execute(pr_backward_plan *p, double *dQ, double *dK, double *dV, double *dw,
+                        double *kappa, const double *Q, const double *K, const double *V,
+                        const double *O, const double *lse, const double *dO)
+{
+    return pr_backward_execute_heads(p, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO, 1, 1);
 }

@@ -12,35 +12,45 @@
 #include "pr_expand.h"
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
-enum { TBATCH = 32 };        /* at most this many terms of one a-marginal group are blocked together
-                                (symbols, products); a plan's batch is min(TBATCH, its largest group) */
+enum { TBATCH = 32 };        /* at most this many (μ, ν) pairs of one a-marginal group are blocked
+                                together (symbols, products); a plan's batch is min(TBATCH, its
+                                largest group's term count) */
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
- * others' parts are added in thread order, so the sums do not depend on scheduling). */
+ * others' parts are added in thread order, so the sums do not depend on scheduling). Per-head
+ * buffers have room for the plan's `heads` (Q heads for X̂, accQ, dQ; kv heads for accK, accV,
+ * dK, dV, kappa). */
 typedef struct {
     pr_toeplitz_work_t ws;
-    double *tsym;                /* tbatch × (2n-1): the symbols of one batch */
-    double *csym, *cnu;          /* tbatch × (2n-1): correlations of the (μ, ν) of one batch */
+    double *tsym;                /* tbatch × (2n-1): Σ_f mult(f) σ^|f| t_f of the pairs of a batch */
+    double *csym, *cnu;          /* tbatch × (2n-1): correlations of the pairs of one batch */
     double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
-    double *That, *Xhat, *accQ, *corr, *accK, *accV;  /* spectra */
+    double *That;                /* tbatch spectra: the pairs' own transforms */
+    double *Xhat;                /* heads × (d+2): x_c u_μ per Q head */
+    double *accQ;                /* heads × (d+1): dQ's frequency-domain sums of one μ */
+    double *corr;                /* 2 × tbatch spectra: the pairs' correlations (dw's, then κ^w's) */
+    double *accK, *accV;         /* heads × maxnu × (d+1): dK's, dV's sums per kv head and ν */
     double *dQ, *dK, *dV, *kappa, *dw, *kappa_w;      /* this thread's part (thread 0: kappa_w only) */
     int st;
 } bw_thread;
 
 struct pr_backward_plan_s {
     int n, d, s, g, G, want_dw;
+    int heads;                   /* the most Q heads one execute may take */
     int da, db;                  /* distinct a, b values of the support (E->da, E->db) */
     long Lfft;                   /* transform length of tp */
     size_t sl;                   /* doubles per spectrum */
-    pr_expand_t E;               /* the terms up to degree G = g+1 (math.md §7) */
+    const pr_expand_struct *E;   /* the terms up to degree G = g+1 (math.md §7): F->terms, or own_E */
+    pr_expand_t own_E;
     int has_E;
-    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept spectra serve t < nterms_fwd
-                                    (its terms are E's first ones, checked when planning) */
-    double *alpha, *ahat;        /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0) */
+    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept pair spectra serve the
+                                    pairs of size m ≤ g with c_m ≠ 0 (its terms are E) */
+    double *alpha, *ahat, *base; /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0), and
+                                    mult(f) σ^|f|, of which both are multiples within a size */
     double *poly;                /* c_0..c_g */
-    long reused;                 /* terms whose spectrum is F's */
-    int tbatch;                  /* terms per batch: min(TBATCH, the largest a-marginal group), ≥ 2 */
+    long reused;                 /* pairs whose spectrum is F's */
+    int tbatch;                  /* pairs per batch: min(TBATCH, the largest a-marginal group, maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
     int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
     double bytes;                /* what the plan holds (pr_mem: the dry run counts the same) */
@@ -52,21 +62,22 @@ struct pr_backward_plan_s {
     /* tables (symbol layout: offset ℓ at ℓ+n-1) and buffers */
     double *wpow;                /* s × (G+1) × (2n-1): w_k^p */
     double *bias;                /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *qpow, *kpow;         /* da × (G+1) × n: Q_{i,aval[r]}^p; db × (G+1) × n for K, bval */
-    double *xc;                  /* (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ */
+    double *qpow, *kpow;         /* heads × da × (G+1) × n: Q_{i,aval[r]}^p per head; K, bval alike */
+    double *xc;                  /* heads × (d+2) × n: dO_c/D̃ (c<d), -r/D̃, ‖dO‖₁/D̃ per Q head */
     int has_kappa_w;             /* thr[0].kappa_w = Σ_{i-j=ℓ} ‖dO_i‖₁ P̃_ij (with dw and kappa) */
-    double *Yhat;                /* spectra of y_c v_ν for the ν of two sizes (m even, m odd), shared */
+    double *Yhat;                /* spectra of y_c v_ν per kv head for the ν of two sizes (m even,
+                                    m odd), shared: [m&1][kv][ν][c] */
     size_t ysize;                /* doubles per size class of Yhat */
     bw_thread *thr;
 };
 
-/* The forward plan's planar spectrum of α_f t_f for term t, when F keeps it and α_f ≠ 0 (term t
- * of F is term t of E: the forward's terms are E's prefix), else NULL: transform t_f. */
-static inline const double *bw_forward_spectrum(const pr_backward_plan *p, long t)
+/* The spectrum F keeps for pair q of size m (F's Σ_{e in q} α_e t̂_e e^β, planar), when it keeps
+ * one and c_m ≠ 0 (else F's would be 0 where α̂ is not: the pair is transformed here). */
+static inline const double *bw_forward_pair(const pr_backward_plan *p, long q, int m)
 {
-    if (!p->F || t >= p->E->nterms_fwd || p->alpha[t] == 0.0)
+    if (!p->F || m > p->g || p->poly[m] == 0.0)
         return NULL;
-    return pr_fast_plan_spectrum(p->F, t);
+    return pr_fast_plan_pair_spectrum(p->F, q);
 }
 
 /* Row i's rescalings of dM̃ (pr_backward.c's derivation, (1)) at x[c·stride]: x_c(i) = dO_ic/D̃_i

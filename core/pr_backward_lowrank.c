@@ -199,57 +199,109 @@ static void lr_keys(lr_bufs *b, double *dK, double *dV, double *kappa, const pr_
     }
 }
 
-int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
-                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                        const double *O, const double *lse, const double *dO,
-                        int n, int d, const pr_attn_opts_t *opts)
+/* One query head on the rotated Kr (its kv head) and Qr: dQ', dK', dV for that head alone, dQ and
+ * dK mapped back through the rotation. */
+static int lr_head(lr_bufs *b, double *dQ, double *dK, double *dV, double *kappa, const pr_expand_marg_t Fm,
+                   const double *V, const double *O, const double *lse, const double *dO, const pr_posw_struct *W,
+                   int n, int d, int causal)
 {
+    size_t nd = (size_t)n * d;
+    memset(b->S, 0, sizeof(double) * (size_t)b->F * (d + 1));
+    memset(b->T, 0, sizeof(double) * (size_t)b->F * (d + 2));
+    memset(dQ, 0, sizeof(double) * nd);
+    memset(dK, 0, sizeof(double) * nd);
+    memset(dV, 0, sizeof(double) * nd);
+    int st = lr_queries(b, dQ, Fm, V, O, lse, dO, n, d, causal);
+    if (st)
+        return st;
+    lr_keys(b, dK, dV, kappa, Fm, V, O, dO, n, d, causal);
+    if (!pr_posw_is_factorised(W))
+        return PR_OK;
+    /* back through the rotation: dQ = R_iᵀ dQ'_i */
+    pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
+    if ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)))
+        return st;
+    return pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1);
+}
+
+/* X rotated into Xr (RoPE), or copied (W = I) */
+static int lr_rotate(double *Xr, const double *X, const pr_posw_struct *W, int n, int d)
+{
+    if (!pr_posw_is_factorised(W)) {
+        memcpy(Xr, X, sizeof(double) * n * d);
+        return PR_OK;
+    }
+    return pr_rope_rotate(Xr, X, n, d, W->rope_base, W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX, 1);
+}
+
+int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *O, const double *lse, const double *dO,
+                              int n, int d, int h, int h_kv, const pr_attn_opts_t *opts)
+{
+    if (h < 1 || h_kv < 1 || h % h_kv)
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d;
+    /* the one-head checks (sizes, W, σ, P) on head 0, then every head's entries finite */
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
     if (!pr_lowrank_applies(W) || !opts->poly || opts->beta)
         return PR_EINVAL;
-    int rope = pr_posw_is_factorised(W);
-    if (rope && d % 2)
+    if (pr_posw_is_factorised(W) && d % 2)
         return PR_EODD;
-    size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(O, nd) || pr_vec_check_finite(dO, nd) || (lse && pr_vec_check_finite(lse, n)))
+    if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv) ||
+        pr_vec_check_finite(O, nd * h) || pr_vec_check_finite(dO, nd * h) ||
+        (lse && pr_vec_check_finite(lse, (size_t)n * h)))
         return PR_ENONFINITE;
-    int g = opts->poly_degree;
+    int g = opts->poly_degree, group = h / h_kv;
     if (g + 1 > PR_EXPAND_MAX_DEGREE)   /* multiplicities are unsigned char (pr_expoly stops at 170) */
         return PR_EINVAL;
     /* the caller's budget is pr_backward_needs; here only what size_t products can hold */
     if (!(pr_backward_lowrank_bytes_(n, d, g) < 0.25 * (double)SIZE_MAX))
         return PR_ESIZE;
-    pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
     pr_expand_marg_t Fm;
     if ((st = pr_expand_marg_init(Fm, d, g, 1, LONG_MAX)))
         return st;
     lr_bufs b;
     pr_mem_t M;
     pr_mem_init(M, 0);
-    if ((st = lr_buffers(&b, M, n, d, Fm->count)))
+    /* grouped-query: each head's dK, dV (and κ) into pieces, summed into its kv head's in head order */
+    double *piece = group > 1 ? malloc(sizeof(double) * (2 * nd + (size_t)n)) : NULL;
+    if ((st = lr_buffers(&b, M, n, d, Fm->count)) || (group > 1 && !piece && (st = PR_ENOMEM)))
         goto done;
     lr_features(&b, Fm, opts);
-    if (!rope) {
-        memcpy(b.Qr, Q, sizeof(double) * nd);
-        memcpy(b.Kr, K, sizeof(double) * nd);
-    } else if ((st = pr_rope_rotate(b.Qr, Q, n, d, W->rope_base, layout, 1)) ||
-               (st = pr_rope_rotate(b.Kr, K, n, d, W->rope_base, layout, 1)))
-        goto done;
-    memset(dQ, 0, sizeof(double) * nd);
-    memset(dK, 0, sizeof(double) * nd);
-    memset(dV, 0, sizeof(double) * nd);
-    if ((st = lr_queries(&b, dQ, Fm, V, O, lse, dO, n, d, opts->causal)))
-        goto done;
-    lr_keys(&b, dK, dV, kappa, Fm, V, O, dO, n, d, opts->causal);
-    /* back through the rotation: dQ = R_iᵀ dQ'_i */
-    if (rope && ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)) ||
-                 (st = pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1))))
-        goto done;
-    st = PR_OK;
+    for (int k = 0; k < h_kv && !st; k++) {
+        const double *Vk = V + k * nd;
+        if ((st = lr_rotate(b.Kr, K + k * nd, W, n, d)))
+            break;
+        for (int q = k * group; q < (k + 1) * group && !st; q++) {
+            double *hk = piece ? piece : dK + k * nd, *hv = piece ? piece + nd : dV + k * nd;
+            double *hkap = !kappa ? NULL : piece ? piece + 2 * nd : kappa + (size_t)k * n;
+            if ((st = lr_rotate(b.Qr, Q + q * nd, W, n, d)) ||
+                (st = lr_head(&b, dQ + q * nd, hk, hv, hkap, Fm, Vk, O + q * nd, lse ? lse + (size_t)q * n : NULL,
+                              dO + q * nd, W, n, d, opts->causal)) || !piece)
+                continue;
+            int first = q == k * group;
+            for (size_t i = 0; i < nd; i++) {
+                dK[k * nd + i] = first ? hk[i] : dK[k * nd + i] + hk[i];
+                dV[k * nd + i] = first ? hv[i] : dV[k * nd + i] + hv[i];
+            }
+            for (size_t j = 0; hkap && j < (size_t)n; j++)
+                kappa[k * (size_t)n + j] = first ? hkap[j] : kappa[k * (size_t)n + j] + hkap[j];
+        }
+    }
 done:
+    free(piece);
     lr_free(&b);
     pr_expand_marg_clear(Fm);
     return st;
+}
+
+int pr_backward_lowrank(double *dQ, double *dK, double *dV, double *kappa,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *O, const double *lse, const double *dO,
+                        int n, int d, const pr_attn_opts_t *opts)
+{
+    return pr_backward_lowrank_heads(dQ, dK, dV, kappa, Q, K, V, W, O, lse, dO, n, d, 1, 1, opts);
 }

@@ -150,35 +150,108 @@ int pr_control_choose_poly(pr_expoly_t p, pr_control_info_t *info, const pr_cont
     return PR_OK;
 }
 
+/* the engine's rounding factor ρ·(per_degree·g + log_ops) of a path, as f = {ρ, per_degree, log_ops} */
+static void path_factors(double f[3], int n, int d, const pr_attn_opts_t *opts, int lowrank)
+{
+    /* low-rank: g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked
+     * order, relative to each row's own sum: ρ = 1, causal or not */
+    f[0] = lowrank ? 1.0 : pr_control_rho(n, opts);
+    f[1] = lowrank ? 2.0 + 2.0 * log2(d + 1.0) : 2.0;
+    f[2] = lowrank ? 2.0 * log2((double)n) : 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1));
+}
+
+static int heads_bad(const pr_control_heads_t *hd)
+{
+    return hd && (hd->h < 1 || hd->h_kv < 1 || hd->h % hd->h_kv);
+}
+
+/* query head q's K or V (h_kv heads of n×d) */
+static const double *kv_head(const double *X, const pr_control_heads_t *hd, int q, size_t nd)
+{
+    return hd ? X + (size_t)(q / (hd->h / hd->h_kv)) * nd : X;
+}
+
+/* the data part of info for every head: the worst head's R, R_floor, ‖V‖∞ and entries, so that
+ * the P chosen from it holds for each head (docs/cli.md, attn heads); info->head names the head a
+ * refusal came from */
+static int data_info_heads(pr_control_info_t *info, const double *Q, const double *K, const double *V,
+                           const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                           const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd)
+{
+    size_t nd = (size_t)n * d;
+    int h = hd ? hd->h : 1;
+    pr_control_info_t worst;
+    for (int q = 0; q < h; q++) {
+        int st = pr_control_data_info(info, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts,
+                                      o, lowrank);
+        info->head = q;
+        if (st == PR_EBOUND && hd) {
+            /* the entries of every head, so that the --B a refusal asks for covers them all */
+            info->data_max = fmax(pr_vec_max_abs(Q, nd * hd->h),
+                                  fmax(pr_vec_max_abs(K, nd * hd->h_kv), pr_vec_max_abs(V, nd * hd->h_kv)));
+        }
+        if (st)
+            return st;
+        if (q) {
+            info->R = fmax(info->R, worst.R);
+            info->R_floor = fmax(info->R_floor, worst.R_floor);
+            info->vnorm = fmax(info->vnorm, worst.vnorm);
+            info->data_max = fmax(info->data_max, worst.data_max);
+            info->widened |= worst.widened;
+        }
+        worst = *info;
+    }
+    info->head = -1;
+    return PR_OK;
+}
+
+int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
+                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+{
+    if (heads_bad(heads))
+        return PR_EINVAL;
+    int st = data_info_heads(info, Q, K, V, W, n, d, opts, o, lowrank, heads);
+    if (st)
+        return st;
+    double f[3];
+    path_factors(f, n, d, opts, lowrank);
+    st = pr_control_choose_poly(p, info, o, f[0], f[1], f[2]);
+    info->terms = pr_expand_binom(lowrank ? d : W->s, info->degree);
+    return st;
+}
+
 int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
                       const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                       const pr_control_opts_t *o, int lowrank)
 {
-    int st = pr_control_data_info(info, Q, K, V, W, n, d, opts, o, lowrank);
+    return pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, NULL);
+}
+
+/* query head q's own info under the common P: its data part, floor and bound */
+static int head_info(pr_control_info_t *hi, const pr_expoly_t p, const double *Q, const double *K,
+                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                     const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd, int q)
+{
+    size_t nd = (size_t)n * d;
+    int st = pr_control_data_info(hi, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts, o,
+                                  lowrank);
     if (st)
         return st;
-    if (lowrank)
-        /* g products per feature, sums of n·C(d+g, g) <= n (d+1)^g terms in dgemm's blocked order,
-         * relative to each row's own sum: ρ = 1, causal or not */
-        st = pr_control_choose_poly(p, info, o, 1.0, 2.0 + 2.0 * log2(d + 1.0), 2.0 * log2((double)n));
-    else
-        st = pr_control_choose_poly(p, info, o, pr_control_rho(n, opts), 2.0,
-                                 3.0 * log2((double)pr_toeplitz_good_size(2L * n - 1, 5, 1)));
-    info->terms = pr_expand_binom(lowrank ? d : W->s, info->degree);
-    return st;
+    double f[3];
+    path_factors(f, n, d, opts, lowrank);
+    poly_bound(hi, p, f[0], f[1], f[2]);
+    return PR_OK;
 }
 
 /* ---- memory and work, before anything is planned ---- */
 
 void pr_control_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank)
 {
-    if (!lowrank) {
+    if (lowrank)
+        pr_lowrank_needs(bytes, ops, n, d, g);
+    else
         pr_fast_needs(bytes, ops, W, n, d, g);
-        return;
-    }
-    /* pr_lowrank_execute's buffers; two dgemms of n × F × (d+1) */
-    *bytes = pr_lowrank_bytes(n, d, g);
-    *ops = 4.0 * n * pr_expand_binom(d, g) * (d + 1.0);
 }
 
 int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
@@ -194,19 +267,37 @@ int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
 
 /* ---- the drivers ---- */
 
-int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
-                       const double *K, const double *V, const pr_posw_t W, int n, int d,
-                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
+/* pr_control_choose_heads, then pr_control_budget for h heads' forward (and backward): the
+ * plan's bytes once plus extra_bytes (the heads' own buffers), the operations per head */
+static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                         const double *K, const double *V, const pr_posw_t W, int n, int d,
+                         const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward,
+                         const pr_control_heads_t *heads, double extra_bytes)
 {
     static const char *what[2][2] = {{"the fft path's plan", "the fft path's forward and backward"},
                                      {"the lowrank path's features", "the lowrank path's forward and backward"}};
-    int st = pr_control_choose(p, info, Q, K, V, W, n, d, opts, o, lowrank);
+    int st = pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, heads);
     if (st)
         return st;
-    double bb = 0.0, bo = 0.0;
-    if (backward)
+    int h = heads ? heads->h : 1;
+    double fb, fo, hb = 0.0, ho = 0.0, bb = 0.0, bo = 0.0;
+    /* pr_control_budget counts one head's forward; the heads' plan and work on top of it */
+    pr_control_needs(&fb, &fo, W, n, d, p->degree, lowrank);
+    if (h > 1 && lowrank) {
+        hb = fb;
+        ho = h * fo;
+    } else if (h > 1) {
+        pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h);
+    }
+    /* the backward: the FFT path's plan for h heads; the low-rank path's buffers serve every head */
+    if (backward && !lowrank && h > 1)
+        pr_backward_needs_heads(&bb, &bo, W, n, d, p->degree, h, 0);
+    else if (backward)
         pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
-    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb, bo, what[lowrank][backward])))
+    if (backward && lowrank)
+        bo *= h;
+    if ((st = pr_control_budget(info, W, n, d, o, lowrank, bb + extra_bytes + (h > 1 ? hb - fb : 0.0),
+                                (h > 1 ? ho - fo : 0.0) + bo, what[lowrank][backward])))
         return st;
     *po = *opts;
     po->poly = p->c;
@@ -214,66 +305,106 @@ int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *inf
     return PR_OK;
 }
 
-int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,
-                           const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
-                           const pr_control_opts_t *o)
+int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, int n, int d,
+                       const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
+{
+    return prepare_heads(p, po, info, Q, K, V, W, n, d, opts, o, lowrank, backward, NULL, 0.0);
+}
+
+/* each query head's bound under the common P (heads->bound) */
+static int heads_bounds(const pr_control_heads_t *hd, const pr_expoly_t p, const double *Q, const double *K,
+                        const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                        const pr_control_opts_t *o, int lowrank)
+{
+    for (int q = 0; hd && hd->bound && q < hd->h; q++) {
+        pr_control_info_t hi;
+        int st = head_info(&hi, p, Q, K, V, W, n, d, opts, o, lowrank, hd, q);
+        if (st)
+            return st;
+        hd->bound[q] = hi.bound;
+    }
+    return PR_OK;
+}
+
+/* the forward of every head on one plan (F planned by the caller for the FFT path); lse: NULL or
+ * h × n row sums' logarithms for the backward */
+static int forward_run(double *O, double *lse, pr_control_info_t *info, pr_fast_plan_t F, const double *Q,
+                       const double *K, const double *V, const pr_posw_t W, const pr_attn_opts_t *po,
+                       const pr_control_opts_t *o, int lowrank, int h, int h_kv)
+{
+    if (lowrank) {
+        pr_lowrank_plan_t *L;
+        int st = pr_lowrank_plan(&L, W, po, o->mem_budget, o->max_terms);
+        if (!st)
+            st = pr_lowrank_execute_heads(O, L, h, h_kv, Q, K, V);
+        pr_lowrank_destroy(L);
+        return st;
+    }
+    int st = pr_fast_execute_heads(O, F, h, h_kv, Q, K, V);
+    if (!st && lse) {
+        pr_fast_rowsums(lse, F);
+        for (size_t i = 0; i < (size_t)h * W->n; i++)
+            lse[i] = log(lse[i]);
+    }
+    info->streamed = F->streamed;
+    info->transforms = F->transforms;
+    info->plan_transforms = F->plan_transforms;
+    info->plan_seconds = F->plan_seconds;
+    return st;
+}
+
+int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q, const double *K,
+                             const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                             const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
 {
     pr_control_info_t own;
     if (!info)
         info = &own;
+    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+        return PR_EINVAL;
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 0, 0);
-    if (!st) {
+    int st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 0, heads, 0.0);
+    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
+    if (!st && lowrank) {
+        st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
+    } else if (!st) {
         pr_fast_plan_t F;
-        st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags);
-        if (!st) {
-            st = pr_fast_execute(O, F, Q, K, V);
-            info->streamed = F->streamed;
-            info->transforms = F->transforms;
-            info->plan_transforms = F->plan_transforms;
-            info->plan_seconds = F->plan_seconds;
+        if (!(st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags))) {
+            st = forward_run(O, NULL, info, F, Q, K, V, W, &po, o, 0, h, h_kv);
             pr_fast_destroy(F);
         }
     }
+    if (!st)
+        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
     pr_expoly_clear(p);
     return st;
+}
+
+int pr_control_forward_fft(double *O, pr_control_info_t *info, const double *Q, const double *K,
+                           const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                           const pr_control_opts_t *o)
+{
+    return pr_control_forward_heads(O, info, Q, K, V, W, n, d, opts, o, 0, NULL);
 }
 
 int pr_control_forward_lowrank(double *O, pr_control_info_t *info, const double *Q, const double *K,
                                const double *V, const pr_posw_t W, int n, int d,
                                const pr_attn_opts_t *opts, const pr_control_opts_t *o)
 {
-    pr_control_info_t own;
-    if (!info)
-        info = &own;
-    if (!pr_lowrank_applies(W) || opts->beta)
-        return PR_EINVAL;
-    pr_expoly_t p;
-    pr_expoly_init(p);
-    pr_attn_opts_t po;
-    int st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, 1, 0);
-    if (!st)
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
-    pr_expoly_clear(p);
-    return st;
+    return pr_control_forward_heads(O, info, Q, K, V, W, n, d, opts, o, 1, NULL);
 }
 
 /* ---- the gradients: the G4 bound and the driver ---- */
 
-int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
-                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                              const double *dO, const double *kappa, const double *kappa_w, int n, int d,
-                              double sigma)
+/* ρ, ρ': W's largest row sums max_{a, ℓ} Σ_{k: a_k = a} |w_k(ℓ)| and the same over b_k */
+static void w_rowsums(double *rho, double *rhop, const pr_posw_struct *W)
 {
-    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d)
-        return PR_EINVAL;
-    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
-    double eta = 2.0 * eps_A / (1.0 - eps_A);
-    double qinf = pr_vec_max_abs(Q, nd), kinf = pr_vec_max_abs(K, nd), vinf = pr_vec_max_abs(V, nd);
-    double rho = 0.0, rhop = 0.0, numax = 0.0, nusum = 0.0, kapmax = pr_vec_max_abs(kappa, n);
-    for (int a = 0; a < d; a++)
+    size_t L = 2 * (size_t)W->n - 1;
+    *rho = *rhop = 0.0;
+    for (int a = 0; a < W->d; a++)
         for (size_t l = 0; l < L; l++) {
             double ra = 0.0, rb = 0.0;
             for (int k = 0; k < W->s; k++) {
@@ -281,49 +412,116 @@ int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
                 ra += W->a[k] == a ? w : 0.0;
                 rb += W->b[k] == a ? w : 0.0;
             }
-            rho = fmax(rho, ra);
-            rhop = fmax(rhop, rb);
+            *rho = fmax(*rho, ra);
+            *rhop = fmax(*rhop, rb);
         }
-    for (int i = 0; i < n; i++) {
-        double l1 = 0.0;
-        for (int c = 0; c < d; c++)
-            l1 += fabs(dO[(size_t)i * d + c]);
-        numax = fmax(numax, l1);
-        nusum += l1;
+}
+
+int pr_control_backward_bound_heads(pr_control_backward_bound_t *bound, pr_control_backward_bound_t *per_head,
+                                    double eps_A, const double *Q, const double *K, const double *V,
+                                    const pr_posw_struct *W, const double *dO, const double *kappa,
+                                    const double *kappa_w, int n, int d, int h, int h_kv, double sigma)
+{
+    if (!(eps_A >= 0.0) || !(eps_A < 1.0 / 3.0) || n <= 0 || d <= 0 || W->n != n || W->d != d || h < 1 ||
+        h_kv < 1 || h % h_kv)
+        return PR_EINVAL;
+    size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+    int group = h / h_kv;
+    double eta = 2.0 * eps_A / (1.0 - eps_A), rho, rhop, nusum = 0.0, qall = 0.0, kall = 0.0, vall = 0.0;
+    w_rowsums(&rho, &rhop, W);
+    /* entrywise in j, each head's dK, dV error is at most its constant times κ_j: summed over a kv
+     * head's query heads, the largest constant times the summed κ_j */
+    for (int k = 0; k < h_kv; k++) {
+        double qinf = pr_vec_max_abs(Q + k * group * nd, group * nd), kinf = pr_vec_max_abs(K + k * nd, nd);
+        double vinf = pr_vec_max_abs(V + k * nd, nd), kapmax = pr_vec_max_abs(kappa + (size_t)k * n, n);
+        double dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta), dv = eta * kapmax / (1.0 - eta);
+        qall = fmax(qall, qinf);
+        kall = fmax(kall, kinf);
+        vall = fmax(vall, vinf);
+        for (int q = k * group; q < (k + 1) * group; q++) {
+            double numax = 0.0;
+            for (int i = 0; i < n; i++) {
+                double l1 = 0.0;
+                for (int c = 0; c < d; c++)
+                    l1 += fabs(dO[((size_t)q * n + i) * d + c]);
+                numax = fmax(numax, l1);
+                nusum += l1;
+            }
+            double dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
+            bound->dq = q ? fmax(bound->dq, dq) : dq;
+            if (per_head)
+                per_head[q] = (pr_control_backward_bound_t){dq, dk, dv, 0.0};
+        }
+        bound->dk = k ? fmax(bound->dk, dk) : dk;
+        bound->dv = k ? fmax(bound->dv, dv) : dv;
     }
-    bound->dq = 3.0 * eta * sigma * vinf * kinf * rho * numax;
-    bound->dk = 3.0 * eta * sigma * vinf * qinf * rhop * kapmax / (1.0 - eta);
-    bound->dv = eta * kapmax / (1.0 - eta);
+    /* dw is summed over every head: the largest entries, the summed diagonal weights */
     double diag = kappa_w ? pr_vec_max_abs(kappa_w, L) / (1.0 - eta) : nusum;
-    bound->dw = 3.0 * eta * sigma * vinf * qinf * kinf * diag;
+    bound->dw = 3.0 * eta * sigma * vall * qall * kall * diag;
+    for (int q = 0; per_head && q < h; q++)
+        per_head[q].dw = bound->dw;
     return PR_OK;
 }
 
-int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *dw,
-                        pr_control_info_t *info, pr_control_backward_report_t *rep,
-                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                        const double *dO, int n, int d, const pr_attn_opts_t *opts,
-                        const pr_control_opts_t *o, int lowrank)
+int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *dO, const double *kappa, const double *kappa_w, int n, int d,
+                              double sigma)
 {
-    if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
+    return pr_control_backward_bound_heads(bound, NULL, eps_A, Q, K, V, W, dO, kappa, kappa_w, n, d, 1, 1, sigma);
+}
+
+/* the gradients' bounds (G4) for every head, P's error plus the forward's relative floor (the
+ * worst head's: the rounding the floor accounts for is covered too) */
+static int grad_bounds(pr_control_backward_report_t *rep, const pr_control_info_t *info, const double *Q,
+                       const double *K, const double *V, const pr_posw_struct *W, const double *dO,
+                       const double *kappa, const double *kappa_w, int n, int d, double sigma,
+                       const pr_control_heads_t *hd)
+{
+    /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
+    double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
+    int h = hd ? hd->h : 1, h_kv = hd ? hd->h_kv : 1;
+    pr_control_backward_bound_t *per = hd ? hd->grad : NULL;
+    if (info->poly_err + f < 1.0 / 3.0)
+        return pr_control_backward_bound_heads(&rep->bound, per, info->poly_err + f, Q, K, V, W, dO, kappa, kappa_w,
+                                               n, d, h, h_kv, sigma);
+    /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
+     * the run without gradients */
+    rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
+    for (int q = 0; per && q < h; q++)
+        per[q] = rep->bound;
+    return PR_OK;
+}
+
+int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, double *dw,
+                              pr_control_info_t *info, pr_control_backward_report_t *rep,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                              const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+{
+    if (heads_bad(heads) || (lowrank && (!pr_lowrank_applies(W) || opts->beta)))
         return PR_EINVAL;
+    int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
+    size_t nd = (size_t)n * d;
     int st = pr_attn_check(Q, K, V, W, n, d, opts);
     if (st)
         return st;
-    if (pr_vec_check_finite(dO, (size_t)n * d))
+    if (pr_vec_check_finite(dO, nd * h))
         return PR_ENONFINITE;
     memset(rep, 0, sizeof(*rep));
     double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it; the forward's and the backward's
-     * memory and work checked before either is planned */
+     * memory and work checked before either is planned; past one head, the heads' own buffers:
+     * lse, kappa, and the low-rank path's grouped-query dK, dV parts */
+    double own = 8.0 * ((h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0));
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    if ((st = pr_control_prepare(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1))) {
+    if ((st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1, heads, own))) {
         pr_expoly_clear(p);
         return st;
     }
-    double *kappa = malloc(sizeof(double) * n), *lse = malloc(sizeof(double) * n);
+    double *kappa = malloc(sizeof(double) * n * h_kv), *lse = malloc(sizeof(double) * n * h);
     pr_fast_plan_t F;
     pr_backward_plan *bp = NULL;
     int planned = 0;
@@ -331,28 +529,22 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
     if (!kappa || !lse)
         goto done;
     if (lowrank) {
-        st = pr_lowrank_execute(O, Q, K, V, W, n, d, &po, o->mem_budget, o->max_terms);
+        st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
         if (!st)
-            st = pr_backward_lowrank(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, &po);
+            st = pr_backward_lowrank_heads(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, h, h_kv, &po);
         rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
-        if ((st = pr_fast_plan(F, W, &po, o->mem_budget, o->max_terms, o->plan_flags)))
+        if ((st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;
         planned = 1;
-        if ((st = pr_fast_execute(O, F, Q, K, V)))
+        if ((st = forward_run(O, lse, info, F, Q, K, V, W, &po, o, 0, h, h_kv)))
             goto done;
-        info->streamed = F->streamed;
-        info->transforms = F->transforms;
-        info->plan_transforms = F->plan_transforms;
-        info->plan_seconds = F->plan_seconds;
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
-        pr_backward_lse_from_fast(lse, F);
-        if ((st = pr_backward_plan_fft(&bp, F, W, &po, dw != NULL, (double)o->mem_budget)))
-            goto done;
-        if ((st = pr_backward_execute(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO)))
+        if ((st = pr_backward_plan_heads(&bp, F, W, &po, h, dw != NULL, (double)o->mem_budget)) ||
+            (st = pr_backward_execute_heads(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO, h, h_kv)))
             goto done;
         pr_backward_info_t bi;
         pr_backward_info(&bi, bp);
@@ -360,18 +552,15 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
         rep->transforms = bi.transforms;
     }
     rep->backward_s = pr_timing_wall() - t0;
-    if (!st) {
-        /* the floor is 2‖V‖∞ f/(1-f) with f the relative rounding of Ã's rows: add f to P's error */
-        double f = info->vnorm > 0 ? info->floor / (2.0 * info->vnorm + info->floor) : 0.0;
-        /* a P too far from e^x (a forced low --degree) leaves the gradients without a bound, not
-         * the run without gradients */
-        if (info->poly_err + f < 1.0 / 3.0)
-            st = pr_control_backward_bound(&rep->bound, info->poly_err + f, Q, K, V, W, dO, kappa,
-                                           bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma);
-        else
-            rep->bound.dq = rep->bound.dk = rep->bound.dv = rep->bound.dw = INFINITY;
-        if (lowrank || !dw)
-            rep->bound.dw = NAN;
+    if (!st)
+        st = grad_bounds(rep, info, Q, K, V, W, dO, kappa, bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma,
+                         heads);
+    if (!st)
+        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
+    if (!st && (lowrank || !dw)) {
+        rep->bound.dw = NAN;
+        for (int q = 0; heads && heads->grad && q < h; q++)
+            heads->grad[q].dw = NAN;
     }
 done:
     pr_backward_destroy(bp);
@@ -381,4 +570,13 @@ done:
     free(kappa);
     free(lse);
     return st;
+}
+
+int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *dw,
+                        pr_control_info_t *info, pr_control_backward_report_t *rep,
+                        const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                        const pr_control_opts_t *o, int lowrank)
+{
+    return pr_control_backward_heads(O, dQ, dK, dV, dw, info, rep, Q, K, V, W, dO, n, d, opts, o, lowrank, NULL);
 }

@@ -56,7 +56,20 @@ typedef struct {
     long plan_transforms;   /* FFT path: symbol transforms done by the plan */
     double plan_seconds;    /* FFT path: planning time */
     pr_budget_struct budget;/* on PR_EBUDGET from pr_control_budget: the limit hit, the amount, what */
+    int head;               /* with heads: the query head whose data was refused, else -1 */
 } pr_control_info_t;
+
+/* Many heads on one plan (docs/cli.md, attn): Q, O, dO, dQ (h, n, d); K, V, dK, dV (h_kv, n, d),
+ * h_kv dividing h (grouped-query: query head i reads kv head i / (h / h_kv)); a batch (b, h, n, d)
+ * is b·h heads over b·h_kv. The error control chooses P once, for the worst head (the largest R,
+ * R_floor and ‖V‖∞ over the heads), so that its bound holds for every head; each head's own bound
+ * under that P (its data's floor and ‖V‖∞) is reported. A NULL pr_control_heads_t * is one head. */
+typedef struct {
+    int h, h_kv;
+    double *bound;          /* NULL or h: each query head's bound on ‖Õ - O‖∞ */
+    struct pr_control_backward_bound_s *grad;  /* NULL or h: each query head's gradient bounds (G4):
+                               its dQ, its kv head's (summed) dK and dV, dw's */
+} pr_control_heads_t;
 
 /* Sets the data part of info (R, R_floor, vnorm, data_max, widened) for the FFT path (R from W's
  * row sums) or the low-rank path (lowrank = 1: R = σ max‖Q_i‖₂ max‖K_j‖₂, valid for RoPE).
@@ -87,6 +100,12 @@ int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, c
                       const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                       const pr_control_opts_t *o, int lowrank);
 
+/* The same for every head (the worst head's data part; info->head names a refused head's data);
+ * PR_EINVAL for bad h, h_kv. */
+int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
+                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads);
+
 /* Memory (bytes) and work (operations) of the FFT path's forward (lowrank = 0: pr_fast_needs) or
  * the low-rank path's (1: pr_lowrank_bytes and its two dgemms) for W, n, d and degree g. */
 void pr_control_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g, int lowrank);
@@ -116,12 +135,19 @@ int pr_control_forward_lowrank(double *O, pr_control_info_t *info, const double 
                                const double *V, const pr_posw_t W, int n, int d,
                                const pr_attn_opts_t *opts, const pr_control_opts_t *o);
 
+/* Either path (lowrank = 1: the low-rank one) for every head on one plan: P chosen once for all
+ * heads (pr_control_choose_heads), the budget checked for the plan once and the work of every
+ * head, one plan, every head executed; heads->bound filled. info as the one-head drivers'. */
+int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q, const double *K,
+                             const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                             const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads);
+
 /* Propagated bound (claim G4, docs/math.md §7) on |fast gradient - exact gradient| entrywise,
  * for a polynomial with |P(x) - eˣ| <= eps_A·eˣ on [-R, R] and the same dO. kappa (n entries
  * κ_j = Σ_i P̃_ij ‖dO_i‖₁) from the fast run (pr_backward_execute or pr_backward_lowrank);
  * kappa_w (2n-1, pr_backward_kappa_w) tightens dw's bound, or NULL. W and σ of the problem.
  * Each field is the max over the entries. PR_EINVAL unless 0 <= eps_A < 1/3. */
-typedef struct {
+typedef struct pr_control_backward_bound_s {
     double dq, dk, dv, dw;
 } pr_control_backward_bound_t;
 
@@ -129,6 +155,18 @@ int pr_control_backward_bound(pr_control_backward_bound_t *bound, double eps_A,
                               const double *Q, const double *K, const double *V,
                               const pr_posw_struct *W, const double *dO, const double *kappa,
                               const double *kappa_w, int n, int d, double sigma);
+
+/* The same for h query heads over h_kv kv heads (pr_control_heads_t's layout) with kappa
+ * (h_kv × n) and kappa_w summed over the heads, as pr_backward_execute_heads returns them: each
+ * head's bounds being entrywise (κ_j, κ^w_ℓ times constants of the data), the summed dK, dV of a
+ * kv head take the largest constant of its query heads times the summed κ_j, dw the largest over
+ * every head times the summed κ^w. bound: dQ's largest over the heads, dK's and dV's over the kv
+ * heads, dw's; per_head (NULL or h): each query head's dQ bound, its kv head's dK and dV bounds
+ * and dw's. */
+int pr_control_backward_bound_heads(pr_control_backward_bound_t *bound, pr_control_backward_bound_t *per_head,
+                                    double eps_A, const double *Q, const double *K, const double *V,
+                                    const pr_posw_struct *W, const double *dO, const double *kappa,
+                                    const double *kappa_w, int n, int d, int h, int h_kv, double sigma);
 
 /* The whole fast path with its gradients, as pr_control_forward_fft / _lowrank (lowrank = 1) do
  * the forward: error control for o->eps (info as theirs), the forward (O, with the plan kept for
@@ -148,6 +186,16 @@ int pr_control_backward(double *O, double *dQ, double *dK, double *dV, double *d
                         const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                         const double *dO, int n, int d, const pr_attn_opts_t *opts,
                         const pr_control_opts_t *o, int lowrank);
+
+/* The same for every head on one forward plan and one backward plan (heads as in
+ * pr_control_forward_heads; pr_backward_execute_heads, pr_backward_lowrank_heads): dK, dV (h_kv,
+ * n, d) summed over the query heads of a kv head, dw over every head (W is shared); rep->bound
+ * from pr_control_backward_bound_heads; heads->bound and heads->grad each head's. */
+int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, double *dw,
+                              pr_control_info_t *info, pr_control_backward_report_t *rep,
+                              const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                              const double *dO, int n, int d, const pr_attn_opts_t *opts,
+                              const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads);
 
 #ifdef __cplusplus
 }

@@ -217,6 +217,8 @@ static void terms_alloc(pr_expand_struct *E, pr_mem_t mem, int s, int da, size_t
     E->mult = pr_mem_alloc(mem, nterms, sizeof(double));
     E->bmi = pr_mem_alloc(mem, nterms, sizeof(long));
     E->gstart = pr_mem_alloc(mem, ngroups + 1, sizeof(long));
+    E->pstart = pr_mem_alloc(mem, nterms + 1, sizeof(long));   /* at most one pair per term */
+    E->gpair = pr_mem_alloc(mem, ngroups + 1, sizeof(long));
 }
 
 double pr_expand_bytes(int s, int da, int db, int g, int extend)
@@ -322,8 +324,10 @@ static int fill_group(pr_expand_struct *E, long m, group_scratch *w)
         E->bmi[t0 + j] = w->bmi[o];
         E->mult[t0 + j] = w->mult[o];
         E->deg[t0 + j] = E->am->deg[m];
-        E->npairs += j == 0 || w->bmi[o] != E->bmi[t0 + j - 1];
+        if (j == 0 || w->bmi[o] != E->bmi[t0 + j - 1])
+            E->pstart[E->npairs++] = t0 + j;
     }
+    E->gpair[m + 1] = E->npairs;
     return PR_OK;
 }
 
@@ -402,8 +406,11 @@ int pr_expand_init(pr_expand_t E, const int *a, const int *b, int s, int g, int 
     group_scratch w = {malloc(sizeof(long) * big), malloc(sizeof(long) * big),
                        malloc(sizeof(double) * big), malloc((size_t)big * s), malloc(E->db)};
     st = w.ord && w.bmi && w.mult && w.e && w.bcnt ? PR_OK : PR_ENOMEM;
+    E->gpair[0] = 0;
     for (long m = 0; m < E->am->count && !st; m++)
         st = fill_group(E, m, &w);
+    E->pstart[E->npairs] = E->nterms;
+    E->npairs_fwd = E->gpair[E->am->count_fwd];
     free(w.ord); free(w.bmi); free(w.mult); free(w.e); free(w.bcnt);
     if (st)
         pr_expand_clear(E);
@@ -413,7 +420,8 @@ int pr_expand_init(pr_expand_t E, const int *a, const int *b, int s, int g, int 
 void pr_expand_clear(pr_expand_t E)
 {
     free(E->aval); free(E->bval); free(E->arow); free(E->bcol); free(E->slot); free(E->rstart);
-    free(E->e); free(E->deg); free(E->mult); free(E->bmi); free(E->gstart);
+    free(E->e); free(E->deg); free(E->mult); free(E->bmi); free(E->gstart); free(E->pstart);
+    free(E->gpair);
     pr_expand_marg_clear(E->am);
     pr_expand_marg_clear(E->bm);
     memset(E, 0, sizeof(*E));

@@ -9,8 +9,8 @@
  *     terms [0, nterms_fwd)        |e| <= g,   nterms_fwd = C(s+g, g)      (claim C3)
  *     terms [nterms_fwd, nterms)   |e| = g+1,  nterms = C(s+g+1, g+1)      (claims G3, G5)
  *
- * so that term t of a forward plan (its spectrum pr_fast_plan_spectrum(F, t)) is term t of the
- * backward's expansion: no remap between orders. An expansion built without the degree g+1 part
+ * so that one expansion serves both: a forward plan builds it extended (F->terms) and the
+ * backward borrows it, no remap between orders. An expansion built without the degree g+1 part
  * (extend = 0) is exactly the prefix of one built with it.
  *
  * Marginals. u_e depends only on the a-marginal of e (multiplicities per distinct a value), v_e
@@ -101,7 +101,10 @@ typedef struct {
     pr_expand_marg_t bm;    /* b-marginals over bval */
     long nterms_fwd;        /* C(s+g, g): terms with |e| <= g (claim C3) */
     long nterms;            /* C(s+g+1, g+1) when extended (claims G3, G5), else nterms_fwd */
+    long npairs_fwd;        /* pairs of the forward's terms: pairs [0, npairs_fwd) */
     long npairs;            /* distinct (a-marginal, b-marginal) pairs: runs inside the groups */
+    long *pstart;           /* npairs + 1: pair p is terms [pstart[p], pstart[p+1]) */
+    long *gpair;            /* am->count + 1: group μ's pairs are [gpair[μ], gpair[μ+1]) */
     unsigned char *e;       /* nterms × s multiplicities, by support entry k */
     unsigned char *deg;     /* |e| (= am->deg of the term's group) */
     double *mult;           /* multinomial(e) */

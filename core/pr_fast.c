@@ -1,4 +1,5 @@
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,11 @@
 #include "pr_fast.h"
 #include "pr_timing.h"
 
-/* Spectra are kept planar (nfreq real parts, then nfreq imaginary parts) so that the
- * multiply-accumulate runs on contiguous vectors; FFTW's interleaved layout is converted once per
- * transform. */
+/* Layouts. The pairs' spectra are kept planar (nfreq real parts, then nfreq imaginary parts:
+ * pr_fast_plan_pair_spectrum's layout); x̂ and the accumulators are FFTW's interleaved complex
+ * numbers, so that they go to and from the transforms without a copy (FFTW's split-array
+ * transforms take twice as long). */
+
 static void to_planar(double *pl, const double *in, long nfreq)
 {
     for (long k = 0; k < nfreq; k++) {
@@ -19,31 +22,90 @@ static void to_planar(double *pl, const double *in, long nfreq)
     }
 }
 
-static void to_interleaved(double *in, const double *pl, long nfreq)
+/* Y_j = A ∘ X_j (first) or Y_j += A ∘ X_j for j < m, on nb frequencies: A planar (imaginary
+ * parts `im` doubles after the real ones), X_j and Y_j interleaved. The only floating-point
+ * kernel of the accumulation, the same arithmetic in both versions (products, then one
+ * subtraction and one addition: no FMA), so kept and streamed plans, and one head or many, agree
+ * bit for bit. */
+static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
+                       long k0, long nb, int first)
 {
-    for (long k = 0; k < nfreq; k++) {
-        in[2 * k] = pl[k];
-        in[2 * k + 1] = pl[nfreq + k];
+    for (int j = 0; j < m; j++) {
+        double *y = Y[j];
+        const double *x = X[j];
+        for (long k = k0; k < nb; k++) {
+            double ar = A[k], ai = A[im + k], xr = x[2 * k], xi = x[2 * k + 1];
+            double re = ar * xr - ai * xi, iv = ar * xi + ai * xr;
+            y[2 * k] = first ? re : y[2 * k] + re;
+            y[2 * k + 1] = first ? iv : y[2 * k + 1] + iv;
+        }
     }
 }
 
-/* Y += A ∘ B on nb frequencies of planar spectra whose imaginary parts lie `im` doubles after
- * the real ones. The only floating-point kernel of the accumulation: kept and streamed plans
- * share it, so they agree bit for bit. */
-__attribute__((target_clones("avx2", "default")))
-static void mac_planar(double *restrict Y, const double *restrict A, const double *restrict B,
-                       long nb, long im)
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* four frequencies at a time: A's real and imaginary parts spread to [a0 a0 a1 a1], [a2 a2 a3 a3]
+ * once for all j; addsub forms (ar xr - ai xi, ar xi + ai xr) */
+__attribute__((target("avx2")))
+static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
+                     long nb, int first)
 {
-    double *restrict Yi = Y + im;
-    const double *restrict Ai = A + im, *restrict Bi = B + im;
-    for (long k = 0; k < nb; k++) {
-        double ar = A[k], ai = Ai[k], br = B[k], bi = Bi[k];
-        Y[k] += ar * br - ai * bi;
-        Yi[k] += ar * bi + ai * br;
+    long k = 0;
+    for (; k + 4 <= nb; k += 4) {
+        __m256d ar = _mm256_loadu_pd(A + k), ai = _mm256_loadu_pd(A + im + k);
+        __m256d r01 = _mm256_permute4x64_pd(ar, 0x50), r23 = _mm256_permute4x64_pd(ar, 0xfa);
+        __m256d i01 = _mm256_permute4x64_pd(ai, 0x50), i23 = _mm256_permute4x64_pd(ai, 0xfa);
+        for (int j = 0; j < m; j++) {
+            const double *x = X[j] + 2 * k;
+            double *y = Y[j] + 2 * k;
+            __m256d x01 = _mm256_loadu_pd(x), x23 = _mm256_loadu_pd(x + 4);
+            __m256d v01 = _mm256_addsub_pd(_mm256_mul_pd(r01, x01),
+                                           _mm256_mul_pd(i01, _mm256_permute_pd(x01, 5)));
+            __m256d v23 = _mm256_addsub_pd(_mm256_mul_pd(r23, x23),
+                                           _mm256_mul_pd(i23, _mm256_permute_pd(x23, 5)));
+            if (!first) {
+                v01 = _mm256_add_pd(_mm256_loadu_pd(y), v01);
+                v23 = _mm256_add_pd(_mm256_loadu_pd(y + 4), v23);
+            }
+            _mm256_storeu_pd(y, v01);
+            _mm256_storeu_pd(y + 4, v23);
+        }
     }
+    mac_scalar(Y, X, m, A, im, k, nb, first);
+}
+#endif
+
+static void mac(double *const *Y, const double *const *X, int m, const double *A, long im, long nb,
+                int first)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) {
+        mac_avx2(Y, X, m, A, im, nb, first);
+        return;
+    }
+#endif
+    mac_scalar(Y, X, m, A, im, 0, nb, first);
 }
 
 /* ---- symbols ---- */
+
+/* buf = t ∘ w^x, multiplied in as x factors w (t·w·w···, left to right) by cache-sized pieces:
+ * no table of powers (at n = 2^20 it held 0.6 GiB of a streamed plan), the same rounding count
+ * as t ∘ (w·w···) */
+static void times_power(double *restrict buf, const double *restrict t, const double *restrict w, int x,
+                        long L)
+{
+    enum { PIECE = 512 };
+    for (long l0 = 0; l0 < L; l0 += PIECE) {
+        long l1 = L - l0 < PIECE ? L : l0 + PIECE;
+        for (long l = l0; l < l1; l++)
+            buf[l] = t[l] * w[l];
+        for (int r = 1; r < x; r++)
+            for (long l = l0; l < l1; l++)
+                buf[l] *= w[l];
+    }
+}
 
 /* e^β t_e = e^β Π_k w_k^{e_k}, the product taken over the support sorted by (a, b) from the
  * prefix products the thread holds for its previous term: only the slots from the first one that
@@ -64,10 +126,8 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
         int k = T->slot[p], x = e[k];
         const double *t = th->pref[p];
         if (x > 0) {
-            const double *pw = F->pw + ((size_t)k * T->g + (x - 1)) * L;
             double *buf = th->tbuf + (size_t)p * L;
-            for (long l = 0; l < L; l++)
-                buf[l] = t[l] * pw[l];
+            times_power(buf, t, F->w + (size_t)k * L, x, L);
             t = buf;
         }
         th->pref[p + 1] = t;
@@ -76,20 +136,28 @@ static const double *symbol(const pr_fast_plan_struct *F, pr_fast_thread_struct 
     return th->pref[s];
 }
 
-/* the planar spectrum of α_e t_e e^β into out (interleaved scratch: th->acc's (d+1)-th spectrum) */
-static int symbol_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_struct *th, long term)
+/* the planar spectrum of Σ_{e in pair} α_e t_e e^β into out: one transform per pair, the same
+ * sums kept or streamed */
+static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_struct *th, long pair)
 {
+    const pr_expand_struct *T = F->terms;
     long L = 2L * F->n - 1;
-    const double *t = symbol(F, th, term);
-    double a = F->alpha[term], *inter = th->acc + (F->d + 1) * pr_toeplitz_spec_len(F->tp);
-    for (long l = 0; l < L; l++)
-        th->leaf[l] = a * t[l];
+    for (long term = T->pstart[pair]; term < T->pstart[pair + 1]; term++) {
+        const double *t = symbol(F, th, term);
+        double a = F->alpha[term];
+        if (term == T->pstart[pair])
+            for (long l = 0; l < L; l++)
+                th->leaf[l] = a * t[l];
+        else
+            for (long l = 0; l < L; l++)
+                th->leaf[l] += a * t[l];
+    }
     double t0 = F->timing ? pr_timing_wall() : 0.0;
-    int st = pr_toeplitz_symbol_spec(inter, th->leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
+    int st = pr_toeplitz_symbol_spec(th->inter, th->leaf, PR_TOEPLITZ_FULL, F->tp, th->ws);
     if (F->timing)
         th->fftw_seconds += pr_timing_wall() - t0;
     if (!st)
-        to_planar(out, inter, F->tp->nfreq);
+        to_planar(out, th->inter, F->tp->nfreq);
     return st;
 }
 
@@ -97,20 +165,36 @@ static int symbol_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread
 
 /* What a plan's allocations depend on. */
 typedef struct {
-    int n, d, s, g, da, db, streamed, nthreads;
-    long L, nterms, nb;
+    int n, d, s, g, da, db, heads, streamed, nthreads;
+    long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
+    long gchunk;            /* a-marginal groups whose sums a thread holds at once */
     size_t sl;              /* doubles per spectrum */
 } dims_t;
 
-static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, int streamed)
+/* Σ_k min(C(s+k-1, k), C(da+k-1, k) C(db+k-1, k)): at most one pair per term, and per pair of
+ * marginals of one size */
+static double pairs_bound(int s, int g, int da, int db)
+{
+    double p = 0.0;
+    for (int k = 0; k <= g; k++)
+        p += fmin(pr_expand_binom(s - 1, k), pr_expand_binom(da - 1, k) * pr_expand_binom(db - 1, k));
+    return p;
+}
+
+static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long npairs, int heads,
+                     int streamed)
 {
     long Lt = pr_toeplitz_good_size(2L * n - 1, 5, 1);   /* pr_toeplitz_plan's length (FORCE_FFT) */
     int nt = omp_get_max_threads();
     double na = pr_expand_binom(da, g);
-    *D = (dims_t){.n = n, .d = d, .s = s, .g = g, .da = da, .db = db, .streamed = streamed,
-                  .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1,
-                  .nterms = (long)pr_expand_binom(s, g), .nb = (long)pr_expand_binom(db, g),
+    *D = (dims_t){.n = n, .d = d, .s = s, .g = g, .da = da, .db = db, .heads = heads,
+                  .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1, .Lt = Lt,
+                  .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
+                  .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
                   .sl = 2 * (size_t)(Lt / 2 + 1)};
+    /* kept: a thread's share of the groups at once (x̂ read about once per thread); streamed:
+     * one group at a time, at the least memory */
+    D->gchunk = streamed ? 1 : (long)ceil(na / D->nthreads);
 }
 
 /* Every allocation of a plan of sizes D through mem: with tp NULL (dry) nothing is allocated and
@@ -118,14 +202,14 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, int 
  * pr_expand's (counted by its own dry run). */
 static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, const pr_toeplitz_plan_struct *tp)
 {
-    size_t L = (size_t)D->L, sl = D->sl, n = (size_t)D->n, d1 = (size_t)D->d + 1;
-    pr_mem_note(mem, pr_expand_bytes(D->s, D->da, D->db, D->g, 0));
+    size_t L = (size_t)D->L, sl = D->sl, n = (size_t)D->n, d1 = (size_t)D->d + 1, h = (size_t)D->heads;
+    pr_mem_note(mem, pr_expand_bytes(D->s, D->da, D->db, D->g, 1));
     F->alpha = pr_mem_alloc(mem, (size_t)D->nterms, sizeof(double));
     F->thr = pr_mem_zalloc(mem, (size_t)D->nthreads, sizeof(pr_fast_thread_struct));
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
-    F->pw = pr_mem_big(mem, (size_t)D->s * D->g, L * sizeof(double));
-    F->xhat = pr_mem_big(mem, (size_t)D->nb, sl * d1 * sizeof(double));
-    F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->nterms, sl * sizeof(double));
+    F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
+    F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
+    F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
@@ -134,24 +218,28 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->uv = pr_mem_alloc(mem, n, sizeof(double));
         th->vx = pr_mem_alloc(mem, n, sizeof(double));
         th->col = pr_mem_alloc(mem, n, sizeof(double));
-        th->num = pr_mem_alloc(mem, n * d1, sizeof(double));
-        /* FFTW's: the accumulators, and the workspace's two L-vectors and two spectra */
-        pr_mem_note(mem, 8.0 * sl * (D->d + 3));
-        pr_mem_note(mem, 8.0 * (2.0 * pr_toeplitz_good_size(2L * D->n - 1, 5, 1) + 2.0 * sl));
+        th->num = pr_mem_alloc(mem, h * n * d1, sizeof(double));
+        th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
+        th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
+        /* FFTW's: the accumulators, an interleaved and a planar pair spectrum, the workspace */
+        pr_mem_note(mem, 8.0 * sl * (double)((size_t)D->gchunk * h * d1 + 2));
+        pr_mem_note(mem, pr_toeplitz_work_bytes(D->Lt));
         if (tp && F->thr) {
-            th->acc = pr_toeplitz_spec_alloc(tp, d1 + 2);
+            th->acc = pr_toeplitz_spec_alloc(tp, (size_t)D->gchunk * h * d1 + 2);
+            th->inter = th->acc ? th->acc + (size_t)D->gchunk * h * d1 * sl : NULL;
+            th->leaf_spec = th->acc ? th->inter + sl : NULL;
             mem->failed |= !th->acc || pr_toeplitz_work_init(th->ws, tp) != PR_OK;
         }
     }
 }
 
-/* pr_fast_plan_bytes in double: +Inf when the counts pass double's exact range (pr_expand_binom) */
-static double plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
+/* pr_fast_plan_bytes_heads in double: +Inf when the counts pass double's exact range */
+static double plan_bytes(int n, int d, int s, int g, int da, int db, long npairs, int heads, int streamed)
 {
-    if (!isfinite(pr_expand_binom(s, g)) || n < 1 || d < 1 || da < 1 || db < 1)
+    if (!isfinite(pr_expand_binom(s, g + 1)) || n < 1 || d < 1 || da < 1 || db < 1 || heads < 1)
         return INFINITY;
     dims_t D;
-    dims_set(&D, n, d, s, g, da, db, streamed);
+    dims_set(&D, n, d, s, g, da, db, npairs, heads, streamed);
     pr_fast_plan_struct F;
     pr_mem_t mem;
     pr_mem_init(mem, 1);
@@ -159,10 +247,16 @@ static double plan_bytes(int n, int d, int s, int g, int da, int db, int streame
     return mem->bytes;
 }
 
+size_t pr_fast_plan_bytes_heads(int n, int d, int s, int g, int da, int db, long npairs, int heads,
+                                int streamed)
+{
+    double b = plan_bytes(n, d, s, g, da, db, npairs, heads, streamed);
+    return b < 0.5 * (double)SIZE_MAX ? (size_t)b : 0;
+}
+
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
 {
-    double b = plan_bytes(n, d, s, g, da, db, streamed);
-    return b < 0.5 * (double)SIZE_MAX ? (size_t)b : 0;
+    return pr_fast_plan_bytes_heads(n, d, s, g, da, db, -1, 1, streamed);
 }
 
 /* transforms done by all threads' workspaces: forward (inverse = 0) or inverse (1) */
@@ -174,16 +268,19 @@ static long transforms(const pr_fast_plan_struct *F, int inverse)
     return c;
 }
 
-/* first a-marginal group of thread id of nth: contiguous chunks of about nterms/nth terms */
+/* First a-marginal group of thread id of nth: contiguous chunks of about equal work, a group
+ * weighing its pairs (their products) plus 3 (its inverse transforms, about three pairs' worth
+ * for d = 2). The same split kept or streamed, one head or many: the same sums. */
 static long group_chunk(const pr_expand_struct *T, int id, int nth)
 {
     long m = 0, ng = T->am->count_fwd;
-    while (m < ng && (double)T->gstart[m] * nth < (double)T->nterms_fwd * id)
+    double total = (double)T->npairs_fwd + 3.0 * ng;
+    while (m < ng && ((double)T->gpair[m] + 3.0 * m) * nth < total * id)
         m++;
     return m;
 }
 
-/* the kept spectra: each thread its chunk of groups */
+/* the kept spectra: each thread the pairs of its chunk of groups */
 static int plan_spectra(pr_fast_plan_struct *F)
 {
     const pr_expand_struct *T = F->terms;
@@ -194,11 +291,11 @@ static int plan_spectra(pr_fast_plan_struct *F)
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
         pr_fast_thread_struct *th = &F->thr[id];
         size_t sl = pr_toeplitz_spec_len(F->tp);
-        long t1 = T->gstart[group_chunk(T, id + 1, nth)];
+        long p1 = T->gpair[group_chunk(T, id + 1, nth)];
         th->st = PR_OK;
         th->prev = -1;
-        for (long t = T->gstart[group_chunk(T, id, nth)]; t < t1 && !th->st; t++)
-            th->st = symbol_spec(F->spec + (size_t)t * sl, F, th, t);
+        for (long p = T->gpair[group_chunk(T, id, nth)]; p < p1 && !th->st; p++)
+            th->st = pair_spec(F->spec + (size_t)p * sl, F, th, p);
     }
     for (int t = 0; t < F->nthreads; t++)
         st = st ? st : F->thr[t].st;
@@ -206,14 +303,14 @@ static int plan_spectra(pr_fast_plan_struct *F)
     return st;
 }
 
-/* bias, powers w_k^p (each from the previous one), and execute's buffers written once so that
+/* bias, the sequences w_k, and execute's buffers written once so that
  * the plan, not the first execute, takes their page faults (at n = 2^15 they cost as much as the
  * execute itself) */
 static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn_opts_t *opts)
 {
-    int n = F->n, d = F->d, s = F->s, g = F->g;
-    long L = 2L * n - 1;
-    memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * (d + 1));
+    int n = F->n, d = F->d, s = F->s;
+    size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
+    memset(F->xhat, 0, sizeof(double) * pr_toeplitz_spec_len(F->tp) * F->terms->bm->count_fwd * h * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
         pr_fast_thread_struct *th = &F->thr[t];
         memset(th->tbuf, 0, sizeof(double) * s * L);
@@ -221,50 +318,44 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
         memset(th->uv, 0, sizeof(double) * n);
         memset(th->vx, 0, sizeof(double) * n);
         memset(th->col, 0, sizeof(double) * n);
-        memset(th->num, 0, sizeof(double) * n * (d + 1));
+        memset(th->num, 0, sizeof(double) * h * n * (d + 1));
     }
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
-    for (int k = 0; k < s; k++) {
-        const double *w = pr_posw_seq(W, k);
-        for (int p = 1; p <= g; p++) {
-            double *dst = F->pw + ((size_t)k * g + p - 1) * L;
-            if (p == 1)
-                memcpy(dst, w, sizeof(double) * L);
-            else
-                for (long l = 0; l < L; l++)
-                    dst[l] = dst[l - L] * w[l];
-        }
-    }
+    memcpy(F->w, W->w, sizeof(double) * s * L);
 }
 
-int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
-                 size_t mem_budget, long max_terms, unsigned flags)
+int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
+                       size_t mem_budget, long max_terms, unsigned flags)
 {
     double t0 = pr_timing_wall();
     memset(F, 0, sizeof(*F));
-    if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || (flags & ~(unsigned)PR_FAST_MEASURE))
+    if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || heads < 1 || (flags & ~(unsigned)PR_FAST_MEASURE))
         return PR_EINVAL;
-    if (!(opts->sigma > 0.0) || !isfinite(opts->sigma))
+    if (!(opts->sigma > 0.0) || !isfinite(opts->sigma) || opts->poly_degree + 1 > PR_EXPAND_MAX_DEGREE)
         return PR_EINVAL;
     int n = W->n, d = W->d, s = W->s, g = opts->poly_degree;
     long L = 2L * n - 1;
     if (pr_vec_check_finite(W->w, (size_t)s * L) || pr_vec_check_finite(opts->poly, g + 1)
         || (opts->beta && pr_vec_check_finite(opts->beta, L)))
         return PR_ENONFINITE;
+    if (!(pr_expand_binom(s, g) <= (double)max_terms))
+        return PR_EBUDGET;
     /* the streamed plan (term tables included) within the budget before any table is made */
     int da = pr_expand_ndistinct(W->a, s), db = pr_expand_ndistinct(W->b, s);
-    size_t streamed = pr_fast_plan_bytes(n, d, s, g, da, db, 1);
+    size_t streamed = pr_fast_plan_bytes_heads(n, d, s, g, da, db, 0, heads, 1);
     if (!streamed || streamed > mem_budget)
         return PR_EBUDGET;
-    int st = pr_expand_init(F->terms, W->a, W->b, s, g, 0, max_terms);
+    int st = pr_expand_init(F->terms, W->a, W->b, s, g, 1, LONG_MAX);
     if (st)
         return st;
-    size_t kept = pr_fast_plan_bytes(n, d, s, g, da, db, 0);
+    long np = F->terms->npairs_fwd;
+    size_t kept = pr_fast_plan_bytes_heads(n, d, s, g, da, db, np, heads, 0);
     F->n = n;
     F->d = d;
     F->s = s;
     F->g = g;
+    F->heads = heads;
     F->streamed = !kept || kept > mem_budget;
     unsigned tflags = flags & PR_FAST_MEASURE ? PR_TOEPLITZ_MEASURE_FIXED : PR_TOEPLITZ_ESTIMATE;
     if ((st = pr_toeplitz_plan(F->tp, n, tflags | PR_TOEPLITZ_FORCE_FFT))) {
@@ -272,11 +363,12 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
         return st;
     }
     dims_t D;
-    dims_set(&D, n, d, s, g, da, db, F->streamed);
+    dims_set(&D, n, d, s, g, da, db, np, heads, F->streamed);
     pr_mem_t mem;
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
     F->nthreads = F->thr ? D.nthreads : 0;
+    F->gchunk = D.gchunk;
     F->bytes = (size_t)mem->bytes;
     if ((st = pr_mem_status(mem))) {
         pr_fast_destroy(F);
@@ -286,8 +378,8 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     plan_tables(F, W, opts);
     if (!F->streamed) {
         st = plan_spectra(F);
-        free(F->pw);   /* the powers are only needed to stream */
-        F->pw = NULL;
+        free(F->w);   /* the sequences are only needed to stream */
+        F->w = NULL;
         if (st) {
             pr_fast_destroy(F);
             return st;
@@ -295,6 +387,12 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
     }
     F->plan_seconds = pr_timing_wall() - t0;
     return PR_OK;
+}
+
+int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
+                 size_t mem_budget, long max_terms, unsigned flags)
+{
+    return pr_fast_plan_heads(F, W, opts, 1, mem_budget, max_terms, flags);
 }
 
 void pr_fast_destroy(pr_fast_plan_t F)
@@ -307,27 +405,50 @@ void pr_fast_destroy(pr_fast_plan_t F)
         pr_fast_thread_struct *th = &F->thr[t];
         pr_toeplitz_spec_free(th->acc);
         free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
-        free(th->num);
+        free(th->num); free(th->yp); free(th->xp);
         if (th->ws->real)
             pr_toeplitz_work_clear(th->ws);
     }
     free(F->thr);
-    free(F->pw); free(F->bias);
+    free(F->w); free(F->bias);
     pr_toeplitz_destroy(F->tp);
     memset(F, 0, sizeof(*F));
 }
 
+void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head)
+{
+    const double *num = F->thr[0].num + (size_t)head * F->n * (F->d + 1);
+    for (int i = 0; i < F->n; i++)
+        D[i] = num[(size_t)i * (F->d + 1) + F->d];
+}
+
 void pr_fast_rowsums(double *D, const pr_fast_plan_t F)
 {
-    for (int i = 0; i < F->n; i++)
-        D[i] = F->thr[0].num[(size_t)i * (F->d + 1) + F->d];
+    for (int k = 0; k < F->exec_heads; k++)
+        pr_fast_rowsums_head(D + (size_t)k * F->n, F, k);
+}
+
+const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair)
+{
+    if (F->streamed || pair < 0 || pair >= F->terms->npairs_fwd)
+        return NULL;
+    return F->spec + (size_t)pair * pr_toeplitz_spec_len(F->tp);
 }
 
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term)
 {
-    if (F->streamed || term < 0 || term >= F->terms->nterms)
+    const pr_expand_struct *T = F->terms;
+    if (F->streamed || term < 0 || term >= T->nterms_fwd)
         return NULL;
-    return F->spec + (size_t)term * pr_toeplitz_spec_len(F->tp);
+    long lo = 0, hi = T->npairs_fwd;   /* the pair holding term: pstart[lo] <= term < pstart[lo+1] */
+    while (hi - lo > 1) {
+        long mid = lo + (hi - lo) / 2;
+        if (T->pstart[mid] <= term)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return T->pstart[lo + 1] - T->pstart[lo] == 1 ? pr_fast_plan_pair_spectrum(F, lo) : NULL;
 }
 
 /* ---- execute ---- */
@@ -346,112 +467,151 @@ static void marg_product(double *uv, const pr_expand_marg_struct *M, long m, con
                 uv[i] *= X[(size_t)i * d + val[v]];
 }
 
-/* The kept spectra of group m against x̂, by blocks of frequencies so that the accumulators and
- * the x̂ blocks stay in cache and each symbol's spectrum streams from memory once. */
-enum { FBLOCK = 512 };
+/* One execute's heads: h Q heads over h_kv K, V heads, rep = h / h_kv. */
+typedef struct {
+    int h, h_kv, rep;
+    const double *Q, *K, *V;
+} heads_t;
 
-static void mac_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long m)
+/* th->yp, th->xp for pair p of the group whose sums start at acc: (head k, column c) at
+ * j = k(d+1) + c, x̂ of the pair's ν and kv head k / rep, both from frequency f0 */
+static void pair_ptrs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, double *acc,
+                      long p, long f0)
+{
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
+    long nu = F->terms->bmi[F->terms->pstart[p]];
+    const double *X = F->xhat + (size_t)nu * H->h_kv * cols * sl + 2 * f0;
+    for (int k = 0; k < H->h; k++)
+        for (size_t c = 0; c < cols; c++) {
+            th->yp[k * cols + c] = acc + (k * cols + c) * sl + 2 * f0;
+            th->xp[k * cols + c] = X + ((size_t)(k / H->rep) * cols + c) * sl;
+        }
+}
+
+/* Kept spectra, the groups [lo, hi) at once, by blocks of frequencies: each block of x̂ (all ν,
+ * kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair of
+ * these groups meets it, so that x̂ and the pair spectra stream from memory about once per
+ * execute. The blocking changes no sum (each frequency's pairs are added in the same order). */
+enum { XBLOCK_BYTES = 4 << 20 };
+
+static void mac_groups(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo, long hi)
 {
     const pr_expand_struct *T = F->terms;
-    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
     long nfreq = F->tp->nfreq;
-    for (long f0 = 0; f0 < nfreq; f0 += FBLOCK) {
-        long nb = nfreq - f0 < FBLOCK ? nfreq - f0 : FBLOCK;
-        for (long term = T->gstart[m]; term < T->gstart[m + 1]; term++) {
-            const double *A = F->spec + (size_t)term * sl + f0;
-            const double *X = F->xhat + (size_t)T->bmi[term] * cols * sl + f0;
-            for (size_t c = 0; c < cols; c++)
-                mac_planar(th->acc + c * sl + f0, A, X + c * sl, nb, nfreq);
-        }
+    double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
+    long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
+    for (long f0 = 0; f0 < nfreq; f0 += fblock) {
+        long nb = nfreq - f0 < fblock ? nfreq - f0 : fblock;
+        for (long m = lo; m < hi; m++)
+            for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
+                pair_ptrs(F, th, H, th->acc + (size_t)(m - lo) * hc * sl, p, f0);
+                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + f0, nfreq, nb, p == T->gpair[m]);
+            }
     }
 }
 
-/* The streamed spectra of group m, each made and then multiplied into the accumulators. */
-static int stream_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long m)
+/* Streamed spectra of group m, each made and then multiplied into the accumulators. */
+static int stream_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m)
 {
     const pr_expand_struct *T = F->terms;
-    size_t sl = pr_toeplitz_spec_len(F->tp);
-    long nfreq = F->tp->nfreq;
-    double *leaf = th->acc + (F->d + 2) * sl;
-    for (long term = T->gstart[m]; term < T->gstart[m + 1]; term++) {
-        int st = symbol_spec(leaf, F, th, term);
+    int hc = H->h * (F->d + 1);
+    for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
+        int st = pair_spec(th->leaf_spec, F, th, p);
         if (st)
             return st;
-        const double *xh = F->xhat + (size_t)T->bmi[term] * (F->d + 1) * sl;
-        for (int c = 0; c <= F->d; c++)
-            mac_planar(th->acc + c * sl, leaf, xh + c * sl, nfreq, nfreq);
+        pair_ptrs(F, th, H, th->acc, p, 0);
+        mac(th->yp, th->xp, hc, th->leaf_spec, F->tp->nfreq, F->tp->nfreq, p == T->gpair[m]);
     }
     return PR_OK;
 }
 
-/* x̂[ν][c] = FFT(v_ν ∘ X_c), X = [V | 1], for the b-marginals [lo, hi) */
-static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo, long hi,
-                      const double *K, const double *V)
+/* x̂[ν][k][c] = FFT(v_ν ∘ X_c), X = [V_k | 1] for kv head k, for the (ν, k) of index [lo, hi)
+ * (index ν·h_kv + k) */
+static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
+                      long hi)
 {
     const pr_expand_struct *T = F->terms;
     int n = F->n, d = F->d;
-    size_t sl = pr_toeplitz_spec_len(F->tp);
-    double *inter = th->acc + (size_t)(d + 1) * sl;
-    for (long m = lo; m < hi; m++) {
+    size_t sl = pr_toeplitz_spec_len(F->tp), nd = (size_t)n * d;
+    for (long j = lo; j < hi; j++) {
+        long m = j / H->h_kv;
+        const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
         marg_product(th->uv, T->bm, m, K, d, T->bval, n);
         const double *v = th->uv;
         for (int c = 0; c <= d; c++) {
             const double *x = v;
             if (c < d) {
-                for (int j = 0; j < n; j++)
-                    th->vx[j] = v[j] * V[(size_t)j * d + c];
+                for (int i = 0; i < n; i++)
+                    th->vx[i] = v[i] * V[(size_t)i * d + c];
                 x = th->vx;
             }
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            int st = pr_toeplitz_vec_spec(inter, x, 1, F->tp, th->ws);
+            int st = pr_toeplitz_vec_spec(F->xhat + ((size_t)j * (d + 1) + c) * sl, x, 1, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             if (st)
                 return st;
-            to_planar(F->xhat + ((size_t)m * (d + 1) + c) * sl, inter, F->tp->nfreq);
         }
     }
     return PR_OK;
 }
 
-/* th->num = Σ_μ diag(u_μ) inverse(Σ_{e in group μ} α_e t̂_e ∘ x̂) over the groups [lo, hi) */
-static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, long lo, long hi,
-                      const double *Q)
+/* th->num[k] += diag(u_μ) inverse(sums) per head k and column, for group m's sums at acc */
+static int group_inverse(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m,
+                         double *acc)
 {
-    const pr_expand_struct *T = F->terms;
     int n = F->n, d = F->d, st = PR_OK;
-    size_t sl = pr_toeplitz_spec_len(F->tp);
-    double *inter = th->acc + (size_t)(d + 1) * sl;
-    memset(th->num, 0, sizeof(double) * n * (d + 1));
-    th->prev = -1;
-    for (long m = lo; m < hi && !st; m++) {
-        memset(th->acc, 0, sizeof(double) * sl * (d + 1));
-        if (F->streamed)
-            st = stream_group(F, th, m);
-        else
-            mac_group(F, th, m);
-        marg_product(th->uv, T->am, m, Q, d, T->aval, n);
-        const double *u = th->uv;
-        for (int c = 0; c <= d && !st; c++) {
-            to_interleaved(inter, th->acc + c * sl, F->tp->nfreq);
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
+    for (int k = 0; k < H->h && !st; k++) {
+        marg_product(th->uv, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
+        double *num = th->num + k * (size_t)n * cols;
+        for (size_t c = 0; c < cols && !st; c++) {
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            st = pr_toeplitz_spec_inverse(th->col, 1, inter, F->tp, th->ws);
+            st = pr_toeplitz_spec_inverse(th->col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             for (int i = 0; i < n; i++)
-                th->num[(size_t)i * (d + 1) + c] += u[i] * th->col[i];
+                num[(size_t)i * cols + c] += th->uv[i] * th->col[i];
         }
     }
     return st;
 }
 
-int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V)
+/* th->num[k] = Σ_μ diag(u_μ) inverse(Σ_{pairs of μ} Σ α_e t̂_e ∘ x̂) per head k, over the groups
+ * [lo, hi), F->gchunk of them at a time */
+static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
+                      long hi)
+{
+    int st = PR_OK;
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
+    memset(th->num, 0, sizeof(double) * hc * F->n);
+    th->prev = -1;
+    for (long m0 = lo; m0 < hi && !st; m0 += F->gchunk) {
+        long m1 = hi - m0 < F->gchunk ? hi : m0 + F->gchunk;
+        if (!F->streamed)
+            mac_groups(F, th, H, m0, m1);
+        for (long m = m0; m < m1 && !st; m++) {
+            if (F->streamed)
+                st = stream_group(F, th, H, m);
+            if (!st)
+                st = group_inverse(F, th, H, m, th->acc + (size_t)(m - m0) * hc * sl);
+        }
+    }
+    return st;
+}
+
+int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
+                          const double *K, const double *V)
 {
     int n = F->n, d = F->d, st = PR_OK;
+    if (h < 1 || h > F->heads || h_kv < 1 || h % h_kv)
+        return PR_EINVAL;
     size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd))
+    if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
         return PR_ENONFINITE;
     const pr_expand_struct *T = F->terms;
+    heads_t H = {h, h_kv, h / h_kv, Q, K, V};
     long f0 = transforms(F, 0), i0 = transforms(F, 1);
     int used = 1;
 #pragma omp parallel num_threads(F->nthreads)
@@ -459,11 +619,11 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
         pr_fast_thread_struct *th = &F->thr[id];
         th->fftw_seconds = 0.0;
-        long nb = T->bm->count_fwd;
-        th->st = xhat_chunk(F, th, nb * id / nth, nb * (id + 1) / nth, K, V);
+        long nj = T->bm->count_fwd * h_kv;
+        th->st = xhat_chunk(F, th, &H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
         if (!th->st)
-            th->st = groups_run(F, th, group_chunk(T, id, nth), group_chunk(T, id + 1, nth), Q);
+            th->st = groups_run(F, th, &H, group_chunk(T, id, nth), group_chunk(T, id + 1, nth));
         if (id == 0)
             used = nth;
     }
@@ -475,29 +635,46 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
     F->fwd_transforms = transforms(F, 0) - f0;
     F->inv_transforms = transforms(F, 1) - i0;
     F->transforms = F->fwd_transforms + F->inv_transforms;
+    F->exec_heads = 0;
     if (st)
         return st;
     /* the threads' parts in thread order: the same sums whatever the scheduling */
+    size_t len = (size_t)h * n * (d + 1);
     double *num = F->thr[0].num;
     for (int t = 1; t < used; t++)
-        for (size_t k = 0; k < (size_t)n * (d + 1); k++)
+        for (size_t k = 0; k < len; k++)
             num[k] += F->thr[t].num[k];
-    for (int i = 0; i < n; i++) {
-        const double *r = num + (size_t)i * (d + 1);
+    for (size_t i = 0; i < (size_t)h * n; i++) {
+        const double *r = num + i * (d + 1);
         if (!(r[d] > 0.0) || !isfinite(r[d]))
             return PR_EDOMAIN;
         for (int c = 0; c < d; c++)
-            O[(size_t)i * d + c] = r[c] / r[d];
+            O[i * d + c] = r[c] / r[d];
     }
+    F->exec_heads = h;
     return PR_OK;
+}
+
+int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V)
+{
+    return pr_fast_execute_heads(O, F, 1, 1, Q, K, V);
+}
+
+void pr_fast_needs_heads(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g,
+                         int heads)
+{
+    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
+    int s = W->s, da = pr_expand_ndistinct(W->a, s), db = pr_expand_ndistinct(W->b, s);
+    *bytes = plan_bytes(n, d, s, g, da, db, 0, heads, 1);
+    /* per pair a symbol transform (5 L log2 L, at most one pair per term) and per head d+1
+     * spectral products; per marginal and head d+1 transforms (at most as many marginals as
+     * terms, twice) */
+    double T = pr_expand_binom(s, g);
+    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0) * heads) +
+           2.0 * pr_expand_binom(d, g) * (d + 1.0) * heads * 5.0 * Lf * lg;
 }
 
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g)
 {
-    double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
-    *bytes = plan_bytes(n, d, W->s, g, pr_expand_ndistinct(W->a, W->s), pr_expand_ndistinct(W->b, W->s), 1);
-    /* per term a symbol transform (5 L log2 L) and d+1 spectral products; per marginal d+1
-     * transforms (at most as many marginals as terms, twice) */
-    double T = pr_expand_binom(W->s, g);
-    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0)) + 2.0 * pr_expand_binom(d, g) * (d + 1.0) * 5.0 * Lf * lg;
+    pr_fast_needs_heads(bytes, ops, W, n, d, g, 1);
 }

@@ -12,11 +12,16 @@
  * one forward transform per b-marginal and column, products summed in the frequency domain per
  * a-marginal, one inverse transform per a-marginal and column.
  *
- * Terms are in pr_expand's order (groups by a-marginal, one group live at a time). A symbol
- * e^β t_e is built from the previous term's prefix products over the support sorted by (a, b),
- * one precomputed power w_k^p per slot that changed, so consecutive terms cost O(n) each. The
- * backward (math.md §7) extends the same expansion to degree g+1: its term t < nterms is this
- * plan's term t (pr_fast_plan_spectrum). */
+ * Terms are in pr_expand's order (groups by a-marginal, one group live at a time), the expansion
+ * built once up to degree g+1 (the backward borrows F->terms; this plan uses its |e| <= g part).
+ * The symbols of one (μ, ν) pair share both marginals, so their sum Σ_{e in pair} α_e t_e e^β is
+ * transformed once: 506 spectra instead of 1001 for d = 2, g = 10 (math.md §5). A symbol e^β t_e
+ * is built from the previous term's prefix products over the support sorted by (a, b), the
+ * slots that changed multiplied in again, so consecutive terms cost O(n) each.
+ *
+ * Heads. One plan serves up to `heads` heads on the same W: execute reads each pair spectrum once
+ * per frequency block for every head and column. Q, O are (h, n, d), K, V (h_kv, n, d) row-major,
+ * h_kv dividing h (grouped-query attention: Q head i uses K, V head i / (h / h_kv)). */
 #ifndef PR_FAST_H
 #define PR_FAST_H
 
@@ -35,37 +40,47 @@ typedef struct {
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
     const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
     long prev;              /* the term pref holds, or -1 */
-    double *acc;            /* (d+3) spectra: the planar running sums of one a-marginal (d+1), an
-                               interleaved scratch for FFTW, a planar leaf spectrum */
-    double *leaf;           /* 2n-1: α_e t_e e^β of one term */
+    double *acc;            /* gchunk·heads·(d+1) interleaved spectra: the running sums of
+                               gchunk a-marginal groups (group, then head, then column) */
+    double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
+    double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
+    double **yp;            /* heads·(d+1): the accumulators one pair adds to */
+    const double **xp;      /* heads·(d+1): the x̂ spectra they multiply */
+    double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
     double *uv;             /* n: u_μ (or v_ν) of one marginal */
     double *vx;             /* n: v_ν ∘ X_c, one column at a time */
     double *col;            /* n: one inverse transform's output */
-    double *num;            /* n × (d+1): this thread's part of Ã [V | 1] */
+    double *num;            /* heads × n × (d+1): this thread's part of Ã [V | 1] per head */
     double fftw_seconds;
     int st;
 } pr_fast_thread_struct;
 
 /* A plan: everything that depends on W, the mask/bias, σ and P but not on Q, K, V. Execute splits
  * the b-marginals, then the a-marginal groups (balanced by term count), over nthreads OpenMP
- * threads; for a given thread count the result does not depend on scheduling. */
+ * threads; for a given thread count the result does not depend on scheduling, nor on how many
+ * heads share the execute. */
 typedef struct {
     int n, d, s, g;
-    pr_expand_t terms;      /* the forward's terms: nterms = C(s+g, g) (claim C3) */
-    double *alpha;          /* nterms: α_e */
+    int heads;              /* the most heads one execute may take */
+    int exec_heads;         /* heads of the last execute (its row sums) */
+    pr_expand_t terms;      /* built to degree g+1: terms [0, nterms_fwd = C(s+g, g)) are the
+                               forward's (claim C3), pairs [0, npairs_fwd) theirs */
+    double *alpha;          /* terms->nterms: α_e (0 past the forward's) */
     pr_toeplitz_plan_t tp;
     int nthreads;
+    long gchunk;            /* a-marginal groups a thread sums at once (1 when streamed) */
     pr_fast_thread_struct *thr;
-    int streamed;           /* 0: all symbols' spectra kept; 1: recomputed in each execute */
-    double *spec;           /* kept: nterms spectra of α_e t_e(ℓ) e^{β_ℓ} (0 where masked), each
-                               planar: nfreq real parts then nfreq imaginary parts, stride
-                               pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
-    double *pw;             /* s × g × (2n-1) powers w_k^p, p = 1..g (freed once a kept plan has
-                               its spectra) */
+    int streamed;           /* 0: the pairs' spectra kept; 1: recomputed in each execute */
+    double *spec;           /* kept: npairs_fwd spectra of Σ_{e in pair} α_e t_e(ℓ) e^{β_ℓ} (0
+                               where masked), each planar: nfreq real parts then nfreq imaginary
+                               parts, stride pr_toeplitz_spec_len (an FFTW r2c of length tp->L) */
+    double *w;              /* s × (2n-1): the sequences w_k (freed once a kept plan has its
+                               spectra) */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *xhat;           /* bm.count × (d+1) planar spectra of v_ν ∘ X_c */
+    double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
+                               for `heads` kv heads) */
     size_t bytes;           /* the most the plan holds at once (a kept plan's powers included),
-                               counted as allocated: pr_fast_plan_bytes for its sizes */
+                               counted as allocated: pr_fast_plan_bytes_heads for its sizes */
     double plan_seconds;    /* wall time of pr_fast_plan */
     long plan_transforms;   /* symbol transforms done while planning */
     long transforms;        /* forward + inverse transforms of the last execute */
@@ -75,9 +90,16 @@ typedef struct {
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 
-/* Bytes pr_fast_plan holds for these sizes (da, db: distinct a and b values of the support), kept
- * or streamed, with omp_get_max_threads() threads' scratch: the plan's allocating code run in
- * count-only mode (pr_mem), so it equals F->bytes. 0 if it overflows. */
+/* Bytes pr_fast_plan_heads holds for these sizes (da, db: distinct a and b values of the
+ * support; npairs: the forward's (μ, ν) pairs, E->npairs_fwd, or -1 for the bound
+ * Σ_k min(C(s+k-1, k), C(da+k-1, k) C(db+k-1, k)), attained by a full support), kept or streamed,
+ * with omp_get_max_threads() threads' scratch: the plan's allocating code run in count-only mode
+ * (pr_mem), so it equals F->bytes. 0 if it overflows. */
+size_t pr_fast_plan_bytes_heads(int n, int d, int s, int g, int da, int db, long npairs, int heads,
+                                int streamed);
+
+/* pr_fast_plan_bytes_heads for one head and npairs = -1: exact when streamed, at least F->bytes
+ * when kept. */
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed);
 
 /* Plan flags (bitwise or). */
@@ -92,22 +114,42 @@ enum {
 };
 
 /* Plans the expansion of opts->poly (required: the fast paths approximate P, not exp) for W of
- * order n, under opts' σ, causal mask and bias. The symbols' spectra are kept when the plan then
- * fits in mem_budget bytes, else streamed; PR_EBUDGET if even the streamed plan does not fit or
- * the term count passes max_terms. PR_EINVAL without opts->poly or for unknown flags. */
+ * order n, under opts' σ, causal mask and bias, for up to `heads` heads per execute. The pairs'
+ * spectra are kept when the plan then fits in mem_budget bytes, else streamed; PR_EBUDGET if even
+ * the streamed plan does not fit or the forward's term count C(s+g, g) passes max_terms.
+ * PR_EINVAL without opts->poly, for heads < 1 or for unknown flags. */
+int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
+                       size_t mem_budget, long max_terms, unsigned flags);
+
+/* pr_fast_plan_heads for one head. */
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
                  size_t mem_budget, long max_terms, unsigned flags);
 void pr_fast_destroy(pr_fast_plan_t F);
 
-/* O (n×d) = diag(Ã 1)^{-1} Ã V for this plan. Allocates nothing. PR_ENONFINITE for NaN/Inf in
- * Q, K, V; PR_EDOMAIN if a row sum of Ã is not positive (P's relative error is then not < 1,
- * or rounding exceeded the floor). */
+/* O (h×n×d) = diag(Ã 1)^{-1} Ã V per head for this plan, Q (h×n×d), K, V (h_kv×n×d): Q head i
+ * with K, V head i / (h / h_kv). Allocates nothing; each head's result is bit for bit that of a
+ * one-head execute on its slices. PR_EINVAL unless 1 <= h <= F->heads and h_kv divides h;
+ * PR_ENONFINITE for NaN/Inf in Q, K, V; PR_EDOMAIN if a row sum of Ã is not positive (P's
+ * relative error is then not < 1, or rounding exceeded the floor). */
+int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
+                          const double *K, const double *V);
+
+/* pr_fast_execute_heads for one head: O (n×d) from Q, K, V (n×d). */
 int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V);
 
-/* D̃_i = (Ã 1)_i from the last pr_fast_execute into D (n entries): the backward's row sums. */
+/* D̃_i = (Ã 1)_i from the last execute into D: F->exec_heads × n entries, head-major (n for one
+ * head): the backward's row sums. */
 void pr_fast_rowsums(double *D, const pr_fast_plan_t F);
 
-/* Planar spectrum of α_e t_e e^β for term e (kept plans only; NULL when streamed). */
+/* The n row sums of head `head` (< F->exec_heads) of the last execute into D. */
+void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head);
+
+/* Planar spectrum of Σ_{e in pair} α_e t_e e^β for a forward pair (< terms->npairs_fwd; kept
+ * plans only, NULL when streamed or out of range). */
+const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair);
+
+/* Planar spectrum of α_e t_e e^β for term e when e is alone in its pair (then it is the pair's
+ * spectrum); NULL otherwise, when streamed or past the forward's terms. */
 const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
 
 /* Memory (bytes) and work (operations) of the FFT path's forward for W, n, d and degree g:
@@ -115,6 +157,10 @@ const double *pr_fast_plan_spectrum(const pr_fast_plan_t F, long term);
  * pr_fast_plan holds at least); the operations roughly what execute computes. pr_control_needs
  * adds the low-rank path's. */
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g);
+
+/* The same for a plan of `heads` heads executed on as many. */
+void pr_fast_needs_heads(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g,
+                         int heads);
 
 #ifdef __cplusplus
 }

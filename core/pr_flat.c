@@ -38,6 +38,8 @@ static int check_args(char *msg, size_t len, long b, long h, long h_kv, long n, 
     if (pr_size_mul(&count, (size_t)b, (size_t)h) || pr_size_mul(&count, count, (size_t)n) ||
         pr_size_mul(&count, count, (size_t)d) || pr_size_mul(&count, count, sizeof(double)))
         return fail(msg, len, PR_ESIZE, "b*h*n*d doubles overflow the address space");
+    if (b * h > INT_MAX)
+        return fail(msg, len, PR_ESIZE, "b*h = %ld heads: at most %d (one plan serves them all)", b * h, INT_MAX);
     if (pos != PR_POS_ROPE && pos != PR_POS_ROPE_NEOX && pos != PR_POS_IDENTITY && pos != PR_POS_CUSTOM)
         return fail(msg, len, PR_EINVAL, "pos %d: use rope, rope-neox, identity or a custom W", pos);
     if (pos == PR_POS_CUSTOM && !w)
@@ -73,27 +75,26 @@ static int make_w(pr_posw_t W, const double *w, int n, int d, int pos, double ro
     }
 }
 
-/* one head through the chosen path */
-static int one_head(double *O, double *bound, char *msg, size_t len, const double *Q, const double *K,
-                    const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts, int algo,
-                    double eps)
+/* every head through a fast path on one plan: P chosen once for the worst head (pr_control_forward_heads) */
+static int fast_heads(double *O, double *bound, char *msg, size_t len, const double *Q, const double *K,
+                      const double *V, const pr_posw_t W, int n, int d, long h, long bh, long bkv,
+                      const pr_attn_opts_t *opts, int algo, double eps)
 {
-    *bound = NAN;
-    if (algo == PR_FLAT_EXACT) {
-        int st = pr_dense_forward(O, NULL, Q, K, V, W, n, d, opts);
-        return st ? fail(msg, len, st, "exact: %s", pr_strerror(st)) : PR_OK;
-    }
     pr_control_opts_t o;
     pr_control_info_t info;
     pr_control_opts_default(&o);
     o.eps = eps;
     o.widen = 1;
     const char *name = algo == PR_FLAT_FFT ? "fft" : "lowrank";
-    int st = (algo == PR_FLAT_FFT ? pr_control_forward_fft : pr_control_forward_lowrank)(O, &info, Q, K, V, W, n, d,
-                                                                                          opts, &o);
+    pr_control_heads_t hd = {(int)bh, (int)bkv, bound, NULL};
+    int st = pr_control_forward_heads(O, &info, Q, K, V, W, n, d, opts, &o, algo == PR_FLAT_LOWRANK, &hd);
+    char where[64] = "";
+    if (st && info.head >= 0 && bh > 1)
+        /* name the head: the data of one head may be what is wrong */
+        snprintf(where, sizeof where, "head (%ld, %ld): ", info.head / h, info.head % h);
     if (st == PR_EFLOOR)
-        return fail(msg, len, st, "%s: eps %g is below the floating-point floor %.3g (R = %.4g from the data): "
-                    "raise eps or use algo='exact'", name, eps, info.floor, info.R);
+        return fail(msg, len, st, "%s: eps %g is below the floating-point floor %.3g (R = %.4g from the data, the "
+                    "largest over the heads): raise eps or use algo='exact'", name, eps, info.floor, info.R);
     if (st == PR_EBUDGET)
         return fail(msg, len, st, "%s: degree %d needs %.4g terms, past the memory or work budget: raise eps, "
                     "use inputs with smaller entries (R = %.4g) or algo='exact'", name, info.degree, info.terms,
@@ -102,8 +103,27 @@ static int one_head(double *O, double *bound, char *msg, size_t len, const doubl
         return fail(msg, len, st, "lowrank needs factorised positions (rope, rope-neox or identity) and no "
                     "alibi: use algo='fft'");
     if (st)
-        return fail(msg, len, st, "%s: %s", name, pr_strerror(st));
-    *bound = info.bound;
+        return fail(msg, len, st, "%s%s: %s", where, name, pr_strerror(st));
+    return PR_OK;
+}
+
+/* the dense reference head by head; head (bi, hi) named in a failure */
+static int exact_heads(double *O, double *bound, char *msg, size_t len, const double *Q, const double *K,
+                       const double *V, const pr_posw_t W, int n, int d, long h, long bh, long bkv,
+                       const pr_attn_opts_t *opts)
+{
+    size_t head = (size_t)n * (size_t)d;
+    long group = bh / bkv;
+    for (long q = 0; q < bh; q++) {
+        if (bound)
+            bound[q] = NAN;
+        int st = pr_dense_forward(O + q * head, NULL, Q + q * head, K + (q / group) * head, V + (q / group) * head, W,
+                                  n, d, opts);
+        if (st && bh > 1)
+            return fail(msg, len, st, "head (%ld, %ld): exact: %s", q / h, q % h, pr_strerror(st));
+        if (st)
+            return fail(msg, len, st, "exact: %s", pr_strerror(st));
+    }
     return PR_OK;
 }
 
@@ -136,19 +156,12 @@ int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
             st = fail(msg, msg_len, st, "alibi: %s", pr_strerror(st));
         opts.beta = beta;
     }
-    long group = h / h_kv;
-    for (long bh = 0; bh < b * h && !st; bh++) {
-        long bi = bh / h, kv = bi * h_kv + (bh % h) / group;
-        double dummy, *bd = bound ? bound + bh : &dummy;
-        st = one_head(O + bh * head, bd, msg, msg_len, Q + bh * head, K + kv * head, V + kv * head, W, (int)n,
-                      (int)d, &opts, algo, eps);
-        if (st && msg && msg_len && b * h > 1) {
-            /* name the head: the data of one head may be what is wrong */
-            char m[512];
-            snprintf(m, sizeof m, "%s", msg);
-            snprintf(msg, msg_len, "head (%ld, %ld): %s", bi, bh % h, m);
-        }
-    }
+    /* a batch (b, h) is b·h query heads over b·h_kv kv heads: head bi·h + hi reads kv head
+     * bi·h_kv + hi / (h / h_kv) = (bi·h + hi) / (h / h_kv) */
+    if (!st && algo == PR_FLAT_EXACT)
+        st = exact_heads(O, bound, msg, msg_len, Q, K, V, W, (int)n, (int)d, h, b * h, b * h_kv, &opts);
+    else if (!st)
+        st = fast_heads(O, bound, msg, msg_len, Q, K, V, W, (int)n, (int)d, h, b * h, b * h_kv, &opts, algo, eps);
     if (st)
         memset(O, 0, total * sizeof(double));
     free(beta);

@@ -1,7 +1,7 @@
 /* pr_flat: attention over a batch of heads with scalar options, for callers through a foreign
  * function interface (the Python module's ctypes, python/polyrope): flat arrays of doubles and
- * plain ints, no structs to mirror. The work is the library's own (pr_dense, pr_fast,
- * pr_lowrank), head by head. */
+ * plain ints, no structs to mirror. The work is the library's own: the dense reference head by
+ * head, the fast paths every head on one plan (pr_control_forward_heads). */
 #ifndef PR_FLAT_H
 #define PR_FLAT_H
 
@@ -13,8 +13,8 @@ extern "C" {
 
 typedef enum {
     PR_FLAT_EXACT = 0,   /* the dense reference (pr_dense_forward) */
-    PR_FLAT_FFT = 1,     /* the FFT path for target eps (pr_control_forward_fft) */
-    PR_FLAT_LOWRANK = 2  /* the feature-map path for target eps (pr_control_forward_lowrank) */
+    PR_FLAT_FFT = 1,     /* the FFT path for target eps (pr_control_forward_heads) */
+    PR_FLAT_LOWRANK = 2  /* the feature-map path for target eps (pr_control_forward_heads, lowrank) */
 } pr_flat_algo_t;
 
 /* O (b, h, n, d) = attention of every query head, C order: Q is (b, h, n, d), K and V are
@@ -25,9 +25,11 @@ typedef enum {
  *   rope_base > 1 (RoPE kinds); sigma the score scale (finite, > 0; pr_scale_sigma gives 1/d and
  *   1/√d as attn does); causal 0 or 1; alibi a slope >= 0 (0: none);
  *   algo a pr_flat_algo_t, eps > 0 the fast paths' target on max|Õ - O| (ignored by exact).
- * bound: NULL or b·h doubles, the fast path's a-priori bound per head (NAN for exact; a double
- * estimate, docs/verdicts.md). msg: NULL or msg_len bytes for a one-line reason when the status
- * is not PR_OK (argument errors say which argument). No partial result: O is left untouched when
+ * The fast paths choose P once for the b·h heads (for the worst head's data, so that the target
+ * holds for each) and run them all on one plan. bound: NULL or b·h doubles, each head's a-priori
+ * bound under that P (NAN for exact; a double estimate, docs/verdicts.md). msg: NULL or msg_len
+ * bytes for a one-line reason when the status is not PR_OK (argument errors say which argument,
+ * a head's data its (bi, hi)). No partial result: O is left untouched when
  * the arguments are refused, and set to all zeros when the work itself fails. */
 int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
                       const double *Q, const double *K, const double *V, const double *w,

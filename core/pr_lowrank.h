@@ -23,18 +23,40 @@ extern "C" {
 /* 1 when W's scores factorise so that this path applies: the RoPE kinds and the identity */
 int pr_lowrank_applies(const pr_posw_t W);
 
-/* O (n×d) = diag(Ã 1)^{-1} Ã V with Ã_ij = P(M_ij) (0 above the diagonal when causal), P from
- * opts->poly (required). PR_EINVAL when W does not factorise or opts->beta is set (a general bias
- * does not factorise: use the FFT path), PR_EBUDGET when C(d+g, g) passes max_features or the
- * buffers pass mem_budget, PR_EDOMAIN if a row sum of Ã is not positive. */
+/* A plan: everything that depends on W, σ, the mask and P but not on Q, K, V: the features'
+ * table (C(d+g, g) multisets, their coefficients) and every buffer, so that execute allocates
+ * nothing and one plan serves any number of heads. PR_EINVAL when W does not factorise, opts->beta
+ * is set (a general bias does not factorise: use the FFT path) or opts->poly is missing (P is
+ * copied: the plan keeps its own); PR_EBUDGET when C(d+g, g) passes max_features or the buffers
+ * pass mem_budget (checked before anything is allocated). */
+typedef struct pr_lowrank_plan_s pr_lowrank_plan_t;
+
+int pr_lowrank_plan(pr_lowrank_plan_t **plan, const pr_posw_t W, const pr_attn_opts_t *opts,
+                    size_t mem_budget, long max_features);
+
+/* O (h, n, d) = diag(Ã 1)^{-1} Ã V per query head, Ã_ij = P(M_ij) (0 above the diagonal when
+ * causal); Q (h, n, d), K and V (h_kv, n, d), h_kv dividing h (grouped-query: query head i reads
+ * kv head i / (h / h_kv)). Unmasked, the keys' sum Ψᵀ[V | 1] is made once per kv head; each head's
+ * result is bit for bit the one-head execute's. PR_EINVAL for bad h, h_kv, PR_ENONFINITE for NaN
+ * or Inf in Q, K, V, PR_EDOMAIN if a row sum of Ã is not positive. */
+int pr_lowrank_execute_heads(double *O, pr_lowrank_plan_t *plan, int h, int h_kv, const double *Q,
+                             const double *K, const double *V);
+
+void pr_lowrank_destroy(pr_lowrank_plan_t *plan);
+
+/* One head in one call: pr_attn_check, pr_lowrank_plan, pr_lowrank_execute_heads, destroy. */
 int pr_lowrank_execute(double *O, const double *Q, const double *K, const double *V,
                        const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                        size_t mem_budget, long max_features);
 
-/* Bytes pr_lowrank_execute holds for degree g (+Inf past pr_expand_binom's range): its
- * allocations counted by a dry run (pr_mem) plus the features' table (pr_expand_marg_bytes);
- * what mem_budget is checked against, before anything is allocated. */
+/* Bytes a plan holds for degree g (+Inf past pr_expand_binom's range): its allocations counted by
+ * a dry run (pr_mem) plus the features' table (pr_expand_marg_bytes); what mem_budget is checked
+ * against, before anything is allocated. Any number of heads: the buffers are reused. */
 double pr_lowrank_bytes(int n, int d, int g);
+
+/* Memory (bytes, pr_lowrank_bytes) and work (operations: two dgemms of n × C(d+g, g) × (d+1)) of
+ * one head's forward for n, d and degree g, as pr_fast_needs gives the FFT path's. */
+void pr_lowrank_needs(double *bytes, double *ops, int n, int d, int g);
 
 #ifdef __cplusplus
 }

@@ -97,6 +97,11 @@ static int pr_work_alloc(pr_toeplitz_work_struct *ws, long L, size_t spec_len)
     return PR_OK;
 }
 
+double pr_toeplitz_work_bytes(long L)
+{
+    return 8.0 * (2.0 * (double)L + 2.0 * 2.0 * (double)(L / 2 + 1));
+}
+
 int pr_toeplitz_work_init(pr_toeplitz_work_t ws, const pr_toeplitz_plan_t P)
 {
     return pr_work_alloc(ws, P->L, pr_toeplitz_spec_len(P));

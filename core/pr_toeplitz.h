@@ -110,6 +110,9 @@ void pr_toeplitz_spec_free(double *spec);
 
 /* Per-thread workspace for P (allocates). */
 int pr_toeplitz_work_init(pr_toeplitz_work_t ws, const pr_toeplitz_plan_t P);
+/* Bytes pr_toeplitz_work_init allocates for transform length L (dry runs count it before a plan
+ * exists). */
+double pr_toeplitz_work_bytes(long L);
 void pr_toeplitz_work_clear(pr_toeplitz_work_t ws);
 
 /* ---- frequency domain (always FFT; one transform each) ---- */

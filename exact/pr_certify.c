@@ -11,7 +11,6 @@
 #include "pr_status.h"
 #include "pr_rope.h"
 #include "pr_timing.h"
-#include "pr_npy.h"
 #include "pr_vec.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
@@ -116,23 +115,24 @@ void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u)
 }
 
 
-/* row i: scores s[0..jn) in, ê_j out (zero from jn to the block's width w) (L2-L4) */
-void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
+/* row i: scores s[0..jn) in, ê_j out (zero from jn to the block's width w) (L2-L4); om: a general
+ * W's factor om[ℓ+n-1] of the score bound (L13), NULL for RoPE or identity (inlined twice) */
+static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w, const double *om)
 {
     const cert_prob_t *p = ps->p;
-    double u = p->u, eta = 0x1p-1021, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
+    double u = p->u, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
     double mx = -INFINITY, lam = 0.0, dmax = 0.0, under = 0.0;
-    const double *nK = ps->nK;
+    const double *nK = ps->nK, *omi = om ? om + p->n - 1 + i : NULL;
     const cexp_t *ex = ps->ex;
     for (int j = 0; j < jn; j++) {
         s[j] -= al * (double)labs((long)i - j);
         mx = s[j] > mx ? s[j] : mx;
     }
-    double tiny = (p->d + 3) * eta;
+    double tiny = ps->tiny;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
-        double dl = kap * nK[j] + u * (b + fabs(s[j]) + fabs(x)) + tiny;
+        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
         double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
@@ -149,9 +149,17 @@ void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn,
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);
 }
 
+void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w)
+{
+    if (ps->om)
+        row_exps(rx, ps, i, s, jn, w, ps->om);
+    else
+        row_exps(rx, ps, i, s, jn, w, NULL);
+}
+
 /* row i's Ô_c = acc_c/S and its bound E_c >= |Ô_c - O_c| (L4, L5) for a row the pass could bound */
-void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
-                         int jn)
+static void row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
+                     int jn)
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, eta = 0x1p-1021;
@@ -184,7 +192,7 @@ static void row_bounds(pass_t *ps, int i, const rowx_t *rx, const double *acc, d
         }
         return;
     }
-    pr_certify_row_oerr(oE, oE + d, ps, rx, acc, S, jn);
+    row_oerr(oE, oE + d, ps, rx, acc, S, jn);
     pr_certify_judge_d(lo, hi, st, ps->Oc + (size_t)i * d, oE, oE + d, d, p);
     for (int c = 0; c < d; c++)
         if (oE[d + c] > ps->bound_max)
@@ -219,7 +227,7 @@ void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const doub
 }
 
 /* acc = Ê·V (mi×d) and sum = Ê·1 from the weights E (mi×w) in partial sums of TJ terms (L5) */
-void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
+static void pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d)
 {
     memset(acc, 0, sizeof(double) * mi * d);
     memset(sum, 0, sizeof(double) * mi);
@@ -244,11 +252,14 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
 {
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
-                0.0, S, w);
+    if (ps->W)
+        pr_certify_w_scores(S, tmp, ps, i0, mi, w); /* tmp is free until pv */
+    else
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
+                    d, 0.0, S, w);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, S + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    pr_certify_pv(acc, sum, tmp, S, ps->V, mi, w, d);
+    pv(acc, sum, tmp, S, ps->V, mi, w, d);
     for (int r = 0; r < mi; r++)
         row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n, tmp);
 }
@@ -263,7 +274,8 @@ static int pass_run(pass_t *ps)
     double bmax = 0.0;
 #pragma omp parallel reduction(max : bmax)
     {
-        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (2 * BI * (size_t)d + BI));
+        size_t nt = 2 * BI * (size_t)d + BI; /* and at least pr_certify_w_scores' 128 */
+        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (nt > 128 ? nt : 128));
         rowx_t *rx = malloc(sizeof(rowx_t) * BI);
         int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
         pass_t me = *ps;
@@ -310,7 +322,7 @@ static double score_const(const cert_prob_t *p)
 }
 
 int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
-                      const double *K, const double *V)
+                          const double *K, const double *V, const pr_posw_struct *W)
 {
     int n = p->n, d = p->d;
     size_t nd = (size_t)n * d;
@@ -348,13 +360,18 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vabs[c] = ab;
     }
     ps->cs = score_const(p);
+    ps->tiny = (d + 3) * 0x1p-1021;
+    double om = 1.0;
+    int st = W ? pr_certify_w_setup(ps, &om, W, K) : PR_OK;
+    if (st)
+        return st;
     /* scores beyond 2^500 leave no room for the bounds: refuse (docs/certify.md) */
     double qm = 0.0, km = 0.0;
     for (int i = 0; i < n; i++) {
         qm = ps->nQ[i] > qm ? ps->nQ[i] : qm;
         km = ps->nK[i] > km ? ps->nK[i] : km;
     }
-    if (!(p->sig * qm * km < 0x1p500) || !(p->alibi * n < 0x1p500))
+    if (!(p->sig * qm * km * om < 0x1p500) || !(p->alibi * n < 0x1p500))
         return PR_EDOMAIN;
     return PR_OK;
 }
@@ -371,6 +388,9 @@ void pr_certify_pass_clear(pass_t *ps)
     free(ps->hi);
     free(ps->state);
     free(ps->rowfail);
+    free(ps->Kt);
+    free(ps->wrev);
+    free(ps->om);
 }
 
 /* the Arb fallback (L6): K rotated and V as balls, built at the first row that needs them */
@@ -386,32 +406,39 @@ static int fallback_row(fallback_t *fb, pass_t *ps, const double *Q, const doubl
     int n = p->n, d = p->d;
     slong prec = p->prec;
     if (!fb->ready) {
-        fb->Kr = _arb_vec_init((slong)n * d);
+        fb->Kr = ps->W ? NULL : _arb_vec_init((slong)n * d);
         fb->Vb = _arb_vec_init((slong)n * d);
         fb->Qs = _arb_vec_init(d);
         fb->O = _arb_vec_init(d);
         arb_init(fb->sig);
         fb->ready = 1;
-        for (int j = 0; j < n; j++)
+        for (int j = 0; !ps->W && j < n; j++)
             pr_certify_rotate_row_arb(fb->Kr + (size_t)j * d, K + (size_t)j * d, j, p, prec);
         for (size_t t = 0; t < (size_t)n * d; t++)
             arb_set_d(fb->Vb + t, ps->V[t]);
         pr_certify_sigma_arb(fb->sig, p, prec);
     }
-    pr_certify_rotate_row_arb(fb->Qs, Q + (size_t)i * d, i, p, prec);
-    _arb_vec_scalar_mul(fb->Qs, fb->Qs, d, fb->sig, prec);
-    int st = pr_certify_arb_row(fb->O, fb->Qs, fb->Kr, fb->Vb, i, p, prec);
+    int st;
+    if (ps->W) {
+        st = pr_certify_w_arb_row(fb->O, Q + (size_t)i * d, K, fb->Vb, fb->sig, i, ps, prec);
+    } else {
+        pr_certify_rotate_row_arb(fb->Qs, Q + (size_t)i * d, i, p, prec);
+        _arb_vec_scalar_mul(fb->Qs, fb->Qs, d, fb->sig, prec);
+        st = pr_certify_arb_row(fb->O, fb->Qs, fb->Kr, fb->Vb, i, p, prec);
+    }
     if (!st)
         pr_certify_judge(ps->lo + (size_t)i * d, ps->hi + (size_t)i * d, ps->state + (size_t)i * d,
                          ps->Oc + (size_t)i * d, fb->O, d, p, prec);
     return st;
 }
 
-static void fallback_clear(fallback_t *fb, int n, int d)
+static void fallback_clear(fallback_t *fb, const pass_t *ps)
 {
+    int n = ps->p->n, d = ps->p->d;
     if (!fb->ready)
         return;
-    _arb_vec_clear(fb->Kr, (slong)n * d);
+    if (fb->Kr)
+        _arb_vec_clear(fb->Kr, (slong)n * d);
     _arb_vec_clear(fb->Vb, (slong)n * d);
     _arb_vec_clear(fb->Qs, d);
     _arb_vec_clear(fb->O, d);
@@ -474,33 +501,36 @@ static int refine(pass_t *ps, const double *Q, const double *K, double budget_s,
             refuted |= ps->state[t] == CERT_BAD;
         }
     }
-    fallback_clear(&fb, n, d);
+    fallback_clear(&fb, ps);
     free(key);
     return st;
 }
 
+/* one head: RoPE or identity (W NULL), or a general W (L13, L14) */
 static int forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
-                       const double *V, int n, int d, const pr_certify_problem_t *prob,
-                       const pr_certify_opts_t *opts)
+                   const double *V, const pr_posw_struct *W, int n, int d, const pr_certify_problem_t *prob,
+                   const pr_certify_opts_t *opts)
 {
     double t0 = pr_timing_wall();
-    if (!res || !O_cand || !Q || !K || !V)
+    if (!res || !O_cand || !Q || !K || !V || !prob)
         return PR_EINVAL;
     memset(res, 0, sizeof(*res));
+    pr_certify_problem_t pb = *prob;
+    if (W)
+        pb.pos = PR_CERTIFY_POS_IDENTITY; /* W carries the positions */
     cert_prob_t p;
-    int st = pr_certify_prob_init(&p, prob, opts, n, d);
-    if (st) {
-        pr_certify_prob_clear(&p);
-        return st;
-    }
+    int st = pr_certify_prob_init(&p, &pb, opts, n, d);
     size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd)) {
-        pr_certify_prob_clear(&p);
-        return PR_ENONFINITE;
-    }
+    if (!st && W && (W->n != n || W->d != d))
+        st = PR_ESHAPE;
+    if (!st && (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd) ||
+                (W && pr_vec_check_finite(W->w, (size_t)W->s * (2 * (size_t)n - 1)))))
+        st = PR_ENONFINITE;
     cexp_t ex;
     pass_t ps;
-    if (!(st = pr_certify_exp_init(&ex, p.u)) && !(st = pr_certify_pass_setup(&ps, &p, &ex, O_cand, Q, K, V)) && !(st = pass_run(&ps)))
+    memset(&ps, 0, sizeof ps);
+    if (!st && !(st = pr_certify_exp_init(&ex, p.u)) && !(st = pr_certify_pass_setup(&ps, &p, &ex, O_cand, Q, K, V, W))
+        && !(st = pass_run(&ps)))
         st = refine(&ps, Q, K, opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0, &res->rows_fallback);
     if (!st) {
         pr_certify_summarise(res, ps.lo, ps.hi, ps.state, O_cand, (long)nd, d, p.dtype);
@@ -513,17 +543,33 @@ static int forward(pr_certify_result_t *res, const double *O_cand, const double 
     return st;
 }
 
+/* the caller's rounding mode and flush-to-zero flags are put aside for the call */
+static int forward_env(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                       const double *V, const pr_posw_struct *W, int n, int d, const pr_certify_problem_t *prob,
+                       const pr_certify_opts_t *opts)
+{
+    fenv_t env;
+    fegetenv(&env);
+    fesetenv(FE_DFL_ENV);
+    int st = forward(res, O_cand, Q, K, V, W, n, d, prob, opts);
+    fesetenv(&env);
+    return st;
+}
+
 int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
                        const double *V, int n, int d, const pr_certify_problem_t *prob,
                        const pr_certify_opts_t *opts)
 {
-    /* the caller's rounding mode and flush-to-zero flags are put aside for the call */
-    fenv_t env;
-    fegetenv(&env);
-    fesetenv(FE_DFL_ENV);
-    int st = forward(res, O_cand, Q, K, V, n, d, prob, opts);
-    fesetenv(&env);
-    return st;
+    return forward_env(res, O_cand, Q, K, V, NULL, n, d, prob, opts);
+}
+
+int pr_certify_forward_posw(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                            const double *V, const pr_posw_struct *W, int n, int d,
+                            const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!W)
+        return PR_EINVAL;
+    return forward_env(res, O_cand, Q, K, V, W, n, d, prob, opts);
 }
 
 int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
@@ -560,16 +606,4 @@ void pr_certify_opts_default(pr_certify_opts_t *opts)
     memset(opts, 0, sizeof(*opts));
     opts->dtype = PR_CERTIFY_FLOAT64;
     opts->max_fallback_s = -1.0;
-}
-
-double pr_certify_ulp(double x, int dtype)
-{
-    /* PR_CERTIFY_FLOAT64... are pr_npy_dtype_t's values */
-    return dtype < 0 || dtype > 3 ? NAN : pr_npy_ulp((pr_npy_dtype_t)dtype, x);
-}
-
-const char *pr_certify_dtype_name(int dtype)
-{
-    static const char *name[] = {"float64", "float32", "float16", "bfloat16"};
-    return dtype >= 0 && dtype <= 3 ? name[dtype] : NULL;
 }

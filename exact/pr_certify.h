@@ -15,11 +15,14 @@
 #ifndef PR_CERTIFY_H
 #define PR_CERTIFY_H
 
+#include "pr_posw.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* the candidate's own dtype: its ulp is how the error is also reported */
+/* the candidate's own dtype: its ulp is how the error is also reported; the values of
+ * pr_npy_dtype_t (pr_npy_ulp and pr_npy_dtype_name take them) */
 enum {
     PR_CERTIFY_FLOAT64 = 0,
     PR_CERTIFY_FLOAT32 = 1,
@@ -99,12 +102,18 @@ int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, con
                              const pr_certify_opts_t *opts);
 
 /* A general W (attn's --w): w3 is (2n-1, d, d) with W_ℓ at w3 + (ℓ+n-1)·d·d, its doubles exact
- * (math.md §1); prob->pos and rope_base are not used, σ and ALiBi are as above. The whole head in
- * Arb (pr_hiprec): PR_EBUDGET past n = PR_CERTIFY_GRAD_MAX_N; with ALiBi, PR_EDOMAIN unless every
- * alibi·|ℓ| is a double (slopes 2^-k are). rows_fallback = n. */
+ * (math.md §1); prob->pos and rope_base are not used, σ and ALiBi are as above. The same double
+ * pass and Arb rows as pr_certify_forward at any n, with the scores' bound of docs/certify.md L13
+ * and Arb rows L14. PR_ENONFINITE for a non-finite entry of w3. */
 int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const double *Q,
                          const double *K, const double *V, const double *w3, int n, int d,
                          const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* The same with W in its support form (pr_posw.h: n and d as given, any kind; a RoPE kind is then
+ * taken as the doubles of its table, not as the real rotation). PR_ESHAPE if W's n, d differ. */
+int pr_certify_forward_posw(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                            const double *K, const double *V, const pr_posw_struct *W, int n, int d,
+                            const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
 
 /* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
  * may be NULL: its result is left with verdict unknown and rows 0). A double pass with a rigorous
@@ -125,12 +134,6 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand,
                               const double *K, const double *V, const double *dO, int batch,
                               int heads, int kv_heads, int n, int d,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
-
-/* ulp of x in dtype (x already a value of that dtype): 2^(max(e, emin) - p + 1), e = ⌊log2|x|⌋ */
-double pr_certify_ulp(double x, int dtype);
-
-/* name of a dtype ("float64", ...) or NULL */
-const char *pr_certify_dtype_name(int dtype);
 
 #ifdef __cplusplus
 }

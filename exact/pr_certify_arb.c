@@ -8,6 +8,7 @@
 #include <acb.h>
 #include "pr_status.h"
 #include "pr_rope.h"
+#include "pr_npy.h"
 #include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
@@ -103,7 +104,8 @@ int pr_certify_prob_init(cert_prob_t *p, const pr_certify_problem_t *prob, const
         prob->pos < PR_CERTIFY_POS_ROPE || prob->pos > PR_CERTIFY_POS_IDENTITY ||
         prob->scale < PR_CERTIFY_SCALE_INV_D || prob->scale > PR_CERTIFY_SCALE_GIVEN ||
         !(prob->alibi >= 0.0) || !isfinite(prob->alibi) || !(opts->atol >= 0.0) || !isfinite(opts->atol) ||
-        !(opts->rtol >= 0.0) || !isfinite(opts->rtol) || !pr_certify_dtype_name(opts->dtype))
+        !(opts->rtol >= 0.0) || !isfinite(opts->rtol) || opts->dtype < PR_CERTIFY_FLOAT64 ||
+        opts->dtype > PR_CERTIFY_BFLOAT16)
         return PR_EINVAL;
     if (prob->scale == PR_CERTIFY_SCALE_GIVEN && !(prob->sigma > 0.0 && isfinite(prob->sigma)))
         return PR_EINVAL;
@@ -207,17 +209,14 @@ void pr_certify_bias_arb(arb_t b, const cert_prob_t *p, long l, slong prec)
     arb_mul_si(b, b, -labs(l), prec);
 }
 
-int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
-                       slong prec)
+void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t *p, slong prec)
 {
-    int jn = p->causal ? i + 1 : p->n, d = p->d;
     arb_t b;
     arf_t mx;
     arb_init(b);
     arf_init(mx);
     arf_set_d(mx, -INFINITY);
     for (int j = 0; j < jn; j++) {
-        arb_dot(A + j, NULL, 0, Qs_i, 1, Kr + (size_t)j * d, 1, d, prec);
         if (p->alibi > 0.0) {
             pr_certify_bias_arb(b, p, (long)i - j, prec);
             arb_add(A + j, A + j, b, prec);
@@ -233,7 +232,25 @@ int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, i
     }
     arb_clear(b);
     arf_clear(mx);
+}
+
+int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
+                       slong prec)
+{
+    int jn = p->causal ? i + 1 : p->n, d = p->d;
+    for (int j = 0; j < jn; j++)
+        arb_dot(A + j, NULL, 0, Qs_i, 1, Kr + (size_t)j * d, 1, d, prec);
+    pr_certify_arb_softmax(A, S, i, jn, p, prec);
     return jn;
+}
+
+void pr_certify_arb_pv(arb_ptr O, arb_srcptr A, const arb_t S, arb_srcptr Vb, int jn, const cert_prob_t *p,
+                       slong prec)
+{
+    for (int c = 0; c < p->d; c++) {
+        arb_dot(O + c, NULL, 0, A, 1, Vb + c, p->d, jn, prec);
+        arb_div(O + c, O + c, S, prec);
+    }
 }
 
 int pr_certify_arb_row(arb_ptr O, arb_srcptr Qs_i, arb_srcptr Kr, arb_srcptr Vb, int i, const cert_prob_t *p,
@@ -243,10 +260,7 @@ int pr_certify_arb_row(arb_ptr O, arb_srcptr Qs_i, arb_srcptr Kr, arb_srcptr Vb,
     arb_t S;
     arb_init(S);
     int jn = pr_certify_arb_weights(A, S, Qs_i, Kr, i, p, prec);
-    for (int c = 0; c < p->d; c++) {
-        arb_dot(O + c, NULL, 0, A, 1, Vb + c, p->d, jn, prec);
-        arb_div(O + c, O + c, S, prec);
-    }
+    pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
     arb_clear(S);
     _arb_vec_clear(A, p->n);
     return PR_OK;
@@ -287,6 +301,10 @@ void pr_certify_judge(double *lo, double *hi, unsigned char *state, const double
     arf_clear(b);
 }
 
+_Static_assert(PR_CERTIFY_FLOAT32 == (int)PR_NPY_F32 && PR_CERTIFY_FLOAT16 == (int)PR_NPY_F16 &&
+               PR_CERTIFY_BFLOAT16 == (int)PR_NPY_BF16 && PR_CERTIFY_FLOAT64 == (int)PR_NPY_F64,
+               "pr_certify's dtypes are pr_npy_dtype_t's");
+
 void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const double *hi, const unsigned char *state,
                           const double *cand, long len, int d, int dtype)
 {
@@ -307,7 +325,7 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
     res->worst_row = len ? worst / d : -1;
     res->worst_col = len ? worst % d : -1;
     /* at the worst element, in ulps of its candidate value: a power of 2, so exact unless out of range */
-    double q = len && isfinite(cand[worst]) ? pr_certify_ulp(cand[worst], dtype) : NAN;
+    double q = len && isfinite(cand[worst]) ? pr_npy_ulp((pr_npy_dtype_t)dtype, cand[worst]) : NAN;
     res->ulps_lower = len ? pr_certify_down(lo[worst] / q) : NAN;
     res->ulps_upper = len ? pr_certify_up(hi[worst] / q) : NAN;
     res->verdict = bad >= 0 ? PR_CERT_REFUTED : open ? PR_CERT_UNKNOWN : PR_CERT_CERTIFIED;

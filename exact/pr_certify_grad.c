@@ -86,6 +86,93 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     return PR_OK;
 }
 
+/* dQ's row i of one head in balls (L7 restricted to the row: O(n·d) ball operations): Qs = σR_iQ_i,
+ * the weights P_ij, O_i, r_i = ⟨dO_i, O_i⟩, dS_ij = P_ij(dO_i·V_j - r_i), dQ_i = σR_iᵀ Σ_j dS_ij R_jK_j */
+static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, arb_srcptr Kr, arb_srcptr Vb, const arb_t sig,
+                   int i, const cert_prob_t *p, slong prec)
+{
+    int n = p->n, d = p->d;
+    arb_ptr Qs = _arb_vec_init(d), dOb = _arb_vec_init(d), O = _arb_vec_init(d), A = _arb_vec_init(n);
+    arb_ptr row = _arb_vec_init(d);
+    arb_t S, r, t;
+    arb_init(S);
+    arb_init(r);
+    arb_init(t);
+    pr_certify_rotate_row_arb(Qs, Q_i, i, p, prec);
+    _arb_vec_scalar_mul(Qs, Qs, d, sig, prec);
+    for (int c = 0; c < d; c++)
+        arb_set_d(dOb + c, dO_i[c]);
+    int jn = pr_certify_arb_weights(A, S, Qs, Kr, i, p, prec);
+    pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
+    arb_dot(r, NULL, 0, dOb, 1, O, 1, d, prec);
+    for (int j = 0; j < jn; j++) {
+        arb_div(A + j, A + j, S, prec);
+        arb_dot(t, r, 1, dOb, 1, Vb + (size_t)j * d, 1, d, prec); /* r - dO·V */
+        arb_neg(t, t);
+        arb_mul(A + j, A + j, t, prec);
+    }
+    for (int c = 0; c < d; c++)
+        arb_dot(row + c, NULL, 0, A, 1, Kr + c, d, jn, prec);
+    _arb_vec_scalar_mul(row, row, d, sig, prec);
+    pr_certify_rotate_balls(dQi, row, i, -1, p, prec);
+    arb_clear(S);
+    arb_clear(r);
+    arb_clear(t);
+    _arb_vec_clear(Qs, d);
+    _arb_vec_clear(dOb, d);
+    _arb_vec_clear(O, d);
+    _arb_vec_clear(A, n);
+    _arb_vec_clear(row, d);
+}
+
+int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
+                             const double *cand, const double *Q, const double *K, const double *V, const double *dO,
+                             const cert_prob_t *p, double budget_s)
+{
+    int n = p->n, d = p->d;
+    size_t nd = (size_t)n * d;
+    slong prec = p->prec;
+    double t0 = pr_timing_wall();
+    arb_ptr Kr = NULL, Vb = NULL, dQi = _arb_vec_init(d);
+    arb_t sig;
+    arb_init(sig);
+    long rows = 0;
+    for (int i = 0; i < n && pr_timing_wall() - t0 < budget_s; i++) {
+        int open = 0;
+        for (int c = 0; c < d; c++)
+            open |= state[(size_t)i * d + c] == CERT_OPEN;
+        if (!open)
+            continue;
+        if (!Kr) { /* K rotated and V as balls, at the first row that needs them */
+            Kr = _arb_vec_init((slong)nd);
+            Vb = _arb_vec_init((slong)nd);
+            for (int j = 0; j < n; j++)
+                pr_certify_rotate_row_arb(Kr + (size_t)j * d, K + (size_t)j * d, j, p, prec);
+            for (size_t t = 0; t < nd; t++)
+                arb_set_d(Vb + t, V[t]);
+            pr_certify_sigma_arb(sig, p, prec);
+        }
+        dq_row(dQi, Q + (size_t)i * d, dO + (size_t)i * d, Kr, Vb, sig, i, p, prec);
+        pr_certify_judge(lo + (size_t)i * d, hi + (size_t)i * d, state + (size_t)i * d, cand + (size_t)i * d, dQi, d, p,
+                         prec);
+        rows++;
+    }
+    if (rows) {
+        double bm = res->bound_max;
+        pr_certify_summarise(res, lo, hi, state, cand, (long)nd, d, p->dtype);
+        res->rows = n;
+        res->rows_fallback = rows;
+        res->bound_max = bm;
+    }
+    if (Kr) {
+        _arb_vec_clear(Kr, (slong)nd);
+        _arb_vec_clear(Vb, (slong)nd);
+    }
+    _arb_vec_clear(dQi, d);
+    arb_clear(sig);
+    return PR_OK;
+}
+
 /* the three results from the ball gradients G[t] (n×d) against the candidates */
 static int judge_grads(pr_certify_result_t *res, const double *const cand[3], arb_srcptr const G[3],
                        const cert_prob_t *p, slong prec)
@@ -228,7 +315,8 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
             pr_certify_result_t *rg = res + 3 * ((size_t)b * heads + kv * g);
             int open = 0;
             st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
-                                       dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p);
+                                       dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p,
+                                       opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0);
             if (!st && open && arb_ok)
                 st = arb_group(&ag, rg, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
                                dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p);

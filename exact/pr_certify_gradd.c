@@ -79,27 +79,60 @@ static void scale_rotate(double *out, double *err, const double *T, const double
     }
 }
 
+/* Ŝ = Σ_j ê_j in partial sums of TJ terms, added up (L5's depth TJ + ⌈jn/TJ⌉) */
+static double row_sum(const double *e, int jn)
+{
+    double S = 0.0;
+    for (int j0 = 0; j0 < jn; j0 += TJ) {
+        int j1 = jn - j0 < TJ ? jn : j0 + TJ;
+        double sp = 0.0;
+        for (int j = j0; j < j1; j++)
+            sp += e[j];
+        S += sp;
+    }
+    return S;
+}
+
+/* L9: D̂ = Σ_j P̂_j dP̂_j by Dot2 (Ogita, Rump and Oishi's compensated dot product: error at most
+ * u|Σ| + γ_n² Σ|P̂_j dP̂_j| without underflow), and *eD >= |D̂ - D| from L8's κ and L10's ε_P,j = cdp·nV_j */
+static double row_d(double *eD, const double *P, const double *G, const double *nV, int jn, double cdp, double k,
+                    const cert_prob_t *p)
+{
+    double u = p->u, hi = 0.0, lo = 0.0, a1 = 0.0, b1 = 0.0, c1 = 0.0;
+    for (int j = 0; j < jn; j++) {
+        double x = P[j] * G[j], ex = fma(P[j], G[j], -x); /* x + ex = P̂ dP̂ exactly (no underflow) */
+        double t = hi + x, z = t - hi, es = (hi - (t - z)) + (x - z); /* t + es = hi + x exactly */
+        hi = t;
+        lo += es + ex;
+        double ep = cdp * nV[j];
+        a1 += fabs(x);
+        b1 += P[j] * ep;
+        c1 += fabs(G[j]) + ep;
+    }
+    double D = hi + lo, gn = pr_certify_gamma(jn, u), gs = 1.0 + pr_certify_gamma(jn + 4, u);
+    /* a1, b1, c1: nonnegative sums of jn terms of up to 3 roundings: their exact values within 1 + γ_{jn+4} */
+    double dot = (u * fabs(D) + gn * gn * a1 * gs * (1.0 + u) + 4.0 * jn * ETA) / (1.0 - u);
+    *eD = pr_certify_up(dot + ((1.0 + k) * b1 + k * a1 * (1.0 + u) + TAU * c1) * gs + (3.0 * p->d + 3.0) * ETA);
+    return D;
+}
+
 /* rows i0..i0+mi of one head: P̂ in Pm, dŜ in G, its bound weight Z in Z (all mi×w) (L8-L10) */
-static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, double *Z, double *buf,
-                     double *kap, rowx_t *rx)
+static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, double *Z, double *kap,
+                     rowx_t *rx)
 {
     pass_t *ps = &hd->ps;
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d;
-    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u), gd2 = pr_certify_gamma(d + 2, u);
+    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u);
     const double *dOb = hd->dO + (size_t)i0 * d;
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
                 0.0, Pm, w);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    /* Ŝ and N̂ = Ê·V in partial sums of TJ terms, as the forward (L5) */
-    double *acc = buf, *tmp = buf + (size_t)GB * d, *sum = buf + 2 * (size_t)GB * d, *oE = sum + GB;
-    pr_certify_pv(acc, sum, tmp, Pm, ps->V, mi, w, d);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
-        const double *o = dOb + (size_t)r * d;
         if (rx[r].fail) {
             hd->qopen[i] = 1; /* row i is this block's alone */
 #pragma omp atomic write
@@ -110,30 +143,23 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
             kap[r] = 0.0;
             continue;
         }
-        /* L9: D̂_i = Σ dO·Ô, |D̂ - D| <= εD */
-        pr_certify_row_oerr(oE, oE + d, ps, rx + r, acc + (size_t)r * d, sum[r], jn);
-        double D = 0.0, a1 = 0.0, a2 = 0.0;
-        for (int c = 0; c < d; c++) {
-            D += o[c] * oE[c];
-            a1 += fabs(o[c]) * oE[d + c];
-            a2 += fabs(o[c] * oE[c]);
-        }
-        double eD = pr_certify_up((a1 + gd * a2) * (1.0 + gd2) + (2 * d + 2) * ETA); /* with dP̂'s underflow */
         /* L8: |P̂ - P| <= κ P̂ + τ */
         double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
         double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
         double k = pr_certify_up(((1.0 + lam) * (1.0 + gk) / ((1.0 - lam) * (1.0 - u)) - 1.0) * 1.01);
         kap[r] = k;
-        double S = sum[r], cdp = gd * hd->ndO[i];
+        double S = row_sum(Pr, jn), cdp = gd * hd->ndO[i], eD;
         const double *nV = hd->nV;
+        for (int j = 0; j < jn; j++)
+            Pr[j] /= S;
+        double D = row_d(&eD, Pr, Gr, nV, jn, cdp, k, p); /* L9 */
         /* L10: dŜ = fl(P̂ fl(dP̂ - D̂)) and δ >= |dŜ - dS|; Z = γ|dŜ| + (1 + γ)δ, inflated by 2^-40
            for its own ~20 roundings */
 #pragma omp simd
         for (int j = 0; j < jn; j++) {
-            double P = Pr[j] / S, g = Gr[j] - D, e1 = cdp * nV[j] + eD;
+            double P = Pr[j], g = Gr[j] - D, e1 = cdp * nV[j] + eD;
             double ag = fabs(g) * (1.0 + u) + e1, ds = P * g;
             double dl = P * (u * fabs(g) + e1 + k * ag) + u * fabs(ds) + ETA + TAU * ag;
-            Pr[j] = P;
             Gr[j] = ds;
             Zr[j] = (gam * fabs(ds) + (1.0 + gam) * dl) * (1.0 + 0x1p-40);
         }
@@ -149,7 +175,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
     double kap[GB];
-    block_ds(hd, i0, mi, w, Pm, G, Z, buf, kap, rx);
+    block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx);
     double *T = buf, *tmp = buf + (size_t)GB * d, *ET = buf + 2 * (size_t)GB * d, *y = ET + (size_t)GB * d,
            *ey = y + d;
     memset(T, 0, sizeof(double) * mi * d);
@@ -265,7 +291,7 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p)
+                          int g, const cert_prob_t *p, double budget_s)
 {
     int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
     size_t nd = (size_t)n * d;
@@ -306,7 +332,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         hd.dO = dO + (size_t)h * nd;
         hd.fail = 0;
         memset(hd.qopen, 0, n);
-        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V))) {
+        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, NULL))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
             weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
             weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
@@ -325,8 +351,11 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             for (int c = 0; hd.qopen[i] && c < d; c++)
                 hd.EQ[(size_t)i * d + c] = INFINITY;
         if (!st && dQc) {
-            result_of(res + 3 * (size_t)h, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
-            nopen += res[3 * (size_t)h].verdict == PR_CERT_UNKNOWN;
+            pr_certify_result_t *rq = res + 3 * (size_t)h;
+            result_of(rq, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
+            if (rq->verdict == PR_CERT_UNKNOWN && budget_s > 0.0)
+                st = pr_certify_grad_rows_arb(rq, lo, hi, sb, dQc + (size_t)h * nd, Qh, K, V, hd.dO, p, budget_s);
+            nopen += rq->verdict == PR_CERT_UNKNOWN;
         }
     }
     for (int t = 0; t < 2 && !st; t++) {

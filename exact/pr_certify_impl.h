@@ -1,10 +1,12 @@
-/* pr_certify internals shared by pr_certify.c (the double pass, docs/certify.md L1-L5) and
- * pr_certify_arb.c (the Arb rows and gradients, L6). Not installed. */
+/* pr_certify internals shared by pr_certify.c (the double pass, docs/certify.md L1-L5),
+ * pr_certify_arb.c (the Arb rows and gradients, L6), pr_certify_w.c (a general W, L13-L14) and
+ * pr_certify_gradd.c (the gradients in double, L8-L12). Not installed. */
 #ifndef PR_CERTIFY_IMPL_H
 #define PR_CERTIFY_IMPL_H
 
 #include <stdint.h>
 #include <arb.h>
+#include "pr_posw.h"
 #include "pr_certify.h"
 
 /* ball ⊙ exact double (Arb 2.23 has no _d variants) */
@@ -63,6 +65,11 @@ void pr_certify_sigma_arb(arb_t s, const cert_prob_t *p, slong prec);
 /* Arb row i's weights: A[j] ∋ e^{M_ij - shift} for j < jn (unmasked keys), S ∋ Σ_j A[j]; returns jn */
 int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, int i, const cert_prob_t *p,
                            slong prec);
+/* the same from the scores A[0..jn) ∋ σ-scaled, bias-free M_ij: adds β, shifts, exponentiates */
+void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t *p, slong prec);
+/* O[c] ∋ Σ_j A[j] V_jc / S for the weights of pr_certify_arb_softmax */
+void pr_certify_arb_pv(arb_ptr O, arb_srcptr A, const arb_t S, arb_srcptr Vb, int jn, const cert_prob_t *p,
+                       slong prec);
 
 /* Arb row i: O[c] ∋ O_true[i, c], from rotated, σ-scaled Qs (row i only read) and K rotated
  * (Kr, n×d) and V balls (n×d) */
@@ -103,7 +110,11 @@ typedef struct {
     double *Qr, *Kr;        /* rotated Q, K (L1) */
     double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
     double *vrange, *vabs;  /* per column: max V - min V, max |V| */
-    double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j */
+    double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j (·om[i-j+n-1], L13) */
+    double tiny;            /* the scores' underflow allowance in Δ (L2, L13) */
+    const pr_posw_struct *W; /* a general W (L13), or NULL: RoPE or identity */
+    double *Kt, *wrev;      /* W only: K transposed (d×n), w_k reversed (s×(2n-1), as pr_dense) */
+    double *om;             /* W only: om[ℓ+n-1] >= ‖|W_ℓ|‖₂ (L13) */
     double *lo, *hi;        /* bounds of |cand - true| per element */
     unsigned char *state;
     unsigned char *rowfail; /* 1: the double pass could not bound this row */
@@ -137,22 +148,36 @@ int pr_certify_exp_init(cexp_t *e, double u);
 void pr_certify_rotate_d(double *Xr, const double *X, const cert_prob_t *p);
 void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u);
 void pr_certify_row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w);
-/* Oc may be NULL (the gradients' pass) */
+/* Oc may be NULL (the gradients' pass); W NULL for RoPE or identity (p's pos), else a general W
+ * (p without RoPE) */
 int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, const double *Oc, const double *Q,
-                          const double *K, const double *V);
+                          const double *K, const double *V, const pr_posw_struct *W);
 void pr_certify_pass_clear(pass_t *ps);
 /* the verdict of each element from a double value v and its bound E (L5's rule; E = ∞ or NaN: open) */
 void pr_certify_judge_d(double *lo, double *hi, unsigned char *state, const double *cand, const double *v,
                         const double *E, long len, const cert_prob_t *p);
-void pr_certify_pv(double *acc, double *sum, double *tmp, const double *E, const double *V, int mi, int w, int d);
-void pr_certify_row_oerr(double *o, double *E, const pass_t *ps, const rowx_t *rx, const double *acc, double S,
-                         int jn);
+
+/* a general W (pr_certify_w.c, L13, L14): Kt, wrev, om, cs and tiny of ps for W; *om_max
+ * gets the largest om */
+int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, const double *K);
+/* S[r·w + j] = σ̂ ŝ_ij for rows i0..i0+mi and their unmasked keys j (L13), 0 for the masked ones;
+ * part: 128 doubles of scratch */
+void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int mi, int w);
+/* Arb row i with W (L14): O[c] ∋ O_true[i, c], from the doubles Q_i (d), K (n×d), V as balls and σ */
+int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
+                         const pass_t *ps, slong prec);
 
 /* one kv group's gradients in double (pr_certify_gradd.c, L8-L12): g query heads at Q, dO (n×d each);
- * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped);
- * *open: some verdict is unknown (the Arb fallback may decide it) */
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped); dQ rows
+ * left open recomputed in Arb within budget_s seconds a head (L7); *open: some verdict is unknown
+ * (the whole group's Arb fallback may decide it) */
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p);
+                          int g, const cert_prob_t *p, double budget_s);
+/* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each) within
+ * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
+int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
+                             const double *cand, const double *Q, const double *K, const double *V, const double *dO,
+                             const cert_prob_t *p, double budget_s);
 
 #endif

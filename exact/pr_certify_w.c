@@ -1,107 +1,157 @@
-/* pr_certify for a general W (attn's --w): the whole head in Arb through pr_hiprec, with σ the
- * real number of its definition and the verdict per element (docs/certify.md, "General W"). */
-#include <fenv.h>
+/* pr_certify for a general W (attn's --w): the scores M_ij = σ Σ_{(a,b)∈S} Q_ia w_ab(i-j) K_jb in
+ * double with their proved bound (docs/certify.md L13), for pr_certify.c's double pass (L3-L5
+ * unchanged), and in Arb for its fallback rows (L14). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_status.h"
-#include "pr_timing.h"
-#include "pr_hiprec.h"
+#include "pr_posw.h"
 #include "pr_vec.h"
 #include "pr_certify_impl.h"
 
-/* β_ℓ = -m|ℓ| into beta[0..2n-1) when every product is a double (then pr_hiprec's exact doubles) */
-static int alibi_exact(double *beta, double m, int n)
+#define ETA 0x1p-1021
+#define TB 16   /* support entries per partial sum of a score (L13's depth) */
+#define JT 128  /* keys per tile of the scores */
+
+/* om[ℓ+n-1] >= ‖|W_ℓ|‖₂ by Schur's test: ‖|W|‖₂² <= (max row sum)(max column sum) of |W| (L13);
+ * rs, cs: d doubles of scratch each */
+static double schur_bounds(double *om, const pr_posw_struct *W, double u, double *rs, double *cs)
 {
-    for (long l = -(n - 1); l <= n - 1; l++) {
-        double x = m * (double)labs(l);
-        if (!isfinite(x) || fma(m, (double)labs(l), -x) != 0.0)
-            return PR_EDOMAIN;
-        beta[l + n - 1] = -x;
+    int n = W->n, d = W->d;
+    long L = 2 * (long)n - 1;
+    double g = pr_certify_gamma(2.0 * W->s, u), mx = 0.0;
+    for (long t = 0; t < L; t++) {
+        memset(rs, 0, sizeof(double) * d);
+        memset(cs, 0, sizeof(double) * d);
+        for (int k = 0; k < W->s; k++) {
+            double a = fabs(W->w[(size_t)k * L + t]);
+            rs[W->a[k]] += a;
+            cs[W->b[k]] += a;
+        }
+        double r = 0.0, c = 0.0;
+        for (int a = 0; a < d; a++) {
+            r = rs[a] > r ? rs[a] : r;
+            c = cs[a] > c ? cs[a] : c;
+        }
+        /* each sum of at most s nonnegative terms, computed: the exact one is below it times 1 + γ_2s */
+        om[t] = pr_certify_up(sqrt(pr_certify_up(r * (1.0 + g)) * pr_certify_up(c * (1.0 + g))));
+        mx = om[t] > mx ? om[t] : mx;
     }
+    return mx;
+}
+
+int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, const double *K)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, s = W->s;
+    size_t L = 2 * (size_t)n - 1;
+    ps->W = W;
+    ps->Kt = malloc(sizeof(double) * (size_t)n * d);
+    ps->wrev = malloc(sizeof(double) * (s ? (size_t)s * L : 1));
+    ps->om = malloc(sizeof(double) * L);
+    double *scratch = malloc(sizeof(double) * 2 * d);
+    if (!ps->Kt || !ps->wrev || !ps->om || !scratch) {
+        free(scratch);
+        return PR_ENOMEM;
+    }
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < d; c++)
+            ps->Kt[(size_t)c * n + j] = K[(size_t)j * d + c];
+    for (int k = 0; k < s; k++)
+        for (size_t t = 0; t < L; t++)
+            ps->wrev[k * L + t] = W->w[k * L + L - 1 - t];
+    *om_max = schur_bounds(ps->om, W, p->u, scratch, scratch + d);
+    free(scratch);
+    /* L13: |ŝ - σT| <= σ̂ A (γ + s_r + u(1 + u)(1 + γ)) + (2s + 2)η·max(1, σ̂), γ = γ_{TB + ⌈s/TB⌉ + 1},
+     * A <= nQ·om·nK; two more η for the bias and the shift (L2) */
+    double u = p->u, g = pr_certify_gamma((s < TB ? s : TB) + (s + TB - 1) / TB + 1, u);
+    ps->cs = pr_certify_up((g + p->sig_rel + u * (1.0 + u) * (1.0 + g)) * 1.001);
+    ps->tiny = pr_certify_up((2.0 * s + 4.0) * ETA * (p->sig > 1.0 ? p->sig : 1.0));
     return PR_OK;
 }
 
-static int forward_w(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
-                     const double *V, const double *w3, int n, int d, const pr_certify_problem_t *prob,
-                     const pr_certify_opts_t *opts)
+void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int mi, int w)
 {
-    pr_certify_problem_t pb = *prob;
-    pb.pos = PR_CERTIFY_POS_IDENTITY; /* W carries the positions */
-    cert_prob_t p;
-    int st = pr_certify_prob_init(&p, &pb, opts, n, d);
-    size_t nd = (size_t)n * d;
-    if (!st && (pr_vec_check_finite(Q, nd) || pr_vec_check_finite(K, nd) || pr_vec_check_finite(V, nd)))
-        st = PR_ENONFINITE;
-    if (!st && n > PR_CERTIFY_GRAD_MAX_N)
-        st = PR_EBUDGET;
-    pr_posw_t W;
-    memset(W, 0, sizeof(W));
-    double *beta = malloc(sizeof(double) * (2 * (size_t)n - 1));
-    if (!st)
-        st = beta ? pr_posw_init_dense(W, w3, n, d) : PR_ENOMEM;
-    if (!st && p.alibi > 0.0)
-        st = alibi_exact(beta, p.alibi, n);
-    double *lo = NULL, *hi = NULL;
-    unsigned char *state = NULL;
-    if (!st) {
-        lo = malloc(sizeof(double) * nd);
-        hi = malloc(sizeof(double) * nd);
-        state = malloc(nd);
-        st = lo && hi && state ? PR_OK : PR_ENOMEM;
-    }
-    if (!st) {
-        slong prec = p.prec, L = 2 * (slong)n - 1;
-        arb_ptr Qs = _arb_vec_init((slong)nd), Kb = _arb_vec_init((slong)nd), Vb = _arb_vec_init((slong)nd);
-        arb_ptr wb = _arb_vec_init(W->s * L), O = _arb_vec_init((slong)nd);
-        arb_t sig;
-        arb_init(sig);
-        pr_certify_sigma_arb(sig, &p, prec);
-        pr_hiprec_set_d_vec(Qs, Q, nd);
-        _arb_vec_scalar_mul(Qs, Qs, (slong)nd, sig, prec); /* σ as a real number: folded into Q */
-        pr_hiprec_set_d_vec(Kb, K, nd);
-        pr_hiprec_set_d_vec(Vb, V, nd);
-        pr_hiprec_set_d_vec(wb, W->w, (size_t)(W->s * L));
-        pr_attn_opts_t ao;
-        pr_attn_opts_default(&ao, d);
-        ao.sigma = 1.0;
-        ao.causal = p.causal;
-        ao.beta = p.alibi > 0.0 ? beta : NULL;
-        st = pr_hiprec_forward_arb(O, NULL, Qs, Kb, Vb, wb, W, n, d, &ao, prec);
-        if (!st) {
-            pr_certify_judge(lo, hi, state, O_cand, O, (long)nd, &p, prec);
-            pr_certify_summarise(res, lo, hi, state, O_cand, (long)nd, d, p.dtype);
-            res->rows = res->rows_fallback = n;
+    const cert_prob_t *p = ps->p;
+    const pr_posw_struct *W = ps->W;
+    int n = p->n, d = p->d;
+    size_t L = 2 * (size_t)n - 1;
+    memset(S, 0, sizeof(double) * (size_t)mi * w);
+    /* tiles of JT keys and blocks of TB support entries keep a block's K and w slices in cache
+     * for all its rows; each score sums TB-term partial sums: depth TB + ⌈s/TB⌉ (L13) */
+    for (int j0 = 0; j0 < w; j0 += JT)
+        for (int k0 = 0; k0 < W->s; k0 += TB) {
+            int k1 = W->s - k0 < TB ? W->s : k0 + TB;
+            for (int r = 0; r < mi; r++) {
+                int i = i0 + r, jn = p->causal ? i + 1 : n, m = (jn < j0 + JT ? jn : j0 + JT) - j0;
+                if (m <= 0)
+                    continue;
+                memset(part, 0, sizeof(double) * m);
+                for (int k = k0; k < k1; k++) {
+                    double q = ps->Qr[(size_t)i * d + W->a[k]];
+                    if (q == 0.0)
+                        continue; /* its terms are exactly 0 */
+                    /* w_k(i - j) for j = j0, j0 + 1, ...: the reversed sequence from n - 1 - i + j0 on */
+                    const double *wk = ps->wrev + k * L + (size_t)(n - 1 - i + j0);
+                    const double *kt = ps->Kt + (size_t)W->b[k] * n + j0;
+#pragma omp simd
+                    for (int j = 0; j < m; j++)
+                        part[j] += q * wk[j] * kt[j];
+                }
+                double *srow = S + (size_t)r * w + j0;
+                for (int j = 0; j < m; j++)
+                    srow[j] += part[j];
+            }
         }
-        arb_clear(sig);
-        _arb_vec_clear(Qs, (slong)nd);
-        _arb_vec_clear(Kb, (slong)nd);
-        _arb_vec_clear(Vb, (slong)nd);
-        _arb_vec_clear(wb, W->s * L);
-        _arb_vec_clear(O, (slong)nd);
+    for (int r = 0; r < mi; r++) {
+        int jn = p->causal ? i0 + r + 1 : n;
+        for (int j = 0; j < jn; j++)
+            S[(size_t)r * w + j] *= p->sig;
     }
-    free(lo);
-    free(hi);
-    free(state);
-    free(beta);
-    pr_posw_clear(W);
-    pr_certify_prob_clear(&p);
-    return st;
+}
+
+int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
+                         const pass_t *ps, slong prec)
+{
+    const cert_prob_t *p = ps->p;
+    const pr_posw_struct *W = ps->W;
+    int n = p->n, d = p->d, s = W->s, jn = p->causal ? i + 1 : n;
+    size_t L = 2 * (size_t)n - 1;
+    arb_ptr A = _arb_vec_init(n), x = _arb_vec_init(s ? s : 1), y = _arb_vec_init(s ? s : 1);
+    arb_t S;
+    arb_init(S);
+    for (int j = 0; j < jn; j++) {
+        size_t t = (size_t)(i - j + n - 1);
+        /* Q_ia·w_ab(ℓ) (exact at prec >= 106) and K_jb, as balls: the dot product is the score's ball */
+        for (int k = 0; k < s; k++) {
+            arb_set_d(x + k, Q_i[W->a[k]]);
+            cert_mul_d(x + k, x + k, W->w[k * L + t], prec);
+            arb_set_d(y + k, K[(size_t)j * d + W->b[k]]);
+        }
+        arb_dot(A + j, NULL, 0, x, 1, y, 1, s, prec);
+        arb_mul(A + j, A + j, sig, prec);
+    }
+    pr_certify_arb_softmax(A, S, i, jn, p, prec);
+    pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
+    arb_clear(S);
+    _arb_vec_clear(A, n);
+    _arb_vec_clear(x, s ? s : 1);
+    _arb_vec_clear(y, s ? s : 1);
+    return PR_OK;
 }
 
 int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
                          const double *V, const double *w3, int n, int d, const pr_certify_problem_t *prob,
                          const pr_certify_opts_t *opts)
 {
-    if (!res || !O_cand || !Q || !K || !V || !w3 || !prob || !opts)
+    if (!res || !w3 || n < 1 || d < 1)
         return PR_EINVAL;
     memset(res, 0, sizeof(*res));
-    double t0 = pr_timing_wall();
-    fenv_t env; /* Arb assumes the default floating-point environment */
-    fegetenv(&env);
-    fesetenv(FE_DFL_ENV);
-    int st = forward_w(res, O_cand, Q, K, V, w3, n, d, prob, opts);
-    fesetenv(&env);
-    res->time_s = pr_timing_wall() - t0;
+    pr_posw_t W;
+    memset(W, 0, sizeof(W));
+    int st = pr_posw_init_dense(W, w3, n, d);
+    if (!st)
+        st = pr_certify_forward_posw(res, O_cand, Q, K, V, W, n, d, prob, opts);
+    pr_posw_clear(W);
     return st;
 }

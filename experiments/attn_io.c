@@ -126,3 +126,81 @@ int pr_cmd_attn_out_commit(pr_cmd_attn_out_t *os)
     os->made_dir = 0;
     return 0;
 }
+
+/* "(2, 4, 16, 8)" */
+static const char *shape_str(char *buf, size_t len, int nd, const long *shape)
+{
+    size_t l = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < nd && l < len; i++)
+        l += (size_t)snprintf(buf + l, len - l, "%ld%s", shape[i], i + 1 < nd ? ", " : ")");
+    return buf;
+}
+
+int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], int backward)
+{
+    static const char *opt[4] = {"q", "k", "v", "do"};
+    pr_npy_info_t info[4];
+    pr_npy_heads_t hs[4];
+    char s1[96], s2[96];
+    int given = -1;
+    memset(lay, 0, sizeof *lay);
+    for (int t = 0; t < 4; t++) {
+        if (!files[t])
+            continue;
+        memset(&info[t], 0, sizeof info[t]);
+        int rc = pr_cmd_attn_peek(&info[t].ndim, info[t].shape, files[t], opt[t]);
+        if (rc)
+            return rc;
+        if (pr_npy_heads(&hs[t], &info[t]))
+            return pr_cli_fail(CMD, "--%s %s: shape %s; attention inputs are (n, d), (h, n, d) or (b, h, n, d) with "
+                               "every dimension at least 1", opt[t], files[t],
+                               shape_str(s1, sizeof s1, info[t].ndim, info[t].shape));
+        given = given < 0 ? t : given;
+    }
+    if (given < 0) {
+        lay->ndim = 2;
+        lay->b = lay->h = lay->h_kv = 1;
+        return 0;
+    }
+    /* the first file given fixes n, d and the rank; K, V and dO are checked against Q's heads */
+    const pr_npy_heads_t *f = &hs[given];
+    for (int t = given + 1; t < 4; t++)
+        if (files[t] && (info[t].ndim != info[given].ndim || hs[t].n != f->n || hs[t].d != f->d || hs[t].b != f->b)) {
+            /* what would match: the first file's rank, b, n, d with this file's heads */
+            long want[4] = {f->b, hs[t].h, f->n, f->d}, *w = want + 4 - info[given].ndim;
+            return pr_cli_fail(CMD, "--%s %s: shape %s, expected %s to match --%s %s (b, n and d agree; K, V may have "
+                               "fewer heads than Q)", opt[t], files[t],
+                               shape_str(s1, sizeof s1, info[t].ndim, info[t].shape),
+                               shape_str(s2, sizeof s2, info[given].ndim, w), opt[given], files[given]);
+        }
+    lay->ndim = info[given].ndim;
+    lay->b = f->b;
+    lay->n = f->n;
+    lay->d = f->d;
+    long hq = files[0] ? hs[0].h : files[3] ? hs[3].h : 1, hk = files[1] ? hs[1].h : files[2] ? hs[2].h : 1;
+    if (files[1] && files[2] && hs[1].h != hs[2].h)
+        return pr_cli_fail(CMD, "--v %s: %ld heads, --k %s %ld: K and V must have the same shape", files[2],
+                           hs[2].h, files[1], hs[1].h);
+    if (files[0] && files[3] && hs[3].h != hq)
+        return pr_cli_fail(CMD, "--do %s: %ld heads, --q %s %ld: dO has Q's shape", files[3], hs[3].h, files[0], hq);
+    /* generated inputs are one n×d head */
+    if (lay->b * (hq > hk ? hq : hk) > 1) {
+        for (int t = 0; t < 3 + backward; t++)
+            if (!files[t])
+                return pr_cli_fail(CMD, "--%s %s holds %ld heads: give --q, --k, --v%s as files too (generated "
+                                   "inputs are one head)", opt[given], files[given], lay->b * (given == 1 ||
+                                   given == 2 ? hk : hq), backward ? " and --do" : "");
+    }
+    if (hq % hk)
+        return pr_cli_fail(CMD, "%ld key/value heads do not divide %ld query heads: grouped-query attention needs h a "
+                           "multiple of h_kv (give K, V with a divisor of Q's heads)", hk, hq);
+    lay->h = hq;
+    lay->h_kv = hk;
+    for (int t = 0; t < 4; t++) {
+        long hh = t == 1 || t == 2 ? hk : hq, *sh = t == 1 || t == 2 ? lay->kshape : lay->qshape;
+        long full[4] = {lay->b, hh, lay->n, lay->d};
+        for (int i = 0; i < lay->ndim; i++)
+            sh[i] = full[4 - lay->ndim + i];
+    }
+    return 0;
+}

@@ -2,6 +2,7 @@
  * report (cmd_attn.h). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <omp.h>
 #include "pr_certify.h"
@@ -20,8 +21,9 @@ static void est_set(double *e, double *fp, double *scale, const pr_dense_err_t *
                     const double *O, const double *dQ, const double *dK, const double *dV, const double *dw, int fast)
 {
     size_t nd = (size_t)job->n * job->d, sw = (size_t)job->W->s * (2 * (size_t)job->n - 1);
+    size_t nq = nd * job->heads, nk = nd * job->kv_heads;
     const double *x[5] = {O, dQ, dK, dV, dw};
-    size_t len[5] = {nd, nd, nd, nd, sw};
+    size_t len[5] = {nq, nq, nk, nk, sw};
     double base[5] = {de->o, de->dq, de->dk, de->dv, de->dw};
     double fastb[5] = {job->bound, job->grad_bound[0], job->grad_bound[1], job->grad_bound[2], job->grad_bound[3]};
     for (int t = 0; t < 5; t++) {
@@ -31,11 +33,36 @@ static void est_set(double *e, double *fp, double *scale, const pr_dense_err_t *
     }
 }
 
-/* the dense estimate for these outputs (dO only with the gradients) */
+/* the dense estimate for these outputs (dO only with the gradients), head by head: O's and dQ's
+ * the largest over the heads, dK's and dV's the largest over kv heads of their query heads' sum,
+ * dw's the sum over the heads (their parts are summed) */
 static int est_dense(pr_dense_err_t *de, const pr_cmd_attn_job_t *job, const double *O, int grads)
 {
-    return pr_dense_error_est(de, job->Q, job->K, job->V, job->W, O, grads ? job->dO : NULL, job->n, job->d,
-                              &job->opts);
+    size_t nd = (size_t)job->n * job->d;
+    int group = job->heads / job->kv_heads;
+    double kv[2] = {0.0, 0.0};
+    for (int q = 0; q < job->heads; q++) {
+        pr_cmd_attn_job_t v;
+        pr_dense_err_t e;
+        pr_cmd_attn_head(&v, job, q);
+        int st = pr_dense_error_est(&e, v.Q, v.K, v.V, job->W, O + q * nd, grads ? v.dO : NULL, job->n, job->d,
+                                    &job->opts);
+        if (st)
+            return st;
+        kv[0] = q % group ? kv[0] + e.dk : e.dk;
+        kv[1] = q % group ? kv[1] + e.dv : e.dv;
+        if (!q) {
+            *de = e;
+            continue;
+        }
+        de->score = fmax(de->score, e.score);
+        de->o = fmax(de->o, e.o);
+        de->dq = fmax(de->dq, e.dq);
+        de->dk = fmax(de->dk, kv[0]);
+        de->dv = fmax(de->dv, kv[1]);
+        de->dw += e.dw;
+    }
+    return PR_OK;
 }
 
 int pr_cmd_attn_est_run(pr_cmd_attn_est_t *est, const pr_cmd_attn_job_t *job, int fast)
@@ -99,9 +126,9 @@ static int est_trusted(const pr_cmd_attn_est_t *est, int warn)
 #define ATTN_CERT_OF "attention of the real numbers the given doubles define (RoPE angles base^(-2k/d), " \
                      "their cos and sin, sigma, ALiBi slope times |i-j|, computed in Arb)"
 
-/* past n = 512, RoPE or W = I: pr_certify's double pass and Arb rows (docs/certify.md); the
- * verdict is of the forward's err_inf <= bound, as below; the gradients' certified error is the
- * largest of dQ's, dK's and dV's */
+/* past n = 512: pr_certify's double pass and Arb rows (docs/certify.md; a general W by L13-L14,
+ * the forward only); the verdict is of the forward's err_inf <= bound, as below; the gradients'
+ * certified error is the largest of dQ's, dK's and dV's */
 static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr_scale_t scale, double alibi)
 {
     pr_certify_problem_t pb = {job->W->kind == PR_POS_IDENTITY ? PR_CERTIFY_POS_IDENTITY : job->W->kind ==
@@ -111,7 +138,11 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
     pr_certify_opts_default(&op);
     op.atol = isfinite(job->bound) ? job->bound : 0.0;
     pr_certify_result_t r, g[3];
-    int st = pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
+    int general = !pr_posw_is_factorised(job->W) && job->W->kind != PR_POS_IDENTITY;
+    if (general && job->backward)
+        return PR_EINVAL; /* refused before the run (prepare) */
+    int st = general ? pr_certify_forward_posw(&r, job->O, job->Q, job->K, job->V, job->W, job->n, job->d, &pb, &op)
+                     : pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
     if (st)
         return st;
     c->err = r.upper;
@@ -192,10 +223,10 @@ static double report_B(const pr_cmd_attn_result_t *r)
 {
     const pr_cmd_attn_args_t *a = r->a;
     const pr_cmd_attn_job_t *job = r->job;
-    size_t nd = (size_t)job->n * job->d;
+    size_t nd = (size_t)job->n * job->d, nq = nd * job->heads, nk = nd * job->kv_heads;
     if (!a->qf && !a->kf && !a->vf)
         return a->B;
-    return fmax(pr_vec_max_abs(job->Q, nd), fmax(pr_vec_max_abs(job->K, nd), pr_vec_max_abs(job->V, nd)));
+    return fmax(pr_vec_max_abs(job->Q, nq), fmax(pr_vec_max_abs(job->K, nk), pr_vec_max_abs(job->V, nk)));
 }
 
 /* R: the fast path's bound on max|M_ij| from the data, else σ max|Q| max|K| max_l Σ|w_l| */
@@ -203,8 +234,44 @@ static double report_R(const pr_cmd_attn_job_t *job)
 {
     size_t nd = (size_t)job->n * job->d;
     return isfinite(job->R) ? job->R
-                            : job->opts.sigma * pr_vec_max_abs(job->Q, nd) * pr_vec_max_abs(job->K, nd) *
-                                  pr_posw_max_rowsum(job->W);
+                            : job->opts.sigma * pr_vec_max_abs(job->Q, nd * job->heads) *
+                                  pr_vec_max_abs(job->K, nd * job->kv_heads) * pr_posw_max_rowsum(job->W);
+}
+
+/* "key": [x0, x1, ...], one per query head (null where not computed) */
+static void json_heads(const char *key, const double *x, int heads)
+{
+    printf("\"%s\": [", key);
+    for (int q = 0; q < heads; q++) {
+        double v = x ? x[q] : NAN;
+        if (isfinite(v))
+            printf("%.17g", v);
+        else
+            printf("null");
+        printf("%s", q + 1 < heads ? ", " : "], ");
+    }
+}
+
+/* the heads: their layout, per-head times (one plan runs them all: the total over the heads), and
+ * each head's bound, gradients' bound and err_inf */
+static void json_per_head(const pr_cmd_attn_result_t *r)
+{
+    const pr_cmd_attn_job_t *job = r->job;
+    int H = job->heads;
+    pr_cli_json_int("batch", job->batch, ", ");
+    pr_cli_json_int("heads", H / job->batch, ", ");
+    pr_cli_json_int("kv_heads", job->kv_heads / job->batch, ", ");
+    pr_cli_json_num("time_per_head_s", job->time_s / H, 17, ", ");
+    pr_cli_json_num("time_backward_per_head_s", job->backward ? job->time_backward_s / H : NAN, 17, ", ");
+    double *g = malloc(sizeof(double) * H);
+    for (int q = 0; g && q < H; q++) {
+        const pr_control_backward_bound_t *b = job->head_grad + q;
+        g[q] = r->dense || !job->backward ? NAN : fmax(fmax(b->dq, b->dk), fmax(b->dv, job->dw ? b->dw : b->dv));
+    }
+    json_heads("head_bound", r->dense ? NULL : job->head_bound, H);
+    json_heads("head_grad_bound", g, H);
+    json_heads("head_err_inf", r->head_err, H);
+    free(g);
 }
 
 static void report_json(const pr_cmd_attn_result_t *r, int trusted)
@@ -216,6 +283,7 @@ static void report_json(const pr_cmd_attn_result_t *r, int trusted)
     printf("{\"cmd\": \"attn\", ");
     pr_cli_json_int("n", job->n, ", ");
     pr_cli_json_int("d", job->d, ", ");
+    json_per_head(r);
     pr_cli_json_num("B", report_B(r), 17, ", ");
     pr_cli_json_num("eps", r->dense ? NAN : a->eps, 17, ", ");
     printf("\"algo\": \"%s\", \"pos\": \"%s\", ", a->algo, a->pos);
@@ -257,7 +325,7 @@ static void report_json(const pr_cmd_attn_result_t *r, int trusted)
     pr_cli_json_num("rope_base", pr_posw_is_factorised(job->W) ? a->rope_base : NAN, 17, ", ");
     pr_cli_json_int("seed", a->seed, ", ");
     printf("\"backward\": %s, ", backward ? "true" : "false");
-    pr_cli_json_num("max_abs_o", pr_vec_max_abs(job->O, nd), 17, ", ");
+    pr_cli_json_num("max_abs_o", pr_vec_max_abs(job->O, nd * job->heads), 17, ", ");
     if (a->out)
         printf("\"out\": \"%s\", ", a->out);
     printf("\"threads\": %d}\n", omp_get_max_threads());
@@ -273,7 +341,14 @@ static void report_text(const pr_cmd_attn_result_t *r)
            a->causal ? " causal" : "", a->alibi > 0 ? " alibi" : "");
     printf("  B = %g, R = %.6g (%s)\n", report_B(r), report_R(job),
            isfinite(job->R) ? "the fast path's bound on max|M_ij| from the data" : "sigma max|Q| max|K| max_l sum|w_l|");
-    printf("  forward %.6f s, max|O| = %.6g\n", job->time_s, pr_vec_max_abs(job->O, nd));
+    if (job->heads > 1)
+        printf("  %d heads (batch %d, %d kv heads), one plan: per head forward %.6f s%s", job->heads, job->batch,
+               job->kv_heads, job->time_s / job->heads, backward ? "" : "\n");
+    if (job->heads > 1 && backward)
+        printf(", backward %.6f s\n", job->time_backward_s / job->heads);
+    for (int q = 0; job->heads > 1 && !dense && q < job->heads; q++)
+        printf("%s%.3g%s", q ? ", " : "  each head's bound: ", job->head_bound[q], q + 1 < job->heads ? "" : "\n");
+    printf("  forward %.6f s, max|O| = %.6g\n", job->time_s, pr_vec_max_abs(job->O, nd * job->heads));
     if (job->algo_used)
         printf("  auto: %s (predicted dense %.3g s, lowrank %.3g s, fft %.3g s)\n", job->algo_used, job->predicted[0],
                job->predicted[1], job->predicted[2]);
@@ -285,7 +360,8 @@ static void report_text(const pr_cmd_attn_result_t *r)
                job->streamed ? ", symbols' spectra streamed" : "");
     if (backward)
         printf("  backward %.6f s, max|dQ| = %.6g, max|dK| = %.6g, max|dV| = %.6g\n", job->time_backward_s,
-               pr_vec_max_abs(job->dQ, nd), pr_vec_max_abs(job->dK, nd), pr_vec_max_abs(job->dV, nd));
+               pr_vec_max_abs(job->dQ, nd * job->heads), pr_vec_max_abs(job->dK, nd * job->kv_heads),
+               pr_vec_max_abs(job->dV, nd * job->kv_heads));
     if (backward && !dense) {
         printf("  gradient bounds dQ %.3g, dK %.3g, dV %.3g", job->grad_bound[0], job->grad_bound[1], job->grad_bound[2]);
         if (isfinite(job->grad_bound[3]))

@@ -11,17 +11,34 @@ double pr_cmd_attn_dense_ops(double n, double d, double s, int backward)
     return 2.0 * n * n * (s + d) * (backward ? 3.0 : 1.0);
 }
 
-int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
+void pr_cmd_attn_head(pr_cmd_attn_job_t *v, const pr_cmd_attn_job_t *job, int q)
+{
+    size_t nd = (size_t)job->n * job->d, k = (size_t)(q / (job->heads / job->kv_heads)) * nd;
+    *v = *job;
+    v->heads = v->kv_heads = v->batch = 1;
+    v->Q = job->Q + q * nd;
+    v->K = job->K + k;
+    v->V = job->V + k;
+    v->dO = job->dO ? job->dO + q * nd : NULL;
+    v->O = job->O + q * nd;
+    v->dQ = job->dQ ? job->dQ + q * nd : NULL;
+    v->dK = job->dK ? job->dK + k : NULL;
+    v->dV = job->dV ? job->dV + k : NULL;
+    if (job->head_bound)
+        v->bound = job->head_bound[q];
+    if (job->head_grad && job->backward) {
+        const pr_control_backward_bound_t *g = job->head_grad + q;
+        double gb[4] = {g->dq, g->dk, g->dv, job->dw ? g->dw : NAN};
+        memcpy(v->grad_bound, gb, sizeof gb);
+    }
+    v->head_bound = NULL;
+    v->head_grad = NULL;
+}
+
+/* one head */
+static int dense_one(pr_cmd_attn_job_t *job)
 {
     int n = job->n, d = job->d;
-    pr_budget_t b;
-    pr_budget_init(b, job->max_bytes, job->max_ops);
-    if (pr_budget_ops(b, pr_cmd_attn_dense_ops(n, d, job->W->s, job->backward), "the dense reference")) {
-        char m[300];
-        pr_budget_explain(m, sizeof m, b, PR_CMD_ATTN_MEM_OPT, PR_CMD_ATTN_WORK_OPT);
-        snprintf(job->msg, sizeof job->msg, "%s, or use --algo fft or lowrank", m);
-        return PR_EBUDGET;
-    }
     double *lse = malloc(sizeof(double) * n);
     if (!lse)
         return PR_ENOMEM;
@@ -35,8 +52,60 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
         job->time_backward_s = pr_timing_wall() - t;
     }
     free(lse);
+    return st;
+}
+
+/* part x into the total t: the first part copied, the others added in head order */
+static void part_add(double *t, const double *x, size_t len, int first)
+{
+    for (size_t i = 0; i < len; i++)
+        t[i] = first ? x[i] : t[i] + x[i];
+}
+
+int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
+{
+    int n = job->n, d = job->d, h = job->heads, group = job->heads / job->kv_heads;
+    pr_budget_t b;
+    pr_budget_init(b, job->max_bytes, job->max_ops);
+    if (pr_budget_ops(b, h * pr_cmd_attn_dense_ops(n, d, job->W->s, job->backward), "the dense reference")) {
+        char m[300];
+        pr_budget_explain(m, sizeof m, b, PR_CMD_ATTN_MEM_OPT, PR_CMD_ATTN_WORK_OPT);
+        snprintf(job->msg, sizeof job->msg, "%s, or use --algo fft or lowrank", m);
+        return PR_EBUDGET;
+    }
     job->bound = NAN;
     job->degree_used = job->terms = -1;
+    if (h == 1)
+        return dense_one(job);
+    /* head by head; grouped-query dK, dV and (several heads) dw through parts summed in head order */
+    size_t nd = (size_t)n * d, sw = job->dw ? (size_t)job->W->s * (2 * (size_t)n - 1) : 0;
+    int parts = job->backward && (group > 1 || sw);
+    double *part = parts ? malloc(sizeof(double) * (2 * nd + sw)) : NULL, ts = 0.0, tb = 0.0;
+    int st = parts && !part ? PR_ENOMEM : PR_OK;
+    for (int q = 0; q < h && !st; q++) {
+        pr_cmd_attn_job_t v;
+        pr_cmd_attn_head(&v, job, q);
+        if (group > 1 && job->backward) {
+            v.dK = part;
+            v.dV = part + nd;
+        }
+        v.dw = sw ? part + 2 * nd : NULL;
+        if ((st = dense_one(&v)))
+            break;
+        ts += v.time_s;
+        tb += v.time_backward_s;
+        if (group > 1 && job->backward) {
+            part_add(job->dK + (size_t)(q / group) * nd, v.dK, nd, q % group == 0);
+            part_add(job->dV + (size_t)(q / group) * nd, v.dV, nd, q % group == 0);
+        }
+        if (sw)
+            part_add(job->dw, v.dw, sw, q == 0);
+    }
+    job->time_s = ts;
+    job->time_backward_s = tb;
+    for (int q = 0; job->head_bound && q < h; q++)
+        job->head_bound[q] = NAN;
+    free(part);
     return st;
 }
 
@@ -131,9 +200,11 @@ static int degree_check(pr_cmd_attn_job_t *job, const char *algo)
         const char *name = lr ? "lowrank" : "fft";
         pr_control_opts_t o;
         pr_control_info_t info;
+        pr_control_heads_t hd = {job->heads, job->kv_heads, NULL, NULL};
         if ((st = fast_opts(&o, job)))
             break;
-        if ((st = pr_control_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr))) {
+        if ((st = pr_control_choose_heads(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr,
+                                          &hd))) {
             /* auto just does not pick a path that cannot run */
             if (!strcmp(algo, "auto")) {
                 st = PR_OK;
@@ -146,8 +217,8 @@ static int degree_check(pr_cmd_attn_job_t *job, const char *algo)
             continue;
         double bound = info.bound;
         o.degree = 0;
-        int least = pr_control_choose(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o, lr)
-                    ? -1 : info.degree;
+        int least = pr_control_choose_heads(p, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o,
+                                            lr, &hd) ? -1 : info.degree;
         if (!isfinite(bound) && least > 0 && job->degree > least) {
             /* above the least degree the error only falls: an infinite bound is the floor's */
             snprintf(job->msg, sizeof job->msg, "%s: --degree %ld has an infinite floating-point floor (its "
@@ -170,25 +241,47 @@ static int degree_check(pr_cmd_attn_job_t *job, const char *algo)
     return st;
 }
 
+/* what the error control chose; bound: the largest of the heads' own (each under the common P) */
 static void fast_report(pr_cmd_attn_job_t *job, const pr_control_info_t *info)
 {
-    job->bound = info->bound;
+    job->bound = job->head_bound[0];
+    for (int q = 1; q < job->heads; q++)
+        job->bound = fmax(job->bound, job->head_bound[q]);
     job->degree_used = info->degree;
     job->terms = (long)info->terms;
     job->R = info->R;
     job->floor = info->floor;
 }
 
-/* --backward on a fast path: the forward with its plan kept, then the fast backward (pr_backward) */
+/* a refusal of one head's data names it (bi, hi) */
+static int fast_fail_head(pr_cmd_attn_job_t *job, int st, const pr_control_info_t *info, const char *algo)
+{
+    fast_fail(job, st, info, algo);
+    /* (past --B, the bound asked for already covers every head) */
+    if (job->heads > 1 && info->head >= 0 && st != PR_EBOUND) {
+        char m[sizeof job->msg + 64];
+        int h = job->heads / job->batch;
+        snprintf(m, sizeof m, "head (%d, %d) of the inputs: %s", info->head / h, info->head % h, job->msg);
+        size_t l = strlen(m) < sizeof job->msg ? strlen(m) : sizeof job->msg - 1;
+        memcpy(job->msg, m, l);
+        job->msg[l] = 0;
+    }
+    return st;
+}
+
+/* --backward on a fast path: the forward with its plan kept, then the fast backward (pr_backward),
+ * every head on the same plans */
 static int fast_backward(pr_cmd_attn_job_t *job, const pr_control_opts_t *o, int lowrank)
 {
     pr_control_info_t info;
     pr_control_backward_report_t rep;
+    pr_control_heads_t hd = {job->heads, job->kv_heads, job->head_bound, job->head_grad};
     const char *name = lowrank ? "lowrank" : "fft";
-    int st = pr_control_backward(job->O, job->dQ, job->dK, job->dV, lowrank ? NULL : job->dw, &info, &rep,
-                                 job->Q, job->K, job->V, job->W, job->dO, job->n, job->d, &job->opts, o, lowrank);
+    int st = pr_control_backward_heads(job->O, job->dQ, job->dK, job->dV, lowrank ? NULL : job->dw, &info, &rep,
+                                       job->Q, job->K, job->V, job->W, job->dO, job->n, job->d, &job->opts, o, lowrank,
+                                       &hd);
     if (st)
-        return fast_fail(job, st, &info, name);
+        return fast_fail_head(job, st, &info, name);
     fast_report(job, &info);
     job->time_s = rep.forward_s;
     job->time_backward_s = rep.backward_s;
@@ -213,12 +306,13 @@ static int algo_fast(pr_cmd_attn_job_t *job, int lowrank)
         return st;
     if (job->backward)
         return fast_backward(job, &o, lowrank);
+    pr_control_heads_t hd = {job->heads, job->kv_heads, job->head_bound, NULL};
     double t = pr_timing_wall();
-    st = (lowrank ? pr_control_forward_lowrank : pr_control_forward_fft)(job->O, &info, job->Q, job->K, job->V,
-                                                                         job->W, job->n, job->d, &job->opts, &o);
+    st = pr_control_forward_heads(job->O, &info, job->Q, job->K, job->V, job->W, job->n, job->d, &job->opts, &o,
+                                  lowrank, &hd);
     job->time_s = pr_timing_wall() - t;
     if (st)
-        return fast_fail(job, st, &info, lowrank ? "lowrank" : "fft");
+        return fast_fail_head(job, st, &info, lowrank ? "lowrank" : "fft");
     fast_report(job, &info);
     if (!lowrank) {
         job->transforms = info.transforms + info.plan_transforms;
@@ -237,12 +331,16 @@ static int algo_auto(pr_cmd_attn_job_t *job)
 {
     pr_control_opts_t o;
     pr_auto_t a;
+    /* the model is timed on the first head; the pick then runs every head (the predictions are
+     * the first head's times the heads) */
+    pr_cmd_attn_job_t v;
+    pr_cmd_attn_head(&v, job, 0);
     int st = fast_opts(&o, job);
-    if (st || (st = pr_auto_predict(&a, job->Q, job->K, job->V, job->backward ? job->dO : NULL, job->W, job->n,
-                                    job->d, &job->opts, &o)))
+    if (st || (st = pr_auto_predict(&a, v.Q, v.K, v.V, job->backward ? v.dO : NULL, job->W, job->n, job->d,
+                                    &job->opts, &o)))
         return st;
     for (int k = 0; k < 3; k++)
-        job->predicted[k] = a.t[k];
+        job->predicted[k] = a.t[k] * job->heads;
     job->algo_used = pr_auto_algo_name(a.pick);
     return a.pick == PR_AUTO_DENSE     ? pr_cmd_attn_dense(job)
            : a.pick == PR_AUTO_LOWRANK ? algo_lowrank(job)

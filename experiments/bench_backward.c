@@ -1,8 +1,10 @@
 /* polyrope bench backward: the fast backward (general W, FFT path) against the dense backward and
  * against the fast forward at the same size, in one run (claim G5). Both fast plans are made once
  * (as a plan for W is reused across heads and calls); the planning times are printed beside.
- * Reports the backward/dense time ratio, crossover n*, log-log slope over [slope-min, nmax], and
- * the backward/forward ratio against the issue's ceiling 2s+2. */
+ * Reports the backward/dense time ratio, crossover n*, log-log slope over [slope-min, nmax], the
+ * backward/forward ratio, and with --heads H the per-head time of an H-head execute on one plan
+ * over a one-head execute's (issue 16's targets: n* <= 2048, backward/forward <= 5, per-head
+ * ratio <= 0.5 at 8 heads, n = 2^16). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +18,11 @@ typedef struct {
     int n, degree, dense_measured;
     long terms, fwd_terms, transforms;
     double fwd, bwd, dense, fwd_cpu, bwd_cpu, dense_cpu, fwd_plan, bwd_plan, bwd_mib;
+    double hbwd, hbwd_cpu;  /* the H-head execute (heads > 1) */
 } row_t;
 
 typedef struct {
-    int d, dense_max, want_dw;
+    int d, dense_max, want_dw, heads;
     double B, eps;
     long seed;
     unsigned plan_flags;    /* the forward plan's (whose transforms the backward shares) */
@@ -27,20 +30,21 @@ typedef struct {
 
 static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
 {
-    int n = r->n, d = c->d, st;
-    size_t nd = (size_t)n * d;
+    int n = r->n, d = c->d, h = c->heads, st;
+    size_t nd = (size_t)n * d, hnd = nd * (size_t)h;
     pr_rng_t rng;
     pr_rng_init(rng, (uint64_t)c->seed + n);
-    double *buf = malloc(sizeof(double) * (nd * 9 + 2 * (size_t)n));
+    /* h heads of Q, K, V, O, dO, dQ, dK, dV (head 0 is the one-head run's), one of Od; h of lse */
+    double *buf = malloc(sizeof(double) * (hnd * 8 + nd + (size_t)h * n));
     pr_posw_t W;
     if (!buf)
         return PR_ENOMEM;
-    double *Q = buf, *K = Q + nd, *V = K + nd, *O = V + nd, *dO = O + nd, *dQ = dO + nd;
-    double *dK = dQ + nd, *dV = dK + nd, *Od = dV + nd, *lse = Od + nd;
-    pr_rng_fill(Q, (long)nd, c->B, rng);
-    pr_rng_fill(K, (long)nd, c->B, rng);
-    pr_rng_fill(V, (long)nd, c->B, rng);
-    pr_rng_fill(dO, (long)nd, 1.0, rng);
+    double *Q = buf, *K = Q + hnd, *V = K + hnd, *O = V + hnd, *dO = O + hnd, *dQ = dO + hnd;
+    double *dK = dQ + hnd, *dV = dK + hnd, *Od = dV + hnd, *lse = Od + nd;
+    pr_rng_fill(Q, (long)hnd, c->B, rng);
+    pr_rng_fill(K, (long)hnd, c->B, rng);
+    pr_rng_fill(V, (long)hnd, c->B, rng);
+    pr_rng_fill(dO, (long)hnd, 1.0, rng);
     if ((st = pr_posw_init_general(W, n, d, rng))) {
         free(buf);
         return st;
@@ -65,17 +69,21 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         opts.poly = p->c;
         opts.poly_degree = p->degree;
         r->degree = p->degree;
-        st = pr_fast_plan(F, W, &opts, fo.mem_budget, fo.max_terms, fo.plan_flags);
+        st = pr_fast_plan_heads(F, W, &opts, h, fo.mem_budget, fo.max_terms, fo.plan_flags);
     }
     if (!st) {
         r->fwd_plan = F->plan_seconds;
-        r->fwd_terms = F->terms->nterms;
+        r->fwd_terms = F->terms->nterms_fwd;
         PR_TIMED_CPU(st, r->fwd, r->fwd_cpu, pr_fast_execute(O, F, Q, K, V));
     }
+    if (!st && h > 1)
+        st = pr_fast_execute_heads(O, F, h, h, Q, K, V);
     if (!st) {
-        pr_backward_lse_from_fast(lse, F);
+        pr_fast_rowsums(lse, F);
+        for (int i = 0; i < h * n; i++)
+            lse[i] = log(lse[i]);
         double t0 = pr_timing_wall();
-        st = pr_backward_plan_fft(&bp, F, W, &opts, c->want_dw, 0);
+        st = pr_backward_plan_heads(&bp, F, W, &opts, h, c->want_dw, 0);
         r->bwd_plan = pr_timing_wall() - t0;
     }
     if (!st) {
@@ -87,8 +95,11 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         r->transforms = bi.transforms;
         r->bwd_mib = bi.bytes / 1048576.0;
     }
+    if (!st && h > 1)
+        PR_TIMED_CPU(st, r->hbwd, r->hbwd_cpu, pr_backward_execute_heads(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse,
+                                                                          dO, h, h));
     pr_backward_destroy(bp);
-    if (F->terms->nterms)
+    if (F->terms->nterms_fwd)
         pr_fast_destroy(F);
     /* the dense backward of the exact problem, with its own forward's O and lse */
     opts.poly = NULL;
@@ -102,7 +113,8 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         last_t[1] = r->dense_cpu;
         *last_n = n;
     } else if (!st) {
-        double q = (double)n / *last_n;
+        /* n² from the largest measured n; none measured (--nmin above --dense-max): unknown */
+        double q = *last_n ? (double)n / *last_n : NAN;
         r->dense = last_t[0] * q * q;
         r->dense_cpu = last_t[1] * q * q;
     }
@@ -127,31 +139,90 @@ static double loglog_slope(const row_t *r, int nr, int lo, int hi, int cpu)
     return m >= 2 ? (m * sxy - sx * sy) / (m * sxx - sx * sx) : NAN;
 }
 
+/* the row at n = 2^16 (issue 16's per-head target), else the largest */
+static const row_t *head_row(const row_t *r, int nr)
+{
+    for (int i = 0; i < nr; i++)
+        if (r[i].n == 65536)
+            return &r[i];
+    return &r[nr - 1];
+}
+
+/* per-head time of the H-head execute over the one-head execute's (CPU or wall) */
+static double per_head(const row_t *r, int h, int cpu)
+{
+    return h > 1 ? (cpu ? r->hbwd_cpu / r->bwd_cpu : r->hbwd / r->bwd) / h : NAN;
+}
+
+static void print_json(const row_t *rows, int nr, const cfg_t *c, const char *fftw_plan, long rounds,
+                       int threads, long nstar, long nstar_wall, double slope, double slope_wall,
+                       long slope_min, long nmax, double worst, double worst_wall, int ok)
+{
+    int s = 2 * c->d;
+    printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
+           "\"dw\": %s, \"fftw\": \"%s\", \"rounds\": %ld, \"heads\": %d, \"rows\": [", c->d, s, c->B, c->eps,
+           c->want_dw ? "true" : "false", fftw_plan, rounds, c->heads);
+    for (int i = 0; i < nr; i++) {
+        const row_t *r = &rows[i];
+        printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
+               "\"fwd_s\": %.6g, \"bwd_s\": %.6g, ", i ? ", " : "", r->n, r->degree, r->terms, r->fwd_terms,
+               r->transforms, r->fwd, r->bwd);
+        /* the dense figures are unknown (null) when no size up to --dense-max ran */
+        pr_cli_json_num("dense_bwd_s", r->dense, 6, ", ");
+        printf("\"fwd_cpu_s\": %.6g, \"bwd_cpu_s\": %.6g, ", r->fwd_cpu, r->bwd_cpu);
+        pr_cli_json_num("dense_cpu_s", r->dense_cpu, 6, ", ");
+        printf("\"dense_measured\": %s, ", r->dense_measured ? "true" : "false");
+        pr_cli_json_num("dense_over_bwd", r->dense_cpu / r->bwd_cpu, 4, ", ");
+        printf("\"bwd_over_fwd\": %.4g, \"bwd_over_fwd_wall\": %.4g, \"fwd_plan_s\": %.4g, "
+               "\"bwd_plan_s\": %.4g, \"bwd_mib\": %.1f, ", r->bwd_cpu / r->fwd_cpu, r->bwd / r->fwd, r->fwd_plan,
+               r->bwd_plan, r->bwd_mib);
+        pr_cli_json_num("heads_bwd_s", c->heads > 1 ? r->hbwd : NAN, 6, ", ");
+        pr_cli_json_num("per_head_ratio", per_head(r, c->heads, 1), 4, ", ");
+        pr_cli_json_num("per_head_ratio_wall", per_head(r, c->heads, 0), 4, "}");
+    }
+    /* a slope fitted over fewer than two sizes is NaN: JSON null */
+    printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, ", threads, nstar, nstar_wall);
+    pr_cli_json_num("slope", slope, 4, ", ");
+    pr_cli_json_num("slope_wall", slope_wall, 4, ", ");
+    const row_t *hr = head_row(rows, nr);
+    printf("\"slope_range\": [%ld, %ld], \"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, "
+           "\"ceiling_bwd_over_fwd\": %d, \"target_bwd_over_fwd\": 5, \"target_crossover_n\": 2048, "
+           "\"per_head_n\": %d, ", slope_min, nmax, worst, worst_wall, 2 * s + 2, hr->n);
+    pr_cli_json_num("per_head_ratio", per_head(hr, c->heads, 1), 4, ", ");
+    printf("\"targets_met\": %s}\n", ok ? "true" : "false");
+}
+
 int pr_bench_backward(int argc, char **argv)
 {
-    cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
-    long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1, rounds = 3;
-    int json = 0, no_dw = 0;
+    cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .heads = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
+    long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1, rounds = 3, heads = 1;
+    int json = 0, no_dw = 0, quick = 0;
     const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
         {"nmin", PR_OPT_INT, &nmin, "smallest n (powers of 2 from here)", 0, 2, 1L << 22, 0},
-        {"nmax", PR_OPT_INT, &nmax, "largest n", 0, 2, 1L << 22, 0},
+        {"nmax", PR_OPT_INT, &nmax, "largest n (--quick: at most 2^15)", 0, 2, 1L << 22, 0},
         {"slope-min", PR_OPT_INT, &slope_min, "fit the log-log slope over [slope-min, nmax]", 0, 2, 1L << 22, 0},
         {"d", PR_OPT_INT, &d, "head dimension (even)", 0, 2, 16, 0},
         {"B", PR_OPT_DOUBLE, &c.B, "entries of Q, K, V uniform in [-B, B]", 0, 1e-3, 10, 0},
         {"eps", PR_OPT_DOUBLE, &c.eps, "target output error of the forward", 0, 1e-14, 0.1, 0},
-        {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense backward runs at; beyond it, n² extrapolation", 0, 2, 1L << 20, 0},
+        {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense backward runs at; beyond it, n² extrapolation "
+         "from the largest measured n (none measured: null in --json, - in the table)", 0, 2, 1L << 20, 0},
         {"no-dw", PR_OPT_FLAG, &no_dw, "skip dw (W's gradient) in both backwards", 0, 0, 0, 0},
+        {"heads", PR_OPT_INT, &heads, "also time one execute of this many heads on one plan (per_head_ratio: its "
+         "time per head over one head's)", 0, 1, 64, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
-        {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times", 0, 1, 20, 0},
+        {"quick", PR_OPT_FLAG, &quick, "n up to 2^15 and one round unless given (about a minute)", 0, 0, 0, 0},
+        {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times (--quick: 1)", 0, 1,
+         20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the forward plan, whose transforms the backward "
          "shares (as in bench fast)", "measure|estimate", 0, 0, 0},
     };
     pr_cmd_spec_t spec = {"bench backward", "",
         "fast backward (general W, FFT path) against the dense backward and the fast forward",
-        "Default: general W, d = 2, B = 1, eps = 1e-6, n = 2^10..2^18; targets: crossover n* <= 32768,\n"
-        "slope over 2^12..2^18 <= 1.2, backward <= (2s+2) x the fast forward at every n.\n"
+        "Default: general W, d = 2, B = 1, eps = 1e-6, n = 2^10..2^18; targets: crossover n* <= 2048,\n"
+        "slope over 2^12..2^18 <= 1.2, backward <= 5 x the fast forward at every n, and with --heads 8\n"
+        "a per-head time <= 0.5 x one head's at n = 2^16 (per_head_ratio; at the largest n without 2^16).\n"
         "Times are per execute with the plans made once, the least of at least 3 runs and of --rounds\n"
         "rounds over all sizes; the ratios are measured in one run. Ratios marked * use CPU times (all\n"
         "three run on the same OpenMP threads), wall-clock ones are in --json.",
@@ -161,12 +232,17 @@ int pr_bench_backward(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (d % 2)
         return pr_cli_fail("bench backward", "--d must be even (the general W has the RoPE block support)");
+    if (quick) {
+        nmax = pr_cli_given(&spec, "nmax") || nmax < 32768 ? nmax : 32768;
+        rounds = pr_cli_given(&spec, "rounds") ? rounds : 1;
+    }
     if (nmin > nmax)
         return pr_cli_fail("bench backward", "--nmin %ld exceeds --nmax %ld", nmin, nmax);
     c.d = (int)d;
     c.dense_max = (int)dense_max;
     c.seed = seed;
     c.want_dw = !no_dw;
+    c.heads = (int)heads;
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     int s = 2 * c.d, nr = 0, threads = omp_get_max_threads();
     row_t rows[32];
@@ -197,18 +273,29 @@ int pr_bench_backward(int argc, char **argv)
             b->fwd_cpu = fmin(b->fwd_cpu, r.fwd_cpu);
             b->bwd_cpu = fmin(b->bwd_cpu, r.bwd_cpu);
             b->dense_cpu = fmin(b->dense_cpu, r.dense_cpu);
+            b->hbwd = fmin(b->hbwd, r.hbwd);
+            b->hbwd_cpu = fmin(b->hbwd_cpu, r.hbwd_cpu);
         }
     }
     if (!json) {
         printf("# fast backward vs dense backward and fast forward: general W, d=%d (s=%d), B=%g, eps=%g%s, FFTW %s, "
-               "%ld rounds\n%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s\n", c.d, s, c.B, c.eps,
+               "%ld rounds\n%9s %4s %7s %11s %11s %11s %10s %9s %11s %9s", c.d, s, c.B, c.eps,
                c.want_dw ? ", with dw" : "", fftw_plan, rounds, "n", "g", "terms", "fwd_s", "bwd_s", "dense_s",
                "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
+        if (c.heads > 1)
+            printf(" %8s%-3d %10s", "heads_", c.heads, "per_head*");
+        printf("\n");
         for (int i = 0; i < nr; i++) {
             const row_t *r = &rows[i];
-            printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f %9.3f %11.4g %9.1f\n", r->n, r->degree, r->terms, r->fwd,
-                   r->bwd, r->dense, r->dense_measured ? " " : "*", r->dense_cpu / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
-                   r->bwd_plan, r->bwd_mib);
+            if (isfinite(r->dense))
+                printf("%9d %4d %7ld %11.4g %11.4g %11.4g%s %9.3f", r->n, r->degree, r->terms, r->fwd, r->bwd,
+                       r->dense, r->dense_measured ? " " : "*", r->dense_cpu / r->bwd_cpu);
+            else
+                printf("%9d %4d %7ld %11.4g %11.4g %11s  %9s", r->n, r->degree, r->terms, r->fwd, r->bwd, "-", "-");
+            printf(" %9.3f %11.4g %9.1f", r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
+            if (c.heads > 1)
+                printf(" %11.4g %10.3f", r->hbwd, per_head(r, c.heads, 1));
+            printf("\n");
         }
     }
     /* crossover: the least n from which the fast backward is faster at every larger tested n.
@@ -226,38 +313,27 @@ int pr_bench_backward(int argc, char **argv)
         worst = fmax(worst, rows[i].bwd_cpu / rows[i].fwd_cpu);
         worst_wall = fmax(worst_wall, rows[i].bwd / rows[i].fwd);
     }
-    int ok = nstar > 0 && nstar <= 32768 && slope <= 1.2 && worst <= 2 * s + 2;
-    if (json) {
-        printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
-               "\"dw\": %s, \"fftw\": \"%s\", \"rounds\": %ld, \"rows\": [", c.d, s, c.B, c.eps,
-               c.want_dw ? "true" : "false", fftw_plan, rounds);
-        for (int i = 0; i < nr; i++) {
-            const row_t *r = &rows[i];
-            printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
-                   "\"fwd_s\": %.6g, \"bwd_s\": %.6g, \"dense_bwd_s\": %.6g, \"fwd_cpu_s\": %.6g, "
-                   "\"bwd_cpu_s\": %.6g, \"dense_cpu_s\": %.6g, \"dense_measured\": %s, \"dense_over_bwd\": %.4g, "
-                   "\"bwd_over_fwd\": %.4g, \"bwd_over_fwd_wall\": %.4g, \"fwd_plan_s\": %.4g, "
-                   "\"bwd_plan_s\": %.4g, \"bwd_mib\": %.1f}", i ? ", " : "", r->n, r->degree, r->terms,
-                   r->fwd_terms, r->transforms, r->fwd, r->bwd, r->dense, r->fwd_cpu, r->bwd_cpu, r->dense_cpu,
-                   r->dense_measured ? "true" : "false", r->dense_cpu / r->bwd_cpu, r->bwd_cpu / r->fwd_cpu,
-                   r->bwd / r->fwd, r->fwd_plan, r->bwd_plan, r->bwd_mib);
-        }
-        /* a slope fitted over fewer than two sizes is NaN: JSON null */
-        printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, ", threads, nstar, nstar_wall);
-        pr_cli_json_num("slope", slope, 4, ", ");
-        pr_cli_json_num("slope_wall", slope_wall, 4, ", ");
-        printf("\"slope_range\": [%ld, %ld], \"max_bwd_over_fwd\": %.4g, \"max_bwd_over_fwd_wall\": %.4g, "
-               "\"ceiling_bwd_over_fwd\": %d, \"targets_met\": %s}\n", slope_min, nmax, worst, worst_wall, 2 * s + 2,
-               ok ? "true" : "false");
-    } else {
+    double ph = per_head(head_row(rows, nr), c.heads, 1);
+    int ok = nstar > 0 && nstar <= 2048 && !(slope > 1.2) && worst <= 5.0 && (c.heads < 8 || ph <= 0.5);
+    if (json)
+        print_json(rows, nr, &c, fftw_plan, rounds, threads, nstar, nstar_wall, slope, slope_wall, slope_min, nmax,
+                   worst, worst_wall, ok);
+    else {
         printf("(* dense time extrapolated as n^2 from the largest measured n; ratios marked * from CPU times, "
                "all on %d threads)\n"
-               "crossover n* = %ld (dense CPU time vs backward CPU time; target <= 32768; "
+               "crossover n* = %ld (dense CPU time vs backward CPU time; target <= 2048; "
                "-1: not within the sizes; wall clock: %ld)\n"
-               "log-log slope of the backward's CPU time over [%ld, %ld] = %.3f (target <= 1.2; wall %.3f)\n"
-               "max backward/forward CPU time = %.3f (ceiling 2s+2 = %d; wall %.3f)\n", threads, nstar, nstar_wall,
-               slope_min, nmax,
-               slope, slope_wall, worst, 2 * s + 2, worst_wall);
+               "max backward/forward CPU time = %.3f (target <= 5; wall %.3f)\n", threads, nstar, nstar_wall,
+               worst, worst_wall);
+        if (isfinite(slope))
+            printf("log-log slope of the backward's CPU time over [%ld, %ld] = %.3f (target <= 1.2; wall %.3f)\n",
+                   slope_min, nmax, slope, slope_wall);
+        else
+            printf("log-log slope over [%ld, %ld]: - (fewer than two sizes)\n", slope_min, nmax);
+        if (c.heads > 1)
+            printf("per-head time of %d heads over one head's at n = %d: %.3f (CPU; target <= 0.5 at 8 heads, "
+                   "n = 65536; wall %.3f)\n", c.heads, head_row(rows, nr)->n, ph,
+                   per_head(head_row(rows, nr), c.heads, 0));
     }
     return 0;
 }

@@ -63,8 +63,67 @@ static int f32_kernel(double *O, const double *Q, const double *K, const double 
     return ok ? PR_OK : PR_ENOMEM;
 }
 
+/* the candidate for a general W: scores Σ_k q_a w_k(i-j) k_b in float (summed over the support in
+ * its order, vectorised over keys as pr_dense does), expf softmax and P·V in float */
+static int f32_kernel_w(double *O, const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                        double sigma)
+{
+    int n = W->n, d = W->d, ok = 1;
+    size_t L = 2 * (size_t)n - 1;
+    float *kt = malloc(sizeof(float) * (size_t)n * d), *wr = malloc(sizeof(float) * (W->s ? W->s * L : 1));
+    if (!kt || !wr) {
+        free(kt);
+        free(wr);
+        return PR_ENOMEM;
+    }
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < d; c++)
+            kt[(size_t)c * n + j] = (float)K[(size_t)j * d + c];
+    for (int k = 0; k < W->s; k++)
+        for (size_t t = 0; t < L; t++)
+            wr[k * L + t] = (float)W->w[k * L + L - 1 - t];
+#pragma omp parallel
+    {
+        float *s = malloc(sizeof(float) * n), *t = malloc(sizeof(float) * d);
+        if (!s || !t) {
+#pragma omp atomic write
+            ok = 0;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (int i = 0; i < n; i++) {
+            if (!s || !t)
+                continue;
+            float mx = -INFINITY, sum = 0.0f;
+            memset(s, 0, sizeof(float) * n);
+            for (int k = 0; k < W->s; k++) {
+                float q = (float)Q[(size_t)i * d + W->a[k]];
+                const float *w = wr + k * L + (size_t)(n - 1 - i), *kb = kt + (size_t)W->b[k] * n;
+                for (int j = 0; j < n; j++)
+                    s[j] += q * w[j] * kb[j];
+            }
+            for (int j = 0; j < n; j++) {
+                s[j] *= (float)sigma;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < n; j++)
+                sum += (s[j] = expf(s[j] - mx));
+            memset(t, 0, sizeof(float) * d);
+            for (int j = 0; j < n; j++)
+                for (int c = 0; c < d; c++)
+                    t[c] += s[j] * (float)V[(size_t)j * d + c];
+            for (int c = 0; c < d; c++)
+                O[(size_t)i * d + c] = (double)(t[c] / sum);
+        }
+        free(s);
+        free(t);
+    }
+    free(kt);
+    free(wr);
+    return ok ? PR_OK : PR_ENOMEM;
+}
+
 typedef struct {
-    int n, d, heads;
+    int n, d, heads, general;
     double cert_s, dense_s, tight, fallback, lower, upper, ulps;
     int verdict;
     int grad;                           /* the gradients were run */
@@ -103,20 +162,23 @@ static int run_grad(run_t *r, const double *Q, const double *K, const double *V,
     return st;
 }
 
-/* one size: dense forward (one run), the candidate, and its certification, per head */
-static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d, int grad)
+/* one size: dense forward (one run), the candidate, and its certification, per head; general: a
+ * general W (random on RoPE's support, pr_posw_init_general) instead of RoPE, forward only */
+static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d, int grad, int general)
 {
     size_t nd = (size_t)n * d;
     double *Q = malloc(sizeof(double) * (nd * 4 + n)), *K = Q + nd, *V = K + nd, *O = V + nd, *lse = O + nd;
     pr_posw_t W;
-    int st = Q ? pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED) : PR_ENOMEM;
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)seed);
+    int st = !Q ? PR_ENOMEM : general ? pr_posw_init_general(W, n, d, rng)
+                                      : pr_posw_init_rope(W, n, d, PR_ROPE_BASE_DEFAULT, PR_ROPE_INTERLEAVED);
     if (st) {
         free(Q);
         return st;
     }
-    pr_rng_t rng;
-    pr_rng_init(rng, (uint64_t)seed);
     memset(r, 0, sizeof(*r));
+    r->general = general;
     r->n = n;
     r->d = d;
     r->heads = heads;
@@ -135,13 +197,14 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
         double t = pr_timing_wall();
         st = pr_dense_forward(O, lse, Q, K, V, W, n, d, &ao);
         r->dense_s += pr_timing_wall() - t;
-        if (!st && grad)
+        if (!st && grad && !general)
             st = run_grad(r, Q, K, V, O, lse, W, n, d, &ao, &pb, &op, rng, heads);
         if (!st)
-            st = f32_kernel(O, Q, K, V, n, d, ao.sigma);
+            st = general ? f32_kernel_w(O, Q, K, V, W, ao.sigma) : f32_kernel(O, Q, K, V, n, d, ao.sigma);
         pr_certify_result_t res;
         if (!st)
-            st = pr_certify_forward(&res, O, Q, K, V, n, d, &pb, &op);
+            st = general ? pr_certify_forward_posw(&res, O, Q, K, V, W, n, d, &pb, &op)
+                         : pr_certify_forward(&res, O, Q, K, V, n, d, &pb, &op);
         if (st)
             break;
         r->cert_s += res.time_s;
@@ -160,11 +223,11 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
 static void print_run(const run_t *r, int json, const char *sep)
 {
     if (json)
-        printf("{\"n\": %d, \"d\": %d, \"heads\": %d, \"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, "
+        printf("{%s\"n\": %d, \"d\": %d, \"heads\": %d, \"certify_s\": %.4f, \"dense_s\": %.4f, \"ratio\": %.3f, "
                "\"hi_over_lo\": %.12g, \"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, "
                "\"ulps_upper\": %.4g",
-               r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight, r->fallback, r->lower,
-               r->upper, r->ulps);
+               r->general ? "\"pos\": \"general\", " : "", r->n, r->d, r->heads, r->cert_s, r->dense_s,
+               r->cert_s / r->dense_s, r->tight, r->fallback, r->lower, r->upper, r->ulps);
     if (json && r->grad)
         printf(", \"grad\": {\"certify_s\": %.4f, \"dense_backward_s\": %.4f, \"ratio\": %.3f, \"hi_over_lo\": %.12g, "
                "\"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g}",
@@ -172,9 +235,9 @@ static void print_run(const run_t *r, int json, const char *sep)
     if (json)
         printf("}%s", sep);
     else
-        printf("n %6d  d %4d  heads %2d:  certify %8.3f s  dense %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  "
+        printf("%sn %6d  d %4d  heads %2d:  certify %8.3f s  dense %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  "
                "fallback %.4f  max|err| in [%.9g, %.9g]\n",
-               r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight - 1.0, r->fallback,
+               r->general ? "general W: " : "", r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight - 1.0, r->fallback,
                r->lower, r->upper);
     if (!json && r->grad)
         printf("  gradients:  certify %8.3f s  dense backward %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  fallback %.4f\n",
@@ -183,7 +246,7 @@ static void print_run(const run_t *r, int json, const char *sep)
 
 int pr_bench_certify(int argc, char **argv)
 {
-    long n = 16384, d = 128, heads = 1, seed = 15;
+    long n = 16384, d = 128, heads = 1, seed = 15, wn = 2048;
     double B = 4.0;
     int json = 0, grow = 0, fwd_only = 0;
     const char *scale = "inv-d";
@@ -196,6 +259,8 @@ int pr_bench_certify(int argc, char **argv)
         {"scale", PR_OPT_CHOICE, &scale, "score scale sigma: 1/d or 1/sqrt(d)", "inv-d|inv-sqrt-d", 0, 0, 0},
         {"grow", PR_OPT_FLAG, &grow, "also run n/4, n/2 (d), n/2 with d/2, and 2 heads at n/2: the cost's growth", 0,
          0, 0, 0},
+        {"w-n", PR_OPT_INT, &wn, "n of the general-W line (a general W random on RoPE's support, the same d; "
+         "capped at --n); 0: none", 0, 0, 1 << 20, 0},
         {"forward-only", PR_OPT_FLAG, &fwd_only, "skip the gradients (dQ, dK, dV against the dense backward)", 0, 0,
          0, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
@@ -209,21 +274,25 @@ int pr_bench_certify(int argc, char **argv)
         "of rows recomputed in Arb (the fallback). --grow adds smaller sizes to show how the cost grows\n"
         "with n, d and heads (docs/certify.md). Unless --forward-only, the first size also certifies the\n"
         "gradients (the dense backward rounded to float32, upstream dO uniform in [-1, 1]) against the\n"
-        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}.",
+        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}. A general W (--w-n) is\n"
+        "one more line against the dense forward with that W: \"general_w\": {ratio, hi_over_lo, ...}.",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (d % 2)
         return pr_cli_fail(spec.name, "--d %ld: RoPE needs an even head dimension d", d);
-    run_t runs[5];
-    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0, st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq, !fwd_only);
+    run_t runs[5], rw;
+    int sq = !strcmp(scale, "inv-sqrt-d"), nr = 0;
+    int st = run_size(&runs[nr++], (int)n, (int)d, (int)heads, B, seed, sq, !fwd_only, 0);
     if (!st && grow) {
         const long g[4][3] = {{n / 4, d, 1}, {n / 2, d, 1}, {n / 2, d / 2 + (d / 2) % 2, 1}, {n / 2, d, 2}};
         for (int k = 0; k < 4 && !st; k++)
             if (g[k][0] >= 1 && g[k][1] >= 2)
-                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq, 0);
+                st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq, 0, 0);
     }
+    if (!st && wn > 0)
+        st = run_size(&rw, (int)(wn < n ? wn : n), (int)d, 1, B, seed, sq, 0, 1);
     if (st)
         return pr_cli_fail_status(spec.name, st, "certify");
     const run_t *r = runs;
@@ -237,6 +306,10 @@ int pr_bench_certify(int argc, char **argv)
         if (r->grad)
             printf("\"grad_ratio\": %.3f, \"grad_hi_over_lo\": %.12g, \"grad_fallback_fraction\": %.6g, ",
                    r->gcert_s / r->gdense_s, r->gtight, r->gfallback);
+        if (wn > 0) {
+            printf("\"general_w\": ");
+            print_run(&rw, 1, ", ");
+        }
         printf("\"growth\": [");
         for (int k = 0; k < nr; k++)
             print_run(runs + k, 1, k + 1 < nr ? ", " : "");
@@ -244,6 +317,8 @@ int pr_bench_certify(int argc, char **argv)
     } else {
         for (int k = 0; k < nr; k++)
             print_run(runs + k, 0, "");
+        if (wn > 0)
+            print_run(&rw, 0, "");
         printf("targets: ratio <= 20 at n = 16384, d = 128, one head; hi/lo <= 1 + 1e-6 for B <= 4\n");
     }
     return 0;

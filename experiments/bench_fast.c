@@ -3,6 +3,7 @@
  * ratio, crossover n*, log-log slope over 2^12..2^18, the time share inside FFTW transforms, and
  * one streamed run at n = 2^20 with its memory. Low-rank RoPE (d = 4): ratio and crossover.
  * The auto cost model's predictions beside the measured times. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,10 @@
 typedef struct {
     int n;
     double fast, plan, dense, fftw_frac, pred_fast, pred_dense, mem_gib;
+    double heads_s;         /* --heads H: one execute of H heads on one plan (0 without) */
     double xhat_gib, spec_gib, pw_gib;   /* where the plan's memory goes */
     int dense_measured, degree, streamed;
-    long transforms;
+    long transforms, pairs;
     double terms;
 } row_t;
 
@@ -24,6 +26,7 @@ typedef struct {
     double B, eps;
     long seed;
     int dense_max;          /* largest n the dense reference is run at; beyond, n² extrapolation */
+    int heads;              /* general W: also time this many heads on one plan (1: not) */
     unsigned plan_flags;    /* PR_FAST_MEASURE or PR_FAST_ESTIMATE */
 } cfg_t;
 
@@ -98,6 +101,34 @@ static int setup(inst_t *I, pr_expoly_t p, pr_control_opts_t *fo, const row_t *r
     return st;
 }
 
+/* --heads H: H heads (Q, K, V of H heads each: the instance's head, then H-1 more drawn from the
+ * same generator) on one plan of the same polynomial, one execute timed */
+static int run_heads(row_t *r, const inst_t *I, const pr_attn_opts_t *po, const cfg_t *c, int d, size_t budget)
+{
+    int h = c->heads, n = r->n;
+    size_t nd = (size_t)n * d;
+    double *buf = malloc(sizeof(double) * nd * h * 4);
+    if (!buf)
+        return PR_ENOMEM;
+    double *Q = buf, *K = Q + nd * h, *V = K + nd * h, *O = V + nd * h;
+    pr_rng_t rng;
+    pr_rng_init(rng, (uint64_t)c->seed + n + 1);
+    pr_rng_fill(Q, (long)(nd * h), c->B, rng);
+    pr_rng_fill(K, (long)(nd * h), c->B, rng);
+    pr_rng_fill(V, (long)(nd * h), c->B, rng);
+    memcpy(Q, I->Q, sizeof(double) * nd);
+    memcpy(K, I->K, sizeof(double) * nd);
+    memcpy(V, I->V, sizeof(double) * nd);
+    pr_fast_plan_t F;
+    int st = pr_fast_plan_heads(F, I->W, po, h, budget, LONG_MAX, c->plan_flags);
+    if (!st) {
+        PR_TIMED(st, r->heads_s, pr_fast_execute_heads(O, F, h, h, Q, K, V));
+        pr_fast_destroy(F);
+    }
+    free(buf);
+    return st;
+}
+
 /* execute time (plan made once), plan time, FFTW share; lowrank: execute time */
 static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int predict)
 {
@@ -121,9 +152,10 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->streamed = F->streamed;
         r->mem_gib = F->bytes / 1073741824.0;
         double sl_gib = pr_toeplitz_spec_len(F->tp) * 8.0 / 1073741824.0;
-        r->xhat_gib = sl_gib * F->terms->bm->count * (d + 1);
-        r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->nterms;
-        r->pw_gib = F->streamed ? 8.0 * F->s * F->g * (2.0 * n - 1) / 1073741824.0 : 0.0;
+        r->xhat_gib = sl_gib * F->terms->bm->count_fwd * (d + 1);
+        r->spec_gib = F->streamed ? 0.0 : sl_gib * F->terms->npairs_fwd;
+        r->pw_gib = F->streamed ? 8.0 * F->s * (2.0 * n - 1) / 1073741824.0 : 0.0;
+        r->pairs = F->terms->npairs_fwd;
         if (!F->streamed)   /* a streamed execute takes a minute: once is enough */
             PR_TIMED(st, r->fast, pr_fast_execute(I.O, F, I.Q, I.K, I.V));
         F->timing = 1;      /* one more run, with the clock around every transform */
@@ -135,6 +167,8 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->fftw_frac = F->fftw_seconds / el;
         r->transforms = F->transforms;
     }
+    if (!st && !lowrank && c->heads > 1 && !F->streamed)
+        st = run_heads(r, &I, &po, c, d, budget);
     if (!st && predict) {
         pr_auto_t a;
         if (!(st = pr_auto_predict(&a, I.Q, I.K, I.V, NULL, I.W, n, d, &I.opts, &fo))) {
@@ -179,7 +213,7 @@ static double slope(const row_t *r, int cnt, int lo, int hi)
     return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
 }
 
-static void print_rows(const char *name, const row_t *r, int cnt, int json)
+static void print_rows(const char *name, const row_t *r, int cnt, int json, int heads)
 {
     for (int k = 0; k < cnt; k++) {
         if (json) {
@@ -190,11 +224,21 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json)
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
             pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
+            if (heads > 1) {
+                printf("\"heads\": %d, ", heads);
+                pr_cli_json_num("heads_s", r[k].heads_s > 0 ? r[k].heads_s : NAN, 6, ", ");
+                pr_cli_json_num("per_head_s", r[k].heads_s > 0 ? r[k].heads_s / heads : NAN, 6, ", ");
+                pr_cli_json_num("per_head_ratio", r[k].heads_s > 0 ? r[k].heads_s / heads / r[k].fast : NAN, 4,
+                                ", ");
+            }
             pr_cli_json_num("pred_dense_s", r[k].pred_dense, 6, "}");
         } else {
-            printf("  %-8d %10.4g %10.4g %10.4g%c %9.3g %6.2f %4d %7.0f %6ld %6.2f %10.3g %10.3g\n", r[k].n, r[k].fast,
+            printf("  %-8d %10.4g %10.4g %10.4g%c %9.3g %6.2f %4d %7.0f %6ld %6.2f %10.3g %10.3g", r[k].n, r[k].fast,
                    r[k].plan, r[k].dense, r[k].dense_measured ? ' ' : '*', r[k].dense / r[k].fast, r[k].fftw_frac,
                    r[k].degree, r[k].terms, r[k].transforms, r[k].mem_gib, r[k].pred_fast, r[k].pred_dense);
+            if (heads > 1)
+                printf(" %10.4g %10.4g %9.3f", r[k].heads_s, r[k].heads_s / heads, r[k].heads_s / heads / r[k].fast);
+            printf("\n");
         }
     }
     (void)name;
@@ -249,6 +293,8 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
                 b->fast = r.fast;
                 b->fftw_frac = r.fftw_frac;
             }
+            if (r.heads_s > 0 && r.heads_s < b->heads_s)
+                b->heads_s = r.heads_s;
             b->dense = fmin(b->dense, r.dense);
         }
     }
@@ -258,8 +304,8 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
 int pr_bench_fast(int argc, char **argv)
 {
     int json = 0, quick = 0, skip_big = 0;
-    long seed = 1, max_log2 = 18, rounds = 3;
-    cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384};
+    long seed = 1, max_log2 = 18, rounds = 3, heads = 1;
+    cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384, .heads = 1};
     long dense_max = c.dense_max;
     const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
@@ -269,6 +315,8 @@ int pr_bench_fast(int argc, char **argv)
         {"max-log2n", PR_OPT_INT, &max_log2, "largest log2 n of the general-W sweep", 0, 10, 20, 0},
         {"dense-max", PR_OPT_INT, &dense_max, "largest n the dense reference runs at (beyond: n^2 extrapolation, marked *)", 0, 256, 1 << 20, 0},
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
+        {"heads", PR_OPT_INT, &heads, "general W: also time this many heads on one plan, one execute (per_head_ratio: "
+         "its time per head over one head's)", 0, 1, 64, 0},
         {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times (--quick: 1)", 0, 1,
          20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the general-W plan (measure: seconds of planning per n, "
@@ -284,13 +332,17 @@ int pr_bench_fast(int argc, char **argv)
         "jobs on the machine inflate least).\n"
         "The general-W plan is made with FFTW_MEASURE by default, as a plan reused across heads and calls\n"
         "would be (polyrope attn --fftw measure); --fftw estimate times FFTW's estimated plans instead.\n"
-        "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.",
+        "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.\n"
+        "--heads H (general W): each size also plans H heads at once and times one execute of H heads (Q, K, V\n"
+        "of H heads each); heads_s, per_head_s = heads_s / H and per_head_ratio = per_head_s / fast_s per row,\n"
+        "and per_head_ratio at the largest n <= 2^16 in the summary.",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)
         return r < 0 ? 0 : r;
     c.seed = seed;
     c.dense_max = (int)dense_max;
+    c.heads = (int)heads;
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     if (quick) {
         max_log2 = max_log2 < 14 ? max_log2 : 14;
@@ -334,14 +386,25 @@ int pr_bench_fast(int argc, char **argv)
             nf++;
         }
     fftw = nf ? fftw / nf : NAN;
+    /* --heads: the per-head ratio at the largest n <= 2^16 (issue 16's size) */
+    int ph_k = 0;
+    for (int k = 0; k < ng; k++)
+        if (gen[k].n <= 1 << 16)
+            ph_k = k;
+    int ph_n = ng ? gen[ph_k].n : 0;
+    double ph_ratio = ng && gen[ph_k].heads_s > 0 ? gen[ph_k].heads_s / c.heads / gen[ph_k].fast : NAN;
     if (json) {
         printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", \"rounds\": %ld, "
                "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan, rounds);
-        print_rows("general", gen, ng, 1);
+        print_rows("general", gen, ng, 1, c.heads);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
         pr_cli_json_num("slope_2e12_2e18", sl, 6, ", ");
         pr_cli_json_num("fftw_fraction", fftw, 6, "");
+        if (c.heads > 1) {
+            printf(", \"heads\": %d, \"per_head_ratio_n\": %d, ", c.heads, ph_n);
+            pr_cli_json_num("per_head_ratio", ph_ratio, 4, "");
+        }
         if (!skip_big)
             printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
                    "\"plan_gib\": %.3f, \"peak_rss_gib\": %.3f, \"transforms\": %ld, \"degree\": %d, \"terms\": %.0f, "
@@ -351,15 +414,21 @@ int pr_bench_fast(int argc, char **argv)
                    big.transforms, big.degree, big.terms, big.fftw_frac, big.dense, big.xhat_gib, big.pw_gib,
                    big.spec_gib);
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
-        print_rows("lowrank", lr, nl, 1);
+        print_rows("lowrank", lr, nl, 1, 1);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_l, 6, "}}\n");
     } else {
         printf("general W, d = 2, B = %g, eps = %g (execute with the plan made once, FFTW %s; * = dense "
                "extrapolated)\n", c.B, c.eps, fftw_plan);
-        printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
+        printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "terms", "transf", "GiB", "pred_fast", "pred_dense");
-        print_rows("general", gen, ng, 0);
+        if (c.heads > 1)
+            printf(" %10s %10s %9s", "heads_s", "per_head_s", "per_head");
+        printf("\n");
+        print_rows("general", gen, ng, 0, c.heads);
+        if (c.heads > 1)
+            printf("  %d heads on one plan at n = %d: %.4g s per head, %.3f of one head's execute\n", c.heads,
+                   ph_n, ph_ratio * gen[ph_k].fast, ph_ratio);
         printf("  crossover n* = %.0f   log-log slope 2^12..2^18 = %.3f   FFTW share (n >= 2^12) = %.2f\n",
                ncross_g, sl, fftw);
         if (!skip_big)
@@ -368,13 +437,13 @@ int pr_bench_fast(int argc, char **argv)
                    big.fast, big.streamed ? "yes" : "no", big.degree, big.terms, big.transforms, big.plan,
                    big.mem_gib, big_rss, big.fftw_frac, big.dense);
         if (!skip_big)
-            printf("  memory at 2^20: %.2f GiB spectra of v*X per b-marginal and column, %.2f GiB powers w^p for "
-                   "streaming the symbols, %.2f GiB kept symbol spectra (they would need %.1f GiB)\n", big.xhat_gib,
-                   big.pw_gib, big.spec_gib, big.terms * 16.0 * (big.n + 1) / 1073741824.0);
+            printf("  memory at 2^20: %.2f GiB spectra of v*X per b-marginal and column, %.2f GiB sequences w_k for "
+                   "streaming the symbols, %.2f GiB kept pair spectra (they would need %.1f GiB)\n", big.xhat_gib,
+                   big.pw_gib, big.spec_gib, big.pairs * 16.0 * (big.n + 1) / 1073741824.0);
         printf("low-rank, RoPE, d = 4, B = %g, eps = %g\n", c.B, c.eps);
         printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "feats", "transf", "GiB", "pred_fast", "pred_dense");
-        print_rows("lowrank", lr, nl, 0);
+        print_rows("lowrank", lr, nl, 0, 1);
         printf("  crossover n* = %.0f\n", ncross_l);
     }
     return 0;

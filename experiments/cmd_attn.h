@@ -33,9 +33,12 @@ typedef struct {
 /* the defaults, and the table pointing at them */
 void pr_cmd_attn_args_init(pr_cmd_attn_args_t *a);
 
-/* One problem and what an algorithm returns for it. */
+/* One problem and what an algorithm returns for it. Heads (docs/cli.md "Heads"): Q, O, dO, dQ hold
+ * `heads` query heads of n×d, K, V, dK, dV `kv_heads` (a batch b folded in: head bi·h + hi), query
+ * head q reading kv head q / (heads / kv_heads); dw is summed over the heads (W is shared). */
 typedef struct {
     int n, d, backward;
+    int heads, kv_heads, batch;
     const double *Q, *K, *V, *dO;
     const pr_posw_struct *W;
     pr_attn_opts_t opts;
@@ -59,6 +62,8 @@ typedef struct {
     char msg[700];          /* a one-line error of the algorithm's own, if any */
     double grad_bound[4];   /* fast paths with --backward: propagated bounds on dQ, dK, dV, dw */
     double max_bytes, max_ops;  /* --max-mem (bytes), --max-work: pr_budget's limits */
+    double *head_bound;     /* heads: each query head's bound (fast paths; else NAN) */
+    pr_control_backward_bound_t *head_grad;  /* heads: each query head's gradient parts' bounds */
 } pr_cmd_attn_job_t;
 
 /* ---- attn_run.c ---- */
@@ -68,8 +73,11 @@ double pr_cmd_attn_dense_ops(double n, double d, double s, int backward);
 /* runs --algo `algo` (dense, lowrank, fft or auto) after checking a fixed --degree against
  * --eps; a refusal of the algorithm's own is one line in job->msg */
 int pr_cmd_attn_run(pr_cmd_attn_job_t *job, const char *algo);
-/* the dense reference alone (err_inf's) */
+/* the dense reference alone (err_inf's), head by head, grouped-query dK, dV and dw summed */
 int pr_cmd_attn_dense(pr_cmd_attn_job_t *job);
+/* query head q of job as a one-head job (its slices, its bounds); dK, dV, dw are the whole
+ * job's: a caller with grouped-query heads or dw gives the view its own */
+void pr_cmd_attn_head(pr_cmd_attn_job_t *view, const pr_cmd_attn_job_t *job, int q);
 
 /* ---- attn_io.c ---- */
 
@@ -78,6 +86,18 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job);
 int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, const long *want);
 /* the shape of an .npy, to size the problem from the first input file */
 int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt);
+
+/* The layout of the given inputs (Q, K, V, dO files; NULL where generated) as attention heads:
+ * (n, d), (h, n, d) or (b, h, n, d), K and V of one shape with h_kv heads dividing Q's h, dO of
+ * Q's shape; generated inputs are one head, so several heads need Q, K and V from files (and dO
+ * with --backward). Else one line naming the file and what to change (exit status 2). */
+typedef struct {
+    int ndim;               /* of the files' shapes (2 when all are generated) */
+    long b, h, h_kv, n, d;
+    long qshape[4], kshape[4];  /* the outputs' shapes: O, dQ as Q; dK, dV as K */
+} pr_cmd_attn_layout_t;
+
+int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], int backward);
 
 /* --out DIR: decided before the work (DIR exists or is created, each output can be replaced) and
  * written to temporaries in DIR, renamed over the outputs' names once all are written; on any
@@ -118,6 +138,7 @@ typedef struct {
     const pr_cmd_attn_job_t *job;
     int dense;                       /* the dense path ran (asked for, or picked by auto) */
     double err_inf, grad_err_inf;    /* against the dense reference; NAN if not compared */
+    double *head_err;                /* NULL, or err_inf of each query head's O */
     pr_cmd_attn_est_t est;
     pr_cmd_attn_cert_t cert;         /* with --certify */
 } pr_cmd_attn_result_t;

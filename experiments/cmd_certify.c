@@ -97,7 +97,7 @@ static int read_all(inputs_t *in, const char *const path[A_N], int bf16)
 static int of_dtype(double x, int dtype)
 {
     static const double top[4] = {DBL_MAX, 0x1.fffffep127, 65504.0, 0x1.fep127};
-    double q = pr_certify_ulp(x, dtype);
+    double q = pr_npy_ulp((pr_npy_dtype_t)dtype, x);
     return fabs(x) <= top[dtype] && fmod(x, q) == 0.0;
 }
 
@@ -116,7 +116,7 @@ static int check_values(const inputs_t *in, int dtype)
                 return pr_cli_fail(CMD, "--%s: entry %zu is %g; inputs must be finite", arg_name[a], t, x);
             if (cand && isfinite(x) && !of_dtype(x, dtype))
                 return pr_cli_fail(CMD, "--%s: entry %zu (%.17g) is not a %s value; give --dtype of the candidate",
-                                   arg_name[a], t, x, pr_certify_dtype_name(dtype));
+                                   arg_name[a], t, x, pr_npy_dtype_name((pr_npy_dtype_t)dtype));
         }
     }
     return 0;
@@ -144,8 +144,8 @@ static void print_obj(const char *key, const pr_certify_result_t *r, const char 
 static void print_line(const char *what, int b, int h, const pr_certify_result_t *r, int dtype)
 {
     printf("batch %d head %d %-3s max|err| in [%.9g, %.9g] at (%ld, %ld), %.4g..%.4g ulps (%s): %s", b, h, what,
-           r->lower, r->upper, r->worst_row, r->worst_col, r->ulps_lower, r->ulps_upper, pr_certify_dtype_name(dtype),
-           pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
+           r->lower, r->upper, r->worst_row, r->worst_col, r->ulps_lower, r->ulps_upper,
+           pr_npy_dtype_name((pr_npy_dtype_t)dtype), pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
     if (r->witness_row >= 0)
         printf(" at (%ld, %ld)", r->witness_row, r->witness_col);
     printf(" [Arb rows %ld/%ld, %.3f s]\n", r->rows_fallback, r->rows, r->time_s);
@@ -169,7 +169,8 @@ static int report(const inputs_t *in, const pr_certify_result_t *fw, const pr_ce
     if (json)
         printf("{\"n\": %d, \"d\": %d, \"batch\": %d, \"num_heads\": %d, \"kv_heads\": %d, \"dtype\": \"%s\", \"atol\": "
                "%.17g, \"rtol\": %.17g, \"heads\": [",
-               in->n, in->d, in->batch, in->heads, in->kv_heads, pr_certify_dtype_name(op->dtype), op->atol, op->rtol);
+               in->n, in->d, in->batch, in->heads, in->kv_heads, pr_npy_dtype_name((pr_npy_dtype_t)op->dtype), op->atol,
+               op->rtol);
     for (int t = 0; t < nh; t++) {
         int b = t / in->heads, h = t % in->heads;
         v = combine(v, fw + t);
@@ -202,29 +203,23 @@ static int report(const inputs_t *in, const pr_certify_result_t *fw, const pr_ce
     return v == PR_CERT_CERTIFIED ? 0 : v == PR_CERT_REFUTED ? 1 : EXIT_UNKNOWN;
 }
 
-/* with ALiBi and a general W, pr_hiprec takes β as doubles: they must be exact */
-static int alibi_exact(double m, int n)
-{
-    for (long l = 0; l < n; l++)
-        if (fma(m, (double)l, -(m * (double)l)) != 0.0 || !isfinite(m * (double)l))
-            return 0;
-    return 1;
-}
-
-/* every head with the general W of --w (grouped-query as pr_certify_forward_heads) */
+/* every head with the general W of --w (grouped-query as pr_certify_forward_heads), W's support
+ * form built once */
 static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const pr_certify_problem_t *pb,
                            const pr_certify_opts_t *op)
 {
     size_t nd = (size_t)in->n * in->d;
     int g = in->heads / in->kv_heads;
-    for (int t = 0; t < in->batch * in->heads; t++) {
+    pr_posw_t W;
+    memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
+    int st = pr_posw_init_dense(W, in->x[A_W], in->n, in->d);
+    for (int t = 0; !st && t < in->batch * in->heads; t++) {
         size_t qo = (size_t)t * nd, ko = ((size_t)(t / in->heads) * in->kv_heads + (t % in->heads) / g) * nd;
-        int st = pr_certify_forward_w(res + t, in->x[A_O] + qo, in->x[A_Q] + qo, in->x[A_K] + ko, in->x[A_V] + ko,
-                                      in->x[A_W], in->n, in->d, pb, op);
-        if (st)
-            return st;
+        st = pr_certify_forward_posw(res + t, in->x[A_O] + qo, in->x[A_Q] + qo, in->x[A_K] + ko, in->x[A_V] + ko, W,
+                                     in->n, in->d, pb, op);
     }
-    return PR_OK;
+    pr_posw_clear(W);
+    return st;
 }
 
 /* what the inputs ask for, against the limits (before any work): sizes of --w, RoPE's even d, memory */
@@ -232,18 +227,15 @@ static int check_limits(const inputs_t *in, int general, const pr_certify_proble
                         double max_mem)
 {
     int rc = 0;
-    if (general && in->n > PR_CERTIFY_GRAD_MAX_N)
-        rc = pr_cli_fail(CMD, "n = %d: a general W (--w) is certified in Arb for n <= %d", in->n,
-                         PR_CERTIFY_GRAD_MAX_N);
-    else if (general && pb->alibi > 0.0 && !alibi_exact(pb->alibi, in->n))
-        rc = pr_cli_fail(CMD, "--alibi %.17g with --w: SLOPE*|i-j| must be a double for every offset (e.g. 2^-k)",
-                         pb->alibi);
-    else if (!general && pb->pos != PR_CERTIFY_POS_IDENTITY && in->d % 2)
+    if (!general && pb->pos != PR_CERTIFY_POS_IDENTITY && in->d % 2)
         rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in->d, pos);
     /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
      * Arb rows (K and V as 48-byte balls), the gradients' double pass (4 n x d doubles and three
-     * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512) */
+     * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512); a
+     * general W twice more in its support form (at most d x d sequences of 2n - 1) */
     double nd = (double)in->n * in->d, bytes = 8.0 * (8 * nd + 64.0 * in->n) + 2 * 48.0 * nd;
+    if (general)
+        bytes += 2 * 8.0 * (2.0 * in->n - 1) * in->d * in->d;
     if (grads)
         bytes += 8.0 * (10 * nd + 2 * (4 * nd + 96.0 * in->n)) +
                  (in->n <= PR_CERTIFY_GRAD_MAX_N ? 48.0 * (8 * nd + (double)in->n * in->n) : 0.0);
@@ -269,7 +261,7 @@ int pr_cmd_certify(int argc, char **argv)
         {"dk", PR_OPT_STRING, &path[A_DK], "candidate dK (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
         {"dv", PR_OPT_STRING, &path[A_DV], "candidate dV (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
         {"w", PR_OPT_STRING, &path[A_W], "a general W instead of --pos: .npy of shape (2n-1, d, d) indexed by l+n-1, "
-         "shared by every head (n <= 512: the head in Arb; with --alibi, slopes whose products with |i-j| are doubles)",
+         "shared by every head (forward only)",
          0, 0, 0, 0},
         {"pos", PR_OPT_CHOICE, &pos, "RoPE applied inside attention (interleaved or neox pairs), or identity when Q and K "
          "come already rotated (or without RoPE)", "rope|rope-neox|identity", 0, 0, 0},
@@ -302,7 +294,9 @@ int pr_cmd_certify(int argc, char **argv)
         "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
         "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
         "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) likewise in double,\n"
-        "the head again in Arb where undecided (n <= 512); a general W (--w) in Arb, n <= 512. With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
+        "dQ's undecided rows in Arb at any n, the head again in Arb where still undecided (n <= 512); a\n"
+        "general W (--w): the forward likewise, at any n.\n"
+        "With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
         "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
         opts, sizeof opts / sizeof opts[0]};
@@ -344,7 +338,7 @@ int pr_cmd_certify(int argc, char **argv)
     }
     op.dtype = (int)in.info[A_O].dtype; /* pr_npy_dtype_t and PR_CERTIFY_FLOAT64... agree */
     for (int t = 0; t < 4; t++)
-        if (!strcmp(dtype_s, pr_certify_dtype_name(t)))
+        if (!strcmp(dtype_s, pr_npy_dtype_name((pr_npy_dtype_t)t)))
             op.dtype = t;
     if ((rc = check_values(&in, op.dtype))) {
         inputs_clear(&in);

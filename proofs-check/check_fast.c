@@ -212,7 +212,7 @@ static int check_timing(pr_check_result_t *res, const pr_check_opts_t *opts, int
         st = pr_fast_plan(F, I.W, &po, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE);
         int planned = !st;
         if (!st) {
-            terms = F->terms->nterms;
+            terms = F->terms->nterms_fwd;
             /* the backward's inputs O and lse from the fast forward on the same P */
             st = pr_fast_execute(O, F, I.Q, I.K, I.V);
             pr_backward_lse_from_fast(lse, F);

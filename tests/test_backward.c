@@ -234,7 +234,7 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
         l1 += fabs(dO[q]);
     /* the definition's Õ errs by ≤ (n+g+d)u of its absolute scale P_abs(R)/P_min·V∞ (V∞ ≤ 1);
      * the backward's dQ by g3_tol (as in main) */
-    long terms = pos ? F->terms->nterms : (long)pr_expand_binom(d, g + 1);
+    long terms = pos ? F->terms->nterms_fwd : (long)pr_expand_binom(d, g + 1);
     double pmin = exp(-R) - epsA, pa = poly_abs(c, g, R);
     double errO = 8.0 * U * (n + g + d) * pa / pmin, numax = 0.0;
     for (int i = 0; i < n; i++) {

@@ -125,6 +125,54 @@ static void test_dtypes(pr_rng_t rng)
     refused("certify --q cd_q.npy --k cd_k.npy --v cd_v.npy --o cd_o.npy", "cd_q.npy");
 }
 
+/* --w past n = 512 with a real ALiBi bias (0.1·|i-j| is no double): a float32 candidate of a
+ * general W certified at atol 1e-6 and refuted at 1e-12; its enclosure holds the float64 dense
+ * forward's error within that reference's own estimate */
+static void test_general_w(pr_rng_t rng)
+{
+    enum { N = 600, D = 4 };
+    size_t nd = (size_t)N * D, L = 2 * (size_t)N - 1;
+    double *Q = malloc(sizeof(double) * (nd * 5 + L * D * D + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
+    double *w3 = C + nd, *beta = w3 + L * D * D;
+    pr_rng_fill(Q, 3 * (long)nd, 2.0, rng);
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, N, D, rng));
+    pr_posw_to_dense(w3, W);
+    pr_attn_opts_t ao;
+    pr_attn_opts_default(&ao, D);
+    ao.causal = 1;
+    PR_CHECK_OK(pr_bias_alibi(beta, N, 0.1));
+    ao.beta = beta;
+    PR_CHECK_OK(pr_dense_forward(O, NULL, Q, K, V, W, N, D, &ao));
+    pr_dense_err_t est;
+    PR_CHECK_OK(pr_dense_error_est(&est, Q, K, V, W, O, NULL, N, D, &ao));
+    double e = 0.0;
+    for (size_t t = 0; t < nd; t++) {
+        C[t] = (double)(float)O[t];
+        e = fmax(e, fabs(C[t] - O[t]));
+    }
+    long s2[2] = {N, D}, s3[3] = {(long)L, D, D};
+    PR_CHECK_OK(pr_npy_write("cc_wq.npy", Q, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wk.npy", K, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wv.npy", V, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wo.npy", C, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wg.npy", w3, 3, s3));
+    const char *a = "certify --q cc_wq.npy --k cc_wk.npy --v cc_wv.npy --o cc_wo.npy --w cc_wg.npy --causal --alibi 0.1";
+    char args[512];
+    snprintf(args, sizeof args, "%s --atol 1e-6 --dtype float32 --json", a);
+    int rc = pr_test_cli_run("cert_cli", args);
+    double lo = json_nth("lower", 0), up = json_nth("upper", 0);
+    PR_CHECK(rc == 0 && lo <= e + 2 * est.o && e <= up + 2 * est.o && up <= lo * (1 + 1e-6) &&
+             json_nth("rows", 0) == N, "--w at n = %d: exit %d, [%.17g, %.17g] vs the float64 reference's %.17g "
+             "(its error ~%.3g)\n%s%s", N, rc, lo, up, e, est.o, pr_test_cli_out, pr_test_cli_err);
+    snprintf(args, sizeof args, "%s --atol 1e-12", a);
+    rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 1 && strstr(pr_test_cli_out, "refuted"), "--w at atol 1e-12: exit %d\n%s%s", rc, pr_test_cli_out,
+             pr_test_cli_err);
+    pr_posw_clear(W);
+    free(Q);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -242,12 +290,14 @@ int main(void)
     pr_test_cli_run("cert_cli", args);
     double ilo = json_nth("lower", 0), iup = json_nth("upper", 0);
     rc = pr_test_cli_run("cert_cli", "certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --json");
-    PR_CHECK(rc == 1 && json_nth("lower", 0) <= iup && ilo <= json_nth("upper", 0) &&
-             json_nth("fallback_rows", 0) == N, "--w identity: exit %d, [%.17g, %.17g] vs --pos identity's [%.17g, %.17g]",
-             rc, json_nth("lower", 0), json_nth("upper", 0), ilo, iup);
+    PR_CHECK(rc == 1 && json_nth("lower", 0) <= iup && ilo <= json_nth("upper", 0),
+             "--w identity: exit %d, [%.17g, %.17g] vs --pos identity's [%.17g, %.17g]", rc, json_nth("lower", 0),
+             json_nth("upper", 0), ilo, iup);
     refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --pos rope", "--pos");
     refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_wbad.npy", "(2n-1, d, d)");
-    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --alibi 0.1", "--alibi");
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --do cc_o.npy --dq cc_o.npy",
+            "gradients");
+    test_general_w(rng);
     /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
     rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --json");
     double ce = pr_test_cli_json("certified_err_inf"), ei = pr_test_cli_json("err_inf"), bd = pr_test_cli_json("bound");
@@ -263,7 +313,15 @@ int main(void)
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && isfinite(cg) &&
              cg >= eg - rg && cg <= eg + rg, "attn --n 1024 --certify --backward: exit %d, certified grad "
              "%.17g, grad_err_inf %.17g, ref est %.3g\n%s%s", rc, cg, eg, rg, pr_test_cli_out, pr_test_cli_err);
-    refused("attn --n 1024 --d 8 --certify --pos general", "general W");
+    /* and a general W's forward (docs/certify.md L13, L14); its gradients stay within n <= 512 */
+    rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 4 --B 1 --pos general --algo fft --eps 1e-4 --certify --json");
+    ce = pr_test_cli_json("certified_err_inf");
+    ei = pr_test_cli_json("err_inf");
+    bd = pr_test_cli_json("bound");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce >= ei * (1 - 1e-6) &&
+             ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --pos general --certify: exit %d, certified %.17g, err_inf "
+             "%.17g, bound %g\n%s%s", rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
+    refused("attn --n 1024 --d 8 --certify --backward --pos general", "--backward");
     /* bench certify --json: ratio, tightness and fallback fraction, here at a small size */
     rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
     double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");
@@ -274,6 +332,10 @@ int main(void)
     PR_CHECK(rc == 0 && ratio > 0 && tight >= 1.0 && tight <= 1 + 1e-6 && fb >= 0 && fb <= 1 &&
              strstr(pr_test_cli_out, "\"growth\": [{"), "bench certify: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);
+    /* its general-W line (docs/certify.md L13): the object after the top level's numbers */
+    double wtight = json_nth("hi_over_lo", 1), wratio = json_nth("ratio", 1);
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"general_w\": {\"pos\": \"general\", \"n\": 512,") && wratio > 0 &&
+             wtight >= 1.0 && wtight <= 1 + 1e-6, "bench certify: general W's ratio %g, hi/lo %.17g", wratio, wtight);
     refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }

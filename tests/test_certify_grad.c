@@ -73,6 +73,18 @@ static int hiprec_grad(double *lo, double *hi, const double *G, const double *Q,
     return st;
 }
 
+/* Q, K, V (entries in [-B, B]), dO (in [-1, 1]) and the dense backward G = dQ | dK | dV, one
+ * allocation (free Q) */
+static double *grad_inputs(const cfg_t *c, pr_rng_t rng)
+{
+    size_t nd = (size_t)c->n * c->d;
+    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+    fill(Q, 3 * nd, c->B, rng);
+    fill(dO, nd, 1.0, rng);
+    PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+    return Q;
+}
+
 /* small heads: gradient t rounded to float32 (the others double), so that it holds the largest
  * error; the double pass alone (budget 0) and the default (Arb where undecided) meet pr_hiprec */
 static void test_vs_hiprec(pr_rng_t rng)
@@ -83,10 +95,7 @@ static void test_vs_hiprec(pr_rng_t rng)
     for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
         const cfg_t *c = cfgs + k;
         size_t nd = (size_t)c->n * c->d;
-        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-        fill(Q, 3 * nd, c->B, rng);
-        fill(dO, nd, 1.0, rng);
-        PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+        double *Q = grad_inputs(c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
         for (int t = 0; t < 3; t++) {
             double *Gt = malloc(sizeof(double) * 3 * nd);
             memcpy(Gt, G, sizeof(double) * 3 * nd);
@@ -110,6 +119,98 @@ static void test_vs_hiprec(pr_rng_t rng)
                          r[t].rows_fallback, hl, hh);
             }
             free(Gt);
+        }
+        free(Q);
+    }
+}
+
+/* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D): the candidates are
+ * the true gradients rounded to double (pr_hiprec at 256 bits; no RoPE, σ = 1/4 exact for d = 16,
+ * ALiBi 1/4), so their errors are below an ulp while the pass's own values err by far more (large
+ * scores and dO): a bound below that error would prove a lower bound above the truth. */
+static void test_sharp(pr_rng_t rng)
+{
+    cfg_t c = {40, 16, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 6.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = malloc(sizeof(double) * (nd * 7 + 2 * (size_t)c.n)), *K = Q + nd, *V = K + nd, *dO = V + nd,
+           *G = dO + nd, *beta = G + 3 * nd;
+    fill(Q, 3 * nd, c.B, rng);
+    fill(dO, nd, 4.0, rng);
+    pr_posw_t W;
+    pr_attn_opts_t ao;
+    PR_CHECK_OK(problem_of(W, &ao, beta, &c, 0));
+    PR_CHECK(ao.sigma == 0.25 && beta[0] == -(c.n - 1) * 0.25, "σ and β exact");
+    arb_ptr T = _arb_vec_init(3 * (slong)nd);
+    PR_CHECK_OK(pr_hiprec_backward(T, T + nd, T + 2 * nd, NULL, Q, K, V, W, dO, c.n, c.d, &ao, 256));
+    for (size_t t = 0; t < 3 * nd; t++)
+        G[t] = arf_get_d(arb_midref(T + t), ARF_RND_NEAR);
+    _arb_vec_clear(T, 3 * (slong)nd);
+    pr_posw_clear(W);
+    double hl, hh;
+    PR_CHECK_OK(hiprec_grad(&hl, &hh, G, Q, K, V, dO, &c));
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    op.max_fallback_s = 0.0;
+    pr_certify_result_t r[3];
+    PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    for (int t = 0; t < 3; t++)
+        PR_CHECK(r[t].lower <= hh && hl <= fmax(r[0].upper, fmax(r[1].upper, r[2].upper)) && r[t].bound_max > 10 * hh &&
+                 isfinite(r[t].upper), "%s: double pass [%.17g, %.17g] (E %g) vs the truth's largest error in "
+                 "[%.17g, %.17g]", gname[t], r[t].lower, r[t].upper, r[t].bound_max, hl, hh);
+    free(Q);
+}
+
+/* dQ's rows in Arb (L7, one row at a time) where the double pass leaves them open: at n = 40 with
+ * dQ alone (so no whole-group fallback) against pr_hiprec, and past n = 512, where they are the only
+ * fallback; a row the double pass cannot bound at all (Δ > 1/2) is decided too */
+static void test_dq_rows(pr_rng_t rng)
+{
+    const cfg_t cfgs[] = {{40, 8, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 2.0},
+                          {600, 8, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0}};
+    for (int k = 0; k < 2; k++) {
+        const cfg_t *c = cfgs + k;
+        size_t nd = (size_t)c->n * c->d;
+        double *Q = grad_inputs(c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+        to_f32(G, G, nd); /* dQ in float32, dK and dV exact to double's rounding */
+        pr_certify_problem_t pb;
+        pr_certify_opts_t op;
+        prob_of(&pb, c);
+        pr_certify_opts_default(&op);
+        op.max_fallback_s = 0.0;
+        pr_certify_result_t r0[3], r[3];
+        PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        op.atol = r0[0].lower + 0.3 * (r0[0].upper - r0[0].lower);
+        PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        op.max_fallback_s = 60.0;
+        PR_CHECK_OK(pr_certify_backward(r, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+        PR_CHECK(r0[0].verdict == PR_CERT_UNKNOWN && r[0].verdict != PR_CERT_UNKNOWN && r[0].rows_fallback >= 1 &&
+                 r[0].rows_fallback < c->n && r[0].lower <= r0[0].upper && r0[0].lower <= r[0].upper,
+                 "n %d: atol %.17g: double pass [%.17g, %.17g] verdict %d; with dQ rows in Arb [%.17g, %.17g] verdict "
+                 "%d (%ld rows)", c->n, op.atol, r0[0].lower, r0[0].upper, r0[0].verdict, r[0].lower, r[0].upper,
+                 r[0].verdict, r[0].rows_fallback);
+        if (c->n <= 40) {
+            double hl, hh;
+            PR_CHECK_OK(hiprec_grad(&hl, &hh, G, Q, K, V, dO, c));
+            PR_CHECK(r[0].lower <= hh && hl <= r[0].upper && (r[0].verdict == 0 ? hl <= op.atol : hh > op.atol),
+                     "n %d: dQ rows in Arb [%.17g, %.17g] verdict %d at atol %.17g vs pr_hiprec [%.17g, %.17g]",
+                     c->n, r[0].lower, r[0].upper, r[0].verdict, op.atol, hl, hh);
+        } else {
+            /* row 5 past the double pass (Δ > 1/2): open there, decided in Arb */
+            for (int e = 0; e < c->d; e++)
+                Q[5 * c->d + e] *= 1e17;
+            PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, c, 0));
+            to_f32(G, G, nd);
+            op.atol = 1e-3;
+            op.max_fallback_s = 0.0;
+            PR_CHECK_OK(pr_certify_backward(r0, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+            op.max_fallback_s = 60.0;
+            PR_CHECK_OK(pr_certify_backward(r, G, NULL, NULL, Q, K, V, dO, c->n, c->d, &pb, &op));
+            PR_CHECK(r0[0].verdict == PR_CERT_UNKNOWN && r0[0].upper == INFINITY && r[0].verdict == 0 &&
+                     r[0].rows_fallback >= 1 && isfinite(r[0].upper), "n %d, huge row 5: double pass verdict %d upper "
+                     "%g; with Arb rows verdict %d, [%.17g, %.17g] (%ld rows)", c->n, r0[0].verdict, r0[0].upper,
+                     r[0].verdict, r[0].lower, r[0].upper, r[0].rows_fallback);
         }
         free(Q);
     }
@@ -285,7 +386,9 @@ int main(void)
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_certify_grad", 1516));
     test_vs_hiprec(rng);
+    test_sharp(rng);
     test_fallback(rng);
+    test_dq_rows(rng);
     test_vs_float64(rng);
     test_kernels(rng);
     test_gqa(rng);

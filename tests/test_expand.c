@@ -103,7 +103,10 @@ static void check_terms(const pr_expand_t E, const pr_expand_t F, const int *a, 
     PR_CHECK(E->bytes == pr_expand_bytes(s, E->da, E->db, g, top - g), "%s: bytes %g vs %g", what, E->bytes,
              pr_expand_bytes(s, E->da, E->db, g, top - g));
     long pairs = 0;
-    for (long m = 0; m < E->am->count; m++)
+    for (long m = 0; m < E->am->count; m++) {
+        PR_CHECK(E->gpair[m] == pairs, "%s: group %ld's first pair %ld vs %ld", what, m, E->gpair[m], pairs);
+        PR_CHECK(m != E->am->count_fwd || E->npairs_fwd == pairs, "%s: forward pairs %ld vs %ld", what,
+                 E->npairs_fwd, pairs);
         for (long t = E->gstart[m]; t < E->gstart[m + 1]; t++) {
             const unsigned char *e = E->e + (size_t)t * s;
             unsigned char am[SMAX] = {0}, bm[SMAX] = {0};
@@ -122,13 +125,21 @@ static void check_terms(const pr_expand_t E, const pr_expand_t F, const int *a, 
             PR_CHECK(!memcmp(am, E->am->cnt + (size_t)m * E->da, E->da), "%s: term %ld a-marginal", what, t);
             PR_CHECK(!memcmp(bm, E->bm->cnt + (size_t)E->bmi[t] * E->db, E->db), "%s: term %ld b-marginal", what, t);
             PR_CHECK(t == E->gstart[m] || E->bmi[t] >= E->bmi[t - 1], "%s: term %ld not sorted by ν", what, t);
-            pairs += t == E->gstart[m] || E->bmi[t] != E->bmi[t - 1];
+            if (t == E->gstart[m] || E->bmi[t] != E->bmi[t - 1]) {
+                PR_CHECK(E->pstart[pairs] == t, "%s: pair %ld starts at %ld, not %ld", what, pairs, E->pstart[pairs], t);
+                pairs++;
+            }
             PR_CHECK(E->mult[t] == (double)multinomial_int(e, s), "%s: term %ld multinomial %g", what, t, E->mult[t]);
             if (t < F->nterms)
                 PR_CHECK(!memcmp(e, F->e + (size_t)t * s, s) && F->bmi[t] == E->bmi[t] && F->mult[t] == E->mult[t],
                          "%s: term %ld differs from the forward's", what, t);
         }
-    PR_CHECK(pairs == E->npairs, "%s: pairs %ld vs %ld", what, pairs, E->npairs);
+    }
+    PR_CHECK(pairs == E->npairs && E->pstart[pairs] == E->nterms && E->gpair[E->am->count] == pairs
+             && (E->top > g || E->npairs_fwd == pairs), "%s: pairs %ld vs %ld", what, pairs, E->npairs);
+    for (long p = 0; p < F->npairs_fwd; p++)
+        PR_CHECK(F->pstart[p] == E->pstart[p], "%s: forward pair %ld differs", what, p);
+    PR_CHECK(F->npairs_fwd == E->npairs_fwd, "%s: forward pairs %ld vs %ld", what, F->npairs_fwd, E->npairs_fwd);
     long cnt = 0;
     for (long c = 0; c < nodo; c++)
         cnt += seen[c];

@@ -126,7 +126,7 @@ static void test_c2(pr_rng_t rng)
         double tol = info.floor + 4.0 * (n + g + 2 * W->s) * DBL_EPSILON * info.vnorm;
         PR_CHECK(err <= tol, "C2 %s n=%d d=%d g=%d B=%g causal=%d alibi=%d flags=%u: err %g > tol %g",
                  kind_names[kind], n, d, g, B, causal, alibi, flags, err, tol);
-        PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count + F->terms->bm->count),
+        PR_CHECK(F->transforms == (d + 1) * (F->terms->am->count_fwd + F->terms->bm->count_fwd),
                  "transforms %ld: one forward per b-marginal and column, one inverse per a-marginal and column",
                  F->transforms);
         /* streamed spectra: the same terms, the same sums, the same bits (a measured plan is
@@ -141,12 +141,14 @@ static void test_c2(pr_rng_t rng)
         /* the estimate is the allocating code's dry run: equal to what the plans counted as they
          * allocated, and at least their spectra (kept: nterms, x̂: b-marginals × (d+1)) */
         size_t sl8 = 8 * pr_toeplitz_spec_len(F->tp);
-        PR_CHECK(F->bytes == pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, F->streamed)
-                 && Fs->bytes == pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, Fs->streamed)
-                 && F->bytes >= sl8 * (F->streamed ? 0 : F->terms->nterms) + sl8 * F->terms->bm->count * (d + 1),
+        const pr_expand_struct *T = F->terms;
+        size_t bk = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, 1, F->streamed),
+               bs = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, 1, Fs->streamed);
+        PR_CHECK(F->bytes == bk && Fs->bytes == bs
+                 && F->bytes >= sl8 * (F->streamed ? 0 : T->npairs_fwd) + sl8 * T->bm->count_fwd * (d + 1)
+                 && F->bytes <= pr_fast_plan_bytes(n, d, W->s, g, T->da, T->db, F->streamed),
                  "%s n=%d d=%d g=%d: plan bytes %zu / %zu, dry run %zu / %zu", kind_names[kind], n, d, g, F->bytes,
-                 Fs->bytes, pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, F->streamed),
-                 pr_fast_plan_bytes(n, d, W->s, g, F->terms->da, F->terms->db, Fs->streamed));
+                 Fs->bytes, bk, bs);
         pr_fast_destroy(Fs);
         pr_fast_destroy(F);
         pr_expoly_clear(p);

@@ -1,6 +1,6 @@
 /* pr_flat_attention (the Python module's entry): every head equals pr_dense_forward on that head
  * (query head hi on kv head hi / group), the fast paths equal their pr_control drivers with the
- * same bound, and every bad argument is refused with its status, a one-line reason naming it and
+ * same bound, and with many heads each head a one-head plan's under the P chosen for all, and every bad argument is refused with its status, a one-line reason naming it and
  * O all zeros. Seed: $PR_TEST_SEED. */
 #include <math.h>
 #include <string.h>
@@ -85,6 +85,79 @@ static void per_head(pr_rng_t rng)
     free(w3);
 }
 
+/* the fast paths with batch 2, 4 query heads over 2 kv heads: P chosen once for the worst head
+ * (pr_control_choose_heads over the 8 heads), each head bit for bit a one-head plan's under it,
+ * each head's bound within eps and holding against pr_dense_forward plus its estimated rounding */
+static void fast_heads(pr_rng_t rng)
+{
+    const long b = 2, h = 4, hk = 2, n = 13, d = 2;
+    size_t head = (size_t)(n * d);
+    double *Q = uniform(rng, b * h * head), *K = uniform(rng, b * hk * head), *V = uniform(rng, b * hk * head);
+    double *O = malloc(sizeof(double) * b * h * head), *R = malloc(sizeof(double) * head), bound[8];
+    for (size_t i = 0; i < 3 * head; i++)
+        Q[i] *= 2.0;   /* the first heads larger: the worst head sets P */
+    for (int lr = 0; lr < 2; lr++) {
+        char msg[256];
+        int st = pr_flat_attention(O, bound, msg, sizeof msg, Q, K, V, NULL, b, h, hk, n, d, PR_POS_ROPE, 100.0, 0.5,
+                                   lr, 0.0, lr ? PR_FLAT_LOWRANK : PR_FLAT_FFT, 1e-7);
+        PR_CHECK(st == PR_OK, "lowrank %d: %s", lr, msg);
+        pr_posw_t W;
+        PR_CHECK_OK(pr_posw_init_rope(W, (int)n, (int)d, 100.0, PR_ROPE_INTERLEAVED));
+        pr_attn_opts_t opts;
+        pr_attn_opts_default(&opts, (int)d);
+        opts.sigma = 0.5;
+        opts.causal = lr;
+        pr_control_opts_t o;
+        pr_control_opts_default(&o);
+        o.eps = 1e-7;
+        o.widen = 1;
+        pr_control_heads_t hd = {(int)(b * h), (int)(b * hk), NULL, NULL};
+        pr_control_info_t info;
+        pr_expoly_t P;
+        pr_expoly_init(P);
+        PR_CHECK_OK(pr_control_choose_heads(P, &info, Q, K, V, W, (int)n, (int)d, &opts, &o, lr, &hd));
+        pr_attn_opts_t po = opts;
+        po.poly = P->c;
+        po.poly_degree = P->degree;
+        pr_fast_plan_t F;
+        PR_CHECK_OK(pr_fast_plan(F, W, &po, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        for (long bh = 0; bh < b * h; bh++) {
+            long kv = (bh / h) * hk + (bh % h) / (h / hk);
+            if (lr)
+                PR_CHECK_OK(pr_lowrank_execute(R, Q + bh * head, K + kv * head, V + kv * head, W, (int)n, (int)d, &po,
+                                               (size_t)1 << 30, 1000000));
+            else
+                PR_CHECK_OK(pr_fast_execute(R, F, Q + bh * head, K + kv * head, V + kv * head));
+            PR_CHECK(!memcmp(R, O + bh * head, sizeof(double) * head) && bound[bh] <= 1e-7,
+                     "lowrank %d, head %ld differs from a one-head plan under the heads' P, or bound %g > eps", lr, bh,
+                     bound[bh]);
+            pr_dense_err_t de;
+            PR_CHECK_OK(pr_dense_forward(R, NULL, Q + bh * head, K + kv * head, V + kv * head, W, (int)n, (int)d,
+                                         &opts));
+            PR_CHECK_OK(pr_dense_error_est(&de, Q + bh * head, K + kv * head, V + kv * head, W, R, NULL, (int)n,
+                                           (int)d, &opts));
+            double err = pr_vec_max_abs_diff(R, O + bh * head, head);
+            PR_CHECK(err <= bound[bh] + de.o, "lowrank %d, head %ld: err %g past its bound %g + %g", lr, bh, err,
+                     bound[bh], de.o);
+        }
+        pr_fast_destroy(F);
+        pr_expoly_clear(P);
+        pr_posw_clear(W);
+        /* a head's data refused: named (bi, hi), O all zeros */
+        Q[5 * head + 3] = NAN;
+        st = pr_flat_attention(O, bound, msg, sizeof msg, Q, K, V, NULL, b, h, hk, n, d, PR_POS_ROPE, 100.0, 0.5, lr,
+                               0.0, lr ? PR_FLAT_LOWRANK : PR_FLAT_FFT, 1e-7);
+        PR_CHECK(st == PR_ENONFINITE && strstr(msg, "head (1, 1)") && pr_vec_max_abs(O, b * h * head) == 0.0,
+                 "lowrank %d: NaN in head (1, 1): status %d, \"%s\"", lr, st, msg);
+        Q[5 * head + 3] = 0.25;
+    }
+    free(Q);
+    free(K);
+    free(V);
+    free(O);
+    free(R);
+}
+
 /* each bad argument: its status and a one-line reason with the given words; O untouched when the
  * arguments are refused, all zeros when the work failed (late: no partial result either way) */
 static void refusals(pr_rng_t rng)
@@ -147,6 +220,7 @@ int main(void)
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_flat", 20261128));
     per_head(rng);
+    fast_heads(rng);
     refusals(rng);
     return pr_test_finish("test_flat");
 }

@@ -214,8 +214,9 @@ def attention(q, k, v, *, pos="rope", w=None, causal=False, alibi=0.0, scale="in
     'rope-neox' (rotate-half) or 'identity' (q, k as given, e.g. already rotated); or w, a
     (2n-1, d, d) array of position matrices indexed by l+n-1 (attn --w). scale 'inv-d',
     'inv-sqrt-d' or a number; causal; alibi a slope (-slope*|i-j|). algo 'exact' (the dense
-    reference), 'fft' or 'lowrank' (target eps on max|Õ - O|). Returns an array of q's shape, and
-    with return_bound=True also the fast path's a-priori bound per head (NaN for exact; a double
+    reference), 'fft' or 'lowrank' (target eps on max|Õ - O| for every head: the polynomial is
+    chosen once, for the worst head, and all heads run on one plan). Returns an array of q's shape,
+    and with return_bound=True also the fast path's a-priori bound per head (NaN for exact; a double
     estimate, not a certificate: use certify()). bf16=True reads 16-bit integer arrays as the
     bits of bfloat16 numbers (float arrays are read as they are).
     """

@@ -1,0 +1,276 @@
+/* The general-W fast backward with many heads on one plan (issue 16): h heads in one execute
+ * give each Q head's dQ bit for bit as a one-head execute on its slices (same plan, same thread
+ * count), and with h_kv = h also dK, dV, κ; grouped-query kv heads get the sums of their Q
+ * heads' dK, dV, κ, and dw (W is shared) the sum over all heads, within the rounding bound of
+ * G3 (tests/test_backward.c's g3_tol, once per summand); a plan borrowing the forward's
+ * expansion and pair spectra agrees with one on its own expansion and with the dense backward
+ * on the same P within that bound (claim G3); the plan's bytes are its dry run; bad head counts
+ * are refused. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <omp.h>
+#include "polyrope.h"
+#include "proofs-check/checks.h"
+#include "pr_test.h"
+
+#define U DBL_EPSILON
+
+static const char *posname[] = {"rope", "general", "identity"};
+
+static int make_w(pr_posw_t W, int pos, int n, int d, pr_rng_t rng)
+{
+    if (pos == 0)
+        return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED);
+    if (pos == 1)
+        return pr_posw_init_general(W, n, d, rng);
+    return pr_posw_init_identity(W, n, d);
+}
+
+/* G3's rounding tolerance (tests/test_backward.c, g3_tol): FFT products, frequency-domain sums of
+ * `terms` products and the definition's n-term sums, 8u each of the entry's absolute scale */
+static double g3_tol(double scale, int n, long terms)
+{
+    return 8.0 * U * (log2(2.0 * n + 2) + terms + n) * scale;
+}
+
+/* Σ|c_k| R^k */
+static double poly_abs(const double *c, int g, double R)
+{
+    double s = 0.0, x = 1.0;
+    for (int k = 0; k <= g; k++, x *= R)
+        s += fabs(c[k]) * x;
+    return s;
+}
+
+typedef struct {
+    int n, d, h, hkv, g;
+    size_t nd, L;
+    double *Q, *K, *V, *dO, *O, *lse;     /* h or hkv heads */
+    double *dQ, *dK, *dV, *dw, *kap, *kw; /* the heads execute */
+    double *sQ, *sK, *sV, *sw, *skap, *skw; /* one-head executes: per head, kv sums, dw sum */
+    double *tol[4];                        /* dQ's per Q head; dK's, dV's (and κ's: the same scale) per
+                                              kv head, and dw's and κ^w's: twice the sum of the
+                                              summands' g3_tol */
+} inst_t;
+
+static void inst_alloc(inst_t *I)
+{
+    size_t nd = I->nd, h = (size_t)I->h, k = (size_t)I->hkv, n = (size_t)I->n;
+    double **bufs[] = {&I->Q, &I->dO, &I->O, &I->dQ, &I->sQ};
+    for (int b = 0; b < 5; b++)
+        *bufs[b] = calloc(h * nd, sizeof(double));
+    double **kb[] = {&I->K, &I->V, &I->dK, &I->dV, &I->sK, &I->sV};
+    for (int b = 0; b < 6; b++)
+        *kb[b] = calloc(k * nd, sizeof(double));
+    I->lse = calloc(h * n, sizeof(double));
+    I->kap = calloc(k * n, sizeof(double));
+    I->skap = calloc(k * n, sizeof(double));
+    I->dw = calloc(4 * (size_t)I->d * I->d * I->L, sizeof(double));
+    I->sw = calloc(4 * (size_t)I->d * I->d * I->L, sizeof(double));
+    I->kw = calloc(I->L, sizeof(double));
+    I->skw = calloc(I->L, sizeof(double));
+    for (int t = 0; t < 4; t++)
+        I->tol[t] = calloc(t == 3 ? 2 : (t == 0 ? h : k), sizeof(double));
+}
+
+static void inst_free(inst_t *I)
+{
+    double *b[] = {I->Q, I->K, I->V, I->dO, I->O, I->lse, I->dQ, I->dK, I->dV, I->dw, I->kap, I->kw,
+                   I->sQ, I->sK, I->sV, I->sw, I->skap, I->skw, I->tol[0], I->tol[1], I->tol[2], I->tol[3]};
+    for (size_t k = 0; k < sizeof b / sizeof b[0]; k++)
+        free(b[k]);
+}
+
+static int same_bits(const double *a, const double *b, size_t m)
+{
+    return !memcmp(a, b, sizeof(double) * m);
+}
+
+/* max |a - b| - tol, entrywise: > 0 means out of tolerance */
+static double excess(const double *a, const double *b, size_t m, double tol)
+{
+    return pr_vec_max_abs_diff(a, b, m) - tol;
+}
+
+static void test_heads(pr_rng_t rng)
+{
+    int nthr0 = omp_get_max_threads();
+    for (int trial = 0; trial < 36; trial++) {
+        inst_t I = {0};
+        int pos = trial % 3, causal = (trial / 3) % 2, borrow = (trial / 6) % 2;
+        I.d = pos == 1 ? 2 : 2 * (1 + (int)pr_rng_below(rng, 2));
+        I.n = 1 + (int)pr_rng_below(rng, 24);
+        I.g = 1 + (int)pr_rng_below(rng, I.d == 2 ? 4 : 2);
+        I.hkv = 1 + (int)pr_rng_below(rng, 3);
+        I.h = I.hkv * (1 + (int)pr_rng_below(rng, 3));
+        int planned = I.h + (int)pr_rng_below(rng, 2), nthr = 1 + trial % 3, n = I.n, d = I.d;
+        I.nd = (size_t)n * d;
+        I.L = 2 * (size_t)n - 1;
+        char what[240];
+        snprintf(what, sizeof what, "trial %d: %s n=%d d=%d g=%d causal=%d h=%d h_kv=%d planned=%d "
+                 "threads=%d borrow=%d", trial, posname[pos], n, d, I.g, causal, I.h, I.hkv, planned, nthr, borrow);
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, pos, n, d, rng));
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = causal;
+        double c[8] = {1.0};
+        for (int k = 1; k <= I.g; k++)
+            c[k] = c[k - 1] / k;
+        o.poly = c;
+        o.poly_degree = I.g;
+        inst_alloc(&I);
+        size_t nd = I.nd, L = I.L, sL = (size_t)W->s * L;
+        pr_rng_fill(I.Q, (long)(I.h * nd), 1.0, rng);
+        pr_rng_fill(I.K, (long)(I.hkv * nd), 1.0, rng);
+        pr_rng_fill(I.V, (long)(I.hkv * nd), 1.0, rng);
+        pr_rng_fill(I.dO, (long)(I.h * nd), 1.0, rng);
+        /* O and lse of the same P per head (the dense forward on P) */
+        int grp = I.h / I.hkv;
+        for (int hq = 0; hq < I.h; hq++)
+            PR_CHECK_OK(pr_dense_forward(I.O + hq * nd, I.lse + (size_t)hq * n, I.Q + hq * nd,
+                                         I.K + (hq / grp) * nd, I.V + (hq / grp) * nd, W, n, d, &o));
+        omp_set_num_threads(nthr);
+        pr_fast_plan_t F;
+        memset(F, 0, sizeof F);
+        if (borrow)
+            PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        pr_backward_plan *p = NULL;
+        PR_CHECK_OK(pr_backward_plan_heads(&p, borrow ? F : NULL, W, &o, planned, 1, 0));
+        omp_set_num_threads(nthr0);
+        if (!p) {
+            inst_free(&I);
+            pr_posw_clear(W);
+            continue;
+        }
+        /* the plan holds what its dry run counts (on a forward plan: the expansion is F's) */
+        if (borrow) {
+            double bytes, ops;
+            omp_set_num_threads(nthr);
+            pr_backward_needs_heads(&bytes, &ops, W, n, d, I.g, planned, 0);
+            omp_set_num_threads(nthr0);
+            pr_backward_info_t info;
+            pr_backward_info(&info, p);
+            PR_CHECK(info.bytes == bytes, "%s: pr_backward_needs_heads %.0f bytes, the plan holds %.0f", what,
+                     bytes, info.bytes);
+        }
+        PR_CHECK_OK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, I.dw, I.kap, I.Q, I.K, I.V, I.O, I.lse,
+                                              I.dO, I.h, I.hkv));
+        memcpy(I.kw, pr_backward_kappa_w(p), sizeof(double) * L);
+        /* one-head executes on the slices of the same plan */
+        double *g1 = malloc(sizeof(double) * (3 * nd + sL + 2 * (size_t)n + L));
+        double *q1 = g1, *k1 = g1 + nd, *v1 = g1 + 2 * nd, *w1 = g1 + 3 * nd, *kp1 = w1 + sL;
+        double scale[4];
+        for (int hq = 0; hq < I.h; hq++) {
+            int kv = hq / grp;
+            const double *Qh = I.Q + hq * nd, *Kh = I.K + kv * nd, *Vh = I.V + kv * nd;
+            PR_CHECK_OK(pr_backward_execute_heads(p, q1, k1, v1, w1, kp1, Qh, Kh, Vh, I.O + hq * nd,
+                                                  I.lse + (size_t)hq * n, I.dO + hq * nd, 1, 1));
+            PR_CHECK(same_bits(q1, I.dQ + hq * nd, nd), "%s: head %d's dQ is not the one-head execute's", what, hq);
+            if (grp == 1)
+                PR_CHECK(same_bits(k1, I.dK + kv * nd, nd) && same_bits(v1, I.dV + kv * nd, nd) &&
+                         same_bits(kp1, I.kap + (size_t)kv * n, n),
+                         "%s: head %d's dK, dV, kappa are not the one-head execute's", what, hq);
+            memcpy(I.sQ + hq * nd, q1, sizeof(double) * nd);
+            for (size_t k = 0; k < nd; k++) {
+                I.sK[kv * nd + k] += k1[k];
+                I.sV[kv * nd + k] += v1[k];
+            }
+            for (int j = 0; j < n; j++)
+                I.skap[(size_t)kv * n + j] += kp1[j];
+            for (size_t k = 0; k < sL; k++)
+                I.sw[k] += w1[k];
+            for (size_t k = 0; k < L; k++)
+                I.skw[k] += pr_backward_kappa_w(p)[k];
+            /* each summand's G3 bound, for the sums' (each side errs by at most the sum of them) */
+            double R = o.sigma * pr_vec_max_abs(Qh, nd) * pr_vec_max_abs(Kh, nd) * pr_posw_max_rowsum(W);
+            pr_check_g3_scales(scale, poly_abs(c, I.g, R), o.sigma, Qh, Kh, Vh, I.dO + hq * nd,
+                               I.lse + (size_t)hq * n, W, n, d);
+            pr_backward_info_t info;
+            pr_backward_info(&info, p);
+            I.tol[0][hq] = g3_tol(scale[0], n, info.terms);
+            I.tol[1][kv] += 2 * g3_tol(scale[1], n, info.terms);
+            I.tol[2][kv] += 2 * g3_tol(scale[2], n, info.terms);
+            I.tol[3][0] += 2 * g3_tol(scale[3], n, info.terms);
+            I.tol[3][1] += 2 * g3_tol(scale[2], n, info.terms);
+        }
+        for (int kv = 0; kv < I.hkv; kv++) {
+            PR_CHECK(excess(I.dK + kv * nd, I.sK + kv * nd, nd, I.tol[1][kv]) <= 0 &&
+                     excess(I.dV + kv * nd, I.sV + kv * nd, nd, I.tol[2][kv]) <= 0,
+                     "%s: kv head %d's dK, dV are not the sums of its Q heads' (tol %.3g, %.3g)", what, kv,
+                     I.tol[1][kv], I.tol[2][kv]);
+            /* κ_j = Σ_i ‖dO_i‖₁ P̃_ij has dV's scale (n P_abs(R) ν / D_min) */
+            PR_CHECK(excess(I.kap + (size_t)kv * n, I.skap + (size_t)kv * n, n, I.tol[2][kv]) <= 0,
+                     "%s: kv head %d's kappa is not the sum of its Q heads'", what, kv);
+        }
+        PR_CHECK(excess(I.dw, I.sw, sL, I.tol[3][0]) <= 0, "%s: dw is not the sum over heads (err %.3g tol %.3g)",
+                 what, pr_vec_max_abs_diff(I.dw, I.sw, sL), I.tol[3][0]);
+        PR_CHECK(excess(I.kw, I.skw, L, I.tol[3][1]) <= 0, "%s: kappa_w is not the sum over heads",
+                 what);
+        /* against the dense backward on the same P, head by head (G3): dQ per head */
+        o.poly = c;
+        for (int hq = 0; hq < I.h; hq++) {
+            int kv = hq / grp;
+            PR_CHECK_OK(pr_dense_backward(q1, k1, v1, w1, I.Q + hq * nd, I.K + kv * nd, I.V + kv * nd, W,
+                                          I.O + hq * nd, I.lse + (size_t)hq * n, I.dO + hq * nd, n, d, &o));
+            double err = pr_vec_max_abs_diff(q1, I.dQ + hq * nd, nd);
+            PR_CHECK(err <= I.tol[0][hq], "%s: head %d's dQ against the dense backward: err %.3g tol %.3g", what,
+                     hq, err, I.tol[0][hq]);
+        }
+        /* the other source of the pairs' spectra: a plan on its own expansion (time-domain pair
+         * sums) against the one borrowing F (F's plan-time pair spectra), or the reverse */
+        if (borrow) {
+            pr_backward_plan *p2 = NULL;
+            PR_CHECK_OK(pr_backward_plan_heads(&p2, NULL, W, &o, I.h, 1, 0));
+            double *dQ2 = malloc(sizeof(double) * I.h * nd), *dK2 = malloc(sizeof(double) * I.hkv * nd);
+            double *dV2 = malloc(sizeof(double) * I.hkv * nd), *dw2 = malloc(sizeof(double) * sL);
+            PR_CHECK_OK(pr_backward_execute_heads(p2, dQ2, dK2, dV2, dw2, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
+                                                  I.h, I.hkv));
+            for (int hq = 0; hq < I.h; hq++)
+                PR_CHECK(excess(dQ2 + hq * nd, I.dQ + hq * nd, nd, 2 * I.tol[0][hq]) <= 0,
+                         "%s: head %d's dQ, own expansion against F's", what, hq);
+            for (int kv = 0; kv < I.hkv; kv++)
+                PR_CHECK(excess(dK2 + kv * nd, I.dK + kv * nd, nd, I.tol[1][kv]) <= 0 &&
+                         excess(dV2 + kv * nd, I.dV + kv * nd, nd, I.tol[2][kv]) <= 0,
+                         "%s: kv head %d's dK, dV, own expansion against F's", what, kv);
+            PR_CHECK(excess(dw2, I.dw, sL, I.tol[3][0]) <= 0, "%s: dw, own expansion against F's", what);
+            pr_backward_info_t i1, i2;
+            pr_backward_info(&i1, p);
+            pr_backward_info(&i2, p2);
+            PR_CHECK(i2.reused_spectra == 0 && (F->streamed || i1.reused_spectra > 0) && i1.terms == i2.terms &&
+                     i1.ab_pairs == i2.ab_pairs, "%s: reused pairs %ld (own plan %ld), terms %ld/%ld", what,
+                     i1.reused_spectra, i2.reused_spectra, i1.terms, i2.terms);
+            free(dQ2); free(dK2); free(dV2); free(dw2);
+            pr_backward_destroy(p2);
+        }
+        /* refusals: more heads than planned, h_kv not dividing h, no heads */
+        PR_CHECK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
+                                           planned + 1, 1) == PR_EINVAL, "%s: h > planned accepted", what);
+        if (I.h >= 2)
+            PR_CHECK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
+                                               I.h, I.h + 1) == PR_EINVAL, "%s: h_kv > h accepted", what);
+        if (I.h == 3 || I.h == 4)
+            PR_CHECK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
+                                               I.h, I.h == 3 ? 2 : 3) == PR_EINVAL,
+                     "%s: h_kv not dividing h accepted", what);
+        PR_CHECK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
+                                           0, 1) == PR_EINVAL, "%s: h = 0 accepted", what);
+        pr_backward_plan *p0 = NULL;
+        PR_CHECK(pr_backward_plan_heads(&p0, NULL, W, &o, 0, 1, 0) == PR_EINVAL && !p0, "%s: 0 heads planned", what);
+        free(g1);
+        pr_backward_destroy(p);
+        if (borrow)
+            pr_fast_destroy(F);
+        inst_free(&I);
+        pr_posw_clear(W);
+    }
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_backward_heads", 20261128));
+    test_heads(rng);
+    return pr_test_finish("test_backward_heads");
+}

@@ -1,0 +1,148 @@
+/* The general-W forward with many heads on one plan (issue 16): h heads in one execute are h
+ * one-head executes on the slices bit for bit (same thread count), grouped-query heads read K, V
+ * head i / (h / h_kv), kept pair spectra = streamed ones bit for bit, the plan's bytes are its dry
+ * run, the pair tables and accessors agree, and bad head counts are refused. */
+#include <math.h>
+#include <string.h>
+#include <omp.h>
+#include "polyrope.h"
+#include "pr_test.h"
+
+static int make_w(pr_posw_t W, int kind, int n, int d, pr_rng_t rng)
+{
+    switch (kind) {
+    case 0: return pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED);
+    case 1: return pr_posw_init_general(W, n, d, rng);
+    default: {
+        /* s random entries (a, b), repeats allowed in a and in b (uneven groups), in [-1, 1] */
+        int s = 1 + (int)pr_rng_below(rng, (uint64_t)d + 2), st = pr_posw_init(W, n, d, s);
+        for (int k = 0; k < s && !st; k++) {
+            W->a[k] = (int)pr_rng_below(rng, (uint64_t)d);
+            W->b[k] = (int)pr_rng_below(rng, (uint64_t)d);
+            pr_rng_fill(pr_posw_seq(W, k), 2L * n - 1, 1.0, rng);
+        }
+        return st;
+    }
+    }
+}
+
+static const char *kind_names[] = {"rope", "general", "custom"};
+
+/* a Taylor polynomial of exp of degree g, its coefficients positive (P > 0: the row sums are) */
+static void taylor(double *c, int g)
+{
+    c[0] = 1.0;
+    for (int k = 1; k <= g; k++)
+        c[k] = c[k - 1] / k;
+}
+
+static void test_heads(pr_rng_t rng)
+{
+    for (int trial = 0; trial < 48; trial++) {
+        int kind = trial % 3, causal = (trial / 3) % 2, d = 1 + (int)pr_rng_below(rng, 4);
+        if (kind < 2)   /* RoPE and general W take an even d */
+            d = 2 * (1 + (int)pr_rng_below(rng, 2));
+        int n = 1 + (int)pr_rng_below(rng, 40), g = 1 + (int)pr_rng_below(rng, d >= 3 ? 3 : 6);
+        int h_kv = 1 + (int)pr_rng_below(rng, 3), h = h_kv * (1 + (int)pr_rng_below(rng, 3));
+        int planned = h + (int)pr_rng_below(rng, 2), nthr = 1 + (int)pr_rng_below(rng, 3);
+        char what[200];
+        snprintf(what, sizeof what, "trial %d: %s n=%d d=%d g=%d causal=%d h=%d h_kv=%d planned=%d threads=%d",
+                 trial, kind_names[kind], n, d, g, causal, h, h_kv, planned, nthr);
+        pr_posw_t W;
+        PR_CHECK_OK(make_w(W, kind, n, d, rng));
+        pr_attn_opts_t o;
+        pr_attn_opts_default(&o, d);
+        o.causal = causal;
+        double c[8];
+        taylor(c, g);
+        o.poly = c;
+        o.poly_degree = g;
+        size_t nd = (size_t)n * d;
+        double *Q = malloc(sizeof(double) * nd * h), *K = malloc(sizeof(double) * nd * h_kv),
+               *V = malloc(sizeof(double) * nd * h_kv), *O = malloc(sizeof(double) * nd * h),
+               *Os = malloc(sizeof(double) * nd * h), *O1 = malloc(sizeof(double) * nd),
+               *D = malloc(sizeof(double) * n * h), *D1 = malloc(sizeof(double) * n);
+        pr_rng_fill(Q, (long)(nd * h), 0.8, rng);
+        pr_rng_fill(K, (long)(nd * h_kv), 0.8, rng);
+        pr_rng_fill(V, (long)(nd * h_kv), 1.0, rng);
+        int keep = omp_get_max_threads();
+        omp_set_num_threads(nthr);
+        pr_fast_plan_t F, Fs, F1;
+        PR_CHECK_OK(pr_fast_plan_heads(F, W, &o, planned, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        const pr_expand_struct *T = F->terms;
+        size_t stream = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, 1);
+        PR_CHECK_OK(pr_fast_plan_heads(Fs, W, &o, planned, stream, 1000000, PR_FAST_ESTIMATE));
+        PR_CHECK_OK(pr_fast_plan(F1, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        /* the dry runs count the scratch of omp_get_max_threads() threads, as the plans did */
+        size_t kept = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, 0),
+               bound = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, -1, planned, 0);
+        omp_set_num_threads(keep);
+        PR_CHECK(!F->streamed && Fs->streamed && F->heads == planned, "%s: streamed %d %d", what, F->streamed,
+                 Fs->streamed);
+        /* the dry run is the allocation, heads included */
+        PR_CHECK(F->bytes == kept && Fs->bytes == stream && F->bytes <= bound, "%s: bytes %zu, %zu vs dry runs %zu, "
+                 "%zu (bound %zu)", what, F->bytes, Fs->bytes, kept, stream, bound);
+        PR_CHECK(T->nterms_fwd == (long)pr_expand_binom(W->s, g) && T->nterms == (long)pr_expand_binom(W->s, g + 1),
+                 "%s: the plan's expansion is built to degree g+1: %ld %ld", what, T->nterms_fwd, T->nterms);
+        PR_CHECK_OK(pr_fast_execute_heads(O, F, h, h_kv, Q, K, V));
+        PR_CHECK(F->exec_heads == h, "%s: exec_heads %d", what, F->exec_heads);
+        pr_fast_rowsums(D, F);
+        PR_CHECK_OK(pr_fast_execute_heads(Os, Fs, h, h_kv, Q, K, V));
+        PR_CHECK(!memcmp(O, Os, sizeof(double) * nd * h), "%s: kept != streamed", what);
+        /* head i alone on its slices, K and V from head i / (h / h_kv): the same bits */
+        for (int i = 0; i < h; i++) {
+            int kv = i / (h / h_kv);
+            PR_CHECK_OK(pr_fast_execute(O1, F1, Q + i * nd, K + kv * nd, V + kv * nd));
+            pr_fast_rowsums(D1, F1);
+            PR_CHECK(!memcmp(O1, O + i * nd, sizeof(double) * nd) && !memcmp(D1, D + (size_t)i * n, sizeof(double) * n),
+                     "%s: head %d (kv head %d) differs from its one-head execute", what, i, kv);
+        }
+        /* pair tables and accessors: a term alone in its pair has the pair's spectrum */
+        long single = 0;
+        for (long p = 0; p < T->npairs_fwd; p++) {
+            long t0 = T->pstart[p];
+            int alone = T->pstart[p + 1] - t0 == 1;
+            single += alone;
+            PR_CHECK(pr_fast_plan_pair_spectrum(F, p) != NULL && pr_fast_plan_pair_spectrum(Fs, p) == NULL &&
+                     (pr_fast_plan_spectrum(F, t0) == (alone ? pr_fast_plan_pair_spectrum(F, p) : NULL)),
+                     "%s: pair %ld accessors", what, p);
+        }
+        PR_CHECK(single >= 1 && pr_fast_plan_pair_spectrum(F, T->npairs_fwd) == NULL &&
+                 pr_fast_plan_pair_spectrum(F, -1) == NULL && pr_fast_plan_spectrum(F, T->nterms_fwd) == NULL,
+                 "%s: accessors out of range (%ld singletons)", what, single);
+        /* refusals: more heads than planned, kv heads that do not divide the heads */
+        PR_CHECK(pr_fast_execute_heads(O, F, planned + 1, 1, Q, K, V) == PR_EINVAL &&
+                 pr_fast_execute_heads(O, F, 0, 1, Q, K, V) == PR_EINVAL &&
+                 pr_fast_execute_heads(O, F, h, 0, Q, K, V) == PR_EINVAL &&
+                 (h < 2 || pr_fast_execute_heads(O, F, h, h + 1, Q, K, V) == PR_EINVAL) &&
+                 (h != 3 || pr_fast_execute_heads(O, F, 3, 2, Q, K, V) == PR_EINVAL) &&
+                 pr_fast_execute_heads(O, F1, 2, 1, Q, K, V) == PR_EINVAL, "%s: bad head counts accepted", what);
+        Q[nd * h - 1] = NAN;
+        PR_CHECK(pr_fast_execute_heads(O, F, h, h_kv, Q, K, V) == PR_ENONFINITE, "%s: NaN in the last head", what);
+        pr_fast_destroy(F);
+        pr_fast_destroy(Fs);
+        pr_fast_destroy(F1);
+        pr_posw_clear(W);
+        free(Q); free(K); free(V); free(O); free(Os); free(O1); free(D); free(D1);
+    }
+    /* a plan for no head */
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, 8, 2, rng));
+    pr_attn_opts_t o;
+    pr_attn_opts_default(&o, 2);
+    double c[4];
+    taylor(c, 3);
+    o.poly = c;
+    o.poly_degree = 3;
+    pr_fast_plan_t F;
+    PR_CHECK(pr_fast_plan_heads(F, W, &o, 0, (size_t)1 << 30, 1000000, 0) == PR_EINVAL, "0 heads planned");
+    pr_posw_clear(W);
+}
+
+int main(void)
+{
+    pr_rng_t rng;
+    pr_rng_init(rng, pr_test_seed("test_fast_heads", 20261128));
+    test_heads(rng);
+    return pr_test_finish("test_fast_heads");
+}
