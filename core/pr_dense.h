@@ -35,7 +35,7 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw,
                       int n, int d, const pr_attn_opts_t *opts);
 
 /* A-priori error estimates of the dense reference from its data (derivation at
- * pr_dense_error_est in pr_dense.c): first-order γ_k-style bounds on the largest entry error of
+ * pr_dense_error_est in pr_dense_err.c): first-order γ_k-style bounds on the largest entry error of
  * each output of pr_dense_forward/pr_dense_backward against the real-number problem (RoPE angles
  * θ_k = base^{-2k/d}, σ = 1/d or 1/√d and β as exact reals from their double inputs), assuming
  * libm's exp, pow, cos and sin within one ulp. A double estimate: it chooses and warns, never
