@@ -7,6 +7,7 @@
  * pr_dense_error_est hold unchanged (γ_d and γ_n terms). */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "pr_dense_impl.h"
 
@@ -19,8 +20,13 @@
 #define PR_DENSE_AVX512 0
 #endif
 
+/* $POLYROPE_DENSE_KERNEL=generic forces the OpenBLAS tiles and the portable exp on any CPU, so
+ * that the paths a machine without AVX-512 runs are tested here too (tests/meson.build). */
 int pr_dense_avx512_(void)
 {
+    const char *force = getenv("POLYROPE_DENSE_KERNEL");
+    if (force && !strcmp(force, "generic"))
+        return 0;
 #if PR_DENSE_AVX512
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") != 0;
