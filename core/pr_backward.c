@@ -39,9 +39,10 @@
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
  *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra per head (Ŷ shared, each
  *     thread its own dK/dV sums, added in thread order before the inverse transforms). Batches
- *     of up to TBATCH pairs of one μ run block by block (frequencies for the products and
- *     correlations, every head inside; offsets for the symbols and dw), so the accumulators stay
- *     in cache and each pair spectrum is read once per block. Within a size, α_f = (m c_m/c_{m-1})
+ *     of up to TBATCH pairs (whole groups, up to MUBATCH of them) run block by block (frequencies
+ *     for the products and correlations, every head inside; offsets for the symbols and dw), so
+ *     the accumulators stay in cache, each pair spectrum is read once per block, and the Ŷ and
+ *     dK/dV sums of a ν once per batch. Within a size, α_f = (m c_m/c_{m-1})
  *     α̂_f, so dV's transposed sums for the columns dO_c/D̃ are dK's, scaled: they cost no product
  *     of their own.
  * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
@@ -78,49 +79,6 @@
 
 /* ---- the plan's shape and buffers -------------------------------------------------------------- */
 
-/* Terms in the largest a-marginal group, capped at cap. With c_r support entries in row r, group
- * μ holds Π_r C(c_r+μ_r-1, μ_r) terms; each factor grows with μ_r (so |μ| = G is largest) and is
- * log-concave in it, so handing the G units one by one to the row of largest ratio
- * (c_r+μ_r)/(μ_r+1) reaches the maximum. -1 without memory. */
-static long largest_group(const int *a, int s, int G, long cap)
-{
-    int *c = calloc((size_t)s, sizeof(int)), *mu = calloc((size_t)s, sizeof(int));
-    if (!c || !mu) {
-        free(c);
-        free(mu);
-        return -1;
-    }
-    /* c[k] = entries of row a_k, kept at the row's first entry only */
-    for (int k = 0; k < s; k++) {
-        int j = 0;
-        while (a[j] != a[k])
-            j++;
-        c[j]++;
-    }
-    double prod = 1.0;
-    for (int u = 0; u < G && prod < cap; u++) {
-        int best = -1;
-        for (int k = 0; k < s; k++)
-            if (c[k] && (best < 0 || (double)(c[k] + mu[k]) * (mu[best] + 1) >
-                                     (double)(c[best] + mu[best]) * (mu[k] + 1)))
-                best = k;
-        prod = prod * (c[best] + mu[best]) / (mu[best] + 1);
-        mu[best]++;
-    }
-    free(c);
-    free(mu);
-    return prod < cap ? (long)(prod + 0.5) : cap;
-}
-
-/* pairs per batch: at most TBATCH, and no more than a group can hold: its terms (group) and the
- * b-marginals of the largest size (maxnu) */
-static int batch_of(long group, long maxnu)
-{
-    long b = group < TBATCH ? group : TBATCH;
-    b = b < maxnu ? b : maxnu;
-    return b < 1 ? 1 : (int)b;
-}
-
 /* The sizes that fix every buffer: W's support, the degree g, the transform length, the thread
  * count and want_dw. The plan and its dry run (pr_backward_needs) both take them from here.
  * PR_EBUDGET past what a long and exact double counts hold, PR_ENOMEM. */
@@ -149,10 +107,8 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
         return PR_EBUDGET;
     p->maxnu = (long)nutop;
     p->nthreads = nt < mutop ? nt : (int)mutop;
-    long group = largest_group(W->a, s, G, TBATCH);
-    if (group < 0)
-        return PR_ENOMEM;
-    p->tbatch = batch_of(group, p->maxnu);
+    /* pairs per batch: TBATCH, or what MUBATCH groups can hold (each at most maxnu pairs) */
+    p->tbatch = (long)MUBATCH * p->maxnu < TBATCH ? (int)(MUBATCH * p->maxnu) : TBATCH;
     return PR_OK;
 }
 
@@ -182,8 +138,8 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
     th->tmp = pr_mem_zalloc(M, n, sizeof(double));
     th->That = spectra(M, p, tb);
-    th->Xhat = spectra(M, p, h * (d + 2));
-    th->accQ = spectra(M, p, h * (d + 1));
+    th->Xhat = spectra(M, p, MUBATCH * h * (d + 2));
+    th->accQ = spectra(M, p, MUBATCH * h * (d + 1));
     th->corr = spectra(M, p, 2 * tb);
     th->accK = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
     th->accV = spectra(M, p, h * (d + 1) * (size_t)p->maxnu);
@@ -376,13 +332,6 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
         p->has_E = 1;
         p->E = p->own_E;
     }
-    /* the largest group as counted; plan_shape's formula, which the dry run used, agrees
-     * (test_backward checks pr_backward_needs against the bytes held) */
-    long big = 1;
-    for (long u = 0; u < p->E->am->count; u++)
-        if (p->E->gstart[u + 1] - p->E->gstart[u] > big)
-            big = p->E->gstart[u + 1] - p->E->gstart[u];
-    p->tbatch = batch_of(big, p->maxnu);
     pr_mem_init(M, 0);
     st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;

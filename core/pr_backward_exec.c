@@ -79,14 +79,15 @@ static inline double *xcol(const pr_backward_plan *p, int hq, int c)
     return p->xc + ((size_t)hq * (p->d + 2) + c) * p->n;
 }
 
-static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int hq, int c)
+/* X̂ and dQ's sums of the slot-th a-marginal of a batch and Q head hq */
+static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
 {
-    return th->Xhat + ((size_t)hq * (p->d + 2) + c) * p->sl;
+    return th->Xhat + (((size_t)slot * p->heads + hq) * (p->d + 2) + c) * p->sl;
 }
 
-static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int hq, int c)
+static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
 {
-    return th->accQ + ((size_t)hq * (p->d + 1) + c) * p->sl;
+    return th->accQ + (((size_t)slot * p->heads + hq) * (p->d + 1) + c) * p->sl;
 }
 
 /* offset of (kv, ν-th of its size, column 0) in Ŷ's size class and in accK, accV */
@@ -195,13 +196,14 @@ static inline void scaled_copy(double *restrict sr, double *restrict si, double 
 __attribute__((target_clones("avx2", "default")))
 static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, int nb,
                       const double *const *T, const long *toff, const long *tstride, const double *ah,
-                      const double *al, int vshare, const long *nul, double *const *Z, double *const *Zn)
+                      const double *al, int vshare, const long *nul, const int *slot, double *const *Z,
+                      double *const *Zn)
 {
     int d = p->d;
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
     const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
-    enum { BLK = 256 };
+    enum { BLK = 512 };
     double sr[BLK], si[BLK], vr[BLK], vi[BLK], zr[BLK], zi[BLK], nr[BLK], ni[BLK];
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long mq = nq - q0 < BLK ? nq - q0 : BLK;
@@ -217,8 +219,8 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             for (int hq = 0; hq < x->h; hq++) {
                 size_t yo = nu_off(p, hq / x->grp, nul[i]) + 2 * (size_t)q0;
                 for (int c = 0; c <= d; c++) {
-                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, hq, c) + 2 * q0;
-                    double *aq = accq(p, th, hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
+                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
+                    double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
                     if (wq)
                         for (long q = 0; q < mq; q++) {
                             double a = sr[q], b = si[q];
@@ -234,7 +236,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                         }
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
-                    const double *xv = xhat(p, th, hq, c < d ? c : d + 1) + 2 * q0;
+                    const double *xv = xhat(p, th, slot[i], hq, c < d ? c : d + 1) + 2 * q0;
                     double *av = th->accV + yo + (size_t)c * sl;
                     for (long q = 0; q < mq; q++) {
                         double a = vr[q], b = vi[q];
@@ -243,7 +245,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     }
                 }
                 if (wn) {
-                    const double *xk = xhat(p, th, hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    const double *xk = xhat(p, th, slot[i], hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
                     for (long q = 0; q < mq; q++) {
                         nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
                         ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
@@ -268,11 +270,12 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             return st;        \
     } while (0)
 
-/* The pairs [q, q+nb) of a-marginal group μ (size m): the sums of the symbols of the pairs F does
- * not serve and their transforms, the products and correlations (mac_batch), then dw and κ^w
- * from the correlations (a second pass over the terms' symbols). */
+/* The pairs [q, q+nb) of the a-marginal groups from u0 on (size m; group u0 + k in slot k): the
+ * sums of the symbols of the pairs F does not serve and their transforms, the products and
+ * correlations (mac_batch), then dw and κ^w from the correlations (a second pass over the terms'
+ * symbols). */
 static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long q, int nb, int m,
-                    int vshare, double *dw)
+                    int vshare, double *dw, long u0)
 {
     int n = p->n, st;
     size_t sl = p->sl, L = 2 * (size_t)n - 1, tb = (size_t)p->tbatch;
@@ -282,11 +285,15 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
     int sym[TBATCH] = {0}, none[TBATCH] = {0};
     const double *T[TBATCH] = {0}, *Cs[TBATCH] = {0}, *Ns[TBATCH] = {0};
     double *Z[TBATCH] = {0}, *Zn[TBATCH] = {0};
-    long toff[TBATCH] = {0}, tstride[TBATCH] = {0}, nul[TBATCH] = {0};
+    long toff[TBATCH] = {0}, tstride[TBATCH] = {0}, nul[TBATCH] = {0}, u = u0;
+    int slot[TBATCH] = {0};
     double ah[TBATCH] = {0}, al[TBATCH] = {0};
     double cm = m <= p->g ? p->poly[m] : 0.0, cm1 = m >= 1 ? p->poly[m - 1] : 0.0;
     for (int i = 0; i < nb; i++) {
         nul[i] = E->bmi[E->pstart[q + i]] - E->bm->size_start[m];
+        while (E->gpair[u + 1] <= q + i)
+            u++;
+        slot[i] = (int)(u - u0);
         Z[i] = wantC ? th->corr + (size_t)i * sl : NULL;
         Zn[i] = kwm ? th->corr + (tb + (size_t)i) * sl : NULL;
         T[i] = bw_forward_pair(p, q + i, m);
@@ -314,7 +321,7 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
                 T[i] = Ti;
             }
     }
-    mac_batch(p, th, x, m, nb, T, toff, tstride, ah, al, vshare, nul, Z, Zn);
+    mac_batch(p, th, x, m, nb, T, toff, tstride, ah, al, vshare, nul, slot, Z, Zn);
     if (!wantC && !kwm)
         return PR_OK;
     for (int i = 0; i < nb; i++) {
@@ -333,37 +340,38 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
     return PR_OK;
 }
 
-/* Everything of a-marginal μ (size m): X̂ = FFT(x_c u_μ) per Q head, the pairs' products into
- * th->accQ and the thread's accK/accV, dw and κ^w, then dQ's part of μ. */
-static int do_mu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long mu, int m, int vshare,
-                 double *dQ, double *dw)
+/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(x_c u_μ) per Q head,
+ * their pairs' products into th->accQ and the thread's accK/accV, dw and κ^w, then dQ's parts. */
+static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, int m,
+                  int vshare, double *dQ, double *dw)
 {
     int n = p->n, d = p->d, G = p->G, st;
     const pr_expand_struct *E = p->E;
-    const unsigned char *muv = E->am->cnt + (size_t)mu * p->da;
-    for (int hq = 0; hq < x->h; hq++) {
-        marg_product(th->tmp, qpw(p, hq), muv, -1, p->da, G, n);
-        for (int c = 0; c < d + 1 + x->want_kappa; c++)
-            TRY(fwd(p, th, xhat(p, th, hq, c), xcol(p, hq, c), th->tmp));
-        for (int c = 0; c <= d; c++)
-            pr_toeplitz_spec_zero(accq(p, th, hq, c), p->tp);
+    for (long mu = u; mu < ue; mu++)
+        for (int hq = 0; hq < x->h; hq++) {
+            int k = (int)(mu - u);
+            marg_product(th->tmp, qpw(p, hq), E->am->cnt + (size_t)mu * p->da, -1, p->da, G, n);
+            for (int c = 0; c < d + 1 + x->want_kappa; c++)
+                TRY(fwd(p, th, xhat(p, th, k, hq, c), xcol(p, hq, c), th->tmp));
+            for (int c = 0; c <= d; c++)
+                pr_toeplitz_spec_zero(accq(p, th, k, hq, c), p->tp);
+        }
+    for (long q = E->gpair[u], nb; q < E->gpair[ue]; q += nb) {
+        nb = E->gpair[ue] - q < p->tbatch ? E->gpair[ue] - q : p->tbatch;
+        TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw, u));
     }
-    for (long q = E->gpair[mu], nb; q < E->gpair[mu + 1]; q += nb) {
-        nb = E->gpair[mu + 1] - q < p->tbatch ? E->gpair[mu + 1] - q : p->tbatch;
-        TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw));
-    }
-    if (m >= 1)
+    for (long mu = u; mu < ue && m >= 1; mu++)
         for (int hq = 0; hq < x->h; hq++) {
             /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
             memset(th->ycol, 0, sizeof(double) * n);
             for (int c = 0; c <= d; c++) {
-                TRY(inv(p, th, accq(p, th, hq, c)));
+                TRY(inv(p, th, accq(p, th, (int)(mu - u), hq, c)));
                 const double *xc = xcol(p, hq, c);
                 for (int i = 0; i < n; i++)
                     th->ycol[i] += xc[i] * th->zbuf[i];
             }
-            add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), muv, th->tmp, E->aval, p->da, d,
-                          G, n);
+            add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
+                          th->tmp, E->aval, p->da, d, G, n);
         }
     return PR_OK;
 }
@@ -560,12 +568,21 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
              * by vscale instead of accumulating its own */
             int vshare = m >= 1 && m <= p->g && p->poly[m - 1] != 0.0;
             double vscale = vshare ? m * p->poly[m] / p->poly[m - 1] : 0.0;
-            size_t nacc = nu_off(p, h_kv - 1, nnu) / sl;
-            memset(th->accK, 0, sizeof(double) * nacc * sl);
-            if (m <= p->g && (!vshare || x.want_kappa))
-                memset(th->accV, 0, sizeof(double) * nacc * sl);
-            for (long mu = mu_chunk(p, m, id, nth); mu < mu_chunk(p, m, id + 1, nth) && !th->st; mu++)
-                th->st = do_mu(p, th, &x, mu, m, vshare, tQ, tdw);
+            /* the sums of this size's ν, per kv head (the slots past nnu stay unused) */
+            size_t nacc = (size_t)nnu * (d + 1) * sl;
+            for (int kv = 0; kv < h_kv; kv++) {
+                memset(th->accK + nu_off(p, kv, 0), 0, sizeof(double) * nacc);
+                if (m <= p->g && (!vshare || x.want_kappa))
+                    memset(th->accV + nu_off(p, kv, 0), 0, sizeof(double) * nacc);
+            }
+            /* whole groups by batches: at most MUBATCH, and TBATCH pairs unless one group alone */
+            const long *gp = p->E->gpair;
+            for (long u = mu_chunk(p, m, id, nth), u1 = mu_chunk(p, m, id + 1, nth), ue; u < u1 && !th->st; u = ue) {
+                long np = gp[u + 1] - gp[u];
+                for (ue = u + 1; ue < u1 && ue - u < MUBATCH && np + gp[ue + 1] - gp[ue] <= p->tbatch; ue++)
+                    np += gp[ue + 1] - gp[ue];
+                th->st = do_mus(p, th, &x, u, ue, m, vshare, tQ, tdw);
+            }
 #pragma omp barrier
             /* ν by contiguous shares, the same for every kv head and head count: each ν adds into
              * the same thread's part whatever h (heads are bit for bit one-head executes) */

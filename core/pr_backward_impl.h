@@ -12,9 +12,11 @@
 #include "pr_expand.h"
 
 enum { SYM_BLK = 256 };     /* offsets per block of the symbol loops */
-enum { TBATCH = 32 };        /* at most this many (μ, ν) pairs of one a-marginal group are blocked
-                                together (symbols, products); a plan's batch is min(TBATCH, its
-                                largest group's term count) */
+enum { TBATCH = 32 };        /* at most this many (μ, ν) pairs are blocked together (symbols,
+                                products): those of up to MUBATCH whole a-marginal groups, so that
+                                the b-marginals' spectra stream once per batch, not per group (a
+                                larger group is split into batches of TBATCH pairs) */
+enum { MUBATCH = 4 };
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). Per-head
@@ -27,8 +29,8 @@ typedef struct {
     double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That;                /* tbatch spectra: the pairs' own transforms */
-    double *Xhat;                /* heads × (d+2): x_c u_μ per Q head */
-    double *accQ;                /* heads × (d+1): dQ's frequency-domain sums of one μ */
+    double *Xhat;                /* MUBATCH × heads × (d+2): x_c u_μ per a-marginal of a batch and Q head */
+    double *accQ;                /* MUBATCH × heads × (d+1): dQ's frequency-domain sums, alike */
     double *corr;                /* 2 × tbatch spectra: the pairs' correlations (dw's, then κ^w's) */
     double *accK, *accV;         /* heads × maxnu × (d+1): dK's, dV's sums per kv head and ν */
     double *dQ, *dK, *dV, *kappa, *dw, *kappa_w;      /* this thread's part (thread 0: kappa_w only) */
@@ -50,7 +52,7 @@ struct pr_backward_plan_s {
                                     mult(f) σ^|f|, of which both are multiples within a size */
     double *poly;                /* c_0..c_g */
     long reused;                 /* pairs whose spectrum is F's */
-    int tbatch;                  /* pairs per batch: min(TBATCH, the largest a-marginal group, maxnu) */
+    int tbatch;                  /* pairs per batch: min(TBATCH, MUBATCH·maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
     int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
     double bytes;                /* what the plan holds (pr_mem: the dry run counts the same) */

@@ -200,7 +200,7 @@ int pr_bench_backward(int argc, char **argv)
     const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
         {"nmin", PR_OPT_INT, &nmin, "smallest n (powers of 2 from here)", 0, 2, 1L << 22, 0},
-        {"nmax", PR_OPT_INT, &nmax, "largest n (--quick: at most 2^15)", 0, 2, 1L << 22, 0},
+        {"nmax", PR_OPT_INT, &nmax, "largest n (--quick: 2^15 unless given)", 0, 2, 1L << 22, 0},
         {"slope-min", PR_OPT_INT, &slope_min, "fit the log-log slope over [slope-min, nmax]", 0, 2, 1L << 22, 0},
         {"d", PR_OPT_INT, &d, "head dimension (even)", 0, 2, 16, 0},
         {"B", PR_OPT_DOUBLE, &c.B, "entries of Q, K, V uniform in [-B, B]", 0, 1e-3, 10, 0},
