@@ -103,7 +103,7 @@ static int setup(inst_t *I, pr_expoly_t p, pr_control_opts_t *fo, const row_t *r
 
 /* --heads H: H heads (Q, K, V of H heads each: the instance's head, then H-1 more drawn from the
  * same generator) on one plan of the same polynomial, one execute timed (none, heads_s 0, when
- * that plan would stream) */
+ * that plan would stream or not fit the budget at all) */
 static int run_heads(row_t *r, const inst_t *I, const pr_attn_opts_t *po, const cfg_t *c, int d, size_t budget)
 {
     int h = c->heads, n = r->n;
@@ -128,7 +128,7 @@ static int run_heads(row_t *r, const inst_t *I, const pr_attn_opts_t *po, const 
         pr_fast_destroy(F);
     }
     free(buf);
-    return st;
+    return st == PR_EBUDGET ? PR_OK : st;   /* nor where even a streamed one does not fit */
 }
 
 /* execute time (plan made once), plan time, FFTW share; lowrank: execute time */
