@@ -264,45 +264,86 @@ static void pass_block(pass_t *ps, int i0, int mi, double *S, double *tmp, doubl
         row_bounds(ps, i0 + r, rx + r, acc + (size_t)r * d, sum[r], p->causal ? i0 + r + 1 : n, tmp);
 }
 
-/* the double pass over all rows (OpenMP over row blocks, OpenBLAS serial inside) */
-static int pass_run(pass_t *ps)
+int pr_certify_run_blocks(const pr_certify_blocks_t *B, int nb, int nthreads)
 {
-    const cert_prob_t *p = ps->p;
-    int n = p->n, d = p->d, nb = (n + BI - 1) / BI, shared = PR_OK;
+    int shared = PR_OK;
     int saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    double bmax = 0.0;
-#pragma omp parallel reduction(max : bmax)
+#pragma omp parallel num_threads(nthreads > 0 ? nthreads : omp_get_max_threads())
     {
-        size_t nt = 2 * BI * (size_t)d + BI; /* and at least pr_certify_w_scores' 128 */
-        double *S = malloc(sizeof(double) * (size_t)BI * n), *tmp = malloc(sizeof(double) * (nt > 128 ? nt : 128));
-        rowx_t *rx = malloc(sizeof(rowx_t) * BI);
-        int mine = S && tmp && rx ? PR_OK : PR_ENOMEM;
-        pass_t me = *ps;
-        me.bound_max = 0.0;
-        fenv_t env; /* each thread its own: round to nearest, no flush-to-zero (docs/certify.md) */
-        fegetenv(&env);
-        fesetenv(FE_DFL_ENV);
+        void *scratch = NULL;
+        int mine = B->init(B->ctx, &scratch);
+        pr_certify_fenv_t env; /* each thread its own */
+        int envst = pr_certify_fenv_enter(&env);
+        mine = mine ? mine : envst;
 #pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < nb; b++) {
-            if (mine)
-                continue;
-            int i0 = b * BI, mi = n - i0 < BI ? n - i0 : BI;
-            pass_block(&me, i0, mi, S, tmp, tmp + BI * (size_t)d, tmp + 2 * BI * (size_t)d, rx);
-        }
-        bmax = me.bound_max;
+        for (int b = 0; b < nb; b++)
+            if (!mine)
+                B->block(B->ctx, scratch, b);
+        mine = pr_certify_fenv_leave(mine, &env);
+        B->done(B->ctx, scratch);
         if (mine) {
-#pragma omp critical(pr_certify_status)
+#pragma omp critical(pr_certify_blocks_status)
             shared = mine;
         }
-        free(S);
-        free(tmp);
-        free(rx);
-        fesetenv(&env);
     }
     openblas_set_num_threads(saved);
-    ps->bound_max = bmax;
     return shared;
+}
+
+/* the double pass over all rows: one thread's copy of the pass (its own bound_max) and buffers */
+typedef struct {
+    pass_t me;
+    double *S, *tmp;
+    rowx_t *rx;
+} pass_thread_t;
+
+static int pass_thread_init(void *ctx, void **scratch)
+{
+    const pass_t *ps = ctx;
+    int n = ps->p->n, d = ps->p->d;
+    size_t nt = 2 * BI * (size_t)d + BI; /* and at least pr_certify_w_scores' 128 */
+    pass_thread_t *th = calloc(1, sizeof *th);
+    *scratch = th;
+    if (!th)
+        return PR_ENOMEM;
+    th->me = *ps;
+    th->me.bound_max = 0.0;
+    th->S = malloc(sizeof(double) * (size_t)BI * n);
+    th->tmp = malloc(sizeof(double) * (nt > 128 ? nt : 128));
+    th->rx = malloc(sizeof(rowx_t) * BI);
+    return th->S && th->tmp && th->rx ? PR_OK : PR_ENOMEM;
+}
+
+static void pass_thread_block(void *ctx, void *scratch, int b)
+{
+    pass_thread_t *th = scratch;
+    int n = th->me.p->n, d = th->me.p->d, i0 = b * BI, mi = n - i0 < BI ? n - i0 : BI;
+    (void)ctx;
+    pass_block(&th->me, i0, mi, th->S, th->tmp, th->tmp + BI * (size_t)d, th->tmp + 2 * BI * (size_t)d, th->rx);
+}
+
+static void pass_thread_done(void *ctx, void *scratch)
+{
+    pass_t *ps = ctx;
+    pass_thread_t *th = scratch;
+    if (!th)
+        return;
+#pragma omp critical(pr_certify_pass_max)
+    ps->bound_max = th->me.bound_max > ps->bound_max ? th->me.bound_max : ps->bound_max;
+    free(th->S);
+    free(th->tmp);
+    free(th->rx);
+    free(th);
+}
+
+/* every thread copies *ps in init before any reaches done (the blocks' loop ends in a barrier),
+ * so bound_max may be reset here and maximised in done */
+static int pass_run(pass_t *ps)
+{
+    ps->bound_max = 0.0;
+    pr_certify_blocks_t B = {ps, pass_thread_init, pass_thread_block, pass_thread_done};
+    return pr_certify_run_blocks(&B, (ps->p->n + BI - 1) / BI, 0);
 }
 
 /* L2's constant: |M̂_ij - M_ij| <= cs·σ̂·‖Q_i‖·‖K_j‖ for the bias-free score */
@@ -548,12 +589,11 @@ static int forward_env(pr_certify_result_t *res, const double *O_cand, const dou
                        const double *V, const pr_posw_struct *W, int n, int d, const pr_certify_problem_t *prob,
                        const pr_certify_opts_t *opts)
 {
-    fenv_t env;
-    fegetenv(&env);
-    fesetenv(FE_DFL_ENV);
-    int st = forward(res, O_cand, Q, K, V, W, n, d, prob, opts);
-    fesetenv(&env);
-    return st;
+    pr_certify_fenv_t env;
+    int st = pr_certify_fenv_enter(&env);
+    if (!st)
+        st = forward(res, O_cand, Q, K, V, W, n, d, prob, opts);
+    return pr_certify_fenv_leave(st, &env);
 }
 
 int pr_certify_forward(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,

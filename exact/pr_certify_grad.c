@@ -335,12 +335,11 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, c
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
 {
     /* Arb assumes the default floating-point environment */
-    fenv_t env;
-    fegetenv(&env);
-    fesetenv(FE_DFL_ENV);
-    int st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
-    fesetenv(&env);
-    return st;
+    pr_certify_fenv_t env;
+    int st = pr_certify_fenv_enter(&env);
+    if (!st)
+        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
+    return pr_certify_fenv_leave(st, &env);
 }
 
 int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,

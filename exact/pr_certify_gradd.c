@@ -207,41 +207,51 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, tmp, d, 1.0, acc + 3 * nd, d);
 }
 
-/* all blocks of one head over the threads */
+/* all blocks of one head over the threads: each thread its buffers and its part of the sums */
+typedef struct {
+    double *Pm, *buf, *acc;
+    rowx_t *rx;
+} gthread_t;
+
+static int gthread_init(void *ctx, void **scratch)
+{
+    ghead_t *hd = ctx;
+    int n = hd->ps.p->n, d = hd->ps.p->d;
+    gthread_t *th = calloc(1, sizeof *th);
+    *scratch = th;
+    if (!th)
+        return PR_ENOMEM;
+    th->acc = hd->acc[omp_get_thread_num()];
+    th->Pm = malloc(sizeof(double) * 3 * (size_t)GB * n);
+    th->buf = malloc(sizeof(double) * (4 * (size_t)GB * d + 2 * d + GB));
+    th->rx = malloc(sizeof(rowx_t) * GB);
+    return th->Pm && th->buf && th->rx ? PR_OK : PR_ENOMEM;
+}
+
+static void gthread_block(void *ctx, void *scratch, int b)
+{
+    ghead_t *hd = ctx;
+    gthread_t *th = scratch;
+    int n = hd->ps.p->n, i0 = b * GB, mi = n - i0 < GB ? n - i0 : GB;
+    block(hd, i0, mi, th->Pm, th->Pm + (size_t)GB * n, th->Pm + 2 * (size_t)GB * n, th->buf, th->rx, th->acc);
+}
+
+static void gthread_done(void *ctx, void *scratch)
+{
+    gthread_t *th = scratch;
+    (void)ctx;
+    if (!th)
+        return;
+    free(th->Pm);
+    free(th->buf);
+    free(th->rx);
+    free(th);
+}
+
 static int run_head(ghead_t *hd, int nt)
 {
-    const cert_prob_t *p = hd->ps.p;
-    int n = p->n, d = p->d, nb = (n + GB - 1) / GB, shared = PR_OK;
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#pragma omp parallel num_threads(nt)
-    {
-        double *Pm = malloc(sizeof(double) * 3 * (size_t)GB * n);
-        double *buf = malloc(sizeof(double) * (4 * (size_t)GB * d + 2 * d + GB));
-        rowx_t *rx = malloc(sizeof(rowx_t) * GB);
-        int mine = Pm && buf && rx ? PR_OK : PR_ENOMEM;
-        double *acc = hd->acc[omp_get_thread_num()];
-        fenv_t env; /* round to nearest, no flush-to-zero (docs/certify.md) */
-        fegetenv(&env);
-        fesetenv(FE_DFL_ENV);
-#pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < nb; b++) {
-            if (mine)
-                continue;
-            int i0 = b * GB, mi = n - i0 < GB ? n - i0 : GB;
-            block(hd, i0, mi, Pm, Pm + (size_t)GB * n, Pm + 2 * (size_t)GB * n, buf, rx, acc);
-        }
-        if (mine) {
-#pragma omp critical(pr_certify_gstatus)
-            shared = mine;
-        }
-        free(Pm);
-        free(buf);
-        free(rx);
-        fesetenv(&env);
-    }
-    openblas_set_num_threads(saved);
-    return shared;
+    pr_certify_blocks_t B = {hd, gthread_init, gthread_block, gthread_done};
+    return pr_certify_run_blocks(&B, (hd->ps.p->n + GB - 1) / GB, nt);
 }
 
 /* a result from values and bounds (open rows of dQ: E = ∞) */

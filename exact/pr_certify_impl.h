@@ -4,10 +4,46 @@
 #ifndef PR_CERTIFY_IMPL_H
 #define PR_CERTIFY_IMPL_H
 
+#include <fenv.h>
 #include <stdint.h>
 #include <arb.h>
 #include "pr_posw.h"
 #include "pr_certify.h"
+
+/* The double passes' bounds hold under round to nearest without flush-to-zero, and Arb assumes
+ * the default environment (docs/certify.md): every thread that computes for a certificate runs in
+ * FE_DFL_ENV, its own environment put aside. enter: PR_EDOMAIN if it cannot be set (no bound would
+ * hold); leave restores what enter saved and returns st, or PR_EDOMAIN if st is PR_OK and the
+ * restore failed. */
+typedef struct {
+    fenv_t env;
+    int saved;
+} pr_certify_fenv_t;
+
+static inline int pr_certify_fenv_enter(pr_certify_fenv_t *f)
+{
+    f->saved = fegetenv(&f->env) == 0;
+    return f->saved && fesetenv(FE_DFL_ENV) == 0 ? PR_OK : PR_EDOMAIN;
+}
+
+static inline int pr_certify_fenv_leave(int st, const pr_certify_fenv_t *f)
+{
+    return f->saved && fesetenv(&f->env) != 0 && st == PR_OK ? PR_EDOMAIN : st;
+}
+
+/* The row blocks of a double pass over OpenMP threads: OpenBLAS serial inside, dynamic schedule,
+ * each thread in the certificate's environment (pr_certify_fenv_enter) with its own scratch from
+ * init, block(ctx, scratch, b) for each block b < nb it takes, then done(ctx, scratch) (merge and
+ * free; every thread runs it). The first failure (init, environment, restore) is returned.
+ * nthreads <= 0: OpenMP's default team. */
+typedef struct {
+    void *ctx;
+    int (*init)(void *ctx, void **scratch);
+    void (*block)(void *ctx, void *scratch, int b);
+    void (*done)(void *ctx, void *scratch);
+} pr_certify_blocks_t;
+
+int pr_certify_run_blocks(const pr_certify_blocks_t *B, int nb, int nthreads);
 
 /* ball ⊙ exact double (Arb 2.23 has no _d variants) */
 static inline void cert_arb_op_d(arb_t z, const arb_t x, double v, int op, slong prec)

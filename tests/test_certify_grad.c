@@ -3,6 +3,7 @@
  * backward at n = 1024 for float32-rounded candidates, known-bug gradients refuted, a float32
  * gradient certified at its certified error (+1%) and refuted just below its proved error (-1%),
  * grouped-query heads past n = 512. */
+#include <fenv.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,33 @@ static void test_gqa(pr_rng_t rng)
     free(Q);
 }
 
+/* the caller's rounding mode does not change the certificate, and is the caller's again after */
+static void test_rounding_modes(pr_rng_t rng)
+{
+    cfg_t c = {24, 8, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 2.0};
+    size_t nd = (size_t)c.n * c.d;
+    double *Q = grad_inputs(&c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
+    pr_certify_problem_t pb;
+    pr_certify_opts_t op;
+    prob_of(&pb, &c);
+    pr_certify_opts_default(&op);
+    pr_certify_result_t r0[3], r[3];
+    PR_CHECK_OK(pr_certify_backward(r0, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
+    const int modes[] = {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO};
+    for (int m = 0; m < 3; m++) {
+        fesetround(modes[m]);
+        int st = pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op);
+        int after = fegetround();
+        fesetround(FE_TONEAREST);
+        PR_CHECK(!st && after == modes[m], "mode %d: status %d, mode after %d", modes[m], st, after);
+        for (int t = 0; t < 3 && !st; t++)
+            PR_CHECK(r[t].lower == r0[t].lower && r[t].upper == r0[t].upper,
+                     "mode %d, gradient %d: [%.17g, %.17g] vs [%.17g, %.17g]", modes[m], t, r[t].lower,
+                     r[t].upper, r0[t].lower, r0[t].upper);
+    }
+    free(Q);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -392,5 +420,6 @@ int main(void)
     test_vs_float64(rng);
     test_kernels(rng);
     test_gqa(rng);
+    test_rounding_modes(rng);
     return pr_test_finish("test_certify_grad");
 }
