@@ -37,7 +37,8 @@
  *     The terms are pr_expand's, built to degree g+1 (the forward plan's, borrowed): grouped by μ,
  *     the groups by size, sorted by ν inside a group, so that a pair is a run of terms.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
- *     the memory by (#ν of one size)·(d+1)·(1 + 2·threads) spectra per head (Ŷ shared, each
+ *     the memory by (#ν of one size)·(d+1)·(2 + 2·threads) spectra per head (Ŷ shared and double-
+ *     buffered by the parity of the size, each
  *     thread its own dK/dV sums, added in thread order before the inverse transforms). Batches
  *     of up to TBATCH pairs (whole groups, up to MUBATCH of them) run block by block (frequencies
  *     for the products and correlations, every head inside; offsets for the symbols and dw), so
@@ -355,7 +356,7 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F)
 {
     pr_fast_rowsums(lse, F);
-    for (int i = 0; i < F->n; i++)
+    for (size_t i = 0; i < (size_t)F->exec_heads * F->n; i++)
         lse[i] = log(lse[i]);
 }
 

@@ -78,8 +78,8 @@ void pr_backward_destroy(pr_backward_plan *plan);
  * correlation per (μ, ν)). */
 const double *pr_backward_kappa_w(const pr_backward_plan *plan);
 
-/* lse_i = log D̃_i from the last pr_fast_execute of F (the Ã·1 column of its summed threads'
- * parts, pr_fast_rowsums), the input execute needs. */
+/* lse_i = log D̃_i from the last pr_fast_execute (or _heads) of F, for every head it ran (h × n
+ * entries, pr_fast_rowsums), the input execute needs. */
 void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 
 /* What the plan holds: terms = multisets with |f| ≤ g+1, the numbers of distinct a- and

@@ -301,7 +301,7 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
         anysym |= sym[i];
         if (T[i]) {
             /* F's planar spectrum holds Σ α_f t̂_f = c_m Σ mult(f) σ^m t̂_f */
-            ah[i] = cm1 / (m * cm);
+            ah[i] = m >= 1 ? cm1 / (m * cm) : 0.0;   /* α̂ = 0 for the empty multiset */
             al[i] = 1.0;
             tstride[i] = 1;
             toff[i] = (long)tp->nfreq;

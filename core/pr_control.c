@@ -209,6 +209,7 @@ int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double
                             const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                             const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
 {
+    info->head = -1;   /* a refusal before the data names no head */
     if (heads_bad(heads))
         return PR_EINVAL;
     int st = data_info_heads(info, Q, K, V, W, n, d, opts, o, lowrank, heads);
@@ -342,11 +343,8 @@ static int forward_run(double *O, double *lse, pr_control_info_t *info, pr_fast_
         return st;
     }
     int st = pr_fast_execute_heads(O, F, h, h_kv, Q, K, V);
-    if (!st && lse) {
-        pr_fast_rowsums(lse, F);
-        for (size_t i = 0; i < (size_t)h * W->n; i++)
-            lse[i] = log(lse[i]);
-    }
+    if (!st && lse)
+        pr_backward_lse_from_fast(lse, F);
     info->streamed = F->streamed;
     info->transforms = F->transforms;
     info->plan_transforms = F->plan_transforms;
@@ -361,6 +359,7 @@ int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q
     pr_control_info_t own;
     if (!info)
         info = &own;
+    info->head = -1;   /* a refusal before the data names no head */
     if (lowrank && (!pr_lowrank_applies(W) || opts->beta))
         return PR_EINVAL;
     pr_expoly_t p;
@@ -499,6 +498,7 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
                               const double *dO, int n, int d, const pr_attn_opts_t *opts,
                               const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
 {
+    info->head = -1;   /* a refusal before the data names no head */
     if (heads_bad(heads) || (lowrank && (!pr_lowrank_applies(W) || opts->beta)))
         return PR_EINVAL;
     int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
@@ -512,8 +512,8 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
     double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it; the forward's and the backward's
      * memory and work checked before either is planned; past one head, the heads' own buffers:
-     * lse, kappa, and the low-rank path's grouped-query dK, dV parts */
-    double own = 8.0 * ((h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0));
+     * lse (FFT path), kappa, and the low-rank path's grouped-query dK, dV parts */
+    double own = 8.0 * ((lowrank ? 0.0 : h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0));
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
@@ -521,12 +521,12 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
         pr_expoly_clear(p);
         return st;
     }
-    double *kappa = malloc(sizeof(double) * n * h_kv), *lse = malloc(sizeof(double) * n * h);
+    double *kappa = malloc(sizeof(double) * n * h_kv), *lse = lowrank ? NULL : malloc(sizeof(double) * n * h);
     pr_fast_plan_t F;
     pr_backward_plan *bp = NULL;
     int planned = 0;
     st = PR_ENOMEM;
-    if (!kappa || !lse)
+    if (!kappa || (!lowrank && !lse))
         goto done;
     if (lowrank) {
         st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);

@@ -409,8 +409,10 @@ int pr_expand_init(pr_expand_t E, const int *a, const int *b, int s, int g, int 
     E->gpair[0] = 0;
     for (long m = 0; m < E->am->count && !st; m++)
         st = fill_group(E, m, &w);
-    E->pstart[E->npairs] = E->nterms;
-    E->npairs_fwd = E->gpair[E->am->count_fwd];
+    if (!st) {
+        E->pstart[E->npairs] = E->nterms;
+        E->npairs_fwd = E->gpair[E->am->count_fwd];
+    }
     free(w.ord); free(w.bmi); free(w.mult); free(w.e); free(w.bcnt);
     if (st)
         pr_expand_clear(E);

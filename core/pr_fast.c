@@ -412,8 +412,7 @@ static void thread_clear(pr_fast_thread_struct *th)
     pr_toeplitz_spec_free(th->acc);
     free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
     free(th->num); free(th->yp); free(th->xp);
-    if (th->ws->real)
-        pr_toeplitz_work_clear(th->ws);
+    pr_toeplitz_work_clear(th->ws);
 }
 
 void pr_fast_destroy(pr_fast_plan_t F)

@@ -80,7 +80,8 @@ typedef struct {
                                Σ over its pairs of pair spectrum ∘ x̂ per head and column */
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
                                for `heads` kv heads) */
-    size_t bytes;           /* the most the plan holds at once (a kept plan's powers included),
+    size_t bytes;           /* the most the plan holds at once (the sequences w, freed once a kept
+                               plan has its spectra, included),
                                counted as allocated: pr_fast_plan_bytes_heads for its sizes */
     double plan_seconds;    /* wall time of pr_fast_plan */
     long plan_transforms;   /* symbol transforms done while planning */

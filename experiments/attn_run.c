@@ -75,6 +75,8 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
     }
     job->bound = NAN;
     job->degree_used = job->terms = -1;
+    for (int q = 0; job->head_bound && q < h; q++)
+        job->head_bound[q] = NAN;   /* no a-priori bound on the dense path */
     if (h == 1)
         return dense_one(job);
     /* head by head; grouped-query dK, dV and (several heads) dw through parts summed in head order */
@@ -103,8 +105,6 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
     }
     job->time_s = ts;
     job->time_backward_s = tb;
-    for (int q = 0; job->head_bound && q < h; q++)
-        job->head_bound[q] = NAN;
     free(part);
     return st;
 }

@@ -246,6 +246,11 @@ static void refusals(pr_rng_t rng)
     save("heads_qb.npy", x, 3, s3);
     bad("attn --q heads_qb.npy --k heads_k1.npy --v heads_k1.npy --algo fft --B 1", "raise --B to at least 3");
     x[5] = x[2 * N * D + 7] = 0.5;
+    /* a refusal before any head's data names no head (it named a head from an uninitialised field) */
+    bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --algo lowrank --alibi 0.1",
+        "attn: --algo lowrank needs factorised");
+    bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --do heads_q3.npy --backward --algo lowrank "
+        "--alibi 0.1", "attn: --algo lowrank needs factorised");
     /* --certify head by head: every head's forward certified, the text report names the heads */
     int rc = pr_test_cli_run("heads", "attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --algo fft --certify "
                              "--json");

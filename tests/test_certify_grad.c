@@ -301,16 +301,13 @@ static void test_kernels(pr_rng_t rng)
 {
     cfg_t c = {200, 16, PR_CERTIFY_POS_ROPE, 1, PR_CERTIFY_SCALE_INV_D, 0.0, 2.0};
     size_t nd = (size_t)c.n * c.d;
-    double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-    fill(Q, 3 * nd, c.B, rng);
-    fill(dO, nd, 1.0, rng);
+    double *Q = grad_inputs(&c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
     pr_certify_problem_t pb;
     pr_certify_opts_t op;
     prob_of(&pb, &c);
     pr_certify_opts_default(&op);
     op.dtype = PR_CERTIFY_FLOAT32;
     pr_certify_result_t ok[3], r[3];
-    PR_CHECK_OK(grads_of(G, NULL, Q, K, V, dO, &c, 0));
     for (size_t e = 0; e < 3 * nd; e++)
         G[e] = (double)(float)G[e];
     PR_CHECK_OK(pr_certify_backward(ok, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));

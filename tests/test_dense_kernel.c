@@ -10,6 +10,7 @@
  * last two then test the OpenBLAS path at the same sizes. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "polyrope.h"
 #include "pr_dense_impl.h"
@@ -294,10 +295,17 @@ static void check_attention(pr_rng_t rng)
                 err = fmax(err, (double)fabsl((ld)O[x] - Ot[x]));
             PR_CHECK(err <= 2 * est.o, "forward n=%d d=%d kind=%d mask=%d: err %g, 2 x estimate %g", n, d, kind, mask,
                      err, 2 * est.o);
-            /* the backward's kernel path (GEMM mode) against its loop path (dw forces it) */
+            /* the backward's kernel path (GEMM mode) against its loop path (dw forces it) on the
+             * portable products (OpenBLAS, not our kernels: an independent reference) */
             double *dw = malloc(sizeof(double) * W->s * L);
+            const char *kern = getenv("POLYROPE_DENSE_KERNEL");
+            char *kept = kern ? strdup(kern) : NULL;
             PR_CHECK_OK(pr_dense_backward(g1, g1 + nd, g1 + 2 * nd, 0, Q, K, V, W, O, lse, dO, n, d, &opts));
+            PR_CHECK(setenv("POLYROPE_DENSE_KERNEL", "generic", 1) == 0, "setenv");
             PR_CHECK_OK(pr_dense_backward(g2, g2 + nd, g2 + 2 * nd, dw, Q, K, V, W, O, lse, dO, n, d, &opts));
+            PR_CHECK((kept ? setenv("POLYROPE_DENSE_KERNEL", kept, 1) : unsetenv("POLYROPE_DENSE_KERNEL")) == 0,
+                     "restoring POLYROPE_DENSE_KERNEL");
+            free(kept);
             double eq = pr_vec_max_abs_diff(g1, g2, nd), ek = pr_vec_max_abs_diff(g1 + nd, g2 + nd, nd);
             double ev = pr_vec_max_abs_diff(g1 + 2 * nd, g2 + 2 * nd, nd);
             PR_CHECK(eq <= 2 * est.dq && ek <= 2 * est.dk && ev <= 2 * est.dv,
