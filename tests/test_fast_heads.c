@@ -38,11 +38,15 @@ static void taylor(double *c, int g)
 
 static void test_heads(pr_rng_t rng)
 {
-    for (int trial = 0; trial < 48; trial++) {
+    for (int trial = 0; trial < 51; trial++) {
         int kind = trial % 3, causal = (trial / 3) % 2, d = 1 + (int)pr_rng_below(rng, 4);
         if (kind < 2)   /* RoPE and general W take an even d */
             d = 2 * (1 + (int)pr_rng_below(rng, 2));
         int n = 1 + (int)pr_rng_below(rng, 40), g = 1 + (int)pr_rng_below(rng, d >= 3 ? 3 : 6);
+        if (trial >= 48) {   /* over 3 × 2048 frequencies: several of mac_freqs' blocks per thread */
+            n = 8200 + (int)pr_rng_below(rng, 2000);
+            g = 1 + (int)pr_rng_below(rng, 2);
+        }
         int h_kv = 1 + (int)pr_rng_below(rng, 3), h = h_kv * (1 + (int)pr_rng_below(rng, 3));
         int planned = h + (int)pr_rng_below(rng, 2), nthr = 1 + (int)pr_rng_below(rng, 3);
         char what[200];
