@@ -67,6 +67,7 @@
  * a diagonal once and P_ij ≤ 1). κ and κ^w are computed by the fast path in double, so the
  * bound is an estimate that chooses nothing and certifies nothing (docs/verdicts.md); it holds to
  * within the double floor of the run (F1). */
+#include <float.h>
 #include <math.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -374,6 +375,12 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->reused_spectra = p->reused;
     info->bytes = p->bytes;
     info->transforms = p->transforms;
+}
+
+double pr_backward_g3_tol(double scale, int n, long terms, double mpert)
+{
+    double u = DBL_EPSILON / 2;
+    return 8.0 * u * (log2(2.0 * n + 2) + (double)terms + n) * scale + mpert * scale;
 }
 
 /* ---- the papers' dL/dX --------------------------------------------------------- */

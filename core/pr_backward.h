@@ -131,6 +131,19 @@ void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int 
 void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                              int heads, int lowrank);
 
+/* Claim G3's rounding tolerance (docs/math.md §7; the tests and proofs-check's G3, G4 use it): how
+ * far a fast backward's gradient entry may be from the same entry computed exactly on the same
+ * P, given `scale`, a bound on the entry's absolute expansion Σ_f |α̂_f ∂u_f t_f v_f| ·
+ * Σ_c |x_c(i) y_c(j)| summed over its ≤ n positions (σ ρ ‖·‖∞ P_abs(R) e^{β_max} · 2ν_i V∞ / D̃_i
+ * for dQ, pr_check_g3_scales). Derivation, with u = DBL_EPSILON/2: an FFT product errs by at
+ * most about u·log2 N of the 2-norm product, itself ≤ √2 × the absolute sum (N ≤ 2n + 2); the
+ * frequency-domain sums of `terms` products add terms·u and the reference's n-term sums n·u, each
+ * of the scale; the factor 8 covers √2 and the (d+2) column sums. mpert: a relative perturbation
+ * of the scores already suffered by the inputs (the low-rank path's rotation: 64·2d(n+4)u·(g+1)
+ * max(R, 1), test_rope's angle error amplified by P'_abs / P_abs), 0 for the FFT path:
+ *   8u (log2(2n+2) + terms + n) · scale + mpert · scale. */
+double pr_backward_g3_tol(double scale, int n, long terms, double mpert);
+
 /* The papers' objective L(X) = ½‖O - E‖²_F with Q = A1·X (A1: n×d, X: d×d): with dO = O - E
  * and dQ from a backward, dL/dX = A1ᵀ dQ (d×d). */
 int pr_backward_dx(double *dX, const double *A1, const double *dQ, int n, int d);

@@ -30,22 +30,12 @@ void pr_check_g3_scales(double scale[4], double pa, double sigma, const double *
     scale[3] = n * pa * sigma * qn * kn * 2 * numax * vinf / dmin;
 }
 
-/* Rounding tolerance of a fast gradient entry against its exact value on the same P
- * (the derivation of tests/test_backward.c, claim G3): every term is bounded through the
- * absolute expansion by `scale`; FFT products err by ≤ u log2 N of the 2-norm product, the
- * frequency-domain sums of `terms` products by terms·u, the definition's sums by n·u; the
- * factor 8 covers √2 and the (d+2) column sums; mpert is the low-rank path's angle error. */
-static double g3_tol(double scale, int n, long terms, double mpert)
-{
-    return 8.0 * (DBL_EPSILON / 2) * (log2(2.0 * n + 2) + terms + n) * scale + mpert * scale;
-}
-
 static const char *grad_name[4] = {"dQ", "dK", "dV", "dw"};
 
 /* G3 (gfault = 0) and G4 (1): the fast backward (FFT path, and low-rank for RoPE without a
  * bias) on a Taylor P of the degree a target eps needs, from the forward O and lse of the
- * definition on P. G3: against the Arb backward on the same P within g3_tol. G4: against the
- * Arb backward of exact attention within pr_control_backward_bound(ε_A certified) + g3_tol. */
+ * definition on P. G3: against the Arb backward on the same P within pr_backward_g3_tol. G4: against the
+ * Arb backward of exact attention within pr_control_backward_bound(ε_A certified) + pr_backward_g3_tol. */
 static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, int g4)
 {
     pr_rng_t rng;
@@ -127,7 +117,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
                 arb_init(err);
                 arb_init(tol);
                 pr_hiprec_max_error(err, gfp[t], gap[t], len[t], PREC);
-                double tl = bnds[t] * (1 + 1e-6) + g3_tol(scale[t], n, terms, mpert);
+                double tl = bnds[t] * (1 + 1e-6) + pr_backward_g3_tol(scale[t], n, terms, mpert);
                 arb_set_d(tol, tl);
                 /* an infinite tolerance proves nothing: a failure, not a ratio of 0 */
                 pr_cert_verdict_t v = isfinite(tl) ? pr_hiprec_verdict(err, tol) : PR_CERT_REFUTED;
@@ -153,7 +143,7 @@ static int check_backward(pr_check_result_t *res, const pr_check_opts_t *opts, i
     }
     pr_check_note(res, "%s; %ld trials skipped (C(s+g+1,g+1) > %d)",
                   g4 ? "exact (exp) gradients in Arb, bound = pr_control_backward_bound(certified eps_A) + rounding"
-                     : "Arb backward on the same P, tolerance = rounding (g3_tol)",
+                     : "Arb backward on the same P, tolerance = rounding (pr_backward_g3_tol)",
                   skipped, MAX_BACKWARD_TERMS);
     return PR_OK;
 }

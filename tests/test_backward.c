@@ -127,26 +127,12 @@ static int make_w(pr_posw_t W, int pos, int n, int d, pr_rng_t rng)
     }
 }
 
-/* Rounding tolerance for fast vs definition on the same P (claim G3). Every term of every
- * gradient entry is bounded through the absolute expansion: Σ_f |α̂_f ∂u_f t_f v_f| ≤
- * σ ρ ‖·‖∞ P_abs(R) e^{β_max}, with P_abs(x) = Σ|c_k| x^k, times Σ_c |x_c(i) y_c(j)| ≤ 2ν_i V∞/D̃_i,
- * summed over ≤ n positions. FFT products err by ≤ ~u·log2 N of the 2-norm product
- * (≤ √2 × the absolute sum), the frequency-domain sums of `terms` products by terms·u, the
- * definition's sums by n·u; the factor 8 covers √2 and the (d+2) column sums. The low-rank path
- * also sees the rotation's angle error (test_rope: 64·2d(n+4)u on M), amplified by P'_abs. */
-static double g3_tol(double scale, int n, long terms, double mpert)
-{
-    double lg = log2(2.0 * n + 2);
-    return 8.0 * U * (lg + terms + n) * scale + mpert * scale;
-}
-
-
 /* dL/dX = A1ᵀ dQ against central differences of the fast loss L̃(X) = ½‖Õ(A1 X) - E‖²_F.
  * The backward differentiates with P where the true derivative of L̃ has P': with Taylor P,
  * P - P' = x^g/g! exactly, so |dQ_true - dQ|_ia ≤ σ Σ_j |M_ij|^g/g! e^{β}/D̃_i |G̃_ij| Σ_{a_k=a} |w_k K_{j b_k}|
  * (G̃_ij = <dO_i, V_j - Õ_i>), and |A1|ᵀ of that bounds the dX difference. The central
  * difference D_{h/2} errs by about |D_h - D_{h/2}|/3 (truncation, h² law) plus the forward's
- * rounding: ‖Õ - E‖₁ errO / h, errO from g3_tol's scale. */
+ * rounding: ‖Õ - E‖₁ errO / h, errO from pr_backward_g3_tol's scale. */
 static void fd_check(pr_rng_t rng, int trial, double *worst)
 {
     int pos = trial % 3 == 0 ? 0 : 2;   /* rope (low-rank) or general (FFT) */
@@ -233,7 +219,7 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
     for (size_t q = 0; q < nd; q++)
         l1 += fabs(dO[q]);
     /* the definition's Õ errs by ≤ (n+g+d)u of its absolute scale P_abs(R)/P_min·V∞ (V∞ ≤ 1);
-     * the backward's dQ by g3_tol (as in main) */
+     * the backward's dQ by pr_backward_g3_tol (as in main) */
     long terms = pos ? F->terms->nterms_fwd : (long)pr_expand_binom(d, g + 1);
     double pmin = exp(-R) - epsA, pa = poly_abs(c, g, R);
     double errO = 8.0 * U * (n + g + d) * pa / pmin, numax = 0.0;
@@ -244,8 +230,9 @@ static void fd_check(pr_rng_t rng, int trial, double *worst)
         numax = fmax(numax, r1);
     }
     double mpert = pos ? 0.0 : 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
-    double bwd = g3_tol(n * pa / pmin * o.sigma * pr_posw_max_rowsum(W) * pr_vec_max_abs(K, nd) * 2 * numax *
-                        pr_vec_max_abs(V, nd), n, terms, mpert);
+    double bscale = n * pa / pmin * o.sigma * pr_posw_max_rowsum(W) * pr_vec_max_abs(K, nd) * 2 * numax *
+                    pr_vec_max_abs(V, nd);
+    double bwd = pr_backward_g3_tol(bscale, n, terms, mpert);
     double h = 1e-3, Xp[64];
     for (int a = 0; a < d; a++)
         for (int b = 0; b < d; b++) {
@@ -532,13 +519,13 @@ int main(void)
                 /* |δM| ≤ 64·2d(n+4)u·σ Q∞K∞·d relative to R's scale, times P'_abs/P_abs ≤ g+1 */
                 mpert = 64.0 * 2 * d * (n + 4) * U * (g + 1) * fmax(R, 1.0);
             }
-            /* scale of every entry (see g3_tol) */
+            /* scale of every entry (see pr_backward_g3_tol) */
             double scale[4];
             pr_check_g3_scales(scale, poly_abs(c, g, R), o.sigma, Q, K, V, dO, lse, W, n, d);
             const char *nm[4] = {"dQ", "dK", "dV", "dw"};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
                 double err = pr_vec_max_abs_diff(g_fast[t], g_ref[t], len[t]);
-                double tol = g3_tol(scale[t], n, terms, mpert);
+                double tol = pr_backward_g3_tol(scale[t], n, terms, mpert);
                 worst_g3 = fmax(worst_g3, err / tol);
                 PR_CHECK(err <= tol,
                          "G3 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g g=%d err=%.3g tol=%.3g",
@@ -554,7 +541,7 @@ int main(void)
             double bnds[4] = {bd.dq, bd.dk, bd.dv, bd.dw};
             for (int t = 0; t < (path == 0 ? 4 : 3); t++) {
                 double err = pr_vec_max_abs_diff(g_fast[t], g_ex[t], len[t]);
-                double tol = bnds[t] * (1 + 1e-6) + g3_tol(scale[t], n, terms, mpert);
+                double tol = bnds[t] * (1 + 1e-6) + pr_backward_g3_tol(scale[t], n, terms, mpert);
                 worst_g4 = fmax(worst_g4, err / tol);
                 PR_CHECK(err <= tol,
                          "G4 %s path=%s n=%d d=%d pos=%s causal=%d alibi=%d B=%g eps_A=%.3g g=%d err=%.3g bound=%.3g",
