@@ -32,8 +32,11 @@
  *     both multiples of mult(f) σ^m: for m ≤ g and c_m ≠ 0 that sum is a multiple of the forward
  *     plan's kept pair spectrum Σ_f α_f t̂_f; the other pairs (size g+1, c_m = 0, or a streamed
  *     forward) sum mult(f) σ^m t_f in the time domain and are transformed once per pair. dw needs
- *     the terms one by one (t_{f-k} from prefix and suffix products of the power tables of the
- *     w_k, in O(s) per offset), but only in the time domain, against the pair's C.
+ *     the terms one by one, but only in the time domain, against the pair's C, and through their
+ *     parents: α̂_f f_k t_{f-k} = σ α_e t_e with e = f - k, a term of the pair (μ - a_k, ν - b_k),
+ *     so dw_k = Σ_{pairs} C ∘ Σ_{e in the pair less k} σ α_e t_e: each parent's symbol is made
+ *     once per batch and block of offsets (s products) and added into the sums of the pairs it
+ *     feeds, one addition per (f, k).
  *     The terms are pr_expand's, built to degree g+1 (the forward plan's, borrowed): grouped by μ,
  *     the groups by size, sorted by ν inside a group, so that a pair is a run of terms.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
@@ -134,7 +137,10 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->csym = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->cnu = pr_mem_zalloc(M, tb * L, sizeof(double));
     th->kappa_w = pr_mem_zalloc(M, L, sizeof(double));
-    th->preb = pr_mem_zalloc(M, ((size_t)p->s + 1) * SYM_BLK, sizeof(double));
+    th->preb = pr_mem_zalloc(M, SYM_BLK, sizeof(double));
+    th->dws = pr_mem_zalloc(M, tb * (size_t)p->s * SYM_BLK, sizeof(double));
+    th->tpar = pr_mem_zalloc(M, SYM_BLK, sizeof(double));
+    th->plist = pr_mem_zalloc(M, tb * (size_t)p->s, sizeof(long));
     th->rbuf = pr_mem_zalloc(M, n, sizeof(double));
     th->zbuf = pr_mem_zalloc(M, n, sizeof(double));
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
@@ -172,6 +178,8 @@ static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
     p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
     p->base = pr_mem_alloc(M, nterms, sizeof(double));
     p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
+    p->pair_sub = pr_mem_alloc(M, nterms * (size_t)p->s, sizeof(long));
+    p->pair_add = pr_mem_alloc(M, nterms * (size_t)p->s, sizeof(long));
     p->wpow = pr_mem_zalloc(M, (size_t)p->s * G1 * L, sizeof(double));
     p->bias = pr_mem_zalloc(M, L, sizeof(double));
     p->qpow = pr_mem_zalloc(M, h * (size_t)p->da * G1 * n, sizeof(double));
@@ -191,12 +199,13 @@ void pr_backward_destroy(pr_backward_plan *p)
 {
     if (!p)
         return;
-    free(p->alpha); free(p->ahat); free(p->base); free(p->poly);
+    free(p->alpha); free(p->ahat); free(p->base); free(p->poly); free(p->pair_sub); free(p->pair_add);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
         bw_thread *th = &p->thr[t];
-        free(th->tsym); free(th->csym); free(th->cnu); free(th->preb);
+        free(th->tsym); free(th->csym); free(th->cnu); free(th->preb); free(th->dws); free(th->tpar);
+        free(th->plist);
         free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp);
         pr_toeplitz_spec_free(th->That); pr_toeplitz_spec_free(th->Xhat);
         pr_toeplitz_spec_free(th->accQ); pr_toeplitz_spec_free(th->corr);
@@ -267,8 +276,49 @@ static int plan_check(const pr_fast_plan_struct *F, const pr_posw_struct *W, con
     return PR_OK;
 }
 
-/* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1) */
-static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_attn_opts_t *opts)
+/* the pair of a-marginal mu and b-marginal nu, or -1 (either is -1, or no term has both) */
+static long find_pair(const pr_expand_struct *E, long mu, long nu)
+{
+    for (long q = mu < 0 || nu < 0 ? 0 : E->gpair[mu]; mu >= 0 && nu >= 0 && q < E->gpair[mu + 1]; q++)
+        if (E->bmi[E->pstart[q]] == nu)
+            return q;
+    return -1;
+}
+
+/* marginal id with one more (sign 1) or one fewer (-1) copy of value r, or -1 (c: M->D scratch) */
+static long marg_step(unsigned char *c, const pr_expand_marg_struct *M, long id, int r, int sign)
+{
+    memcpy(c, M->cnt + (size_t)id * M->D, (size_t)M->D);
+    if ((sign < 0 && c[r] == 0) || (sign > 0 && c[r] == UCHAR_MAX))
+        return -1;
+    c[r] = (unsigned char)(c[r] + sign);
+    return pr_expand_marg_find(M, c);
+}
+
+/* pair_sub, pair_add: dw's parents (math.md §7: the terms e = f - k of a pair's f). PR_ENOMEM. */
+static int plan_pair_steps(pr_backward_plan *p)
+{
+    const pr_expand_struct *E = p->E;
+    int s = p->s;
+    unsigned char *c = malloc((size_t)(p->da > p->db ? p->da : p->db));
+    if (!c)
+        return PR_ENOMEM;
+    for (long u = 0; u < E->am->count; u++)
+        for (long q = E->gpair[u]; q < E->gpair[u + 1]; q++) {
+            long nu = E->bmi[E->pstart[q]];
+            for (int k = 0; k < s; k++) {
+                int ra = E->arow[k], rb = E->bcol[k];
+                long ms = marg_step(c, E->am, u, ra, -1), ma = marg_step(c, E->am, u, ra, 1);
+                p->pair_sub[q * s + k] = find_pair(E, ms, marg_step(c, E->bm, nu, rb, -1));
+                p->pair_add[q * s + k] = find_pair(E, ma, marg_step(c, E->bm, nu, rb, 1));
+            }
+        }
+    free(c);
+    return PR_OK;
+}
+
+/* the coefficients, the bias and the powers w_k^p of the symbols (offset ℓ at ℓ+n-1); PR_ENOMEM */
+static int plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_attn_opts_t *opts)
 {
     int n = p->n, s = p->s, G = p->G;
     size_t L = 2 * (size_t)n - 1;
@@ -282,6 +332,7 @@ static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_a
     for (long t = 0; t < E->nterms; t++)
         p->base[t] = E->mult[t] * sig[E->deg[t]];
     memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
+    p->sigma = opts->sigma;
     for (long q = 0; q < E->npairs; q++)
         p->reused += bw_forward_pair(p, q, E->deg[E->pstart[q]]) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {
@@ -295,6 +346,7 @@ static void plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_a
             }
         }
     }
+    return plan_pair_steps(p);
 }
 
 int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
@@ -337,9 +389,8 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
     pr_mem_init(M, 0);
     st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;
-    if (st)
+    if (st || (st = plan_tables(p, W, opts)))
         goto fail;
-    plan_tables(p, W, opts);
     *plan = p;
     return PR_OK;
 fail:

@@ -26,7 +26,10 @@ typedef struct {
     pr_toeplitz_work_t ws;
     double *tsym;                /* tbatch × (2n-1): Σ_f mult(f) σ^|f| t_f of the pairs of a batch */
     double *csym, *cnu;          /* tbatch × (2n-1): correlations of the pairs of one batch */
-    double *preb;                /* (s+1) × SYM_BLK: prefix products of one block of offsets */
+    double *preb;                /* SYM_BLK: one term's symbol on one block of offsets */
+    double *dws;                 /* tbatch × s × SYM_BLK: dw's per-pair symbol sums of one block */
+    double *tpar;                /* SYM_BLK: one parent term's σ α_e t_e on one block */
+    long *plist;                 /* tbatch × s: a batch's parent pairs, once each */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *That;                /* tbatch spectra: the pairs' own transforms */
     double *Xhat;                /* MUBATCH × heads × (d+2): x_c u_μ per a-marginal of a batch and Q head */
@@ -51,6 +54,9 @@ struct pr_backward_plan_s {
     double *alpha, *ahat, *base; /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0), and
                                     mult(f) σ^|f|, of which both are multiples within a size */
     double *poly;                /* c_0..c_g */
+    double sigma;
+    long *pair_sub, *pair_add;   /* s per pair (sized by terms): the pair of marginals (μ - a_k,
+                                    ν - b_k), resp. (μ + a_k, ν + b_k), or -1 (no such pair) */
     long reused;                 /* pairs whose spectrum is F's */
     int tbatch;                  /* pairs per batch: min(TBATCH, MUBATCH·maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
