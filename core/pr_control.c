@@ -168,7 +168,7 @@ static int heads_bad(const pr_control_heads_t *hd)
 /* query head q's K or V (h_kv heads of n×d) */
 static const double *kv_head(const double *X, const pr_control_heads_t *hd, int q, size_t nd)
 {
-    return hd ? X + (size_t)(q / (hd->h / hd->h_kv)) * nd : X;
+    return hd ? X + (size_t)pr_attn_kv_head(q, hd->h, hd->h_kv) * nd : X;
 }
 
 /* the data part of info for every head: the worst head's R, R_floor, ‖V‖∞ and entries, so that
