@@ -143,7 +143,7 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
 
 /* Gradients with a general W (W in its support form as pr_certify_forward_posw; NULL: prob->pos), results
- * as pr_certify_backward_heads: dQ, dK, dV (not dw) for the upstream dO at any n, the double pass with
+ * as pr_certify_backward_heads: dQ, dK, dV (dw: pr_certify_backward_dw) for the upstream dO at any n, the double pass with
  * the scores of docs/certify.md L13 and the sums over W's support of L15; dQ's open rows in Arb (L16)
  * within the budget; a kv group still open again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and n²·s·g <= 2^25
  * (s = |S|, g query heads a group). PR_ESHAPE if W's n, d differ; PR_ENONFINITE for a non-finite W. */
@@ -152,6 +152,15 @@ int pr_certify_backward_heads_posw(pr_certify_result_t *res, const double *dQ_ca
                                    const double *K, const double *V, const double *dO,
                                    const pr_posw_struct *W, int batch, int heads, int kv_heads, int n,
                                    int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* dw too, for one kv group (heads query heads on one K, V, all sharing W): res[3h + t] as
+ * pr_certify_backward_heads, and res[3·heads] for dw_cand (W->s × (2n-1), dw_k(ℓ) at k(2n-1) + ℓ + n - 1:
+ * pr_dense_backward's layout, W's support only) against the true Σ_heads σ Σ_{i-j=ℓ} dS_ij Q_{i,a_k} K_{j,b_k}
+ * (docs/certify.md L17; in double only: an element the bound cannot decide stays unknown). */
+int pr_certify_backward_dw(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                           const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                           const double *V, const double *dO, const pr_posw_struct *W, int heads, int n,
+                           int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
 
 /* The same with W as w3, (2n-1, d, d) (pr_certify_forward_w's). */
 int pr_certify_backward_heads_w(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,

@@ -329,11 +329,13 @@ static int arb_group(arb_group_t *ag, pr_certify_result_t *res, const double *dQ
 /* batch × heads, one kv group after another: in double (L8-L12; W: L13, L15), in Arb where that leaves
  * a verdict unknown (L7, L16); kv gradients summed over each group (GQA) */
 static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
-                              const double *dV_cand, const double *Q, const double *K, const double *V,
-                              const double *dO, const pr_posw_struct *W, int batch, int heads, int kv_heads, int n,
-                              int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+                              const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                              const double *V, const double *dO, const pr_posw_struct *W, int batch, int heads,
+                              int kv_heads, int n, int d, const pr_certify_problem_t *prob,
+                              const pr_certify_opts_t *opts)
 {
-    if (!res || !Q || !K || !V || !dO || !prob || batch < 1 || heads < 1 || kv_heads < 1)
+    if (!res || !Q || !K || !V || !dO || !prob || batch < 1 || heads < 1 || kv_heads < 1 ||
+        (dw_cand && (!W || batch != 1 || kv_heads != 1)))
         return PR_EINVAL;
     if (heads % kv_heads || (W && (W->n != n || W->d != d)))
         return PR_ESHAPE;
@@ -359,8 +361,9 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
                  (!W || (double)n * n * W->s * g <= GRAD_MAX_W_OPS);
     arb_group_t ag;
     memset(&ag, 0, sizeof(ag));
-    memset(res, 0, sizeof(*res) * 3 * (size_t)batch * heads);
-    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++) {
+    size_t nres = 3 * (size_t)batch * heads + (dw_cand != NULL);
+    memset(res, 0, sizeof(*res) * nres);
+    for (size_t t = 0; t < nres; t++) {
         res[t].verdict = PR_CERT_UNKNOWN;
         res[t].worst_row = res[t].worst_col = res[t].witness_row = res[t].witness_col = -1;
     }
@@ -370,7 +373,7 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
             pr_certify_result_t *rg = res + 3 * ((size_t)b * heads + kv * g);
             int open = 0;
             st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
-                                       dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, W, g, &p,
+                                       dV_cand ? dV_cand + ko : NULL, dw_cand, Q + qo, K + ko, V + ko, dO + qo, W, g, &p,
                                        opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0);
             if (!st && open && arb_ok)
                 st = arb_group(&ag, rg, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
@@ -379,7 +382,7 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
     arb_group_clear(&ag, n, d);
     pr_certify_prob_clear(&p);
     double dt = pr_timing_wall() - t0;
-    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)
+    for (size_t t = 0; t < nres; t++)
         res[t].time_s = dt;
     return st;
 }
@@ -393,8 +396,22 @@ int pr_certify_backward_heads_posw(pr_certify_result_t *res, const double *dQ_ca
     pr_certify_fenv_t env;
     int st = pr_certify_fenv_enter(&env);
     if (!st)
-        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, W, batch, heads, kv_heads, n, d, prob,
+        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, NULL, Q, K, V, dO, W, batch, heads, kv_heads, n, d, prob,
                             opts);
+    return pr_certify_fenv_leave(st, &env);
+}
+
+int pr_certify_backward_dw(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                           const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                           const double *V, const double *dO, const pr_posw_struct *W, int heads, int n, int d,
+                           const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!W || !dw_cand)
+        return PR_EINVAL;
+    pr_certify_fenv_t env;
+    int st = pr_certify_fenv_enter(&env);
+    if (!st)
+        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, dw_cand, Q, K, V, dO, W, 1, heads, 1, n, d, prob, opts);
     return pr_certify_fenv_leave(st, &env);
 }
 

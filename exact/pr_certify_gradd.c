@@ -33,7 +33,10 @@ typedef struct {
     double gbT, gbU;        /* 1 + 2γ of the depth of the bound sums of T and U (L11, L15) */
     double etaT, etaU;      /* their underflow allowances per element */
     int fail;               /* some row failed: dK, dV open */
-    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each) */
+    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each), then with dw its sums and their bounds
+                               (s×(2n-1) each, ℓ reversed as wrev) */
+    int dw;                 /* dw wanted (W only, L17) */
+    double gbW, etaW;       /* dw's bound sums' factor and underflow allowance (L17) */
 } ghead_t;
 
 /* Wx = (|X̂r| + (ρ/γ)(|x_a| + |x_b|))(1 + 2^-40) for every pair (a, b) of each row (L11) */
@@ -177,9 +180,10 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
 
 /* a general W (L15): rows i0..i0+mi's T̂_i = Σ_j dŜ_ij W_{i-j} K_j and the sums Σ_j Z_ij |W_{i-j}||K_j| of its
  * bound into T and ET (mi×d), and Û_j += Σ_i dŜ_ij Q_i W_{i-j} and its bound's sums into U, EU (n×d), by tiles
- * of JW keys: each tile's Û part summed in part (2·d·JW doubles) first */
+ * of JW keys: each tile's Û part summed in part (2·d·JW doubles) first; dw (NULL: not wanted, L17): dw_k(ℓ)'s
+ * sums Σ_{i-j=ℓ} dŜ_ij Q_{i,a_k} K_{j,b_k} and Σ Z_ij |Q_{i,a_k}||K_{j,b_k}|, reversed as wrev, s×(2n-1) each */
 static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G, const double *Z, double *T,
-                       double *ET, double *U, double *EU, double *part)
+                       double *ET, double *U, double *EU, double *part, double *dw)
 {
     const pass_t *ps = &hd->ps;
     const pr_posw_struct *W = ps->W;
@@ -209,6 +213,14 @@ static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G
                     ub[j] += x * q;
                     eb[j] += y * aq;
                 }
+                if (dw) {
+                    double *dv = dw + k * L + (size_t)(n - 1 - i + j0), *de = dv + (size_t)W->s * L;
+#pragma omp simd
+                    for (int j = 0; j < mr; j++) {
+                        dv[j] += g[j] * kt[j] * q;
+                        de[j] += z[j] * fabs(kt[j]) * aq;
+                    }
+                }
                 T[(size_t)r * d + W->a[k]] += t;
                 ET[(size_t)r * d + W->a[k]] += e;
             }
@@ -234,7 +246,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
     block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx, part);
     const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
     if (hd->ps.W) {
-        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part);
+        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 4 * nd : NULL);
     } else {
         memset(T, 0, sizeof(double) * mi * d);
         for (int j0 = 0; j0 < w; j0 += TG) {
@@ -311,19 +323,25 @@ static int run_head(ghead_t *hd, int nt)
     return pr_certify_run_blocks(&B, (hd->ps.p->n + GB - 1) / GB, nt);
 }
 
-/* a result from values and bounds (open rows of dQ: E = ∞) */
+/* a result from len values and bounds in rows of width (open elements: E = ∞) */
+static void result_len(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
+                       const double *v, const double *E, long len, int width, const cert_prob_t *p)
+{
+    pr_certify_judge_d(lo, hi, st, cand, v, E, len, p);
+    pr_certify_summarise(res, lo, hi, st, cand, len, width, p->dtype);
+    res->rows = len / width;
+    res->rows_fallback = 0;
+    double bm = 0.0;
+    for (long t = 0; t < len; t++)
+        bm = E[t] > bm ? E[t] : bm;
+    res->bound_max = bm;
+}
+
+/* the result of an n×d gradient */
 static void result_of(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
                       const double *v, const double *E, const cert_prob_t *p)
 {
-    size_t nd = (size_t)p->n * p->d;
-    pr_certify_judge_d(lo, hi, st, cand, v, E, (long)nd, p);
-    pr_certify_summarise(res, lo, hi, st, cand, (long)nd, p->d, p->dtype);
-    res->rows = p->n;
-    res->rows_fallback = 0;
-    double bm = 0.0;
-    for (size_t t = 0; t < nd; t++)
-        bm = E[t] > bm ? E[t] : bm;
-    res->bound_max = bm;
+    result_len(res, lo, hi, st, cand, v, E, (long)p->n * p->d, p->d, p);
 }
 
 /* dK or dV of the group from the threads' sums (t = 0: Û, 2: V̂) and their bounds (L11, L12, L15): the
@@ -355,6 +373,27 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
             scale_rotate(vj, Ej, T, ET, j, p, w, w + d);
         }
     }
+}
+
+/* dw_k(ℓ) = σ̂ Σ_threads (the sums of L17) at v[k·L + ℓ + n - 1] (pr_dense_backward's layout), E its bound */
+static void dw_values(double *v, double *E, double **acc, int nt, const ghead_t *hd, int fail)
+{
+    const cert_prob_t *p = hd->ps.p;
+    const pr_posw_struct *W = hd->ps.W;
+    size_t nd = (size_t)p->n * p->d, L = 2 * (size_t)p->n - 1, sL = (size_t)W->s * L;
+    double u = p->u, sg = p->sig, sr = p->sig_rel;
+    for (int k = 0; k < W->s; k++)
+        for (size_t t = 0; t < L; t++) {
+            double T = 0.0, ET = 0.0;
+            for (int th = 0; th < nt; th++) {
+                T += acc[th][4 * nd + k * L + t];
+                ET += acc[th][4 * nd + sL + k * L + t];
+            }
+            ET = ET * hd->gbW + hd->etaW;
+            size_t o = k * L + L - 1 - t; /* wrev's index t is ℓ = n - 1 - t */
+            v[o] = sg * T;
+            E[o] = fail ? INFINITY : pr_certify_up(sg * ET * (1.0 + sr) + sr * sg * fabs(T) + u * fabs(v[o]) + ETA);
+        }
 }
 
 /* the depths of the sums of dQ's T and of dK's U and the bounds' factors and underflow allowances
@@ -391,24 +430,33 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
         hd->etaU = pr_certify_up(2.0 * g * n * sb * ETA * (zmax + 2.0) + (2.0 * n * g + 64) * ETA);
         kt = kT > kt ? kT : kt;
         ku = kU > ku ? kU : ku;
+        if (hd->dw) { /* L17: one term per row of each head, summed along, then over the threads */
+            double kW = (double)g * n + nt;
+            hd->gbW = 1.0 + 2.0 * pr_certify_gamma(kW + 2, u);
+            hd->etaW = pr_certify_up(2.0 * g * n * ETA * (zmax + 2.0));
+            ku = kW > ku ? kW : ku;
+        }
     }
     hd->gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, u);
 }
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
-                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s)
+                          const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s)
 {
     int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
-    size_t nd = (size_t)n * d;
-    if (d > 1024)
+    size_t nd = (size_t)n * d, sL = W ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
+    if (d > 1024 || (dwc && !W))
         return PR_EINVAL;
     cexp_t ex;
     if ((st = pr_certify_exp_init(&ex, p->u)))
         return st;
     ghead_t hd;
     memset(&hd, 0, sizeof(hd));
-    double *acc_all = calloc((size_t)nt * 4 * nd, sizeof(double)), *acc[64];
+    hd.dw = dwc != NULL;
+    nt = nt > 64 ? 64 : nt;
+    size_t per = 4 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
+    double *acc_all = calloc((size_t)nt * per, sizeof(double)), *acc[64];
     hd.ndO = malloc(sizeof(double) * n);
     hd.nV = malloc(sizeof(double) * n);
     hd.Wq = malloc(sizeof(double) * nd);
@@ -416,14 +464,13 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
-    double *lo = malloc(sizeof(double) * nd), *hi = malloc(sizeof(double) * nd);
-    unsigned char *sb = malloc(nd);
-    if (nt > 64)
-        nt = 64;
+    size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
+    double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
+    unsigned char *sb = malloc(nb);
     if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb)
         st = PR_ENOMEM;
     for (int k = 0; k < nt && !st; k++)
-        acc[k] = acc_all + (size_t)k * 4 * nd;
+        acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
     int fail = 0;
     long nopen = 0;
@@ -474,6 +521,19 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         kv_values(hd.dQ, hd.EQ, acc, nt, 2 * t, p, g, dOmax, fail, t ? vgb : hd.gbU, t ? veta : hd.etaU);
         result_of(res + 1 + t, lo, hi, sb, cand, hd.dQ, hd.EQ, p);
         nopen += res[1 + t].verdict == PR_CERT_UNKNOWN;
+    }
+    if (!st && dwc) { /* res[3g]: dw (L17), no Arb fallback */
+        double *v = malloc(sizeof(double) * sL), *E = malloc(sizeof(double) * sL);
+        if (v && E) {
+            hd.ps.p = p;
+            hd.ps.W = W;
+            dw_values(v, E, acc, nt, &hd, fail);
+            result_len(res + 3 * (size_t)g, lo, hi, sb, dwc, v, E, (long)sL, (int)(sL / W->s), p);
+        } else {
+            st = PR_ENOMEM;
+        }
+        free(v);
+        free(E);
     }
     *open = nopen > 0;
     free(acc_all);

@@ -208,12 +208,13 @@ int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcp
 
 /* one kv group's gradients in double (pr_certify_gradd.c, L8-L12; a general W: L13, L15, else W NULL
  * and p's pos): g query heads at Q, dO (n×d each);
- * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped); dQ rows
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped), and with W and
+ * dwc (s×(2n-1) as W->w) res[3g] for dw summed over the group (L17, no Arb fallback); dQ rows
  * left open recomputed in Arb within budget_s seconds a head (L7); *open: some verdict is unknown
  * (the whole group's Arb fallback may decide it) */
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
-                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s);
+                          const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s);
 /* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each; W: L16, O(n·s)) within
  * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
 int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,

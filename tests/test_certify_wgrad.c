@@ -227,6 +227,78 @@ static void test_sharp(pr_rng_t rng)
     free(Q);
 }
 
+/* dw (L17) of a group of two query heads: a float32 candidate's enclosure holds the error against the
+ * 256-bit truth (σ = 1/8, ALiBi 1/4 exact) and is certified at +1%, refuted at -1%; the truth rounded to
+ * double (an error below an ulp, the pass's own far above) is not refuted by the bound */
+static void test_dw(pr_rng_t rng)
+{
+    enum { H = 2 };
+    const wcfg_t cfgs[] = {{40, 8, 1, PR_CERTIFY_SCALE_INV_D, 0, 0.25, 2.0}, {24, 4, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 1,
+                                                                              0.0, 3.0}};
+    for (int k = 0; k < 2; k++) {
+        const wcfg_t *c = cfgs + k;
+        size_t nd = (size_t)c->n * c->d, L = 2 * (size_t)c->n - 1;
+        pr_posw_t W;
+        PR_CHECK_OK(random_w(W, c->n, c->d, c->dense_w, rng));
+        size_t sL = (size_t)W->s * L;
+        double *Q = malloc(sizeof(double) * (nd * (3 * H + 5) + 3 * sL)), *K = Q + H * nd, *V = K + nd, *dO = V + nd,
+               *G = dO + H * nd, *dw = G + 3 * nd, *dws = dw + sL, *C = dws + sL;
+        fill(Q, (H + 2) * nd, c->B, rng);
+        fill(dO, H * nd, 1.0, rng);
+        arb_ptr T = _arb_vec_init((slong)sL), Ts = _arb_vec_init((slong)sL);
+        double *beta = malloc(sizeof(double) * 2 * (size_t)c->n), *O = malloc(sizeof(double) * (nd + c->n));
+        pr_attn_opts_t ao;
+        opts_of(&ao, beta, c);
+        memset(dws, 0, sizeof(double) * sL);
+        for (int h = 0; h < H; h++) {
+            PR_CHECK_OK(pr_dense_forward(O, O + nd, Q + h * nd, K, V, W, c->n, c->d, &ao));
+            PR_CHECK_OK(pr_dense_backward(G, G + nd, G + 2 * nd, dw, Q + h * nd, K, V, W, O, O + nd, dO + h * nd, c->n,
+                                          c->d, &ao));
+            for (size_t t = 0; t < sL; t++)
+                dws[t] += dw[t];
+            PR_CHECK_OK(pr_hiprec_backward(NULL, NULL, NULL, T, Q + h * nd, K, V, W, dO + h * nd, c->n, c->d, &ao, 256));
+            _arb_vec_add(Ts, Ts, T, (slong)sL, 256);
+        }
+        pr_certify_problem_t pb;
+        pr_certify_opts_t op;
+        wprob_of(&pb, c);
+        pr_certify_opts_default(&op);
+        op.dtype = PR_CERTIFY_FLOAT32;
+        pr_certify_result_t r[3 * H + 1], r1[3 * H + 1];
+        double hl, hh;
+        to_f32(C, dws, sL);
+        ball_err(&hl, &hh, C, Ts, sL);
+        PR_CHECK_OK(pr_certify_backward_dw(r, NULL, NULL, NULL, C, Q, K, V, dO, W, H, c->n, c->d, &pb, &op));
+        const pr_certify_result_t *rw = r + 3 * H;
+        PR_CHECK(rw->lower <= hh && hl <= rw->upper && rw->upper <= rw->lower * 1.001 && rw->rows == W->s &&
+                 r[0].rows == 0, "config %d: float32 dw [%.17g, %.17g] vs pr_hiprec [%.17g, %.17g] (rows %ld)", k,
+                 rw->lower, rw->upper, hl, hh, rw->rows);
+        op.atol = rw->upper * 1.01;
+        PR_CHECK_OK(pr_certify_backward_dw(r1, NULL, NULL, NULL, C, Q, K, V, dO, W, H, c->n, c->d, &pb, &op));
+        PR_CHECK(r1[3 * H].verdict == 0, "config %d: dw at atol %.17g: verdict %d", k, op.atol, r1[3 * H].verdict);
+        op.atol = rw->lower * 0.99;
+        PR_CHECK_OK(pr_certify_backward_dw(r1, NULL, NULL, NULL, C, Q, K, V, dO, W, H, c->n, c->d, &pb, &op));
+        PR_CHECK(r1[3 * H].verdict == 1 && r1[3 * H].witness_row >= 0, "config %d: dw at atol %.17g: verdict %d", k,
+                 op.atol, r1[3 * H].verdict);
+        for (size_t t = 0; t < sL; t++)
+            C[t] = arf_get_d(arb_midref(Ts + t), ARF_RND_NEAR);
+        ball_err(&hl, &hh, C, Ts, sL);
+        op.atol = 0.0;
+        PR_CHECK_OK(pr_certify_backward_dw(r1, NULL, NULL, NULL, C, Q, K, V, dO, W, H, c->n, c->d, &pb, &op));
+        PR_CHECK(r1[3 * H].lower <= hh && hl <= r1[3 * H].upper && r1[3 * H].bound_max > 10 * hh,
+                 "config %d: dw rounded from the truth: [%.17g, %.17g] (E %g) vs [%.17g, %.17g]", k, r1[3 * H].lower,
+                 r1[3 * H].upper, r1[3 * H].bound_max, hl, hh);
+        PR_CHECK(pr_certify_backward_dw(r1, NULL, NULL, NULL, NULL, Q, K, V, dO, W, H, c->n, c->d, &pb, &op) ==
+                 PR_EINVAL, "dw without its candidate");
+        _arb_vec_clear(T, (slong)sL);
+        _arb_vec_clear(Ts, (slong)sL);
+        free(beta);
+        free(O);
+        pr_posw_clear(W);
+        free(Q);
+    }
+}
+
 /* dQ's rows in Arb with W (L16) where the double pass leaves them open, at a tolerance inside its
  * enclosure: at n = 40 (dQ alone, so no whole-group fallback) against pr_hiprec, and past n = 512 */
 static void test_dq_rows(pr_rng_t rng)
@@ -519,6 +591,7 @@ int main(void)
     pr_rng_init(rng, pr_test_seed("test_certify_wgrad", 1517));
     test_vs_hiprec(rng);
     test_sharp(rng);
+    test_dw(rng);
     test_dq_rows(rng);
     test_group_fallback(rng);
     test_vs_float64(rng);
