@@ -66,9 +66,9 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
     }
 }
 
-/* One execute's heads: Q head hq uses kv head hq / grp. */
+/* One execute's heads: Q head hq uses kv head pr_attn_kv_head(hq, h, hkv). */
 typedef struct {
-    int h, hkv, grp;
+    int h, hkv;
     int want_dw, want_kappa;
     const double *V;             /* hkv × n × d */
 } bw_exec;
@@ -292,7 +292,7 @@ static void mac_one(double *aq, double *ak, double *za, double *zb, const double
  * interleaved one) read once per block of frequencies for every head and column:
  *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d; mac_one),
  *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
- * with kv = hq / grp, c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when
+ * with kv = pr_attn_kv_head(hq, h, hkv), c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when
  * vshare: dV then comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and
  * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
  * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
@@ -329,7 +329,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             for (long q = 0; q < mq; q++)
                 nr[q] = ni[q] = 0.0;
             for (int hq = 0; hq < x->h; hq++) {
-                size_t yo = nu_off(p, hq / x->grp, nul[i]) + 2 * (size_t)q0;
+                size_t yo = nu_off(p, (int)pr_attn_kv_head(hq, x->h, x->hkv), nul[i]) + 2 * (size_t)q0;
                 for (int c = 0; c <= d; c++) {
                     const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
                     double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
@@ -629,7 +629,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
     size_t sl = p->sl, L = 2 * (size_t)n - 1, nd = (size_t)n * d;
     if ((dw && !p->want_dw) || h < 1 || h > p->heads || h_kv < 1 || h % h_kv)
         return PR_EINVAL;
-    bw_exec x = {.h = h, .hkv = h_kv, .grp = h / h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
+    bw_exec x = {.h = h, .hkv = h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
                  .V = V};
     if ((st = exec_inputs(p, &x, Q, K, V, O, lse, dO)))
         return st;

@@ -126,10 +126,10 @@ static void test_heads(pr_rng_t rng)
         pr_rng_fill(I.V, (long)(I.hkv * nd), 1.0, rng);
         pr_rng_fill(I.dO, (long)(I.h * nd), 1.0, rng);
         /* O and lse of the same P per head (the dense forward on P) */
-        int grp = I.h / I.hkv;
         for (int hq = 0; hq < I.h; hq++)
             PR_CHECK_OK(pr_dense_forward(I.O + hq * nd, I.lse + (size_t)hq * n, I.Q + hq * nd,
-                                         I.K + (hq / grp) * nd, I.V + (hq / grp) * nd, W, n, d, &o));
+                                         I.K + pr_attn_kv_head(hq, I.h, I.hkv) * nd,
+                                         I.V + pr_attn_kv_head(hq, I.h, I.hkv) * nd, W, n, d, &o));
         omp_set_num_threads(nthr);
         pr_fast_plan_t F;
         memset(F, 0, sizeof F);
@@ -170,12 +170,12 @@ static void test_heads(pr_rng_t rng)
         double *q1 = g1, *k1 = g1 + nd, *v1 = g1 + 2 * nd, *w1 = g1 + 3 * nd, *kp1 = w1 + sL;
         double scale[4];
         for (int hq = 0; hq < I.h; hq++) {
-            int kv = hq / grp;
+            int kv = (int)pr_attn_kv_head(hq, I.h, I.hkv);
             const double *Qh = I.Q + hq * nd, *Kh = I.K + kv * nd, *Vh = I.V + kv * nd;
             PR_CHECK_OK(pr_backward_execute_heads(p, q1, k1, v1, w1, kp1, Qh, Kh, Vh, I.O + hq * nd,
                                                   I.lse + (size_t)hq * n, I.dO + hq * nd, 1, 1));
             PR_CHECK(same_bits(q1, I.dQ + hq * nd, nd), "%s: head %d's dQ is not the one-head execute's", what, hq);
-            if (grp == 1)
+            if (I.h == I.hkv)
                 PR_CHECK(same_bits(k1, I.dK + kv * nd, nd) && same_bits(v1, I.dV + kv * nd, nd) &&
                          same_bits(kp1, I.kap + (size_t)kv * n, n),
                          "%s: head %d's dK, dV, kappa are not the one-head execute's", what, hq);
@@ -218,7 +218,7 @@ static void test_heads(pr_rng_t rng)
         /* against the dense backward on the same P, head by head (G3): dQ per head */
         o.poly = c;
         for (int hq = 0; hq < I.h; hq++) {
-            int kv = hq / grp;
+            int kv = (int)pr_attn_kv_head(hq, I.h, I.hkv);
             PR_CHECK_OK(pr_dense_backward(q1, k1, v1, w1, I.Q + hq * nd, I.K + kv * nd, I.V + kv * nd, W,
                                           I.O + hq * nd, I.lse + (size_t)hq * n, I.dO + hq * nd, n, d, &o));
             double err = pr_vec_max_abs_diff(q1, I.dQ + hq * nd, nd);
