@@ -46,6 +46,11 @@ size_t pr_toeplitz_spec_len(const pr_toeplitz_plan_t P)
     return 2 * (size_t)P->nfreq;
 }
 
+size_t pr_toeplitz_spec_len_for(long L)
+{
+    return 2 * (size_t)(L / 2 + 1);
+}
+
 static int pr_aligned(const void *p)
 {
     return fftw_alignment_of((double *)p) == 0;
