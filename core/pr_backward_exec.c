@@ -221,12 +221,12 @@ static void dw_batch(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
  *       multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi, aq_im)),
  *       ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
  *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] (dw's x ∘ conj(y), folded once per pair:
- *       re = za_re + za_im, im = zb_im - zb_re).
+ *       re = za_re + za_im, im = zb_im - zb_re); zf: za, zb = those products (the first column).
  * The scalar version does the same operations per frequency as the AVX2 one (fma() is exact
  * fused), so the result depends neither on the CPU's path nor on a frequency's place in a vector. */
 static void mac_one_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
                            const double *y, const double *x, const double *r, const double *im, long q0,
-                           long mq, int wq, int wz)
+                           long mq, int wq, int wz, int zf)
 {
     for (long q = q0; q < mq; q++) {
         double yr = y[2 * q], yi = y[2 * q + 1], xr = x[2 * q], xi = x[2 * q + 1];
@@ -237,7 +237,12 @@ static void mac_one_scalar(double *restrict aq, double *restrict ak, double *res
             ak[2 * q] = fma(b, xi, fma(a, xr, ak[2 * q]));
             ak[2 * q + 1] = fma(-b, xr, fma(a, xi, ak[2 * q + 1]));
         }
-        if (wz) {
+        if (wz && zf) {
+            za[2 * q] = xr * yr;
+            za[2 * q + 1] = xi * yi;
+            zb[2 * q] = xr * yi;
+            zb[2 * q + 1] = xi * yr;
+        } else if (wz) {
             za[2 * q] = fma(xr, yr, za[2 * q]);
             za[2 * q + 1] = fma(xi, yi, za[2 * q + 1]);
             zb[2 * q] = fma(xr, yi, zb[2 * q]);
@@ -253,7 +258,7 @@ static void mac_one_scalar(double *restrict aq, double *restrict ak, double *res
 __attribute__((target("avx2,fma")))
 static void mac_one_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
                          const double *y, const double *x, const double *r, const double *im, long mq, int wq,
-                         int wz)
+                         int wz, int zf)
 {
     long q = 0;
     for (; q + 2 <= mq; q += 2) {
@@ -266,25 +271,50 @@ static void mac_one_avx2(double *restrict aq, double *restrict ak, double *restr
             u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + 2 * q));
             _mm256_storeu_pd(ak + 2 * q, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
         }
-        if (wz) {
+        if (wz && zf) {
+            _mm256_storeu_pd(za + 2 * q, _mm256_mul_pd(xv, yv));
+            _mm256_storeu_pd(zb + 2 * q, _mm256_mul_pd(xv, ys));
+        } else if (wz) {
             _mm256_storeu_pd(za + 2 * q, _mm256_fmadd_pd(xv, yv, _mm256_loadu_pd(za + 2 * q)));
             _mm256_storeu_pd(zb + 2 * q, _mm256_fmadd_pd(xv, ys, _mm256_loadu_pd(zb + 2 * q)));
         }
     }
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, q, mq, wq, wz);
+    mac_one_scalar(aq, ak, za, zb, y, x, r, im, q, mq, wq, wz, zf);
 }
 #endif
 
 static void mac_one(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                    const double *r, const double *im, long mq, int wq, int wz)
+                    const double *r, const double *im, long mq, int wq, int wz, int zf)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mac_one_avx2(aq, ak, za, zb, y, x, r, im, mq, wq, wz);
+        mac_one_avx2(aq, ak, za, zb, y, x, r, im, mq, wq, wz, zf);
         return;
     }
 #endif
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, 0, mq, wq, wz);
+    mac_one_scalar(aq, ak, za, zb, y, x, r, im, 0, mq, wq, wz, zf);
+}
+
+/* r = [a a], im = [-b b] per frequency for a + ib = h·T (real parts T[q·ts], imaginary parts
+ * T[toff + q·ts]: ts = 1 planar, 2 interleaved), mq frequencies */
+__attribute__((target_clones("avx2", "default")))
+static void spread(double *restrict r, double *restrict im, double h, const double *T, long toff, long ts,
+                   long mq)
+{
+    if (ts == 1)
+        for (long q = 0; q < mq; q++) {
+            double a = h * T[q], b = h * T[toff + q];
+            r[2 * q] = r[2 * q + 1] = a;
+            im[2 * q] = -b;
+            im[2 * q + 1] = b;
+        }
+    else
+        for (long q = 0; q < mq; q++) {
+            double a = h * T[2 * q], b = h * T[toff + 2 * q];
+            r[2 * q] = r[2 * q + 1] = a;
+            im[2 * q] = -b;
+            im[2 * q + 1] = b;
+        }
 }
 
 /* The products of nb pairs of size m, each pair's spectrum T[i] (real part T[i][q·stride[i]],
@@ -314,19 +344,13 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
         for (int i = 0; i < nb; i++) {
             const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
             int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
-            for (long q = 0; q < mq && wq; q++) {
-                double a = ah[i] * tr[q * tstride[i]], b = ah[i] * ti[q * tstride[i]];
-                r[2 * q] = r[2 * q + 1] = a;
-                im[2 * q] = -b;
-                im[2 * q + 1] = b;
-            }
+            if (wq)
+                spread(r, im, ah[i], tr, ti - tr, tstride[i], mq);
             for (long q = 0; q < mq && wv; q++) {
                 vr[q] = al[i] * tr[q * tstride[i]];
                 vi[q] = al[i] * ti[q * tstride[i]];
             }
-            for (long q = 0; q < 2 * mq && wz; q++)
-                za[q] = zb[q] = 0.0;
-            for (long q = 0; q < mq; q++)
+            for (long q = 0; q < mq && wn; q++)
                 nr[q] = ni[q] = 0.0;
             for (int hq = 0; hq < x->h; hq++) {
                 size_t yo = nu_off(p, (int)pr_attn_kv_head(hq, x->h, x->hkv), nul[i]) + 2 * (size_t)q0;
@@ -334,7 +358,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
                     double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
                     if (wq || wz)
-                        mac_one(aq, ak, za, zb, y, xx, r, im, mq, wq, wz);
+                        mac_one(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, hq == 0 && c == 0);
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
                     const double *xv = xhat(p, th, slot[i], hq, c < d ? c : d + 1) + 2 * q0;
@@ -552,17 +576,20 @@ static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x,
                th->ycol, th->tmp);
 }
 
-/* A-marginal μ's work in rough units of one transform per head: its 2(d+1) transforms (x_c u_μ,
- * dQ's inverses), about two per pair (dw's correlation and the products), one per term (its
- * symbol's products). Independent of the head count, so that a head's thread shares, hence its
+/* A-marginal μ's work in half transforms (one head; measured shares at d = 2, n = 2^16): its 2(d+1)
+ * transforms (x_c u_μ, dQ's inverses) with their marginal products, 4(d+1); per pair dw's
+ * correlation, the products and dw's symbol sums, 5; per pair of size g+1 its symbol's sum and
+ * transform, 3 more. Independent of the head count, so that a head's thread shares, hence its
  * bits, are those of a one-head execute. */
 static long mu_weight(const pr_backward_plan *p, long u)
 {
     const pr_expand_struct *E = p->E;
-    return (E->gstart[u + 1] - E->gstart[u]) + 2 * (E->gpair[u + 1] - E->gpair[u]) + 2 * (p->d + 1);
+    long np = E->gpair[u + 1] - E->gpair[u];
+    return 5 * np + 4 * (p->d + 1) + (E->am->deg[u] == p->G ? 3 * np : 0);
 }
 
-/* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight */
+/* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight: the cut
+ * nearest to id/nth of the total */
 static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 {
     long u0 = p->E->am->size_start[m], u1 = p->E->am->size_start[m + 1], tot = 0, acc = 0;
@@ -571,7 +598,7 @@ static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
     for (long u = u0; u < u1; u++)
         tot += mu_weight(p, u);
     long u = u0;
-    while (u < u1 && acc * nth < tot * id)
+    while (u < u1 && (2 * acc + mu_weight(p, u)) * nth <= 2 * tot * id)
         acc += mu_weight(p, u++);
     return u;
 }
