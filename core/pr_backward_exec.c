@@ -70,6 +70,7 @@ static void add_marg_grad(double *dX, const double *z, const double *pw, const u
 typedef struct {
     int h, hkv;
     int want_dw, want_kappa;
+    int vec;                     /* mac_vec() */
     const double *V;             /* hkv × n × d */
 } bw_exec;
 
@@ -284,15 +285,31 @@ static void mac_one_avx2(double *restrict aq, double *restrict ak, double *restr
 #endif
 
 static void mac_one(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                    const double *r, const double *im, long mq, int wq, int wz, int zf)
+                    const double *r, const double *im, long mq, int wq, int wz, int zf, int vec)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (vec) {
         mac_one_avx2(aq, ak, za, zb, y, x, r, im, mq, wq, wz, zf);
         return;
     }
 #endif
+    (void)vec;
     mac_one_scalar(aq, ak, za, zb, y, x, r, im, 0, mq, wq, wz, zf);
+}
+
+/* mac_one's AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
+ * the scalar one (test_backward_heads checks that both give the same bits) */
+static int mac_vec(void)
+{
+    const char *force = getenv("POLYROPE_BACKWARD_KERNEL");
+    if (force && !strcmp(force, "generic"))
+        return 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
 }
 
 /* r = [a a], im = [-b b] per frequency for a + ib = h·T (real parts T[q·ts], imaginary parts
@@ -358,7 +375,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
                     double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
                     if (wq || wz)
-                        mac_one(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, hq == 0 && c == 0);
+                        mac_one(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, hq == 0 && c == 0, x->vec);
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
                     const double *xv = xhat(p, th, slot[i], hq, c < d ? c : d + 1) + 2 * q0;
@@ -657,7 +674,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
     if ((dw && !p->want_dw) || h < 1 || h > p->heads || h_kv < 1 || h % h_kv)
         return PR_EINVAL;
     bw_exec x = {.h = h, .hkv = h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
-                 .V = V};
+                 .vec = mac_vec(), .V = V};
     if ((st = exec_inputs(p, &x, Q, K, V, O, lse, dO)))
         return st;
     long tr0 = 0;

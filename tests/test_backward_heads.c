@@ -165,6 +165,25 @@ static void test_heads(pr_rng_t rng)
         PR_CHECK_OK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, I.dw, I.kap, I.Q, I.K, I.V, I.O, I.lse,
                                               I.dO, I.h, I.hkv));
         memcpy(I.kw, pr_backward_kappa_w(p), sizeof(double) * L);
+        /* the products' scalar path (POLYROPE_BACKWARD_KERNEL=generic) gives the AVX2 path's bits */
+        {
+            size_t tot = (I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
+            double *gq = malloc(sizeof(double) * tot), *gk = gq + I.h * nd, *gv = gk + I.hkv * nd;
+            double *gw = gv + I.hkv * nd, *gkap = gw + sL;
+            const char *kern = getenv("POLYROPE_BACKWARD_KERNEL");
+            char *kept = kern ? strdup(kern) : NULL;
+            PR_CHECK(setenv("POLYROPE_BACKWARD_KERNEL", "generic", 1) == 0, "setenv");
+            PR_CHECK_OK(pr_backward_execute_heads(p, gq, gk, gv, gw, gkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            PR_CHECK((kept ? setenv("POLYROPE_BACKWARD_KERNEL", kept, 1) : unsetenv("POLYROPE_BACKWARD_KERNEL")) == 0,
+                     "restoring POLYROPE_BACKWARD_KERNEL");
+            PR_CHECK(same_bits(gq, I.dQ, I.h * nd) && same_bits(gk, I.dK, I.hkv * nd) &&
+                     same_bits(gv, I.dV, I.hkv * nd) && same_bits(gw, I.dw, sL) &&
+                     same_bits(gkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L),
+                     "%s: the scalar products differ from the vector ones", what);
+            free(kept);
+            free(gq);
+        }
         /* one-head executes on the slices of the same plan */
         double *g1 = malloc(sizeof(double) * (3 * nd + sL + 2 * (size_t)n + L));
         double *q1 = g1, *k1 = g1 + nd, *v1 = g1 + 2 * nd, *w1 = g1 + 3 * nd, *kp1 = w1 + sL;
