@@ -175,7 +175,7 @@ static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
     if (own_E)
         pr_mem_note(M, pr_expand_bytes(p->s, p->da, p->db, p->g, 1));
     p->alpha = pr_mem_alloc(M, nterms, sizeof(double));
-    p->ahat = pr_mem_alloc(M, nterms, sizeof(double));
+    p->salpha = pr_mem_alloc(M, nterms, sizeof(double));
     p->base = pr_mem_alloc(M, nterms, sizeof(double));
     p->poly = pr_mem_alloc(M, (size_t)p->g + 1, sizeof(double));
     p->pair_sub = pr_mem_alloc(M, nterms * (size_t)p->s, sizeof(long));
@@ -199,7 +199,7 @@ void pr_backward_destroy(pr_backward_plan *p)
 {
     if (!p)
         return;
-    free(p->alpha); free(p->ahat); free(p->base); free(p->poly); free(p->pair_sub); free(p->pair_add);
+    free(p->alpha); free(p->salpha); free(p->base); free(p->poly); free(p->pair_sub); free(p->pair_add);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
@@ -324,15 +324,15 @@ static int plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_at
     size_t L = 2 * (size_t)n - 1;
     const pr_expand_struct *E = p->E;
     pr_expand_coefs(p->alpha, E, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
-    pr_expand_coefs(p->ahat, E, PR_EXPAND_ALPHA_HAT, opts->poly, opts->sigma);
     double sig[PR_EXPAND_MAX_DEGREE + 1];
     sig[0] = 1.0;
     for (int k = 1; k <= G; k++)
         sig[k] = sig[k - 1] * opts->sigma;
-    for (long t = 0; t < E->nterms; t++)
+    for (long t = 0; t < E->nterms; t++) {
         p->base[t] = E->mult[t] * sig[E->deg[t]];
+        p->salpha[t] = opts->sigma * p->alpha[t];
+    }
     memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
-    p->sigma = opts->sigma;
     for (long q = 0; q < E->npairs; q++)
         p->reused += bw_forward_pair(p, q, E->deg[E->pstart[q]]) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {

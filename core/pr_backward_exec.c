@@ -184,7 +184,7 @@ static void dw_batch(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
         for (int j = 0; j < np; j++)
             for (long t = E->pstart[pl[j]]; t < E->pstart[pl[j] + 1]; t++) {
                 const unsigned char *e = E->e + (size_t)t * s;
-                double a = p->sigma * p->alpha[t];
+                double a = p->salpha[t];
                 if (a == 0.0)
                     continue;
                 for (size_t q = 0; q < m; q++)

@@ -51,10 +51,10 @@ struct pr_backward_plan_s {
     int has_E;
     const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept pair spectra serve the
                                     pairs of size m ≤ g with c_m ≠ 0 (its terms are E) */
-    double *alpha, *ahat, *base; /* E->nterms: α_f (0 for |f| > g), α̂_f (0 for |f| = 0), and
-                                    mult(f) σ^|f|, of which both are multiples within a size */
+    double *alpha, *salpha, *base; /* E->nterms: α_f (0 for |f| > g), σ α_f (dw's parents, math.md
+                                    §7), and mult(f) σ^|f|, of which α_f and α̂_f are multiples
+                                    within a size */
     double *poly;                /* c_0..c_g */
-    double sigma;
     long *pair_sub, *pair_add;   /* s per pair (sized by terms): the pair of marginals (μ - a_k,
                                     ν - b_k), resp. (μ + a_k, ν + b_k), or -1 (no such pair) */
     long reused;                 /* pairs whose spectrum is F's */
