@@ -39,11 +39,9 @@ int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, co
     return 0;
 }
 
-int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt)
+int pr_cmd_attn_peek(pr_npy_info_t *info, const char *path, const char *opt)
 {
-    double *x;
-    int st = pr_npy_read(&x, nd, shape, path);
-    free(x);
+    int st = pr_npy_peek(info, path, 0);
     if (st)
         return pr_cli_fail(CMD, "--%s %s: %s", opt, path, st == PR_EIO ? strerror(errno) : pr_strerror(st));
     return 0;
@@ -147,8 +145,7 @@ int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], in
     for (int t = 0; t < 4; t++) {
         if (!files[t])
             continue;
-        memset(&info[t], 0, sizeof info[t]);
-        int rc = pr_cmd_attn_peek(&info[t].ndim, info[t].shape, files[t], opt[t]);
+        int rc = pr_cmd_attn_peek(&info[t], files[t], opt[t]);
         if (rc)
             return rc;
         if (pr_npy_heads(&hs[t], &info[t]))

@@ -164,11 +164,12 @@ static int size_from_matrix(attn_t *r)
 /* a W file alone fixes n and d too */
 static int size_from_w(pr_cmd_attn_args_t *a)
 {
-    int nd;
-    long shape[PR_NPY_MAXDIM];
-    int rc = pr_cmd_attn_peek(&nd, shape, a->wf, "w");
+    pr_npy_info_t info;
+    int rc = pr_cmd_attn_peek(&info, a->wf, "w");
     if (rc)
         return rc;
+    int nd = info.ndim;
+    const long *shape = info.shape;
     if (nd != 3 || shape[0] % 2 == 0 || shape[1] != shape[2] || shape[1] < 1)
         return pr_cli_fail(CMD, "--w %s: a W array has shape (2n-1, d, d)", a->wf);
     long wn = (shape[0] + 1) / 2, wd = shape[1];

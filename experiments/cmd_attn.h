@@ -84,8 +84,9 @@ void pr_cmd_attn_head(pr_cmd_attn_job_t *view, const pr_cmd_attn_job_t *job, int
 /* a read .npy of the given shape, finite; else one line naming the file (exit status 2) and
  * *x NULL */
 int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, const long *want);
-/* the shape of an .npy, to size the problem from the first input file */
-int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt);
+/* the shape of an .npy from its header alone (pr_npy_peek): the sizes are checked against
+ * --max-mem before any file's data is read */
+int pr_cmd_attn_peek(pr_npy_info_t *info, const char *path, const char *opt);
 
 /* The layout of the given inputs (Q, K, V, dO files; NULL where generated) as attention heads:
  * (n, d), (h, n, d) or (b, h, n, d), K and V of one shape with h_kv heads dividing Q's h, dO of
