@@ -383,6 +383,12 @@ int main(void)
     double wtight = json_nth("hi_over_lo", 1), wratio = json_nth("ratio", 1);
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"general_w\": {\"pos\": \"general\", \"n\": 512,") && wratio > 0 &&
              wtight >= 1.0 && wtight <= 1 + 1e-6, "bench certify: general W's ratio %g, hi/lo %.17g", wratio, wtight);
+    /* and its gradients (L15): the "grad" object inside general_w, the second one printed */
+    const char *gw = strstr(pr_test_cli_out, "\"general_w\"");
+    const char *gg = gw ? strstr(gw, "\"grad\": {") : NULL;
+    double wgt = gg ? strtod(strstr(gg, "\"hi_over_lo\": ") + 14, NULL) : NAN;
+    PR_CHECK(gg && gg < strstr(gw, "\"growth\"") && wgt >= 1.0 && wgt < 2.0, "bench certify: general W's gradients, "
+             "hi/lo %g\n%s", wgt, pr_test_cli_out);
     refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }
