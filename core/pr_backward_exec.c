@@ -339,12 +339,15 @@ static void spread(double *restrict r, double *restrict im, double h, const doub
  * interleaved one) read once per block of frequencies for every head and column:
  *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d; mac_one),
  *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
- * with kv = pr_attn_kv_head(hq, h, hkv), c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when
- * vshare: dV then comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and
+ * with kv = pr_attn_kv_head(hq, h, hkv), c' = c for c < d and the ‖dO‖₁ column for c = d (κ's;
+ * only that one when vshare: dV then comes from accK, see pr_backward_execute_heads). With the
+ * same blocks of X̂ and
  * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
  * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
  * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
- * and heads inside: the accumulators' and the input spectra's blocks stay in cache. */
+ * and heads inside: the accumulators' and the input spectra's blocks stay in cache; the pairs by
+ * ν, then μ, so that a ν's Ŷ and dK sums stay in L1 across its μ (each sum still takes its
+ * pairs in the order of the batch: the same bits). */
 static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, int nb,
                       const double *const *T, const long *toff, const long *tstride, const double *ah,
                       const double *al, int vshare, const long *nul, const int *slot, double *const *Z,
@@ -356,9 +359,17 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
     enum { BLK = 512 };
     double r[2 * BLK], im[2 * BLK], za[2 * BLK], zb[2 * BLK], vr[BLK], vi[BLK], nr[BLK], ni[BLK];
+    int ord[TBATCH];
+    for (int i = 0; i < nb; i++) {
+        int j = i;
+        for (; j > 0 && nul[ord[j - 1]] > nul[i]; j--)
+            ord[j] = ord[j - 1];
+        ord[j] = i;
+    }
     for (long q0 = 0; q0 < nq; q0 += BLK) {
         long mq = nq - q0 < BLK ? nq - q0 : BLK;
-        for (int i = 0; i < nb; i++) {
+        for (int oi = 0; oi < nb; oi++) {
+            int i = ord[oi];
             const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
             int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
             if (wq)
