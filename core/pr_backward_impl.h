@@ -1,5 +1,6 @@
 /* pr_backward_impl.h: the backward plan's layout, shared by the files of module pr_backward
- * (pr_backward.c: plan; pr_backward_exec.c: execute; pr_backward_lowrank.c: the low-rank path).
+ * (pr_backward.c: plan; pr_backward_exec.c: execute; pr_backward_kern.c: its inner loops;
+ * pr_backward_lowrank.c: the low-rank path).
  * Internal: not installed. */
 #ifndef PR_BACKWARD_IMPL_H
 #define PR_BACKWARD_IMPL_H
@@ -103,6 +104,19 @@ static inline void bw_xcols(double *x, size_t stride, const double *dO, const do
     x[(size_t)d * stride] = -r * rinv;
     x[(size_t)(d + 1) * stride] = l1 * rinv;
 }
+
+/* pr_backward_kern.c, the execute's inner loops (their comments there): the symbol sums of a
+ * batch's pairs and κ^w; dw through the parents; one (head, column) of the products; whether
+ * the products take their AVX2 path; a pair spectrum spread for them. */
+void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
+                          const double *const *Ns);
+void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const double *const *Cs,
+                     double *dw);
+void pr_backward_mac_one_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
+                          const double *r, const double *im, long mq, int wq, int wz, int zf, int vec);
+int pr_backward_mac_vec_(void);
+void pr_backward_spread_(double *restrict r, double *restrict im, double h, const double *T, long toff,
+                         long ts, long mq);
 
 /* Bytes pr_backward_lowrank holds for n, d and degree g, by a dry run of its allocations (pr_mem)
  * and of its features' (pr_expand_marg_bytes); +Inf past double. */
