@@ -126,7 +126,7 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
                   .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1, .Lt = Lt,
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
-                  .sl = 2 * (size_t)(Lt / 2 + 1)};
+                  .sl = pr_toeplitz_spec_len_of(Lt)};
     D->na = (long)na;
     /* the inverse phase's chunks of groups: two per thread, so that dealing them largest first
      * balances the streamed plans' uneven groups too */
@@ -210,9 +210,9 @@ static long transforms(const pr_fast_plan_struct *F, int inverse)
     return c;
 }
 
-/* First a-marginal group of thread id of nth: contiguous chunks of about equal work, a group
- * weighing its pairs (their products) plus 3 (its inverse transforms, about three pairs' worth
- * for d = 2). The same split kept or streamed, one head or many: the same sums. */
+/* First a-marginal group of thread id of nth for the plan's pair spectra: contiguous chunks of
+ * about equal work, a group weighing its pairs (their symbols and transforms) plus 3. A pair's
+ * spectrum does not depend on the split. */
 static long group_chunk(const pr_expand_struct *T, int id, int nth)
 {
     long m = 0, ng = T->am->count_fwd;
