@@ -15,6 +15,14 @@
 #include "pr_vec.h"
 #include "pr_dense_impl.h"
 
+int pr_dense_block_(int n, int width, int least, int per_thread)
+{
+    int want = per_thread * omp_get_max_threads();
+    while (width > least && (n + width - 1) / width < want)
+        width /= 2;
+    return width;
+}
+
 double *pr_dense_alloc_(size_t a, size_t b)
 {
     size_t len;
@@ -52,23 +60,56 @@ static double *reversed(const double *x, size_t L, double scale)
 /* W's RoPE sequences hold cos ℓθ_k and sin ℓθ_k for ℓ = -(n-1)..n-1, computed as pr_rope_rotate
  * computes them (pr_posw_init_rope): reading them at ℓ = i gives bit for bit pr_rope_rotate's
  * result without its n·d/2 cos and sin calls (at n = 256, d = 64 those cost as much as the
- * forward's tiles). */
-void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign)
+ * forward's tiles). Rows [i0, i1), each entry then times scale (1: unchanged); W NULL: X·scale. */
+void pr_dense_rotate_rows_(double *Xr, const double *X, const pr_posw_struct *W, int d, int sign, double scale,
+                           int i0, int i1)
 {
     enum { ROWS = 64 };   /* rows per block: the block's X stays in cache across the pairs */
-    int n = W->n, d = W->d;
-    for (int i0 = 0; i0 < n; i0 += ROWS) {
-        int i1 = n - i0 < ROWS ? n : i0 + ROWS;
-        for (int k = 0; k < d / 2; k++) {
-            const double *c = pr_posw_seq(W, 4 * k) + (n - 1), *sn = pr_posw_seq(W, 4 * k + 1) + (n - 1);
+    for (int r0 = i0; r0 < i1; r0 += ROWS) {
+        int r1 = i1 - r0 < ROWS ? i1 : r0 + ROWS;
+        size_t x0 = (size_t)r0 * d, x1 = (size_t)r1 * d;
+        for (int k = 0; W && k < d / 2; k++) {
+            const double *c = pr_posw_seq(W, 4 * k) + (W->n - 1), *sn = pr_posw_seq(W, 4 * k + 1) + (W->n - 1);
             size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
-            for (int i = i0; i < i1; i++) {
+            for (int i = r0; i < r1; i++) {
                 const double *x = X + (size_t)i * d;
                 double *xr = Xr + (size_t)i * d, u = x[a], v = x[b], s = sign * sn[i];
                 xr[a] = u * c[i] - v * s;
                 xr[b] = u * s + v * c[i];
             }
         }
+        if (!W && Xr != X)
+            memcpy(Xr + x0, X + x0, sizeof(double) * (x1 - x0));
+        if (scale != 1.0)
+            for (size_t x = x0; x < x1; x++)
+                Xr[x] *= scale;
+    }
+}
+
+void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign)
+{
+    pr_dense_rotate_rows_(Xr, X, W, W->d, sign, 1.0, 0, W->n);
+}
+
+/* what prep_init_ fills from the rows of Q, K and V: each thread a range of whole strips */
+static void prep_fill(const pr_dense_prep_t *p, double *qf, double *kf, double *kp, double *vp, const double *Q,
+                      const double *K, const double *V, const pr_posw_struct *W, double sigma)
+{
+    enum { CHUNK = 2 * PR_DENSE_NR };
+    int n = p->n, d = p->d, nc = (n + CHUNK - 1) / CHUNK;
+    const pr_posw_struct *R = pr_posw_is_factorised(W) ? W : 0;
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (int c = 0; c < nc; c++) {
+        int i0 = c * CHUNK, i1 = n - i0 < CHUNK ? n : i0 + CHUNK, s0 = i0 / PR_DENSE_NR;
+        int s1 = (i1 + PR_DENSE_NR - 1) / PR_DENSE_NR;
+        if (qf)
+            pr_dense_rotate_rows_(qf, Q, R, d, 1, sigma, i0, i1);
+        if (kf)
+            pr_dense_rotate_rows_(kf, K, R, d, 1, 1.0, i0, i1);
+        if (kp)
+            pr_dense_pack_strips_(kp, K, R, n, d, s0, s1);
+        if (vp)
+            pr_dense_pack_strips_(vp, V, 0, n, d, s0, s1);
     }
 }
 
@@ -85,14 +126,11 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
     p->g = opts->poly_degree;
     p->vexp = pr_dense_avx512_();
     p->kern = pr_dense_kernel_ok_(d);
-    if (V && p->kern) {
-        double *vp = p->own[4] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
-        if (!vp)
-            return PR_ENOMEM;
-        pr_dense_pack_(vp, V, 0, n, d);
-        p->Vp = vp;
-    }
-    size_t nd = (size_t)n * d;
+    size_t nd = (size_t)n * d, plen = pr_dense_packed_len_(n, d);
+    double *vp = 0, *qf = 0, *kf = 0, *kp = 0;
+    if (V && p->kern && !(vp = p->own[4] = pr_dense_alloc_(plen, 1)))
+        return PR_ENOMEM;
+    p->Vp = vp;
     int rope = pr_posw_is_factorised(W);
     p->gemm = !loop && (rope || W->kind == PR_POS_IDENTITY);
     if (opts->beta) {
@@ -111,36 +149,21 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
         }
     }
     if (p->gemm) {
-        /* the kernels' scores read K' packed, rotated while packing; only the backward (given V)
-         * reads K' itself, for dQ */
-        double *qf = p->own[1] = pr_dense_alloc_(nd, 1), *kf = 0;
-        if (!qf)
+        /* σQ' and, for the kernels' scores, K' packed (rotated while packing); only the backward
+         * (given V) and OpenBLAS's tiles read K' itself */
+        if (!(qf = p->own[1] = pr_dense_alloc_(nd, 1)))
             return PR_ENOMEM;
-        if (!p->kern || V) {
-            if (!(kf = p->own[2] = pr_dense_alloc_(nd, 1)))
-                return PR_ENOMEM;
-            if (rope)
-                pr_dense_rotate_(kf, K, W, 1);
-            else
-                memcpy(kf, K, sizeof(double) * nd);
-        }
-        if (rope)
-            pr_dense_rotate_(qf, Q, W, 1);
-        else
-            memcpy(qf, Q, sizeof(double) * nd);
-        for (size_t i = 0; i < nd; i++)
-            qf[i] *= opts->sigma;
+        if ((!p->kern || V) && !(kf = p->own[2] = pr_dense_alloc_(nd, 1)))
+            return PR_ENOMEM;
+        if (p->kern && !(kp = p->own[3] = pr_dense_alloc_(plen, 1)))
+            return PR_ENOMEM;
         p->Qf = qf;
         p->Kf = kf;
-        if (p->kern) {
-            double *kp = p->own[3] = pr_dense_alloc_(pr_dense_packed_len_(n, d), 1);
-            if (!kp)
-                return PR_ENOMEM;
-            pr_dense_pack_(kp, K, rope ? W : 0, n, d);
-            p->Kp = kp;
-        }
-        return PR_OK;
+        p->Kp = kp;
     }
+    prep_fill(p, qf, kf, kp, vp, Q, K, V, W, opts->sigma);
+    if (p->gemm)
+        return PR_OK;
     p->Q = Q;
     p->a = W->a;
     p->b = W->b;
@@ -226,7 +249,9 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
         pr_dense_prep_clear_(&p);
         return st;
     }
-    int nb = (n + BQ - 1) / BQ, saved, shared = PR_OK;
+    /* query blocks narrower than BQ where BQ would leave fewer than 4 per thread (moderate n):
+     * a row's sums are the same whatever its block */
+    int bq = pr_dense_block_(n, BQ, 32, 4), nb = (n + bq - 1) / bq, saved, shared = PR_OK;
     pr_dense_blas_serial_begin_(&saved);
 #pragma omp parallel
     {
@@ -236,7 +261,7 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
         for (int ib = 0; ib < nb; ib++) {
             if (mine)
                 continue;
-            int i0 = ib * BQ, mi = n - i0 < BQ ? n - i0 : BQ;
+            int i0 = ib * bq, mi = n - i0 < bq ? n - i0 : bq;
             mine = forward_block(O, lse, V, &p, i0, mi, S, acc, m, l);
         }
         pr_dense_set_status_(&shared, mine);

@@ -107,16 +107,13 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         free(rr);
         return st;
     }
-    for (int i = 0; i < n; i++) {
-        double s = 0.0;
-        for (int c = 0; c < d; c++)
-            s += dO[(size_t)i * d + c] * O[(size_t)i * d + c];
-        rr[i] = s;
-    }
-    memset(dV, 0, sizeof(double) * nd);
     bwd_in_t in = {Q, V, lse, dO, rr, dV};
     size_t wlen = dw ? (size_t)W->s * p.L : 0;
-    int nkb = (n + BK - 1) / BK, nth = omp_get_max_threads(), saved, shared = PR_OK;
+    /* key blocks narrower than BK (down to 64) where BK would leave fewer than 2 per thread: at
+     * n = 256 one block ran on one thread. Each key's sums run over the queries in the same
+     * order whatever its block. */
+    int bk = pr_dense_block_(n, BK, 64, 2), nkb = (n + bk - 1) / bk, nth = omp_get_max_threads(), saved;
+    int shared = PR_OK;
     if (nth > nkb)
         nth = nkb;
     /* each thread owns whole key blocks (dK, dV rows) and keeps its own dQ and dw */
@@ -128,7 +125,6 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         pr_dense_prep_clear_(&p);
         return PR_ENOMEM;
     }
-    memset(dqall, 0, sizeof(double) * nd * nth);
     if (dw)
         memset(dwall, 0, sizeof(double) * wlen * nth);
     pr_dense_blas_serial_begin_(&saved);
@@ -138,11 +134,24 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         double *S = pr_dense_alloc_(BQ, BK), *dP = pr_dense_alloc_(BQ, BK), *dk = pr_dense_alloc_(BK, d);
         double *dq = dqall + nd * t, *dwr = dw ? dwall + wlen * t : 0;
         int mine = S && dP && dk ? PR_OK : PR_ENOMEM;
+        /* every thread's dQ = 0 (the team may be smaller than asked), r_i = <dO_i, O_i> and dV = 0,
+         * by rows; the barrier at the second loop's end precedes the tiles */
+#pragma omp for schedule(static) nowait
+        for (int u = 0; u < nth; u++)
+            memset(dqall + nd * u, 0, sizeof(double) * nd);
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) {
+            double s = 0.0;
+            for (int c = 0; c < d; c++)
+                s += dO[(size_t)i * d + c] * O[(size_t)i * d + c];
+            rr[i] = s;
+            memset(dV + (size_t)i * d, 0, sizeof(double) * d);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int jb = 0; jb < nkb; jb++) {
             if (mine)
                 continue;
-            int j0 = jb * BK, mj = n - j0 < BK ? n - j0 : BK;
+            int j0 = jb * bk, mj = n - j0 < bk ? n - j0 : bk;
             memset(dk, 0, sizeof(double) * BK * d);
             int ib0 = p.causal ? j0 / BQ : 0;
             for (int ib = ib0; ib * BQ < n; ib++) {
@@ -161,11 +170,22 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
     }
     pr_dense_blas_serial_end_(saved);
     if (!shared) {
-        for (size_t x = 0; x < nd; x++) {
-            double s = 0.0;
-            for (int t = 0; t < nth; t++)
-                s += dqall[nd * t + x];
-            dQ[x] = s;
+        /* dQ' = σ Σ_j dM K'_j;  dQ = R_iᵀ dQ', dK = R_jᵀ dK' (σ is already in σQ'), by rows */
+        const pr_posw_struct *R = p.gemm && pr_posw_is_factorised(W) ? W : 0;
+        double sq = p.gemm ? opts->sigma : 1.0;
+#pragma omp parallel for schedule(static) num_threads(nth)
+        for (int i0 = 0; i0 < n; i0 += 64) {
+            int i1 = n - i0 < 64 ? n : i0 + 64;
+            for (size_t x = (size_t)i0 * d; x < (size_t)i1 * d; x++) {
+                double s = 0.0;
+                for (int t = 0; t < nth; t++)
+                    s += dqall[nd * t + x];
+                dQ[x] = s * sq;
+            }
+            if (R) {
+                pr_dense_rotate_rows_(dQ, dQ, R, d, -1, 1.0, i0, i1);
+                pr_dense_rotate_rows_(dK, dK, R, d, -1, 1.0, i0, i1);
+            }
         }
         if (dw)
             for (int k = 0; k < W->s; k++)
@@ -176,15 +196,6 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
                     /* dwrev accumulated dM·Q·K without σ (wrev carries σ, dw does not) */
                     dw[k * p.L + p.L - 1 - tt] = opts->sigma * s;
                 }
-        if (p.gemm) {
-            /* dQ' = σ Σ_j dM K'_j;  dQ = R_iᵀ dQ', dK = R_jᵀ dK' (σ is already in σQ') */
-            for (size_t x = 0; x < nd; x++)
-                dQ[x] *= opts->sigma;
-            if (pr_posw_is_factorised(W)) {
-                pr_dense_rotate_(dQ, dQ, W, -1);
-                pr_dense_rotate_(dK, dK, W, -1);
-            }
-        }
     }
     /* sums of huge entries can overflow: refuse rather than return Inf */
     if (!shared && (pr_vec_check_finite(dQ, nd) || pr_vec_check_finite(dK, nd) || pr_vec_check_finite(dV, nd) ||

@@ -91,7 +91,7 @@ static double gap_tau(const double *Q, const double *K, const pr_posw_struct *W,
  *   by (3.4n + 2)u, so the scores by ≤ 4(3.4n + 4)u S. Adding β, the row shift and exp's
  *   reduction: 4u(S + max|β|). So |ΔM| ≤ ε_M = u (S (s + 10 + [RoPE] (14n + 16)) + 4 max|β|).
  *   Weights. Each e^{M+β-m} has relative error ρ = expm1(ε_M) + (n/128 + 8)u (exp: ≤ 1.1u with
- *   AVX-512, pr_dense_kernel.c, about 1.2u for vexp_sum; tile rescalings 2u each, n/BK of
+ *   AVX-512, pr_dense_kernel.c, ≤ 2.7u for vexp_sum, pr_dense_tile.c; tile rescalings 2u each, n/BK of
  *   them; the products' sums are sequential, in the kernels as in OpenBLAS); the row sum γ_n more, so P̂_ij = P_ij(1 + δ), |δ| ≤ τ_rel = 2ρ + (n + 2)u, and
  *   Σ_j |ΔP_ij| ≤ τ = min(2, τ_rel) (two probability vectors). A posteriori, when that is not
  *   small: with g_i the gap between the two largest computed M_ij + β of row i (n_i keys), the

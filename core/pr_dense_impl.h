@@ -41,6 +41,10 @@ typedef struct {
 /* a×b doubles (at least one), 64-byte aligned, NULL on overflow or failure; free() frees */
 double *pr_dense_alloc_(size_t a, size_t b);
 
+/* width halved from width (a power of two times least) down to least while n/width blocks would
+ * leave fewer than per_thread per OpenMP thread: blocks for moderate n */
+int pr_dense_block_(int n, int width, int least, int per_thread);
+
 /* loop: force the O(n² s) loop (the backward needs it for dw); V may be NULL (see Vp). Clear
  * even after a failure. */
 int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, const double *V,
@@ -50,6 +54,10 @@ void pr_dense_prep_clear_(pr_dense_prep_t *p);
 /* Xr = X rotated by R_{sign·i} in row i (pr_rope_rotate's result) from the factorised RoPE W's
  * own cos and sin sequences; Xr may equal X */
 void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int sign);
+/* rows [i0, i1) of that (W NULL: X itself, d its row length), each entry then times scale (the
+ * product of the rotated entry: the same bits as a separate pass) */
+void pr_dense_rotate_rows_(double *Xr, const double *X, const pr_posw_struct *W, int d, int sign, double scale,
+                           int i0, int i1);
 
 /* |M_ij| ≤ σ·max|Q|·max|K|·max_ℓ Σ_k |w_k(ℓ)| (docs/math.md §3, claim C6);
  * refuse inputs where that could overflow, rather than return NaN */
@@ -93,6 +101,8 @@ double pr_dense_exp_sum_(double *y, const double *x, double m, int len);
  * NULL, or a factorised RoPE W whose R_j turns row j first (bit for bit pr_dense_rotate_) */
 size_t pr_dense_packed_len_(int n, int d);
 void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d);
+/* the strips [sb0, sb1) of pr_dense_pack_'s result (threads pack disjoint strips) */
+void pr_dense_pack_strips_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d, int sb0, int sb1);
 /* C (M×N, row stride ldc; the columns up to N rounded up to PR_DENSE_NR are written, from the
  * packed rows there, which are zeros past the last) =
  * A (M×K, row stride lda) · Bᵀ with B packed by pr_dense_pack_ (Bp at B's row 0 of a strip) */

@@ -42,25 +42,34 @@ size_t pr_dense_packed_len_(int n, int d)
     return ((size_t)n + PR_DENSE_NR - 1) / PR_DENSE_NR * PR_DENSE_NR * (size_t)d;
 }
 
-void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d)
+/* strips [sb0, sb1): transposed first, then each RoPE pair's two rows of the strip turned in
+ * place, contiguous in the keys with W's contiguous cos and sin (pr_dense_rotate_'s numbers and
+ * expressions: the same bits) */
+void pr_dense_pack_strips_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d, int sb0, int sb1)
 {
-    int nstrips = (n + PR_DENSE_NR - 1) / PR_DENSE_NR;
-    for (int sb = 0; sb < nstrips; sb++) {
+    for (int sb = sb0; sb < sb1; sb++) {
         double *strip = Xp + (size_t)sb * PR_DENSE_NR * d;
+        int j0 = sb * PR_DENSE_NR, rows = n - j0 < PR_DENSE_NR ? n - j0 : PR_DENSE_NR;
         for (int jj = 0; jj < PR_DENSE_NR; jj++) {
-            int j = sb * PR_DENSE_NR + jj;
-            const double *x = X + (size_t)j * d;
+            const double *x = jj < rows ? X + (size_t)(j0 + jj) * d : 0;
             for (int k = 0; k < d; k++)
-                strip[(size_t)k * PR_DENSE_NR + jj] = j < n ? x[k] : 0.0;
-            /* row j rotated by R_j with pr_dense_rotate_'s numbers and expressions */
-            for (int k = 0; W && j < n && k < d / 2; k++) {
-                size_t a = (size_t)W->a[4 * k], b = (size_t)W->b[4 * k + 1];
-                double c = pr_posw_at(W, 4 * k, j), s = pr_posw_at(W, 4 * k + 1, j), u = x[a], v = x[b];
-                strip[a * PR_DENSE_NR + jj] = u * c - v * s;
-                strip[b * PR_DENSE_NR + jj] = u * s + v * c;
+                strip[(size_t)k * PR_DENSE_NR + jj] = x ? x[k] : 0.0;
+        }
+        for (int k = 0; W && k < d / 2; k++) {
+            const double *c = pr_posw_seq(W, 4 * k) + (n - 1) + j0, *sn = pr_posw_seq(W, 4 * k + 1) + (n - 1) + j0;
+            double *xa = strip + (size_t)W->a[4 * k] * PR_DENSE_NR, *xb = strip + (size_t)W->b[4 * k + 1] * PR_DENSE_NR;
+            for (int jj = 0; jj < rows; jj++) {
+                double u = xa[jj], v = xb[jj];
+                xa[jj] = u * c[jj] - v * sn[jj];
+                xb[jj] = u * sn[jj] + v * c[jj];
             }
         }
     }
+}
+
+void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d)
+{
+    pr_dense_pack_strips_(Xp, X, W, n, d, 0, (n + PR_DENSE_NR - 1) / PR_DENSE_NR);
 }
 
 #if PR_DENSE_AVX512

@@ -2,16 +2,19 @@
  * (within the 1.1u derived there, 0 below -708, every length and tail, in place), its two tile
  * products against long double sums (within γ_K of the sum of |products|: each entry is a
  * sequential sum of K fused products), then pr_dense_forward at head dimensions the kernels
- * serve (d a multiple of 8) against a long double RoPE textbook within twice pr_dense_error_est's
- * bound, and pr_dense_backward's kernel path against its loop path (dw given) within the sum
- * of both estimates; the RoPE rotation from W's sequences against pr_rope_rotate (bit for bit);
+ * serve (d a multiple of 8) against a long double RoPE textbook within pr_dense_error_est's
+ * bound plus the textbook's own (derived at textbook_rope), its weights one by one within the
+ * exp's bound (check_weights: exact scores, V = I), and pr_dense_backward's kernel path against
+ * its loop path (dw given) within the sum of both estimates; the RoPE rotation from W's sequences against pr_rope_rotate (bit for bit);
  * the input scans every call makes (pr_vec_check_finite, pr_posw_max_rowsum)
- * against plain loops. On a CPU without AVX-512F the first two parts are skipped (printed); the
- * last two then test the OpenBLAS path at the same sizes. */
+ * against plain loops. On a CPU without AVX-512F (or under POLYROPE_DENSE_KERNEL=generic) the
+ * first two parts are skipped (printed); the others then test the OpenBLAS path and the Taylor exp
+ * at the same sizes. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "polyrope.h"
 #include "pr_dense_impl.h"
 #include "pr_test.h"
@@ -137,16 +140,24 @@ static void check_products(pr_rng_t rng)
     }
 }
 
-/* O of RoPE (or W = I) attention in long double, rows rotated with W's own cos and sin
- * sequences (the numbers the reference rotates with; its estimate covers their errors too) */
-static void textbook_rope(ld *O, const double *Q, const double *K, const double *V, const pr_posw_struct *W,
-                          const pr_attn_opts_t *opts, int rope)
+/* O of RoPE (or W = I) attention in long double (u_L = 2^-64), rows rotated with W's own cos and
+ * sin sequences (the numbers the reference rotates with), no shift: O_tab, the exact attention on
+ * those tables, up to the textbook's own rounding. Returns a first-order bound on that rounding,
+ * derived as pr_dense_error_est's with u_L: a rotated entry is off by 2u_L (|x_a c| + |x_b s|), so
+ * with a_ij = σ Σ_c |Q'|_ic |K'|_jc (those sums of moduli, |β| added) the score m_ij by
+ * θ_m = (d + 6) u_L max a_ij; expl within 2u_L; so each A_ij is relatively off by
+ * θ = θ_m + 2u_L, and O_ic = Σ_j P_ij V_jc moves by Σ_j P_ij |θ_j| |V_jc - O_ic| ≤ 2θ max|V| plus
+ * the sums over n keys (numerator and l) and the division, (2n + 1) u_L max|V|. */
+static double textbook_rope(ld *O, const double *Q, const double *K, const double *V, const pr_posw_struct *W,
+                            const pr_attn_opts_t *opts, int rope)
 {
     int n = W->n, d = W->d;
     ld *Qr = malloc(sizeof(ld) * n * d), *Kr = malloc(sizeof(ld) * n * d), *A = malloc(sizeof(ld) * n);
+    ld *Qa = malloc(sizeof(ld) * n * d), *Ka = malloc(sizeof(ld) * n * d), amax = 0, vmax = 0;
     for (int i = 0; i < n * d; i++) {
-        Qr[i] = Q[i];
-        Kr[i] = K[i];
+        Qr[i] = Qa[i] = Q[i];
+        Kr[i] = Ka[i] = K[i];
+        vmax = fmaxl(vmax, fabsl((ld)V[i]));
     }
     for (int k = 0; rope && k < d / 2; k++) {
         int a = W->a[4 * k], b = W->b[4 * k + 1];
@@ -157,15 +168,23 @@ static void textbook_rope(ld *O, const double *Q, const double *K, const double 
             Qr[i * d + b] = qa * s + qb * c;
             Kr[i * d + a] = ka * c - kb * s;
             Kr[i * d + b] = ka * s + kb * c;
+            Qa[i * d + a] = fabsl(qa * c) + fabsl(qb * s);
+            Qa[i * d + b] = fabsl(qa * s) + fabsl(qb * c);
+            Ka[i * d + a] = fabsl(ka * c) + fabsl(kb * s);
+            Ka[i * d + b] = fabsl(ka * s) + fabsl(kb * c);
         }
     }
     for (int i = 0; i < n; i++) {
         ld l = 0;
         for (int j = 0; j < n; j++) {
-            ld m = 0;
-            for (int c = 0; c < d; c++)
+            ld m = 0, a = 0;
+            for (int c = 0; c < d; c++) {
                 m += Qr[i * d + c] * Kr[j * d + c];
-            m = m * opts->sigma + (opts->beta ? opts->beta[i - j + n - 1] : 0);
+                a += fabsl(Qa[i * d + c] * Ka[j * d + c]);
+            }
+            ld b = opts->beta ? opts->beta[i - j + n - 1] : 0;
+            m = m * opts->sigma + b;
+            amax = fmaxl(amax, a * opts->sigma + fabsl(b));
             A[j] = opts->causal && j > i ? 0 : expl(m);
             l += A[j];
         }
@@ -181,6 +200,10 @@ static void textbook_rope(ld *O, const double *Q, const double *K, const double 
     free(Qr);
     free(Kr);
     free(A);
+    free(Qa);
+    free(Ka);
+    const ld uL = 0x1p-64L, theta = (d + 6) * uL * amax + 2 * uL;
+    return (double)(1.01L * (2 * theta + (2 * n + 1) * uL) * vmax);
 }
 
 /* the checks every dense call makes on its inputs, rewritten to vectorise: pr_vec_check_finite
@@ -257,6 +280,82 @@ static void check_rotation(pr_rng_t rng)
     }
 }
 
+/* The forward's weights one by one, on data where nothing else rounds: W = I, σ = 1/64, Q and K
+ * nonzero in two columns only, multiples of 2^-12 below 2^8 (products of 21-bit integers: every
+ * score and every score minus its row's max is exact), n ≤ 64 keys (one tile: no rescaling) and
+ * V = I (n × d, d = 64), so acc_ij = ŵ_ij exactly and O_ij = fl(ŵ_ij · inv_i) with inv_i = fl(1/l_i);
+ * the row's max key has ŵ = exp(0) = 1 exactly, so O at that key is inv_i itself. Hence
+ * O_ij / O_i,max = ŵ_ij (1 + δ), |δ| ≤ u, and ŵ_ij = e^{v_ij}(1 + θ), |θ| ≤ E, the exp's
+ * documented bound: 1.1u (pr_dense_kernel.c) or 2.7u (vexp_sum, pr_dense_tile.c). So
+ * |O_ij / O_i,max - e^{v_ij}| ≤ (E + u + 2^-60) e^{v_ij}, the last term the long double ratio and
+ * expl; below e^-700, where O may be subnormal, 2^-1074 / inv_i more. Arguments v < -708 give 0.
+ * An exp off by 4u anywhere on [-700, 0] fails this (2.1u of slack with AVX-512, 3.7u without). */
+static void check_weights(pr_rng_t rng)
+{
+    enum { D = 64 };
+    const double E = pr_dense_avx512_() ? 1.1 * u : 2.7 * u;
+    const double scales[] = {1.0, 4.0, 16.0, 100.0, 255.0};
+    for (int trial = 0; trial < 10; trial++) {
+        int n = trial < 5 ? 64 : 1 + (int)pr_rng_below(rng, 64), causal = trial % 2;
+        double sc = scales[trial % 5];
+        size_t nd = (size_t)n * D;
+        double *Q = calloc(nd, sizeof(double)), *K = calloc(nd, sizeof(double)), *V = calloc(nd, sizeof(double));
+        double *O = malloc(sizeof(double) * nd);
+        for (int i = 0; i < n; i++) {
+            for (int c = 0; c < 2; c++) {
+                Q[(size_t)i * D + c] = ldexp(nearbyint(ldexp(pr_rng_range(rng, -sc, sc), 12)), -12);
+                K[(size_t)i * D + c] = ldexp(nearbyint(ldexp(pr_rng_range(rng, -sc, sc), 12)), -12);
+            }
+            V[(size_t)i * D + i] = 1.0;
+        }
+        pr_posw_t W;
+        if (pr_posw_init_identity(W, n, D))
+            abort();
+        pr_attn_opts_t opts;
+        pr_attn_opts_default(&opts, D);
+        opts.sigma = 0x1p-6;
+        opts.causal = causal;
+        PR_CHECK_OK(pr_dense_forward(O, NULL, Q, K, V, W, n, D, &opts));
+        double worst = 0.0;
+        int wi = 0, wj = 0, zeros = 1;
+        for (int i = 0; i < n; i++) {
+            int len = causal ? i + 1 : n, jm = 0;
+            double M[64], m = -INFINITY;
+            for (int j = 0; j < len; j++) {
+                /* exact: see above */
+                M[j] = opts.sigma * (Q[(size_t)i * D] * K[(size_t)j * D] + Q[(size_t)i * D + 1] * K[(size_t)j * D + 1]);
+                if (M[j] > m) {
+                    m = M[j];
+                    jm = j;
+                }
+            }
+            const double *Oi = O + (size_t)i * D;
+            ld inv = Oi[jm];
+            for (int j = 0; j < D; j++) {
+                double v = j < len ? M[j] - m : -INFINITY;
+                if (v < -708.0) {
+                    zeros &= Oi[j] == 0.0;
+                    continue;
+                }
+                ld e = expl((ld)v), err = fabsl((ld)Oi[j] / inv - e);
+                ld tol = (E + u + 0x1p-60) * e + (v < -700.0 ? 0x1p-1074L / inv : 0);
+                double r = (double)(err / tol);
+                if (r > worst) {
+                    worst = r;
+                    wi = i;
+                    wj = j;
+                }
+            }
+        }
+        PR_CHECK(worst <= 1.0, "weights n=%d causal=%d scale %g: weight (%d, %d) off by %.3g of the bound (%.2f u + u)",
+                 n, causal, sc, wi, wj, worst, E / u);
+        PR_CHECK(zeros, "weights n=%d causal=%d scale %g: a masked key or an argument below -708 did not give 0", n,
+                 causal, sc);
+        pr_posw_clear(W);
+        free(Q); free(K); free(V); free(O);
+    }
+}
+
 static void check_attention(pr_rng_t rng)
 {
     const int ns[] = {1, 37, 300}, ds[] = {8, 24, 64, 72, 128};
@@ -287,16 +386,20 @@ static void check_attention(pr_rng_t rng)
                 opts.beta = beta;
             }
             PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, n, d, &opts));
-            textbook_rope(Ot, Q, K, V, W, &opts, kind != 2);
+            double tb = textbook_rope(Ot, Q, K, V, W, &opts, kind != 2);
             pr_dense_err_t est;
             PR_CHECK_OK(pr_dense_error_est(&est, Q, K, V, W, O, dO, n, d, &opts));
             double err = 0.0;
             for (size_t x = 0; x < nd; x++)
                 err = fmax(err, (double)fabsl((ld)O[x] - Ot[x]));
-            PR_CHECK(err <= 2 * est.o, "forward n=%d d=%d kind=%d mask=%d: err %g, 2 x estimate %g", n, d, kind, mask,
-                     err, 2 * est.o);
+            /* |O - Ot| ≤ |O - O_tab| + |O_tab - Ot|: est.o bounds the first (its derivation, with
+             * the tables' own errors counted as well), tb the second (textbook_rope) */
+            PR_CHECK(err <= est.o + tb, "forward n=%d d=%d kind=%d mask=%d: err %g, estimate %g + textbook's %g", n, d,
+                     kind, mask, err, est.o, tb);
             /* the backward's kernel path (GEMM mode) against its loop path (dw forces it) on the
-             * portable products (OpenBLAS, not our kernels: an independent reference) */
+             * portable products (OpenBLAS, not our kernels: an independent reference). Each is
+             * within est.d* of the exact gradients (pr_dense_error_est covers both modes), so
+             * they differ by at most twice that */
             double *dw = malloc(sizeof(double) * W->s * L);
             const char *kern = getenv("POLYROPE_DENSE_KERNEL");
             char *kept = kern ? strdup(kern) : NULL;
@@ -316,6 +419,65 @@ static void check_attention(pr_rng_t rng)
         }
 }
 
+/* Blocks narrower than BQ and BK at moderate n (pr_dense_block_; 1, 2, 3, 5 threads give different
+ * blocks): with our kernels (each entry a sequential sum in key order) O, lse, dK and dV are the
+ * same bits whatever the thread count; OpenBLAS may order a tile's sums by its shape, so there
+ * (and for dQ, whose per-thread partial sums are added at the end) each output is within twice
+ * its estimate of the one-thread result (both within the estimate of the exact one). */
+static void check_blocks(pr_rng_t rng)
+{
+    const int ns[] = {1, 37, 256, 300, 700}, threads[] = {1, 2, 3, 5};
+    int keep = omp_get_max_threads();
+    for (int trial = 0; trial < 10; trial++) {
+        int n = ns[trial % 5], d = trial % 3 ? 64 : 24, kind = trial % 2, causal = (trial / 2) % 2;
+        int kern = pr_dense_kernel_ok_(d);
+        size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
+        double *in = malloc(sizeof(double) * 4 * nd), *beta = trial % 4 == 3 ? malloc(sizeof(double) * L) : 0;
+        double *out[4];
+        pr_rng_fill(in, (long)(4 * nd), 1.5, rng);
+        const double *Q = in, *K = in + nd, *V = in + 2 * nd, *dO = in + 3 * nd;
+        pr_posw_t W;
+        if (kind ? pr_posw_init_rope(W, n, d, 10000.0, PR_ROPE_INTERLEAVED) : pr_posw_init_identity(W, n, d))
+            abort();
+        pr_attn_opts_t opts;
+        pr_attn_opts_default(&opts, d);
+        opts.causal = causal;
+        if (beta) {
+            pr_bias_alibi(beta, n, 0.25);
+            opts.beta = beta;
+        }
+        pr_dense_err_t est = {0};
+        for (int t = 0; t < 4; t++) {
+            /* O, lse, dQ, dK, dV */
+            double *o = out[t] = malloc(sizeof(double) * (4 * nd + n));
+            omp_set_num_threads(threads[t]);
+            PR_CHECK_OK(pr_dense_forward(o, o + 4 * nd, Q, K, V, W, n, d, &opts));
+            PR_CHECK_OK(pr_dense_backward(o + nd, o + 2 * nd, o + 3 * nd, 0, Q, K, V, W, o, o + 4 * nd, dO, n, d, &opts));
+            if (t == 0)
+                PR_CHECK_OK(pr_dense_error_est(&est, Q, K, V, W, o, dO, n, d, &opts));
+        }
+        for (int t = 1; t < 4; t++) {
+            int same_o = !memcmp(out[0], out[t], sizeof(double) * nd) &&
+                         !memcmp(out[0] + 4 * nd, out[t] + 4 * nd, sizeof(double) * n);
+            int same_kv = !memcmp(out[0] + 2 * nd, out[t] + 2 * nd, sizeof(double) * 2 * nd);
+            double eo = pr_vec_max_abs_diff(out[0], out[t], nd), eq = pr_vec_max_abs_diff(out[0] + nd, out[t] + nd, nd);
+            double ek = pr_vec_max_abs_diff(out[0] + 2 * nd, out[t] + 2 * nd, nd);
+            double ev = pr_vec_max_abs_diff(out[0] + 3 * nd, out[t] + 3 * nd, nd);
+            int ok = kern ? same_o && same_kv : eo <= 2 * est.o && ek <= 2 * est.dk && ev <= 2 * est.dv;
+            PR_CHECK(ok && eq <= 2 * est.dq,
+                     "blocks n=%d d=%d rope=%d causal=%d beta=%d kernels=%d, %d threads against 1: O and lse same %d "
+                     "(off by %g), dK and dV same %d (off by %g, %g), dQ off by %g (bound %g)", n, d, kind, causal,
+                     beta != 0, kern, threads[t], same_o, eo, same_kv, ek, ev, eq, 2 * est.dq);
+        }
+        omp_set_num_threads(keep);
+        for (int t = 0; t < 4; t++)
+            free(out[t]);
+        pr_posw_clear(W);
+        free(in);
+        free(beta);
+    }
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -328,6 +490,8 @@ int main(void)
     }
     check_input_scans(rng);
     check_rotation(rng);
+    check_weights(rng);
+    check_blocks(rng);
     check_attention(rng);
     return pr_test_finish("test_dense_kernel");
 }
