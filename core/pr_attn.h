@@ -40,6 +40,14 @@ double pr_attn_log_bias(const pr_attn_opts_t *opts, int n, long l);
 int pr_attn_check(const double *Q, const double *K, const double *V, const pr_posw_struct *W,
                   int n, int d, const pr_attn_opts_t *opts);
 
+/* Grouped-query attention: h query heads over h_kv kv heads (h_kv divides h), query head q reads
+ * kv head q / (h / h_kv) (docs/math.md §5, Heads). A batch (b, h) is b·h query heads over b·h_kv kv heads
+ * by the same formula: bi·h_kv + hi / (h / h_kv) = (bi·h + hi) / (h / h_kv). */
+static inline long pr_attn_kv_head(long q, long h, long h_kv)
+{
+    return q / (h / h_kv);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,6 @@
 #include <string.h>
 #include "pr_status.h"
 #include "pr_vec.h"
-#include "pr_rope.h"
 #include "pr_lowrank.h"
 #include "pr_expand.h"
 #include "pr_mem.h"
@@ -215,23 +214,10 @@ static int lr_head(lr_bufs *b, double *dQ, double *dK, double *dV, double *kappa
     if (st)
         return st;
     lr_keys(b, dK, dV, kappa, Fm, V, O, dO, n, d, causal);
-    if (!pr_posw_is_factorised(W))
-        return PR_OK;
     /* back through the rotation: dQ = R_iᵀ dQ'_i */
-    pr_rope_layout_t layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
-    if ((st = pr_rope_rotate(dQ, dQ, n, d, W->rope_base, layout, -1)))
+    if ((st = pr_lowrank_rotate(dQ, dQ, n, d, W->kind, W->rope_base, -1)))
         return st;
-    return pr_rope_rotate(dK, dK, n, d, W->rope_base, layout, -1);
-}
-
-/* X rotated into Xr (RoPE), or copied (W = I) */
-static int lr_rotate(double *Xr, const double *X, const pr_posw_struct *W, int n, int d)
-{
-    if (!pr_posw_is_factorised(W)) {
-        memcpy(Xr, X, sizeof(double) * n * d);
-        return PR_OK;
-    }
-    return pr_rope_rotate(Xr, X, n, d, W->rope_base, W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX, 1);
+    return pr_lowrank_rotate(dK, dK, n, d, W->kind, W->rope_base, -1);
 }
 
 int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
@@ -273,12 +259,12 @@ int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
     lr_features(&b, Fm, opts);
     for (int k = 0; k < h_kv && !st; k++) {
         const double *Vk = V + k * nd;
-        if ((st = lr_rotate(b.Kr, K + k * nd, W, n, d)))
+        if ((st = pr_lowrank_rotate(b.Kr, K + k * nd, n, d, W->kind, W->rope_base, 1)))
             break;
         for (int q = k * group; q < (k + 1) * group && !st; q++) {
             double *hk = piece ? piece : dK + k * nd, *hv = piece ? piece + nd : dV + k * nd;
             double *hkap = !kappa ? NULL : piece ? piece + 2 * nd : kappa + (size_t)k * n;
-            if ((st = lr_rotate(b.Qr, Q + q * nd, W, n, d)) ||
+            if ((st = pr_lowrank_rotate(b.Qr, Q + q * nd, n, d, W->kind, W->rope_base, 1)) ||
                 (st = lr_head(&b, dQ + q * nd, hk, hv, hkap, Fm, Vk, O + q * nd, lse ? lse + (size_t)q * n : NULL,
                               dO + q * nd, W, n, d, opts->causal)) || !piece)
                 continue;

@@ -168,14 +168,14 @@ static int heads_bad(const pr_control_heads_t *hd)
 /* query head q's K or V (h_kv heads of n×d) */
 static const double *kv_head(const double *X, const pr_control_heads_t *hd, int q, size_t nd)
 {
-    return hd ? X + (size_t)(q / (hd->h / hd->h_kv)) * nd : X;
+    return hd ? X + (size_t)pr_attn_kv_head(q, hd->h, hd->h_kv) * nd : X;
 }
 
 /* the data part of info for every head: the worst head's R, R_floor, ‖V‖∞ and entries, so that
  * the P chosen from it holds for each head (docs/cli.md, attn heads); info->head names the head a
- * refusal came from */
-static int data_info_heads(pr_control_info_t *info, const double *Q, const double *K, const double *V,
-                           const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+ * refusal came from. per: NULL, or each head's R_floor and ‖V‖∞ (2h: what its bound needs). */
+static int data_info_heads(pr_control_info_t *info, double *per, const double *Q, const double *K,
+                           const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd)
 {
     size_t nd = (size_t)n * d;
@@ -192,6 +192,10 @@ static int data_info_heads(pr_control_info_t *info, const double *Q, const doubl
         }
         if (st)
             return st;
+        if (per) {
+            per[2 * q] = info->R_floor;
+            per[2 * q + 1] = info->vnorm;
+        }
         if (q) {
             info->R = fmax(info->R, worst.R);
             info->R_floor = fmax(info->R_floor, worst.R_floor);
@@ -205,14 +209,16 @@ static int data_info_heads(pr_control_info_t *info, const double *Q, const doubl
     return PR_OK;
 }
 
-int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
-                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
-                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+/* pr_control_choose_heads, each head's R_floor and ‖V‖∞ into per (NULL: not kept) */
+static int choose_heads(pr_expoly_t p, pr_control_info_t *info, double *per, const double *Q,
+                        const double *K, const double *V, const pr_posw_t W, int n, int d,
+                        const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank,
+                        const pr_control_heads_t *heads)
 {
     info->head = -1;   /* a refusal before the data names no head */
     if (heads_bad(heads))
         return PR_EINVAL;
-    int st = data_info_heads(info, Q, K, V, W, n, d, opts, o, lowrank, heads);
+    int st = data_info_heads(info, per, Q, K, V, W, n, d, opts, o, lowrank, heads);
     if (st)
         return st;
     double f[3];
@@ -222,27 +228,18 @@ int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double
     return st;
 }
 
+int pr_control_choose_heads(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
+                            const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
+                            const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *heads)
+{
+    return choose_heads(p, info, NULL, Q, K, V, W, n, d, opts, o, lowrank, heads);
+}
+
 int pr_control_choose(pr_expoly_t p, pr_control_info_t *info, const double *Q, const double *K,
                       const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
                       const pr_control_opts_t *o, int lowrank)
 {
     return pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, NULL);
-}
-
-/* query head q's own info under the common P: its data part, floor and bound */
-static int head_info(pr_control_info_t *hi, const pr_expoly_t p, const double *Q, const double *K,
-                     const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
-                     const pr_control_opts_t *o, int lowrank, const pr_control_heads_t *hd, int q)
-{
-    size_t nd = (size_t)n * d;
-    int st = pr_control_data_info(hi, Q + q * nd, kv_head(K, hd, q, nd), kv_head(V, hd, q, nd), W, n, d, opts, o,
-                                  lowrank);
-    if (st)
-        return st;
-    double f[3];
-    path_factors(f, n, d, opts, lowrank);
-    poly_bound(hi, p, f[0], f[1], f[2]);
-    return PR_OK;
 }
 
 /* ---- memory and work, before anything is planned ---- */
@@ -268,16 +265,17 @@ int pr_control_budget(pr_control_info_t *info, const pr_posw_t W, int n, int d,
 
 /* ---- the drivers ---- */
 
-/* pr_control_choose_heads, then pr_control_budget for h heads' forward (and backward): the
- * plan's bytes once plus extra_bytes (the heads' own buffers), the operations per head */
-static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, const double *Q,
-                         const double *K, const double *V, const pr_posw_t W, int n, int d,
+/* choose_heads (each head's R_floor, ‖V‖∞ into per), then pr_control_budget for h heads' forward (and
+ * backward): the plan's bytes once plus extra_bytes (the heads' own buffers), the operations per
+ * head */
+static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *info, double *per,
+                         const double *Q, const double *K, const double *V, const pr_posw_t W, int n, int d,
                          const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward,
                          const pr_control_heads_t *heads, double extra_bytes)
 {
     static const char *what[2][2] = {{"the fft path's plan", "the fft path's forward and backward"},
                                      {"the lowrank path's features", "the lowrank path's forward and backward"}};
-    int st = pr_control_choose_heads(p, info, Q, K, V, W, n, d, opts, o, lowrank, heads);
+    int st = choose_heads(p, info, per, Q, K, V, W, n, d, opts, o, lowrank, heads);
     if (st)
         return st;
     int h = heads ? heads->h : 1;
@@ -310,22 +308,33 @@ int pr_control_prepare(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *inf
                        const double *K, const double *V, const pr_posw_t W, int n, int d,
                        const pr_attn_opts_t *opts, const pr_control_opts_t *o, int lowrank, int backward)
 {
-    return prepare_heads(p, po, info, Q, K, V, W, n, d, opts, o, lowrank, backward, NULL, 0.0);
+    return prepare_heads(p, po, info, NULL, Q, K, V, W, n, d, opts, o, lowrank, backward, NULL, 0.0);
 }
 
-/* each query head's bound under the common P (heads->bound) */
-static int heads_bounds(const pr_control_heads_t *hd, const pr_expoly_t p, const double *Q, const double *K,
-                        const double *V, const pr_posw_t W, int n, int d, const pr_attn_opts_t *opts,
-                        const pr_control_opts_t *o, int lowrank)
+/* NULL, or room for each head's R_floor and ‖V‖∞ when heads->bound asks for the heads' bounds */
+static int per_heads_alloc(double **per, const pr_control_heads_t *hd)
 {
-    for (int q = 0; hd && hd->bound && q < hd->h; q++) {
-        pr_control_info_t hi;
-        int st = head_info(&hi, p, Q, K, V, W, n, d, opts, o, lowrank, hd, q);
-        if (st)
-            return st;
+    *per = NULL;
+    if (!hd || !hd->bound || hd->h < 1)
+        return PR_OK;
+    *per = malloc(2 * sizeof(double) * (size_t)hd->h);
+    return *per ? PR_OK : PR_ENOMEM;
+}
+
+/* each query head's bound under the common P (heads->bound) from its data part, as choose_heads
+ * kept it (per): computed once, not again from the data */
+static void heads_bounds(const pr_control_heads_t *hd, const double *per, const pr_expoly_t p, int n,
+                         int d, const pr_attn_opts_t *opts, int lowrank)
+{
+    if (!per)
+        return;
+    double f[3];
+    path_factors(f, n, d, opts, lowrank);
+    for (int q = 0; q < hd->h; q++) {
+        pr_control_info_t hi = {.R_floor = per[2 * q], .vnorm = per[2 * q + 1]};
+        poly_bound(&hi, p, f[0], f[1], f[2]);
         hd->bound[q] = hi.bound;
     }
-    return PR_OK;
 }
 
 /* the forward of every head on one plan (F planned by the caller for the FFT path); lse: NULL or
@@ -365,7 +374,11 @@ int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    int st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 0, heads, 0.0);
+    double *per;
+    int st = per_heads_alloc(&per, heads);
+    if (!st)
+        st = prepare_heads(p, &po, info, per, Q, K, V, W, n, d, opts, o, lowrank, 0, heads,
+                           per ? 16.0 * heads->h : 0.0);
     int h = heads ? heads->h : 1, h_kv = heads ? heads->h_kv : 1;
     if (!st && lowrank) {
         st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
@@ -377,7 +390,8 @@ int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q
         }
     }
     if (!st)
-        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
+        heads_bounds(heads, per, p, n, d, opts, lowrank);
+    free(per);
     pr_expoly_clear(p);
     return st;
 }
@@ -512,12 +526,16 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
     double t0 = pr_timing_wall();
     /* error control exactly as the forward alone does it; the forward's and the backward's
      * memory and work checked before either is planned; past one head, the heads' own buffers:
-     * lse (FFT path), kappa, and the low-rank path's grouped-query dK, dV parts */
-    double own = 8.0 * ((lowrank ? 0.0 : h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0));
+     * lse (FFT path), kappa, the low-rank path's grouped-query dK, dV parts, the heads' R_floor, ‖V‖∞ */
+    double own = 8.0 * ((lowrank ? 0.0 : h - 1.0) * n + (h_kv - 1.0) * n + (lowrank && h > h_kv ? 2.0 * nd + n : 0.0) +
+                        (heads && heads->bound ? 2.0 * h : 0.0));
     pr_expoly_t p;
     pr_expoly_init(p);
     pr_attn_opts_t po;
-    if ((st = prepare_heads(p, &po, info, Q, K, V, W, n, d, opts, o, lowrank, 1, heads, own))) {
+    double *per;
+    if ((st = per_heads_alloc(&per, heads)) ||
+        (st = prepare_heads(p, &po, info, per, Q, K, V, W, n, d, opts, o, lowrank, 1, heads, own))) {
+        free(per);
         pr_expoly_clear(p);
         return st;
     }
@@ -556,7 +574,7 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
         st = grad_bounds(rep, info, Q, K, V, W, dO, kappa, bp ? pr_backward_kappa_w(bp) : NULL, n, d, opts->sigma,
                          heads);
     if (!st)
-        st = heads_bounds(heads, p, Q, K, V, W, n, d, opts, o, lowrank);
+        heads_bounds(heads, per, p, n, d, opts, lowrank);
     if (!st && (lowrank || !dw)) {
         rep->bound.dw = NAN;
         for (int q = 0; heads && heads->grad && q < h; q++)
@@ -567,6 +585,7 @@ done:
     if (planned)
         pr_fast_destroy(F);
     pr_expoly_clear(p);
+    free(per);
     free(kappa);
     free(lse);
     return st;

@@ -113,12 +113,11 @@ static int exact_heads(double *O, double *bound, char *msg, size_t len, const do
                        const pr_attn_opts_t *opts)
 {
     size_t head = (size_t)n * (size_t)d;
-    long group = bh / bkv;
     for (long q = 0; q < bh; q++) {
+        size_t kv = (size_t)pr_attn_kv_head(q, bh, bkv) * head;
         if (bound)
             bound[q] = NAN;
-        int st = pr_dense_forward(O + q * head, NULL, Q + q * head, K + (q / group) * head, V + (q / group) * head, W,
-                                  n, d, opts);
+        int st = pr_dense_forward(O + q * head, NULL, Q + q * head, K + kv, V + kv, W, n, d, opts);
         if (st && bh > 1)
             return fail(msg, len, st, "head (%ld, %ld): exact: %s", q / h, q % h, pr_strerror(st));
         if (st)
@@ -156,8 +155,7 @@ int pr_flat_attention(double *O, double *bound, char *msg, size_t msg_len,
             st = fail(msg, msg_len, st, "alibi: %s", pr_strerror(st));
         opts.beta = beta;
     }
-    /* a batch (b, h) is b·h query heads over b·h_kv kv heads: head bi·h + hi reads kv head
-     * bi·h_kv + hi / (h / h_kv) = (bi·h + hi) / (h / h_kv) */
+    /* a batch (b, h) is b·h query heads over b·h_kv kv heads (pr_attn_kv_head) */
     if (!st && algo == PR_FLAT_EXACT)
         st = exact_heads(O, bound, msg, msg_len, Q, K, V, W, (int)n, (int)d, h, b * h, b * h_kv, &opts);
     else if (!st)

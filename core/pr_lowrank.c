@@ -48,9 +48,9 @@ typedef struct {
 } lr_bufs;
 
 struct pr_lowrank_plan_s {
-    int n, d, rope;
+    int n, d;
+    pr_pos_kind_t kind;         /* W's: a RoPE kind or the identity */
     double rope_base;
-    pr_rope_layout_t layout;
     pr_attn_opts_t opts;        /* the problem's, with poly the plan's copy */
     pr_expand_marg_t M;         /* the features: multisets of [d] of size <= g */
     lr_bufs b;
@@ -154,14 +154,23 @@ static int rows_run(double *O, const pr_lowrank_plan_t *P, const double *V)
     return PR_OK;
 }
 
+int pr_lowrank_rotate(double *Xr, const double *X, int n, int d, pr_pos_kind_t kind, double rope_base,
+                      int sign)
+{
+    if (kind == PR_POS_IDENTITY) {
+        if (Xr != X && n > 0 && d > 0)
+            memmove(Xr, X, sizeof(double) * (size_t)n * (size_t)d);
+        return PR_OK;
+    }
+    if (kind != PR_POS_ROPE && kind != PR_POS_ROPE_NEOX)
+        return PR_EINVAL;
+    return pr_rope_rotate(Xr, X, n, d, rope_base, kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX, sign);
+}
+
 /* X rotated into Xr (RoPE), or copied (W = I) */
 static int rotate(double *Xr, const pr_lowrank_plan_t *P, const double *X)
 {
-    if (!P->rope) {
-        memcpy(Xr, X, sizeof(double) * P->n * P->d);
-        return PR_OK;
-    }
-    return pr_rope_rotate(Xr, X, P->n, P->d, P->rope_base, P->layout, 1);
+    return pr_lowrank_rotate(Xr, X, P->n, P->d, P->kind, P->rope_base, 1);
 }
 
 int pr_lowrank_plan(pr_lowrank_plan_t **plan, const pr_posw_t W, const pr_attn_opts_t *opts,
@@ -187,9 +196,8 @@ int pr_lowrank_plan(pr_lowrank_plan_t **plan, const pr_posw_t W, const pr_attn_o
     P->n = n;
     P->d = d;
     P->opts = *opts;
-    P->rope = W->kind != PR_POS_IDENTITY;
+    P->kind = W->kind;
     P->rope_base = W->rope_base;
-    P->layout = W->kind == PR_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
     pr_mem_t mem;
     pr_mem_init(mem, 0);
     bufs_alloc(&P->b, mem, n, d, (size_t)P->M->count, g);

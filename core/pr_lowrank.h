@@ -23,6 +23,12 @@ extern "C" {
 /* 1 when W's scores factorise so that this path applies: the RoPE kinds and the identity */
 int pr_lowrank_applies(const pr_posw_t W);
 
+/* The rotation of the low-rank paths, forward and backward (docs/math.md §6): Xr row i =
+ * R_{sign·i} X row i (pr_rope_rotate) for the RoPE kinds of its layout and base; X copied for the
+ * identity (kind PR_POS_IDENTITY). n×d row-major, Xr may equal X. PR_EINVAL for another kind. */
+int pr_lowrank_rotate(double *Xr, const double *X, int n, int d, pr_pos_kind_t kind, double rope_base,
+                      int sign);
+
 /* A plan: everything that depends on W, σ, the mask and P but not on Q, K, V: the features'
  * table (C(d+g, g) multisets, their coefficients) and every buffer, so that execute allocates
  * nothing and one plan serves any number of heads. PR_EINVAL when W does not factorise, opts->beta

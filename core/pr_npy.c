@@ -367,26 +367,89 @@ static int read_stream(double **data, pr_npy_info_t *info, int flags, FILE *f, l
     return st;
 }
 
-int pr_npy_load(double **data, pr_npy_info_t *info, const char *path, int flags)
+/* Reads f as far as the parser asks for the header (parse_npy sets off once the header is
+ * parsed), never into the data; a header longer than the file is not allocated, and a pipe's
+ * grows by 1 MiB at most per step (as read_stream). */
+static int read_header(pr_npy_info_t *info, int flags, FILE *f, long long size)
 {
-    *data = 0;
-    info_clear(info);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    unsigned char *buf = 0;
+    size_t n = 0, need, off = 0, count;
+    int st;
+    while ((st = parse_npy(&need, &off, &count, info, flags, buf ? buf : (const unsigned char *)"", n)) ==
+               PR_ENPY_TRUNCATED && !off) {
+        if (size >= 0 && (unsigned long long)need > (unsigned long long)size)
+            break;
+        size_t goal = size < 0 && need - n > (1 << 20) ? n + (1 << 20) : need;
+        unsigned char *nb = realloc(buf, goal);
+        if (!nb) {
+            st = PR_ENOMEM;
+            break;
+        }
+        buf = nb;
+        size_t got = fread(buf + n, 1, goal - n, f);
+        n += got;
+        if (n < goal) {
+            st = ferror(f) ? PR_EIO : PR_ENPY_TRUNCATED;
+            break;
+        }
+    }
+    free(buf);
+    return st == PR_ENPY_TRUNCATED && off ? PR_OK : st;
+}
+
+/* f opened from path for reading, or a status (a directory: PR_EIO with errno EISDIR); *size the
+ * file's bytes, -1 for a pipe */
+static int open_file(FILE **f, long long *size, const char *path)
+{
+    *f = fopen(path, "rb");
+    if (!*f)
         return PR_EIO;
     struct stat sb;
-    int st;
-    if (fstat(fileno(f), &sb)) {
+    int st = PR_OK;
+    if (fstat(fileno(*f), &sb)) {
         st = PR_EIO;
     } else if (S_ISDIR(sb.st_mode)) {
         errno = EISDIR; /* callers print strerror: "Is a directory" */
         st = PR_EIO;
-    } else {
-        st = read_stream(data, info, flags, f, S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1);
     }
+    *size = !st && S_ISREG(sb.st_mode) ? (long long)sb.st_size : -1;
+    return st;
+}
+
+/* fclose keeping errno for the caller's message */
+static void close_file(FILE *f)
+{
     int err = errno;
     fclose(f);
     errno = err;
+}
+
+int pr_npy_peek(pr_npy_info_t *info, const char *path, int flags)
+{
+    info_clear(info);
+    FILE *f;
+    long long size;
+    int st = open_file(&f, &size, path);
+    if (f && !st)
+        st = read_header(info, flags, f, size);
+    if (f)
+        close_file(f);
+    if (st)
+        info->ndim = 0;
+    return st;
+}
+
+int pr_npy_load(double **data, pr_npy_info_t *info, const char *path, int flags)
+{
+    *data = 0;
+    info_clear(info);
+    FILE *f;
+    long long size;
+    int st = open_file(&f, &size, path);
+    if (f && !st)
+        st = read_stream(data, info, flags, f, size);
+    if (f)
+        close_file(f);
     if (st)
         info->ndim = 0;
     return st;

@@ -39,6 +39,11 @@ typedef struct {
  * overflows gives PR_ESIZE. Pipes are read too; a directory gives PR_EIO with errno EISDIR. */
 int pr_npy_load(double **data, pr_npy_info_t *info, const char *path, int flags);
 
+/* The header alone: info (shape, dtype) from the file's prefix and header, read as pr_npy_load
+ * reads them, with its statuses for them; none of the data is read or checked (a short or long
+ * file is pr_npy_load's to find). For checking sizes against a limit before reading the data. */
+int pr_npy_peek(pr_npy_info_t *info, const char *path, int flags);
+
 /* The same parser over the bytes buf[0..len) of a whole file (fuzzing, embedded data). */
 int pr_npy_load_mem(double **data, pr_npy_info_t *info, const void *buf, size_t len, int flags);
 

@@ -1,5 +1,5 @@
 /* pr_certify: certified error of anyone's attention output against the real-number attention
- * of its inputs (issue 15; derivation and lemma ids L1-L6 in docs/certify.md).
+ * of its inputs (issue 15; derivation and lemma ids L1-L16 in docs/certify.md).
  *
  * For one head, pr_certify_forward encloses max_{i,c} |O_cand[i,c] - O_true[i,c]| in
  * [lower, upper] and decides |cand - true| <= atol + rtol·|true| at every element. O_true is the
@@ -115,6 +115,13 @@ int pr_certify_forward_posw(pr_certify_result_t *res, const double *O_cand, cons
                             const double *K, const double *V, const pr_posw_struct *W, int n, int d,
                             const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
 
+/* Every head of batch × heads with one general W (w3 as pr_certify_forward_w), grouped-query as
+ * pr_certify_forward_heads: res[b*heads + h]. */
+int pr_certify_forward_heads_w(pr_certify_result_t *res, const double *O_cand, const double *Q,
+                               const double *K, const double *V, const double *w3, int batch, int heads,
+                               int kv_heads, int n, int d, const pr_certify_problem_t *prob,
+                               const pr_certify_opts_t *opts);
+
 /* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
  * may be NULL: its result is left with verdict unknown and rows 0). A double pass with a rigorous
  * bound per element at any n (docs/certify.md L8-L12); where it leaves a verdict unknown, the whole
@@ -134,6 +141,33 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand,
                               const double *K, const double *V, const double *dO, int batch,
                               int heads, int kv_heads, int n, int d,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* Gradients with a general W (W in its support form as pr_certify_forward_posw; NULL: prob->pos), results
+ * as pr_certify_backward_heads: dQ, dK, dV (dw: pr_certify_backward_dw) for the upstream dO at any n, the double pass with
+ * the scores of docs/certify.md L13 and the sums over W's support of L15; dQ's open rows in Arb (L16)
+ * within the budget; a kv group still open again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and n²·s·g <= 2^25
+ * (s = |S|, g query heads a group). PR_ESHAPE if W's n, d differ; PR_ENONFINITE for a non-finite W. */
+int pr_certify_backward_heads_posw(pr_certify_result_t *res, const double *dQ_cand,
+                                   const double *dK_cand, const double *dV_cand, const double *Q,
+                                   const double *K, const double *V, const double *dO,
+                                   const pr_posw_struct *W, int batch, int heads, int kv_heads, int n,
+                                   int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* dw too, for one kv group (heads query heads on one K, V, all sharing W): res[3h + t] as
+ * pr_certify_backward_heads, and res[3·heads] for dw_cand (W->s × (2n-1), dw_k(ℓ) at k(2n-1) + ℓ + n - 1:
+ * pr_dense_backward's layout, W's support only) against the true Σ_heads σ Σ_{i-j=ℓ} dS_ij Q_{i,a_k} K_{j,b_k}
+ * (docs/certify.md L17; in double only: an element the bound cannot decide stays unknown). */
+int pr_certify_backward_dw(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                           const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                           const double *V, const double *dO, const pr_posw_struct *W, int heads, int n,
+                           int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts);
+
+/* The same with W as w3, (2n-1, d, d) (pr_certify_forward_w's). */
+int pr_certify_backward_heads_w(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                                const double *dV_cand, const double *Q, const double *K, const double *V,
+                                const double *dO, const double *w3, int batch, int heads, int kv_heads,
+                                int n, int d, const pr_certify_problem_t *prob,
+                                const pr_certify_opts_t *opts);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
-/* pr_certify's gradients: the driver (the double pass of pr_certify_gradd.c, L8-L12, then the whole
- * group's backward in Arb, L7, where a verdict is left unknown), for the real-number problem of
- * pr_certify.h, and the verdict of each candidate gradient. */
+/* pr_certify's gradients: the driver (the double pass of pr_certify_gradd.c, L8-L12 and with a general
+ * W L15, then dQ's open rows and the whole group's backward in Arb, L7 and L16, where a verdict is left
+ * unknown), for the real-number problem of pr_certify.h, and the verdict of each candidate gradient. */
 #include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,8 +16,38 @@ typedef struct {
     arb_ptr dQ, dK, dV;           /* ∂/∂Q, ∂/∂K, ∂/∂V (n×d) */
 } grad_t;
 
+/* row i's weights A[j] ∋ e^{M_ij - shift} and S ∋ Σ_j A[j] (L6; a general W, L14); returns jn */
+static int weights_row(arb_ptr A, arb_t S, arb_srcptr Qs_i, const double *Q_i, const double *K, arb_srcptr Kr,
+                       const arb_t sig, int i, const pr_posw_struct *W, const cert_prob_t *p, slong prec)
+{
+    if (!W)
+        return pr_certify_arb_weights(A, S, Qs_i, Kr, i, p, prec);
+    int jn = pr_certify_w_arb_scores(A, Q_i, K, sig, i, W, p, prec);
+    pr_certify_arb_softmax(A, S, i, jn, p, prec);
+    return jn;
+}
+
+/* a general W's gradient rows (L16), σ not applied: q = 1: dQ's row fix, row[a] += Σ_{k: a_k = a} Σ_{j<m}
+ * c_j w_k(fix - j) X_{j,b_k} (X = K); q = 0: dK's row fix, row[b] += Σ_{k: b_k = b} Σ_{i<m} c_i X_{i,a_k}
+ * w_k(i - fix) (X = Q); c at stride cs, y: m balls of scratch */
+static void w_grad_row(arb_ptr row, arb_srcptr c, slong cs, int m, int fix, int q, const double *X,
+                       const pr_posw_struct *W, const cert_prob_t *p, arb_ptr y, slong prec)
+{
+    int n = p->n, d = p->d;
+    size_t L = 2 * (size_t)n - 1;
+    for (int k = 0; k < W->s; k++) {
+        int out = q ? W->a[k] : W->b[k], in = q ? W->b[k] : W->a[k];
+        for (int t = 0; t < m; t++) {
+            long l = q ? (long)fix - t : (long)t - fix;
+            arb_set_d(y + t, X[(size_t)t * d + in]);
+            cert_mul_d(y + t, y + t, W->w[k * L + (size_t)(l + n - 1)], prec); /* exact at prec >= 106 */
+        }
+        arb_dot(row + out, row + out, 0, c, cs, y, 1, m, prec);
+    }
+}
+
 static int grad_head(grad_t *g, const double *Q, const double *K, const double *V, const double *dO,
-                     const cert_prob_t *p, slong prec)
+                     const pr_posw_struct *W, const cert_prob_t *p, slong prec)
 {
     int n = p->n, d = p->d;
     arb_t sig, S, r, t;
@@ -27,9 +57,11 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     arb_init(t);
     pr_certify_sigma_arb(sig, p, prec);
     for (int i = 0; i < n; i++) {
-        pr_certify_rotate_row_arb(g->Qs + (size_t)i * d, Q + (size_t)i * d, i, p, prec);
-        _arb_vec_scalar_mul(g->Qs + (size_t)i * d, g->Qs + (size_t)i * d, d, sig, prec);
-        pr_certify_rotate_row_arb(g->Kr + (size_t)i * d, K + (size_t)i * d, i, p, prec);
+        if (!W) {
+            pr_certify_rotate_row_arb(g->Qs + (size_t)i * d, Q + (size_t)i * d, i, p, prec);
+            _arb_vec_scalar_mul(g->Qs + (size_t)i * d, g->Qs + (size_t)i * d, d, sig, prec);
+            pr_certify_rotate_row_arb(g->Kr + (size_t)i * d, K + (size_t)i * d, i, p, prec);
+        }
         for (int c = 0; c < d; c++) {
             arb_set_d(g->Vb + (size_t)i * d + c, V[(size_t)i * d + c]);
             arb_set_d(g->dOb + (size_t)i * d + c, dO[(size_t)i * d + c]);
@@ -38,17 +70,8 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     arb_ptr O = _arb_vec_init(d);
     for (int i = 0; i < n; i++) {
         arb_ptr Pi = g->P + (size_t)i * n;
-        int jn = p->causal ? i + 1 : n;
-        int st = pr_certify_arb_row(O, g->Qs + (size_t)i * d, g->Kr, g->Vb, i, p, prec);
-        if (st) {
-            _arb_vec_clear(O, d);
-            arb_clear(sig);
-            arb_clear(S);
-            arb_clear(r);
-            arb_clear(t);
-            return st;
-        }
-        pr_certify_arb_weights(Pi, S, g->Qs + (size_t)i * d, g->Kr, i, p, prec);
+        int jn = weights_row(Pi, S, g->Qs + (size_t)i * d, Q + (size_t)i * d, K, g->Kr, sig, i, W, p, prec);
+        pr_certify_arb_pv(O, Pi, S, g->Vb, jn, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
         for (int j = jn; j < n; j++)
@@ -65,20 +88,34 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
         }
     }
     _arb_vec_clear(O, d);
-    /* dQs = dS·Kr, dKr = dSᵀ·Qs, then dQ = σ R_iᵀ dQs_i, dK = R_jᵀ dKr_j */
-    arb_ptr row = _arb_vec_init(d);
+    /* dQs = dS·Kr, dKr = dSᵀ·Qs, then dQ = σ R_iᵀ dQs_i, dK = R_jᵀ dKr_j; with W (L16) the sums over its
+       support, times σ */
+    arb_ptr row = _arb_vec_init(d), y = W ? _arb_vec_init(n) : NULL;
     for (int i = 0; i < n; i++) {
-        for (int c = 0; c < d; c++)
-            arb_dot(row + c, NULL, 0, g->P + (size_t)i * n, 1, g->Kr + c, d, n, prec);
+        if (W) {
+            _arb_vec_zero(row, d);
+            w_grad_row(row, g->P + (size_t)i * n, 1, p->causal ? i + 1 : n, i, 1, K, W, p, y, prec);
+        } else {
+            for (int c = 0; c < d; c++)
+                arb_dot(row + c, NULL, 0, g->P + (size_t)i * n, 1, g->Kr + c, d, n, prec);
+        }
         _arb_vec_scalar_mul(row, row, d, sig, prec);
         pr_certify_rotate_balls(g->dQ + (size_t)i * d, row, i, -1, p, prec);
     }
     for (int j = 0; j < n; j++) {
-        for (int c = 0; c < d; c++)
-            arb_dot(row + c, NULL, 0, g->P + j, n, g->Qs + c, d, n, prec);
+        if (W) {
+            _arb_vec_zero(row, d);
+            w_grad_row(row, g->P + j, n, n, j, 0, Q, W, p, y, prec);
+            _arb_vec_scalar_mul(row, row, d, sig, prec);
+        } else {
+            for (int c = 0; c < d; c++)
+                arb_dot(row + c, NULL, 0, g->P + j, n, g->Qs + c, d, n, prec);
+        }
         pr_certify_rotate_balls(g->dK + (size_t)j * d, row, j, -1, p, prec);
     }
     _arb_vec_clear(row, d);
+    if (y)
+        _arb_vec_clear(y, n);
     arb_clear(sig);
     arb_clear(S);
     arb_clear(r);
@@ -86,10 +123,11 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     return PR_OK;
 }
 
-/* dQ's row i of one head in balls (L7 restricted to the row: O(n·d) ball operations): Qs = σR_iQ_i,
- * the weights P_ij, O_i, r_i = ⟨dO_i, O_i⟩, dS_ij = P_ij(dO_i·V_j - r_i), dQ_i = σR_iᵀ Σ_j dS_ij R_jK_j */
-static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, arb_srcptr Kr, arb_srcptr Vb, const arb_t sig,
-                   int i, const cert_prob_t *p, slong prec)
+/* dQ's row i of one head in balls (L7 restricted to the row: O(n·d) ball operations; with W, L16: O(n·s)):
+ * Qs = σR_iQ_i, the weights P_ij, O_i, r_i = ⟨dO_i, O_i⟩, dS_ij = P_ij(dO_i·V_j - r_i),
+ * dQ_i = σR_iᵀ Σ_j dS_ij R_jK_j (with W: σ Σ_j dS_ij W_{i-j} K_j) */
+static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, const double *K, arb_srcptr Kr, arb_srcptr Vb,
+                   const arb_t sig, int i, const pr_posw_struct *W, const cert_prob_t *p, slong prec)
 {
     int n = p->n, d = p->d;
     arb_ptr Qs = _arb_vec_init(d), dOb = _arb_vec_init(d), O = _arb_vec_init(d), A = _arb_vec_init(n);
@@ -98,11 +136,13 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, arb_srcpt
     arb_init(S);
     arb_init(r);
     arb_init(t);
-    pr_certify_rotate_row_arb(Qs, Q_i, i, p, prec);
-    _arb_vec_scalar_mul(Qs, Qs, d, sig, prec);
+    if (!W) {
+        pr_certify_rotate_row_arb(Qs, Q_i, i, p, prec);
+        _arb_vec_scalar_mul(Qs, Qs, d, sig, prec);
+    }
     for (int c = 0; c < d; c++)
         arb_set_d(dOb + c, dO_i[c]);
-    int jn = pr_certify_arb_weights(A, S, Qs, Kr, i, p, prec);
+    int jn = weights_row(A, S, Qs, Q_i, K, Kr, sig, i, W, p, prec);
     pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
     arb_dot(r, NULL, 0, dOb, 1, O, 1, d, prec);
     for (int j = 0; j < jn; j++) {
@@ -111,8 +151,14 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, arb_srcpt
         arb_neg(t, t);
         arb_mul(A + j, A + j, t, prec);
     }
-    for (int c = 0; c < d; c++)
-        arb_dot(row + c, NULL, 0, A, 1, Kr + c, d, jn, prec);
+    if (W) {
+        arb_ptr y = _arb_vec_init(n);
+        w_grad_row(row, A, 1, jn, i, 1, K, W, p, y, prec);
+        _arb_vec_clear(y, n);
+    } else {
+        for (int c = 0; c < d; c++)
+            arb_dot(row + c, NULL, 0, A, 1, Kr + c, d, jn, prec);
+    }
     _arb_vec_scalar_mul(row, row, d, sig, prec);
     pr_certify_rotate_balls(dQi, row, i, -1, p, prec);
     arb_clear(S);
@@ -127,7 +173,7 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, arb_srcpt
 
 int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
                              const double *cand, const double *Q, const double *K, const double *V, const double *dO,
-                             const cert_prob_t *p, double budget_s)
+                             const pr_posw_struct *W, const cert_prob_t *p, double budget_s)
 {
     int n = p->n, d = p->d;
     size_t nd = (size_t)n * d;
@@ -143,16 +189,16 @@ int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, u
             open |= state[(size_t)i * d + c] == CERT_OPEN;
         if (!open)
             continue;
-        if (!Kr) { /* K rotated and V as balls, at the first row that needs them */
+        if (!Kr) { /* K rotated (not used with W) and V as balls, at the first row that needs them */
             Kr = _arb_vec_init((slong)nd);
             Vb = _arb_vec_init((slong)nd);
-            for (int j = 0; j < n; j++)
+            for (int j = 0; !W && j < n; j++)
                 pr_certify_rotate_row_arb(Kr + (size_t)j * d, K + (size_t)j * d, j, p, prec);
             for (size_t t = 0; t < nd; t++)
                 arb_set_d(Vb + t, V[t]);
             pr_certify_sigma_arb(sig, p, prec);
         }
-        dq_row(dQi, Q + (size_t)i * d, dO + (size_t)i * d, Kr, Vb, sig, i, p, prec);
+        dq_row(dQi, Q + (size_t)i * d, dO + (size_t)i * d, K, Kr, Vb, sig, i, W, p, prec);
         pr_certify_judge(lo + (size_t)i * d, hi + (size_t)i * d, state + (size_t)i * d, cand + (size_t)i * d, dQi, d, p,
                          prec);
         rows++;
@@ -244,8 +290,8 @@ static void arb_group_clear(arb_group_t *ag, int n, int d)
 
 /* one kv group's g query heads in Arb (L7), results as pr_certify_grad_group's */
 static int arb_group(arb_group_t *ag, pr_certify_result_t *res, const double *dQc, const double *dKc,
-                     const double *dVc, const double *Q, const double *K, const double *V, const double *dO, int g,
-                     const cert_prob_t *p)
+                     const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
+                     const pr_posw_struct *W, int g, const cert_prob_t *p)
 {
     int n = p->n, d = p->d, st = PR_OK;
     size_t nd = (size_t)n * d;
@@ -261,7 +307,7 @@ static int arb_group(arb_group_t *ag, pr_certify_result_t *res, const double *dQ
     _arb_vec_zero(ag->sV, (slong)nd);
     for (int h = 0; h < g && !st; h++) {
         _arb_vec_zero(w->dV, (slong)nd);
-        st = grad_head(w, Q + h * nd, K, V, dO + h * nd, p, prec);
+        st = grad_head(w, Q + h * nd, K, V, dO + h * nd, W, p, prec);
         _arb_vec_add(ag->sK, ag->sK, w->dK, (slong)nd, prec);
         _arb_vec_add(ag->sV, ag->sV, w->dV, (slong)nd, prec);
         const double *cq[3] = {dQc ? dQc + h * nd : NULL, NULL, NULL};
@@ -276,23 +322,32 @@ static int arb_group(arb_group_t *ag, pr_certify_result_t *res, const double *dQ
     return st;
 }
 
-/* batch × heads, one kv group after another: in double (L8-L12), in Arb where that leaves a verdict
- * unknown (L7); kv gradients summed over each group (GQA) */
+/* a general W's whole-group Arb fallback costs n²·s·g ball operations: taken up to the cost of RoPE's
+ * at n = 512, d = 128 */
+#define GRAD_MAX_W_OPS 0x1p25
+
+/* batch × heads, one kv group after another: in double (L8-L12; W: L13, L15), in Arb where that leaves
+ * a verdict unknown (L7, L16); kv gradients summed over each group (GQA) */
 static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
-                              const double *dV_cand, const double *Q, const double *K, const double *V,
-                              const double *dO, int batch, int heads, int kv_heads, int n, int d,
-                              const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+                              const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                              const double *V, const double *dO, const pr_posw_struct *W, int batch, int heads,
+                              int kv_heads, int n, int d, const pr_certify_problem_t *prob,
+                              const pr_certify_opts_t *opts)
 {
-    if (!res || !Q || !K || !V || !dO || batch < 1 || heads < 1 || kv_heads < 1)
+    if (!res || !Q || !K || !V || !dO || !prob || batch < 1 || heads < 1 || kv_heads < 1 ||
+        (dw_cand && (!W || batch != 1 || kv_heads != 1)))
         return PR_EINVAL;
-    if (heads % kv_heads)
+    if (heads % kv_heads || (W && (W->n != n || W->d != d)))
         return PR_ESHAPE;
+    pr_certify_problem_t pb = *prob;
+    if (W)
+        pb.pos = PR_CERTIFY_POS_IDENTITY; /* W carries the positions */
     cert_prob_t p;
-    int st = pr_certify_prob_init(&p, prob, opts, n, d);
+    int st = pr_certify_prob_init(&p, &pb, opts, n, d);
     size_t nd = (size_t)n * d;
     size_t nq = (size_t)batch * heads * nd, nk = (size_t)batch * kv_heads * nd;
     if (!st && (pr_vec_check_finite(Q, nq) || pr_vec_check_finite(K, nk) || pr_vec_check_finite(V, nk) ||
-                pr_vec_check_finite(dO, nq)))
+                pr_vec_check_finite(dO, nq) || (W && pr_vec_check_finite(W->w, (size_t)W->s * (2 * (size_t)n - 1)))))
         st = PR_ENONFINITE;
     if (st) {
         pr_certify_prob_clear(&p);
@@ -300,12 +355,15 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
     }
     double t0 = pr_timing_wall();
     int g = heads / kv_heads;
-    /* the Arb fallback: whole groups, n <= PR_CERTIFY_GRAD_MAX_N, unless the budget is 0 */
-    int arb_ok = n <= PR_CERTIFY_GRAD_MAX_N && opts->max_fallback_s != 0.0;
+    /* the Arb fallback: whole groups, n <= PR_CERTIFY_GRAD_MAX_N (W: n²·s·g <= GRAD_MAX_W_OPS), unless the
+       budget is 0 */
+    int arb_ok = n <= PR_CERTIFY_GRAD_MAX_N && opts->max_fallback_s != 0.0 &&
+                 (!W || (double)n * n * W->s * g <= GRAD_MAX_W_OPS);
     arb_group_t ag;
     memset(&ag, 0, sizeof(ag));
-    memset(res, 0, sizeof(*res) * 3 * (size_t)batch * heads);
-    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++) {
+    size_t nres = 3 * (size_t)batch * heads + (dw_cand != NULL);
+    memset(res, 0, sizeof(*res) * nres);
+    for (size_t t = 0; t < nres; t++) {
         res[t].verdict = PR_CERT_UNKNOWN;
         res[t].worst_row = res[t].worst_col = res[t].witness_row = res[t].witness_col = -1;
     }
@@ -315,18 +373,46 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
             pr_certify_result_t *rg = res + 3 * ((size_t)b * heads + kv * g);
             int open = 0;
             st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
-                                       dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p,
+                                       dV_cand ? dV_cand + ko : NULL, dw_cand, Q + qo, K + ko, V + ko, dO + qo, W, g, &p,
                                        opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0);
             if (!st && open && arb_ok)
                 st = arb_group(&ag, rg, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
-                               dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, g, &p);
+                               dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, W, g, &p);
         }
     arb_group_clear(&ag, n, d);
     pr_certify_prob_clear(&p);
     double dt = pr_timing_wall() - t0;
-    for (size_t t = 0; t < 3 * (size_t)batch * heads; t++)
+    for (size_t t = 0; t < nres; t++)
         res[t].time_s = dt;
     return st;
+}
+
+int pr_certify_backward_heads_posw(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                                   const double *dV_cand, const double *Q, const double *K, const double *V,
+                                   const double *dO, const pr_posw_struct *W, int batch, int heads, int kv_heads, int n,
+                                   int d, const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    /* Arb assumes the default floating-point environment */
+    pr_certify_fenv_t env;
+    int st = pr_certify_fenv_enter(&env);
+    if (!st)
+        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, NULL, Q, K, V, dO, W, batch, heads, kv_heads, n, d, prob,
+                            opts);
+    return pr_certify_fenv_leave(st, &env);
+}
+
+int pr_certify_backward_dw(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                           const double *dV_cand, const double *dw_cand, const double *Q, const double *K,
+                           const double *V, const double *dO, const pr_posw_struct *W, int heads, int n, int d,
+                           const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!W || !dw_cand)
+        return PR_EINVAL;
+    pr_certify_fenv_t env;
+    int st = pr_certify_fenv_enter(&env);
+    if (!st)
+        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, dw_cand, Q, K, V, dO, W, 1, heads, 1, n, d, prob, opts);
+    return pr_certify_fenv_leave(st, &env);
 }
 
 int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
@@ -334,12 +420,25 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand, c
                               const double *dO, int batch, int heads, int kv_heads, int n, int d,
                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
 {
-    /* Arb assumes the default floating-point environment */
-    pr_certify_fenv_t env;
-    int st = pr_certify_fenv_enter(&env);
+    return pr_certify_backward_heads_posw(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, NULL, batch, heads, kv_heads,
+                                          n, d, prob, opts);
+}
+
+int pr_certify_backward_heads_w(pr_certify_result_t *res, const double *dQ_cand, const double *dK_cand,
+                                const double *dV_cand, const double *Q, const double *K, const double *V,
+                                const double *dO, const double *w3, int batch, int heads, int kv_heads, int n, int d,
+                                const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!w3 || n < 1 || d < 1)
+        return PR_EINVAL;
+    pr_posw_t W;
+    memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
+    int st = pr_posw_init_dense(W, w3, n, d);
     if (!st)
-        st = backward_heads(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, batch, heads, kv_heads, n, d, prob, opts);
-    return pr_certify_fenv_leave(st, &env);
+        st = pr_certify_backward_heads_posw(res, dQ_cand, dK_cand, dV_cand, Q, K, V, dO, W, batch, heads, kv_heads, n,
+                                            d, prob, opts);
+    pr_posw_clear(W);
+    return st;
 }
 
 int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,

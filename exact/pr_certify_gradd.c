@@ -1,7 +1,8 @@
 /* pr_certify's gradients in double with a rigorous bound per element (docs/certify.md L8-L12):
- * the forward's scores, exponentials and bounds (L1-L5) per block of rows, then dP = dO·Vᵀ,
- * D = rowsum(dO∘O), dS = P∘(dP - D), dQ = σRᵀ(dS·K̂), dK = σRᵀ(dSᵀ·Q̂), dV = Pᵀ·dO, and beside
- * each product its bound as a product of nonnegative matrices. */
+ * the forward's scores, exponentials and bounds (L1-L5, or a general W's L13) per block of rows,
+ * then dP = dO·Vᵀ, D = rowsum(dO∘O), dS = P∘(dP - D), dQ = σRᵀ(dS·K̂), dK = σRᵀ(dSᵀ·Q̂) (with W
+ * the sums over its support, L15), dV = Pᵀ·dO, and beside each product its bound as a product of
+ * nonnegative matrices. */
 #include <fenv.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #define TG 256   /* key columns per partial sum of dS·K̂ (L11's depth) */
 #define ETA 0x1p-1021
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
+#define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
 
 /* one query head of a group */
 typedef struct {
@@ -27,9 +29,14 @@ typedef struct {
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
-    double gam;             /* γ_G (L11) */
+    double gam;             /* γ_G (L11, L15) */
+    double gbT, gbU;        /* 1 + 2γ of the depth of the bound sums of T and U (L11, L15) */
+    double etaT, etaU;      /* their underflow allowances per element */
     int fail;               /* some row failed: dK, dV open */
-    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each) */
+    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each), then with dw its sums and their bounds
+                               (s×(2n-1) each, ℓ reversed as wrev) */
+    int dw;                 /* dw wanted (W only, L17) */
+    double gbW, etaW;       /* dw's bound sums' factor and underflow allowance (L17) */
 } ghead_t;
 
 /* Wx = (|X̂r| + (ρ/γ)(|x_a| + |x_b|))(1 + 2^-40) for every pair (a, b) of each row (L11) */
@@ -118,15 +125,18 @@ static double row_d(double *eD, const double *P, const double *G, const double *
 
 /* rows i0..i0+mi of one head: P̂ in Pm, dŜ in G, its bound weight Z in Z (all mi×w) (L8-L10) */
 static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, double *Z, double *kap,
-                     rowx_t *rx)
+                     rowx_t *rx, double *scr)
 {
     pass_t *ps = &hd->ps;
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d;
     double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u);
     const double *dOb = hd->dO + (size_t)i0 * d;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr, d,
-                0.0, Pm, w);
+    if (ps->W) /* L13's scores; scr: 128 doubles */
+        pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
+    else
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
+                    d, 0.0, Pm, w);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
@@ -168,37 +178,95 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     }
 }
 
-/* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12) */
+/* a general W (L15): rows i0..i0+mi's T̂_i = Σ_j dŜ_ij W_{i-j} K_j and the sums Σ_j Z_ij |W_{i-j}||K_j| of its
+ * bound into T and ET (mi×d), and Û_j += Σ_i dŜ_ij Q_i W_{i-j} and its bound's sums into U, EU (n×d), by tiles
+ * of JW keys: each tile's Û part summed in part (2·d·JW doubles) first; dw (NULL: not wanted, L17): dw_k(ℓ)'s
+ * sums Σ_{i-j=ℓ} dŜ_ij Q_{i,a_k} K_{j,b_k} and Σ Z_ij |Q_{i,a_k}||K_{j,b_k}|, reversed as wrev, s×(2n-1) each */
+static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G, const double *Z, double *T,
+                       double *ET, double *U, double *EU, double *part, double *dw)
+{
+    const pass_t *ps = &hd->ps;
+    const pr_posw_struct *W = ps->W;
+    int n = ps->p->n, d = ps->p->d, causal = ps->p->causal;
+    size_t L = 2 * (size_t)n - 1;
+    double *pu = part, *pe = part + (size_t)d * JW;
+    memset(T, 0, sizeof(double) * mi * d);
+    memset(ET, 0, sizeof(double) * mi * d);
+    for (int j0 = 0; j0 < w; j0 += JW) {
+        int m = w - j0 < JW ? w - j0 : JW;
+        memset(part, 0, sizeof(double) * 2 * d * JW);
+        for (int k = 0; k < W->s; k++) {
+            const double *kt = ps->Kt + (size_t)W->b[k] * n + j0;
+            double *ub = pu + (size_t)W->b[k] * JW, *eb = pe + (size_t)W->b[k] * JW;
+            for (int r = 0; r < mi; r++) {
+                int i = i0 + r, mr = (causal ? i + 1 : n) - j0;
+                mr = mr < m ? mr : m;
+                /* w_k(i - j) for j = j0, j0 + 1, ...: the reversed sequence from n - 1 - i + j0 on */
+                const double *wk = ps->wrev + k * L + (size_t)(n - 1 - i + j0);
+                const double *g = G + (size_t)r * w + j0, *z = Z + (size_t)r * w + j0;
+                double q = ps->Qr[(size_t)i * d + W->a[k]], aq = fabs(q), t = 0.0, e = 0.0;
+#pragma omp simd reduction(+ : t, e)
+                for (int j = 0; j < mr; j++) {
+                    double x = g[j] * wk[j], y = z[j] * fabs(wk[j]);
+                    t += x * kt[j];
+                    e += y * fabs(kt[j]);
+                    ub[j] += x * q;
+                    eb[j] += y * aq;
+                }
+                if (dw) {
+                    double *dv = dw + k * L + (size_t)(n - 1 - i + j0), *de = dv + (size_t)W->s * L;
+#pragma omp simd
+                    for (int j = 0; j < mr; j++) {
+                        dv[j] += g[j] * kt[j] * q;
+                        de[j] += z[j] * fabs(kt[j]) * aq;
+                    }
+                }
+                T[(size_t)r * d + W->a[k]] += t;
+                ET[(size_t)r * d + W->a[k]] += e;
+            }
+        }
+        for (int j = 0; j < m; j++)
+            for (int b = 0; b < d; b++) {
+                U[(size_t)(j0 + j) * d + b] += pu[(size_t)b * JW + j];
+                EU[(size_t)(j0 + j) * d + b] += pe[(size_t)b * JW + j];
+            }
+    }
+}
+
+/* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12, L15) */
 static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
                   double *acc)
 {
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
+    size_t nd = (size_t)n * d;
     double kap[GB];
-    block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx);
     double *T = buf, *tmp = buf + (size_t)GB * d, *ET = buf + 2 * (size_t)GB * d, *y = ET + (size_t)GB * d,
-           *ey = y + d;
-    memset(T, 0, sizeof(double) * mi * d);
-    for (int j0 = 0; j0 < w; j0 += TG) {
-        int mj = w - j0 < TG ? w - j0 : TG;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, G + j0, w, hd->ps.Kr + (size_t)j0 * d,
-                    d, 0.0, tmp, d);
-        for (int t = 0; t < mi * d; t++)
-            T[t] += tmp[t];
+           *ey = y + d, *part = ey + d + GB;
+    block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx, part);
+    const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
+    if (hd->ps.W) {
+        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 4 * nd : NULL);
+    } else {
+        memset(T, 0, sizeof(double) * mi * d);
+        for (int j0 = 0; j0 < w; j0 += TG) {
+            int mj = w - j0 < TG ? w - j0 : TG;
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, G + j0, w,
+                        hd->ps.Kr + (size_t)j0 * d, d, 0.0, tmp, d);
+            for (int t = 0; t < mi * d; t++)
+                T[t] += tmp[t];
+        }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 1.0, acc, d);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
-    double gb = 1.0 + 2.0 * pr_certify_gamma(w + 2, p->u);
     for (int r = 0; r < mi; r++) {
         int i = i0 + r;
         for (int c = 0; c < d; c++)
-            ET[(size_t)r * d + c] = ET[(size_t)r * d + c] * gb + (w + 2) * ETA;
+            ET[(size_t)r * d + c] = ET[(size_t)r * d + c] * hd->gbT + hd->etaT;
         scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
                      ey);
     }
-    size_t nd = (size_t)n * d;
-    const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 1.0, acc, d);
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 1.0, acc + 2 * nd, d);
     /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
     for (int r = 0; r < mi; r++)
@@ -223,7 +291,8 @@ static int gthread_init(void *ctx, void **scratch)
         return PR_ENOMEM;
     th->acc = hd->acc[omp_get_thread_num()];
     th->Pm = malloc(sizeof(double) * 3 * (size_t)GB * n);
-    th->buf = malloc(sizeof(double) * (4 * (size_t)GB * d + 2 * d + GB));
+    /* T, tmp, ET (GB×d each), y, ey, then 128 doubles for L13's scores or W's 2·d·JW part (L15) */
+    th->buf = malloc(sizeof(double) * (3 * (size_t)GB * d + 2 * d + GB + (hd->ps.W ? 2 * (size_t)d * JW + 128 : 128)));
     th->rx = malloc(sizeof(rowx_t) * GB);
     return th->Pm && th->buf && th->rx ? PR_OK : PR_ENOMEM;
 }
@@ -254,28 +323,35 @@ static int run_head(ghead_t *hd, int nt)
     return pr_certify_run_blocks(&B, (hd->ps.p->n + GB - 1) / GB, nt);
 }
 
-/* a result from values and bounds (open rows of dQ: E = ∞) */
-static void result_of(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
-                      const double *v, const double *E, const cert_prob_t *p)
+/* a result from len values and bounds in rows of width (open elements: E = ∞) */
+static void result_len(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
+                       const double *v, const double *E, long len, int width, const cert_prob_t *p)
 {
-    size_t nd = (size_t)p->n * p->d;
-    pr_certify_judge_d(lo, hi, st, cand, v, E, (long)nd, p);
-    pr_certify_summarise(res, lo, hi, st, cand, (long)nd, p->d, p->dtype);
-    res->rows = p->n;
+    pr_certify_judge_d(lo, hi, st, cand, v, E, len, p);
+    pr_certify_summarise(res, lo, hi, st, cand, len, width, p->dtype);
+    res->rows = len / width;
     res->rows_fallback = 0;
     double bm = 0.0;
-    for (size_t t = 0; t < nd; t++)
+    for (long t = 0; t < len; t++)
         bm = E[t] > bm ? E[t] : bm;
     res->bound_max = bm;
 }
 
-/* dK or dV of the group from the threads' sums (t = 0: Û, 2: V̂) and their bounds (L11, L12) */
+/* the result of an n×d gradient */
+static void result_of(pr_certify_result_t *res, double *lo, double *hi, unsigned char *st, const double *cand,
+                      const double *v, const double *E, const cert_prob_t *p)
+{
+    result_len(res, lo, hi, st, cand, v, E, (long)p->n * p->d, p->d, p);
+}
+
+/* dK or dV of the group from the threads' sums (t = 0: Û, 2: V̂) and their bounds (L11, L12, L15): the
+ * bound sums' computed values times gb, plus eta */
 static void kv_values(double *v, double *E, double **acc, int nt, int t, const cert_prob_t *p, int g, double dOmax,
-                      int fail)
+                      int fail, double gb, double eta)
 {
     int n = p->n, d = p->d;
     size_t nd = (size_t)n * d;
-    double gb = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, p->u), y[2 * 1024];
+    double y[2 * 1024];
     for (int j = 0; j < n; j++) {
         double *vj = v + (size_t)j * d, *Ej = E + (size_t)j * d;
         for (int c = 0; c < d; c++) {
@@ -285,7 +361,7 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
                 e += acc[k][(size_t)(t + 1) * nd + (size_t)j * d + c];
             }
             vj[c] = s;
-            Ej[c] = fail ? INFINITY : e * gb + (2.0 * n * g + 64) * ETA;
+            Ej[c] = fail ? INFINITY : e * gb + eta;
             if (t == 2) /* the underflowed weights (L12) */
                 Ej[c] = pr_certify_up(Ej[c] + TAU * (double)n * g * dOmax);
         }
@@ -299,20 +375,88 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
     }
 }
 
+/* dw_k(ℓ) = σ̂ Σ_threads (the sums of L17) at v[k·L + ℓ + n - 1] (pr_dense_backward's layout), E its bound */
+static void dw_values(double *v, double *E, double **acc, int nt, const ghead_t *hd, int fail)
+{
+    const cert_prob_t *p = hd->ps.p;
+    const pr_posw_struct *W = hd->ps.W;
+    size_t nd = (size_t)p->n * p->d, L = 2 * (size_t)p->n - 1, sL = (size_t)W->s * L;
+    double u = p->u, sg = p->sig, sr = p->sig_rel;
+    for (int k = 0; k < W->s; k++)
+        for (size_t t = 0; t < L; t++) {
+            double T = 0.0, ET = 0.0;
+            for (int th = 0; th < nt; th++) {
+                T += acc[th][4 * nd + k * L + t];
+                ET += acc[th][4 * nd + sL + k * L + t];
+            }
+            ET = ET * hd->gbW + hd->etaW;
+            size_t o = k * L + L - 1 - t; /* wrev's index t is ℓ = n - 1 - t */
+            v[o] = sg * T;
+            E[o] = fail ? INFINITY : pr_certify_up(sg * ET * (1.0 + sr) + sr * sg * fabs(T) + u * fabs(v[o]) + ETA);
+        }
+}
+
+/* the depths of the sums of dQ's T and of dK's U and the bounds' factors and underflow allowances
+ * (L11; with W, L15), and γ of Z (L11), for g heads over nt threads */
+static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_struct *W, int g, int nt)
+{
+    const cert_prob_t *p = hd->ps.p;
+    int n = p->n, d = p->d, nb = (n + GB - 1) / GB;
+    double u = p->u;
+    /* RoPE or identity: dS·K̂ in tiles of TG, Û, V̂ over g·nb blocks of GB rows and nt threads */
+    double kt = (n < TG ? n : TG) + (n + TG - 1) / TG, ku = (n < GB ? n : GB) + (double)g * nb + nt;
+    hd->gbT = 1.0 + 2.0 * pr_certify_gamma(n + 2, u);
+    hd->etaT = (n + 2) * ETA;
+    hd->gbU = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, u);
+    hd->etaU = (2.0 * n * g + 64) * ETA;
+    if (W) {
+        /* L15: T's dots of at most JW terms, added up over ⌈n/JW⌉ tiles and the s_a entries of a column a; U's
+           parts of GB·s_b terms, added over g·nb blocks and nt threads; two roundings per term, whose
+           underflow costs at most η(|last factor| + 2) */
+        int sa = 1, sb = 1, ca[1024] = {0}, cb[1024] = {0};
+        for (int k = 0; k < W->s; k++) {
+            sa = ++ca[W->a[k]] > sa ? ca[W->a[k]] : sa;
+            sb = ++cb[W->b[k]] > sb ? cb[W->b[k]] : sb;
+        }
+        double zmax = 0.0;
+        for (size_t t = 0; t < (size_t)n * d; t++)
+            zmax = fabs(K[t]) > zmax ? fabs(K[t]) : zmax;
+        for (size_t t = 0; t < (size_t)g * n * d; t++)
+            zmax = fabs(Q[t]) > zmax ? fabs(Q[t]) : zmax;
+        double kT = (n < JW ? n : JW) + (double)((n + JW - 1) / JW) * sa, kU = (double)GB * sb + (double)g * nb + nt;
+        hd->gbT = 1.0 + 2.0 * pr_certify_gamma(kT + 2, u);
+        hd->etaT = pr_certify_up(2.0 * n * sa * ETA * (zmax + 2.0) + (n + 2) * ETA);
+        hd->gbU = 1.0 + 2.0 * pr_certify_gamma(kU + 2, u);
+        hd->etaU = pr_certify_up(2.0 * g * n * sb * ETA * (zmax + 2.0) + (2.0 * n * g + 64) * ETA);
+        kt = kT > kt ? kT : kt;
+        ku = kU > ku ? kU : ku;
+        if (hd->dw) { /* L17: one term per row of each head, summed along, then over the threads */
+            double kW = (double)g * n + nt;
+            hd->gbW = 1.0 + 2.0 * pr_certify_gamma(kW + 2, u);
+            hd->etaW = pr_certify_up(2.0 * g * n * ETA * (zmax + 2.0));
+            ku = kW > ku ? kW : ku;
+        }
+    }
+    hd->gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, u);
+}
+
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
-                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p, double budget_s)
+                          const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s)
 {
     int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
-    size_t nd = (size_t)n * d;
-    if (d > 1024)
+    size_t nd = (size_t)n * d, sL = W ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
+    if (d > 1024 || (dwc && !W))
         return PR_EINVAL;
     cexp_t ex;
     if ((st = pr_certify_exp_init(&ex, p->u)))
         return st;
     ghead_t hd;
     memset(&hd, 0, sizeof(hd));
-    double *acc_all = calloc((size_t)nt * 4 * nd, sizeof(double)), *acc[64];
+    hd.dw = dwc != NULL;
+    nt = nt > 64 ? 64 : nt;
+    size_t per = 4 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
+    double *acc_all = calloc((size_t)nt * per, sizeof(double)), *acc[64];
     hd.ndO = malloc(sizeof(double) * n);
     hd.nV = malloc(sizeof(double) * n);
     hd.Wq = malloc(sizeof(double) * nd);
@@ -320,20 +464,18 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
-    double *lo = malloc(sizeof(double) * nd), *hi = malloc(sizeof(double) * nd);
-    unsigned char *sb = malloc(nd);
-    if (nt > 64)
-        nt = 64;
+    size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
+    double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
+    unsigned char *sb = malloc(nb);
     if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb)
         st = PR_ENOMEM;
     for (int k = 0; k < nt && !st; k++)
-        acc[k] = acc_all + (size_t)k * 4 * nd;
+        acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
-    int nb = (n + GB - 1) / GB, fail = 0;
+    int fail = 0;
     long nopen = 0;
-    /* the deepest sum: dS·K̂ in tiles of TG, or Û, V̂ over g·nb blocks of GB rows and nt threads (L11) */
-    int kt = (n < TG ? n : TG) + (n + TG - 1) / TG, ku = (n < GB ? n : GB) + g * nb + nt;
-    hd.gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, p->u);
+    hd.ps.p = p;
+    depths(&hd, Q, K, W, g, nt);
     double dOmax = 0.0;
     if (!st)
         pr_certify_norms_up(hd.nV, V, n, d, p->u);
@@ -342,10 +484,12 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         hd.dO = dO + (size_t)h * nd;
         hd.fail = 0;
         memset(hd.qopen, 0, n);
-        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, NULL))) {
+        if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
-            weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
+            if (!W) {
+                weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
+                weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
+            }
             st = run_head(&hd, nt);
         } else if (st == PR_EDOMAIN) { /* scores past 2^500: nothing bounded here, all open */
             st = PR_OK;
@@ -364,17 +508,32 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             pr_certify_result_t *rq = res + 3 * (size_t)h;
             result_of(rq, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
             if (rq->verdict == PR_CERT_UNKNOWN && budget_s > 0.0)
-                st = pr_certify_grad_rows_arb(rq, lo, hi, sb, dQc + (size_t)h * nd, Qh, K, V, hd.dO, p, budget_s);
+                st = pr_certify_grad_rows_arb(rq, lo, hi, sb, dQc + (size_t)h * nd, Qh, K, V, hd.dO, W, p, budget_s);
             nopen += rq->verdict == PR_CERT_UNKNOWN;
         }
     }
+    /* V̂'s depth: min(n, GB) + g·nb + nt, as Û's without W (L12) */
+    double vgb = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, p->u), veta = (2.0 * n * g + 64) * ETA;
     for (int t = 0; t < 2 && !st; t++) {
         const double *cand = t ? dVc : dKc;
         if (!cand)
             continue;
-        kv_values(hd.dQ, hd.EQ, acc, nt, 2 * t, p, g, dOmax, fail);
+        kv_values(hd.dQ, hd.EQ, acc, nt, 2 * t, p, g, dOmax, fail, t ? vgb : hd.gbU, t ? veta : hd.etaU);
         result_of(res + 1 + t, lo, hi, sb, cand, hd.dQ, hd.EQ, p);
         nopen += res[1 + t].verdict == PR_CERT_UNKNOWN;
+    }
+    if (!st && dwc) { /* res[3g]: dw (L17), no Arb fallback */
+        double *v = malloc(sizeof(double) * sL), *E = malloc(sizeof(double) * sL);
+        if (v && E) {
+            hd.ps.p = p;
+            hd.ps.W = W;
+            dw_values(v, E, acc, nt, &hd, fail);
+            result_len(res + 3 * (size_t)g, lo, hi, sb, dwc, v, E, (long)sL, (int)(sL / W->s), p);
+        } else {
+            st = PR_ENOMEM;
+        }
+        free(v);
+        free(E);
     }
     *open = nopen > 0;
     free(acc_all);

@@ -199,21 +199,26 @@ int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, cons
 /* S[r·w + j] = σ̂ ŝ_ij for rows i0..i0+mi and their unmasked keys j (L13), 0 for the masked ones;
  * part: 128 doubles of scratch */
 void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int mi, int w);
+/* Arb row i's scores with W (L14): A[j] ∋ σ Q_i W_{i-j} K_jᵀ (bias-free) for the jn unmasked keys; returns jn */
+int pr_certify_w_arb_scores(arb_ptr A, const double *Q_i, const double *K, const arb_t sig, int i,
+                            const pr_posw_struct *W, const cert_prob_t *p, slong prec);
 /* Arb row i with W (L14): O[c] ∋ O_true[i, c], from the doubles Q_i (d), K (n×d), V as balls and σ */
 int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
                          const pass_t *ps, slong prec);
 
-/* one kv group's gradients in double (pr_certify_gradd.c, L8-L12): g query heads at Q, dO (n×d each);
- * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped); dQ rows
+/* one kv group's gradients in double (pr_certify_gradd.c, L8-L12; a general W: L13, L15, else W NULL
+ * and p's pos): g query heads at Q, dO (n×d each);
+ * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped), and with W and
+ * dwc (s×(2n-1) as W->w) res[3g] for dw summed over the group (L17, no Arb fallback); dQ rows
  * left open recomputed in Arb within budget_s seconds a head (L7); *open: some verdict is unknown
  * (the whole group's Arb fallback may decide it) */
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
-                          const double *dVc, const double *Q, const double *K, const double *V, const double *dO,
-                          int g, const cert_prob_t *p, double budget_s);
-/* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each) within
+                          const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s);
+/* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each; W: L16, O(n·s)) within
  * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
 int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
                              const double *cand, const double *Q, const double *K, const double *V, const double *dO,
-                             const cert_prob_t *p, double budget_s);
+                             const pr_posw_struct *W, const cert_prob_t *p, double budget_s);
 
 #endif

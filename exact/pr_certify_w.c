@@ -110,16 +110,12 @@ void pr_certify_w_scores(double *S, double *part, const pass_t *ps, int i0, int 
     }
 }
 
-int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
-                         const pass_t *ps, slong prec)
+int pr_certify_w_arb_scores(arb_ptr A, const double *Q_i, const double *K, const arb_t sig, int i,
+                            const pr_posw_struct *W, const cert_prob_t *p, slong prec)
 {
-    const cert_prob_t *p = ps->p;
-    const pr_posw_struct *W = ps->W;
     int n = p->n, d = p->d, s = W->s, jn = p->causal ? i + 1 : n;
     size_t L = 2 * (size_t)n - 1;
-    arb_ptr A = _arb_vec_init(n), x = _arb_vec_init(s ? s : 1), y = _arb_vec_init(s ? s : 1);
-    arb_t S;
-    arb_init(S);
+    arb_ptr x = _arb_vec_init(s ? s : 1), y = _arb_vec_init(s ? s : 1);
     for (int j = 0; j < jn; j++) {
         size_t t = (size_t)(i - j + n - 1);
         /* Q_ia·w_ab(ℓ) (exact at prec >= 106) and K_jb, as balls: the dot product is the score's ball */
@@ -131,12 +127,23 @@ int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcp
         arb_dot(A + j, NULL, 0, x, 1, y, 1, s, prec);
         arb_mul(A + j, A + j, sig, prec);
     }
+    _arb_vec_clear(x, s ? s : 1);
+    _arb_vec_clear(y, s ? s : 1);
+    return jn;
+}
+
+int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
+                         const pass_t *ps, slong prec)
+{
+    const cert_prob_t *p = ps->p;
+    arb_ptr A = _arb_vec_init(p->n);
+    arb_t S;
+    arb_init(S);
+    int jn = pr_certify_w_arb_scores(A, Q_i, K, sig, i, ps->W, p, prec);
     pr_certify_arb_softmax(A, S, i, jn, p, prec);
     pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
     arb_clear(S);
-    _arb_vec_clear(A, n);
-    _arb_vec_clear(x, s ? s : 1);
-    _arb_vec_clear(y, s ? s : 1);
+    _arb_vec_clear(A, p->n);
     return PR_OK;
 }
 
@@ -152,6 +159,26 @@ int pr_certify_forward_w(pr_certify_result_t *res, const double *O_cand, const d
     int st = pr_posw_init_dense(W, w3, n, d);
     if (!st)
         st = pr_certify_forward_posw(res, O_cand, Q, K, V, W, n, d, prob, opts);
+    pr_posw_clear(W);
+    return st;
+}
+
+int pr_certify_forward_heads_w(pr_certify_result_t *res, const double *O_cand, const double *Q, const double *K,
+                               const double *V, const double *w3, int batch, int heads, int kv_heads, int n, int d,
+                               const pr_certify_problem_t *prob, const pr_certify_opts_t *opts)
+{
+    if (!res || !O_cand || !Q || !K || !V || !w3 || batch < 1 || heads < 1 || kv_heads < 1 || n < 1 || d < 1)
+        return PR_EINVAL;
+    if (heads % kv_heads)
+        return PR_ESHAPE;
+    pr_posw_t W;
+    memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
+    int st = pr_posw_init_dense(W, w3, n, d), g = heads / kv_heads;
+    size_t nd = (size_t)n * d;
+    for (int t = 0; !st && t < batch * heads; t++) {
+        size_t qo = (size_t)t * nd, ko = ((size_t)(t / heads) * kv_heads + (t % heads) / g) * nd;
+        st = pr_certify_forward_posw(res + t, O_cand + qo, Q + qo, K + ko, V + ko, W, n, d, prob, opts);
+    }
     pr_posw_clear(W);
     return st;
 }

@@ -39,11 +39,9 @@ int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, co
     return 0;
 }
 
-int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt)
+int pr_cmd_attn_peek(pr_npy_info_t *info, const char *path, const char *opt)
 {
-    double *x;
-    int st = pr_npy_read(&x, nd, shape, path);
-    free(x);
+    int st = pr_npy_peek(info, path, 0);
     if (st)
         return pr_cli_fail(CMD, "--%s %s: %s", opt, path, st == PR_EIO ? strerror(errno) : pr_strerror(st));
     return 0;
@@ -136,6 +134,30 @@ static const char *shape_str(char *buf, size_t len, int nd, const long *shape)
     return buf;
 }
 
+/* the outputs' shapes (O, dQ as Q; dK, dV as K) from lay's rank, b, h, h_kv, n and d */
+static void layout_shapes(pr_cmd_attn_layout_t *lay)
+{
+    for (int t = 0; t < 2; t++) {
+        long full[4] = {lay->b, t ? lay->h_kv : lay->h, lay->n, lay->d}, *sh = t ? lay->kshape : lay->qshape;
+        for (int i = 0; i < lay->ndim; i++)
+            sh[i] = full[4 - lay->ndim + i];
+    }
+}
+
+int pr_cmd_attn_layout_generated(pr_cmd_attn_layout_t *lay, long n, long d, long heads, long kv_heads)
+{
+    long h = heads ? heads : 1, hk = kv_heads ? kv_heads : h, group;
+    pr_npy_heads_t qh = {1, h, n, d}, kh = {1, hk, n, d};
+    if (kv_heads && !heads)
+        return pr_cli_fail(CMD, "--kv-heads %ld needs --heads: give --heads H, a multiple of it", kv_heads);
+    if (pr_npy_heads_group(&group, &qh, &kh))
+        return pr_cli_fail(CMD, "--kv-heads %ld does not divide --heads %ld: grouped-query attention needs H a "
+                           "multiple of K", hk, h);
+    *lay = (pr_cmd_attn_layout_t){heads ? 3 : 2, 1, h, hk, n, d, {0}, {0}};
+    layout_shapes(lay);
+    return 0;
+}
+
 int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], int backward)
 {
     static const char *opt[4] = {"q", "k", "v", "do"};
@@ -147,8 +169,7 @@ int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], in
     for (int t = 0; t < 4; t++) {
         if (!files[t])
             continue;
-        memset(&info[t], 0, sizeof info[t]);
-        int rc = pr_cmd_attn_peek(&info[t].ndim, info[t].shape, files[t], opt[t]);
+        int rc = pr_cmd_attn_peek(&info[t], files[t], opt[t]);
         if (rc)
             return rc;
         if (pr_npy_heads(&hs[t], &info[t]))
@@ -157,15 +178,18 @@ int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], in
                                shape_str(s1, sizeof s1, info[t].ndim, info[t].shape));
         given = given < 0 ? t : given;
     }
-    if (given < 0) {
-        lay->ndim = 2;
-        lay->b = lay->h = lay->h_kv = 1;
-        return 0;
-    }
-    /* the first file given fixes n, d and the rank; K, V and dO are checked against Q's heads */
+    if (given < 0)
+        return pr_cmd_attn_layout_generated(lay, 0, 0, 0, 0);
+    /* the first file given fixes n, d, b and the rank; the heads: Q's (or dO's), K's (or V's) */
     const pr_npy_heads_t *f = &hs[given];
-    for (int t = given + 1; t < 4; t++)
-        if (files[t] && (info[t].ndim != info[given].ndim || hs[t].n != f->n || hs[t].d != f->d || hs[t].b != f->b)) {
+    long hq = files[0] ? hs[0].h : files[3] ? hs[3].h : 1, hk = files[1] ? hs[1].h : files[2] ? hs[2].h : 1, group;
+    for (int t = given + 1; t < 4; t++) {
+        if (!files[t])
+            continue;
+        /* b and n by pr_npy_heads_group against the first file's with this file's heads (rank and d
+         * are the caller's to compare) */
+        pr_npy_heads_t first = {f->b, hs[t].h, f->n, f->d};
+        if (info[t].ndim != info[given].ndim || hs[t].d != f->d || pr_npy_heads_group(&group, &first, &hs[t])) {
             /* what would match: the first file's rank, b, n, d with this file's heads */
             long want[4] = {f->b, hs[t].h, f->n, f->d}, *w = want + 4 - info[given].ndim;
             return pr_cli_fail(CMD, "--%s %s: shape %s, expected %s to match --%s %s (b, n and d agree; K, V may have "
@@ -173,34 +197,25 @@ int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], in
                                shape_str(s1, sizeof s1, info[t].ndim, info[t].shape),
                                shape_str(s2, sizeof s2, info[given].ndim, w), opt[given], files[given]);
         }
-    lay->ndim = info[given].ndim;
-    lay->b = f->b;
-    lay->n = f->n;
-    lay->d = f->d;
-    long hq = files[0] ? hs[0].h : files[3] ? hs[3].h : 1, hk = files[1] ? hs[1].h : files[2] ? hs[2].h : 1;
+    }
     if (files[1] && files[2] && hs[1].h != hs[2].h)
         return pr_cli_fail(CMD, "--v %s: %ld heads, --k %s %ld: K and V must have the same shape", files[2],
                            hs[2].h, files[1], hs[1].h);
     if (files[0] && files[3] && hs[3].h != hq)
         return pr_cli_fail(CMD, "--do %s: %ld heads, --q %s %ld: dO has Q's shape", files[3], hs[3].h, files[0], hq);
-    /* generated inputs are one n×d head */
-    if (lay->b * (hq > hk ? hq : hk) > 1) {
+    /* generated inputs beside files are one head */
+    if (f->b * (hq > hk ? hq : hk) > 1) {
         for (int t = 0; t < 3 + backward; t++)
             if (!files[t])
                 return pr_cli_fail(CMD, "--%s %s holds %ld heads: give --q, --k, --v%s as files too (generated "
-                                   "inputs are one head)", opt[given], files[given], lay->b * (given == 1 ||
-                                   given == 2 ? hk : hq), backward ? " and --do" : "");
+                                   "inputs beside files are one head)", opt[given], files[given], f->b *
+                                   (given == 1 || given == 2 ? hk : hq), backward ? " and --do" : "");
     }
-    if (hq % hk)
+    pr_npy_heads_t qh = {f->b, hq, f->n, f->d}, kh = {f->b, hk, f->n, f->d};
+    if (pr_npy_heads_group(&group, &qh, &kh))
         return pr_cli_fail(CMD, "%ld key/value heads do not divide %ld query heads: grouped-query attention needs h a "
                            "multiple of h_kv (give K, V with a divisor of Q's heads)", hk, hq);
-    lay->h = hq;
-    lay->h_kv = hk;
-    for (int t = 0; t < 4; t++) {
-        long hh = t == 1 || t == 2 ? hk : hq, *sh = t == 1 || t == 2 ? lay->kshape : lay->qshape;
-        long full[4] = {lay->b, hh, lay->n, lay->d};
-        for (int i = 0; i < lay->ndim; i++)
-            sh[i] = full[4 - lay->ndim + i];
-    }
+    *lay = (pr_cmd_attn_layout_t){info[given].ndim, f->b, hq, hk, f->n, f->d, {0}, {0}};
+    layout_shapes(lay);
     return 0;
 }

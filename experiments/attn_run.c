@@ -13,7 +13,7 @@ double pr_cmd_attn_dense_ops(double n, double d, double s, int backward)
 
 void pr_cmd_attn_head(pr_cmd_attn_job_t *v, const pr_cmd_attn_job_t *job, int q)
 {
-    size_t nd = (size_t)job->n * job->d, k = (size_t)(q / (job->heads / job->kv_heads)) * nd;
+    size_t nd = (size_t)job->n * job->d, k = (size_t)pr_attn_kv_head(q, job->heads, job->kv_heads) * nd;
     *v = *job;
     v->heads = v->kv_heads = v->batch = 1;
     v->Q = job->Q + q * nd;
@@ -97,8 +97,9 @@ int pr_cmd_attn_dense(pr_cmd_attn_job_t *job)
         ts += v.time_s;
         tb += v.time_backward_s;
         if (group > 1 && job->backward) {
-            part_add(job->dK + (size_t)(q / group) * nd, v.dK, nd, q % group == 0);
-            part_add(job->dV + (size_t)(q / group) * nd, v.dV, nd, q % group == 0);
+            size_t k = (size_t)pr_attn_kv_head(q, h, job->kv_heads) * nd;
+            part_add(job->dK + k, v.dK, nd, q % group == 0);
+            part_add(job->dV + k, v.dV, nd, q % group == 0);
         }
         if (sw)
             part_add(job->dw, v.dw, sw, q == 0);

@@ -16,12 +16,12 @@
 #define PR_CMD_ATTN_MEM_OPT "--max-mem"
 #define PR_CMD_ATTN_WORK_OPT "--max-work"
 
-enum { PR_CMD_ATTN_NOPTS = 26 };
+enum { PR_CMD_ATTN_NOPTS = 28 };
 
 /* The options of polyrope attn and the table that parses them (and prints --help). The table
  * points into the struct itself: initialise it where it stays, never copy it. */
 typedef struct {
-    long n, d, seed, degree;
+    long n, d, seed, degree, heads, kv_heads;   /* heads, kv_heads: 0 when not given */
     double B, eps, rope_base, alibi, max_mem, max_work;
     const char *qf, *kf, *vf, *wf, *dof, *out;
     const char *pos, *algo, *poly, *scale, *fftw;
@@ -84,13 +84,16 @@ void pr_cmd_attn_head(pr_cmd_attn_job_t *view, const pr_cmd_attn_job_t *job, int
 /* a read .npy of the given shape, finite; else one line naming the file (exit status 2) and
  * *x NULL */
 int pr_cmd_attn_load(double **x, const char *path, const char *opt, int ndim, const long *want);
-/* the shape of an .npy, to size the problem from the first input file */
-int pr_cmd_attn_peek(int *nd, long *shape, const char *path, const char *opt);
+/* the shape of an .npy from its header alone (pr_npy_peek): the sizes are checked against
+ * --max-mem before any file's data is read */
+int pr_cmd_attn_peek(pr_npy_info_t *info, const char *path, const char *opt);
 
 /* The layout of the given inputs (Q, K, V, dO files; NULL where generated) as attention heads:
  * (n, d), (h, n, d) or (b, h, n, d), K and V of one shape with h_kv heads dividing Q's h, dO of
- * Q's shape; generated inputs are one head, so several heads need Q, K and V from files (and dO
- * with --backward). Else one line naming the file and what to change (exit status 2). */
+ * Q's shape; generated inputs beside files are one head, so several heads need Q, K and V from
+ * files (and dO with --backward). Else one line naming the file and what to change (exit status 2).
+ * pr_cmd_attn_layout_generated: the layout of generated inputs, one head (n, d) when heads is 0,
+ * else (heads, n, d) over kv_heads (0: heads) kv heads. */
 typedef struct {
     int ndim;               /* of the files' shapes (2 when all are generated) */
     long b, h, h_kv, n, d;
@@ -98,6 +101,7 @@ typedef struct {
 } pr_cmd_attn_layout_t;
 
 int pr_cmd_attn_layout(pr_cmd_attn_layout_t *lay, const char *const files[4], int backward);
+int pr_cmd_attn_layout_generated(pr_cmd_attn_layout_t *lay, long n, long d, long heads, long kv_heads);
 
 /* --out DIR: decided before the work (DIR exists or is created, each output can be replaced) and
  * written to temporaries in DIR, renamed over the outputs' names once all are written; on any

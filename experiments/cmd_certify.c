@@ -203,25 +203,6 @@ static int report(const inputs_t *in, const pr_certify_result_t *fw, const pr_ce
     return v == PR_CERT_CERTIFIED ? 0 : v == PR_CERT_REFUTED ? 1 : EXIT_UNKNOWN;
 }
 
-/* every head with the general W of --w (grouped-query as pr_certify_forward_heads), W's support
- * form built once */
-static int forward_w_heads(pr_certify_result_t *res, const inputs_t *in, const pr_certify_problem_t *pb,
-                           const pr_certify_opts_t *op)
-{
-    size_t nd = (size_t)in->n * in->d;
-    int g = in->heads / in->kv_heads;
-    pr_posw_t W;
-    memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
-    int st = pr_posw_init_dense(W, in->x[A_W], in->n, in->d);
-    for (int t = 0; !st && t < in->batch * in->heads; t++) {
-        size_t qo = (size_t)t * nd, ko = ((size_t)(t / in->heads) * in->kv_heads + (t % in->heads) / g) * nd;
-        st = pr_certify_forward_posw(res + t, in->x[A_O] + qo, in->x[A_Q] + qo, in->x[A_K] + ko, in->x[A_V] + ko, W,
-                                     in->n, in->d, pb, op);
-    }
-    pr_posw_clear(W);
-    return st;
-}
-
 /* what the inputs ask for, against the limits (before any work): sizes of --w, RoPE's even d, memory */
 static int check_limits(const inputs_t *in, int general, const pr_certify_problem_t *pb, const char *pos, int grads,
                         double max_mem)
@@ -261,7 +242,7 @@ int pr_cmd_certify(int argc, char **argv)
         {"dk", PR_OPT_STRING, &path[A_DK], "candidate dK (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
         {"dv", PR_OPT_STRING, &path[A_DV], "candidate dV (K's shape; with GQA summed over each group)", 0, 0, 0, 0},
         {"w", PR_OPT_STRING, &path[A_W], "a general W instead of --pos: .npy of shape (2n-1, d, d) indexed by l+n-1, "
-         "shared by every head (forward only)",
+         "shared by every head (output and gradients)",
          0, 0, 0, 0},
         {"pos", PR_OPT_CHOICE, &pos, "RoPE applied inside attention (interleaved or neox pairs), or identity when Q and K "
          "come already rotated (or without RoPE)", "rope|rope-neox|identity", 0, 0, 0},
@@ -294,8 +275,9 @@ int pr_cmd_certify(int argc, char **argv)
         "exit 2 (docs/verdicts.md, docs/certify.md). A non-finite candidate entry is refuted. Each\n"
         "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
         "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) likewise in double,\n"
-        "dQ's undecided rows in Arb at any n, the head again in Arb where still undecided (n <= 512); a\n"
-        "general W (--w): the forward likewise, at any n.\n"
+        "dQ's undecided rows in Arb at any n, the head again in Arb where still undecided (n <= 512;\n"
+        "with --w while n^2 s g <= 2^25, s = W's support, g query heads per kv head). A general W\n"
+        "(--w): output and gradients likewise, at any n (dw is not certified).\n"
         "With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
         "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",
@@ -315,8 +297,6 @@ int pr_cmd_certify(int argc, char **argv)
         return pr_cli_fail(CMD, "--rope-base must be greater than 1, got %g", rope_base);
     if (path[A_W] && pr_cli_given(&spec, "pos"))
         return pr_cli_fail(CMD, "--w gives a general W; drop --pos %s", pos);
-    if (path[A_W] && grads)
-        return pr_cli_fail(CMD, "--w: gradients are certified for --pos rope|rope-neox|identity; drop --do/--dq/--dk/--dv");
     pr_certify_problem_t pb;
     pr_certify_problem_default(&pb);
     pb.pos = !strcmp(pos, "rope") ? PR_CERTIFY_POS_ROPE : !strcmp(pos, "rope-neox") ? PR_CERTIFY_POS_ROPE_NEOX
@@ -353,11 +333,15 @@ int pr_cmd_certify(int argc, char **argv)
     pr_certify_result_t *fw = calloc(nh, sizeof *fw), *bw = grads ? calloc(3 * nh, sizeof *bw) : NULL;
     int st = !fw || (grads && !bw) ? PR_ENOMEM : PR_OK;
     if (!st && path[A_W])
-        st = forward_w_heads(fw, &in, &pb, &op);
+        st = pr_certify_forward_heads_w(fw, in.x[A_O], in.x[A_Q], in.x[A_K], in.x[A_V], in.x[A_W], in.batch, in.heads,
+                                        in.kv_heads, in.n, in.d, &pb, &op);
     else if (!st)
         st = pr_certify_forward_heads(fw, in.x[A_O], in.x[A_Q], in.x[A_K], in.x[A_V], in.batch, in.heads, in.kv_heads,
                                       in.n, in.d, &pb, &op);
-    if (!st && grads)
+    if (!st && grads && path[A_W])
+        st = pr_certify_backward_heads_w(bw, in.x[A_DQ], in.x[A_DK], in.x[A_DV], in.x[A_Q], in.x[A_K], in.x[A_V],
+                                         in.x[A_DO], in.x[A_W], in.batch, in.heads, in.kv_heads, in.n, in.d, &pb, &op);
+    else if (!st && grads)
         st = pr_certify_backward_heads(bw, in.x[A_DQ], in.x[A_DK], in.x[A_DV], in.x[A_Q], in.x[A_K], in.x[A_V],
                                        in.x[A_DO], in.batch, in.heads, in.kv_heads, in.n, in.d, &pb, &op);
     rc = st ? pr_cli_fail_status(CMD, st, "certification") : report(&in, fw, bw, json, &op);

@@ -39,6 +39,44 @@ static int exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* a float64 .npy (version 1.0) of the given shape with only `rows` rows of its data: the header
+ * alone when rows = 0, the data cut short otherwise */
+static void header_only(const char *path, const char *shape, size_t rows, size_t row_len)
+{
+    char dict[128];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shape);
+    while ((10 + len + 1) % 64)
+        dict[len++] = ' ';
+    dict[len++] = '\n';
+    FILE *f = fopen(path, "wb");
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+    if (!f || fwrite(pre, 1, 10, f) != 10 || fwrite(dict, 1, (size_t)len, f) != (size_t)len)
+        abort();
+    for (size_t i = 0; i < rows * row_len; i++) {
+        double x = 0.25;
+        if (fwrite(&x, 8, 1, f) != 1)
+            abort();
+    }
+    fclose(f);
+}
+
+/* --max-mem is checked on the files' headers before any data is read: a file whose header is
+ * past the limit and whose data is short is refused for its size, not read (it was read whole
+ * first: the refusal said "truncated"); within the limit its shortness is still found */
+static void sizes_before_data(void)
+{
+    header_only("cli_big_q.npy", "(4, 65536, 64)", 3, 64);
+    bad("attn --q cli_big_q.npy --k cli_big_q.npy --v cli_big_q.npy --max-mem 0.05", "raise --max-mem to");
+    header_only("cli_big_q2.npy", "(262144, 64)", 3, 64);
+    bad("attn --q cli_big_q2.npy --max-mem 0.05", "raise --max-mem to");
+    header_only("cli_big_w.npy", "(131071, 32, 32)", 0, 0);
+    bad("attn --w cli_big_w.npy --max-mem 0.05", "raise --max-mem to");
+    header_only("cli_short_q.npy", "(16, 4)", 3, 4);
+    bad("attn --q cli_short_q.npy", "cli_short_q.npy: ");
+    PR_CHECK(strstr(pr_test_cli_err, pr_strerror(PR_ENPY_TRUNCATED)) != NULL, "a short file within the limit: '%s'",
+             pr_test_cli_err);
+}
+
 /* Hostile sizes and files (issue 12): each is refused before any work (exit 2, one line naming
  * the limit and the option that raises it, or both disagreeing values), and no output is left. */
 static void hostile(pr_rng_t rng)
@@ -273,5 +311,6 @@ int main(void)
     PR_CHECK(pr_test_cli_run("cli", "attn --help") == 0 && strstr(pr_test_cli_out, "--alibi") && strstr(pr_test_cli_out, "--backward"),
              "--help: %s", pr_test_cli_out);
     hostile(rng);
+    sizes_before_data();
     return pr_test_finish("test_attn_cli");
 }

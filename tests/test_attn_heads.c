@@ -210,6 +210,68 @@ static void against_slices(int b, int h, int h_kv, const char *algo, const char 
     free(sK); free(sV); free(sw3);
 }
 
+/* --heads H --kv-heads K (generated inputs): the instance docs/cli.md describes (head 0 is the
+ * one-head problem of --seed, dO only with --backward, then the other heads' Q, K, V, dO drawn in
+ * that order), so that the run equals one on those inputs given as files, bit for bit, and on the
+ * dense path (no P chosen for the worst head) its head 0 a one-head run of the seed */
+static void generated_heads(int h, int hk, const char *algo, int backward)
+{
+    enum { SEED = 11 };
+    size_t nd = (size_t)N * D;
+    char what[96], args[512];
+    snprintf(what, sizeof what, "--heads %d --kv-heads %d --algo %s%s", h, hk, algo, backward ? " --backward" : "");
+    pr_problem_t P;
+    pr_rng_t rng;
+    pr_problem_init(P);
+    pr_rng_init(rng, SEED);
+    PR_CHECK_OK(pr_problem_generate(P, rng, N, D, 0.8, PR_POS_ROPE, PR_ROPE_BASE_DEFAULT, backward ? PR_PROBLEM_DO : 0));
+    double *x[4] = {malloc(sizeof(double) * nd * h), malloc(sizeof(double) * nd * hk),
+                    malloc(sizeof(double) * nd * hk), malloc(sizeof(double) * nd * h)};
+    const double *first[4] = {P->Q, P->K, P->V, P->dO};
+    int count[4] = {h, hk, hk, h};
+    for (int t = 0; t < 3 + backward; t++) {
+        memcpy(x[t], first[t], sizeof(double) * nd);
+        pr_rng_fill(x[t] + nd, (long)(nd * (count[t] - 1)), t == 3 ? 1.0 : 0.8, rng);
+    }
+    long qs[3] = {h, N, D}, ks[3] = {hk, N, D}, s2[2] = {N, D};
+    save("heads_gq.npy", x[0], 3, qs);
+    save("heads_gk.npy", x[1], 3, ks);
+    save("heads_gv.npy", x[2], 3, ks);
+    if (backward)
+        save("heads_gdo.npy", x[3], 3, qs);
+    const char *bw = backward ? " --backward" : "";
+    snprintf(args, sizeof args, "attn --heads %d --kv-heads %d --n %d --d %d --B 0.8 --seed %d --algo %s%s --json "
+             "--out heads_gen", h, hk, N, D, SEED, algo, bw);
+    int rc = pr_test_cli_run("heads", args);
+    PR_CHECK(rc == 0 && pr_test_cli_json("heads") == h && pr_test_cli_json("kv_heads") == hk, "%s: exit %d: %s %s",
+             what, rc, pr_test_cli_out, pr_test_cli_err);
+    snprintf(args, sizeof args, "attn --q heads_gq.npy --k heads_gk.npy --v heads_gv.npy%s --algo %s%s --out "
+             "heads_genf", backward ? " --do heads_gdo.npy" : "", algo, bw);
+    rc = pr_test_cli_run("heads", args);
+    PR_CHECK(rc == 0, "%s, as files: exit %d: %s", what, rc, pr_test_cli_err);
+    snprintf(args, sizeof args, "attn --n %d --d %d --B 0.8 --seed %d --algo %s%s --out heads_gen1", N, D, SEED,
+             algo, bw);
+    rc = pr_test_cli_run("heads", args);
+    PR_CHECK(rc == 0, "%s, one head: exit %d: %s", what, rc, pr_test_cli_err);
+    static const char *outs[4] = {"o", "dq", "dk", "dv"};
+    for (int t = 0; t < (backward ? 4 : 1); t++) {
+        char p1[64], p2[64], p3[64];
+        snprintf(p1, sizeof p1, "heads_gen/%s.npy", outs[t]);
+        snprintf(p2, sizeof p2, "heads_genf/%s.npy", outs[t]);
+        snprintf(p3, sizeof p3, "heads_gen1/%s.npy", outs[t]);
+        int kv = t >= 2;
+        double *a = load(p1, 3, kv ? ks : qs), *b = load(p2, 3, kv ? ks : qs), *c = load(p3, 2, s2);
+        PR_CHECK(same(a, b, nd * (kv ? hk : h)), "%s: %s differs from the run on the same inputs as files", what, p1);
+        /* head 0 alone: its dK, dV are summed with the other heads of its kv head */
+        PR_CHECK(strcmp(algo, "dense") || (kv && h / hk > 1) || same(a, c, nd), "%s: head 0 of %s differs from the "
+                 "one-head run of the seed", what, p1);
+        free(a); free(b); free(c);
+    }
+    for (int t = 0; t < 4; t++)
+        free(x[t]);
+    pr_problem_clear(P);
+}
+
 static void refusals(pr_rng_t rng)
 {
     double *x = malloc(sizeof(double) * 3 * 2 * N * D);
@@ -235,6 +297,10 @@ static void refusals(pr_rng_t rng)
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_q3.npy", "K and V must have the same shape");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --do heads_k1.npy --backward", "dO has Q's shape");
     bad("attn --q heads_q3.npy", "give --q, --k, --v as files too");
+    bad("attn --heads 3 --kv-heads 2", "--kv-heads 2 does not divide --heads 3");
+    bad("attn --kv-heads 2", "--kv-heads 2 needs --heads");
+    bad("attn --heads 2 --q heads_q3.npy", "--heads is for generated inputs");
+    bad("attn --heads -1", "--heads");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --backward", "give --q, --k, --v and --do");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --n 20", "disagrees with --n");
     bad("attn --q heads_q3.npy --k heads_k1.npy --v heads_k1.npy --do heads_q3.npy --backward --certify",
@@ -275,6 +341,9 @@ int main(void)
     against_slices(1, 4, 2, "lowrank", "--causal", 1, 0, rng);
     against_slices(2, 4, 4, "lowrank", "--pos identity --eps 1e-7", 0, 0, rng);
     against_slices(2, 2, 2, "fft", "--pos rope-neox", 1, 0, rng);
+    generated_heads(3, 1, "dense", 1);
+    generated_heads(4, 2, "lowrank", 1);
+    generated_heads(2, 2, "fft", 0);
     refusals(rng);
     return pr_test_finish("test_attn_heads");
 }

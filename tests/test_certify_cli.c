@@ -126,15 +126,16 @@ static void test_dtypes(pr_rng_t rng)
 }
 
 /* --w past n = 512 with a real ALiBi bias (0.1·|i-j| is no double): a float32 candidate of a
- * general W certified at atol 1e-6 and refuted at 1e-12; its enclosure holds the float64 dense
- * forward's error within that reference's own estimate */
+ * general W and its float32 gradients certified at atol 1e-6 and refuted at 1e-12; each enclosure
+ * holds the float64 dense forward's or backward's error within that reference's own estimate */
 static void test_general_w(pr_rng_t rng)
 {
     enum { N = 600, D = 4 };
     size_t nd = (size_t)N * D, L = 2 * (size_t)N - 1;
-    double *Q = malloc(sizeof(double) * (nd * 5 + L * D * D + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
-    double *w3 = C + nd, *beta = w3 + L * D * D;
+    double *Q = malloc(sizeof(double) * (nd * 12 + L * D * D + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
+    double *w3 = C + nd, *beta = w3 + L * D * D, *dO = beta + L, *G = dO + nd, *GC = G + 3 * nd, *lse = GC + 3 * nd;
     pr_rng_fill(Q, 3 * (long)nd, 2.0, rng);
+    pr_rng_fill(dO, (long)nd, 1.0, rng);
     pr_posw_t W;
     PR_CHECK_OK(pr_posw_init_general(W, N, D, rng));
     pr_posw_to_dense(w3, W);
@@ -143,13 +144,18 @@ static void test_general_w(pr_rng_t rng)
     ao.causal = 1;
     PR_CHECK_OK(pr_bias_alibi(beta, N, 0.1));
     ao.beta = beta;
-    PR_CHECK_OK(pr_dense_forward(O, NULL, Q, K, V, W, N, D, &ao));
+    PR_CHECK_OK(pr_dense_forward(O, lse, Q, K, V, W, N, D, &ao));
+    PR_CHECK_OK(pr_dense_backward(G, G + nd, G + 2 * nd, NULL, Q, K, V, W, O, lse, dO, N, D, &ao));
     pr_dense_err_t est;
-    PR_CHECK_OK(pr_dense_error_est(&est, Q, K, V, W, O, NULL, N, D, &ao));
-    double e = 0.0;
+    PR_CHECK_OK(pr_dense_error_est(&est, Q, K, V, W, O, dO, N, D, &ao));
+    double e = 0.0, eg[3] = {0, 0, 0}, est_g[3] = {est.dq, est.dk, est.dv};
     for (size_t t = 0; t < nd; t++) {
         C[t] = (double)(float)O[t];
         e = fmax(e, fabs(C[t] - O[t]));
+    }
+    for (size_t t = 0; t < 3 * nd; t++) {
+        GC[t] = (double)(float)G[t];
+        eg[t / nd] = fmax(eg[t / nd], fabs(GC[t] - G[t]));
     }
     long s2[2] = {N, D}, s3[3] = {(long)L, D, D};
     PR_CHECK_OK(pr_npy_write("cc_wq.npy", Q, 2, s2));
@@ -157,6 +163,10 @@ static void test_general_w(pr_rng_t rng)
     PR_CHECK_OK(pr_npy_write("cc_wv.npy", V, 2, s2));
     PR_CHECK_OK(pr_npy_write("cc_wo.npy", C, 2, s2));
     PR_CHECK_OK(pr_npy_write("cc_wg.npy", w3, 3, s3));
+    PR_CHECK_OK(pr_npy_write("cc_wdo.npy", dO, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wdq.npy", GC, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wdk.npy", GC + nd, 2, s2));
+    PR_CHECK_OK(pr_npy_write("cc_wdv.npy", GC + 2 * nd, 2, s2));
     const char *a = "certify --q cc_wq.npy --k cc_wk.npy --v cc_wv.npy --o cc_wo.npy --w cc_wg.npy --causal --alibi 0.1";
     char args[512];
     snprintf(args, sizeof args, "%s --atol 1e-6 --dtype float32 --json", a);
@@ -169,6 +179,21 @@ static void test_general_w(pr_rng_t rng)
     rc = pr_test_cli_run("cert_cli", args);
     PR_CHECK(rc == 1 && strstr(pr_test_cli_out, "refuted"), "--w at atol 1e-12: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);
+    /* the gradients (docs/certify.md L15): "lower" k = 1, 2, 3 are dQ's, dK's, dV's */
+    const char *gr = "--do cc_wdo.npy --dq cc_wdq.npy --dk cc_wdk.npy --dv cc_wdv.npy";
+    snprintf(args, sizeof args, "%s %s --atol 1e-6 --dtype float32 --json", a, gr);
+    rc = pr_test_cli_run("cert_cli", args);
+    for (int t = 0; t < 3; t++) {
+        lo = json_nth("lower", t + 1);
+        up = json_nth("upper", t + 1);
+        PR_CHECK(rc == 0 && lo <= eg[t] + 2 * est_g[t] && eg[t] <= up + 2 * est_g[t] && up <= lo * 1.001,
+                 "--w gradient %d at n = %d: exit %d, [%.17g, %.17g] vs the float64 reference's %.17g (its error "
+                 "~%.3g)\n%s%s", t, N, rc, lo, up, eg[t], est_g[t], pr_test_cli_out, pr_test_cli_err);
+    }
+    snprintf(args, sizeof args, "%s %s --atol 1e-12 --dtype float32", a, gr);
+    rc = pr_test_cli_run("cert_cli", args);
+    PR_CHECK(rc == 1 && strstr(pr_test_cli_out, "dQ") && strstr(pr_test_cli_out, "refuted"), "--w gradients at atol "
+             "1e-12: exit %d\n%s%s", rc, pr_test_cli_out, pr_test_cli_err);
     pr_posw_clear(W);
     free(Q);
 }
@@ -295,8 +320,23 @@ int main(void)
              json_nth("upper", 0), ilo, iup);
     refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --pos rope", "--pos");
     refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_wbad.npy", "(2n-1, d, d)");
-    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --do cc_o.npy --dq cc_o.npy",
-            "gradients");
+    /* gradients with --w (grouped-query): W = I encloses what --pos identity does, per head and gradient
+       (the candidates are anything: Q's and K's own files) */
+    const char *gi = "--do cc_o.npy --dq cc_q.npy --dk cc_k.npy --dv cc_v.npy --json";
+    snprintf(args, sizeof args, "%s %s", base, gi);
+    int rci = pr_test_cli_run("cert_cli", args);
+    double glo[6], gup[6];
+    for (int k = 0; k < 6; k++) {
+        glo[k] = json_nth("lower", k);
+        gup[k] = json_nth("upper", k);
+    }
+    snprintf(args, sizeof args, "certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy %s", gi);
+    rc = pr_test_cli_run("cert_cli", args);
+    for (int k = 0; k < 6; k++) /* head 0's O, dQ, dK, dV, head 1's O, dQ */
+        PR_CHECK(rc == 1 && rci == 1 && glo[k] > 0 && json_nth("lower", k) <= gup[k] && glo[k] <= json_nth("upper", k),
+                 "--w identity's gradients (%d): exit %d, [%.17g, %.17g] vs --pos identity's [%.17g, %.17g]", k, rc,
+                 json_nth("lower", k), json_nth("upper", k), glo[k], gup[k]);
+    refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --dq cc_q.npy", "--do");
     test_general_w(rng);
     /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
     rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 8 --B 2 --algo lowrank --eps 1e-5 --certify --json");
@@ -313,7 +353,7 @@ int main(void)
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && isfinite(cg) &&
              cg >= eg - rg && cg <= eg + rg, "attn --n 1024 --certify --backward: exit %d, certified grad "
              "%.17g, grad_err_inf %.17g, ref est %.3g\n%s%s", rc, cg, eg, rg, pr_test_cli_out, pr_test_cli_err);
-    /* and a general W's forward (docs/certify.md L13, L14); its gradients stay within n <= 512 */
+    /* and a general W's forward (docs/certify.md L13, L14) and gradients (L15) */
     rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 4 --B 1 --pos general --algo fft --eps 1e-4 --certify --json");
     ce = pr_test_cli_json("certified_err_inf");
     ei = pr_test_cli_json("err_inf");
@@ -321,7 +361,14 @@ int main(void)
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && ce >= ei * (1 - 1e-6) &&
              ce <= ei + 1e-12 && ce <= bd, "attn --n 1024 --pos general --certify: exit %d, certified %.17g, err_inf "
              "%.17g, bound %g\n%s%s", rc, ce, ei, bd, pr_test_cli_out, pr_test_cli_err);
-    refused("attn --n 1024 --d 8 --certify --backward --pos general", "--backward");
+    rc = pr_test_cli_run("cert_cli", "attn --n 1024 --d 4 --B 1 --pos general --algo fft --eps 1e-4 --certify "
+                                     "--backward --json");
+    cg = pr_test_cli_json("certified_grad_err_inf");
+    eg = pr_test_cli_json("grad_err_inf");
+    rg = pr_test_cli_json("ref_grad_err_est");
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\"") && isfinite(cg) &&
+             cg >= eg - rg && cg <= eg + rg, "attn --n 1024 --pos general --certify --backward: exit %d, certified "
+             "grad %.17g, grad_err_inf %.17g, ref est %.3g\n%s%s", rc, cg, eg, rg, pr_test_cli_out, pr_test_cli_err);
     /* bench certify --json: ratio, tightness and fallback fraction, here at a small size */
     rc = pr_test_cli_run("cert_cli", "bench certify --n 512 --d 16 --grow --json");
     double ratio = pr_test_cli_json("ratio"), tight = pr_test_cli_json("hi_over_lo");

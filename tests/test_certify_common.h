@@ -4,6 +4,7 @@
 #define TEST_CERTIFY_COMMON_H
 
 #include <math.h>
+#include <stdlib.h>
 #include "pr_test.h"
 #include "pr_status.h"
 #include "pr_rng.h"
@@ -17,13 +18,29 @@ typedef struct {
     double alibi, B;
 } cfg_t;
 
-static void fill(double *x, size_t len, double B, pr_rng_t rng)
+static inline void fill(double *x, size_t len, double B, pr_rng_t rng)
 {
     for (size_t t = 0; t < len; t++)
         x[t] = B * (2.0 * pr_rng_uniform(rng) - 1.0);
 }
 
-static void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
+/* a general W: random in [-1, 1] on the RoPE support (pr_posw_init_general), or on every entry scaled
+ * by 1/d (dense) */
+static inline int random_w(pr_posw_t W, int n, int d, int dense, pr_rng_t rng)
+{
+    if (!dense)
+        return pr_posw_init_general(W, n, d, rng);
+    size_t len = (2 * (size_t)n - 1) * d * d;
+    double *w3 = malloc(sizeof(double) * len);
+    if (!w3)
+        return PR_ENOMEM;
+    fill(w3, len, 1.0 / d, rng);
+    int st = pr_posw_init_dense(W, w3, n, d);
+    free(w3);
+    return st;
+}
+
+static inline void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
 {
     pr_certify_problem_default(pb);
     pb->pos = c->pos;
@@ -33,7 +50,7 @@ static void prob_of(pr_certify_problem_t *pb, const cfg_t *c)
 }
 
 /* W and options as pr_dense and pr_hiprec take them; layout_bug: the other RoPE layout */
-static int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t *c, int layout_bug)
+static inline int problem_of(pr_posw_t W, pr_attn_opts_t *o, double *beta, const cfg_t *c, int layout_bug)
 {
     pr_rope_layout_t lay = c->pos == PR_CERTIFY_POS_ROPE ? PR_ROPE_INTERLEAVED : PR_ROPE_NEOX;
     if (layout_bug)

@@ -22,19 +22,7 @@ typedef struct {
     double alibi, B;
 } wcfg_t;
 
-/* W: random in [-1, 1] on the RoPE support (pr_posw_init_general), or on every entry scaled by
- * 1/d (dense_w) */
-static int make_w(pr_posw_t W, const wcfg_t *c, pr_rng_t rng)
-{
-    if (!c->dense_w)
-        return pr_posw_init_general(W, c->n, c->d, rng);
-    size_t len = (2 * (size_t)c->n - 1) * c->d * c->d;
-    double *w3 = malloc(sizeof(double) * len);
-    fill(w3, len, 1.0 / c->d, rng);
-    int st = pr_posw_init_dense(W, w3, c->n, c->d);
-    free(w3);
-    return st;
-}
+static int make_w(pr_posw_t W, const wcfg_t *c, pr_rng_t rng) { return random_w(W, c->n, c->d, c->dense_w, rng); }
 
 static void opts_of(pr_attn_opts_t *ao, double *beta, const wcfg_t *c)
 {

@@ -3,9 +3,12 @@
  * largest), every head's output is bit for bit a one-head plan's on its slices under that P (FFT:
  * pr_fast_plan; low-rank: pr_lowrank_execute, pr_backward_lowrank; dQ always, dK, dV without
  * grouped-query heads or on the low-rank path, whose parts are summed in head order), each head's
- * bound holds against the dense reference plus its estimated rounding (summed dK, dV and dw: their
- * bound plus the heads' estimates), and bad head counts or a non-finite head are refused, naming
- * the head. Seed: $PR_SEED. */
+ * bound is its own data's under that P (C9 plus its floor) and holds against the dense reference
+ * plus its estimated rounding (summed dK, dV and dw: their bound plus the heads' estimates), and
+ * bad head counts or a non-finite head are refused, naming the head. Every Q head and kv head has
+ * its own random scale, the largest first, last or anywhere: a worst head taken from the last or
+ * the first head, a kv head 0 read for every head, or head 0's bound given to every head fails
+ * (each did, tried as a mutation). Seed: $PR_SEED. */
 #include <math.h>
 #include <string.h>
 #include "polyrope.h"
@@ -13,6 +16,7 @@
 
 typedef struct {
     int n, d, h, h_kv, causal, lowrank, backward, kind;
+    int largest;            /* 0: random scales; 1: head 0 and kv head 0 the largest; 2: the last ones */
     char what[200];
 } hcase_t;
 
@@ -87,11 +91,17 @@ static void one_case(hcase_t *c, pr_rng_t rng)
     size_t sw = general && c->backward ? (size_t)W->s * L : 0;
     double *Q = malloc(sizeof(double) * nd * h), *K = malloc(sizeof(double) * nd * h_kv);
     double *V = malloc(sizeof(double) * nd * h_kv), *dO = malloc(sizeof(double) * nd * h);
-    /* heads of different scales: the worst head sets P */
-    for (int q = 0; q < h; q++)
-        pr_rng_fill(Q + q * nd, (long)nd, 0.3 + 0.2 * q, rng);
-    pr_rng_fill(K, (long)(nd * h_kv), 0.7, rng);
-    pr_rng_fill(V, (long)(nd * h_kv), 1.0, rng);
+    /* every head its own scale, drawn apart from its index (scales rising with the index let a
+     * "last head wins" or "head 0 everywhere" bug pass): random, or the largest first, or last */
+    for (int q = 0; q < h; q++) {
+        int top = c->largest == 1 ? q == 0 : c->largest == 2 ? q == h - 1 : 0;
+        pr_rng_fill(Q + q * nd, (long)nd, top ? 1.2 : pr_rng_range(rng, 0.1, 1.0), rng);
+    }
+    for (int k = 0; k < h_kv; k++) {
+        int top = c->largest == 1 ? k == 0 : c->largest == 2 ? k == h_kv - 1 : 0;
+        pr_rng_fill(K + k * nd, (long)nd, top ? 1.1 : pr_rng_range(rng, 0.2, 1.0), rng);
+        pr_rng_fill(V + k * nd, (long)nd, top ? 2.5 : pr_rng_range(rng, 0.2, 2.0), rng);
+    }
     pr_rng_fill(dO, (long)(nd * h), 1.0, rng);
     /* outputs: the heads run (g: dQ, dK, dV, dw), the references (r), one head's parts (p) */
     double *O = malloc(sizeof(double) * nd * h), *Or = malloc(sizeof(double) * nd * h);
@@ -117,12 +127,18 @@ static void one_case(hcase_t *c, pr_rng_t rng)
     pr_expoly_init(P);
     pr_control_info_t ci, hi;
     PR_CHECK_OK(pr_control_choose_heads(P, &ci, Q, K, V, W, n, d, &opts, &o, c->lowrank, &hd));
-    double Rmax = 0.0, vmax = 0.0;
+    double Rmax = 0.0, vmax = 0.0, e = info.poly_err;
     for (int q = 0; q < h; q++) {
         PR_CHECK_OK(pr_control_data_info(&hi, Q + q * nd, K + (q / group) * nd, V + (q / group) * nd, W, n, d, &opts,
                                          &o, c->lowrank));
         Rmax = fmax(Rmax, hi.R);
         vmax = fmax(vmax, hi.vnorm);
+        /* head q's own bound under the common P (pr_control.h): C9's 2e/(1-e)‖V_q‖∞ plus the floor
+         * of its own R_floor, in the driver's operations */
+        double f = pr_expoly_floor(P->c, P->degree, hi.R_floor, e) * info.ops_factor;
+        double want = 2.0 * e / (1.0 - e) * hi.vnorm + (f < 1.0 ? 2.0 * hi.vnorm * f / (1.0 - f) : INFINITY);
+        PR_CHECK(bound[q] == want, "%s: head %d's bound %.17g, its own data's %.17g (R_floor %g, |V| %g)", c->what, q,
+                 bound[q], want, hi.R_floor, hi.vnorm);
     }
     PR_CHECK(ci.R == Rmax && ci.vnorm == vmax && info.R == Rmax && info.degree == ci.degree && info.bound <= o.eps,
              "%s: R %g vs the heads' largest %g, vnorm %g vs %g, degree %d vs %d, bound %g", c->what, info.R, Rmax,
@@ -251,9 +267,10 @@ int main(void)
         c.d = 2;
         c.h_kv = 1 + (int)pr_rng_below(rng, 2);
         c.h = c.h_kv * (1 + (int)pr_rng_below(rng, 3));
-        snprintf(c.what, sizeof c.what, "case %d: %s %s kind %d causal %d n=%d d=%d h=%d h_kv=%d", t,
+        c.largest = (t / 4) % 3;
+        snprintf(c.what, sizeof c.what, "case %d: %s %s kind %d causal %d n=%d d=%d h=%d h_kv=%d largest %d", t,
                  c.lowrank ? "lowrank" : "fft", c.backward ? "backward" : "forward", c.kind, c.causal, c.n, c.d, c.h,
-                 c.h_kv);
+                 c.h_kv, c.largest);
         one_case(&c, rng);
     }
     refusals(rng);
