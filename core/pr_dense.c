@@ -91,26 +91,21 @@ void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int 
     pr_dense_rotate_rows_(Xr, X, W, W->d, sign, 1.0, 0, W->n);
 }
 
-/* what prep_init_ fills from the rows of Q, K and V: each thread a range of whole strips */
+/* what prep_init_ fills from the rows of Q, K and V (on the calling thread: a parallel region of
+ * its own would add a synchronisation, which on a loaded machine costs more than it saves) */
 static void prep_fill(const pr_dense_prep_t *p, double *qf, double *kf, double *kp, double *vp, const double *Q,
                       const double *K, const double *V, const pr_posw_struct *W, double sigma)
 {
-    enum { CHUNK = 2 * PR_DENSE_NR };
-    int n = p->n, d = p->d, nc = (n + CHUNK - 1) / CHUNK;
+    int n = p->n, d = p->d;
     const pr_posw_struct *R = pr_posw_is_factorised(W) ? W : 0;
-#pragma omp parallel for schedule(static) if (nc > 1)
-    for (int c = 0; c < nc; c++) {
-        int i0 = c * CHUNK, i1 = n - i0 < CHUNK ? n : i0 + CHUNK, s0 = i0 / PR_DENSE_NR;
-        int s1 = (i1 + PR_DENSE_NR - 1) / PR_DENSE_NR;
-        if (qf)
-            pr_dense_rotate_rows_(qf, Q, R, d, 1, sigma, i0, i1);
-        if (kf)
-            pr_dense_rotate_rows_(kf, K, R, d, 1, 1.0, i0, i1);
-        if (kp)
-            pr_dense_pack_strips_(kp, K, R, n, d, s0, s1);
-        if (vp)
-            pr_dense_pack_strips_(vp, V, 0, n, d, s0, s1);
-    }
+    if (qf)
+        pr_dense_rotate_rows_(qf, Q, R, d, 1, sigma, 0, n);
+    if (kf)
+        pr_dense_rotate_rows_(kf, K, R, d, 1, 1.0, 0, n);
+    if (kp)
+        pr_dense_pack_(kp, K, R, n, d);
+    if (vp)
+        pr_dense_pack_(vp, V, 0, n, d);
 }
 
 /* loop: force the O(n² s) loop (the backward needs it for dw) */
