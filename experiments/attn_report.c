@@ -126,9 +126,9 @@ static int est_trusted(const pr_cmd_attn_est_t *est, int warn)
 #define ATTN_CERT_OF "attention of the real numbers the given doubles define (RoPE angles base^(-2k/d), " \
                      "their cos and sin, sigma, ALiBi slope times |i-j|, computed in Arb)"
 
-/* past n = 512: pr_certify's double pass and Arb rows (docs/certify.md; a general W by L13-L14,
- * the forward only); the verdict is of the forward's err_inf <= bound, as below; the gradients'
- * certified error is the largest of dQ's, dK's and dV's */
+/* past n = 512: pr_certify's double pass and Arb rows (docs/certify.md; a general W by L13-L17);
+ * the verdict is of the forward's err_inf <= bound, as below; the gradients' certified error is the
+ * largest of dQ's, dK's, dV's and (a general W) dw's, as pr_hiprec_certify's below */
 static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr_scale_t scale, double alibi)
 {
     pr_certify_problem_t pb = {job->W->kind == PR_POS_IDENTITY ? PR_CERTIFY_POS_IDENTITY : job->W->kind ==
@@ -137,10 +137,8 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
     pr_certify_opts_t op;
     pr_certify_opts_default(&op);
     op.atol = isfinite(job->bound) ? job->bound : 0.0;
-    pr_certify_result_t r, g[3];
+    pr_certify_result_t r, g[4];
     int general = !pr_posw_is_factorised(job->W) && job->W->kind != PR_POS_IDENTITY;
-    if (general && job->backward)
-        return PR_EINVAL; /* refused before the run (prepare) */
     int st = general ? pr_certify_forward_posw(&r, job->O, job->Q, job->K, job->V, job->W, job->n, job->d, &pb, &op)
                      : pr_certify_forward(&r, job->O, job->Q, job->K, job->V, job->n, job->d, &pb, &op);
     if (st)
@@ -152,10 +150,19 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
         return PR_OK;
     op.atol = 0.0;              /* only the enclosures are used: no Arb rows spent on a verdict */
     op.max_fallback_s = 0.0;
-    if ((st = pr_certify_backward(g, job->dQ, job->dK, job->dV, job->Q, job->K, job->V, job->dO, job->n, job->d,
-                                  &pb, &op)))
+    g[3].upper = 0.0;
+    if (general && job->dw)
+        st = pr_certify_backward_dw(g, job->dQ, job->dK, job->dV, job->dw, job->Q, job->K, job->V, job->dO, job->W, 1,
+                                    job->n, job->d, &pb, &op);
+    else if (general)
+        st = pr_certify_backward_heads_posw(g, job->dQ, job->dK, job->dV, job->Q, job->K, job->V, job->dO, job->W, 1,
+                                            1, 1, job->n, job->d, &pb, &op);
+    else
+        st = pr_certify_backward(g, job->dQ, job->dK, job->dV, job->Q, job->K, job->V, job->dO, job->n, job->d, &pb,
+                                 &op);
+    if (st)
         return st;
-    c->grad = fmax(g[0].upper, fmax(g[1].upper, g[2].upper));
+    c->grad = fmax(fmax(g[0].upper, g[1].upper), fmax(g[2].upper, g[3].upper));
     if (!isfinite(c->grad))
         c->verdict = PR_CERT_UNKNOWN;
     return PR_OK;

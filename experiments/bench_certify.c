@@ -131,7 +131,7 @@ typedef struct {
 } run_t;
 
 /* the gradients of one head: the dense backward (timed), rounded to float32 as the candidates, and
- * their certification (docs/certify.md L8-L12) */
+ * their certification (docs/certify.md L8-L12; a general W, r->general: L13, L15) */
 static int run_grad(run_t *r, const double *Q, const double *K, const double *V, const double *O, const double *lse,
                     const pr_posw_struct *W, int n, int d, const pr_attn_opts_t *ao, const pr_certify_problem_t *pb,
                     const pr_certify_opts_t *op, pr_rng_t rng, int heads)
@@ -147,7 +147,9 @@ static int run_grad(run_t *r, const double *Q, const double *K, const double *V,
     for (size_t e = 0; e < 3 * nd; e++)
         G[e] = (double)(float)G[e];
     pr_certify_result_t res[3];
-    if (!st)
+    if (!st && r->general)
+        st = pr_certify_backward_heads_posw(res, G, G + nd, G + 2 * nd, Q, K, V, dO, W, 1, 1, 1, n, d, pb, op);
+    else if (!st)
         st = pr_certify_backward(res, G, G + nd, G + 2 * nd, Q, K, V, dO, n, d, pb, op);
     for (int k = 0; k < 3 && !st; k++) {
         r->gtight = fmax(r->gtight, res[k].upper / res[k].lower);
@@ -162,8 +164,8 @@ static int run_grad(run_t *r, const double *Q, const double *K, const double *V,
     return st;
 }
 
-/* one size: dense forward (one run), the candidate, and its certification, per head; general: a
- * general W (random on RoPE's support, pr_posw_init_general) instead of RoPE, forward only */
+/* one size: dense forward (one run), the candidate, and its certification, per head (grad: the
+ * gradients too); general: a general W (random on RoPE's support, pr_posw_init_general) instead of RoPE */
 static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int sqrt_d, int grad, int general)
 {
     size_t nd = (size_t)n * d;
@@ -197,7 +199,7 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
         double t = pr_timing_wall();
         st = pr_dense_forward(O, lse, Q, K, V, W, n, d, &ao);
         r->dense_s += pr_timing_wall() - t;
-        if (!st && grad && !general)
+        if (!st && grad)
             st = run_grad(r, Q, K, V, O, lse, W, n, d, &ao, &pb, &op, rng, heads);
         if (!st)
             st = general ? f32_kernel_w(O, Q, K, V, W, ao.sigma) : f32_kernel(O, Q, K, V, n, d, ao.sigma);
@@ -275,7 +277,8 @@ int pr_bench_certify(int argc, char **argv)
         "with n, d and heads (docs/certify.md). Unless --forward-only, the first size also certifies the\n"
         "gradients (the dense backward rounded to float32, upstream dO uniform in [-1, 1]) against the\n"
         "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}. A general W (--w-n) is\n"
-        "one more line against the dense forward with that W: \"general_w\": {ratio, hi_over_lo, ...}.",
+        "one more line against the dense forward with that W: \"general_w\": {ratio, hi_over_lo, ...}, and\n"
+        "(unless --forward-only) its gradients against the dense backward with that W: \"grad\": {...}.",
         opts, sizeof opts / sizeof opts[0]};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
@@ -292,7 +295,7 @@ int pr_bench_certify(int argc, char **argv)
                 st = run_size(&runs[nr++], (int)g[k][0], (int)g[k][1], (int)g[k][2], B, seed, sq, 0, 0);
     }
     if (!st && wn > 0)
-        st = run_size(&rw, (int)(wn < n ? wn : n), (int)d, 1, B, seed, sq, 0, 1);
+        st = run_size(&rw, (int)(wn < n ? wn : n), (int)d, 1, B, seed, sq, !fwd_only, 1);
     if (st)
         return pr_cli_fail_status(spec.name, st, "certify");
     const run_t *r = runs;

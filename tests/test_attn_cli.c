@@ -88,7 +88,6 @@ static void hostile(pr_rng_t rng)
     bad("attn --n 4096 --d 16 --max-work 1e6", "past the limit --max-work 1e+06: raise --max-work to");
     bad("attn --n 8000 --d 16 --algo fft --check --max-work 1e9", "or drop --check");
     bad("attn --n 64 --d 16 --certify --max-work 1e6", "or drop --certify");
-    bad("attn --n 600 --certify --backward --pos general", "--n 512 or less");
     bad("attn --algo fft --pos general --d 64 --n 16 --eps 1e-3 --B 2", "more than this machine can address");
     bad("attn --algo fft --pos general --d 2 --n 64 --max-work 1e3", "raise --max-work to");
     bad("attn --algo lowrank --d 64 --n 64 --B 3 --eps 1e-8 --backward", "more than this machine can address");

@@ -132,7 +132,7 @@ static void test_general_w(pr_rng_t rng)
 {
     enum { N = 600, D = 4 };
     size_t nd = (size_t)N * D, L = 2 * (size_t)N - 1;
-    double *Q = malloc(sizeof(double) * (nd * 12 + L * D * D + L)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
+    double *Q = malloc(sizeof(double) * (nd * 12 + L * D * D + L + N)), *K = Q + nd, *V = K + nd, *O = V + nd, *C = O + nd;
     double *w3 = C + nd, *beta = w3 + L * D * D, *dO = beta + L, *G = dO + nd, *GC = G + 3 * nd, *lse = GC + 3 * nd;
     pr_rng_fill(Q, 3 * (long)nd, 2.0, rng);
     pr_rng_fill(dO, (long)nd, 1.0, rng);
@@ -179,13 +179,13 @@ static void test_general_w(pr_rng_t rng)
     rc = pr_test_cli_run("cert_cli", args);
     PR_CHECK(rc == 1 && strstr(pr_test_cli_out, "refuted"), "--w at atol 1e-12: exit %d\n%s%s", rc, pr_test_cli_out,
              pr_test_cli_err);
-    /* the gradients (docs/certify.md L15): "lower" k = 1, 2, 3 are dQ's, dK's, dV's */
+    /* the gradients (docs/certify.md L15): "lower" k = 2, 4, 6 are dQ's, dK's, dV's (odd k: their ulps) */
     const char *gr = "--do cc_wdo.npy --dq cc_wdq.npy --dk cc_wdk.npy --dv cc_wdv.npy";
     snprintf(args, sizeof args, "%s %s --atol 1e-6 --dtype float32 --json", a, gr);
     rc = pr_test_cli_run("cert_cli", args);
     for (int t = 0; t < 3; t++) {
-        lo = json_nth("lower", t + 1);
-        up = json_nth("upper", t + 1);
+        lo = json_nth("lower", 2 * t + 2);
+        up = json_nth("upper", 2 * t + 2);
         PR_CHECK(rc == 0 && lo <= eg[t] + 2 * est_g[t] && eg[t] <= up + 2 * est_g[t] && up <= lo * 1.001,
                  "--w gradient %d at n = %d: exit %d, [%.17g, %.17g] vs the float64 reference's %.17g (its error "
                  "~%.3g)\n%s%s", t, N, rc, lo, up, eg[t], est_g[t], pr_test_cli_out, pr_test_cli_err);
@@ -327,15 +327,15 @@ int main(void)
     int rci = pr_test_cli_run("cert_cli", args);
     double glo[6], gup[6];
     for (int k = 0; k < 6; k++) {
-        glo[k] = json_nth("lower", k);
-        gup[k] = json_nth("upper", k);
+        glo[k] = json_nth("lower", 2 * k); /* odd: the ulps' */
+        gup[k] = json_nth("upper", 2 * k);
     }
     snprintf(args, sizeof args, "certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy %s", gi);
     rc = pr_test_cli_run("cert_cli", args);
     for (int k = 0; k < 6; k++) /* head 0's O, dQ, dK, dV, head 1's O, dQ */
-        PR_CHECK(rc == 1 && rci == 1 && glo[k] > 0 && json_nth("lower", k) <= gup[k] && glo[k] <= json_nth("upper", k),
-                 "--w identity's gradients (%d): exit %d, [%.17g, %.17g] vs --pos identity's [%.17g, %.17g]", k, rc,
-                 json_nth("lower", k), json_nth("upper", k), glo[k], gup[k]);
+        PR_CHECK(rc == 1 && rci == 1 && glo[k] > 0 && json_nth("lower", 2 * k) <= gup[k] &&
+                 glo[k] <= json_nth("upper", 2 * k), "--w identity's gradients (%d): exit %d, [%.17g, %.17g] vs --pos "
+                 "identity's [%.17g, %.17g]", k, rc, json_nth("lower", 2 * k), json_nth("upper", 2 * k), glo[k], gup[k]);
     refused("certify --q cc_q.npy --k cc_k.npy --v cc_v.npy --o cc_o.npy --w cc_w.npy --dq cc_q.npy", "--do");
     test_general_w(rng);
     /* attn --certify past n = 512 (the forward with RoPE) through the same engine */
@@ -383,6 +383,12 @@ int main(void)
     double wtight = json_nth("hi_over_lo", 1), wratio = json_nth("ratio", 1);
     PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "\"general_w\": {\"pos\": \"general\", \"n\": 512,") && wratio > 0 &&
              wtight >= 1.0 && wtight <= 1 + 1e-6, "bench certify: general W's ratio %g, hi/lo %.17g", wratio, wtight);
+    /* and its gradients (L15): the "grad" object inside general_w, the second one printed */
+    const char *gw = strstr(pr_test_cli_out, "\"general_w\"");
+    const char *gg = gw ? strstr(gw, "\"grad\": {") : NULL;
+    double wgt = gg ? strtod(strstr(gg, "\"hi_over_lo\": ") + 14, NULL) : NAN;
+    PR_CHECK(gg && gg < strstr(gw, "\"growth\"") && wgt >= 1.0 && wgt < 2.0, "bench certify: general W's gradients, "
+             "hi/lo %g\n%s", wgt, pr_test_cli_out);
     refused("bench certify --d 7", "even");
     return pr_test_finish("test_certify_cli");
 }

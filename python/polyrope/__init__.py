@@ -103,6 +103,10 @@ def _lib():
         lib.pr_certify_forward_heads.argtypes = [rp, dp, dp, dp, dp, ci, ci, ci, ci, ci, pp, op]
         lib.pr_certify_backward_heads.restype = ci
         lib.pr_certify_backward_heads.argtypes = [rp, dp, dp, dp, dp, dp, dp, dp, ci, ci, ci, ci, ci, pp, op]
+        lib.pr_certify_forward_heads_w.restype = ci
+        lib.pr_certify_forward_heads_w.argtypes = [rp, dp, dp, dp, dp, dp, ci, ci, ci, ci, ci, pp, op]
+        lib.pr_certify_backward_heads_w.restype = ci
+        lib.pr_certify_backward_heads_w.argtypes = [rp, dp, dp, dp, dp, dp, dp, dp, dp, ci, ci, ci, ci, ci, pp, op]
     _lib_handle = lib
     return lib
 
@@ -192,6 +196,16 @@ def _sigma(scale, d):
     raise ValueError("scale %r: give 'inv-d' (1/d), 'inv-sqrt-d' (1/sqrt(d)) or a number > 0" % (scale,))
 
 
+def _general_w(w, n, d):
+    """a general W as exact float64, C order, of shape (2n-1, d, d); ValueError otherwise"""
+    wx, _ = _widen("w", w, False)
+    if wx.shape != (2 * n - 1, d, d):
+        raise ValueError("w: shape %s; expected (2n-1, d, d) = %s" % (tuple(wx.shape), (2 * n - 1, d, d)))
+    if not np.isfinite(wx).all():
+        raise ValueError("w: every entry must be finite")
+    return np.ascontiguousarray(wx)
+
+
 def _options(pos, causal, alibi, rope_base, choices):
     if not isinstance(pos, str) or pos not in choices:
         raise ValueError("pos %r: give one of %s" % (pos, ", ".join(repr(c) for c in choices)))
@@ -230,12 +244,7 @@ def attention(q, k, v, *, pos="rope", w=None, causal=False, alibi=0.0, scale="in
     b, h, n, d = qa.x.shape
     wa, kind = None, _POS[pos]
     if w is not None:
-        wx, _ = _widen("w", w, False)
-        if wx.shape != (2 * n - 1, d, d):
-            raise ValueError("w: shape %s; expected (2n-1, d, d) = %s" % (tuple(wx.shape), (2 * n - 1, d, d)))
-        if not np.isfinite(wx).all():
-            raise ValueError("w: every entry must be finite")
-        wa, kind = np.ascontiguousarray(wx), _POS_CUSTOM
+        wa, kind = _general_w(w, n, d), _POS_CUSTOM
     out = np.empty(qa.x.shape)
     bound = np.empty((b, h))
     msg = ctypes.create_string_buffer(512)
@@ -316,14 +325,16 @@ def _overall(lists):
     return "unknown" if "unknown" in verdicts else "certified"
 
 
-def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0.0, scale="inv-d",
+def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos=None, w=None, causal=False, alibi=0.0, scale="inv-d",
             rope_base=10000.0, do=None, dq=None, dk=None, dv=None, bf16=False, max_fallback_s=-1.0,
             prec=0):
     """Certified error of a candidate attention output o (and gradients) against the true attention.
 
-    o has q's shape and dtype-of-choice; q, k, v and the options as attention() (pos 'rope',
-    'rope-neox' or 'identity'; a numeric scale is that exact double). With do (upstream gradient,
-    q's shape), dq (q's shape), dk and dv (k's shape) are certified too (any n; docs/certify.md).
+    o has q's shape and dtype-of-choice; q, k, v and the options as attention(): pos 'rope' (the
+    default), 'rope-neox' or 'identity', or instead w, a general W of shape (2n-1, d, d) indexed by
+    l+n-1 and shared by every head, its values exact (docs/certify.md L13-L16); a numeric scale is
+    that exact double. With do (upstream gradient, q's shape), dq (q's shape), dk and dv (k's
+    shape) are certified too (any n, with pos or w; dw is not).
     The verdict of each element is |cand - true| <= atol + rtol |true|. Rows the double pass
     cannot decide go to Arb at prec bits (0: the library's default) within max_fallback_s CPU
     seconds (< 0: the default); past it their verdict is unknown. Returns a Certificate; raises
@@ -338,7 +349,9 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
     _group(qa, ka, va)
     if oa.shape != qa.shape:
         raise ValueError("o: shape %s; expected q's %s" % (oa.shape, qa.shape))
-    _options(pos, causal, alibi, rope_base, _CERT_POS)
+    if w is not None and pos is not None:
+        raise ValueError("pos %r and w: w is a general W in place of pos; give one" % (pos,))
+    _options("identity" if w is not None else pos or "rope", causal, alibi, rope_base, _CERT_POS)
     for nm, t in (("atol", atol), ("rtol", rtol)):
         if not (isinstance(t, (int, float)) and math.isfinite(t) and t >= 0):
             raise ValueError("%s %r: give a finite number >= 0" % (nm, t))
@@ -347,7 +360,9 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
         raise ValueError("gradients: give do together with at least one of dq, dk, dv")
     b, h, n, d = qa.x.shape
     hk = ka.x.shape[1]
-    prob = _Problem(pos=_CERT_POS[pos], rope_base=float(rope_base), causal=int(bool(causal)), alibi=float(alibi))
+    wa = None if w is None else _general_w(w, n, d)
+    prob = _Problem(pos=_CERT_POS[pos or "rope"] if wa is None else _CERT_POS["identity"], rope_base=float(rope_base),
+                    causal=int(bool(causal)), alibi=float(alibi))
     if isinstance(scale, str):
         _sigma(scale, d)
         prob.scale, prob.sigma = (0 if scale == "inv-d" else 1), 0.0
@@ -356,8 +371,12 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
     opts = _Opts(atol=float(atol), rtol=float(rtol), dtype=_DTYPES.index(oa.dtype),
                  max_fallback_s=float(max_fallback_s), prec=int(prec))
     res = (_Result * (b * h))()
-    st = lib.pr_certify_forward_heads(res, _ptr(oa.x), _ptr(qa.x), _ptr(ka.x), _ptr(va.x), b, h, hk, n, d,
-                                      ctypes.byref(prob), ctypes.byref(opts))
+    if wa is None:
+        st = lib.pr_certify_forward_heads(res, _ptr(oa.x), _ptr(qa.x), _ptr(ka.x), _ptr(va.x), b, h, hk, n, d,
+                                          ctypes.byref(prob), ctypes.byref(opts))
+    else:
+        st = lib.pr_certify_forward_heads_w(res, _ptr(oa.x), _ptr(qa.x), _ptr(ka.x), _ptr(va.x), _ptr(wa), b, h, hk,
+                                            n, d, ctypes.byref(prob), ctypes.byref(opts))
     if st:
         _fail(st, "certify")
     qidx = [(bi, hi) for bi in range(b) for hi in range(h)]
@@ -381,9 +400,12 @@ def certify(o, q, k, v, *, atol=0.0, rtol=0.0, pos="rope", causal=False, alibi=0
                       max_fallback_s=opts.max_fallback_s, prec=opts.prec)
         gres = (_Result * (3 * b * h))()
         x = {nm: (cand[nm].x if nm in cand else None) for nm in grads}
-        st = lib.pr_certify_backward_heads(gres, _ptr(x["dq"]), _ptr(x["dk"]), _ptr(x["dv"]), _ptr(qa.x),
-                                           _ptr(ka.x), _ptr(va.x), _ptr(doa.x), b, h, hk, n, d,
-                                           ctypes.byref(prob), ctypes.byref(gopts))
+        ptrs = [_ptr(x["dq"]), _ptr(x["dk"]), _ptr(x["dv"]), _ptr(qa.x), _ptr(ka.x), _ptr(va.x), _ptr(doa.x)]
+        if wa is None:
+            st = lib.pr_certify_backward_heads(gres, *ptrs, b, h, hk, n, d, ctypes.byref(prob), ctypes.byref(gopts))
+        else:
+            st = lib.pr_certify_backward_heads_w(gres, *ptrs, _ptr(wa), b, h, hk, n, d, ctypes.byref(prob),
+                                                 ctypes.byref(gopts))
         if st:
             _fail(st, "certify (gradients)")
         group = h // hk

@@ -2,7 +2,8 @@
 float64 reference within its own error estimate on larger ones), a correct float32 kernel is
 certified at the tolerance its error deserves and refuted just below it, kernels with known bugs
 are refuted, batches and grouped-query heads are per-head certificates, gradients (from attn
---backward) are certified and a perturbed one refuted, bad input raises one-line exceptions.
+--backward) are certified and a perturbed one refuted, a general W (w=) with its gradients, bad
+input raises one-line exceptions.
 Seed: $PR_TEST_SEED."""
 import subprocess
 
@@ -204,6 +205,55 @@ def test_grouped_query_gradients(tmp_path):
     assert cert.dv[3].witness == (1, 1, 3, 2), cert.dv[3]
 
 
+def w_attention(q, k, v, w, do, alibi):
+    """causal attention with a general W (scores σ Q_i W_{i-j} K_j^T, σ = 1/d, ALiBi -alibi|i-j|) and its
+    gradients in float64 numpy, straight from docs/math.md §1, §7; q, do (h, n, d), k, v (n, d)"""
+    n, d = k.shape
+    ij = np.arange(n)[:, None] - np.arange(n)[None, :]
+    wg = w[ij + n - 1]  # (n, n, d, d): W_{i-j}
+    s = np.einsum("hia,ijab,jb->hij", q, wg, k) / d - alibi * np.abs(ij)
+    s[:, ij < 0] = -np.inf
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    o = p @ v
+    ds = p * (do @ v.T - (do * o).sum(axis=-1, keepdims=True))
+    dq = np.einsum("hij,ijab,jb->hia", ds, wg, k) / d
+    dk = np.einsum("hij,hia,ijab->jb", ds, q, wg) / d
+    dv = np.einsum("hij,hic->jc", p, do)
+    return o, dq, dk, dv
+
+
+def test_general_w_output_and_gradients():
+    """w= past n = 512 with grouped-query heads (two over one kv head), causal and ALiBi: float32
+    candidates of numpy's float64 certified, their enclosures hold the float64 reference's distance,
+    a perturbed dK refuted; W = I through w= encloses what pos='identity' does"""
+    n, d = 520, 4
+    q, k, v = qkv(rng(190), (2, n, d), kv_shape=(1, n, d))
+    w = rng(191).uniform(-1, 1, (2 * n - 1, d, d)) / d
+    do = rng(192).uniform(-1, 1, (2, n, d))
+    ref = w_attention(q, k[0], v[0], w, do, 0.25)
+    ref = [ref[0], ref[1], ref[2][None], ref[3][None]]
+    f32 = [x.astype(np.float32) for x in ref]
+    cert = polyrope.certify(f32[0], q, k, v, w=w, causal=True, alibi=0.25, atol=1e-5, do=do, dq=f32[1], dk=f32[2],
+                            dv=f32[3])
+    assert cert.verdict == "certified", cert
+    assert [len(cert.output), len(cert.dq), len(cert.dk), len(cert.dv)] == [2, 2, 1, 1]
+    for name, x, r in zip(("output", "dq", "dk", "dv"), f32, ref):
+        dist = np.abs(x - r).max()  # numpy's own error is ~1e-13, the float32 rounding's ~1e-8
+        hcs = getattr(cert, name)
+        assert max(hc.lower for hc in hcs) - 1e-11 <= dist <= max(hc.upper for hc in hcs) + 1e-11, (name, dist, cert)
+        assert all(hc.upper <= hc.lower * 1.001 for hc in hcs), cert
+    bad = f32[2].copy()
+    bad[0, 300, 1] += 1e-3
+    cert = polyrope.certify(f32[0], q, k, v, w=w, causal=True, alibi=0.25, atol=1e-5, do=do, dk=bad)
+    assert cert.verdict == "refuted" and cert.dk[0].witness == (0, 300, 1), cert
+    eye = np.broadcast_to(np.eye(d), (2 * n - 1, d, d))
+    a = polyrope.certify(f32[0], q, k, v, w=eye, do=do, dq=f32[1])
+    b = polyrope.certify(f32[0], q, k, v, pos="identity", do=do, dq=f32[1])
+    for x, y in zip(a.output + a.dq, b.output + b.dq):
+        assert x.lower <= y.upper and y.lower <= x.upper, (x, y)
+
+
 BAD = [
     (dict(o="short"), ValueError, "expected q's"),
     (dict(atol=-1), ValueError, "atol -1"),
@@ -215,6 +265,8 @@ BAD = [
     (dict(q="nan"), ValueError, "must be finite"),
     (dict(k="3heads"), ValueError, "multiple of the key/value heads"),
     (dict(o="complex"), TypeError, "complex"),
+    (dict(w="wrong"), ValueError, "w: shape"),
+    (dict(w="eye", pos="rope"), ValueError, "pos 'rope' and w"),
 ]
 
 
@@ -236,6 +288,10 @@ def test_bad_input_is_a_clear_exception(case):
             args[key] = args[key].astype(np.complex64)
         elif val == "same":
             kw[key] = q
+        elif val == "wrong":
+            kw[key] = np.zeros((3, 6, 6))
+        elif val == "eye":
+            kw[key] = np.broadcast_to(np.eye(6), (19, 6, 6))
         else:
             kw[key] = val
     with pytest.raises(exc) as info:
