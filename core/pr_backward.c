@@ -99,7 +99,7 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     p->G = G;
     p->want_dw = want_dw;
     p->Lfft = Lfft;
-    p->sl = pr_toeplitz_spec_len_for(Lfft);
+    p->sl = pr_toeplitz_spec_len_of(Lfft);
     p->da = pr_expand_ndistinct(W->a, s);
     p->db = pr_expand_ndistinct(W->b, s);
     /* the a-marginals of size G (what the threads split) and the b-marginals of size G (the most
