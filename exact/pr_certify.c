@@ -128,11 +128,11 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
         s[j] -= al * (double)labs((long)i - j);
         mx = s[j] > mx ? s[j] : mx;
     }
-    double tiny = ps->tiny;
+    double tiny = ps->tiny, su = ps->su;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
-        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + tiny;
+        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + su * (b + fabs(s[j])) + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
         double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
@@ -354,11 +354,13 @@ double pr_certify_rho(const cert_prob_t *p)
     return p->rope ? pr_certify_gamma(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100 : 0.0;
 }
 
-static double score_const(const cert_prob_t *p)
+/* L2's constant, or with dot2 L18's (Dot2 scores: γ_d²/(1 - u) in place of γ_{d+1}) */
+double pr_certify_score_const(const cert_prob_t *p, int dot2)
 {
     double u = p->u, rho = pr_certify_rho(p);
-    double g = 1.0 + 2.0 * rho, sr = p->sig_rel;
-    double c = pr_certify_gamma(p->d + 1, u) * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
+    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(dot2 ? p->d : p->d + 1, u);
+    gd = dot2 ? gd * gd * (1.0 + 2.0 * u) : gd;
+    double c = gd * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
     return pr_certify_up(c * 1.001);
 }
 
@@ -400,7 +402,7 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vrange[c] = pr_certify_up(mx - mn);
         ps->vabs[c] = ab;
     }
-    ps->cs = score_const(p);
+    ps->cs = pr_certify_score_const(p, 0);
     ps->tiny = (d + 3) * 0x1p-1021;
     double om = 1.0;
     int st = W ? pr_certify_w_setup(ps, &om, W, K) : PR_OK;

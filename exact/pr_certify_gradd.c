@@ -27,6 +27,7 @@ typedef struct {
     const double *dO;
     double *ndO, *nV;       /* row-norm bounds of dO and V */
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
+    double *Krt, *Vt;       /* K̂r and V transposed (d×n) for L18's Dot2 (RoPE or identity) */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
     double gam;             /* γ_G (L11, L15) */
@@ -60,6 +61,14 @@ static void weights(double *W, const double *Xr, const double *X, const cert_pro
     }
 }
 
+/* Xt = Xᵀ (X n×d) */
+static void transpose(double *Xt, const double *X, int n, int d)
+{
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < d; c++)
+            Xt[(size_t)c * n + j] = X[(size_t)j * d + c];
+}
+
 /* y = σ̂ T̂ with |y - σT| <= ey (E_T bounds |T̂ - T|), then out = R_mᵀ y, err its bound (L11) */
 static void scale_rotate(double *out, double *err, const double *T, const double *ET, int m, const cert_prob_t *p,
                          double *y, double *ey)
@@ -86,6 +95,55 @@ static void scale_rotate(double *out, double *err, const double *T, const double
     }
 }
 
+/* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)) for rows r < mi of A (stride d) and keys j < w, B given
+ * transposed (Bt: d×n); Dot2 is Ogita, Rump and Oishi's compensated dot product (TwoProd by an FMA, TwoSum),
+ * vectorised over keys, any evaluation order of the lanes. */
+#define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
+static inline __attribute__((always_inline)) void dot2_body(double *S, const double *A, const double *Bt, int mi,
+                                                            int w, int ld, int n, int d, double alpha)
+{
+    for (int r = 0; r < mi; r++)
+        for (int j0 = 0; j0 < w; j0 += D2W) {
+            int m = w - j0 < D2W ? w - j0 : D2W;
+            double hi[D2W] = {0}, lo[D2W] = {0};
+            for (int c = 0; c < d; c++) {
+                double a = A[(size_t)r * d + c];
+                const double *b = Bt + (size_t)c * n + j0;
+#pragma omp simd
+                for (int j = 0; j < m; j++) {
+                    double x = a * b[j], ex = fma(a, b[j], -x); /* x + ex = a·b exactly (no underflow) */
+                    double t = hi[j] + x, z = t - hi[j];
+                    lo[j] += ((hi[j] - (t - z)) + (x - z)) + ex; /* TwoSum's error: t + err = hi + x */
+                    hi[j] = t;
+                }
+            }
+            for (int j = 0; j < m; j++)
+                S[(size_t)r * ld + j0 + j] = alpha * (hi[j] + lo[j]);
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void dot2_fma(double *S, const double *A, const double *Bt, int mi,
+                                                         int w, int ld, int n, int d, double alpha)
+{
+    dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
+}
+
+static void dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
+                      double alpha)
+{
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        dot2_fma(S, A, Bt, mi, w, ld, n, d, alpha);
+    else
+        dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
+}
+
+/* L18: ε_P = (u|dP̂| + γ_d²‖dO_i‖‖V_j‖ + 4dη)/(1 - u) bounds |dP̂ - dP| for Dot2's dP̂; cdp = γ_d²‖dO_i‖ (the
+ * factor 1 + 2u >= 1/(1 - u)) */
+static inline double eps_p(double g, double cdp, double nVj, double u, int d)
+{
+    return (u * fabs(g) + cdp * nVj + 4.0 * d * ETA) * (1.0 + 2.0 * u);
+}
+
 /* Ŝ = Σ_j ê_j in partial sums of TJ terms, added up (L5's depth TJ + ⌈jn/TJ⌉) */
 static double row_sum(const double *e, int jn)
 {
@@ -101,7 +159,7 @@ static double row_sum(const double *e, int jn)
 }
 
 /* L9: D̂ = Σ_j P̂_j dP̂_j by Dot2 (Ogita, Rump and Oishi's compensated dot product: error at most
- * u|Σ| + γ_n² Σ|P̂_j dP̂_j| without underflow), and *eD >= |D̂ - D| from L8's κ and L10's ε_P,j = cdp·nV_j */
+ * u|Σ| + γ_n² Σ|P̂_j dP̂_j| without underflow), and *eD >= |D̂ - D| from L8's κ and L18's ε_P,j */
 static double row_d(double *eD, const double *P, const double *G, const double *nV, int jn, double cdp, double k,
                     const cert_prob_t *p)
 {
@@ -111,7 +169,7 @@ static double row_d(double *eD, const double *P, const double *G, const double *
         double t = hi + x, z = t - hi, es = (hi - (t - z)) + (x - z); /* t + es = hi + x exactly */
         hi = t;
         lo += es + ex;
-        double ep = cdp * nV[j];
+        double ep = eps_p(G[j], cdp, nV[j], u, p->d);
         a1 += fabs(x);
         b1 += P[j] * ep;
         c1 += fabs(G[j]) + ep;
@@ -130,16 +188,16 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     pass_t *ps = &hd->ps;
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d;
-    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u);
+    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d, u);
+    gd = pr_certify_up(gd * gd); /* L18: Dot2's γ_d² */
     const double *dOb = hd->dO + (size_t)i0 * d;
     if (ps->W) /* L13's scores; scr: 128 doubles */
         pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
-    else
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
-                    d, 0.0, Pm, w);
+    else /* L18's scores */
+        dot2_rows(Pm, ps->Qr + (size_t)i0 * d, hd->Krt, mi, w, w, n, d, p->sig);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
+    dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
@@ -167,7 +225,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
            for its own ~20 roundings */
 #pragma omp simd
         for (int j = 0; j < jn; j++) {
-            double P = Pr[j], g = Gr[j] - D, e1 = cdp * nV[j] + eD;
+            double P = Pr[j], g = Gr[j] - D, e1 = eps_p(Gr[j], cdp, nV[j], u, d) + eD;
             double ag = fabs(g) * (1.0 + u) + e1, ds = P * g;
             double dl = P * (u * fabs(g) + e1 + k * ag) + u * fabs(ds) + ETA + TAU * ag;
             Gr[j] = ds;
@@ -464,11 +522,16 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
+    hd.Krt = W ? NULL : malloc(sizeof(double) * nd);
+    hd.Vt = malloc(sizeof(double) * nd);
     size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
     double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
     unsigned char *sb = malloc(nb);
-    if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb)
+    if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb ||
+        (!W && !hd.Krt) || !hd.Vt)
         st = PR_ENOMEM;
+    else
+        transpose(hd.Vt, V, n, d);
     for (int k = 0; k < nt && !st; k++)
         acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
@@ -486,7 +549,11 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         memset(hd.qopen, 0, n);
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            if (!W) {
+            if (!W) { /* L18: Dot2 scores; Δ gets su·(b̂ + |M̂|) and the scaling's underflow */
+                hd.ps.cs = pr_certify_score_const(p, 1);
+                hd.ps.su = 2.002 * p->u;
+                hd.ps.tiny = pr_certify_up(hd.ps.tiny + (4.0 * d * fmax(p->sig, 1.0) + 3.0) * ETA);
+                transpose(hd.Krt, hd.ps.Kr, n, d);
                 weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
                 weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
             }
@@ -544,6 +611,8 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     free(hd.dQ);
     free(hd.EQ);
     free(hd.qopen);
+    free(hd.Krt);
+    free(hd.Vt);
     free(lo);
     free(hi);
     free(sb);
