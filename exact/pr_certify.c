@@ -63,8 +63,13 @@ int pr_certify_exp_init(cexp_t *e, double u)
         return PR_EPREC;
     /* |r̂ - r| <= u(|t| + |k l2| + |r̂|) + |k| 2^-85 <= 0.75u + 2^-70 for |k| <= 1011 (L3) */
     double er = 0.75 * u + 0x1p-70;
-    /* no libm in a bound: e^0.7 < 2.0138, e^x <= 1 + 2x for 0 <= x <= 1 */
-    double horner = pr_certify_gamma(2 * EXP_DEG, u) * 2.0138 * 1.001;
+    /* Horner's rounding (Higham, eq. 5.3): |p̂ - p| <= Σ_k γ_{2k+1} |c_k| |r̂|^k (c_0's γ_1 is the last addition),
+       with |r̂| <= 0.35, relative to p(r̂) >= e^-0.35 (1 - ε_p); no libm in a bound: e^0.35 < √2.0138 < 1.4191
+       (e^0.7 < 2.0138); 1e-300 covers an underflowing power of r̂ */
+    double horner = 0.0, rk = 1.0;
+    for (int k = 0; k <= EXP_DEG; k++, rk *= 0.35)
+        horner += pr_certify_gamma(2 * k + 1, u) * fabs(e->c[k]) * rk;
+    horner = pr_certify_up(horner * 1.4191 / (1.0 - ep) + 1e-300);
     e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
     return PR_OK;
 }

@@ -16,7 +16,7 @@
 #include "pr_certify_impl.h"
 
 #define GB 32    /* rows per block */
-#define TG 256   /* key columns per partial sum of dS·K̂ (L11's depth) */
+#define TG 32    /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
 #define ETA 0x1p-1021
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
 #define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
@@ -34,8 +34,8 @@ typedef struct {
     double gbT, gbU;        /* 1 + 2γ of the depth of the bound sums of T and U (L11, L15) */
     double etaT, etaU;      /* their underflow allowances per element */
     int fail;               /* some row failed: dK, dV open */
-    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each), then with dw its sums and their bounds
-                               (s×(2n-1) each, ℓ reversed as wrev) */
+    double **acc;           /* per thread: Û, E_U, V̂, E_V, Û's and V̂'s Sum2 errors (n×d each, L19), then with dw
+                               its sums and their bounds (s×(2n-1) each, ℓ reversed as wrev) */
     int dw;                 /* dw wanted (W only, L17) */
     double gbW, etaW;       /* dw's bound sums' factor and underflow allowance (L17) */
 } ghead_t;
@@ -58,6 +58,17 @@ static void weights(double *W, const double *Xr, const double *X, const cert_pro
         }
         for (int c = 0; c < p->d; c++)
             w[c] *= 1.0 + 0x1p-40;
+    }
+}
+
+/* L19: hi + lo += x by TwoSum (Sum2's step: hi + the exact errors stay the exact sum of what was added) */
+static void sum2_add(double *hi, double *lo, const double *x, size_t len)
+{
+#pragma omp simd
+    for (size_t t = 0; t < len; t++) {
+        double a = hi[t] + x[t], z = a - hi[t];
+        lo[t] += (hi[t] - (a - z)) + (x[t] - z);
+        hi[t] = a;
     }
 }
 
@@ -144,18 +155,13 @@ static inline double eps_p(double g, double cdp, double nVj, double u, int d)
     return (u * fabs(g) + cdp * nVj + 4.0 * d * ETA) * (1.0 + 2.0 * u);
 }
 
-/* Ŝ = Σ_j ê_j in partial sums of TJ terms, added up (L5's depth TJ + ⌈jn/TJ⌉) */
+/* Ŝ = Σ_j ê_j by Sum2 (L19: |Ŝ - Σ ê| <= (u + γ_{jn}²) Σ ê, the terms nonnegative) */
 static double row_sum(const double *e, int jn)
 {
-    double S = 0.0;
-    for (int j0 = 0; j0 < jn; j0 += TJ) {
-        int j1 = jn - j0 < TJ ? jn : j0 + TJ;
-        double sp = 0.0;
-        for (int j = j0; j < j1; j++)
-            sp += e[j];
-        S += sp;
-    }
-    return S;
+    double S = 0.0, lo = 0.0;
+    for (int j = 0; j < jn; j++)
+        sum2_add(&S, &lo, e + j, 1);
+    return S + lo;
 }
 
 /* L9: D̂ = Σ_j P̂_j dP̂_j by Dot2 (Ogita, Rump and Oishi's compensated dot product: error at most
@@ -212,7 +218,8 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
             continue;
         }
         /* L8: |P̂ - P| <= κ P̂ + τ */
-        double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
+        double gk = pr_certify_gamma(jn, u);
+        gk = pr_certify_up(u + gk * gk); /* L19: Ŝ by Sum2 */
         double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
         double k = pr_certify_up(((1.0 + lam) * (1.0 + gk) / ((1.0 - lam) * (1.0 - u)) - 1.0) * 1.01);
         kap[r] = k;
@@ -293,7 +300,7 @@ static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G
 
 /* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12, L15) */
 static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
-                  double *acc)
+                  double *acc, double *big)
 {
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
@@ -304,28 +311,35 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
     block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx, part);
     const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
     if (hd->ps.W) {
-        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 4 * nd : NULL);
-    } else {
+        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 6 * nd : NULL);
+    } else { /* L19: partials of depth TG (T) and GB (Û), summed by Sum2 */
+        double *Tlo = big + nd;
         memset(T, 0, sizeof(double) * mi * d);
+        memset(Tlo, 0, sizeof(double) * mi * d);
         for (int j0 = 0; j0 < w; j0 += TG) {
             int mj = w - j0 < TG ? w - j0 : TG;
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, G + j0, w,
                         hd->ps.Kr + (size_t)j0 * d, d, 0.0, tmp, d);
-            for (int t = 0; t < mi * d; t++)
-                T[t] += tmp[t];
+            sum2_add(T, Tlo, tmp, (size_t)mi * d);
         }
+        for (int t = 0; t < mi * d; t++)
+            T[t] += Tlo[t];
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 1.0, acc, d);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 0.0, big, d);
+        sum2_add(acc, acc + 4 * nd, big, (size_t)w * d);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     }
+    /* L19's Sum2 leaves u|T̂| (times 1/(1 - u) <= 1.001); a general W's plain sums (L15) are within it too */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r;
         for (int c = 0; c < d; c++)
-            ET[(size_t)r * d + c] = ET[(size_t)r * d + c] * hd->gbT + hd->etaT;
+            ET[(size_t)r * d + c] = pr_certify_up(ET[(size_t)r * d + c] * hd->gbT + hd->etaT +
+                                                  1.001 * p->u * fabs(T[(size_t)r * d + c]));
         scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
                      ey);
     }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 1.0, acc + 2 * nd, d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 0.0, big, d);
+    sum2_add(acc + 2 * nd, acc + 5 * nd, big, (size_t)w * d); /* L19 */
     /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
     for (int r = 0; r < mi; r++)
         for (int c = 0; c < d; c++)
@@ -335,7 +349,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
 
 /* all blocks of one head over the threads: each thread its buffers and its part of the sums */
 typedef struct {
-    double *Pm, *buf, *acc;
+    double *Pm, *buf, *acc, *big; /* big: a block's n×d product, then T's Sum2 errors (GB×d) */
     rowx_t *rx;
 } gthread_t;
 
@@ -352,7 +366,8 @@ static int gthread_init(void *ctx, void **scratch)
     /* T, tmp, ET (GB×d each), y, ey, then 128 doubles for L13's scores or W's 2·d·JW part (L15) */
     th->buf = malloc(sizeof(double) * (3 * (size_t)GB * d + 2 * d + GB + (hd->ps.W ? 2 * (size_t)d * JW + 128 : 128)));
     th->rx = malloc(sizeof(rowx_t) * GB);
-    return th->Pm && th->buf && th->rx ? PR_OK : PR_ENOMEM;
+    th->big = malloc(sizeof(double) * ((size_t)n * d + (size_t)GB * d));
+    return th->Pm && th->buf && th->rx && th->big ? PR_OK : PR_ENOMEM;
 }
 
 static void gthread_block(void *ctx, void *scratch, int b)
@@ -360,7 +375,7 @@ static void gthread_block(void *ctx, void *scratch, int b)
     ghead_t *hd = ctx;
     gthread_t *th = scratch;
     int n = hd->ps.p->n, i0 = b * GB, mi = n - i0 < GB ? n - i0 : GB;
-    block(hd, i0, mi, th->Pm, th->Pm + (size_t)GB * n, th->Pm + 2 * (size_t)GB * n, th->buf, th->rx, th->acc);
+    block(hd, i0, mi, th->Pm, th->Pm + (size_t)GB * n, th->Pm + 2 * (size_t)GB * n, th->buf, th->rx, th->acc, th->big);
 }
 
 static void gthread_done(void *ctx, void *scratch)
@@ -371,6 +386,7 @@ static void gthread_done(void *ctx, void *scratch)
         return;
     free(th->Pm);
     free(th->buf);
+    free(th->big);
     free(th->rx);
     free(th);
 }
@@ -413,13 +429,16 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
     for (int j = 0; j < n; j++) {
         double *vj = v + (size_t)j * d, *Ej = E + (size_t)j * d;
         for (int c = 0; c < d; c++) {
-            double s = 0.0, e = 0.0;
+            double s = 0.0, sl = 0.0, e = 0.0; /* L19: the threads' sums and Sum2 errors, by Sum2 */
             for (int k = 0; k < nt; k++) {
-                s += acc[k][(size_t)t * nd + (size_t)j * d + c];
+                double x[2] = {acc[k][(size_t)t * nd + (size_t)j * d + c],
+                               acc[k][(size_t)(4 + t / 2) * nd + (size_t)j * d + c]};
+                sum2_add(&s, &sl, x, 1);
+                sum2_add(&s, &sl, x + 1, 1);
                 e += acc[k][(size_t)(t + 1) * nd + (size_t)j * d + c];
             }
-            vj[c] = s;
-            Ej[c] = fail ? INFINITY : e * gb + eta;
+            vj[c] = s + sl;
+            Ej[c] = fail ? INFINITY : pr_certify_up(e * gb + eta + 1.001 * p->u * fabs(vj[c]));
             if (t == 2) /* the underflowed weights (L12) */
                 Ej[c] = pr_certify_up(Ej[c] + TAU * (double)n * g * dOmax);
         }
@@ -444,8 +463,8 @@ static void dw_values(double *v, double *E, double **acc, int nt, const ghead_t 
         for (size_t t = 0; t < L; t++) {
             double T = 0.0, ET = 0.0;
             for (int th = 0; th < nt; th++) {
-                T += acc[th][4 * nd + k * L + t];
-                ET += acc[th][4 * nd + sL + k * L + t];
+                T += acc[th][6 * nd + k * L + t];
+                ET += acc[th][6 * nd + sL + k * L + t];
             }
             ET = ET * hd->gbW + hd->etaW;
             size_t o = k * L + L - 1 - t; /* wrev's index t is ℓ = n - 1 - t */
@@ -461,8 +480,9 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, nb = (n + GB - 1) / GB;
     double u = p->u;
-    /* RoPE or identity: dS·K̂ in tiles of TG, Û, V̂ over g·nb blocks of GB rows and nt threads */
-    double kt = (n < TG ? n : TG) + (n + TG - 1) / TG, ku = (n < GB ? n : GB) + (double)g * nb + nt;
+    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of a block of GB rows, each summed by
+       Sum2 (their number below M = ng + 2nt + 64) */
+    double kt = n < TG ? n : TG, ku = n < GB ? n : GB, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
     hd->gbT = 1.0 + 2.0 * pr_certify_gamma(n + 2, u);
     hd->etaT = (n + 2) * ETA;
     hd->gbU = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, u);
@@ -495,7 +515,7 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
             ku = kW > ku ? kW : ku;
         }
     }
-    hd->gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, u);
+    hd->gam = pr_certify_up(pr_certify_gamma((kt > ku ? kt : ku) + 2, u) + 3.0 * gm * gm);
 }
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
@@ -513,7 +533,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     memset(&hd, 0, sizeof(hd));
     hd.dw = dwc != NULL;
     nt = nt > 64 ? 64 : nt;
-    size_t per = 4 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
+    size_t per = 6 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
     double *acc_all = calloc((size_t)nt * per, sizeof(double)), *acc[64];
     hd.ndO = malloc(sizeof(double) * n);
     hd.nV = malloc(sizeof(double) * n);
