@@ -27,6 +27,11 @@ double pr_certify_down(double x)
 }
 
 /* γ_k = k u / (1 - k u), rounded up (L2) */
+double pr_certify_underflow_carry(double a, double z)
+{
+    return pr_certify_up(pr_certify_up(pr_certify_up(a) * ETA) * z);
+}
+
 double pr_certify_gamma(double k, double u) { return pr_certify_up(k * u / (1.0 - k * u)); }
 
 
@@ -125,7 +130,8 @@ void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u)
 static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int jn, int w, const double *om)
 {
     const cert_prob_t *p = ps->p;
-    double u = p->u, kap = ps->cs * p->sig * ps->nQ[i], al = p->alibi, eps = ps->ex->eps;
+    double u = p->u, kap = pr_certify_up(pr_certify_up(ps->cs * p->sig) * ps->nQ[i]), al = p->alibi;
+    double eps = ps->ex->eps;
     double mx = -INFINITY, lam = 0.0, dmax = 0.0, under = 0.0;
     const double *nK = ps->nK, *omi = om ? om + p->n - 1 + i : NULL;
     const cexp_t *ex = ps->ex;
@@ -133,7 +139,8 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
         s[j] -= al * (double)labs((long)i - j);
         mx = s[j] > mx ? s[j] : mx;
     }
-    double tiny = ps->tiny, su = ps->su;
+    /* nK·om underflowed by at most η, then times κ (L13) */
+    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny, su = ps->su;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
@@ -409,7 +416,10 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vabs[c] = ab;
     }
     ps->cs = pr_certify_score_const(p, 0);
-    ps->tiny = (d + 3) * 0x1p-1021;
+    /* L2: the products' underflow, d + 3 of η, times σ̂ when σ̂ > 1; a rotated entry's underflow
+     * times the other side's largest entry */
+    ps->tiny = pr_certify_up((d + 3) * ETA * (p->sig > 1.0 ? p->sig : 1.0)) +
+               pr_certify_underflow_carry(p->sig * 2.0 * d, pr_vec_max_abs(ps->Qr, nd) + pr_vec_max_abs(ps->Kr, nd));
     double om = 1.0;
     int st = W ? pr_certify_w_setup(ps, &om, W, K) : PR_OK;
     if (st)
@@ -420,7 +430,9 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         qm = ps->nQ[i] > qm ? ps->nQ[i] : qm;
         km = ps->nK[i] > km ? ps->nK[i] : km;
     }
-    if (!(p->sig * qm * km * om < 0x1p500) || !(p->alibi * n < 0x1p500))
+    /* rounded up at each product: an underflowed σ̂·qm must not hide a large km·om */
+    double top = pr_certify_up(pr_certify_up(pr_certify_up(p->sig * qm) * km) * om);
+    if (!(top < 0x1p500) || !(p->alibi * n < 0x1p500))
         return PR_EDOMAIN;
     return PR_OK;
 }

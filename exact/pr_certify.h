@@ -1,5 +1,5 @@
 /* pr_certify: certified error of anyone's attention output against the real-number attention
- * of its inputs (issue 15; derivation and lemma ids L1-L16 in docs/certify.md).
+ * of its inputs (issue 15; derivation and lemma ids L1-L17 in docs/certify.md).
  *
  * For one head, pr_certify_forward encloses max_{i,c} |O_cand[i,c] - O_true[i,c]| in
  * [lower, upper] and decides |cand - true| <= atol + rtol·|true| at every element. O_true is the

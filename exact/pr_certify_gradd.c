@@ -17,7 +17,6 @@
 
 #define GB 32    /* rows per block */
 #define TG 32    /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
-#define ETA 0x1p-1021
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
 #define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
 
@@ -223,7 +222,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
         double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
         double k = pr_certify_up(((1.0 + lam) * (1.0 + gk) / ((1.0 - lam) * (1.0 - u)) - 1.0) * 1.01);
         kap[r] = k;
-        double S = row_sum(Pr, jn), cdp = gd * hd->ndO[i], eD;
+        double S = row_sum(Pr, jn), cdp = pr_certify_up(gd * hd->ndO[i]), eD;
         const double *nV = hd->nV;
         for (int j = 0; j < jn; j++)
             Pr[j] /= S;
@@ -615,7 +614,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             hd.ps.p = p;
             hd.ps.W = W;
             dw_values(v, E, acc, nt, &hd, fail);
-            result_len(res + 3 * (size_t)g, lo, hi, sb, dwc, v, E, (long)sL, (int)(sL / W->s), p);
+            result_len(res + 3 * (size_t)g, lo, hi, sb, dwc, v, E, (long)sL, (int)(2 * n - 1), p); /* rows of 2n-1 offsets; s may be 0 */
         } else {
             st = PR_ENOMEM;
         }

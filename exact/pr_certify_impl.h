@@ -126,6 +126,11 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
                           int dtype);
 
 double pr_certify_up(double x);    /* an upper bound of a double expression's value x: x(1 + 2^-40)⁺ */
+/* η: one operation's absolute error from underflow, taken generously (the true one is 2^-1075) */
+#define ETA 0x1p-1021
+/* an upper bound of a·η·z for a, z >= 0, each product rounded up: a product that underflowed by up
+ * to η and was then multiplied by up to z (docs/certify.md L2, L13) */
+double pr_certify_underflow_carry(double a, double z);
 double pr_certify_down(double x);  /* a lower bound: x(1 - 2^-40)⁻, 0 if negative */
 
 /* the double pass (pr_certify.c, docs/certify.md L1-L5), shared with the gradients' (L8-L12) */

@@ -9,7 +9,6 @@
 #include "pr_vec.h"
 #include "pr_certify_impl.h"
 
-#define ETA 0x1p-1021
 #define TB 16   /* support entries per partial sum of a score (L13's depth) */
 #define JT 128  /* keys per tile of the scores */
 
@@ -33,8 +32,9 @@ static double schur_bounds(double *om, const pr_posw_struct *W, double u, double
             r = rs[a] > r ? rs[a] : r;
             c = cs[a] > c ? cs[a] : c;
         }
-        /* each sum of at most s nonnegative terms, computed: the exact one is below it times 1 + γ_2s */
-        om[t] = pr_certify_up(sqrt(pr_certify_up(r * (1.0 + g)) * pr_certify_up(c * (1.0 + g))));
+        /* each sum of at most s nonnegative terms, computed: the exact one is below it times 1 + γ_2s;
+         * every product rounded up (pr_certify_up adds an ulp: an underflowed product stays above) */
+        om[t] = pr_certify_up(sqrt(pr_certify_up(pr_certify_up(r * (1.0 + g)) * pr_certify_up(c * (1.0 + g)))));
         mx = om[t] > mx ? om[t] : mx;
     }
     return mx;
@@ -62,11 +62,12 @@ int pr_certify_w_setup(pass_t *ps, double *om_max, const pr_posw_struct *W, cons
             ps->wrev[k * L + t] = W->w[k * L + L - 1 - t];
     *om_max = schur_bounds(ps->om, W, p->u, scratch, scratch + d);
     free(scratch);
-    /* L13: |ŝ - σT| <= σ̂ A (γ + s_r + u(1 + u)(1 + γ)) + (2s + 2)η·max(1, σ̂), γ = γ_{TB + ⌈s/TB⌉ + 1},
-     * A <= nQ·om·nK; two more η for the bias and the shift (L2) */
+    /* L13: |ŝ - σT| <= σ̂ A (γ + s_r + u(1 + u)(1 + γ)) + σ̂·s·η·max|K| + (2s + 2)η·max(1, σ̂),
+     * γ = γ_{TB + ⌈s/TB⌉ + 1}, A <= nQ·om·nK; two more η for the bias and the shift (L2) */
     double u = p->u, g = pr_certify_gamma((s < TB ? s : TB) + (s + TB - 1) / TB + 1, u);
     ps->cs = pr_certify_up((g + p->sig_rel + u * (1.0 + u) * (1.0 + g)) * 1.001);
-    ps->tiny = pr_certify_up((2.0 * s + 4.0) * ETA * (p->sig > 1.0 ? p->sig : 1.0));
+    ps->tiny = pr_certify_up((2.0 * s + 4.0) * ETA * (p->sig > 1.0 ? p->sig : 1.0)) +
+               pr_certify_underflow_carry(p->sig * s, pr_vec_max_abs(K, (size_t)n * d));
     return PR_OK;
 }
 
