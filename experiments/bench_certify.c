@@ -281,7 +281,8 @@ int pr_bench_certify(int argc, char **argv)
         "of rows recomputed in Arb (the fallback). --grow adds smaller sizes to show how the cost grows\n"
         "with n, d and heads (docs/certify.md). Unless --forward-only, the first size also certifies the\n"
         "gradients (the dense backward rounded to float32, upstream dO uniform in [-1, 1]) against the\n"
-        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}. A general W (--w-n) is\n"
+        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction, hi_over_lo_minus_1 of\n"
+        "dq, dk, dv}. A general W (--w-n) is\n"
         "one more line against the dense forward with that W: \"general_w\": {ratio, hi_over_lo, ...}, and\n"
         "(unless --forward-only) its gradients against the dense backward with that W: \"grad\": {...}.",
         opts, sizeof opts / sizeof opts[0]};
