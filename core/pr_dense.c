@@ -91,26 +91,21 @@ void pr_dense_rotate_(double *Xr, const double *X, const pr_posw_struct *W, int 
     pr_dense_rotate_rows_(Xr, X, W, W->d, sign, 1.0, 0, W->n);
 }
 
-/* what prep_init_ fills from the rows of Q, K and V: each thread a range of whole strips */
+/* what prep_init_ fills from the rows of Q, K and V (on the calling thread: a parallel region of
+ * its own would add a synchronisation, which on a loaded machine costs more than it saves) */
 static void prep_fill(const pr_dense_prep_t *p, double *qf, double *kf, double *kp, double *vp, const double *Q,
                       const double *K, const double *V, const pr_posw_struct *W, double sigma)
 {
-    enum { CHUNK = 2 * PR_DENSE_NR };
-    int n = p->n, d = p->d, nc = (n + CHUNK - 1) / CHUNK;
+    int n = p->n, d = p->d;
     const pr_posw_struct *R = pr_posw_is_factorised(W) ? W : 0;
-#pragma omp parallel for schedule(static) if (nc > 1)
-    for (int c = 0; c < nc; c++) {
-        int i0 = c * CHUNK, i1 = n - i0 < CHUNK ? n : i0 + CHUNK, s0 = i0 / PR_DENSE_NR;
-        int s1 = (i1 + PR_DENSE_NR - 1) / PR_DENSE_NR;
-        if (qf)
-            pr_dense_rotate_rows_(qf, Q, R, d, 1, sigma, i0, i1);
-        if (kf)
-            pr_dense_rotate_rows_(kf, K, R, d, 1, 1.0, i0, i1);
-        if (kp)
-            pr_dense_pack_strips_(kp, K, R, n, d, s0, s1);
-        if (vp)
-            pr_dense_pack_strips_(vp, V, 0, n, d, s0, s1);
-    }
+    if (qf)
+        pr_dense_rotate_rows_(qf, Q, R, d, 1, sigma, 0, n);
+    if (kf)
+        pr_dense_rotate_rows_(kf, K, R, d, 1, 1.0, 0, n);
+    if (kp)
+        pr_dense_pack_(kp, K, R, n, d);
+    if (vp)
+        pr_dense_pack_(vp, V, 0, n, d);
 }
 
 /* loop: force the O(n² s) loop (the backward needs it for dw) */
@@ -184,56 +179,85 @@ int pr_dense_prep_init_(pr_dense_prep_t *p, const double *Q, const double *K, co
     return PR_OK;
 }
 
-static int forward_block(double *O, double *lse, const double *V, const pr_dense_prep_t *p, int i0, int mi,
-                         double *S, double *acc, double *m, double *l)
+/* one query block's running state: FlashAttention's row max m, row sum l and accumulator */
+typedef struct {
+    int i0, mi;
+    double *acc, m[BQ], l[BQ];
+} qblock_t;
+
+/* the key tile at j0 into block b's state (S: the score tile's room) */
+static void block_tile(qblock_t *b, const pr_dense_prep_t *p, const double *V, double *S, int j0)
+{
+    int d = p->d, i0 = b->i0, mi = b->mi, mj = p->n - j0 < BK ? p->n - j0 : BK;
+    double *m = b->m, *l = b->l, *acc = b->acc;
+    pr_dense_tile_scores_(S, p, i0, mi, j0, mj);
+    for (int r = 0; r < mi; r++) {
+        double *srow = S + (size_t)r * BK;
+        if (p->poly) {
+            l[r] += pr_dense_row_weights_(srow, p, i0 + r, j0, mj, 0.0);
+            continue;
+        }
+        double mt = pr_dense_row_bias_max_(srow, p, i0 + r, j0, mj);
+        double mn = mt > m[r] ? mt : m[r];
+        if (mn == -INFINITY) {
+            memset(srow, 0, sizeof(double) * mj);
+            continue;
+        }
+        double sc = m[r] == mn ? 1.0 : exp(m[r] - mn);   /* exp(0) = 1: no call when the max stays */
+        l[r] = l[r] * sc + pr_dense_row_weights_(srow, p, i0 + r, j0, mj, mn);
+        if (sc != 1.0)
+            for (int c = 0; c < d; c++)
+                acc[(size_t)r * d + c] *= sc;
+        m[r] = mn;
+    }
+    if (p->kern)
+        pr_dense_pv_(acc, d, S, BK, 1, V + (size_t)j0 * d, d, mi, d, mj);
+    else
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S, BK, V + (size_t)j0 * d, d, 1.0,
+                    acc, d);
+}
+
+static int block_finish(double *O, double *lse, const pr_dense_prep_t *p, const qblock_t *b)
 {
     int d = p->d;
-    for (int r = 0; r < mi; r++) {
-        m[r] = -INFINITY;
-        l[r] = 0.0;
-    }
-    memset(acc, 0, sizeof(double) * mi * d);
-    int jend = key_end(p, i0, mi);
-    for (int j0 = 0; j0 < jend; j0 += BK) {
-        int mj = p->n - j0 < BK ? p->n - j0 : BK;
-        pr_dense_tile_scores_(S, p, i0, mi, j0, mj);
-        for (int r = 0; r < mi; r++) {
-            double *srow = S + (size_t)r * BK;
-            if (p->poly) {
-                l[r] += pr_dense_row_weights_(srow, p, i0 + r, j0, mj, 0.0);
-                continue;
-            }
-            double mt = pr_dense_row_bias_max_(srow, p, i0 + r, j0, mj);
-            double mn = mt > m[r] ? mt : m[r];
-            if (mn == -INFINITY) {
-                memset(srow, 0, sizeof(double) * mj);
-                continue;
-            }
-            double sc = m[r] == mn ? 1.0 : exp(m[r] - mn);   /* exp(0) = 1: no call when the max stays */
-            l[r] = l[r] * sc + pr_dense_row_weights_(srow, p, i0 + r, j0, mj, mn);
-            if (sc != 1.0)
-                for (int c = 0; c < d; c++)
-                    acc[(size_t)r * d + c] *= sc;
-            m[r] = mn;
-        }
-        if (p->kern)
-            pr_dense_pv_(acc, d, S, BK, 1, V + (size_t)j0 * d, d, mi, d, mj);
-        else
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, S, BK,
-                        V + (size_t)j0 * d, d, 1.0, acc, d);
-    }
-    for (int r = 0; r < mi; r++) {
+    for (int r = 0; r < b->mi; r++) {
+        double l = b->l[r], *o = O + (size_t)(b->i0 + r) * d;
         /* exp: l ≥ 1 (the max term is e^0); a polynomial may give any row sum */
-        if (!(l[r] > 0.0) || !isfinite(l[r]))
+        if (!(l > 0.0) || !isfinite(l))
             return PR_EDOMAIN;
-        double inv = 1.0 / l[r];
+        double inv = 1.0 / l;
         for (int c = 0; c < d; c++)
-            O[(size_t)(i0 + r) * d + c] = acc[(size_t)r * d + c] * inv;
+            o[c] = b->acc[(size_t)r * d + c] * inv;
         /* huge V can overflow the weighted sums: refuse rather than return Inf */
-        if (pr_vec_check_finite(O + (size_t)(i0 + r) * d, d))
+        if (pr_vec_check_finite(o, d))
             return PR_EDOMAIN;
         if (lse)
-            lse[i0 + r] = (p->poly ? 0.0 : m[r]) + log(l[r]);
+            lse[b->i0 + r] = (p->poly ? 0.0 : b->m[r]) + log(l);
+    }
+    return PR_OK;
+}
+
+/* ng query blocks over the key tiles together: each K and V tile, read from memory once, serves
+ * them all from L2 (at n = 8192 the keys and values, 16 MiB, no longer stay in the last level) */
+static int forward_group(double *O, double *lse, const double *V, const pr_dense_prep_t *p, qblock_t *g, int ng,
+                         double *S)
+{
+    for (int k = 0; k < ng; k++) {
+        for (int r = 0; r < g[k].mi; r++) {
+            g[k].m[r] = -INFINITY;
+            g[k].l[r] = 0.0;
+        }
+        memset(g[k].acc, 0, sizeof(double) * g[k].mi * p->d);
+    }
+    int jend = key_end(p, g[ng - 1].i0, g[ng - 1].mi);
+    for (int j0 = 0; j0 < jend; j0 += BK)
+        for (int k = 0; k < ng; k++)
+            if (j0 < key_end(p, g[k].i0, g[k].mi))
+                block_tile(&g[k], p, V, S, j0);
+    for (int k = 0; k < ng; k++) {
+        int st = block_finish(O, lse, p, &g[k]);
+        if (st)
+            return st;
     }
     return PR_OK;
 }
@@ -249,20 +273,29 @@ int pr_dense_forward(double *O, double *lse, const double *Q, const double *K, c
         pr_dense_prep_clear_(&p);
         return st;
     }
-    /* query blocks narrower than BQ where BQ would leave fewer than 4 per thread (moderate n):
-     * a row's sums are the same whatever its block */
-    int bq = pr_dense_block_(n, BQ, 32, 4), nb = (n + bq - 1) / bq, saved, shared = PR_OK;
+    /* query blocks narrower than BQ where BQ would leave fewer than 2 per thread (moderate n): a
+     * row's sums are the same whatever its block; groups of FWD_GROUP blocks where that leaves at
+     * least 4 groups per thread */
+    enum { FWD_GROUP = 2 };
+    int bq = pr_dense_block_(n, BQ, 32, 2), nb = (n + bq - 1) / bq, saved, shared = PR_OK;
+    int gs = nb >= 4 * FWD_GROUP * omp_get_max_threads() ? FWD_GROUP : 1, ngr = (nb + gs - 1) / gs;
     pr_dense_blas_serial_begin_(&saved);
 #pragma omp parallel
     {
-        double *S = pr_dense_alloc_(BQ, BK), *acc = pr_dense_alloc_(BQ, d), m[BQ], l[BQ];
+        qblock_t g[FWD_GROUP];
+        double *S = pr_dense_alloc_(BQ, BK), *acc = pr_dense_alloc_((size_t)gs * BQ, d);
         int mine = S && acc ? PR_OK : PR_ENOMEM;
 #pragma omp for schedule(dynamic, 1)
-        for (int ib = 0; ib < nb; ib++) {
+        for (int ig = 0; ig < ngr; ig++) {
             if (mine)
                 continue;
-            int i0 = ib * bq, mi = n - i0 < bq ? n - i0 : bq;
-            mine = forward_block(O, lse, V, &p, i0, mi, S, acc, m, l);
+            int ng = 0;
+            for (int ib = ig * gs; ib < nb && ib < (ig + 1) * gs; ib++, ng++) {
+                g[ng].i0 = ib * bq;
+                g[ng].mi = n - ib * bq < bq ? n - ib * bq : bq;
+                g[ng].acc = acc + (size_t)ng * BQ * d;
+            }
+            mine = forward_group(O, lse, V, &p, g, ng, S);
         }
         pr_dense_set_status_(&shared, mine);
         free(S);

@@ -125,6 +125,16 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         pr_dense_prep_clear_(&p);
         return PR_ENOMEM;
     }
+    /* r_i = <dO_i, O_i>, dV = 0 and the threads' dQ = 0 here: a loop over the threads would add
+     * a barrier, which on a loaded machine costs more than these O(n d) passes */
+    for (int i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int c = 0; c < d; c++)
+            s += dO[(size_t)i * d + c] * O[(size_t)i * d + c];
+        rr[i] = s;
+    }
+    memset(dV, 0, sizeof(double) * nd);
+    memset(dqall, 0, sizeof(double) * nd * nth);
     if (dw)
         memset(dwall, 0, sizeof(double) * wlen * nth);
     pr_dense_blas_serial_begin_(&saved);
@@ -134,19 +144,6 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         double *S = pr_dense_alloc_(BQ, BK), *dP = pr_dense_alloc_(BQ, BK), *dk = pr_dense_alloc_(BK, d);
         double *dq = dqall + nd * t, *dwr = dw ? dwall + wlen * t : 0;
         int mine = S && dP && dk ? PR_OK : PR_ENOMEM;
-        /* every thread's dQ = 0 (the team may be smaller than asked), r_i = <dO_i, O_i> and dV = 0,
-         * by rows; the barrier at the second loop's end precedes the tiles */
-#pragma omp for schedule(static) nowait
-        for (int u = 0; u < nth; u++)
-            memset(dqall + nd * u, 0, sizeof(double) * nd);
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            double s = 0.0;
-            for (int c = 0; c < d; c++)
-                s += dO[(size_t)i * d + c] * O[(size_t)i * d + c];
-            rr[i] = s;
-            memset(dV + (size_t)i * d, 0, sizeof(double) * d);
-        }
 #pragma omp for schedule(dynamic, 1)
         for (int jb = 0; jb < nkb; jb++) {
             if (mine)
@@ -170,22 +167,17 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
     }
     pr_dense_blas_serial_end_(saved);
     if (!shared) {
-        /* dQ' = σ Σ_j dM K'_j;  dQ = R_iᵀ dQ', dK = R_jᵀ dK' (σ is already in σQ'), by rows */
-        const pr_posw_struct *R = p.gemm && pr_posw_is_factorised(W) ? W : 0;
+        /* dQ' = σ Σ_j dM K'_j;  dQ = R_iᵀ dQ', dK = R_jᵀ dK' (σ is already in σQ') */
         double sq = p.gemm ? opts->sigma : 1.0;
-#pragma omp parallel for schedule(static) num_threads(nth)
-        for (int i0 = 0; i0 < n; i0 += 64) {
-            int i1 = n - i0 < 64 ? n : i0 + 64;
-            for (size_t x = (size_t)i0 * d; x < (size_t)i1 * d; x++) {
-                double s = 0.0;
-                for (int t = 0; t < nth; t++)
-                    s += dqall[nd * t + x];
-                dQ[x] = s * sq;
-            }
-            if (R) {
-                pr_dense_rotate_rows_(dQ, dQ, R, d, -1, 1.0, i0, i1);
-                pr_dense_rotate_rows_(dK, dK, R, d, -1, 1.0, i0, i1);
-            }
+        for (size_t x = 0; x < nd; x++) {
+            double s = 0.0;
+            for (int t = 0; t < nth; t++)
+                s += dqall[nd * t + x];
+            dQ[x] = s * sq;
+        }
+        if (p.gemm && pr_posw_is_factorised(W)) {
+            pr_dense_rotate_(dQ, dQ, W, -1);
+            pr_dense_rotate_(dK, dK, W, -1);
         }
         if (dw)
             for (int k = 0; k < W->s; k++)

@@ -101,8 +101,6 @@ double pr_dense_exp_sum_(double *y, const double *x, double m, int len);
  * NULL, or a factorised RoPE W whose R_j turns row j first (bit for bit pr_dense_rotate_) */
 size_t pr_dense_packed_len_(int n, int d);
 void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d);
-/* the strips [sb0, sb1) of pr_dense_pack_'s result (threads pack disjoint strips) */
-void pr_dense_pack_strips_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d, int sb0, int sb1);
 /* C (M×N, row stride ldc; the columns up to N rounded up to PR_DENSE_NR are written, from the
  * packed rows there, which are zeros past the last) =
  * A (M×K, row stride lda) · Bᵀ with B packed by pr_dense_pack_ (Bp at B's row 0 of a strip) */

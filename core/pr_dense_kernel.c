@@ -42,12 +42,12 @@ size_t pr_dense_packed_len_(int n, int d)
     return ((size_t)n + PR_DENSE_NR - 1) / PR_DENSE_NR * PR_DENSE_NR * (size_t)d;
 }
 
-/* strips [sb0, sb1): transposed first, then each RoPE pair's two rows of the strip turned in
- * place, contiguous in the keys with W's contiguous cos and sin (pr_dense_rotate_'s numbers and
+/* each strip transposed first, then each RoPE pair's two rows of the strip turned in place,
+ * contiguous in the keys with W's contiguous cos and sin (pr_dense_rotate_'s numbers and
  * expressions: the same bits) */
-void pr_dense_pack_strips_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d, int sb0, int sb1)
+void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d)
 {
-    for (int sb = sb0; sb < sb1; sb++) {
+    for (int sb = 0; sb < (n + PR_DENSE_NR - 1) / PR_DENSE_NR; sb++) {
         double *strip = Xp + (size_t)sb * PR_DENSE_NR * d;
         int j0 = sb * PR_DENSE_NR, rows = n - j0 < PR_DENSE_NR ? n - j0 : PR_DENSE_NR;
         for (int jj = 0; jj < PR_DENSE_NR; jj++) {
@@ -65,11 +65,6 @@ void pr_dense_pack_strips_(double *Xp, const double *X, const pr_posw_struct *W,
             }
         }
     }
-}
-
-void pr_dense_pack_(double *Xp, const double *X, const pr_posw_struct *W, int n, int d)
-{
-    pr_dense_pack_strips_(Xp, X, W, n, d, 0, (n + PR_DENSE_NR - 1) / PR_DENSE_NR);
 }
 
 #if PR_DENSE_AVX512

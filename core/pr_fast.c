@@ -8,6 +8,7 @@
 #include "pr_vec.h"
 #include "pr_fast.h"
 #include "pr_timing.h"
+#include "pr_fast_impl.h"
 
 /* Layouts. The pairs' spectra are kept planar (nfreq real parts, then nfreq imaginary parts:
  * pr_fast_plan_pair_spectrum's layout); x̂ and the accumulators are FFTW's interleaved complex
@@ -20,79 +21,6 @@ static void to_planar(double *pl, const double *in, long nfreq)
         pl[k] = in[2 * k];
         pl[nfreq + k] = in[2 * k + 1];
     }
-}
-
-/* Y_j = A ∘ X_j (first) or Y_j += A ∘ X_j for j < m, on nb frequencies: A planar (imaginary
- * parts `im` doubles after the real ones), X_j and Y_j interleaved. The only floating-point
- * kernel of the accumulation, two fused multiply-adds per component in both versions:
- *     re = fma(-ai, xi, fma(ar, xr, y_re)),  im = fma(ai, xr, fma(ar, xi, y_im))
- * (the inner one a product when first), so kept and streamed plans, and one head or many, agree
- * bit for bit, each component with two roundings as a product and a sum would have. */
-static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
-                       long k0, long nb, int first)
-{
-    for (int j = 0; j < m; j++) {
-        double *y = Y[j];
-        const double *x = X[j];
-        for (long k = k0; k < nb; k++) {
-            double ar = A[k], ai = A[im + k], xr = x[2 * k], xi = x[2 * k + 1];
-            double ur = first ? ar * xr : fma(ar, xr, y[2 * k]);
-            double ui = first ? ar * xi : fma(ar, xi, y[2 * k + 1]);
-            y[2 * k] = fma(-ai, xi, ur);
-            y[2 * k + 1] = fma(ai, xr, ui);
-        }
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-
-/* four frequencies at a time: A spread to [ar0 ar0 ar1 ar1] and [-ai0 ai0 -ai1 ai1] (and the
- * same for 2, 3) once for the m <= JTILE columns j; x swapped to [xi xr] for the second fma */
-enum { JTILE = 4 };   /* 2·JTILE + 2 streams: more defeat the hardware prefetchers (8 heads) */
-
-__attribute__((target("avx2,fma")))
-static void mac_avx2_tile(double *const *Y, const double *const *X, int m, const double *A, long im,
-                          long nb, int first)
-{
-    const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
-    long k = 0;
-    for (; k + 4 <= nb; k += 4) {
-        __m256d ar = _mm256_loadu_pd(A + k), ai = _mm256_loadu_pd(A + im + k);
-        __m256d r01 = _mm256_permute4x64_pd(ar, 0x50), r23 = _mm256_permute4x64_pd(ar, 0xfa);
-        __m256d i01 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0x50), neg);
-        __m256d i23 = _mm256_xor_pd(_mm256_permute4x64_pd(ai, 0xfa), neg);
-        for (int j = 0; j < m; j++) {
-            const double *x = X[j] + 2 * k;
-            double *y = Y[j] + 2 * k;
-            __m256d x01 = _mm256_loadu_pd(x), x23 = _mm256_loadu_pd(x + 4);
-            __m256d u01 = first ? _mm256_mul_pd(r01, x01) : _mm256_fmadd_pd(r01, x01, _mm256_loadu_pd(y));
-            __m256d u23 = first ? _mm256_mul_pd(r23, x23) : _mm256_fmadd_pd(r23, x23, _mm256_loadu_pd(y + 4));
-            _mm256_storeu_pd(y, _mm256_fmadd_pd(i01, _mm256_permute_pd(x01, 5), u01));
-            _mm256_storeu_pd(y + 4, _mm256_fmadd_pd(i23, _mm256_permute_pd(x23, 5), u23));
-        }
-    }
-    mac_scalar(Y, X, m, A, im, k, nb, first);
-}
-
-static void mac_avx2(double *const *Y, const double *const *X, int m, const double *A, long im,
-                     long nb, int first)
-{
-    for (int j = 0; j < m; j += JTILE)
-        mac_avx2_tile(Y + j, X + j, m - j < JTILE ? m - j : JTILE, A, im, nb, first);
-}
-#endif
-
-static void mac(double *const *Y, const double *const *X, int m, const double *A, long im, long nb,
-                int first)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mac_avx2(Y, X, m, A, im, nb, first);
-        return;
-    }
-#endif
-    mac_scalar(Y, X, m, A, im, 0, nb, first);
 }
 
 /* ---- symbols ---- */
@@ -172,7 +100,7 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
 
 /* What a plan's allocations depend on. */
 typedef struct {
-    int n, d, s, g, da, db, heads, streamed, nthreads;
+    int n, d, s, g, da, db, heads, streamed, nthreads, nchunks;
     long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
     long na;                /* the forward's a-marginal groups */
     size_t sl;              /* doubles per spectrum */
@@ -198,8 +126,11 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
                   .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1, .Lt = Lt,
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
-                  .sl = 2 * (size_t)(Lt / 2 + 1)};
+                  .sl = pr_toeplitz_spec_len_of(Lt)};
     D->na = (long)na;
+    /* the inverse phase's chunks of groups: two per thread, so that dealing them largest first
+     * balances the streamed plans' uneven groups too */
+    D->nchunks = 2 * D->nthreads < na ? 2 * D->nthreads : (int)na;
 }
 
 /* Every allocation of a plan of sizes D through mem: with tp NULL (dry) nothing is allocated and
@@ -218,15 +149,16 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     /* kept: every group's sums at once (the threads split the frequencies, then the groups), on
      * huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the TLB holds */
     F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * h * d1, sl * sizeof(double));
+    F->part = pr_mem_alloc(mem, (size_t)D->nchunks * h * d1, n * sizeof(double));
+    F->num = F->part;   /* the chunks' parts are added into the first */
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
         pr_fast_thread_struct dummy, *th = F->thr ? &F->thr[t] : &dummy;
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
         th->pref = pr_mem_alloc(mem, (size_t)D->s + 1, sizeof(double *));
         th->leaf = pr_mem_alloc(mem, L, sizeof(double));
-        th->uv = pr_mem_alloc(mem, n, sizeof(double));
+        th->u = pr_mem_alloc(mem, n, sizeof(double));
         th->vx = pr_mem_alloc(mem, n, sizeof(double));
-        th->col = pr_mem_alloc(mem, n, sizeof(double));
-        th->num = pr_mem_alloc(mem, h * n * d1, sizeof(double));
+        th->cols = pr_mem_alloc(mem, h * d1 * n, sizeof(double));
         th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
@@ -278,9 +210,9 @@ static long transforms(const pr_fast_plan_struct *F, int inverse)
     return c;
 }
 
-/* First a-marginal group of thread id of nth: contiguous chunks of about equal work, a group
- * weighing its pairs (their products) plus 3 (its inverse transforms, about three pairs' worth
- * for d = 2). The same split kept or streamed, one head or many: the same sums. */
+/* First a-marginal group of thread id of nth for the plan's pair spectra: contiguous chunks of
+ * about equal work, a group weighing its pairs (their symbols and transforms) plus 3. A pair's
+ * spectrum does not depend on the split. */
 static long group_chunk(const pr_expand_struct *T, int id, int nth)
 {
     long m = 0, ng = T->am->count_fwd;
@@ -328,11 +260,11 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
         pr_fast_thread_struct *th = &F->thr[t];
         memset(th->tbuf, 0, sizeof(double) * s * L);
         memset(th->leaf, 0, sizeof(double) * L);
-        memset(th->uv, 0, sizeof(double) * n);
+        memset(th->u, 0, sizeof(double) * n);
         memset(th->vx, 0, sizeof(double) * n);
-        memset(th->col, 0, sizeof(double) * n);
-        memset(th->num, 0, sizeof(double) * h * n * (d + 1));
+        memset(th->cols, 0, sizeof(double) * h * n * (d + 1));
     }
+    memset(F->part, 0, sizeof(double) * F->nchunks * h * n * (d + 1));
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
     memcpy(F->w, W->w, sizeof(double) * s * L);
@@ -381,11 +313,13 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
     F->nthreads = F->thr ? D.nthreads : 0;
+    F->nchunks = D.nchunks;
     F->bytes = (size_t)mem->bytes;
     if ((st = pr_mem_status(mem))) {
         pr_fast_destroy(F);
         return st;
     }
+    F->avx2 = pr_fast_kernel_avx2_();
     pr_expand_coefs(F->alpha, F->terms, PR_EXPAND_ALPHA, opts->poly, opts->sigma);
     plan_tables(F, W, opts);
     if (!F->streamed) {
@@ -410,8 +344,8 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
 static void thread_clear(pr_fast_thread_struct *th)
 {
     pr_toeplitz_spec_free(th->acc);
-    free(th->tbuf); free(th->pref); free(th->leaf); free(th->uv); free(th->vx); free(th->col);
-    free(th->num); free(th->yp); free(th->xp);
+    free(th->tbuf); free(th->pref); free(th->leaf); free(th->u); free(th->vx); free(th->cols);
+    free(th->yp); free(th->xp);
     pr_toeplitz_work_clear(th->ws);
 }
 
@@ -422,6 +356,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->spec);
     free(F->xhat);
     free(F->sums);
+    free(F->part);
     for (int t = 0; F->thr && t < F->nthreads; t++)
         thread_clear(&F->thr[t]);
     free(F->thr);
@@ -432,9 +367,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
 
 void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head)
 {
-    const double *num = F->thr[0].num + (size_t)head * F->n * (F->d + 1);
-    for (int i = 0; i < F->n; i++)
-        D[i] = num[(size_t)i * (F->d + 1) + F->d];
+    memcpy(D, F->num + ((size_t)head * (F->d + 1) + F->d) * F->n, sizeof(double) * F->n);
 }
 
 void pr_fast_rowsums(double *D, const pr_fast_plan_t F)
@@ -452,18 +385,23 @@ const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair)
 
 /* ---- execute ---- */
 
-/* uv = Π_v X[:, val[v]]^{cnt_v} for marginal m, values increasing: the same products, in the
- * same order, as from each marginal's parent */
-static void marg_product(double *uv, const pr_expand_marg_struct *M, long m, const double *X, int d,
-                         const int *val, int n)
+/* uv = Π_v X[:, val[v]]^{cnt_v} for marginal m, values increasing (the same products, in the
+ * same order, as from each marginal's parent), by cache-sized pieces of rows: one pass over
+ * memory instead of one per factor */
+static void marg_product(double *restrict uv, const pr_expand_marg_struct *M, long m, const double *restrict X,
+                         int d, const int *val, int n)
 {
+    enum { PIECE = 512 };
     const unsigned char *cnt = M->cnt + (size_t)m * M->D;
-    for (int i = 0; i < n; i++)
-        uv[i] = 1.0;
-    for (int v = 0; v < M->D; v++)
-        for (int r = 0; r < cnt[v]; r++)
-            for (int i = 0; i < n; i++)
-                uv[i] *= X[(size_t)i * d + val[v]];
+    for (int i0 = 0; i0 < n; i0 += PIECE) {
+        int i1 = n - i0 < PIECE ? n : i0 + PIECE;
+        for (int i = i0; i < i1; i++)
+            uv[i] = 1.0;
+        for (int v = 0; v < M->D; v++)
+            for (int r = 0; r < cnt[v]; r++)
+                for (int i = i0; i < i1; i++)
+                    uv[i] *= X[(size_t)i * d + val[v]];
+    }
 }
 
 /* One execute's heads: h Q heads over h_kv K, V heads, rep = h / h_kv. */
@@ -472,40 +410,51 @@ typedef struct {
     const double *Q, *K, *V;
 } heads_t;
 
-/* th->yp, th->xp for pair p of the group whose sums start at acc: (head k, column c) at
- * j = k(d+1) + c, x̂ of the pair's ν and kv head k / rep, both from frequency f0 */
-static void pair_ptrs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, double *acc,
-                      long p, long f0)
+/* th->xp[j] for pair p from frequency f0: x̂ of the pair's ν for (head k, column c) at
+ * j = k(d+1) + c, read from kv head k / rep */
+static void pair_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long p, long f0)
 {
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
     long nu = F->terms->bmi[F->terms->pstart[p]];
     const double *X = F->xhat + (size_t)nu * H->h_kv * cols * sl + 2 * f0;
     for (int k = 0; k < H->h; k++)
-        for (size_t c = 0; c < cols; c++) {
-            th->yp[k * cols + c] = acc + (k * cols + c) * sl + 2 * f0;
+        for (size_t c = 0; c < cols; c++)
             th->xp[k * cols + c] = X + ((size_t)(k / H->rep) * cols + c) * sl;
-        }
+}
+
+/* th->yp[j] = the sums of (head, column) j of the group whose sums start at acc, from f0 */
+static void sum_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, double *acc,
+                     long f0)
+{
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
+    for (size_t j = 0; j < hc; j++)
+        th->yp[j] = acc + j * sl + 2 * f0;
 }
 
 /* Kept spectra, all groups, frequencies [f0, f1): by blocks whose x̂ (all ν, kv heads and
  * columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
  * x̂, the pair spectra and the sums stream from memory once per execute. The blocking changes no
- * sum (each frequency's pairs are added in the same order). */
+ * sum (each frequency's pairs are added in the same order). (Summing a group's pairs in registers
+ * instead, the sums written once, was slower: 2 streams per pair defeat the prefetchers.) */
 enum { XBLOCK_BYTES = 4 << 20 };
 
 static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long f0, long f1)
 {
     const pr_expand_struct *T = F->terms;
-    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
+    size_t sl = pr_toeplitz_spec_len(F->tp);
+    int hc = H->h * (F->d + 1);
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
     long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
     for (long b0 = f0; b0 < f1; b0 += fblock) {
         long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
-        for (long m = 0; m < T->am->count_fwd; m++)
+        for (long m = 0; m < T->am->count_fwd; m++) {
+            sum_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, b0);
             for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
-                pair_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, p, b0);
-                mac(th->yp, th->xp, (int)hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m]);
+                pair_ptrs(F, th, H, p, b0);
+                pr_fast_mac_(th->yp, th->xp, hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m],
+                             F->avx2);
             }
+        }
     }
 }
 
@@ -514,12 +463,13 @@ static int stream_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const
 {
     const pr_expand_struct *T = F->terms;
     int hc = H->h * (F->d + 1);
+    sum_ptrs(F, th, H, th->acc, 0);
     for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
         int st = pair_spec(th->leaf_spec, F, th, p);
         if (st)
             return st;
-        pair_ptrs(F, th, H, th->acc, p, 0);
-        mac(th->yp, th->xp, hc, th->leaf_spec, F->tp->nfreq, F->tp->nfreq, p == T->gpair[m]);
+        pair_ptrs(F, th, H, p, 0);
+        pr_fast_mac_(th->yp, th->xp, hc, th->leaf_spec, F->tp->nfreq, F->tp->nfreq, p == T->gpair[m], F->avx2);
     }
     return PR_OK;
 }
@@ -535,13 +485,12 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     for (long j = lo; j < hi; j++) {
         long m = j / H->h_kv;
         const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
-        marg_product(th->uv, T->bm, m, K, d, T->bval, n);
-        const double *v = th->uv;
+        marg_product(th->u, T->bm, m, K, d, T->bval, n);
         for (int c = 0; c <= d; c++) {
-            const double *x = v;
+            const double *x = th->u;
             if (c < d) {
                 for (int i = 0; i < n; i++)
-                    th->vx[i] = v[i] * V[(size_t)i * d + c];
+                    th->vx[i] = th->u[i] * V[(size_t)i * d + c];
                 x = th->vx;
             }
             double t0 = F->timing ? pr_timing_wall() : 0.0;
@@ -555,43 +504,80 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     return PR_OK;
 }
 
-/* th->num[k] += diag(u_μ) inverse(sums) per head k and column, for group m's sums at acc */
-static int group_inverse(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m,
-                         double *acc)
+/* th->cols[(k(d+1) + c)·n + i] = u_μ(i) · inverse(sums of head k, column c)(i), k in [k0, k1),
+ * for group m's sums at acc (destroyed) */
+static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m, int k0,
+                      int k1, double *acc)
 {
     int n = F->n, d = F->d, st = PR_OK;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
-    for (int k = 0; k < H->h && !st; k++) {
-        marg_product(th->uv, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
-        double *num = th->num + k * (size_t)n * cols;
+    for (int k = k0; k < k1 && !st; k++) {
+        marg_product(th->u, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
         for (size_t c = 0; c < cols && !st; c++) {
+            double *col = th->cols + (k * cols + c) * n;
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            st = pr_toeplitz_spec_inverse(th->col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
+            st = pr_toeplitz_spec_inverse(col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             for (int i = 0; i < n; i++)
-                num[(size_t)i * cols + c] += th->uv[i] * th->col[i];
+                col[i] *= th->u[i];
         }
     }
     return st;
 }
 
-/* th->num[k] = Σ_μ diag(u_μ) inverse(Σ_{pairs of μ} Σ α_e t̂_e ∘ x̂) per head k, over the groups
- * [lo, hi): kept, from F->sums; streamed, each group's sums made here */
-static int groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long lo,
-                      long hi)
+/* Group chunk c of nchunk (contiguous, about equal group counts): its first group. */
+static long chunk_start(const pr_fast_plan_struct *F, int c)
 {
+    return F->terms->am->count_fwd * c / F->nchunks;
+}
+
+/* F->part[c] = Σ_{μ in chunk c} diag(u_μ) inverse(sums of μ) for heads [k0, k1) (kept: from
+ * F->sums; streamed: every head, each group's sums made here), the groups in order */
+static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, int c, int k0, int k1)
+{
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1, hc = (size_t)H->h * cols;
+    size_t len = (size_t)(k1 - k0) * cols * F->n, off = (size_t)k0 * cols * F->n;
+    double *part = F->part + (size_t)c * F->heads * cols * F->n + off;
     int st = PR_OK;
-    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
-    memset(th->num, 0, sizeof(double) * hc * F->n);
-    th->prev = -1;
-    for (long m = lo; m < hi && !st; m++) {
+    for (long m = chunk_start(F, c); m < chunk_start(F, c + 1) && !st; m++) {
         if (F->streamed)
             st = stream_group(F, th, H, m);
         if (!st)
-            st = group_inverse(F, th, H, m, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl);
+            st = group_cols(F, th, H, m, k0, k1, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl);
+        if (st)
+            break;
+        if (m == chunk_start(F, c))
+            memcpy(part, th->cols + off, sizeof(double) * len);
+        else
+            for (size_t i = 0; i < len; i++)
+                part[i] += th->cols[off + i];
     }
     return st;
+}
+
+/* The inverse phase: tasks (chunk, head) kept, chunks streamed (a group's sums serve every head
+ * there), dealt to the threads as they come free, the largest chunks first; then F->num = the
+ * chunks' parts added in chunk order. The chunks are fixed at plan time, so the sums do not
+ * depend on the scheduling, the head count or whether the spectra are kept. */
+static void groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H)
+{
+    int per = F->streamed ? 1 : H->h, ntask = F->nchunks * per;
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < ntask; t++) {
+        int c = F->nchunks - 1 - t / per, k = t % per;
+        if (!th->st)
+            th->st = chunk_run(F, th, H, c, F->streamed ? 0 : k, F->streamed ? H->h : k + 1);
+    }
+    size_t cols = (size_t)F->d + 1, stride = (size_t)F->heads * cols * F->n;
+    long len = (long)((size_t)H->h * cols * F->n);
+#pragma omp for schedule(static)
+    for (long i = 0; i < len; i++) {
+        double v = F->part[i];
+        for (int c = 1; c < F->nchunks; c++)
+            v += F->part[c * stride + i];
+        F->part[i] = v;
+    }
 }
 
 int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
@@ -603,27 +589,34 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
     size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
         return PR_ENONFINITE;
-    const pr_expand_struct *T = F->terms;
     heads_t H = {h, h_kv, h / h_kv, Q, K, V};
     long f0 = transforms(F, 0), i0 = transforms(F, 1);
     int used = 1;
+    double tp[4] = {0};
 #pragma omp parallel num_threads(F->nthreads)
     {
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
         pr_fast_thread_struct *th = &F->thr[id];
         th->fftw_seconds = 0.0;
-        long nj = T->bm->count_fwd * h_kv;
+        th->prev = -1;
+        long nj = F->terms->bm->count_fwd * h_kv;
+        double t0 = pr_timing_wall();
         th->st = xhat_chunk(F, th, &H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
+        double t1 = pr_timing_wall();
         if (!F->streamed) {   /* every thread's x̂ is needed: all statuses are read after */
             long nf = F->tp->nfreq;
             mac_freqs(F, th, &H, nf * id / nth, nf * (id + 1) / nth);
 #pragma omp barrier
         }
-        if (!th->st)
-            th->st = groups_run(F, th, &H, group_chunk(T, id, nth), group_chunk(T, id + 1, nth));
-        if (id == 0)
+        double t2 = pr_timing_wall();
+        groups_run(F, th, &H);   /* ends in the loop's barrier */
+        if (id == 0) {
             used = nth;
+            tp[0] = t1 - t0;
+            tp[1] = t2 - t1;
+            tp[2] = pr_timing_wall() - t2;
+        }
     }
     F->fftw_seconds = 0.0;
     for (int t = 0; t < used; t++) {
@@ -636,20 +629,21 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
     F->exec_heads = 0;
     if (st)
         return st;
-    /* the threads' parts in thread order: the same sums whatever the scheduling */
-    size_t len = (size_t)h * n * (d + 1);
-    double *num = F->thr[0].num;
-    for (int t = 1; t < used; t++)
-        for (size_t k = 0; k < len; k++)
-            num[k] += F->thr[t].num[k];
-    for (size_t i = 0; i < (size_t)h * n; i++) {
-        const double *r = num + i * (d + 1);
-        if (!(r[d] > 0.0) || !isfinite(r[d]))
-            return PR_EDOMAIN;
-        for (int c = 0; c < d; c++)
-            O[i * d + c] = r[c] / r[d];
+    double t3 = pr_timing_wall();
+    size_t cols = (size_t)d + 1;
+    for (int k = 0; k < h; k++) {
+        const double *num = F->num + (size_t)k * cols * n, *den = num + (size_t)d * n;
+        double *o = O + (size_t)k * nd;
+        for (int i = 0; i < n; i++) {
+            if (!(den[i] > 0.0) || !isfinite(den[i]))
+                return PR_EDOMAIN;
+            for (int c = 0; c < d; c++)
+                o[(size_t)i * d + c] = num[(size_t)c * n + i] / den[i];
+        }
     }
     F->exec_heads = h;
+    tp[3] = pr_timing_wall() - t3;
+    memcpy(F->phase_seconds, tp, sizeof(tp));
     return PR_OK;
 }
 

@@ -34,7 +34,8 @@
 extern "C" {
 #endif
 
-/* One thread's scratch: symbol prefix products, spectra, a marginal product, partial sums. */
+/* One thread's scratch: symbol prefix products, spectra, a marginal product, one group's inverse
+ * transforms. */
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
@@ -44,21 +45,22 @@ typedef struct {
                                sums (head, then column) */
     double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
     double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
-    double **yp;            /* heads·(d+1): the accumulators one pair adds to */
-    const double **xp;      /* heads·(d+1): the x̂ spectra they multiply */
+    double **yp;            /* heads·(d+1): one group's sums */
+    const double **xp;      /* heads·(d+1): the x̂ spectra one pair multiplies */
     double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
-    double *uv;             /* n: u_μ (or v_ν) of one marginal */
+    double *u;              /* n: u_μ (or v_ν) of one marginal */
     double *vx;             /* n: v_ν ∘ X_c, one column at a time */
-    double *col;            /* n: one inverse transform's output */
-    double *num;            /* heads × n × (d+1): this thread's part of Ã [V | 1] per head */
+    double *cols;           /* heads × (d+1) × n: u_μ ∘ the inverse transforms of one group */
     double fftw_seconds;
     int st;
 } pr_fast_thread_struct;
 
 /* A plan: everything that depends on W, the mask/bias, σ and P but not on Q, K, V. Execute splits
- * the b-marginals, then the a-marginal groups (balanced by term count), over nthreads OpenMP
- * threads; for a given thread count the result does not depend on scheduling, nor on how many
- * heads share the execute. */
+ * the b-marginals, then (kept) the frequencies, over nthreads OpenMP threads, then deals them
+ * (chunk of a-marginal groups, head) tasks as they come free and adds the chunks' parts in chunk
+ * order: for a given thread count (the chunks are fixed at plan time) the result depends neither
+ * on the scheduling, nor on how many heads share the execute, nor on whether the spectra are
+ * kept. */
 typedef struct {
     int n, d, s, g;
     int heads;              /* the most heads one execute may take */
@@ -80,6 +82,12 @@ typedef struct {
                                Σ over its pairs of pair spectrum ∘ x̂ per head and column */
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
                                for `heads` kv heads) */
+    int nchunks;            /* the inverse phase's chunks of a-marginal groups (fixed at plan time) */
+    double *part;           /* nchunks × heads × (d+1) × n: each chunk's part of Ã [V | 1] per
+                               head, by column (the last: the row sums) */
+    double *num;            /* = part: the chunks' sum, added into the first */
+    int avx2;               /* 1: the AVX2 multiply-accumulate, 0: the portable fma() one (the same
+                               bits; $POLYROPE_FAST_KERNEL=generic at plan time forces it) */
     size_t bytes;           /* the most the plan holds at once (the sequences w, freed once a kept
                                plan has its spectra, included),
                                counted as allocated: pr_fast_plan_bytes_heads for its sizes */
@@ -88,6 +96,8 @@ typedef struct {
     long transforms;        /* forward + inverse transforms of the last execute */
     long fwd_transforms, inv_transforms;
     double fftw_seconds;    /* per thread, time inside transforms in the last execute (if timing) */
+    double phase_seconds[4];/* wall time of the last execute's phases: x̂, products, inverse
+                               transforms, division */
     int timing;             /* set to 1 to measure fftw_seconds (costs two clock reads each) */
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];

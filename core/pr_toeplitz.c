@@ -41,9 +41,14 @@ long pr_toeplitz_good_size(long m, int maxp, int even)
     return best;
 }
 
+size_t pr_toeplitz_spec_len_of(long L)
+{
+    return 2 * (size_t)(L / 2 + 1);
+}
+
 size_t pr_toeplitz_spec_len(const pr_toeplitz_plan_t P)
 {
-    return 2 * (size_t)P->nfreq;
+    return pr_toeplitz_spec_len_of(P->L);
 }
 
 static int pr_aligned(const void *p)
@@ -99,7 +104,7 @@ static int pr_work_alloc(pr_toeplitz_work_struct *ws, long L, size_t spec_len)
 
 double pr_toeplitz_work_bytes(long L)
 {
-    return 8.0 * (2.0 * (double)L + 2.0 * 2.0 * (double)(L / 2 + 1));
+    return 8.0 * (2.0 * (double)L + 2.0 * (double)pr_toeplitz_spec_len_of(L));
 }
 
 int pr_toeplitz_work_init(pr_toeplitz_work_t ws, const pr_toeplitz_plan_t P)
@@ -499,7 +504,7 @@ static int pr_check_fits(long L)
 /* Makes P->fwd and P->inv for length L on P->own (allocated here). */
 static int pr_make_fftw(pr_toeplitz_plan_struct *P, long L, unsigned fftw_flags)
 {
-    int st = pr_work_alloc(&P->own, L, 2 * (size_t)(L / 2 + 1));
+    int st = pr_work_alloc(&P->own, L, pr_toeplitz_spec_len_of(L));
     if (st)
         return st;
     P->L = L;

@@ -102,6 +102,8 @@ long pr_toeplitz_good_size(long m, int maxp, int even);
 
 /* Number of doubles in one spectrum: 2·(L/2+1). */
 size_t pr_toeplitz_spec_len(const pr_toeplitz_plan_t P);
+/* The same for transform length L, before a plan exists (dry runs). */
+size_t pr_toeplitz_spec_len_of(long L);
 
 /* count spectra, zeroed and SIMD-aligned (NULL on overflow or no memory); free with
  * pr_toeplitz_spec_free. Spectrum k starts at k·pr_toeplitz_spec_len(P). */

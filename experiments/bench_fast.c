@@ -16,6 +16,8 @@ typedef struct {
     int n;
     double fast, plan, dense, fftw_frac, pred_fast, pred_dense, mem_gib;
     double heads_s;         /* --heads H: one execute of H heads on one plan (0 without) */
+    double heads_fftw_frac; /* the share of that execute inside transforms */
+    double phase[4];        /* the timed execute's phases (pr_fast_plan_struct.phase_seconds) */
     double xhat_gib, spec_gib, pw_gib;   /* where the plan's memory goes */
     int dense_measured, degree, streamed;
     long transforms, pairs;
@@ -123,8 +125,14 @@ static int run_heads(row_t *r, const inst_t *I, const pr_attn_opts_t *po, const 
     pr_fast_plan_t F;
     int st = pr_fast_plan_heads(F, I->W, po, h, budget, LONG_MAX, c->plan_flags);
     if (!st) {
-        if (!F->streamed)   /* past the budget the heads' plan streams: not the comparison asked */
+        if (!F->streamed) { /* past the budget the heads' plan streams: not the comparison asked */
             PR_TIMED(st, r->heads_s, pr_fast_execute_heads(O, F, h, h, Q, K, V));
+            F->timing = 1;  /* one more run, with the clock around every transform */
+            double t0 = pr_timing_wall();
+            if (!st)
+                st = pr_fast_execute_heads(O, F, h, h, Q, K, V);
+            r->heads_fftw_frac = F->fftw_seconds / (pr_timing_wall() - t0);
+        }
         pr_fast_destroy(F);
     }
     free(buf);
@@ -167,6 +175,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         double el = pr_timing_wall() - t0;
         r->fast = F->streamed ? el : r->fast;
         r->fftw_frac = F->fftw_seconds / el;
+        memcpy(r->phase, F->phase_seconds, sizeof(r->phase));
         r->transforms = F->transforms;
     }
     if (!st && !lowrank && c->heads > 1 && !F->streamed)
@@ -237,12 +246,15 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
             pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
+            printf("\"phases_s\": {\"xhat\": %.4g, \"products\": %.4g, \"inverse\": %.4g, \"divide\": %.4g}, ",
+                   r[k].phase[0], r[k].phase[1], r[k].phase[2], r[k].phase[3]);
             if (heads > 1) {
                 printf("\"heads\": %d, ", heads);
                 pr_cli_json_num("heads_s", r[k].heads_s > 0 ? r[k].heads_s : NAN, 6, ", ");
                 pr_cli_json_num("per_head_s", r[k].heads_s > 0 ? r[k].heads_s / heads : NAN, 6, ", ");
                 pr_cli_json_num("per_head_ratio", r[k].heads_s > 0 ? r[k].heads_s / heads / r[k].fast : NAN, 4,
                                 ", ");
+                pr_cli_json_num("heads_fftw_fraction", r[k].heads_s > 0 ? r[k].heads_fftw_frac : NAN, 3, ", ");
             }
             pr_cli_json_num("pred_dense_s", r[k].pred_dense, 6, "}");
         } else {
@@ -305,9 +317,12 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
             if (r.fast < b->fast) {
                 b->fast = r.fast;
                 b->fftw_frac = r.fftw_frac;
+                memcpy(b->phase, r.phase, sizeof(b->phase));
             }
-            if (r.heads_s > 0 && r.heads_s < b->heads_s)
+            if (r.heads_s > 0 && r.heads_s < b->heads_s) {
                 b->heads_s = r.heads_s;
+                b->heads_fftw_frac = r.heads_fftw_frac;
+            }
             b->dense = fmin(b->dense, r.dense);
         }
     }
@@ -349,7 +364,11 @@ int pr_bench_fast(int argc, char **argv)
         "With $POLYROPE_FFTW_WISDOM set, measured plans are kept there and later runs skip the measuring.\n"
         "--heads H (general W): each size also plans H heads at once and times one execute of H heads (Q, K, V\n"
         "of H heads each); heads_s, per_head_s = heads_s / H and per_head_ratio = per_head_s / fast_s per row,\n"
-        "and per_head_ratio at the largest n <= 2^16 in the summary (null where the heads' plan would stream).",
+        "heads_fftw_fraction the share of that execute inside transforms (which every head pays in full), and\n"
+        "per_head_ratio at the largest n <= 2^16 in the summary (null where the heads' plan would stream).\n"
+        "--json rows also give phases_s, the wall time of the timed execute's phases: xhat (the transforms of\n"
+        "v*X), products (pair spectra times those, summed per a-marginal), inverse (the inverse transforms,\n"
+        "scaled and summed), divide (by the row sums).",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)

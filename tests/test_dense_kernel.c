@@ -420,16 +420,16 @@ static void check_attention(pr_rng_t rng)
 }
 
 /* Blocks narrower than BQ and BK at moderate n (pr_dense_block_; 1, 2, 3, 5 threads give different
- * blocks): with our kernels (each entry a sequential sum in key order) O, lse, dK and dV are the
+ * blocks) and the forward's groups of query blocks (n = 1100: on one thread only): with our kernels (each entry a sequential sum in key order) O, lse, dK and dV are the
  * same bits whatever the thread count; OpenBLAS may order a tile's sums by its shape, so there
  * (and for dQ, whose per-thread partial sums are added at the end) each output is within twice
  * its estimate of the one-thread result (both within the estimate of the exact one). */
 static void check_blocks(pr_rng_t rng)
 {
-    const int ns[] = {1, 37, 256, 300, 700}, threads[] = {1, 2, 3, 5};
+    const int ns[] = {1, 37, 256, 300, 700, 1100}, threads[] = {1, 2, 3, 5};
     int keep = omp_get_max_threads();
-    for (int trial = 0; trial < 10; trial++) {
-        int n = ns[trial % 5], d = trial % 3 ? 64 : 24, kind = trial % 2, causal = (trial / 2) % 2;
+    for (int trial = 0; trial < 12; trial++) {
+        int n = ns[trial % 6], d = trial % 3 ? 64 : 24, kind = trial % 2, causal = (trial / 2) % 2;
         int kern = pr_dense_kernel_ok_(d);
         size_t nd = (size_t)n * d, L = 2 * (size_t)n - 1;
         double *in = malloc(sizeof(double) * 4 * nd), *beta = trial % 4 == 3 ? malloc(sizeof(double) * L) : 0;

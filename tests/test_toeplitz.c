@@ -112,6 +112,9 @@ int main(void)
             static const unsigned effort[3] = {PR_TOEPLITZ_ESTIMATE, PR_TOEPLITZ_MEASURE, PR_TOEPLITZ_MEASURE_FIXED};
             PR_CHECK_OK(pr_toeplitz_plan(P, n, pflags[pf] | effort[a % 3]));
             PR_CHECK(P->L >= 2 * n - 1 && P->nfreq == P->L / 2 + 1, "n=%ld L=%ld", n, P->L);
+            PR_CHECK(pr_toeplitz_spec_len(P) == 2 * (size_t)P->nfreq && pr_toeplitz_spec_len_of(P->L) == 2 * (size_t)P->nfreq,
+                     "n=%ld L=%ld: spectrum lengths %zu, %zu for %ld frequencies", n, P->L, pr_toeplitz_spec_len(P),
+                     pr_toeplitz_spec_len_of(P->L), P->nfreq);
             PR_CHECK(effort[a % 3] == PR_TOEPLITZ_MEASURE || P->L == pr_toeplitz_good_size(2 * n - 1, 5, 1),
                      "n=%ld flags %u: L=%ld is not the estimated length", n, effort[a % 3], P->L);
             for (int trial = 0; trial < 2; trial++) {
