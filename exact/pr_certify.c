@@ -68,8 +68,13 @@ int pr_certify_exp_init(cexp_t *e, double u)
         return PR_EPREC;
     /* |r̂ - r| <= u(|t| + |k l2| + |r̂|) + |k| 2^-85 <= 0.75u + 2^-70 for |k| <= 1011 (L3) */
     double er = 0.75 * u + 0x1p-70;
-    /* no libm in a bound: e^0.7 < 2.0138, e^x <= 1 + 2x for 0 <= x <= 1 */
-    double horner = pr_certify_gamma(2 * EXP_DEG, u) * 2.0138 * 1.001;
+    /* Horner's rounding (Higham, eq. 5.3): |p̂ - p| <= Σ_k γ_{2k+1} |c_k| |r̂|^k (c_0's γ_1 is the last addition),
+       with |r̂| <= 0.35, relative to p(r̂) >= e^-0.35 (1 - ε_p); no libm in a bound: e^0.35 < √2.0138 < 1.4191
+       (e^0.7 < 2.0138); 1e-300 covers an underflowing power of r̂ */
+    double horner = 0.0, rk = 1.0;
+    for (int k = 0; k <= EXP_DEG; k++, rk *= 0.35)
+        horner += pr_certify_gamma(2 * k + 1, u) * fabs(e->c[k]) * rk;
+    horner = pr_certify_up(horner * 1.4191 / (1.0 - ep) + 1e-300);
     e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
     return PR_OK;
 }
@@ -135,11 +140,12 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
         mx = s[j] > mx ? s[j] : mx;
     }
     /* nK·om underflowed by at most η, then times κ (L13) */
-    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny;
+    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny, su = ps->su;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
-        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + tiny;
+        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + su * (b + fabs(s[j]))
+                    + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
         double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
@@ -361,11 +367,13 @@ double pr_certify_rho(const cert_prob_t *p)
     return p->rope ? pr_certify_gamma(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100 : 0.0;
 }
 
-static double score_const(const cert_prob_t *p)
+/* L2's constant, or with dot2 L18's (Dot2 scores: γ_d²/(1 - u) in place of γ_{d+1}) */
+double pr_certify_score_const(const cert_prob_t *p, int dot2)
 {
     double u = p->u, rho = pr_certify_rho(p);
-    double g = 1.0 + 2.0 * rho, sr = p->sig_rel;
-    double c = pr_certify_gamma(p->d + 1, u) * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
+    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(dot2 ? p->d : p->d + 1, u);
+    gd = dot2 ? gd * gd * (1.0 + 2.0 * u) : gd;
+    double c = gd * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
     return pr_certify_up(c * 1.001);
 }
 
@@ -407,7 +415,7 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vrange[c] = pr_certify_up(mx - mn);
         ps->vabs[c] = ab;
     }
-    ps->cs = score_const(p);
+    ps->cs = pr_certify_score_const(p, 0);
     /* L2: the products' underflow, d + 3 of η, times σ̂ when σ̂ > 1; a rotated entry's underflow
      * times the other side's largest entry */
     ps->tiny = pr_certify_up((d + 3) * ETA * (p->sig > 1.0 ? p->sig : 1.0)) +

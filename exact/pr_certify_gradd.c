@@ -16,7 +16,7 @@
 #include "pr_certify_impl.h"
 
 #define GB 32    /* rows per block */
-#define TG 256   /* key columns per partial sum of dS·K̂ (L11's depth) */
+#define TG 32    /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
 #define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
 
@@ -26,14 +26,15 @@ typedef struct {
     const double *dO;
     double *ndO, *nV;       /* row-norm bounds of dO and V */
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
+    double *Krt, *Vt;       /* K̂r and V transposed (d×n) for L18's Dot2 (RoPE or identity) */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
     double gam;             /* γ_G (L11, L15) */
     double gbT, gbU;        /* 1 + 2γ of the depth of the bound sums of T and U (L11, L15) */
     double etaT, etaU;      /* their underflow allowances per element */
     int fail;               /* some row failed: dK, dV open */
-    double **acc;           /* per thread: Û, E_U, V̂, E_V (n×d each), then with dw its sums and their bounds
-                               (s×(2n-1) each, ℓ reversed as wrev) */
+    double **acc;           /* per thread: Û, E_U, V̂, E_V, Û's and V̂'s Sum2 errors (n×d each, L19), then with dw
+                               its sums and their bounds (s×(2n-1) each, ℓ reversed as wrev) */
     int dw;                 /* dw wanted (W only, L17) */
     double gbW, etaW;       /* dw's bound sums' factor and underflow allowance (L17) */
 } ghead_t;
@@ -57,6 +58,25 @@ static void weights(double *W, const double *Xr, const double *X, const cert_pro
         for (int c = 0; c < p->d; c++)
             w[c] *= 1.0 + 0x1p-40;
     }
+}
+
+/* L19: hi + lo += x by TwoSum (Sum2's step: hi + the exact errors stay the exact sum of what was added) */
+static void sum2_add(double *hi, double *lo, const double *x, size_t len)
+{
+#pragma omp simd
+    for (size_t t = 0; t < len; t++) {
+        double a = hi[t] + x[t], z = a - hi[t];
+        lo[t] += (hi[t] - (a - z)) + (x[t] - z);
+        hi[t] = a;
+    }
+}
+
+/* Xt = Xᵀ (X n×d) */
+static void transpose(double *Xt, const double *X, int n, int d)
+{
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < d; c++)
+            Xt[(size_t)c * n + j] = X[(size_t)j * d + c];
 }
 
 /* y = σ̂ T̂ with |y - σT| <= ey (E_T bounds |T̂ - T|), then out = R_mᵀ y, err its bound (L11) */
@@ -85,22 +105,66 @@ static void scale_rotate(double *out, double *err, const double *T, const double
     }
 }
 
-/* Ŝ = Σ_j ê_j in partial sums of TJ terms, added up (L5's depth TJ + ⌈jn/TJ⌉) */
+/* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)) for rows r < mi of A (stride d) and keys j < w, B given
+ * transposed (Bt: d×n); Dot2 is Ogita, Rump and Oishi's compensated dot product (TwoProd by an FMA, TwoSum),
+ * vectorised over keys, any evaluation order of the lanes. */
+#define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
+static inline __attribute__((always_inline)) void dot2_body(double *S, const double *A, const double *Bt, int mi,
+                                                            int w, int ld, int n, int d, double alpha)
+{
+    for (int r = 0; r < mi; r++)
+        for (int j0 = 0; j0 < w; j0 += D2W) {
+            int m = w - j0 < D2W ? w - j0 : D2W;
+            double hi[D2W] = {0}, lo[D2W] = {0};
+            for (int c = 0; c < d; c++) {
+                double a = A[(size_t)r * d + c];
+                const double *b = Bt + (size_t)c * n + j0;
+#pragma omp simd
+                for (int j = 0; j < m; j++) {
+                    double x = a * b[j], ex = fma(a, b[j], -x); /* x + ex = a·b exactly (no underflow) */
+                    double t = hi[j] + x, z = t - hi[j];
+                    lo[j] += ((hi[j] - (t - z)) + (x - z)) + ex; /* TwoSum's error: t + err = hi + x */
+                    hi[j] = t;
+                }
+            }
+            for (int j = 0; j < m; j++)
+                S[(size_t)r * ld + j0 + j] = alpha * (hi[j] + lo[j]);
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void dot2_fma(double *S, const double *A, const double *Bt, int mi,
+                                                         int w, int ld, int n, int d, double alpha)
+{
+    dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
+}
+
+static void dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
+                      double alpha)
+{
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        dot2_fma(S, A, Bt, mi, w, ld, n, d, alpha);
+    else
+        dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
+}
+
+/* L18: ε_P = (u|dP̂| + γ_d²‖dO_i‖‖V_j‖ + 4dη)/(1 - u) bounds |dP̂ - dP| for Dot2's dP̂; cdp = γ_d²‖dO_i‖ (the
+ * factor 1 + 2u >= 1/(1 - u)) */
+static inline double eps_p(double g, double cdp, double nVj, double u, int d)
+{
+    return (u * fabs(g) + cdp * nVj + 4.0 * d * ETA) * (1.0 + 2.0 * u);
+}
+
+/* Ŝ = Σ_j ê_j by Sum2 (L19: |Ŝ - Σ ê| <= (u + γ_{jn}²) Σ ê, the terms nonnegative) */
 static double row_sum(const double *e, int jn)
 {
-    double S = 0.0;
-    for (int j0 = 0; j0 < jn; j0 += TJ) {
-        int j1 = jn - j0 < TJ ? jn : j0 + TJ;
-        double sp = 0.0;
-        for (int j = j0; j < j1; j++)
-            sp += e[j];
-        S += sp;
-    }
-    return S;
+    double S = 0.0, lo = 0.0;
+    for (int j = 0; j < jn; j++)
+        sum2_add(&S, &lo, e + j, 1);
+    return S + lo;
 }
 
 /* L9: D̂ = Σ_j P̂_j dP̂_j by Dot2 (Ogita, Rump and Oishi's compensated dot product: error at most
- * u|Σ| + γ_n² Σ|P̂_j dP̂_j| without underflow), and *eD >= |D̂ - D| from L8's κ and L10's ε_P,j = cdp·nV_j */
+ * u|Σ| + γ_n² Σ|P̂_j dP̂_j| without underflow), and *eD >= |D̂ - D| from L8's κ and L18's ε_P,j */
 static double row_d(double *eD, const double *P, const double *G, const double *nV, int jn, double cdp, double k,
                     const cert_prob_t *p)
 {
@@ -110,7 +174,7 @@ static double row_d(double *eD, const double *P, const double *G, const double *
         double t = hi + x, z = t - hi, es = (hi - (t - z)) + (x - z); /* t + es = hi + x exactly */
         hi = t;
         lo += es + ex;
-        double ep = cdp * nV[j];
+        double ep = eps_p(G[j], cdp, nV[j], u, p->d);
         a1 += fabs(x);
         b1 += P[j] * ep;
         c1 += fabs(G[j]) + ep;
@@ -129,16 +193,16 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     pass_t *ps = &hd->ps;
     const cert_prob_t *p = ps->p;
     int n = p->n, d = p->d;
-    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d + 1, u);
+    double u = p->u, gam = hd->gam, gd = pr_certify_gamma(d, u);
+    gd = pr_certify_up(gd * gd); /* L18: Dot2's γ_d² */
     const double *dOb = hd->dO + (size_t)i0 * d;
     if (ps->W) /* L13's scores; scr: 128 doubles */
         pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
-    else
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, p->sig, ps->Qr + (size_t)i0 * d, d, ps->Kr,
-                    d, 0.0, Pm, w);
+    else /* L18's scores */
+        dot2_rows(Pm, ps->Qr + (size_t)i0 * d, hd->Krt, mi, w, w, n, d, p->sig);
     for (int r = 0; r < mi; r++)
         pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, w, d, 1.0, dOb, d, ps->V, d, 0.0, G, w);
+    dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
@@ -153,7 +217,8 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
             continue;
         }
         /* L8: |P̂ - P| <= κ P̂ + τ */
-        double gk = pr_certify_gamma((jn < TJ ? jn : TJ) + (jn + TJ - 1) / TJ + 1, u);
+        double gk = pr_certify_gamma(jn, u);
+        gk = pr_certify_up(u + gk * gk); /* L19: Ŝ by Sum2 */
         double lam = rx[r].lmax + rx[r].under * 0x1p-1006;
         double k = pr_certify_up(((1.0 + lam) * (1.0 + gk) / ((1.0 - lam) * (1.0 - u)) - 1.0) * 1.01);
         kap[r] = k;
@@ -166,7 +231,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
            for its own ~20 roundings */
 #pragma omp simd
         for (int j = 0; j < jn; j++) {
-            double P = Pr[j], g = Gr[j] - D, e1 = cdp * nV[j] + eD;
+            double P = Pr[j], g = Gr[j] - D, e1 = eps_p(Gr[j], cdp, nV[j], u, d) + eD;
             double ag = fabs(g) * (1.0 + u) + e1, ds = P * g;
             double dl = P * (u * fabs(g) + e1 + k * ag) + u * fabs(ds) + ETA + TAU * ag;
             Gr[j] = ds;
@@ -234,7 +299,7 @@ static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G
 
 /* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12, L15) */
 static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
-                  double *acc)
+                  double *acc, double *big)
 {
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, w = p->causal ? i0 + mi : n;
@@ -245,28 +310,35 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
     block_ds(hd, i0, mi, w, Pm, G, Z, kap, rx, part);
     const double *Qb = hd->ps.Qr + (size_t)i0 * d, *Wqb = hd->Wq + (size_t)i0 * d, *dOb = hd->dO + (size_t)i0 * d;
     if (hd->ps.W) {
-        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 4 * nd : NULL);
-    } else {
+        w_products(hd, i0, mi, w, G, Z, T, ET, acc, acc + nd, part, hd->dw ? acc + 6 * nd : NULL);
+    } else { /* L19: partials of depth TG (T) and GB (Û), summed by Sum2 */
+        double *Tlo = big + nd;
         memset(T, 0, sizeof(double) * mi * d);
+        memset(Tlo, 0, sizeof(double) * mi * d);
         for (int j0 = 0; j0 < w; j0 += TG) {
             int mj = w - j0 < TG ? w - j0 : TG;
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, mj, 1.0, G + j0, w,
                         hd->ps.Kr + (size_t)j0 * d, d, 0.0, tmp, d);
-            for (int t = 0; t < mi * d; t++)
-                T[t] += tmp[t];
+            sum2_add(T, Tlo, tmp, (size_t)mi * d);
         }
+        for (int t = 0; t < mi * d; t++)
+            T[t] += Tlo[t];
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 1.0, acc, d);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 0.0, big, d);
+        sum2_add(acc, acc + 4 * nd, big, (size_t)w * d);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     }
+    /* L19's Sum2 leaves u|T̂| (times 1/(1 - u) <= 1.001); a general W's plain sums (L15) are within it too */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r;
         for (int c = 0; c < d; c++)
-            ET[(size_t)r * d + c] = ET[(size_t)r * d + c] * hd->gbT + hd->etaT;
+            ET[(size_t)r * d + c] = pr_certify_up(ET[(size_t)r * d + c] * hd->gbT + hd->etaT +
+                                                  1.001 * p->u * fabs(T[(size_t)r * d + c]));
         scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
                      ey);
     }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 1.0, acc + 2 * nd, d);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 0.0, big, d);
+    sum2_add(acc + 2 * nd, acc + 5 * nd, big, (size_t)w * d); /* L19 */
     /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
     for (int r = 0; r < mi; r++)
         for (int c = 0; c < d; c++)
@@ -276,7 +348,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
 
 /* all blocks of one head over the threads: each thread its buffers and its part of the sums */
 typedef struct {
-    double *Pm, *buf, *acc;
+    double *Pm, *buf, *acc, *big; /* big: a block's n×d product, then T's Sum2 errors (GB×d) */
     rowx_t *rx;
 } gthread_t;
 
@@ -293,7 +365,8 @@ static int gthread_init(void *ctx, void **scratch)
     /* T, tmp, ET (GB×d each), y, ey, then 128 doubles for L13's scores or W's 2·d·JW part (L15) */
     th->buf = malloc(sizeof(double) * (3 * (size_t)GB * d + 2 * d + GB + (hd->ps.W ? 2 * (size_t)d * JW + 128 : 128)));
     th->rx = malloc(sizeof(rowx_t) * GB);
-    return th->Pm && th->buf && th->rx ? PR_OK : PR_ENOMEM;
+    th->big = malloc(sizeof(double) * ((size_t)n * d + (size_t)GB * d));
+    return th->Pm && th->buf && th->rx && th->big ? PR_OK : PR_ENOMEM;
 }
 
 static void gthread_block(void *ctx, void *scratch, int b)
@@ -301,7 +374,7 @@ static void gthread_block(void *ctx, void *scratch, int b)
     ghead_t *hd = ctx;
     gthread_t *th = scratch;
     int n = hd->ps.p->n, i0 = b * GB, mi = n - i0 < GB ? n - i0 : GB;
-    block(hd, i0, mi, th->Pm, th->Pm + (size_t)GB * n, th->Pm + 2 * (size_t)GB * n, th->buf, th->rx, th->acc);
+    block(hd, i0, mi, th->Pm, th->Pm + (size_t)GB * n, th->Pm + 2 * (size_t)GB * n, th->buf, th->rx, th->acc, th->big);
 }
 
 static void gthread_done(void *ctx, void *scratch)
@@ -312,6 +385,7 @@ static void gthread_done(void *ctx, void *scratch)
         return;
     free(th->Pm);
     free(th->buf);
+    free(th->big);
     free(th->rx);
     free(th);
 }
@@ -354,13 +428,16 @@ static void kv_values(double *v, double *E, double **acc, int nt, int t, const c
     for (int j = 0; j < n; j++) {
         double *vj = v + (size_t)j * d, *Ej = E + (size_t)j * d;
         for (int c = 0; c < d; c++) {
-            double s = 0.0, e = 0.0;
+            double s = 0.0, sl = 0.0, e = 0.0; /* L19: the threads' sums and Sum2 errors, by Sum2 */
             for (int k = 0; k < nt; k++) {
-                s += acc[k][(size_t)t * nd + (size_t)j * d + c];
+                double x[2] = {acc[k][(size_t)t * nd + (size_t)j * d + c],
+                               acc[k][(size_t)(4 + t / 2) * nd + (size_t)j * d + c]};
+                sum2_add(&s, &sl, x, 1);
+                sum2_add(&s, &sl, x + 1, 1);
                 e += acc[k][(size_t)(t + 1) * nd + (size_t)j * d + c];
             }
-            vj[c] = s;
-            Ej[c] = fail ? INFINITY : e * gb + eta;
+            vj[c] = s + sl;
+            Ej[c] = fail ? INFINITY : pr_certify_up(e * gb + eta + 1.001 * p->u * fabs(vj[c]));
             if (t == 2) /* the underflowed weights (L12) */
                 Ej[c] = pr_certify_up(Ej[c] + TAU * (double)n * g * dOmax);
         }
@@ -385,8 +462,8 @@ static void dw_values(double *v, double *E, double **acc, int nt, const ghead_t 
         for (size_t t = 0; t < L; t++) {
             double T = 0.0, ET = 0.0;
             for (int th = 0; th < nt; th++) {
-                T += acc[th][4 * nd + k * L + t];
-                ET += acc[th][4 * nd + sL + k * L + t];
+                T += acc[th][6 * nd + k * L + t];
+                ET += acc[th][6 * nd + sL + k * L + t];
             }
             ET = ET * hd->gbW + hd->etaW;
             size_t o = k * L + L - 1 - t; /* wrev's index t is ℓ = n - 1 - t */
@@ -402,8 +479,9 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, nb = (n + GB - 1) / GB;
     double u = p->u;
-    /* RoPE or identity: dS·K̂ in tiles of TG, Û, V̂ over g·nb blocks of GB rows and nt threads */
-    double kt = (n < TG ? n : TG) + (n + TG - 1) / TG, ku = (n < GB ? n : GB) + (double)g * nb + nt;
+    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of a block of GB rows, each summed by
+       Sum2 (their number below M = ng + 2nt + 64) */
+    double kt = n < TG ? n : TG, ku = n < GB ? n : GB, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
     hd->gbT = 1.0 + 2.0 * pr_certify_gamma(n + 2, u);
     hd->etaT = (n + 2) * ETA;
     hd->gbU = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, u);
@@ -436,7 +514,7 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
             ku = kW > ku ? kW : ku;
         }
     }
-    hd->gam = pr_certify_gamma((kt > ku ? kt : ku) + 2, u);
+    hd->gam = pr_certify_up(pr_certify_gamma((kt > ku ? kt : ku) + 2, u) + 3.0 * gm * gm);
 }
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
@@ -454,7 +532,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     memset(&hd, 0, sizeof(hd));
     hd.dw = dwc != NULL;
     nt = nt > 64 ? 64 : nt;
-    size_t per = 4 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
+    size_t per = 6 * nd + (hd.dw ? 2 * sL : 0); /* a thread's sums */
     double *acc_all = calloc((size_t)nt * per, sizeof(double)), *acc[64];
     hd.ndO = malloc(sizeof(double) * n);
     hd.nV = malloc(sizeof(double) * n);
@@ -463,11 +541,16 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
+    hd.Krt = W ? NULL : malloc(sizeof(double) * nd);
+    hd.Vt = malloc(sizeof(double) * nd);
     size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
     double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
     unsigned char *sb = malloc(nb);
-    if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb)
+    if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb ||
+        (!W && !hd.Krt) || !hd.Vt)
         st = PR_ENOMEM;
+    else
+        transpose(hd.Vt, V, n, d);
     for (int k = 0; k < nt && !st; k++)
         acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
@@ -485,7 +568,11 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         memset(hd.qopen, 0, n);
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            if (!W) {
+            if (!W) { /* L18: Dot2 scores; Δ gets su·(b̂ + |M̂|) and the scaling's underflow */
+                hd.ps.cs = pr_certify_score_const(p, 1);
+                hd.ps.su = 2.002 * p->u;
+                hd.ps.tiny = pr_certify_up(hd.ps.tiny + (4.0 * d * fmax(p->sig, 1.0) + 3.0) * ETA);
+                transpose(hd.Krt, hd.ps.Kr, n, d);
                 weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
                 weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
             }
@@ -543,6 +630,8 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     free(hd.dQ);
     free(hd.EQ);
     free(hd.qopen);
+    free(hd.Krt);
+    free(hd.Vt);
     free(lo);
     free(hi);
     free(sb);

@@ -152,7 +152,8 @@ typedef struct {
     double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
     double *vrange, *vabs;  /* per column: max V - min V, max |V| */
     double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j (·om[i-j+n-1], L13) */
-    double tiny;            /* the scores' underflow allowance in Δ (L2, L13) */
+    double tiny;            /* the scores' underflow allowance in Δ (L2, L13, L18) */
+    double su;              /* Δ's extra term su·(b̂ + |M̂|): 0, or L18's 2.002u for Dot2 scores */
     const pr_posw_struct *W; /* a general W (L13), or NULL: RoPE or identity */
     double *Kt, *wrev;      /* W only: K transposed (d×n), w_k reversed (s×(2n-1), as pr_dense) */
     double *om;             /* W only: om[ℓ+n-1] >= ‖|W_ℓ|‖₂ (L13) */
@@ -185,6 +186,8 @@ static inline double pr_certify_exp_eval(const cexp_t *e, double x)
 
 double pr_certify_gamma(double k, double u); /* γ_k rounded up */
 double pr_certify_rho(const cert_prob_t *p);  /* L1's ρ (0 without RoPE) */
+/* cs of L2 (dgemm scores), or with dot2 of L18 (Dot2 scores) */
+double pr_certify_score_const(const cert_prob_t *p, int dot2);
 int pr_certify_exp_init(cexp_t *e, double u);
 void pr_certify_rotate_d(double *Xr, const double *X, const cert_prob_t *p);
 void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u);

@@ -128,6 +128,7 @@ typedef struct {
     int verdict;
     int grad;                           /* the gradients were run */
     double gcert_s, gdense_s, gtight, gfallback, glower, gupper; /* over dQ, dK, dV */
+    double gtk[3];                      /* hi/lo of dQ, dK, dV alone (the largest over heads) */
 } run_t;
 
 /* the gradients of one head: the dense backward (timed), rounded to float32 as the candidates, and
@@ -153,6 +154,7 @@ static int run_grad(run_t *r, const double *Q, const double *K, const double *V,
         st = pr_certify_backward(res, G, G + nd, G + 2 * nd, Q, K, V, dO, n, d, pb, op);
     for (int k = 0; k < 3 && !st; k++) {
         r->gtight = fmax(r->gtight, res[k].upper / res[k].lower);
+        r->gtk[k] = fmax(r->gtk[k], res[k].upper / res[k].lower);
         r->gfallback = fmax(r->gfallback, (double)res[k].rows_fallback / ((double)res[k].rows * heads));
         r->glower = fmax(r->glower, res[k].lower);
         r->gupper = fmax(r->gupper, res[k].upper);
@@ -184,7 +186,7 @@ static int run_size(run_t *r, int n, int d, int heads, double B, long seed, int 
     r->n = n;
     r->d = d;
     r->heads = heads;
-    r->tight = r->gtight = 1.0;
+    r->tight = r->gtight = r->gtk[0] = r->gtk[1] = r->gtk[2] = 1.0;
     pr_attn_opts_t ao;
     pr_attn_opts_default(&ao, d);
     ao.sigma = pr_scale_sigma(sqrt_d ? PR_SCALE_INV_SQRT_D : PR_SCALE_INV_D, d);
@@ -232,8 +234,10 @@ static void print_run(const run_t *r, int json, const char *sep)
                r->cert_s / r->dense_s, r->tight, r->fallback, r->lower, r->upper, r->ulps);
     if (json && r->grad)
         printf(", \"grad\": {\"certify_s\": %.4f, \"dense_backward_s\": %.4f, \"ratio\": %.3f, \"hi_over_lo\": %.12g, "
-               "\"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g}",
-               r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight, r->gfallback, r->glower, r->gupper);
+               "\"fallback_fraction\": %.6g, \"lower\": %.17g, \"upper\": %.17g, \"hi_over_lo_minus_1\": "
+               "{\"dq\": %.3g, \"dk\": %.3g, \"dv\": %.3g}}",
+               r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight, r->gfallback, r->glower, r->gupper,
+               r->gtk[0] - 1.0, r->gtk[1] - 1.0, r->gtk[2] - 1.0);
     if (json)
         printf("}%s", sep);
     else
@@ -242,8 +246,9 @@ static void print_run(const run_t *r, int json, const char *sep)
                r->general ? "general W: " : "", r->n, r->d, r->heads, r->cert_s, r->dense_s, r->cert_s / r->dense_s, r->tight - 1.0, r->fallback,
                r->lower, r->upper);
     if (!json && r->grad)
-        printf("  gradients:  certify %8.3f s  dense backward %8.3f s  ratio %7.2f  hi/lo - 1 %.2e  fallback %.4f\n",
-               r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight - 1.0, r->gfallback);
+        printf("  gradients:  certify %8.3f s  dense backward %8.3f s  ratio %7.2f  hi/lo - 1 %.2e (dQ %.2e, dK %.2e, "
+               "dV %.2e)  fallback %.4f\n", r->gcert_s, r->gdense_s, r->gcert_s / r->gdense_s, r->gtight - 1.0,
+               r->gtk[0] - 1.0, r->gtk[1] - 1.0, r->gtk[2] - 1.0, r->gfallback);
 }
 
 int pr_bench_certify(int argc, char **argv)
@@ -276,7 +281,8 @@ int pr_bench_certify(int argc, char **argv)
         "of rows recomputed in Arb (the fallback). --grow adds smaller sizes to show how the cost grows\n"
         "with n, d and heads (docs/certify.md). Unless --forward-only, the first size also certifies the\n"
         "gradients (the dense backward rounded to float32, upstream dO uniform in [-1, 1]) against the\n"
-        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction}. A general W (--w-n) is\n"
+        "dense backward's time: \"grad\": {ratio, hi_over_lo, fallback_fraction, hi_over_lo_minus_1 of\n"
+        "dq, dk, dv}. A general W (--w-n) is\n"
         "one more line against the dense forward with that W: \"general_w\": {ratio, hi_over_lo, ...}, and\n"
         "(unless --forward-only) its gradients against the dense backward with that W: \"grad\": {...}.",
         opts, sizeof opts / sizeof opts[0]};
@@ -307,8 +313,9 @@ int pr_bench_certify(int argc, char **argv)
                r->n, r->d, r->heads, B, scale, omp_get_max_threads(), r->cert_s, r->dense_s, r->cert_s / r->dense_s,
                r->tight, r->tight - 1.0, r->fallback, r->lower, r->upper, pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
         if (r->grad)
-            printf("\"grad_ratio\": %.3f, \"grad_hi_over_lo\": %.12g, \"grad_fallback_fraction\": %.6g, ",
-                   r->gcert_s / r->gdense_s, r->gtight, r->gfallback);
+            printf("\"grad_ratio\": %.3f, \"grad_hi_over_lo\": %.12g, \"grad_hi_over_lo_minus_1\": {\"dq\": %.3g, "
+                   "\"dk\": %.3g, \"dv\": %.3g}, \"grad_fallback_fraction\": %.6g, ",
+                   r->gcert_s / r->gdense_s, r->gtight, r->gtk[0] - 1.0, r->gtk[1] - 1.0, r->gtk[2] - 1.0, r->gfallback);
         if (wn > 0) {
             printf("\"general_w\": ");
             print_run(&rw, 1, ", ");

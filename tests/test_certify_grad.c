@@ -125,22 +125,21 @@ static void test_vs_hiprec(pr_rng_t rng)
     }
 }
 
-/* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D): the candidates are
- * the true gradients rounded to double (pr_hiprec at 256 bits; no RoPE, σ = 1/4 exact for d = 16,
- * ALiBi 1/4), so their errors are below an ulp while the pass's own values err by far more (large
- * scores and dO): a bound below that error would prove a lower bound above the truth. */
-static void test_sharp(pr_rng_t rng)
+/* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D, L18's Dot2, L19's Sum2):
+ * the candidates are the true gradients rounded to double (pr_hiprec at 256 bits), so their errors are
+ * below an ulp while the pass's own values err by far more (large scores and dO): a bound below that
+ * error would prove a lower bound above the truth. */
+static void sharp_case(const cfg_t *cp, double dOs, pr_rng_t rng)
 {
-    cfg_t c = {40, 16, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 6.0};
+    cfg_t c = *cp;
     size_t nd = (size_t)c.n * c.d;
     double *Q = malloc(sizeof(double) * (nd * 7 + 2 * (size_t)c.n)), *K = Q + nd, *V = K + nd, *dO = V + nd,
            *G = dO + nd, *beta = G + 3 * nd;
     fill(Q, 3 * nd, c.B, rng);
-    fill(dO, nd, 4.0, rng);
+    fill(dO, nd, dOs, rng);
     pr_posw_t W;
     pr_attn_opts_t ao;
     PR_CHECK_OK(problem_of(W, &ao, beta, &c, 0));
-    PR_CHECK(ao.sigma == 0.25 && beta[0] == -(c.n - 1) * 0.25, "σ and β exact");
     arb_ptr T = _arb_vec_init(3 * (slong)nd);
     PR_CHECK_OK(pr_hiprec_backward(T, T + nd, T + 2 * nd, NULL, Q, K, V, W, dO, c.n, c.d, &ao, 256));
     for (size_t t = 0; t < 3 * nd; t++)
@@ -158,9 +157,22 @@ static void test_sharp(pr_rng_t rng)
     PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
     for (int t = 0; t < 3; t++)
         PR_CHECK(r[t].lower <= hh && hl <= fmax(r[0].upper, fmax(r[1].upper, r[2].upper)) && r[t].bound_max > 10 * hh &&
-                 isfinite(r[t].upper), "%s: double pass [%.17g, %.17g] (E %g) vs the truth's largest error in "
-                 "[%.17g, %.17g]", gname[t], r[t].lower, r[t].upper, r[t].bound_max, hl, hh);
+                 isfinite(r[t].upper), "n %d, d %d, pos %d: %s: double pass [%.17g, %.17g] (E %g) vs the truth's "
+                 "largest error in [%.17g, %.17g]", c.n, c.d, (int)c.pos, gname[t], r[t].lower, r[t].upper,
+                 r[t].bound_max, hl, hh);
     free(Q);
+}
+
+/* no RoPE, σ = 1/4 exact for d = 16, ALiBi 1/4; then RoPE (L18's Dot2 scores on the rotated rows) with
+ * σ = 1/√6 inexact, causal and ALiBi, and interleaved at n = 70, past one strip of 64 keys (L18) and two
+ * partials of 32 (L19) */
+static void test_sharp(pr_rng_t rng)
+{
+    const cfg_t cfgs[] = {{40, 16, PR_CERTIFY_POS_IDENTITY, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 6.0},
+                          {37, 6, PR_CERTIFY_POS_ROPE_NEOX, 1, PR_CERTIFY_SCALE_INV_SQRT_D, 0.25, 6.0},
+                          {70, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 5.0}};
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++)
+        sharp_case(cfgs + k, 4.0, rng);
 }
 
 /* dQ's rows in Arb (L7, one row at a time) where the double pass leaves them open: at n = 40 with
