@@ -144,7 +144,9 @@ int pr_dense_backward(double *dQ, double *dK, double *dV, double *dw, const doub
         double *S = pr_dense_alloc_(BQ, BK), *dP = pr_dense_alloc_(BQ, BK), *dk = pr_dense_alloc_(BK, d);
         double *dq = dqall + nd * t, *dwr = dw ? dwall + wlen * t : 0;
         int mine = S && dP && dk ? PR_OK : PR_ENOMEM;
-#pragma omp for schedule(dynamic, 1)
+        /* static: which key blocks add into a thread's dQ and dw, and so their bits, must not
+         * depend on the scheduling (dynamic changed dQ from run to run) */
+#pragma omp for schedule(static, 1)
         for (int jb = 0; jb < nkb; jb++) {
             if (mine)
                 continue;
