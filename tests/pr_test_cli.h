@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* stdout and stderr of the last pr_test_cli_run */
 static char pr_test_cli_out[1 << 16], pr_test_cli_err[1 << 16];
@@ -19,6 +20,31 @@ static inline void pr_test_slurp(char *buf, size_t cap, const char *path)
     buf[len] = 0;
     if (f)
         fclose(f);
+}
+
+/* A fresh folder under /tmp as the working directory, removed at exit, so that a test's scratch
+ * files land nowhere else whichever folder it is run from ($POLYROPE made absolute first).
+ * 0, or -1 if the folder cannot be made or entered. */
+static char pr_test_cli_dir[64];
+static inline void pr_test_cli_rmdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "cd / && rm -rf '%s'", pr_test_cli_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", pr_test_cli_dir);
+}
+static inline int pr_test_cli_tmpdir(const char *test)
+{
+    const char *bin = getenv("POLYROPE");
+    char *abs = bin && strchr(bin, '/') ? realpath(bin, NULL) : NULL;
+    if (abs) {
+        setenv("POLYROPE", abs, 1);
+        free(abs);
+    }
+    snprintf(pr_test_cli_dir, sizeof pr_test_cli_dir, "/tmp/%.32s_XXXXXX", test);
+    if (!mkdtemp(pr_test_cli_dir) || chdir(pr_test_cli_dir))
+        return -1;
+    return atexit(pr_test_cli_rmdir) ? -1 : 0;
 }
 
 /* Runs `$POLYROPE args` (polyrope from PATH when unset) with stdout and stderr in the files

@@ -202,6 +202,7 @@ int main(void)
 {
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_certify_cli", 1516));
+    PR_CHECK(pr_test_cli_tmpdir("test_certify_cli") == 0, "no scratch folder under /tmp");
     enum { H = 2, HK = 1, N = 48, D = 8 };
     size_t nd = (size_t)N * D;
     static double Q[H * N * D], K[HK * N * D], V[HK * N * D], O[H * N * D], T[H * N * D];
