@@ -158,7 +158,7 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->leaf = pr_mem_alloc(mem, L, sizeof(double));
         th->u = pr_mem_alloc(mem, n, sizeof(double));
         th->vx = pr_mem_alloc(mem, n, sizeof(double));
-        th->cols = pr_mem_alloc(mem, h * d1 * n, sizeof(double));
+        th->cols = pr_mem_alloc(mem, n, sizeof(double));  /* one inverse column */
         th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
         /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
@@ -262,7 +262,7 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
         memset(th->leaf, 0, sizeof(double) * L);
         memset(th->u, 0, sizeof(double) * n);
         memset(th->vx, 0, sizeof(double) * n);
-        memset(th->cols, 0, sizeof(double) * h * n * (d + 1));
+        memset(th->cols, 0, sizeof(double) * n);
     }
     memset(F->part, 0, sizeof(double) * F->nchunks * h * n * (d + 1));
     for (long l = -(n - 1); l <= n - 1; l++)
@@ -504,23 +504,28 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     return PR_OK;
 }
 
-/* th->cols[(k(d+1) + c)·n + i] = u_μ(i) · inverse(sums of head k, column c)(i), k in [k0, k1),
- * for group m's sums at acc (destroyed) */
+/* part[((k - k0)(d+1) + c)·n + i] (=, first; else +=) u_μ(i) · inverse(sums of head k, column
+ * c)(i), k in [k0, k1), for group m's sums at acc (destroyed); one column of scratch at a time */
 static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m, int k0,
-                      int k1, double *acc)
+                      int k1, double *acc, double *part, int first)
 {
     int n = F->n, d = F->d, st = PR_OK;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
+    double *col = th->cols;
     for (int k = k0; k < k1 && !st; k++) {
         marg_product(th->u, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
         for (size_t c = 0; c < cols && !st; c++) {
-            double *col = th->cols + (k * cols + c) * n;
             double t0 = F->timing ? pr_timing_wall() : 0.0;
             st = pr_toeplitz_spec_inverse(col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
-            for (int i = 0; i < n; i++)
-                col[i] *= th->u[i];
+            double *out = part + ((size_t)(k - k0) * cols + c) * n;
+            if (first)
+                for (int i = 0; i < n; i++)
+                    out[i] = col[i] * th->u[i];
+            else
+                for (int i = 0; i < n; i++)
+                    out[i] += col[i] * th->u[i];
         }
     }
     return st;
@@ -537,21 +542,15 @@ static long chunk_start(const pr_fast_plan_struct *F, int c)
 static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, int c, int k0, int k1)
 {
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1, hc = (size_t)H->h * cols;
-    size_t len = (size_t)(k1 - k0) * cols * F->n, off = (size_t)k0 * cols * F->n;
+    size_t off = (size_t)k0 * cols * F->n;
     double *part = F->part + (size_t)c * F->heads * cols * F->n + off;
     int st = PR_OK;
     for (long m = chunk_start(F, c); m < chunk_start(F, c + 1) && !st; m++) {
         if (F->streamed)
             st = stream_group(F, th, H, m);
         if (!st)
-            st = group_cols(F, th, H, m, k0, k1, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl);
-        if (st)
-            break;
-        if (m == chunk_start(F, c))
-            memcpy(part, th->cols + off, sizeof(double) * len);
-        else
-            for (size_t i = 0; i < len; i++)
-                part[i] += th->cols[off + i];
+            st = group_cols(F, th, H, m, k0, k1, F->streamed ? th->acc : F->sums + (size_t)m * hc * sl, part,
+                            m == chunk_start(F, c));
     }
     return st;
 }
