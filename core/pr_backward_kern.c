@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "pr_cpu.h"
 #include "pr_backward_impl.h"
 
 /* For the nb pairs q0.. of a batch, by blocks of SYM_BLK offsets outside and the pairs' terms
@@ -199,15 +200,7 @@ void pr_backward_mac_one_(double *aq, double *ak, double *za, double *zb, const 
  * the scalar one (test_backward_heads checks that both give the same bits) */
 int pr_backward_mac_vec_(void)
 {
-    const char *force = getenv("POLYROPE_BACKWARD_KERNEL");
-    if (force && !strcmp(force, "generic"))
-        return 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return pr_cpu_kernel_ok(PR_CPU_AVX2_FMA, "POLYROPE_BACKWARD_KERNEL");
 }
 
 /* r = [a a], im = [-b b] per frequency for a + ib = h·T (real parts T[q·ts], imaginary parts

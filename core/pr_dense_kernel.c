@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "pr_cpu.h"
 #include "pr_dense_impl.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -24,12 +25,8 @@
  * that the paths a machine without AVX-512 runs are tested here too (tests/meson.build). */
 int pr_dense_avx512_(void)
 {
-    const char *force = getenv("POLYROPE_DENSE_KERNEL");
-    if (force && !strcmp(force, "generic"))
-        return 0;
 #if PR_DENSE_AVX512
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
+    return pr_cpu_kernel_ok(PR_CPU_AVX512F, "POLYROPE_DENSE_KERNEL");
 #else
     return 0;
 #endif

@@ -2,19 +2,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "pr_cpu.h"
 #include "pr_fast_impl.h"
 
 int pr_fast_kernel_avx2_(void)
 {
-    const char *force = getenv("POLYROPE_FAST_KERNEL");
-    if (force && !strcmp(force, "generic"))
-        return 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return pr_cpu_kernel_ok(PR_CPU_AVX2_FMA, "POLYROPE_FAST_KERNEL");
 }
 
 static void mac_scalar(double *const *Y, const double *const *X, int m, const double *A, long im,
