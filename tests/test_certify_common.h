@@ -172,4 +172,29 @@ static inline void check_rounded(double *C, const double *O, double est_o, const
     }
 }
 
+
+/* a general-W configuration (test_certify_w, test_certify_wgrad): its attention options (beta: 2n-1
+ * doubles when alibi > 0) and its certify problem */
+typedef struct {
+    int n, d, causal, scale, dense_w;
+    double alibi, B;
+} wcfg_t;
+
+static inline void opts_of(pr_attn_opts_t *ao, double *beta, const wcfg_t *c)
+{
+    pr_attn_opts_default(ao, c->d);
+    ao->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
+    ao->causal = c->causal;
+    if (c->alibi > 0.0 && !pr_bias_alibi(beta, c->n, c->alibi))
+        ao->beta = beta;
+}
+
+static inline void wprob_of(pr_certify_problem_t *pb, const wcfg_t *c)
+{
+    pr_certify_problem_default(pb);
+    pb->scale = c->scale;
+    pb->causal = c->causal;
+    pb->alibi = c->alibi;
+}
+
 #endif

@@ -17,29 +17,9 @@
 #include "pr_npy.h"
 #include "test_certify_common.h"
 
-typedef struct {
-    int n, d, causal, scale, dense_w;
-    double alibi, B;
-} wcfg_t;
 
 static int make_w(pr_posw_t W, const wcfg_t *c, pr_rng_t rng) { return random_w(W, c->n, c->d, c->dense_w, rng); }
 
-static void opts_of(pr_attn_opts_t *ao, double *beta, const wcfg_t *c)
-{
-    pr_attn_opts_default(ao, c->d);
-    ao->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
-    ao->causal = c->causal;
-    if (c->alibi > 0.0 && !pr_bias_alibi(beta, c->n, c->alibi))
-        ao->beta = beta;
-}
-
-static void wprob_of(pr_certify_problem_t *pb, const wcfg_t *c)
-{
-    pr_certify_problem_default(pb);
-    pb->scale = c->scale;
-    pb->causal = c->causal;
-    pb->alibi = c->alibi;
-}
 
 /* max |cand - true| enclosed by pr_hiprec_certify at 256 bits (W's doubles, σ and ALiBi real) */
 static int hiprec_err(double *lo, double *hi, const double *cand, const double *Q, const double *K,

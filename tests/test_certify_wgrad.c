@@ -18,27 +18,7 @@
 
 static const char *const gname[3] = {"dQ", "dK", "dV"};
 
-typedef struct {
-    int n, d, causal, scale, dense_w;
-    double alibi, B;
-} wcfg_t;
 
-static void opts_of(pr_attn_opts_t *ao, double *beta, const wcfg_t *c)
-{
-    pr_attn_opts_default(ao, c->d);
-    ao->sigma = pr_scale_sigma(c->scale == PR_CERTIFY_SCALE_INV_D ? PR_SCALE_INV_D : PR_SCALE_INV_SQRT_D, c->d);
-    ao->causal = c->causal;
-    if (c->alibi > 0.0 && !pr_bias_alibi(beta, c->n, c->alibi))
-        ao->beta = beta;
-}
-
-static void wprob_of(pr_certify_problem_t *pb, const wcfg_t *c)
-{
-    pr_certify_problem_default(pb);
-    pb->scale = c->scale;
-    pb->causal = c->causal;
-    pb->alibi = c->alibi;
-}
 
 /* one head: the dense float64 forward and backward with W into G = dQ | dK | dV; est its error estimate
  * (NULL: none) */
