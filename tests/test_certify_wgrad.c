@@ -40,6 +40,21 @@ static int dense_grads(double *G, pr_dense_err_t *est, const double *Q, const do
     return st;
 }
 
+/* one head of c: Q, K, V (entries below c->B), dO and W random, then G = dQ | dK | dV, their float64
+ * dense gradients; returns Q | K | V | dO | G (7 n×d, free it) */
+static double *grad_case(pr_posw_t W, const wcfg_t *c, pr_rng_t rng)
+{
+    size_t nd = (size_t)c->n * c->d;
+    double *Q = malloc(sizeof(double) * nd * 7);
+    if (!Q)
+        abort();
+    fill(Q, 3 * nd, c->B, rng);
+    fill(Q + 3 * nd, nd, 1.0, rng);
+    PR_CHECK_OK(random_w(W, c->n, c->d, c->dense_w, rng));
+    PR_CHECK_OK(dense_grads(Q + 4 * nd, NULL, Q, Q + nd, Q + 2 * nd, Q + 3 * nd, W, c));
+    return Q;
+}
+
 /* the largest error of G = dQ | dK | dV enclosed by pr_hiprec_certify at 256 bits (W's doubles, σ and
  * ALiBi the real numbers) */
 static int hiprec_max(double *lo, double *hi, const double *G, const double *Q, const double *K, const double *V,
@@ -288,12 +303,8 @@ static void test_dq_rows(pr_rng_t rng)
     for (int k = 0; k < 2; k++) {
         const wcfg_t *c = cfgs + k;
         size_t nd = (size_t)c->n * c->d;
-        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-        fill(Q, 3 * nd, c->B, rng);
-        fill(dO, nd, 1.0, rng);
         pr_posw_t W;
-        PR_CHECK_OK(random_w(W, c->n, c->d, c->dense_w, rng));
-        PR_CHECK_OK(dense_grads(G, NULL, Q, K, V, dO, W, c));
+        double *Q = grad_case(W, c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
         to_f32(G, G, nd);
         pr_certify_problem_t pb;
         pr_certify_opts_t op;
@@ -332,12 +343,8 @@ static void test_group_fallback(pr_rng_t rng)
     for (int k = 0; k < 2; k++) {
         const wcfg_t *c = cfgs + k;
         size_t nd = (size_t)c->n * c->d;
-        double *Q = malloc(sizeof(double) * nd * 7), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
-        fill(Q, 3 * nd, c->B, rng);
-        fill(dO, nd, 1.0, rng);
         pr_posw_t W;
-        PR_CHECK_OK(random_w(W, c->n, c->d, c->dense_w, rng));
-        PR_CHECK_OK(dense_grads(G, NULL, Q, K, V, dO, W, c));
+        double *Q = grad_case(W, c, rng), *K = Q + nd, *V = K + nd, *dO = V + nd, *G = dO + nd;
         to_f32(G + nd, G + nd, nd);
         pr_certify_problem_t pb;
         pr_certify_opts_t op;
