@@ -159,6 +159,7 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
     rx->lam = lam;
     rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
     rx->under = under;
+    rx->shift = mx;
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);
 }
 

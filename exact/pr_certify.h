@@ -80,9 +80,10 @@ typedef struct {
     int verdict;           /* of |cand - true| <= atol + rtol·|true| at every element */
     long witness_row, witness_col; /* refuted: an element proved out of tolerance; else -1 */
     long rows;             /* rows of this head */
-    long rows_fallback;    /* rows recomputed in Arb */
+    long rows_fallback;    /* rows recomputed in Arb (dK, dV: key rows j, the columns j of P, L20) */
     double bound_max;      /* the largest double-pass bound E of an element (diagnostic) */
     double time_s;         /* wall time of the call */
+    long rows_open;        /* rows with an element left open (unknown) */
 } pr_certify_result_t;
 
 /* One head. Q, K, V, O_cand: n×d row-major doubles (exact values of the caller's dtypes).

@@ -209,12 +209,10 @@ void pr_certify_bias_arb(arb_t b, const cert_prob_t *p, long l, slong prec)
     arb_mul_si(b, b, -labs(l), prec);
 }
 
-void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t *p, slong prec)
+void pr_certify_arb_softmax_at(arb_ptr A, arb_t S, arf_t mx, int i, int jn, const cert_prob_t *p, slong prec)
 {
     arb_t b;
-    arf_t mx;
     arb_init(b);
-    arf_init(mx);
     arf_set_d(mx, -INFINITY);
     for (int j = 0; j < jn; j++) {
         if (p->alibi > 0.0) {
@@ -231,6 +229,13 @@ void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t
         arb_add(S, S, A + j, prec);
     }
     arb_clear(b);
+}
+
+void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t *p, slong prec)
+{
+    arf_t mx;
+    arf_init(mx);
+    pr_certify_arb_softmax_at(A, S, mx, i, jn, p, prec);
     arf_clear(mx);
 }
 
@@ -308,9 +313,13 @@ _Static_assert(PR_CERTIFY_FLOAT32 == (int)PR_NPY_F32 && PR_CERTIFY_FLOAT16 == (i
 void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const double *hi, const unsigned char *state,
                           const double *cand, long len, int d, int dtype)
 {
-    long worst = 0, bad = -1, open = 0;
+    long worst = 0, bad = -1, open = 0, rows_open = 0, last_open = -1;
     double L = 0.0, U = 0.0;
     for (long k = 0; k < len; k++) {
+        if (state[k] == CERT_OPEN && k / d != last_open) { /* a row with an open element */
+            rows_open++;
+            last_open = k / d;
+        }
         if (k == 0 || lo[k] > L) {
             L = lo[k];
             worst = k;
@@ -328,6 +337,7 @@ void pr_certify_summarise(pr_certify_result_t *res, const double *lo, const doub
     double q = len && isfinite(cand[worst]) ? pr_npy_ulp((pr_npy_dtype_t)dtype, cand[worst]) : NAN;
     res->ulps_lower = len ? pr_certify_down(lo[worst] / q) : NAN;
     res->ulps_upper = len ? pr_certify_up(hi[worst] / q) : NAN;
+    res->rows_open = rows_open;
     res->verdict = bad >= 0 ? PR_CERT_REFUTED : open ? PR_CERT_UNKNOWN : PR_CERT_CERTIFIED;
     res->witness_row = bad >= 0 ? bad / d : -1;
     res->witness_col = bad >= 0 ? bad % d : -1;

@@ -16,22 +16,31 @@ typedef struct {
     arb_ptr dQ, dK, dV;           /* ∂/∂Q, ∂/∂K, ∂/∂V (n×d) */
 } grad_t;
 
-/* row i's weights A[j] ∋ e^{M_ij - shift} and S ∋ Σ_j A[j] (L6; a general W, L14); returns jn */
-static int weights_row(arb_ptr A, arb_t S, arb_srcptr Qs_i, const double *Q_i, const double *K, arb_srcptr Kr,
-                       const arb_t sig, int i, const pr_posw_struct *W, const cert_prob_t *p, slong prec)
+/* row i's weights A[j] ∋ e^{M_ij - mx} and S ∋ Σ_j A[j] (L6; a general W, L14), mx the shift; returns jn */
+static int weights_row(arb_ptr A, arb_t S, arf_t mx, arb_srcptr Qs_i, const double *Q_i, const double *K,
+                       arb_srcptr Kr, const arb_t sig, int i, const pr_posw_struct *W, const cert_prob_t *p, slong prec)
 {
-    if (!W)
-        return pr_certify_arb_weights(A, S, Qs_i, Kr, i, p, prec);
-    int jn = pr_certify_w_arb_scores(A, Q_i, K, sig, i, W, p, prec);
-    pr_certify_arb_softmax(A, S, i, jn, p, prec);
+    int jn = p->causal ? i + 1 : p->n;
+    if (W)
+        jn = pr_certify_w_arb_scores(A, Q_i, K, sig, i, W, p, prec);
+    for (int j = 0; !W && j < jn; j++)
+        arb_dot(A + j, NULL, 0, Qs_i, 1, Kr + (size_t)j * p->d, 1, p->d, prec);
+    pr_certify_arb_softmax_at(A, S, mx, i, jn, p, prec);
     return jn;
 }
 
-/* a general W's gradient rows (L16), σ not applied: q = 1: dQ's row fix, row[a] += Σ_{k: a_k = a} Σ_{j<m}
- * c_j w_k(fix - j) X_{j,b_k} (X = K); q = 0: dK's row fix, row[b] += Σ_{k: b_k = b} Σ_{i<m} c_i X_{i,a_k}
- * w_k(i - fix) (X = Q); c at stride cs, y: m balls of scratch */
-static void w_grad_row(arb_ptr row, arb_srcptr c, slong cs, int m, int fix, int q, const double *X,
-                       const pr_posw_struct *W, const cert_prob_t *p, arb_ptr y, slong prec)
+int pr_certify_arb_row_stats(arb_ptr A, arb_ptr O, arf_t mx, arb_t S, arb_t r, arb_srcptr Qs_i, const double *Q_i,
+                             arb_srcptr dOb_i, const double *K, arb_srcptr Kr, arb_srcptr Vb, const arb_t sig, int i,
+                             const pr_posw_struct *W, const cert_prob_t *p, slong prec)
+{
+    int jn = weights_row(A, S, mx, Qs_i, Q_i, K, Kr, sig, i, W, p, prec);
+    pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
+    arb_dot(r, NULL, 0, dOb_i, 1, O, 1, p->d, prec);
+    return jn;
+}
+
+void pr_certify_arb_w_grad_row(arb_ptr row, arb_srcptr c, slong cs, int m, int fix, int q, const double *X,
+                               const pr_posw_struct *W, const cert_prob_t *p, arb_ptr y, slong prec)
 {
     int n = p->n, d = p->d;
     size_t L = 2 * (size_t)n - 1;
@@ -51,10 +60,12 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
 {
     int n = p->n, d = p->d;
     arb_t sig, S, r, t;
+    arf_t mx;
     arb_init(sig);
     arb_init(S);
     arb_init(r);
     arb_init(t);
+    arf_init(mx);
     pr_certify_sigma_arb(sig, p, prec);
     for (int i = 0; i < n; i++) {
         if (!W) {
@@ -70,14 +81,13 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     arb_ptr O = _arb_vec_init(d);
     for (int i = 0; i < n; i++) {
         arb_ptr Pi = g->P + (size_t)i * n;
-        int jn = weights_row(Pi, S, g->Qs + (size_t)i * d, Q + (size_t)i * d, K, g->Kr, sig, i, W, p, prec);
-        pr_certify_arb_pv(O, Pi, S, g->Vb, jn, p, prec);
+        /* r_i = <dO_i, O_i>; dS_ij = P_ij (dO_i·V_j - r_i) */
+        int jn = pr_certify_arb_row_stats(Pi, O, mx, S, r, g->Qs + (size_t)i * d, Q + (size_t)i * d,
+                                          g->dOb + (size_t)i * d, K, g->Kr, g->Vb, sig, i, W, p, prec);
         for (int j = 0; j < jn; j++)
             arb_div(Pi + j, Pi + j, S, prec);
         for (int j = jn; j < n; j++)
             arb_zero(Pi + j);
-        /* r_i = <dO_i, O_i>; dS_ij = P_ij (dO_i·V_j - r_i) */
-        arb_dot(r, NULL, 0, g->dOb + (size_t)i * d, 1, O, 1, d, prec);
         for (int j = 0; j < jn; j++)
             for (int c = 0; c < d; c++)
                 arb_addmul(g->dV + (size_t)j * d + c, Pi + j, g->dOb + (size_t)i * d + c, prec);
@@ -94,7 +104,7 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     for (int i = 0; i < n; i++) {
         if (W) {
             _arb_vec_zero(row, d);
-            w_grad_row(row, g->P + (size_t)i * n, 1, p->causal ? i + 1 : n, i, 1, K, W, p, y, prec);
+            pr_certify_arb_w_grad_row(row, g->P + (size_t)i * n, 1, p->causal ? i + 1 : n, i, 1, K, W, p, y, prec);
         } else {
             for (int c = 0; c < d; c++)
                 arb_dot(row + c, NULL, 0, g->P + (size_t)i * n, 1, g->Kr + c, d, n, prec);
@@ -105,7 +115,7 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     for (int j = 0; j < n; j++) {
         if (W) {
             _arb_vec_zero(row, d);
-            w_grad_row(row, g->P + j, n, n, j, 0, Q, W, p, y, prec);
+            pr_certify_arb_w_grad_row(row, g->P + j, n, n, j, 0, Q, W, p, y, prec);
             _arb_vec_scalar_mul(row, row, d, sig, prec);
         } else {
             for (int c = 0; c < d; c++)
@@ -120,6 +130,7 @@ static int grad_head(grad_t *g, const double *Q, const double *K, const double *
     arb_clear(S);
     arb_clear(r);
     arb_clear(t);
+    arf_clear(mx);
     return PR_OK;
 }
 
@@ -133,18 +144,18 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, const dou
     arb_ptr Qs = _arb_vec_init(d), dOb = _arb_vec_init(d), O = _arb_vec_init(d), A = _arb_vec_init(n);
     arb_ptr row = _arb_vec_init(d);
     arb_t S, r, t;
+    arf_t mx;
     arb_init(S);
     arb_init(r);
     arb_init(t);
+    arf_init(mx);
     if (!W) {
         pr_certify_rotate_row_arb(Qs, Q_i, i, p, prec);
         _arb_vec_scalar_mul(Qs, Qs, d, sig, prec);
     }
     for (int c = 0; c < d; c++)
         arb_set_d(dOb + c, dO_i[c]);
-    int jn = weights_row(A, S, Qs, Q_i, K, Kr, sig, i, W, p, prec);
-    pr_certify_arb_pv(O, A, S, Vb, jn, p, prec);
-    arb_dot(r, NULL, 0, dOb, 1, O, 1, d, prec);
+    int jn = pr_certify_arb_row_stats(A, O, mx, S, r, Qs, Q_i, dOb, K, Kr, Vb, sig, i, W, p, prec);
     for (int j = 0; j < jn; j++) {
         arb_div(A + j, A + j, S, prec);
         arb_dot(t, r, 1, dOb, 1, Vb + (size_t)j * d, 1, d, prec); /* r - dO·V */
@@ -153,7 +164,7 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, const dou
     }
     if (W) {
         arb_ptr y = _arb_vec_init(n);
-        w_grad_row(row, A, 1, jn, i, 1, K, W, p, y, prec);
+        pr_certify_arb_w_grad_row(row, A, 1, jn, i, 1, K, W, p, y, prec);
         _arb_vec_clear(y, n);
     } else {
         for (int c = 0; c < d; c++)
@@ -164,6 +175,7 @@ static void dq_row(arb_ptr dQi, const double *Q_i, const double *dO_i, const dou
     arb_clear(S);
     arb_clear(r);
     arb_clear(t);
+    arf_clear(mx);
     _arb_vec_clear(Qs, d);
     _arb_vec_clear(dOb, d);
     _arb_vec_clear(O, d);
@@ -359,6 +371,13 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
        budget is 0 */
     int arb_ok = n <= PR_CERTIFY_GRAD_MAX_N && opts->max_fallback_s != 0.0 &&
                  (!W || (double)n * n * W->s * g <= GRAD_MAX_W_OPS);
+    /* past it, dK's and dV's open key rows column by column (L20) */
+    double budget = opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0;
+    int cols = !arb_ok && budget > 0.0 && (dK_cand || dV_cand);
+    cert_kvkeep_t keep = {cols ? malloc(sizeof(cert_rowenc_t) * (size_t)g * n) : NULL,
+                          cols ? malloc(sizeof(double) * 4 * nd) : NULL};
+    if (cols && (!keep.enc || !keep.kv))
+        st = PR_ENOMEM;
     arb_group_t ag;
     memset(&ag, 0, sizeof(ag));
     size_t nres = 3 * (size_t)batch * heads + (dw_cand != NULL);
@@ -374,12 +393,18 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
             int open = 0;
             st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
                                        dV_cand ? dV_cand + ko : NULL, dw_cand, Q + qo, K + ko, V + ko, dO + qo, W, g, &p,
-                                       opts->max_fallback_s >= 0.0 ? opts->max_fallback_s : 60.0);
+                                       budget, cols ? &keep : NULL);
+            if (!st && cols && ((dK_cand && rg[1].verdict == PR_CERT_UNKNOWN) ||
+                                (dV_cand && rg[2].verdict == PR_CERT_UNKNOWN)))
+                st = pr_certify_kv_cols(rg + 1, rg + 2, dK_cand ? dK_cand + ko : NULL, dV_cand ? dV_cand + ko : NULL,
+                                        Q + qo, K + ko, V + ko, dO + qo, W, g, &p, &keep, budget, 1);
             if (!st && open && arb_ok)
                 st = arb_group(&ag, rg, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
                                dV_cand ? dV_cand + ko : NULL, Q + qo, K + ko, V + ko, dO + qo, W, g, &p);
         }
     arb_group_clear(&ag, n, d);
+    free(keep.enc);
+    free(keep.kv);
     pr_certify_prob_clear(&p);
     double dt = pr_timing_wall() - t0;
     for (size_t t = 0; t < nres; t++)

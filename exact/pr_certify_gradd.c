@@ -37,6 +37,7 @@ typedef struct {
                                its sums and their bounds (s×(2n-1) each, ℓ reversed as wrev) */
     int dw;                 /* dw wanted (W only, L17) */
     double gbW, etaW;       /* dw's bound sums' factor and underflow allowance (L17) */
+    cert_rowenc_t *enc;     /* NULL, or this head's rows' enclosures for L20 */
 } ghead_t;
 
 /* Wx = (|X̂r| + (ρ/γ)(|x_a| + |x_b|))(1 + 2^-40) for every pair (a, b) of each row (L11) */
@@ -208,6 +209,8 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
         if (rx[r].fail) {
             hd->qopen[i] = 1; /* row i is this block's alone */
+            if (hd->enc)
+                hd->enc[i].ok = 0;
 #pragma omp atomic write
             hd->fail = 1;
             memset(Pr, 0, sizeof(double) * w);
@@ -227,6 +230,10 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
         for (int j = 0; j < jn; j++)
             Pr[j] /= S;
         double D = row_d(&eD, Pr, Gr, nV, jn, cdp, k, p); /* L9 */
+        if (hd->enc) { /* L20: Σ ê = (l - under)(1 + θ̄), |θ̄| <= λ (L4); |Ŝ - Σ ê| <= gk Σ ê (L19) */
+            cert_rowenc_t *e = hd->enc + i;
+            *e = (cert_rowenc_t){rx[r].shift, S, gk, lam, rx[r].under, D, eD, 1};
+        }
         /* L10: dŜ = fl(P̂ fl(dP̂ - D̂)) and δ >= |dŜ - dS|; Z = γ|dŜ| + (1 + γ)δ, inflated by 2^-40
            for its own ~20 roundings */
 #pragma omp simd
@@ -519,7 +526,8 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
 
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
-                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s)
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s,
+                          cert_kvkeep_t *keep)
 {
     int n = p->n, d = p->d, nt = omp_get_max_threads(), st = PR_OK;
     size_t nd = (size_t)n * d, sL = W ? (size_t)W->s * (2 * (size_t)n - 1) : 0;
@@ -566,6 +574,9 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         hd.dO = dO + (size_t)h * nd;
         hd.fail = 0;
         memset(hd.qopen, 0, n);
+        hd.enc = keep ? keep->enc + (size_t)h * n : NULL;
+        if (hd.enc)
+            memset(hd.enc, 0, sizeof(cert_rowenc_t) * n); /* ok = 0 until the pass bounds the row */
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
             if (!W) { /* L18: Dot2 scores; Δ gets su·(b̂ + |M̂|) and the scaling's underflow */
@@ -606,6 +617,10 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             continue;
         kv_values(hd.dQ, hd.EQ, acc, nt, 2 * t, p, g, dOmax, fail, t ? vgb : hd.gbU, t ? veta : hd.etaU);
         result_of(res + 1 + t, lo, hi, sb, cand, hd.dQ, hd.EQ, p);
+        if (keep) {
+            memcpy(keep->kv + 2 * t * nd, hd.dQ, sizeof(double) * nd);
+            memcpy(keep->kv + (2 * t + 1) * nd, hd.EQ, sizeof(double) * nd);
+        }
         nopen += res[1 + t].verdict == PR_CERT_UNKNOWN;
     }
     if (!st && dwc) { /* res[3g]: dw (L17), no Arb fallback */

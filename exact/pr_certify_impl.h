@@ -103,6 +103,8 @@ int pr_certify_arb_weights(arb_ptr A, arb_t S, arb_srcptr Qs_i, arb_srcptr Kr, i
                            slong prec);
 /* the same from the scores A[0..jn) ∋ σ-scaled, bias-free M_ij: adds β, shifts, exponentiates */
 void pr_certify_arb_softmax(arb_ptr A, arb_t S, int i, int jn, const cert_prob_t *p, slong prec);
+/* the same, the shift (the largest midpoint) in mx: A[j] ∋ e^{M_ij - mx} */
+void pr_certify_arb_softmax_at(arb_ptr A, arb_t S, arf_t mx, int i, int jn, const cert_prob_t *p, slong prec);
 /* O[c] ∋ Σ_j A[j] V_jc / S for the weights of pr_certify_arb_softmax */
 void pr_certify_arb_pv(arb_ptr O, arb_srcptr A, const arb_t S, arb_srcptr Vb, int jn, const cert_prob_t *p,
                        slong prec);
@@ -169,6 +171,7 @@ typedef struct {
     double lmax;   /* max_j λ_j */
     double under;  /* terms below EXP_UNDER, set to 0 */
     int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
+    double shift;  /* m̂_i: x̂_j = fl(M̂_ij - shift) */
 } rowx_t;
 
 static inline double pr_certify_exp_eval(const cexp_t *e, double x)
@@ -214,15 +217,48 @@ int pr_certify_w_arb_scores(arb_ptr A, const double *Q_i, const double *K, const
 int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
                          const pass_t *ps, slong prec);
 
+/* what the kv columns' Arb fallback (L20, pr_certify_cols.c) keeps of a group's double pass: per row of each
+ * head, l_i = Σ_j e^{M_ij - shift} in [S/((1 + g)(1 + lam)), S/((1 - g)(1 - lam)) + under·2^-1008] and
+ * |D̂ - D_i| <= eD (ok = 0: the pass could not bound the row); dK̂, its bound, dV̂, its bound (n×d each, for the
+ * candidates given) */
+typedef struct {
+    double shift, S, g, lam, under, D, eD;
+    int ok;
+} cert_rowenc_t;
+
+typedef struct {
+    cert_rowenc_t *enc; /* g×n, head-major */
+    double *kv;         /* 4 n×d */
+} cert_kvkeep_t;
+
 /* one kv group's gradients in double (pr_certify_gradd.c, L8-L12; a general W: L13, L15, else W NULL
  * and p's pos): g query heads at Q, dO (n×d each);
  * res[3h] for head h's dQ, res[1], res[2] for the group's dK, dV (NULL candidates skipped), and with W and
  * dwc (s×(2n-1) as W->w) res[3g] for dw summed over the group (L17, no Arb fallback); dQ rows
  * left open recomputed in Arb within budget_s seconds a head (L7); *open: some verdict is unknown
- * (the whole group's Arb fallback may decide it) */
+ * (the whole group's Arb fallback may decide it); keep: NULL, or what L20 needs */
 int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc, const double *dKc,
                           const double *dVc, const double *dwc, const double *Q, const double *K, const double *V,
-                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s);
+                          const double *dO, const pr_posw_struct *W, int g, const cert_prob_t *p, double budget_s,
+                          cert_kvkeep_t *keep);
+/* row i of one head in balls (L7, pr_certify_grad.c): A[j] ∋ e^{M_ij - mx} for the jn unmasked keys (returned),
+ * mx the shift, S ∋ l_i = Σ_j A[j], O ∋ O_i (d), r ∋ D_i = ⟨dO_i, O_i⟩; Qs_i = σR_iQ_i and Kr (n×d, R_jK_j) as
+ * balls, or with W the doubles Q_i, K; Vb (n×d), dOb_i (d) balls */
+int pr_certify_arb_row_stats(arb_ptr A, arb_ptr O, arf_t mx, arb_t S, arb_t r, arb_srcptr Qs_i, const double *Q_i,
+                             arb_srcptr dOb_i, const double *K, arb_srcptr Kr, arb_srcptr Vb, const arb_t sig, int i,
+                             const pr_posw_struct *W, const cert_prob_t *p, slong prec);
+/* a general W's gradient rows (L16), σ not applied: q = 1: dQ's row fix, row[a] += Σ_{k: a_k = a} Σ_{j<m}
+ * c_j w_k(fix - j) X_{j,b_k} (X = K); q = 0: dK's row fix, row[b] += Σ_{k: b_k = b} Σ_{i<m} c_i X_{i,a_k}
+ * w_k(i - fix) (X = Q); c at stride cs, y: m balls of scratch */
+void pr_certify_arb_w_grad_row(arb_ptr row, arb_srcptr c, slong cs, int m, int fix, int q, const double *X,
+                               const pr_posw_struct *W, const cert_prob_t *p, arb_ptr y, slong prec);
+/* L20: key rows j of a kv group's dK, dV (rk, rv: their results from the double pass, summarised again) with an
+ * open element, recomputed in balls column j of P by column from keep's row enclosures, then with the rows
+ * themselves in Arb (rows = 0: not, for tests of the enclosures alone), within budget_s CPU seconds; g query
+ * heads at Q, dO */
+int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const double *dKc, const double *dVc,
+                       const double *Q, const double *K, const double *V, const double *dO, const pr_posw_struct *W,
+                       int g, const cert_prob_t *p, const cert_kvkeep_t *keep, double budget_s, int rows);
 /* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each; W: L16, O(n·s)) within
  * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
 int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,

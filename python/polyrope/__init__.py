@@ -61,7 +61,8 @@ class _Result(ctypes.Structure):  # pr_certify_result_t
                 ("ulps_lower", ctypes.c_double), ("ulps_upper", ctypes.c_double),
                 ("verdict", ctypes.c_int), ("witness_row", ctypes.c_long), ("witness_col", ctypes.c_long),
                 ("rows", ctypes.c_long), ("rows_fallback", ctypes.c_long),
-                ("bound_max", ctypes.c_double), ("time_s", ctypes.c_double)]
+                ("bound_max", ctypes.c_double), ("time_s", ctypes.c_double),
+                ("rows_open", ctypes.c_long)]
 
 
 _lib_handle = None
