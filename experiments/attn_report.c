@@ -1,5 +1,6 @@
 /* polyrope attn: how far each float result can be trusted (issue 13), --certify, and the
  * report (cmd_attn.h). */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,8 +149,10 @@ static int certify_large(pr_cmd_attn_cert_t *c, const pr_cmd_attn_job_t *job, pr
     c->verdict = !isfinite(r.upper) ? PR_CERT_UNKNOWN : isfinite(job->bound) ? r.verdict : PR_CERT_CERTIFIED;
     if (!job->backward)
         return PR_OK;
-    op.atol = 0.0;              /* only the enclosures are used: no Arb rows spent on a verdict */
-    op.max_fallback_s = 0.0;
+    /* only the enclosures are used: every element the double pass bounds is within DBL_MAX, so the open ones
+       are those it cannot bound (rows past L4's range), recomputed in Arb within the default budget (dQ's rows,
+       dK's and dV's key rows: docs/certify.md L7, L20) */
+    op.atol = DBL_MAX;
     g[3].upper = 0.0;
     if (general && job->dw)
         st = pr_certify_backward_dw(g, job->dQ, job->dK, job->dV, job->dw, job->Q, job->K, job->V, job->dO, job->W, 1,

@@ -64,7 +64,8 @@ void pr_cmd_attn_args_init(pr_cmd_attn_args_t *a)
         {"certify", PR_OPT_FLAG, &a->certify, "certified err_inf (and grad_err_inf) against an Arb reference of the "
          "real-number problem (RoPE angles, their cos and sin, sigma and ALiBi computed in Arb from the given doubles), "
          "n <= 512 (past it through pr_certify's double pass, docs/certify.md: the forward and the gradients, dw "
-         "included, for any W); a verdict other than certified is exit 1", 0, 0, 0, 0},
+         "included, for any W, with Arb rows, and dK's and dV's key rows, where it cannot bound them: 60 s a head); a "
+         "verdict other than certified is exit 1", 0, 0, 0, 0},
         {"check", PR_OPT_FLAG, &a->check, "fast algorithms: compare with the dense reference (err_inf) even when n > 4096", 0, 0, 0, 0},
         {"out", PR_OPT_STRING, &a->out, "write o.npy (and dq, dk, dv, dw .npy with --backward) into DIR", 0, 0, 0, 0},
         {"json", PR_OPT_FLAG, &a->json, "print one JSON object", 0, 0, 0, 0},

@@ -136,6 +136,7 @@ static void print_obj(const char *key, const pr_certify_result_t *r, const char 
     else
         printf("\"witness\": null, ");
     pr_cli_json_int("fallback_rows", r->rows_fallback, ", ");
+    pr_cli_json_int("open_rows", r->rows_open, ", ");
     pr_cli_json_int("rows", r->rows, ", ");
     pr_cli_json_num("time_s", r->time_s, 4, "}");
     printf("%s", sep);
@@ -148,7 +149,7 @@ static void print_line(const char *what, int b, int h, const pr_certify_result_t
            pr_npy_dtype_name((pr_npy_dtype_t)dtype), pr_cert_verdict_name((pr_cert_verdict_t)r->verdict));
     if (r->witness_row >= 0)
         printf(" at (%ld, %ld)", r->witness_row, r->witness_col);
-    printf(" [Arb rows %ld/%ld, %.3f s]\n", r->rows_fallback, r->rows, r->time_s);
+    printf(" [Arb rows %ld/%ld, %ld open, %.3f s]\n", r->rows_fallback, r->rows, r->rows_open, r->time_s);
 }
 
 /* worst verdict over every result: refuted > unknown > certified */
@@ -212,14 +213,16 @@ static int check_limits(const inputs_t *in, int general, const pr_certify_proble
         rc = pr_cli_fail(CMD, "d = %d: --pos %s needs an even head dimension d (or --pos identity)", in->d, pos);
     /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
      * Arb rows (K and V as 48-byte balls), the gradients' double pass (4 n x d doubles and three
-     * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512); a
+     * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512; past it
+     * L20's columns: Q, dO, K and V as balls, dK's and dV's values and bounds, a row's enclosures); a
      * general W twice more in its support form (at most d x d sequences of 2n - 1) */
     double nd = (double)in->n * in->d, bytes = 8.0 * (8 * nd + 64.0 * in->n) + 2 * 48.0 * nd;
     if (general)
         bytes += 2 * 8.0 * (2.0 * in->n - 1) * in->d * in->d;
     if (grads)
         bytes += 8.0 * (10 * nd + 2 * (4 * nd + 96.0 * in->n)) +
-                 (in->n <= PR_CERTIFY_GRAD_MAX_N ? 48.0 * (8 * nd + (double)in->n * in->n) : 0.0);
+                 (in->n <= PR_CERTIFY_GRAD_MAX_N ? 48.0 * (8 * nd + (double)in->n * in->n)
+                                                 : 48.0 * 4 * nd + 8.0 * 4 * nd + 200.0 * in->n);
     if (!rc && bytes > max_mem * 1073741824.0)
         rc = pr_cli_fail(CMD, "a head needs about %.2f GiB, past --max-mem %g: raise --max-mem", bytes / 1073741824.0,
                          max_mem);
@@ -258,8 +261,9 @@ int pr_cmd_certify(int argc, char **argv)
         {"dtype", PR_OPT_CHOICE, &dtype_s, "the candidate's dtype, for errors in its ulps: that of the --o file, or "
          "one whose values it holds (e.g. float32 results saved as float64)", "file|float64|float32|float16|bfloat16",
          0, 0, 0},
-        {"max-fallback-s", PR_OPT_DOUBLE, &fallback_s, "seconds per head for rows recomputed in Arb; rows left "
-         "undecided past it make the verdict unknown", 0, 0, 1e9, 0},
+        {"max-fallback-s", PR_OPT_DOUBLE, &fallback_s, "seconds per head (gradients: CPU seconds per kv head for "
+         "dK's and dV's key rows) for rows recomputed in Arb; rows left undecided past it make the verdict unknown "
+         "(open_rows counts them)", 0, 0, 1e9, 0},
         {"max-mem", PR_OPT_DOUBLE, &max_mem, "memory limit in GiB, checked before the run", 0, 1e-3, 1e6, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object", 0, 0, 0, 0},
     };
@@ -276,8 +280,10 @@ int pr_cmd_certify(int argc, char **argv)
         "row runs in double with a proved error bound; rows it cannot decide or bound tightly are\n"
         "recomputed in Arb (\"Arb rows\"). Gradients (--do with --dq/--dk/--dv) likewise in double,\n"
         "dQ's undecided rows in Arb at any n, the head again in Arb where still undecided (n <= 512;\n"
-        "with --w while n^2 s g <= 2^25, s = W's support, g query heads per kv head). A general W\n"
-        "(--w): output and gradients likewise, at any n (dw is not certified).\n"
+        "with --w while n^2 s g <= 2^25, s = W's support, g query heads per kv head), past it dK's\n"
+        "and dV's undecided key rows j, column j of the weights in Arb from the double pass's row\n"
+        "sums (then the rows themselves in Arb where that is too wide). A general W (--w): output\n"
+        "and gradients likewise, at any n (dw is not certified).\n"
         "With --json one object: per head {\"O\": {\"lower\", \"upper\",\n"
         "\"worst\", \"ulps\", \"verdict\", \"witness\", ...}, \"dQ\": ...}, heads in order.\n"
         "Example: polyrope certify --q q.npy --k k.npy --v v.npy --o o.npy --rtol 1e-3",

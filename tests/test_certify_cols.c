@@ -4,12 +4,15 @@
  * one part in 10^9 above its true largest error is certified, one part in 10^9 below refuted, and left
  * unknown with a zero budget; the enclosures from the double pass's row enclosures alone (no Arb rows) hold
  * the truth, are tighter than the double pass's, and certify at their own upper bound where the double pass
- * cannot. */
+ * cannot. `attn --certify --backward` past n = 512 gets a finite gradient error where a row's scores are past
+ * the double pass (it had no Arb budget there). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_test.h"
+#include "pr_test_cli.h"
+#include "pr_npy.h"
 #include "pr_status.h"
 #include "pr_hiprec.h"
 #include "pr_certify_impl.h"
@@ -241,10 +244,36 @@ static void test_enclosures(const kcase_t *c, pr_rng_t rng)
     inst_free(&x);
 }
 
+/* attn --certify --backward at n = 520 with a query row the double pass cannot bound (L4): its dQ row and
+ * every key row of dK, dV in Arb (L7, L20), a finite certified gradient error and exit 0 (with no Arb there,
+ * as before, the error was infinite: unknown, exit 1). The dense path's own dK is far off here (its estimate
+ * says so): the error is finite, not small. */
+static void test_attn_cli(pr_rng_t rng)
+{
+    enum { N = 520, D = 4 };
+    static double X[4][N * D];
+    for (int k = 0; k < 4; k++)
+        fill(X[k], (size_t)N * D, k == 3 ? 1.0 : 2.0, rng);
+    for (int a = 0; a < D; a++)
+        X[0][5 * D + a] = ldexp(X[0][5 * D + a], 52);
+    long sh[2] = {N, D};
+    const char *names[4] = {"cc_q.npy", "cc_k.npy", "cc_v.npy", "cc_do.npy"};
+    for (int k = 0; k < 4; k++)
+        PR_CHECK_OK(pr_npy_write(names[k], X[k], 2, sh));
+    int rc = pr_test_cli_run("cols_cli", "attn --algo dense --pos identity --backward --certify --json --q cc_q.npy "
+                                         "--k cc_k.npy --v cc_v.npy --do cc_do.npy");
+    double g = pr_test_cli_json("certified_grad_err_inf");
+    PR_CHECK(rc == 0 && isfinite(g) && strstr(pr_test_cli_out, "\"certified_verdict\": \"certified\""),
+             "attn past n = 512, a row past the double pass: exit %d, certified_grad_err_inf %g\n%s%s", rc, g,
+             pr_test_cli_out, pr_test_cli_err);
+}
+
 int main(void)
 {
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_certify_cols", 20));
+    PR_CHECK(pr_test_cli_tmpdir("test_certify_cols") == 0, "no scratch folder under /tmp");
+    test_attn_cli(rng);
     const kcase_t rope = {600, 4, 1, PR_CERTIFY_POS_ROPE, 0, 0.0, 2.0, 0};
     const kcase_t gqa = {640, 4, 2, PR_CERTIFY_POS_IDENTITY, 1, 0.25, 2.0, 0};
     const kcase_t gqa_huge = {640, 4, 2, PR_CERTIFY_POS_IDENTITY, 1, 0.25, 2.0, 1};
