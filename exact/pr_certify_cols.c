@@ -254,85 +254,120 @@ static int row_open(const kvstate_t *k, int j, int d, size_t nd)
     return o;
 }
 
-/* every open key row j whose query rows (i >= j causal, else all) hold balls, within the budget; returns 0 when
- * the budget ran out */
-static int sweep(kvstate_t *k, const cols_t *c, double t_end, unsigned char *seen)
+static void colscr_init(colscr_t *s, int n, int d, int m)
 {
-    const cert_prob_t *p = c->p;
-    int n = p->n, d = p->d, s = c->W ? c->W->s : 0, m = s > n ? s : n;
-    size_t nd = (size_t)n * d;
-    long lastbad = -1; /* the largest query row without balls */
-    for (size_t t = 0; t < (size_t)c->g * n; t++)
-        lastbad = !c->ok[t] && (long)(t % n) > lastbad ? (long)(t % n) : lastbad;
-    colscr_t sc;
-    sc.P = _arb_vec_init(n);
-    sc.dS = _arb_vec_init(n);
-    sc.kj = _arb_vec_init(d);
-    sc.vj = _arb_vec_init(d);
-    sc.x = _arb_vec_init(m);
-    sc.y = _arb_vec_init(m);
-    sc.U = _arb_vec_init(d);
-    sc.dV = _arb_vec_init(d);
-    arb_init(sc.t);
-    arb_ptr dK = _arb_vec_init(d);
-    double *lo2 = malloc(sizeof(double) * 2 * d);
-    unsigned char *st2 = malloc(d);
-    int in_time = 1;
-    for (int j = 0; j < n && lo2 && st2; j++) {
-        if (!k->open[j] || lastbad >= (p->causal ? j : 0))
-            continue;
-        if (pr_timing_cpu() >= t_end) {
-            in_time = 0;
-            break;
-        }
-        column(dK, sc.dV, c, &sc, j);
-        for (int t = 0; t < 2; t++)
-            if (k->cand[t])
-                judge_row(k->lo + t * nd + (size_t)j * d, k->hi + t * nd + (size_t)j * d,
-                          k->st + t * nd + (size_t)j * d, k->cand[t] + (size_t)j * d, t ? sc.dV : dK, p, lo2,
-                          lo2 + d, st2);
-        k->open[j] = (unsigned char)row_open(k, j, d, nd);
-        k->done += !seen[j];
-        seen[j] = 1;
-    }
-    free(lo2);
-    free(st2);
-    _arb_vec_clear(dK, d);
-    _arb_vec_clear(sc.P, n);
-    _arb_vec_clear(sc.dS, n);
-    _arb_vec_clear(sc.kj, d);
-    _arb_vec_clear(sc.vj, d);
-    _arb_vec_clear(sc.x, m);
-    _arb_vec_clear(sc.y, m);
-    _arb_vec_clear(sc.U, d);
-    _arb_vec_clear(sc.dV, d);
-    arb_clear(sc.t);
-    return in_time;
+    s->P = _arb_vec_init(n);
+    s->dS = _arb_vec_init(n);
+    s->kj = _arb_vec_init(d);
+    s->vj = _arb_vec_init(d);
+    s->x = _arb_vec_init(m);
+    s->y = _arb_vec_init(m);
+    s->U = _arb_vec_init(d);
+    s->dV = _arb_vec_init(d);
+    arb_init(s->t);
 }
 
-/* the query rows of every head recomputed in Arb, the last rows first (a causal key row j reads rows i >= j),
- * down to the first open key row (causal) or row 0, within the budget; returns how many */
-static long refine(cols_t *c, const kvstate_t *k, double t_end)
+static void colscr_clear(colscr_t *s, int n, int d, int m)
+{
+    _arb_vec_clear(s->P, n);
+    _arb_vec_clear(s->dS, n);
+    _arb_vec_clear(s->kj, d);
+    _arb_vec_clear(s->vj, d);
+    _arb_vec_clear(s->x, m);
+    _arb_vec_clear(s->y, m);
+    _arb_vec_clear(s->U, d);
+    _arb_vec_clear(s->dV, d);
+    arb_clear(s->t);
+}
+
+/* the budget: 1 once the process's CPU time passed t_end (then for every thread) */
+static int late(int *out, double t_end)
+{
+    int o;
+#pragma omp atomic read
+    o = *out;
+    if (!o && pr_timing_cpu() >= t_end) {
+        o = 1;
+#pragma omp atomic write
+        *out = 1;
+    }
+    return o;
+}
+
+/* every open key row j whose query rows (i >= j causal, else all) hold balls, over the OpenMP threads (each in
+ * the certificate's environment, Arb's too) within the budget (*out = 1 when it ran out); the first failure */
+static int sweep(kvstate_t *k, const cols_t *c, double t_end, unsigned char *seen, int *out)
 {
     const cert_prob_t *p = c->p;
-    int n = p->n, jmin = 0;
+    int n = p->n, d = p->d, s = c->W ? c->W->s : 0, m = s > n ? s : n, st = PR_OK;
+    size_t nd = (size_t)n * d;
+    long lastbad = -1, done = 0; /* the largest query row without balls */
+    for (size_t t = 0; t < (size_t)c->g * n; t++)
+        lastbad = !c->ok[t] && (long)(t % n) > lastbad ? (long)(t % n) : lastbad;
+#pragma omp parallel reduction(+ : done)
+    {
+        pr_certify_fenv_t env;
+        int mine = pr_certify_fenv_enter(&env);
+        colscr_t sc;
+        colscr_init(&sc, n, d, m);
+        arb_ptr dK = _arb_vec_init(d);
+        double lo2[2 * 1024]; /* d <= 1024 (pr_certify_grad_group) */
+        unsigned char st2[1024];
+#pragma omp for schedule(dynamic, 1)
+        for (int j = 0; j < n; j++) {
+            if (mine || !k->open[j] || lastbad >= (p->causal ? j : 0) || late(out, t_end))
+                continue;
+            column(dK, sc.dV, c, &sc, j);
+            for (int t = 0; t < 2; t++)
+                if (k->cand[t])
+                    judge_row(k->lo + t * nd + (size_t)j * d, k->hi + t * nd + (size_t)j * d,
+                              k->st + t * nd + (size_t)j * d, k->cand[t] + (size_t)j * d, t ? sc.dV : dK, p, lo2,
+                              lo2 + d, st2);
+            k->open[j] = (unsigned char)row_open(k, j, d, nd);
+            done += !seen[j];
+            seen[j] = 1;
+        }
+        _arb_vec_clear(dK, d);
+        colscr_clear(&sc, n, d, m);
+        mine = pr_certify_fenv_leave(mine, &env);
+        if (mine) {
+#pragma omp critical(pr_certify_cols_status)
+            st = mine;
+        }
+    }
+    k->done += done;
+    return st;
+}
+
+/* the query rows of every head recomputed in Arb over the threads as sweep, the last rows first (a causal key
+ * row j reads rows i >= j), down to the first open key row (causal) or row 0, within the budget */
+static int refine(cols_t *c, const kvstate_t *k, double t_end, int *out)
+{
+    const cert_prob_t *p = c->p;
+    int n = p->n, g = c->g, jmin = 0, st = PR_OK;
     while (p->causal && jmin < n && !k->open[jmin])
         jmin++;
     if (!c->Kr)
         cols_kv(c);
-    arb_ptr A = _arb_vec_init(n), O = _arb_vec_init(p->d);
-    long rows = 0;
-    for (int i = n - 1; i >= (p->causal ? jmin : 0); i--)
-        for (int h = 0; h < c->g; h++) {
-            if (pr_timing_cpu() >= t_end)
-                goto out;
-            row_refine(c, h, i, A, O);
-            rows++;
+    long tasks = (long)(n - jmin) * g;
+#pragma omp parallel
+    {
+        pr_certify_fenv_t env;
+        int mine = pr_certify_fenv_enter(&env);
+        arb_ptr A = _arb_vec_init(n), O = _arb_vec_init(p->d);
+#pragma omp for schedule(dynamic, 1)
+        for (long q = 0; q < tasks; q++)
+            if (!mine && !late(out, t_end))
+                row_refine(c, (int)(q % g), n - 1 - (int)(q / g), A, O);
+        _arb_vec_clear(A, n);
+        _arb_vec_clear(O, p->d);
+        mine = pr_certify_fenv_leave(mine, &env);
+        if (mine) {
+#pragma omp critical(pr_certify_cols_status)
+            st = mine;
         }
-out:
-    _arb_vec_clear(A, n);
-    _arb_vec_clear(O, p->d);
-    return rows;
+    }
+    return st;
 }
 
 int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const double *dKc, const double *dVc,
@@ -365,15 +400,15 @@ int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const d
     if (!st && nopen && !(st = cols_init(&c, p))) {
         for (size_t t = 0; t < (size_t)g * n; t++)
             row_from_pass(&c, t, keep->enc + t);
-        int in_time = sweep(&k, &c, t_end, seen);
-        int left = 0;
+        int out = 0, left = 0;
+        st = sweep(&k, &c, t_end, seen, &out);
         for (int j = 0; j < n; j++)
             left |= k.open[j];
         /* still open: the rows themselves in Arb (l_i, D_i as tight as prec), then the open key rows again */
-        if (rows && in_time && left && refine(&c, &k, t_end) > 0)
-            sweep(&k, &c, t_end, seen);
+        if (!st && rows && !out && left && !(st = refine(&c, &k, t_end, &out)))
+            st = sweep(&k, &c, t_end, seen, &out);
     }
-    for (int t = 0; t < 2 && !st && nopen; t++) {
+    for (int t = 0; t < 2 && !st && nopen; t++) { /* a failure leaves the double pass's results */
         pr_certify_result_t *r = t ? rv : rk;
         if (!k.cand[t])
             continue;
