@@ -1,5 +1,5 @@
 /* pr_certify: certified error of anyone's attention output against the real-number attention
- * of its inputs (issue 15; derivation and lemma ids L1-L17 in docs/certify.md).
+ * of its inputs (issue 15; derivation and lemma ids L1-L20 in docs/certify.md).
  *
  * For one head, pr_certify_forward encloses max_{i,c} |O_cand[i,c] - O_true[i,c]| in
  * [lower, upper] and decides |cand - true| <= atol + rtol·|true| at every element. O_true is the
@@ -125,9 +125,10 @@ int pr_certify_forward_heads_w(pr_certify_result_t *res, const double *O_cand, c
 
 /* Gradients for the upstream dO (n×d): res[0], res[1], res[2] for dQ, dK, dV (any candidate
  * may be NULL: its result is left with verdict unknown and rows 0). A double pass with a rigorous
- * bound per element at any n (docs/certify.md L8-L12); where it leaves a verdict unknown, the whole
- * head (kv group) again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and max_fallback_s != 0 (rows_fallback
- * = n), else the verdict stays unknown. */
+ * bound per element at any n (docs/certify.md L8-L12); where it leaves a verdict unknown, dQ's rows in
+ * Arb (L7), then the whole head (kv group) again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and max_fallback_s
+ * != 0 (rows_fallback = n), else dK's and dV's open key rows column by column in Arb (L20; rows_fallback:
+ * the key rows), within max_fallback_s; rows_open counts the rows left undecided. */
 #define PR_CERTIFY_GRAD_MAX_N 512
 int pr_certify_backward(pr_certify_result_t res[3], const double *dQ_cand, const double *dK_cand,
                         const double *dV_cand, const double *Q, const double *K, const double *V,
@@ -147,7 +148,7 @@ int pr_certify_backward_heads(pr_certify_result_t *res, const double *dQ_cand,
  * as pr_certify_backward_heads: dQ, dK, dV (dw: pr_certify_backward_dw) for the upstream dO at any n, the double pass with
  * the scores of docs/certify.md L13 and the sums over W's support of L15; dQ's open rows in Arb (L16)
  * within the budget; a kv group still open again in Arb if n <= PR_CERTIFY_GRAD_MAX_N and n²·s·g <= 2^25
- * (s = |S|, g query heads a group). PR_ESHAPE if W's n, d differ; PR_ENONFINITE for a non-finite W. */
+ * (s = |S|, g query heads a group), else its open key rows by L20. PR_ESHAPE if W's n, d differ; PR_ENONFINITE for a non-finite W. */
 int pr_certify_backward_heads_posw(pr_certify_result_t *res, const double *dQ_cand,
                                    const double *dK_cand, const double *dV_cand, const double *Q,
                                    const double *K, const double *V, const double *dO,

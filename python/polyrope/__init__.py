@@ -273,8 +273,9 @@ class HeadCertificate:
     verdict: str         # 'certified', 'refuted' or 'unknown' against atol + rtol |true|
     witness: tuple       # refuted: an element (candidate's shape) proved out of tolerance; else None
     rows: int
-    rows_fallback: int   # rows recomputed in Arb because the double pass's bound was too wide
+    rows_fallback: int   # rows recomputed in Arb because the double pass's bound was too wide (dk, dv: key rows)
     time_s: float
+    rows_open: int = 0   # rows with an element left undecided (the Arb budget ran out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +316,7 @@ def _head_certs(results, idxs, shape):
             index=_index(shape, bi, hi, r.worst_row, r.worst_col), ulps=(r.ulps_lower, r.ulps_upper),
             verdict=VERDICTS[r.verdict] if 0 <= r.verdict < 3 else "unknown",
             witness=_index(shape, bi, hi, r.witness_row, r.witness_col),
-            rows=r.rows, rows_fallback=r.rows_fallback, time_s=r.time_s))
+            rows=r.rows, rows_fallback=r.rows_fallback, time_s=r.time_s, rows_open=r.rows_open))
     return out
 
 
