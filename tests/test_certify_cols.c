@@ -100,12 +100,16 @@ static void inst_free(inst_t *x)
     free(x->Q);
 }
 
-static void prob_for(pr_certify_problem_t *pb, const kcase_t *c)
+/* the problem of c and the options: atol, the Arb budget */
+static void prob_for(pr_certify_problem_t *pb, pr_certify_opts_t *op, const kcase_t *c, double atol, double budget)
 {
     pr_certify_problem_default(pb);
     pb->pos = c->pos == POS_W ? PR_CERTIFY_POS_IDENTITY : c->pos;
     pb->causal = c->causal;
     pb->alibi = c->alibi;
+    pr_certify_opts_default(op);
+    op->atol = atol;
+    op->max_fallback_s = budget;
 }
 
 /* [lo, hi] ∋ the largest error of gradient t's candidate C (1: dK, 2: dV) against the truth at 256 bits; with
@@ -139,10 +143,7 @@ static int certify(pr_certify_result_t *r, const inst_t *x, const double *dKc, c
     const kcase_t *c = x->c;
     pr_certify_problem_t pb;
     pr_certify_opts_t op;
-    prob_for(&pb, c);
-    pr_certify_opts_default(&op);
-    op.atol = atol;
-    op.max_fallback_s = budget;
+    prob_for(&pb, &op, c, atol, budget);
     return pr_certify_backward_heads_posw(r, NULL, dKc, dVc, x->Q, x->K, x->V, x->dO, c->pos == POS_W ? x->W : NULL,
                                           1, c->g, 1, c->n, c->d, &pb, &op);
 }
@@ -192,9 +193,7 @@ static void pass_and_cols(pr_certify_result_t *r0, pr_certify_result_t *r1, cons
     int n = c->n, d = c->d, g = c->g, open = 0;
     pr_certify_problem_t pb;
     pr_certify_opts_t op;
-    prob_for(&pb, c);
-    pr_certify_opts_default(&op);
-    op.atol = atol;
+    prob_for(&pb, &op, c, atol, 0.0);
     cert_prob_t p;
     PR_CHECK_OK(pr_certify_prob_init(&p, &pb, &op, n, d));
     cert_kvkeep_t keep = {malloc(sizeof(cert_rowenc_t) * g * n), malloc(sizeof(double) * 4 * n * d)};
