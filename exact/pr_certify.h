@@ -61,8 +61,10 @@ void pr_certify_problem_default(pr_certify_problem_t *prob);
 typedef struct {
     double atol, rtol;   /* the tolerance |cand - true| <= atol + rtol·|true| (both >= 0, finite) */
     int dtype;           /* PR_CERTIFY_* dtype of the candidate, for ulps */
-    double max_fallback_s; /* CPU-second budget of the Arb fallback per call; < 0: default (60);
-                              rows left undecided past it leave the verdict unknown */
+    double max_fallback_s; /* budget of the Arb fallback in seconds, < 0: default (60): per head for the
+                              output's and dQ's rows (wall clock), per kv group for dK's and dV's key
+                              rows (CPU, docs/certify.md L20); what is left undecided past it leaves the
+                              verdict unknown (rows_open) */
     long prec;           /* Arb precision of the fallback in bits; <= 0: default (128) */
 } pr_certify_opts_t;
 
