@@ -19,6 +19,8 @@ typedef struct {
     arb_ptr L, D;                 /* g×n: l_i ∋ Σ_j e^{M_ij - m_i}, D_i */
     unsigned char *ok;            /* g×n: the row's balls hold */
     arb_ptr Qs, dOb;              /* g×n×d: σR_iQ_i (not with W), dO */
+    arb_ptr QsT, dObT;            /* the same g×d×n (transposed per head), for the sums over i: a key row reads
+                                     them in order, not at a stride of d balls (a page apart at d = 128) */
     arb_ptr Kr, Vb;               /* n×d: R_jK_j, V (the rows' refinement only; NULL before) */
     arb_t sig;
 } cols_t;
@@ -148,9 +150,10 @@ static void column(arb_ptr dKj, arb_ptr dVj, const cols_t *c, colscr_t *s, int j
             arb_mul(s->dS + i, s->P + i, s->t, prec);
         }
         for (int a = 0; a < d; a++) {
-            arb_dot(dVj + a, dVj + a, 0, s->P + i0, 1, c->dOb + (r0 + i0) * d + a, d, n - i0, prec);
+            size_t o = ((size_t)h * d + a) * n + i0;
+            arb_dot(dVj + a, dVj + a, 0, s->P + i0, 1, c->dObT + o, 1, n - i0, prec);
             if (!c->W)
-                arb_dot(s->U + a, s->U + a, 0, s->dS + i0, 1, c->Qs + (r0 + i0) * d + a, d, n - i0, prec);
+                arb_dot(s->U + a, s->U + a, 0, s->dS + i0, 1, c->QsT + o, 1, n - i0, prec);
         }
         if (c->W)
             pr_certify_arb_w_grad_row(s->U, s->dS, 1, n, j, 0, c->Q + r0 * d, c->W, p, s->x, prec);
@@ -189,14 +192,21 @@ static int cols_init(cols_t *c, const cert_prob_t *p)
     c->L = _arb_vec_init((slong)gn);
     c->D = _arb_vec_init((slong)gn);
     c->dOb = _arb_vec_init((slong)(gn * d));
+    c->dObT = _arb_vec_init((slong)(gn * d));
     c->Qs = c->W ? NULL : _arb_vec_init((slong)(gn * d));
+    c->QsT = c->W ? NULL : _arb_vec_init((slong)(gn * d));
     for (size_t t = 0; t < gn; t++) {
         int i = (int)(t % n);
-        for (int a = 0; a < d; a++)
+        size_t o = (t - i) * d + i; /* head t / n's block, column 0, row i */
+        for (int a = 0; a < d; a++) {
             arb_set_d(c->dOb + t * d + a, c->dO[t * d + a]);
+            arb_set(c->dObT + o + (size_t)a * n, c->dOb + t * d + a);
+        }
         if (!c->W) {
             pr_certify_rotate_row_arb(c->Qs + t * d, c->Q + t * d, i, p, p->prec);
             _arb_vec_scalar_mul(c->Qs + t * d, c->Qs + t * d, d, c->sig, p->prec);
+            for (int a = 0; a < d; a++)
+                arb_set(c->QsT + o + (size_t)a * n, c->Qs + t * d + a);
         }
     }
     return PR_OK;
@@ -212,8 +222,11 @@ static void cols_clear(cols_t *c)
         _arb_vec_clear(c->L, (slong)gn);
         _arb_vec_clear(c->D, (slong)gn);
         _arb_vec_clear(c->dOb, (slong)(gn * d));
-        if (c->Qs)
+        _arb_vec_clear(c->dObT, (slong)(gn * d));
+        if (c->Qs) {
             _arb_vec_clear(c->Qs, (slong)(gn * d));
+            _arb_vec_clear(c->QsT, (slong)(gn * d));
+        }
     }
     if (c->Kr) {
         _arb_vec_clear(c->Kr, (slong)n * d);

@@ -214,8 +214,9 @@ static int check_limits(const inputs_t *in, int general, const pr_certify_proble
     /* memory of one head: the double pass (8 n x d doubles and a 32 x n panel per thread), the
      * Arb rows (K and V as 48-byte balls), the gradients' double pass (4 n x d doubles and three
      * 32 x n panels per thread, 10 n x d more) and their Arb fallback (n x n balls, n <= 512; past it
-     * L20's columns: a kv group's Q and dO, K and V as balls, dK's and dV's values and bounds, the rows'
-     * enclosures); a general W twice more in its support form (at most d x d sequences of 2n - 1) */
+     * L20's columns: a kv group's Q and dO as balls twice (two layouts), K and V, dK's and dV's values and
+     * bounds, the rows' enclosures); a general W twice more in its support form (at most d x d sequences of
+     * 2n - 1) */
     double g = in->kv_heads > 0 ? (double)in->heads / in->kv_heads : 1.0; /* query heads a kv group (L20) */
     double nd = (double)in->n * in->d, bytes = 8.0 * (8 * nd + 64.0 * in->n) + 2 * 48.0 * nd;
     if (general)
@@ -223,7 +224,7 @@ static int check_limits(const inputs_t *in, int general, const pr_certify_proble
     if (grads)
         bytes += 8.0 * (10 * nd + 2 * (4 * nd + 96.0 * in->n)) +
                  (in->n <= PR_CERTIFY_GRAD_MAX_N ? 48.0 * (8 * nd + (double)in->n * in->n)
-                                                 : 48.0 * (2.0 * g + 2) * nd + 8.0 * 4 * nd + 200.0 * g * in->n);
+                                                 : 48.0 * (4.0 * g + 2) * nd + 8.0 * 4 * nd + 200.0 * g * in->n);
     if (!rc && bytes > max_mem * 1073741824.0)
         rc = pr_cli_fail(CMD, "a head needs about %.2f GiB, past --max-mem %g: raise --max-mem", bytes / 1073741824.0,
                          max_mem);
