@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include "pr_status.h"
+#include "pr_attn.h"
 #include "pr_rope.h"
 #include "pr_timing.h"
 #include "pr_vec.h"
@@ -641,15 +642,12 @@ int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, con
     if (heads % kv_heads)
         return PR_ESHAPE;
     size_t nd = (size_t)n * d;
-    int g = heads / kv_heads;
-    for (int b = 0; b < batch; b++)
-        for (int h = 0; h < heads; h++) {
-            size_t qo = ((size_t)b * heads + h) * nd, ko = ((size_t)b * kv_heads + h / g) * nd;
-            int st = pr_certify_forward(res + (size_t)b * heads + h, O_cand + qo, Q + qo, K + ko, V + ko, n, d,
-                                        prob, opts);
-            if (st)
-                return st;
-        }
+    for (long t = 0; t < (long)batch * heads; t++) {
+        size_t qo = (size_t)t * nd, ko = (size_t)pr_attn_kv_head(t, heads, kv_heads) * nd;
+        int st = pr_certify_forward(res + t, O_cand + qo, Q + qo, K + ko, V + ko, n, d, prob, opts);
+        if (st)
+            return st;
+    }
     return PR_OK;
 }
 
