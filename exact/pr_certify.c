@@ -77,6 +77,9 @@ int pr_certify_exp_init(cexp_t *e, double u)
         horner += pr_certify_gamma(2 * k + 1, u) * fabs(e->c[k]) * rk;
     horner = pr_certify_up(horner * 1.4191 / (1.0 - ep) + 1e-300);
     e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
+    /* L20: r̂ = fl(r̂_0 + x_l) adds u|r̂| <= 0.35u; |r̂| <= 0.3466 + 2^-20 < EXP_R keeps ε_p and H */
+    double er2 = er + 0.35 * u;
+    e->eps2 = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er2) - 1.0) * 1.01 + 1e-300);
     return PR_OK;
 }
 
@@ -141,12 +144,11 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
         mx = s[j] > mx ? s[j] : mx;
     }
     /* nK·om underflowed by at most η, then times κ (L13) */
-    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny, su = ps->su;
+    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
-        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + su * (b + fabs(s[j]))
-                    + tiny;
+        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
         double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
@@ -368,12 +370,11 @@ double pr_certify_rho(const cert_prob_t *p)
     return p->rope ? pr_certify_gamma(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100 : 0.0;
 }
 
-/* L2's constant, or with dot2 L18's (Dot2 scores: γ_d²/(1 - u) in place of γ_{d+1}) */
-double pr_certify_score_const(const cert_prob_t *p, int dot2)
+/* L2's constant */
+double pr_certify_score_const(const cert_prob_t *p)
 {
     double u = p->u, rho = pr_certify_rho(p);
-    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(dot2 ? p->d : p->d + 1, u);
-    gd = dot2 ? gd * gd * (1.0 + 2.0 * u) : gd;
+    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(p->d + 1, u);
     double c = gd * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
     return pr_certify_up(c * 1.001);
 }
@@ -416,7 +417,7 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vrange[c] = pr_certify_up(mx - mn);
         ps->vabs[c] = ab;
     }
-    ps->cs = pr_certify_score_const(p, 0);
+    ps->cs = pr_certify_score_const(p);
     /* L2: the products' underflow, d + 3 of η, times σ̂ when σ̂ > 1; a rotated entry's underflow
      * times the other side's largest entry */
     ps->tiny = pr_certify_up((d + 3) * ETA * (p->sig > 1.0 ? p->sig : 1.0)) +

@@ -26,7 +26,9 @@ typedef struct {
     const double *dO;
     double *ndO, *nV;       /* row-norm bounds of dO and V */
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
-    double *Krt, *Vt;       /* K̂r and V transposed (d×n) for L18's Dot2 (RoPE or identity) */
+    double *Kht, *Klt, *Vt; /* K rotated in double-double (L20) and V, transposed (d×n) for Dot2 (RoPE or identity) */
+    double *Qh, *Ql;        /* the head's Q rotated in double-double (L20) */
+    cert_dd_t dd;           /* L20's constants */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
     double gam;             /* γ_G (L11, L15) */
@@ -105,48 +107,6 @@ static void scale_rotate(double *out, double *err, const double *T, const double
     }
 }
 
-/* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)) for rows r < mi of A (stride d) and keys j < w, B given
- * transposed (Bt: d×n); Dot2 is Ogita, Rump and Oishi's compensated dot product (TwoProd by an FMA, TwoSum),
- * vectorised over keys, any evaluation order of the lanes. */
-#define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
-static inline __attribute__((always_inline)) void dot2_body(double *S, const double *A, const double *Bt, int mi,
-                                                            int w, int ld, int n, int d, double alpha)
-{
-    for (int r = 0; r < mi; r++)
-        for (int j0 = 0; j0 < w; j0 += D2W) {
-            int m = w - j0 < D2W ? w - j0 : D2W;
-            double hi[D2W] = {0}, lo[D2W] = {0};
-            for (int c = 0; c < d; c++) {
-                double a = A[(size_t)r * d + c];
-                const double *b = Bt + (size_t)c * n + j0;
-#pragma omp simd
-                for (int j = 0; j < m; j++) {
-                    double x = a * b[j], ex = fma(a, b[j], -x); /* x + ex = a·b exactly (no underflow) */
-                    double t = hi[j] + x, z = t - hi[j];
-                    lo[j] += ((hi[j] - (t - z)) + (x - z)) + ex; /* TwoSum's error: t + err = hi + x */
-                    hi[j] = t;
-                }
-            }
-            for (int j = 0; j < m; j++)
-                S[(size_t)r * ld + j0 + j] = alpha * (hi[j] + lo[j]);
-        }
-}
-
-__attribute__((target("avx2,fma"))) static void dot2_fma(double *S, const double *A, const double *Bt, int mi,
-                                                         int w, int ld, int n, int d, double alpha)
-{
-    dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
-}
-
-static void dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
-                      double alpha)
-{
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        dot2_fma(S, A, Bt, mi, w, ld, n, d, alpha);
-    else
-        dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
-}
-
 /* L18: ε_P = (u|dP̂| + γ_d²‖dO_i‖‖V_j‖ + 4dη)/(1 - u) bounds |dP̂ - dP| for Dot2's dP̂; cdp = γ_d²‖dO_i‖ (the
  * factor 1 + 2u >= 1/(1 - u)) */
 static inline double eps_p(double g, double cdp, double nVj, double u, int d)
@@ -198,11 +158,18 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     const double *dOb = hd->dO + (size_t)i0 * d;
     if (ps->W) /* L13's scores; scr: 128 doubles */
         pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
-    else /* L18's scores */
-        dot2_rows(Pm, ps->Qr + (size_t)i0 * d, hd->Krt, mi, w, w, n, d, p->sig);
-    for (int r = 0; r < mi; r++)
-        pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
+    else /* L20's scores, t_h in Pm and t_l in G */
+        pr_certify_dot2dd_rows(Pm, G, hd->Qh + (size_t)i0 * d, hd->Ql + (size_t)i0 * d, hd->Kht, hd->Klt, mi, w, w,
+                               n, d);
+    for (int r = 0; r < mi; r++) {
+        int jn = p->causal ? i0 + r + 1 : n;
+        if (ps->W)
+            pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, jn, w);
+        else
+            pr_certify_row_exps_dd(rx + r, ps, &hd->dd, i0 + r, Pm + (size_t)r * w, G + (size_t)r * w,
+                                   Z + (size_t)r * w, jn, w);
+    }
+    pr_certify_dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
@@ -541,16 +508,26 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
-    hd.Krt = W ? NULL : malloc(sizeof(double) * nd);
+    if (!W) {
+        hd.Kht = malloc(sizeof(double) * nd);
+        hd.Klt = malloc(sizeof(double) * nd);
+        hd.Qh = malloc(sizeof(double) * nd);
+        hd.Ql = malloc(sizeof(double) * nd);
+    }
     hd.Vt = malloc(sizeof(double) * nd);
     size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
     double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
     unsigned char *sb = malloc(nb);
     if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb ||
-        (!W && !hd.Krt) || !hd.Vt)
+        (!W && (!hd.Kht || !hd.Klt || !hd.Qh || !hd.Ql)) || !hd.Vt)
         st = PR_ENOMEM;
     else
         transpose(hd.Vt, V, n, d);
+    if (!st && !W) { /* L20: K rotated in double-double, transposed (Qh, Ql as scratch) */
+        pr_certify_rotate_dd(hd.Qh, hd.Ql, K, p);
+        transpose(hd.Kht, hd.Qh, n, d);
+        transpose(hd.Klt, hd.Ql, n, d);
+    }
     for (int k = 0; k < nt && !st; k++)
         acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
@@ -568,15 +545,13 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         memset(hd.qopen, 0, n);
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            if (!W) { /* L18: Dot2 scores; Δ gets su·(b̂ + |M̂|) and the scaling's underflow */
-                hd.ps.cs = pr_certify_score_const(p, 1);
-                hd.ps.su = 2.002 * p->u;
-                hd.ps.tiny = pr_certify_up(hd.ps.tiny + (4.0 * d * fmax(p->sig, 1.0) + 3.0) * ETA);
-                transpose(hd.Krt, hd.ps.Kr, n, d);
+            if (!W) { /* L20: Q rotated in double-double and the scores' constants */
+                pr_certify_rotate_dd(hd.Qh, hd.Ql, Qh, p);
+                st = pr_certify_dd_setup(&hd.dd, p, hd.Qh, hd.ps.Kr);
                 weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
                 weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
             }
-            st = run_head(&hd, nt);
+            st = st ? st : run_head(&hd, nt);
         } else if (st == PR_EDOMAIN) { /* scores past 2^500: nothing bounded here, all open */
             st = PR_OK;
             hd.fail = 1;
@@ -630,7 +605,10 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     free(hd.dQ);
     free(hd.EQ);
     free(hd.qopen);
-    free(hd.Krt);
+    free(hd.Kht);
+    free(hd.Klt);
+    free(hd.Qh);
+    free(hd.Ql);
     free(hd.Vt);
     free(lo);
     free(hi);
