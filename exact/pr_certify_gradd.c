@@ -16,7 +16,9 @@
 #include "pr_certify_impl.h"
 
 #define GB 32    /* rows per block */
-#define TG 32    /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
+#define TG 8     /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
+#define UD 8     /* rows per partial of dŜᵀ·Q̂ and P̂ᵀ·dO (L19) */
+#define KT 256   /* keys per tile of those partials (the tile's sums stay in cache) */
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
 #define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
 
@@ -102,8 +104,10 @@ static void scale_rotate(double *out, double *err, const double *T, const double
         double c = p->ch[(size_t)m * p->h + k], sn = p->sh[(size_t)m * p->h + k];
         out[a] = y[a] * c + y[b] * sn;
         out[b] = -y[a] * sn + y[b] * c;
-        double e = pr_certify_up(rho * (fabs(y[a]) + fabs(y[b])) + ey[a] + ey[b]);
-        err[a] = err[b] = e;
+        /* |cos| <= |ĉ| + u + 2^-100 (L1): each entry's error weighs its partners' by the true |cos|, |sin| */
+        double r = rho * (fabs(y[a]) + fabs(y[b])), ac = fabs(c) + u + 0x1p-99, as = fabs(sn) + u + 0x1p-99;
+        err[a] = pr_certify_up(r + ac * ey[a] + as * ey[b]);
+        err[b] = pr_certify_up(r + as * ey[a] + ac * ey[b]);
     }
 }
 
@@ -264,6 +268,21 @@ static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G
     }
 }
 
+/* L19: hi + lo += Aᵀ·B (A mi×w, B mi×d) in partials of UD rows, each added by Sum2, by tiles of KT keys;
+ * big: KT×d doubles */
+static void sum2_tn(double *hi, double *lo, const double *A, const double *B, int mi, int w, int d, double *big)
+{
+    for (int j0 = 0; j0 < w; j0 += KT) {
+        int mj = w - j0 < KT ? w - j0 : KT;
+        for (int r0 = 0; r0 < mi; r0 += UD) {
+            int mr = mi - r0 < UD ? mi - r0 : UD;
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mj, d, mr, 1.0, A + (size_t)r0 * w + j0, w,
+                        B + (size_t)r0 * d, d, 0.0, big, d);
+            sum2_add(hi + (size_t)j0 * d, lo + (size_t)j0 * d, big, (size_t)mj * d);
+        }
+    }
+}
+
 /* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12, L15) */
 static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
                   double *acc, double *big)
@@ -291,8 +310,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
         for (int t = 0; t < mi * d; t++)
             T[t] += Tlo[t];
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 0.0, big, d);
-        sum2_add(acc, acc + 4 * nd, big, (size_t)w * d);
+        sum2_tn(acc, acc + 4 * nd, G, Qb, mi, w, d, big);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     }
     /* L19's Sum2 leaves u|T̂| (times 1/(1 - u) <= 1.001); a general W's plain sums (L15) are within it too */
@@ -304,8 +322,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
         scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
                      ey);
     }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 0.0, big, d);
-    sum2_add(acc + 2 * nd, acc + 5 * nd, big, (size_t)w * d); /* L19 */
+    sum2_tn(acc + 2 * nd, acc + 5 * nd, Pm, dOb, mi, w, d, big); /* L19 */
     /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
     for (int r = 0; r < mi; r++)
         for (int c = 0; c < d; c++)
@@ -446,9 +463,9 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, nb = (n + GB - 1) / GB;
     double u = p->u;
-    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of a block of GB rows, each summed by
+    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of UD rows, each summed by
        Sum2 (their number below M = ng + 2nt + 64) */
-    double kt = n < TG ? n : TG, ku = n < GB ? n : GB, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
+    double kt = n < TG ? n : TG, ku = n < UD ? n : UD, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
     hd->gbT = 1.0 + 2.0 * pr_certify_gamma(n + 2, u);
     hd->etaT = (n + 2) * ETA;
     hd->gbU = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, u);
