@@ -76,10 +76,22 @@ int pr_certify_exp_init(cexp_t *e, double u)
     for (int k = 0; k <= EXP_DEG; k++, rk *= 0.35)
         horner += pr_certify_gamma(2 * k + 1, u) * fabs(e->c[k]) * rk;
     horner = pr_certify_up(horner * 1.4191 / (1.0 - ep) + 1e-300);
-    e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
-    /* L20: r̂ = fl(r̂_0 + x_l) adds u|r̂| <= 0.35u; |r̂| <= 0.3466 + 2^-20 < EXP_R keeps ε_p and H */
-    double er2 = er + 0.35 * u;
-    e->eps2 = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er2) - 1.0) * 1.01 + 1e-300);
+    /* Π(1 + x_i) - 1 <= e^S - 1 <= S(1 + S) for S = Σ x_i <= 1: no 1 + x rounded to a multiple of 2u */
+    double S = ep + horner + 2.0 * er;
+    e->eps = pr_certify_up(S * (1.0 + S) * 1.01 + 1e-300);
+    /* L20: r_h + r_l by error-free transformations (|r_l| <= 1.07u, its error γ_3·1.06u + |k|2^-85), p(r_h) by
+       compensated Horner (Graillat, Langlois and Louvet: p(r_h) = p_h + c*, |c*| <= γ_28 p̃, |ĉ - c*| <= γ_28² p̃,
+       p̃ = Σ|c_k| 0.36^k), ê = fl(p_h + fl(ĉ + fl(p_h r_l))) >= 0.70 relative to q = p(r_h)(1 + r_l) */
+    double g28 = pr_certify_gamma(2 * EXP_DEG, u), g2 = pr_certify_gamma(2, u), rl = 1.07 * u, pt = 0.0;
+    rk = 1.0;
+    for (int k = 0; k <= EXP_DEG; k++, rk *= 0.36)
+        pt += fabs(e->c[k]) * rk;
+    pt = pr_certify_up(pt * (1.0 + pr_certify_gamma(2 * EXP_DEG + 2, u)));
+    double rest = g28 * g28 * pt + g28 * pt * rl + g2 * (2.0 * g28 * pt + pt * (1.0 + g28) * rl);
+    double thc = (u + rest / 0.70) / (1.0 - u), psi = 2.0 * rl * rl;
+    double erc = pr_certify_gamma(3, u) * 1.06 * u + 0x1p-75;
+    S = 2.0 * erc + ep + thc + psi / (1.0 - psi);
+    e->eps2 = pr_certify_up(S * (1.0 + S) * 1.01 + 1e-300);
     return PR_OK;
 }
 

@@ -2,6 +2,7 @@
  * ĉ + c_lo by error-free products, the scores by Dot2 kept as hi + lo, the shift M - m̂ unrounded and
  * e^{x_h + x_l} (pr_certify_exp_eval2), with the bound Δ of each score. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_status.h"
@@ -148,9 +149,39 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
     return PR_OK;
 }
 
+/* e^{x_h + x_l} for x_h in [-700, 0], |x_l| <= 2^-20 (L20): k as L3's, r_h + r_l = x_h + x_l - k(l1 + l2) by
+ * TwoSum and TwoProd, p(r_h) by compensated Horner (Graillat, Langlois and Louvet), ê = 2^k fl(p_h + fl(ĉ + p_h r_l)) */
+static inline __attribute__((always_inline)) double exp_comp(const cexp_t *e, double xh, double xl)
+{
+    double kd = (double)(long)(xh * 1.4426950408889634 - 0.5), a = kd * e->l1; /* k·l1 exact */
+    double s1 = xh - a, z = s1 - xh, e1 = (xh - (s1 - z)) + (-a - z);
+    double bh = kd * e->l2, bl = fma(kd, e->l2, -bh);
+    double r0 = s1 - bh;
+    z = r0 - s1;
+    double e2 = (s1 - (r0 - z)) + (-bh - z), rh = r0 + xl;
+    z = rh - r0;
+    double e3 = (r0 - (rh - z)) + (xl - z), rl = ((e1 + e2) - bl) + e3;
+    double ph = e->c[EXP_DEG], c = 0.0;
+    for (int m = EXP_DEG - 1; m >= 0; m--) {
+        double t = ph * rh, pe = fma(ph, rh, -t), s = t + e->c[m];
+        z = s - t;
+        double se = (t - (s - z)) + (e->c[m] - z);
+        ph = s;
+        c = c * rh + (pe + se);
+    }
+    union { uint64_t i; double d; } k2;
+    k2.i = (uint64_t)((long)kd + 1023) << 52;
+    return (ph + (c + ph * rl)) * k2.d;
+}
+
+double pr_certify_exp_comp(const cexp_t *e, double xh, double xl)
+{
+    return exp_comp(e, xh, xl);
+}
+
 /* row i (L20): the scores' hi + lo in sh, sl (jn unmasked keys) in, ê_j out in sh (0 from jn to w); scr: w doubles */
-void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,
-                            double *scr, int jn, int w)
+static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i,
+                                                                double *sh, double *sl, double *scr, int jn, int w)
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, sg = p->sig, sgl = dd->sig_lo, asl = fabs(sgl), al = p->alibi, tau = dd->tau_sig;
@@ -181,7 +212,7 @@ void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, i
         dmax = dl > dmax ? dl : dmax;
         xlmax = fabs(xl) > xlmax ? fabs(xl) : xlmax;
         int lo = xh < -700.0;
-        double ev = pr_certify_exp_eval2(ex, lo ? 0.0 : xh, lo ? 0.0 : xl);
+        double ev = exp_comp(ex, lo ? 0.0 : xh, lo ? 0.0 : xl);
         under += lo;
         sh[j] = lo ? 0.0 : ev;
     }
@@ -192,4 +223,19 @@ void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, i
     rx->lmax = pr_certify_up(eps + (1.0 + eps) * (dmax + dmax * dmax));
     rx->under = under;
     rx->fail = !(dmax <= 0.5) || !isfinite(mx) || !(xlmax <= 0x1p-20);
+}
+
+__attribute__((target("avx2,fma"))) static void row_exps_fma(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i,
+                                                             double *sh, double *sl, double *scr, int jn, int w)
+{
+    row_exps_body(rx, ps, dd, i, sh, sl, scr, jn, w);
+}
+
+void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,
+                            double *scr, int jn, int w)
+{
+    if (has_fma())
+        row_exps_fma(rx, ps, dd, i, sh, sl, scr, jn, w);
+    else
+        row_exps_body(rx, ps, dd, i, sh, sl, scr, jn, w);
 }

@@ -141,7 +141,7 @@ typedef struct {
     double c[EXP_DEG + 1];
     double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
     double eps;         /* |ê - e^x| <= eps·e^x */
-    double eps2;        /* the same for pr_certify_exp_eval2's x_h + x_l, |x_l| <= 2^-20 (L20) */
+    double eps2;        /* the same for the compensated e^{x_h + x_l}, |x_l| <= 2^-20 (L20, pr_certify_dd.c) */
 } cexp_t;
 
 /* the double pass's per-head data */
@@ -176,20 +176,6 @@ static inline double pr_certify_exp_eval(const cexp_t *e, double x)
     /* trunc is exact: k is within 1 of x/ln 2 - 1/2, so |r| <= 0.3466 < EXP_R (L3) */
     double kd = (double)(long)(x * 1.4426950408889634 - 0.5);
     double r = (x - kd * e->l1) - kd * e->l2;
-    double p = e->c[EXP_DEG];
-    for (int m = EXP_DEG - 1; m >= 0; m--)
-        p = p * r + e->c[m];
-    union { uint64_t i; double d; } s;
-    s.i = (uint64_t)((long)kd + 1023) << 52;
-    return p * s.d;
-}
-
-/* e^{x_h + x_l} for x_h in [EXP_UNDER, 0], |x_l| <= 2^-20: x_l joins the reduced argument, r = (x_h - k ln 2) + x_l,
- * one more rounding (L20) */
-static inline double pr_certify_exp_eval2(const cexp_t *e, double xh, double xl)
-{
-    double kd = (double)(long)(xh * 1.4426950408889634 - 0.5);
-    double r = ((xh - kd * e->l1) - kd * e->l2) + xl;
     double p = e->c[EXP_DEG];
     for (int m = EXP_DEG - 1; m >= 0; m--)
         p = p * r + e->c[m];
@@ -245,6 +231,8 @@ void pr_certify_dot2_rows(double *S, const double *A, const double *Bt, int mi, 
 /* L20: S + Sl = Dot2 of (A + Al)_r with (Bt + Blt)_j, hi and lo unrounded */
 void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double *Al, const double *Bt,
                             const double *Blt, int mi, int w, int ld, int n, int d);
+/* e^{x_h + x_l} within eps2 (L20) for x_h in [-700, 0], |x_l| <= 2^-20 */
+double pr_certify_exp_comp(const cexp_t *e, double xh, double xl);
 /* row i's exponentials from its scores' t_h, t_l (L20; rx as pr_certify_row_exps); scr: w doubles */
 void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,
                             double *scr, int jn, int w);
