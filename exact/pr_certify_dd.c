@@ -210,6 +210,11 @@ static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, cons
         double s = sh[j], xh = s - mx, z = xh - s, e = (s - (xh - z)) + (-mx - z), xl = sl[j] + e;
         double dl = scr[j] + u * fabs(xl) + kap * nK[j] + tiny;
         dmax = dl > dmax ? dl : dmax;
+        /* renormalised by TwoSum (exact): |x_l| <= u|x_h| even where u|M| is above 1 */
+        s = xh + xl;
+        z = s - xh;
+        xl = (xh - (s - z)) + (xl - z);
+        xh = s;
         xlmax = fabs(xl) > xlmax ? fabs(xl) : xlmax;
         int lo = xh < -700.0;
         double ev = exp_comp(ex, lo ? 0.0 : xh, lo ? 0.0 : xl);

@@ -70,6 +70,9 @@ int main(void)
         PR_CHECK(ok, "x = %a + %a (%s): |ê - e^x|/e^x = %.3g u above its bound %.3g u (seed %llu)", x, xl,
                  comp ? "L20" : "L3", rel / u, (comp ? ex.eps2 : ex.eps) / u, (unsigned long long)seed);
     }
+    /* ε_e2 is sharp: the errors seen reach above its half (so a halved ε_e2 fails this test) */
+    PR_CHECK(worst2 > 0.5 * ex.eps2, "L20: largest error seen %.3f u, below half of ε_e2 = %.3f u", worst2 / u,
+             ex.eps2 / u);
     printf("test_certify_exp: ε_e = %.3f u, largest error seen %.3f u; L20's ε_e2 = %.3f u, largest seen %.3f u\n",
            ex.eps / u, worst / u, ex.eps2 / u, worst2 / u);
     return pr_test_finish("test_certify_exp");
