@@ -48,26 +48,26 @@ void pr_certify_rotate_dd(double *Xh, double *Xl, const double *X, const cert_pr
 #define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
 static inline __attribute__((always_inline)) void dot2_body(double *S, double *Sl, const double *A, const double *Al,
                                                             const double *Bt, const double *Blt, int mi, int w,
-                                                            int ld, int n, int d, double alpha)
+                                                            int ld, int n, int d, double alpha, const int dd)
 {
-    for (int r = 0; r < mi; r++)
-        for (int j0 = 0; j0 < w; j0 += D2W) {
+    for (int j0 = 0; j0 < w; j0 += D2W) /* the strip of B stays in cache for all rows */
+        for (int r = 0; r < mi; r++) {
             int m = w - j0 < D2W ? w - j0 : D2W;
             double hi[D2W] = {0}, lo[D2W] = {0};
             for (int c = 0; c < d; c++) {
-                double a = A[(size_t)r * d + c], al = Al ? Al[(size_t)r * d + c] : 0.0;
-                const double *b = Bt + (size_t)c * n + j0, *bl = Blt ? Blt + (size_t)c * n + j0 : NULL;
+                double a = A[(size_t)r * d + c], al = dd ? Al[(size_t)r * d + c] : 0.0;
+                const double *b = Bt + (size_t)c * n + j0, *bl = dd ? Blt + (size_t)c * n + j0 : b;
 #pragma omp simd
                 for (int j = 0; j < m; j++) {
                     double x = a * b[j], ex = fma(a, b[j], -x); /* x + ex = a·b exactly (no underflow) */
                     double t = hi[j] + x, z = t - hi[j];
                     double q = ((hi[j] - (t - z)) + (x - z)) + ex; /* TwoSum's error: t + err = hi + x */
-                    lo[j] += Al ? q + (a * bl[j] + al * b[j]) : q;
+                    lo[j] += dd ? q + (a * bl[j] + al * b[j]) : q;
                     hi[j] = t;
                 }
             }
             for (int j = 0; j < m; j++)
-                if (Al) {
+                if (dd) {
                     S[(size_t)r * ld + j0 + j] = hi[j];
                     Sl[(size_t)r * ld + j0 + j] = lo[j];
                 } else {
@@ -79,14 +79,14 @@ static inline __attribute__((always_inline)) void dot2_body(double *S, double *S
 __attribute__((target("avx2,fma"))) static void dot2_fma(double *S, const double *A, const double *Bt, int mi,
                                                          int w, int ld, int n, int d, double alpha)
 {
-    dot2_body(S, NULL, A, NULL, Bt, NULL, mi, w, ld, n, d, alpha);
+    dot2_body(S, NULL, A, NULL, Bt, NULL, mi, w, ld, n, d, alpha, 0);
 }
 
 __attribute__((target("avx2,fma"))) static void dot2dd_fma(double *S, double *Sl, const double *A, const double *Al,
                                                            const double *Bt, const double *Blt, int mi, int w,
                                                            int ld, int n, int d)
 {
-    dot2_body(S, Sl, A, Al, Bt, Blt, mi, w, ld, n, d, 1.0);
+    dot2_body(S, Sl, A, Al, Bt, Blt, mi, w, ld, n, d, 1.0, 1);
 }
 
 static int has_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
@@ -97,7 +97,7 @@ void pr_certify_dot2_rows(double *S, const double *A, const double *Bt, int mi, 
     if (has_fma())
         dot2_fma(S, A, Bt, mi, w, ld, n, d, alpha);
     else
-        dot2_body(S, NULL, A, NULL, Bt, NULL, mi, w, ld, n, d, alpha);
+        dot2_body(S, NULL, A, NULL, Bt, NULL, mi, w, ld, n, d, alpha, 0);
 }
 
 void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double *Al, const double *Bt,
@@ -106,7 +106,7 @@ void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double
     if (has_fma())
         dot2dd_fma(S, Sl, A, Al, Bt, Blt, mi, w, ld, n, d);
     else
-        dot2_body(S, Sl, A, Al, Bt, Blt, mi, w, ld, n, d, 1.0);
+        dot2_body(S, Sl, A, Al, Bt, Blt, mi, w, ld, n, d, 1.0, 1);
 }
 
 int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, const double *Kh)
