@@ -79,7 +79,7 @@ int pr_certify_exp_init(cexp_t *e, double u)
     /* Π(1 + x_i) - 1 <= e^S - 1 <= S(1 + S) for S = Σ x_i <= 1: no 1 + x rounded to a multiple of 2u */
     double S = ep + horner + 2.0 * er;
     e->eps = pr_certify_up(S * (1.0 + S) * 1.01 + 1e-300);
-    /* L20: r_h + r_l by error-free transformations (|r_l| <= 1.07u, its error γ_3·1.06u + |k|2^-85), p(r_h) by
+    /* L21: r_h + r_l by error-free transformations (|r_l| <= 1.07u, its error γ_3·1.06u + |k|2^-85), p(r_h) by
        compensated Horner (Graillat, Langlois and Louvet: p(r_h) = p_h + c*, |c*| <= γ_28 p̃, |ĉ - c*| <= γ_28² p̃,
        p̃ = Σ|c_k| 0.36^k), ê = fl(p_h + fl(ĉ + fl(p_h r_l))) >= 0.70 relative to q = p(r_h)(1 + r_l) */
     double g28 = pr_certify_gamma(2 * EXP_DEG, u), g2 = pr_certify_gamma(2, u), rl = 1.07 * u, pt = 0.0;
@@ -174,6 +174,7 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
     rx->lam = lam;
     rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
     rx->under = under;
+    rx->shift = mx;
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);
 }
 

@@ -1,4 +1,4 @@
-/* pr_certify's gradients' scores in double-double (docs/certify.md L18, L20): the RoPE rotation from L1's
+/* pr_certify's gradients' scores in double-double (docs/certify.md L18, L21): the RoPE rotation from L1's
  * ĉ + c_lo by error-free products, the scores by Dot2 kept as hi + lo, the shift M - m̂ unrounded and
  * e^{x_h + x_l} (pr_certify_exp_eval2), with the bound Δ of each score. */
 #include <math.h>
@@ -10,7 +10,7 @@
 #include "pr_vec.h"
 #include "pr_certify_impl.h"
 
-/* h + l = x(c + cl) + y(s + sl) less L20's error: the products split by an FMA, their sum by TwoSum, the
+/* h + l = x(c + cl) + y(s + sl) less L21's error: the products split by an FMA, their sum by TwoSum, the
  * small products and the errors added in double */
 static inline void rot_dd(double *h, double *l, double x, double c, double cl, double y, double s, double sl)
 {
@@ -42,7 +42,7 @@ void pr_certify_rotate_dd(double *Xh, double *Xl, const double *X, const cert_pr
     }
 }
 
-/* L18, L20: Dot2 of rows r < mi of A (stride d; Al its low parts, or NULL) with keys j < w of B given transposed
+/* L18, L21: Dot2 of rows r < mi of A (stride d; Al its low parts, or NULL) with keys j < w of B given transposed
  * (Bt, Blt: d×n); vectorised over keys, any evaluation order of the lanes. Without Al: S[r·ld + j] =
  * fl(alpha·fl(hi + lo)); with Al: S = hi, Sl = lo, lo also summing the cross terms a·b_lo + a_lo·b. */
 #define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
@@ -133,7 +133,7 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
         if (!ok)
             return PR_EPREC;
     }
-    /* L20: |a - a_h - a_l| <= ρ₂(|x| + |y|), |a_l| <= μ(|x| + |y|), each entry also within 8η */
+    /* L21: |a - a_h - a_l| <= ρ₂(|x| + |y|), |a_l| <= μ(|x| + |y|), each entry also within 8η */
     if (p->rope) {
         double nu = u * (1.0 + u) * (1.0 + u) + u * (1.0 + u) + (1.0 + g2) * (u + 2.0 * tau);
         dd->rho2 = pr_certify_up(tau + g2 * (u + 2.0 * tau) + g3 * nu);
@@ -141,7 +141,7 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
     }
     double rho = pr_certify_rho(p), r1 = 1.0 + 2.0 * rho, gdd = pr_certify_gamma(d + 5, u),
            gd = pr_certify_gamma(d, u), mu = dd->mu, r2 = dd->rho2;
-    /* L20: |t_h + t_l - a·b| <= c_t ‖Q_i‖ ‖K_j‖ + tiny_t */
+    /* L21: |t_h + t_l - a·b| <= c_t ‖Q_i‖ ‖K_j‖ + tiny_t */
     dd->ct = pr_certify_up((gdd * (gd * (1.0 + u) * r1 * r1 + (1.0 + u) * 4.0 * mu * r1) + 4.0 * mu * mu +
                             2.0 * r2 * (2.0 + 2.0 * r2)) * 1.001);
     double mx = pr_vec_max_abs(Qh, nd) + pr_vec_max_abs(Kh, nd);
@@ -149,7 +149,7 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
     return PR_OK;
 }
 
-/* e^{x_h + x_l} for x_h in [-700, 0], |x_l| <= 2^-20 (L20): k as L3's, r_h + r_l = x_h + x_l - k(l1 + l2) by
+/* e^{x_h + x_l} for x_h in [-700, 0], |x_l| <= 2^-20 (L21): k as L3's, r_h + r_l = x_h + x_l - k(l1 + l2) by
  * TwoSum and TwoProd, p(r_h) by compensated Horner (Graillat, Langlois and Louvet), ê = 2^k fl(p_h + fl(ĉ + p_h r_l)) */
 static inline __attribute__((always_inline)) double exp_comp(const cexp_t *e, double xh, double xl)
 {
@@ -179,7 +179,7 @@ double pr_certify_exp_comp(const cexp_t *e, double xh, double xl)
     return exp_comp(e, xh, xl);
 }
 
-/* row i (L20): the scores' hi + lo in sh, sl (jn unmasked keys) in, ê_j out in sh (0 from jn to w); scr: w doubles */
+/* row i (L21): the scores' hi + lo in sh, sl (jn unmasked keys) in, ê_j out in sh (0 from jn to w); scr: w doubles */
 static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i,
                                                                 double *sh, double *sl, double *scr, int jn, int w)
 {
@@ -227,6 +227,7 @@ static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, cons
     rx->lam = 0.0;
     rx->lmax = pr_certify_up(eps + (1.0 + eps) * (dmax + dmax * dmax));
     rx->under = under;
+    rx->shift = mx; /* ê_j ≈ e^{M_ij - mx}, x_h + x_l = M_ij - mx within Δ_j */
     rx->fail = !(dmax <= 0.5) || !isfinite(mx) || !(xlmax <= 0x1p-20);
 }
 

@@ -28,9 +28,9 @@ typedef struct {
     const double *dO;
     double *ndO, *nV;       /* row-norm bounds of dO and V */
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
-    double *Kht, *Klt, *Vt; /* K rotated in double-double (L20) and V, transposed (d×n) for Dot2 (RoPE or identity) */
-    double *Qh, *Ql;        /* the head's Q rotated in double-double (L20) */
-    cert_dd_t dd;           /* L20's constants */
+    double *Kht, *Klt, *Vt; /* K rotated in double-double (L21) and V, transposed (d×n) for Dot2 (RoPE or identity) */
+    double *Qh, *Ql;        /* the head's Q rotated in double-double (L21) */
+    cert_dd_t dd;           /* L21's constants */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
     double gam;             /* γ_G (L11, L15) */
@@ -162,7 +162,7 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     const double *dOb = hd->dO + (size_t)i0 * d;
     if (ps->W) /* L13's scores; scr: 128 doubles */
         pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
-    else /* L20's scores, t_h in Pm and t_l in G */
+    else /* L21's scores, t_h in Pm and t_l in G */
         pr_certify_dot2dd_rows(Pm, G, hd->Qh + (size_t)i0 * d, hd->Ql + (size_t)i0 * d, hd->Kht, hd->Klt, mi, w, w,
                                n, d);
     for (int r = 0; r < mi; r++) {
@@ -540,7 +540,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         st = PR_ENOMEM;
     else
         transpose(hd.Vt, V, n, d);
-    if (!st && !W) { /* L20: K rotated in double-double, transposed (Qh, Ql as scratch) */
+    if (!st && !W) { /* L21: K rotated in double-double, transposed (Qh, Ql as scratch) */
         pr_certify_rotate_dd(hd.Qh, hd.Ql, K, p);
         transpose(hd.Kht, hd.Qh, n, d);
         transpose(hd.Klt, hd.Ql, n, d);
@@ -562,7 +562,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         memset(hd.qopen, 0, n);
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            if (!W) { /* L20: Q rotated in double-double and the scores' constants */
+            if (!W) { /* L21: Q rotated in double-double and the scores' constants */
                 pr_certify_rotate_dd(hd.Qh, hd.Ql, Qh, p);
                 st = pr_certify_dd_setup(&hd.dd, p, hd.Qh, hd.ps.Kr);
                 weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);

@@ -141,7 +141,7 @@ typedef struct {
     double c[EXP_DEG + 1];
     double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
     double eps;         /* |ê - e^x| <= eps·e^x */
-    double eps2;        /* the same for the compensated e^{x_h + x_l}, |x_l| <= 2^-20 (L20, pr_certify_dd.c) */
+    double eps2;        /* the same for the compensated e^{x_h + x_l}, |x_l| <= 2^-20 (L21, pr_certify_dd.c) */
 } cexp_t;
 
 /* the double pass's per-head data */
@@ -169,6 +169,7 @@ typedef struct {
     double lmax;   /* max_j λ_j */
     double under;  /* terms below EXP_UNDER, set to 0 */
     int fail;      /* the double pass cannot bound this row (some Δ_j > 1/2, or no finite score) */
+    double shift;  /* m̂_i: x̂_j = fl(M̂_ij - shift) */
 } rowx_t;
 
 static inline double pr_certify_exp_eval(const cexp_t *e, double x)
@@ -214,26 +215,26 @@ int pr_certify_w_arb_scores(arb_ptr A, const double *Q_i, const double *K, const
 int pr_certify_w_arb_row(arb_ptr O, const double *Q_i, const double *K, arb_srcptr Vb, const arb_t sig, int i,
                          const pass_t *ps, slong prec);
 
-/* the gradients' scores in double-double (pr_certify_dd.c, docs/certify.md L20) */
+/* the gradients' scores in double-double (pr_certify_dd.c, docs/certify.md L21) */
 typedef struct {
     double sig_lo, tau_sig; /* |σ - σ̂ - σ_lo| <= τ_σ (0 for a given σ) */
     double rho2, mu;        /* the rotation: |a - a_h - a_l| <= ρ₂(|x| + |y|), |a_l| <= μ(|x| + |y|) */
     double ct, tiny_t;      /* |t_h + t_l - a·b| <= ct·‖Q_i‖‖K_j‖ + tiny_t */
 } cert_dd_t;
 
-/* Xh + Xl ≈ the rows of X (n×d) rotated (L20; identity: Xh = X, Xl = 0) */
+/* Xh + Xl ≈ the rows of X (n×d) rotated (L21; identity: Xh = X, Xl = 0) */
 void pr_certify_rotate_dd(double *Xh, double *Xl, const double *X, const cert_prob_t *p);
 /* dd's constants for the rotated rows' hi parts Qh, Kh (n×d) */
 int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, const double *Kh);
 /* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)), rows r < mi of A (stride d), keys j < w of Bt (d×n) */
 void pr_certify_dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
                           double alpha);
-/* L20: S + Sl = Dot2 of (A + Al)_r with (Bt + Blt)_j, hi and lo unrounded */
+/* L21: S + Sl = Dot2 of (A + Al)_r with (Bt + Blt)_j, hi and lo unrounded */
 void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double *Al, const double *Bt,
                             const double *Blt, int mi, int w, int ld, int n, int d);
-/* e^{x_h + x_l} within eps2 (L20) for x_h in [-700, 0], |x_l| <= 2^-20 */
+/* e^{x_h + x_l} within eps2 (L21) for x_h in [-700, 0], |x_l| <= 2^-20 */
 double pr_certify_exp_comp(const cexp_t *e, double xh, double xl);
-/* row i's exponentials from its scores' t_h, t_l (L20; rx as pr_certify_row_exps); scr: w doubles */
+/* row i's exponentials from its scores' t_h, t_l (L21; rx as pr_certify_row_exps); scr: w doubles */
 void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,
                             double *scr, int jn, int w);
 

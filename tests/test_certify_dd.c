@@ -1,4 +1,4 @@
-/* docs/certify.md L20, kernel by kernel, against Arb at 256 bits (the true rotation from L1's balls, σ and the
+/* docs/certify.md L21, kernel by kernel, against Arb at 256 bits (the true rotation from L1's balls, σ and the
  * ALiBi bias as real numbers): the double-double scores t_h + t_l within c_t‖Q_i‖‖K_j‖ + tiny_t of a_i·b_j,
  * and the exponentials of row_exps_dd within λ of e^{X_ij} up to the row's common shift (the ratio of any two
  * weights within (1 + λ)/(1 - λ) of the true one). Inputs of entries near 1, near 2^200 (scores about 2^400,

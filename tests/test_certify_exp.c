@@ -1,7 +1,7 @@
 /* docs/certify.md L3 (revised: Horner's rounding per coefficient, Σ γ_{2k+1}|c_k|0.35^k): the double pass's
  * exp ê = pr_certify_exp_eval meets |ê - e^x| <= ε_e·e^x, proved in Arb at 128 bits for each x, on random x in
  * [-700, 0], near 0 and at the reduction's boundaries (x/ln 2 - 1/2 near an integer); ε_e itself is the
- * lemma's value, between 4u and 8u (4.98u) (it was about 58u with γ₂₈ on every coefficient). The same for L20's
+ * lemma's value, between 4u and 8u (4.98u) (it was about 58u with γ₂₈ on every coefficient). The same for L21's
  * compensated e^{x_h + x_l} (pr_certify_exp_comp) within ε_e2, about 1.02u. */
 #include <fenv.h>
 #include <math.h>
@@ -12,7 +12,7 @@
 #include "pr_rng.h"
 #include "pr_certify_impl.h"
 
-/* x's check: 1 when |ê - e^x| <= eps·e^x is proved (comp: L20's compensated exp of x + xl, within eps2, else
+/* x's check: 1 when |ê - e^x| <= eps·e^x is proved (comp: L21's compensated exp of x + xl, within eps2, else
  * L3's of x); *rel gets the error relative to e^x (midpoint) */
 static int check_x(const cexp_t *ex, double x, double xl, int comp, double *rel)
 {
@@ -47,7 +47,7 @@ int main(void)
     cexp_t ex;
     PR_CHECK_OK(pr_certify_exp_init(&ex, u));
     PR_CHECK(ex.eps > 4.0 * u && ex.eps < 8.0 * u, "ε_e = %.17g = %.3f u, not the lemma's about 6u", ex.eps, ex.eps / u);
-    PR_CHECK(ex.eps2 > 0.9 * u && ex.eps2 < 1.2 * u, "ε_e2 = %.3f u, not L20's about 1.02u", ex.eps2 / u);
+    PR_CHECK(ex.eps2 > 0.9 * u && ex.eps2 < 1.2 * u, "ε_e2 = %.3f u, not L21's about 1.02u", ex.eps2 / u);
     double worst = 0.0, worst2 = 0.0;
     int bad = 0;
     for (int t = 0; t < 120000 && bad < 5; t++) {
@@ -68,12 +68,12 @@ int main(void)
         if (!ok)
             bad++;
         PR_CHECK(ok, "x = %a + %a (%s): |ê - e^x|/e^x = %.3g u above its bound %.3g u (seed %llu)", x, xl,
-                 comp ? "L20" : "L3", rel / u, (comp ? ex.eps2 : ex.eps) / u, (unsigned long long)seed);
+                 comp ? "L21" : "L3", rel / u, (comp ? ex.eps2 : ex.eps) / u, (unsigned long long)seed);
     }
     /* ε_e2 is sharp: the errors seen reach above its half (so a halved ε_e2 fails this test) */
-    PR_CHECK(worst2 > 0.5 * ex.eps2, "L20: largest error seen %.3f u, below half of ε_e2 = %.3f u", worst2 / u,
+    PR_CHECK(worst2 > 0.5 * ex.eps2, "L21: largest error seen %.3f u, below half of ε_e2 = %.3f u", worst2 / u,
              ex.eps2 / u);
-    printf("test_certify_exp: ε_e = %.3f u, largest error seen %.3f u; L20's ε_e2 = %.3f u, largest seen %.3f u\n",
+    printf("test_certify_exp: ε_e = %.3f u, largest error seen %.3f u; L21's ε_e2 = %.3f u, largest seen %.3f u\n",
            ex.eps / u, worst / u, ex.eps2 / u, worst2 / u);
     return pr_test_finish("test_certify_exp");
 }

@@ -128,7 +128,7 @@ static void test_vs_hiprec(pr_rng_t rng)
 /* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D, L18's Dot2, L19's Sum2):
  * the candidates are the true gradients rounded to double (pr_hiprec at 256 bits), so their errors are
  * below an ulp while the pass's own values err by far more (large scores and dO): a bound below that
- * error would prove a lower bound above the truth (since L20 the pass's dV bound may be below pr_hiprec's
+ * error would prove a lower bound above the truth (since L21 the pass's dV bound may be below pr_hiprec's
  * enclosure of the largest error: the largest of the three bounds is required above twice that). */
 static void sharp_case(const cfg_t *cp, double dOs, pr_rng_t rng)
 {
