@@ -15,18 +15,19 @@
 #include "pr_rng.h"
 #include "pr_certify.h"
 #include "pr_certify_impl.h"
+#include "test_certify_common.h"
 
 #define PREC 256
 
 typedef struct {
-    int n, d, pos, scale;
-    double alibi, B;
+    cfg_t c;  /* causal unused: every key of a row */
     int kind; /* 0: uniform in [-B, B]; 1: a common row of entries in [-B, B] plus uniform in ±2/(B√d) (identity:
                  scores near σ‖c‖², up to about 2^50, O(1) apart) */
 } dcase_t;
 
-static void inputs(double *Q, double *K, const dcase_t *c, pr_rng_t rng)
+static void inputs(double *Q, double *K, const dcase_t *dc, pr_rng_t rng)
 {
+    const cfg_t *c = &dc->c;
     size_t nd = (size_t)c->n * c->d;
     double common[64];
     for (int k = 0; k < c->d; k++)
@@ -34,7 +35,7 @@ static void inputs(double *Q, double *K, const dcase_t *c, pr_rng_t rng)
     for (size_t t = 0; t < 2 * nd; t++) {
         double r = 2.0 * pr_rng_uniform(rng) - 1.0;
         double *x = t < nd ? Q + t : K + (t - nd);
-        *x = c->kind ? common[t % c->d] + 2.0 * r / (c->B * sqrt((double)c->d)) : c->B * r;
+        *x = dc->kind ? common[t % c->d] + 2.0 * r / (c->B * sqrt((double)c->d)) : c->B * r;
     }
 }
 
@@ -45,20 +46,18 @@ static void transpose(double *Xt, const double *X, int n, int d)
             Xt[(size_t)k * n + j] = X[(size_t)j * d + k];
 }
 
-static void run(const dcase_t *c, pr_rng_t rng, uint64_t seed)
+static void run(const dcase_t *dc, pr_rng_t rng, uint64_t seed)
 {
+    const cfg_t *c = &dc->c;
     int n = c->n, d = c->d;
     size_t nd = (size_t)n * d;
     double *Q = malloc(sizeof(double) * nd * 9 + sizeof(double) * 3 * n), *K = Q + nd, *V = K + nd, *Qh = V + nd,
            *Ql = Qh + nd, *Kh = Ql + nd, *Kl = Kh + nd, *Kht = Kl + nd, *Klt = Kht + nd, *th = Klt + nd,
            *tl = th + n, *scr = tl + n;
-    inputs(Q, K, c, rng);
+    inputs(Q, K, dc, rng);
     memset(V, 0, sizeof(double) * nd);
     pr_certify_problem_t pb;
-    pr_certify_problem_default(&pb);
-    pb.pos = c->pos;
-    pb.scale = c->scale;
-    pb.alibi = c->alibi;
+    prob_of(&pb, c);
     pr_certify_opts_t op;
     pr_certify_opts_default(&op);
     cert_prob_t p;
@@ -99,13 +98,13 @@ static void run(const dcase_t *c, pr_rng_t rng, uint64_t seed)
             arb_set_d(e, bound);
             PR_CHECK(arb_le(t, e), "n %d d %d pos %d scale %d alibi %g B %g kind %d: score (%d, %d): |t_h + t_l - a·b| "
                      "= %.3g above c_t‖Q‖‖K‖ + tiny_t = %.3g (seed %llu)", n, d, c->pos, c->scale, c->alibi, c->B,
-                     c->kind, i, j, arf_get_d(arb_midref(t), ARF_RND_UP), bound, (unsigned long long)seed);
+                     dc->kind, i, j, arf_get_d(arb_midref(t), ARF_RND_UP), bound, (unsigned long long)seed);
         }
         rowx_t rx;
         pr_certify_row_exps_dd(&rx, &ps, &dd, i, th, tl, scr, n, n);
         /* scores near 2^400 leave Δ > 1/2 (the row goes to Arb); every other case is bounded */
         PR_CHECK(!rx.fail || c->B > 1e50, "row %d: the pass could not bound it (n %d d %d B %g kind %d)", i, n, d, c->B,
-                 c->kind);
+                 dc->kind);
         if (rx.fail)
             continue;
         /* the weights up to the row's shift: ê_j/ê_k vs e^{X_j - X_k}, k the largest weight */
@@ -126,7 +125,7 @@ static void run(const dcase_t *c, pr_rng_t rng, uint64_t seed)
             arb_set_d(e, q);
             PR_CHECK(arb_le(r, e), "n %d d %d pos %d scale %d alibi %g B %g kind %d: row %d: ê_%d/ê_%d off by %.3g u "
                      "relative, above (1 + λ)/(1 - λ) - 1 = %.3g u (seed %llu)", n, d, c->pos, c->scale, c->alibi, c->B,
-                     c->kind, i, j, k, arf_get_d(arb_midref(r), ARF_RND_UP) / p.u, q / p.u, (unsigned long long)seed);
+                     dc->kind, i, j, k, arf_get_d(arb_midref(r), ARF_RND_UP) / p.u, q / p.u, (unsigned long long)seed);
         }
     }
     arb_clear(sig);
@@ -147,15 +146,15 @@ int main(void)
     uint64_t seed = pr_test_seed("test_certify_dd", 1520);
     pr_rng_init(rng, seed);
     const dcase_t cases[] = {
-        {24, 8, PR_CERTIFY_POS_ROPE, PR_CERTIFY_SCALE_INV_D, 0.0, 4.0, 0},
-        {19, 6, PR_CERTIFY_POS_ROPE_NEOX, PR_CERTIFY_SCALE_INV_SQRT_D, 0.375, 3.0, 0},
-        {17, 5, PR_CERTIFY_POS_IDENTITY, PR_CERTIFY_SCALE_INV_SQRT_D, 0.1, 2.0, 0},
-        {20, 8, PR_CERTIFY_POS_ROPE, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p200, 0},
-        {20, 8, PR_CERTIFY_POS_ROPE_NEOX, PR_CERTIFY_SCALE_INV_D, 0.25, 0x1p-530, 0},
-        {16, 8, PR_CERTIFY_POS_IDENTITY, PR_CERTIFY_SCALE_INV_D, 0.0, 0x1p-530, 0},
-        {22, 8, PR_CERTIFY_POS_IDENTITY, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p20, 1},
-        {22, 6, PR_CERTIFY_POS_IDENTITY, PR_CERTIFY_SCALE_INV_D, 0.5, 0x1p21, 1},
-        {40, 8, PR_CERTIFY_POS_IDENTITY, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p25, 1},
+        {{24, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 4.0}, 0},
+        {{19, 6, PR_CERTIFY_POS_ROPE_NEOX, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.375, 3.0}, 0},
+        {{17, 5, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.1, 2.0}, 0},
+        {{20, 8, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p200}, 0},
+        {{20, 8, PR_CERTIFY_POS_ROPE_NEOX, 0, PR_CERTIFY_SCALE_INV_D, 0.25, 0x1p-530}, 0},
+        {{16, 8, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_D, 0.0, 0x1p-530}, 0},
+        {{22, 8, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p20}, 1},
+        {{22, 6, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_D, 0.5, 0x1p21}, 1},
+        {{40, 8, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p25}, 1},
     };
     for (int rep = 0; rep < 3; rep++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
