@@ -126,7 +126,7 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
         dd->sig_lo = arf_get_d(arb_midref(s), ARF_RND_NEAR);
         cert_sub_d(s, s, dd->sig_lo, 192);
         arb_get_abs_ubound_arf(b, s, 192);
-        dd->tau_sig = pr_certify_up(p->sig * 0x1p-100); /* σ̂ >= 1/√d >= 2^-16: no underflow */
+        dd->tau_sig = pr_certify_up(p->sig * 0x1p-100); /* σ̂ >= 1/d >= 2^-10 (d <= 1024): no underflow */
         int ok = arf_cmp_d(b, dd->tau_sig) <= 0 && fabs(dd->sig_lo) <= 2.0 * u * p->sig;
         arf_clear(b);
         arb_clear(s);
