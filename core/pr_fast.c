@@ -15,6 +15,8 @@
  * numbers, so that they go to and from the transforms without a copy (FFTW's split-array
  * transforms take twice as long). */
 
+enum { FBLOCK_MAX = 2048 };   /* frequencies of a products block (mac_freqs) */
+
 static void to_planar(double *pl, const double *in, long nfreq)
 {
     for (long k = 0; k < nfreq; k++) {
@@ -159,8 +161,9 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->pref = pr_mem_alloc(mem, (size_t)D->s + 1, sizeof(double *));
         th->leaf = pr_mem_alloc(mem, L, sizeof(double));
         th->u = pr_mem_alloc(mem, h * n, sizeof(double));   /* u_μ of a kv head's Q heads */
-        th->vx = pr_mem_alloc(mem, n, sizeof(double));
-        th->cols = pr_mem_alloc(mem, n, sizeof(double));  /* one inverse column */
+        th->op = pr_mem_alloc(mem, h, sizeof(double *));
+        th->up = pr_mem_alloc(mem, h, sizeof(double *));
+        th->blk = pr_mem_alloc(mem, D->streamed ? 0 : kv * d1 * 2 * FBLOCK_MAX, sizeof(double));
         th->yp = pr_mem_alloc(mem, kv * d1, sizeof(double *));
         th->xp = pr_mem_alloc(mem, kv * d1, sizeof(double *));
         /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
@@ -269,8 +272,8 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
         memset(th->tbuf, 0, sizeof(double) * s * L);
         memset(th->leaf, 0, sizeof(double) * L);
         memset(th->u, 0, sizeof(double) * h * n);
-        memset(th->vx, 0, sizeof(double) * n);
-        memset(th->cols, 0, sizeof(double) * n);
+        if (!F->streamed)
+            memset(th->blk, 0, sizeof(double) * kv * (d + 1) * 2 * FBLOCK_MAX);
     }
     memset(F->part, 0, sizeof(double) * F->nchunks * h * n * (d + 1));
     for (long l = -(n - 1); l <= n - 1; l++)
@@ -360,7 +363,7 @@ int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts
 static void thread_clear(pr_fast_thread_struct *th)
 {
     pr_toeplitz_spec_free(th->acc);
-    free(th->tbuf); free(th->pref); free(th->leaf); free(th->u); free(th->vx); free(th->cols);
+    free(th->tbuf); free(th->pref); free(th->leaf); free(th->u); free(th->op); free(th->up); free(th->blk);
     free(th->yp); free(th->xp);
     pr_toeplitz_work_clear(th->ws);
 }
@@ -446,8 +449,8 @@ static void sum_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, co
         th->yp[j] = acc + j * sl + 2 * f0;
 }
 
-/* Kept spectra, all groups, frequencies [f0, f1): by blocks whose x̂ (all ν, kv heads and
- * columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
+/* Kept spectra, all groups, frequencies [f0, f1): by blocks (<= FBLOCK_MAX frequencies) whose x̂
+ * (all ν, kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
  * x̂, the pair spectra and the sums stream from memory once per execute. The blocking changes no
  * sum (each frequency's pairs are added in the same order). (Summing a group's pairs in registers
  * instead, the sums written once, was slower: 2 streams per pair defeat the prefetchers.) */
@@ -459,18 +462,25 @@ static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     size_t sl = pr_toeplitz_spec_len(F->tp);
     int hc = H->h_kv * (F->d + 1);
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
-    long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
+    long fblock = fb < 64 ? 64 : fb > FBLOCK_MAX ? FBLOCK_MAX : (long)fb / 4 * 4;
     for (long b0 = f0; b0 < f1; b0 += fblock) {
         long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
         for (long m = 0; m < T->am->count_fwd; m++) {
-            sum_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, b0);
+            /* a group's block summed in the thread's cache-resident scratch, then streamed out:
+             * the sums' lines are not read from memory before their first write */
+            for (int j = 0; j < hc; j++)
+                th->yp[j] = th->blk + (size_t)j * 2 * fblock;
             for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
                 pair_ptrs(F, th, H, p, b0);
                 pr_fast_mac_(th->yp, th->xp, hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m],
                              F->avx2);
             }
+            double *y = F->sums + (size_t)m * hc * sl + 2 * b0;
+            for (int j = 0; j < hc; j++)
+                pr_fast_copy_nt_(y + (size_t)j * sl, th->yp[j], 2 * nb, F->avx2);
         }
     }
+    pr_fast_copy_nt_fence_(F->avx2);
 }
 
 /* Streamed spectra of group m, each made and then multiplied into the accumulators. */
@@ -502,19 +512,38 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
         const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
         marg_product(th->u, T->bm, m, K, d, T->bval, n);
         for (int c = 0; c <= d; c++) {
-            const double *x = th->u;
-            if (c < d) {
-                for (int i = 0; i < n; i++)
-                    th->vx[i] = th->u[i] * V[(size_t)i * d + c];
-                x = th->vx;
-            }
-            double t0 = F->timing ? pr_timing_wall() : 0.0;
-            int st = pr_toeplitz_vec_spec(F->xhat + ((size_t)j * (d + 1) + c) * sl, x, 1, F->tp, th->ws);
+            double t0 = F->timing ? pr_timing_wall() : 0.0, *xh = F->xhat + ((size_t)j * (d + 1) + c) * sl;
+            int st = c < d ? pr_toeplitz_vec_spec_mul(xh, th->u, V + c, d, F->tp, th->ws)
+                           : pr_toeplitz_vec_spec(xh, th->u, 1, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             if (st)
                 return st;
         }
+    }
+    return PR_OK;
+}
+
+/* y_r[i] = (s·c[i])·u_r[i] (first) or y_r[i] += (s·c[i])·u_r[i], r < m, i < n: the parts of
+ * the inverse c scaled by s = 1/L (pr_toeplitz_spec_inverse's roundings) and by each Q head's
+ * u_μ, without a pass through a column of its own. PR_EDOMAIN if an s·c[i] is not finite. */
+static int scale_into(double *const *y, const double *const *u, int m, int first, const double *restrict c,
+                      double s, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad |= !isfinite(s * c[i]);
+    if (bad)
+        return PR_EDOMAIN;
+    for (int r = 0; r < m; r++) {
+        double *restrict yr = y[r];
+        const double *restrict ur = u[r];
+        if (first)
+            for (int i = 0; i < n; i++)
+                yr[i] = (s * c[i]) * ur[i];
+        else
+            for (int i = 0; i < n; i++)
+                yr[i] += (s * c[i]) * ur[i];
     }
     return PR_OK;
 }
@@ -527,26 +556,20 @@ static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
 {
     int n = F->n, d = F->d, rep = H->rep, st = PR_OK;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
-    double *col = th->cols;
     for (int k = k0; k < k1 && !st; k++) {
-        for (int r = 0; r < rep; r++)
+        for (int r = 0; r < rep; r++) {
+            th->up[r] = th->u + (size_t)r * n;
             marg_product(th->u + (size_t)r * n, F->terms->am, m, H->Q + (size_t)(k * rep + r) * nd, d,
                          F->terms->aval, n);
+        }
         for (size_t c = 0; c < cols && !st; c++) {
+            for (int r = 0; r < rep; r++)
+                th->op[r] = part + ((size_t)((k - k0) * rep + r) * cols + c) * n;
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            st = pr_toeplitz_spec_inverse(col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
+            const double *y = pr_toeplitz_spec_inverse_raw(acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
-            for (int r = 0; r < rep; r++) {
-                const double *u = th->u + (size_t)r * n;
-                double *out = part + ((size_t)((k - k0) * rep + r) * cols + c) * n;
-                if (first)
-                    for (int i = 0; i < n; i++)
-                        out[i] = col[i] * u[i];
-                else
-                    for (int i = 0; i < n; i++)
-                        out[i] += col[i] * u[i];
-            }
+            st = scale_into(th->op, th->up, rep, first, y, 1.0 / (double)F->tp->L, n);
         }
     }
     return st;

@@ -47,12 +47,14 @@ typedef struct {
                                sums (kv head, then column) */
     double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
     double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
+    double *blk;            /* kept: kv_heads·(d+1) × FBLOCK_MAX interleaved frequencies, one group's
+                               block of sums */
     double **yp;            /* kv_heads·(d+1): one group's sums */
     const double **xp;      /* kv_heads·(d+1): the x̂ spectra one pair multiplies */
     double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
     double *u;              /* heads × n: u_μ of the Q heads of one kv head (or v_ν in the first n) */
-    double *vx;             /* n: v_ν ∘ X_c, one column at a time */
-    double *cols;           /* n: one inverse transform */
+    double **op;            /* heads: the parts one inverse transform is scaled into */
+    const double **up;      /* heads: their u_μ */
     double fftw_seconds;
     int st;
 } pr_fast_thread_struct;

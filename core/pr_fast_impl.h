@@ -16,4 +16,9 @@ int pr_fast_kernel_avx2_(void);
 void pr_fast_mac_(double *const *Y, const double *const *X, int m, const double *A, long im, long nb,
                   int first, int avx2);
 
+/* dst[0, len) = src[0, len) by non-temporal stores where avx2 (dst 16-byte aligned): the lines
+ * are not read first; pr_fast_copy_nt_fence_ orders them before a barrier. */
+void pr_fast_copy_nt_(double *dst, const double *src, long len, int avx2);
+void pr_fast_copy_nt_fence_(int avx2);
+
 #endif

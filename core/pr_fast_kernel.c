@@ -71,3 +71,27 @@ void pr_fast_mac_(double *const *Y, const double *const *X, int m, const double 
     (void)avx2;
     mac_scalar(Y, X, m, A, im, 0, nb, first);
 }
+
+void pr_fast_copy_nt_(double *dst, const double *src, long len, int avx2)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (avx2) {
+        long k = 0;
+        for (; k + 2 <= len; k += 2)
+            _mm_stream_pd(dst + k, _mm_loadu_pd(src + k));
+        memcpy(dst + k, src + k, sizeof(double) * (size_t)(len - k));
+        return;
+    }
+#endif
+    (void)avx2;
+    memcpy(dst, src, sizeof(double) * (size_t)len);
+}
+
+void pr_fast_copy_nt_fence_(int avx2)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (avx2)
+        _mm_sfence();
+#endif
+    (void)avx2;
+}
