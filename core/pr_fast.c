@@ -524,30 +524,6 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     return PR_OK;
 }
 
-/* y_r[i] = (s·c[i])·u_r[i] (first) or y_r[i] += (s·c[i])·u_r[i], r < m, i < n: the parts of
- * the inverse c scaled by s = 1/L (pr_toeplitz_spec_inverse's roundings) and by each Q head's
- * u_μ, without a pass through a column of its own. PR_EDOMAIN if an s·c[i] is not finite. */
-static int scale_into(double *const *y, const double *const *u, int m, int first, const double *restrict c,
-                      double s, int n)
-{
-    int bad = 0;
-    for (int i = 0; i < n; i++)
-        bad |= !isfinite(s * c[i]);
-    if (bad)
-        return PR_EDOMAIN;
-    for (int r = 0; r < m; r++) {
-        double *restrict yr = y[r];
-        const double *restrict ur = u[r];
-        if (first)
-            for (int i = 0; i < n; i++)
-                yr[i] = (s * c[i]) * ur[i];
-        else
-            for (int i = 0; i < n; i++)
-                yr[i] += (s * c[i]) * ur[i];
-    }
-    return PR_OK;
-}
-
 /* part[((q - k0·rep)(d+1) + c)·n + i] (=, first; else +=) u_μ^q(i) · inverse(sums of kv head k,
  * column c)(i) for the Q heads q = k·rep + r of the kv heads k in [k0, k1), group m's sums at acc
  * (destroyed): one inverse per (kv head, column), which its rep Q heads share (math.md §5) */
@@ -569,7 +545,7 @@ static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
             const double *y = pr_toeplitz_spec_inverse_raw(acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
-            st = scale_into(th->op, th->up, rep, first, y, 1.0 / (double)F->tp->L, n);
+            st = pr_fast_scale_into_(th->op, th->up, rep, first, y, 1.0 / (double)F->tp->L, n);
         }
     }
     return st;

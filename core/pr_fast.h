@@ -36,8 +36,8 @@
 extern "C" {
 #endif
 
-/* One thread's scratch: symbol prefix products, spectra, a marginal product, one group's inverse
- * transforms. */
+/* One thread's scratch: symbol prefix products, spectra, marginal products, a block of one
+ * group's sums. */
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */

@@ -1,8 +1,10 @@
-/* pr_fast's multiply-accumulate kernels: portable (fma()) and AVX2, the same bits (pr_fast_impl.h). */
+/* pr_fast's kernels: the multiply-accumulate, portable (fma()) and AVX2, the same bits; the
+ * streamed copy of the sums; the scaling of an inverse into the parts (pr_fast_impl.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_cpu.h"
+#include "pr_status.h"
 #include "pr_fast_impl.h"
 
 int pr_fast_kernel_avx2_(void)
@@ -94,4 +96,25 @@ void pr_fast_copy_nt_fence_(int avx2)
         _mm_sfence();
 #endif
     (void)avx2;
+}
+
+int pr_fast_scale_into_(double *const *y, const double *const *u, int m, int first, const double *restrict c,
+                        double s, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad |= !isfinite(s * c[i]);
+    if (bad)
+        return PR_EDOMAIN;
+    for (int r = 0; r < m; r++) {
+        double *restrict yr = y[r];
+        const double *restrict ur = u[r];
+        if (first)
+            for (int i = 0; i < n; i++)
+                yr[i] = (s * c[i]) * ur[i];
+        else
+            for (int i = 0; i < n; i++)
+                yr[i] += (s * c[i]) * ur[i];
+    }
+    return PR_OK;
 }

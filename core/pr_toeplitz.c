@@ -236,13 +236,9 @@ int pr_toeplitz_vec_spec_mul(double *xhat, const double *u, const double *x, lon
     if (incx < 1)
         return PR_EINVAL;
     ws = pr_ws(P, ws);
-    double *restrict dst = ws->real;
     uint64_t bad = 0;
-    for (long j = 0; j < P->n; j++) {
-        double v = u[j] * x[j * incx];
-        dst[j] = v;
-        bad |= pr_nonfinite(v);
-    }
+    for (long j = 0; j < P->n; j++)
+        bad |= pr_nonfinite(ws->real[j] = u[j] * x[j * incx]);
     if (bad)
         return PR_ENONFINITE;
     pr_forward(xhat, ws->real, P, ws);
