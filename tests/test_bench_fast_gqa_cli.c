@@ -10,14 +10,6 @@
 #include "pr_test.h"
 #include "pr_test_cli.h"
 
-static void bad(const char *args, const char *must)
-{
-    int rc = pr_test_cli_run("bench_gqa", args);
-    PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && strstr(pr_test_cli_err, must) && !pr_test_cli_out[0],
-             "polyrope %s: exit %d, stderr '%s' (want exit 2, one line containing '%s')", args, rc, pr_test_cli_err,
-             must);
-}
-
 int main(void)
 {
     if (!getenv("POLYROPE")) {
@@ -49,7 +41,15 @@ int main(void)
     }
     PR_CHECK(strstr(pr_test_cli_out, "\"per_head_ratio_gqa\": ") && strstr(pr_test_cli_out, "\"crossover_n\": "),
              "%s: summary keys missing: %.300s", args, pr_test_cli_out);
-    bad("bench fast --quick --heads 8 --kv-heads 3", "--kv-heads 3 needs --heads H > 1, a multiple of it");
-    bad("bench fast --quick --kv-heads 2", "--kv-heads 2 needs --heads H > 1");
+    /* bad usage: one line naming the fix, exit 2, nothing on stdout */
+    static const char *bad[][2] = {
+        {"bench fast --quick --heads 8 --kv-heads 3", "--kv-heads 3 needs --heads H > 1, a multiple of it"},
+        {"bench fast --quick --kv-heads 2", "--kv-heads 2 needs --heads H > 1"}};
+    for (int k = 0; k < 2; k++) {
+        rc = pr_test_cli_run("bench_gqa", bad[k][0]);
+        PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && strstr(pr_test_cli_err, bad[k][1]) &&
+                 !pr_test_cli_out[0], "polyrope %s: exit %d, stderr '%s' (want exit 2, one line with '%s')", bad[k][0],
+                 rc, pr_test_cli_err, bad[k][1]);
+    }
     return pr_test_finish("test_bench_fast_gqa_cli");
 }
