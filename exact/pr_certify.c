@@ -172,7 +172,8 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
     for (int j = jn; j < w; j++)
         s[j] = 0.0;
     rx->lam = lam;
-    rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
+    dmax = pr_certify_up(dmax); /* Δ_j's own roundings (L2's rule) */
+    rx->lmax = pr_certify_up(eps + (1.0 + eps) * (dmax + dmax * dmax));
     rx->under = under;
     rx->shift = mx;
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);

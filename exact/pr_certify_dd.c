@@ -149,7 +149,7 @@ int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, c
     return PR_OK;
 }
 
-/* e^{x_h + x_l} for x_h in [-700, 0], |x_l| <= 2^-20 (L21): k as L3's, r_h + r_l = x_h + x_l - k(l1 + l2) by
+/* e^{x_h + x_l} for x_h in [-700, 0.34], |x_l| <= 2^-20 (L21): k as L3's, r_h + r_l = x_h + x_l - k(l1 + l2) by
  * TwoSum and TwoProd, p(r_h) by compensated Horner (Graillat, Langlois and Louvet), ê = 2^k fl(p_h + fl(ĉ + p_h r_l)) */
 static inline __attribute__((always_inline)) double exp_comp(const cexp_t *e, double xh, double xl)
 {
@@ -185,7 +185,7 @@ static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, cons
 {
     const cert_prob_t *p = ps->p;
     double u = p->u, sg = p->sig, sgl = dd->sig_lo, asl = fabs(sgl), al = p->alibi, tau = dd->tau_sig;
-    double g3 = pr_certify_gamma(3, u), mx = -INFINITY, dmax = 0.0, under = 0.0, xlmax = 0.0;
+    double g3 = pr_certify_gamma(3, u), mx = -INFINITY, dmax = 0.0, under = 0.0, xlmax = 0.0, xhmax = 0.0;
     /* t's part: (σ̂ + |σ_lo| + τ_σ)ε_t <= (1 + 3u)σ̂(c_t‖Q_i‖‖K_j‖ + tiny_t), each product rounded up (L2's rule);
        the TwoProds' and roundings' underflow: 8η */
     double kap = pr_certify_up(pr_certify_up(dd->ct * sg * (1.0 + 3.0 * u)) * ps->nQ[i]);
@@ -215,8 +215,11 @@ static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, cons
         z = s - xh;
         xl = (xh - (s - z)) + (xl - z);
         xh = s;
-        xlmax = fabs(xl) > xlmax ? fabs(xl) : xlmax;
         int lo = xh < -700.0;
+        /* the exp's domain (L21): x_h <= 0.34 (the best key's x_l can be up to u|M̂|, so x_h > 0 happens),
+           |x_l| <= 2^-20 where the weight is evaluated */
+        xhmax = xh > xhmax ? xh : xhmax;
+        xlmax = !lo && fabs(xl) > xlmax ? fabs(xl) : xlmax;
         double ev = exp_comp(ex, lo ? 0.0 : xh, lo ? 0.0 : xl);
         under += lo;
         sh[j] = lo ? 0.0 : ev;
@@ -228,7 +231,7 @@ static inline __attribute__((always_inline)) void row_exps_body(rowx_t *rx, cons
     rx->lmax = pr_certify_up(eps + (1.0 + eps) * (dmax + dmax * dmax));
     rx->under = under;
     rx->shift = mx; /* ê_j ≈ e^{M_ij - mx}, x_h + x_l = M_ij - mx within Δ_j */
-    rx->fail = !(dmax <= 0.5) || !isfinite(mx) || !(xlmax <= 0x1p-20);
+    rx->fail = !(dmax <= 0.5) || !isfinite(mx) || !(xlmax <= 0x1p-20) || !(xhmax <= 0.34);
 }
 
 __attribute__((target("avx2,fma"))) static void row_exps_fma(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i,

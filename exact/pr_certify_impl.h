@@ -232,7 +232,7 @@ void pr_certify_dot2_rows(double *S, const double *A, const double *Bt, int mi, 
 /* L21: S + Sl = Dot2 of (A + Al)_r with (Bt + Blt)_j, hi and lo unrounded */
 void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double *Al, const double *Bt,
                             const double *Blt, int mi, int w, int ld, int n, int d);
-/* e^{x_h + x_l} within eps2 (L21) for x_h in [-700, 0], |x_l| <= 2^-20 */
+/* e^{x_h + x_l} within eps2 (L21) for x_h in [-700, 0.34], |x_l| <= 2^-20 */
 double pr_certify_exp_comp(const cexp_t *e, double xh, double xl);
 /* row i's exponentials from its scores' t_h, t_l (L21; rx as pr_certify_row_exps); scr: w doubles */
 void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,

@@ -4,7 +4,8 @@
  * weights within (1 + λ)/(1 - λ) of the true one). Inputs of entries near 1, near 2^200 (scores about 2^400,
  * below the 2^500 refusal: the exponentials are checked where Δ <= 1/2), near 2^-530 (every product underflows),
  * and without RoPE with a large common part (scores up to about 2^50, O(1) apart: the low parts carry the softmax);
- * RoPE both layouts and none, σ = 1/d or 1/√d, ALiBi or not. */
+ * RoPE both layouts and none, σ = 1/d or 1/√d, ALiBi or not (2^34: rows whose other keys all underflow). Then
+ * whole certificates of scores near 2^54 whose best key's low part puts x_h above 0 (big_low_part). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,50 @@ static void run(const dcase_t *dc, pr_rng_t rng, uint64_t seed)
     free(Q);
 }
 
+/* Scores near 2^54 whose softmax lives in their low parts (n = 2, d = 2, identity, σ = 1): Q_i = (q0, 1),
+ * K = ((k0, 0), (k0, -δ)), so the scores differ by exactly δ and the best key's low part (the product's
+ * bits below 2^54's ulp) is up to 2: its x_h after the shift is positive, outside the exp's first domain
+ * (L21; the review's replay certified a dV off by 1.76). dO = 1, so dV_j = 2P_j. The truth rounded to
+ * double must not be refuted; a dV with the two rows swapped must not be certified. */
+static void big_low_part(pr_rng_t rng, uint64_t seed)
+{
+    double q0 = 134217729.0 + 2.0 * (double)pr_rng_below(rng, 64), k0 = 134217729.0 + 2.0 * (double)pr_rng_below(rng, 64);
+    double dl = 0.25 + 2.0 * pr_rng_uniform(rng);
+    double Q[4] = {q0, 1.0, q0, 1.0}, K[4] = {k0, 0.0, k0, -dl}, V[4] = {1.0, 0.0, 0.0, 1.0}, dO[4] = {1, 1, 1, 1};
+    arb_t p0, t;
+    arb_init(p0);
+    arb_init(t);
+    arb_set_d(t, dl);
+    arb_neg(t, t);
+    arb_exp(t, t, PREC); /* P = (1, e^-δ)/(1 + e^-δ) */
+    arb_add_ui(p0, t, 1, PREC);
+    arb_ui_div(p0, 2, p0, PREC); /* dV row 0 = 2/(1 + e^-δ), row 1 = 2 - that */
+    double a = arf_get_d(arb_midref(p0), ARF_RND_NEAR), b = 2.0 - a;
+    for (int wrong = 0; wrong < 2; wrong++) {
+        double dV[4] = {wrong ? b : a, wrong ? b : a, wrong ? a : b, wrong ? a : b};
+        pr_certify_problem_t pb;
+        pr_certify_problem_default(&pb);
+        pb.pos = PR_CERTIFY_POS_IDENTITY;
+        pb.scale = PR_CERTIFY_SCALE_GIVEN;
+        pb.sigma = 1.0;
+        pr_certify_opts_t op;
+        pr_certify_opts_default(&op);
+        op.atol = 1e-14;
+        op.max_fallback_s = 0.0;
+        pr_certify_result_t r[3];
+        memset(r, 0, sizeof r);
+        int st = pr_certify_backward(r, NULL, NULL, dV, Q, K, V, dO, 2, 2, &pb, &op);
+        /* true error: about 1e-16 for the rounded truth, |a - b| for the swapped rows */
+        double err = wrong ? fabs(a - b) : 0.0;
+        PR_CHECK(st == PR_OK && r[2].lower <= err + 1e-15 && r[2].upper >= err - 1e-15 && (wrong ? r[2].verdict != 0 : r[2].verdict != 1),
+                 "q0 %.17g k0 %.17g δ %.17g, dV %s: status %d verdict %d [%.3g, %.3g], true error about %.3g (seed %llu)",
+                 q0, k0, dl, wrong ? "rows swapped" : "the truth rounded", st, r[2].verdict, r[2].lower, r[2].upper, err,
+                 (unsigned long long)seed);
+    }
+    arb_clear(p0);
+    arb_clear(t);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -155,9 +200,13 @@ int main(void)
         {{22, 8, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p20}, 1},
         {{22, 6, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_D, 0.5, 0x1p21}, 1},
         {{40, 8, PR_CERTIFY_POS_IDENTITY, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0.0, 0x1p25}, 1},
+        /* ALiBi 2^34: every key but the diagonal underflows; their low parts must not fail the row */
+        {{16, 4, PR_CERTIFY_POS_ROPE, 0, PR_CERTIFY_SCALE_INV_SQRT_D, 0x1p34 + 1.0 / 3.0, 1.0}, 0},
     };
     for (int rep = 0; rep < 3; rep++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
             run(cases + k, rng, seed);
+    for (int rep = 0; rep < 8; rep++)
+        big_low_part(rng, seed);
     return pr_test_finish("test_certify_dd");
 }
