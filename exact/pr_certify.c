@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include "pr_status.h"
+#include "pr_attn.h"
 #include "pr_rope.h"
 #include "pr_timing.h"
 #include "pr_vec.h"
@@ -75,7 +76,22 @@ int pr_certify_exp_init(cexp_t *e, double u)
     for (int k = 0; k <= EXP_DEG; k++, rk *= 0.35)
         horner += pr_certify_gamma(2 * k + 1, u) * fabs(e->c[k]) * rk;
     horner = pr_certify_up(horner * 1.4191 / (1.0 - ep) + 1e-300);
-    e->eps = pr_certify_up(((1.0 + ep + horner) * (1.0 + 2.0 * er) - 1.0) * 1.01 + 1e-300);
+    /* Π(1 + x_i) - 1 <= e^S - 1 <= S(1 + S) for S = Σ x_i <= 1: no 1 + x rounded to a multiple of 2u */
+    double S = ep + horner + 2.0 * er;
+    e->eps = pr_certify_up(S * (1.0 + S) * 1.01 + 1e-300);
+    /* L21: r_h + r_l by error-free transformations (|r_l| <= 1.07u, its error γ_3·1.06u + |k|2^-85), p(r_h) by
+       compensated Horner (Graillat, Langlois and Louvet: p(r_h) = p_h + c*, |c*| <= γ_28 p̃, |ĉ - c*| <= γ_28² p̃,
+       p̃ = Σ|c_k| 0.36^k), ê = fl(p_h + fl(ĉ + fl(p_h r_l))) >= 0.70 relative to q = p(r_h)(1 + r_l) */
+    double g28 = pr_certify_gamma(2 * EXP_DEG, u), g2 = pr_certify_gamma(2, u), rl = 1.07 * u, pt = 0.0;
+    rk = 1.0;
+    for (int k = 0; k <= EXP_DEG; k++, rk *= 0.36)
+        pt += fabs(e->c[k]) * rk;
+    pt = pr_certify_up(pt * (1.0 + pr_certify_gamma(2 * EXP_DEG + 2, u)));
+    double rest = g28 * g28 * pt + g28 * pt * rl + g2 * (2.0 * g28 * pt + pt * (1.0 + g28) * rl);
+    double thc = (u + rest / 0.70) / (1.0 - u), psi = 2.0 * rl * rl;
+    double erc = pr_certify_gamma(3, u) * 1.06 * u + 0x1p-75;
+    S = 2.0 * erc + ep + thc + psi / (1.0 - psi);
+    e->eps2 = pr_certify_up(S * (1.0 + S) * 1.01 + 1e-300);
     return PR_OK;
 }
 
@@ -140,12 +156,11 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
         mx = s[j] > mx ? s[j] : mx;
     }
     /* nK·om underflowed by at most η, then times κ (L13) */
-    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny, su = ps->su;
+    double tiny = om ? ps->tiny + pr_certify_up(kap * ETA) : ps->tiny;
 #pragma omp simd reduction(+ : lam, under) reduction(max : dmax)
     for (int j = 0; j < jn; j++) {
         double b = al * (double)labs((long)i - j), x = s[j] - mx;
-        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + su * (b + fabs(s[j]))
-                    + tiny;
+        double dl = kap * (om ? nK[j] * omi[-j] : nK[j]) + u * (b + fabs(s[j]) + fabs(x)) + tiny;
         dmax = dl > dmax ? dl : dmax;
         int lo = x < EXP_UNDER;
         double e = pr_certify_exp_eval(ex, lo ? 0.0 : x);
@@ -157,7 +172,8 @@ static inline void row_exps(rowx_t *rx, const pass_t *ps, int i, double *s, int 
     for (int j = jn; j < w; j++)
         s[j] = 0.0;
     rx->lam = lam;
-    rx->lmax = eps + (1.0 + eps) * (dmax + dmax * dmax);
+    dmax = pr_certify_up(dmax); /* Δ_j's own roundings (L2's rule) */
+    rx->lmax = pr_certify_up(eps + (1.0 + eps) * (dmax + dmax * dmax));
     rx->under = under;
     rx->shift = mx;
     rx->fail = !(dmax <= 0.5) || !isfinite(mx);
@@ -368,12 +384,11 @@ double pr_certify_rho(const cert_prob_t *p)
     return p->rope ? pr_certify_gamma(2, u) * (1.0 + u + 0x1p-100) + u + 0x1p-100 : 0.0;
 }
 
-/* L2's constant, or with dot2 L18's (Dot2 scores: γ_d²/(1 - u) in place of γ_{d+1}) */
-double pr_certify_score_const(const cert_prob_t *p, int dot2)
+/* L2's constant */
+double pr_certify_score_const(const cert_prob_t *p)
 {
     double u = p->u, rho = pr_certify_rho(p);
-    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(dot2 ? p->d : p->d + 1, u);
-    gd = dot2 ? gd * gd * (1.0 + 2.0 * u) : gd;
+    double g = 1.0 + 2.0 * rho, sr = p->sig_rel, gd = pr_certify_gamma(p->d + 1, u);
     double c = gd * g * g + sr * g * g + (1.0 + sr) * (2.0 * rho * g + 2.0 * rho);
     return pr_certify_up(c * 1.001);
 }
@@ -416,7 +431,7 @@ int pr_certify_pass_setup(pass_t *ps, const cert_prob_t *p, const cexp_t *ex, co
         ps->vrange[c] = pr_certify_up(mx - mn);
         ps->vabs[c] = ab;
     }
-    ps->cs = pr_certify_score_const(p, 0);
+    ps->cs = pr_certify_score_const(p);
     /* L2: the products' underflow, d + 3 of η, times σ̂ when σ̂ > 1; a rotated entry's underflow
      * times the other side's largest entry */
     ps->tiny = pr_certify_up((d + 3) * ETA * (p->sig > 1.0 ? p->sig : 1.0)) +
@@ -642,15 +657,12 @@ int pr_certify_forward_heads(pr_certify_result_t *res, const double *O_cand, con
     if (heads % kv_heads)
         return PR_ESHAPE;
     size_t nd = (size_t)n * d;
-    int g = heads / kv_heads;
-    for (int b = 0; b < batch; b++)
-        for (int h = 0; h < heads; h++) {
-            size_t qo = ((size_t)b * heads + h) * nd, ko = ((size_t)b * kv_heads + h / g) * nd;
-            int st = pr_certify_forward(res + (size_t)b * heads + h, O_cand + qo, Q + qo, K + ko, V + ko, n, d,
-                                        prob, opts);
-            if (st)
-                return st;
-        }
+    for (long t = 0; t < (long)batch * heads; t++) {
+        size_t qo = (size_t)t * nd, ko = (size_t)pr_attn_kv_head(t, heads, kv_heads) * nd;
+        int st = pr_certify_forward(res + t, O_cand + qo, Q + qo, K + ko, V + ko, n, d, prob, opts);
+        if (st)
+            return st;
+    }
     return PR_OK;
 }
 

@@ -16,7 +16,9 @@
 #include "pr_certify_impl.h"
 
 #define GB 32    /* rows per block */
-#define TG 32    /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
+#define TG 8     /* key columns per partial of dS·K̂, the partials summed by Sum2 (L19) */
+#define UD 8     /* rows per partial of dŜᵀ·Q̂ and P̂ᵀ·dO (L19) */
+#define KT 256   /* keys per tile of those partials (the tile's sums stay in cache) */
 #define TAU 0x1p-1006 /* an underflowed weight's P, and fl(ê/Ŝ)'s absolute error (L8) */
 #define JW 128   /* key columns per tile of a general W's dQ, dK sums (L15's depth) */
 
@@ -26,7 +28,9 @@ typedef struct {
     const double *dO;
     double *ndO, *nV;       /* row-norm bounds of dO and V */
     double *Wq, *Wk;        /* |X̂r| + β_X/γ (L11) */
-    double *Krt, *Vt;       /* K̂r and V transposed (d×n) for L18's Dot2 (RoPE or identity) */
+    double *Kht, *Klt, *Vt; /* K rotated in double-double (L21) and V, transposed (d×n) for Dot2 (RoPE or identity) */
+    double *Qh, *Ql;        /* the head's Q rotated in double-double (L21) */
+    cert_dd_t dd;           /* L21's constants */
     double *dQ, *EQ;        /* dQ̂ and its bound */
     unsigned char *qopen;   /* rows the pass could not bound */
     double gam;             /* γ_G (L11, L15) */
@@ -101,51 +105,11 @@ static void scale_rotate(double *out, double *err, const double *T, const double
         double c = p->ch[(size_t)m * p->h + k], sn = p->sh[(size_t)m * p->h + k];
         out[a] = y[a] * c + y[b] * sn;
         out[b] = -y[a] * sn + y[b] * c;
-        double e = pr_certify_up(rho * (fabs(y[a]) + fabs(y[b])) + ey[a] + ey[b]);
-        err[a] = err[b] = e;
+        /* |cos| <= |ĉ| + u + 2^-100 (L1): each entry's error weighs its partners' by the true |cos|, |sin| */
+        double r = rho * (fabs(y[a]) + fabs(y[b])), ac = fabs(c) + u + 0x1p-99, as = fabs(sn) + u + 0x1p-99;
+        err[a] = pr_certify_up(r + ac * ey[a] + as * ey[b]);
+        err[b] = pr_certify_up(r + as * ey[a] + ac * ey[b]);
     }
-}
-
-/* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)) for rows r < mi of A (stride d) and keys j < w, B given
- * transposed (Bt: d×n); Dot2 is Ogita, Rump and Oishi's compensated dot product (TwoProd by an FMA, TwoSum),
- * vectorised over keys, any evaluation order of the lanes. */
-#define D2W 64 /* keys per strip (the strip's hi, lo stay in L1) */
-static inline __attribute__((always_inline)) void dot2_body(double *S, const double *A, const double *Bt, int mi,
-                                                            int w, int ld, int n, int d, double alpha)
-{
-    for (int r = 0; r < mi; r++)
-        for (int j0 = 0; j0 < w; j0 += D2W) {
-            int m = w - j0 < D2W ? w - j0 : D2W;
-            double hi[D2W] = {0}, lo[D2W] = {0};
-            for (int c = 0; c < d; c++) {
-                double a = A[(size_t)r * d + c];
-                const double *b = Bt + (size_t)c * n + j0;
-#pragma omp simd
-                for (int j = 0; j < m; j++) {
-                    double x = a * b[j], ex = fma(a, b[j], -x); /* x + ex = a·b exactly (no underflow) */
-                    double t = hi[j] + x, z = t - hi[j];
-                    lo[j] += ((hi[j] - (t - z)) + (x - z)) + ex; /* TwoSum's error: t + err = hi + x */
-                    hi[j] = t;
-                }
-            }
-            for (int j = 0; j < m; j++)
-                S[(size_t)r * ld + j0 + j] = alpha * (hi[j] + lo[j]);
-        }
-}
-
-__attribute__((target("avx2,fma"))) static void dot2_fma(double *S, const double *A, const double *Bt, int mi,
-                                                         int w, int ld, int n, int d, double alpha)
-{
-    dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
-}
-
-static void dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
-                      double alpha)
-{
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        dot2_fma(S, A, Bt, mi, w, ld, n, d, alpha);
-    else
-        dot2_body(S, A, Bt, mi, w, ld, n, d, alpha);
 }
 
 /* L18: ε_P = (u|dP̂| + γ_d²‖dO_i‖‖V_j‖ + 4dη)/(1 - u) bounds |dP̂ - dP| for Dot2's dP̂; cdp = γ_d²‖dO_i‖ (the
@@ -199,11 +163,18 @@ static void block_ds(ghead_t *hd, int i0, int mi, int w, double *Pm, double *G, 
     const double *dOb = hd->dO + (size_t)i0 * d;
     if (ps->W) /* L13's scores; scr: 128 doubles */
         pr_certify_w_scores(Pm, scr, ps, i0, mi, w);
-    else /* L18's scores */
-        dot2_rows(Pm, ps->Qr + (size_t)i0 * d, hd->Krt, mi, w, w, n, d, p->sig);
-    for (int r = 0; r < mi; r++)
-        pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, p->causal ? i0 + r + 1 : n, w);
-    dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
+    else /* L21's scores, t_h in Pm and t_l in G */
+        pr_certify_dot2dd_rows(Pm, G, hd->Qh + (size_t)i0 * d, hd->Ql + (size_t)i0 * d, hd->Kht, hd->Klt, mi, w, w,
+                               n, d);
+    for (int r = 0; r < mi; r++) {
+        int jn = p->causal ? i0 + r + 1 : n;
+        if (ps->W)
+            pr_certify_row_exps(rx + r, ps, i0 + r, Pm + (size_t)r * w, jn, w);
+        else
+            pr_certify_row_exps_dd(rx + r, ps, &hd->dd, i0 + r, Pm + (size_t)r * w, G + (size_t)r * w,
+                                   Z + (size_t)r * w, jn, w);
+    }
+    pr_certify_dot2_rows(G, dOb, hd->Vt, mi, w, w, n, d, 1.0); /* L18's dP̂ */
     for (int r = 0; r < mi; r++) {
         int i = i0 + r, jn = p->causal ? i + 1 : n;
         double *Pr = Pm + (size_t)r * w, *Gr = G + (size_t)r * w, *Zr = Z + (size_t)r * w;
@@ -304,6 +275,21 @@ static void w_products(const ghead_t *hd, int i0, int mi, int w, const double *G
     }
 }
 
+/* L19: hi + lo += Aᵀ·B (A mi×w, B mi×d) in partials of UD rows, each added by Sum2, by tiles of KT keys;
+ * big: KT×d doubles */
+static void sum2_tn(double *hi, double *lo, const double *A, const double *B, int mi, int w, int d, double *big)
+{
+    for (int j0 = 0; j0 < w; j0 += KT) {
+        int mj = w - j0 < KT ? w - j0 : KT;
+        for (int r0 = 0; r0 < mi; r0 += UD) {
+            int mr = mi - r0 < UD ? mi - r0 : UD;
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mj, d, mr, 1.0, A + (size_t)r0 * w + j0, w,
+                        B + (size_t)r0 * d, d, 0.0, big, d);
+            sum2_add(hi + (size_t)j0 * d, lo + (size_t)j0 * d, big, (size_t)mj * d);
+        }
+    }
+}
+
 /* one block: dQ̂'s rows and their bounds, and the thread's Û, E_U, V̂, E_V (L11, L12, L15) */
 static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z, double *buf, rowx_t *rx,
                   double *acc, double *big)
@@ -331,8 +317,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
         for (int t = 0; t < mi * d; t++)
             T[t] += Tlo[t];
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, d, w, 1.0, Z, w, hd->Wk, d, 0.0, ET, d);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, G, w, Qb, d, 0.0, big, d);
-        sum2_add(acc, acc + 4 * nd, big, (size_t)w * d);
+        sum2_tn(acc, acc + 4 * nd, G, Qb, mi, w, d, big);
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Z, w, Wqb, d, 1.0, acc + nd, d);
     }
     /* L19's Sum2 leaves u|T̂| (times 1/(1 - u) <= 1.001); a general W's plain sums (L15) are within it too */
@@ -344,8 +329,7 @@ static void block(ghead_t *hd, int i0, int mi, double *Pm, double *G, double *Z,
         scale_rotate(hd->dQ + (size_t)i * d, hd->EQ + (size_t)i * d, T + (size_t)r * d, ET + (size_t)r * d, i, p, y,
                      ey);
     }
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, d, mi, 1.0, Pm, w, dOb, d, 0.0, big, d);
-    sum2_add(acc + 2 * nd, acc + 5 * nd, big, (size_t)w * d); /* L19 */
+    sum2_tn(acc + 2 * nd, acc + 5 * nd, Pm, dOb, mi, w, d, big); /* L19 */
     /* L12: Σ_i (κ_i + γ) P̂_ij |dO_i| */
     for (int r = 0; r < mi; r++)
         for (int c = 0; c < d; c++)
@@ -486,9 +470,9 @@ static void depths(ghead_t *hd, const double *Q, const double *K, const pr_posw_
     const cert_prob_t *p = hd->ps.p;
     int n = p->n, d = p->d, nb = (n + GB - 1) / GB;
     double u = p->u;
-    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of a block of GB rows, each summed by
+    /* RoPE or identity (L19): dS·K̂'s partials of TG keys, Û's and V̂'s of UD rows, each summed by
        Sum2 (their number below M = ng + 2nt + 64) */
-    double kt = n < TG ? n : TG, ku = n < GB ? n : GB, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
+    double kt = n < TG ? n : TG, ku = n < UD ? n : UD, gm = pr_certify_gamma((double)n * g + 2 * nt + 64, u);
     hd->gbT = 1.0 + 2.0 * pr_certify_gamma(n + 2, u);
     hd->etaT = (n + 2) * ETA;
     hd->gbU = 1.0 + 2.0 * pr_certify_gamma((double)n * g + GB + nt + 2, u);
@@ -549,16 +533,26 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     hd.dQ = malloc(sizeof(double) * nd);
     hd.EQ = malloc(sizeof(double) * nd);
     hd.qopen = malloc(n);
-    hd.Krt = W ? NULL : malloc(sizeof(double) * nd);
+    if (!W) {
+        hd.Kht = malloc(sizeof(double) * nd);
+        hd.Klt = malloc(sizeof(double) * nd);
+        hd.Qh = malloc(sizeof(double) * nd);
+        hd.Ql = malloc(sizeof(double) * nd);
+    }
     hd.Vt = malloc(sizeof(double) * nd);
     size_t nb = nd > sL ? nd : sL; /* the results' buffers: n×d, or dw's s×(2n-1) */
     double *lo = malloc(sizeof(double) * nb), *hi = malloc(sizeof(double) * nb);
     unsigned char *sb = malloc(nb);
     if (!acc_all || !hd.ndO || !hd.nV || !hd.Wq || !hd.Wk || !hd.dQ || !hd.EQ || !hd.qopen || !lo || !hi || !sb ||
-        (!W && !hd.Krt) || !hd.Vt)
+        (!W && (!hd.Kht || !hd.Klt || !hd.Qh || !hd.Ql)) || !hd.Vt)
         st = PR_ENOMEM;
     else
         transpose(hd.Vt, V, n, d);
+    if (!st && !W) { /* L21: K rotated in double-double, transposed (Qh, Ql as scratch) */
+        pr_certify_rotate_dd(hd.Qh, hd.Ql, K, p);
+        transpose(hd.Kht, hd.Qh, n, d);
+        transpose(hd.Klt, hd.Ql, n, d);
+    }
     for (int k = 0; k < nt && !st; k++)
         acc[k] = acc_all + (size_t)k * per;
     hd.acc = acc;
@@ -579,15 +573,13 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
             memset(hd.enc, 0, sizeof(cert_rowenc_t) * n); /* ok = 0 until the pass bounds the row */
         if (!(st = pr_certify_pass_setup(&hd.ps, p, &ex, NULL, Qh, K, V, W))) {
             pr_certify_norms_up(hd.ndO, hd.dO, n, d, p->u);
-            if (!W) { /* L18: Dot2 scores; Δ gets su·(b̂ + |M̂|) and the scaling's underflow */
-                hd.ps.cs = pr_certify_score_const(p, 1);
-                hd.ps.su = 2.002 * p->u;
-                hd.ps.tiny = pr_certify_up(hd.ps.tiny + (4.0 * d * fmax(p->sig, 1.0) + 3.0) * ETA);
-                transpose(hd.Krt, hd.ps.Kr, n, d);
+            if (!W) { /* L21: Q rotated in double-double and the scores' constants */
+                pr_certify_rotate_dd(hd.Qh, hd.Ql, Qh, p);
+                st = pr_certify_dd_setup(&hd.dd, p, hd.Qh, hd.ps.Kr);
                 weights(hd.Wq, hd.ps.Qr, Qh, p, hd.gam);
                 weights(hd.Wk, hd.ps.Kr, K, p, hd.gam);
             }
-            st = run_head(&hd, nt);
+            st = st ? st : run_head(&hd, nt);
         } else if (st == PR_EDOMAIN) { /* scores past 2^500: nothing bounded here, all open */
             st = PR_OK;
             hd.fail = 1;
@@ -645,7 +637,10 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
     free(hd.dQ);
     free(hd.EQ);
     free(hd.qopen);
-    free(hd.Krt);
+    free(hd.Kht);
+    free(hd.Klt);
+    free(hd.Qh);
+    free(hd.Ql);
     free(hd.Vt);
     free(lo);
     free(hi);

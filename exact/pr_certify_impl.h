@@ -143,6 +143,7 @@ typedef struct {
     double c[EXP_DEG + 1];
     double l1, l2;      /* ln 2 ≈ l1 + l2, l1 with 32 significant bits */
     double eps;         /* |ê - e^x| <= eps·e^x */
+    double eps2;        /* the same for the compensated e^{x_h + x_l}, |x_l| <= 2^-20 (L21, pr_certify_dd.c) */
 } cexp_t;
 
 /* the double pass's per-head data */
@@ -154,8 +155,7 @@ typedef struct {
     double *nQ, *nK;        /* upper bounds of the rows' 2-norms */
     double *vrange, *vabs;  /* per column: max V - min V, max |V| */
     double cs;              /* score constant of L2: |M̂ - M| <= cs·σ̂·nQ_i·nK_j (·om[i-j+n-1], L13) */
-    double tiny;            /* the scores' underflow allowance in Δ (L2, L13, L18) */
-    double su;              /* Δ's extra term su·(b̂ + |M̂|): 0, or L18's 2.002u for Dot2 scores */
+    double tiny;            /* the scores' underflow allowance in Δ (L2, L13) */
     const pr_posw_struct *W; /* a general W (L13), or NULL: RoPE or identity */
     double *Kt, *wrev;      /* W only: K transposed (d×n), w_k reversed (s×(2n-1), as pr_dense) */
     double *om;             /* W only: om[ℓ+n-1] >= ‖|W_ℓ|‖₂ (L13) */
@@ -189,8 +189,8 @@ static inline double pr_certify_exp_eval(const cexp_t *e, double x)
 
 double pr_certify_gamma(double k, double u); /* γ_k rounded up */
 double pr_certify_rho(const cert_prob_t *p);  /* L1's ρ (0 without RoPE) */
-/* cs of L2 (dgemm scores), or with dot2 of L18 (Dot2 scores) */
-double pr_certify_score_const(const cert_prob_t *p, int dot2);
+/* cs of L2 (dgemm scores) */
+double pr_certify_score_const(const cert_prob_t *p);
 int pr_certify_exp_init(cexp_t *e, double u);
 void pr_certify_rotate_d(double *Xr, const double *X, const cert_prob_t *p);
 void pr_certify_norms_up(double *nr, const double *X, int n, int d, double u);
@@ -230,6 +230,29 @@ typedef struct {
     cert_rowenc_t *enc; /* g×n, head-major */
     double *kv;         /* 4 n×d */
 } cert_kvkeep_t;
+
+/* the gradients' scores in double-double (pr_certify_dd.c, docs/certify.md L21) */
+typedef struct {
+    double sig_lo, tau_sig; /* |σ - σ̂ - σ_lo| <= τ_σ (0 for a given σ) */
+    double rho2, mu;        /* the rotation: |a - a_h - a_l| <= ρ₂(|x| + |y|), |a_l| <= μ(|x| + |y|) */
+    double ct, tiny_t;      /* |t_h + t_l - a·b| <= ct·‖Q_i‖‖K_j‖ + tiny_t */
+} cert_dd_t;
+
+/* Xh + Xl ≈ the rows of X (n×d) rotated (L21; identity: Xh = X, Xl = 0) */
+void pr_certify_rotate_dd(double *Xh, double *Xl, const double *X, const cert_prob_t *p);
+/* dd's constants for the rotated rows' hi parts Qh, Kh (n×d) */
+int pr_certify_dd_setup(cert_dd_t *dd, const cert_prob_t *p, const double *Qh, const double *Kh);
+/* L18: S[r·ld + j] = fl(alpha·Dot2(A_r, B_j)), rows r < mi of A (stride d), keys j < w of Bt (d×n) */
+void pr_certify_dot2_rows(double *S, const double *A, const double *Bt, int mi, int w, int ld, int n, int d,
+                          double alpha);
+/* L21: S + Sl = Dot2 of (A + Al)_r with (Bt + Blt)_j, hi and lo unrounded */
+void pr_certify_dot2dd_rows(double *S, double *Sl, const double *A, const double *Al, const double *Bt,
+                            const double *Blt, int mi, int w, int ld, int n, int d);
+/* e^{x_h + x_l} within eps2 (L21) for x_h in [-700, 0.34], |x_l| <= 2^-20 */
+double pr_certify_exp_comp(const cexp_t *e, double xh, double xl);
+/* row i's exponentials from its scores' t_h, t_l (L21; rx as pr_certify_row_exps); scr: w doubles */
+void pr_certify_row_exps_dd(rowx_t *rx, const pass_t *ps, const cert_dd_t *dd, int i, double *sh, double *sl,
+                            double *scr, int jn, int w);
 
 /* one kv group's gradients in double (pr_certify_gradd.c, L8-L12; a general W: L13, L15, else W NULL
  * and p's pos): g query heads at Q, dO (n×d each);

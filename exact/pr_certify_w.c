@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pr_status.h"
+#include "pr_attn.h"
 #include "pr_posw.h"
 #include "pr_vec.h"
 #include "pr_certify_impl.h"
@@ -174,10 +175,10 @@ int pr_certify_forward_heads_w(pr_certify_result_t *res, const double *O_cand, c
         return PR_ESHAPE;
     pr_posw_t W;
     memset(W, 0, sizeof(W)); /* cleared whatever pr_posw_init_dense returns */
-    int st = pr_posw_init_dense(W, w3, n, d), g = heads / kv_heads;
+    int st = pr_posw_init_dense(W, w3, n, d);
     size_t nd = (size_t)n * d;
     for (int t = 0; !st && t < batch * heads; t++) {
-        size_t qo = (size_t)t * nd, ko = ((size_t)(t / heads) * kv_heads + (t % heads) / g) * nd;
+        size_t qo = (size_t)t * nd, ko = (size_t)pr_attn_kv_head(t, heads, kv_heads) * nd;
         st = pr_certify_forward_posw(res + t, O_cand + qo, Q + qo, K + ko, V + ko, W, n, d, prob, opts);
     }
     pr_posw_clear(W);

@@ -128,7 +128,8 @@ static void test_vs_hiprec(pr_rng_t rng)
 /* The sharpest oracle for the double pass's bounds (L8-L12, L9's compensated D, L18's Dot2, L19's Sum2):
  * the candidates are the true gradients rounded to double (pr_hiprec at 256 bits), so their errors are
  * below an ulp while the pass's own values err by far more (large scores and dO): a bound below that
- * error would prove a lower bound above the truth. */
+ * error would prove a lower bound above the truth (since L21 the pass's dV bound may be below pr_hiprec's
+ * enclosure of the largest error: the largest of the three bounds is required above twice that). */
 static void sharp_case(const cfg_t *cp, double dOs, pr_rng_t rng)
 {
     cfg_t c = *cp;
@@ -156,7 +157,7 @@ static void sharp_case(const cfg_t *cp, double dOs, pr_rng_t rng)
     pr_certify_result_t r[3];
     PR_CHECK_OK(pr_certify_backward(r, G, G + nd, G + 2 * nd, Q, K, V, dO, c.n, c.d, &pb, &op));
     for (int t = 0; t < 3; t++)
-        PR_CHECK(r[t].lower <= hh && hl <= fmax(r[0].upper, fmax(r[1].upper, r[2].upper)) && r[t].bound_max > 10 * hh &&
+        PR_CHECK(r[t].lower <= hh && hl <= fmax(r[0].upper, fmax(r[1].upper, r[2].upper)) && fmax(r[0].bound_max, fmax(r[1].bound_max, r[2].bound_max)) > 2 * hh &&
                  isfinite(r[t].upper), "n %d, d %d, pos %d: %s: double pass [%.17g, %.17g] (E %g) vs the truth's "
                  "largest error in [%.17g, %.17g]", c.n, c.d, (int)c.pos, gname[t], r[t].lower, r[t].upper,
                  r[t].bound_max, hl, hh);
