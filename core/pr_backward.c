@@ -51,6 +51,10 @@
  *     of their own.
  * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
  *     are summed over the heads before their inverse (W is shared), so its symbol work is paid once.
+ *     Grouped-query heads (Q heads hq sharing a kv head): dQ's sums Σ_ν α̂ T̂_μν ∘ Ŷ_{ν,c} hold no Q
+ *     head, so their products and inverses are made once per kv head; every other product takes
+ *     X̂ linearly (dK, dV, κ, dw, κ^w summed over the group), so Σ_hq x_c u_μ is summed in the
+ *     time domain before one transform per (kv head, μ, c). A Q head adds only time-domain work.
  *
  * ---- Propagated error bound (claim G4; pr_control_backward_bound computes it) ---------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
@@ -145,6 +149,7 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->zbuf = pr_mem_zalloc(M, n, sizeof(double));
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
     th->tmp = pr_mem_zalloc(M, n, sizeof(double));
+    th->xsum = pr_mem_zalloc(M, (d + 2) * n, sizeof(double));
     th->That = spectra(M, p, tb);
     th->Xhat = spectra(M, p, MUBATCH * h * (d + 2));
     th->accQ = spectra(M, p, MUBATCH * h * (d + 1));
@@ -206,7 +211,7 @@ void pr_backward_destroy(pr_backward_plan *p)
         bw_thread *th = &p->thr[t];
         free(th->tsym); free(th->csym); free(th->cnu); free(th->preb); free(th->dws); free(th->tpar);
         free(th->plist);
-        free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp);
+        free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp); free(th->xsum);
         pr_toeplitz_spec_free(th->That); pr_toeplitz_spec_free(th->Xhat);
         pr_toeplitz_spec_free(th->accQ); pr_toeplitz_spec_free(th->corr);
         pr_toeplitz_spec_free(th->accK); pr_toeplitz_spec_free(th->accV);

@@ -56,8 +56,11 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
  *   likewise (the weight of the summed dK, dV's bound, pr_control_backward_bound);  dw: s×(2n-1)
  *   as in pr_posw, summed over all heads (W is shared; NULL to skip; must be NULL if the plan was
  *   made without dw).
- * Each pair spectrum is read once per block of frequencies for every head and column, and dw's
- * correlations are summed over the heads before their one inverse transform per pair. Per head
+ * Each pair spectrum is read once per block of frequencies for every kv head and column, and dw's
+ * correlations are summed over the heads before their one inverse transform per pair. The Q heads
+ * of a kv head share its transforms and products (dQ's sums depend on the kv head only; the
+ * others are linear in the group's x_c u_μ, summed before one transform): an (h, h_kv) execute
+ * runs the transforms of an (h_kv, h_kv) one. Per head
  * dQ, and with h_kv = h dK, dV and kappa, are bit for bit those of one-head executes on the
  * head's slices. PR_EINVAL unless 1 ≤ h ≤ the planned heads and h_kv divides h. */
 int pr_backward_execute_heads(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,

@@ -80,15 +80,16 @@ static inline double *xcol(const pr_backward_plan *p, int hq, int c)
     return p->xc + ((size_t)hq * (p->d + 2) + c) * p->n;
 }
 
-/* X̂ and dQ's sums of the slot-th a-marginal of a batch and Q head hq */
-static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
+/* X̂ and dQ's sums of the slot-th a-marginal of a batch and kv head kv (both depend on a Q head
+ * only through its kv head, see do_mus) */
+static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int slot, int kv, int c)
 {
-    return th->Xhat + (((size_t)slot * p->heads + hq) * (p->d + 2) + c) * p->sl;
+    return th->Xhat + (((size_t)slot * p->heads + kv) * (p->d + 2) + c) * p->sl;
 }
 
-static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
+static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int slot, int kv, int c)
 {
-    return th->accQ + (((size_t)slot * p->heads + hq) * (p->d + 1) + c) * p->sl;
+    return th->accQ + (((size_t)slot * p->heads + kv) * (p->d + 1) + c) * p->sl;
 }
 
 /* offset of (kv, ν-th of its size, column 0) in Ŷ's size class and in accK, accV */
@@ -109,14 +110,13 @@ static inline const double *kpw(const pr_backward_plan *p, int kv)
 
 /* The products of nb pairs of size m, each pair's spectrum T[i] (real part T[i][q·stride[i]],
  * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
- * interleaved one) read once per block of frequencies for every head and column:
- *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d; mac_one_),
- *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
- * with kv = pr_attn_kv_head(hq, h, hkv), c' = c for c < d and the ‖dO‖₁ column for c = d (κ's;
- * only that one when vshare: dV then comes from accK, see pr_backward_execute_heads). With the
- * same blocks of X̂ and
- * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
- * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
+ * interleaved one) read once per block of frequencies for every kv head and column (X̂_{kv,c}:
+ * the sum over the kv head's Q heads, do_mus):
+ *   accQ_{kv,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{kv,c}∘conj(T)  (c ≤ d; mac_one_),
+ *   accV_{kv,ν,c} += al·X̂_{kv,c'}∘conj(T)
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when vshare: dV then
+ * comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and Ŷ, dw's correlation Z[i] = Σ_kv Σ_{c≤d} X̂_{kv,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
+ * heads) and κ^w's Zn[i] = Σ_kv X̂_{kv,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
  * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
  * and heads inside: the accumulators' and the input spectra's blocks stay in cache; the pairs by
  * ν, then μ, so that a ν's Ŷ and dK sums stay in L1 across its μ (each sum still takes its
@@ -153,17 +153,17 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             }
             for (long q = 0; q < mq && wn; q++)
                 nr[q] = ni[q] = 0.0;
-            for (int hq = 0; hq < x->h; hq++) {
-                size_t yo = nu_off(p, (int)pr_attn_kv_head(hq, x->h, x->hkv), nul[i]) + 2 * (size_t)q0;
+            for (int kv = 0; kv < x->hkv; kv++) {
+                size_t yo = nu_off(p, kv, nul[i]) + 2 * (size_t)q0;
                 for (int c = 0; c <= d; c++) {
-                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
-                    double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
+                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], kv, c) + 2 * q0;
+                    double *aq = accq(p, th, slot[i], kv, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
                     if (wq || wz)
-                        pr_backward_mac_one_(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, hq == 0 && c == 0,
+                        pr_backward_mac_one_(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, kv == 0 && c == 0,
                                              x->vec);
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
-                    const double *xv = xhat(p, th, slot[i], hq, c < d ? c : d + 1) + 2 * q0;
+                    const double *xv = xhat(p, th, slot[i], kv, c < d ? c : d + 1) + 2 * q0;
                     double *av = th->accV + yo + (size_t)c * sl;
                     for (long q = 0; q < mq; q++) {
                         double a = vr[q], b = vi[q];
@@ -172,7 +172,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     }
                 }
                 if (wn) {
-                    const double *xk = xhat(p, th, slot[i], hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    const double *xk = xhat(p, th, slot[i], kv, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
                     for (long q = 0; q < mq; q++) {
                         nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
                         ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
@@ -270,38 +270,58 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
     return PR_OK;
 }
 
-/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(x_c u_μ) per Q head,
+/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(Σ_hq x_c u_μ) per kv
+ * head (its Q heads' terms summed before one transform: only these sums enter the products),
  * their pairs' products into th->accQ and the thread's accK/accV, dw and κ^w, then dQ's parts. */
 static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, int m,
                   int vshare, double *dQ, double *dw)
 {
-    int n = p->n, d = p->d, G = p->G, st;
+    int n = p->n, d = p->d, G = p->G, st, grp = x->h / x->hkv, nx = d + 1 + x->want_kappa;
     const pr_expand_struct *E = p->E;
     for (long mu = u; mu < ue; mu++)
-        for (int hq = 0; hq < x->h; hq++) {
+        for (int kv = 0; kv < x->hkv; kv++) {
             int k = (int)(mu - u);
-            marg_product(th->tmp, qpw(p, hq), E->am->cnt + (size_t)mu * p->da, -1, p->da, G, n);
-            for (int c = 0; c < d + 1 + x->want_kappa; c++)
-                TRY(fwd(p, th, xhat(p, th, k, hq, c), xcol(p, hq, c), th->tmp));
+            /* the group's Q heads in order; the first one's products as they are (one head: the
+             * one-head execute's input bits) */
+            for (int hq = kv * grp; hq < (kv + 1) * grp; hq++) {
+                marg_product(th->tmp, qpw(p, hq), E->am->cnt + (size_t)mu * p->da, -1, p->da, G, n);
+                for (int c = 0; c < nx; c++) {
+                    const double *xc = xcol(p, hq, c);
+                    double *xs = th->xsum + (size_t)c * n;
+                    if (hq == kv * grp)
+                        for (int i = 0; i < n; i++)
+                            xs[i] = xc[i] * th->tmp[i];
+                    else
+                        for (int i = 0; i < n; i++)
+                            xs[i] += xc[i] * th->tmp[i];
+                }
+            }
+            for (int c = 0; c < nx; c++)
+                TRY(pr_toeplitz_vec_spec(xhat(p, th, k, kv, c), th->xsum + (size_t)c * n, 1, p->tp, th->ws));
             for (int c = 0; c <= d; c++)
-                pr_toeplitz_spec_zero(accq(p, th, k, hq, c), p->tp);
+                pr_toeplitz_spec_zero(accq(p, th, k, kv, c), p->tp);
         }
     for (long q = E->gpair[u], nb; q < E->gpair[ue]; q += nb) {
         nb = E->gpair[ue] - q < p->tbatch ? E->gpair[ue] - q : p->tbatch;
         TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw, u));
     }
     for (long mu = u; mu < ue && m >= 1; mu++)
-        for (int hq = 0; hq < x->h; hq++) {
-            /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
-            memset(th->ycol, 0, sizeof(double) * n);
-            for (int c = 0; c <= d; c++) {
-                TRY(inv(p, th, accq(p, th, (int)(mu - u), hq, c)));
-                const double *xc = xcol(p, hq, c);
-                for (int i = 0; i < n; i++)
-                    th->ycol[i] += xc[i] * th->zbuf[i];
+        for (int kv = 0; kv < x->hkv; kv++) {
+            /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads */
+            for (int c = 0; c <= d; c++)
+                TRY(pr_toeplitz_spec_inverse(th->xsum + (size_t)c * n, 1, accq(p, th, (int)(mu - u), kv, c), p->tp,
+                                             th->ws));
+            for (int hq = kv * grp; hq < (kv + 1) * grp; hq++) {
+                /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
+                memset(th->ycol, 0, sizeof(double) * n);
+                for (int c = 0; c <= d; c++) {
+                    const double *xc = xcol(p, hq, c), *z = th->xsum + (size_t)c * n;
+                    for (int i = 0; i < n; i++)
+                        th->ycol[i] += xc[i] * z[i];
+                }
+                add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
+                              th->tmp, E->aval, p->da, d, G, n);
             }
-            add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
-                          th->tmp, E->aval, p->da, d, G, n);
         }
     return PR_OK;
 }

@@ -21,7 +21,7 @@ enum { MUBATCH = 4 };
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). Per-head
- * buffers have room for the plan's `heads` (Q heads for X̂, accQ, dQ; kv heads for accK, accV,
+ * buffers have room for the plan's `heads` (Q heads for dQ; kv heads for X̂, accQ, accK, accV,
  * dK, dV, kappa). */
 typedef struct {
     pr_toeplitz_work_t ws;
@@ -32,8 +32,10 @@ typedef struct {
     double *tpar;                /* SYM_BLK: one parent term's σ α_e t_e on one block */
     long *plist;                 /* tbatch × s: a batch's parent pairs, once each */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *xsum;                /* (d+2) × n: a kv head's Σ_hq x_c u_μ, then dQ's inverses */
     double *That;                /* tbatch spectra: the pairs' own transforms */
-    double *Xhat;                /* MUBATCH × heads × (d+2): x_c u_μ per a-marginal of a batch and Q head */
+    double *Xhat;                /* MUBATCH × heads × (d+2): Σ_hq x_c u_μ per a-marginal of a batch and
+                                    kv head (its Q heads hq) */
     double *accQ;                /* MUBATCH × heads × (d+1): dQ's frequency-domain sums, alike */
     double *corr;                /* 2 × tbatch spectra: the pairs' correlations (dw's, then κ^w's) */
     double *accK, *accV;         /* heads × maxnu × (d+1): dK's, dV's sums per kv head and ν */

@@ -91,7 +91,9 @@ static double excess(const double *a, const double *b, size_t m, double tol)
 static void test_heads(pr_rng_t rng)
 {
     int nthr0 = omp_get_max_threads();
-    for (int trial = 0; trial < 36; trial++) {
+    /* 36 random trials, then h = 8 on h_kv = 1, 2, 4 kv heads on 1, 2, 3 threads (grouped-query
+     * models run 4-8 Q heads per kv head) */
+    for (int trial = 0; trial < 45; trial++) {
         inst_t I = {0};
         int pos = trial % 3, causal = (trial / 3) % 2, borrow = (trial / 6) % 2;
         int zodd = (trial / 12) % 3 == 1, streamed = borrow && (trial / 12) % 3 == 2;
@@ -100,7 +102,13 @@ static void test_heads(pr_rng_t rng)
         I.g = 1 + (int)pr_rng_below(rng, I.d == 2 ? 4 : 2);
         I.hkv = 1 + (int)pr_rng_below(rng, 3);
         I.h = I.hkv * (1 + (int)pr_rng_below(rng, 3));
-        int planned = I.h + (int)pr_rng_below(rng, 2), nthr = 1 + trial % 3, n = I.n, d = I.d;
+        int nthr = 1 + trial % 3;
+        if (trial >= 36) {
+            I.hkv = 1 << ((trial - 36) % 3);
+            I.h = 8;
+            nthr = 1 + (trial - 36) / 3;
+        }
+        int planned = I.h + (int)pr_rng_below(rng, 2), n = I.n, d = I.d;
         I.nd = (size_t)n * d;
         I.L = 2 * (size_t)n - 1;
         char what[240];
@@ -183,6 +191,19 @@ static void test_heads(pr_rng_t rng)
                      "%s: the scalar products differ from the vector ones", what);
             free(kept);
             free(gq);
+        }
+        /* a Q head adds no transform of its own: the (h, h_kv) execute runs those of (h_kv, h_kv) */
+        {
+            pr_backward_info_t ih, ik;
+            pr_backward_info(&ih, p);
+            double *sc = malloc(sizeof(double) * (3 * I.hkv * nd + sL + I.hkv * (size_t)n));
+            PR_CHECK_OK(pr_backward_execute_heads(p, sc, sc + I.hkv * nd, sc + 2 * I.hkv * nd, sc + 3 * I.hkv * nd,
+                                                  sc + 3 * I.hkv * nd + sL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.hkv,
+                                                  I.hkv));
+            pr_backward_info(&ik, p);
+            PR_CHECK(ih.transforms == ik.transforms, "%s: %ld transforms for h=%d, %ld for h=h_kv=%d", what,
+                     ih.transforms, I.h, ik.transforms, I.hkv);
+            free(sc);
         }
         /* one-head executes on the slices of the same plan */
         double *g1 = malloc(sizeof(double) * (3 * nd + sL + 2 * (size_t)n + L));
