@@ -198,7 +198,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     } while (0)
 
 /* The pairs [q, q+nb) of the a-marginal groups from u0 on (size m; group u0 + k in slot k): the
- * sums of the symbols of the pairs F does not serve and their transforms, the products and
+ * sums of the symbols of the pairs neither F nor the plan serves and their transforms, the products and
  * correlations (mac_batch), then dw and κ^w from the correlations (a second pass over the terms'
  * symbols). */
 static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long q, int nb, int m,
@@ -224,9 +224,16 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
         Z[i] = wantC ? th->corr + (size_t)i * sl : NULL;
         Zn[i] = kwm ? th->corr + (tb + (size_t)i) * sl : NULL;
         T[i] = bw_forward_pair(p, q + i, m);
-        sym[i] = !T[i];
+        const double *kept = T[i] ? NULL : bw_kept_pair(p, q + i, m);
+        sym[i] = !T[i] && !kept;
         anysym |= sym[i];
-        if (T[i]) {
+        if (kept) {
+            T[i] = kept;
+            ah[i] = cm1 / m;
+            al[i] = cm;
+            tstride[i] = 2;
+            toff[i] = 1;
+        } else if (T[i]) {
             /* F's planar spectrum holds Σ α_f t̂_f = c_m Σ mult(f) σ^m t̂_f */
             ah[i] = m >= 1 ? cm1 / (m * cm) : 0.0;   /* α̂ = 0 for the empty multiset */
             al[i] = 1.0;

@@ -61,6 +61,10 @@ struct pr_backward_plan_s {
     long *pair_sub, *pair_add;   /* s per pair (sized by terms): the pair of marginals (μ - a_k,
                                     ν - b_k), resp. (μ + a_k, ν + b_k), or -1 (no such pair) */
     long reused;                 /* pairs whose spectrum is F's */
+    int keep;                    /* the size-G pairs' spectra are made at plan time (keptG) */
+    long nkeep;                  /* room in keptG: the pairs of size G at most (pr_backward.c's plan_shape) */
+    long qG;                     /* the first pair of size G (they are contiguous) */
+    double *keptG;               /* nkeep spectra (interleaved): Σ_f mult(f) σ^G t̂_f of pair qG + k */
     int tbatch;                  /* pairs per batch: min(TBATCH, MUBATCH·maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
     int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
@@ -89,6 +93,12 @@ static inline const double *bw_forward_pair(const pr_backward_plan *p, long q, i
     if (!p->F || m > p->g || p->poly[m] == 0.0)
         return NULL;
     return pr_fast_plan_pair_spectrum(p->F, q);
+}
+
+/* The spectrum the plan keeps for pair q of size m (m = G, when the budget allowed them), or NULL */
+static inline const double *bw_kept_pair(const pr_backward_plan *p, long q, int m)
+{
+    return m == p->G && p->keptG ? p->keptG + (size_t)(q - p->qG) * p->sl : NULL;
 }
 
 /* Row i's rescalings of dM̃ (pr_backward.c's derivation, (1)) at x[c·stride]: x_c(i) = dO_ic/D̃_i

@@ -5,7 +5,8 @@
  * G3 (pr_backward_g3_tol, once per summand); a plan borrowing the forward's
  * expansion and pair spectra agrees with one on its own expansion and with the dense backward
  * on the same P within that bound (claim G3); the plan's bytes are its dry run; bad head counts
- * are refused. By turns P is Taylor, or Taylor with its odd coefficients zeroed (pairs of a size
+ * are refused; a plan under a budget too small for its kept size-(g+1) pair spectra gives the
+ * same bits with that many more transforms. By turns P is Taylor, or Taylor with its odd coefficients zeroed (pairs of a size
  * with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
  * borrowed forward plan keeps its pair spectra or streams them (every pair then summed here). */
 #include <float.h>
@@ -191,6 +192,32 @@ static void test_heads(pr_rng_t rng)
                      "%s: the scalar products differ from the vector ones", what);
             free(kept);
             free(gq);
+        }
+        /* a budget one byte short of the plan: the size-(g+1) pair spectra are made per execute
+         * instead of at plan time, by the same routines: the same bits */
+        {
+            pr_backward_info_t ik, il;
+            pr_backward_info(&ik, p);
+            pr_backward_plan *pl = NULL;
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_backward_plan_heads(&pl, borrow ? F : NULL, W, &o, planned, 1, ik.bytes - 1));
+            omp_set_num_threads(nthr0);
+            pr_backward_info(&il, pl);
+            size_t tot = (I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
+            double *lq = malloc(sizeof(double) * tot), *lk = lq + I.h * nd, *lv = lk + I.hkv * nd;
+            double *lw = lv + I.hkv * nd, *lkap = lw + sL;
+            PR_CHECK_OK(pr_backward_execute_heads(pl, lq, lk, lv, lw, lkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&il, pl);
+            PR_CHECK(ik.kept_spectra > 0 && il.kept_spectra == 0 && il.transforms == ik.transforms + ik.kept_spectra,
+                     "%s: kept %ld, lean plan kept %ld; transforms %ld, lean %ld", what, ik.kept_spectra,
+                     il.kept_spectra, ik.transforms, il.transforms);
+            PR_CHECK(same_bits(lq, I.dQ, I.h * nd) && same_bits(lk, I.dK, I.hkv * nd) &&
+                     same_bits(lv, I.dV, I.hkv * nd) && same_bits(lw, I.dw, sL) &&
+                     same_bits(lkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(pl), I.kw, L),
+                     "%s: the plan without kept spectra differs", what);
+            free(lq);
+            pr_backward_destroy(pl);
         }
         /* a Q head adds no transform of its own: the (h, h_kv) execute runs those of (h_kv, h_kv) */
         {
