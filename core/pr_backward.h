@@ -95,6 +95,8 @@ typedef struct {
     long terms, a_marginals, b_marginals, ab_pairs;
     long reused_spectra;    /* pairs whose spectrum is the forward plan's */
     long kept_spectra;      /* pairs (of size g+1) whose spectrum the plan made (0: made per execute) */
+    long kept_symbols;      /* pairs (of size ≤ g) whose time-domain symbol sum the plan made for dw
+                               (0: made per execute) */
     double bytes;
     long transforms;
 } pr_backward_info_t;

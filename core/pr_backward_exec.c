@@ -115,8 +115,9 @@ static inline const double *kpw(const pr_backward_plan *p, int kv)
  *   accQ_{kv,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{kv,c}∘conj(T)  (c ≤ d; mac_one_),
  *   accV_{kv,ν,c} += al·X̂_{kv,c'}∘conj(T)
  * with c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when vshare: dV then
- * comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and Ŷ, dw's correlation Z[i] = Σ_kv Σ_{c≤d} X̂_{kv,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
- * heads) and κ^w's Zn[i] = Σ_kv X̂_{kv,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
+ * comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and Ŷ, dw's
+ * correlation Z[i] = Σ_kv Σ_{c≤d} X̂_{kv,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the heads)
+ * and κ^w's Zn[i] = Σ_kv X̂_{kv,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
  * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
  * and heads inside: the accumulators' and the input spectra's blocks stay in cache; the pairs by
  * ν, then μ, so that a ν's Ŷ and dK sums stay in L1 across its μ (each sum still takes its

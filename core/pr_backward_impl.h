@@ -28,9 +28,9 @@ typedef struct {
     double *tsym;                /* tbatch × (2n-1): Σ_f mult(f) σ^|f| t_f of the pairs of a batch */
     double *csym, *cnu;          /* tbatch × (2n-1): correlations of the pairs of one batch */
     double *preb;                /* SYM_BLK: one term's symbol on one block of offsets */
-    double *dws;                 /* tbatch × s × SYM_BLK: dw's per-pair symbol sums of one block */
-    double *tpar;                /* SYM_BLK: one parent term's σ α_e t_e on one block */
+    double *dws;                 /* tbatch × s × SYM_BLK: dw's parent pairs' symbol sums of one block */
     long *plist;                 /* tbatch × s: a batch's parent pairs, once each */
+    int *pidx;                   /* tbatch × s: the parent of (pair i, k) as an index into plist, or -1 */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
     double *xsum;                /* (d+2) × n: a kv head's Σ_hq x_c u_μ, then dQ's inverses */
     double *That;                /* tbatch spectra: the pairs' own transforms */
@@ -61,7 +61,11 @@ struct pr_backward_plan_s {
     long *pair_sub, *pair_add;   /* s per pair (sized by terms): the pair of marginals (μ - a_k,
                                     ν - b_k), resp. (μ + a_k, ν + b_k), or -1 (no such pair) */
     long reused;                 /* pairs whose spectrum is F's */
-    int keep;                    /* the size-G pairs' spectra are made at plan time (keptG) */
+    int keep;                    /* made at plan time: 2, keptG and psym; 1, keptG; 0, neither */
+    double sigma;
+    long npsym;                  /* room in psym: the pairs of size ≤ g at most (plan_shape) */
+    double *psym;                /* npsym × (2n-1): Σ_{f in q} mult(f) σ^|f| t_f per pair q < qG (size
+                                    ≤ g, dw's parents), the time-domain sums of pr_backward_symbols_ */
     long nkeep;                  /* room in keptG: the pairs of size G at most (pr_backward.c's plan_shape) */
     long qG;                     /* the first pair of size G (they are contiguous) */
     double *keptG;               /* nkeep spectra (interleaved): Σ_f mult(f) σ^G t̂_f of pair qG + k */

@@ -6,6 +6,20 @@
 #include "pr_cpu.h"
 #include "pr_backward_impl.h"
 
+/* pre[0..m) = t_f on the offsets l0.. of a block: e^β Π_k w_k^{f_k}, factor by factor in k order
+ * (every time-domain pair sum takes its terms through here: the same bits wherever it is made) */
+static inline void term_block(double *restrict pre, const pr_backward_plan *p, const unsigned char *f, size_t l0,
+                              size_t m)
+{
+    size_t L = 2 * (size_t)p->n - 1;
+    memcpy(pre, p->bias + l0, sizeof(double) * m);
+    for (int k = 0; k < p->s; k++) {
+        const double *w = p->wpow + ((size_t)k * (p->G + 1) + f[k]) * L + l0;
+        for (size_t q = 0; q < m; q++)
+            pre[q] *= w[q];
+    }
+}
+
 /* For the nb pairs q0.. of a batch, by blocks of SYM_BLK offsets outside and the pairs' terms
  * inside (so that κ^w's blocks stay in cache across the batch):
  *   th->tsym[i] = Σ_{f in pair i} mult(f) σ^|f| t_f when sym[i] (t_f = bias · Π_k w_k^{f_k}),
@@ -14,7 +28,7 @@ __attribute__((target_clones("avx2", "default")))
 void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
                           const double *const *Ns)
 {
-    int n = p->n, s = p->s, G = p->G;
+    int n = p->n, s = p->s;
     const pr_expand_struct *E = p->E;
     size_t L = 2 * (size_t)n - 1;
     double *pre = th->preb;
@@ -28,13 +42,7 @@ void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int
             if (sym[i])
                 memset(sum, 0, sizeof(double) * m);
             for (long t = E->pstart[q0 + i]; t < E->pstart[q0 + i + 1]; t++) {
-                const unsigned char *f = E->e + (size_t)t * s;
-                memcpy(pre, p->bias + l0, sizeof(double) * m);
-                for (int k = 0; k < s; k++) {
-                    const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-                    for (size_t q = 0; q < m; q++)
-                        pre[q] *= w[q];
-                }
+                term_block(pre, p, E->e + (size_t)t * s, l0, m);
                 if (sym[i]) {
                     double b = p->base[t];
                     for (size_t q = 0; q < m; q++)
@@ -52,65 +60,55 @@ void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int
 
 /* dw_k(ℓ) += C_i(ℓ) Σ_{f in pair i} α̂_f f_k t_{f-k}(ℓ) for the batch's pairs q0 + i with Cs[i],
  * through the parents: α̂_f f_k = σ α_{f-k} (pr_backward.c's derivation, (2)), and the terms
- * e = f - k of pair q0 + i are those of pair pair_sub[(q0 + i) s + k]. So each parent term's
- * σ α_e t_e is made once per block of offsets and added into the sums S_{i,k} of every pair of
- * the batch it feeds (pair_add), and dw_k takes C_i ∘ S_{i,k} once per pair: s products per
- * parent term and one addition per (f, k), where prefix and suffix products per term f cost
- * about 2s + 5 per (f, k). */
+ * e = f - k of pair q0 + i are those of its parent pair P = pair_sub[(q0 + i) s + k], of size
+ * m' = |P|, where σ α_e = σ c_{m'} mult(e) σ^{m'}. So dw_k += C_i ∘ (σ c_{m'} S_P) with S_P the
+ * parent's time-domain symbol sum Σ_e mult(e) σ^{m'} t_e: the plan's (psym), or made here once
+ * per parent of the batch and block of offsets (as pr_backward_symbols_ makes it: the same bits),
+ * s products per parent term; then one product per (pair, k) and offset. */
 __attribute__((target_clones("avx2", "default")))
 void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const double *const *Cs,
                      double *dw)
 {
-    int s = p->s, G = p->G, np = 0;
+    int s = p->s, np = 0;
     const pr_expand_struct *E = p->E;
     size_t L = 2 * (size_t)p->n - 1;
     long *pl = th->plist;
+    int *ix = th->pidx;
     for (int i = 0; i < nb; i++)
-        for (int k = 0; k < s && Cs[i]; k++) {
-            long par = p->pair_sub[(q0 + i) * s + k];
-            int seen = par < 0;
-            for (int j = 0; j < np && !seen; j++)
-                seen = pl[j] == par;
-            if (!seen)
-                pl[np++] = par;
+        for (int k = 0; k < s; k++) {
+            long par = Cs[i] ? p->pair_sub[(q0 + i) * s + k] : -1;
+            int j = -1;
+            if (par >= 0) {
+                for (j = 0; j < np && pl[j] != par; j++)
+                    ;
+                if (j == np)
+                    pl[np++] = par;
+            }
+            ix[i * s + k] = j;
         }
-    double *te = th->tpar;
     for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
-        for (int i = 0; i < nb; i++)
-            if (Cs[i])
-                memset(th->dws + (size_t)i * s * SYM_BLK, 0, sizeof(double) * s * SYM_BLK);
-        for (int j = 0; j < np; j++)
+        for (int j = 0; j < np && !p->psym; j++) {
+            double *S = th->dws + (size_t)j * SYM_BLK;
+            memset(S, 0, sizeof(double) * m);
             for (long t = E->pstart[pl[j]]; t < E->pstart[pl[j] + 1]; t++) {
-                const unsigned char *e = E->e + (size_t)t * s;
-                double a = p->salpha[t];
+                double b = p->base[t];
+                term_block(th->preb, p, E->e + (size_t)t * s, l0, m);
+                for (size_t q = 0; q < m; q++)
+                    S[q] += b * th->preb[q];
+            }
+        }
+        for (int i = 0; i < nb; i++)
+            for (int k = 0; k < s; k++) {
+                int j = ix[i * s + k];
+                double a = j < 0 ? 0.0 : p->sigma * p->poly[E->deg[E->pstart[pl[j]]]];
                 if (a == 0.0)
                     continue;
-                for (size_t q = 0; q < m; q++)
-                    te[q] = a * p->bias[l0 + q];
-                for (int k = 0; k < s; k++)
-                    if (e[k]) {
-                        const double *w = p->wpow + ((size_t)k * (G + 1) + e[k]) * L + l0;
-                        for (size_t q = 0; q < m; q++)
-                            te[q] *= w[q];
-                    }
-                for (int k = 0; k < s; k++) {
-                    long i = p->pair_add[pl[j] * s + k] - q0;
-                    if (i < 0 || i >= nb || !Cs[i])
-                        continue;
-                    double *S = th->dws + ((size_t)i * s + k) * SYM_BLK;
-                    for (size_t q = 0; q < m; q++)
-                        S[q] += te[q];
-                }
-            }
-        for (int i = 0; i < nb; i++)
-            for (int k = 0; k < s && Cs[i]; k++) {
-                if (p->pair_sub[(q0 + i) * s + k] < 0)
-                    continue;
-                const double *S = th->dws + ((size_t)i * s + k) * SYM_BLK, *C = Cs[i] + l0;
+                const double *S = p->psym ? p->psym + (size_t)pl[j] * L + l0 : th->dws + (size_t)j * SYM_BLK;
+                const double *C = Cs[i] + l0;
                 double *o = dw + (size_t)k * L + l0;
                 for (size_t q = 0; q < m; q++)
-                    o[q] += C[q] * S[q];
+                    o[q] += C[q] * (a * S[q]);
             }
     }
 }

@@ -5,9 +5,10 @@
  * G3 (pr_backward_g3_tol, once per summand); a plan borrowing the forward's
  * expansion and pair spectra agrees with one on its own expansion and with the dense backward
  * on the same P within that bound (claim G3); the plan's bytes are its dry run; bad head counts
- * are refused; a plan under a budget too small for its kept size-(g+1) pair spectra gives the
- * same bits with that many more transforms. By turns P is Taylor, or Taylor with its odd coefficients zeroed (pairs of a size
- * with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
+ * are refused; a plan under a budget too small for what it keeps (dw's parents' symbol sums,
+ * then the size-(g+1) pair spectra) gives the same bits, with that many more transforms; an
+ * (h, h_kv) execute runs the transforms of an (h_kv, h_kv) one. By turns P is Taylor, or Taylor
+ * with its odd coefficients zeroed (pairs of a size with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
  * borrowed forward plan keeps its pair spectra or streams them (every pair then summed here). */
 #include <float.h>
 #include <math.h>
@@ -193,14 +194,17 @@ static void test_heads(pr_rng_t rng)
             free(kept);
             free(gq);
         }
-        /* a budget one byte short of the plan: the size-(g+1) pair spectra are made per execute
-         * instead of at plan time, by the same routines: the same bits */
-        {
-            pr_backward_info_t ik, il;
-            pr_backward_info(&ik, p);
+        /* a budget one byte short of the plan: dw's parents' symbol sums, then also the size-(g+1)
+         * pair spectra, are made per execute instead of at plan time, by the same routines: the
+         * same bits */
+        pr_backward_info_t full, il;
+        pr_backward_info(&full, p);
+        il = full;
+        for (int level = 1; level >= 0; level--) {
+            double above = il.bytes;
             pr_backward_plan *pl = NULL;
             omp_set_num_threads(nthr);
-            PR_CHECK_OK(pr_backward_plan_heads(&pl, borrow ? F : NULL, W, &o, planned, 1, ik.bytes - 1));
+            PR_CHECK_OK(pr_backward_plan_heads(&pl, borrow ? F : NULL, W, &o, planned, 1, above - 1));
             omp_set_num_threads(nthr0);
             pr_backward_info(&il, pl);
             size_t tot = (I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
@@ -209,13 +213,16 @@ static void test_heads(pr_rng_t rng)
             PR_CHECK_OK(pr_backward_execute_heads(pl, lq, lk, lv, lw, lkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
             pr_backward_info(&il, pl);
-            PR_CHECK(ik.kept_spectra > 0 && il.kept_spectra == 0 && il.transforms == ik.transforms + ik.kept_spectra,
-                     "%s: kept %ld, lean plan kept %ld; transforms %ld, lean %ld", what, ik.kept_spectra,
-                     il.kept_spectra, ik.transforms, il.transforms);
+            long more = level ? 0 : full.kept_spectra;
+            PR_CHECK(full.kept_spectra > 0 && full.kept_symbols > 0 && il.kept_symbols == 0 &&
+                     (il.kept_spectra > 0) == level && il.transforms == full.transforms + more,
+                     "%s: level %d: kept %ld, %ld, lean plan kept %ld, %ld; transforms %ld, lean %ld", what, level,
+                     full.kept_spectra, full.kept_symbols, il.kept_spectra, il.kept_symbols, full.transforms,
+                     il.transforms);
             PR_CHECK(same_bits(lq, I.dQ, I.h * nd) && same_bits(lk, I.dK, I.hkv * nd) &&
                      same_bits(lv, I.dV, I.hkv * nd) && same_bits(lw, I.dw, sL) &&
                      same_bits(lkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(pl), I.kw, L),
-                     "%s: the plan without kept spectra differs", what);
+                     "%s: the plan of level %d differs", what, level);
             free(lq);
             pr_backward_destroy(pl);
         }
