@@ -145,7 +145,9 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
         for (int oi = 0; oi < nb; oi++) {
             int i = ord[oi];
             const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
-            int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
+            /* dV's own products: for its columns when not shared with dK's, for κ's when asked */
+            int wq = ah[i] != 0.0, wv = al[i] != 0.0 && (!vshare || x->want_kappa), wz = Z[i] != NULL;
+            int wn = Zn[i] != NULL;
             if (wq)
                 pr_backward_spread_(r, im, ah[i], tr, ti - tr, tstride[i], mq);
             for (long q = 0; q < mq && wv; q++) {
