@@ -36,10 +36,10 @@ extern "C" {
  * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit) even without the
  * kept size-(g+1) spectra.
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
- * most the number of a-marginals of size g+1); execute splits each size's b-marginal transforms,
- * then its a-marginals (balanced by term count), then its b-marginals' inverse transforms over
- * them, and adds the threads' parts in thread order: for a given thread count the result does
- * not depend on scheduling. */
+ * most the number of a-marginals of size g+1); execute splits each size's a-marginals (balanced
+ * by their work, the next size's b-marginal transforms filling the shares to one load), then its
+ * b-marginals' inverse transforms over them, and adds the threads' parts in thread order: for a
+ * given thread count the result does not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
 int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,

@@ -435,6 +435,35 @@ static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
     return u;
 }
 
+/* the size-m a-marginals' work of thread t's share for h_kv kv heads, in mu_weight's units: per
+ * further kv head its transforms and products again */
+static long mu_load(const pr_backward_plan *p, const bw_exec *x, int m, int t, int nth)
+{
+    const long *gp = p->E->gpair;
+    long w = 0;
+    for (long u = mu_chunk(p, m, t, nth), u1 = mu_chunk(p, m, t + 1, nth); u < u1; u++)
+        w += mu_weight(p, u) + (x->hkv - 1) * (4 * (p->d + 1) + 2 * (gp[u + 1] - gp[u]));
+    return w;
+}
+
+/* Thread id's share [*y0, *y1) of the next size's nnext Ŷ items, made beside this size's
+ * a-marginals (they fill the other half of Yhat, which this size does not read): contiguous, in
+ * thread order, each thread taking what brings its load nearest the mean (an item: one
+ * transform, 2 units). Which thread makes an item changes no bit. */
+static void yhat_share(const pr_backward_plan *p, const bw_exec *x, int m, int id, int nth, long nnext, long *y0,
+                       long *y1)
+{
+    long tot = 2 * nnext, lo = 0;
+    for (int t = 0; t < nth; t++)
+        tot += mu_load(p, x, m, t, nth);
+    for (int t = 0; t <= id; t++) {
+        long want = (tot / nth - mu_load(p, x, m, t, nth)) / 2;
+        want = t == nth - 1 || want > nnext - lo ? nnext - lo : want < 0 ? 0 : want;
+        *y0 = lo;
+        *y1 = lo += want;
+    }
+}
+
 /* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
  * whatever the scheduling */
 static void add_parts(pr_backward_plan *p, const bw_exec *x, int used, double *dQ, double *dK,
@@ -516,7 +545,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         if (id == 0)
             used = nth;
         /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
-         * previous size's inverse transforms, in the other half of Yhat */
+         * previous size's a-marginals, in the other half of Yhat */
         if (x.want_dw) {
 #pragma omp for schedule(static)
             for (long q = 0; q < (long)(d + 1) * h_kv; q++)
@@ -546,6 +575,10 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
                     np += gp[ue + 1] - gp[ue];
                 th->st = do_mus(p, th, &x, u, ue, m, vshare, tQ, tdw);
             }
+            long y0 = 0, y1 = 0;
+            yhat_share(p, &x, m, id, nth, nnext, &y0, &y1);
+            for (long q = y0; q < y1 && !th->st; q++)
+                th->st = yhat_item(p, th, &x, m + 1, q);
 #pragma omp barrier
             /* ν by contiguous shares, the same for every kv head and head count: each ν adds into
              * the same thread's part whatever h (heads are bit for bit one-head executes) */
@@ -553,8 +586,6 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
                 for (int kv = 0; kv < h_kv && !th->st; kv++)
                     th->st = do_nu(p, th, &x, nth, nu0 + v, kv, m, vshare, vscale, tK + kv * nd, tV + kv * nd,
                                    tkap ? tkap + (size_t)kv * n : NULL);
-            for (long q = nnext * id / nth; q < nnext * (id + 1) / nth && !th->st; q++)
-                th->st = yhat_item(p, th, &x, m + 1, q);
 #pragma omp barrier
         }
     }
