@@ -112,7 +112,7 @@ static inline const double *kpw(const pr_backward_plan *p, int kv)
  * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
  * interleaved one) read once per block of frequencies for every kv head and column (X̂_{kv,c}:
  * the sum over the kv head's Q heads, do_mus):
- *   accQ_{kv,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{kv,c}∘conj(T)  (c ≤ d; mac_one_),
+ *   accQ_{kv,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{kv,c}∘conj(T)  (c ≤ d; mac_cols_),
  *   accV_{kv,ν,c} += al·X̂_{kv,c'}∘conj(T)
  * with c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when vshare: dV then
  * comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and Ŷ, dw's
@@ -158,12 +158,12 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                 nr[q] = ni[q] = 0.0;
             for (int kv = 0; kv < x->hkv; kv++) {
                 size_t yo = nu_off(p, kv, nul[i]) + 2 * (size_t)q0;
+                /* the columns at stride sl in Ŷ, X̂, accQ and accK alike */
+                if (wq || wz)
+                    pr_backward_mac_cols_(accq(p, th, slot[i], kv, 0) + 2 * q0, th->accK + yo, za, zb, Ybase + yo,
+                                          xhat(p, th, slot[i], kv, 0) + 2 * q0, r, im, sl, d + 1, mq, wq, wz, kv == 0,
+                                          x->vec);
                 for (int c = 0; c <= d; c++) {
-                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], kv, c) + 2 * q0;
-                    double *aq = accq(p, th, slot[i], kv, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
-                    if (wq || wz)
-                        pr_backward_mac_one_(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, kv == 0 && c == 0,
-                                             x->vec);
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
                     const double *xv = xhat(p, th, slot[i], kv, c < d ? c : d + 1) + 2 * q0;

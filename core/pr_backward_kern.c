@@ -113,38 +113,51 @@ void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
     }
 }
 
-/* One (head, column) of one pair on the mq frequencies of a block, the pair's spectrum ah·t̂ =
- * a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the sums):
- *   wq: aq += (a + ib) y,  ak += (a - ib) x  (dQ's and dK's sums), each component two fused
- *       multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi, aq_im)),
- *       ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
- *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] (dw's x ∘ conj(y), folded once per pair:
- *       re = za_re + za_im, im = zb_im - zb_re); zf: za, zb = those products (the first column).
+/* One kv head's ncol columns of one pair on the mq frequencies of a block, the pair's spectrum
+ * ah·t̂ = a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the
+ * sums; column c at offset c·cs in aq, ak, y and x):
+ *   wq: aq_c += (a + ib) y_c,  ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
+ *       fused multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi,
+ *       aq_im)), ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
+ *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] over the columns in order (dw's Σ_c x_c ∘
+ *       conj(y_c), folded once per pair: re = za_re + za_im, im = zb_im - zb_re); zf: column 0
+ *       starts za, zb (the first kv head). za, zb stay in registers across the columns.
  * The scalar version does the same operations per frequency as the AVX2 one (fma() is exact
  * fused), so the result depends neither on the CPU's path nor on a frequency's place in a vector. */
-static void mac_one_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                           const double *y, const double *x, const double *r, const double *im, long q0,
-                           long mq, int wq, int wz, int zf)
+static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
+                            const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
+                            long q0, long mq, int wq, int wz, int zf)
 {
     for (long q = q0; q < mq; q++) {
-        double yr = y[2 * q], yi = y[2 * q + 1], xr = x[2 * q], xi = x[2 * q + 1];
-        if (wq) {
-            double a = r[2 * q], b = im[2 * q + 1];
-            aq[2 * q] = fma(-b, yi, fma(a, yr, aq[2 * q]));
-            aq[2 * q + 1] = fma(b, yr, fma(a, yi, aq[2 * q + 1]));
-            ak[2 * q] = fma(b, xi, fma(a, xr, ak[2 * q]));
-            ak[2 * q + 1] = fma(-b, xr, fma(a, xi, ak[2 * q + 1]));
+        double a = r[2 * q], b = im[2 * q + 1];
+        double z0 = zf ? 0.0 : za[2 * q], z1 = zf ? 0.0 : za[2 * q + 1];
+        double z2 = zf ? 0.0 : zb[2 * q], z3 = zf ? 0.0 : zb[2 * q + 1];
+        for (int c = 0; c < ncol; c++) {
+            size_t o = (size_t)c * cs + 2 * (size_t)q;
+            double yr = y[o], yi = y[o + 1], xr = x[o], xi = x[o + 1];
+            if (wq) {
+                aq[o] = fma(-b, yi, fma(a, yr, aq[o]));
+                aq[o + 1] = fma(b, yr, fma(a, yi, aq[o + 1]));
+                ak[o] = fma(b, xi, fma(a, xr, ak[o]));
+                ak[o + 1] = fma(-b, xr, fma(a, xi, ak[o + 1]));
+            }
+            if (wz && zf && c == 0) {
+                z0 = xr * yr;
+                z1 = xi * yi;
+                z2 = xr * yi;
+                z3 = xi * yr;
+            } else if (wz) {
+                z0 = fma(xr, yr, z0);
+                z1 = fma(xi, yi, z1);
+                z2 = fma(xr, yi, z2);
+                z3 = fma(xi, yr, z3);
+            }
         }
-        if (wz && zf) {
-            za[2 * q] = xr * yr;
-            za[2 * q + 1] = xi * yi;
-            zb[2 * q] = xr * yi;
-            zb[2 * q + 1] = xi * yr;
-        } else if (wz) {
-            za[2 * q] = fma(xr, yr, za[2 * q]);
-            za[2 * q + 1] = fma(xi, yi, za[2 * q + 1]);
-            zb[2 * q] = fma(xr, yi, zb[2 * q]);
-            zb[2 * q + 1] = fma(xi, yr, zb[2 * q + 1]);
+        if (wz) {
+            za[2 * q] = z0;
+            za[2 * q + 1] = z1;
+            zb[2 * q] = z2;
+            zb[2 * q + 1] = z3;
         }
     }
 }
@@ -154,47 +167,57 @@ static void mac_one_scalar(double *restrict aq, double *restrict ak, double *res
 
 /* two frequencies per vector; swapping [re im] to [im re] gives the cross terms */
 __attribute__((target("avx2,fma")))
-static void mac_one_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                         const double *y, const double *x, const double *r, const double *im, long mq, int wq,
-                         int wz, int zf)
+static void mac_cols_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
+                          const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
+                          long mq, int wq, int wz, int zf)
 {
     long q = 0;
     for (; q + 2 <= mq; q += 2) {
-        __m256d yv = _mm256_loadu_pd(y + 2 * q), xv = _mm256_loadu_pd(x + 2 * q);
-        __m256d ys = _mm256_permute_pd(yv, 5);
-        if (wq) {
-            __m256d rv = _mm256_loadu_pd(r + 2 * q), iv = _mm256_loadu_pd(im + 2 * q);
-            __m256d u = _mm256_fmadd_pd(rv, yv, _mm256_loadu_pd(aq + 2 * q));
-            _mm256_storeu_pd(aq + 2 * q, _mm256_fmadd_pd(iv, ys, u));
-            u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + 2 * q));
-            _mm256_storeu_pd(ak + 2 * q, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
+        __m256d rv = _mm256_loadu_pd(r + 2 * q), iv = _mm256_loadu_pd(im + 2 * q);
+        __m256d zav = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(za + 2 * q);
+        __m256d zbv = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(zb + 2 * q);
+        for (int c = 0; c < ncol; c++) {
+            size_t o = (size_t)c * cs + 2 * (size_t)q;
+            __m256d yv = _mm256_loadu_pd(y + o), xv = _mm256_loadu_pd(x + o);
+            __m256d ys = _mm256_permute_pd(yv, 5);
+            if (wq) {
+                __m256d u = _mm256_fmadd_pd(rv, yv, _mm256_loadu_pd(aq + o));
+                _mm256_storeu_pd(aq + o, _mm256_fmadd_pd(iv, ys, u));
+                u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + o));
+                _mm256_storeu_pd(ak + o, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
+            }
+            if (wz && zf && c == 0) {
+                zav = _mm256_mul_pd(xv, yv);
+                zbv = _mm256_mul_pd(xv, ys);
+            } else if (wz) {
+                zav = _mm256_fmadd_pd(xv, yv, zav);
+                zbv = _mm256_fmadd_pd(xv, ys, zbv);
+            }
         }
-        if (wz && zf) {
-            _mm256_storeu_pd(za + 2 * q, _mm256_mul_pd(xv, yv));
-            _mm256_storeu_pd(zb + 2 * q, _mm256_mul_pd(xv, ys));
-        } else if (wz) {
-            _mm256_storeu_pd(za + 2 * q, _mm256_fmadd_pd(xv, yv, _mm256_loadu_pd(za + 2 * q)));
-            _mm256_storeu_pd(zb + 2 * q, _mm256_fmadd_pd(xv, ys, _mm256_loadu_pd(zb + 2 * q)));
+        if (wz) {
+            _mm256_storeu_pd(za + 2 * q, zav);
+            _mm256_storeu_pd(zb + 2 * q, zbv);
         }
     }
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, q, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, q, mq, wq, wz, zf);
 }
 #endif
 
-void pr_backward_mac_one_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                          const double *r, const double *im, long mq, int wq, int wz, int zf, int vec)
+void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
+                           const double *r, const double *im, size_t cs, int ncol, long mq, int wq, int wz, int zf,
+                           int vec)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (vec) {
-        mac_one_avx2(aq, ak, za, zb, y, x, r, im, mq, wq, wz, zf);
+        mac_cols_avx2(aq, ak, za, zb, y, x, r, im, cs, ncol, mq, wq, wz, zf);
         return;
     }
 #endif
     (void)vec;
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, 0, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, 0, mq, wq, wz, zf);
 }
 
-/* pr_backward_mac_one_'s AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
+/* pr_backward_mac_cols_'s AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
  * the scalar one (test_backward_heads checks that both give the same bits) */
 int pr_backward_mac_vec_(void)
 {
