@@ -207,7 +207,7 @@ static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
     p->ysize = h * (d + 1) * (size_t)p->maxnu * p->sl;
     p->Yhat = spectra(M, p, 2 * h * (d + 1) * (size_t)p->maxnu);
     p->keptG = p->keep ? spectra(M, p, (size_t)p->nkeep) : NULL;
-    p->psym = p->keep > 1 ? pr_mem_zalloc(M, (size_t)p->npsym * L, sizeof(double)) : NULL;
+    p->psym = p->keep > 1 && p->want_dw ? pr_mem_zalloc(M, (size_t)p->npsym * L, sizeof(double)) : NULL;
     p->thr = pr_mem_zalloc(M, (size_t)p->nthreads, sizeof(bw_thread));
     for (int i = 0; i < p->nthreads && pr_mem_status(M) == PR_OK; i++) {
         bw_thread dry;

@@ -64,8 +64,9 @@ struct pr_backward_plan_s {
     int keep;                    /* made at plan time: 2, keptG and psym; 1, keptG; 0, neither */
     double sigma;
     long npsym;                  /* room in psym: the pairs of size ≤ g at most (plan_shape) */
-    double *psym;                /* npsym × (2n-1): Σ_{f in q} mult(f) σ^|f| t_f per pair q < qG (size
-                                    ≤ g, dw's parents), the time-domain sums of pr_backward_symbols_ */
+    double *psym;                /* npsym × (2n-1) (with dw): Σ_{f in q} mult(f) σ^|f| t_f per pair q <
+                                    qG (size ≤ g, dw's parents), the time-domain sums of
+                                    pr_backward_symbols_ */
     long nkeep;                  /* room in keptG: the pairs of size G at most (pr_backward.c's plan_shape) */
     long qG;                     /* the first pair of size G (they are contiguous) */
     double *keptG;               /* nkeep spectra (interleaved): Σ_f mult(f) σ^G t̂_f of pair qG + k */
