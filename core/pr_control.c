@@ -384,7 +384,7 @@ int pr_control_forward_heads(double *O, pr_control_info_t *info, const double *Q
         st = forward_run(O, NULL, info, NULL, Q, K, V, W, &po, o, 1, h, h_kv);
     } else if (!st) {
         pr_fast_plan_t F;
-        if (!(st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags))) {
+        if (!(st = pr_fast_plan_gqa(F, W, &po, h, h_kv, o->mem_budget, o->max_terms, o->plan_flags))) {
             st = forward_run(O, NULL, info, F, Q, K, V, W, &po, o, 0, h, h_kv);
             pr_fast_destroy(F);
         }
@@ -554,7 +554,7 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
             st = pr_backward_lowrank_heads(dQ, dK, dV, kappa, Q, K, V, W, O, NULL, dO, n, d, h, h_kv, &po);
         rep->terms = (long)pr_expand_binom(d, p->degree + 1);
     } else {
-        if ((st = pr_fast_plan_heads(F, W, &po, h, o->mem_budget, o->max_terms, o->plan_flags)))
+        if ((st = pr_fast_plan_gqa(F, W, &po, h, h_kv, o->mem_budget, o->max_terms, o->plan_flags)))
             goto done;
         planned = 1;
         if ((st = forward_run(O, lse, info, F, Q, K, V, W, &po, o, 0, h, h_kv)))

@@ -15,6 +15,8 @@
  * numbers, so that they go to and from the transforms without a copy (FFTW's split-array
  * transforms take twice as long). */
 
+enum { FBLOCK_MAX = 2048 };   /* frequencies of a products block (mac_freqs) */
+
 static void to_planar(double *pl, const double *in, long nfreq)
 {
     for (long k = 0; k < nfreq; k++) {
@@ -100,7 +102,7 @@ static int pair_spec(double *out, const pr_fast_plan_struct *F, pr_fast_thread_s
 
 /* What a plan's allocations depend on. */
 typedef struct {
-    int n, d, s, g, da, db, heads, streamed, nthreads, nchunks;
+    int n, d, s, g, da, db, heads, kv, streamed, nthreads, nchunks;
     long L, Lt, nterms, nb, npairs;   /* Lt: the transform length */
     long na;                /* the forward's a-marginal groups */
     size_t sl;              /* doubles per spectrum */
@@ -116,13 +118,13 @@ static double pairs_bound(int s, int g, int da, int db)
     return p;
 }
 
-static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long npairs, int heads,
+static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long npairs, int heads, int kv,
                      int streamed)
 {
     long Lt = pr_toeplitz_good_size(2L * n - 1, 5, 1);   /* pr_toeplitz_plan's length (FORCE_FFT) */
     int nt = omp_get_max_threads();
     double na = pr_expand_binom(da, g);
-    *D = (dims_t){.n = n, .d = d, .s = s, .g = g, .da = da, .db = db, .heads = heads,
+    *D = (dims_t){.n = n, .d = d, .s = s, .g = g, .da = da, .db = db, .heads = heads, .kv = kv,
                   .streamed = streamed, .nthreads = na < nt ? (int)na : nt, .L = 2L * n - 1, .Lt = Lt,
                   .nterms = (long)pr_expand_binom(s, g + 1), .nb = (long)pr_expand_binom(db, g),
                   .npairs = npairs >= 0 ? npairs : (long)pairs_bound(s, g, da, db),
@@ -138,17 +140,19 @@ static void dims_set(dims_t *D, int n, int d, int s, int g, int da, int db, long
  * pr_expand's (counted by its own dry run). */
 static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, const pr_toeplitz_plan_struct *tp)
 {
-    size_t L = (size_t)D->L, sl = D->sl, n = (size_t)D->n, d1 = (size_t)D->d + 1, h = (size_t)D->heads;
+    size_t L = (size_t)D->L, sl = D->sl, n = (size_t)D->n, d1 = (size_t)D->d + 1, h = (size_t)D->heads,
+           kv = (size_t)D->kv;
     pr_mem_note(mem, pr_expand_bytes(D->s, D->da, D->db, D->g, 1));
     F->alpha = pr_mem_alloc(mem, (size_t)D->nterms, sizeof(double));
     F->thr = pr_mem_zalloc(mem, (size_t)D->nthreads, sizeof(pr_fast_thread_struct));
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
-    F->xhat = pr_mem_big(mem, (size_t)D->nb * h, sl * d1 * sizeof(double));
+    F->xhat = pr_mem_big(mem, (size_t)D->nb * kv, sl * d1 * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
-    /* kept: every group's sums at once (the threads split the frequencies, then the groups), on
-     * huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the TLB holds */
-    F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * h * d1, sl * sizeof(double));
+    /* kept: every group's sums at once, per kv head (the threads split the frequencies, then the
+     * groups), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
+     * TLB holds */
+    F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * kv * d1, sl * sizeof(double));
     F->part = pr_mem_alloc(mem, (size_t)D->nchunks * h * d1, n * sizeof(double));
     F->num = F->part;   /* the chunks' parts are added into the first */
     for (int t = 0; t < D->nthreads && (mem->dry || F->thr); t++) {
@@ -156,14 +160,15 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
         th->tbuf = pr_mem_alloc(mem, (size_t)D->s * L, sizeof(double));
         th->pref = pr_mem_alloc(mem, (size_t)D->s + 1, sizeof(double *));
         th->leaf = pr_mem_alloc(mem, L, sizeof(double));
-        th->u = pr_mem_alloc(mem, n, sizeof(double));
-        th->vx = pr_mem_alloc(mem, n, sizeof(double));
-        th->cols = pr_mem_alloc(mem, n, sizeof(double));  /* one inverse column */
-        th->yp = pr_mem_alloc(mem, h * d1, sizeof(double *));
-        th->xp = pr_mem_alloc(mem, h * d1, sizeof(double *));
+        th->u = pr_mem_alloc(mem, h * n, sizeof(double));   /* u_μ of a kv head's Q heads */
+        th->op = pr_mem_alloc(mem, h, sizeof(double *));
+        th->up = pr_mem_alloc(mem, h, sizeof(double *));
+        th->blk = pr_mem_alloc(mem, D->streamed ? 0 : kv * d1 * 2 * FBLOCK_MAX, sizeof(double));
+        th->yp = pr_mem_alloc(mem, kv * d1, sizeof(double *));
+        th->xp = pr_mem_alloc(mem, kv * d1, sizeof(double *));
         /* FFTW's: (streamed) one group's sums, an interleaved and a planar pair spectrum, the
          * workspace */
-        size_t nacc = D->streamed ? h * d1 : 0;
+        size_t nacc = D->streamed ? kv * d1 : 0;
         pr_mem_note(mem, 8.0 * sl * (double)(nacc + 2));
         pr_mem_note(mem, pr_toeplitz_work_bytes(D->Lt));
         if (tp && F->thr) {
@@ -175,13 +180,13 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     }
 }
 
-/* pr_fast_plan_bytes_heads in double: +Inf when the counts pass double's exact range */
-static double plan_bytes(int n, int d, int s, int g, int da, int db, long npairs, int heads, int streamed)
+/* pr_fast_plan_bytes_gqa in double: +Inf when the counts pass double's exact range */
+static double plan_bytes(int n, int d, int s, int g, int da, int db, long npairs, int heads, int kv, int streamed)
 {
-    if (!isfinite(pr_expand_binom(s, g + 1)) || n < 1 || d < 1 || da < 1 || db < 1 || heads < 1)
+    if (!isfinite(pr_expand_binom(s, g + 1)) || n < 1 || d < 1 || da < 1 || db < 1 || kv < 1 || heads < kv)
         return INFINITY;
     dims_t D;
-    dims_set(&D, n, d, s, g, da, db, npairs, heads, streamed);
+    dims_set(&D, n, d, s, g, da, db, npairs, heads, kv, streamed);
     pr_fast_plan_struct F;
     pr_mem_t mem;
     pr_mem_init(mem, 1);
@@ -189,11 +194,17 @@ static double plan_bytes(int n, int d, int s, int g, int da, int db, long npairs
     return mem->bytes;
 }
 
+size_t pr_fast_plan_bytes_gqa(int n, int d, int s, int g, int da, int db, long npairs, int heads,
+                              int kv_heads, int streamed)
+{
+    double b = plan_bytes(n, d, s, g, da, db, npairs, heads, kv_heads, streamed);
+    return b < 0.5 * (double)SIZE_MAX ? (size_t)b : 0;
+}
+
 size_t pr_fast_plan_bytes_heads(int n, int d, int s, int g, int da, int db, long npairs, int heads,
                                 int streamed)
 {
-    double b = plan_bytes(n, d, s, g, da, db, npairs, heads, streamed);
-    return b < 0.5 * (double)SIZE_MAX ? (size_t)b : 0;
+    return pr_fast_plan_bytes_gqa(n, d, s, g, da, db, npairs, heads, heads, streamed);
 }
 
 size_t pr_fast_plan_bytes(int n, int d, int s, int g, int da, int db, int streamed)
@@ -251,18 +262,18 @@ static int plan_spectra(pr_fast_plan_struct *F)
 static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn_opts_t *opts)
 {
     int n = F->n, d = F->d, s = F->s;
-    size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads;
+    size_t L = 2 * (size_t)n - 1, h = (size_t)F->heads, kv = (size_t)F->kv_heads;
     size_t sl = pr_toeplitz_spec_len(F->tp);
-    memset(F->xhat, 0, sizeof(double) * sl * F->terms->bm->count_fwd * h * (d + 1));
+    memset(F->xhat, 0, sizeof(double) * sl * F->terms->bm->count_fwd * kv * (d + 1));
     if (F->sums)
-        memset(F->sums, 0, sizeof(double) * sl * F->terms->am->count_fwd * h * (d + 1));
+        memset(F->sums, 0, sizeof(double) * sl * F->terms->am->count_fwd * kv * (d + 1));
     for (int t = 0; t < F->nthreads; t++) {
         pr_fast_thread_struct *th = &F->thr[t];
         memset(th->tbuf, 0, sizeof(double) * s * L);
         memset(th->leaf, 0, sizeof(double) * L);
-        memset(th->u, 0, sizeof(double) * n);
-        memset(th->vx, 0, sizeof(double) * n);
-        memset(th->cols, 0, sizeof(double) * n);
+        memset(th->u, 0, sizeof(double) * h * n);
+        if (!F->streamed)
+            memset(th->blk, 0, sizeof(double) * kv * (d + 1) * 2 * FBLOCK_MAX);
     }
     memset(F->part, 0, sizeof(double) * F->nchunks * h * n * (d + 1));
     for (long l = -(n - 1); l <= n - 1; l++)
@@ -270,12 +281,13 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
     memcpy(F->w, W->w, sizeof(double) * s * L);
 }
 
-int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
-                       size_t mem_budget, long max_terms, unsigned flags)
+int pr_fast_plan_gqa(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
+                     int kv_heads, size_t mem_budget, long max_terms, unsigned flags)
 {
     double t0 = pr_timing_wall();
     memset(F, 0, sizeof(*F));
-    if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || heads < 1 || (flags & ~(unsigned)PR_FAST_MEASURE))
+    if (!opts->poly || opts->poly_degree < 0 || W->s < 1 || kv_heads < 1 || heads < kv_heads ||
+        (flags & ~(unsigned)PR_FAST_MEASURE))
         return PR_EINVAL;
     if (!(opts->sigma > 0.0) || !isfinite(opts->sigma) || opts->poly_degree + 1 > PR_EXPAND_MAX_DEGREE)
         return PR_EINVAL;
@@ -288,19 +300,20 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
         return PR_EBUDGET;
     /* the streamed plan (term tables included) within the budget before any table is made */
     int da = pr_expand_ndistinct(W->a, s), db = pr_expand_ndistinct(W->b, s);
-    size_t streamed = pr_fast_plan_bytes_heads(n, d, s, g, da, db, 0, heads, 1);
+    size_t streamed = pr_fast_plan_bytes_gqa(n, d, s, g, da, db, 0, heads, kv_heads, 1);
     if (!streamed || streamed > mem_budget)
         return PR_EBUDGET;
     int st = pr_expand_init(F->terms, W->a, W->b, s, g, 1, LONG_MAX);
     if (st)
         return st;
     long np = F->terms->npairs_fwd;
-    size_t kept = pr_fast_plan_bytes_heads(n, d, s, g, da, db, np, heads, 0);
+    size_t kept = pr_fast_plan_bytes_gqa(n, d, s, g, da, db, np, heads, kv_heads, 0);
     F->n = n;
     F->d = d;
     F->s = s;
     F->g = g;
     F->heads = heads;
+    F->kv_heads = kv_heads;
     F->streamed = !kept || kept > mem_budget;
     unsigned tflags = flags & PR_FAST_MEASURE ? PR_TOEPLITZ_MEASURE_FIXED : PR_TOEPLITZ_ESTIMATE;
     if ((st = pr_toeplitz_plan(F->tp, n, tflags | PR_TOEPLITZ_FORCE_FFT))) {
@@ -308,7 +321,7 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
         return st;
     }
     dims_t D;
-    dims_set(&D, n, d, s, g, da, db, np, heads, F->streamed);
+    dims_set(&D, n, d, s, g, da, db, np, heads, kv_heads, F->streamed);
     pr_mem_t mem;
     pr_mem_init(mem, 0);
     plan_alloc(F, mem, &D, F->tp);
@@ -335,16 +348,22 @@ int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t
     return PR_OK;
 }
 
+int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
+                       size_t mem_budget, long max_terms, unsigned flags)
+{
+    return pr_fast_plan_gqa(F, W, opts, heads, heads, mem_budget, max_terms, flags);
+}
+
 int pr_fast_plan(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts,
                  size_t mem_budget, long max_terms, unsigned flags)
 {
-    return pr_fast_plan_heads(F, W, opts, 1, mem_budget, max_terms, flags);
+    return pr_fast_plan_gqa(F, W, opts, 1, 1, mem_budget, max_terms, flags);
 }
 
 static void thread_clear(pr_fast_thread_struct *th)
 {
     pr_toeplitz_spec_free(th->acc);
-    free(th->tbuf); free(th->pref); free(th->leaf); free(th->u); free(th->vx); free(th->cols);
+    free(th->tbuf); free(th->pref); free(th->leaf); free(th->u); free(th->op); free(th->up); free(th->blk);
     free(th->yp); free(th->xp);
     pr_toeplitz_work_clear(th->ws);
 }
@@ -410,29 +429,28 @@ typedef struct {
     const double *Q, *K, *V;
 } heads_t;
 
-/* th->xp[j] for pair p from frequency f0: x̂ of the pair's ν for (head k, column c) at
- * j = k(d+1) + c, read from kv head k / rep */
+/* th->xp[j] for pair p from frequency f0: x̂ of the pair's ν for (kv head k, column c) at
+ * j = k(d+1) + c */
 static void pair_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long p, long f0)
 {
-    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1;
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h_kv * (F->d + 1);
     long nu = F->terms->bmi[F->terms->pstart[p]];
-    const double *X = F->xhat + (size_t)nu * H->h_kv * cols * sl + 2 * f0;
-    for (int k = 0; k < H->h; k++)
-        for (size_t c = 0; c < cols; c++)
-            th->xp[k * cols + c] = X + ((size_t)(k / H->rep) * cols + c) * sl;
+    const double *X = F->xhat + (size_t)nu * hc * sl + 2 * f0;
+    for (size_t j = 0; j < hc; j++)
+        th->xp[j] = X + j * sl;
 }
 
-/* th->yp[j] = the sums of (head, column) j of the group whose sums start at acc, from f0 */
+/* th->yp[j] = the sums of (kv head, column) j of the group whose sums start at acc, from f0 */
 static void sum_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, double *acc,
                      long f0)
 {
-    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h * (F->d + 1);
+    size_t sl = pr_toeplitz_spec_len(F->tp), hc = (size_t)H->h_kv * (F->d + 1);
     for (size_t j = 0; j < hc; j++)
         th->yp[j] = acc + j * sl + 2 * f0;
 }
 
-/* Kept spectra, all groups, frequencies [f0, f1): by blocks whose x̂ (all ν, kv heads and
- * columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
+/* Kept spectra, all groups, frequencies [f0, f1): by blocks (<= FBLOCK_MAX frequencies) whose x̂
+ * (all ν, kv heads and columns: about XBLOCK_BYTES, in the last-level cache) stays while every pair meets it, so that
  * x̂, the pair spectra and the sums stream from memory once per execute. The blocking changes no
  * sum (each frequency's pairs are added in the same order). (Summing a group's pairs in registers
  * instead, the sums written once, was slower: 2 streams per pair defeat the prefetchers.) */
@@ -442,27 +460,34 @@ static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
 {
     const pr_expand_struct *T = F->terms;
     size_t sl = pr_toeplitz_spec_len(F->tp);
-    int hc = H->h * (F->d + 1);
+    int hc = H->h_kv * (F->d + 1);
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
-    long fblock = fb < 64 ? 64 : fb > 2048 ? 2048 : (long)fb / 4 * 4;
+    long fblock = fb < 64 ? 64 : fb > FBLOCK_MAX ? FBLOCK_MAX : (long)fb / 4 * 4;
     for (long b0 = f0; b0 < f1; b0 += fblock) {
         long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
         for (long m = 0; m < T->am->count_fwd; m++) {
-            sum_ptrs(F, th, H, F->sums + (size_t)m * hc * sl, b0);
+            /* a group's block summed in the thread's cache-resident scratch, then streamed out:
+             * the sums' lines are not read from memory before their first write */
+            for (int j = 0; j < hc; j++)
+                th->yp[j] = th->blk + (size_t)j * 2 * fblock;
             for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
                 pair_ptrs(F, th, H, p, b0);
                 pr_fast_mac_(th->yp, th->xp, hc, F->spec + (size_t)p * sl + b0, F->tp->nfreq, nb, p == T->gpair[m],
                              F->avx2);
             }
+            double *y = F->sums + (size_t)m * hc * sl + 2 * b0;
+            for (int j = 0; j < hc; j++)
+                pr_fast_copy_nt_(y + (size_t)j * sl, th->yp[j], 2 * nb, F->avx2);
         }
     }
+    pr_fast_copy_nt_fence_(F->avx2);
 }
 
 /* Streamed spectra of group m, each made and then multiplied into the accumulators. */
 static int stream_group(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m)
 {
     const pr_expand_struct *T = F->terms;
-    int hc = H->h * (F->d + 1);
+    int hc = H->h_kv * (F->d + 1);
     sum_ptrs(F, th, H, th->acc, 0);
     for (long p = T->gpair[m]; p < T->gpair[m + 1]; p++) {
         int st = pair_spec(th->leaf_spec, F, th, p);
@@ -487,14 +512,9 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
         const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
         marg_product(th->u, T->bm, m, K, d, T->bval, n);
         for (int c = 0; c <= d; c++) {
-            const double *x = th->u;
-            if (c < d) {
-                for (int i = 0; i < n; i++)
-                    th->vx[i] = th->u[i] * V[(size_t)i * d + c];
-                x = th->vx;
-            }
-            double t0 = F->timing ? pr_timing_wall() : 0.0;
-            int st = pr_toeplitz_vec_spec(F->xhat + ((size_t)j * (d + 1) + c) * sl, x, 1, F->tp, th->ws);
+            double t0 = F->timing ? pr_timing_wall() : 0.0, *xh = F->xhat + ((size_t)j * (d + 1) + c) * sl;
+            int st = c < d ? pr_toeplitz_vec_spec_mul(xh, th->u, V + c, d, F->tp, th->ws)
+                           : pr_toeplitz_vec_spec(xh, th->u, 1, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
             if (st)
@@ -504,28 +524,28 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     return PR_OK;
 }
 
-/* part[((k - k0)(d+1) + c)·n + i] (=, first; else +=) u_μ(i) · inverse(sums of head k, column
- * c)(i), k in [k0, k1), for group m's sums at acc (destroyed); one column of scratch at a time */
+/* part[((q - k0·rep)(d+1) + c)·n + i] (=, first; else +=) u_μ^q(i) · inverse(sums of kv head k,
+ * column c)(i) for the Q heads q = k·rep + r of the kv heads k in [k0, k1), group m's sums at acc
+ * (destroyed): one inverse per (kv head, column), which its rep Q heads share (math.md §5) */
 static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m, int k0,
                       int k1, double *acc, double *part, int first)
 {
-    int n = F->n, d = F->d, st = PR_OK;
+    int n = F->n, d = F->d, rep = H->rep, st = PR_OK;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
-    double *col = th->cols;
     for (int k = k0; k < k1 && !st; k++) {
-        marg_product(th->u, F->terms->am, m, H->Q + k * nd, d, F->terms->aval, n);
+        for (int r = 0; r < rep; r++) {
+            th->up[r] = th->u + (size_t)r * n;
+            marg_product(th->u + (size_t)r * n, F->terms->am, m, H->Q + (size_t)(k * rep + r) * nd, d,
+                         F->terms->aval, n);
+        }
         for (size_t c = 0; c < cols && !st; c++) {
+            for (int r = 0; r < rep; r++)
+                th->op[r] = part + ((size_t)((k - k0) * rep + r) * cols + c) * n;
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            st = pr_toeplitz_spec_inverse(col, 1, acc + (k * cols + c) * sl, F->tp, th->ws);
+            const double *y = pr_toeplitz_spec_inverse_raw(acc + (k * cols + c) * sl, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
-            double *out = part + ((size_t)(k - k0) * cols + c) * n;
-            if (first)
-                for (int i = 0; i < n; i++)
-                    out[i] = col[i] * th->u[i];
-            else
-                for (int i = 0; i < n; i++)
-                    out[i] += col[i] * th->u[i];
+            st = pr_fast_scale_into_(th->op, th->up, rep, first, y, 1.0 / (double)F->tp->L, n);
         }
     }
     return st;
@@ -537,12 +557,12 @@ static long chunk_start(const pr_fast_plan_struct *F, int c)
     return F->terms->am->count_fwd * c / F->nchunks;
 }
 
-/* F->part[c] = Σ_{μ in chunk c} diag(u_μ) inverse(sums of μ) for heads [k0, k1) (kept: from
- * F->sums; streamed: every head, each group's sums made here), the groups in order */
+/* F->part[c] = Σ_{μ in chunk c} diag(u_μ) inverse(sums of μ) for the Q heads of kv heads [k0, k1)
+ * (kept: from F->sums; streamed: every kv head, each group's sums made here), the groups in order */
 static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, int c, int k0, int k1)
 {
-    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1, hc = (size_t)H->h * cols;
-    size_t off = (size_t)k0 * cols * F->n;
+    size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1, hc = (size_t)H->h_kv * cols;
+    size_t off = (size_t)k0 * H->rep * cols * F->n;
     double *part = F->part + (size_t)c * F->heads * cols * F->n + off;
     int st = PR_OK;
     for (long m = chunk_start(F, c); m < chunk_start(F, c + 1) && !st; m++) {
@@ -555,18 +575,18 @@ static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const he
     return st;
 }
 
-/* The inverse phase: tasks (chunk, head) kept, chunks streamed (a group's sums serve every head
- * there), dealt to the threads as they come free, the largest chunks first; then F->num = the
- * chunks' parts added in chunk order. The chunks are fixed at plan time, so the sums do not
- * depend on the scheduling, the head count or whether the spectra are kept. */
+/* The inverse phase: tasks (chunk, kv head) kept, chunks streamed (a group's sums serve every
+ * head there), dealt to the threads as they come free, the largest chunks first; then F->num =
+ * the chunks' parts added in chunk order. The chunks are fixed at plan time, so the sums do not
+ * depend on the scheduling, the head counts or whether the spectra are kept. */
 static void groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H)
 {
-    int per = F->streamed ? 1 : H->h, ntask = F->nchunks * per;
+    int per = F->streamed ? 1 : H->h_kv, ntask = F->nchunks * per;
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < ntask; t++) {
         int c = F->nchunks - 1 - t / per, k = t % per;
         if (!th->st)
-            th->st = chunk_run(F, th, H, c, F->streamed ? 0 : k, F->streamed ? H->h : k + 1);
+            th->st = chunk_run(F, th, H, c, F->streamed ? 0 : k, F->streamed ? H->h_kv : k + 1);
     }
     size_t cols = (size_t)F->d + 1, stride = (size_t)F->heads * cols * F->n;
     long len = (long)((size_t)H->h * cols * F->n);
@@ -583,7 +603,7 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
                           const double *K, const double *V)
 {
     int n = F->n, d = F->d, st = PR_OK;
-    if (h < 1 || h > F->heads || h_kv < 1 || h % h_kv)
+    if (h < 1 || h > F->heads || h_kv < 1 || h_kv > F->kv_heads || h % h_kv)
         return PR_EINVAL;
     size_t nd = (size_t)n * d;
     if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
@@ -656,7 +676,7 @@ void pr_fast_needs_heads(double *bytes, double *ops, const pr_posw_t W, int n, i
 {
     double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
     int s = W->s, da = pr_expand_ndistinct(W->a, s), db = pr_expand_ndistinct(W->b, s);
-    *bytes = plan_bytes(n, d, s, g, da, db, 0, heads, 1);
+    *bytes = plan_bytes(n, d, s, g, da, db, 0, heads, heads, 1);
     /* per pair a symbol transform (5 L log2 L, at most one pair per term) and per head d+1
      * spectral products; per marginal and head d+1 transforms (at most as many marginals as
      * terms, twice) */

@@ -20,8 +20,10 @@
  * slots that changed multiplied in again, so consecutive terms cost O(n) each.
  *
  * Heads. One plan serves up to `heads` heads on the same W: execute reads each pair spectrum once
- * per frequency block for every head and column. Q, O are (h, n, d), K, V (h_kv, n, d) row-major,
- * h_kv dividing h (grouped-query attention: Q head i uses K, V head i / (h / h_kv)). */
+ * per frequency block for every kv head and column. Q, O are (h, n, d), K, V (h_kv, n, d)
+ * row-major, h_kv dividing h (grouped-query attention: Q head i uses K, V head i / (h / h_kv)).
+ * The sums and their inverse transforms depend on K, V only: they are made per kv head, and each
+ * Q head only scales them by its u_μ (math.md §5). */
 #ifndef PR_FAST_H
 #define PR_FAST_H
 
@@ -34,23 +36,25 @@
 extern "C" {
 #endif
 
-/* One thread's scratch: symbol prefix products, spectra, a marginal product, one group's inverse
- * transforms. */
+/* One thread's scratch: symbol prefix products, spectra, marginal products, a block of one
+ * group's sums. */
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tbuf;           /* s × (2n-1): prefix products of the current symbol, by sorted slot */
     const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
     long prev;              /* the term pref holds, or -1 */
-    double *acc;            /* streamed: heads·(d+1) interleaved spectra, one group's running
-                               sums (head, then column) */
+    double *acc;            /* streamed: kv_heads·(d+1) interleaved spectra, one group's running
+                               sums (kv head, then column) */
     double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
     double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
-    double **yp;            /* heads·(d+1): one group's sums */
-    const double **xp;      /* heads·(d+1): the x̂ spectra one pair multiplies */
+    double *blk;            /* kept: kv_heads·(d+1) × FBLOCK_MAX interleaved frequencies, one group's
+                               block of sums */
+    double **yp;            /* kv_heads·(d+1): one group's sums */
+    const double **xp;      /* kv_heads·(d+1): the x̂ spectra one pair multiplies */
     double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
-    double *u;              /* n: u_μ (or v_ν) of one marginal */
-    double *vx;             /* n: v_ν ∘ X_c, one column at a time */
-    double *cols;           /* heads × (d+1) × n: u_μ ∘ the inverse transforms of one group */
+    double *u;              /* heads × n: u_μ of the Q heads of one kv head (or v_ν in the first n) */
+    double **op;            /* heads: the parts one inverse transform is scaled into */
+    const double **up;      /* heads: their u_μ */
     double fftw_seconds;
     int st;
 } pr_fast_thread_struct;
@@ -64,6 +68,7 @@ typedef struct {
 typedef struct {
     int n, d, s, g;
     int heads;              /* the most heads one execute may take */
+    int kv_heads;           /* the most key/value heads one execute may take (<= heads) */
     int exec_heads;         /* heads of the last execute (its row sums) */
     pr_expand_t terms;      /* built to degree g+1: terms [0, nterms_fwd = C(s+g, g)) are the
                                forward's (claim C3), pairs [0, npairs_fwd) theirs */
@@ -78,10 +83,10 @@ typedef struct {
     double *w;              /* s × (2n-1): the sequences w_k (freed once a kept plan has its
                                spectra) */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
-    double *sums;           /* kept: am.count_fwd × heads × (d+1) interleaved spectra, each group's
-                               Σ over its pairs of pair spectrum ∘ x̂ per head and column */
+    double *sums;           /* kept: am.count_fwd × kv_heads × (d+1) interleaved spectra, each
+                               group's Σ over its pairs of pair spectrum ∘ x̂ per kv head and column */
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
-                               for `heads` kv heads) */
+                               for kv_heads kv heads) */
     int nchunks;            /* the inverse phase's chunks of a-marginal groups (fixed at plan time) */
     double *part;           /* nchunks × heads × (d+1) × n: each chunk's part of Ã [V | 1] per
                                head, by column (the last: the row sums) */
@@ -102,11 +107,15 @@ typedef struct {
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 
-/* Bytes pr_fast_plan_heads holds for these sizes (da, db: distinct a and b values of the
+/* Bytes pr_fast_plan_gqa holds for these sizes (da, db: distinct a and b values of the
  * support; npairs: the forward's (μ, ν) pairs, E->npairs_fwd, or -1 for the bound
  * Σ_k min(C(s+k-1, k), C(da+k-1, k) C(db+k-1, k)), attained by a full support), kept or streamed,
  * with omp_get_max_threads() threads' scratch: the plan's allocating code run in count-only mode
  * (pr_mem), so it equals F->bytes. 0 if it overflows. */
+size_t pr_fast_plan_bytes_gqa(int n, int d, int s, int g, int da, int db, long npairs, int heads,
+                              int kv_heads, int streamed);
+
+/* pr_fast_plan_bytes_gqa with kv_heads = heads (pr_fast_plan_heads' plan). */
 size_t pr_fast_plan_bytes_heads(int n, int d, int s, int g, int da, int db, long npairs, int heads,
                                 int streamed);
 
@@ -126,10 +135,15 @@ enum {
 };
 
 /* Plans the expansion of opts->poly (required: the fast paths approximate P, not exp) for W of
- * order n, under opts' σ, causal mask and bias, for up to `heads` heads per execute. The pairs'
- * spectra are kept when the plan then fits in mem_budget bytes, else streamed; PR_EBUDGET if even
- * the streamed plan does not fit or the forward's term count C(s+g, g) passes max_terms.
- * PR_EINVAL without opts->poly, for heads < 1 or for unknown flags. */
+ * order n, under opts' σ, causal mask and bias, for up to `heads` Q heads over up to kv_heads
+ * key/value heads per execute (the sums and x̂ are per kv head). The pairs' spectra are kept when
+ * the plan then fits in mem_budget bytes, else streamed; PR_EBUDGET if even the streamed plan does
+ * not fit or the forward's term count C(s+g, g) passes max_terms. PR_EINVAL without opts->poly,
+ * unless 1 <= kv_heads <= heads, or for unknown flags. */
+int pr_fast_plan_gqa(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
+                     int kv_heads, size_t mem_budget, long max_terms, unsigned flags);
+
+/* pr_fast_plan_gqa with kv_heads = heads (any grouping of up to `heads` heads). */
 int pr_fast_plan_heads(pr_fast_plan_t F, const pr_posw_t W, const pr_attn_opts_t *opts, int heads,
                        size_t mem_budget, long max_terms, unsigned flags);
 
@@ -140,9 +154,9 @@ void pr_fast_destroy(pr_fast_plan_t F);
 
 /* O (h×n×d) = diag(Ã 1)^{-1} Ã V per head for this plan, Q (h×n×d), K, V (h_kv×n×d): Q head i
  * with K, V head i / (h / h_kv). Allocates nothing; each head's result is bit for bit that of a
- * one-head execute on its slices. PR_EINVAL unless 1 <= h <= F->heads and h_kv divides h;
- * PR_ENONFINITE for NaN/Inf in Q, K, V; PR_EDOMAIN if a row sum of Ã is not positive (P's
- * relative error is then not < 1, or rounding exceeded the floor). */
+ * one-head execute on its slices. PR_EINVAL unless 1 <= h <= F->heads, h_kv <= F->kv_heads and
+ * h_kv divides h; PR_ENONFINITE for NaN/Inf in Q, K, V; PR_EDOMAIN if a row sum of Ã is not
+ * positive (P's relative error is then not < 1, or rounding exceeded the floor). */
 int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
                           const double *K, const double *V);
 

@@ -1,8 +1,10 @@
-/* pr_fast's multiply-accumulate kernels: portable (fma()) and AVX2, the same bits (pr_fast_impl.h). */
+/* pr_fast's kernels: the multiply-accumulate, portable (fma()) and AVX2, the same bits; the
+ * streamed copy of the sums; the scaling of an inverse into the parts (pr_fast_impl.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pr_cpu.h"
+#include "pr_status.h"
 #include "pr_fast_impl.h"
 
 int pr_fast_kernel_avx2_(void)
@@ -70,4 +72,49 @@ void pr_fast_mac_(double *const *Y, const double *const *X, int m, const double 
 #endif
     (void)avx2;
     mac_scalar(Y, X, m, A, im, 0, nb, first);
+}
+
+void pr_fast_copy_nt_(double *dst, const double *src, long len, int avx2)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (avx2) {
+        long k = 0;
+        for (; k + 2 <= len; k += 2)
+            _mm_stream_pd(dst + k, _mm_loadu_pd(src + k));
+        memcpy(dst + k, src + k, sizeof(double) * (size_t)(len - k));
+        return;
+    }
+#endif
+    (void)avx2;
+    memcpy(dst, src, sizeof(double) * (size_t)len);
+}
+
+void pr_fast_copy_nt_fence_(int avx2)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (avx2)
+        _mm_sfence();
+#endif
+    (void)avx2;
+}
+
+int pr_fast_scale_into_(double *const *y, const double *const *u, int m, int first, const double *restrict c,
+                        double s, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad |= !isfinite(s * c[i]);
+    if (bad)
+        return PR_EDOMAIN;
+    for (int r = 0; r < m; r++) {
+        double *restrict yr = y[r];
+        const double *restrict ur = u[r];
+        if (first)
+            for (int i = 0; i < n; i++)
+                yr[i] = (s * c[i]) * ur[i];
+        else
+            for (int i = 0; i < n; i++)
+                yr[i] += (s * c[i]) * ur[i];
+    }
+    return PR_OK;
 }

@@ -230,6 +230,21 @@ int pr_toeplitz_vec_spec(double *xhat, const double *x, long incx,
     return PR_OK;
 }
 
+int pr_toeplitz_vec_spec_mul(double *xhat, const double *u, const double *x, long incx,
+                             const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    if (incx < 1)
+        return PR_EINVAL;
+    ws = pr_ws(P, ws);
+    uint64_t bad = 0;
+    for (long j = 0; j < P->n; j++)
+        bad |= pr_nonfinite(ws->real[j] = u[j] * x[j * incx]);
+    if (bad)
+        return PR_ENONFINITE;
+    pr_forward(xhat, ws->real, P, ws);
+    return PR_OK;
+}
+
 __attribute__((target_clones("avx2", "default")))
 void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double scale,
                           const pr_toeplitz_plan_t P)
@@ -307,6 +322,13 @@ int pr_toeplitz_spec_inverse(double *y, long incy, double *Yhat,
     ws = pr_ws(P, ws);
     pr_inverse(Yhat, P, ws);
     return pr_store(y, incy, ws->real2, 1.0 / (double)P->L, P->n);
+}
+
+const double *pr_toeplitz_spec_inverse_raw(double *Yhat, const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws)
+{
+    ws = pr_ws(P, ws);
+    pr_inverse(Yhat, P, ws);
+    return ws->real2;
 }
 
 int pr_toeplitz_spec_inverse_sym(double *c, double *Yhat,

@@ -132,6 +132,11 @@ int pr_toeplitz_symbol_spec(double *that, const double *t, unsigned op,
 int pr_toeplitz_vec_spec(double *xhat, const double *x, long incx,
                          const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
 
+/* pr_toeplitz_vec_spec of the products u[j]·x[j·incx] (the same bits as forming them first,
+ * without the pass over a vector of them). PR_ENONFINITE if a product is a NaN or Inf. */
+int pr_toeplitz_vec_spec_mul(double *xhat, const double *u, const double *x, long incx,
+                             const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
+
 /* Y += scale · A ∘ B (entrywise complex product). Y may alias neither A nor B. */
 void pr_toeplitz_spec_mac(double *Y, const double *A, const double *B, double scale,
                           const pr_toeplitz_plan_t P);
@@ -149,6 +154,10 @@ void pr_toeplitz_spec_zero(double *Y, const pr_toeplitz_plan_t P);
  * Yhat is destroyed (FFTW's c2r overwrites its input). */
 int pr_toeplitz_spec_inverse(double *y, long incy, double *Yhat,
                              const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
+/* The inverse transform of Yhat unscaled (its first n entries times 1/P->L are
+ * pr_toeplitz_spec_inverse's), in ws: valid until ws's next transform. For callers that scale it
+ * straight into their own sums. Yhat is destroyed. */
+const double *pr_toeplitz_spec_inverse_raw(double *Yhat, const pr_toeplitz_plan_t P, pr_toeplitz_work_struct *ws);
 /* c[ℓ+n-1] = entry ℓ mod L of the inverse transform, ℓ ∈ [-(n-1), n-1]: a correlation or a
  * symbol. Yhat is destroyed. */
 int pr_toeplitz_spec_inverse_sym(double *c, double *Yhat,

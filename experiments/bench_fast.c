@@ -17,6 +17,8 @@ typedef struct {
     double fast, plan, dense, fftw_frac, pred_fast, pred_dense, mem_gib;
     double heads_s;         /* --heads H: one execute of H heads on one plan (0 without) */
     double heads_fftw_frac; /* the share of that execute inside transforms */
+    double heads_tph;       /* its transforms per head */
+    double gqa_s, gqa_fftw_frac, gqa_tph;   /* the same for H heads over --kv-heads K (0 without) */
     double phase[4];        /* the timed execute's phases (pr_fast_plan_struct.phase_seconds) */
     double xhat_gib, spec_gib, pw_gib;   /* where the plan's memory goes */
     int dense_measured, degree, streamed;
@@ -29,6 +31,7 @@ typedef struct {
     long seed;
     int dense_max;          /* largest n the dense reference is run at; beyond, n² extrapolation */
     int heads;              /* general W: also time this many heads on one plan (1: not) */
+    int kv_heads;           /* and these many kv heads under them (= heads: not) */
     unsigned plan_flags;    /* PR_FAST_MEASURE or PR_FAST_ESTIMATE */
 } cfg_t;
 
@@ -103,35 +106,38 @@ static int setup(inst_t *I, pr_expoly_t p, pr_control_opts_t *fo, const row_t *r
     return st;
 }
 
-/* --heads H: H heads (Q, K, V of H heads each: the instance's head, then H-1 more drawn from the
- * same generator) on one plan of the same polynomial, one execute timed (none, heads_s 0, when
- * that plan would stream or not fit the budget at all) */
-static int run_heads(row_t *r, const inst_t *I, const pr_attn_opts_t *po, const cfg_t *c, int d, size_t budget)
+/* --heads H (--kv-heads K): H Q heads over kv K, V heads (the instance's head, then more drawn
+ * from the same generator) on one plan of the same polynomial for kv heads, one execute timed into
+ * *secs, its FFTW share and transforms per head (none, *secs 0, when that plan would stream or not
+ * fit the budget at all) */
+static int run_heads(double *secs, double *fftw, double *tph, const inst_t *I, const pr_attn_opts_t *po,
+                     const cfg_t *c, int n, int d, size_t budget, int kv)
 {
-    int h = c->heads, n = r->n;
+    int h = c->heads;
     size_t nd = (size_t)n * d;
-    double *buf = malloc(sizeof(double) * nd * h * 4);
+    double *buf = malloc(sizeof(double) * nd * (2 * h + 2 * kv));
     if (!buf)
         return PR_ENOMEM;
-    double *Q = buf, *K = Q + nd * h, *V = K + nd * h, *O = V + nd * h;
+    double *Q = buf, *K = Q + nd * h, *V = K + nd * kv, *O = V + nd * kv;
     pr_rng_t rng;
     pr_rng_init(rng, (uint64_t)c->seed + n + 1);
     pr_rng_fill(Q, (long)(nd * h), c->B, rng);
-    pr_rng_fill(K, (long)(nd * h), c->B, rng);
-    pr_rng_fill(V, (long)(nd * h), c->B, rng);
+    pr_rng_fill(K, (long)(nd * kv), c->B, rng);
+    pr_rng_fill(V, (long)(nd * kv), c->B, rng);
     memcpy(Q, I->Q, sizeof(double) * nd);
     memcpy(K, I->K, sizeof(double) * nd);
     memcpy(V, I->V, sizeof(double) * nd);
     pr_fast_plan_t F;
-    int st = pr_fast_plan_heads(F, I->W, po, h, budget, LONG_MAX, c->plan_flags);
+    int st = pr_fast_plan_gqa(F, I->W, po, h, kv, budget, LONG_MAX, c->plan_flags);
     if (!st) {
         if (!F->streamed) { /* past the budget the heads' plan streams: not the comparison asked */
-            PR_TIMED(st, r->heads_s, pr_fast_execute_heads(O, F, h, h, Q, K, V));
+            PR_TIMED(st, *secs, pr_fast_execute_heads(O, F, h, kv, Q, K, V));
             F->timing = 1;  /* one more run, with the clock around every transform */
             double t0 = pr_timing_wall();
             if (!st)
-                st = pr_fast_execute_heads(O, F, h, h, Q, K, V);
-            r->heads_fftw_frac = F->fftw_seconds / (pr_timing_wall() - t0);
+                st = pr_fast_execute_heads(O, F, h, kv, Q, K, V);
+            *fftw = F->fftw_seconds / (pr_timing_wall() - t0);
+            *tph = (double)F->transforms / h;
         }
         pr_fast_destroy(F);
     }
@@ -179,7 +185,9 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->transforms = F->transforms;
     }
     if (!st && !lowrank && c->heads > 1 && !F->streamed)
-        st = run_heads(r, &I, &po, c, d, budget);
+        st = run_heads(&r->heads_s, &r->heads_fftw_frac, &r->heads_tph, &I, &po, c, n, d, budget, c->heads);
+    if (!st && !lowrank && c->kv_heads < c->heads && !F->streamed)
+        st = run_heads(&r->gqa_s, &r->gqa_fftw_frac, &r->gqa_tph, &I, &po, c, n, d, budget, c->kv_heads);
     if (!st && predict) {
         pr_auto_t a;
         if (!(st = pr_auto_predict(&a, I.Q, I.K, I.V, NULL, I.W, n, d, &I.opts, &fo))) {
@@ -235,7 +243,7 @@ static double slope(const row_t *r, int cnt, int lo, int hi)
     return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
 }
 
-static void print_rows(const char *name, const row_t *r, int cnt, int json, int heads)
+static void print_rows(const char *name, const row_t *r, int cnt, int json, int heads, int kv)
 {
     for (int k = 0; k < cnt; k++) {
         if (json) {
@@ -255,6 +263,15 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                 pr_cli_json_num("per_head_ratio", r[k].heads_s > 0 ? r[k].heads_s / heads / r[k].fast : NAN, 4,
                                 ", ");
                 pr_cli_json_num("heads_fftw_fraction", r[k].heads_s > 0 ? r[k].heads_fftw_frac : NAN, 3, ", ");
+                pr_cli_json_num("transforms_per_head", r[k].heads_s > 0 ? r[k].heads_tph : NAN, 4, ", ");
+            }
+            if (kv < heads) {
+                double g = r[k].gqa_s > 0 ? r[k].gqa_s : NAN;
+                printf("\"kv_heads\": %d, ", kv);
+                pr_cli_json_num("heads_gqa_s", g, 6, ", ");
+                pr_cli_json_num("per_head_ratio_gqa", g / heads / r[k].fast, 4, ", ");
+                pr_cli_json_num("heads_gqa_fftw_fraction", g > 0 ? r[k].gqa_fftw_frac : NAN, 3, ", ");
+                pr_cli_json_num("transforms_per_head_gqa", g > 0 ? r[k].gqa_tph : NAN, 4, ", ");
             }
             pr_cli_json_num("pred_dense_s", r[k].pred_dense, 6, "}");
         } else {
@@ -263,6 +280,8 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                    r[k].degree, r[k].terms, r[k].transforms, r[k].mem_gib, r[k].pred_fast, r[k].pred_dense);
             if (heads > 1)
                 printf(" %10.4g %10.4g %9.3f", r[k].heads_s, r[k].heads_s / heads, r[k].heads_s / heads / r[k].fast);
+            if (kv < heads)
+                printf(" %10.4g %9.3f", r[k].gqa_s, r[k].gqa_s / heads / r[k].fast);
             printf("\n");
         }
     }
@@ -323,6 +342,10 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
                 b->heads_s = r.heads_s;
                 b->heads_fftw_frac = r.heads_fftw_frac;
             }
+            if (r.gqa_s > 0 && r.gqa_s < b->gqa_s) {
+                b->gqa_s = r.gqa_s;
+                b->gqa_fftw_frac = r.gqa_fftw_frac;
+            }
             b->dense = fmin(b->dense, r.dense);
         }
     }
@@ -332,7 +355,7 @@ static int sweep(row_t *rows, int *count, int lo2, int hi2, int d, int lowrank, 
 int pr_bench_fast(int argc, char **argv)
 {
     int json = 0, quick = 0, skip_big = 0;
-    long seed = 1, max_log2 = 18, rounds = 3, heads = 1;
+    long seed = 1, max_log2 = 18, rounds = 3, heads = 1, kv_heads = 0;
     cfg_t c = {.B = 1.0, .eps = 1e-6, .dense_max = 16384, .heads = 1};
     long dense_max = c.dense_max;
     const char *fftw_plan = "measure";
@@ -345,6 +368,8 @@ int pr_bench_fast(int argc, char **argv)
         {"seed", PR_OPT_INT, &seed, "random seed of the instances", 0, 0, 1e9, 0},
         {"heads", PR_OPT_INT, &heads, "general W: also time this many heads on one plan, one execute (per_head_ratio: "
          "its time per head over one head's)", 0, 1, 64, 0},
+        {"kv-heads", PR_OPT_INT, &kv_heads, "with --heads H: also time H heads over this many kv heads (dividing H) "
+         "on one grouped-query plan (per_head_ratio_gqa; 0: not)", 0, 1, 64, 0},
         {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times (--quick: 1)", 0, 1,
          20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the general-W plan (measure: seconds of planning per n, "
@@ -366,6 +391,9 @@ int pr_bench_fast(int argc, char **argv)
         "of H heads each); heads_s, per_head_s = heads_s / H and per_head_ratio = per_head_s / fast_s per row,\n"
         "heads_fftw_fraction the share of that execute inside transforms (which every head pays in full), and\n"
         "per_head_ratio at the largest n <= 2^16 in the summary (null where the heads' plan would stream).\n"
+        "--kv-heads K (with --heads H, K dividing H) also times H heads over K kv heads (grouped-query: a\n"
+        "group's Q heads share the sums and inverse transforms) on one plan: heads_gqa_s, per_head_ratio_gqa,\n"
+        "heads_gqa_fftw_fraction, transforms_per_head_gqa (transforms_per_head: the same for H kv heads).\n"
         "--json rows also give phases_s, the wall time of the timed execute's phases: xhat (the transforms of\n"
         "v*X), products (pair spectra times those, summed per a-marginal), inverse (the inverse transforms,\n"
         "scaled and summed), divide (by the row sums).",
@@ -376,6 +404,10 @@ int pr_bench_fast(int argc, char **argv)
     c.seed = seed;
     c.dense_max = (int)dense_max;
     c.heads = (int)heads;
+    if (kv_heads && (heads < 2 || heads % kv_heads))
+        return pr_cli_fail("bench fast", "--kv-heads %ld needs --heads H > 1, a multiple of it (got --heads %ld)",
+                           kv_heads, heads);
+    c.kv_heads = kv_heads ? (int)kv_heads : c.heads;
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     if (quick) {
         max_log2 = max_log2 < 14 ? max_log2 : 14;
@@ -428,10 +460,11 @@ int pr_bench_fast(int argc, char **argv)
             ph_k = k;
     int ph_n = ng ? gen[ph_k].n : 0;
     double ph_ratio = ng && gen[ph_k].heads_s > 0 ? gen[ph_k].heads_s / c.heads / gen[ph_k].fast : NAN;
+    double ph_gqa = ng && gen[ph_k].gqa_s > 0 ? gen[ph_k].gqa_s / c.heads / gen[ph_k].fast : NAN;
     if (json) {
         printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", \"rounds\": %ld, "
                "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan, rounds);
-        print_rows("general", gen, ng, 1, c.heads);
+        print_rows("general", gen, ng, 1, c.heads, c.kv_heads);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
         pr_cli_json_num("slope_2e12_2e18", sl, 6, ", ");
@@ -439,6 +472,10 @@ int pr_bench_fast(int argc, char **argv)
         if (c.heads > 1) {
             printf(", \"heads\": %d, \"per_head_ratio_n\": %d, ", c.heads, ph_n);
             pr_cli_json_num("per_head_ratio", ph_ratio, 4, "");
+        }
+        if (c.kv_heads < c.heads) {
+            printf(", \"kv_heads\": %d, ", c.kv_heads);
+            pr_cli_json_num("per_head_ratio_gqa", ph_gqa, 4, "");
         }
         if (!skip_big)
             printf(", \"n_2e20\": {\"fast_s\": %.4g, \"plan_s\": %.4g, \"wall_s\": %.4g, \"streamed\": %s, "
@@ -449,7 +486,7 @@ int pr_bench_fast(int argc, char **argv)
                    big.transforms, big.degree, big.terms, big.fftw_frac, big.dense, big.xhat_gib, big.pw_gib,
                    big.spec_gib, rss_reset ? "true" : "false");
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
-        print_rows("lowrank", lr, nl, 1, 1);
+        print_rows("lowrank", lr, nl, 1, 1, 1);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_l, 6, "}}\n");
     } else {
@@ -459,11 +496,16 @@ int pr_bench_fast(int argc, char **argv)
                "dense/fast", "fftw", "g", "terms", "transf", "GiB", "pred_fast", "pred_dense");
         if (c.heads > 1)
             printf(" %10s %10s %9s", "heads_s", "per_head_s", "per_head");
+        if (c.kv_heads < c.heads)
+            printf(" %10s %9s", "gqa_s", "per_h_gqa");
         printf("\n");
-        print_rows("general", gen, ng, 0, c.heads);
+        print_rows("general", gen, ng, 0, c.heads, c.kv_heads);
         if (c.heads > 1)
             printf("  %d heads on one plan at n = %d: %.4g s per head, %.3f of one head's execute\n", c.heads,
                    ph_n, ph_ratio * gen[ph_k].fast, ph_ratio);
+        if (c.kv_heads < c.heads)
+            printf("  %d heads over %d kv heads on one plan at n = %d: %.4g s per head, %.3f of one head's "
+                   "execute\n", c.heads, c.kv_heads, ph_n, ph_gqa * gen[ph_k].fast, ph_gqa);
         printf("  crossover n* = %.0f   log-log slope 2^12..2^18 = %.3f   FFTW share (n >= 2^12) = %.2f\n",
                ncross_g, sl, fftw);
         if (!skip_big)
@@ -478,7 +520,7 @@ int pr_bench_fast(int argc, char **argv)
         printf("low-rank, RoPE, d = 4, B = %g, eps = %g\n", c.B, c.eps);
         printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "feats", "transf", "GiB", "pred_fast", "pred_dense");
-        print_rows("lowrank", lr, nl, 0, 1);
+        print_rows("lowrank", lr, nl, 0, 1, 1);
         printf("  crossover n* = %.0f\n", ncross_l);
     }
     return 0;

@@ -1,7 +1,8 @@
 /* The general-W forward with many heads on one plan (issue 16): h heads in one execute are h
  * one-head executes on the slices bit for bit (same thread count), grouped-query heads read K, V
- * head i / (h / h_kv), kept pair spectra = streamed ones bit for bit, the plan's bytes are its dry
- * run, the pair tables and accessors agree, and bad head counts are refused. */
+ * head i / (h / h_kv) and share the inverse transforms (counted: one per a-marginal, kv head and
+ * column), kept pair spectra = streamed ones bit for bit, the plan's bytes are its dry run (less
+ * for fewer kv heads), the pair tables and accessors agree, and bad head counts are refused. */
 #include <math.h>
 #include <string.h>
 #include <omp.h>
@@ -38,7 +39,7 @@ static void taylor(double *c, int g)
 
 static void test_heads(pr_rng_t rng)
 {
-    for (int trial = 0; trial < 51; trial++) {
+    for (int trial = 0; trial < 60; trial++) {
         int kind = trial % 3, causal = (trial / 3) % 2, d = 1 + (int)pr_rng_below(rng, 4);
         if (kind < 2)   /* RoPE and general W take an even d */
             d = 2 * (1 + (int)pr_rng_below(rng, 2));
@@ -49,9 +50,17 @@ static void test_heads(pr_rng_t rng)
         }
         int h_kv = 1 + (int)pr_rng_below(rng, 3), h = h_kv * (1 + (int)pr_rng_below(rng, 3));
         int planned = h + (int)pr_rng_below(rng, 2), nthr = 1 + (int)pr_rng_below(rng, 3);
-        char what[200];
-        snprintf(what, sizeof what, "trial %d: %s n=%d d=%d g=%d causal=%d h=%d h_kv=%d planned=%d threads=%d",
-                 trial, kind_names[kind], n, d, g, causal, h, h_kv, planned, nthr);
+        if (trial >= 51) {   /* Llama-style grouping: 8 Q heads over 1, 2 or 4 kv heads, 1 to 3 threads */
+            h = planned = 8;
+            h_kv = 1 << (trial % 3);
+            nthr = 1 + (trial - 51) / 3;
+        }
+        /* kv heads planned: as executed, one more, or (kv_planned = planned) any grouping */
+        int kv_planned = h_kv + (int)pr_rng_below(rng, 2);
+        kv_planned = pr_rng_below(rng, 3) == 0 || kv_planned > planned ? planned : kv_planned;
+        char what[240];
+        snprintf(what, sizeof what, "trial %d: %s n=%d d=%d g=%d causal=%d h=%d h_kv=%d planned=%d kv_planned=%d "
+                 "threads=%d", trial, kind_names[kind], n, d, g, causal, h, h_kv, planned, kv_planned, nthr);
         pr_posw_t W;
         PR_CHECK_OK(make_w(W, kind, n, d, rng));
         pr_attn_opts_t o;
@@ -72,27 +81,37 @@ static void test_heads(pr_rng_t rng)
         int keep = omp_get_max_threads();
         omp_set_num_threads(nthr);
         pr_fast_plan_t F, Fs, F1;
-        PR_CHECK_OK(pr_fast_plan_heads(F, W, &o, planned, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+        PR_CHECK_OK(pr_fast_plan_gqa(F, W, &o, planned, kv_planned, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
         const pr_expand_struct *T = F->terms;
-        size_t stream = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, 1);
-        PR_CHECK_OK(pr_fast_plan_heads(Fs, W, &o, planned, stream, 1000000, PR_FAST_ESTIMATE));
+        size_t stream = pr_fast_plan_bytes_gqa(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, kv_planned, 1);
+        PR_CHECK_OK(pr_fast_plan_gqa(Fs, W, &o, planned, kv_planned, stream, 1000000, PR_FAST_ESTIMATE));
         PR_CHECK_OK(pr_fast_plan(F1, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
         /* the dry runs count the scratch of omp_get_max_threads() threads, as the plans did */
-        size_t kept = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, 0),
-               bound = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, -1, planned, 0);
+        size_t kept = pr_fast_plan_bytes_gqa(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, kv_planned, 0),
+               bound = pr_fast_plan_bytes_gqa(n, d, W->s, g, T->da, T->db, -1, planned, kv_planned, 0),
+               mha = pr_fast_plan_bytes_heads(n, d, W->s, g, T->da, T->db, T->npairs_fwd, planned, 0);
         omp_set_num_threads(keep);
-        PR_CHECK(!F->streamed && Fs->streamed && F->heads == planned, "%s: streamed %d %d", what, F->streamed,
-                 Fs->streamed);
-        /* the dry run is the allocation, heads included */
+        PR_CHECK(!F->streamed && Fs->streamed && F->heads == planned && F->kv_heads == kv_planned,
+                 "%s: streamed %d %d", what, F->streamed, Fs->streamed);
+        /* the dry run is the allocation, heads included; fewer kv heads hold less (x̂ and sums) */
         PR_CHECK(F->bytes == kept && Fs->bytes == stream && F->bytes <= bound, "%s: bytes %zu, %zu vs dry runs %zu, "
                  "%zu (bound %zu)", what, F->bytes, Fs->bytes, kept, stream, bound);
+        PR_CHECK(kv_planned == planned ? kept == mha : kept < mha, "%s: %zu bytes for %d kv heads, %zu for %d",
+                 what, kept, kv_planned, mha, planned);
         PR_CHECK(T->nterms_fwd == (long)pr_expand_binom(W->s, g) && T->nterms == (long)pr_expand_binom(W->s, g + 1),
                  "%s: the plan's expansion is built to degree g+1: %ld %ld", what, T->nterms_fwd, T->nterms);
         PR_CHECK_OK(pr_fast_execute_heads(O, F, h, h_kv, Q, K, V));
         PR_CHECK(F->exec_heads == h, "%s: exec_heads %d", what, F->exec_heads);
         pr_fast_rowsums(D, F);
+        /* transforms per kv head, not per Q head: (d+1) per b-marginal (forward) and per a-marginal
+         * (inverse); a streamed plan also transforms every pair's symbol once */
+        long xf = T->bm->count_fwd * h_kv * (d + 1), inv = T->am->count_fwd * h_kv * (d + 1);
+        PR_CHECK(F->fwd_transforms == xf && F->inv_transforms == inv, "%s: %ld forward, %ld inverse transforms, "
+                 "expected %ld, %ld", what, F->fwd_transforms, F->inv_transforms, xf, inv);
         PR_CHECK_OK(pr_fast_execute_heads(Os, Fs, h, h_kv, Q, K, V));
         PR_CHECK(!memcmp(O, Os, sizeof(double) * nd * h), "%s: kept != streamed", what);
+        PR_CHECK(Fs->fwd_transforms == xf + T->npairs_fwd && Fs->inv_transforms == inv, "%s: streamed: %ld forward, "
+                 "%ld inverse transforms", what, Fs->fwd_transforms, Fs->inv_transforms);
         /* head i alone on its slices, K and V from head i / (h / h_kv): the same bits */
         for (int i = 0; i < h; i++) {
             int kv = i / (h / h_kv);
@@ -113,6 +132,8 @@ static void test_heads(pr_rng_t rng)
                  pr_fast_execute_heads(O, F, h, 0, Q, K, V) == PR_EINVAL &&
                  (h < 2 || pr_fast_execute_heads(O, F, h, h + 1, Q, K, V) == PR_EINVAL) &&
                  (h != 3 || pr_fast_execute_heads(O, F, 3, 2, Q, K, V) == PR_EINVAL) &&
+                 (kv_planned == planned || pr_fast_execute_heads(O, F, kv_planned + 1, kv_planned + 1, Q, K, V)
+                                           == PR_EINVAL) &&
                  pr_fast_execute_heads(O, F1, 2, 1, Q, K, V) == PR_EINVAL, "%s: bad head counts accepted", what);
         Q[nd * h - 1] = NAN;
         PR_CHECK(pr_fast_execute_heads(O, F, h, h_kv, Q, K, V) == PR_ENONFINITE, "%s: NaN in the last head", what);
@@ -133,6 +154,8 @@ static void test_heads(pr_rng_t rng)
     o.poly_degree = 3;
     pr_fast_plan_t F;
     PR_CHECK(pr_fast_plan_heads(F, W, &o, 0, (size_t)1 << 30, 1000000, 0) == PR_EINVAL, "0 heads planned");
+    PR_CHECK(pr_fast_plan_gqa(F, W, &o, 2, 0, (size_t)1 << 30, 1000000, 0) == PR_EINVAL &&
+             pr_fast_plan_gqa(F, W, &o, 2, 3, (size_t)1 << 30, 1000000, 0) == PR_EINVAL, "kv heads 0 or > heads planned");
     pr_posw_clear(W);
 }
 

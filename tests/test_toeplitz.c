@@ -190,6 +190,40 @@ int main(void)
         }
     }
 
+    /* the fused forms pr_fast uses: vec_spec_mul = vec_spec of the products formed first, and
+     * inverse_raw · (1/L) = spec_inverse, bit for bit; a non-finite product refused */
+    for (long n = 1; n <= 700; n = n * 4 + 3) {
+        pr_toeplitz_plan_t P;
+        PR_CHECK_OK(pr_toeplitz_plan(P, n, PR_TOEPLITZ_FORCE_FFT));
+        size_t sl = pr_toeplitz_spec_len(P);
+        long inc = 1 + (long)pr_rng_below(rng, 3);
+        double *u = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n * inc), *ux = malloc(sizeof(double) * n);
+        double *h1 = pr_toeplitz_spec_alloc(P, 4), *h2 = h1 + sl, *h3 = h2 + sl, *h4 = h3 + sl;
+        double *y1 = malloc(sizeof(double) * n);
+        pr_rng_fill(u, n, 1.0, rng);
+        fill_wide(x, n * inc, 30, rng);
+        for (long j = 0; j < n; j++)
+            ux[j] = u[j] * x[j * inc];
+        PR_CHECK_OK(pr_toeplitz_vec_spec_mul(h1, u, x, inc, P, NULL));
+        PR_CHECK_OK(pr_toeplitz_vec_spec(h2, ux, 1, P, NULL));
+        PR_CHECK(!memcmp(h1, h2, sizeof(double) * sl), "vec_spec_mul n=%ld incx=%ld: not vec_spec of the products",
+                 n, inc);
+        memcpy(h3, h1, sizeof(double) * sl);
+        PR_CHECK_OK(pr_toeplitz_spec_inverse(y1, 1, h3, P, NULL));
+        const double *raw = pr_toeplitz_spec_inverse_raw(h1, P, NULL);
+        long same = 0;
+        for (long i = 0; i < n; i++)
+            same += y1[i] == raw[i] * (1.0 / (double)P->L);
+        PR_CHECK(same == n, "inverse_raw n=%ld: %ld of %ld entries scaled differ from spec_inverse", n, n - same, n);
+        memcpy(h4, h2, sizeof(double) * sl);
+        x[(n - 1) * inc] = INFINITY;
+        PR_CHECK(pr_toeplitz_vec_spec_mul(h4, u, x, inc, P, NULL) == PR_ENONFINITE, "vec_spec_mul n=%ld: Inf taken", n);
+        PR_CHECK(pr_toeplitz_vec_spec_mul(h4, u, x, 0, P, NULL) == PR_EINVAL, "vec_spec_mul n=%ld: incx 0 taken", n);
+        free(u); free(x); free(ux); free(y1);
+        pr_toeplitz_spec_free(h1);
+        pr_toeplitz_destroy(P);
+    }
+
     /* linearity, shift, impulse, and the frequency-domain sum (FFT path, random data) */
     for (long n = 5; n <= 300; n = n * 3 + 1) {
         pr_toeplitz_plan_t P;
