@@ -30,13 +30,17 @@
  * (4) Sharing by pairs: every product above depends on f only through (μ, ν) and α̂_f (or α_f),
  *     so a pair's terms enter through Σ_f α̂_f t̂_f. Within a size m, α̂_f = (c_{m-1}/(m c_m)) α_f,
  *     both multiples of mult(f) σ^m: for m ≤ g and c_m ≠ 0 that sum is a multiple of the forward
- *     plan's kept pair spectrum Σ_f α_f t̂_f; the other pairs (size g+1, c_m = 0, or a streamed
- *     forward) sum mult(f) σ^m t_f in the time domain and are transformed once per pair. dw needs
+ *     plan's kept pair spectrum Σ_f α_f t̂_f; the pairs of size g+1 (c_{g+1} = 0: no forward
+ *     spectrum) sum mult(f) σ^m t_f in the time domain and are transformed once per pair at plan
+ *     time (unless the memory budget refuses them: then per execute, like the other pairs, of a
+ *     size with c_m = 0 or under a streamed forward). dw needs
  *     the terms one by one, but only in the time domain, against the pair's C, and through their
  *     parents: α̂_f f_k t_{f-k} = σ α_e t_e with e = f - k, a term of the pair (μ - a_k, ν - b_k),
- *     so dw_k = Σ_{pairs} C ∘ Σ_{e in the pair less k} σ α_e t_e: each parent's symbol is made
- *     once per batch and block of offsets (s products) and added into the sums of the pairs it
- *     feeds, one addition per (f, k).
+ *     so dw_k = Σ_{pairs} C ∘ Σ_{e in the pair less k} σ α_e t_e, and within the parent pair P
+ *     (size m') σ α_e = σ c_{m'} mult(e) σ^{m'}: dw_k = Σ_{pairs} C ∘ σ c_{m'} S_P with S_P the
+ *     parent's time-domain symbol sum Σ_e mult(e) σ^{m'} t_e, kept by the plan for every pair of
+ *     size ≤ g when memory allows (else made once per batch and block of offsets from its terms):
+ *     one product per (pair, k) and offset.
  *     The terms are pr_expand's, built to degree g+1 (the forward plan's, borrowed): grouped by μ,
  *     the groups by size, sorted by ν inside a group, so that a pair is a run of terms.
  *     Terms are visited by size |f| = m; only the ν of size m are live at a time, which bounds
@@ -51,6 +55,10 @@
  *     of their own.
  * (5) Heads on one W: per head only the marginal transforms and the products; dw's correlations
  *     are summed over the heads before their inverse (W is shared), so its symbol work is paid once.
+ *     Grouped-query heads (Q heads hq sharing a kv head): dQ's sums Σ_ν α̂ T̂_μν ∘ Ŷ_{ν,c} hold no Q
+ *     head, so their products and inverses are made once per kv head; every other product takes
+ *     X̂ linearly (dK, dV, κ, dw, κ^w summed over the group), so Σ_hq x_c u_μ is summed in the
+ *     time domain before one transform per (kv head, μ, c). A Q head adds only time-domain work.
  *
  * ---- Propagated error bound (claim G4; pr_control_backward_bound computes it) ---------------
  * Let |P(x) - eˣ| ≤ ε_A eˣ on [-R, R] (R bounds |M_ij|), P the exact softmax weights, and
@@ -105,12 +113,22 @@ static int plan_shape(pr_backward_plan *p, const pr_posw_struct *W, int g, long 
     /* the a-marginals of size G (what the threads split) and the b-marginals of size G (the most
      * numerous size) */
     double mutop = pr_expand_binom(p->da - 1, G), nutop = pr_expand_binom(p->db - 1, G);
+    /* the pairs of size G: at most (μ of size G)·(ν of size G), and at most the terms of size G */
+    double termsG = pr_expand_binom(s - 1, G), keep = mutop * nutop < termsG ? mutop * nutop : termsG;
+    /* the pairs of size ≤ g alike, size by size */
+    double psym = 0.0;
+    for (int m = 0; m <= g; m++) {
+        double mn = pr_expand_binom(p->da - 1, m) * pr_expand_binom(p->db - 1, m), tm = pr_expand_binom(s - 1, m);
+        psym += mn < tm ? mn : tm;
+    }
     /* every size_t product of the buffers' sizes stays exact: the largest are the term tables,
-     * Yhat's and the accumulators' spectra */
-    double big = pr_expand_binom(s, G) * (s + 16.0) + nutop * 4.0 * heads * (W->d + 1.0) * (Lfft + 2.0);
+     * Yhat's, the accumulators' and the kept spectra */
+    double big = pr_expand_binom(s, G) * (s + 16.0) + (nutop * 4.0 * heads * (W->d + 1.0) + keep + psym) * (Lfft + 2.0);
     if (!(big < 0x1p56) || Lfft <= 0 || heads < 1)
         return PR_EBUDGET;
     p->maxnu = (long)nutop;
+    p->nkeep = (long)keep;
+    p->npsym = (long)psym;
     p->nthreads = nt < mutop ? nt : (int)mutop;
     /* pairs per batch: TBATCH, or what MUBATCH groups can hold (each at most maxnu pairs) */
     p->tbatch = (long)MUBATCH * p->maxnu < TBATCH ? (int)(MUBATCH * p->maxnu) : TBATCH;
@@ -139,12 +157,13 @@ static void thread_buffers(bw_thread *th, pr_mem_t M, const pr_backward_plan *p,
     th->kappa_w = pr_mem_zalloc(M, L, sizeof(double));
     th->preb = pr_mem_zalloc(M, SYM_BLK, sizeof(double));
     th->dws = pr_mem_zalloc(M, tb * (size_t)p->s * SYM_BLK, sizeof(double));
-    th->tpar = pr_mem_zalloc(M, SYM_BLK, sizeof(double));
     th->plist = pr_mem_zalloc(M, tb * (size_t)p->s, sizeof(long));
+    th->pidx = pr_mem_zalloc(M, tb * (size_t)p->s, sizeof(int));
     th->rbuf = pr_mem_zalloc(M, n, sizeof(double));
     th->zbuf = pr_mem_zalloc(M, n, sizeof(double));
     th->ycol = pr_mem_zalloc(M, n, sizeof(double));
     th->tmp = pr_mem_zalloc(M, n, sizeof(double));
+    th->xsum = pr_mem_zalloc(M, (d + 2) * n, sizeof(double));
     th->That = spectra(M, p, tb);
     th->Xhat = spectra(M, p, MUBATCH * h * (d + 2));
     th->accQ = spectra(M, p, MUBATCH * h * (d + 1));
@@ -187,6 +206,8 @@ static int plan_buffers(pr_backward_plan *p, pr_mem_t M, int own_E)
     p->xc = pr_mem_zalloc(M, h * (d + 2) * n, sizeof(double));
     p->ysize = h * (d + 1) * (size_t)p->maxnu * p->sl;
     p->Yhat = spectra(M, p, 2 * h * (d + 1) * (size_t)p->maxnu);
+    p->keptG = p->keep ? spectra(M, p, (size_t)p->nkeep) : NULL;
+    p->psym = p->keep > 1 && p->want_dw ? pr_mem_zalloc(M, (size_t)p->npsym * L, sizeof(double)) : NULL;
     p->thr = pr_mem_zalloc(M, (size_t)p->nthreads, sizeof(bw_thread));
     for (int i = 0; i < p->nthreads && pr_mem_status(M) == PR_OK; i++) {
         bw_thread dry;
@@ -202,11 +223,13 @@ void pr_backward_destroy(pr_backward_plan *p)
     free(p->alpha); free(p->salpha); free(p->base); free(p->poly); free(p->pair_sub); free(p->pair_add);
     free(p->wpow); free(p->bias); free(p->qpow); free(p->kpow); free(p->xc);
     pr_toeplitz_spec_free(p->Yhat);
+    pr_toeplitz_spec_free(p->keptG);
+    free(p->psym);
     for (int t = 0; p->thr && t < p->nthreads; t++) {
         bw_thread *th = &p->thr[t];
-        free(th->tsym); free(th->csym); free(th->cnu); free(th->preb); free(th->dws); free(th->tpar);
-        free(th->plist);
-        free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp);
+        free(th->tsym); free(th->csym); free(th->cnu); free(th->preb); free(th->dws);
+        free(th->plist); free(th->pidx);
+        free(th->rbuf); free(th->zbuf); free(th->ycol); free(th->tmp); free(th->xsum);
         pr_toeplitz_spec_free(th->That); pr_toeplitz_spec_free(th->Xhat);
         pr_toeplitz_spec_free(th->accQ); pr_toeplitz_spec_free(th->corr);
         pr_toeplitz_spec_free(th->accK); pr_toeplitz_spec_free(th->accV);
@@ -234,7 +257,7 @@ void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W
         return;
     }
     /* the plan's own dry run, on a forward plan of ESTIMATE length (whose expansion it borrows) */
-    pr_backward_plan p = {0};
+    pr_backward_plan p = {.keep = 2};
     pr_mem_t M;
     pr_mem_init(M, 1);
     *bytes = INFINITY;
@@ -333,6 +356,7 @@ static int plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_at
         p->salpha[t] = opts->sigma * p->alpha[t];
     }
     memcpy(p->poly, opts->poly, sizeof(double) * ((size_t)p->g + 1));
+    p->sigma = opts->sigma;
     for (long q = 0; q < E->npairs; q++)
         p->reused += bw_forward_pair(p, q, E->deg[E->pstart[q]]) != NULL;
     for (long l = -(n - 1); l <= n - 1; l++) {
@@ -347,6 +371,42 @@ static int plan_tables(pr_backward_plan *p, const pr_posw_struct *W, const pr_at
         }
     }
     return plan_pair_steps(p);
+}
+
+/* Made once here by the execute's own routines instead of in every execute, so with the same
+ * bits (math.md §7): the size-G pairs' spectra (no forward spectrum serves them: c_G = 0) and,
+ * with psym, the time-domain symbol sums of the pairs of size ≤ g (dw's parents). */
+static int plan_kept(pr_backward_plan *p)
+{
+    const pr_expand_struct *E = p->E;
+    size_t L = 2 * (size_t)p->n - 1;
+    p->qG = E->gpair[E->am->size_start[p->G]];
+    long q1 = E->gpair[E->am->size_start[p->G + 1]], tb = p->tbatch, q0 = p->psym ? 0 : p->qG;
+    if (!p->keptG)
+        return PR_OK;
+    for (int t = 0; t < p->nthreads; t++)
+        p->thr[t].st = PR_OK;
+#pragma omp parallel for num_threads(p->nthreads) schedule(static)
+    for (long q = q0; q < q1; q += tb) {
+        bw_thread *th = &p->thr[omp_get_thread_num()];
+        int nb = (int)(q1 - q < tb ? q1 - q : tb), sym[TBATCH];
+        const double *Ns[TBATCH] = {0};
+        for (int i = 0; i < nb; i++)
+            sym[i] = 1;
+        if (th->st)
+            continue;
+        pr_backward_symbols_(p, th, q, nb, sym, Ns);
+        for (int i = 0; i < nb && q + i < p->qG; i++)
+            memcpy(p->psym + (size_t)(q + i) * L, th->tsym + (size_t)i * L, sizeof(double) * L);
+        for (int i = 0; i < nb && !th->st; i++)
+            if (q + i >= p->qG)
+                th->st = pr_toeplitz_symbol_spec(p->keptG + (size_t)(q + i - p->qG) * p->sl, th->tsym + (size_t)i * L,
+                                             PR_TOEPLITZ_FULL, p->tp, th->ws);
+    }
+    int st = PR_OK;
+    for (int t = 0; t < p->nthreads; t++)
+        st = st ? st : p->thr[t].st;
+    return st;
 }
 
 int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
@@ -364,12 +424,20 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
     long Lfft = F ? F->tp->L : pr_toeplitz_good_size(2L * W->n - 1, 5, 1);
     if ((st = plan_shape(p, W, g, Lfft, omp_get_max_threads(), heads, want_dw)))
         goto fail;
-    /* the dry run, before anything is allocated: one budget, max_bytes */
+    /* the dry run, before anything is allocated: one budget, max_bytes; the size-G pair spectra
+     * are kept unless they alone pass it */
     pr_mem_t M;
-    pr_mem_init(M, 1);
     pr_budget_t b;
     pr_budget_init(b, max_bytes > 0 ? max_bytes : 0, 0);
-    if ((st = plan_buffers(p, M, !F)) || (st = pr_budget_bytes(b, M->bytes, "the backward plan")))
+    for (p->keep = 2; p->keep >= 0; p->keep--) {
+        pr_mem_init(M, 1);
+        if ((st = plan_buffers(p, M, !F)))
+            goto fail;
+        if (!(max_bytes > 0 && M->bytes > max_bytes))
+            break;
+    }
+    p->keep = p->keep > 0 ? p->keep : 0;
+    if ((st = pr_budget_bytes(b, M->bytes, "the backward plan")))
         goto fail;
     if (F) {
         /* the forward's expansion, built to degree g+1: borrowed, no second enumeration */
@@ -389,7 +457,7 @@ int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F
     pr_mem_init(M, 0);
     st = plan_buffers(p, M, !F);
     p->bytes = M->bytes;
-    if (st || (st = plan_tables(p, W, opts)))
+    if (st || (st = plan_tables(p, W, opts)) || (st = plan_kept(p)))
         goto fail;
     *plan = p;
     return PR_OK;
@@ -424,6 +492,8 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->b_marginals = p->E->bm->count;
     info->ab_pairs = p->E->npairs;
     info->reused_spectra = p->reused;
+    info->kept_spectra = p->keptG ? p->E->npairs - (long)p->qG : 0;
+    info->kept_symbols = p->psym ? (long)p->qG : 0;
     info->bytes = p->bytes;
     info->transforms = p->transforms;
 }

@@ -27,17 +27,19 @@ extern "C" {
  * F: the forward plan made for the same W, opts and n (or NULL). The backward then borrows F's
  * expansion (built to degree g+1) and Toeplitz plan, and each (μ, ν) pair of size m ≤ g with
  * c_m ≠ 0 takes F's kept pair spectrum Σ_{e in pair} α_e t̂_e (Σ α̂_f t̂_f is c_{m-1}/(m c_m) times
- * it); the other pairs (size g+1, c_m = 0, or F streamed) sum their symbols in the time domain
- * and are transformed once per pair in each execute. F must outlive the backward plan. Without F
+ * it); the other pairs sum their symbols in the time domain and are transformed once per pair:
+ * those of size g+1 at plan time (kept_spectra), unless that alone passes max_bytes, the others
+ * (c_m = 0, or F streamed) in each execute. F must outlive the backward plan. Without F
  * the plan builds its own expansion to degree g+1 and its own Toeplitz plan.
  * heads: the most Q heads one execute may take (pr_backward_execute_heads).
  * want_dw = 0 skips dw. Memory: the plan first runs its allocations dry (pr_mem) and refuses with
- * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit).
+ * PR_EBUDGET, before allocating anything, when they pass max_bytes (0: no limit) even without the
+ * kept size-(g+1) spectra.
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
- * most the number of a-marginals of size g+1); execute splits each size's b-marginal transforms,
- * then its a-marginals (balanced by term count), then its b-marginals' inverse transforms over
- * them, and adds the threads' parts in thread order: for a given thread count the result does
- * not depend on scheduling. */
+ * most the number of a-marginals of size g+1); execute splits each size's a-marginals (balanced
+ * by their work, the next size's b-marginal transforms filling the shares to one load), then its
+ * b-marginals' inverse transforms over them, and adds the threads' parts in thread order: for a
+ * given thread count the result does not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
 int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
@@ -56,8 +58,11 @@ int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
  *   likewise (the weight of the summed dK, dV's bound, pr_control_backward_bound);  dw: s×(2n-1)
  *   as in pr_posw, summed over all heads (W is shared; NULL to skip; must be NULL if the plan was
  *   made without dw).
- * Each pair spectrum is read once per block of frequencies for every head and column, and dw's
- * correlations are summed over the heads before their one inverse transform per pair. Per head
+ * Each pair spectrum is read once per block of frequencies for every kv head and column, and dw's
+ * correlations are summed over the heads before their one inverse transform per pair. The Q heads
+ * of a kv head share its transforms and products (dQ's sums depend on the kv head only; the
+ * others are linear in the group's x_c u_μ, summed before one transform): an (h, h_kv) execute
+ * runs the transforms of an (h_kv, h_kv) one. Per head
  * dQ, and with h_kv = h dK, dV and kappa, are bit for bit those of one-head executes on the
  * head's slices. PR_EINVAL unless 1 ≤ h ≤ the planned heads and h_kv divides h. */
 int pr_backward_execute_heads(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
@@ -89,6 +94,9 @@ void pr_backward_lse_from_fast(double *lse, const pr_fast_plan_t F);
 typedef struct {
     long terms, a_marginals, b_marginals, ab_pairs;
     long reused_spectra;    /* pairs whose spectrum is the forward plan's */
+    long kept_spectra;      /* pairs (of size g+1) whose spectrum the plan made (0: made per execute) */
+    long kept_symbols;      /* pairs (of size ≤ g) whose time-domain symbol sum the plan made for dw
+                               (0: made per execute) */
     double bytes;
     long transforms;
 } pr_backward_info_t;
@@ -120,9 +128,9 @@ int pr_backward_lowrank_heads(double *dQ, double *dK, double *dV, double *kappa,
 /* Memory (bytes) and work (operations) of the backward alone (pr_backward_plan_fft and execute,
  * or pr_backward_lowrank with lowrank = 1) for W, n, d and the forward's degree g, in double (+Inf
  * past it; pr_fast_needs gives the forward's). bytes is the allocating code's own dry run: exactly
- * what pr_backward_lowrank holds, or what pr_backward_plan_fft with want_dw holds (info.bytes) on
- * a forward plan of FFTW_ESTIMATE's transform length, whose expansion it borrows, with
- * omp_get_max_threads() threads. ops is an estimate. */
+ * what pr_backward_lowrank holds, or what pr_backward_plan_fft with want_dw and no budget holds
+ * (info.bytes, with its kept spectra) on a forward plan of FFTW_ESTIMATE's transform length, whose
+ * expansion it borrows, with omp_get_max_threads() threads. ops is an estimate. */
 void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                        int lowrank);
 

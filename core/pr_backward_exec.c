@@ -80,15 +80,16 @@ static inline double *xcol(const pr_backward_plan *p, int hq, int c)
     return p->xc + ((size_t)hq * (p->d + 2) + c) * p->n;
 }
 
-/* X̂ and dQ's sums of the slot-th a-marginal of a batch and Q head hq */
-static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
+/* X̂ and dQ's sums of the slot-th a-marginal of a batch and kv head kv (both depend on a Q head
+ * only through its kv head, see do_mus) */
+static inline double *xhat(const pr_backward_plan *p, const bw_thread *th, int slot, int kv, int c)
 {
-    return th->Xhat + (((size_t)slot * p->heads + hq) * (p->d + 2) + c) * p->sl;
+    return th->Xhat + (((size_t)slot * p->heads + kv) * (p->d + 2) + c) * p->sl;
 }
 
-static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int slot, int hq, int c)
+static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int slot, int kv, int c)
 {
-    return th->accQ + (((size_t)slot * p->heads + hq) * (p->d + 1) + c) * p->sl;
+    return th->accQ + (((size_t)slot * p->heads + kv) * (p->d + 1) + c) * p->sl;
 }
 
 /* offset of (kv, ν-th of its size, column 0) in Ŷ's size class and in accK, accV */
@@ -109,14 +110,14 @@ static inline const double *kpw(const pr_backward_plan *p, int kv)
 
 /* The products of nb pairs of size m, each pair's spectrum T[i] (real part T[i][q·stride[i]],
  * imaginary part T[i][toff[i] + q·stride[i]]: the forward's planar layout or the engine's
- * interleaved one) read once per block of frequencies for every head and column:
- *   accQ_{hq,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{hq,c}∘conj(T)  (c ≤ d; mac_one_),
- *   accV_{kv,ν,c} += al·X̂_{hq,c'}∘conj(T)
- * with kv = pr_attn_kv_head(hq, h, hkv), c' = c for c < d and the ‖dO‖₁ column for c = d (κ's;
- * only that one when vshare: dV then comes from accK, see pr_backward_execute_heads). With the
- * same blocks of X̂ and
- * Ŷ, dw's correlation Z[i] = Σ_hq Σ_{c≤d} X̂_{hq,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the
- * heads) and κ^w's Zn[i] = Σ_hq X̂_{hq,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
+ * interleaved one) read once per block of frequencies for every kv head and column (X̂_{kv,c}:
+ * the sum over the kv head's Q heads, do_mus):
+ *   accQ_{kv,c} += ah·T∘Ŷ_{kv,ν,c},  accK_{kv,ν,c} += ah·X̂_{kv,c}∘conj(T)  (c ≤ d; mac_cols_),
+ *   accV_{kv,ν,c} += al·X̂_{kv,c'}∘conj(T)
+ * with c' = c for c < d and the ‖dO‖₁ column for c = d (κ's; only that one when vshare: dV then
+ * comes from accK, see pr_backward_execute_heads). With the same blocks of X̂ and Ŷ, dw's
+ * correlation Z[i] = Σ_kv Σ_{c≤d} X̂_{kv,c}∘conj(Ŷ_{kv,ν,c}) (W is shared: one sum over the heads)
+ * and κ^w's Zn[i] = Σ_kv X̂_{kv,d+1}∘conj(Ŷ_{kv,ν,d}) (each when not NULL). Accumulators are
  * interleaved (the engine's layout, for its inverse transforms). Frequency blocks outside, pairs
  * and heads inside: the accumulators' and the input spectra's blocks stay in cache; the pairs by
  * ν, then μ, so that a ν's Ŷ and dK sums stay in L1 across its μ (each sum still takes its
@@ -144,7 +145,9 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
         for (int oi = 0; oi < nb; oi++) {
             int i = ord[oi];
             const double *tr = T[i] + q0 * tstride[i], *ti = T[i] + toff[i] + q0 * tstride[i];
-            int wq = ah[i] != 0.0, wv = al[i] != 0.0, wz = Z[i] != NULL, wn = Zn[i] != NULL;
+            /* dV's own products: for its columns when not shared with dK's, for κ's when asked */
+            int wq = ah[i] != 0.0, wv = al[i] != 0.0 && (!vshare || x->want_kappa), wz = Z[i] != NULL;
+            int wn = Zn[i] != NULL;
             if (wq)
                 pr_backward_spread_(r, im, ah[i], tr, ti - tr, tstride[i], mq);
             for (long q = 0; q < mq && wv; q++) {
@@ -153,17 +156,17 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             }
             for (long q = 0; q < mq && wn; q++)
                 nr[q] = ni[q] = 0.0;
-            for (int hq = 0; hq < x->h; hq++) {
-                size_t yo = nu_off(p, (int)pr_attn_kv_head(hq, x->h, x->hkv), nul[i]) + 2 * (size_t)q0;
+            for (int kv = 0; kv < x->hkv; kv++) {
+                size_t yo = nu_off(p, kv, nul[i]) + 2 * (size_t)q0;
+                /* the columns at stride sl in Ŷ, X̂, accQ and accK alike */
+                if (wq || wz)
+                    pr_backward_mac_cols_(accq(p, th, slot[i], kv, 0) + 2 * q0, th->accK + yo, za, zb, Ybase + yo,
+                                          xhat(p, th, slot[i], kv, 0) + 2 * q0, r, im, sl, d + 1, mq, wq, wz, kv == 0,
+                                          x->vec);
                 for (int c = 0; c <= d; c++) {
-                    const double *y = Ybase + yo + (size_t)c * sl, *xx = xhat(p, th, slot[i], hq, c) + 2 * q0;
-                    double *aq = accq(p, th, slot[i], hq, c) + 2 * q0, *ak = th->accK + yo + (size_t)c * sl;
-                    if (wq || wz)
-                        pr_backward_mac_one_(aq, ak, za, zb, y, xx, r, im, mq, wq, wz, hq == 0 && c == 0,
-                                             x->vec);
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
-                    const double *xv = xhat(p, th, slot[i], hq, c < d ? c : d + 1) + 2 * q0;
+                    const double *xv = xhat(p, th, slot[i], kv, c < d ? c : d + 1) + 2 * q0;
                     double *av = th->accV + yo + (size_t)c * sl;
                     for (long q = 0; q < mq; q++) {
                         double a = vr[q], b = vi[q];
@@ -172,7 +175,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     }
                 }
                 if (wn) {
-                    const double *xk = xhat(p, th, slot[i], hq, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    const double *xk = xhat(p, th, slot[i], kv, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
                     for (long q = 0; q < mq; q++) {
                         nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
                         ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
@@ -198,7 +201,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     } while (0)
 
 /* The pairs [q, q+nb) of the a-marginal groups from u0 on (size m; group u0 + k in slot k): the
- * sums of the symbols of the pairs F does not serve and their transforms, the products and
+ * sums of the symbols of the pairs neither F nor the plan serves and their transforms, the products and
  * correlations (mac_batch), then dw and κ^w from the correlations (a second pass over the terms'
  * symbols). */
 static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long q, int nb, int m,
@@ -224,9 +227,16 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
         Z[i] = wantC ? th->corr + (size_t)i * sl : NULL;
         Zn[i] = kwm ? th->corr + (tb + (size_t)i) * sl : NULL;
         T[i] = bw_forward_pair(p, q + i, m);
-        sym[i] = !T[i];
+        const double *kept = T[i] ? NULL : bw_kept_pair(p, q + i, m);
+        sym[i] = !T[i] && !kept;
         anysym |= sym[i];
-        if (T[i]) {
+        if (kept) {
+            T[i] = kept;
+            ah[i] = cm1 / m;
+            al[i] = cm;
+            tstride[i] = 2;
+            toff[i] = 1;
+        } else if (T[i]) {
             /* F's planar spectrum holds Σ α_f t̂_f = c_m Σ mult(f) σ^m t̂_f */
             ah[i] = m >= 1 ? cm1 / (m * cm) : 0.0;   /* α̂ = 0 for the empty multiset */
             al[i] = 1.0;
@@ -270,38 +280,58 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
     return PR_OK;
 }
 
-/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(x_c u_μ) per Q head,
+/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(Σ_hq x_c u_μ) per kv
+ * head (its Q heads' terms summed before one transform: only these sums enter the products),
  * their pairs' products into th->accQ and the thread's accK/accV, dw and κ^w, then dQ's parts. */
 static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, int m,
                   int vshare, double *dQ, double *dw)
 {
-    int n = p->n, d = p->d, G = p->G, st;
+    int n = p->n, d = p->d, G = p->G, st, grp = x->h / x->hkv, nx = d + 1 + x->want_kappa;
     const pr_expand_struct *E = p->E;
     for (long mu = u; mu < ue; mu++)
-        for (int hq = 0; hq < x->h; hq++) {
+        for (int kv = 0; kv < x->hkv; kv++) {
             int k = (int)(mu - u);
-            marg_product(th->tmp, qpw(p, hq), E->am->cnt + (size_t)mu * p->da, -1, p->da, G, n);
-            for (int c = 0; c < d + 1 + x->want_kappa; c++)
-                TRY(fwd(p, th, xhat(p, th, k, hq, c), xcol(p, hq, c), th->tmp));
+            /* the group's Q heads in order; the first one's products as they are (one head: the
+             * one-head execute's input bits) */
+            for (int hq = kv * grp; hq < (kv + 1) * grp; hq++) {
+                marg_product(th->tmp, qpw(p, hq), E->am->cnt + (size_t)mu * p->da, -1, p->da, G, n);
+                for (int c = 0; c < nx; c++) {
+                    const double *xc = xcol(p, hq, c);
+                    double *xs = th->xsum + (size_t)c * n;
+                    if (hq == kv * grp)
+                        for (int i = 0; i < n; i++)
+                            xs[i] = xc[i] * th->tmp[i];
+                    else
+                        for (int i = 0; i < n; i++)
+                            xs[i] += xc[i] * th->tmp[i];
+                }
+            }
+            for (int c = 0; c < nx; c++)
+                TRY(pr_toeplitz_vec_spec(xhat(p, th, k, kv, c), th->xsum + (size_t)c * n, 1, p->tp, th->ws));
             for (int c = 0; c <= d; c++)
-                pr_toeplitz_spec_zero(accq(p, th, k, hq, c), p->tp);
+                pr_toeplitz_spec_zero(accq(p, th, k, kv, c), p->tp);
         }
     for (long q = E->gpair[u], nb; q < E->gpair[ue]; q += nb) {
         nb = E->gpair[ue] - q < p->tbatch ? E->gpair[ue] - q : p->tbatch;
         TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw, u));
     }
     for (long mu = u; mu < ue && m >= 1; mu++)
-        for (int hq = 0; hq < x->h; hq++) {
-            /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
-            memset(th->ycol, 0, sizeof(double) * n);
-            for (int c = 0; c <= d; c++) {
-                TRY(inv(p, th, accq(p, th, (int)(mu - u), hq, c)));
-                const double *xc = xcol(p, hq, c);
-                for (int i = 0; i < n; i++)
-                    th->ycol[i] += xc[i] * th->zbuf[i];
+        for (int kv = 0; kv < x->hkv; kv++) {
+            /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads */
+            for (int c = 0; c <= d; c++)
+                TRY(pr_toeplitz_spec_inverse(th->xsum + (size_t)c * n, 1, accq(p, th, (int)(mu - u), kv, c), p->tp,
+                                             th->ws));
+            for (int hq = kv * grp; hq < (kv + 1) * grp; hq++) {
+                /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
+                memset(th->ycol, 0, sizeof(double) * n);
+                for (int c = 0; c <= d; c++) {
+                    const double *xc = xcol(p, hq, c), *z = th->xsum + (size_t)c * n;
+                    for (int i = 0; i < n; i++)
+                        th->ycol[i] += xc[i] * z[i];
+                }
+                add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
+                              th->tmp, E->aval, p->da, d, G, n);
             }
-            add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
-                          th->tmp, E->aval, p->da, d, G, n);
         }
     return PR_OK;
 }
@@ -405,6 +435,35 @@ static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
     return u;
 }
 
+/* the size-m a-marginals' work of thread t's share for h_kv kv heads, in mu_weight's units: per
+ * further kv head its transforms and products again */
+static long mu_load(const pr_backward_plan *p, const bw_exec *x, int m, int t, int nth)
+{
+    const long *gp = p->E->gpair;
+    long w = 0;
+    for (long u = mu_chunk(p, m, t, nth), u1 = mu_chunk(p, m, t + 1, nth); u < u1; u++)
+        w += mu_weight(p, u) + (x->hkv - 1) * (4 * (p->d + 1) + 2 * (gp[u + 1] - gp[u]));
+    return w;
+}
+
+/* Thread id's share [*y0, *y1) of the next size's nnext Ŷ items, made beside this size's
+ * a-marginals (they fill the other half of Yhat, which this size does not read): contiguous, in
+ * thread order, each thread taking what brings its load nearest the mean (an item: one
+ * transform, 2 units). Which thread makes an item changes no bit. */
+static void yhat_share(const pr_backward_plan *p, const bw_exec *x, int m, int id, int nth, long nnext, long *y0,
+                       long *y1)
+{
+    long tot = 2 * nnext, lo = 0;
+    for (int t = 0; t < nth; t++)
+        tot += mu_load(p, x, m, t, nth);
+    for (int t = 0; t <= id; t++) {
+        long want = (tot / nth - mu_load(p, x, m, t, nth)) / 2;
+        want = t == nth - 1 || want > nnext - lo ? nnext - lo : want < 0 ? 0 : want;
+        *y0 = lo;
+        *y1 = lo += want;
+    }
+}
+
 /* threads 1..used-1's parts into the outputs (thread 0's), in thread order: the same sums
  * whatever the scheduling */
 static void add_parts(pr_backward_plan *p, const bw_exec *x, int used, double *dQ, double *dK,
@@ -486,7 +545,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         if (id == 0)
             used = nth;
         /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
-         * previous size's inverse transforms, in the other half of Yhat */
+         * previous size's a-marginals, in the other half of Yhat */
         if (x.want_dw) {
 #pragma omp for schedule(static)
             for (long q = 0; q < (long)(d + 1) * h_kv; q++)
@@ -516,6 +575,10 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
                     np += gp[ue + 1] - gp[ue];
                 th->st = do_mus(p, th, &x, u, ue, m, vshare, tQ, tdw);
             }
+            long y0 = 0, y1 = 0;
+            yhat_share(p, &x, m, id, nth, nnext, &y0, &y1);
+            for (long q = y0; q < y1 && !th->st; q++)
+                th->st = yhat_item(p, th, &x, m + 1, q);
 #pragma omp barrier
             /* ν by contiguous shares, the same for every kv head and head count: each ν adds into
              * the same thread's part whatever h (heads are bit for bit one-head executes) */
@@ -523,8 +586,6 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
                 for (int kv = 0; kv < h_kv && !th->st; kv++)
                     th->st = do_nu(p, th, &x, nth, nu0 + v, kv, m, vshare, vscale, tK + kv * nd, tV + kv * nd,
                                    tkap ? tkap + (size_t)kv * n : NULL);
-            for (long q = nnext * id / nth; q < nnext * (id + 1) / nth && !th->st; q++)
-                th->st = yhat_item(p, th, &x, m + 1, q);
 #pragma omp barrier
         }
     }

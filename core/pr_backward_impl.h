@@ -21,19 +21,21 @@ enum { MUBATCH = 4 };
 
 /* One thread's scratch, and its part of the outputs (thread 0 writes the caller's outputs; the
  * others' parts are added in thread order, so the sums do not depend on scheduling). Per-head
- * buffers have room for the plan's `heads` (Q heads for X̂, accQ, dQ; kv heads for accK, accV,
+ * buffers have room for the plan's `heads` (Q heads for dQ; kv heads for X̂, accQ, accK, accV,
  * dK, dV, kappa). */
 typedef struct {
     pr_toeplitz_work_t ws;
     double *tsym;                /* tbatch × (2n-1): Σ_f mult(f) σ^|f| t_f of the pairs of a batch */
     double *csym, *cnu;          /* tbatch × (2n-1): correlations of the pairs of one batch */
     double *preb;                /* SYM_BLK: one term's symbol on one block of offsets */
-    double *dws;                 /* tbatch × s × SYM_BLK: dw's per-pair symbol sums of one block */
-    double *tpar;                /* SYM_BLK: one parent term's σ α_e t_e on one block */
+    double *dws;                 /* tbatch × s × SYM_BLK: dw's parent pairs' symbol sums of one block */
     long *plist;                 /* tbatch × s: a batch's parent pairs, once each */
+    int *pidx;                   /* tbatch × s: the parent of (pair i, k) as an index into plist, or -1 */
     double *rbuf, *zbuf, *ycol, *tmp;  /* n each */
+    double *xsum;                /* (d+2) × n: a kv head's Σ_hq x_c u_μ, then dQ's inverses */
     double *That;                /* tbatch spectra: the pairs' own transforms */
-    double *Xhat;                /* MUBATCH × heads × (d+2): x_c u_μ per a-marginal of a batch and Q head */
+    double *Xhat;                /* MUBATCH × heads × (d+2): Σ_hq x_c u_μ per a-marginal of a batch and
+                                    kv head (its Q heads hq) */
     double *accQ;                /* MUBATCH × heads × (d+1): dQ's frequency-domain sums, alike */
     double *corr;                /* 2 × tbatch spectra: the pairs' correlations (dw's, then κ^w's) */
     double *accK, *accV;         /* heads × maxnu × (d+1): dK's, dV's sums per kv head and ν */
@@ -59,6 +61,15 @@ struct pr_backward_plan_s {
     long *pair_sub, *pair_add;   /* s per pair (sized by terms): the pair of marginals (μ - a_k,
                                     ν - b_k), resp. (μ + a_k, ν + b_k), or -1 (no such pair) */
     long reused;                 /* pairs whose spectrum is F's */
+    int keep;                    /* made at plan time: 2, keptG and psym; 1, keptG; 0, neither */
+    double sigma;
+    long npsym;                  /* room in psym: the pairs of size ≤ g at most (plan_shape) */
+    double *psym;                /* npsym × (2n-1) (with dw): Σ_{f in q} mult(f) σ^|f| t_f per pair q <
+                                    qG (size ≤ g, dw's parents), the time-domain sums of
+                                    pr_backward_symbols_ */
+    long nkeep;                  /* room in keptG: the pairs of size G at most (pr_backward.c's plan_shape) */
+    long qG;                     /* the first pair of size G (they are contiguous) */
+    double *keptG;               /* nkeep spectra (interleaved): Σ_f mult(f) σ^G t̂_f of pair qG + k */
     int tbatch;                  /* pairs per batch: min(TBATCH, MUBATCH·maxnu) */
     long maxnu;                  /* b-marginals of the most numerous size */
     int nthreads;                /* ≤ the a-marginals of size G: the μ loop is what is split */
@@ -89,6 +100,12 @@ static inline const double *bw_forward_pair(const pr_backward_plan *p, long q, i
     return pr_fast_plan_pair_spectrum(p->F, q);
 }
 
+/* The spectrum the plan keeps for pair q of size m (m = G, when the budget allowed them), or NULL */
+static inline const double *bw_kept_pair(const pr_backward_plan *p, long q, int m)
+{
+    return m == p->G && p->keptG ? p->keptG + (size_t)(q - p->qG) * p->sl : NULL;
+}
+
 /* Row i's rescalings of dM̃ (pr_backward.c's derivation, (1)) at x[c·stride]: x_c(i) = dO_ic/D̃_i
  * (c < d), x_d(i) = -r_i/D̃_i and, for the G4 bound's κ, x_{d+1}(i) = ‖dO_i‖₁/D̃_i; rinv = 1/D̃_i. */
 static inline void bw_xcols(double *x, size_t stride, const double *dO, const double *O, double rinv,
@@ -106,14 +123,15 @@ static inline void bw_xcols(double *x, size_t stride, const double *dO, const do
 }
 
 /* pr_backward_kern.c, the execute's inner loops (their comments there): the symbol sums of a
- * batch's pairs and κ^w; dw through the parents; one (head, column) of the products; whether
+ * batch's pairs and κ^w; dw through the parents; one kv head's columns of the products; whether
  * the products take their AVX2 path; a pair spectrum spread for them. */
 void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
                           const double *const *Ns);
 void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const double *const *Cs,
                      double *dw);
-void pr_backward_mac_one_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                          const double *r, const double *im, long mq, int wq, int wz, int zf, int vec);
+void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
+                           const double *r, const double *im, size_t cs, int ncol, long mq, int wq, int wz, int zf,
+                           int vec);
 int pr_backward_mac_vec_(void);
 void pr_backward_spread_(double *restrict r, double *restrict im, double h, const double *T, long toff,
                          long ts, long mq);

@@ -6,6 +6,20 @@
 #include "pr_cpu.h"
 #include "pr_backward_impl.h"
 
+/* pre[0..m) = t_f on the offsets l0.. of a block: e^β Π_k w_k^{f_k}, factor by factor in k order
+ * (every time-domain pair sum takes its terms through here: the same bits wherever it is made) */
+static inline void term_block(double *restrict pre, const pr_backward_plan *p, const unsigned char *f, size_t l0,
+                              size_t m)
+{
+    size_t L = 2 * (size_t)p->n - 1;
+    memcpy(pre, p->bias + l0, sizeof(double) * m);
+    for (int k = 0; k < p->s; k++) {
+        const double *w = p->wpow + ((size_t)k * (p->G + 1) + f[k]) * L + l0;
+        for (size_t q = 0; q < m; q++)
+            pre[q] *= w[q];
+    }
+}
+
 /* For the nb pairs q0.. of a batch, by blocks of SYM_BLK offsets outside and the pairs' terms
  * inside (so that κ^w's blocks stay in cache across the batch):
  *   th->tsym[i] = Σ_{f in pair i} mult(f) σ^|f| t_f when sym[i] (t_f = bias · Π_k w_k^{f_k}),
@@ -14,7 +28,7 @@ __attribute__((target_clones("avx2", "default")))
 void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
                           const double *const *Ns)
 {
-    int n = p->n, s = p->s, G = p->G;
+    int n = p->n, s = p->s;
     const pr_expand_struct *E = p->E;
     size_t L = 2 * (size_t)n - 1;
     double *pre = th->preb;
@@ -28,13 +42,7 @@ void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int
             if (sym[i])
                 memset(sum, 0, sizeof(double) * m);
             for (long t = E->pstart[q0 + i]; t < E->pstart[q0 + i + 1]; t++) {
-                const unsigned char *f = E->e + (size_t)t * s;
-                memcpy(pre, p->bias + l0, sizeof(double) * m);
-                for (int k = 0; k < s; k++) {
-                    const double *w = p->wpow + ((size_t)k * (G + 1) + f[k]) * L + l0;
-                    for (size_t q = 0; q < m; q++)
-                        pre[q] *= w[q];
-                }
+                term_block(pre, p, E->e + (size_t)t * s, l0, m);
                 if (sym[i]) {
                     double b = p->base[t];
                     for (size_t q = 0; q < m; q++)
@@ -52,101 +60,104 @@ void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int
 
 /* dw_k(ℓ) += C_i(ℓ) Σ_{f in pair i} α̂_f f_k t_{f-k}(ℓ) for the batch's pairs q0 + i with Cs[i],
  * through the parents: α̂_f f_k = σ α_{f-k} (pr_backward.c's derivation, (2)), and the terms
- * e = f - k of pair q0 + i are those of pair pair_sub[(q0 + i) s + k]. So each parent term's
- * σ α_e t_e is made once per block of offsets and added into the sums S_{i,k} of every pair of
- * the batch it feeds (pair_add), and dw_k takes C_i ∘ S_{i,k} once per pair: s products per
- * parent term and one addition per (f, k), where prefix and suffix products per term f cost
- * about 2s + 5 per (f, k). */
+ * e = f - k of pair q0 + i are those of its parent pair P = pair_sub[(q0 + i) s + k], of size
+ * m' = |P|, where σ α_e = σ c_{m'} mult(e) σ^{m'}. So dw_k += C_i ∘ (σ c_{m'} S_P) with S_P the
+ * parent's time-domain symbol sum Σ_e mult(e) σ^{m'} t_e: the plan's (psym), or made here once
+ * per parent of the batch and block of offsets (as pr_backward_symbols_ makes it: the same bits),
+ * s products per parent term; then one product per (pair, k) and offset. */
 __attribute__((target_clones("avx2", "default")))
 void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const double *const *Cs,
                      double *dw)
 {
-    int s = p->s, G = p->G, np = 0;
+    int s = p->s, np = 0;
     const pr_expand_struct *E = p->E;
     size_t L = 2 * (size_t)p->n - 1;
     long *pl = th->plist;
+    int *ix = th->pidx;
     for (int i = 0; i < nb; i++)
-        for (int k = 0; k < s && Cs[i]; k++) {
-            long par = p->pair_sub[(q0 + i) * s + k];
-            int seen = par < 0;
-            for (int j = 0; j < np && !seen; j++)
-                seen = pl[j] == par;
-            if (!seen)
-                pl[np++] = par;
+        for (int k = 0; k < s; k++) {
+            long par = Cs[i] ? p->pair_sub[(q0 + i) * s + k] : -1;
+            int j = -1;
+            if (par >= 0) {
+                for (j = 0; j < np && pl[j] != par; j++)
+                    ;
+                if (j == np)
+                    pl[np++] = par;
+            }
+            ix[i * s + k] = j;
         }
-    double *te = th->tpar;
     for (size_t l0 = 0; l0 < L; l0 += SYM_BLK) {
         size_t m = L - l0 < SYM_BLK ? L - l0 : SYM_BLK;
-        for (int i = 0; i < nb; i++)
-            if (Cs[i])
-                memset(th->dws + (size_t)i * s * SYM_BLK, 0, sizeof(double) * s * SYM_BLK);
-        for (int j = 0; j < np; j++)
+        for (int j = 0; j < np && !p->psym; j++) {
+            double *S = th->dws + (size_t)j * SYM_BLK;
+            memset(S, 0, sizeof(double) * m);
             for (long t = E->pstart[pl[j]]; t < E->pstart[pl[j] + 1]; t++) {
-                const unsigned char *e = E->e + (size_t)t * s;
-                double a = p->salpha[t];
+                double b = p->base[t];
+                term_block(th->preb, p, E->e + (size_t)t * s, l0, m);
+                for (size_t q = 0; q < m; q++)
+                    S[q] += b * th->preb[q];
+            }
+        }
+        for (int i = 0; i < nb; i++)
+            for (int k = 0; k < s; k++) {
+                int j = ix[i * s + k];
+                double a = j < 0 ? 0.0 : p->sigma * p->poly[E->deg[E->pstart[pl[j]]]];
                 if (a == 0.0)
                     continue;
-                for (size_t q = 0; q < m; q++)
-                    te[q] = a * p->bias[l0 + q];
-                for (int k = 0; k < s; k++)
-                    if (e[k]) {
-                        const double *w = p->wpow + ((size_t)k * (G + 1) + e[k]) * L + l0;
-                        for (size_t q = 0; q < m; q++)
-                            te[q] *= w[q];
-                    }
-                for (int k = 0; k < s; k++) {
-                    long i = p->pair_add[pl[j] * s + k] - q0;
-                    if (i < 0 || i >= nb || !Cs[i])
-                        continue;
-                    double *S = th->dws + ((size_t)i * s + k) * SYM_BLK;
-                    for (size_t q = 0; q < m; q++)
-                        S[q] += te[q];
-                }
-            }
-        for (int i = 0; i < nb; i++)
-            for (int k = 0; k < s && Cs[i]; k++) {
-                if (p->pair_sub[(q0 + i) * s + k] < 0)
-                    continue;
-                const double *S = th->dws + ((size_t)i * s + k) * SYM_BLK, *C = Cs[i] + l0;
+                const double *S = p->psym ? p->psym + (size_t)pl[j] * L + l0 : th->dws + (size_t)j * SYM_BLK;
+                const double *C = Cs[i] + l0;
                 double *o = dw + (size_t)k * L + l0;
                 for (size_t q = 0; q < m; q++)
-                    o[q] += C[q] * S[q];
+                    o[q] += C[q] * (a * S[q]);
             }
     }
 }
 
-/* One (head, column) of one pair on the mq frequencies of a block, the pair's spectrum ah·t̂ =
- * a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the sums):
- *   wq: aq += (a + ib) y,  ak += (a - ib) x  (dQ's and dK's sums), each component two fused
- *       multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi, aq_im)),
- *       ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
- *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] (dw's x ∘ conj(y), folded once per pair:
- *       re = za_re + za_im, im = zb_im - zb_re); zf: za, zb = those products (the first column).
+/* One kv head's ncol columns of one pair on the mq frequencies of a block, the pair's spectrum
+ * ah·t̂ = a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the
+ * sums; column c at offset c·cs in aq, ak, y and x):
+ *   wq: aq_c += (a + ib) y_c,  ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
+ *       fused multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi,
+ *       aq_im)), ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
+ *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] over the columns in order (dw's Σ_c x_c ∘
+ *       conj(y_c), folded once per pair: re = za_re + za_im, im = zb_im - zb_re); zf: column 0
+ *       starts za, zb (the first kv head). za, zb stay in registers across the columns.
  * The scalar version does the same operations per frequency as the AVX2 one (fma() is exact
  * fused), so the result depends neither on the CPU's path nor on a frequency's place in a vector. */
-static void mac_one_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                           const double *y, const double *x, const double *r, const double *im, long q0,
-                           long mq, int wq, int wz, int zf)
+static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
+                            const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
+                            long q0, long mq, int wq, int wz, int zf)
 {
     for (long q = q0; q < mq; q++) {
-        double yr = y[2 * q], yi = y[2 * q + 1], xr = x[2 * q], xi = x[2 * q + 1];
-        if (wq) {
-            double a = r[2 * q], b = im[2 * q + 1];
-            aq[2 * q] = fma(-b, yi, fma(a, yr, aq[2 * q]));
-            aq[2 * q + 1] = fma(b, yr, fma(a, yi, aq[2 * q + 1]));
-            ak[2 * q] = fma(b, xi, fma(a, xr, ak[2 * q]));
-            ak[2 * q + 1] = fma(-b, xr, fma(a, xi, ak[2 * q + 1]));
+        double a = r[2 * q], b = im[2 * q + 1];
+        double z0 = zf ? 0.0 : za[2 * q], z1 = zf ? 0.0 : za[2 * q + 1];
+        double z2 = zf ? 0.0 : zb[2 * q], z3 = zf ? 0.0 : zb[2 * q + 1];
+        for (int c = 0; c < ncol; c++) {
+            size_t o = (size_t)c * cs + 2 * (size_t)q;
+            double yr = y[o], yi = y[o + 1], xr = x[o], xi = x[o + 1];
+            if (wq) {
+                aq[o] = fma(-b, yi, fma(a, yr, aq[o]));
+                aq[o + 1] = fma(b, yr, fma(a, yi, aq[o + 1]));
+                ak[o] = fma(b, xi, fma(a, xr, ak[o]));
+                ak[o + 1] = fma(-b, xr, fma(a, xi, ak[o + 1]));
+            }
+            if (wz && zf && c == 0) {
+                z0 = xr * yr;
+                z1 = xi * yi;
+                z2 = xr * yi;
+                z3 = xi * yr;
+            } else if (wz) {
+                z0 = fma(xr, yr, z0);
+                z1 = fma(xi, yi, z1);
+                z2 = fma(xr, yi, z2);
+                z3 = fma(xi, yr, z3);
+            }
         }
-        if (wz && zf) {
-            za[2 * q] = xr * yr;
-            za[2 * q + 1] = xi * yi;
-            zb[2 * q] = xr * yi;
-            zb[2 * q + 1] = xi * yr;
-        } else if (wz) {
-            za[2 * q] = fma(xr, yr, za[2 * q]);
-            za[2 * q + 1] = fma(xi, yi, za[2 * q + 1]);
-            zb[2 * q] = fma(xr, yi, zb[2 * q]);
-            zb[2 * q + 1] = fma(xi, yr, zb[2 * q + 1]);
+        if (wz) {
+            za[2 * q] = z0;
+            za[2 * q + 1] = z1;
+            zb[2 * q] = z2;
+            zb[2 * q + 1] = z3;
         }
     }
 }
@@ -156,47 +167,57 @@ static void mac_one_scalar(double *restrict aq, double *restrict ak, double *res
 
 /* two frequencies per vector; swapping [re im] to [im re] gives the cross terms */
 __attribute__((target("avx2,fma")))
-static void mac_one_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                         const double *y, const double *x, const double *r, const double *im, long mq, int wq,
-                         int wz, int zf)
+static void mac_cols_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
+                          const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
+                          long mq, int wq, int wz, int zf)
 {
     long q = 0;
     for (; q + 2 <= mq; q += 2) {
-        __m256d yv = _mm256_loadu_pd(y + 2 * q), xv = _mm256_loadu_pd(x + 2 * q);
-        __m256d ys = _mm256_permute_pd(yv, 5);
-        if (wq) {
-            __m256d rv = _mm256_loadu_pd(r + 2 * q), iv = _mm256_loadu_pd(im + 2 * q);
-            __m256d u = _mm256_fmadd_pd(rv, yv, _mm256_loadu_pd(aq + 2 * q));
-            _mm256_storeu_pd(aq + 2 * q, _mm256_fmadd_pd(iv, ys, u));
-            u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + 2 * q));
-            _mm256_storeu_pd(ak + 2 * q, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
+        __m256d rv = _mm256_loadu_pd(r + 2 * q), iv = _mm256_loadu_pd(im + 2 * q);
+        __m256d zav = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(za + 2 * q);
+        __m256d zbv = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(zb + 2 * q);
+        for (int c = 0; c < ncol; c++) {
+            size_t o = (size_t)c * cs + 2 * (size_t)q;
+            __m256d yv = _mm256_loadu_pd(y + o), xv = _mm256_loadu_pd(x + o);
+            __m256d ys = _mm256_permute_pd(yv, 5);
+            if (wq) {
+                __m256d u = _mm256_fmadd_pd(rv, yv, _mm256_loadu_pd(aq + o));
+                _mm256_storeu_pd(aq + o, _mm256_fmadd_pd(iv, ys, u));
+                u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + o));
+                _mm256_storeu_pd(ak + o, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
+            }
+            if (wz && zf && c == 0) {
+                zav = _mm256_mul_pd(xv, yv);
+                zbv = _mm256_mul_pd(xv, ys);
+            } else if (wz) {
+                zav = _mm256_fmadd_pd(xv, yv, zav);
+                zbv = _mm256_fmadd_pd(xv, ys, zbv);
+            }
         }
-        if (wz && zf) {
-            _mm256_storeu_pd(za + 2 * q, _mm256_mul_pd(xv, yv));
-            _mm256_storeu_pd(zb + 2 * q, _mm256_mul_pd(xv, ys));
-        } else if (wz) {
-            _mm256_storeu_pd(za + 2 * q, _mm256_fmadd_pd(xv, yv, _mm256_loadu_pd(za + 2 * q)));
-            _mm256_storeu_pd(zb + 2 * q, _mm256_fmadd_pd(xv, ys, _mm256_loadu_pd(zb + 2 * q)));
+        if (wz) {
+            _mm256_storeu_pd(za + 2 * q, zav);
+            _mm256_storeu_pd(zb + 2 * q, zbv);
         }
     }
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, q, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, q, mq, wq, wz, zf);
 }
 #endif
 
-void pr_backward_mac_one_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                          const double *r, const double *im, long mq, int wq, int wz, int zf, int vec)
+void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
+                           const double *r, const double *im, size_t cs, int ncol, long mq, int wq, int wz, int zf,
+                           int vec)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (vec) {
-        mac_one_avx2(aq, ak, za, zb, y, x, r, im, mq, wq, wz, zf);
+        mac_cols_avx2(aq, ak, za, zb, y, x, r, im, cs, ncol, mq, wq, wz, zf);
         return;
     }
 #endif
     (void)vec;
-    mac_one_scalar(aq, ak, za, zb, y, x, r, im, 0, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, 0, mq, wq, wz, zf);
 }
 
-/* pr_backward_mac_one_'s AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
+/* pr_backward_mac_cols_'s AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
  * the scalar one (test_backward_heads checks that both give the same bits) */
 int pr_backward_mac_vec_(void)
 {

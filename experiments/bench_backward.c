@@ -4,7 +4,8 @@
  * Reports the backward/dense time ratio, crossover n*, log-log slope over [slope-min, nmax], the
  * backward/forward ratio, and with --heads H the per-head time of an H-head execute on one plan
  * over a one-head execute's (issue 16's targets: n* <= 2048, backward/forward <= 5, per-head
- * ratio <= 0.5 at 8 heads, n = 2^16). */
+ * ratio <= 0.5 at 8 heads, n = 2^16); with --kv-heads K also that of H Q heads on K kv heads
+ * (grouped-query: the Q heads of a kv head share its transforms). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,11 @@ typedef struct {
     long terms, fwd_terms, transforms;
     double fwd, bwd, dense, fwd_cpu, bwd_cpu, dense_cpu, fwd_plan, bwd_plan, bwd_mib;
     double hbwd, hbwd_cpu;  /* the H-head execute (heads > 1) */
+    double gbwd, gbwd_cpu;  /* the H-head execute on K kv heads (0 < K < H) */
 } row_t;
 
 typedef struct {
-    int d, dense_max, want_dw, heads;
+    int d, dense_max, want_dw, heads, kv_heads;
     double B, eps;
     long seed;
     unsigned plan_flags;    /* the forward plan's (whose transforms the backward shares) */
@@ -98,6 +100,13 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
     if (!st && h > 1)
         PR_TIMED_CPU(st, r->hbwd, r->hbwd_cpu, pr_backward_execute_heads(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse,
                                                                           dO, h, h));
+    /* grouped-query: the first K heads of K and V serve the H Q heads, O and lse their forward's */
+    int kv = c->kv_heads;
+    if (!st && kv > 0 && kv < h && !(st = pr_fast_execute_heads(O, F, h, kv, Q, K, V))) {
+        pr_backward_lse_from_fast(lse, F);
+        PR_TIMED_CPU(st, r->gbwd, r->gbwd_cpu, pr_backward_execute_heads(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse,
+                                                                          dO, h, kv));
+    }
     pr_backward_destroy(bp);
     if (F->terms->nterms_fwd)
         pr_fast_destroy(F);
@@ -154,14 +163,21 @@ static double per_head(const row_t *r, int h, int cpu)
     return h > 1 ? (cpu ? r->hbwd_cpu / r->bwd_cpu : r->hbwd / r->bwd) / h : NAN;
 }
 
+/* the same for the H heads on K kv heads (0 < K < H) */
+static double per_head_gqa(const row_t *r, const cfg_t *c, int cpu)
+{
+    int h = c->heads, k = c->kv_heads;
+    return k > 0 && k < h ? (cpu ? r->gbwd_cpu / r->bwd_cpu : r->gbwd / r->bwd) / h : NAN;
+}
+
 static void print_json(const row_t *rows, int nr, const cfg_t *c, const char *fftw_plan, long rounds,
                        int threads, long nstar, long nstar_wall, double slope, double slope_wall,
                        long slope_min, long nmax, double worst, double worst_wall, int ok)
 {
     int s = 2 * c->d;
     printf("{\"bench\": \"backward\", \"pos\": \"general\", \"d\": %d, \"s\": %d, \"B\": %g, \"eps\": %g, "
-           "\"dw\": %s, \"fftw\": \"%s\", \"rounds\": %ld, \"heads\": %d, \"rows\": [", c->d, s, c->B, c->eps,
-           c->want_dw ? "true" : "false", fftw_plan, rounds, c->heads);
+           "\"dw\": %s, \"fftw\": \"%s\", \"rounds\": %ld, \"heads\": %d, \"kv_heads\": %d, \"rows\": [", c->d, s,
+           c->B, c->eps, c->want_dw ? "true" : "false", fftw_plan, rounds, c->heads, c->kv_heads);
     for (int i = 0; i < nr; i++) {
         const row_t *r = &rows[i];
         printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
@@ -178,7 +194,10 @@ static void print_json(const row_t *rows, int nr, const cfg_t *c, const char *ff
                r->bwd_plan, r->bwd_mib);
         pr_cli_json_num("heads_bwd_s", c->heads > 1 ? r->hbwd : NAN, 6, ", ");
         pr_cli_json_num("per_head_ratio", per_head(r, c->heads, 1), 4, ", ");
-        pr_cli_json_num("per_head_ratio_wall", per_head(r, c->heads, 0), 4, "}");
+        pr_cli_json_num("per_head_ratio_wall", per_head(r, c->heads, 0), 4, ", ");
+        pr_cli_json_num("gqa_bwd_s", per_head_gqa(r, c, 1) > 0 ? r->gbwd : NAN, 6, ", ");
+        pr_cli_json_num("gqa_per_head_ratio", per_head_gqa(r, c, 1), 4, ", ");
+        pr_cli_json_num("gqa_per_head_ratio_wall", per_head_gqa(r, c, 0), 4, "}");
     }
     /* a slope fitted over fewer than two sizes is NaN: JSON null */
     printf("], \"threads\": %d, \"crossover_n\": %ld, \"crossover_n_wall\": %ld, ", threads, nstar, nstar_wall);
@@ -189,6 +208,7 @@ static void print_json(const row_t *rows, int nr, const cfg_t *c, const char *ff
            "\"ceiling_bwd_over_fwd\": %d, \"target_bwd_over_fwd\": 5, \"target_crossover_n\": 2048, "
            "\"per_head_n\": %d, ", slope_min, nmax, worst, worst_wall, 2 * s + 2, hr->n);
     pr_cli_json_num("per_head_ratio", per_head(hr, c->heads, 1), 4, ", ");
+    pr_cli_json_num("gqa_per_head_ratio", per_head_gqa(hr, c, 1), 4, ", ");
     printf("\"targets_met\": %s}\n", ok ? "true" : "false");
 }
 
@@ -196,6 +216,7 @@ int pr_bench_backward(int argc, char **argv)
 {
     cfg_t c = {.d = 2, .dense_max = 8192, .want_dw = 1, .heads = 1, .B = 1.0, .eps = 1e-6, .seed = 1};
     long nmin = 1024, nmax = 262144, slope_min = 4096, d = 2, dense_max = 8192, seed = 1, rounds = 3, heads = 1;
+    long kv_heads = 0;
     int json = 0, no_dw = 0, quick = 0;
     const char *fftw_plan = "measure";
     pr_opt_t opts[] = {
@@ -210,6 +231,8 @@ int pr_bench_backward(int argc, char **argv)
         {"no-dw", PR_OPT_FLAG, &no_dw, "skip dw (W's gradient) in both backwards", 0, 0, 0, 0},
         {"heads", PR_OPT_INT, &heads, "also time one execute of this many heads on one plan (per_head_ratio: its "
          "time per head over one head's)", 0, 1, 64, 0},
+        {"kv-heads", PR_OPT_INT, &kv_heads, "with --heads H: also time the H Q heads on this many kv heads, dividing H "
+         "and fewer than H (grouped-query; gqa_per_head_ratio; 0: not)", 0, 1, 64, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
         {"quick", PR_OPT_FLAG, &quick, "n up to 2^15 and one round unless given (about a minute)", 0, 0, 0, 0},
@@ -238,11 +261,15 @@ int pr_bench_backward(int argc, char **argv)
     }
     if (nmin > nmax)
         return pr_cli_fail("bench backward", "--nmin %ld exceeds --nmax %ld", nmin, nmax);
+    if (pr_cli_given(&spec, "kv-heads") && (kv_heads >= heads || heads % kv_heads))
+        return pr_cli_fail("bench backward", "--kv-heads %ld must divide --heads %ld and be fewer (grouped-query)",
+                           kv_heads, heads);
     c.d = (int)d;
     c.dense_max = (int)dense_max;
     c.seed = seed;
     c.want_dw = !no_dw;
     c.heads = (int)heads;
+    c.kv_heads = (int)kv_heads;
     c.plan_flags = strcmp(fftw_plan, "estimate") ? PR_FAST_MEASURE : PR_FAST_ESTIMATE;
     int s = 2 * c.d, nr = 0, threads = omp_get_max_threads();
     row_t rows[32];
@@ -275,6 +302,8 @@ int pr_bench_backward(int argc, char **argv)
             b->dense_cpu = fmin(b->dense_cpu, r.dense_cpu);
             b->hbwd = fmin(b->hbwd, r.hbwd);
             b->hbwd_cpu = fmin(b->hbwd_cpu, r.hbwd_cpu);
+            b->gbwd = fmin(b->gbwd, r.gbwd);
+            b->gbwd_cpu = fmin(b->gbwd_cpu, r.gbwd_cpu);
         }
     }
     if (!json) {
@@ -284,6 +313,8 @@ int pr_bench_backward(int argc, char **argv)
                "dense/bwd*", "bwd/fwd*", "bwd_plan_s", "bwd_MiB");
         if (c.heads > 1)
             printf(" %8s%-3d %10s", "heads_", c.heads, "per_head*");
+        if (c.kv_heads > 0)
+            printf(" %6s%-3d %10s", "kv_", c.kv_heads, "gqa_head*");
         printf("\n");
         for (int i = 0; i < nr; i++) {
             const row_t *r = &rows[i];
@@ -295,6 +326,8 @@ int pr_bench_backward(int argc, char **argv)
             printf(" %9.3f %11.4g %9.1f", r->bwd_cpu / r->fwd_cpu, r->bwd_plan, r->bwd_mib);
             if (c.heads > 1)
                 printf(" %11.4g %10.3f", r->hbwd, per_head(r, c.heads, 1));
+            if (c.kv_heads > 0)
+                printf(" %9.4g %10.3f", r->gbwd, per_head_gqa(r, &c, 1));
             printf("\n");
         }
     }
@@ -334,6 +367,10 @@ int pr_bench_backward(int argc, char **argv)
             printf("per-head time of %d heads over one head's at n = %d: %.3f (CPU; target <= 0.5 at 8 heads, "
                    "n = 65536; wall %.3f)\n", c.heads, head_row(rows, nr)->n, ph,
                    per_head(head_row(rows, nr), c.heads, 0));
+        if (c.kv_heads > 0)
+            printf("per-head time of %d heads on %d kv heads over one head's at n = %d: %.3f (CPU; wall %.3f)\n",
+                   c.heads, c.kv_heads, head_row(rows, nr)->n, per_head_gqa(head_row(rows, nr), &c, 1),
+                   per_head_gqa(head_row(rows, nr), &c, 0));
     }
     return 0;
 }

@@ -315,10 +315,26 @@ static void mem_checks(pr_rng_t rng)
         PR_CHECK(info.bytes == bytes, "pr_backward_needs %.0f bytes, the plan holds %.0f: pos=%s s=%d n=%d d=%d "
                  "g=%d threads=%d trial=%d", bytes, info.bytes, posname[pos < 4 ? pos : 2], W->s, n, d, g,
                  threads, trial);
-        int st = pr_backward_plan_fft(&p, F, W, &o, 1, bytes - 1);
-        PR_CHECK(st == PR_EBUDGET && !p, "max_bytes one short of %.0f: status %d", bytes, st);
+        /* one byte short: the plan drops its kept time-domain symbol sums, one byte short of that
+         * its kept size-(g+1) pair spectra too (both made per execute instead), and one byte
+         * short of that leanest plan is refused */
+        PR_CHECK(info.kept_spectra > 0 && info.kept_symbols > 0, "nothing kept with no budget: trial %d", trial);
+        pr_backward_info_t lean = info;
+        for (int level = 1; level >= 0; level--) {
+            double above = lean.bytes;
+            PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 1, above - 1));
+            pr_backward_info(&lean, p);
+            pr_backward_destroy(p);
+            PR_CHECK(lean.kept_symbols == 0 && (lean.kept_spectra > 0) == level && lean.bytes < above,
+                     "max_bytes one short of %.0f: kept spectra %ld, symbols %ld, %.0f bytes", above,
+                     lean.kept_spectra, lean.kept_symbols, lean.bytes);
+        }
+        int st = pr_backward_plan_fft(&p, F, W, &o, 1, lean.bytes - 1);
+        PR_CHECK(st == PR_EBUDGET && !p, "max_bytes one short of %.0f: status %d", lean.bytes, st);
         pr_backward_destroy(p);
         PR_CHECK_OK(pr_backward_plan_fft(&p, F, W, &o, 1, bytes));
+        pr_backward_info(&info, p);
+        PR_CHECK(info.kept_spectra > 0 && info.kept_symbols > 0, "max_bytes %.0f: not all kept", bytes);
         pr_backward_destroy(p);
         pr_fast_destroy(F);
         pr_posw_clear(W);

@@ -5,8 +5,10 @@
  * G3 (pr_backward_g3_tol, once per summand); a plan borrowing the forward's
  * expansion and pair spectra agrees with one on its own expansion and with the dense backward
  * on the same P within that bound (claim G3); the plan's bytes are its dry run; bad head counts
- * are refused. By turns P is Taylor, or Taylor with its odd coefficients zeroed (pairs of a size
- * with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
+ * are refused; a plan under a budget too small for what it keeps (dw's parents' symbol sums,
+ * then the size-(g+1) pair spectra) gives the same bits, with that many more transforms; an
+ * (h, h_kv) execute runs the transforms of an (h_kv, h_kv) one. By turns P is Taylor, or Taylor
+ * with its odd coefficients zeroed (pairs of a size with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
  * borrowed forward plan keeps its pair spectra or streams them (every pair then summed here). */
 #include <float.h>
 #include <math.h>
@@ -91,7 +93,9 @@ static double excess(const double *a, const double *b, size_t m, double tol)
 static void test_heads(pr_rng_t rng)
 {
     int nthr0 = omp_get_max_threads();
-    for (int trial = 0; trial < 36; trial++) {
+    /* 36 random trials, then h = 8 on h_kv = 1, 2, 4 kv heads on 1, 2, 3 threads (grouped-query
+     * models run 4-8 Q heads per kv head) */
+    for (int trial = 0; trial < 45; trial++) {
         inst_t I = {0};
         int pos = trial % 3, causal = (trial / 3) % 2, borrow = (trial / 6) % 2;
         int zodd = (trial / 12) % 3 == 1, streamed = borrow && (trial / 12) % 3 == 2;
@@ -100,7 +104,13 @@ static void test_heads(pr_rng_t rng)
         I.g = 1 + (int)pr_rng_below(rng, I.d == 2 ? 4 : 2);
         I.hkv = 1 + (int)pr_rng_below(rng, 3);
         I.h = I.hkv * (1 + (int)pr_rng_below(rng, 3));
-        int planned = I.h + (int)pr_rng_below(rng, 2), nthr = 1 + trial % 3, n = I.n, d = I.d;
+        int nthr = 1 + trial % 3;
+        if (trial >= 36) {
+            I.hkv = 1 << ((trial - 36) % 3);
+            I.h = 8;
+            nthr = 1 + (trial - 36) / 3;
+        }
+        int planned = I.h + (int)pr_rng_below(rng, 2), n = I.n, d = I.d;
         I.nd = (size_t)n * d;
         I.L = 2 * (size_t)n - 1;
         char what[240];
@@ -183,6 +193,51 @@ static void test_heads(pr_rng_t rng)
                      "%s: the scalar products differ from the vector ones", what);
             free(kept);
             free(gq);
+        }
+        /* a budget one byte short of the plan: dw's parents' symbol sums, then also the size-(g+1)
+         * pair spectra, are made per execute instead of at plan time, by the same routines: the
+         * same bits */
+        pr_backward_info_t full, il;
+        pr_backward_info(&full, p);
+        il = full;
+        for (int level = 1; level >= 0; level--) {
+            double above = il.bytes;
+            pr_backward_plan *pl = NULL;
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_backward_plan_heads(&pl, borrow ? F : NULL, W, &o, planned, 1, above - 1));
+            omp_set_num_threads(nthr0);
+            pr_backward_info(&il, pl);
+            size_t tot = (I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
+            double *lq = malloc(sizeof(double) * tot), *lk = lq + I.h * nd, *lv = lk + I.hkv * nd;
+            double *lw = lv + I.hkv * nd, *lkap = lw + sL;
+            PR_CHECK_OK(pr_backward_execute_heads(pl, lq, lk, lv, lw, lkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&il, pl);
+            long more = level ? 0 : full.kept_spectra;
+            PR_CHECK(full.kept_spectra > 0 && full.kept_symbols > 0 && il.kept_symbols == 0 &&
+                     (il.kept_spectra > 0) == level && il.transforms == full.transforms + more,
+                     "%s: level %d: kept %ld, %ld, lean plan kept %ld, %ld; transforms %ld, lean %ld", what, level,
+                     full.kept_spectra, full.kept_symbols, il.kept_spectra, il.kept_symbols, full.transforms,
+                     il.transforms);
+            PR_CHECK(same_bits(lq, I.dQ, I.h * nd) && same_bits(lk, I.dK, I.hkv * nd) &&
+                     same_bits(lv, I.dV, I.hkv * nd) && same_bits(lw, I.dw, sL) &&
+                     same_bits(lkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(pl), I.kw, L),
+                     "%s: the plan of level %d differs", what, level);
+            free(lq);
+            pr_backward_destroy(pl);
+        }
+        /* a Q head adds no transform of its own: the (h, h_kv) execute runs those of (h_kv, h_kv) */
+        {
+            pr_backward_info_t ih, ik;
+            pr_backward_info(&ih, p);
+            double *sc = malloc(sizeof(double) * (3 * I.hkv * nd + sL + I.hkv * (size_t)n));
+            PR_CHECK_OK(pr_backward_execute_heads(p, sc, sc + I.hkv * nd, sc + 2 * I.hkv * nd, sc + 3 * I.hkv * nd,
+                                                  sc + 3 * I.hkv * nd + sL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.hkv,
+                                                  I.hkv));
+            pr_backward_info(&ik, p);
+            PR_CHECK(ih.transforms == ik.transforms, "%s: %ld transforms for h=%d, %ld for h=h_kv=%d", what,
+                     ih.transforms, I.h, ik.transforms, I.hkv);
+            free(sc);
         }
         /* one-head executes on the slices of the same plan */
         double *g1 = malloc(sizeof(double) * (3 * nd + sL + 2 * (size_t)n + L));

@@ -1,8 +1,9 @@
 /* polyrope bench backward through the built binary ($POLYROPE), at small sizes (issue 16):
  * with --nmin above --dense-max no dense size runs, and the dense figures are null in --json and
  * "-" in the table, never a NaN (they printed -nan before); --heads H adds the H-head execute and
- * its per_head_ratio (finite, positive) with today's keys kept; --quick and --heads are in --help;
- * a bad --heads is one line and exit status 2. */
+ * its per_head_ratio (finite, positive) with today's keys kept, --kv-heads K the grouped-query
+ * execute's gqa_per_head_ratio; --quick, --heads and --kv-heads are in --help; a bad --heads or
+ * --kv-heads is one line and exit status 2. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,6 +47,14 @@ int main(void)
              pr_test_cli_json("max_bwd_over_fwd") > 0 && pr_test_cli_json("dense_over_bwd") > 0 &&
              strstr(pr_test_cli_out, "\"crossover_n\": ") && strstr(pr_test_cli_out, "\"targets_met\": "),
              "polyrope %s: exit %d, stdout '%.900s'", args, rc, pr_test_cli_out);
+    /* --kv-heads: H Q heads on K kv heads, beside the H-head figures */
+    snprintf(args, sizeof args, "bench backward --nmin 256 --nmax 256 --dense-max 256 --rounds 1 --fftw estimate "
+             "--heads 4 --kv-heads 2 --json --seed %llu", seed);
+    rc = pr_test_cli_run("bench_bwd", args);
+    double gq = pr_test_cli_json("gqa_per_head_ratio");
+    PR_CHECK(rc == 0 && pr_test_lines(pr_test_cli_out) == 1 && pr_test_cli_json("kv_heads") == 2 && gq > 0 &&
+             isfinite(gq) && pr_test_cli_json("gqa_bwd_s") > 0 && pr_test_cli_json("per_head_ratio") > 0 &&
+             !has_nan(pr_test_cli_out), "polyrope %s: exit %d, stdout '%.900s'", args, rc, pr_test_cli_out);
     /* one head: no per-head figure */
     snprintf(args, sizeof args, "bench backward --nmin 256 --nmax 256 --rounds 1 --fftw estimate --json --seed %llu",
              seed);
@@ -54,10 +63,18 @@ int main(void)
              args, rc, pr_test_cli_out);
 
     rc = pr_test_cli_run("bench_bwd", "bench backward --help");
-    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "--quick") && strstr(pr_test_cli_out, "--heads"),
+    PR_CHECK(rc == 0 && strstr(pr_test_cli_out, "--quick") && strstr(pr_test_cli_out, "--heads") &&
+             strstr(pr_test_cli_out, "--kv-heads"),
              "bench backward --help: exit %d '%.400s'", rc, pr_test_cli_out);
     rc = pr_test_cli_run("bench_bwd", "bench backward --heads 0");
     PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && strstr(pr_test_cli_err, "--heads") && !pr_test_cli_out[0],
              "bench backward --heads 0: exit %d, stderr '%s'", rc, pr_test_cli_err);
+    const char *bad[] = {"bench backward --heads 4 --kv-heads 3", "bench backward --heads 4 --kv-heads 4",
+                         "bench backward --kv-heads 2"};
+    for (int k = 0; k < 3; k++) {
+        rc = pr_test_cli_run("bench_bwd", bad[k]);
+        PR_CHECK(rc == 2 && pr_test_lines(pr_test_cli_err) == 1 && strstr(pr_test_cli_err, "--kv-heads") &&
+                 !pr_test_cli_out[0], "%s: exit %d, stderr '%s'", bad[k], rc, pr_test_cli_err);
+    }
     return pr_test_finish("test_bench_backward_cli");
 }
