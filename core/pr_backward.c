@@ -244,6 +244,24 @@ void pr_backward_destroy(pr_backward_plan *p)
     free(p);
 }
 
+/* the plan's own dry run with keep (2: everything, 0: nothing kept), on a forward plan of ESTIMATE
+ * length (whose expansion it borrows) */
+static double dry_bytes(const pr_posw_struct *W, int n, int d, int g, int heads, long Lfft, int keep)
+{
+    pr_backward_plan p = {.keep = keep};
+    pr_mem_t M;
+    pr_mem_init(M, 1);
+    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), heads, 1) &&
+        !plan_buffers(&p, M, 0))
+        return M->bytes;
+    return INFINITY;
+}
+
+double pr_backward_needs_least(const pr_posw_struct *W, int n, int d, int g, int heads)
+{
+    return dry_bytes(W, n, d, g, heads, pr_toeplitz_good_size(2L * n - 1, 5, 1), 0);
+}
+
 void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                              int heads, int lowrank)
 {
@@ -256,14 +274,7 @@ void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W
         *ops = 2.0 * n * F * (2.0 * d + 5.0) + F * d * log2(F + 1.0);
         return;
     }
-    /* the plan's own dry run, on a forward plan of ESTIMATE length (whose expansion it borrows) */
-    pr_backward_plan p = {.keep = 2};
-    pr_mem_t M;
-    pr_mem_init(M, 1);
-    *bytes = INFINITY;
-    if (W->n == n && W->d == d && !plan_shape(&p, W, g, Lfft, omp_get_max_threads(), heads, 1) &&
-        !plan_buffers(&p, M, 0))
-        *bytes = M->bytes;
+    *bytes = dry_bytes(W, n, d, g, heads, Lfft, 2);
     /* per term the symbol and dw products; per pair a transform at most and 3(d+1) spectral
      * products per head; per marginal about 3(d+1) transforms per head (at most as many marginals
      * as terms) */

@@ -139,6 +139,11 @@ void pr_backward_needs(double *bytes, double *ops, const pr_posw_struct *W, int 
 void pr_backward_needs_heads(double *bytes, double *ops, const pr_posw_struct *W, int n, int d, int g,
                              int heads, int lowrank);
 
+/* The least an FFT backward plan of `heads` heads holds (dry run): nothing kept (no size-(g+1) pair
+ * spectra, no dw symbol sums), as pr_backward_plan_heads makes it when its max_bytes allows no more.
+ * What a driver must find room for; +Inf if W does not fit n, d. */
+double pr_backward_needs_least(const pr_posw_struct *W, int n, int d, int g, int heads);
+
 /* Claim G3's rounding tolerance (docs/math.md §7; the tests and proofs-check's G3, G4 use it): how
  * far a fast backward's gradient entry may be from the same entry computed exactly on the same
  * P, given `scale`, a bound on the entry's absolute expansion Σ_f |α̂_f ∂u_f t_f v_f| ·

@@ -288,10 +288,12 @@ static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *i
     } else if (h > 1) {
         pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h);
     }
-    /* the backward: the FFT path's plan for h heads; the low-rank path's buffers serve every head */
-    if (backward && !lowrank && h > 1)
+    /* the backward: the FFT path's plan for h heads, at its least (it keeps spectra and symbol sums
+       only where the room left allows: backward_room); the low-rank path's buffers serve every head */
+    if (backward && !lowrank) {
         pr_backward_needs_heads(&bb, &bo, W, n, d, p->degree, h, 0);
-    else if (backward)
+        bb = pr_backward_needs_least(W, n, d, p->degree, h);
+    } else if (backward)
         pr_backward_needs(&bb, &bo, W, n, d, p->degree, lowrank);
     if (backward && lowrank)
         bo *= h;
@@ -561,7 +563,11 @@ int pr_control_backward_heads(double *O, double *dQ, double *dK, double *dV, dou
             goto done;
         rep->forward_s = pr_timing_wall() - t0;
         t0 = pr_timing_wall();
-        if ((st = pr_backward_plan_heads(&bp, F, W, &po, h, dw != NULL, (double)o->mem_budget)) ||
+        /* the backward plan's room: the budget less the forward plan and the heads' buffers, and at
+           least its least size (which the budget check above admitted beside them) */
+        double room = fmax((double)o->mem_budget - (double)F->bytes - own,
+                           pr_backward_needs_least(W, n, d, po.poly_degree, h));
+        if ((st = pr_backward_plan_heads(&bp, F, W, &po, h, dw != NULL, room)) ||
             (st = pr_backward_execute_heads(bp, dQ, dK, dV, dw, kappa, Q, K, V, O, lse, dO, h, h_kv)))
             goto done;
         pr_backward_info_t bi;

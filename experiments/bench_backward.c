@@ -232,7 +232,7 @@ int pr_bench_backward(int argc, char **argv)
         {"heads", PR_OPT_INT, &heads, "also time one execute of this many heads on one plan (per_head_ratio: its "
          "time per head over one head's)", 0, 1, 64, 0},
         {"kv-heads", PR_OPT_INT, &kv_heads, "with --heads H: also time the H Q heads on this many kv heads, dividing H "
-         "and fewer than H (grouped-query; gqa_per_head_ratio; 0: not)", 0, 1, 64, 0},
+         "and fewer than H (grouped-query; gqa_per_head_ratio; 0: not)", 0, 0, 64, 0},
         {"seed", PR_OPT_INT, &seed, "seed of the generated inputs", 0, 0, 1L << 62, 0},
         {"json", PR_OPT_FLAG, &json, "print one JSON object instead of the table", 0, 0, 0, 0},
         {"quick", PR_OPT_FLAG, &quick, "n up to 2^15 and one round unless given (about a minute)", 0, 0, 0, 0},
@@ -261,7 +261,7 @@ int pr_bench_backward(int argc, char **argv)
     }
     if (nmin > nmax)
         return pr_cli_fail("bench backward", "--nmin %ld exceeds --nmax %ld", nmin, nmax);
-    if (pr_cli_given(&spec, "kv-heads") && (kv_heads >= heads || heads % kv_heads))
+    if (kv_heads && (kv_heads >= heads || heads % kv_heads))
         return pr_cli_fail("bench backward", "--kv-heads %ld must divide --heads %ld and be fewer (grouped-query)",
                            kv_heads, heads);
     c.d = (int)d;

@@ -369,7 +369,7 @@ int pr_bench_fast(int argc, char **argv)
         {"heads", PR_OPT_INT, &heads, "general W: also time this many heads on one plan, one execute (per_head_ratio: "
          "its time per head over one head's)", 0, 1, 64, 0},
         {"kv-heads", PR_OPT_INT, &kv_heads, "with --heads H: also time H heads over this many kv heads (dividing H) "
-         "on one grouped-query plan (per_head_ratio_gqa; 0: not)", 0, 1, 64, 0},
+         "on one grouped-query plan (per_head_ratio_gqa; 0: not)", 0, 0, 64, 0},
         {"rounds", PR_OPT_INT, &rounds, "rounds over all sizes; each size keeps its least times (--quick: 1)", 0, 1,
          20, 0},
         {"fftw", PR_OPT_CHOICE, &fftw_plan, "FFTW planning of the general-W plan (measure: seconds of planning per n, "

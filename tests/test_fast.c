@@ -319,11 +319,20 @@ static void test_budget(pr_rng_t rng)
     double *g = malloc(sizeof(double) * (4 * n * d + 2 * W->s * (2 * n - 1)));
     pr_rng_fill(g, 4L * n * d + 2L * W->s * (2 * n - 1), 1.0, rng);
     pr_control_backward_report_t rep;
-    fo.mem_budget = (size_t)(b1 + bb) - 1;
+    /* the backward is admitted at its least plan (nothing kept), which then keeps what fits beside the
+       forward: a budget between the least and the full plan ran (it was refused while the check counted
+       the kept spectra and symbol sums) */
+    double bl = pr_backward_needs_least(W, n, d, 3, 1);
+    PR_CHECK(bl > 0 && bl < bb, "backward: least %g B, full %g B", bl, bb);
+    fo.mem_budget = (size_t)(b1 + bl) - 1;
     PR_CHECK(pr_control_backward(O, g, g + n * d, g + 2 * n * d, g + 4 * n * d, &info, &rep, Q, K, V, W, g + 3 * n * d,
                                  n, d, &o, &fo, 0) == PR_EBUDGET && info.budget.hit == PR_BUDGET_MEMORY &&
-             info.budget.need == b1 + bb, "backward memory: hit %d need %g (%g)", info.budget.hit, info.budget.need,
-             b1 + bb);
+             info.budget.need == b1 + bl, "backward memory: hit %d need %g (%g)", info.budget.hit, info.budget.need,
+             b1 + bl);
+    fo.mem_budget = (size_t)(b1 + bl) + 1;
+    PR_CHECK(pr_control_backward(O, g, g + n * d, g + 2 * n * d, g + 4 * n * d, &info, &rep, Q, K, V, W, g + 3 * n * d,
+                                 n, d, &o, &fo, 0) == PR_OK, "backward at a budget between its least (%g B) and full "
+             "(%g B) plans, beside the forward's %g B: refused", bl, bb, b1);
     free(g);
     pr_posw_clear(W);
     free(Q);
