@@ -533,39 +533,46 @@ static int by_upper_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : ((const rowkey_t *)a)->i - ((const rowkey_t *)b)->i;
 }
 
-/* rows whose verdict is open, or that may hold the maximum with an enclosure wider than
- * TIGHT relative, go to Arb, largest upper bound first, within the time budget */
-#define TIGHT 1e-9
-static int refine(pass_t *ps, const double *Q, const double *K, double budget_s, long *nrows)
+int pr_certify_rows_by_upper(int *order, const double *hi, int n, int d)
 {
-    const cert_prob_t *p = ps->p;
-    int n = p->n, d = p->d, st = PR_OK, refuted = 0;
-    double L = 0.0, t0 = pr_timing_wall();
-    rowkey_t *key = malloc(sizeof(rowkey_t) * n);
+    rowkey_t *key = malloc(sizeof(rowkey_t) * (size_t)n);
     if (!key)
         return PR_ENOMEM;
     for (int i = 0; i < n; i++) {
         double u = 0.0;
-        for (int c = 0; c < d; c++) {
-            size_t t = (size_t)i * d + c;
-            u = ps->hi[t] > u ? ps->hi[t] : u;
-            L = ps->lo[t] > L ? ps->lo[t] : L;
-            refuted |= ps->state[t] == CERT_BAD;
-        }
+        for (int c = 0; c < d; c++)
+            u = hi[(size_t)i * d + c] > u ? hi[(size_t)i * d + c] : u;
         key[i].u = u;
         key[i].i = i;
     }
     qsort(key, (size_t)n, sizeof(rowkey_t), by_upper_desc);
+    for (int r = 0; r < n; r++)
+        order[r] = key[r].i;
+    free(key);
+    return PR_OK;
+}
+
+/* rows whose verdict is open, or loose (pr_certify_row_loose), go to Arb, largest upper bound first,
+ * within the time budget */
+static int refine(pass_t *ps, const double *Q, const double *K, double budget_s, long *nrows)
+{
+    const cert_prob_t *p = ps->p;
+    int n = p->n, d = p->d, st = PR_OK, refuted = 0;
+    double t0 = pr_timing_wall(), L = pr_certify_lower_max(ps->lo, (size_t)n * d);
+    int *key = malloc(sizeof(int) * n);
+    if (!key || pr_certify_rows_by_upper(key, ps->hi, n, d)) {
+        free(key);
+        return PR_ENOMEM;
+    }
+    for (size_t t = 0; t < (size_t)n * d; t++)
+        refuted |= ps->state[t] == CERT_BAD;
     fallback_t fb = {0};
     *nrows = 0;
     for (int r = 0; r < n && !st; r++) {
-        int i = key[r].i, open = 0;
-        double rl = 0.0;
-        for (int c = 0; c < d; c++) {
+        int i = key[r], open = 0;
+        for (int c = 0; c < d; c++)
             open |= ps->state[(size_t)i * d + c] == CERT_OPEN;
-            rl = ps->lo[(size_t)i * d + c] > rl ? ps->lo[(size_t)i * d + c] : rl;
-        }
-        int loose = key[r].u > L && key[r].u - rl > TIGHT * key[r].u;
+        int loose = pr_certify_row_loose(ps->lo + (size_t)i * d, ps->hi + (size_t)i * d, d, L);
         if (!(open && !refuted) && !loose)
             continue;
         if (!(pr_timing_wall() - t0 < budget_s))

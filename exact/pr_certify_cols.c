@@ -7,6 +7,7 @@
 #include <string.h>
 #include "pr_status.h"
 #include "pr_timing.h"
+#include "pr_certexp.h"
 #include "pr_certify_impl.h"
 
 /* the group's rows as balls, and the inputs as balls where a column reads them often */
@@ -254,15 +255,42 @@ static void cols_kv(cols_t *c)
 typedef struct {
     const double *cand[2];
     double *lo, *hi;          /* 2 n×d */
-    unsigned char *st, *open; /* 2 n×d; n */
+    unsigned char *st, *open; /* 2 n×d; n: open or loose (L6's rule) */
     long done;                /* key rows recomputed */
+    int *order;               /* the key rows by their largest upper bound (dK's, else dV's), largest first */
+    double L[2];              /* the largest lower bound of dK, dV so far (only grows) */
+    int undecided[2];         /* dK's, dV's verdict is unknown: its open elements matter (else only loose rows) */
 } kvstate_t;
+
+/* key row j may hold dK's or dV's largest error with a loose enclosure (pr_certify_row_loose against L,
+ * read while other threads may raise it: a stale L only costs a row) */
+static int row_loose(kvstate_t *k, int j, int d, size_t nd)
+{
+    int w = 0;
+    for (int t = 0; t < 2; t++) {
+        double L;
+#pragma omp atomic read
+        L = k->L[t];
+        w |= k->cand[t] && pr_certify_row_loose(k->lo + t * nd + (size_t)j * d, k->hi + t * nd + (size_t)j * d, d, L);
+    }
+    return w;
+}
+
+/* raises L by key row j's lower bounds */
+static void raise_lower(kvstate_t *k, int j, int d, size_t nd)
+{
+    for (int t = 0; t < 2; t++) {
+        double l = k->cand[t] ? pr_certify_lower_max(k->lo + t * nd + (size_t)j * d, (size_t)d) : 0.0;
+#pragma omp critical(pr_certify_cols_lower)
+        k->L[t] = l > k->L[t] ? l : k->L[t];
+    }
+}
 
 static int row_open(const kvstate_t *k, int j, int d, size_t nd)
 {
     int o = 0;
     for (int t = 0; t < 2; t++)
-        for (int a = 0; k->cand[t] && a < d; a++)
+        for (int a = 0; k->cand[t] && k->undecided[t] && a < d; a++)
             o |= k->st[t * nd + (size_t)j * d + a] == CERT_OPEN;
     return o;
 }
@@ -327,9 +355,14 @@ static int sweep(kvstate_t *k, const cols_t *c, double t_end, unsigned char *see
         double lo2[2 * 1024]; /* d <= 1024 (pr_certify_grad_group) */
         unsigned char st2[1024];
 #pragma omp for schedule(dynamic, 1)
-        for (int j = 0; j < n; j++) {
+        for (int r = 0; r < n; r++) {
+            int j = k->order[r];
             if (mine || !k->open[j] || lastbad >= (p->causal ? j : 0) || late(out, t_end))
                 continue;
+            if (!row_open(k, j, d, nd) && !row_loose(k, j, d, nd)) { /* L rose past it */
+                k->open[j] = 0;
+                continue;
+            }
             column(dK, sc.dV, c, &sc, j);
             for (int t = 0; t < 2; t++)
                 if (k->cand[t])
@@ -337,6 +370,7 @@ static int sweep(kvstate_t *k, const cols_t *c, double t_end, unsigned char *see
                               k->st + t * nd + (size_t)j * d, k->cand[t] + (size_t)j * d, t ? sc.dV : dK, p, lo2,
                               lo2 + d, st2);
             k->open[j] = (unsigned char)row_open(k, j, d, nd);
+            raise_lower(k, j, d, nd);
             done += !seen[j];
             seen[j] = 1;
         }
@@ -391,7 +425,8 @@ int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const d
     size_t nd = (size_t)n * d;
     double t_end = pr_timing_cpu() + budget_s;
     kvstate_t k = {{dKc, dVc}, malloc(sizeof(double) * 2 * nd), malloc(sizeof(double) * 2 * nd), malloc(2 * nd),
-                   calloc(n, 1), 0};
+                   calloc(n, 1), 0, NULL, {0.0, 0.0},
+                   {rk->verdict == PR_CERT_UNKNOWN, rv->verdict == PR_CERT_UNKNOWN}};
     unsigned char *seen = calloc(n, 1);
     cols_t c;
     memset(&c, 0, sizeof(c));
@@ -408,15 +443,22 @@ int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const d
         if (k.cand[t])
             pr_certify_judge_d(k.lo + t * nd, k.hi + t * nd, k.st + t * nd, k.cand[t], keep->kv + 2 * t * nd,
                                keep->kv + (2 * t + 1) * nd, (long)nd, p);
+    /* open key rows, and loose ones (L6's rule; recomputed once, largest upper bound first, while L rises:
+       after it only open rows are open, so step (b) below runs for verdicts alone) */
+    k.order = st ? NULL : malloc(sizeof(int) * n);
+    if (!st && (!k.order || pr_certify_rows_by_upper(k.order, k.hi + (dKc ? 0 : nd), n, d)))
+        st = PR_ENOMEM;
+    for (int t = 0; t < 2 && !st; t++)
+        k.L[t] = k.cand[t] ? pr_certify_lower_max(k.lo + t * nd, nd) : 0.0;
     for (int j = 0; j < n && !st; j++)
-        nopen += k.open[j] = (unsigned char)row_open(&k, j, d, nd);
+        nopen += k.open[j] = (unsigned char)(row_open(&k, j, d, nd) || row_loose(&k, j, d, nd));
     if (!st && nopen && !(st = cols_init(&c, p))) {
         for (size_t t = 0; t < (size_t)g * n; t++)
             row_from_pass(&c, t, keep->enc + t);
         int out = 0, left = 0;
         st = sweep(&k, &c, t_end, seen, &out);
         for (int j = 0; j < n; j++)
-            left |= k.open[j];
+            left |= row_open(&k, j, d, nd);
         /* still open: the rows themselves in Arb (l_i, D_i as tight as prec), then the open key rows again */
         if (!st && rows && !out && left && !(st = refine(&c, &k, t_end, &out)))
             st = sweep(&k, &c, t_end, seen, &out);
@@ -437,6 +479,7 @@ int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const d
     free(k.hi);
     free(k.st);
     free(k.open);
+    free(k.order);
     free(seen);
     return st;
 }

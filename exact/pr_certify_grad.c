@@ -195,11 +195,15 @@ int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, u
     arb_t sig;
     arb_init(sig);
     long rows = 0;
-    for (int i = 0; i < n && pr_timing_wall() - t0 < budget_s; i++) {
-        int open = 0;
-        for (int c = 0; c < d; c++)
+    /* open rows, and loose ones (L6's rule: they may hold the largest error), largest upper bound first */
+    double L = pr_certify_lower_max(lo, nd);
+    int *order = malloc(sizeof(int) * n), st = order ? pr_certify_rows_by_upper(order, hi, n, d) : PR_ENOMEM;
+    int undecided = res->verdict == PR_CERT_UNKNOWN; /* else open elements change nothing: loose rows only */
+    for (int r = 0; r < n && !st && pr_timing_wall() - t0 < budget_s; r++) {
+        int i = order[r], open = 0;
+        for (int c = 0; undecided && c < d; c++)
             open |= state[(size_t)i * d + c] == CERT_OPEN;
-        if (!open)
+        if (!open && !pr_certify_row_loose(lo + (size_t)i * d, hi + (size_t)i * d, d, L))
             continue;
         if (!Kr) { /* K rotated (not used with W) and V as balls, at the first row that needs them */
             Kr = _arb_vec_init((slong)nd);
@@ -213,6 +217,7 @@ int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, u
         dq_row(dQi, Q + (size_t)i * d, dO + (size_t)i * d, K, Kr, Vb, sig, i, W, p, prec);
         pr_certify_judge(lo + (size_t)i * d, hi + (size_t)i * d, state + (size_t)i * d, cand + (size_t)i * d, dQi, d, p,
                          prec);
+        L = fmax(L, pr_certify_lower_max(lo + (size_t)i * d, (size_t)d)); /* the rows after it may no longer be loose */
         rows++;
     }
     if (rows) {
@@ -228,7 +233,8 @@ int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, u
     }
     _arb_vec_clear(dQi, d);
     arb_clear(sig);
-    return PR_OK;
+    free(order);
+    return st;
 }
 
 /* the three results from the ball gradients G[t] (n×d) against the candidates */
@@ -394,8 +400,8 @@ static int backward_heads(pr_certify_result_t *res, const double *dQ_cand, const
             st = pr_certify_grad_group(rg, &open, dQ_cand ? dQ_cand + qo : NULL, dK_cand ? dK_cand + ko : NULL,
                                        dV_cand ? dV_cand + ko : NULL, dw_cand, Q + qo, K + ko, V + ko, dO + qo, W, g, &p,
                                        budget, cols ? &keep : NULL);
-            if (!st && cols && ((dK_cand && rg[1].verdict == PR_CERT_UNKNOWN) ||
-                                (dV_cand && rg[2].verdict == PR_CERT_UNKNOWN)))
+            if (!st && cols && ((dK_cand && (rg[1].verdict == PR_CERT_UNKNOWN || pr_certify_result_loose(rg + 1))) ||
+                                (dV_cand && (rg[2].verdict == PR_CERT_UNKNOWN || pr_certify_result_loose(rg + 2)))))
                 st = pr_certify_kv_cols(rg + 1, rg + 2, dK_cand ? dK_cand + ko : NULL, dV_cand ? dV_cand + ko : NULL,
                                         Q + qo, K + ko, V + ko, dO + qo, W, g, &p, &keep, budget, 1);
             if (!st && open && arb_ok)

@@ -596,7 +596,7 @@ int pr_certify_grad_group(pr_certify_result_t *res, int *open, const double *dQc
         if (!st && dQc) {
             pr_certify_result_t *rq = res + 3 * (size_t)h;
             result_of(rq, lo, hi, sb, dQc + (size_t)h * nd, hd.dQ, hd.EQ, p);
-            if (rq->verdict == PR_CERT_UNKNOWN && budget_s > 0.0)
+            if ((rq->verdict == PR_CERT_UNKNOWN || pr_certify_result_loose(rq)) && budget_s > 0.0)
                 st = pr_certify_grad_rows_arb(rq, lo, hi, sb, dQc + (size_t)h * nd, Qh, K, V, hd.dO, W, p, budget_s);
             nopen += rq->verdict == PR_CERT_UNKNOWN;
         }

@@ -69,6 +69,40 @@ static inline void cert_arb_op_d(arb_t z, const arb_t x, double v, int op, slong
 /* element states of the verdict */
 enum { CERT_OK = 0, CERT_BAD = 1, CERT_OPEN = 2 };
 
+/* The tightening rule (docs/certify.md L6), one for the output's rows, dQ's rows and dK/dV's key rows: a
+ * row whose largest upper bound is above L (the largest lower bound over all elements) may hold the
+ * largest error; if its enclosure is also wider than PR_CERTIFY_TIGHT relative, its Arb recomputation
+ * tightens [lower, upper]. d elements of the row at lo, hi. */
+#define PR_CERTIFY_TIGHT 1e-9
+static inline int pr_certify_row_loose(const double *lo, const double *hi, int d, double L)
+{
+    double u = 0.0, l = 0.0;
+    for (int c = 0; c < d; c++) {
+        u = hi[c] > u ? hi[c] : u;
+        l = lo[c] > l ? lo[c] : l;
+    }
+    return u > L && u - l > PR_CERTIFY_TIGHT * u;
+}
+
+/* order: the n rows (d elements each at hi) by their largest upper bound, largest first (ties by index);
+ * PR_ENOMEM or PR_OK */
+int pr_certify_rows_by_upper(int *order, const double *hi, int n, int d);
+
+/* whether a result's enclosure is wider than PR_CERTIFY_TIGHT relative (its rows may tighten it) */
+static inline int pr_certify_result_loose(const pr_certify_result_t *r)
+{
+    return r->upper - r->lower > PR_CERTIFY_TIGHT * r->upper;
+}
+
+/* the largest of m lower bounds (0 if none) */
+static inline double pr_certify_lower_max(const double *lo, size_t m)
+{
+    double L = 0.0;
+    for (size_t t = 0; t < m; t++)
+        L = lo[t] > L ? lo[t] : L;
+    return L;
+}
+
 typedef struct {
     int n, d, h;              /* h = d/2 pairs */
     int rope, layout;         /* rope: 1 for the RoPE kinds; layout: pr_rope_layout_t */
@@ -282,7 +316,7 @@ void pr_certify_arb_w_grad_row(arb_ptr row, arb_srcptr c, slong cs, int m, int f
 int pr_certify_kv_cols(pr_certify_result_t *rk, pr_certify_result_t *rv, const double *dKc, const double *dVc,
                        const double *Q, const double *K, const double *V, const double *dO, const pr_posw_struct *W,
                        int g, const cert_prob_t *p, const cert_kvkeep_t *keep, double budget_s, int rows);
-/* dQ's rows of one head (Q, dO n×d) with an open element recomputed in Arb (L7, O(n·d) each; W: L16, O(n·s)) within
+/* dQ's rows of one head (Q, dO n×d) with an open element, or loose (pr_certify_row_loose), recomputed in Arb (L7, O(n·d) each; W: L16, O(n·s)) within
  * budget_s seconds, their lo, hi, state updated and res summarised again (rows_fallback: the rows) */
 int pr_certify_grad_rows_arb(pr_certify_result_t *res, double *lo, double *hi, unsigned char *state,
                              const double *cand, const double *Q, const double *K, const double *V, const double *dO,

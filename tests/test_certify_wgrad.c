@@ -410,14 +410,21 @@ static void test_vs_float64(pr_rng_t rng)
         pr_certify_opts_t op;
         pr_certify_opts_default(&op);
         op.dtype = dt;
-        pr_certify_result_t r[3];
+        op.max_fallback_s = 0.0; /* the double pass alone; then with L6's tightening rows */
+        pr_certify_result_t r[3], rt[3];
         PR_CHECK_OK(pr_certify_backward_heads_posw(r, C, C + nd, C + 2 * nd, Q, K, V, dO, W, 1, 1, 1, c.n, c.d, &pb,
                                                    &op));
+        op.max_fallback_s = -1.0;
+        PR_CHECK_OK(pr_certify_backward_heads_posw(rt, C, C + nd, C + 2 * nd, Q, K, V, dO, W, 1, 1, 1, c.n, c.d, &pb,
+                                                   &op));
         for (int t = 0; t < 3; t++) {
-            PR_CHECK(mx[t] >= r[t].lower - 2 * e64[t] && mx[t] <= r[t].upper + 2 * e64[t] && r[t].rows_fallback == 0 &&
+            PR_CHECK(mx[t] >= r[t].lower - 2 * e64[t] && mx[t] <= r[t].upper + 2 * e64[t] &&
                      r[t].upper <= r[t].lower * 1.001, "dtype %d, %s: float64 reference's %.17g (its error <= ~%.3g) "
-                     "outside [%.17g, %.17g] (fallback %ld)", dt, gname[t], mx[t], e64[t], r[t].lower, r[t].upper,
-                     r[t].rows_fallback);
+                     "outside [%.17g, %.17g]", dt, gname[t], mx[t], e64[t], r[t].lower, r[t].upper);
+            PR_CHECK(mx[t] >= rt[t].lower - 2 * e64[t] && mx[t] <= rt[t].upper + 2 * e64[t] &&
+                     rt[t].upper - rt[t].lower <= r[t].upper - r[t].lower, "dtype %d, %s tightened: %.17g outside "
+                     "[%.17g, %.17g] or wider than the double pass's [%.17g, %.17g]", dt, gname[t], mx[t], rt[t].lower,
+                     rt[t].upper, r[t].lower, r[t].upper);
             PR_CHECK(r[t].ulps_upper <= 0.5 * (1 + 1e-3) && r[t].ulps_lower <= r[t].ulps_upper,
                      "dtype %d, %s: a rounded candidate is within half an ulp: [%.17g, %.17g]", dt, gname[t],
                      r[t].ulps_lower, r[t].ulps_upper);
