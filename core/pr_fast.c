@@ -455,6 +455,10 @@ static void sum_ptrs(const pr_fast_plan_struct *F, pr_fast_thread_struct *th, co
  * sum (each frequency's pairs are added in the same order). (Summing a group's pairs in registers
  * instead, the sums written once, was slower: 2 streams per pair defeat the prefetchers.) */
 enum { XBLOCK_BYTES = 4 << 20 };
+/* below this many bytes of sums (n <= 1024 at d = 2, g = 10) they stay in cache for the inverse phase
+ * and are stored normally: streamed out past the cache they made n = 512 and 1024 take 1.8 and 1.6 times
+ * as long (bench fast, one run each); from 2048 on the streaming stores are faster */
+enum { NT_MIN_BYTES = 4 << 20 };
 
 static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long f0, long f1)
 {
@@ -463,6 +467,7 @@ static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     int hc = H->h_kv * (F->d + 1);
     double fb = XBLOCK_BYTES / (16.0 * T->bm->count_fwd * H->h_kv * (F->d + 1));
     long fblock = fb < 64 ? 64 : fb > FBLOCK_MAX ? FBLOCK_MAX : (long)fb / 4 * 4;
+    int nt = F->avx2 && 8.0 * (double)sl * T->am->count_fwd * hc > NT_MIN_BYTES;
     for (long b0 = f0; b0 < f1; b0 += fblock) {
         long nb = f1 - b0 < fblock ? f1 - b0 : fblock;
         for (long m = 0; m < T->am->count_fwd; m++) {
@@ -477,10 +482,10 @@ static void mac_freqs(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
             }
             double *y = F->sums + (size_t)m * hc * sl + 2 * b0;
             for (int j = 0; j < hc; j++)
-                pr_fast_copy_nt_(y + (size_t)j * sl, th->yp[j], 2 * nb, F->avx2);
+                pr_fast_copy_nt_(y + (size_t)j * sl, th->yp[j], 2 * nb, nt);
         }
     }
-    pr_fast_copy_nt_fence_(F->avx2);
+    pr_fast_copy_nt_fence_(nt);
 }
 
 /* Streamed spectra of group m, each made and then multiplied into the accumulators. */
