@@ -286,7 +286,7 @@ static int prepare_heads(pr_expoly_t p, pr_attn_opts_t *po, pr_control_info_t *i
         hb = fb;
         ho = h * fo;
     } else if (h > 1) {
-        pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h);
+        pr_fast_needs_heads(&hb, &ho, W, n, d, p->degree, h, heads->h_kv);
     }
     /* the backward: the FFT path's plan for h heads, at its least (it keeps spectra and symbol sums
        only where the room left allows: backward_room); the low-rank path's buffers serve every head */

@@ -677,20 +677,20 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
 }
 
 void pr_fast_needs_heads(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g,
-                         int heads)
+                         int heads, int kv_heads)
 {
     double Lf = (double)pr_toeplitz_good_size(2L * n - 1, 5, 1), lg = log2(Lf);
     int s = W->s, da = pr_expand_ndistinct(W->a, s), db = pr_expand_ndistinct(W->b, s);
-    *bytes = plan_bytes(n, d, s, g, da, db, 0, heads, heads, 1);
-    /* per pair a symbol transform (5 L log2 L, at most one pair per term) and per head d+1
-     * spectral products; per marginal and head d+1 transforms (at most as many marginals as
-     * terms, twice) */
+    *bytes = plan_bytes(n, d, s, g, da, db, 0, heads, kv_heads, 1);
+    /* per pair a symbol transform (5 L log2 L, at most one pair per term) and per kv head d+1
+     * spectral products; per marginal and kv head d+1 transforms (at most as many marginals as
+     * terms, twice); a Q head's scaling of its group's inverses, O(n) each, is left out */
     double T = pr_expand_binom(s, g);
-    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0) * heads) +
-           2.0 * pr_expand_binom(d, g) * (d + 1.0) * heads * 5.0 * Lf * lg;
+    *ops = T * Lf * (5.0 * lg + 4.0 * (d + 1.0) * kv_heads) +
+           2.0 * pr_expand_binom(d, g) * (d + 1.0) * kv_heads * 5.0 * Lf * lg;
 }
 
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g)
 {
-    pr_fast_needs_heads(bytes, ops, W, n, d, g, 1);
+    pr_fast_needs_heads(bytes, ops, W, n, d, g, 1, 1);
 }

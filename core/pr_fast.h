@@ -180,9 +180,10 @@ const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair);
  * adds the low-rank path's. */
 void pr_fast_needs(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g);
 
-/* The same for a plan of `heads` heads executed on as many. */
+/* The same for a plan of `heads` Q heads over kv_heads K, V heads (dividing heads; grouped-query:
+ * x̂, the sums and the transforms are per kv head) executed on as many. */
 void pr_fast_needs_heads(double *bytes, double *ops, const pr_posw_t W, int n, int d, int g,
-                         int heads);
+                         int heads, int kv_heads);
 
 #ifdef __cplusplus
 }

@@ -253,6 +253,45 @@ static void refusals(pr_rng_t rng)
     free(Q); free(K); free(V); free(O);
 }
 
+/* The FFT path's admission of grouped-query heads counts x̂ and the sums per kv head (as
+ * pr_fast_plan_gqa holds them), not per Q head: 8 heads over 1 kv head run at a budget that 8
+ * kv heads' plan passes (refused before: it counted 8). */
+static void gqa_budget(pr_rng_t rng)
+{
+    int n = 64, d = 2, h = 8, h_kv = 1, g = 3;
+    size_t nd = (size_t)n * d;
+    pr_posw_t W;
+    PR_CHECK_OK(pr_posw_init_general(W, n, d, rng));
+    double *Q = malloc(sizeof(double) * nd * h), *K = malloc(sizeof(double) * nd * h_kv);
+    double *V = malloc(sizeof(double) * nd * h_kv), *O = malloc(sizeof(double) * nd * h);
+    pr_rng_fill(Q, (long)nd * h, 1.0, rng);
+    pr_rng_fill(K, (long)nd * h_kv, 1.0, rng);
+    pr_rng_fill(V, (long)nd * h_kv, 1.0, rng);
+    pr_attn_opts_t opts;
+    pr_attn_opts_default(&opts, d);
+    pr_control_opts_t o;
+    pr_control_opts_default(&o);
+    o.degree = g;
+    o.eps = 1.0;
+    pr_control_info_t info;
+    pr_control_heads_t hd = {h, h_kv, NULL, NULL};
+    double gb, go, mb, mo;
+    pr_fast_needs_heads(&gb, &go, W, n, d, g, h, h_kv);
+    pr_fast_needs_heads(&mb, &mo, W, n, d, g, h, h);
+    PR_CHECK(gb < mb && go < mo, "needs: %g B %g ops over 1 kv head, %g B %g ops over 8", gb, go, mb, mo);
+    o.mem_budget = 1;
+    PR_CHECK(pr_control_forward_heads(O, &info, Q, K, V, W, n, d, &opts, &o, 0, &hd) == PR_EBUDGET &&
+             info.budget.hit == PR_BUDGET_MEMORY && info.budget.need < mb, "admission needs %g B (per kv head: %g, "
+             "per Q head: %g)", info.budget.need, gb, mb);
+    o.mem_budget = (size_t)info.budget.need + 1;
+    PR_CHECK(o.mem_budget < mb, "budget %zu", o.mem_budget);
+    int st = pr_control_forward_heads(O, &info, Q, K, V, W, n, d, &opts, &o, 0, &hd);
+    PR_CHECK(st == PR_OK, "8 heads over 1 kv head at %zu B (8 kv heads' streamed plan: %g B): status %d",
+             o.mem_budget, mb, st);
+    pr_posw_clear(W);
+    free(Q); free(K); free(V); free(O);
+}
+
 int main(void)
 {
     pr_rng_t rng;
@@ -274,5 +313,6 @@ int main(void)
         one_case(&c, rng);
     }
     refusals(rng);
+    gqa_budget(rng);
     return pr_test_finish("test_heads");
 }
