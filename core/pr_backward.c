@@ -507,6 +507,7 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->kept_symbols = p->psym ? (long)p->qG : 0;
     info->bytes = p->bytes;
     info->transforms = p->transforms;
+    info->forward_xhat = p->forward_xhat;
 }
 
 double pr_backward_g3_tol(double scale, int n, long terms, double mpert)

@@ -99,6 +99,8 @@ typedef struct {
                                (0: made per execute) */
     double bytes;
     long transforms;
+    int forward_xhat;       /* 1 when the last execute took the forward plan's x̂ as its Ŷ of the sizes
+                               <= g (its K, V were those of F's last execute: pr_fast_plan_xhat) */
 } pr_backward_info_t;
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *plan);

@@ -26,14 +26,6 @@ static void marg_product(double *out, const double *pw, const unsigned char *e, 
     }
 }
 
-/* spectrum of x ∘ y (n entries) into out */
-static int fwd(const pr_backward_plan *p, bw_thread *th, double *out, const double *x, const double *y)
-{
-    for (int i = 0; i < p->n; i++)
-        th->rbuf[i] = x[i] * y[i];
-    return pr_toeplitz_vec_spec(out, th->rbuf, 1, p->tp, th->ws);
-}
-
 /* th->zbuf = the product held by spectrum in (destroyed) */
 static int inv(const pr_backward_plan *p, bw_thread *th, double *in)
 {
@@ -71,7 +63,9 @@ typedef struct {
     int h, hkv;
     int want_dw, want_kappa;
     int vec;                     /* pr_backward_mac_vec_() */
-    const double *V;             /* hkv × n × d */
+    const double *K, *V;         /* hkv × n × d */
+    const double *Xf;            /* the forward's x̂ of these K, V (pr_fast_plan_xhat): Ŷ of the sizes
+                                    <= g, or NULL */
 } bw_exec;
 
 /* the per-head blocks of the plan's and a thread's buffers */
@@ -96,6 +90,15 @@ static inline double *accq(const pr_backward_plan *p, const bw_thread *th, int s
 static inline size_t nu_off(const pr_backward_plan *p, int kv, long nul)
 {
     return ((size_t)kv * p->maxnu + (size_t)nul) * (p->d + 1) * p->sl;
+}
+
+/* Ŷ of (kv head kv, the nul-th ν of size m), column 0 (the columns at stride sl): the forward's
+ * x̂ when it serves (sizes <= g, same K, V), else this execute's own in Yhat's size class */
+static inline const double *yhat_at(const pr_backward_plan *p, const bw_exec *x, int m, int kv, long nul)
+{
+    if (x->Xf && m <= p->g)
+        return x->Xf + ((size_t)(p->E->bm->size_start[m] + nul) * x->hkv + kv) * (p->d + 1) * p->sl;
+    return p->Yhat + (size_t)(m & 1) * p->ysize + nu_off(p, kv, nul);
 }
 
 static inline const double *qpw(const pr_backward_plan *p, int hq)
@@ -130,7 +133,6 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     int d = p->d;
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
-    const double *Ybase = p->Yhat + (size_t)(m & 1) * p->ysize;
     enum { BLK = 512 };
     double r[2 * BLK], im[2 * BLK], za[2 * BLK], zb[2 * BLK], vr[BLK], vi[BLK], nr[BLK], ni[BLK];
     int ord[TBATCH];
@@ -158,9 +160,10 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                 nr[q] = ni[q] = 0.0;
             for (int kv = 0; kv < x->hkv; kv++) {
                 size_t yo = nu_off(p, kv, nul[i]) + 2 * (size_t)q0;
+                const double *yh = yhat_at(p, x, m, kv, nul[i]) + 2 * (size_t)q0;
                 /* the columns at stride sl in Ŷ, X̂, accQ and accK alike */
                 if (wq || wz)
-                    pr_backward_mac_cols_(accq(p, th, slot[i], kv, 0) + 2 * q0, th->accK + yo, za, zb, Ybase + yo,
+                    pr_backward_mac_cols_(accq(p, th, slot[i], kv, 0) + 2 * q0, th->accK + yo, za, zb, yh,
                                           xhat(p, th, slot[i], kv, 0) + 2 * q0, r, im, sl, d + 1, mq, wq, wz, kv == 0,
                                           x->vec);
                 for (int c = 0; c <= d; c++) {
@@ -175,7 +178,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                     }
                 }
                 if (wn) {
-                    const double *xk = xhat(p, th, slot[i], kv, d + 1) + 2 * q0, *yd = Ybase + yo + (size_t)d * sl;
+                    const double *xk = xhat(p, th, slot[i], kv, d + 1) + 2 * q0, *yd = yh + (size_t)d * sl;
                     for (long q = 0; q < mq; q++) {
                         nr[q] += xk[2 * q] * yd[2 * q] + xk[2 * q + 1] * yd[2 * q + 1];
                         ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
@@ -392,20 +395,20 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int
 #undef TRY
 
 /* Ŷ item q of size m: the spectrum of y_c v_ν of kv head kv, with c = q mod (d+1), then ν the
- * (q div (d+1) mod #ν)-th of size m, kv = q div ((d+1)·#ν) */
+ * (q div (d+1) mod #ν)-th of size m, kv = q div ((d+1)·#ν), y_c = V_c (c < d) or 1: made as the
+ * forward makes its x̂ (pr_expand_marg_eval, then pr_toeplitz_vec_spec_mul), so that taking the
+ * forward's instead (yhat_at) changes no bit */
 static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, long q)
 {
     int n = p->n, d = p->d, c = (int)(q % (d + 1));
     long nnu = p->E->bm->size_start[m + 1] - p->E->bm->size_start[m], r = q / (d + 1);
     long nul = r % nnu;
     int kv = (int)(r / nnu);
-    long v = p->E->bm->size_start[m] + nul;
-    const double *V = x->V + (size_t)kv * n * d;
-    marg_product(th->tmp, kpw(p, kv), p->E->bm->cnt + (size_t)v * p->db, -1, p->db, p->G, n);
-    for (int j = 0; j < n; j++)
-        th->ycol[j] = c < d ? V[(size_t)j * d + c] : 1.0;
-    return fwd(p, th, p->Yhat + (size_t)(m & 1) * p->ysize + nu_off(p, kv, nul) + (size_t)c * p->sl,
-               th->ycol, th->tmp);
+    const double *K = x->K + (size_t)kv * n * d, *V = x->V + (size_t)kv * n * d;
+    double *out = p->Yhat + (size_t)(m & 1) * p->ysize + nu_off(p, kv, nul) + (size_t)c * p->sl;
+    pr_expand_marg_eval(th->tmp, p->E->bm, p->E->bm->size_start[m] + nul, K, d, p->E->bval, n);
+    return c < d ? pr_toeplitz_vec_spec_mul(out, th->tmp, V + c, d, p->tp, th->ws)
+                 : pr_toeplitz_vec_spec(out, th->tmp, 1, p->tp, th->ws);
 }
 
 /* A-marginal μ's work in half transforms (one head; measured shares at d = 2, n = 2^16): its 2(d+1)
@@ -518,7 +521,8 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
     if ((dw && !p->want_dw) || h < 1 || h > p->heads || h_kv < 1 || h % h_kv)
         return PR_EINVAL;
     bw_exec x = {.h = h, .hkv = h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
-                 .vec = pr_backward_mac_vec_(), .V = V};
+                 .vec = pr_backward_mac_vec_(), .K = K, .V = V,
+                 .Xf = p->F ? pr_fast_plan_xhat(p->F, h_kv, K, V) : NULL};
     if ((st = exec_inputs(p, &x, Q, K, V, O, lse, dO)))
         return st;
     long tr0 = 0;
@@ -546,7 +550,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
             used = nth;
         /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
          * previous size's a-marginals, in the other half of Yhat */
-        if (x.want_dw) {
+        if (x.want_dw && !x.Xf) {
 #pragma omp for schedule(static)
             for (long q = 0; q < (long)(d + 1) * h_kv; q++)
                 if (!th->st)
@@ -554,7 +558,8 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         }
         for (int m = 0; m <= G; m++) {
             long nu0 = p->E->bm->size_start[m], nnu = p->E->bm->size_start[m + 1] - nu0;
-            long nnext = m < G ? (p->E->bm->size_start[m + 2] - nu0 - nnu) * (d + 1) * h_kv : 0;
+            long nnext = m < G && !(x.Xf && m + 1 <= p->g) ? (p->E->bm->size_start[m + 2] - nu0 - nnu) * (d + 1) * h_kv
+                                                           : 0;
             /* α_f = (m c_m / c_{m-1}) α̂_f for every f of size m, and dV's transposed products
              * (columns dO_c/D̃ u_μ) are dK's: for c < d, dV takes accK's inverse transforms scaled
              * by vscale instead of accumulating its own */
@@ -595,6 +600,7 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         tr1 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
     }
     p->transforms = tr1 - tr0;
+    p->forward_xhat = x.Xf != NULL;
     if (st)
         return st;
     add_parts(p, &x, used, dQ, dK, dV, dw, kappa);

@@ -88,6 +88,7 @@ struct pr_backward_plan_s {
     double *Yhat;                /* spectra of y_c v_ν per kv head for the ν of two sizes (m even,
                                     m odd), shared: [m&1][kv][ν][c] */
     size_t ysize;                /* doubles per size class of Yhat */
+    int forward_xhat;            /* the last execute's Ŷ of sizes <= g were F's x̂ */
     bw_thread *thr;
 };
 

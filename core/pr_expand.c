@@ -428,3 +428,19 @@ void pr_expand_clear(pr_expand_t E)
     pr_expand_marg_clear(E->bm);
     memset(E, 0, sizeof(*E));
 }
+
+void pr_expand_marg_eval(double *restrict uv, const pr_expand_marg_t M, long m, const double *restrict X, int d,
+                         const int *val, int n)
+{
+    enum { PIECE = 512 };   /* rows per piece: one pass over memory instead of one per factor */
+    const unsigned char *cnt = M->cnt + (size_t)m * M->D;
+    for (int i0 = 0; i0 < n; i0 += PIECE) {
+        int i1 = n - i0 < PIECE ? n : i0 + PIECE;
+        for (int i = i0; i < i1; i++)
+            uv[i] = 1.0;
+        for (int v = 0; v < M->D; v++)
+            for (int r = 0; r < cnt[v]; r++)
+                for (int i = i0; i < i1; i++)
+                    uv[i] *= X[(size_t)i * d + val[v]];
+    }
+}

@@ -148,6 +148,7 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * kv, sl * d1 * sizeof(double));
+    F->kv_rec = pr_mem_alloc(mem, 2 * kv * n, (size_t)D->d * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     /* kept: every group's sums at once, per kv head (the threads split the frequencies, then the
      * groups), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
@@ -373,6 +374,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
     pr_expand_clear(F->terms);
     free(F->alpha);
     free(F->spec);
+    free(F->kv_rec);
     free(F->xhat);
     free(F->sums);
     free(F->part);
@@ -382,6 +384,15 @@ void pr_fast_destroy(pr_fast_plan_t F)
     free(F->w); free(F->bias);
     pr_toeplitz_destroy(F->tp);
     memset(F, 0, sizeof(*F));
+}
+
+const double *pr_fast_plan_xhat(const pr_fast_plan_t F, int h_kv, const double *K, const double *V)
+{
+    size_t len = (size_t)h_kv * F->n * F->d;
+    if (F->rec_kv < 1 || h_kv != F->rec_kv || memcmp(F->kv_rec, K, sizeof(double) * len) ||
+        memcmp(F->kv_rec + len, V, sizeof(double) * len))
+        return NULL;
+    return F->xhat;
 }
 
 void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head)
@@ -403,25 +414,6 @@ const double *pr_fast_plan_pair_spectrum(const pr_fast_plan_t F, long pair)
 }
 
 /* ---- execute ---- */
-
-/* uv = Π_v X[:, val[v]]^{cnt_v} for marginal m, values increasing (the same products, in the
- * same order, as from each marginal's parent), by cache-sized pieces of rows: one pass over
- * memory instead of one per factor */
-static void marg_product(double *restrict uv, const pr_expand_marg_struct *M, long m, const double *restrict X,
-                         int d, const int *val, int n)
-{
-    enum { PIECE = 512 };
-    const unsigned char *cnt = M->cnt + (size_t)m * M->D;
-    for (int i0 = 0; i0 < n; i0 += PIECE) {
-        int i1 = n - i0 < PIECE ? n : i0 + PIECE;
-        for (int i = i0; i < i1; i++)
-            uv[i] = 1.0;
-        for (int v = 0; v < M->D; v++)
-            for (int r = 0; r < cnt[v]; r++)
-                for (int i = i0; i < i1; i++)
-                    uv[i] *= X[(size_t)i * d + val[v]];
-    }
-}
 
 /* One execute's heads: h Q heads over h_kv K, V heads, rep = h / h_kv. */
 typedef struct {
@@ -515,7 +507,7 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     for (long j = lo; j < hi; j++) {
         long m = j / H->h_kv;
         const double *K = H->K + (j % H->h_kv) * nd, *V = H->V + (j % H->h_kv) * nd;
-        marg_product(th->u, T->bm, m, K, d, T->bval, n);
+        pr_expand_marg_eval(th->u, T->bm, m, K, d, T->bval, n);
         for (int c = 0; c <= d; c++) {
             double t0 = F->timing ? pr_timing_wall() : 0.0, *xh = F->xhat + ((size_t)j * (d + 1) + c) * sl;
             int st = c < d ? pr_toeplitz_vec_spec_mul(xh, th->u, V + c, d, F->tp, th->ws)
@@ -540,8 +532,8 @@ static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     for (int k = k0; k < k1 && !st; k++) {
         for (int r = 0; r < rep; r++) {
             th->up[r] = th->u + (size_t)r * n;
-            marg_product(th->u + (size_t)r * n, F->terms->am, m, H->Q + (size_t)(k * rep + r) * nd, d,
-                         F->terms->aval, n);
+            pr_expand_marg_eval(th->u + (size_t)r * n, F->terms->am, m, H->Q + (size_t)(k * rep + r) * nd, d,
+                                F->terms->aval, n);
         }
         for (size_t c = 0; c < cols && !st; c++) {
             for (int r = 0; r < rep; r++)
@@ -614,6 +606,7 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
     if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
         return PR_ENONFINITE;
     heads_t H = {h, h_kv, h / h_kv, Q, K, V};
+    F->rec_kv = 0;   /* x̂ is about to change: recorded again once the execute succeeds */
     long f0 = transforms(F, 0), i0 = transforms(F, 1);
     int used = 1;
     double tp[4] = {0};
@@ -666,6 +659,9 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         }
     }
     F->exec_heads = h;
+    memcpy(F->kv_rec, K, sizeof(double) * nd * h_kv);
+    memcpy(F->kv_rec + nd * h_kv, V, sizeof(double) * nd * h_kv);
+    F->rec_kv = h_kv;
     tp[3] = pr_timing_wall() - t3;
     memcpy(F->phase_seconds, tp, sizeof(tp));
     return PR_OK;

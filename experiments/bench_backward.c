@@ -18,6 +18,8 @@
 typedef struct {
     int n, degree, dense_measured;
     long terms, fwd_terms, transforms;
+    int forward_xhat;       /* the timed one-head backward took the forward's x̂ (each timed backward
+                               follows a forward execute on its inputs, as in training) */
     double fwd, bwd, dense, fwd_cpu, bwd_cpu, dense_cpu, fwd_plan, bwd_plan, bwd_mib;
     double hbwd, hbwd_cpu;  /* the H-head execute (heads > 1) */
     double gbwd, gbwd_cpu;  /* the H-head execute on K kv heads (0 < K < H) */
@@ -88,6 +90,9 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         st = pr_backward_plan_heads(&bp, F, W, &opts, h, c->want_dw, 0);
         r->bwd_plan = pr_timing_wall() - t0;
     }
+    /* each timed backward after a forward execute on its inputs (the forward's x̂ serves as its Ŷ) */
+    if (!st)
+        st = pr_fast_execute(O, F, Q, K, V);
     if (!st) {
         /* the gradients only: kappa (the bound's weights) is not asked for */
         PR_TIMED_CPU(st, r->bwd, r->bwd_cpu, pr_backward_execute(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse, dO));
@@ -95,9 +100,10 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         pr_backward_info(&bi, bp);
         r->terms = bi.terms;
         r->transforms = bi.transforms;
+        r->forward_xhat = bi.forward_xhat;
         r->bwd_mib = bi.bytes / 1048576.0;
     }
-    if (!st && h > 1)
+    if (!st && h > 1 && !(st = pr_fast_execute_heads(O, F, h, h, Q, K, V)))
         PR_TIMED_CPU(st, r->hbwd, r->hbwd_cpu, pr_backward_execute_heads(bp, dQ, dK, dV, dw, NULL, Q, K, V, O, lse,
                                                                           dO, h, h));
     /* grouped-query: the first K heads of K and V serve the H Q heads, O and lse their forward's */
@@ -181,8 +187,8 @@ static void print_json(const row_t *rows, int nr, const cfg_t *c, const char *ff
     for (int i = 0; i < nr; i++) {
         const row_t *r = &rows[i];
         printf("%s{\"n\": %d, \"degree\": %d, \"terms\": %ld, \"forward_terms\": %ld, \"transforms\": %ld, "
-               "\"fwd_s\": %.6g, \"bwd_s\": %.6g, ", i ? ", " : "", r->n, r->degree, r->terms, r->fwd_terms,
-               r->transforms, r->fwd, r->bwd);
+               "\"forward_xhat\": %s, \"fwd_s\": %.6g, \"bwd_s\": %.6g, ", i ? ", " : "", r->n, r->degree, r->terms,
+               r->fwd_terms, r->transforms, r->forward_xhat ? "true" : "false", r->fwd, r->bwd);
         /* the dense figures are unknown (null) when no size up to --dense-max ran */
         pr_cli_json_num("dense_bwd_s", r->dense, 6, ", ");
         printf("\"fwd_cpu_s\": %.6g, \"bwd_cpu_s\": %.6g, ", r->fwd_cpu, r->bwd_cpu);
@@ -248,7 +254,9 @@ int pr_bench_backward(int argc, char **argv)
         "a per-head time <= 0.5 x one head's at n = 2^16 (per_head_ratio; at the largest n without 2^16).\n"
         "Times are per execute with the plans made once, the least of at least 3 runs and of --rounds\n"
         "rounds over all sizes; the ratios are measured in one run. Ratios marked * use CPU times (all\n"
-        "three run on the same OpenMP threads), wall-clock ones are in --json.",
+        "three run on the same OpenMP threads), wall-clock ones are in --json. Each timed backward follows\n"
+        "a forward execute on its inputs, as in training, and takes that forward's transforms of v*[V | 1]\n"
+        "as its own of the sizes <= g (forward_xhat in --json; the same bits as making them).",
         opts, (int)(sizeof opts / sizeof opts[0])};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)

@@ -145,11 +145,11 @@ static void test_heads(pr_rng_t rng)
         memset(F, 0, sizeof F);
         if (borrow) {
             /* streamed: a budget one byte short of the kept plan */
-            PR_CHECK_OK(pr_fast_plan(F, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+            PR_CHECK_OK(pr_fast_plan_heads(F, W, &o, planned, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
             if (streamed) {
                 size_t kept = F->bytes;
                 pr_fast_destroy(F);
-                PR_CHECK_OK(pr_fast_plan(F, W, &o, kept - 1, 1000000, PR_FAST_ESTIMATE));
+                PR_CHECK_OK(pr_fast_plan_heads(F, W, &o, planned, kept - 1, 1000000, PR_FAST_ESTIMATE));
             }
             PR_CHECK(F->streamed == streamed, "%s: the forward plan %s", what, streamed ? "kept" : "streamed");
         }
@@ -193,6 +193,63 @@ static void test_heads(pr_rng_t rng)
                      "%s: the scalar products differ from the vector ones", what);
             free(kept);
             free(gq);
+        }
+        /* after a forward execute on the same K, V the backward takes the forward's x̂ as its Ŷ of
+         * sizes <= g: the same bits, (d+1)·h_kv transforms fewer per b-marginal of those sizes; a K
+         * or V differing in one bit, another kv head count or a failed forward execute: its own */
+        if (borrow) {
+            size_t tot = (2 * I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
+            double *rq = malloc(sizeof(double) * tot), *rk = rq + I.h * nd, *rv = rk + I.hkv * nd;
+            double *rw = rv + I.hkv * nd, *rkap = rw + sL, *Of = rkap + I.hkv * (size_t)n;
+            pr_backward_info_t i0, i1;
+            pr_backward_info(&i0, p);
+            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL, "%s: x̂ before any forward execute", what);
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
+            omp_set_num_threads(nthr0);
+            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == F->xhat, "%s: the forward's x̂ not offered", what);
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&i1, p);
+            long saved = F->terms->bm->count_fwd * (d + 1) * I.hkv;
+            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rk, I.dK, I.hkv * nd) &&
+                     same_bits(rv, I.dV, I.hkv * nd) && same_bits(rw, I.dw, sL) &&
+                     same_bits(rkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L) &&
+                     i0.transforms - i1.transforms == saved, "%s: with the forward's x̂: other bits, or %ld "
+                     "transforms where its own Ŷ took %ld (%ld fewer expected)", what, i1.transforms, i0.transforms,
+                     saved);
+            double keep = I.K[nd * I.hkv - 1];
+            I.K[nd * I.hkv - 1] = nextafter(keep, INFINITY);
+            int sees_k = pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
+            I.K[nd * I.hkv - 1] = keep;
+            keep = I.V[0];
+            I.V[0] = -keep;
+            int sees_v = keep != 0.0 && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
+            I.V[0] = keep;
+            PR_CHECK(!sees_k && !sees_v && (I.hkv == 1 || !pr_fast_plan_xhat(F, 1, I.K, I.V)),
+                     "%s: x̂ offered for other K (%d), V (%d) or kv heads", what, sees_k, sees_v);
+            /* a refused execute leaves x̂ as it was; one on another K makes it that K's */
+            keep = I.Q[0];
+            I.Q[0] = NAN;
+            PR_CHECK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V) == PR_ENONFINITE &&
+                     pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == F->xhat, "%s: x̂ lost by a refused execute", what);
+            I.Q[0] = keep;
+            double *K2 = malloc(sizeof(double) * I.hkv * nd);
+            memcpy(K2, I.K, sizeof(double) * I.hkv * nd);
+            K2[0] = K2[0] / 2 + 0.25;
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, K2, I.V));
+            omp_set_num_threads(nthr0);
+            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, K2, I.V) == F->xhat && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL,
+                     "%s: x̂ after an execute on another K", what);
+            free(K2);
+            /* its own Ŷ again (the later checks read this execute's counts) */
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&i1, p);
+            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.transforms == i0.transforms,
+                     "%s: its own Ŷ after the forward moved on", what);
+            free(rq);
         }
         /* a budget one byte short of the plan: dw's parents' symbol sums, then also the size-(g+1)
          * pair spectra, are made per execute instead of at plan time, by the same routines: the
