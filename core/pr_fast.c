@@ -148,7 +148,8 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->bias = pr_mem_alloc(mem, L, sizeof(double));
     F->w = pr_mem_big(mem, (size_t)D->s, L * sizeof(double));
     F->xhat = pr_mem_big(mem, (size_t)D->nb * kv, sl * d1 * sizeof(double));
-    F->kv_rec = pr_mem_alloc(mem, 2 * kv * n, (size_t)D->d * sizeof(double));
+    /* kept plans only: a streamed one is where memory is short (n = 2^20: 32 MiB more, against 4 GiB) */
+    F->kv_rec = D->streamed ? NULL : pr_mem_alloc(mem, 2 * kv * n, (size_t)D->d * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     /* kept: every group's sums at once, per kv head (the threads split the frequencies, then the
      * groups), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
@@ -389,7 +390,7 @@ void pr_fast_destroy(pr_fast_plan_t F)
 const double *pr_fast_plan_xhat(const pr_fast_plan_t F, int h_kv, const double *K, const double *V)
 {
     size_t len = (size_t)h_kv * F->n * F->d;
-    if (F->rec_kv < 1 || h_kv != F->rec_kv || memcmp(F->kv_rec, K, sizeof(double) * len) ||
+    if (!F->kv_rec || F->rec_kv < 1 || h_kv != F->rec_kv || memcmp(F->kv_rec, K, sizeof(double) * len) ||
         memcmp(F->kv_rec + len, V, sizeof(double) * len))
         return NULL;
     return F->xhat;
@@ -659,9 +660,11 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         }
     }
     F->exec_heads = h;
-    memcpy(F->kv_rec, K, sizeof(double) * nd * h_kv);
-    memcpy(F->kv_rec + nd * h_kv, V, sizeof(double) * nd * h_kv);
-    F->rec_kv = h_kv;
+    if (F->kv_rec) {
+        memcpy(F->kv_rec, K, sizeof(double) * nd * h_kv);
+        memcpy(F->kv_rec + nd * h_kv, V, sizeof(double) * nd * h_kv);
+        F->rec_kv = h_kv;
+    }
     tp[3] = pr_timing_wall() - t3;
     memcpy(F->phase_seconds, tp, sizeof(tp));
     return PR_OK;

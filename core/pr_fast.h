@@ -87,7 +87,8 @@ typedef struct {
                                group's Σ over its pairs of pair spectrum ∘ x̂ per kv head and column */
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
                                for kv_heads kv heads) */
-    double *kv_rec;         /* 2 × kv_heads × n × d: K, then V, of the last successful execute */
+    double *kv_rec;         /* kept plans: 2 × kv_heads × n × d: K, then V, of the last successful
+                               execute (NULL when streamed) */
     int rec_kv;             /* its kv heads (x̂ is theirs), 0 when none (pr_fast_plan_xhat) */
     int nchunks;            /* the inverse phase's chunks of a-marginal groups (fixed at plan time) */
     double *part;           /* nchunks × heads × (d+1) × n: each chunk's part of Ã [V | 1] per
@@ -166,7 +167,8 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
 int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *K, const double *V);
 
 /* The last execute's x̂ when it was made from exactly these K, V (h_kv × n × d each, compared bit
- * for bit with the plan's record of them) on h_kv kv heads, else NULL: FFT(v_ν ∘ X_c) of
+ * for bit with the plan's record of them) on h_kv kv heads, else NULL (always for a streamed plan,
+ * which keeps no record): FFT(v_ν ∘ X_c) of
  * b-marginal ν < terms->bm->count_fwd, kv head k and column c of X = [V_k | 1] at
  * ((ν·h_kv + k)(d+1) + c)·pr_toeplitz_spec_len(tp), interleaved, v_ν by pr_expand_marg_eval and
  * transformed by pr_toeplitz_vec_spec(_mul) on F->tp. The backward takes it as its Ŷ. */
