@@ -278,6 +278,8 @@ static void plan_tables(pr_fast_plan_struct *F, const pr_posw_t W, const pr_attn
             memset(th->blk, 0, sizeof(double) * kv * (d + 1) * 2 * FBLOCK_MAX);
     }
     memset(F->part, 0, sizeof(double) * F->nchunks * h * n * (d + 1));
+    if (F->kv_rec)
+        memset(F->kv_rec, 0, sizeof(double) * 2 * kv * n * d);
     for (long l = -(n - 1); l <= n - 1; l++)
         F->bias[l + n - 1] = exp(pr_attn_log_bias(opts, n, l));
     memcpy(F->w, W->w, sizeof(double) * s * L);

@@ -90,6 +90,8 @@ static double excess(const double *a, const double *b, size_t m, double tol)
     return pr_vec_max_abs_diff(a, b, m) - tol;
 }
 
+static long edomain_runs;   /* trials whose crafted forward failed after remaking x̂ */
+
 static void test_heads(pr_rng_t rng)
 {
     int nthr0 = omp_get_max_threads();
@@ -195,15 +197,22 @@ static void test_heads(pr_rng_t rng)
             free(gq);
         }
         /* after a forward execute on the same K, V the backward takes the forward's x̂ as its Ŷ of
-         * sizes <= g: the same bits, (d+1)·h_kv transforms fewer per b-marginal of those sizes; a K
-         * or V differing in one bit, another kv head count or a failed forward execute: its own */
+         * sizes <= g: the same bits, (d+1)·h_kv transforms fewer per b-marginal of those sizes (with
+         * and without dw and κ); a K or V differing in one bit, another kv head count, or a forward
+         * execute that failed after it remade x̂: its own */
         if (borrow) {
-            size_t tot = (2 * I.h + 2 * I.hkv) * nd + sL + I.hkv * (size_t)n;
+            size_t tot = (3 * I.h + 4 * I.hkv) * nd + sL + I.hkv * (size_t)n;
             double *rq = malloc(sizeof(double) * tot), *rk = rq + I.h * nd, *rv = rk + I.hkv * nd;
             double *rw = rv + I.hkv * nd, *rkap = rw + sL, *Of = rkap + I.hkv * (size_t)n;
+            double *nq = Of + I.h * nd, *nk = nq + I.h * nd, *nv = nk + I.hkv * nd;
             pr_backward_info_t i0, i1;
             pr_backward_info(&i0, p);
             PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL, "%s: x̂ before any forward execute", what);
+            /* no dw, no κ (no size-0 Ŷ), own Ŷ first */
+            PR_CHECK_OK(pr_backward_execute_heads(p, nq, nk, nv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info_t n0, n1;
+            pr_backward_info(&n0, p);
             omp_set_num_threads(nthr);
             PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
             omp_set_num_threads(nthr0);
@@ -214,6 +223,17 @@ static void test_heads(pr_rng_t rng)
                                                   I.hkv));
             pr_backward_info(&i1, p);
             long saved = streamed ? 0 : F->terms->bm->count_fwd * (d + 1) * I.hkv;
+            PR_CHECK(i1.forward_xhat == !streamed, "%s: forward_xhat %d", what, i1.forward_xhat);
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&n1, p);
+            /* without dw the size-0 Ŷ is not made at all: one b-marginal fewer saved */
+            long nsaved = streamed ? 0 : (F->terms->bm->count_fwd - 1) * (d + 1) * I.hkv;
+            PR_CHECK(same_bits(rq, nq, I.h * nd) && same_bits(rk, nk, I.hkv * nd) && same_bits(rv, nv, I.hkv * nd) &&
+                     n0.transforms - n1.transforms == nsaved, "%s: without dw and κ, with the forward's x̂: other "
+                     "bits, or %ld transforms where its own Ŷ took %ld", what, n1.transforms, n0.transforms);
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
             PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rk, I.dK, I.hkv * nd) &&
                      same_bits(rv, I.dV, I.hkv * nd) && same_bits(rw, I.dw, sL) &&
                      same_bits(rkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L) &&
@@ -244,13 +264,30 @@ static void test_heads(pr_rng_t rng)
             omp_set_num_threads(nthr0);
             PR_CHECK(pr_fast_plan_xhat(F, I.hkv, K2, I.V) == X0 && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL,
                      "%s: x̂ after an execute on another K", what);
+            /* an execute that fails once x̂ is remade from K2 (causal row 0 sees only key 0: with
+             * q_0 = -1000 k_0 under RoPE or the identity an odd P makes its row sum negative) leaves
+             * no record, neither of K nor of K2 */
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
+            memcpy(nq, I.Q, sizeof(double) * I.h * nd);
+            for (int hq = 0; hq < I.h; hq++)
+                for (int c2 = 0; c2 < d; c2++)
+                    nq[hq * nd + c2] = -1000.0 * K2[pr_attn_kv_head(hq, I.h, I.hkv) * nd + c2];
+            int fst = pr_fast_execute_heads(Of, F, I.h, I.hkv, nq, K2, I.V);
+            omp_set_num_threads(nthr0);
+            PR_CHECK(fst == PR_OK || fst == PR_EDOMAIN, "%s: forward on the crafted Q: status %d", what, fst);
+            if (fst == PR_EDOMAIN) {
+                edomain_runs++;
+                PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL && pr_fast_plan_xhat(F, I.hkv, K2, I.V) == NULL,
+                         "%s: x̂ offered after a forward that failed (PR_EDOMAIN) once x̂ was remade", what);
+            }
             free(K2);
             /* its own Ŷ again (the later checks read this execute's counts) */
             PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
             pr_backward_info(&i1, p);
-            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.transforms == i0.transforms,
-                     "%s: its own Ŷ after the forward moved on", what);
+            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.transforms == i0.transforms &&
+                     !i1.forward_xhat, "%s: its own Ŷ after the forward moved on", what);
             free(rq);
         }
         /* a budget one byte short of the plan: dw's parents' symbol sums, then also the size-(g+1)
@@ -413,5 +450,7 @@ int main(void)
     pr_rng_t rng;
     pr_rng_init(rng, pr_test_seed("test_backward_heads", 20261128));
     test_heads(rng);
+    PR_CHECK(edomain_runs > 0, "no trial's forward failed after remaking x̂: that case went untested");
+    printf("test_backward_heads: %ld forwards failed after remaking x̂, none left a record\n", edomain_runs);
     return pr_test_finish("test_backward_heads");
 }
