@@ -5,6 +5,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "pr_status.h"
 #include "cli.h"
 
@@ -211,6 +214,31 @@ void pr_cli_json_int(const char *key, long v, const char *sep)
         printf("\"%s\": %ld%s", key, v, sep);
     else
         printf("\"%s\": null%s", key, sep);
+}
+
+/* AddressSanitizer replaces malloc (and refuses mallopt): nothing to pin there */
+#if defined(__SANITIZE_ADDRESS__)
+#define PR_ASAN_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PR_ASAN_MALLOC 1
+#endif
+#endif
+
+int pr_cli_pin_malloc(void)
+{
+#if defined(__GLIBC__) && !defined(PR_ASAN_MALLOC)
+    return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 ? PR_OK : PR_EINVAL;
+#else
+    return PR_OK;
+#endif
+}
+
+void pr_cli_pin_malloc_warn(const char *cmd)
+{
+    if (pr_cli_pin_malloc())
+        fprintf(stderr, "polyrope %s: warning: glibc refused to pin its mmap threshold: a row's time may depend on "
+                "the rows before it\n", cmd);
 }
 
 int pr_cli_given(const pr_cmd_spec_t *spec, const char *name)

@@ -59,4 +59,18 @@ void pr_cli_json_int(const char *key, long v, const char *sep);
 /* 1 when option `name` was given on the command line */
 int pr_cli_given(const pr_cmd_spec_t *spec, const char *name);
 
+/* Pins glibc's mmap threshold at its default (128 KiB), which also stops glibc from raising it
+ * after large frees: every buffer past it then comes from fresh pages, whatever the process
+ * allocated and freed before. Without it a sweep row's time depended on the rows before it (its
+ * buffers from the heap or from fresh pages): in reproduce --quick the fast backward took 5× as
+ * long at n = 8192 as at 4096, and G5's slope read 1.45 (FAILED); pinned, the same run reads
+ * 1.03. PR_OK, or PR_EINVAL if glibc refuses; a no-op without glibc's malloc (AddressSanitizer's
+ * replaces it). sweep and reproduce call it (rows of a grid must not depend on their order); the
+ * benchmarks do not (they time the best of repeated calls, whose buffers glibc may reuse, as in
+ * any program calling the library in a loop). */
+int pr_cli_pin_malloc(void);
+
+/* pr_cli_pin_malloc, a warning on stderr ("polyrope CMD: warning: ...") when glibc refuses */
+void pr_cli_pin_malloc_warn(const char *cmd);
+
 #endif

@@ -546,6 +546,7 @@ int pr_cmd_reproduce(int argc, char **argv)
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;
+    pr_cli_pin_malloc_warn("reproduce");
     if (quick + full + tiny > 1)
         return pr_cli_fail("reproduce", "give one of --quick, --full, --tiny");
     const char *size = full ? "full" : tiny ? "tiny" : "quick";

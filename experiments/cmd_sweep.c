@@ -146,6 +146,7 @@ int pr_cmd_sweep(int argc, char **argv)
         free(pos);
         return rc < 0 ? 0 : rc;
     }
+    pr_cli_pin_malloc_warn("sweep");
     if (list) {
         free(pos);
         return list_presets();
