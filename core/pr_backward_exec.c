@@ -549,7 +549,8 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         if (id == 0)
             used = nth;
         /* Ŷ of size 0 (only dw's correlations need it); each later size's Ŷ is made beside the
-         * previous size's a-marginals, in the other half of Yhat */
+         * previous size's a-marginals, in the other half of Yhat; the sizes <= g not at all when
+         * the forward's x̂ serves (yhat_at) */
         if (x.want_dw && !x.Xf) {
 #pragma omp for schedule(static)
             for (long q = 0; q < (long)(d + 1) * h_kv; q++)
