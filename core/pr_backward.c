@@ -420,7 +420,7 @@ static int plan_kept(pr_backward_plan *p)
     return st;
 }
 
-int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+int pr_backward_plan_heads(pr_backward_plan **plan, pr_fast_plan_struct *F,
                            const pr_posw_struct *W, const pr_attn_opts_t *opts, int heads,
                            int want_dw, double max_bytes)
 {
@@ -477,7 +477,7 @@ fail:
     return st;
 }
 
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+int pr_backward_plan_fft(pr_backward_plan **plan, pr_fast_plan_struct *F,
                          const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
                          double max_bytes)
 {
@@ -507,6 +507,7 @@ void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *p)
     info->kept_symbols = p->psym ? (long)p->qG : 0;
     info->bytes = p->bytes;
     info->transforms = p->transforms;
+    info->kv_transforms = p->kv_transforms;
     info->forward_xhat = p->forward_xhat;
 }
 

@@ -29,7 +29,10 @@ extern "C" {
  * c_m ≠ 0 takes F's kept pair spectrum Σ_{e in pair} α_e t̂_e (Σ α̂_f t̂_f is c_{m-1}/(m c_m) times
  * it); the other pairs sum their symbols in the time domain and are transformed once per pair:
  * those of size g+1 at plan time (kept_spectra), unless that alone passes max_bytes, the others
- * (c_m = 0, or F streamed) in each execute. F must outlive the backward plan. Without F
+ * (c_m = 0, or F streamed) in each execute. A kept F's K, V half (x̂ and its sums' inverses,
+ * pr_fast_execute_kv) serves as Ŷ and dQ's sums of the sizes ≤ g: taken as F's last execute left
+ * it when that ran on the same K, V, else made on F by an execute here, so that an execute here
+ * writes F and must not run concurrently with another on F. F must outlive the backward plan. Without F
  * the plan builds its own expansion to degree g+1 and its own Toeplitz plan.
  * heads: the most Q heads one execute may take (pr_backward_execute_heads).
  * want_dw = 0 skips dw. Memory: the plan first runs its allocations dry (pr_mem) and refuses with
@@ -42,12 +45,12 @@ extern "C" {
  * given thread count the result does not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
-int pr_backward_plan_heads(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+int pr_backward_plan_heads(pr_backward_plan **plan, pr_fast_plan_struct *F,
                            const pr_posw_struct *W, const pr_attn_opts_t *opts, int heads,
                            int want_dw, double max_bytes);
 
 /* pr_backward_plan_heads for one head. */
-int pr_backward_plan_fft(pr_backward_plan **plan, const pr_fast_plan_struct *F,
+int pr_backward_plan_fft(pr_backward_plan **plan, pr_fast_plan_struct *F,
                          const pr_posw_struct *W, const pr_attn_opts_t *opts, int want_dw,
                          double max_bytes);
 
@@ -99,8 +102,11 @@ typedef struct {
                                (0: made per execute) */
     double bytes;
     long transforms;
-    int forward_xhat;       /* 1 when the last execute took the forward plan's x̂ as its Ŷ of the sizes
-                               <= g (its K, V were those of F's last execute: pr_fast_plan_xhat) */
+    long kv_transforms;     /* of which those of the forward plan's K, V half (pr_fast_execute_kv),
+                               made on a kept F because its last execute was on other K, V */
+    int forward_xhat;       /* 1 when the last execute took a kept forward plan's K, V half as its
+                               last execute left it (pr_fast_plan_xhat): its x̂ as Ŷ and its sums'
+                               inverses as dQ's, for the sizes <= g, none of it made here */
 } pr_backward_info_t;
 
 void pr_backward_info(pr_backward_info_t *info, const pr_backward_plan *plan);

@@ -66,7 +66,17 @@ typedef struct {
     const double *K, *V;         /* hkv × n × d */
     const double *Xf;            /* the forward's x̂ of these K, V (pr_fast_plan_xhat): Ŷ of the sizes
                                     <= g, or NULL */
+    const double *Yf;            /* the forward's scaled inverses of its sums of these K, V
+                                    (pr_fast_plan_ysum), or NULL: see dq_forward */
 } bw_exec;
+
+/* dQ's sums of the size-m a-marginals, Σ_ν α̂ Ŝ_μν ∘ Ŷ_{ν,c}, are c_{m-1}/(m c_m) times the
+ * forward's Σ_ν Ŝ_μν ∘ x̂_{ν,c} when their pairs' spectra are F's (bw_forward_pair) and Ŷ is x̂:
+ * their inverses are then F's, scaled (math.md §7), and mac_batch forms no accQ */
+static inline int dq_forward(const pr_backward_plan *p, const bw_exec *x, int m)
+{
+    return x->Yf && m >= 1 && m <= p->g && p->poly[m] != 0.0;
+}
 
 /* the per-head blocks of the plan's and a thread's buffers */
 static inline double *xcol(const pr_backward_plan *p, int hq, int c)
@@ -163,7 +173,8 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                 const double *yh = yhat_at(p, x, m, kv, nul[i]) + 2 * (size_t)q0;
                 /* the columns at stride sl in Ŷ, X̂, accQ and accK alike */
                 if (wq || wz)
-                    pr_backward_mac_cols_(accq(p, th, slot[i], kv, 0) + 2 * q0, th->accK + yo, za, zb, yh,
+                    pr_backward_mac_cols_(dq_forward(p, x, m) ? NULL : accq(p, th, slot[i], kv, 0) + 2 * q0,
+                                          th->accK + yo, za, zb, yh,
                                           xhat(p, th, slot[i], kv, 0) + 2 * q0, r, im, sl, d + 1, mq, wq, wz, kv == 0,
                                           x->vec);
                 for (int c = 0; c <= d; c++) {
@@ -311,27 +322,35 @@ static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, lo
             }
             for (int c = 0; c < nx; c++)
                 TRY(pr_toeplitz_vec_spec(xhat(p, th, k, kv, c), th->xsum + (size_t)c * n, 1, p->tp, th->ws));
-            for (int c = 0; c <= d; c++)
+            for (int c = 0; c <= d && !dq_forward(p, x, m); c++)
                 pr_toeplitz_spec_zero(accq(p, th, k, kv, c), p->tp);
         }
     for (long q = E->gpair[u], nb; q < E->gpair[ue]; q += nb) {
         nb = E->gpair[ue] - q < p->tbatch ? E->gpair[ue] - q : p->tbatch;
         TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw, u));
     }
+    int fw = dq_forward(p, x, m);
+    double ah = fw ? p->poly[m - 1] / (m * p->poly[m]) : 1.0;
     for (long mu = u; mu < ue && m >= 1; mu++)
         for (int kv = 0; kv < x->hkv; kv++) {
-            /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads */
-            for (int c = 0; c <= d; c++)
+            /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads, or
+             * the forward's inverse times ah */
+            const double *zs = fw ? x->Yf + ((size_t)mu * x->hkv + kv) * (d + 1) * p->sl : th->xsum;
+            size_t zstride = fw ? p->sl : (size_t)n;
+            for (int c = 0; c <= d && !fw; c++)
                 TRY(pr_toeplitz_spec_inverse(th->xsum + (size_t)c * n, 1, accq(p, th, (int)(mu - u), kv, c), p->tp,
                                              th->ws));
             for (int hq = kv * grp; hq < (kv + 1) * grp; hq++) {
                 /* dQ_ia += ∂u_μ/∂Q_ia Σ_c x_c(i) [Σ_f α̂_f T_f (y_c v_ν)](i) */
                 memset(th->ycol, 0, sizeof(double) * n);
                 for (int c = 0; c <= d; c++) {
-                    const double *xc = xcol(p, hq, c), *z = th->xsum + (size_t)c * n;
+                    const double *xc = xcol(p, hq, c), *z = zs + (size_t)c * zstride;
                     for (int i = 0; i < n; i++)
                         th->ycol[i] += xc[i] * z[i];
                 }
+                if (fw)
+                    for (int i = 0; i < n; i++)
+                        th->ycol[i] *= ah;
                 add_marg_grad(dQ + (size_t)hq * n * d, th->ycol, qpw(p, hq), E->am->cnt + (size_t)mu * p->da,
                               th->tmp, E->aval, p->da, d, G, n);
             }
@@ -420,7 +439,11 @@ static long mu_weight(const pr_backward_plan *p, long u)
 {
     const pr_expand_struct *E = p->E;
     long np = E->gpair[u + 1] - E->gpair[u];
-    return 5 * np + 4 * (p->d + 1) + (E->am->deg[u] == p->G ? 3 * np : 0);
+    int m = E->am->deg[u];
+    /* dQ's inverses are the forward's (dq_forward) wherever a kept F serves: a plan property, so
+     * that the shares, hence the bits, do not depend on whether F's K, V half was remade */
+    int fw = p->F && !p->F->streamed && m >= 1 && m <= p->g && p->poly[m] != 0.0;
+    return 5 * np + (fw ? 2 : 4) * (p->d + 1) + (m == p->G ? 3 * np : 0);
 }
 
 /* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight: the cut
@@ -521,10 +544,18 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
     if ((dw && !p->want_dw) || h < 1 || h > p->heads || h_kv < 1 || h % h_kv)
         return PR_EINVAL;
     bw_exec x = {.h = h, .hkv = h_kv, .want_dw = dw != NULL, .want_kappa = kappa != NULL,
-                 .vec = pr_backward_mac_vec_(), .K = K, .V = V,
-                 .Xf = p->F ? pr_fast_plan_xhat(p->F, h_kv, K, V) : NULL};
+                 .vec = pr_backward_mac_vec_(), .K = K, .V = V};
     if ((st = exec_inputs(p, &x, Q, K, V, O, lse, dO)))
         return st;
+    /* a kept F's K, V half: its last execute's when that was on these K, V (training runs the
+     * forward, then the backward), else made here on F, by F's code: the same bits either way */
+    long made = 0;
+    if (p->F && !p->F->streamed && h_kv <= p->F->kv_heads) {
+        if ((st = pr_fast_execute_kv(&made, p->F, h_kv, K, V)))
+            return st;
+        x.Xf = p->F->xhat;
+        x.Yf = p->F->sums;
+    }
     long tr0 = 0;
     for (int t = 0; t < p->nthreads; t++)
         tr0 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
@@ -600,8 +631,9 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
         st = st ? st : p->thr[t].st;
         tr1 += p->thr[t].ws->n_forward + p->thr[t].ws->n_inverse;
     }
-    p->transforms = tr1 - tr0;
-    p->forward_xhat = x.Xf != NULL;
+    p->transforms = tr1 - tr0 + made;
+    p->kv_transforms = made;
+    p->forward_xhat = x.Xf && !made;
     if (st)
         return st;
     add_parts(p, &x, used, dQ, dK, dV, dw, kappa);

@@ -52,8 +52,9 @@ struct pr_backward_plan_s {
     const pr_expand_struct *E;   /* the terms up to degree G = g+1 (math.md §7): F->terms, or own_E */
     pr_expand_t own_E;
     int has_E;
-    const pr_fast_plan_struct *F;/* NULL, or the forward plan whose kept pair spectra serve the
-                                    pairs of size m ≤ g with c_m ≠ 0 (its terms are E) */
+    pr_fast_plan_struct *F;      /* NULL, or the forward plan whose kept pair spectra serve the
+                                    pairs of size m ≤ g with c_m ≠ 0 (its terms are E) and, kept,
+                                    whose K, V half (pr_fast_execute_kv) serves Ŷ and dQ's sums */
     double *alpha, *salpha, *base; /* E->nterms: α_f (0 for |f| > g), σ α_f (dw's parents, math.md
                                     §7), and mult(f) σ^|f|, of which α_f and α̂_f are multiples
                                     within a size */
@@ -88,7 +89,8 @@ struct pr_backward_plan_s {
     double *Yhat;                /* spectra of y_c v_ν per kv head for the ν of two sizes (m even,
                                     m odd), shared: [m&1][kv][ν][c] */
     size_t ysize;                /* doubles per size class of Yhat */
-    int forward_xhat;            /* the last execute's Ŷ of sizes <= g were F's x̂ */
+    int forward_xhat;            /* the last execute took F's K, V half as F's last execute left it */
+    long kv_transforms;          /* the last execute's transforms of F's K, V half (made on F) */
     bw_thread *thr;
 };
 

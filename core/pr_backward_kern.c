@@ -116,7 +116,8 @@ void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
 /* One kv head's ncol columns of one pair on the mq frequencies of a block, the pair's spectrum
  * ah·t̂ = a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the
  * sums; column c at offset c·cs in aq, ak, y and x):
- *   wq: aq_c += (a + ib) y_c,  ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
+ *   wq: aq_c += (a + ib) y_c (unless aq is NULL: dQ's sums are the forward's, dq_forward),
+ *       ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
  *       fused multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi,
  *       aq_im)), ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
  *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] over the columns in order (dw's Σ_c x_c ∘
@@ -135,9 +136,11 @@ static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *re
         for (int c = 0; c < ncol; c++) {
             size_t o = (size_t)c * cs + 2 * (size_t)q;
             double yr = y[o], yi = y[o + 1], xr = x[o], xi = x[o + 1];
-            if (wq) {
+            if (wq && aq) {
                 aq[o] = fma(-b, yi, fma(a, yr, aq[o]));
                 aq[o + 1] = fma(b, yr, fma(a, yi, aq[o + 1]));
+            }
+            if (wq) {
                 ak[o] = fma(b, xi, fma(a, xr, ak[o]));
                 ak[o + 1] = fma(-b, xr, fma(a, xi, ak[o + 1]));
             }
@@ -180,10 +183,12 @@ static void mac_cols_avx2(double *restrict aq, double *restrict ak, double *rest
             size_t o = (size_t)c * cs + 2 * (size_t)q;
             __m256d yv = _mm256_loadu_pd(y + o), xv = _mm256_loadu_pd(x + o);
             __m256d ys = _mm256_permute_pd(yv, 5);
-            if (wq) {
+            if (wq && aq) {
                 __m256d u = _mm256_fmadd_pd(rv, yv, _mm256_loadu_pd(aq + o));
                 _mm256_storeu_pd(aq + o, _mm256_fmadd_pd(iv, ys, u));
-                u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + o));
+            }
+            if (wq) {
+                __m256d u = _mm256_fmadd_pd(rv, xv, _mm256_loadu_pd(ak + o));
                 _mm256_storeu_pd(ak + o, _mm256_fnmadd_pd(iv, _mm256_permute_pd(xv, 5), u));
             }
             if (wz && zf && c == 0) {

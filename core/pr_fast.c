@@ -398,6 +398,11 @@ const double *pr_fast_plan_xhat(const pr_fast_plan_t F, int h_kv, const double *
     return F->xhat;
 }
 
+const double *pr_fast_plan_ysum(const pr_fast_plan_t F, int h_kv, const double *K, const double *V)
+{
+    return pr_fast_plan_xhat(F, h_kv, K, V) ? F->sums : NULL;
+}
+
 void pr_fast_rowsums_head(double *D, const pr_fast_plan_t F, int head)
 {
     memcpy(D, F->num + ((size_t)head * (F->d + 1) + F->d) * F->n, sizeof(double) * F->n);
@@ -525,12 +530,14 @@ static int xhat_chunk(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
 }
 
 /* part[((q - k0·rep)(d+1) + c)·n + i] (=, first; else +=) u_μ^q(i) · inverse(sums of kv head k,
- * column c)(i) for the Q heads q = k·rep + r of the kv heads k in [k0, k1), group m's sums at acc
- * (destroyed): one inverse per (kv head, column), which its rep Q heads share (math.md §5) */
+ * column c)(i) for the Q heads q = k·rep + r of the kv heads k in [k0, k1) (none without H->Q),
+ * group m's sums at acc: one inverse per (kv head, column), which its rep Q heads share (math.md
+ * §5). A kept plan's sums are replaced by their scaled inverse (the first n entries), which the
+ * backward takes (pr_fast_plan_ysum); a streamed plan's are destroyed. */
 static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, long m, int k0,
                       int k1, double *acc, double *part, int first)
 {
-    int n = F->n, d = F->d, rep = H->rep, st = PR_OK;
+    int n = F->n, d = F->d, rep = H->Q ? H->rep : 0, st = PR_OK;
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)d + 1, nd = (size_t)n * d;
     for (int k = k0; k < k1 && !st; k++) {
         for (int r = 0; r < rep; r++) {
@@ -542,10 +549,12 @@ static int group_cols(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
             for (int r = 0; r < rep; r++)
                 th->op[r] = part + ((size_t)((k - k0) * rep + r) * cols + c) * n;
             double t0 = F->timing ? pr_timing_wall() : 0.0;
-            const double *y = pr_toeplitz_spec_inverse_raw(acc + (k * cols + c) * sl, F->tp, th->ws);
+            double *sums = acc + (k * cols + c) * sl;
+            const double *y = pr_toeplitz_spec_inverse_raw(sums, F->tp, th->ws);
             if (F->timing)
                 th->fftw_seconds += pr_timing_wall() - t0;
-            st = pr_fast_scale_into_(th->op, th->up, rep, first, y, 1.0 / (double)F->tp->L, n);
+            st = pr_fast_scale_into_(th->op, F->streamed ? NULL : sums, th->up, rep, first, y,
+                                     1.0 / (double)F->tp->L, n);
         }
     }
     return st;
@@ -589,7 +598,7 @@ static void groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const 
             th->st = chunk_run(F, th, H, c, F->streamed ? 0 : k, F->streamed ? H->h_kv : k + 1);
     }
     size_t cols = (size_t)F->d + 1, stride = (size_t)F->heads * cols * F->n;
-    long len = (long)((size_t)H->h * cols * F->n);
+    long len = H->Q ? (long)((size_t)H->h * cols * F->n) : 0;
 #pragma omp for schedule(static)
     for (long i = 0; i < len; i++) {
         double v = F->part[i];
@@ -599,38 +608,42 @@ static void groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const 
     }
 }
 
-int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
-                          const double *K, const double *V)
+/* F's record := K, V of h_kv kv heads (x̂ and the sums' inverses are theirs) */
+static void record_kv(pr_fast_plan_struct *F, int h_kv, const double *K, const double *V)
 {
-    int n = F->n, d = F->d, st = PR_OK;
-    if (h < 1 || h > F->heads || h_kv < 1 || h_kv > F->kv_heads || h % h_kv)
-        return PR_EINVAL;
-    size_t nd = (size_t)n * d;
-    if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
-        return PR_ENONFINITE;
-    heads_t H = {h, h_kv, h / h_kv, Q, K, V};
-    F->rec_kv = 0;   /* x̂ is about to change: recorded again once the execute succeeds */
-    long f0 = transforms(F, 0), i0 = transforms(F, 1);
-    int used = 1;
-    double tp[4] = {0};
+    size_t len = (size_t)h_kv * F->n * F->d;
+    if (!F->kv_rec)
+        return;
+    memcpy(F->kv_rec, K, sizeof(double) * len);
+    memcpy(F->kv_rec + len, V, sizeof(double) * len);
+    F->rec_kv = h_kv;
+}
+
+/* The phases of an execute: x̂, the products (kept), the inverse transforms and, with Q, their
+ * scaling into the parts. Without Q only the K, V half (no part, row sum or timing changes). */
+static int run(pr_fast_plan_struct *F, const heads_t *H)
+{
+    int st = PR_OK, used = 1;
+    F->rec_kv = 0;   /* x̂ and the sums are about to change: recorded again once the execute succeeds */
+    double tp[3] = {0};
 #pragma omp parallel num_threads(F->nthreads)
     {
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
         pr_fast_thread_struct *th = &F->thr[id];
         th->fftw_seconds = 0.0;
         th->prev = -1;
-        long nj = F->terms->bm->count_fwd * h_kv;
+        long nj = F->terms->bm->count_fwd * H->h_kv;
         double t0 = pr_timing_wall();
-        th->st = xhat_chunk(F, th, &H, nj * id / nth, nj * (id + 1) / nth);
+        th->st = xhat_chunk(F, th, H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
         double t1 = pr_timing_wall();
         if (!F->streamed) {   /* every thread's x̂ is needed: all statuses are read after */
             long nf = F->tp->nfreq;
-            mac_freqs(F, th, &H, nf * id / nth, nf * (id + 1) / nth);
+            mac_freqs(F, th, H, nf * id / nth, nf * (id + 1) / nth);
 #pragma omp barrier
         }
         double t2 = pr_timing_wall();
-        groups_run(F, th, &H);   /* ends in the loop's barrier */
+        groups_run(F, th, H);   /* ends in the loop's barrier */
         if (id == 0) {
             used = nth;
             tp[0] = t1 - t0;
@@ -638,11 +651,35 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
             tp[2] = pr_timing_wall() - t2;
         }
     }
-    F->fftw_seconds = 0.0;
+    double fs = 0.0;
     for (int t = 0; t < used; t++) {
         st = st ? st : F->thr[t].st;
-        F->fftw_seconds += F->thr[t].fftw_seconds / used;
+        fs += F->thr[t].fftw_seconds / used;
     }
+    if (H->Q) {
+        F->fftw_seconds = fs;
+        memcpy(F->phase_seconds, tp, sizeof(tp));
+    }
+    return st;
+}
+
+static int check_heads(const pr_fast_plan_struct *F, int h, int h_kv)
+{
+    return h < 1 || h > F->heads || h_kv < 1 || h_kv > F->kv_heads || h % h_kv ? PR_EINVAL : PR_OK;
+}
+
+int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const double *Q,
+                          const double *K, const double *V)
+{
+    int n = F->n, d = F->d, st;
+    if ((st = check_heads(F, h, h_kv)))
+        return st;
+    size_t nd = (size_t)n * d;
+    if (pr_vec_check_finite(Q, nd * h) || pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
+        return PR_ENONFINITE;
+    heads_t H = {h, h_kv, h / h_kv, Q, K, V};
+    long f0 = transforms(F, 0), i0 = transforms(F, 1);
+    st = run(F, &H);
     F->fwd_transforms = transforms(F, 0) - f0;
     F->inv_transforms = transforms(F, 1) - i0;
     F->transforms = F->fwd_transforms + F->inv_transforms;
@@ -662,13 +699,31 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         }
     }
     F->exec_heads = h;
-    if (F->kv_rec) {
-        memcpy(F->kv_rec, K, sizeof(double) * nd * h_kv);
-        memcpy(F->kv_rec + nd * h_kv, V, sizeof(double) * nd * h_kv);
-        F->rec_kv = h_kv;
-    }
-    tp[3] = pr_timing_wall() - t3;
-    memcpy(F->phase_seconds, tp, sizeof(tp));
+    record_kv(F, h_kv, K, V);
+    F->phase_seconds[3] = pr_timing_wall() - t3;
+    return PR_OK;
+}
+
+int pr_fast_execute_kv(long *made, pr_fast_plan_t F, int h_kv, const double *K, const double *V)
+{
+    int st;
+    *made = 0;
+    if (F->streamed)
+        return PR_EINVAL;
+    if ((st = check_heads(F, h_kv, h_kv)))
+        return st;
+    if (pr_fast_plan_xhat(F, h_kv, K, V))
+        return PR_OK;
+    size_t nd = (size_t)F->n * F->d;
+    if (pr_vec_check_finite(K, nd * h_kv) || pr_vec_check_finite(V, nd * h_kv))
+        return PR_ENONFINITE;
+    heads_t H = {h_kv, h_kv, 1, NULL, K, V};
+    long t0 = transforms(F, 0) + transforms(F, 1);
+    st = run(F, &H);
+    *made = transforms(F, 0) + transforms(F, 1) - t0;
+    if (st)
+        return st;
+    record_kv(F, h_kv, K, V);
     return PR_OK;
 }
 

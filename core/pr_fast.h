@@ -84,7 +84,8 @@ typedef struct {
                                spectra) */
     double *bias;           /* 2n-1: e^{β_ℓ}, 0 where masked */
     double *sums;           /* kept: am.count_fwd × kv_heads × (d+1) interleaved spectra, each
-                               group's Σ over its pairs of pair spectrum ∘ x̂ per kv head and column */
+                               group's Σ over its pairs of pair spectrum ∘ x̂ per kv head and column;
+                               after the inverse phase their scaled inverses (pr_fast_plan_ysum) */
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
                                for kv_heads kv heads) */
     double *kv_rec;         /* kept plans: 2 × kv_heads × n × d: K, then V, of the last successful
@@ -173,6 +174,21 @@ int pr_fast_execute(double *O, pr_fast_plan_t F, const double *Q, const double *
  * ((ν·h_kv + k)(d+1) + c)·pr_toeplitz_spec_len(tp), interleaved, v_ν by pr_expand_marg_eval and
  * transformed by pr_toeplitz_vec_spec(_mul) on F->tp. The backward takes it as its Ŷ. */
 const double *pr_fast_plan_xhat(const pr_fast_plan_t F, int h_kv, const double *K, const double *V);
+
+/* Under the same condition, the last execute's inverse transforms of the sums, scaled by 1/L as
+ * the execute scales them (pr_toeplitz_spec_inverse's roundings): (1/L)·IFFT(Σ_{pairs of μ} pair
+ * spectrum ∘ x̂_ν) of a-marginal μ < terms->am->count_fwd, kv head k and column c, n doubles at
+ * ((μ·h_kv + k)(d+1) + c)·pr_toeplitz_spec_len(tp); else NULL. They depend on K, V and the plan
+ * only; dQ's sums of the sizes <= g are multiples of them, and the backward takes them. */
+const double *pr_fast_plan_ysum(const pr_fast_plan_t F, int h_kv, const double *K, const double *V);
+
+/* The half of an execute that depends on K, V only (x̂, the products, the inverse transforms),
+ * made on F's buffers with the bits an execute makes, and recorded, unless the record already
+ * holds these K, V (*made: the transforms it made, 0 then). It changes neither the last execute's
+ * row sums nor its timing. For the backward (pr_backward_execute_heads); not concurrently with
+ * another execute on F. PR_EINVAL for a streamed plan or h_kv outside [1, F->kv_heads];
+ * PR_ENONFINITE for NaN/Inf in K, V; PR_EDOMAIN if an inverse is not finite. */
+int pr_fast_execute_kv(long *made, pr_fast_plan_t F, int h_kv, const double *K, const double *V);
 
 /* D̃_i = (Ã 1)_i from the last execute into D: F->exec_heads × n entries, head-major (n for one
  * head): the backward's row sums. */

@@ -16,12 +16,12 @@ int pr_fast_kernel_avx2_(void);
 void pr_fast_mac_(double *const *Y, const double *const *X, int m, const double *A, long im, long nb,
                   int first, int avx2);
 
-/* y_r[i] = (s·c[i])·u_r[i] (first) or y_r[i] += (s·c[i])·u_r[i], r < m, i < n: an inverse
- * transform c scaled by s = 1/L (pr_toeplitz_spec_inverse's roundings) and by each Q head's u_μ
- * into its part, without a pass through a column of its own. PR_EDOMAIN if an s·c[i] is not
- * finite. */
-int pr_fast_scale_into_(double *const *y, const double *const *u, int m, int first, const double *c, double s,
-                        int n);
+/* y_r[i] = (s·c[i])·u_r[i] (first) or y_r[i] += (s·c[i])·u_r[i], r < m (m = 0: none), i < n: an
+ * inverse transform c scaled by s = 1/L (pr_toeplitz_spec_inverse's roundings) and by each Q
+ * head's u_μ into its part, without a pass through a column of its own; keep (NULL: not) gets
+ * s·c[i] itself. PR_EDOMAIN if an s·c[i] is not finite. */
+int pr_fast_scale_into_(double *const *y, double *keep, const double *const *u, int m, int first, const double *c,
+                        double s, int n);
 
 /* dst[0, len) = src[0, len) by non-temporal stores where avx2 (dst 16-byte aligned): the lines
  * are not read first; pr_fast_copy_nt_fence_ orders them before a barrier. */

@@ -98,14 +98,17 @@ void pr_fast_copy_nt_fence_(int avx2)
     (void)avx2;
 }
 
-int pr_fast_scale_into_(double *const *y, const double *const *u, int m, int first, const double *restrict c,
-                        double s, int n)
+int pr_fast_scale_into_(double *const *y, double *keep, const double *const *u, int m, int first,
+                        const double *restrict c, double s, int n)
 {
     int bad = 0;
     for (int i = 0; i < n; i++)
         bad |= !isfinite(s * c[i]);
     if (bad)
         return PR_EDOMAIN;
+    if (keep)
+        for (int i = 0; i < n; i++)
+            keep[i] = s * c[i];
     for (int r = 0; r < m; r++) {
         double *restrict yr = y[r];
         const double *restrict ur = u[r];

@@ -255,8 +255,9 @@ int pr_bench_backward(int argc, char **argv)
         "Times are per execute with the plans made once, the least of at least 3 runs and of --rounds\n"
         "rounds over all sizes; the ratios are measured in one run. Ratios marked * use CPU times (all\n"
         "three run on the same OpenMP threads), wall-clock ones are in --json. Each timed backward follows\n"
-        "a forward execute on its inputs, as in training, and takes that forward's transforms of v*[V | 1]\n"
-        "as its own of the sizes <= g (forward_xhat in --json; the same bits as making them).",
+        "a forward execute on its inputs, as in training, and takes what that forward made from K, V alone\n"
+        "(its transforms of v*[V | 1] and the inverses of its sums, which are dQ's up to a factor per size)\n"
+        "for the sizes <= g (forward_xhat in --json; the same bits as making them).",
         opts, (int)(sizeof opts / sizeof opts[0])};
     int rc = pr_cli_parse_nopos(&spec, argc, argv);
     if (rc)

@@ -196,79 +196,97 @@ static void test_heads(pr_rng_t rng)
             free(kept);
             free(gq);
         }
-        /* after a forward execute on the same K, V the backward takes the forward's x̂ as its Ŷ of
-         * sizes <= g: the same bits, (d+1)·h_kv transforms fewer per b-marginal of those sizes (with
-         * and without dw and κ); a K or V differing in one bit, another kv head count, or a forward
-         * execute that failed after it remade x̂: its own */
+        /* A kept forward plan's K, V half (x̂, the sums' scaled inverses) is the backward's Ŷ and dQ's
+         * sums of the sizes <= g: as F's last execute left it when that ran on the same K, V, else
+         * made on F by F's code (pr_fast_execute_kv, recorded): the same bits either way, and the
+         * same bits as a forward execute leaves, (#ν + #μ of sizes <= g)(d+1)h_kv transforms more
+         * when made (kv_transforms). A K or V differing in one bit, another kv head count, or a
+         * forward execute that failed after it remade x̂: made again. A streamed F: none of it. */
         if (borrow) {
             size_t tot = (3 * I.h + 4 * I.hkv) * nd + sL + I.hkv * (size_t)n;
             double *rq = malloc(sizeof(double) * tot), *rk = rq + I.h * nd, *rv = rk + I.hkv * nd;
             double *rw = rv + I.hkv * nd, *rkap = rw + sL, *Of = rkap + I.hkv * (size_t)n;
             double *nq = Of + I.h * nd, *nk = nq + I.h * nd, *nv = nk + I.hkv * nd;
-            pr_backward_info_t i0, i1;
-            pr_backward_info(&i0, p);
-            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL, "%s: x̂ before any forward execute", what);
-            /* no dw, no κ (no size-0 Ŷ), own Ŷ first */
-            PR_CHECK_OK(pr_backward_execute_heads(p, nq, nk, nv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
-                                                  I.hkv));
-            pr_backward_info_t n0, n1;
-            pr_backward_info(&n0, p);
-            omp_set_num_threads(nthr);
-            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
-            omp_set_num_threads(nthr0);
-            const double *X0 = streamed ? NULL : F->xhat;   /* a streamed plan keeps no record */
-            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == X0, "%s: the forward's x̂ %s offered", what,
-                     streamed ? "" : "not");
-            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
-                                                  I.hkv));
-            pr_backward_info(&i1, p);
-            long saved = streamed ? 0 : F->terms->bm->count_fwd * (d + 1) * I.hkv;
-            PR_CHECK(i1.forward_xhat == !streamed, "%s: forward_xhat %d", what, i1.forward_xhat);
-            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
-                                                  I.hkv));
-            pr_backward_info(&n1, p);
-            /* without dw the size-0 Ŷ is not made at all: one b-marginal fewer saved */
-            long nsaved = streamed ? 0 : (F->terms->bm->count_fwd - 1) * (d + 1) * I.hkv;
-            PR_CHECK(same_bits(rq, nq, I.h * nd) && same_bits(rk, nk, I.hkv * nd) && same_bits(rv, nv, I.hkv * nd) &&
-                     n0.transforms - n1.transforms == nsaved, "%s: without dw and κ, with the forward's x̂: other "
-                     "bits, or %ld transforms where its own Ŷ took %ld", what, n1.transforms, n0.transforms);
-            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
-                                                  I.hkv));
-            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rk, I.dK, I.hkv * nd) &&
-                     same_bits(rv, I.dV, I.hkv * nd) && same_bits(rw, I.dw, sL) &&
-                     same_bits(rkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L) &&
-                     i0.transforms - i1.transforms == saved, "%s: with the forward's x̂: other bits, or %ld "
-                     "transforms where its own Ŷ took %ld (%ld fewer expected)", what, i1.transforms, i0.transforms,
-                     saved);
-            double keep = I.K[nd * I.hkv - 1];
-            I.K[nd * I.hkv - 1] = nextafter(keep, INFINITY);
-            int sees_k = pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
-            I.K[nd * I.hkv - 1] = keep;
-            keep = I.V[0];
-            I.V[0] = -keep;
-            int sees_v = keep != 0.0 && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
-            I.V[0] = keep;
-            PR_CHECK(!sees_k && !sees_v && (I.hkv == 1 || !pr_fast_plan_xhat(F, 1, I.K, I.V)),
-                     "%s: x̂ offered for other K (%d), V (%d) or kv heads", what, sees_k, sees_v);
-            /* a refused execute leaves x̂ as it was; one on another K makes it that K's */
-            keep = I.Q[0];
-            I.Q[0] = NAN;
-            PR_CHECK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V) == PR_ENONFINITE &&
-                     pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == X0, "%s: x̂ lost by a refused execute", what);
-            I.Q[0] = keep;
+            long made = streamed ? 0 : (F->terms->bm->count_fwd + F->terms->am->count_fwd) * (d + 1) * I.hkv;
+            size_t sl = pr_toeplitz_spec_len(F->tp), ny = (size_t)F->terms->am->count_fwd * I.hkv * (d + 1);
+            double *ys = malloc(sizeof(double) * (ny * (size_t)n + 1));
+            pr_backward_info_t i0, i1, n0, n1;
+            /* the record moved to other K (the first execute above made the half for I.K) */
             double *K2 = malloc(sizeof(double) * I.hkv * nd);
             memcpy(K2, I.K, sizeof(double) * I.hkv * nd);
             K2[0] = K2[0] / 2 + 0.25;
             omp_set_num_threads(nthr);
             PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, K2, I.V));
             omp_set_num_threads(nthr0);
-            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, K2, I.V) == X0 && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL,
-                     "%s: x̂ after an execute on another K", what);
+            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == NULL && pr_fast_plan_ysum(F, I.hkv, I.K, I.V) == NULL &&
+                     pr_fast_plan_xhat(F, I.hkv, K2, I.V) == (streamed ? NULL : F->xhat) &&
+                     pr_fast_plan_ysum(F, I.hkv, K2, I.V) == (streamed ? NULL : F->sums),
+                     "%s: the record after an execute on another K", what);
+            /* no dw, no κ: the half made here */
+            PR_CHECK_OK(pr_backward_execute_heads(p, nq, nk, nv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&n0, p);
+            PR_CHECK(n0.kv_transforms == made && !n0.forward_xhat &&
+                     pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == (streamed ? NULL : F->xhat),
+                     "%s: the backward made %ld transforms of F's half (%ld expected), recorded %d", what,
+                     n0.kv_transforms, made, pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL);
+            for (size_t k = 0; k < ny && !streamed; k++)
+                memcpy(ys + k * n, F->sums + k * sl, sizeof(double) * n);
+            /* the forward's execute on I.K leaves the half the backward made, bit for bit */
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
+            omp_set_num_threads(nthr0);
+            int same_y = 1;
+            for (size_t k = 0; k < ny && !streamed; k++)
+                same_y &= same_bits(ys + k * n, F->sums + k * sl, (size_t)n);
+            PR_CHECK(same_y && pr_fast_plan_ysum(F, I.hkv, I.K, I.V) == (streamed ? NULL : F->sums),
+                     "%s: the sums' inverses the backward made are not the forward's", what);
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&i1, p);
+            PR_CHECK(i1.forward_xhat == !streamed && i1.kv_transforms == 0, "%s: forward_xhat %d, %ld made", what,
+                     i1.forward_xhat, i1.kv_transforms);
+            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rk, I.dK, I.hkv * nd) &&
+                     same_bits(rv, I.dV, I.hkv * nd) && same_bits(rw, I.dw, sL) &&
+                     same_bits(rkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L),
+                     "%s: with the forward's half taken: other bits", what);
+            PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info(&n1, p);
+            PR_CHECK(same_bits(rq, nq, I.h * nd) && same_bits(rk, nk, I.hkv * nd) && same_bits(rv, nv, I.hkv * nd) &&
+                     n0.transforms - n1.transforms == made, "%s: without dw and κ, the forward's half taken: other "
+                     "bits, or %ld transforms where making it took %ld", what, n1.transforms, n0.transforms);
+            double keep = I.K[nd * I.hkv - 1];
+            I.K[nd * I.hkv - 1] = nextafter(keep, INFINITY);
+            int sees_k = pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL || pr_fast_plan_ysum(F, I.hkv, I.K, I.V);
+            I.K[nd * I.hkv - 1] = keep;
+            keep = I.V[0];
+            I.V[0] = -keep;
+            int sees_v = keep != 0.0 && (pr_fast_plan_xhat(F, I.hkv, I.K, I.V) || pr_fast_plan_ysum(F, I.hkv, I.K, I.V));
+            I.V[0] = keep;
+            PR_CHECK(!sees_k && !sees_v && (I.hkv == 1 || !pr_fast_plan_xhat(F, 1, I.K, I.V)),
+                     "%s: the half offered for other K (%d), V (%d) or kv heads", what, sees_k, sees_v);
+            long m1;
+            PR_CHECK(pr_fast_execute_kv(&m1, F, I.hkv, I.K, I.V) == (streamed ? PR_EINVAL : PR_OK) && m1 == 0,
+                     "%s: pr_fast_execute_kv on the recorded K, V", what);
+            /* a refused execute leaves the record as it was */
+            keep = I.Q[0];
+            I.Q[0] = NAN;
+            PR_CHECK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V) == PR_ENONFINITE &&
+                     pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == (streamed ? NULL : F->xhat),
+                     "%s: the half lost by a refused execute", what);
+            I.Q[0] = keep;
+            keep = I.V[0];
+            I.V[0] = INFINITY;
+            PR_CHECK(pr_fast_execute_kv(&m1, F, I.hkv, I.K, I.V) == (streamed ? PR_EINVAL : PR_ENONFINITE) && m1 == 0,
+                     "%s: pr_fast_execute_kv on a non-finite V", what);
+            I.V[0] = keep;
+            PR_CHECK(pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == (streamed ? NULL : F->xhat),
+                     "%s: the half lost by a refused pr_fast_execute_kv", what);
             /* an execute that fails once x̂ is remade from K2 (causal row 0 sees only key 0: with
              * q_0 = -1000 k_0 under RoPE or the identity an odd P makes its row sum negative) leaves
              * no record, neither of K nor of K2 */
             omp_set_num_threads(nthr);
-            PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
             memcpy(nq, I.Q, sizeof(double) * I.h * nd);
             for (int hq = 0; hq < I.h; hq++)
                 for (int c2 = 0; c2 < d; c2++)
@@ -282,12 +300,14 @@ static void test_heads(pr_rng_t rng)
                          "%s: x̂ offered after a forward that failed (PR_EDOMAIN) once x̂ was remade", what);
             }
             free(K2);
-            /* its own Ŷ again (the later checks read this execute's counts) */
+            /* made again (the later checks compare with this execute's counts) */
             PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
             pr_backward_info(&i1, p);
-            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.transforms == i0.transforms &&
-                     !i1.forward_xhat, "%s: its own Ŷ after the forward moved on", what);
+            pr_backward_info(&i0, p);
+            PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.kv_transforms == made &&
+                     !i1.forward_xhat, "%s: the half made again after the forward moved on", what);
+            free(ys);
             free(rq);
         }
         /* a budget one byte short of the plan: dw's parents' symbol sums, then also the size-(g+1)
@@ -311,7 +331,8 @@ static void test_heads(pr_rng_t rng)
             pr_backward_info(&il, pl);
             long more = level ? 0 : full.kept_spectra;
             PR_CHECK(full.kept_spectra > 0 && full.kept_symbols > 0 && il.kept_symbols == 0 &&
-                     (il.kept_spectra > 0) == level && il.transforms == full.transforms + more,
+                     (il.kept_spectra > 0) == level &&
+                     il.transforms - il.kv_transforms == full.transforms - full.kv_transforms + more,
                      "%s: level %d: kept %ld, %ld, lean plan kept %ld, %ld; transforms %ld, lean %ld", what, level,
                      full.kept_spectra, full.kept_symbols, il.kept_spectra, il.kept_symbols, full.transforms,
                      il.transforms);
@@ -331,8 +352,8 @@ static void test_heads(pr_rng_t rng)
                                                   sc + 3 * I.hkv * nd + sL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.hkv,
                                                   I.hkv));
             pr_backward_info(&ik, p);
-            PR_CHECK(ih.transforms == ik.transforms, "%s: %ld transforms for h=%d, %ld for h=h_kv=%d", what,
-                     ih.transforms, I.h, ik.transforms, I.hkv);
+            PR_CHECK(ih.transforms - ih.kv_transforms == ik.transforms - ik.kv_transforms,
+                     "%s: %ld transforms for h=%d, %ld for h=h_kv=%d", what, ih.transforms, I.h, ik.transforms, I.hkv);
             free(sc);
         }
         /* one-head executes on the slices of the same plan */
