@@ -30,7 +30,8 @@ extern "C" {
  * it); the other pairs sum their symbols in the time domain and are transformed once per pair:
  * those of size g+1 at plan time (kept_spectra), unless that alone passes max_bytes, the others
  * (c_m = 0, or F streamed) in each execute. A kept F's K, V half (x̂ and its sums' inverses,
- * pr_fast_execute_kv) serves as Ŷ and dQ's sums of the sizes ≤ g: taken as F's last execute left
+ * pr_fast_execute_kv) serves as Ŷ of the sizes ≤ g and as dQ's sums of the sizes 1 ≤ m ≤ g with
+ * c_m ≠ 0 (up to the factor c_{m-1}/(m c_m)): taken as F's last execute left
  * it when that ran on the same K, V, else made on F by an execute here, so that an execute here
  * writes F and must not run concurrently with another on F. F must outlive the backward plan. Without F
  * the plan builds its own expansion to degree g+1 and its own Toeplitz plan.

@@ -415,8 +415,8 @@ static int do_nu(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int
 
 /* Ŷ item q of size m: the spectrum of y_c v_ν of kv head kv, with c = q mod (d+1), then ν the
  * (q div (d+1) mod #ν)-th of size m, kv = q div ((d+1)·#ν), y_c = V_c (c < d) or 1: made as the
- * forward makes its x̂ (pr_expand_marg_eval, then pr_toeplitz_vec_spec_mul), so that taking the
- * forward's instead (yhat_at) changes no bit */
+ * forward makes its x̂ (pr_expand_marg_eval, then pr_toeplitz_vec_spec_mul); a kept forward
+ * plan's x̂ serves instead for the sizes <= g (yhat_at) */
 static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, int m, long q)
 {
     int n = p->n, d = p->d, c = (int)(q % (d + 1));
@@ -431,7 +431,8 @@ static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x,
 }
 
 /* A-marginal μ's work in half transforms (one head; measured shares at d = 2, n = 2^16): its 2(d+1)
- * transforms (x_c u_μ, dQ's inverses) with their marginal products, 4(d+1); per pair dw's
+ * transforms (x_c u_μ, dQ's inverses) with their marginal products, 4(d+1), or 2(d+1) where dQ's
+ * inverses are the forward's; per pair dw's
  * correlation, the products and dw's symbol sums, 5; per pair of size g+1 its symbol's sum and
  * transform, 3 more. Independent of the head count, so that a head's thread shares, hence its
  * bits, are those of a one-head execute. */

@@ -86,8 +86,7 @@ long pr_expand_marg_find(const pr_expand_marg_t M, const unsigned char *cnt);
 
 /* uv[i] = Π_v X[i·d + val[v]]^{cnt_v} for multiset m (multiplicities M->cnt of the values val,
  * increasing), i < n: the factors multiplied in one at a time, value by value, by cache-sized
- * pieces of rows. The forward's x̂ and the backward's Ŷ are both made by it, so that the backward
- * can take the forward's (pr_fast_plan_xhat) with the bits it would make itself. */
+ * pieces of rows. The forward's x̂ and the backward's own Ŷ are both made by it. */
 void pr_expand_marg_eval(double *uv, const pr_expand_marg_t M, long m, const double *X, int d, const int *val,
                          int n);
 

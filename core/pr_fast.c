@@ -620,12 +620,12 @@ static void record_kv(pr_fast_plan_struct *F, int h_kv, const double *K, const d
 }
 
 /* The phases of an execute: x̂, the products (kept), the inverse transforms and, with Q, their
- * scaling into the parts. Without Q only the K, V half (no part, row sum or timing changes). */
-static int run(pr_fast_plan_struct *F, const heads_t *H)
+ * scaling into the parts (tp: their wall times). Without Q only the K, V half (no part, row sum or
+ * timing changes). */
+static int run(pr_fast_plan_struct *F, const heads_t *H, double *tp)
 {
     int st = PR_OK, used = 1;
     F->rec_kv = 0;   /* x̂ and the sums are about to change: recorded again once the execute succeeds */
-    double tp[3] = {0};
 #pragma omp parallel num_threads(F->nthreads)
     {
         int id = omp_get_thread_num(), nth = omp_get_num_threads();
@@ -656,10 +656,8 @@ static int run(pr_fast_plan_struct *F, const heads_t *H)
         st = st ? st : F->thr[t].st;
         fs += F->thr[t].fftw_seconds / used;
     }
-    if (H->Q) {
+    if (H->Q)
         F->fftw_seconds = fs;
-        memcpy(F->phase_seconds, tp, sizeof(tp));
-    }
     return st;
 }
 
@@ -679,7 +677,8 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
         return PR_ENONFINITE;
     heads_t H = {h, h_kv, h / h_kv, Q, K, V};
     long f0 = transforms(F, 0), i0 = transforms(F, 1);
-    st = run(F, &H);
+    double tp[4] = {0};
+    st = run(F, &H, tp);
     F->fwd_transforms = transforms(F, 0) - f0;
     F->inv_transforms = transforms(F, 1) - i0;
     F->transforms = F->fwd_transforms + F->inv_transforms;
@@ -700,7 +699,8 @@ int pr_fast_execute_heads(double *O, pr_fast_plan_t F, int h, int h_kv, const do
     }
     F->exec_heads = h;
     record_kv(F, h_kv, K, V);
-    F->phase_seconds[3] = pr_timing_wall() - t3;
+    tp[3] = pr_timing_wall() - t3;
+    memcpy(F->phase_seconds, tp, sizeof(tp));
     return PR_OK;
 }
 
@@ -719,7 +719,8 @@ int pr_fast_execute_kv(long *made, pr_fast_plan_t F, int h_kv, const double *K, 
         return PR_ENONFINITE;
     heads_t H = {h_kv, h_kv, 1, NULL, K, V};
     long t0 = transforms(F, 0) + transforms(F, 1);
-    st = run(F, &H);
+    double tp[3];
+    st = run(F, &H, tp);
     *made = transforms(F, 0) + transforms(F, 1) - t0;
     if (st)
         return st;

@@ -89,7 +89,7 @@ typedef struct {
     double *xhat;           /* bm.count_fwd × h_kv × (d+1) interleaved spectra of v_ν ∘ X_c (room
                                for kv_heads kv heads) */
     double *kv_rec;         /* kept plans: 2 × kv_heads × n × d: K, then V, of the last successful
-                               execute (NULL when streamed) */
+                               execute or pr_fast_execute_kv (NULL when streamed) */
     int rec_kv;             /* its kv heads (x̂ is theirs), 0 when none (pr_fast_plan_xhat) */
     int nchunks;            /* the inverse phase's chunks of a-marginal groups (fixed at plan time) */
     double *part;           /* nchunks × heads × (d+1) × n: each chunk's part of Ã [V | 1] per

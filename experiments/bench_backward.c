@@ -18,8 +18,9 @@
 typedef struct {
     int n, degree, dense_measured;
     long terms, fwd_terms, transforms;
-    int forward_xhat;       /* the timed one-head backward took the forward's x̂ (each timed backward
-                               follows a forward execute on its inputs, as in training) */
+    int forward_xhat;       /* the timed one-head backward took the forward's K, V half (x̂, the sums'
+                               inverses) as its last execute left it (each timed backward follows a
+                               forward execute on its inputs, as in training) */
     double fwd, bwd, dense, fwd_cpu, bwd_cpu, dense_cpu, fwd_plan, bwd_plan, bwd_mib;
     double hbwd, hbwd_cpu;  /* the H-head execute (heads > 1) */
     double gbwd, gbwd_cpu;  /* the H-head execute on K kv heads (0 < K < H) */

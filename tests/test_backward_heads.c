@@ -7,8 +7,8 @@
  * on the same P within that bound (claim G3); the plan's bytes are its dry run; bad head counts
  * are refused; a plan under a budget too small for what it keeps (dw's parents' symbol sums,
  * then the size-(g+1) pair spectra) gives the same bits, with that many more transforms; an
- * (h, h_kv) execute runs the transforms of an (h_kv, h_kv) one. By turns P is Taylor, or Taylor
- * with its odd coefficients zeroed (pairs of a size with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
+ * (h, h_kv) execute runs the transforms of an (h_kv, h_kv) one. By turns P is e^{rx}'s Taylor part
+ * (r in [1/2, 1]), or that with its odd coefficients zeroed (pairs of a size with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
  * borrowed forward plan keeps its pair spectra or streams them (every pair then summed here). */
 #include <float.h>
 #include <math.h>
@@ -124,9 +124,10 @@ static void test_heads(pr_rng_t rng)
         pr_attn_opts_t o;
         pr_attn_opts_default(&o, d);
         o.causal = causal;
-        double c[8] = {1.0};
+        /* e^{rx}'s Taylor part, r in [1/2, 1]: dQ's factor c_{m-1}/(m c_m) = 1/r, not 1 */
+        double c[8] = {1.0}, r = 0.5 + 0.5 * pr_rng_uniform(rng);
         for (int k = 1; k <= I.g; k++)
-            c[k] = c[k - 1] / k;
+            c[k] = c[k - 1] * r / k;
         for (int k = 1; k <= I.g && zodd; k += 2)
             c[k] = 0.0;     /* cosh's Taylor part: P ≥ 1, row sums stay positive */
         o.poly = c;
@@ -210,7 +211,7 @@ static void test_heads(pr_rng_t rng)
             long made = streamed ? 0 : (F->terms->bm->count_fwd + F->terms->am->count_fwd) * (d + 1) * I.hkv;
             size_t sl = pr_toeplitz_spec_len(F->tp), ny = (size_t)F->terms->am->count_fwd * I.hkv * (d + 1);
             double *ys = malloc(sizeof(double) * (ny * (size_t)n + 1));
-            pr_backward_info_t i0, i1, n0, n1;
+            pr_backward_info_t i1, n0, n1;
             /* the record moved to other K (the first execute above made the half for I.K) */
             double *K2 = malloc(sizeof(double) * I.hkv * nd);
             memcpy(K2, I.K, sizeof(double) * I.hkv * nd);
@@ -250,6 +251,22 @@ static void test_heads(pr_rng_t rng)
                      same_bits(rv, I.dV, I.hkv * nd) && same_bits(rw, I.dw, sL) &&
                      same_bits(rkap, I.kap, I.hkv * (size_t)n) && same_bits(pr_backward_kappa_w(p), I.kw, L),
                      "%s: with the forward's half taken: other bits", what);
+            /* dQ reads the forward's inverses (size 1 at least: c_0, c_1 != 0 unless the odd
+             * coefficients are zero, which zeroes every factor c_{m-1}/(m c_m) there): doubled, dQ moves */
+            if (!streamed) {
+                double *tq = malloc(sizeof(double) * (I.h + 2 * I.hkv) * nd), *tk = tq + I.h * nd;
+                for (size_t k = 0; k < ny; k++)
+                    for (int i = 0; i < n; i++)
+                        F->sums[k * sl + i] *= 2.0;
+                PR_CHECK_OK(pr_backward_execute_heads(p, tq, tk, tk + I.hkv * nd, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse,
+                                                      I.dO, I.h, I.hkv));
+                PR_CHECK(same_bits(tq, I.dQ, I.h * nd) == zodd && same_bits(tk, I.dK, I.hkv * nd),
+                         "%s: dQ %s the forward's doubled inverses", what, zodd ? "moved with" : "did not read");
+                free(tq);
+                omp_set_num_threads(nthr);
+                PR_CHECK_OK(pr_fast_execute_heads(Of, F, I.h, I.hkv, I.Q, I.K, I.V));
+                omp_set_num_threads(nthr0);
+            }
             PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
             pr_backward_info(&n1, p);
@@ -258,11 +275,11 @@ static void test_heads(pr_rng_t rng)
                      "bits, or %ld transforms where making it took %ld", what, n1.transforms, n0.transforms);
             double keep = I.K[nd * I.hkv - 1];
             I.K[nd * I.hkv - 1] = nextafter(keep, INFINITY);
-            int sees_k = pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL || pr_fast_plan_ysum(F, I.hkv, I.K, I.V);
+            int sees_k = pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
             I.K[nd * I.hkv - 1] = keep;
             keep = I.V[0];
             I.V[0] = -keep;
-            int sees_v = keep != 0.0 && (pr_fast_plan_xhat(F, I.hkv, I.K, I.V) || pr_fast_plan_ysum(F, I.hkv, I.K, I.V));
+            int sees_v = keep != 0.0 && pr_fast_plan_xhat(F, I.hkv, I.K, I.V) != NULL;
             I.V[0] = keep;
             PR_CHECK(!sees_k && !sees_v && (I.hkv == 1 || !pr_fast_plan_xhat(F, 1, I.K, I.V)),
                      "%s: the half offered for other K (%d), V (%d) or kv heads", what, sees_k, sees_v);
@@ -304,7 +321,6 @@ static void test_heads(pr_rng_t rng)
             PR_CHECK_OK(pr_backward_execute_heads(p, rq, rk, rv, rw, rkap, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
             pr_backward_info(&i1, p);
-            pr_backward_info(&i0, p);
             PR_CHECK(same_bits(rq, I.dQ, I.h * nd) && same_bits(rw, I.dw, sL) && i1.kv_transforms == made &&
                      !i1.forward_xhat, "%s: the half made again after the forward moved on", what);
             free(ys);
