@@ -144,7 +144,7 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
     long nq = p->tp->nfreq;
     size_t sl = p->sl;
     enum { BLK = 512 };
-    double r[2 * BLK], im[2 * BLK], za[2 * BLK], zb[2 * BLK], vr[BLK], vi[BLK], nr[BLK], ni[BLK];
+    double za[2 * BLK], zb[2 * BLK], vr[BLK], vi[BLK], nr[BLK], ni[BLK];
     int ord[TBATCH];
     for (int i = 0; i < nb; i++) {
         int j = i;
@@ -160,8 +160,6 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
             /* dV's own products: for its columns when not shared with dK's, for κ's when asked */
             int wq = ah[i] != 0.0, wv = al[i] != 0.0 && (!vshare || x->want_kappa), wz = Z[i] != NULL;
             int wn = Zn[i] != NULL;
-            if (wq)
-                pr_backward_spread_(r, im, ah[i], tr, ti - tr, tstride[i], mq);
             for (long q = 0; q < mq && wv; q++) {
                 vr[q] = al[i] * tr[q * tstride[i]];
                 vi[q] = al[i] * ti[q * tstride[i]];
@@ -174,9 +172,9 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                 /* the columns at stride sl in Ŷ, X̂, accQ and accK alike */
                 if (wq || wz)
                     pr_backward_mac_cols_(dq_forward(p, x, m) ? NULL : accq(p, th, slot[i], kv, 0) + 2 * q0,
-                                          th->accK + yo, za, zb, yh,
-                                          xhat(p, th, slot[i], kv, 0) + 2 * q0, r, im, sl, d + 1, mq, wq, wz, kv == 0,
-                                          x->vec);
+                                          th->accK + yo, za, zb, kv == x->hkv - 1 && wz ? Z[i] + 2 * q0 : NULL, yh,
+                                          xhat(p, th, slot[i], kv, 0) + 2 * q0, tr, ti - tr, tstride[i], ah[i], sl,
+                                          d + 1, mq, wq, wz, kv == 0, x->vec);
                 for (int c = 0; c <= d; c++) {
                     if (!wv || (c == d ? !x->want_kappa : vshare))
                         continue;
@@ -195,10 +193,6 @@ static void mac_batch(const pr_backward_plan *p, bw_thread *th, const bw_exec *x
                         ni[q] += xk[2 * q + 1] * yd[2 * q] - xk[2 * q] * yd[2 * q + 1];
                     }
                 }
-            }
-            for (long q = 0; q < mq && wz; q++) {
-                Z[i][2 * (q0 + q)] = za[2 * q] + za[2 * q + 1];
-                Z[i][2 * (q0 + q) + 1] = zb[2 * q + 1] - zb[2 * q];
             }
             for (long q = 0; q < mq && wn; q++) {
                 Zn[i][2 * (q0 + q)] = nr[q];

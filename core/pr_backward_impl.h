@@ -127,17 +127,15 @@ static inline void bw_xcols(double *x, size_t stride, const double *dO, const do
 
 /* pr_backward_kern.c, the execute's inner loops (their comments there): the symbol sums of a
  * batch's pairs and κ^w; dw through the parents; one kv head's columns of the products; whether
- * the products take their AVX2 path; a pair spectrum spread for them. */
+ * the products take their AVX2 path. */
 void pr_backward_symbols_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const int *sym,
                           const double *const *Ns);
 void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, const double *const *Cs,
                      double *dw);
-void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                           const double *r, const double *im, size_t cs, int ncol, long mq, int wq, int wz, int zf,
-                           int vec);
+void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, double *zout, const double *y,
+                           const double *x, const double *T, long toff, long ts, double h, size_t cs, int ncol,
+                           long mq, int wq, int wz, int zf, int vec);
 int pr_backward_mac_vec_(void);
-void pr_backward_spread_(double *restrict r, double *restrict im, double h, const double *T, long toff,
-                         long ts, long mq);
 
 /* Bytes pr_backward_lowrank holds for n, d and degree g, by a dry run of its allocations (pr_mem)
  * and of its features' (pr_expand_marg_bytes); +Inf past double. */

@@ -114,23 +114,25 @@ void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
 }
 
 /* One kv head's ncol columns of one pair on the mq frequencies of a block, the pair's spectrum
- * ah·t̂ = a + ib spread as r = [a a] and im = [-b b] per frequency (interleaved, as y, x and the
- * sums; column c at offset c·cs in aq, ak, y and x):
+ * ah·t̂ = a + ib read from T (real part T[q·ts], imaginary part T[toff + q·ts]: a = h·T[q·ts],
+ * b = h·T[toff + q·ts]; interleaved, as y, x and the sums; column c at offset c·cs in aq, ak, y
+ * and x):
  *   wq: aq_c += (a + ib) y_c (unless aq is NULL: dQ's sums are the forward's, dq_forward),
  *       ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
  *       fused multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi,
  *       aq_im)), ak_re = fma(b, xi, fma(a, xr, ak_re)), ak_im = fma(-b, xr, fma(a, xi, ak_im));
  *   wz: za += [xr yr, xi yi], zb += [xr yi, xi yr] over the columns in order (dw's Σ_c x_c ∘
- *       conj(y_c), folded once per pair: re = za_re + za_im, im = zb_im - zb_re); zf: column 0
- *       starts za, zb (the first kv head). za, zb stay in registers across the columns.
+ *       conj(y_c)); zf: column 0 starts za, zb (the first kv head); zout (the last kv head): the
+ *       sums folded into it instead, re = za_re + za_im, im = zb_im - zb_re, else kept in za, zb
+ *       for the next kv head. za, zb stay in registers across the columns.
  * The scalar version does the same operations per frequency as the AVX2 one (fma() is exact
  * fused), so the result depends neither on the CPU's path nor on a frequency's place in a vector. */
 static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                            const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
-                            long q0, long mq, int wq, int wz, int zf)
+                            double *restrict zout, const double *y, const double *x, const double *T, long toff,
+                            long ts, double h, size_t cs, int ncol, long q0, long mq, int wq, int wz, int zf)
 {
     for (long q = q0; q < mq; q++) {
-        double a = r[2 * q], b = im[2 * q + 1];
+        double a = wq ? h * T[q * ts] : 0.0, b = wq ? h * T[toff + q * ts] : 0.0;
         double z0 = zf ? 0.0 : za[2 * q], z1 = zf ? 0.0 : za[2 * q + 1];
         double z2 = zf ? 0.0 : zb[2 * q], z3 = zf ? 0.0 : zb[2 * q + 1];
         for (int c = 0; c < ncol; c++) {
@@ -156,7 +158,10 @@ static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *re
                 z3 = fma(xi, yr, z3);
             }
         }
-        if (wz) {
+        if (wz && zout) {
+            zout[2 * q] = z0 + z1;
+            zout[2 * q + 1] = z3 - z2;
+        } else if (wz) {
             za[2 * q] = z0;
             za[2 * q + 1] = z1;
             zb[2 * q] = z2;
@@ -168,15 +173,40 @@ static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *re
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+/* r = h·[a0 a0 a1 a1], i = h·[-b0 b0 -b1 b1] for frequencies q, q+1 of T (the scalar a, b) */
+__attribute__((target("avx2,fma")))
+static inline void spread2(__m256d *r, __m256d *i, const double *T, long toff, long ts, long q, __m256d hv)
+{
+    const __m256d neg = _mm256_set_pd(0.0, -0.0, 0.0, -0.0);
+    __m256d a, b;
+    if (ts == 1) {
+        a = _mm256_permute4x64_pd(_mm256_castpd128_pd256(_mm_loadu_pd(T + q)), 0x50);
+        b = _mm256_permute4x64_pd(_mm256_castpd128_pd256(_mm_loadu_pd(T + toff + q)), 0x50);
+    } else if (ts == 2 && toff == 1) {
+        __m256d v = _mm256_loadu_pd(T + 2 * q);
+        a = _mm256_movedup_pd(v);
+        b = _mm256_permute_pd(v, 0xf);
+    } else {
+        double a0 = T[q * ts], a1 = T[(q + 1) * ts], b0 = T[toff + q * ts], b1 = T[toff + (q + 1) * ts];
+        a = _mm256_set_pd(a1, a1, a0, a0);
+        b = _mm256_set_pd(b1, b1, b0, b0);
+    }
+    *r = _mm256_mul_pd(hv, a);
+    *i = _mm256_xor_pd(_mm256_mul_pd(hv, b), neg);
+}
+
 /* two frequencies per vector; swapping [re im] to [im re] gives the cross terms */
 __attribute__((target("avx2,fma")))
 static void mac_cols_avx2(double *restrict aq, double *restrict ak, double *restrict za, double *restrict zb,
-                          const double *y, const double *x, const double *r, const double *im, size_t cs, int ncol,
-                          long mq, int wq, int wz, int zf)
+                          double *restrict zout, const double *y, const double *x, const double *T, long toff, long ts,
+                          double h, size_t cs, int ncol, long mq, int wq, int wz, int zf)
 {
+    const __m256d hv = _mm256_set1_pd(h);
     long q = 0;
     for (; q + 2 <= mq; q += 2) {
-        __m256d rv = _mm256_loadu_pd(r + 2 * q), iv = _mm256_loadu_pd(im + 2 * q);
+        __m256d rv = _mm256_setzero_pd(), iv = _mm256_setzero_pd();
+        if (wq)
+            spread2(&rv, &iv, T, toff, ts, q, hv);
         __m256d zav = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(za + 2 * q);
         __m256d zbv = zf ? _mm256_setzero_pd() : _mm256_loadu_pd(zb + 2 * q);
         for (int c = 0; c < ncol; c++) {
@@ -199,27 +229,33 @@ static void mac_cols_avx2(double *restrict aq, double *restrict ak, double *rest
                 zbv = _mm256_fmadd_pd(xv, ys, zbv);
             }
         }
-        if (wz) {
+        if (wz && zout) {
+            /* [z0+z1, z3-z2] per frequency: zav = [z0 z1], zbv = [z2 z3]; hadd gives z0+z1, hsub of
+             * [z3 z2] gives z3-z2 */
+            __m256d zs = _mm256_permute_pd(zbv, 5);
+            __m256d re = _mm256_hadd_pd(zav, zav), im = _mm256_hsub_pd(zs, zs);
+            _mm256_storeu_pd(zout + 2 * q, _mm256_blend_pd(re, im, 0xa));
+        } else if (wz) {
             _mm256_storeu_pd(za + 2 * q, zav);
             _mm256_storeu_pd(zb + 2 * q, zbv);
         }
     }
-    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, q, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, zout, y, x, T, toff, ts, h, cs, ncol, q, mq, wq, wz, zf);
 }
 #endif
 
-void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, const double *y, const double *x,
-                           const double *r, const double *im, size_t cs, int ncol, long mq, int wq, int wz, int zf,
-                           int vec)
+void pr_backward_mac_cols_(double *aq, double *ak, double *za, double *zb, double *zout, const double *y,
+                           const double *x, const double *T, long toff, long ts, double h, size_t cs, int ncol,
+                           long mq, int wq, int wz, int zf, int vec)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (vec) {
-        mac_cols_avx2(aq, ak, za, zb, y, x, r, im, cs, ncol, mq, wq, wz, zf);
+        mac_cols_avx2(aq, ak, za, zb, zout, y, x, T, toff, ts, h, cs, ncol, mq, wq, wz, zf);
         return;
     }
 #endif
     (void)vec;
-    mac_cols_scalar(aq, ak, za, zb, y, x, r, im, cs, ncol, 0, mq, wq, wz, zf);
+    mac_cols_scalar(aq, ak, za, zb, zout, y, x, T, toff, ts, h, cs, ncol, 0, mq, wq, wz, zf);
 }
 
 /* pr_backward_mac_cols_'s AVX2 path: on a CPU with AVX2 and FMA, unless $POLYROPE_BACKWARD_KERNEL=generic forces
@@ -229,24 +265,3 @@ int pr_backward_mac_vec_(void)
     return pr_cpu_kernel_ok(PR_CPU_AVX2_FMA, "POLYROPE_BACKWARD_KERNEL");
 }
 
-/* r = [a a], im = [-b b] per frequency for a + ib = h·T (real parts T[q·ts], imaginary parts
- * T[toff + q·ts]: ts = 1 planar, 2 interleaved), mq frequencies */
-__attribute__((target_clones("avx2", "default")))
-void pr_backward_spread_(double *restrict r, double *restrict im, double h, const double *T, long toff,
-                         long ts, long mq)
-{
-    if (ts == 1)
-        for (long q = 0; q < mq; q++) {
-            double a = h * T[q], b = h * T[toff + q];
-            r[2 * q] = r[2 * q + 1] = a;
-            im[2 * q] = -b;
-            im[2 * q + 1] = b;
-        }
-    else
-        for (long q = 0; q < mq; q++) {
-            double a = h * T[2 * q], b = h * T[toff + 2 * q];
-            r[2 * q] = r[2 * q + 1] = a;
-            im[2 * q] = -b;
-            im[2 * q + 1] = b;
-        }
-}
