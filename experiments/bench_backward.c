@@ -91,7 +91,7 @@ static int run_size(row_t *r, const cfg_t *c, double *last_t, int *last_n)
         st = pr_backward_plan_heads(&bp, F, W, &opts, h, c->want_dw, 0);
         r->bwd_plan = pr_timing_wall() - t0;
     }
-    /* each timed backward after a forward execute on its inputs (the forward's x̂ serves as its Ŷ) */
+    /* each timed backward after a forward execute on its inputs (that forward's K, V half serves it) */
     if (!st)
         st = pr_fast_execute(O, F, Q, K, V);
     if (!st) {
