@@ -459,6 +459,33 @@ static void test_heads(pr_rng_t rng)
             free(dQ2); free(dK2); free(dV2); free(dw2);
             pr_backward_destroy(p2);
         }
+        /* a kept forward plan of one head under a backward of h_kv > 1 kv heads: F's spectra serve,
+         * its K, V half cannot (it holds one kv head), and the backward makes its own, within G3 */
+        if (borrow && !streamed && I.hkv > 1) {
+            pr_fast_plan_t F1;
+            pr_backward_plan *p1 = NULL;
+            omp_set_num_threads(nthr);
+            PR_CHECK_OK(pr_fast_plan(F1, W, &o, (size_t)1 << 30, 1000000, PR_FAST_ESTIMATE));
+            PR_CHECK_OK(pr_backward_plan_heads(&p1, F1, W, &o, planned, 1, 0));
+            omp_set_num_threads(nthr0);
+            double *dQ1 = malloc(sizeof(double) * (I.h + 2 * I.hkv) * nd + sizeof(double) * sL);
+            double *dK1 = dQ1 + I.h * nd, *dV1 = dK1 + I.hkv * nd, *dw1 = dV1 + I.hkv * nd;
+            PR_CHECK_OK(pr_backward_execute_heads(p1, dQ1, dK1, dV1, dw1, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
+                                                  I.hkv));
+            pr_backward_info_t if1;
+            pr_backward_info(&if1, p1);
+            PR_CHECK(!F1->streamed && if1.reused_spectra > 0 && if1.kv_transforms == 0 && !if1.forward_xhat &&
+                     pr_fast_plan_xhat(F1, 1, I.K, I.V) == NULL,
+                     "%s: one-head F under %d kv heads: reused %ld, made on F %ld", what, I.hkv, if1.reused_spectra,
+                     if1.kv_transforms);
+            for (int hq = 0; hq < I.h; hq++)
+                PR_CHECK(excess(dQ1 + hq * nd, I.dQ + hq * nd, nd, 2 * I.tol[0][hq]) <= 0,
+                         "%s: head %d's dQ on a one-head F against F's half", what, hq);
+            PR_CHECK(excess(dw1, I.dw, sL, I.tol[3][0]) <= 0, "%s: dw on a one-head F", what);
+            free(dQ1);
+            pr_backward_destroy(p1);
+            pr_fast_destroy(F1);
+        }
         /* refusals: more heads than planned, h_kv not dividing h, no heads */
         PR_CHECK(pr_backward_execute_heads(p, I.dQ, I.dK, I.dV, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO,
                                            planned + 1, 1) == PR_EINVAL, "%s: h > planned accepted", what);
