@@ -422,8 +422,10 @@ static void test_heads(pr_rng_t rng)
                  what, pr_vec_max_abs_diff(I.dw, I.sw, sL), I.tol[3][0]);
         PR_CHECK(excess(I.kw, I.skw, L, I.tol[3][1]) <= 0, "%s: kappa_w is not the sum over heads",
                  what);
-        /* against the dense backward on the same P, head by head (G3): dQ per head */
+        /* against the dense backward on the same P, head by head (G3): dQ per head, and dw summed
+         * over the heads (each summand within its G3 tolerance: the sum within theirs) */
         o.poly = c;
+        memset(I.sw, 0, sizeof(double) * sL);
         for (int hq = 0; hq < I.h; hq++) {
             int kv = (int)pr_attn_kv_head(hq, I.h, I.hkv);
             PR_CHECK_OK(pr_dense_backward(q1, k1, v1, w1, I.Q + hq * nd, I.K + kv * nd, I.V + kv * nd, W,
@@ -431,7 +433,11 @@ static void test_heads(pr_rng_t rng)
             double err = pr_vec_max_abs_diff(q1, I.dQ + hq * nd, nd);
             PR_CHECK(err <= I.tol[0][hq], "%s: head %d's dQ against the dense backward: err %.3g tol %.3g", what,
                      hq, err, I.tol[0][hq]);
+            for (size_t k = 0; k < sL; k++)
+                I.sw[k] += w1[k];
         }
+        PR_CHECK(excess(I.dw, I.sw, sL, I.tol[3][0]) <= 0, "%s: dw against the dense backward's sum over heads "
+                 "(err %.3g tol %.3g)", what, pr_vec_max_abs_diff(I.dw, I.sw, sL), I.tol[3][0]);
         /* the other source of the pairs' spectra: a plan on its own expansion (time-domain pair
          * sums) against the one borrowing F (F's plan-time pair spectra), or the reverse */
         if (borrow) {
