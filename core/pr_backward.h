@@ -41,9 +41,10 @@ extern "C" {
  * kept size-(g+1) spectra.
  * Threads: the plan makes scratch and output parts for omp_get_max_threads() OpenMP threads (at
  * most the number of a-marginals of size g+1); execute splits each size's a-marginals (balanced
- * by their work, the next size's b-marginal transforms filling the shares to one load), then its
- * b-marginals' inverse transforms over them, and adds the threads' parts in thread order: for a
- * given thread count the result does not depend on scheduling. */
+ * by their work, the next size's b-marginal transforms filling the shares to one load; a size
+ * whose dQ sums are the forward's, and size 0, by equal counts of its (μ, ν) pairs instead), then
+ * its b-marginals' inverse transforms over them, and adds the threads' parts in thread order: for
+ * a given thread count the result does not depend on scheduling. */
 typedef struct pr_backward_plan_s pr_backward_plan;
 
 int pr_backward_plan_heads(pr_backward_plan **plan, pr_fast_plan_struct *F,
@@ -68,7 +69,8 @@ int pr_backward_plan_fft(pr_backward_plan **plan, pr_fast_plan_struct *F,
  * others are linear in the group's x_c u_μ, summed before one transform): an (h, h_kv) execute
  * runs the transforms of an (h_kv, h_kv) one. Per head
  * dQ, and with h_kv = h dK, dV and kappa, are bit for bit those of one-head executes on the
- * head's slices. PR_EINVAL unless 1 ≤ h ≤ the planned heads and h_kv divides h. */
+ * head's slices, unless a kept F holds fewer than h_kv kv heads (its K, V half then serves the
+ * one-head executes only). PR_EINVAL unless 1 ≤ h ≤ the planned heads and h_kv divides h. */
 int pr_backward_execute_heads(pr_backward_plan *plan, double *dQ, double *dK, double *dV, double *dw,
                               double *kappa, const double *Q, const double *K, const double *V,
                               const double *O, const double *lse, const double *dO, int h, int h_kv);

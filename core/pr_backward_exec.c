@@ -78,6 +78,14 @@ static inline int dq_forward(const pr_backward_plan *p, const bw_exec *x, int m)
     return x->Yf && m >= 1 && m <= p->g && p->poly[m] != 0.0;
 }
 
+/* A size whose dQ needs none of its pairs' products (size 0: no dQ; dq_forward) is shared among
+ * the threads by equal counts of pairs, a group's pairs possibly on two threads (each makes the
+ * group's X̂; the thread of its first pair adds its dQ); the others by whole groups (mu_chunk). */
+static inline int by_pairs(const pr_backward_plan *p, const bw_exec *x, int m)
+{
+    return m == 0 || dq_forward(p, x, m);
+}
+
 /* the per-head blocks of the plan's and a thread's buffers */
 static inline double *xcol(const pr_backward_plan *p, int hq, int c)
 {
@@ -291,8 +299,8 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
 /* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(Σ_hq x_c u_μ) per kv
  * head (its Q heads' terms summed before one transform: only these sums enter the products),
  * their pairs' products into th->accQ and the thread's accK/accV, dw and κ^w, then dQ's parts. */
-static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, int m,
-                  int vshare, double *dQ, double *dw)
+static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, long qa, long qb,
+                  int m, int vshare, double *dQ, double *dw)
 {
     int n = p->n, d = p->d, G = p->G, st, grp = x->h / x->hkv, nx = d + 1 + x->want_kappa;
     const pr_expand_struct *E = p->E;
@@ -319,16 +327,17 @@ static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, lo
             for (int c = 0; c <= d && !dq_forward(p, x, m); c++)
                 pr_toeplitz_spec_zero(accq(p, th, k, kv, c), p->tp);
         }
-    for (long q = E->gpair[u], nb; q < E->gpair[ue]; q += nb) {
-        nb = E->gpair[ue] - q < p->tbatch ? E->gpair[ue] - q : p->tbatch;
+    long q1 = E->gpair[ue] < qb ? E->gpair[ue] : qb;
+    for (long q = E->gpair[u] > qa ? E->gpair[u] : qa, nb; q < q1; q += nb) {
+        nb = q1 - q < p->tbatch ? q1 - q : p->tbatch;
         TRY(do_pairs(p, th, x, q, (int)nb, m, vshare, dw, u));
     }
     int fw = dq_forward(p, x, m);
     double ah = fw ? p->poly[m - 1] / (m * p->poly[m]) : 1.0;
     for (long mu = u; mu < ue && m >= 1; mu++)
-        for (int kv = 0; kv < x->hkv; kv++) {
+        for (int kv = 0; kv < x->hkv && E->gpair[mu] >= qa && E->gpair[mu] < qb; kv++) {
             /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads, or
-             * the forward's inverse times ah */
+             * the forward's inverse times ah (by the thread of the group's first pair) */
             const double *zs = fw ? x->Yf + ((size_t)mu * x->hkv + kv) * (d + 1) * p->sl : th->xsum;
             size_t zstride = fw ? p->sl : (size_t)n;
             for (int c = 0; c <= d && !fw; c++)
@@ -458,13 +467,24 @@ static long mu_chunk(const pr_backward_plan *p, int m, int id, int nth)
 
 /* the size-m a-marginals' work of thread t's share for h_kv kv heads, in mu_weight's units: per
  * further kv head its transforms and products again */
-static long mu_load(const pr_backward_plan *p, const bw_exec *x, int m, int t, int nth)
+static long mu_load_groups(const pr_backward_plan *p, const bw_exec *x, int m, int t, int nth)
 {
     const long *gp = p->E->gpair;
     long w = 0;
     for (long u = mu_chunk(p, m, t, nth), u1 = mu_chunk(p, m, t + 1, nth); u < u1; u++)
         w += mu_weight(p, u) + (x->hkv - 1) * (4 * (p->d + 1) + 2 * (gp[u + 1] - gp[u]));
     return w;
+}
+
+/* ... or, where the size is shared by pairs (by_pairs), the mean: the shares are even */
+static long mu_load(const pr_backward_plan *p, const bw_exec *x, int m, int t, int nth)
+{
+    if (!by_pairs(p, x, m))
+        return mu_load_groups(p, x, m, t, nth);
+    long w = 0;
+    for (int s = 0; s < nth; s++)
+        w += mu_load_groups(p, x, m, s, nth);
+    return w / nth;
 }
 
 /* Thread id's share [*y0, *y1) of the next size's nnext Ŷ items, made beside this size's
@@ -599,13 +619,28 @@ int pr_backward_execute_heads(pr_backward_plan *p, double *dQ, double *dK, doubl
                 if (m <= p->g && (!vshare || x.want_kappa))
                     memset(th->accV + nu_off(p, kv, 0), 0, sizeof(double) * nacc);
             }
-            /* whole groups by batches: at most MUBATCH, and TBATCH pairs unless one group alone */
+            /* the thread's pairs [qa, qb) (by_pairs) or groups [u0, u1), by batches of groups: at
+             * most MUBATCH, and TBATCH of their pairs in [qa, qb) unless one group alone */
             const long *gp = p->E->gpair;
-            for (long u = mu_chunk(p, m, id, nth), u1 = mu_chunk(p, m, id + 1, nth), ue; u < u1 && !th->st; u = ue) {
-                long np = gp[u + 1] - gp[u];
-                for (ue = u + 1; ue < u1 && ue - u < MUBATCH && np + gp[ue + 1] - gp[ue] <= p->tbatch; ue++)
-                    np += gp[ue + 1] - gp[ue];
-                th->st = do_mus(p, th, &x, u, ue, m, vshare, tQ, tdw);
+            long u0 = mu_chunk(p, m, id, nth), u1 = mu_chunk(p, m, id + 1, nth), qa = gp[u0], qb = gp[u1];
+            if (by_pairs(p, &x, m)) {
+                long s0 = p->E->am->size_start[m], s1 = p->E->am->size_start[m + 1], np = gp[s1] - gp[s0];
+                qa = gp[s0] + np * id / nth;
+                qb = gp[s0] + np * (id + 1) / nth;
+                for (u0 = s0; u0 < s1 && gp[u0 + 1] <= qa; u0++)
+                    ;
+                for (u1 = u0; u1 < s1 && gp[u1] < qb; u1++)
+                    ;
+            }
+            for (long u = u0, ue; u < u1 && !th->st; u = ue) {
+                long np = (gp[u + 1] < qb ? gp[u + 1] : qb) - (gp[u] > qa ? gp[u] : qa);
+                for (ue = u + 1; ue < u1 && ue - u < MUBATCH; ue++) {
+                    long more = (gp[ue + 1] < qb ? gp[ue + 1] : qb) - gp[ue];
+                    if (np + more > p->tbatch)
+                        break;
+                    np += more;
+                }
+                th->st = do_mus(p, th, &x, u, ue, qa, qb, m, vshare, tQ, tdw);
             }
             long y0 = 0, y1 = 0;
             yhat_share(p, &x, m, id, nth, nnext, &y0, &y1);
