@@ -296,9 +296,10 @@ static int do_pairs(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, 
     return PR_OK;
 }
 
-/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH): X̂ = FFT(Σ_hq x_c u_μ) per kv
- * head (its Q heads' terms summed before one transform: only these sums enter the products),
- * their pairs' products into th->accQ and the thread's accK/accV, dw and κ^w, then dQ's parts. */
+/* Everything of the a-marginals [u, ue) (size m, at most MUBATCH) within the thread's pairs [qa, qb)
+ * (by_pairs; else all of theirs): X̂ = FFT(Σ_hq x_c u_μ) per kv head (its Q heads' terms summed
+ * before one transform: only these sums enter the products), their pairs' products into th->accQ
+ * and the thread's accK/accV, dw and κ^w, then dQ's parts. */
 static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, long u, long ue, long qa, long qb,
                   int m, int vshare, double *dQ, double *dw)
 {
@@ -334,10 +335,12 @@ static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, lo
     }
     int fw = dq_forward(p, x, m);
     double ah = fw ? p->poly[m - 1] / (m * p->poly[m]) : 1.0;
-    for (long mu = u; mu < ue && m >= 1; mu++)
-        for (int kv = 0; kv < x->hkv && E->gpair[mu] >= qa && E->gpair[mu] < qb; kv++) {
+    for (long mu = u; mu < ue && m >= 1; mu++) {
+        if (E->gpair[mu] < qa || E->gpair[mu] >= qb)
+            continue;   /* the group's dQ is added by the thread of its first pair */
+        for (int kv = 0; kv < x->hkv; kv++) {
             /* Σ_f α̂_f T_f (y_c v_ν) depends on the kv head only: inverted once for its Q heads, or
-             * the forward's inverse times ah (by the thread of the group's first pair) */
+             * the forward's inverse times ah */
             const double *zs = fw ? x->Yf + ((size_t)mu * x->hkv + kv) * (d + 1) * p->sl : th->xsum;
             size_t zstride = fw ? p->sl : (size_t)n;
             for (int c = 0; c <= d && !fw; c++)
@@ -358,6 +361,7 @@ static int do_mus(const pr_backward_plan *p, bw_thread *th, const bw_exec *x, lo
                               th->tmp, E->aval, p->da, d, G, n);
             }
         }
+    }
     return PR_OK;
 }
 
@@ -434,8 +438,7 @@ static int yhat_item(const pr_backward_plan *p, bw_thread *th, const bw_exec *x,
 }
 
 /* A-marginal μ's work in half transforms (one head; measured shares at d = 2, n = 2^16): its 2(d+1)
- * transforms (x_c u_μ, dQ's inverses) with their marginal products, 4(d+1), or 2(d+1) where dQ's
- * inverses are the forward's; per pair dw's
+ * transforms (x_c u_μ, dQ's inverses) with their marginal products, 4(d+1); per pair dw's
  * correlation, the products and dw's symbol sums, 5; per pair of size g+1 its symbol's sum and
  * transform, 3 more. Independent of the head count, so that a head's thread shares, hence its
  * bits, are those of a one-head execute. */
@@ -443,11 +446,7 @@ static long mu_weight(const pr_backward_plan *p, long u)
 {
     const pr_expand_struct *E = p->E;
     long np = E->gpair[u + 1] - E->gpair[u];
-    int m = E->am->deg[u];
-    /* dQ's inverses are the forward's (dq_forward) wherever a kept F serves: a plan property, so
-     * that the shares, hence the bits, do not depend on whether F's K, V half was remade */
-    int fw = p->F && !p->F->streamed && m >= 1 && m <= p->g && p->poly[m] != 0.0;
-    return 5 * np + (fw ? 2 : 4) * (p->d + 1) + (m == p->G ? 3 * np : 0);
+    return 5 * np + 4 * (p->d + 1) + (E->am->deg[u] == p->G ? 3 * np : 0);
 }
 
 /* first a-marginal of thread id's share of the size-m ones, balanced by mu_weight: the cut

@@ -115,8 +115,8 @@ void pr_backward_dw_(const pr_backward_plan *p, bw_thread *th, long q0, int nb, 
 
 /* One kv head's ncol columns of one pair on the mq frequencies of a block, the pair's spectrum
  * ah·t̂ = a + ib read from T (real part T[q·ts], imaginary part T[toff + q·ts]: a = h·T[q·ts],
- * b = h·T[toff + q·ts]; interleaved, as y, x and the sums; column c at offset c·cs in aq, ak, y
- * and x):
+ * b = h·T[toff + q·ts]; planar, ts = 1, or interleaved, ts = 2 and toff = 1), y, x and the sums
+ * interleaved (column c at offset c·cs in aq, ak, y and x):
  *   wq: aq_c += (a + ib) y_c (unless aq is NULL: dQ's sums are the forward's, dq_forward),
  *       ak_c += (a - ib) x_c  (dQ's and dK's sums), each component two
  *       fused multiply-adds: aq_re = fma(-b, yi, fma(a, yr, aq_re)), aq_im = fma(b, yr, fma(a, yi,
@@ -173,7 +173,8 @@ static void mac_cols_scalar(double *restrict aq, double *restrict ak, double *re
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-/* r = h·[a0 a0 a1 a1], i = h·[-b0 b0 -b1 b1] for frequencies q, q+1 of T (the scalar a, b) */
+/* r = h·[a0 a0 a1 a1], i = h·[-b0 b0 -b1 b1] for frequencies q, q+1 of T (the scalar a, b); T
+ * planar (ts = 1) or interleaved (ts = 2, toff = 1), as mac_batch passes it */
 __attribute__((target("avx2,fma")))
 static inline void spread2(__m256d *r, __m256d *i, const double *T, long toff, long ts, long q, __m256d hv)
 {
@@ -182,14 +183,10 @@ static inline void spread2(__m256d *r, __m256d *i, const double *T, long toff, l
     if (ts == 1) {
         a = _mm256_permute4x64_pd(_mm256_castpd128_pd256(_mm_loadu_pd(T + q)), 0x50);
         b = _mm256_permute4x64_pd(_mm256_castpd128_pd256(_mm_loadu_pd(T + toff + q)), 0x50);
-    } else if (ts == 2 && toff == 1) {
+    } else {   /* interleaved: ts = 2, toff = 1 */
         __m256d v = _mm256_loadu_pd(T + 2 * q);
         a = _mm256_movedup_pd(v);
         b = _mm256_permute_pd(v, 0xf);
-    } else {
-        double a0 = T[q * ts], a1 = T[(q + 1) * ts], b0 = T[toff + q * ts], b1 = T[toff + (q + 1) * ts];
-        a = _mm256_set_pd(a1, a1, a0, a0);
-        b = _mm256_set_pd(b1, b1, b0, b0);
     }
     *r = _mm256_mul_pd(hv, a);
     *i = _mm256_xor_pd(_mm256_mul_pd(hv, b), neg);
