@@ -44,11 +44,11 @@ typedef struct {
     const double **pref;    /* s + 1: pref[p] = e^β times the product over slots [0, p) */
     long prev;              /* the term pref holds, or -1 */
     double *acc;            /* streamed: kv_heads·(d+1) interleaved spectra, one group's running
-                               sums (kv head, then column) */
+                               sums (kv head, then column); kept plans sum into F->sums */
     double *inter;          /* one interleaved spectrum (FFTW's output), after acc */
     double *leaf_spec;      /* one planar pair spectrum (streamed), after inter */
     double *blk;            /* kept: kv_heads·(d+1) × FBLOCK_MAX interleaved frequencies, one group's
-                               block of sums */
+                               block of sums (products by frequency blocks) */
     double **yp;            /* kv_heads·(d+1): one group's sums */
     const double **xp;      /* kv_heads·(d+1): the x̂ spectra one pair multiplies */
     double *leaf;           /* 2n-1: Σ α_e t_e e^β over one pair */
@@ -108,6 +108,10 @@ typedef struct {
     double phase_seconds[4];/* wall time of the last execute's phases: x̂, products, inverse
                                transforms, division */
     int timing;             /* set to 1 to measure fftw_seconds (costs two clock reads each) */
+    int products_blocked;   /* set to 1 for the products by frequency blocks at every size (tests: the
+                               same bits as each group's in the inverse phase) */
+    int products_fused;     /* 1: the last execute formed each group's sums in the inverse phase (kept
+                               spectra, x̂ within 4 MiB: math.md §5), phase_seconds[1] then ~0 */
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 

@@ -20,6 +20,7 @@ typedef struct {
     double heads_tph;       /* its transforms per head */
     double gqa_s, gqa_fftw_frac, gqa_tph;   /* the same for H heads over --kv-heads K (0 without) */
     double phase[4];        /* the timed execute's phases (pr_fast_plan_struct.phase_seconds) */
+    int fused;              /* its products were made in the inverse phase (products_fused) */
     double xhat_gib, spec_gib, pw_gib;   /* where the plan's memory goes */
     int dense_measured, degree, streamed;
     long transforms, pairs;
@@ -182,6 +183,7 @@ static int run(row_t *r, const cfg_t *c, int d, size_t budget, int lowrank, int 
         r->fast = F->streamed ? el : r->fast;
         r->fftw_frac = F->fftw_seconds / el;
         memcpy(r->phase, F->phase_seconds, sizeof(r->phase));
+        r->fused = F->products_fused || F->streamed;
         r->transforms = F->transforms;
     }
     if (!st && !lowrank && c->heads > 1 && !F->streamed)
@@ -254,8 +256,10 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
             pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
-            printf("\"phases_s\": {\"xhat\": %.4g, \"products\": %.4g, \"inverse\": %.4g, \"divide\": %.4g}, ",
-                   r[k].phase[0], r[k].phase[1], r[k].phase[2], r[k].phase[3]);
+            printf("\"phases_s\": {\"xhat\": %.4g, ", r[k].phase[0]);
+            pr_cli_json_num("products", r[k].fused ? NAN : r[k].phase[1], 4, ", ");
+            printf("\"inverse\": %.4g, \"divide\": %.4g}, \"products_in_inverse\": %s, ", r[k].phase[2],
+                   r[k].phase[3], r[k].fused ? "true" : "false");
             if (heads > 1) {
                 printf("\"heads\": %d, ", heads);
                 pr_cli_json_num("heads_s", r[k].heads_s > 0 ? r[k].heads_s : NAN, 6, ", ");
@@ -395,8 +399,9 @@ int pr_bench_fast(int argc, char **argv)
         "group's Q heads share the sums and inverse transforms) on one plan: heads_gqa_s, per_head_ratio_gqa,\n"
         "heads_gqa_fftw_fraction, transforms_per_head_gqa (transforms_per_head: the same for H kv heads).\n"
         "--json rows also give phases_s, the wall time of the timed execute's phases: xhat (the transforms of\n"
-        "v*X), products (pair spectra times those, summed per a-marginal), inverse (the inverse transforms,\n"
-        "scaled and summed), divide (by the row sums).",
+        "v*X), products (pair spectra times those, summed per a-marginal; null where each group's are made\n"
+        "in the inverse phase instead, products_in_inverse true: streamed plans, and kept ones whose x̂ fits\n"
+        "in 4 MiB), inverse (the inverse transforms, scaled and summed), divide (by the row sums).",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)

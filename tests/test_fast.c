@@ -138,6 +138,14 @@ static void test_c2(pr_rng_t rng)
                  "plan with budget %zu not streamed", need);
         PR_CHECK_OK(pr_fast_execute(O2, Fs, Q, K, V));
         PR_CHECK(pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0, "kept != streamed n=%d d=%d g=%d", n, d, g);
+        /* x̂ this small: each group's sums made in the inverse phase; by frequency blocks before it
+         * (the path of larger x̂) they are the same sums in the same order */
+        PR_CHECK(F->products_fused && !Fs->products_fused, "n=%d: products fused %d, streamed %d", n,
+                 F->products_fused, Fs->products_fused);
+        F->products_blocked = 1;
+        PR_CHECK_OK(pr_fast_execute(O2, F, Q, K, V));
+        PR_CHECK(!F->products_fused && pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0,
+                 "blocked products != fused n=%d d=%d g=%d", n, d, g);
         /* the estimate is the allocating code's dry run: equal to what the plans counted as they
          * allocated, and at least their spectra (kept: nterms, x̂: b-marginals × (d+1)) */
         size_t sl8 = 8 * pr_toeplitz_spec_len(F->tp);
