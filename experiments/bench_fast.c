@@ -256,10 +256,14 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
             pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
-            printf("\"phases_s\": {\"xhat\": %.4g, ", r[k].phase[0]);
-            pr_cli_json_num("products", r[k].fused ? NAN : r[k].phase[1], 4, ", ");
-            printf("\"inverse\": %.4g, \"divide\": %.4g}, \"products_in_inverse\": %s, ", r[k].phase[2],
-                   r[k].phase[3], r[k].fused ? "true" : "false");
+            if (strcmp(name, "general")) {   /* the low-rank path has none of these phases */
+                printf("\"phases_s\": null, \"products_in_inverse\": null, ");
+            } else {
+                printf("\"phases_s\": {\"xhat\": %.4g, ", r[k].phase[0]);
+                pr_cli_json_num("products", r[k].fused ? NAN : r[k].phase[1], 4, ", ");
+                printf("\"inverse\": %.4g, \"divide\": %.4g}, \"products_in_inverse\": %s, ", r[k].phase[2],
+                       r[k].phase[3], r[k].fused ? "true" : "false");
+            }
             if (heads > 1) {
                 printf("\"heads\": %d, ", heads);
                 pr_cli_json_num("heads_s", r[k].heads_s > 0 ? r[k].heads_s : NAN, 6, ", ");
@@ -398,10 +402,11 @@ int pr_bench_fast(int argc, char **argv)
         "--kv-heads K (with --heads H, K dividing H) also times H heads over K kv heads (grouped-query: a\n"
         "group's Q heads share the sums and inverse transforms) on one plan: heads_gqa_s, per_head_ratio_gqa,\n"
         "heads_gqa_fftw_fraction, transforms_per_head_gqa (transforms_per_head: the same for H kv heads).\n"
-        "--json rows also give phases_s, the wall time of the timed execute's phases: xhat (the transforms of\n"
-        "v*X), products (pair spectra times those, summed per a-marginal; null where each group's are made\n"
-        "in the inverse phase instead, products_in_inverse true: streamed plans, and kept ones whose x̂ fits\n"
-        "in 4 MiB), inverse (the inverse transforms, scaled and summed), divide (by the row sums).",
+        "--json general-W rows also give phases_s (null in low-rank rows), the wall time of the timed\n"
+        "execute's phases: xhat (the transforms of v*X), products (pair spectra times those, summed per\n"
+        "a-marginal; null where each group's are made in the inverse phase instead, products_in_inverse\n"
+        "true: streamed plans, and kept ones whose xhat fits in 4 MiB), inverse (the inverse transforms,\n"
+        "scaled and summed), divide (by the row sums).",
         opts, sizeof opts / sizeof opts[0]};
     int r = pr_cli_parse_nopos(&spec, argc, argv);
     if (r)

@@ -49,7 +49,11 @@ int main(void)
      * sizes (x̂ within 4 MiB) the products are made in the inverse phase, and say so */
     double px = pr_test_cli_json("xhat"), pp = pr_test_cli_json("products"), pi = pr_test_cli_json("inverse"),
            pd = pr_test_cli_json("divide");
-    const char *fused = strstr(pr_test_cli_out, "\"products_in_inverse\": ");
+    const char *fused = strstr(pr_test_cli_out, "\"products_in_inverse\": "),
+               *lowrank = strstr(pr_test_cli_out, "\"lowrank\"");
+    /* the low-rank rows have none of those phases */
+    PR_CHECK(lowrank && strstr(lowrank, "\"phases_s\": null, \"products_in_inverse\": null") &&
+             !strstr(lowrank, "\"xhat\""), "low-rank phases: %.300s", lowrank ? lowrank : pr_test_cli_out);
     PR_CHECK(px > 0 && isnan(pp) && pi > 0 && pd >= 0 && pd < px + pi && fused &&
              !strncmp(fused + strlen("\"products_in_inverse\": "), "true", 4), "phases_s %g %g %g %g, %.40s", px,
              pp, pi, pd, fused ? fused : "no products_in_inverse");
