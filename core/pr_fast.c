@@ -152,7 +152,7 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->kv_rec = D->streamed ? NULL : pr_mem_alloc(mem, 2 * kv * n, (size_t)D->d * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     /* kept: every group's sums at once, per kv head (the threads split the frequencies, then the
-     * groups), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
+     * groups; fused: the groups only), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
      * TLB holds */
     F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * kv * d1, sl * sizeof(double));
     F->part = pr_mem_alloc(mem, (size_t)D->nchunks * h * d1, n * sizeof(double));
@@ -506,9 +506,9 @@ static int group_sums(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
     return PR_OK;
 }
 
-/* Kept spectra whose x̂ (every ν, kv head and column) fits XBLOCK_BYTES: the products by frequency
- * blocks would be one block, so each group's sums are made where they are inverted, in cache (as a
- * streamed plan's), not written out in one phase and read back in the next: n = 1024 (d = 2,
+/* Kept spectra whose x̂ (every ν, kv head and column) is within XBLOCK_BYTES: the products by
+ * frequency blocks would keep nothing in cache that is not there anyway, so each group's sums are
+ * made where they are inverted, in cache (as a streamed plan's), not written out in one phase and read back in the next: n = 1024 (d = 2,
  * g = 10) 1.145 -> 1.055 ms. The same sums in the same order. */
 static int fused(const pr_fast_plan_struct *F, const heads_t *H)
 {
@@ -579,7 +579,8 @@ static long chunk_start(const pr_fast_plan_struct *F, int c)
 }
 
 /* F->part[c] = Σ_{μ in chunk c} diag(u_μ) inverse(sums of μ) for the Q heads of kv heads [k0, k1)
- * (kept: from F->sums; streamed: every kv head, each group's sums made here), the groups in order */
+ * (kept: from F->sums; streamed or fused: every kv head, each group's sums made here), the groups
+ * in order */
 static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H, int c, int k0, int k1)
 {
     size_t sl = pr_toeplitz_spec_len(F->tp), cols = (size_t)F->d + 1, hc = (size_t)H->h_kv * cols;
@@ -631,7 +632,7 @@ static void record_kv(pr_fast_plan_struct *F, int h_kv, const double *K, const d
     F->rec_kv = h_kv;
 }
 
-/* The phases of an execute: x̂, the products (kept), the inverse transforms and, with Q, their
+/* The phases of an execute: x̂, the products (kept, not fused), the inverse transforms and, with Q, their
  * scaling into the parts (tp: their wall times). Without Q only the K, V half (no part, row sum or
  * timing changes). */
 static int run(pr_fast_plan_struct *F, const heads_t *H, double *tp)

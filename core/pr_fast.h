@@ -110,8 +110,10 @@ typedef struct {
     int timing;             /* set to 1 to measure fftw_seconds (costs two clock reads each) */
     int products_blocked;   /* set to 1 for the products by frequency blocks at every size (tests: the
                                same bits as each group's in the inverse phase) */
-    int products_fused;     /* 1: the last execute formed each group's sums in the inverse phase (kept
-                               spectra, x̂ within 4 MiB: math.md §5), phase_seconds[1] then ~0 */
+    int products_fused;     /* 1: the last run (execute or pr_fast_execute_kv, set as it starts, failed
+                               or not) formed each group's sums in the inverse phase (kept spectra, x̂
+                               within 4 MiB: math.md §5); a successful execute's phase_seconds[1] is
+                               then ~0 */
 } pr_fast_plan_struct;
 typedef pr_fast_plan_struct pr_fast_plan_t[1];
 

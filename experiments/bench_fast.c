@@ -245,7 +245,7 @@ static double slope(const row_t *r, int cnt, int lo, int hi)
     return m < 2 ? NAN : (m * sxy - sx * sy) / (m * sxx - sx * sx);
 }
 
-static void print_rows(const char *name, const row_t *r, int cnt, int json, int heads, int kv)
+static void print_rows(int lowrank, const row_t *r, int cnt, int json, int heads, int kv)
 {
     for (int k = 0; k < cnt; k++) {
         if (json) {
@@ -256,7 +256,7 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
                    r[k].fftw_frac, r[k].degree, r[k].terms, r[k].transforms, r[k].streamed ? "true" : "false",
                    r[k].mem_gib);
             pr_cli_json_num("pred_fast_s", r[k].pred_fast, 6, ", ");
-            if (strcmp(name, "general")) {   /* the low-rank path has none of these phases */
+            if (lowrank) {   /* the low-rank path has none of these phases */
                 printf("\"phases_s\": null, \"products_in_inverse\": null, ");
             } else {
                 printf("\"phases_s\": {\"xhat\": %.4g, ", r[k].phase[0]);
@@ -293,7 +293,6 @@ static void print_rows(const char *name, const row_t *r, int cnt, int json, int 
             printf("\n");
         }
     }
-    (void)name;
 }
 
 /* one row: the fast path (run) and the dense reference (dense_time) at size n */
@@ -474,7 +473,7 @@ int pr_bench_fast(int argc, char **argv)
     if (json) {
         printf("{\"bench\": \"fast\", \"B\": %g, \"eps\": %g, \"seed\": %ld, \"fftw\": \"%s\", \"rounds\": %ld, "
                "\"general\": {\"d\": 2, \"rows\": [", c.B, c.eps, seed, fftw_plan, rounds);
-        print_rows("general", gen, ng, 1, c.heads, c.kv_heads);
+        print_rows(0, gen, ng, 1, c.heads, c.kv_heads);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_g, 6, ", ");
         pr_cli_json_num("slope_2e12_2e18", sl, 6, ", ");
@@ -496,7 +495,7 @@ int pr_bench_fast(int argc, char **argv)
                    big.transforms, big.degree, big.terms, big.fftw_frac, big.dense, big.xhat_gib, big.pw_gib,
                    big.spec_gib, rss_reset ? "true" : "false");
         printf("}, \"lowrank\": {\"d\": 4, \"pos\": \"rope\", \"rows\": [");
-        print_rows("lowrank", lr, nl, 1, 1, 1);
+        print_rows(1, lr, nl, 1, 1, 1);
         printf("], ");
         pr_cli_json_num("crossover_n", ncross_l, 6, "}}\n");
     } else {
@@ -509,7 +508,7 @@ int pr_bench_fast(int argc, char **argv)
         if (c.kv_heads < c.heads)
             printf(" %10s %9s", "gqa_s", "per_h_gqa");
         printf("\n");
-        print_rows("general", gen, ng, 0, c.heads, c.kv_heads);
+        print_rows(0, gen, ng, 0, c.heads, c.kv_heads);
         if (c.heads > 1)
             printf("  %d heads on one plan at n = %d: %.4g s per head, %.3f of one head's execute\n", c.heads,
                    ph_n, ph_ratio * gen[ph_k].fast, ph_ratio);
@@ -530,7 +529,7 @@ int pr_bench_fast(int argc, char **argv)
         printf("low-rank, RoPE, d = 4, B = %g, eps = %g\n", c.B, c.eps);
         printf("  %-8s %10s %10s %11s %9s %6s %4s %7s %6s %6s %10s %10s\n", "n", "fast_s", "plan_s", "dense_s",
                "dense/fast", "fftw", "g", "feats", "transf", "GiB", "pred_fast", "pred_dense");
-        print_rows("lowrank", lr, nl, 0, 1, 1);
+        print_rows(1, lr, nl, 0, 1, 1);
         printf("  crossover n* = %.0f\n", ncross_l);
     }
     return 0;

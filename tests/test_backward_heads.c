@@ -223,9 +223,13 @@ static void test_heads(pr_rng_t rng)
                      pr_fast_plan_xhat(F, I.hkv, K2, I.V) == (streamed ? NULL : F->xhat) &&
                      pr_fast_plan_ysum(F, I.hkv, K2, I.V) == (streamed ? NULL : F->sums),
                      "%s: the record after an execute on another K", what);
-            /* no dw, no κ: the half made here */
+            /* no dw, no κ: the half made here, its products by frequency blocks (the path of x̂ over
+             * 4 MiB), and the forward's below in the inverse phase where x̂ is smaller: the same bits */
+            F->products_blocked = 1;
             PR_CHECK_OK(pr_backward_execute_heads(p, nq, nk, nv, NULL, NULL, I.Q, I.K, I.V, I.O, I.lse, I.dO, I.h,
                                                   I.hkv));
+            F->products_blocked = 0;
+            PR_CHECK(streamed || !F->products_fused, "%s: the half not made by frequency blocks", what);
             pr_backward_info(&n0, p);
             PR_CHECK(n0.kv_transforms == made && !n0.forward_xhat &&
                      pr_fast_plan_xhat(F, I.hkv, I.K, I.V) == (streamed ? NULL : F->xhat),

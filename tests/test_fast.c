@@ -146,6 +146,11 @@ static void test_c2(pr_rng_t rng)
         PR_CHECK_OK(pr_fast_execute(O2, F, Q, K, V));
         PR_CHECK(!F->products_fused && pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0,
                  "blocked products != fused n=%d d=%d g=%d", n, d, g);
+        /* and fused again over the sums the blocked execute left (the first pair overwrites them) */
+        F->products_blocked = 0;
+        PR_CHECK_OK(pr_fast_execute(O2, F, Q, K, V));
+        PR_CHECK(F->products_fused && pr_vec_max_abs_diff(O1, O2, (size_t)n * d) == 0.0,
+                 "fused products after blocked ones differ n=%d d=%d g=%d", n, d, g);
         /* the estimate is the allocating code's dry run: equal to what the plans counted as they
          * allocated, and at least their spectra (kept: nterms, x̂: b-marginals × (d+1)) */
         size_t sl8 = 8 * pr_toeplitz_spec_len(F->tp);
