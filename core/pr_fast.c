@@ -152,8 +152,8 @@ static void plan_alloc(pr_fast_plan_struct *F, pr_mem_t mem, const dims_t *D, co
     F->kv_rec = D->streamed ? NULL : pr_mem_alloc(mem, 2 * kv * n, (size_t)D->d * sizeof(double));
     F->spec = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->npairs, sl * sizeof(double));
     /* kept: every group's sums at once, per kv head (the threads split the frequencies, then the
-     * groups; fused: the groups only), on huge pages as x̂ and the spectra: 8 heads' blocks touch more 4 KiB pages than the
-     * TLB holds */
+     * groups; fused: the groups only), on huge pages as x̂ and the spectra: 8 heads' blocks touch
+     * more 4 KiB pages than the TLB holds */
     F->sums = D->streamed ? NULL : pr_mem_big(mem, (size_t)D->na * kv * d1, sl * sizeof(double));
     F->part = pr_mem_alloc(mem, (size_t)D->nchunks * h * d1, n * sizeof(double));
     F->num = F->part;   /* the chunks' parts are added into the first */
@@ -508,8 +508,9 @@ static int group_sums(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const h
 
 /* Kept spectra whose x̂ (every ν, kv head and column) is within XBLOCK_BYTES: the products by
  * frequency blocks would keep nothing in cache that is not there anyway, so each group's sums are
- * made where they are inverted, in cache (as a streamed plan's), not written out in one phase and read back in the next: n = 1024 (d = 2,
- * g = 10) 1.145 -> 1.055 ms. The same sums in the same order. */
+ * made where they are inverted, in cache (as a streamed plan's), not written out in one phase and
+ * read back in the next: n = 1024 (d = 2, g = 10) 1.145 -> 1.055 ms. The same sums in the same
+ * order. */
 static int fused(const pr_fast_plan_struct *F, const heads_t *H)
 {
     return !F->streamed && !F->products_blocked &&
@@ -598,8 +599,9 @@ static int chunk_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const he
 }
 
 /* The inverse phase: tasks (chunk, kv head) where the sums were made before it, chunks where
- * they are made here (streamed or fused: a group's sums serve every head there), dealt to the threads as they come free, the largest chunks first; then F->num =
- * the chunks' parts added in chunk order. The chunks are fixed at plan time, so the sums do not
+ * they are made here (streamed or fused: a group's sums serve every head there), dealt to the
+ * threads as they come free, the largest chunks first; then F->num = the chunks' parts added in
+ * chunk order. The chunks are fixed at plan time, so the sums do not
  * depend on the scheduling, the head counts or whether the spectra are kept. */
 static void groups_run(pr_fast_plan_struct *F, pr_fast_thread_struct *th, const heads_t *H)
 {
@@ -632,8 +634,8 @@ static void record_kv(pr_fast_plan_struct *F, int h_kv, const double *K, const d
     F->rec_kv = h_kv;
 }
 
-/* The phases of an execute: x̂, the products (kept, not fused), the inverse transforms and, with Q, their
- * scaling into the parts (tp: their wall times). Without Q only the K, V half (no part, row sum or
+/* The phases of an execute: x̂, the products (kept, not fused), the inverse transforms and, with
+ * Q, their scaling into the parts (tp: their wall times). Without Q only the K, V half (no part, row sum or
  * timing changes). */
 static int run(pr_fast_plan_struct *F, const heads_t *H, double *tp)
 {
@@ -651,7 +653,7 @@ static int run(pr_fast_plan_struct *F, const heads_t *H, double *tp)
         th->st = xhat_chunk(F, th, H, nj * id / nth, nj * (id + 1) / nth);
 #pragma omp barrier
         double t1 = pr_timing_wall();
-        if (!F->streamed && !F->products_fused) {   /* every thread's x̂ is needed: all statuses are read after */
+        if (!F->streamed && !F->products_fused) {   /* all of x̂ is needed: statuses are read after */
             long nf = F->tp->nfreq;
             mac_freqs(F, th, H, nf * id / nth, nf * (id + 1) / nth);
 #pragma omp barrier

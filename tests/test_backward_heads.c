@@ -8,8 +8,9 @@
  * are refused; a plan under a budget too small for what it keeps (dw's parents' symbol sums,
  * then the size-(g+1) pair spectra) gives the same bits, with that many more transforms; an
  * (h, h_kv) execute runs the transforms of an (h_kv, h_kv) one. By turns P is e^{rx}'s Taylor part
- * (r in [1/2, 1]), or that with its odd coefficients zeroed (pairs of a size with c_m = 0 take no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the
- * borrowed forward plan keeps its pair spectra or streams them (every pair then summed here). */
+ * (r in [1/2, 1]), or that with its odd coefficients zeroed (pairs of a size with c_m = 0 take
+ * no forward spectrum, and dQ/dK's or dV's products vanish by parity), and the borrowed forward
+ * plan keeps its pair spectra or streams them (every pair then summed here). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
